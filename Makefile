@@ -1,0 +1,35 @@
+# Live Studio — the two commands: `make dev` (run the studio) and `make test`.
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup dev test test-fast lint bench clean
+
+## Install what is missing: apt packages, .venv (pip), node_modules (npm).
+setup:
+	@bash devtools/bootstrap.sh
+	@mkdir -p studio/static/vendor
+	@cp node_modules/hls.js/dist/hls.min.js studio/static/vendor/hls.min.js
+
+## Run the whole studio locally (services, migrations, web, workers). Ctrl-C stops it.
+dev: setup
+	@$(PY) -m devtools.dev
+
+## Run every test (unit, integration, end-to-end in Chromium).
+test: setup
+	@$(PY) -m pytest
+
+## Unit and integration tests only (no browser, no media).
+test-fast: setup
+	@$(PY) -m pytest -m "not e2e"
+
+lint: setup
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+## Benchmarks (results go to docs/benchmarks.md by hand).
+bench: setup
+	@$(PY) bench/api_latency.py
+
+clean:
+	@$(PY) devtools/stack.py stop-all 2>/dev/null || true
+	rm -rf var/

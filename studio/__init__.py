@@ -1,0 +1,59 @@
+"""Live Studio: the Flask application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from flask import Flask
+
+from studio import config as studio_config
+from studio.extensions import csrf, db, login_manager, migrate, sock
+from studio.logging_setup import configure_logging
+
+
+def create_app(config: Mapping | None = None) -> Flask:
+    """Build the app: settings, extensions, blueprints, logging. No I/O here."""
+    app = Flask(__name__)
+    app.config.update(studio_config.from_environ() if config is None else config)
+    if not app.config.get("SECRET_KEY"):
+        raise RuntimeError("STUDIO_SECRET_KEY must be set.")
+    configure_logging(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", _migrations())))
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    csrf.init_app(app)
+    sock.init_app(app)
+
+    _register_blueprints(app)
+    _register_commands(app)
+    from studio import errors_views
+
+    errors_views.init_app(app)
+    return app
+
+
+def _migrations() -> str:
+    from pathlib import Path
+
+    return str(Path(__file__).resolve().parent.parent / "migrations")
+
+
+def _register_blueprints(app: Flask) -> None:
+    from studio.api.views import bp as api_bp
+    from studio.auth.views import bp as auth_bp
+    from studio.hooks.views import bp as hooks_bp
+    from studio.live.views import bp as live_bp
+    from studio.streams.views import bp as streams_bp
+    from studio.watch.views import bp as watch_bp
+
+    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, api_bp, live_bp):
+        app.register_blueprint(blueprint)
+
+
+def _register_commands(app: Flask) -> None:
+    from studio.cli import register
+
+    register(app)

@@ -1,0 +1,124 @@
+"""Accounts and API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from studio.errors import NotFound, ValidationError
+from studio.models import ApiToken, User, utcnow
+
+PASSWORD_MIN = 10
+PASSWORD_MAX = 256
+TOKEN_PREFIX = "lst_"
+# Compared against when the email is unknown, so a login takes as long either way.
+_DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+
+
+def normalize_email(email: object) -> str:
+    """Lower-cased, validated email; raises ValidationError."""
+    if not isinstance(email, str) or not email.strip():
+        raise ValidationError("Invalid account.", {"email": "An email is required."})
+    try:
+        result = validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationError("Invalid account.", {"email": str(exc)}) from exc
+    return result.normalized.lower()
+
+
+def check_password_rules(password: object) -> str:
+    """Raises ValidationError unless the password is acceptable."""
+    if not isinstance(password, str) or len(password) < PASSWORD_MIN:
+        raise ValidationError(
+            "Invalid account.", {"password": f"At least {PASSWORD_MIN} characters."}
+        )
+    if len(password) > PASSWORD_MAX:
+        raise ValidationError(
+            "Invalid account.", {"password": f"At most {PASSWORD_MAX} characters."}
+        )
+    return password
+
+
+def create_user(session: Session, email: object, password: object) -> User:
+    """Register an account (scrypt password hash); raises ValidationError."""
+    email = normalize_email(email)
+    password = check_password_rules(password)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise ValidationError(
+            "Invalid account.", {"email": "An account with this email already exists."}
+        )
+    user = User(email=email, password_hash=generate_password_hash(password, method="scrypt"))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    """The user for these credentials, or None (same cost whether or not the email exists)."""
+    user = session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None:
+        check_password_hash(_DUMMY_HASH, password)
+        return None
+    return user if check_password_hash(user.password_hash, password) else None
+
+
+def get_user_by_email(session: Session, email: str) -> User:
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise NotFound(f"No user with email {email}.")
+    return user
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(session: Session, user: User, name: object = "") -> tuple[ApiToken, str]:
+    """Create an API token; returns the row and the token text (shown once only)."""
+    if not isinstance(name, str) or len(name.strip()) > 80:
+        raise ValidationError("Invalid token.", {"name": "At most 80 characters."})
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        user=user,
+        name=name.strip() or "API token",
+        token_hash=hash_token(token),
+        prefix=token[: len(TOKEN_PREFIX) + 6],
+    )
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def list_api_tokens(session: Session, user: User) -> list[ApiToken]:
+    query = select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    return list(session.scalars(query.order_by(ApiToken.id.desc())))
+
+
+def revoke_api_token(session: Session, user: User, token_id: int) -> ApiToken:
+    """Revoke one of the user's tokens; raises NotFound for anyone else's."""
+    row = session.scalar(
+        select(ApiToken).where(
+            ApiToken.id == token_id, ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None)
+        )
+    )
+    if row is None:
+        raise NotFound("Token not found.")
+    row.revoked_at = utcnow()
+    return row
+
+
+def user_for_token(session: Session, token: str) -> User | None:
+    """The owner of a valid, unrevoked token, or None."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.scalar(
+        select(ApiToken).where(
+            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
+    )
+    return row.user if row is not None else None

@@ -1,0 +1,103 @@
+"""Register, log in, log out, and API tokens (pages)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from studio.auth import service
+from studio.auth.forms import LoginForm, RegisterForm, TokenForm
+from studio.errors import NotFound, ValidationError
+from studio.extensions import db, login_manager
+from studio.models import User
+
+bp = Blueprint("auth", __name__)
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+def _safe_next(target: str | None) -> str:
+    # Only same-site paths, so a crafted link cannot bounce a creator elsewhere.
+    if target and target.startswith("/") and not target.startswith("//"):
+        if not urlsplit(target).netloc:
+            return target
+    return url_for("streams.index")
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    form = RegisterForm()
+    if form.validate_on_submit():
+        try:
+            user = service.create_user(db.session, form.email.data, form.password.data)
+        except ValidationError as exc:
+            db.session.rollback()
+            for field, message in exc.fields.items():
+                getattr(form, field).errors.append(message)
+        else:
+            db.session.commit()
+            login_user(user)
+            return redirect(url_for("streams.index"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/register.html", form=form), status
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = service.authenticate(db.session, form.email.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            return redirect(_safe_next(request.args.get("next")))
+        # One message whether the email exists or not.
+        form.form_errors.append("Email or password is incorrect.")
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/login.html", form=form), status
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    logout_user()
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/tokens", methods=["GET", "POST"])
+@login_required
+def tokens():
+    form = TokenForm()
+    new_token = None
+    if form.validate_on_submit():
+        _, new_token = service.create_api_token(db.session, current_user, form.name.data or "")
+        db.session.commit()
+    elif request.method == "POST":
+        return render_template(
+            "auth/tokens.html", form=form, tokens=service.list_api_tokens(db.session, current_user)
+        ), 400
+    return render_template(
+        "auth/tokens.html",
+        form=form,
+        new_token=new_token,
+        tokens=service.list_api_tokens(db.session, current_user),
+    )
+
+
+@bp.post("/tokens/<int:token_id>/revoke")
+@login_required
+def revoke_token(token_id: int):
+    form = TokenForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        service.revoke_api_token(db.session, current_user, token_id)
+    except NotFound:
+        abort(404)
+    db.session.commit()
+    flash("Token revoked.")
+    return redirect(url_for("auth.tokens"))

@@ -1,0 +1,84 @@
+"""Settings, read from the environment when the app is created.
+
+Every setting has one environment variable (documented in the README table).
+`DATABASE_URL`, `REDIS_URL` and `STORAGE_EMULATOR_HOST` keep their conventional
+names; everything else uses the `STUDIO_` prefix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def from_environ(environ: Mapping[str, str] | None = None) -> dict:
+    """Build the Flask config mapping from environment variables."""
+    env = os.environ if environ is None else environ
+    public_url = env.get("STUDIO_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
+    return {
+        "SECRET_KEY": env.get("STUDIO_SECRET_KEY", ""),
+        "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(
+            env.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/studio")
+        ),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        # Token SRS / nginx-rtmp must put in the hook URL query (?token=...).
+        "HOOK_TOKEN": env.get("STUDIO_HOOK_TOKEN", ""),
+        # Public HTTPS origin of the studio (pages, WHIP proxy, websockets).
+        "PUBLIC_URL": public_url,
+        # RTMP ingest base as OBS needs it: rtmp://{ingest host}/live
+        "RTMP_URL": env.get("STUDIO_RTMP_URL", "rtmp://127.0.0.1:1935/live").rstrip("/"),
+        # Host (and optional port) the SRS WebRTC SDK should talk to.
+        "WEBRTC_HOST": env.get("STUDIO_WEBRTC_HOST", _host_of(public_url)),
+        # Base URL of the CDN in front of the bucket.
+        "CDN_URL": env.get("STUDIO_CDN_URL", "http://127.0.0.1:8081").rstrip("/"),
+        "GCS_BUCKET": env.get("STUDIO_GCS_BUCKET", "studio-media"),
+        "STORAGE_EMULATOR_HOST": env.get("STORAGE_EMULATOR_HOST", ""),
+        # Local directory the media engine writes HLS into (never a bucket mount).
+        "HLS_DIR": env.get("STUDIO_HLS_DIR", "var/hls"),
+        "HLS_FRAGMENT": float(env.get("STUDIO_HLS_FRAGMENT", "2")),
+        # "nginx-rtmp" (bare metal, development, tests) or "srs" (production).
+        "MEDIA_ENGINE": env.get("STUDIO_MEDIA_ENGINE", "nginx-rtmp"),
+        "SRS_API_URL": env.get("STUDIO_SRS_API_URL", "http://127.0.0.1:1985").rstrip("/"),
+        "NGINX_CONTROL_URL": env.get(
+            "STUDIO_NGINX_CONTROL_URL", "http://127.0.0.1:8080"
+        ).rstrip("/"),
+        "SESSION_COOKIE_SECURE": _flag(env.get("STUDIO_SECURE_COOKIES"), False),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "LOG_LEVEL": env.get("STUDIO_LOG_LEVEL", "INFO"),
+    }
+
+
+def sqlalchemy_url(database_url: str) -> str:
+    """DATABASE_URL as SQLAlchemy needs it: the driver is psycopg2 (SQLAlchemy 2.1
+    would otherwise pick psycopg 3 for a bare postgresql:// URL)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if database_url.startswith(scheme):
+            return "postgresql+psycopg2://" + database_url[len(scheme) :]
+    return database_url
+
+
+def _host_of(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def testing(overrides: Mapping[str, object] | None = None) -> dict:
+    """Config for the test suite: environment values plus test defaults."""
+    config = from_environ()
+    config.update(
+        TESTING=True,
+        SECRET_KEY="test-secret-key",
+        HOOK_TOKEN="test-hook-token",
+        WTF_CSRF_ENABLED=True,
+    )
+    config.update(overrides or {})
+    return config

@@ -1,0 +1,261 @@
+"""The stream domain: creating streams, keys, and the publish status machine.
+
+Every surface (pages, API, SRS and nginx-rtmp callbacks, websocket ingest)
+calls these functions; none of them commits — the caller does.
+
+Status machine: `created` --publish--> `live` --unpublish--> `ended`
+--publish--> `live` ... ; `disabled` is a flag that refuses publish.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import string
+from dataclasses import dataclass
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from studio.errors import NotFound, ValidationError
+from studio.live import events
+from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, utcnow
+from studio.transactions import after_commit
+
+log = logging.getLogger(__name__)
+
+TITLE_MAX = 120
+PUBLIC_ID_ALPHABET = string.ascii_lowercase + string.digits
+PUBLIC_ID_LENGTH = 16  # ~82 bits: unguessable, yet safe as a file and stream name
+
+
+def new_public_id() -> str:
+    """A random, unguessable stream id (not a secret: it is in every public URL)."""
+    return "".join(secrets.choice(PUBLIC_ID_ALPHABET) for _ in range(PUBLIC_ID_LENGTH))
+
+
+def new_stream_key() -> str:
+    """A fresh publish secret (URL-safe)."""
+    return secrets.token_urlsafe(24)
+
+
+def clean_title(title: object) -> str:
+    """Validate a stream title; raises ValidationError."""
+    if not isinstance(title, str) or not title.strip():
+        raise ValidationError("Invalid stream.", {"title": "A title is required."})
+    title = title.strip()
+    if len(title) > TITLE_MAX:
+        raise ValidationError(
+            "Invalid stream.", {"title": f"At most {TITLE_MAX} characters."}
+        )
+    return title
+
+
+def create_stream(session: Session, owner: User, title: object) -> Stream:
+    """Create a stream for `owner`; raises ValidationError on a bad title."""
+    stream = Stream(
+        owner=owner,
+        title=clean_title(title),
+        public_id=new_public_id(),
+        stream_key=new_stream_key(),
+        status="created",
+        disabled=False,
+    )
+    session.add(stream)
+    session.flush()
+    return stream
+
+
+def list_streams(session: Session, owner: User) -> list[Stream]:
+    """The owner's streams, newest first."""
+    query = select(Stream).where(Stream.owner_id == owner.id).order_by(Stream.id.desc())
+    return list(session.scalars(query))
+
+
+def get_owned_stream(session: Session, owner: User, public_id: str) -> Stream:
+    """The owner's stream; raises NotFound for anyone else's (no existence leak)."""
+    stream = session.scalar(
+        select(Stream).where(Stream.public_id == public_id, Stream.owner_id == owner.id)
+    )
+    if stream is None:
+        raise NotFound("Stream not found.")
+    return stream
+
+
+def get_public_stream(session: Session, public_id: str) -> Stream:
+    """A stream by public id, for viewer pages; raises NotFound."""
+    stream = session.scalar(select(Stream).where(Stream.public_id == public_id))
+    if stream is None:
+        raise NotFound("Stream not found.")
+    return stream
+
+
+def rename_stream(session: Session, stream: Stream, title: object) -> Stream:
+    """Change the title; raises ValidationError."""
+    stream.title = clean_title(title)
+    return stream
+
+
+def rotate_key(session: Session, stream: Stream) -> Stream:
+    """Issue a new key; the old one is refused from now on and a live
+    publisher using it is dropped."""
+    stream.stream_key = new_stream_key()
+    _drop_live_publisher(session, stream)
+    return stream
+
+
+def set_disabled(session: Session, stream: Stream, disabled: bool) -> Stream:
+    """Disable (refuse publish, drop a live publisher) or enable a stream."""
+    if stream.disabled == disabled:
+        return stream
+    stream.disabled = disabled
+    if disabled:
+        _drop_live_publisher(session, stream)
+    events.stream_changed(session, stream, open_broadcast(session, stream))
+    return stream
+
+
+def delete_stream(session: Session, stream: Stream) -> None:
+    """Delete a stream with its broadcasts; a live publisher is dropped."""
+    _drop_live_publisher(session, stream)
+    session.delete(stream)
+
+
+def open_broadcast(session: Session, stream: Stream) -> Broadcast | None:
+    """The stream's broadcast that has not ended, if any."""
+    return session.scalar(
+        select(Broadcast).where(Broadcast.stream_id == stream.id, Broadcast.ended_at.is_(None))
+    )
+
+
+def list_broadcasts(session: Session, stream: Stream, limit: int = 50) -> list[Broadcast]:
+    """The stream's broadcasts, newest first."""
+    query = (
+        select(Broadcast)
+        .where(Broadcast.stream_id == stream.id)
+        .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def _drop_live_publisher(session: Session, stream: Stream) -> None:
+    broadcast = open_broadcast(session, stream)
+    if broadcast is None:
+        return
+    from studio.media import engine  # the adapter imports the app config lazily
+
+    target = engine.Publisher(stream.public_id, broadcast.client_id, broadcast.server_id)
+    after_commit(session, lambda: engine.drop_publisher(target))
+
+
+# --- publish control -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PublishAttempt:
+    """A media server asking whether a publisher may go live."""
+
+    stream_name: str
+    secret: str
+    client_id: str
+    protocol: str
+    server_id: str = ""
+    service_id: str = ""
+    ip: str = ""
+
+
+class PublishRefused(Exception):
+    """The publish was refused; `reason` is safe to log (never the key)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
+    """Accept a publisher: status `live` and a new broadcast.
+
+    Idempotent for a repeated callback of the same publisher. Raises
+    PublishRefused for an unknown stream, a wrong key, a disabled stream, a
+    second publisher while live, or a publisher that has already left.
+    """
+    if attempt.protocol not in INGEST_PROTOCOLS:
+        raise PublishRefused("unknown ingest protocol")
+    stream = session.scalar(
+        select(Stream).where(Stream.public_id == attempt.stream_name).with_for_update()
+    )
+    if stream is None:
+        raise PublishRefused("unknown stream")
+    if not hmac.compare_digest(attempt.secret.encode(), stream.stream_key.encode()):
+        raise PublishRefused("wrong key")
+    if stream.disabled:
+        raise PublishRefused("stream disabled")
+    # Engines that reuse client ids after a restart (nginx-rtmp) send no service
+    # id; an ended broadcast only proves "this publisher left" when one scopes it.
+    same_client = session.scalar(
+        select(Broadcast).where(
+            Broadcast.stream_id == stream.id,
+            Broadcast.client_id == attempt.client_id,
+            Broadcast.server_id == attempt.server_id,
+            Broadcast.service_id == attempt.service_id,
+            or_(Broadcast.ended_at.is_(None), Broadcast.service_id != ""),
+        )
+    )
+    if same_client is not None:
+        if same_client.ended_at is None:
+            return same_client  # a repeated on_publish of the live publisher
+        raise PublishRefused("publisher already ended")
+    if open_broadcast(session, stream) is not None:
+        raise PublishRefused("stream already live with another publisher")
+    broadcast = Broadcast(
+        stream=stream,
+        client_id=attempt.client_id,
+        server_id=attempt.server_id,
+        service_id=attempt.service_id,
+        protocol=attempt.protocol,
+        ip=attempt.ip[:64],
+        started_at=utcnow(),
+    )
+    session.add(broadcast)
+    stream.status = "live"
+    session.flush()
+    events.stream_changed(session, stream, broadcast)
+    return broadcast
+
+
+def end_broadcast(
+    session: Session,
+    stream_name: str,
+    client_id: str,
+    server_id: str = "",
+    reason: str = "unpublish",
+) -> Broadcast | None:
+    """End the open broadcast of this publisher; status `ended` if it was the
+    stream's current one.
+
+    Duplicates, unknown client ids and late unpublishes of an older publisher
+    change nothing and return None.
+    """
+    stream = session.scalar(
+        select(Stream).where(Stream.public_id == stream_name).with_for_update()
+    )
+    if stream is None:
+        return None
+    broadcast = session.scalar(
+        select(Broadcast).where(
+            Broadcast.stream_id == stream.id,
+            Broadcast.client_id == client_id,
+            Broadcast.server_id == server_id,
+            Broadcast.ended_at.is_(None),
+        )
+    )
+    if broadcast is None:
+        return None
+    broadcast.ended_at = utcnow()
+    broadcast.end_reason = reason
+    stream.status = "ended"
+    session.flush()
+    events.stream_changed(session, stream, broadcast)
+    return broadcast

@@ -1,0 +1,124 @@
+"""Creator pages: the stream list, a stream's settings and its controls."""
+
+from __future__ import annotations
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user, login_required
+
+from studio.errors import NotFound
+from studio.extensions import db
+from studio.streams import service, urls
+from studio.streams.forms import ActionForm, StreamForm
+
+bp = Blueprint("streams", __name__)
+
+
+@bp.before_request
+@login_required
+def _require_login():
+    """Every page here belongs to a logged-in creator."""
+
+
+def _owned(public_id: str):
+    try:
+        return service.get_owned_stream(db.session, current_user, public_id)
+    except NotFound:
+        abort(404)
+
+
+def _checked_action() -> None:
+    if not ActionForm().validate_on_submit():
+        abort(400, "Missing or invalid form token; reload the page and try again.")
+
+
+@bp.get("/")
+def index():
+    streams = service.list_streams(db.session, current_user)
+    return render_template("streams/index.html", streams=streams, form=StreamForm())
+
+
+@bp.post("/streams")
+def create():
+    form = StreamForm()
+    if not form.validate_on_submit():
+        streams = service.list_streams(db.session, current_user)
+        return render_template("streams/index.html", streams=streams, form=form), 400
+    stream = service.create_stream(db.session, current_user, form.title.data)
+    db.session.commit()
+    return redirect(url_for("streams.show", public_id=stream.public_id))
+
+
+@bp.get("/streams/<public_id>")
+def show(public_id: str):
+    stream = _owned(public_id)
+    config = current_app.config
+    return render_template(
+        "streams/show.html",
+        stream=stream,
+        ingest=urls.ingest(stream, config),
+        playback=urls.playback(stream, config),
+        broadcasts=service.list_broadcasts(db.session, stream),
+        replay_url=lambda broadcast: urls.replay_url(broadcast, config),
+        form=ActionForm(),
+        title_form=StreamForm(obj=stream),
+    )
+
+
+@bp.get("/streams/<public_id>/key")
+def key(public_id: str):
+    """The publish settings with the secret, fetched when the creator reveals it."""
+    stream = _owned(public_id)
+    reply = jsonify(stream_key=urls.stream_key(stream), **urls.ingest(stream, current_app.config))
+    reply.headers["Cache-Control"] = "no-store"
+    return reply
+
+
+@bp.post("/streams/<public_id>/title")
+def rename(public_id: str):
+    stream = _owned(public_id)
+    form = StreamForm()
+    if not form.validate_on_submit():
+        flash("A title is required (at most 120 characters).", "error")
+        return redirect(url_for("streams.show", public_id=public_id)), 303
+    service.rename_stream(db.session, stream, form.title.data)
+    db.session.commit()
+    return redirect(url_for("streams.show", public_id=public_id))
+
+
+@bp.post("/streams/<public_id>/rotate-key")
+def rotate_key(public_id: str):
+    stream = _owned(public_id)
+    _checked_action()
+    service.rotate_key(db.session, stream)
+    db.session.commit()
+    flash("New stream key issued. The old key no longer works.")
+    return redirect(url_for("streams.show", public_id=public_id))
+
+
+@bp.post("/streams/<public_id>/disable")
+def disable(public_id: str):
+    stream = _owned(public_id)
+    _checked_action()
+    service.set_disabled(db.session, stream, request.form.get("disabled") != "0")
+    db.session.commit()
+    return redirect(url_for("streams.show", public_id=public_id))
+
+
+@bp.post("/streams/<public_id>/delete")
+def delete(public_id: str):
+    stream = _owned(public_id)
+    _checked_action()
+    service.delete_stream(db.session, stream)
+    db.session.commit()
+    flash("Stream deleted.")
+    return redirect(url_for("streams.index"))
