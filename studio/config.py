@@ -46,9 +46,9 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         # "nginx-rtmp" (bare metal, development, tests) or "srs" (production).
         "MEDIA_ENGINE": env.get("STUDIO_MEDIA_ENGINE", "nginx-rtmp"),
         "SRS_API_URL": env.get("STUDIO_SRS_API_URL", "http://127.0.0.1:1985").rstrip("/"),
-        "NGINX_CONTROL_URL": env.get(
-            "STUDIO_NGINX_CONTROL_URL", "http://127.0.0.1:8080"
-        ).rstrip("/"),
+        "NGINX_CONTROL_URL": env.get("STUDIO_NGINX_CONTROL_URL", "http://127.0.0.1:8080").rstrip(
+            "/"
+        ),
         "SESSION_COOKIE_SECURE": _flag(env.get("STUDIO_SECURE_COOKIES"), False),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -76,8 +76,8 @@ def testing(overrides: Mapping[str, object] | None = None) -> dict:
     config = from_environ()
     config.update(
         TESTING=True,
-        SECRET_KEY="test-secret-key",
-        HOOK_TOKEN="test-hook-token",
+        SECRET_KEY="test-secret-key",  # noqa: S106 (test-only values)
+        HOOK_TOKEN="test-hook-token",  # noqa: S106
         WTF_CSRF_ENABLED=True,
     )
     config.update(overrides or {})

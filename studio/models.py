@@ -63,9 +63,7 @@ class Stream(db.Model):
 
     __tablename__ = "streams"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('created', 'live', 'ended')", name="ck_streams_status"
-        ),
+        CheckConstraint("status IN ('created', 'live', 'ended')", name="ck_streams_status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

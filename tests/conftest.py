@@ -92,7 +92,9 @@ _emails = itertools.count(1)
 @pytest.fixture()
 def make_user(db):
     def factory(email: str | None = None, password: str = PASSWORD):
-        user = accounts.create_user(db.session, email or f"creator{next(_emails)}@example.com", password)
+        user = accounts.create_user(
+            db.session, email or f"creator{next(_emails)}@example.com", password
+        )
         db.session.commit()
         return user
 

@@ -15,7 +15,7 @@ from studio.models import ApiToken, User, utcnow
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256
-TOKEN_PREFIX = "lst_"
+TOKEN_PREFIX = "lst_"  # noqa: S105 (a marker, not a secret)
 # Compared against when the email is unknown, so a login takes as long either way.
 _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
 

@@ -65,9 +65,7 @@ def _dispatch(callback: parsing.Callback):
     if callback.action == "on_publish":
         return _on_publish(callback)
     if callback.action == "on_unpublish":
-        service.end_broadcast(
-            db.session, callback.stream, callback.client_id, callback.server_id
-        )
+        service.end_broadcast(db.session, callback.stream, callback.client_id, callback.server_id)
         db.session.commit()
         return jsonify(code=0), 200
     if callback.action == "on_hls":

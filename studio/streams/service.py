@@ -46,9 +46,7 @@ def clean_title(title: object) -> str:
         raise ValidationError("Invalid stream.", {"title": "A title is required."})
     title = title.strip()
     if len(title) > TITLE_MAX:
-        raise ValidationError(
-            "Invalid stream.", {"title": f"At most {TITLE_MAX} characters."}
-        )
+        raise ValidationError("Invalid stream.", {"title": f"At most {TITLE_MAX} characters."})
     return title
 
 
@@ -238,9 +236,7 @@ def end_broadcast(
     Duplicates, unknown client ids and late unpublishes of an older publisher
     change nothing and return None.
     """
-    stream = session.scalar(
-        select(Stream).where(Stream.public_id == stream_name).with_for_update()
-    )
+    stream = session.scalar(select(Stream).where(Stream.public_id == stream_name).with_for_update())
     if stream is None:
         return None
     broadcast = session.scalar(
