@@ -44,12 +44,13 @@ def _migrations() -> str:
 def _register_blueprints(app: Flask) -> None:
     from studio.api.views import bp as api_bp
     from studio.auth.views import bp as auth_bp
+    from studio.health import bp as health_bp
     from studio.hooks.views import bp as hooks_bp
     from studio.live.views import bp as live_bp
     from studio.streams.views import bp as streams_bp
     from studio.watch.views import bp as watch_bp
 
-    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, api_bp, live_bp):
+    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, api_bp, live_bp, health_bp):
         app.register_blueprint(blueprint)
 
 
