@@ -29,9 +29,10 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     _register_blueprints(app)
     _register_commands(app)
-    from studio import errors_views
+    from studio import errors_views, observability
 
     errors_views.init_app(app)
+    observability.init_app(app)
     return app
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from studio import metrics
 from studio.errors import NotFound, ValidationError
 from studio.live import events
 from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, utcnow
@@ -220,6 +221,8 @@ def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
     stream.status = "live"
     session.flush()
     events.stream_changed(session, stream, broadcast)
+    protocol = attempt.protocol
+    after_commit(session, lambda: metrics.BROADCASTS_STARTED.labels(protocol).inc())
     return broadcast
 
 
@@ -254,4 +257,5 @@ def end_broadcast(
     stream.status = "ended"
     session.flush()
     events.stream_changed(session, stream, broadcast)
+    after_commit(session, lambda: metrics.BROADCASTS_ENDED.labels(reason).inc())
     return broadcast

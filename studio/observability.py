@@ -1,0 +1,224 @@
+"""`/metrics` for Prometheus, and the hooks that feed it.
+
+Correct under several gunicorn workers: with `PROMETHEUS_MULTIPROC_DIR` set,
+every process writes its counters to files in that directory and a scrape adds
+them up (gunicorn's `child_exit` hook, in gunicorn.conf.py, marks a dead
+worker so its live gauges stop counting). Gauges about shared state (live
+streams, queue depth, HLS backlog) are measured from PostgreSQL, Redis and the
+HLS directory at scrape time, by whichever process answers the scrape.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+
+from studio import metrics
+from studio.extensions import db
+from studio.models import utcnow
+
+log = logging.getLogger(__name__)
+bp = Blueprint("observability", __name__)
+
+# Callback events we count by name; anything else is "other" (bounded labels).
+KNOWN_EVENTS = frozenset(
+    {
+        "on_connect",
+        "on_close",
+        "on_publish",
+        "on_unpublish",
+        "on_play",
+        "on_stop",
+        "on_hls",
+        "on_dvr",
+        "publish",
+        "publish_done",
+        "update_publish",
+    }
+)
+HOOK_ENGINES = {"hooks.srs": "srs", "hooks.nginx_rtmp": "nginx-rtmp"}
+
+
+def init_app(app: Flask) -> None:
+    """Time every request and count callbacks; register `/metrics`."""
+    app.before_request(_start_timer)
+    app.after_request(_record_request)
+    app.register_blueprint(bp)
+
+
+def _start_timer() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _record_request(response: Response) -> Response:
+    started = g.pop("metrics_started", None)
+    endpoint = request.endpoint or "unmatched"  # 404s share one label, never the raw path
+    if started is not None:
+        elapsed = time.perf_counter() - started
+        metrics.REQUEST_LATENCY.labels(endpoint, request.method).observe(elapsed)
+    metrics.REQUESTS.labels(endpoint, request.method, f"{response.status_code // 100}xx").inc()
+    if endpoint in HOOK_ENGINES:
+        _record_callback(HOOK_ENGINES[endpoint], response)
+    return response
+
+
+def _record_callback(engine: str, response: Response) -> None:
+    metrics.CALLBACKS.labels(engine, _callback_event(engine), callback_outcome(response)).inc()
+
+
+def _callback_event(engine: str) -> str:
+    if engine == "srs":
+        body = request.get_json(silent=True)
+        event = body.get("action") if isinstance(body, dict) else None
+    else:
+        event = request.form.get("call")
+    return event if event in KNOWN_EVENTS else "other"
+
+
+def callback_outcome(response: Response) -> str:
+    """accepted / refused / invalid / unauthorized / error, from the reply."""
+    status = response.status_code
+    body = response.get_json(silent=True) if response.is_json else None
+    body = body if isinstance(body, dict) else {}
+    if status >= 500:
+        return "error"
+    if status == 400:
+        return "invalid"
+    if status == 403 and "hook token" in str(body.get("error", "")):
+        return "unauthorized"
+    if status < 300 and body.get("code", 0) == 0:
+        return "accepted"
+    return "refused"  # SRS: 200 with a non-zero code; nginx-rtmp: 403
+
+
+@bp.get("/metrics")
+def metrics_view() -> Response:
+    """Prometheus exposition of every process's metrics plus scrape-time gauges."""
+    registry = CollectorRegistry()
+    registry.register(StudioStateCollector(current_app._get_current_object()))
+    state = generate_latest(registry)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        processes = CollectorRegistry()
+        multiprocess.MultiProcessCollector(processes)
+        own = generate_latest(processes)
+    else:
+        own = generate_latest(REGISTRY)
+    return Response(own + state, mimetype=CONTENT_TYPE_LATEST)
+
+
+class StudioStateCollector(Collector):
+    """Gauges measured when scraped; each source fails on its own (logged, omitted)."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for source in (self._database, self._queues, self._hls_dir):
+            try:
+                yield from source()
+            except Exception:  # a scrape must never fail because one source is down
+                log.warning("metrics source %s failed", source.__name__, exc_info=True)
+
+    def _database(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            live = db.session.scalar(text("SELECT count(*) FROM streams WHERE status = 'live'"))
+            stale_after = timedelta(seconds=stale_segment_seconds(self.app))
+            cutoff = utcnow() - stale_after
+            stale = db.session.scalar(
+                text(
+                    "SELECT count(*) FROM broadcasts b WHERE b.ended_at IS NULL"
+                    " AND b.started_at < :cutoff AND NOT EXISTS (SELECT 1 FROM segments s"
+                    " WHERE s.broadcast_id = b.id AND s.uploaded_at >= :cutoff)"
+                ),
+                {"cutoff": cutoff},
+            )
+        finally:
+            db.session.remove()
+        yield GaugeMetricFamily("studio_live_streams", "Streams live right now.", value=live)
+        yield GaugeMetricFamily(
+            "studio_live_streams_without_recent_segments",
+            "Open broadcasts with no segment uploaded in the last "
+            f"{int(stale_after.total_seconds())} s (and older than that).",
+            value=stale,
+        )
+
+    def _queues(self) -> Iterator[GaugeMetricFamily]:
+        from rq import Queue
+        from rq.registry import FailedJobRegistry
+
+        from studio.redis_client import get_redis
+
+        connection = get_redis(self.app)
+        depth = GaugeMetricFamily(
+            "studio_queue_depth", "Jobs waiting, by RQ queue.", labels=["queue"]
+        )
+        failed = GaugeMetricFamily(
+            "studio_queue_failed_jobs",
+            "Jobs in the failed registry, by RQ queue.",
+            labels=["queue"],
+        )
+        for queue in Queue.all(connection=connection):
+            depth.add_metric([queue.name], queue.count)
+            failed.add_metric([queue.name], FailedJobRegistry(queue=queue).count)
+        yield depth
+        yield failed
+
+    def _hls_dir(self) -> Iterator[GaugeMetricFamily]:
+        hls_dir = Path(self.app.config["HLS_DIR"])
+        count, oldest = hls_backlog(hls_dir)
+        yield GaugeMetricFamily(
+            "studio_hls_backlog_files",
+            "Segment files in the local HLS directory (written, not yet uploaded and removed).",
+            value=count,
+        )
+        yield GaugeMetricFamily(
+            "studio_hls_oldest_file_age_seconds",
+            "Age of the oldest segment file in the local HLS directory.",
+            value=oldest,
+        )
+        if hls_dir.is_dir():
+            usage = shutil.disk_usage(hls_dir)
+            yield GaugeMetricFamily(
+                "studio_hls_disk_used_ratio",
+                "Share of the HLS directory's filesystem in use (0..1).",
+                value=usage.used / usage.total if usage.total else 0.0,
+            )
+
+
+def stale_segment_seconds(app: Flask) -> float:
+    """How long an open broadcast may go without a new segment before it counts as stale."""
+    return max(30.0, 10 * float(app.config.get("HLS_FRAGMENT", 2)))
+
+
+def hls_backlog(hls_dir: Path) -> tuple[int, float]:
+    """(number of .ts files under hls_dir, age in seconds of the oldest one)."""
+    count, oldest_mtime = 0, None
+    now = time.time()
+    for root, _dirs, files in os.walk(hls_dir):
+        for name in files:
+            if not name.endswith(".ts"):
+                continue
+            try:
+                mtime = os.stat(os.path.join(root, name)).st_mtime
+            except FileNotFoundError:  # uploaded and removed while we walked
+                continue
+            count += 1
+            oldest_mtime = mtime if oldest_mtime is None else min(oldest_mtime, mtime)
+    return count, (now - oldest_mtime) if oldest_mtime is not None else 0.0
