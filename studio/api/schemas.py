@@ -1,0 +1,126 @@
+"""Request and response bodies of the JSON API.
+
+These pydantic models validate requests and generate the OpenAPI document, so
+the two cannot disagree. Title rules stay in `studio.streams.service`
+(`clean_title`); the models only check types and which fields exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from studio.models import INGEST_PROTOCOLS, STREAM_STATUSES
+from studio.streams.service import TITLE_MAX
+
+Status = Literal[STREAM_STATUSES]  # type: ignore[valid-type]
+Protocol = Literal[INGEST_PROTOCOLS]  # type: ignore[valid-type]
+
+# Documented limits of a title; `clean_title` enforces them after trimming spaces.
+_TITLE_SCHEMA = {"minLength": 1, "maxLength": TITLE_MAX}
+
+
+class Request(BaseModel):
+    """A request body: exact JSON types (no coercion), no unknown fields."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class StreamCreate(Request):
+    """Create a stream."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"title": "Friday night show"}]})
+
+    title: str = Field(description="Shown on the watch page.", json_schema_extra=_TITLE_SCHEMA)
+
+
+def _update_schema(schema: dict) -> None:
+    # The `None` defaults only mean "absent"; null itself is refused.
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+    schema["minProperties"] = 1
+    schema["examples"] = [{"disabled": True}, {"title": "New title", "disabled": False}]
+
+
+class StreamUpdate(Request):
+    """Change a stream: any of its title and its disabled flag."""
+
+    model_config = ConfigDict(json_schema_extra=_update_schema)
+
+    # Absent means "leave as is"; null is refused (these fields are never empty).
+    title: str = Field(default=None, json_schema_extra=_TITLE_SCHEMA)  # type: ignore[assignment]
+    disabled: bool = Field(  # type: ignore[assignment]
+        default=None, description="A disabled stream refuses publish; a live publisher is dropped."
+    )
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> StreamUpdate:
+        if not self.model_fields_set:
+            raise ValueError("Give at least one of: title, disabled.")
+        return self
+
+
+class Ingest(BaseModel):
+    """Publish settings. They contain the secret key: only the owner sees them."""
+
+    rtmp_server: str = Field(description="OBS 'Server': rtmp://{ingest host}/live")
+    stream_key: str = Field(description="OBS 'Stream key': {stream id}?secret={key}")
+    webrtc_url: str = Field(description="For the SRS WebRTC SDK.")
+    whip_url: str = Field(description="For WHIP clients.")
+
+
+class Playback(BaseModel):
+    """Viewer URLs (public)."""
+
+    hls_url: str = Field(description="Live HLS playlist on the CDN.")
+    watch_url: str = Field(description="Public watch page.")
+
+
+class StreamOut(BaseModel):
+    """A stream as its owner sees it."""
+
+    id: str = Field(description="Public id: the stream name in every URL. Not a secret.")
+    title: str
+    status: Status
+    disabled: bool
+    created_at: datetime
+    ingest: Ingest
+    playback: Playback
+
+
+class StreamList(BaseModel):
+    """The caller's streams, newest first."""
+
+    streams: list[StreamOut]
+
+
+class BroadcastOut(BaseModel):
+    """One publish session of a stream."""
+
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    protocol: Protocol
+    end_reason: str | None
+    replay_url: str | None = Field(description="VOD playlist, once the replay is written.")
+
+
+class BroadcastList(BaseModel):
+    """A stream's broadcasts, newest first (at most 50)."""
+
+    broadcasts: list[BroadcastOut]
+
+
+class Error(BaseModel):
+    """Every error: a message and, for invalid input, one message per field."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"error": "Invalid stream.", "fields": {"title": "A title is required."}}]
+        }
+    )
+
+    error: str
+    fields: dict[str, str] = Field(default_factory=dict)
