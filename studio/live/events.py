@@ -52,3 +52,15 @@ def publish(app, public_id: str, event: dict) -> None:
         get_redis(app).publish(channel(public_id), json.dumps(event))
     except Exception:
         log.warning("could not publish %s event for stream %s", event.get("type"), public_id)
+
+
+def replay_event(stream_public_id: str, broadcast: Broadcast) -> dict:
+    """Pages refresh their list of past broadcasts on this (no secrets)."""
+    return {"type": "replay", "stream": stream_public_id, "broadcast": {"id": broadcast.id}}
+
+
+def replay_ready(session: Session, stream_public_id: str, broadcast: Broadcast) -> None:
+    """Announce a broadcast's replay once the current transaction commits."""
+    event = replay_event(stream_public_id, broadcast)
+    app = current_app._get_current_object()
+    after_commit(session, lambda: publish(app, stream_public_id, event))

@@ -1,7 +1,138 @@
-"""Websockets: live status pushed to the watch page and the creator's page."""
+"""Websockets: live status pushed to the watch page and the creator's page.
+
+`/ws/streams/<public_id>` sends the stream's current status on connect, then
+every public event of the stream as it happens (relayed from Redis pub/sub
+through the process's hub). The stream's owner, recognised by the session
+cookie, also gets the engine's ingest health every few seconds while live.
+
+Each socket holds one gunicorn thread (gthread workers) plus the reader
+thread of simple-websocket; it holds no database connection and no Redis
+connection between messages.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import json
+import logging
+import queue
+import time
+from urllib.parse import urlsplit
 
+from flask import Blueprint, current_app, request
+from flask_login import current_user
+from sqlalchemy import select
+
+from studio.extensions import db, sock
+from studio.live import events
+from studio.live.hub import RESYNC, get_hub
+from studio.media import engine
+from studio.models import Stream, utcnow
+from studio.streams import service
+
+log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
+
+# Event types anyone may receive; anything else on the channel stays server-side.
+PUBLIC_EVENTS = frozenset({"status", "replay"})
+POLICY_VIOLATION = 1008
+HEALTH_INTERVAL = 2.0
+# How long the handler waits for an event before checking the socket and the
+# health timer again: bounds how long a closed socket keeps its thread.
+TICK = 1.0
+
+
+class _StreamGone(Exception):
+    """The stream was deleted while watched."""
+
+
+@sock.route("/ws/streams/<public_id>", bp=bp)
+def stream_socket(ws, public_id: str) -> None:
+    """Push one stream's status (and, to its owner, ingest health)."""
+    stream = db.session.scalar(_stream_query(public_id))
+    if stream is None:
+        db.session.remove()
+        ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
+        return
+    owner = _is_owner(stream)
+    db.session.remove()  # no database connection held while the socket is open
+
+    hub = get_hub(current_app._get_current_object())
+    watching = hub.join(public_id)  # before reading the status: no event can slip between
+    try:
+        _relay(ws, public_id, watching, owner)
+    except _StreamGone:
+        ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
+    finally:
+        hub.leave(public_id, watching)
+        db.session.remove()
+
+
+def _relay(ws, public_id: str, watching: queue.Queue, owner: bool) -> None:
+    status = _send_status(ws, public_id)
+    next_health = time.monotonic()
+    while ws.connected:
+        _discard_input(ws)
+        try:
+            event = watching.get(timeout=TICK)
+        except queue.Empty:
+            event = None
+        if event is RESYNC:
+            status = _send_status(ws, public_id)
+        elif event is not None and event.get("type") in PUBLIC_EVENTS:
+            if event["type"] == "status":
+                status = event.get("status", status)
+            _send(ws, event)
+        if owner and status == "live" and time.monotonic() >= next_health:
+            _send(ws, _health_event(public_id))
+            next_health = time.monotonic() + HEALTH_INTERVAL
+
+
+def _send_status(ws, public_id: str) -> str:
+    """Send the stream's status as the database has it; returns the status."""
+    try:
+        stream = db.session.scalar(_stream_query(public_id))
+        if stream is None:
+            raise _StreamGone(public_id)
+        event = events.status_event(stream, service.open_broadcast(db.session, stream))
+    finally:
+        db.session.remove()
+    _send(ws, event)
+    return event["status"]
+
+
+def _send(ws, event: dict) -> None:
+    # The server's clock travels with each event so pages can show the
+    # elapsed time of a broadcast whatever their own clock says.
+    ws.send(json.dumps({**event, "now": utcnow().isoformat()}))
+
+
+def _health_event(public_id: str) -> dict:
+    """What the media engine sees of the publisher, for the owner only."""
+    try:
+        stats = engine.ingest_stats(public_id)
+    except engine.EngineError as exc:
+        log.info("ingest stats unavailable for %s: %s", public_id, exc)
+        return {"type": "health", "publishing": None, "error": "Media server unreachable."}
+    if stats is None:
+        return {"type": "health", "publishing": False}
+    return {"type": "health", "publishing": True, **stats.as_dict()}
+
+
+def _discard_input(ws) -> None:
+    """Clients have nothing to say on this socket; drop what they send so it
+    cannot pile up. Raises ConnectionClosed once the client has gone."""
+    while ws.receive(timeout=0) is not None:
+        pass
+
+
+def _is_owner(stream: Stream) -> bool:
+    """The logged-in owner, on a same-origin socket (a page on another site
+    cannot borrow the creator's cookie to read health)."""
+    if not current_user.is_authenticated or current_user.id != stream.owner_id:
+        return False
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _stream_query(public_id: str):
+    return select(Stream).where(Stream.public_id == public_id)

@@ -1,0 +1,163 @@
+"""Per-process fan-out of stream events from Redis pub/sub to websockets.
+
+One daemon thread per web worker process holds a single pattern
+subscription (`studio:stream:*`) and hands each message to the queues of
+the sockets watching that stream. A socket therefore costs one small queue,
+not a Redis connection. Status events are rare (publish, unpublish, disable,
+replay ready), so receiving every stream's events in every process is cheap,
+and a pattern subscription needs no subscribe/unsubscribe traffic (redis-py's
+PubSub is not safe to drive from several threads).
+
+Whenever the subscription is (re)established, events may have been missed:
+every queue then receives `RESYNC`, and its socket re-reads the state from
+the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections import defaultdict
+
+import redis
+from flask import Flask
+
+from studio.live.events import channel
+
+log = logging.getLogger(__name__)
+
+RESYNC = {"type": "_resync"}  # a sentinel, never sent to a client
+QUEUE_SIZE = 64
+_PREFIX = channel("")
+_RETRY_MAX = 10.0
+
+
+class Hub:
+    """Routes events from one Redis pattern subscription to socket queues."""
+
+    def __init__(self, redis_url: str):
+        self._redis_url = redis_url
+        self._lock = threading.Lock()
+        self._queues: dict[str, set[queue.Queue]] = defaultdict(set)
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.connected = threading.Event()
+
+    def join(self, public_id: str) -> queue.Queue:
+        """A new queue that receives every event of the stream from now on."""
+        events: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        with self._lock:
+            self._queues[public_id].add(events)
+            if self._thread is None or not self._thread.is_alive():
+                self._start()
+        return events
+
+    def leave(self, public_id: str, events: queue.Queue) -> None:
+        """Stop delivering to `events` (idempotent)."""
+        with self._lock:
+            watchers = self._queues.get(public_id)
+            if watchers is not None:
+                watchers.discard(events)
+                if not watchers:
+                    del self._queues[public_id]
+
+    def watcher_count(self) -> int:
+        """How many sockets of this process are watching a stream."""
+        with self._lock:
+            return sum(len(watchers) for watchers in self._queues.values())
+
+    def stop(self) -> None:
+        """End the subscriber thread (tests; a worker process just exits)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _start(self) -> None:
+        # Started lazily, on the first socket: gunicorn forks workers after
+        # the app is imported and threads do not survive a fork.
+        self._thread = threading.Thread(target=self._run, name="studio-live-hub", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                client = redis.Redis.from_url(
+                    self._redis_url, socket_connect_timeout=2, health_check_interval=15
+                )
+                pubsub = client.pubsub(ignore_subscribe_messages=True)
+                pubsub.psubscribe(_PREFIX + "*")
+                self.connected.set()
+                # Sockets that joined before this subscription existed (or
+                # while it was down) may have missed events: re-read the truth.
+                self._deliver_all(RESYNC)
+                delay = 0.5
+                self._listen(pubsub)
+                pubsub.close()
+            except (redis.RedisError, OSError) as exc:
+                self.connected.clear()
+                log.warning("live events subscription lost (%s); retrying in %.1fs", exc, delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+
+    def _listen(self, pubsub) -> None:
+        while not self._stopping.is_set():
+            message = pubsub.get_message(timeout=1.0)
+            if message is None or message.get("type") != "pmessage":
+                continue
+            public_id = _decode(message["channel"])[len(_PREFIX) :]
+            with self._lock:
+                targets = list(self._queues.get(public_id, ()))
+            if not targets:
+                continue  # nobody here watches this stream: skip the parsing
+            try:
+                event = json.loads(message["data"])
+            except (ValueError, TypeError):
+                log.warning("ignoring a malformed event on stream %s", public_id)
+                continue
+            if isinstance(event, dict):
+                for events in targets:
+                    _offer(events, event)
+
+    def _deliver_all(self, event: dict) -> None:
+        with self._lock:
+            targets = [q for watchers in self._queues.values() for q in watchers]
+        for events in targets:
+            _offer(events, event)
+
+
+def _offer(events: queue.Queue, event: dict) -> None:
+    """Queue an event; a socket too slow to keep up gets a resync instead of
+    an ever-growing backlog (the database holds the truth)."""
+    try:
+        events.put_nowait(event)
+    except queue.Full:
+        _clear(events)
+        events.put_nowait(RESYNC)
+
+
+def _clear(events: queue.Queue) -> None:
+    try:
+        while True:
+            events.get_nowait()
+    except queue.Empty:
+        pass
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+_hub_lock = threading.Lock()
+
+
+def get_hub(app: Flask) -> Hub:
+    """The process's hub for this app, created on first use."""
+    with _hub_lock:
+        hub = app.extensions.get("studio_live_hub")
+        if hub is None:
+            hub = Hub(app.config["REDIS_URL"])
+            app.extensions["studio_live_hub"] = hub
+        return hub
