@@ -47,12 +47,14 @@ def _register_blueprints(app: Flask) -> None:
     from studio.auth.views import bp as auth_bp
     from studio.health import bp as health_bp
     from studio.hooks.views import bp as hooks_bp
+    from studio.live.ingest import bp as ingest_bp
     from studio.live.views import bp as live_bp
     from studio.streams.views import bp as streams_bp
     from studio.watch.views import bp as watch_bp
 
     for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, api_bp, live_bp, health_bp):
         app.register_blueprint(blueprint)
+    app.register_blueprint(ingest_bp)
 
 
 def _register_commands(app: Flask) -> None:

@@ -55,6 +55,18 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": env.get("STUDIO_LOG_LEVEL", "INFO"),
+        # Browser go-live: where the websocket ingest's ffmpeg publishes (RTMP,
+        # reachable from the web servers), the WHIP endpoint pages post to,
+        # and ICE servers (TURN credentials use coturn's use-auth-secret).
+        "INGEST_RTMP_URL": env.get(
+            "STUDIO_INGEST_RTMP_URL", env.get("STUDIO_RTMP_URL", "rtmp://127.0.0.1:1935/live")
+        ).rstrip("/"),
+        "WHIP_URL": env.get("STUDIO_WHIP_URL", f"{public_url}/rtc/v1/whip/"),
+        "WHIP_ICE_TIMEOUT": float(env.get("STUDIO_WHIP_ICE_TIMEOUT", "5")),
+        "STUN_URLS": _words(env.get("STUDIO_STUN_URLS", "")),
+        "TURN_URLS": _words(env.get("STUDIO_TURN_URLS", "")),
+        "TURN_SECRET": env.get("STUDIO_TURN_SECRET", ""),
+        "TURN_TTL": int(env.get("STUDIO_TURN_TTL", "3600")),
     }
 
 
@@ -65,6 +77,11 @@ def sqlalchemy_url(database_url: str) -> str:
         if database_url.startswith(scheme):
             return "postgresql+psycopg2://" + database_url[len(scheme) :]
     return database_url
+
+
+def _words(value: str) -> list[str]:
+    """A list setting: words separated by commas and/or spaces."""
+    return value.replace(",", " ").split()
 
 
 def _host_of(url: str) -> str:
