@@ -1,0 +1,184 @@
+"""The stream websocket `/ws/streams/<id>` against a real gunicorn (gthread),
+with real PostgreSQL and Redis pub/sub; no browser."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from simple_websocket import Client, ConnectionClosed
+from werkzeug.serving import make_server
+
+from studio.live.hub import get_hub
+from tests.live.conftest import browser_headers, login, ws_url
+
+HOOK = "/hooks/nginx-rtmp?token=test-hook-token"
+
+
+class Socket:
+    """A websocket client that remembers every message it received."""
+
+    def __init__(self, url: str, headers: dict | None = None):
+        self.ws = Client.connect(url, headers=headers)
+        self.raw: list[str] = []
+
+    def next(self, predicate, timeout: float = 10.0) -> dict:
+        """The first message (from now on) matching `predicate`."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            data = self.ws.receive(timeout=left)
+            if data is None:
+                break
+            self.raw.append(data)
+            event = json.loads(data)
+            if predicate(event):
+                return event
+        raise AssertionError(f"no matching message within {timeout}s; got {self.raw}")
+
+    def drain(self) -> list[dict]:
+        """Messages already delivered, without waiting."""
+        events = []
+        while (data := self.ws.receive(timeout=0)) is not None:
+            self.raw.append(data)
+            events.append(json.loads(data))
+        return events
+
+    def close(self):
+        self.ws.close()
+
+
+def is_status(status: str):
+    return lambda event: event["type"] == "status" and event["status"] == status
+
+
+def publish(client, stream, call="publish", clientid="41"):
+    form = {"call": call, "app": "live", "name": stream.public_id, "clientid": clientid,
+            "secret": stream.stream_key, "addr": "127.0.0.1"}  # fmt: skip
+    reply = client.post(HOOK, data=form)
+    assert reply.status_code == 200, reply.get_data(as_text=True)
+
+
+@pytest.fixture()
+def sockets():
+    opened: list[Socket] = []
+
+    def connect(url: str, headers: dict | None = None) -> Socket:
+        socket = Socket(url, headers)
+        opened.append(socket)
+        return socket
+
+    yield connect
+    for socket in opened:
+        try:
+            socket.close()
+        except ConnectionClosed:
+            pass
+
+
+def test_viewer_gets_current_status_on_connect(live_server, make_stream, sockets):
+    """A viewer's socket first receives the stream's status as stored."""
+    stream = make_stream()
+    viewer = sockets(ws_url(live_server, stream.public_id))
+    event = viewer.next(lambda e: e["type"] == "status")
+    assert event["stream"] == stream.public_id
+    assert event["status"] == "created"
+    assert event["disabled"] is False
+
+
+def test_publish_and_unpublish_are_pushed_without_the_key(
+    live_server, client, make_stream, sockets
+):
+    """A hook publish reaches watching sockets as `live` (with the broadcast's
+    start) and the unpublish as `ended`; no message carries the stream key."""
+    stream = make_stream()
+    viewer = sockets(ws_url(live_server, stream.public_id))
+    viewer.next(is_status("created"))
+
+    publish(client, stream)
+    live = viewer.next(is_status("live"))
+    assert live["broadcast"]["started_at"]
+    assert live["broadcast"]["ended_at"] is None
+    assert live["now"]
+
+    publish(client, stream, call="publish_done")
+    ended = viewer.next(is_status("ended"))
+    assert ended["broadcast"]["ended_at"]
+    assert viewer.raw and not any(stream.stream_key in raw for raw in viewer.raw)
+
+
+def test_ingest_health_goes_to_the_owner_only(
+    live_server, client, make_user, make_stream, sockets
+):
+    """While live, the owner's socket gets ingest health every ~2 s (here the
+    engine is unreachable, which is reported, not fatal); a viewer's socket
+    and another logged-in user's socket get none."""
+    owner = make_user()
+    stranger = make_user()
+    stream = make_stream(owner=owner)
+    publish(client, stream)
+    url = ws_url(live_server, stream.public_id)
+    owner_socket = sockets(url, browser_headers(login(live_server, owner.email)))
+    viewer = sockets(url)
+    stranger_socket = sockets(url, browser_headers(login(live_server, stranger.email)))
+    for socket in (owner_socket, viewer, stranger_socket):
+        socket.next(is_status("live"))
+
+    first = owner_socket.next(lambda e: e["type"] == "health")
+    second = owner_socket.next(lambda e: e["type"] == "health", timeout=5)
+    assert first == {**second, "now": first["now"]}
+    assert first["error"] == "Media server unreachable."
+    assert first["publishing"] is None
+
+    for socket in (viewer, stranger_socket):
+        assert [e for e in socket.drain() if e["type"] == "health"] == []
+        assert not any(stream.stream_key in raw for raw in socket.raw)
+    assert not any(stream.stream_key in raw for raw in owner_socket.raw)
+
+
+def test_unknown_stream_is_closed_with_policy_code(live_server, db):
+    """A socket for a stream that does not exist is closed with 1008."""
+    ws = Client.connect(ws_url(live_server, "nosuchstream0000"))
+    with pytest.raises(ConnectionClosed):
+        ws.receive(timeout=5)
+    assert ws.close_reason == 1008
+
+
+@pytest.fixture()
+def threaded_server(app):
+    """The test app on werkzeug's threaded server, in this process, so the
+    hub and the threads can be inspected."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+def test_closed_sockets_leave_no_watchers_or_threads(threaded_server, app, make_stream):
+    """Once clients go away, their sockets stop watching the stream and their
+    threads end."""
+    stream = make_stream()
+    hub = get_hub(app)
+    url = ws_url(threaded_server, stream.public_id)
+    first = Socket(url)
+    first.next(is_status("created"))  # also starts the hub's thread
+    baseline = threading.active_count()
+
+    clients = [Socket(url) for _ in range(5)]
+    for socket in clients:
+        socket.next(is_status("created"))
+    assert hub.watcher_count() == 6
+    for socket in [first, *clients]:
+        socket.close()
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (
+        hub.watcher_count() or threading.active_count() > baseline - 2
+    ):
+        time.sleep(0.05)
+    assert hub.watcher_count() == 0
+    # `first`'s handler and reader threads are gone too.
+    assert threading.active_count() <= baseline - 2
