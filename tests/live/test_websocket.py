@@ -3,6 +3,7 @@ with real PostgreSQL and Redis pub/sub; no browser."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -71,10 +72,8 @@ def sockets():
 
     yield connect
     for socket in opened:
-        try:
+        with contextlib.suppress(ConnectionClosed):
             socket.close()
-        except ConnectionClosed:
-            pass
 
 
 def test_viewer_gets_current_status_on_connect(live_server, make_stream, sockets):
@@ -108,9 +107,7 @@ def test_publish_and_unpublish_are_pushed_without_the_key(
     assert viewer.raw and not any(stream.stream_key in raw for raw in viewer.raw)
 
 
-def test_ingest_health_goes_to_the_owner_only(
-    live_server, client, make_user, make_stream, sockets
-):
+def test_ingest_health_goes_to_the_owner_only(live_server, client, make_user, make_stream, sockets):
     """While live, the owner's socket gets ingest health every ~2 s (here the
     engine is unreachable, which is reported, not fatal); a viewer's socket
     and another logged-in user's socket get none."""
