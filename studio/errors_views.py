@@ -23,5 +23,7 @@ def init_app(app: Flask) -> None:
     def http_error(error: HTTPException):
         message = error.description or error.name
         if _wants_json():
-            return jsonify(error=message), error.code
+            # Keep `Allow` on a 405 so a client can see which methods exist.
+            allow = [(k, v) for k, v in error.get_headers() if k == "Allow"]
+            return jsonify(error=message), error.code, allow
         return render_template("error.html", code=error.code, message=message), error.code
