@@ -16,6 +16,7 @@ and left alone. All state (data, logs, rendered configs) lives under `var_dir`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -32,7 +33,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
-from hashlib import sha1
+from hashlib import sha256
 from pathlib import Path
 from typing import Self
 
@@ -89,6 +90,15 @@ class PostgresService(Service):
 
     server_url: str
     database: str
+    # An ephemeral private cluster: its directory goes away with it.
+    remove_on_stop: Path | None = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the cluster if we started it (and delete it if ephemeral)."""
+        super().stop(timeout)
+        if self.remove_on_stop is not None:
+            shutil.rmtree(self.remove_on_stop, ignore_errors=True)
+            self.remove_on_stop = None
 
 
 @dataclass(kw_only=True)
@@ -117,8 +127,7 @@ class NginxService(Service):
 
 def free_port(preferred: int | None = None) -> int:
     """A TCP port free on 127.0.0.1: `preferred` if it is free, else any."""
-    if preferred and preferred not in _handed_out and _can_bind(preferred):
-        _handed_out.add(preferred)
+    if preferred and _can_bind(preferred):
         return preferred
     while True:
         with socket.socket() as sock:
@@ -130,6 +139,7 @@ def free_port(preferred: int | None = None) -> int:
 
 
 def _can_bind(port: int) -> bool:
+    """True if a server could bind 127.0.0.1:port now."""
     with socket.socket() as sock:
         # Servers set SO_REUSEADDR too: a port in TIME_WAIT counts as free.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -207,18 +217,18 @@ def terminate(process: subprocess.Popen, sig: int, timeout: float = 10.0) -> Non
         process.wait(timeout)
     except subprocess.TimeoutExpired:
         # The leader is not reaped yet, so its group id still names our group.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         process.wait()
 
 
 def _group_of(user: str) -> int:
+    """The primary group id of `user`."""
     return pwd.getpwnam(user).pw_gid
 
 
 def _log_tail(log_path: Path | None, lines: int = 15) -> str:
+    """The last lines of a log, formatted to end an error message."""
     if log_path is None or not log_path.exists():
         return ""
     tail = log_path.read_text(errors="replace").splitlines()[-lines:]
@@ -230,6 +240,7 @@ def _log_tail(log_path: Path | None, lines: int = 15) -> str:
 
 
 def _state_path(var_dir: Path, name: str) -> Path:
+    """Where `remember` keeps the state of a left-running service."""
     return var_dir / "run" / f"{name}.json"
 
 
@@ -267,6 +278,7 @@ def forget(var_dir: Path, name: str, sig: int = signal.SIGTERM) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """True if a process with this pid exists."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -280,12 +292,15 @@ def _alive(pid: int) -> bool:
 _DB_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
-def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
+def ensure_postgres(
+    var_dir: Path, database: str = "studio", *, use_system: bool = True
+) -> PostgresService:
     """PostgreSQL with `database` in it.
 
     DATABASE_URL if set (nothing is created); else the server on
-    127.0.0.1:5432 (trust auth, user postgres); else a private cluster
-    under var_dir/pg, reusing one an earlier command line run left running.
+    127.0.0.1:5432 (trust auth, user postgres) unless `use_system` is
+    false; else a private cluster under var_dir/pg, reusing one an earlier
+    command line run left running.
     """
     url = os.environ.get("DATABASE_URL")
     if url:
@@ -296,7 +311,7 @@ def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
             server_url=parts._replace(path="/postgres").geturl(),
             database=parts.path.lstrip("/"),
         )
-    if pg_ready("127.0.0.1", 5432):
+    if use_system and pg_ready("127.0.0.1", 5432):
         return _attach_postgres(5432, database)
     state = recall(var_dir, "postgres")
     if state is not None:
@@ -305,6 +320,7 @@ def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
 
 
 def _attach_postgres(port: int, database: str) -> PostgresService:
+    """Use a running server on 127.0.0.1:port (not ours): create `database`."""
     base = f"postgresql://postgres@127.0.0.1:{port}"
     create_database(f"{base}/postgres", database)
     return PostgresService(
@@ -316,15 +332,21 @@ def _attach_postgres(port: int, database: str) -> PostgresService:
 
 
 def start_postgres(
-    var_dir: Path, database: str = "studio", port: int | None = None
+    var_dir: Path,
+    database: str = "studio",
+    port: int | None = None,
+    *,
+    ephemeral: bool = False,
 ) -> PostgresService:
     """Start a private cluster (initdb on first use) on a free port.
 
+    The cluster lives in var_dir/pg and keeps its data across restarts;
+    `ephemeral` gives a fresh one in a temporary directory, deleted by stop().
     Runs as user `postgres` when we are root (PostgreSQL refuses root).
     fsync is off: this cluster holds development and test data only.
     """
     started = time.monotonic()
-    home = _pg_home(var_dir)
+    home = _pg_home(var_dir, ephemeral)
     user = "postgres" if os.geteuid() == 0 else None
     if not (home / "data" / "PG_VERSION").exists():
         _initdb(home, user)
@@ -352,24 +374,28 @@ def start_postgres(
         process=process,
         stop_signal=signal.SIGINT,  # "fast" shutdown: do not wait for clients
         started_in=time.monotonic() - started,
+        remove_on_stop=home if ephemeral else None,
     )
 
 
-def _pg_home(var_dir: Path) -> Path:
+def _pg_home(var_dir: Path, ephemeral: bool = False) -> Path:
     """Directory for the cluster (data/) and its Unix socket.
 
     var_dir/pg, unless user postgres cannot reach it (root's private
     temporary directories) or its socket path would be too long for a Unix
-    socket; then a directory under /tmp derived from var_dir.
+    socket; then a directory under /tmp derived from var_dir. Ephemeral
+    clusters get a new temporary directory.
     """
     var_dir.mkdir(parents=True, exist_ok=True)
-    home = var_dir.resolve() / "pg"
+    var_dir = var_dir.resolve()
+    home = var_dir / "pg"
     reachable = os.geteuid() != 0 or all(
-        p.stat().st_mode & 0o001
-        for p in [var_dir.resolve(), *var_dir.resolve().parents]
+        p.stat().st_mode & 0o001 for p in [var_dir, *var_dir.parents]
     )
-    if not reachable or len(str(home)) > 80:
-        digest = sha1(str(var_dir.resolve()).encode()).hexdigest()[:10]
+    if ephemeral:
+        home = Path(tempfile.mkdtemp(prefix="studio-pg-"))
+    elif not reachable or len(str(home)) > 80:
+        digest = sha256(str(var_dir).encode()).hexdigest()[:10]
         home = Path(tempfile.gettempdir()) / f"studio-pg-{digest}"
     home.mkdir(parents=True, exist_ok=True)
     if os.geteuid() == 0:
@@ -379,13 +405,12 @@ def _pg_home(var_dir: Path) -> Path:
 
 
 def _initdb(home: Path, user: str | None) -> None:
+    """Create a cluster in home/data: trust auth, superuser postgres, UTF-8."""
     argv = [
         str(PG_BIN / "initdb"), "-D", str(home / "data"), "-U", "postgres",
         "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
     ]  # fmt: skip
-    identity = (
-        {"user": user, "group": _group_of(user), "extra_groups": []} if user else {}
-    )
+    identity = {"user": user, "group": _group_of(user), "extra_groups": []} if user else {}
     result = subprocess.run(
         argv,
         check=False,
@@ -409,29 +434,26 @@ def pg_ready(host: str, port: int) -> bool:
 
 
 def _wait_pg_ready(port: int, process: subprocess.Popen, log_path: Path) -> None:
+    """Wait until our postgres accepts connections (not just the TCP port)."""
     deadline = time.monotonic() + START_TIMEOUT
     while not pg_ready("127.0.0.1", port):
         if process.poll() is not None:
-            raise StackError(
-                f"postgres exited with {process.returncode}{_log_tail(log_path)}"
-            )
+            raise StackError(f"postgres exited with {process.returncode}{_log_tail(log_path)}")
         if time.monotonic() > deadline:
-            raise StackError(
-                f"postgres not ready after {START_TIMEOUT}s{_log_tail(log_path)}"
-            )
+            raise StackError(f"postgres not ready after {START_TIMEOUT}s{_log_tail(log_path)}")
         time.sleep(0.05)
 
 
 def create_database(server_url: str, name: str, exist_ok: bool = True) -> None:
     """CREATE DATABASE name on the server of `server_url` (any database URL)."""
     _check_db_name(name)
-    exists = _psql(server_url, f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+    exists = _psql(server_url, "SELECT 1 FROM pg_database WHERE datname = :'name'", name=name)
     if exists.strip():
         if exist_ok:
             return
         raise StackError(f"database {name} already exists")
     try:
-        _psql(server_url, f'CREATE DATABASE "{name}"')
+        _psql(server_url, 'CREATE DATABASE :"name"', name=name)
     except StackError as error:
         # Another process may have created it between the check and now.
         if not (exist_ok and "already exists" in str(error)):
@@ -441,20 +463,23 @@ def create_database(server_url: str, name: str, exist_ok: bool = True) -> None:
 def drop_database(server_url: str, name: str) -> None:
     """DROP DATABASE name if it exists, disconnecting its clients."""
     _check_db_name(name)
-    _psql(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _psql(server_url, 'DROP DATABASE IF EXISTS :"name" WITH (FORCE)', name=name)
 
 
 def _check_db_name(name: str) -> None:
-    # Names go into SQL text: keep them to plain identifiers.
+    """Refuse anything but a plain identifier as a database name."""
     if not name or not set(name) <= _DB_NAME_CHARS or name[0].isdigit():
         raise ValueError(f"not a plain database name: {name!r}")
 
 
-def _psql(server_url: str, sql: str) -> str:
+def _psql(server_url: str, sql: str, **variables: str) -> str:
+    """Run one statement; psql quotes the :'var' / :"var" values itself."""
     psql = shutil.which("psql") or str(PG_BIN / "psql")
-    argv = [psql, "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", server_url, "-c", sql]
+    argv = [psql, "-X", "-qAt", "-v", "ON_ERROR_STOP=1", "-d", server_url]
+    for key, value in variables.items():
+        argv += ["-v", f"{key}={value}"]
     result = subprocess.run(
-        argv, check=False, capture_output=True, text=True, timeout=60
+        argv, input=sql + "\n", check=False, capture_output=True, text=True, timeout=60
     )
     if result.returncode != 0:
         raise StackError(f"psql: {sql}: {result.stderr.strip()}")
@@ -465,13 +490,14 @@ def _psql(server_url: str, sql: str) -> str:
 # Redis
 
 
-def ensure_redis(var_dir: Path) -> Service:
-    """Redis: REDIS_URL if set; else 127.0.0.1:6379; else a private server
-    (reusing one an earlier command line run left running)."""
+def ensure_redis(var_dir: Path, *, use_system: bool = True) -> Service:
+    """Redis: REDIS_URL if set; else 127.0.0.1:6379 (unless `use_system` is
+    false); else a private server, reusing one an earlier command line run
+    left running."""
     url = os.environ.get("REDIS_URL")
     if url:
         return Service(name="redis", url=url)
-    if redis_ping("127.0.0.1", 6379):
+    if use_system and redis_ping("127.0.0.1", 6379):
         return Service(name="redis", url="redis://127.0.0.1:6379/0")
     state = recall(var_dir, "redis")
     if state is not None:
@@ -516,6 +542,7 @@ def redis_ping(host: str, port: int) -> bool:
 
 
 def _require(program: str) -> str:
+    """The path of `program`, or a StackError saying how to install it."""
     path = shutil.which(program)
     if path is None:
         raise StackError(f"{program} not found: run devtools/bootstrap.sh")
@@ -534,9 +561,7 @@ def fake_gcs_binary() -> Path:
     override = os.environ.get("FAKE_GCS_BIN")
     if override:
         return Path(override)
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(
-        platform.machine(), platform.machine()
-    )
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
     name = f"{_WRAPPER_BIN}/fake-gcs-server-linux-{arch}"
     prefixes = [ROOT / ".venv", Path(sys.prefix)]
     if os.environ.get("VIRTUAL_ENV"):
@@ -618,7 +643,7 @@ def upload_object(
     metadata = {"name": name, "contentType": content_type}
     if cache_control:
         metadata["cacheControl"] = cache_control
-    boundary = "stack-" + sha1(data).hexdigest()
+    boundary = "stack-" + sha256(data).hexdigest()
     body = b"".join([
         f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
         json.dumps(metadata).encode(),
@@ -642,11 +667,11 @@ def http_request(
     timeout: float = 10.0,
 ) -> tuple[int, dict[str, str], bytes]:
     """One HTTP request: (status, headers, body); HTTP errors are returned."""
-    request = urllib.request.Request(
-        url, data=body, method=method, headers=headers or {}
-    )
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"not an HTTP URL: {url}")
+    request = urllib.request.Request(url, body, headers or {}, method=method)  # noqa: S310
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
@@ -694,7 +719,8 @@ def start_nginx(
         for port in ports.values():
             wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
     except BaseException:
-        terminate(process, signal.SIGKILL)
+        # SIGTERM, not SIGKILL: the master takes its workers down with it.
+        terminate(process, signal.SIGTERM, timeout=5)
         raise
     return NginxService(
         name="nginx",
@@ -740,13 +766,14 @@ def _user_directive() -> str:
 
 
 def _checked_hook_url(url: str) -> str:
-    # It goes into the config between double quotes.
+    """The hook URL, if it can go between double quotes in nginx.conf."""
     if not url.startswith("http://") or any(c in url for c in ' "\t\n;'):
         raise ValueError(f"hook URL must be a plain http:// URL: {url!r}")
     return url
 
 
 def _nginx_binary() -> str:
+    """The nginx executable, once the RTMP module is known to be installed."""
     if not RTMP_MODULE.exists():
         raise StackError(f"{RTMP_MODULE} missing: apt-get install libnginx-mod-rtmp")
     return shutil.which("nginx") or _require("/usr/sbin/nginx")
@@ -791,13 +818,11 @@ def up(args: argparse.Namespace) -> int:
     var_dir: Path = args.var_dir
     services: list[Service] = []
     try:
-        database = ensure_postgres(var_dir, args.database)
+        database = ensure_postgres(var_dir, args.database, use_system=not args.private)
         services.append(database)
-        redis = ensure_redis(var_dir)
+        redis = ensure_redis(var_dir, use_system=not args.private)
         services.append(redis)
-        gcs = start_fake_gcs(
-            var_dir, free_port(args.gcs_port), args.bucket, "filesystem"
-        )
+        gcs = start_fake_gcs(var_dir, free_port(args.gcs_port), args.bucket, "filesystem")
         services.append(gcs)
         nginx = start_nginx(
             var_dir, hook_url=args.hook_url, gcs_url=gcs.url, bucket=args.bucket,
@@ -819,11 +844,7 @@ def up(args: argparse.Namespace) -> int:
         env_file = var_dir / "stack.env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         for service in services:
-            how = (
-                f"started in {service.started_in:.2f}s"
-                if service.owned
-                else "already running"
-            )
+            how = f"started in {service.started_in:.2f}s" if service.owned else "already running"
             print(f"{service.name:9} {how}", file=sys.stderr)
         print(env_file.read_text(), end="", flush=True)
         print(f"# written to {env_file}; Ctrl-C stops the stack", file=sys.stderr)
@@ -835,11 +856,19 @@ def up(args: argparse.Namespace) -> int:
 
 
 def _wait_for_stop_signal() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
+    """Block until SIGINT, SIGTERM or SIGHUP.
+
+    Handlers are set explicitly: started in the background by a
+    non-interactive shell, Python inherits SIGINT as ignored.
+    """
+
+    def leave(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, leave)
+    while True:
         signal.pause()
-    except KeyboardInterrupt:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -854,14 +883,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("postgres", "redis"):
         # The service outlives this command; later runs reuse it, `stop` ends it.
         if args.command == "postgres":
-            service = ensure_postgres(args.var_dir, args.database)
+            service = ensure_postgres(args.var_dir, args.database, use_system=not args.private)
         else:
-            service = ensure_redis(args.var_dir)
+            service = ensure_redis(args.var_dir, use_system=not args.private)
         if service.owned:
             remember(args.var_dir, service, urllib.parse.urlsplit(service.url).port)
         print(service.url)
         return 0
-    if args.command == "stop":
+    if args.command in ("stop", "stop-all"):
         for name, sig in (("postgres", signal.SIGINT), ("redis", signal.SIGTERM)):
             if forget(args.var_dir, name, sig):
                 print(f"stopped {name}")
@@ -870,6 +899,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The command line: check, postgres, redis, stop, up."""
     parser = argparse.ArgumentParser(
         prog="stack.py",
         description="Local services for the studio: PostgreSQL, Redis, "
@@ -883,30 +913,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="show which services and tools are available")
-    pg = commands.add_parser(
-        "postgres", help="ensure PostgreSQL is up; print DATABASE_URL"
-    )
+    pg = commands.add_parser("postgres", help="ensure PostgreSQL is up; print DATABASE_URL")
     pg.add_argument("--database", default="studio")
-    commands.add_parser("redis", help="ensure Redis is up; print REDIS_URL")
+    rd = commands.add_parser("redis", help="ensure Redis is up; print REDIS_URL")
     commands.add_parser(
-        "stop", help="stop the PostgreSQL/Redis that these commands started"
+        "stop",
+        aliases=["stop-all"],
+        help="stop the PostgreSQL/Redis that the commands above left running",
     )
     run = commands.add_parser(
         "up", help="run everything in the foreground; write var/stack.env; Ctrl-C stops"
     )
     run.add_argument("--database", default="studio")
+    for sub in (pg, rd, run):
+        sub.add_argument(
+            "--private",
+            action="store_true",
+            help="ignore servers on 127.0.0.1:5432/6379; run our own under --var-dir",
+        )
     run.add_argument("--bucket", default=DEFAULT_BUCKET)
     run.add_argument("--hook-url", default=_default_hook_url())
     run.add_argument("--rtmp-port", type=int, default=1935)
-    run.add_argument(
-        "--http-port", type=int, default=8080, help="RTMP /control and /stat"
-    )
+    run.add_argument("--http-port", type=int, default=8080, help="RTMP /control and /stat")
     run.add_argument("--edge-port", type=int, default=8081, help="CDN edge")
     run.add_argument("--gcs-port", type=int, default=4443, help="fake-gcs-server")
     return parser
 
 
 def _default_hook_url() -> str:
+    """The studio's nginx-rtmp hook, from STUDIO_PUBLIC_URL and STUDIO_HOOK_TOKEN."""
     base = os.environ.get("STUDIO_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
     token = urllib.parse.quote(os.environ.get("STUDIO_HOOK_TOKEN", ""), safe="")
     return f"{base}/hooks/nginx-rtmp?token={token}"
