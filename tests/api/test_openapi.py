@@ -1,0 +1,143 @@
+"""The OpenAPI document and the reference page describe the API that really runs."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+
+from studio.api.views import api as registry
+from tests.api.helpers import Api
+
+PREFIX = "/api/v1"
+IGNORED_METHODS = {"HEAD", "OPTIONS"}  # added by Flask to every rule
+
+
+@pytest.fixture()
+def spec(client):
+    reply = client.get(f"{PREFIX}/openapi.json")
+    assert reply.status_code == 200
+    return reply.get_json()
+
+
+def _rule_path(rule: str) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.removeprefix(PREFIX))
+
+
+def test_document_and_url_map_list_the_same_operations(app, spec):
+    """Every /api/v1 route and method is in the document, and every documented
+    operation is a real route; only the document and the reference page themselves
+    are left out, and they are declared as such."""
+    routed = {
+        (_rule_path(rule.rule), method)
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith(PREFIX + "/")
+        for method in rule.methods - IGNORED_METHODS
+    }
+    documented = {(path, method.upper()) for path, item in spec["paths"].items() for method in item}
+    undocumented = {(op.path, op.method) for op in registry.operations if not op.documented}
+    assert undocumented == {("/openapi.json", "GET"), ("/docs", "GET")}
+    assert routed == documented | undocumented
+    assert not documented & undocumented
+    assert spec["servers"][0]["url"].endswith(PREFIX)
+
+
+def test_every_route_comes_from_the_registry(app):
+    """No /api/v1 view bypasses the registry (which is what documents it)."""
+    registered = {op.endpoint for op in registry.operations}
+    endpoints = {r.endpoint for r in app.url_map.iter_rules() if r.rule.startswith(PREFIX + "/")}
+    assert endpoints == registered
+
+
+def test_document_is_openapi_31_with_bearer_security(spec):
+    """OpenAPI 3.1, a bearer scheme, and every stream operation requires it."""
+    assert spec["openapi"] == "3.1.0"
+    assert spec["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API token, `lst_...`.",
+    }
+    for item in spec["paths"].values():
+        for operation in item.values():
+            assert operation["security"] == [{"bearer": []}]
+            assert "401" in operation["responses"]
+
+
+def test_schemas_are_valid_json_schema_and_every_ref_resolves(spec):
+    """Each component is valid JSON Schema 2020-12 (what OpenAPI 3.1 uses) and every
+    $ref in the document points at a component."""
+    schemas = spec["components"]["schemas"]
+    for schema in schemas.values():
+        Draft202012Validator.check_schema(schema)
+    refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', str(spec).replace("'", '"'))
+    assert refs and set(refs) <= set(schemas)
+
+
+def test_request_schemas_match_what_the_views_validate(spec):
+    """The documented request bodies are the pydantic models the views validate with:
+    unknown fields are refused in both."""
+    create = spec["components"]["schemas"]["StreamCreate"]
+    assert create["required"] == ["title"] and create["additionalProperties"] is False
+    update = spec["components"]["schemas"]["StreamUpdate"]
+    assert set(update["properties"]) == {"title", "disabled"}
+    assert update["additionalProperties"] is False and update["minProperties"] == 1
+
+
+def _validator(spec: dict, name: str) -> Draft202012Validator:
+    resource = Resource.from_contents(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", **spec}
+    )
+    refs = Registry().with_resource("urn:spec", resource)
+    schema = {"$ref": f"urn:spec#/components/schemas/{name}"}
+    return Draft202012Validator(schema, registry=refs)
+
+
+def _response_schema(spec: dict, path: str, method: str, status: int) -> str:
+    response = spec["paths"][path][method]["responses"][str(status)]
+    return response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+
+
+def test_real_responses_match_the_documented_schemas(spec, client, make_user, make_token):
+    """What the API answers (success and error) validates against what the document
+    says it answers."""
+    api = Api(client, make_token(make_user()))
+    created = api.post("/streams", {"title": "Documented"})
+    stream_path = f"/streams/{created.get_json()['id']}"
+    calls = [
+        (created, "/streams", "post"),
+        (api.get("/streams"), "/streams", "get"),
+        (api.get(stream_path), "/streams/{stream_id}", "get"),
+        (api.patch(stream_path, {"disabled": True}), "/streams/{stream_id}", "patch"),
+        (api.post(stream_path + "/rotate-key"), "/streams/{stream_id}/rotate-key", "post"),
+        (api.get(stream_path + "/broadcasts"), "/streams/{stream_id}/broadcasts", "get"),
+        (api.patch(stream_path, {"x": 1}), "/streams/{stream_id}", "patch"),
+        (api.get("/streams/nope"), "/streams/{stream_id}", "get"),
+        (Api(client, None).get("/streams"), "/streams", "get"),
+    ]
+    for reply, path, method in calls:
+        name = _response_schema(spec, path, method, reply.status_code)
+        _validator(spec, name).validate(reply.get_json())
+    assert api.delete(stream_path).status_code in {
+        int(code) for code in spec["paths"]["/streams/{stream_id}"]["delete"]["responses"]
+    }
+
+
+def test_reference_page_lists_every_operation_with_a_curl_example(client, spec):
+    """/api/v1/docs is server-rendered HTML: each documented operation with its
+    parameters, bodies, responses and a curl example; no scripts."""
+    reply = client.get(f"{PREFIX}/docs")
+    assert reply.status_code == 200
+    assert reply.mimetype == "text/html"
+    page = reply.get_data(as_text=True)
+    assert "<script" not in page
+    for path, item in spec["paths"].items():
+        for method in item:
+            assert f"<code>{method.upper()} {PREFIX}{path}</code>" in page
+            assert f"curl -X {method.upper()}" in page
+    for name in spec["components"]["schemas"]:
+        assert f'id="schema-{name}"' in page
+    assert "Authorization: Bearer $STUDIO_TOKEN" in page
+    assert """-d '{"title": "Friday night show"}'""" in html.unescape(page)
