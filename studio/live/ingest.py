@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
@@ -170,6 +170,7 @@ def _run(ws, stream: dict, lock: IngestLock, container: str) -> None:
         argv,
         max_buffer_bytes=_setting("INGEST_BUFFER_BYTES"),
         write_timeout=_setting("INGEST_WRITE_TIMEOUT"),
+        redact=[stream["key"], quote(stream["key"], safe="")],
     )
     log.info("websocket ingest started stream=%s ffmpeg_pid=%d", stream["public_id"], relay.pid)
     ending: Ending | None = None
@@ -179,7 +180,7 @@ def _run(ws, stream: dict, lock: IngestLock, container: str) -> None:
     except ConnectionClosed:
         ending = None  # the page went away or closed the socket: a normal stop
     finally:
-        code = relay.close()
+        code = relay.close(drain=ending is None or not ending.failed)
         _log_end(stream["public_id"], relay, code, ending)
     if ending is not None:
         _close(ws, ending)

@@ -64,11 +64,12 @@ class FfmpegRelay:
         *,
         max_buffer_bytes: int = 8 * 1024 * 1024,
         write_timeout: float = 10.0,
-        label: str = "",
+        redact: Sequence[str] = (),
     ):
         self.max_buffer_bytes = max_buffer_bytes
         self.write_timeout = write_timeout
-        self.label = label
+        # Secrets (the stream key is in the RTMP URL) never reach the logs.
+        self._redact = [word for word in redact if word]
         self.bytes_in = 0
         self.bytes_written = 0
         self._chunks: collections.deque[bytes] = collections.deque()
@@ -152,19 +153,23 @@ class FfmpegRelay:
         assert stderr is not None
         for raw in stderr:
             line = raw.decode(errors="replace").rstrip()
+            for word in self._redact:
+                line = line.replace(word, "***")
             if line:
                 self._stderr_tail.append(line)
 
     # --- ending --------------------------------------------------------------
 
-    def close(self, grace: float = 5.0) -> int:
-        """End ffmpeg: close stdin (it flushes and unpublishes), wait `grace`
+    def close(self, grace: float = 5.0, drain: bool = True) -> int:
+        """End ffmpeg: hand it what is still buffered (unless `drain` is
+        False), close stdin (it flushes and unpublishes), wait `grace`
         seconds, then SIGKILL its process group. Always reaps; returns the
         exit code. Safe to call twice."""
         with self._cond:
             self._closing = True
-            self._chunks.clear()  # what was not sent yet is not worth waiting for
-            self._buffered = 0
+            if not drain:
+                self._chunks.clear()
+                self._buffered = 0
             self._cond.notify()
         # The writer closes stdin once it is idle; if it is stuck in a write
         # that ffmpeg does not read, only killing ffmpeg unblocks it.

@@ -1,0 +1,107 @@
+"""A studio on this machine for the go-live tests: gunicorn (gthread, as in
+production) in front of the test database and Redis, nginx-rtmp calling its
+hooks, the websocket ingest publishing into that nginx."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from devtools import stack
+from tests.conftest import PASSWORD, ROOT, csrf_token
+
+
+@dataclass
+class Studio:
+    url: str
+    rtmp_url: str
+    log_path: Path
+    nginx: stack.NginxService
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def run_studio(
+    var_dir: Path, services: dict, hook_token: str, env: dict[str, str] | None = None
+) -> Iterator[Studio]:
+    """gunicorn + nginx-rtmp on free ports until the block ends."""
+    port = stack.free_port()
+    base = f"http://127.0.0.1:{port}"
+    nginx = stack.start_nginx(
+        var_dir,
+        hook_url=f"{base}/hooks/nginx-rtmp?token={hook_token}",
+        gcs_url="http://127.0.0.1:9",  # the CDN edge is not used here
+        hls_dir=var_dir / f"hls-{port}",
+    )
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": services["database_url"],
+        "REDIS_URL": services["redis_url"],
+        "STUDIO_SECRET_KEY": "golive-test-secret",
+        "STUDIO_HOOK_TOKEN": hook_token,
+        "STUDIO_PUBLIC_URL": base,
+        "STUDIO_RTMP_URL": nginx.rtmp_url,
+        "STUDIO_NGINX_CONTROL_URL": nginx.control_url,
+        "STUDIO_MEDIA_ENGINE": "nginx-rtmp",
+        "STUDIO_LOG_LEVEL": "INFO",
+        **(env or {}),
+    }
+    log_path = var_dir / "logs" / f"gunicorn-golive-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+             "--worker-class", "gthread", "--workers", "1", "--threads", "16",
+             "--graceful-timeout", "5"],
+            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        stack.wait_for_port("127.0.0.1", port, 30, process, log_path)
+        yield Studio(url=base, rtmp_url=nginx.rtmp_url, log_path=log_path, nginx=nginx)
+    finally:
+        stack.terminate(process, signal.SIGTERM, timeout=10)
+        nginx.stop()
+
+
+def login(base_url: str, email: str) -> requests.Session:
+    """A requests session logged in through the real login page."""
+    session = requests.Session()
+    page = session.get(f"{base_url}/login", timeout=5).text
+    reply = session.post(
+        f"{base_url}/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(page)},
+        timeout=5,
+        allow_redirects=False,
+    )
+    assert reply.status_code in (302, 303), reply.text
+    return session
+
+
+def cookie_header(session: requests.Session) -> str:
+    return "; ".join(f"{c.name}={c.value}" for c in session.cookies)
+
+
+def ffmpeg_pids(needle: str) -> list[int]:
+    """ffmpeg processes on this machine whose command line contains `needle`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"ffmpeg") and any(needle.encode() in a for a in argv):
+            pids.append(int(entry.name))
+    return pids
