@@ -74,6 +74,22 @@ def show(public_id: str):
     )
 
 
+@bp.get("/streams/<public_id>/broadcasts")
+def broadcasts(public_id: str):
+    """The broadcast rows of the stream page, re-fetched live by the page."""
+    stream = _owned(public_id)
+    config = current_app.config
+    reply = current_app.make_response(
+        render_template(
+            "streams/_broadcasts.html",
+            broadcasts=service.list_broadcasts(db.session, stream),
+            replay_url=lambda broadcast: urls.replay_url(broadcast, config),
+        )
+    )
+    reply.headers["Cache-Control"] = "no-store"
+    return reply
+
+
 @bp.get("/streams/<public_id>/key")
 def key(public_id: str):
     """The publish settings with the secret, fetched when the creator reveals it."""

@@ -17,11 +17,31 @@ def watch(public_id: str):
         stream = service.get_public_stream(db.session, public_id)
     except NotFound:
         abort(404)
-    config = current_app.config
-    broadcasts = [b for b in service.list_broadcasts(db.session, stream) if b.ended_at]
     return render_template(
         "watch/watch.html",
         stream=stream,
-        hls_url=urls.hls_url(stream, config),
-        replays=[(b, urls.replay_url(b, config)) for b in broadcasts],
+        hls_url=urls.hls_url(stream, current_app.config),
+        replays=_replays(stream),
     )
+
+
+@bp.get("/<public_id>/replays")
+def replays(public_id: str):
+    """The list of past broadcasts, re-fetched live by the watch page."""
+    try:
+        stream = service.get_public_stream(db.session, public_id)
+    except NotFound:
+        abort(404)
+    reply = current_app.make_response(
+        render_template("watch/_replays.html", replays=_replays(stream))
+    )
+    reply.headers["Cache-Control"] = "no-store"
+    return reply
+
+
+def _replays(stream) -> list[tuple]:
+    """Ended broadcasts, newest first, each with its replay URL (None while
+    the replay is being written)."""
+    config = current_app.config
+    ended = [b for b in service.list_broadcasts(db.session, stream) if b.ended_at]
+    return [(broadcast, urls.replay_url(broadcast, config)) for broadcast in ended]

@@ -1,4 +1,6 @@
-// The creator's stream page: reveal the key on demand.
+// The creator's stream page: reveal the key on demand; live status.
+import { formatElapsed, listRefresher, serverOffset, watchStream } from "./live.js";
+
 const head = document.querySelector("[data-stream]");
 const reveal = document.getElementById("reveal-key");
 
@@ -27,3 +29,96 @@ function hideKey() {
 }
 
 reveal?.addEventListener("click", () => (reveal.dataset.revealed === "true" ? hideKey() : revealKey()));
+
+// --- Live status, elapsed time and ingest health, pushed by the websocket ---
+
+const statusBox = document.getElementById("live-status");
+const elapsed = document.getElementById("elapsed");
+const health = document.getElementById("ingest-health");
+const rows = document.getElementById("broadcast-rows");
+const refreshBroadcasts = listRefresher(rows);
+let elapsedTimer = null;
+// What the page was rendered with: a different first event means the list is stale.
+let lastStatus = head?.dataset.status ?? null;
+let lastBroadcastId;
+
+function showStatus(event) {
+  const badge = statusBox.querySelector("[data-testid='stream-status']");
+  badge.textContent = event.status === "live" ? "LIVE" : event.status;
+  badge.className = `status status-${event.status}${event.disabled ? " status-disabled" : ""}`;
+  let disabledTag = statusBox.querySelector("[data-testid='stream-disabled']");
+  if (event.disabled && !disabledTag) {
+    disabledTag = document.createElement("span");
+    disabledTag.className = "status status-disabled";
+    disabledTag.dataset.testid = "stream-disabled";
+    disabledTag.textContent = "disabled";
+    statusBox.append(" ", disabledTag);
+  } else if (!event.disabled && disabledTag) {
+    disabledTag.remove();
+  }
+}
+
+function showElapsed(event) {
+  window.clearInterval(elapsedTimer);
+  elapsedTimer = null;
+  const started = event.status === "live" && event.broadcast ? Date.parse(event.broadcast.started_at) : NaN;
+  if (Number.isNaN(started)) {
+    elapsed.textContent = "";
+    elapsed.hidden = true;
+    return;
+  }
+  const offset = serverOffset(event);
+  const tick = () => { elapsed.textContent = formatElapsed(Date.now() + offset - started); };
+  tick();
+  elapsed.hidden = false;
+  elapsedTimer = window.setInterval(tick, 1000);
+}
+
+function showHealth(event) {
+  health.hidden = false;
+  health.replaceChildren();
+  const title = document.createElement("h2");
+  title.textContent = "Ingest health";
+  const line = document.createElement("p");
+  if (event.error) {
+    line.textContent = event.error;
+    line.className = "error";
+  } else if (!event.publishing) {
+    line.textContent = "Waiting for the encoder…";
+  } else {
+    const parts = [`${event.kbps} kbps`];
+    if (event.video_codec) parts.push(event.video_codec);
+    if (event.width && event.height) parts.push(`${event.width}×${event.height}`);
+    if (event.fps) parts.push(`${Math.round(event.fps)} fps`);
+    if (event.audio_codec) parts.push(`audio ${event.audio_codec}`);
+    line.textContent = parts.join(" · ");
+  }
+  health.append(title, line);
+}
+
+function onEvent(event) {
+  if (event.type === "status") {
+    showStatus(event);
+    showElapsed(event);
+    if (event.status !== "live") health.hidden = true;
+    const broadcastId = event.broadcast ? event.broadcast.id : null;
+    const newBroadcast = lastBroadcastId !== undefined && broadcastId !== lastBroadcastId;
+    if (event.status !== lastStatus || newBroadcast) {
+      refreshBroadcasts();
+    }
+    lastStatus = event.status;
+    lastBroadcastId = broadcastId;
+  } else if (event.type === "health") {
+    if (lastStatus === "live") showHealth(event);
+  } else if (event.type === "replay") {
+    refreshBroadcasts();
+  }
+}
+
+if (head && statusBox) {
+  watchStream(head.dataset.stream, {
+    onEvent,
+    onConnection: (open) => { statusBox.dataset.connected = String(open); },
+  });
+  if (rows.querySelector("[data-replay-pending]")) refreshBroadcasts();
+}

@@ -1,0 +1,93 @@
+// Shared by the creator's stream page and the watch page: the stream's
+// websocket (with reconnect) and live re-fetching of server-rendered lists.
+
+const POLICY_VIOLATION = 1008; // the server's "unknown stream": do not retry
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 30000;
+
+// Open /ws/streams/<id> and call onEvent(event) for each message. Reconnects
+// with exponential backoff (and jitter, so a restarted server is not hit by
+// every page at once); onConnection(bool) reports the socket's state.
+export function watchStream(publicId, { onEvent, onConnection = () => {} }) {
+  let delay = RETRY_FIRST_MS;
+  let socket = null;
+  let stopped = false;
+
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+    socket = new WebSocket(`${scheme}://${window.location.host}/ws/streams/${encodeURIComponent(publicId)}`);
+    socket.addEventListener("open", () => {
+      delay = RETRY_FIRST_MS;
+      onConnection(true);
+    });
+    socket.addEventListener("message", (message) => {
+      let event;
+      try {
+        event = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      onEvent(event);
+    });
+    socket.addEventListener("close", (closed) => {
+      onConnection(false);
+      if (stopped || closed.code === POLICY_VIOLATION) return;
+      window.setTimeout(connect, delay + Math.random() * delay * 0.3);
+      delay = Math.min(delay * 2, RETRY_MAX_MS);
+    });
+  }
+
+  connect();
+  return {
+    close() {
+      stopped = true;
+      socket?.close();
+    },
+  };
+}
+
+// Milliseconds to add to Date.now() to get the server's clock, from the
+// `now` every event carries.
+export function serverOffset(event) {
+  const now = Date.parse(event.now);
+  return Number.isNaN(now) ? 0 : now - Date.now();
+}
+
+// "1:02:03" / "02:03" for a duration in milliseconds.
+export function formatElapsed(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const hours = Math.floor(total / 3600);
+  const minutes = String(Math.floor((total % 3600) / 60)).padStart(2, "0");
+  const seconds = String(total % 60).padStart(2, "0");
+  return hours ? `${hours}:${minutes}:${seconds}` : `${minutes}:${seconds}`;
+}
+
+// Re-fetch a server-rendered list: `element.dataset.url` returns its new
+// inner HTML. While an ended broadcast still waits for its replay
+// (`[data-replay-pending]`), poll with backoff, in case the "replay" event
+// was missed (a reconnecting socket, a worker without Redis).
+export function listRefresher(element, { onRefreshed = () => {} } = {}) {
+  let timer = null;
+  let attempt = 0;
+
+  async function refresh() {
+    window.clearTimeout(timer);
+    timer = null;
+    try {
+      const reply = await fetch(element.dataset.url, { credentials: "same-origin", cache: "no-store" });
+      if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
+      element.innerHTML = await reply.text();
+      onRefreshed(element);
+    } catch {
+      // Keep the list as it is; the next event or poll tries again.
+    }
+    if (element.querySelector("[data-replay-pending]") && attempt < 40) {
+      attempt += 1;
+      timer = window.setTimeout(refresh, Math.min(1000 * attempt, 10000));
+    } else {
+      attempt = 0;
+    }
+  }
+
+  return refresh;
+}
