@@ -60,9 +60,13 @@ def create():
 
 @bp.get("/streams/<public_id>")
 def show(public_id: str):
-    stream = _owned(public_id)
+    return _show_page(_owned(public_id))
+
+
+def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
+    """The stream page; a rejected rename re-renders it with its form's errors."""
     config = current_app.config
-    return render_template(
+    page = render_template(
         "streams/show.html",
         stream=stream,
         ingest=urls.ingest(stream, config),
@@ -70,8 +74,9 @@ def show(public_id: str):
         broadcasts=service.list_broadcasts(db.session, stream),
         replay_url=lambda broadcast: urls.replay_url(broadcast, config),
         form=ActionForm(),
-        title_form=StreamForm(obj=stream),
+        title_form=title_form or StreamForm(obj=stream),
     )
+    return page, status
 
 
 @bp.get("/streams/<public_id>/broadcasts")
@@ -94,7 +99,7 @@ def broadcasts(public_id: str):
 def key(public_id: str):
     """The publish settings with the secret, fetched when the creator reveals it."""
     stream = _owned(public_id)
-    reply = jsonify(stream_key=urls.stream_key(stream), **urls.ingest(stream, current_app.config))
+    reply = jsonify(urls.ingest(stream, current_app.config))
     reply.headers["Cache-Control"] = "no-store"
     return reply
 
@@ -104,8 +109,7 @@ def rename(public_id: str):
     stream = _owned(public_id)
     form = StreamForm()
     if not form.validate_on_submit():
-        flash("A title is required (at most 120 characters).", "error")
-        return redirect(url_for("streams.show", public_id=public_id)), 303
+        return _show_page(stream, title_form=form, status=400)
     service.rename_stream(db.session, stream, form.title.data)
     db.session.commit()
     return redirect(url_for("streams.show", public_id=public_id))
@@ -125,7 +129,10 @@ def rotate_key(public_id: str):
 def disable(public_id: str):
     stream = _owned(public_id)
     _checked_action()
-    service.set_disabled(db.session, stream, request.form.get("disabled") != "0")
+    value = request.form.get("disabled")
+    if value not in {"0", "1"}:
+        abort(400, "The form must send disabled=1 (disable) or disabled=0 (enable).")
+    service.set_disabled(db.session, stream, value == "1")
     db.session.commit()
     return redirect(url_for("streams.show", public_id=public_id))
 
