@@ -62,9 +62,7 @@ def test_non_owner_gets_404_on_every_stream_page(app, client, db, logged_in, bob
         assert bob_stream.stream_key not in reply.get_data(as_text=True)
 
 
-def test_non_owner_cannot_change_a_stream_through_the_pages(
-    app, client, db, logged_in, bob_stream
-):
+def test_non_owner_cannot_change_a_stream_through_the_pages(app, client, db, logged_in, bob_stream):
     """Alice's valid form posts to Bob's title/rotate/disable/delete pages are 404
     and Bob's stream is exactly as before."""
     token = logged_in.form_token("/")
@@ -173,7 +171,8 @@ def test_owner_actions_through_the_pages(client, db, logged_in, alice):
 
     def post(action: str, **data):
         reply = client.post(f"{path}/{action}", data={"csrf_token": token, **data})
-        db.session.refresh(stream) if action != "delete" else None
+        if action != "delete":
+            db.session.refresh(stream)
         return reply
 
     assert post("title", title="Renamed").status_code == 302 and stream.title == "Renamed"
