@@ -1,0 +1,158 @@
+"""Page objects for the browser tests: what a creator or a viewer sees and
+does, located by role, label or data-testid."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Locator, Page, expect
+
+MASK = "••••••••••••••••"
+
+
+class RegisterPage:
+    def __init__(self, page: Page, base_url: str):
+        self.page = page
+        self.base_url = base_url
+
+    def open(self) -> RegisterPage:
+        self.page.goto(f"{self.base_url}/register")
+        return self
+
+    def register(self, email: str, password: str) -> None:
+        self.page.get_by_label("Email").fill(email)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Register").click()
+
+
+class LoginPage:
+    def __init__(self, page: Page, base_url: str):
+        self.page = page
+        self.base_url = base_url
+
+    def open(self) -> LoginPage:
+        self.page.goto(f"{self.base_url}/login")
+        return self
+
+    def log_in(self, email: str, password: str) -> None:
+        self.page.get_by_label("Email").fill(email)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Log in").click()
+
+
+class TopBar:
+    def __init__(self, page: Page):
+        self.page = page
+
+    def log_out(self) -> None:
+        self.page.get_by_role("button", name="Log out").click()
+
+    def signed_in_as(self, email: str) -> Locator:
+        return self.page.locator(".who", has_text=email)
+
+
+class StreamsPage:
+    """The creator's list of streams, with the create form."""
+
+    def __init__(self, page: Page):
+        self.page = page
+
+    def create(self, title: str) -> StreamPage:
+        self.page.get_by_label("Title").fill(title)
+        self.page.get_by_role("button", name="Create stream").click()
+        expect(self.page.get_by_role("heading", name=title)).to_be_visible()
+        return StreamPage(self.page)
+
+
+class StreamPage:
+    """A stream's page in the studio: settings, key, live status."""
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.status = page.get_by_test_id("stream-status")
+        self.elapsed = page.get_by_test_id("elapsed")
+        self.ingest_health = page.get_by_test_id("ingest-health")
+        self.key = page.get_by_test_id("stream-key")
+        self.server = page.get_by_test_id("rtmp-server")
+        self.broadcasts = page.get_by_test_id("broadcasts")
+
+    @property
+    def public_id(self) -> str:
+        match = re.search(r"/streams/([a-z0-9]+)", self.page.url)
+        assert match, self.page.url
+        return match.group(1)
+
+    def open(self, base_url: str, public_id: str) -> StreamPage:
+        self.page.goto(f"{base_url}/streams/{public_id}")
+        return self
+
+    def reveal_key(self) -> str:
+        """Reveal the key and return it as shown."""
+        self.page.get_by_test_id("reveal-key").click()
+        expect(self.key).not_to_have_text(MASK)
+        return self.key.inner_text().strip()
+
+    def copy_key(self) -> None:
+        button = self.page.get_by_test_id("copy-stream-key")
+        button.click()
+        expect(button).to_have_text("Copied")
+
+    def rotate_key(self) -> None:
+        self.page.get_by_test_id("rotate-key").click()
+        notice = self.page.get_by_role("status").filter(has_text="New stream key issued")
+        expect(notice).to_be_visible()
+
+    def replay_links(self) -> Locator:
+        return self.broadcasts.get_by_test_id("replay-link")
+
+
+class WatchPage:
+    """The public watch page of a stream."""
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.status = page.get_by_test_id("watch-status")
+        self.offline_card = page.get_by_test_id("offline-card")
+        self.ended_card = page.get_by_test_id("ended-card")
+        self.video = page.get_by_test_id("video")
+        self.latest_replay = page.get_by_test_id("watch-latest-replay")
+        self.replays = page.get_by_test_id("replays")
+
+    def open(self, base_url: str, public_id: str) -> WatchPage:
+        self.page.goto(f"{base_url}/watch/{public_id}")
+        return self
+
+    def mode(self) -> str:
+        """What the player plays: "none", "live" or "replay"."""
+        return self.page.locator("#player").get_attribute("data-mode") or ""
+
+    def wait_until_playing(self, past_seconds: float, timeout_ms: float = 30_000) -> None:
+        """Wait until the video's clock has advanced `past_seconds` beyond where
+        it stood when called, with frames decoded."""
+        start = self.video.evaluate("video => video.currentTime")
+        self.page.wait_for_function(
+            """([start, past]) => {
+                const video = document.getElementById("video");
+                const quality = video.getVideoPlaybackQuality();
+                return !video.paused && video.currentTime > start + past
+                    && quality.totalVideoFrames - quality.droppedVideoFrames > 0;
+            }""",
+            arg=[start, past_seconds],
+            timeout=timeout_ms,
+        )
+
+    def decoded_frames(self) -> int:
+        return self.video.evaluate(
+            "video => { const q = video.getVideoPlaybackQuality();"
+            " return q.totalVideoFrames - q.droppedVideoFrames; }"
+        )
+
+    def record_ended(self) -> None:
+        """Start noting the video's `ended` event (call before playing)."""
+        self.video.evaluate(
+            "video => { video.dataset.ended = 'false';"
+            " video.addEventListener('ended', () => { video.dataset.ended = 'true'; }); }"
+        )
+
+    def wait_until_ended(self, timeout_ms: float = 60_000) -> None:
+        expect(self.video).to_have_attribute("data-ended", "true", timeout=timeout_ms)
