@@ -1,0 +1,52 @@
+#!/bin/sh
+# Container entrypoint: `studio-entrypoint ROLE [ARGS...]`.
+#
+#   web        apply database migrations, then serve with gunicorn (gunicorn.conf.py)
+#   worker     RQ worker (jobs run in-process; metrics on $STUDIO_METRICS_PORT)
+#   watcher    the HLS directory watcher (workers/watcher.py), metrics as above
+#   reconciler the periodic reconcile pass (workers/reconcile.py), metrics as above
+#   migrate    apply database migrations and exit
+#   *          anything else is executed as given (e.g. `flask --app studio users create ...`)
+#
+# Migrations run here, once per web start, never in the app factory: several
+# web replicas starting together are serialised by Alembic's version table lock.
+set -eu
+
+role="${1:-web}"
+[ "$#" -gt 0 ] && shift
+
+metrics_port="${STUDIO_METRICS_PORT:-9101}"
+
+migrate() {
+    flask --app studio db upgrade
+}
+
+case "$role" in
+web)
+    mkdir -p "${PROMETHEUS_MULTIPROC_DIR:-/tmp/studio-metrics}"
+    migrate
+    exec gunicorn -c gunicorn.conf.py "$@" wsgi:app
+    ;;
+worker)
+    # One metrics registry per process: no multiprocess directory for workers.
+    unset PROMETHEUS_MULTIPROC_DIR
+    # shellcheck disable=SC2086 # the queue list is meant to split into words
+    exec python -m studio.metrics_exporter --port "$metrics_port" \
+        rq.cli worker --url "$REDIS_URL" --serializer json \
+        --worker-class rq.SimpleWorker "$@" ${STUDIO_RQ_QUEUES:-uploads default}
+    ;;
+watcher)
+    unset PROMETHEUS_MULTIPROC_DIR
+    exec python -m studio.metrics_exporter --port "$metrics_port" workers.watcher "$@"
+    ;;
+reconciler)
+    unset PROMETHEUS_MULTIPROC_DIR
+    exec python -m studio.metrics_exporter --port "$metrics_port" workers.reconcile --loop "$@"
+    ;;
+migrate)
+    migrate
+    ;;
+*)
+    exec "$role" "$@"
+    ;;
+esac

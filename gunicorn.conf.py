@@ -1,0 +1,58 @@
+"""gunicorn settings for the web role (`gunicorn -c gunicorn.conf.py wsgi:app`).
+
+Graceful by design: `kill -HUP <master>` (or a new container behind the load
+balancer) starts new workers before the old ones stop, and an old worker
+finishes the requests it holds for up to `graceful_timeout` seconds. The
+listening socket belongs to the master, so no connection is refused meanwhile.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+bind = os.environ.get("STUDIO_BIND", "0.0.0.0:8000")  # noqa: S104 (inside a container)
+# gthread: a websocket holds one thread, not a whole process.
+worker_class = "gthread"
+workers = int(os.environ.get("STUDIO_WEB_WORKERS", "2"))
+threads = int(os.environ.get("STUDIO_WEB_THREADS", "16"))
+# A worker that stops heart-beating for this long is killed and replaced.
+timeout = 60
+# On HUP/TERM an old worker may finish its requests for this long.
+graceful_timeout = int(os.environ.get("STUDIO_GRACEFUL_TIMEOUT", "30"))
+# Longer than nginx's upstream keepalive_timeout (60 s), so nginx closes first
+# and never writes into a connection gunicorn is closing.
+keepalive = 75
+# Off: every (re)started worker imports the current code, which is what makes
+# HUP a code deploy; it also keeps database and Redis sockets out of the master.
+preload_app = False
+# The heartbeat file is touched constantly: keep it off overlay/disk filesystems.
+worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
+# Werkzeug-style access lines are noise next to the app's own request logs.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("STUDIO_LOG_LEVEL", "info").lower()
+
+
+def on_starting(server) -> None:
+    """Empty the Prometheus multiprocess directory once per master start
+    (never on HUP: the counters of a running deployment must carry on)."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        return
+    directory = Path(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def child_exit(server, worker) -> None:
+    """A worker is gone: its live gauges (websocket clients) must stop counting."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

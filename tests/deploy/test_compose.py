@@ -1,0 +1,125 @@
+"""docker-compose.yml and .env.example: valid against the Compose
+specification, and every variable documented."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.deploy.envfiles import (
+    ROOT,
+    compose_variables,
+    documented_variables,
+    python_env_reads,
+)
+
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+
+
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_file_matches_the_compose_spec_schema():
+    """check-jsonschema's vendored compose-spec schema accepts docker-compose.yml."""
+    result = subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", "docker-compose.yml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_schema_check_rejects_a_broken_compose_file(tmp_path):
+    """The schema check is not a rubber stamp: an unknown service key fails it."""
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text("services:\n  web:\n    image: x\n    restart_policy: always\n")
+    result = subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--builtin-schema", "vendor.compose-spec", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+
+
+def test_every_compose_variable_is_documented():
+    """Each ${VAR} docker-compose.yml uses has a line in .env.example."""
+    missing = compose_variables() - documented_variables()
+    assert not missing, f"not in .env.example: {sorted(missing)}"
+
+
+def test_every_setting_the_app_reads_is_documented():
+    """Each environment variable studio/config.py, gunicorn.conf.py and the
+    workers read has a line in .env.example."""
+    sources = [ROOT / "studio" / "config.py", ROOT / "gunicorn.conf.py"]
+    sources += sorted((ROOT / "workers").glob("*.py"))
+    read = set().union(*(python_env_reads(path) for path in sources))
+    assert "STUDIO_SECRET_KEY" in read  # the scan itself works
+    missing = read - documented_variables()
+    assert not missing, f"not in .env.example: {sorted(missing)}"
+
+
+def test_services_the_issue_asks_for():
+    """srs (SRS 5 with srs/srs.conf), postgres, redis, web, worker, nginx, coturn,
+    and prometheus + grafana only in the monitoring profile."""
+    services = compose()["services"]
+    for name in ("srs", "postgres", "redis", "web", "worker", "nginx", "coturn"):
+        assert name in services, name
+        assert "profiles" not in services[name]
+    assert services["srs"]["image"] == "ossrs/srs:5"
+    assert any("srs/srs.conf" in volume for volume in services["srs"]["volumes"])
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["monitoring"]
+
+
+def test_hls_volume_shared_by_srs_and_the_uploaders():
+    """SRS writes HLS into the `hls` volume the worker and watcher read and delete from."""
+    services = compose()["services"]
+    for name in ("srs", "worker", "watcher"):
+        assert "hls:/data/hls" in services[name]["volumes"], name
+    assert {"hls", "pgdata", "certs"} <= set(compose()["volumes"])
+
+
+def test_srs_hooks_point_at_the_web_service_with_the_token():
+    """SRS calls web:8000/hooks/srs with the hook token from the environment."""
+    env = compose()["services"]["srs"]["environment"]
+    expected = "http://web:8000/hooks/srs?token=${STUDIO_HOOK_TOKEN}"
+    for event in ("ON_PUBLISH", "ON_UNPUBLISH", "ON_HLS"):
+        assert env[f"SRS_VHOST_HTTP_HOOKS_{event}"] == expected
+    assert "CANDIDATE" in env
+
+
+def test_every_long_running_service_has_a_healthcheck():
+    """Compose can tell a broken container from a working one."""
+    services = compose()["services"]
+    for name in ("srs", "postgres", "redis", "web", "worker", "watcher", "reconciler", "nginx"):
+        assert "healthcheck" in services[name], name
+
+
+def test_compose_references_files_that_exist():
+    """Every file the compose file mounts from the repository is in it (srs.conf
+    and the coturn config come from the media and browser-ingest work)."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    for path in (
+        "deploy/nginx/studio.conf",
+        "deploy/prometheus/prometheus.yml",
+        "deploy/prometheus/alerts.yml",
+        "deploy/entrypoint.sh",
+    ):
+        assert (ROOT / path).exists(), path
+        assert path in text or path == "deploy/entrypoint.sh"
+
+
+def test_shell_entrypoint_parses():
+    """deploy/entrypoint.sh is valid POSIX sh."""
+    sh = shutil.which("sh")
+    assert sh
+    result = subprocess.run([sh, "-n", str(ROOT / "deploy" / "entrypoint.sh")], capture_output=True)
+    assert result.returncode == 0, result.stderr
