@@ -33,6 +33,9 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     errors_views.init_app(app)
     observability.init_app(app)
+    from studio.media import pipeline
+
+    pipeline.init_app(app)  # registers the on_hls handler; no I/O
     return app
 
 

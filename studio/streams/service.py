@@ -258,4 +258,15 @@ def end_broadcast(
     session.flush()
     events.stream_changed(session, stream, broadcast)
     after_commit(session, lambda: metrics.BROADCASTS_ENDED.labels(reason).inc())
+    _queue_replay(session, broadcast)
     return broadcast
+
+
+def _queue_replay(session: Session, broadcast: Broadcast) -> None:
+    """Once the end is committed, the upload pipeline writes the replay."""
+    from flask import current_app
+
+    from studio.media import pipeline
+
+    app, broadcast_id = current_app._get_current_object(), broadcast.id
+    after_commit(session, lambda: pipeline.broadcast_ended(app, broadcast_id))

@@ -1,0 +1,206 @@
+"""Start the studio's own processes: migrations, gunicorn, the RQ workers and
+the HLS watcher. Used by `make dev` (devtools/dev.py) and the end-to-end
+fixture (tests/e2e/conftest.py).
+
+Every starter takes the environment the process needs (`studio_env` builds
+it from the services of devtools/stack.py) and returns a `Handle` whose
+`.stop()` ends it (SIGTERM, then SIGKILL of its process group) and whose
+`.kill()` ends it abruptly, as a crash would. Logs go to var_dir/logs/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devtools import stack
+
+ROOT = stack.ROOT
+# Upload worker processes (SimpleWorker: jobs run in the worker process, which
+# keeps its storage client and database pool). Measured in docs/benchmarks.md.
+DEFAULT_WORKERS = 3
+
+
+@dataclass(kw_only=True)
+class Handle:
+    """A process started by this module."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    var_dir: Path
+    log_path: Path | None = None
+    url: str | None = None
+    process: subprocess.Popen | None = field(default=None, repr=False)
+    stop_timeout: float = 10.0
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        """Graceful stop (SIGTERM: a worker finishes its current job)."""
+        if self.process is not None:
+            stack.terminate(self.process, signal.SIGTERM, self.stop_timeout)
+            self._reap_group()
+            self.process = None
+
+    def kill(self) -> None:
+        """Abrupt stop of the whole process group, as a crash or OOM kill."""
+        if self.process is not None:
+            self._reap_group(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def _reap_group(self, sig: int = signal.SIGKILL) -> None:
+        # Children (gunicorn or pool workers) share the leader's group id.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, sig)
+
+    def start(self) -> Handle:
+        """Start it again after stop()/kill(): same command, environment, log."""
+        if not self.alive():
+            _popen(self)
+        return self
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def studio_env(
+    *,
+    database_url: str,
+    redis_url: str,
+    gcs: stack.GcsService,
+    nginx: stack.NginxService | None,
+    public_url: str,
+    secret_key: str,
+    hook_token: str,
+    engine: str = "nginx-rtmp",
+    hls_dir: Path | None = None,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment every studio process gets (see README's table)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "STORAGE_EMULATOR_HOST": gcs.url,
+        "STUDIO_GCS_BUCKET": gcs.bucket,
+        "STUDIO_SECRET_KEY": secret_key,
+        "STUDIO_HOOK_TOKEN": hook_token,
+        "STUDIO_PUBLIC_URL": public_url,
+        "STUDIO_MEDIA_ENGINE": engine,
+    }
+    if nginx is not None:
+        env.update(
+            STUDIO_CDN_URL=nginx.edge_url,
+            STUDIO_RTMP_URL=nginx.rtmp_url,
+            STUDIO_NGINX_CONTROL_URL=nginx.control_url,
+            STUDIO_HLS_DIR=str(hls_dir or nginx.hls_dir),
+        )
+    elif hls_dir is not None:
+        env["STUDIO_HLS_DIR"] = str(hls_dir)
+    env.update(extra or {})
+    return env
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str], var_dir: Path) -> Handle:
+    log_dir = var_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    handle = Handle(name=name, argv=argv, env=env, var_dir=var_dir, log_path=log_path)
+    _popen(handle)
+    return handle
+
+
+def _popen(handle: Handle) -> None:
+    with open(handle.log_path, "ab") as log:
+        handle.process = subprocess.Popen(
+            handle.argv,
+            cwd=ROOT,
+            env=handle.env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,  # Ctrl-C in a terminal reaches only the parent
+        )
+
+
+def migrate(env: dict[str, str], var_dir: Path, timeout: float = 120) -> None:
+    """`flask --app studio db upgrade`; raises StackError with its output on failure."""
+    argv = [sys.executable, "-m", "flask", "--app", "studio", "db", "upgrade"]
+    result = subprocess.run(
+        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if result.returncode != 0:
+        raise stack.StackError(f"migrations failed:\n{result.stdout}{result.stderr}")
+
+
+def start_gunicorn(
+    env: dict[str, str],
+    var_dir: Path,
+    port: int,
+    *,
+    workers: int = 2,
+    threads: int = 16,
+    name: str | None = None,
+) -> Handle:
+    """gunicorn `wsgi:app` on 127.0.0.1:port with gthread workers (a
+    websocket holds a thread, not a process). Waits until it listens."""
+    argv = [
+        sys.executable, "-m", "gunicorn", "wsgi:app",
+        "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+        "--workers", str(workers), "--threads", str(threads),
+        "--graceful-timeout", "5", "--timeout", "60",
+    ]  # fmt: skip
+    handle = _spawn(name or f"gunicorn-{port}", argv, env, var_dir)
+    handle.url = f"http://127.0.0.1:{port}"
+    try:
+        stack.wait_for_port("127.0.0.1", port, 30, handle.process, handle.log_path)
+    except BaseException:
+        handle.kill()
+        raise
+    return handle
+
+
+def start_workers(
+    env: dict[str, str],
+    var_dir: Path,
+    count: int = DEFAULT_WORKERS,
+    *,
+    name: str = "rq-workers",
+) -> Handle:
+    """`rq worker-pool` of `count` SimpleWorker processes on the uploads queue.
+
+    SimpleWorker runs jobs in the worker process itself: the storage client,
+    database pool and Flask app are built once per process, not per job.
+    """
+    from studio.media.pipeline import QUEUE_NAME
+
+    argv = [
+        sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count),
+        "--worker-class", "rq.worker.SimpleWorker", "--serializer", "json",
+        "--url", env["REDIS_URL"], "--logging-level", "WARNING", QUEUE_NAME,
+    ]  # fmt: skip
+    handle = _spawn(name, argv, env, var_dir)
+    handle.stop_timeout = 20.0  # let a running upload finish
+    return handle
+
+
+def start_watcher(env: dict[str, str], var_dir: Path, *, name: str = "watcher") -> Handle:
+    """The HLS directory watcher + periodic sweep (workers/watcher.py)."""
+    return _spawn(name, [sys.executable, "-m", "workers.watcher"], env, var_dir)

@@ -1,0 +1,125 @@
+"""Hand-off from the studio (hooks, services, the directory watcher) to the
+upload workers (`workers/`), through one RQ queue.
+
+Triggers are cheap and may repeat or get lost: each one marks the stream
+dirty and enqueues at most one pending sync job per stream; the job syncs
+until the stream is clean (see `workers.sync`). A periodic sweep in the
+watcher re-triggers anything left behind.
+
+Jobs are named by dotted path, so the web process never imports the storage
+client.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from functools import partial
+
+import redis
+from flask import Flask
+from rq import Queue, Retry
+from rq.serializers import JSONSerializer
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "uploads"
+# Stream names become file and object names (the engine's <stream>.m3u8).
+STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+SYNC_JOB = "workers.sync.sync_stream"
+FINALIZE_JOB = "workers.replay.finalize_broadcast"
+# A queued sync older than this is assumed lost and may be enqueued again.
+QUEUED_TTL = 15
+SYNC_TIMEOUT = 300  # seconds; a sync of a long backlog uploads in parallel
+FINALIZE_TIMEOUT = 600
+
+
+class Keys:
+    """Redis keys of the per-stream sync protocol."""
+
+    @staticmethod
+    def dirty(stream: str) -> str:
+        return f"studio:media:dirty:{stream}"
+
+    @staticmethod
+    def queued(stream: str) -> str:
+        return f"studio:media:queued:{stream}"
+
+    @staticmethod
+    def lock(stream: str) -> str:
+        return f"studio:media:lock:{stream}"
+
+    @staticmethod
+    def playlist(stream: str) -> str:
+        """Digest and local mtime of the live playlist last put in the bucket."""
+        return f"studio:media:playlist:{stream}"
+
+
+def media_queue(connection: redis.Redis) -> Queue:
+    """The RQ queue of the upload pipeline (JSON-serialized jobs)."""
+    return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+
+
+def request_sync(connection: redis.Redis, stream: str) -> bool:
+    """Ask for the stream's local HLS files to be synced to the bucket.
+
+    Marks the stream dirty, then enqueues a job unless one is already
+    waiting. Returns True if a job was enqueued. Raises redis errors (callers
+    that must not fail catch them: the local directory is the buffer).
+    """
+    connection.set(Keys.dirty(stream), 1)
+    if not connection.set(Keys.queued(stream), 1, nx=True, ex=QUEUED_TTL):
+        return False
+    media_queue(connection).enqueue(
+        SYNC_JOB,
+        stream,
+        job_timeout=SYNC_TIMEOUT,
+        result_ttl=0,
+        failure_ttl=86400,
+        retry=Retry(max=3, interval=[1, 5, 15]),
+        description=f"sync {stream}",
+    )
+    return True
+
+
+def request_finalize(connection: redis.Redis, broadcast_id: int) -> None:
+    """Enqueue the replay job of an ended broadcast (idempotent job)."""
+    media_queue(connection).enqueue(
+        FINALIZE_JOB,
+        int(broadcast_id),
+        job_timeout=FINALIZE_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=86400 * 7,
+        retry=Retry(max=5, interval=[5, 15, 60, 120, 300]),
+        description=f"finalize broadcast {broadcast_id}",
+    )
+
+
+def broadcast_ended(app: Flask, broadcast_id: int) -> None:
+    """After-commit action of end_broadcast: queue the replay. Redis being
+    down is logged; the watcher's sweep finalizes ended broadcasts later."""
+    from studio.redis_client import get_redis
+
+    try:
+        request_finalize(get_redis(app), broadcast_id)
+    except redis.RedisError:
+        log.warning("could not queue the replay of broadcast %s (Redis down)", broadcast_id)
+
+
+def _on_hls(app: Flask, callback) -> None:
+    """SRS on_hls: the segment is complete on disk; sync its stream."""
+    from studio.redis_client import get_redis
+
+    if callback.app != "live" or not STREAM_NAME.match(callback.stream or ""):
+        log.warning("on_hls of unknown app/stream ignored: %r/%r", callback.app, callback.stream)
+        return
+    try:
+        request_sync(get_redis(app), callback.stream)
+    except redis.RedisError:
+        # SRS ignores on_hls failures anyway; the sweep will pick the file up.
+        log.warning("could not queue a sync of %s (Redis down)", callback.stream)
+
+
+def init_app(app: Flask) -> None:
+    """Register the on_hls handler the hooks blueprint calls. No I/O."""
+    app.extensions["studio_on_hls"] = partial(_on_hls, app)

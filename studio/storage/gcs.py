@@ -1,0 +1,168 @@
+"""The bucket behind one small adapter (google-cloud-storage).
+
+Object names come only from `studio.storage.layout`; this module knows how
+objects are written: their Content-Type and Cache-Control (which the CDN
+honours), idempotency, timeouts and retries.
+
+One client per process (it holds a connection pool and is thread-safe for
+uploads); a forked child builds its own, since sockets must not be shared
+across a fork. With STORAGE_EMULATOR_HOST set (development, tests) the
+client talks to the emulator anonymously, as the project "test".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.api_core import exceptions as gexc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from google.cloud.storage.retry import DEFAULT_RETRY
+
+log = logging.getLogger(__name__)
+
+SEGMENT_CONTENT_TYPE = "video/mp2t"
+PLAYLIST_CONTENT_TYPE = "application/vnd.apple.mpegurl"
+# A segment never changes once written: cache it everywhere, for a year.
+SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
+# A replay is complete when written; it is rewritten only in the rare case of
+# a segment arriving late, so a day (not "immutable") is the honest bound.
+REPLAY_CACHE_CONTROL = "public, max-age=86400"
+# (connect, read) seconds per HTTP request; a retry policy bounds the total.
+REQUEST_TIMEOUT = (3.05, 15)
+RETRY_BUDGET = 30.0  # seconds of backoff/retries per upload (5xx, 429, resets)
+RETRY = DEFAULT_RETRY.with_timeout(RETRY_BUDGET)
+
+
+class StorageError(Exception):
+    """An object could not be written (after retries) or read."""
+
+
+class StorageConflict(StorageError):
+    """An immutable object already exists with different content."""
+
+
+def live_cache_control(fragment_seconds: float) -> str:
+    """Cache-Control of the live playlist: at most half a target duration, so
+    a viewer never sees a playlist older than half a segment."""
+    return f"public, max-age={max(0, int(fragment_seconds / 2))}"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    name: str
+    size: int
+    generation: int | None
+
+
+class Storage:
+    """Writes the studio's objects into one bucket."""
+
+    def __init__(self, client: storage.Client, bucket_name: str, fragment_seconds: float = 2.0):
+        self.client = client
+        self.bucket = client.bucket(bucket_name)
+        self.live_cache_control = live_cache_control(fragment_seconds)
+
+    def upload_segment(self, object_name: str, path: Path) -> StoredObject:
+        """Upload an MPEG-TS segment once (if_generation_match=0).
+
+        Idempotent: if the object already exists with the same size (an
+        earlier attempt that succeeded but was not recorded), that is success.
+        Raises StorageConflict if it exists with other content, StorageError
+        on any other failure (after retries), FileNotFoundError if `path` is gone.
+        """
+        blob = self.bucket.blob(object_name)
+        blob.cache_control = SEGMENT_CACHE_CONTROL
+        size = path.stat().st_size
+        try:
+            blob.upload_from_filename(
+                str(path),
+                content_type=SEGMENT_CONTENT_TYPE,
+                if_generation_match=0,
+                timeout=REQUEST_TIMEOUT,
+                retry=RETRY,
+            )
+        except gexc.PreconditionFailed:
+            existing = self._metadata(object_name)
+            if existing is not None and existing.size == size:
+                return existing
+            raise StorageConflict(f"{object_name} exists with different content") from None
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise StorageError(f"upload of {object_name} failed: {exc}") from exc
+        return StoredObject(object_name, size, blob.generation)
+
+    def upload_live_playlist(self, object_name: str, text: str) -> None:
+        """Overwrite the live playlist (short caching; see live_cache_control)."""
+        self._upload_text(object_name, text, self.live_cache_control)
+
+    def upload_replay_playlist(self, object_name: str, text: str) -> None:
+        """Write (or rewrite) a broadcast's VOD playlist, cached long."""
+        self._upload_text(object_name, text, REPLAY_CACHE_CONTROL)
+
+    def _upload_text(self, object_name: str, text: str, cache_control: str) -> None:
+        blob = self.bucket.blob(object_name)
+        blob.cache_control = cache_control
+        try:
+            # Overwriting with the same bytes is harmless, so retrying is safe.
+            blob.upload_from_string(
+                text.encode(),
+                content_type=PLAYLIST_CONTENT_TYPE,
+                timeout=REQUEST_TIMEOUT,
+                retry=RETRY,
+            )
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise StorageError(f"upload of {object_name} failed: {exc}") from exc
+
+    def _metadata(self, object_name: str) -> StoredObject | None:
+        try:
+            blob = self.bucket.get_blob(object_name, timeout=REQUEST_TIMEOUT, retry=RETRY)
+        except gexc.GoogleAPIError as exc:
+            raise StorageError(f"reading {object_name} failed: {exc}") from exc
+        if blob is None:
+            return None
+        return StoredObject(object_name, int(blob.size or 0), blob.generation)
+
+    def read_bytes(self, object_name: str) -> bytes | None:
+        """An object's content, or None if it does not exist."""
+        try:
+            return self.bucket.blob(object_name).download_as_bytes(
+                timeout=REQUEST_TIMEOUT, retry=RETRY
+            )
+        except gexc.NotFound:
+            return None
+        except gexc.GoogleAPIError as exc:
+            raise StorageError(f"reading {object_name} failed: {exc}") from exc
+
+
+_lock = threading.Lock()
+_clients: dict[tuple[int, str, str], storage.Client] = {}
+
+
+def make_client(emulator_host: str = "") -> storage.Client:
+    """A storage client: anonymous against the emulator, else the ambient
+    service account (Application Default Credentials)."""
+    if emulator_host:
+        # The library reads the variable itself; set it so both agree.
+        os.environ["STORAGE_EMULATOR_HOST"] = emulator_host
+        return storage.Client(project="test", credentials=AnonymousCredentials())
+    return storage.Client()
+
+
+def get_storage(config: Mapping) -> Storage:
+    """The process's Storage for `config` (GCS_BUCKET, STORAGE_EMULATOR_HOST,
+    HLS_FRAGMENT); the client is created once per process."""
+    emulator = config.get("STORAGE_EMULATOR_HOST", "") or ""
+    key = (os.getpid(), emulator, config["GCS_BUCKET"])
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            client = make_client(emulator)
+            _clients[key] = client
+    return Storage(client, config["GCS_BUCKET"], float(config.get("HLS_FRAGMENT", 2.0)))

@@ -1,0 +1,90 @@
+"""Timestamps inside an MPEG-TS segment.
+
+A segment that already left the engine's playlist window (the uploader was
+down for a while) has no EXTINF any more; its duration is recovered from the
+presentation timestamps (PTS) of its PES packets: the distance to the next
+segment's first PTS, or, for the last one, its own PTS span plus one frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKET = 188
+SYNC = 0x47
+CLOCK = 90_000  # PTS ticks per second
+WRAP = 1 << 33
+
+
+@dataclass(frozen=True)
+class PtsRange:
+    first: int  # first video PTS (audio if there is no video), in 90 kHz ticks
+    low: int
+    high: int
+    frame_gap: int  # typical distance between two timestamps of the same stream
+
+
+def pts_range(data: bytes) -> PtsRange | None:
+    """PTS facts of a segment's bytes, or None if it carries no timestamps."""
+    first_video: int | None = None
+    first_any: int | None = None
+    low = high = None
+    last_by_stream: dict[int, int] = {}
+    gaps: list[int] = []
+    for offset in range(0, len(data) - PACKET + 1, PACKET):
+        if data[offset] != SYNC or not data[offset + 1] & 0x40:
+            continue  # not a packet start of a PES
+        pts, stream_id = _pes_pts(data, offset)
+        if pts is None:
+            continue
+        if first_any is None:
+            first_any = pts
+        if first_video is None and 0xE0 <= stream_id <= 0xEF:
+            first_video = pts
+        low = pts if low is None else min(low, pts)
+        high = pts if high is None else max(high, pts)
+        previous = last_by_stream.get(stream_id)
+        if previous is not None and pts > previous:
+            gaps.append(pts - previous)
+        last_by_stream[stream_id] = pts
+    if first_any is None or low is None or high is None:
+        return None
+    gap = sorted(gaps)[len(gaps) // 2] if gaps else 0
+    first = first_video if first_video is not None else first_any
+    return PtsRange(first=first, low=low, high=high, frame_gap=gap)
+
+
+def _pes_pts(data: bytes, offset: int) -> tuple[int | None, int]:
+    header = data[offset : offset + 4]
+    adaptation = (header[3] >> 4) & 0x3
+    start = offset + 4
+    if adaptation in (2, 3):
+        start += 1 + data[start]
+    if adaptation == 2 or start + 14 > offset + PACKET:
+        return None, 0
+    pes = data[start : start + 14]
+    if pes[0:3] != b"\x00\x00\x01":
+        return None, 0
+    stream_id = pes[3]
+    if not (0xC0 <= stream_id <= 0xEF) or not (pes[7] >> 6) & 0x2:
+        return None, stream_id
+    b = pes[9:14]
+    pts = ((b[0] >> 1) & 0x07) << 30 | b[1] << 22 | (b[2] >> 1) << 15 | b[3] << 7 | b[4] >> 1
+    return pts, stream_id
+
+
+def read_range(path: Path) -> PtsRange | None:
+    """pts_range of a file on disk."""
+    return pts_range(path.read_bytes())
+
+
+def duration(this: PtsRange, following: PtsRange | None) -> float:
+    """Seconds of `this` segment: up to the next segment's first timestamp when
+    known (exact), else its own span plus one frame."""
+    if following is not None:
+        delta = (following.first - this.first) % WRAP
+        if 0 < delta < 600 * CLOCK:
+            return round(delta / CLOCK, 3)
+    span = (this.high - this.low) % WRAP + this.frame_gap
+    return round(span / CLOCK, 3)

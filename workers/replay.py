@@ -1,0 +1,102 @@
+"""Replay: when a broadcast ends, its VOD playlist goes to the bucket once
+every segment of it is there."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask
+from sqlalchemy import select
+
+from studio import metrics
+from studio.extensions import db
+from studio.live import events
+from studio.models import Broadcast, Segment, utcnow
+from studio.redis_client import get_redis
+from studio.storage import gcs, layout
+from workers import local_hls
+from workers.context import job_app
+from workers.playlists import PlaylistSegment, render_replay
+from workers.sync import _recent_broadcasts, broadcast_for, sync_now
+
+log = logging.getLogger(__name__)
+POLL = 0.5
+
+
+class ReplayIncomplete(Exception):
+    """Segments of the broadcast are still on local disk (bucket down?); the
+    job is retried by RQ and a later sync completes the replay."""
+
+
+def finalize_broadcast(broadcast_id: int) -> dict:
+    """Job: sync the stream a last time, wait (bounded) until no local segment
+    of the broadcast is left, write its replay playlist, mark it ready and
+    announce it. Idempotent: a second run rewrites the same playlist.
+
+    Raises ReplayIncomplete (after writing what is there) if segments are
+    still on disk at the deadline, so RQ retries later.
+    """
+    with job_app() as app:
+        broadcast = db.session.get(Broadcast, int(broadcast_id))
+        if broadcast is None:
+            return {"status": "missing"}
+        if broadcast.ended_at is None:
+            return {"status": "live"}  # finalized when it ends
+        fragment = float(app.config["HLS_FRAGMENT"])
+        settle = fragment + 1.0  # the engine's last fragment closes right at the end
+        deadline = time.monotonic() + max(30.0, 5 * fragment)
+        connection = get_redis(app)
+        stream = broadcast.stream.public_id
+        while True:
+            sync_now(app, connection, stream)
+            db.session.expire_all()
+            pending = pending_segments(app, broadcast)
+            settled = (utcnow() - broadcast.ended_at).total_seconds() >= settle
+            if (not pending and settled) or time.monotonic() > deadline:
+                break
+            time.sleep(POLL)
+        written = write_replay(app, broadcast)
+        if pending:
+            raise ReplayIncomplete(f"{len(pending)} segments of broadcast {broadcast.id} pending")
+        return {"status": "ready" if written else "empty", "broadcast": broadcast.id}
+
+
+def pending_segments(app: Flask, broadcast: Broadcast) -> list[local_hls.LocalSegment]:
+    """Local `.ts` files (complete or not) that belong to the broadcast."""
+    stream = broadcast.stream
+    broadcasts = _recent_broadcasts(stream)
+    return [
+        segment
+        for segment in local_hls.local_segments(app.config["HLS_DIR"], stream.public_id)
+        if (owner := broadcast_for(broadcasts, segment.mtime)) is not None
+        and owner.id == broadcast.id
+    ]
+
+
+def write_replay(app: Flask, broadcast: Broadcast) -> bool:
+    """Write the broadcast's VOD playlist from its recorded segments, set
+    replay_ready_at and announce it. False (nothing written) if it has no
+    segment. Raises gcs.StorageError if the bucket refuses."""
+    rows = db.session.scalars(
+        select(Segment).where(Segment.broadcast_id == broadcast.id).order_by(Segment.sequence)
+    ).all()
+    if not rows:
+        log.info("broadcast %s has no segments: no replay", broadcast.id)
+        return False
+    segments = [PlaylistSegment(r.sequence, r.duration, broadcast.id) for r in rows]
+    public_id = broadcast.stream.public_id
+    name = layout.replay_playlist(public_id, broadcast.id)
+    try:
+        gcs.get_storage(app.config).upload_replay_playlist(name, render_replay(segments))
+    except gcs.StorageError:
+        metrics.UPLOAD_FAILURES.labels("replay").inc()
+        raise
+    if broadcast.ended_at is not None:
+        lag = (utcnow() - broadcast.ended_at).total_seconds()
+        metrics.UPLOAD_LAG.labels("replay").observe(max(0.0, lag))
+    broadcast.replay_ready_at = utcnow()
+    events.replay_ready(db.session, public_id, broadcast)
+    db.session.commit()
+    log.info("replay of broadcast %s written: %d segments", broadcast.id, len(rows))
+    return True

@@ -1,0 +1,367 @@
+"""The per-stream sync job: local HLS directory -> bucket.
+
+One pass (`sync_once`): upload every complete local segment not yet in the
+bucket, record it against its broadcast, delete the local file, THEN upload
+the live playlist rewritten to the bucket's objects — so the bucket's
+playlist never names a missing segment.
+
+Passes of one stream never overlap: a Redis lock serializes them, and a dirty
+flag makes sure no trigger is lost (a trigger during a pass marks the stream
+dirty again; the lock holder re-checks after its pass and after releasing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import redis
+from flask import Flask
+from redis.exceptions import LockError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from studio import metrics
+from studio.extensions import db
+from studio.media.pipeline import Keys
+from studio.models import Broadcast, Segment, Stream
+from studio.redis_client import get_redis
+from studio.storage import gcs, layout
+from workers import local_hls, mpegts
+from workers.context import job_app
+from workers.playlists import PlaylistSegment, live_window, render_live
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL = 120  # seconds; renewed before the playlist is written
+UPLOAD_THREADS = int(os.environ.get("STUDIO_UPLOAD_THREADS", "4"))
+# A segment's mtime may precede the broadcast's start by a little (clocks of
+# hook handler and engine) and follow its end by the engine's final flush.
+START_SLACK = timedelta(seconds=2)
+END_GRACE = timedelta(seconds=15)
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+
+
+@dataclass
+class SyncResult:
+    uploaded: int = 0
+    failed: int = 0
+    orphans: int = 0
+    playlist_written: bool = False
+    broadcasts: set[int] = field(default_factory=set)
+
+    def add(self, other: SyncResult) -> None:
+        self.uploaded += other.uploaded
+        self.failed += other.failed
+        self.orphans += other.orphans
+        self.playlist_written |= other.playlist_written
+        self.broadcasts |= other.broadcasts
+
+    def as_dict(self) -> dict:
+        return {
+            "uploaded": self.uploaded,
+            "failed": self.failed,
+            "orphans": self.orphans,
+            "playlist_written": self.playlist_written,
+            "broadcasts": sorted(self.broadcasts),
+        }
+
+
+def sync_stream(stream: str) -> dict:
+    """Job: sync one stream's local HLS files to the bucket until it is clean.
+
+    Idempotent and safe to run concurrently (the second runner only marks the
+    stream dirty). Returns counts; raises ValueError for an invalid name.
+    """
+    local_hls.check_stream_name(stream)
+    with job_app() as app:
+        connection = get_redis(app)
+        connection.set(Keys.dirty(stream), 1)
+        connection.delete(Keys.queued(stream))
+        return drain(app, connection, stream).as_dict()
+
+
+def drain(app: Flask, connection: redis.Redis, stream: str, wait: float = 0) -> SyncResult:
+    """Run passes while the stream is dirty and nobody else holds its lock."""
+    total = SyncResult()
+    while connection.get(Keys.dirty(stream)):
+        lock = connection.lock(
+            Keys.lock(stream), timeout=LOCK_TTL, blocking=wait > 0, blocking_timeout=wait or None
+        )
+        if not lock.acquire():
+            return total  # the holder re-checks the dirty flag after its pass
+        try:
+            while connection.getdel(Keys.dirty(stream)):
+                total.add(sync_once(app, stream, lock))
+        finally:
+            _release(lock)
+    return total
+
+
+def sync_now(app: Flask, connection: redis.Redis, stream: str, wait: float = 60) -> SyncResult:
+    """One pass that starts after this call (waits for the lock), then drain."""
+    lock = connection.lock(Keys.lock(stream), timeout=LOCK_TTL, blocking_timeout=wait)
+    if not lock.acquire():
+        raise TimeoutError(f"lock of {stream} still held after {wait}s")
+    try:
+        result = sync_once(app, stream, lock)
+    finally:
+        _release(lock)
+    result.add(drain(app, connection, stream))
+    return result
+
+
+def _release(lock) -> None:
+    try:
+        lock.release()
+    except LockError:
+        log.warning("sync lock %s expired before release", lock.name)
+
+
+def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
+    """One pass over the stream's local files (caller holds the lock)."""
+    result = SyncResult()
+    config = app.config
+    hls_dir, fragment = config["HLS_DIR"], float(config["HLS_FRAGMENT"])
+    stream_row = db.session.scalar(select(Stream).where(Stream.public_id == stream))
+    playlist = local_hls.read_playlist(hls_dir, stream)
+    on_disk = local_hls.local_segments(hls_dir, stream)
+    if stream_row is None:
+        if on_disk:
+            result.orphans = len(on_disk)
+            log.warning("%d local segments of unknown stream %s left alone", len(on_disk), stream)
+        return result
+    broadcasts = _recent_broadcasts(stream_row)
+    publishing = any(b.ended_at is None for b in broadcasts)
+    quiet = max(2 * fragment, 4.0)
+    complete = local_hls.complete_segments(on_disk, playlist, publishing, time.time(), quiet)
+    storage = gcs.get_storage(config)
+    uploaded = _upload_segments(
+        storage, stream_row, broadcasts, complete, on_disk, playlist, result
+    )
+    if playlist is not None:
+        _write_live_playlist(app, storage, stream_row, broadcasts, playlist, uploaded, lock, result)
+    _refresh_replays(app, broadcasts, result)
+    return result
+
+
+def _recent_broadcasts(stream: Stream) -> list[Broadcast]:
+    query = (
+        select(Broadcast)
+        .where(Broadcast.stream_id == stream.id)
+        .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
+        .limit(20)
+    )
+    return list(db.session.scalars(query))
+
+
+def broadcast_for(broadcasts: list[Broadcast], mtime: float) -> Broadcast | None:
+    """The broadcast a segment closed at `mtime` belongs to: the latest one
+    started before it whose window (plus grace) contains it."""
+    moment = datetime.fromtimestamp(mtime, UTC)
+    for broadcast in broadcasts:  # newest first
+        if broadcast.started_at - START_SLACK > moment:
+            continue
+        if broadcast.ended_at is None or moment <= broadcast.ended_at + END_GRACE:
+            return broadcast
+        return None  # after the end of the newest broadcast started before it
+    return None
+
+
+@dataclass
+class _Pending:
+    segment: local_hls.LocalSegment
+    broadcast: Broadcast
+    duration: float
+    discontinuity: bool
+    object_name: str
+
+
+def _upload_segments(storage, stream, broadcasts, complete, on_disk, playlist, result):
+    """Upload complete segments (in parallel), record them, delete local files.
+
+    Returns {number: PlaylistSegment} for what was uploaded in this pass.
+    """
+    listed = playlist.by_number() if playlist else {}
+    pending = []
+    for segment in complete:
+        broadcast = broadcast_for(broadcasts, segment.mtime)
+        if broadcast is None:
+            result.orphans += 1
+            log.warning(
+                "segment %s matches no broadcast of %s; left on disk",
+                segment.path.name,
+                stream.public_id,
+            )
+            continue
+        entry = listed.get(segment.number)
+        duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
+        object_name = layout.segment(stream.public_id, broadcast.id, segment.number)
+        pending.append(
+            _Pending(segment, broadcast, duration, bool(entry and entry.discontinuity), object_name)
+        )
+    if not pending:
+        return {}
+    done = _upload_all(storage, pending, result)
+    if done:
+        _record(done)
+        for item in done:
+            item.segment.path.unlink(missing_ok=True)
+            metrics.UPLOAD_LAG.labels("segment").observe(max(0.0, time.time() - item.segment.mtime))
+            metrics.UPLOADED_BYTES.labels("segment").inc(item.segment.size)
+    result.uploaded += len(done)
+    result.broadcasts |= {item.broadcast.id for item in done}
+    return {
+        item.segment.number: PlaylistSegment(
+            item.segment.number, item.duration, item.broadcast.id, item.discontinuity
+        )
+        for item in done
+    }
+
+
+def _upload_all(storage, pending: list[_Pending], result: SyncResult) -> list[_Pending]:
+    """Upload in parallel; after the first failure the rest are not tried
+    (the bucket is probably unreachable): they stay on disk for the next pass."""
+    pool = _pool()
+    futures: list[tuple[_Pending, Future]] = [
+        (item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
+        for item in pending
+    ]
+    done = []
+    failed = False
+    for item, future in futures:
+        if failed and future.cancel():
+            continue
+        try:
+            future.result()
+        except FileNotFoundError:
+            log.warning("segment %s vanished before upload", item.segment.path)
+            continue
+        except gcs.StorageError as exc:
+            failed = True
+            result.failed += 1
+            metrics.UPLOAD_FAILURES.labels("segment").inc()
+            log.error(
+                "segment %s not uploaded, kept on disk for a retry: %s", item.segment.path.name, exc
+            )
+            continue
+        done.append(item)
+    return done
+
+
+def _record(done: list[_Pending]) -> None:
+    """Insert the segments' rows (a row already there from an earlier,
+    interrupted pass is kept) and commit before any local file is deleted."""
+    rows = [
+        {
+            "broadcast_id": item.broadcast.id,
+            "sequence": item.segment.number,
+            "duration": item.duration,
+            "object_name": item.object_name,
+            "size": item.segment.size,
+            "discontinuity": item.discontinuity,
+            "uploaded_at": datetime.now(UTC),
+        }
+        for item in done
+    ]
+    statement = (
+        insert(Segment).values(rows).on_conflict_do_nothing(constraint="uq_segments_sequence")
+    )
+    db.session.execute(statement)
+    db.session.commit()
+
+
+def _duration_from_pts(segment: local_hls.LocalSegment, on_disk) -> float:
+    """Duration of a segment no longer in the engine's playlist window."""
+    this = mpegts.read_range(segment.path)
+    following = next((s for s in on_disk if s.number == segment.number + 1), None)
+    after = mpegts.read_range(following.path) if following else None
+    if this is None:
+        return 0.0
+    return mpegts.duration(this, after)
+
+
+def _pool() -> ThreadPoolExecutor:
+    pool = _pools.get(os.getpid())
+    if pool is None:
+        pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="upload")
+        _pools[os.getpid()] = pool
+    return pool
+
+
+def _write_live_playlist(app, storage, stream, broadcasts, playlist, uploaded, lock, result):
+    """Rewrite the engine's window for the bucket and upload it if it changed."""
+    numbers = [entry.number for entry in playlist.entries]
+    available = dict(_segments_in_bucket(broadcasts, numbers))
+    available.update(uploaded)
+    window = live_window(numbers, available)
+    by_id = {b.id: b for b in broadcasts}
+    last = by_id.get(window[-1].broadcast_id) if window else None
+    ended = (
+        last is not None
+        and last.ended_at is not None
+        and not any(b.ended_at is None for b in broadcasts)
+    )
+    text = render_live(stream.public_id, window, float(app.config["HLS_FRAGMENT"]), ended)
+    if text is None:
+        return
+    connection = get_redis(app)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    key = Keys.playlist(stream.public_id)
+    if connection.hget(key, "digest") == digest.encode():
+        connection.hset(key, "mtime", playlist.mtime)  # seen: the sweep can rest
+        return
+    if lock is not None:
+        try:
+            lock.reacquire()  # fails if our lock expired: a newer pass owns the playlist
+        except LockError:
+            log.warning(
+                "lost the sync lock of %s; playlist left to the new holder", stream.public_id
+            )
+            return
+    started = time.time()
+    try:
+        storage.upload_live_playlist(layout.live_playlist(stream.public_id), text)
+    except gcs.StorageError as exc:
+        # Not marked dirty again (that would spin while the bucket is down):
+        # the sweep sees the local playlist newer than the uploaded one.
+        result.failed += 1
+        metrics.UPLOAD_FAILURES.labels("playlist").inc()
+        log.error("live playlist of %s not uploaded: %s", stream.public_id, exc)
+        return
+    metrics.UPLOAD_LAG.labels("playlist").observe(max(0.0, started - playlist.mtime))
+    connection.hset(key, mapping={"digest": digest, "mtime": playlist.mtime})
+    result.playlist_written = True
+
+
+def _segments_in_bucket(broadcasts, numbers) -> dict[int, PlaylistSegment]:
+    """Recorded segments among `numbers` (newest broadcast wins a number)."""
+    if not numbers or not broadcasts:
+        return {}
+    order = {b.id: i for i, b in enumerate(broadcasts)}  # 0 = newest
+    rows = db.session.execute(
+        select(
+            Segment.sequence, Segment.duration, Segment.broadcast_id, Segment.discontinuity
+        ).where(Segment.broadcast_id.in_(order), Segment.sequence.in_(numbers))
+    ).all()
+    found: dict[int, PlaylistSegment] = {}
+    for sequence, duration, broadcast_id, discontinuity in rows:
+        current = found.get(sequence)
+        if current is None or order[broadcast_id] < order[current.broadcast_id]:
+            found[sequence] = PlaylistSegment(sequence, duration, broadcast_id, discontinuity)
+    return found
+
+
+def _refresh_replays(app, broadcasts, result) -> None:
+    """A segment of an already finalized broadcast arrived late: rewrite its replay."""
+    from workers import replay
+
+    for broadcast in broadcasts:
+        if broadcast.id in result.broadcasts and broadcast.replay_ready_at is not None:
+            replay.write_replay(app, broadcast)

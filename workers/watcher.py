@@ -1,0 +1,156 @@
+"""Watch the local HLS directory and trigger syncs (nginx-rtmp has no on_hls).
+
+`python -m workers.watcher`: inotify tells us when an engine rewrites a
+playlist (a segment closed); a sweep every few seconds re-triggers any stream
+with files left behind (a lost trigger, Redis or the bucket having been
+down) and queues the replay of ended broadcasts that never got one. Triggers
+are idempotent, so doubled ones cost one cheap job at most.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from datetime import timedelta
+
+import redis
+from flask import Flask
+from inotify_simple import INotify
+from inotify_simple import flags as iflags
+from sqlalchemy import exists, select
+
+from studio.extensions import db
+from studio.media import pipeline
+from studio.models import Broadcast, Segment, utcnow
+from studio.redis_client import get_redis
+from workers import local_hls
+from workers.context import process_app
+
+log = logging.getLogger("workers.watcher")
+
+SWEEP_INTERVAL = float(os.environ.get("STUDIO_SWEEP_INTERVAL", "3"))
+FINALIZE_SWEEP_INTERVAL = 30.0
+WATCH_FLAGS = iflags.CLOSE_WRITE | iflags.MOVED_TO
+
+
+class Watcher:
+    """inotify on `{HLS_DIR}/live` plus the periodic sweep."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.hls_dir = app.config["HLS_DIR"]
+        self.fragment = float(app.config["HLS_FRAGMENT"])
+        self.stopping = False
+        self.inotify = INotify()
+        directory = local_hls.live_dir(self.hls_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.inotify.add_watch(str(directory), WATCH_FLAGS)
+
+    def run(self) -> None:
+        next_sweep = next_finalize = 0.0
+        while not self.stopping:
+            streams = set()
+            for event in self.inotify.read(timeout=int(SWEEP_INTERVAL * 1000 / 3)):
+                if event.name.endswith(".m3u8"):
+                    streams.add(event.name[: -len(".m3u8")])
+            for stream in streams:
+                self.trigger(stream)
+            now = time.monotonic()
+            if now >= next_sweep:
+                self.sweep()
+                next_sweep = now + SWEEP_INTERVAL
+            if now >= next_finalize:
+                self.sweep_replays()
+                next_finalize = now + FINALIZE_SWEEP_INTERVAL
+
+    def trigger(self, stream: str) -> None:
+        if not local_hls.STREAM_NAME.match(stream):
+            return
+        try:
+            pipeline.request_sync(get_redis(self.app), stream)
+        except redis.RedisError as exc:
+            # The files wait on disk; the sweep retries once Redis is back.
+            log.warning("could not queue a sync of %s: %s", stream, exc)
+
+    def sweep(self) -> int:
+        """Trigger every stream with old local segments or an unsynced playlist."""
+        on_disk = local_hls.streams_on_disk(self.hls_dir)
+        if not on_disk:
+            return 0
+        now = time.time()
+        stale = now - (2 * self.fragment + 2)
+        names = sorted(on_disk)
+        try:
+            connection = get_redis(self.app)
+            with connection.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hget(pipeline.Keys.playlist(name), "mtime")
+                synced = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("sweep: Redis unavailable: %s", exc)
+            return 0
+        triggered = 0
+        for name, synced_mtime in zip(names, synced, strict=True):
+            info = on_disk[name]
+            old_segment = info["oldest_segment_mtime"] is not None and (
+                info["oldest_segment_mtime"] < stale
+            )
+            playlist = info["playlist_mtime"]
+            unsynced = (
+                playlist is not None
+                and playlist < now - 1
+                and (synced_mtime is None or playlist > float(synced_mtime) + 1e-3)
+            )
+            if old_segment or unsynced:
+                self.trigger(name)
+                triggered += 1
+        return triggered
+
+    def sweep_replays(self) -> int:
+        """Queue the replay of ended broadcasts with segments but no replay."""
+        now = utcnow()
+        query = (
+            select(Broadcast.id)
+            .where(
+                Broadcast.ended_at < now - timedelta(seconds=60),
+                Broadcast.ended_at > now - timedelta(days=1),
+                Broadcast.replay_ready_at.is_(None),
+                exists().where(Segment.broadcast_id == Broadcast.id),
+            )
+            .limit(100)
+        )
+        try:
+            with self.app.app_context():
+                ids = list(db.session.scalars(query))
+                db.session.remove()
+            connection = get_redis(self.app)
+            for broadcast_id in ids:
+                if connection.set(f"studio:media:finalize:{broadcast_id}", 1, nx=True, ex=300):
+                    pipeline.request_finalize(connection, broadcast_id)
+        except Exception as exc:  # the database or Redis being down must not stop the watcher
+            log.warning("replay sweep failed: %s", exc)
+            return 0
+        return len(ids)
+
+    def stop(self, *_args) -> None:
+        self.stopping = True
+
+
+def main() -> int:
+    logging.basicConfig(
+        level=os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    watcher = Watcher(process_app())
+    signal.signal(signal.SIGTERM, watcher.stop)
+    signal.signal(signal.SIGINT, watcher.stop)
+    log.info("watching %s", local_hls.live_dir(watcher.hls_dir))
+    watcher.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
