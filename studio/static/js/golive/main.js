@@ -1,0 +1,325 @@
+// The go-live page: preview, go live (WHIP first when the engine speaks it,
+// the WebSocket otherwise or when WebRTC cannot connect), health, stop.
+import { formatElapsed, watchStream } from "../live.js";
+import { HealthMeter, serverView } from "./health.js";
+import { listDevices, openCamera, openScreen, stopStream } from "./media.js";
+import { captureErrorMessage, MESSAGES, PublishError } from "./messages.js";
+import { SocketPublisher } from "./socket.js";
+import { WhipPublisher } from "./whip.js";
+
+const MAX_RETRIES = 5;
+const BUSY_RETRIES = 4; // a WebRTC session that just ended may still hold the stream
+const HEALTH_EVERY_MS = 2000;
+
+const root = document.getElementById("golive");
+const $ = (id) => document.getElementById(id);
+const ui = {
+  preview: $("preview"),
+  goLive: $("go-live"),
+  stop: $("stop"),
+  message: $("golive-message"),
+  path: $("ingest-path"),
+  elapsed: $("golive-elapsed"),
+  health: $("golive-health"),
+  camera: $("camera"),
+  microphone: $("microphone"),
+  resolution: $("resolution"),
+  bitrate: $("bitrate"),
+  screenMic: $("screen-mic"),
+  screenAudio: $("screen-audio"),
+  status: $("live-status"),
+};
+const settings = {
+  stream: root.dataset.stream,
+  whip: root.dataset.whip === "true",
+  iceTimeoutMs: Math.round(Number(root.dataset.iceTimeout || 5) * 1000),
+  keyUrl: root.dataset.keyUrl,
+  iceUrl: root.dataset.iceUrl,
+  ingestPath: root.dataset.ingestPath,
+};
+
+let media = null; // the previewed MediaStream
+let publisher = null;
+let live = false;
+let retries = 0;
+let retryTimer = null;
+let healthTimer = null;
+let elapsedTimer = null;
+let meter = null;
+
+function say(text, kind = "error") {
+  ui.message.textContent = text || "";
+  ui.message.className = `flash ${kind}`;
+  ui.message.hidden = !text;
+}
+
+function source() {
+  return document.querySelector("input[name='source']:checked").value;
+}
+
+// --- preview -------------------------------------------------------------
+
+function fillSelect(select, devices, fallback) {
+  const current = select.value;
+  select.replaceChildren(
+    ...devices.map((device, index) => new Option(device.label || `${fallback} ${index + 1}`, device.deviceId)),
+  );
+  if (devices.some((device) => device.deviceId === current)) select.value = current;
+}
+
+async function refreshDevices() {
+  const { cameras, microphones } = await listDevices();
+  fillSelect(ui.camera, cameras, "Camera");
+  fillSelect(ui.microphone, microphones, "Microphone");
+  return cameras.length + microphones.length;
+}
+
+async function startPreview() {
+  const previous = media;
+  const options = {
+    cameraId: ui.camera.value || undefined,
+    microphoneId: ui.microphone.value || undefined,
+    resolution: ui.resolution.value,
+    withMicrophone: ui.screenMic.checked,
+    withScreenAudio: ui.screenAudio.checked,
+  };
+  try {
+    media = source() === "screen" ? await openScreen(options) : await openCamera(options);
+  } catch (error) {
+    if (source() === "screen" && error?.name === "NotAllowedError") say(MESSAGES.screenCancelled, "");
+    else say(captureErrorMessage(error));
+    ui.goLive.disabled = !previous;
+    return;
+  }
+  stopStream(previous);
+  ui.preview.srcObject = media;
+  say("");
+  ui.goLive.disabled = live;
+  await refreshDevices(); // labels appear once permission is granted
+  media.getVideoTracks()[0]?.addEventListener("ended", () => {
+    if (source() === "screen") say("Screen sharing ended.", "");
+  });
+}
+
+// --- going live ----------------------------------------------------------
+
+async function fetchJson(url) {
+  const reply = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+  if (reply.status === 401 || reply.redirected) throw new PublishError("auth", MESSAGES.sessionExpired);
+  if (!reply.ok) throw new PublishError("server", `The studio answered HTTP ${reply.status}.`);
+  return reply.json();
+}
+
+function bitrateKbps() {
+  return Number(ui.bitrate.value) || 2500;
+}
+
+async function startWhip() {
+  const [keys, ice] = await Promise.all([fetchJson(settings.keyUrl), fetchJson(settings.iceUrl)]);
+  const candidate = new WhipPublisher({
+    url: keys.whip_url,
+    iceServers: ice.iceServers,
+    iceTimeoutMs: settings.iceTimeoutMs,
+    bitrateKbps: bitrateKbps(),
+    onLost: connectionLost,
+  });
+  try {
+    await candidate.start(media);
+  } catch (error) {
+    await candidate.stop(); // DELETE the half-made session at once
+    throw error;
+  }
+  return candidate;
+}
+
+async function startSocket() {
+  for (let attempt = 0; ; attempt += 1) {
+    const candidate = new SocketPublisher({
+      path: settings.ingestPath,
+      bitrateKbps: bitrateKbps(),
+      onLost: connectionLost,
+    });
+    try {
+      await candidate.start(media);
+      return candidate;
+    } catch (error) {
+      if (error.kind !== "busy" || attempt >= BUSY_RETRIES || !settings.whip) throw error;
+      await new Promise((resolve) => window.setTimeout(resolve, 1000));
+    }
+  }
+}
+
+async function connect({ preferWhip }) {
+  if (preferWhip) {
+    try {
+      return { publisher: await startWhip(), note: "" };
+    } catch (error) {
+      if (error.kind === "auth") throw error;
+      const why = error.kind === "ice"
+        ? `WebRTC could not connect within ${settings.iceTimeoutMs / 1000} s (UDP may be blocked on this network)`
+        : `WebRTC failed: ${error.message}`;
+      return { publisher: await startSocket(), note: `${why}; switched to the WebSocket.` };
+    }
+  }
+  return { publisher: await startSocket(), note: "" };
+}
+
+async function goLive() {
+  if (!window.isSecureContext) return say(MESSAGES.insecure);
+  if (!media) return say(MESSAGES.noDevice);
+  ui.goLive.disabled = true;
+  setSettingsDisabled(true);
+  say("Connecting…", "");
+  let result;
+  try {
+    result = await connect({ preferWhip: settings.whip });
+  } catch (error) {
+    ui.goLive.disabled = false;
+    setSettingsDisabled(false);
+    ui.path.textContent = "Not live.";
+    return say(error instanceof PublishError ? error.message : `Could not go live: ${error}`);
+  }
+  publisher = result.publisher;
+  retries = 0;
+  say("");
+  onLive(publisher, result.note);
+}
+
+function onLive(active, note = "") {
+  live = true;
+  const how = active.path === "webrtc"
+    ? "Sending with WebRTC (WHIP)."
+    : "Sending over a secure WebSocket (the studio forwards it to the media server).";
+  ui.path.textContent = note ? `${how} ${note}` : how;
+  ui.path.dataset.path = active.path;
+  ui.stop.hidden = false;
+  ui.goLive.hidden = true;
+  startElapsed();
+  startHealth();
+}
+
+function startElapsed() {
+  window.clearInterval(elapsedTimer);
+  const started = Date.now();
+  const tick = () => { ui.elapsed.textContent = formatElapsed(Date.now() - started); };
+  tick();
+  ui.elapsed.hidden = false;
+  elapsedTimer = window.setInterval(tick, 1000);
+}
+
+function startHealth() {
+  meter = new HealthMeter();
+  ui.health.hidden = false;
+  window.clearInterval(healthTimer);
+  healthTimer = window.setInterval(sampleHealth, HEALTH_EVERY_MS);
+}
+
+async function sampleHealth() {
+  if (!publisher) return;
+  const report = await publisher.report();
+  if (!report) return;
+  const values = publisher.path === "webrtc" ? meter.fromStats(report) : meter.fromSocket(report);
+  for (const [name, value] of Object.entries(values)) {
+    const cell = ui.health.querySelector(`[data-health='${name}']`);
+    if (cell) cell.textContent = value;
+  }
+}
+
+function connectionLost(error) {
+  if (!live) return;
+  const lostPath = publisher?.path;
+  publisher = null;
+  window.clearInterval(healthTimer);
+  if (!error.retry) {
+    endLive();
+    return say(error.message);
+  }
+  retries += 1;
+  if (retries > MAX_RETRIES) {
+    endLive();
+    return say(MESSAGES.gaveUp);
+  }
+  const seconds = Math.min(2 ** (retries - 1), 15);
+  say(MESSAGES.lost(retries, MAX_RETRIES, seconds), "");
+  retryTimer = window.setTimeout(async () => {
+    try {
+      const result = await connect({ preferWhip: settings.whip && lostPath === "webrtc" });
+      publisher = result.publisher;
+      say("Reconnected.", "");
+      onLive(publisher, result.note);
+    } catch (retryError) {
+      connectionLost(retryError instanceof PublishError ? retryError : new PublishError("lost", String(retryError), { retry: true }));
+    }
+  }, seconds * 1000);
+}
+
+function endLive() {
+  live = false;
+  window.clearTimeout(retryTimer);
+  window.clearInterval(healthTimer);
+  window.clearInterval(elapsedTimer);
+  ui.elapsed.hidden = true;
+  ui.health.hidden = true;
+  ui.stop.hidden = true;
+  ui.goLive.hidden = false;
+  ui.goLive.disabled = !media;
+  ui.path.textContent = "Not live.";
+  delete ui.path.dataset.path;
+  setSettingsDisabled(false);
+}
+
+async function stop() {
+  const active = publisher;
+  publisher = null;
+  endLive();
+  say("");
+  if (active) await active.stop();
+}
+
+function setSettingsDisabled(disabled) {
+  for (const element of document.querySelectorAll(".golive-settings select, .golive-settings input")) {
+    element.disabled = disabled;
+  }
+}
+
+// --- status pushed by the studio -------------------------------------------
+
+function onStatus(event) {
+  if (event.type === "status") {
+    const badge = ui.status.querySelector("[data-testid='stream-status']");
+    badge.textContent = event.status === "live" ? "LIVE" : event.status;
+    badge.className = `status status-${event.status}${event.disabled ? " status-disabled" : ""}`;
+  } else if (event.type === "health" && live) {
+    const cell = ui.health.querySelector("[data-health='server']");
+    if (cell) cell.textContent = serverView(event);
+  }
+}
+
+// --- wiring ----------------------------------------------------------------
+
+async function init() {
+  if (!window.isSecureContext || !navigator.mediaDevices) {
+    say(window.isSecureContext ? MESSAGES.unsupported : MESSAGES.insecure);
+    return;
+  }
+  try {
+    if ((await refreshDevices()) === 0) say(MESSAGES.noDevice);
+  } catch (error) {
+    say(captureErrorMessage(error));
+  }
+  await startPreview();
+  for (const element of [ui.camera, ui.microphone, ui.resolution, ui.screenMic, ui.screenAudio]) {
+    element.addEventListener("change", () => !live && startPreview());
+  }
+  for (const radio of document.querySelectorAll("input[name='source']")) {
+    radio.addEventListener("change", () => !live && startPreview());
+  }
+  ui.goLive.addEventListener("click", goLive);
+  ui.stop.addEventListener("click", stop);
+  // Leaving the page ends the broadcast now, not after the server's timeout.
+  window.addEventListener("pagehide", () => publisher?.stopOnUnload());
+  window.addEventListener("beforeunload", () => publisher?.stopOnUnload());
+  watchStream(settings.stream, { onEvent: onStatus });
+}
+
+init();

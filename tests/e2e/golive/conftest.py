@@ -1,0 +1,29 @@
+"""Chromium for the go-live tests: the shared launch settings plus a fake
+camera and microphone (granted without a prompt) and loopback ICE
+candidates, which headless Chromium does not gather otherwise."""
+
+from __future__ import annotations
+
+import pytest
+
+BASE_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+MEDIA_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Extends whatever the outer conftest set (Debian's Chromium, no sandbox)."""
+    args = list(browser_type_launch_args.get("args") or BASE_ARGS)
+    return {
+        "executable_path": "/usr/bin/chromium",
+        **browser_type_launch_args,
+        "args": args + [arg for arg in MEDIA_ARGS if arg not in args],
+    }

@@ -1,0 +1,65 @@
+"""Going live from Chromium's fake camera over the WebSocket ingest, through
+nginx-rtmp, the upload pipeline and the CDN edge, to a viewer's hls.js."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from playwright.sync_api import BrowserContext, expect
+
+from tests.e2e.golive.harness import ffmpeg_pids
+from tests.e2e.golive.pages import GoLivePage, log_in
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    """Poll something outside the browser (processes) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_camera_goes_live_over_websocket_and_viewers_watch_it(
+    studio_stack, context: BrowserContext
+):
+    """With nginx-rtmp (no WebRTC), the page sends over the WebSocket and
+    says so; the stream page turns LIVE, the watch page plays the stream
+    from the CDN edge, and Stop ends the broadcast with no ffmpeg left."""
+    base = studio_stack.base_url
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Webcam show")
+    creator = context.new_page()
+    log_in(creator, base, email)
+
+    golive = GoLivePage(creator, base, stream.public_id).open()
+    golive.preview_playing()
+    golive.go_live_button.click()
+    expect(golive.path).to_have_attribute("data-path", "websocket", timeout=15_000)
+    expect(golive.path).to_contain_text("WebSocket")
+    expect(golive.status).to_have_text("LIVE", timeout=20_000)
+    expect(golive.elapsed).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    expect(golive.health("sent")).not_to_have_text("–", timeout=10_000)
+    assert len(ffmpeg_pids(stream.public_id)) == 1
+
+    stream_page = context.new_page()
+    stream_page.goto(f"{base}/streams/{stream.public_id}")
+    expect(stream_page.get_by_test_id("stream-status")).to_have_text("LIVE")
+
+    viewer = context.new_page()
+    viewer.goto(f"{base}/watch/{stream.public_id}")
+    # hls.js from the CDN edge: playback time moves forward.
+    viewer.wait_for_function(
+        "() => { const v = document.querySelector('[data-testid=video]');"
+        " return v && v.currentTime > 2; }",
+        timeout=60_000,
+    )
+    assert studio_stack.stream_row(stream.public_id)["broadcasts"][0]["ended_at"] is None
+
+    golive.stop_button.click()
+    expect(golive.path).to_have_text("Not live.")
+    expect(stream_page.get_by_test_id("stream-status")).to_have_text("ended", timeout=20_000)
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
+    assert studio_stack.stream_row(stream.public_id)["status"] == "ended"
+    assert "websocket ingest ended stream=" + stream.public_id in studio_stack.log_text("gunicorn")
