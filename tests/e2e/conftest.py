@@ -27,6 +27,8 @@ Fixtures (names are stable; other test modules rely on them):
     stop_workers(kill=False) / start_workers()   fault injection (RQ workers)
     stop_watcher() / start_watcher()
     log_text(name) -> a process log ("gunicorn", "rq-workers", "watcher", "nginx")
+- `browser_type_launch_args` (session): Debian's /usr/bin/chromium with the
+  flags it needs here (pytest-playwright's `page`/`context` use it).
 - `ffmpeg_publisher` (function): `start(url, seconds=None)` starts an ffmpeg
   RTMP publisher (testsrc + sine, H.264/AAC, 2 s GOP, realtime) and returns
   its Popen; every publisher still running is stopped after the test.
@@ -66,6 +68,23 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if E2E_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--autoplay-policy=no-user-gesture-required",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Debian's Chromium (Playwright must never download a browser here)."""
+    return {
+        **browser_type_launch_args,
+        "executable_path": "/usr/bin/chromium",
+        "args": CHROMIUM_ARGS,
+    }
 
 
 @dataclass(frozen=True)
