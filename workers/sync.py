@@ -38,7 +38,10 @@ from workers.playlists import PlaylistSegment, live_window, render_live
 
 log = logging.getLogger(__name__)
 
-LOCK_TTL = 120  # seconds; renewed before the playlist is written
+# Seconds; renewed between upload batches and before the playlist is written,
+# so a worker killed mid-pass blocks its stream for this long at most.
+LOCK_TTL = 20
+BATCH = 16
 UPLOAD_THREADS = int(os.environ.get("STUDIO_UPLOAD_THREADS", "4"))
 # A segment's mtime may precede the broadcast's start by a little (clocks of
 # hook handler and engine) and follow its end by the engine's final flush.
@@ -143,7 +146,7 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     complete = local_hls.complete_segments(on_disk, playlist, publishing, time.time(), quiet)
     storage = gcs.get_storage(config)
     uploaded = _upload_segments(
-        storage, stream_row, broadcasts, complete, on_disk, playlist, result
+        storage, stream_row, broadcasts, complete, on_disk, playlist, result, lock
     )
     if playlist is not None:
         _write_live_playlist(app, storage, stream_row, broadcasts, playlist, uploaded, lock, result)
@@ -183,7 +186,7 @@ class _Pending:
     object_name: str
 
 
-def _upload_segments(storage, stream, broadcasts, complete, on_disk, playlist, result):
+def _upload_segments(storage, stream, broadcasts, complete, on_disk, playlist, result, lock):
     """Upload complete segments (in parallel), record them, delete local files.
 
     Returns {number: PlaylistSegment} for what was uploaded in this pass.
@@ -206,28 +209,51 @@ def _upload_segments(storage, stream, broadcasts, complete, on_disk, playlist, r
         pending.append(
             _Pending(segment, broadcast, duration, bool(entry and entry.discontinuity), object_name)
         )
-    if not pending:
-        return {}
-    done = _upload_all(storage, pending, result)
-    if done:
-        _record(done)
-        for item in done:
-            item.segment.path.unlink(missing_ok=True)
-            metrics.UPLOAD_LAG.labels("segment").observe(max(0.0, time.time() - item.segment.mtime))
-            metrics.UPLOADED_BYTES.labels("segment").inc(item.segment.size)
-    result.uploaded += len(done)
-    result.broadcasts |= {item.broadcast.id for item in done}
-    return {
-        item.segment.number: PlaylistSegment(
-            item.segment.number, item.duration, item.broadcast.id, item.discontinuity
+    uploaded: dict[int, PlaylistSegment] = {}
+    for start in range(0, len(pending), BATCH):
+        if start and lock is not None and not _renew(lock):
+            break  # our lock expired: another pass owns the stream now
+        done, failed = _upload_all(storage, pending[start : start + BATCH], result)
+        if done:
+            _record(done)
+            _forget_local(done)
+        result.uploaded += len(done)
+        result.broadcasts |= {item.broadcast.id for item in done}
+        uploaded.update(
+            (
+                item.segment.number,
+                PlaylistSegment(
+                    item.segment.number, item.duration, item.broadcast.id, item.discontinuity
+                ),
+            )
+            for item in done
         )
-        for item in done
-    }
+        if failed:
+            break  # the bucket is probably unreachable: the rest waits on disk
+    return uploaded
 
 
-def _upload_all(storage, pending: list[_Pending], result: SyncResult) -> list[_Pending]:
-    """Upload in parallel; after the first failure the rest are not tried
-    (the bucket is probably unreachable): they stay on disk for the next pass."""
+def _forget_local(done: list[_Pending]) -> None:
+    """Delete local files (their rows are committed) and record the lag."""
+    now = time.time()
+    for item in done:
+        item.segment.path.unlink(missing_ok=True)
+        metrics.UPLOAD_LAG.labels("segment").observe(max(0.0, now - item.segment.mtime))
+        metrics.UPLOADED_BYTES.labels("segment").inc(item.segment.size)
+
+
+def _renew(lock) -> bool:
+    try:
+        lock.reacquire()
+    except LockError:
+        log.warning("sync lock %s expired during a pass", lock.name)
+        return False
+    return True
+
+
+def _upload_all(storage, pending: list[_Pending], result: SyncResult):
+    """Upload in parallel: (uploaded, failed?). After the first failure the
+    rest are not tried (the bucket is probably unreachable)."""
     pool = _pool()
     futures: list[tuple[_Pending, Future]] = [
         (item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
@@ -252,7 +278,7 @@ def _upload_all(storage, pending: list[_Pending], result: SyncResult) -> list[_P
             )
             continue
         done.append(item)
-    return done
+    return done, failed
 
 
 def _record(done: list[_Pending]) -> None:

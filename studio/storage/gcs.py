@@ -35,7 +35,7 @@ SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 REPLAY_CACHE_CONTROL = "public, max-age=86400"
 # (connect, read) seconds per HTTP request; a retry policy bounds the total.
 REQUEST_TIMEOUT = (3.05, 15)
-RETRY_BUDGET = 30.0  # seconds of backoff/retries per upload (5xx, 429, resets)
+RETRY_BUDGET = 12.0  # seconds of backoff/retries per upload (5xx, 429, resets); < sync lock TTL
 RETRY = DEFAULT_RETRY.with_timeout(RETRY_BUDGET)
 
 
