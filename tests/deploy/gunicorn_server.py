@@ -1,0 +1,99 @@
+"""The production gunicorn configuration (gunicorn.conf.py) serving the test
+database and Redis, with helpers to watch its worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devtools import stack
+from tests.conftest import ROOT, VAR
+
+
+@dataclass
+class GunicornServer:
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+    metrics_dir: Path
+
+    def workers(self) -> set[int]:
+        """PIDs of the master's live worker processes (from /proc)."""
+        children = set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == self.process.pid and fields[0] != "Z":
+                children.add(int(entry.name))
+        return children
+
+    def wait_for_workers(self, count: int, exclude: set[int], timeout: float = 30.0) -> set[int]:
+        """Wait until exactly `count` workers run and none of `exclude` is left."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = self.workers()
+            if len(current) == count and not current & exclude:
+                return current
+            time.sleep(0.05)
+        raise AssertionError(f"workers did not turn over: {self.workers()} (old {exclude})")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_gunicorn(services: dict, hook_token: str, workers: int = 2, **env: str):
+    """Start `gunicorn -c gunicorn.conf.py wsgi:app` on a free port; returns a
+    GunicornServer once it listens. Stop it with `stop_gunicorn`."""
+    port = stack.free_port()
+    metrics_dir = VAR / f"prometheus-{port}"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **os.environ,
+        "DATABASE_URL": services["database_url"],
+        "REDIS_URL": services["redis_url"],
+        "STUDIO_SECRET_KEY": "deploy-test-secret",
+        "STUDIO_HOOK_TOKEN": hook_token,
+        "STUDIO_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
+        "STUDIO_SRS_API_URL": "http://127.0.0.1:9",
+        "STUDIO_LOG_LEVEL": "WARNING",
+        "STUDIO_BIND": f"127.0.0.1:{port}",
+        "STUDIO_WEB_WORKERS": str(workers),
+        "STUDIO_WEB_THREADS": "8",
+        "STUDIO_GRACEFUL_TIMEOUT": "20",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **env,
+    }
+    log_path = VAR / "logs" / f"gunicorn-deploy-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = GunicornServer(process, f"http://127.0.0.1:{port}", log_path, metrics_dir)
+    try:
+        stack.wait_for_port("127.0.0.1", port, 30, process, log_path)
+        server.wait_for_workers(workers, exclude=set())
+    except BaseException:
+        stop_gunicorn(server)
+        raise
+    return server
+
+
+def stop_gunicorn(server: GunicornServer) -> None:
+    stack.terminate(server.process, signal.SIGTERM, timeout=25)
