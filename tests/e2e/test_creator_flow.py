@@ -27,7 +27,7 @@ def test_creator_reveals_copies_and_rotates_the_stream_key(
 ):
     """The key is masked until revealed, the copy button puts exactly the
     shown key on the clipboard, and rotating shows a different key."""
-    base = studio_stack.url
+    base = studio_stack.base_url
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
     email = new_email()
 

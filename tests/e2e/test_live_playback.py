@@ -25,20 +25,6 @@ SEGMENT_CACHE = "public, max-age=31536000, immutable"
 _emails = itertools.count(1)
 
 
-def start_publisher(rtmp_server: str, stream_key: str, log_path) -> subprocess.Popen:
-    """ffmpeg pushing a test pattern and a tone, with OBS's settings (RTMP
-    server + stream key, H.264 with 2 s keyframes, AAC)."""
-    with open(log_path, "wb") as log:
-        return subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-nostdin", "-re",
-             "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
-             "-f", "lavfi", "-i", "sine",
-             "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac",
-             "-f", "flv", f"{rtmp_server}/{stream_key}"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-
 def stop_publisher(process: subprocess.Popen) -> None:
     """Stop the way OBS does: finish the stream and close the connection."""
     if process.poll() is None:
@@ -77,15 +63,15 @@ def check_bucket(stack, public_id: str) -> None:
     playlist_name = f"live/{public_id}/index.m3u8"
     playlist = object_metadata(stack, playlist_name)
     assert playlist["contentType"] == "application/vnd.apple.mpegurl"
-    playlist_url = f"{stack.cdn_url}/{playlist_name}"
+    playlist_url = f"{stack.edge_url}/{playlist_name}"
     text = requests.get(playlist_url, timeout=5).text
     target, uris = playlist_entries(text)
     assert max_age(playlist.get("cacheControl")) <= target / 2
     assert uris, text
     for uri in uris:
         segment_url = urljoin(playlist_url, uri)
-        assert segment_url.startswith(f"{stack.cdn_url}/live/{public_id}/"), segment_url
-        segment = object_metadata(stack, segment_url[len(stack.cdn_url) + 1 :])
+        assert segment_url.startswith(f"{stack.edge_url}/live/{public_id}/"), segment_url
+        segment = object_metadata(stack, segment_url[len(stack.edge_url) + 1 :])
         assert segment["contentType"] == "video/mp2t"
         assert segment.get("cacheControl") == SEGMENT_CACHE
         assert int(segment["size"]) > 0
@@ -106,14 +92,14 @@ class SocketFrames:
 
 
 def test_rtmp_publish_plays_live_from_the_cdn_then_replays(
-    studio_stack, page: Page, context: BrowserContext, tmp_path
+    studio_stack, ffmpeg_publisher, page: Page, context: BrowserContext
 ):
     """A creator goes live from an RTMP encoder: the studio page turns LIVE by
     itself, a viewer's page starts playing from the CDN by itself, the bucket
     holds exactly what the playlist names with the right headers, and after
     the encoder stops both pages say ended and the replay plays to its end.
     The secret key never reaches the viewer's page or socket."""
-    base = studio_stack.url
+    base = studio_stack.base_url
     RegisterPage(page, base).open().register(f"live-{time.time_ns()}@example.com", PASSWORD)
     studio: StreamPage = StreamsPage(page).create("Live test")
     public_id = studio.public_id
@@ -130,7 +116,8 @@ def test_rtmp_publish_plays_live_from_the_cdn_then_replays(
     assert secret not in viewer.content()
     assert secret not in requests.get(f"{base}/watch/{public_id}", timeout=5).text
 
-    publisher = start_publisher(studio_stack.rtmp_url, stream_key, tmp_path / "ffmpeg.log")
+    # As OBS would: the server field plus the key exactly as the page shows it.
+    publisher = ffmpeg_publisher.start(f"{studio_stack.rtmp_url}/{stream_key}")
     try:
         # Pushed over the websocket: neither page reloads.
         expect(studio.status).to_have_text("LIVE", timeout=15_000)
@@ -146,7 +133,7 @@ def test_rtmp_publish_plays_live_from_the_cdn_then_replays(
         assert watch.mode() == "live"
         assert watch.decoded_frames() > 0
         assert any(
-            url.startswith(f"{studio_stack.cdn_url}/live/{public_id}/") and url.endswith(".ts")
+            url.startswith(f"{studio_stack.edge_url}/live/{public_id}/") and url.endswith(".ts")
             for url in edge_requests
         ), "segments must come from the CDN edge"
         check_bucket(studio_stack, public_id)
