@@ -116,9 +116,9 @@ def user_for_token(session: Session, token: str) -> User | None:
     """The owner of a valid, unrevoked token, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = session.scalar(
-        select(ApiToken).where(
-            ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
+    # One query (not token, then user): this runs on every API request.
+    return session.scalar(
+        select(User)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
     )
-    return row.user if row is not None else None
