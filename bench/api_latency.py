@@ -1,0 +1,364 @@
+"""API latency under concurrent load, against gunicorn (`make bench`).
+
+Starts everything it needs (a throwaway PostgreSQL database and a private
+Redis via devtools.stack, migrations, gunicorn serving `wsgi:app` on a free
+port), seeds a user, an API token and streams, then drives keep-alive load
+from client threads at three endpoints, one phase each, in the same run:
+
+- `GET /healthz`: does no I/O; the floor (HTTP, gunicorn, Flask, middleware);
+- `GET /api/v1/streams/{id}`: token lookup, stream query, JSON;
+- `POST /hooks/srs`: an `on_publish` + `on_unpublish` pair per iteration
+  (unique client ids; each client thread owns a stream, so every publish is
+  accepted and every unpublish ends it: the write path of the status machine).
+
+Prints p50/p95/p99, requests/s and the ratio to the no-op per endpoint, and
+writes the table to docs/benchmarks.md (section "API latency").
+
+Usage: python bench/api_latency.py [--duration 10] [--concurrency 8]
+       [--workers 2] [--threads 4] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools import stack  # noqa: E402
+
+VAR = ROOT / "var" / "bench"
+DOC = ROOT / "docs" / "benchmarks.md"
+SECTION = "## API latency"
+HOOK_TOKEN = secrets.token_urlsafe(16)
+
+
+@dataclass
+class Phase:
+    """One endpoint's measurements (seconds per request)."""
+
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+        return ordered[index] * 1000
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+
+# --- the stack ----------------------------------------------------------------
+
+
+def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
+    """Database, Redis, migrations, gunicorn; returns (env, things to stop, port)."""
+    VAR.mkdir(parents=True, exist_ok=True)
+    postgres = stack.ensure_postgres(VAR, database="postgres")
+    name = f"studio_bench_{secrets.token_hex(4)}"
+    stack.create_database(postgres.server_url, name)
+    redis = stack.start_redis(VAR)
+    cleanup = [lambda: stack.drop_database(postgres.server_url, name), redis.stop, postgres.stop]
+    port = stack.free_port()
+    env = os.environ | {
+        "DATABASE_URL": postgres.url.rsplit("/", 1)[0] + "/" + name,
+        "REDIS_URL": redis.url,
+        "STUDIO_SECRET_KEY": secrets.token_urlsafe(32),
+        "STUDIO_HOOK_TOKEN": HOOK_TOKEN,
+        "STUDIO_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "STUDIO_LOG_LEVEL": "INFO",
+        # No media server here: a drop (never triggered by this load) fails fast.
+        "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
+        "STUDIO_SRS_API_URL": "http://127.0.0.1:9",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    bin_dir = Path(sys.executable).parent
+    subprocess.run(
+        [str(bin_dir / "flask"), "--app", "studio", "db", "upgrade"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    # gunicorn also reads ./gunicorn.conf.py (the production settings) when it
+    # exists; the flags below override only what a benchmark must pin.
+    argv = [
+        str(bin_dir / "gunicorn"),
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--worker-class", "gthread",
+        "--threads", str(threads),
+        "--keep-alive", "75",
+        "wsgi:app",
+    ]  # fmt: skip
+    log_path = VAR / "logs" / f"gunicorn-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+    cleanup.insert(0, lambda: stack.terminate(process, 15))
+    stack.wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
+    return env, cleanup, port
+
+
+def seed(env: dict, streams: int) -> tuple[str, list[tuple[str, str]]]:
+    """A user, an API token and `streams` streams; returns (token, [(id, key)])."""
+    os.environ.update(env)
+    from studio import create_app
+    from studio.auth import service as accounts
+    from studio.extensions import db
+    from studio.streams import service
+
+    app = create_app()
+    with app.app_context():
+        user = accounts.create_user(db.session, "bench@example.com", "bench-password-1")
+        _, token = accounts.create_api_token(db.session, user, "bench")
+        rows = [service.create_stream(db.session, user, f"Bench {i}") for i in range(streams)]
+        db.session.commit()
+        return token, [(s.public_id, s.stream_key) for s in rows]
+
+
+# --- load ---------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection (http.client: far less client CPU per
+    request than requests, which matters when client and server share 2 cores)."""
+
+    def __init__(self, port: int):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(self, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
+        self.connection.request(method, path, body=body, headers=headers)
+        reply = self.connection.getresponse()
+        return reply.status, reply.read()
+
+
+def run_phase(phase: Phase, concurrency: int, duration: float, make_iteration) -> None:
+    """Run `make_iteration(thread index)` callables from `concurrency` threads."""
+    deadline = time.monotonic() + duration
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        iteration = make_iteration(index)
+        local, errors = [], []
+        while time.monotonic() < deadline:
+            for latency, error in iteration():
+                local.append(latency)
+                if error:
+                    errors.append(error)
+        with lock:
+            phase.latencies.extend(local)
+            phase.errors.extend(errors)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    phase.elapsed = time.monotonic() - started
+
+
+def timed(client: Client, method: str, path: str, body=None, headers=None, check=None):
+    headers = headers or {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers = headers | {"Content-Type": "application/json"}
+    started = time.perf_counter()
+    status, reply = client.call(method, path, data, headers)
+    latency = time.perf_counter() - started
+    error = None if check is None else check(status, reply)
+    return latency, error
+
+
+def expect(status_wanted: int, code_zero: bool = False):
+    def check(status: int, reply: bytes) -> str | None:
+        if status != status_wanted:
+            return f"HTTP {status}: {reply[:120]!r}"
+        if code_zero and json.loads(reply).get("code") != 0:
+            return f"refused: {reply[:120]!r}"
+        return None
+
+    return check
+
+
+def noop_iteration(port: int):
+    def make(index: int):
+        client = Client(port)
+        return lambda: [timed(client, "GET", "/healthz", check=expect(200))]
+
+    return make
+
+
+def api_iteration(port: int, token: str, stream_id: str):
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def make(index: int):
+        client = Client(port)
+        path = f"/api/v1/streams/{stream_id}"
+        return lambda: [timed(client, "GET", path, headers=headers, check=expect(200))]
+
+    return make
+
+
+def hook_iteration(port: int, streams: list[tuple[str, str]]):
+    fixture = json.loads((ROOT / "tests/fixtures/srs5/on_publish.json").read_text())
+    path = f"/hooks/srs?token={HOOK_TOKEN}"
+
+    def make(index: int):
+        client = Client(port)
+        public_id, key = streams[index]
+        counter = iter(range(10**9))
+        run = secrets.token_hex(3)  # client ids never repeat across phases
+
+        def pair():
+            client_id = f"b{run}-{index}-{next(counter)}"
+            body = fixture | {
+                "stream": public_id,
+                "param": f"?secret={key}",
+                "stream_url": f"/live/{public_id}",
+                "client_id": client_id,
+            }
+            publish = timed(client, "POST", path, body, check=expect(200, code_zero=True))
+            body = body | {"action": "on_unpublish"}
+            unpublish = timed(client, "POST", path, body, check=expect(200, code_zero=True))
+            return [publish, unpublish]
+
+        return pair
+
+    return make
+
+
+# --- report -------------------------------------------------------------------
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    memory = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
+    return (
+        f"{model}, {os.cpu_count()} cores, {int(memory) // 1024 // 1024 + 1} GB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def table(phases: list[Phase]) -> str:
+    noop = phases[0]
+    lines = [
+        "| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | p95 / no-op p95 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for phase in phases:
+        ratio = phase.percentile(95) / noop.percentile(95)
+        lines.append(
+            f"| {phase.name} | {len(phase.latencies)} | {len(phase.errors)} | "
+            f"{phase.rate:.0f} | {phase.percentile(50):.1f} | {phase.percentile(95):.1f} | "
+            f"{phase.percentile(99):.1f} | {ratio:.1f}x |"
+        )
+    return "\n".join(lines)
+
+
+def write_section(text: str) -> None:
+    """Replace the "API latency" section of docs/benchmarks.md (others are kept)."""
+    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    start = current.find(SECTION)
+    if start == -1:
+        updated = current.rstrip("\n") + "\n\n" + text
+    else:
+        end = current.find("\n## ", start + len(SECTION))
+        updated = current[:start] + text + (current[end + 1 :] if end != -1 else "")
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(updated.rstrip("\n") + "\n")
+
+
+def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, float]) -> str:
+    gunicorn_conf = "with gunicorn.conf.py" if (ROOT / "gunicorn.conf.py").exists() else ""
+    return f"""{SECTION}
+
+`make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` {gunicorn_conf}, gthread,
+{args.workers} workers x {args.threads} threads, against PostgreSQL 15 and Redis on the
+same machine; {args.concurrency} client threads with keep-alive connections
+(http.client), {args.duration:.0f} s per endpoint, one endpoint at a time, in one run.
+Latency is measured by the client (so it includes the client's own time).
+
+- Date: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
+- Machine: {machine()}; load average {load[0]:.2f} before, {load[1]:.2f} after
+  (the machine is shared with other work: treat the numbers as an upper bound)
+- `GET /healthz` is the no-op (no I/O): the ratio is our overhead over bare
+  gunicorn + Flask. `POST /hooks/srs` counts each callback of an
+  on_publish + on_unpublish pair as one request.
+
+{table(phases)}
+
+Floor: p95 < 100 ms; aim: p95 < 20 ms.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument("--no-write", action="store_true", help="do not update the docs")
+    args = parser.parse_args(argv)
+
+    env, cleanup, port = start_stack(args.workers, args.threads)
+    try:
+        token, streams = seed(env, args.concurrency + 1)
+        plan = [
+            Phase("GET /healthz (no-op)"),
+            Phase("GET /api/v1/streams/{id}"),
+            Phase("POST /hooks/srs (publish+unpublish)"),
+        ]
+        iterations = [
+            noop_iteration(port),
+            api_iteration(port, token, streams[-1][0]),
+            hook_iteration(port, streams),
+        ]
+        # Warm up every worker's imports, pools and caches before measuring.
+        for iteration in iterations:
+            run_phase(Phase("warm-up"), args.concurrency, 1.0, iteration)
+        load_before = os.getloadavg()[0]
+        for phase, iteration in zip(plan, iterations, strict=True):
+            run_phase(phase, args.concurrency, args.duration, iteration)
+            print(f"{phase.name}: {len(phase.latencies)} requests", file=sys.stderr)
+        text = report(plan, args, (load_before, os.getloadavg()[0]))
+    finally:
+        for stop in cleanup:
+            stop()
+    print(text)
+    errors = [error for phase in plan for error in phase.errors]
+    for error in errors[:10]:
+        print("error:", error, file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} requests failed; docs not updated.", file=sys.stderr)
+        return 1
+    if not args.no_write:
+        write_section(text)
+        print(f"Written to {DOC.relative_to(ROOT)}.", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
