@@ -1,0 +1,163 @@
+"""deploy/nginx/studio.conf run by the machine's real nginx: TLS with HSTS and
+security headers, the app behind it, WHIP (and only WHIP) to SRS, callbacks
+and metrics not public, no query strings in the access log.
+
+The compose hostnames (web, srs) and the certificate paths are replaced by a
+local upstream and a self-signed certificate; everything else is the file as
+deployed.
+"""
+
+from __future__ import annotations
+
+import http.server
+import re
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from devtools import stack
+from tests.deploy.envfiles import ROOT
+
+NGINX = "/usr/sbin/nginx"
+DOMAIN = "studio.test"
+
+
+class Upstream(http.server.ThreadingHTTPServer):
+    """Answers every request with its own name and the path it received."""
+
+    def __init__(self, name: str):
+        self.name = name
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                body = f"{server.name} {self.command} {self.path}".encode()
+                self.send_response(201 if server.name == "srs" else 200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_DELETE = _answer
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+def render(template: str, web: str, srs: str, http_port: int, https_port: int, tmp: Path) -> str:
+    conf = template.replace("${STUDIO_DOMAIN}", DOMAIN)
+    conf = conf.replace("server web:8000", f"server {web}").replace(
+        "http://srs:1985", f"http://{srs}"
+    )
+    conf = re.sub(r"^\s*listen \[::\]:.*$", "", conf, flags=re.MULTILINE)
+    conf = conf.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
+    conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl")
+    conf = conf.replace(f"/etc/nginx/certs/live/{DOMAIN}", str(tmp))
+    conf = conf.replace("/var/log/nginx/access.log", str(tmp / "access.log"))
+    return conf
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nginx")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN},IP:127.0.0.1",
+         "-keyout", str(tmp / "privkey.pem"),
+         "-out", str(tmp / "fullchain.pem")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    web, srs = Upstream("web"), Upstream("srs")
+    http_port, https_port = stack.free_port(), stack.free_port()
+    template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
+    (tmp / "studio.conf").write_text(
+        render(template, web.address, srs.address, http_port, https_port, tmp)
+    )
+    (tmp / "nginx.conf").write_text(
+        f"worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
+        f"events {{ worker_connections 64; }}\n"
+        f"http {{\n  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy;\n"
+        f"  fastcgi_temp_path {tmp}/fcgi; uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;\n"
+        f"  include {tmp}/studio.conf;\n}}\n"
+    )
+    check = subprocess.run(
+        [NGINX, "-t", "-p", str(tmp), "-c", str(tmp / "nginx.conf")], capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stderr
+    process = subprocess.Popen(
+        [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        stack.wait_for_port("127.0.0.1", https_port, 10, process)
+        yield {"https": f"https://127.0.0.1:{https_port}", "http": f"http://127.0.0.1:{http_port}",
+               "tmp": tmp}  # fmt: skip
+    finally:
+        stack.terminate(process, 15, timeout=5)
+        web.shutdown()
+        srs.shutdown()
+
+
+def get(edge, path: str, method: str = "GET", **kwargs):
+    return requests.request(
+        method,
+        edge["https"] + path,
+        verify=str(edge["tmp"] / "fullchain.pem"),
+        timeout=5,
+        headers={"Host": DOMAIN},
+        **kwargs,
+    )
+
+
+def test_https_pages_go_to_the_app_with_hsts(edge):
+    """Pages are proxied to the web tier over TLS with HSTS and security headers."""
+    reply = get(edge, "/streams")
+    assert reply.status_code == 200
+    assert reply.text == "web GET /streams"
+    assert reply.headers["Strict-Transport-Security"].startswith("max-age=63072000")
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["X-Frame-Options"] == "DENY"
+    assert "Server" not in reply.headers or "nginx/" not in reply.headers["Server"]
+
+
+def test_plain_http_redirects_to_https(edge):
+    """http:// answers 301 to the https:// URL (ACME challenges excepted)."""
+    reply = requests.get(
+        edge["http"] + "/login", headers={"Host": DOMAIN}, allow_redirects=False, timeout=5
+    )
+    assert reply.status_code == 301
+    assert reply.headers["Location"] == f"https://{DOMAIN}/login"
+
+
+def test_whip_only_goes_to_srs(edge):
+    """POST /rtc/v1/whip/ reaches SRS with its query; other SRS APIs are not public."""
+    reply = get(edge, "/rtc/v1/whip/?app=live&stream=abc&secret=k1", "POST", data="v=0\r\n")
+    assert reply.status_code == 201
+    assert reply.text == "srs POST /rtc/v1/whip/?app=live&stream=abc&secret=k1"
+    assert get(edge, "/rtc/v1/whep/?app=live&stream=abc", "POST").status_code == 404
+    assert get(edge, "/api/v1/clients/").text.startswith("web ")  # the studio's API, not SRS's
+
+
+def test_callbacks_and_metrics_are_not_public(edge):
+    """/hooks/ and /metrics are 404 from the internet (SRS and Prometheus use web:8000)."""
+    assert get(edge, "/hooks/srs?token=x", "POST").status_code == 404
+    assert get(edge, "/metrics").status_code == 404
+
+
+def test_access_log_has_no_query_strings(edge):
+    """The WHIP stream key in ?secret= never reaches the access log."""
+    get(edge, "/rtc/v1/whip/?app=live&stream=abc&secret=SeCrEtKeY42", "POST", data="v=0")
+    log = (edge["tmp"] / "access.log").read_text()
+    assert "/rtc/v1/whip/" in log
+    assert "SeCrEtKeY42" not in log

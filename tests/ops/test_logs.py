@@ -1,0 +1,67 @@
+"""Structured logs: one line per event with the request id, and never a
+stream key or hook token, through a publish/unpublish flow."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from studio.logging_setup import RequestIdFilter
+from tests.conftest import load_fixture
+
+TOKEN = "test-hook-token"
+
+
+@pytest.fixture()
+def captured_logs(app):
+    """Everything logged, formatted the way production formats it."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    )
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def test_publish_flow_logs_request_id_never_the_key(client, db, make_stream, captured_logs):
+    """A refused and an accepted publish, then an unpublish: the lines carry the
+    request id; neither the stream key, a wrong key, nor the hook token appears."""
+    stream = make_stream()
+    key = stream.stream_key
+    body = {**load_fixture("on_publish.json"), "stream": stream.public_id}
+
+    def hook(payload, request_id):
+        return client.post(
+            f"/hooks/srs?token={TOKEN}",
+            data=json.dumps(payload),
+            content_type="application/json",
+            headers={"X-Request-Id": request_id},
+        )
+
+    wrong = "WrongKeyGuess0123456789"
+    assert hook({**body, "param": f"?secret={wrong}"}, "req-refused-1").get_json()["code"] != 0
+    reply = hook({**body, "param": f"?secret={key}"}, "req-publish-1")
+    assert reply.get_json() == {"code": 0}
+    assert reply.headers["X-Request-Id"] == "req-publish-1"
+    unpublish = {**load_fixture("on_unpublish.json"), "stream": stream.public_id}
+    assert hook(unpublish, "req-unpublish-1").status_code == 200
+
+    text = captured_logs.getvalue()
+    lines = [line for line in text.splitlines() if stream.public_id in line]
+    assert any("[req-publish-1]" in line and "accepted" in line for line in lines), text
+    assert any("[req-refused-1]" in line and "refused" in line for line in lines), text
+    assert key not in text
+    assert wrong not in text
+    assert TOKEN not in text
