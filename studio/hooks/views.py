@@ -91,12 +91,15 @@ def _on_publish(callback: parsing.Callback):
     except service.PublishRefused as exc:
         db.session.rollback()
         return _refuse(callback, exc.reason)
+    # Read before commit: afterwards the row is expired and reading its id
+    # would cost another connection checkout and query.
+    broadcast_id = broadcast.id
     db.session.commit()
     log.info(
         "publish accepted stream=%s client=%s broadcast=%s",
         callback.stream,
         callback.client_id,
-        broadcast.id,
+        broadcast_id,
     )
     return jsonify(code=0), 200
 
