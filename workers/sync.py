@@ -165,15 +165,17 @@ def _recent_broadcasts(stream: Stream) -> list[Broadcast]:
 
 
 def broadcast_for(broadcasts: list[Broadcast], mtime: float) -> Broadcast | None:
-    """The broadcast a segment closed at `mtime` belongs to: the latest one
-    started before it whose window (plus grace) contains it."""
+    """The broadcast a segment closed at `mtime` belongs to: the newest one
+    whose window [start, end + grace] contains it; failing that, one that
+    started just after it (the engine's and the studio's clocks differ a little)."""
     moment = datetime.fromtimestamp(mtime, UTC)
-    for broadcast in broadcasts:  # newest first
-        if broadcast.started_at - START_SLACK > moment:
-            continue
-        if broadcast.ended_at is None or moment <= broadcast.ended_at + END_GRACE:
-            return broadcast
-        return None  # after the end of the newest broadcast started before it
+    for slack in (timedelta(0), START_SLACK):
+        for broadcast in broadcasts:  # newest first
+            ended = broadcast.ended_at
+            if broadcast.started_at - slack <= moment and (
+                ended is None or moment <= ended + END_GRACE
+            ):
+                return broadcast
     return None
 
 

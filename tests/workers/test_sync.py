@@ -1,0 +1,242 @@
+"""The per-stream sync job against a real fake-gcs-server and real segments."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from sqlalchemy import select
+
+from studio.media.pipeline import Keys
+from studio.models import Segment
+from studio.storage import layout
+from studio.streams import service as streams
+from workers import sync
+
+
+def _rows(db, broadcast_id: int) -> list[tuple[int, float]]:
+    db.session.expire_all()
+    query = select(Segment).where(Segment.broadcast_id == broadcast_id).order_by(Segment.sequence)
+    return [(s.sequence, round(s.duration, 3)) for s in db.session.scalars(query)]
+
+
+def _uris(playlist: str) -> list[str]:
+    return [line for line in playlist.splitlines() if line and not line.startswith("#")]
+
+
+def _assert_every_uri_exists(bucket, public_id: str, playlist: str) -> None:
+    for uri in _uris(playlist):
+        status, _, _ = bucket.get(f"{layout.stream_prefix(public_id)}{uri}")
+        assert status == 200, f"playlist names missing object {uri}"
+
+
+def test_segments_then_playlist_with_their_headers(pipeline_app, db, bucket, live_stream):
+    """Every listed segment is uploaded as video/mp2t cached for a year, then
+    the live playlist (mpegurl, max-age no longer than half a fragment)
+    naming exactly those objects; local segments are deleted."""
+    stream, broadcast, hls = live_stream
+    for number in range(1, 7):
+        hls.add_segment(number)
+    hls.write_fixture_playlist()
+
+    result = sync.sync_stream(stream.public_id)
+
+    assert result["uploaded"] == 6 and result["failed"] == 0
+    assert result["playlist_written"] is True
+    for number in range(1, 7):
+        status, headers, body = bucket.get(layout.segment(stream.public_id, broadcast.id, number))
+        assert status == 200
+        assert headers["Content-Type"] == "video/mp2t"
+        assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert body == hls.segments[number].read_bytes()
+    status, headers, body = bucket.get(layout.live_playlist(stream.public_id))
+    assert status == 200
+    assert headers["Content-Type"] == "application/vnd.apple.mpegurl"
+    assert headers["Cache-Control"] == "public, max-age=1"
+    playlist = body.decode()
+    assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in range(1, 7)]
+    assert "#EXT-X-MEDIA-SEQUENCE:1\n" in playlist
+    assert "#EXTINF:1.667," in playlist
+    assert "#EXT-X-ENDLIST" not in playlist
+    _assert_every_uri_exists(bucket, stream.public_id, playlist)
+    assert hls.local_names() == []
+    assert _rows(db, broadcast.id) == [(1, 2.0), (2, 2.0), (3, 2.0), (4, 2.0), (5, 2.0), (6, 1.667)]
+
+
+def test_rerun_is_idempotent(pipeline_app, db, bucket, live_stream):
+    """A second run, and a run after an upload that was never recorded,
+    change nothing and duplicate nothing."""
+    stream, broadcast, hls = live_stream
+    for number in range(1, 7):
+        hls.add_segment(number)
+    hls.write_fixture_playlist()
+    # An earlier attempt put segment 1 in the bucket, then died before recording it.
+    bucket.put(layout.segment(stream.public_id, broadcast.id, 1), hls.segments[1].read_bytes())
+
+    first = sync.sync_stream(stream.public_id)
+    playlist = bucket.get(layout.live_playlist(stream.public_id))[2]
+    second = sync.sync_stream(stream.public_id)
+
+    assert first["uploaded"] == 6
+    assert second == {**second, "uploaded": 0, "failed": 0, "playlist_written": False}
+    assert bucket.get(layout.live_playlist(stream.public_id))[2] == playlist
+    assert [n for n, _ in _rows(db, broadcast.id)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_failed_segment_stays_local_and_out_of_the_playlist(pipeline_app, db, bucket, live_stream):
+    """A segment whose upload fails is kept on disk, not recorded, and the
+    live playlist stops before it; once the bucket accepts it, the next run
+    completes the playlist."""
+    stream, broadcast, hls = live_stream
+    for number in range(1, 7):
+        hls.add_segment(number)
+    hls.write_fixture_playlist()
+    blocked = layout.segment(stream.public_id, broadcast.id, 4)
+    bucket.put(blocked, b"other content")  # the immutable upload of 4 conflicts
+
+    result = sync.sync_stream(stream.public_id)
+
+    assert result["failed"] == 1
+    assert hls.segment_path(4).exists()
+    assert 4 not in [n for n, _ in _rows(db, broadcast.id)]
+    playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+    assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in (1, 2, 3)]
+
+    from studio.storage import gcs
+
+    gcs.get_storage(pipeline_app.config).bucket.blob(blocked).delete()
+    hls.add_segment(4)  # unchanged file, fresh mtime
+    retry = sync.sync_stream(stream.public_id)
+
+    assert retry["failed"] == 0 and retry["uploaded"] >= 1
+    playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+    assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in range(1, 7)]
+    _assert_every_uri_exists(bucket, stream.public_id, playlist)
+    assert hls.local_names() == []
+
+
+def test_bucket_down_keeps_everything_local(pipeline_app, db, live_stream, monkeypatch):
+    """With the bucket unreachable nothing is deleted or recorded, and no
+    playlist is written; everything is uploaded in order when it is back."""
+    stream, broadcast, hls = live_stream
+    for number in range(1, 7):
+        hls.add_segment(number)
+    hls.write_fixture_playlist()
+    reachable = pipeline_app.config["STORAGE_EMULATOR_HOST"]
+    monkeypatch.setitem(pipeline_app.config, "STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
+
+    down = sync.sync_stream(stream.public_id)
+
+    assert down["uploaded"] == 0 and down["failed"] >= 1
+    assert len(hls.local_names()) == 6
+    assert _rows(db, broadcast.id) == []
+
+    monkeypatch.setitem(pipeline_app.config, "STORAGE_EMULATOR_HOST", reachable)
+    up = sync.sync_stream(stream.public_id)
+
+    assert up["uploaded"] == 6
+    assert [n for n, _ in _rows(db, broadcast.id)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_backlog_beyond_the_window_gets_durations_from_timestamps(
+    pipeline_app, db, bucket, live_stream
+):
+    """Segments that already left the engine's playlist (uploader down for a
+    while) are uploaded too, in order, with durations read from their PTS."""
+    stream, broadcast, hls = live_stream
+    now = time.time()
+    for number in range(0, 8):
+        hls.add_segment(number, mtime=now - (8 - number) * 2)
+    hls.write_playlist([5, 6, 7])
+
+    result = sync.sync_stream(stream.public_id)
+
+    assert result["uploaded"] == 8
+    rows = _rows(db, broadcast.id)
+    assert [n for n, _ in rows] == list(range(8))
+    assert all(abs(duration - 2.0) < 0.05 for _, duration in rows), rows
+    playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+    assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in (5, 6, 7)]
+
+
+def test_open_fragment_is_not_uploaded_while_live(pipeline_app, db, live_stream):
+    """nginx-rtmp writes the open fragment under its final name: a file newer
+    than the playlist's last entry is left alone while the stream is live."""
+    stream, broadcast, hls = live_stream
+    for number in (1, 2, 3):
+        hls.add_segment(number)
+    hls.write_playlist([1, 2])
+
+    result = sync.sync_stream(stream.public_id)
+
+    assert result["uploaded"] == 2
+    assert hls.local_names() == [f"{stream.public_id}-3.ts"]
+
+
+def test_segments_go_to_the_broadcast_of_their_time(pipeline_app, db, bucket, live_stream):
+    """A segment belongs to the broadcast whose time window contains it; the
+    live playlist marks the change of broadcast with a discontinuity."""
+    stream, first, hls = live_stream
+    now = time.time()
+    hls.add_segment(1, mtime=now - 1)
+    hls.add_segment(2, mtime=now - 1)
+    hls.write_playlist([1, 2])
+    sync.sync_stream(stream.public_id)
+    streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
+    db.session.commit()
+    second = streams.start_broadcast(
+        db.session,
+        streams.PublishAttempt(stream.public_id, stream.stream_key, "client-2", "rtmp",
+                               server_id="nginx-rtmp"),
+    )  # fmt: skip
+    db.session.commit()
+    hls.add_segment(3, source=3)
+    hls.add_segment(4, source=4)
+    hls.write_playlist([1, 2, 3, 4])
+
+    sync.sync_stream(stream.public_id)
+
+    assert [n for n, _ in _rows(db, first.id)] == [1, 2]
+    assert [n for n, _ in _rows(db, second.id)] == [3, 4]
+    playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+    assert _uris(playlist) == [f"{first.id}/1.ts", f"{first.id}/2.ts",
+                               f"{second.id}/3.ts", f"{second.id}/4.ts"]  # fmt: skip
+    assert re.search(rf"#EXT-X-DISCONTINUITY\n#EXTINF:[\d.]+,\n{second.id}/3.ts", playlist)
+
+
+def test_a_trigger_during_a_pass_is_not_lost(pipeline_app, db, redis, live_stream):
+    """While another worker holds the stream's lock, a sync only marks the
+    stream dirty; the holder's drain then runs the pass it asked for."""
+    stream, broadcast, hls = live_stream
+    hls.add_segment(1)
+    hls.write_playlist([1])
+    holder = redis.lock(Keys.lock(stream.public_id), timeout=30)
+    assert holder.acquire(blocking=False)
+
+    blocked = sync.sync_stream(stream.public_id)
+
+    assert blocked["uploaded"] == 0
+    assert redis.get(Keys.dirty(stream.public_id)) == b"1"
+    holder.release()
+    drained = sync.drain(pipeline_app, redis, stream.public_id)
+    assert drained.uploaded == 1
+    assert redis.get(Keys.dirty(stream.public_id)) is None
+
+
+def test_unknown_stream_files_are_left_alone(pipeline_app, db, ts_segments, tmp_path):
+    """Files of a stream the studio does not know are neither uploaded nor deleted."""
+    path = tmp_path / "hls" / "live" / "nosuchstream-1.ts"
+    path.write_bytes(ts_segments[0].read_bytes())
+
+    result = sync.sync_stream("nosuchstream")
+
+    assert result["orphans"] == 1 and result["uploaded"] == 0
+    assert path.exists()
+
+
+@pytest.mark.parametrize("name", ["../etc", "a b", "", "x" * 65, "name.m3u8"])
+def test_invalid_stream_names_are_refused(pipeline_app, db, name):
+    """Stream names become file names: anything but [A-Za-z0-9_] is refused."""
+    with pytest.raises(ValueError):
+        sync.sync_stream(name)

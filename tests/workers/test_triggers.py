@@ -1,0 +1,103 @@
+"""What starts a sync: SRS on_hls, the directory watcher's sweep, the end of
+a broadcast; each trigger is coalesced per stream and run by a real RQ worker."""
+
+from __future__ import annotations
+
+import time
+
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from studio.media import pipeline
+from studio.storage import layout
+from studio.streams import service as streams
+from tests.conftest import load_fixture
+from workers.watcher import Watcher
+
+
+def _queued(redis) -> list[tuple[str, list]]:
+    queue = pipeline.media_queue(redis)
+    return [(job.func_name, job.args) for job in queue.get_jobs()]
+
+
+def _run_worker(redis) -> None:
+    worker = SimpleWorker([pipeline.media_queue(redis)], connection=redis,
+                          serializer=JSONSerializer)  # fmt: skip
+    worker.work(burst=True)
+
+
+def _on_hls(stream: str) -> dict:
+    body = load_fixture("on_hls.json")
+    body.update(stream=stream, url=f"live/{stream}-0.ts", m3u8_url=f"live/{stream}.m3u8")
+    return body
+
+
+def test_on_hls_enqueues_one_sync_that_a_worker_runs(
+    pipeline_app, client, redis, bucket, live_stream
+):
+    """SRS on_hls for a stream queues one sync job (repeats are coalesced);
+    an RQ SimpleWorker runs it and the segment lands in the bucket."""
+    stream, broadcast, hls = live_stream
+    hls.add_segment(0)
+    hls.write_playlist([0])
+    token = pipeline_app.config["HOOK_TOKEN"]
+
+    for _ in range(3):
+        reply = client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
+        assert reply.status_code == 200 and reply.get_json() == {"code": 0}
+
+    assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
+    _run_worker(redis)
+    assert bucket.get(layout.segment(stream.public_id, broadcast.id, 0))[0] == 200
+    assert hls.local_names() == []
+
+
+def test_on_hls_for_a_bad_stream_name_queues_nothing(pipeline_app, client, redis, db):
+    """A stream name that cannot be a file name is accepted (SRS ignores the
+    answer) but queues no work."""
+    token = pipeline_app.config["HOOK_TOKEN"]
+    reply = client.post(f"/hooks/srs?token={token}", json=_on_hls("../../etc"))
+    assert reply.status_code == 200
+    assert _queued(redis) == []
+
+
+def test_sweep_triggers_streams_with_files_left_behind(pipeline_app, redis, live_stream):
+    """The watcher's sweep queues a sync for a stream whose segments wait on
+    disk (a lost trigger), and nothing for a stream already in sync."""
+    stream, _, hls = live_stream
+    old = time.time() - 60
+    hls.add_segment(1, mtime=old)
+    hls.write_playlist([1])
+    watcher = Watcher(pipeline_app)
+
+    assert watcher.sweep() == 1
+    assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
+    _run_worker(redis)
+    assert hls.local_names() == []
+    assert watcher.sweep() == 0
+
+
+def test_watcher_turns_a_playlist_write_into_a_sync(pipeline_app, redis, live_stream):
+    """An engine rewriting `<stream>.m3u8` (inotify) queues a sync of that stream."""
+    stream, _, hls = live_stream
+    watcher = Watcher(pipeline_app)
+    hls.add_segment(1)
+    hls.write_playlist([1])
+
+    events = watcher.inotify.read(timeout=2000)
+    names = {event.name for event in events}
+    assert f"{stream.public_id}.m3u8" in names
+    watcher.trigger(stream.public_id)
+    assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
+
+
+def test_end_of_broadcast_queues_its_replay(pipeline_app, db, redis, live_stream):
+    """Ending a broadcast queues its finalize job once the end is committed."""
+    stream, broadcast, _ = live_stream
+    assert _queued(redis) == []
+
+    streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
+    assert _queued(redis) == []  # not before the commit
+    db.session.commit()
+
+    assert _queued(redis) == [(pipeline.FINALIZE_JOB, [broadcast.id])]
