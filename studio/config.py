@@ -49,7 +49,13 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "NGINX_CONTROL_URL": env.get("STUDIO_NGINX_CONTROL_URL", "http://127.0.0.1:8080").rstrip(
             "/"
         ),
-        "SESSION_COOKIE_SECURE": _flag(env.get("STUDIO_SECURE_COOKIES"), False),
+        # Secure cookies whenever the public origin is HTTPS (override: STUDIO_SECURE_COOKIES).
+        "SESSION_COOKIE_SECURE": _flag(
+            env.get("STUDIO_SECURE_COOKIES"), public_url.startswith("https://")
+        ),
+        "REMEMBER_COOKIE_SECURE": _flag(
+            env.get("STUDIO_SECURE_COOKIES"), public_url.startswith("https://")
+        ),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
@@ -67,6 +73,20 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "TURN_URLS": _words(env.get("STUDIO_TURN_URLS", "")),
         "TURN_SECRET": env.get("STUDIO_TURN_SECRET", ""),
         "TURN_TTL": int(env.get("STUDIO_TURN_TTL", "3600")),
+        # Cost guard: concurrent live streams per creator and longest broadcast
+        # (seconds); 0 turns a limit off.
+        "MAX_LIVE_PER_USER": int(env.get("STUDIO_MAX_LIVE_PER_USER", "3")),
+        "MAX_BROADCAST_SECONDS": int(env.get("STUDIO_MAX_BROADCAST_SECONDS", "43200")),
+        # Reconciler: how long a live stream may be missing from the engine
+        # before it is ended, and how often a pass runs.
+        "RECONCILE_GRACE_SECONDS": float(env.get("STUDIO_RECONCILE_GRACE_SECONDS", "30")),
+        "RECONCILE_INTERVAL": float(env.get("STUDIO_RECONCILE_INTERVAL", "15")),
+        # Rate limits (Flask-Limiter syntax), counted in Redis.
+        "RATELIMIT_LOGIN": env.get("STUDIO_RATELIMIT_LOGIN", "10 per minute"),
+        "RATELIMIT_REGISTER": env.get("STUDIO_RATELIMIT_REGISTER", "5 per hour"),
+        "RATELIMIT_API": env.get("STUDIO_RATELIMIT_API", "600 per minute"),
+        # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted.
+        "PROXY_HOPS": int(env.get("STUDIO_PROXY_HOPS", "0")),
     }
 
 
