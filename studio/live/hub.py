@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import signal
 import threading
 from collections import defaultdict
 
@@ -29,6 +30,10 @@ from studio.live.events import channel
 log = logging.getLogger(__name__)
 
 RESYNC = {"type": "_resync"}  # a sentinel, never sent to a client
+# Set when the worker process is asked to stop: sockets close (1001) at once
+# so pages reconnect to another worker instead of holding this one's threads
+# until the server's graceful timeout runs out.
+SHUTTING_DOWN = threading.Event()
 QUEUE_SIZE = 64
 _PREFIX = channel("")
 _RETRY_MAX = 10.0
@@ -73,6 +78,10 @@ class Hub:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        with self._lock:
+            self._thread = None
+            self._stopping.clear()
+            self.connected.clear()
 
     def _start(self) -> None:
         # Started lazily, on the first socket: gunicorn forks workers after
@@ -161,3 +170,17 @@ def get_hub(app: Flask) -> Hub:
             hub = Hub(app.config["REDIS_URL"])
             app.extensions["studio_live_hub"] = hub
         return hub
+
+
+def close_sockets_on(signum: int = signal.SIGTERM) -> None:
+    """Chain a handler for `signum` that tells every socket to close, then
+    runs the previous handler (gunicorn's graceful stop). Call from the main
+    thread (gunicorn's post_worker_init hook)."""
+    previous = signal.getsignal(signum)
+
+    def handler(received, frame):
+        SHUTTING_DOWN.set()
+        if callable(previous):
+            previous(received, frame)
+
+    signal.signal(signum, handler)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from studio.extensions import db, sock
 from studio.live import events
-from studio.live.hub import RESYNC, get_hub
+from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub
 from studio.media import engine
 from studio.models import Stream, utcnow
 from studio.streams import service
@@ -35,6 +35,7 @@ bp = Blueprint("live", __name__)
 # Event types anyone may receive; anything else on the channel stays server-side.
 PUBLIC_EVENTS = frozenset({"status", "replay"})
 POLICY_VIOLATION = 1008
+GOING_AWAY = 1001
 HEALTH_INTERVAL = 2.0
 # How long the handler waits for an event before checking the socket and the
 # health timer again: bounds how long a closed socket keeps its thread.
@@ -60,6 +61,8 @@ def stream_socket(ws, public_id: str) -> None:
     watching = hub.join(public_id)  # before reading the status: no event can slip between
     try:
         _relay(ws, public_id, watching, owner)
+        if SHUTTING_DOWN.is_set():
+            ws.close(reason=GOING_AWAY, message="Server restarting.")
     except _StreamGone:
         ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
     finally:
@@ -70,7 +73,7 @@ def stream_socket(ws, public_id: str) -> None:
 def _relay(ws, public_id: str, watching: queue.Queue, owner: bool) -> None:
     status = _send_status(ws, public_id)
     next_health = time.monotonic()
-    while ws.connected:
+    while ws.connected and not SHUTTING_DOWN.is_set():
         _discard_input(ws)
         try:
             event = watching.get(timeout=TICK)

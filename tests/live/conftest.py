@@ -3,11 +3,13 @@ database and Redis, for websocket tests that need a real server."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -16,11 +18,11 @@ from devtools import stack
 from tests.conftest import PASSWORD, ROOT, VAR, csrf_token
 
 
-@pytest.fixture(scope="module")
-def live_server(app, services):
-    """gunicorn on a free port; yields its base URL. The media server's
-    control port is closed, so ingest stats fail the way an unreachable
-    engine does."""
+@contextlib.contextmanager
+def run_gunicorn(app, services) -> Iterator[tuple[str, subprocess.Popen]]:
+    """gunicorn (with the project's gunicorn.conf.py hooks) on a free port;
+    yields its base URL and process. The media server's control port is
+    closed, so ingest stats fail the way an unreachable engine does."""
     port = stack.free_port()
     env = {
         **os.environ,
@@ -36,16 +38,23 @@ def live_server(app, services):
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-             "--worker-class", "gthread", "--workers", "1", "--threads", "8",
-             "--graceful-timeout", "2"],
+            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app",
+             "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1",
+             "--threads", "8", "--graceful-timeout", "20"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
         stack.wait_for_port("127.0.0.1", port, 20, process, log_path)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process
     finally:
-        stack.terminate(process, signal.SIGTERM, timeout=5)
+        stack.terminate(process, signal.SIGTERM, timeout=25)
+
+
+@pytest.fixture(scope="module")
+def live_server(app, services):
+    """A gunicorn serving the test database and Redis; yields its base URL."""
+    with run_gunicorn(app, services) as (url, _process):
+        yield url
 
 
 def login(base_url: str, email: str) -> requests.Session:

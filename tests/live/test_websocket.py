@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import threading
 import time
 
@@ -13,7 +14,7 @@ from simple_websocket import Client, ConnectionClosed
 from werkzeug.serving import make_server
 
 from studio.live.hub import get_hub
-from tests.live.conftest import browser_headers, login, ws_url
+from tests.live.conftest import browser_headers, login, run_gunicorn, ws_url
 
 HOOK = "/hooks/nginx-rtmp?token=test-hook-token"
 
@@ -152,6 +153,7 @@ def threaded_server(app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+    get_hub(app).stop()
 
 
 def test_closed_sockets_leave_no_watchers_or_threads(threaded_server, app, make_stream):
@@ -179,3 +181,17 @@ def test_closed_sockets_leave_no_watchers_or_threads(threaded_server, app, make_
     assert hub.watcher_count() == 0
     # `first`'s handler and reader threads are gone too.
     assert threading.active_count() <= baseline - 2
+
+
+def test_sockets_close_with_going_away_when_the_server_stops(app, services, make_stream):
+    """On a graceful stop (SIGTERM), open sockets are closed with 1001 at once
+    (well within the 20 s graceful timeout), so pages reconnect elsewhere."""
+    stream = make_stream()
+    with run_gunicorn(app, services) as (url, process):
+        socket = Socket(ws_url(url, stream.public_id))
+        socket.next(is_status("created"))
+        process.send_signal(signal.SIGTERM)
+        with pytest.raises(ConnectionClosed):
+            socket.next(lambda event: False, timeout=10)
+        assert socket.ws.close_reason == 1001
+        process.wait(timeout=10)
