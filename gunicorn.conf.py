@@ -56,3 +56,15 @@ def child_exit(server, worker) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def post_worker_init(worker) -> None:
+    """Websockets hold worker threads: on a graceful stop (TERM, or HUP's
+    replacement of workers) they close at once with 1001 and the pages
+    reconnect to a live worker, instead of pinning this one until
+    graceful_timeout."""
+    import signal
+
+    from studio.live.hub import close_sockets_on
+
+    close_sockets_on(signal.SIGTERM)
