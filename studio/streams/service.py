@@ -15,7 +15,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from studio import metrics
@@ -208,6 +208,7 @@ def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
         raise PublishRefused("publisher already ended")
     if open_broadcast(session, stream) is not None:
         raise PublishRefused("stream already live with another publisher")
+    _check_live_limit(session, stream)
     broadcast = Broadcast(
         stream=stream,
         client_id=attempt.client_id,
@@ -224,6 +225,25 @@ def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
     protocol = attempt.protocol
     after_commit(session, lambda: metrics.BROADCASTS_STARTED.labels(protocol).inc())
     return broadcast
+
+
+def _check_live_limit(session: Session, stream: Stream) -> None:
+    """Refuse a publish that would put the owner over MAX_LIVE_PER_USER (the
+    cost guard; 0 = no limit). The owner's row is locked so that two of their
+    streams going live at once cannot both slip under the limit."""
+    from flask import current_app
+
+    limit = int(current_app.config.get("MAX_LIVE_PER_USER", 0) or 0)
+    if limit <= 0:
+        return
+    session.execute(select(User.id).where(User.id == stream.owner_id).with_for_update())
+    live = session.scalar(
+        select(func.count(Stream.id)).where(
+            Stream.owner_id == stream.owner_id, Stream.status == "live", Stream.id != stream.id
+        )
+    )
+    if live >= limit:
+        raise PublishRefused(f"live stream limit reached ({limit} at a time)")
 
 
 def end_broadcast(

@@ -1,0 +1,73 @@
+"""Cost guard at publish time: a creator may have at most
+MAX_LIVE_PER_USER streams live at once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio.models import Broadcast
+from tests.conftest import load_fixture
+
+HOOK = "/hooks/srs?token=test-hook-token"
+
+
+@pytest.fixture()
+def limit_one(app):
+    saved = app.config["MAX_LIVE_PER_USER"]
+    app.config["MAX_LIVE_PER_USER"] = 1
+    yield
+    app.config["MAX_LIVE_PER_USER"] = saved
+
+
+def publish(client, stream, client_id: str, action: str = "on_publish"):
+    body = {
+        **load_fixture(f"{action}.json"),
+        "stream": stream.public_id,
+        "client_id": client_id,
+        "param": f"?secret={stream.stream_key}",
+    }
+    return client.post(HOOK, data=json.dumps(body), content_type="application/json").get_json()
+
+
+def test_second_live_stream_of_a_creator_is_refused(client, db, make_user, make_stream, limit_one):
+    """With a limit of 1, a creator's second stream is refused with the reason
+    while the first is live, and accepted once the first has ended."""
+    owner = make_user()
+    first, second = make_stream(owner=owner), make_stream(owner=owner)
+    assert publish(client, first, "c1") == {"code": 0}
+    refused = publish(client, second, "c2")
+    assert refused["code"] != 0
+    assert "live stream limit reached (1 at a time)" in refused["error"]
+    db.session.refresh(second)
+    assert second.status == "created"
+    assert db.session.query(Broadcast).count() == 1
+
+    assert publish(client, first, "c1", "on_unpublish") == {"code": 0}
+    assert publish(client, second, "c2b") == {"code": 0}
+
+
+def test_limit_is_per_creator(client, db, make_stream, limit_one):
+    """Two creators each go live under a limit of 1."""
+    assert publish(client, make_stream(), "a1") == {"code": 0}
+    assert publish(client, make_stream(), "b1") == {"code": 0}
+
+
+def test_repeated_publish_of_the_live_publisher_still_accepted(client, db, make_stream, limit_one):
+    """A repeated on_publish of the publisher that is live does not count against the limit."""
+    stream = make_stream()
+    assert publish(client, stream, "c1") == {"code": 0}
+    assert publish(client, stream, "c1") == {"code": 0}
+
+
+def test_zero_means_no_limit(app, client, db, make_user, make_stream):
+    """MAX_LIVE_PER_USER = 0 turns the limit off."""
+    saved = app.config["MAX_LIVE_PER_USER"]
+    app.config["MAX_LIVE_PER_USER"] = 0
+    try:
+        owner = make_user()
+        for n in range(4):
+            assert publish(client, make_stream(owner=owner), f"z{n}") == {"code": 0}
+    finally:
+        app.config["MAX_LIVE_PER_USER"] = saved
