@@ -67,7 +67,8 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "INGEST_RTMP_URL": env.get(
             "STUDIO_INGEST_RTMP_URL", env.get("STUDIO_RTMP_URL", "rtmp://127.0.0.1:1935/live")
         ).rstrip("/"),
-        "WHIP_URL": env.get("STUDIO_WHIP_URL", f"{public_url}/rtc/v1/whip/"),
+        # Empty: {PUBLIC_URL}/rtc/v1/whip/ (nginx proxies it to SRS).
+        "WHIP_URL": env.get("STUDIO_WHIP_URL", ""),
         "WHIP_ICE_TIMEOUT": float(env.get("STUDIO_WHIP_ICE_TIMEOUT", "5")),
         "STUN_URLS": _words(env.get("STUDIO_STUN_URLS", "")),
         "TURN_URLS": _words(env.get("STUDIO_TURN_URLS", "")),

@@ -24,8 +24,9 @@ def ingest(stream: Stream, config: Mapping) -> dict[str, str]:
         "rtmp_server": config["RTMP_URL"],
         "stream_key": stream_key(stream),
         "webrtc_url": f"webrtc://{config['WEBRTC_HOST']}/live/{stream.public_id}?secret={secret}",
+        # STUDIO_WHIP_URL: the studio's own origin, where nginx proxies to SRS.
         "whip_url": (
-            f"{config['PUBLIC_URL']}/rtc/v1/whip/?app=live"
+            f"{config.get('WHIP_URL') or config['PUBLIC_URL'] + '/rtc/v1/whip/'}?app=live"
             f"&stream={stream.public_id}&secret={secret}"
         ),
     }
