@@ -61,6 +61,9 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": env.get("STUDIO_LOG_LEVEL", "INFO"),
+        # Every websocket is pinged this often (seconds); a client that misses a
+        # pong is dropped, so a vanished browser does not keep a worker thread.
+        "SOCK_SERVER_OPTIONS": {"ping_interval": float(env.get("STUDIO_WS_PING_INTERVAL", "25"))},
         # Browser go-live: where the websocket ingest's ffmpeg publishes (RTMP,
         # reachable from the web servers), the WHIP endpoint pages post to,
         # and ICE servers (TURN credentials use coturn's use-auth-secret).
