@@ -36,6 +36,7 @@ bp = Blueprint("live", __name__)
 PUBLIC_EVENTS = frozenset({"status", "replay"})
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
+MAX_CLIENT_MESSAGE = 1024
 HEALTH_INTERVAL = 2.0
 # How long the handler waits for an event before checking the socket and the
 # health timer again: bounds how long a closed socket keeps its thread.
@@ -56,6 +57,7 @@ def stream_socket(ws, public_id: str) -> None:
         return
     owner = _is_owner(stream)
     db.session.remove()  # no database connection held while the socket is open
+    ws.max_message_size = MAX_CLIENT_MESSAGE  # clients have nothing to say here
 
     hub = get_hub(current_app._get_current_object())
     watching = hub.join(public_id)  # before reading the status: no event can slip between

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket as tcp
 import threading
 import time
 
@@ -195,3 +196,35 @@ def test_sockets_close_with_going_away_when_the_server_stops(app, services, make
             socket.next(lambda event: False, timeout=10)
         assert socket.ws.close_reason == 1001
         process.wait(timeout=10)
+
+
+def test_a_client_that_stops_answering_pings_is_dropped(threaded_server, app, make_stream):
+    """A browser that vanished without closing (no pong to the server's ping)
+    stops watching the stream; its TCP connection is still open here."""
+    stream = make_stream()
+    hub = get_hub(app)
+    options = app.config.get("SOCK_SERVER_OPTIONS")
+    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 0.3}
+    host, port = threaded_server.removeprefix("http://").split(":")
+    silent = tcp.create_connection((host, int(port)), timeout=5)
+    try:
+        silent.sendall(
+            (
+                f"GET /ws/streams/{stream.public_id} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        assert silent.recv(4096).startswith(b"HTTP/1.1 101")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and hub.watcher_count() == 0:
+            time.sleep(0.02)
+        assert hub.watcher_count() == 1
+        # Never read, never pong: the server gives up after one missed pong.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and hub.watcher_count():
+            time.sleep(0.05)
+        assert hub.watcher_count() == 0
+    finally:
+        silent.close()
+        app.config["SOCK_SERVER_OPTIONS"] = options
