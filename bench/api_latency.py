@@ -14,6 +14,9 @@ from client threads at three endpoints, one phase each, in the same run:
 Prints p50/p95/p99, requests/s and the ratio to the no-op per endpoint, and
 writes the table to docs/benchmarks.md (section "API latency").
 
+Each endpoint runs at 1 client (the service time, no queueing) and at N
+clients (latency under load).
+
 Usage: python bench/api_latency.py [--duration 10] [--concurrency 8]
        [--workers 2] [--threads 4] [--no-write]
 """
@@ -50,6 +53,7 @@ class Phase:
     """One endpoint's measurements (seconds per request)."""
 
     name: str
+    clients: int
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     elapsed: float = 0.0
@@ -83,6 +87,9 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
         "STUDIO_HOOK_TOKEN": HOOK_TOKEN,
         "STUDIO_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "STUDIO_LOG_LEVEL": "INFO",
+        # The API rate limit stays on (its cost is part of the measurement) but
+        # high enough that this load, from one token, is never refused.
+        "STUDIO_RATELIMIT_API": "100000000 per minute",
         # No media server here: a drop (never triggered by this load) fails fast.
         "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
         "STUDIO_SRS_API_URL": "http://127.0.0.1:9",
@@ -117,7 +124,9 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
 
 
 def seed(env: dict, streams: int) -> tuple[str, list[tuple[str, str]]]:
-    """A user, an API token and `streams` streams; returns (token, [(id, key)])."""
+    """`streams` creators with one stream each (so the per-creator live limit
+    is checked but never reached) and an API token for the last one; returns
+    (token, [(public id, key)])."""
     os.environ.update(env)
     from studio import create_app
     from studio.auth import service as accounts
@@ -126,9 +135,11 @@ def seed(env: dict, streams: int) -> tuple[str, list[tuple[str, str]]]:
 
     app = create_app()
     with app.app_context():
-        user = accounts.create_user(db.session, "bench@example.com", "bench-password-1")
+        rows = []
+        for i in range(streams):
+            user = accounts.create_user(db.session, f"bench{i}@example.com", "bench-password-1")
+            rows.append(service.create_stream(db.session, user, f"Bench {i}"))
         _, token = accounts.create_api_token(db.session, user, "bench")
-        rows = [service.create_stream(db.session, user, f"Bench {i}") for i in range(streams)]
         db.session.commit()
         return token, [(s.public_id, s.stream_key) for s in rows]
 
@@ -263,15 +274,16 @@ def machine() -> str:
 
 
 def table(phases: list[Phase]) -> str:
-    noop = phases[0]
+    noops = {phase.clients: phase for phase in phases if "no-op" in phase.name}
     lines = [
-        "| endpoint | requests | errors | req/s | p50 ms | p95 ms | p99 ms | p95 / no-op p95 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| endpoint | clients | requests | errors | req/s | p50 ms | p95 ms | p99 ms "
+        "| p95 / no-op p95 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for phase in phases:
-        ratio = phase.percentile(95) / noop.percentile(95)
+        ratio = phase.percentile(95) / noops[phase.clients].percentile(95)
         lines.append(
-            f"| {phase.name} | {len(phase.latencies)} | {len(phase.errors)} | "
+            f"| {phase.name} | {phase.clients} | {len(phase.latencies)} | {len(phase.errors)} | "
             f"{phase.rate:.0f} | {phase.percentile(50):.1f} | {phase.percentile(95):.1f} | "
             f"{phase.percentile(99):.1f} | {ratio:.1f}x |"
         )
@@ -297,8 +309,9 @@ def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, flo
 
 `make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` {gunicorn_conf}, gthread,
 {args.workers} workers x {args.threads} threads, against PostgreSQL 15 and Redis on the
-same machine; {args.concurrency} client threads with keep-alive connections
-(http.client), {args.duration:.0f} s per endpoint, one endpoint at a time, in one run.
+same machine; 1 and {args.concurrency} client threads with keep-alive connections
+(http.client), {args.duration:.0f} s per endpoint and client count, one at a time,
+in one run.
 Latency is measured by the client (so it includes the client's own time).
 
 - Date: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
@@ -326,23 +339,22 @@ def main(argv: list[str] | None = None) -> int:
     env, cleanup, port = start_stack(args.workers, args.threads)
     try:
         token, streams = seed(env, args.concurrency + 1)
-        plan = [
-            Phase("GET /healthz (no-op)"),
-            Phase("GET /api/v1/streams/{id}"),
-            Phase("POST /hooks/srs (publish+unpublish)"),
-        ]
-        iterations = [
-            noop_iteration(port),
-            api_iteration(port, token, streams[-1][0]),
-            hook_iteration(port, streams),
+        endpoints = [
+            ("GET /healthz (no-op)", noop_iteration(port)),
+            ("GET /api/v1/streams/{id}", api_iteration(port, token, streams[-1][0])),
+            ("POST /hooks/srs (publish+unpublish)", hook_iteration(port, streams)),
         ]
         # Warm up every worker's imports, pools and caches before measuring.
-        for iteration in iterations:
-            run_phase(Phase("warm-up"), args.concurrency, 1.0, iteration)
+        for _, iteration in endpoints:
+            run_phase(Phase("warm-up", args.concurrency), args.concurrency, 1.0, iteration)
         load_before = os.getloadavg()[0]
-        for phase, iteration in zip(plan, iterations, strict=True):
-            run_phase(phase, args.concurrency, args.duration, iteration)
-            print(f"{phase.name}: {len(phase.latencies)} requests", file=sys.stderr)
+        plan = []
+        for clients in (1, args.concurrency):
+            for name, iteration in endpoints:
+                phase = Phase(name, clients)
+                run_phase(phase, clients, args.duration, iteration)
+                plan.append(phase)
+                print(f"{name} x{clients}: {len(phase.latencies)} requests", file=sys.stderr)
         text = report(plan, args, (load_before, os.getloadavg()[0]))
     finally:
         for stop in cleanup:
