@@ -74,6 +74,23 @@ def live_publishers() -> list[IngestStats]:
     return _nginx_publishers()
 
 
+@dataclass
+class EngineSnapshot:
+    """The engine's live publishers and the identity of the running engine
+    process (SRS's `service` id changes on every restart; "" for nginx-rtmp)."""
+
+    service_id: str
+    publishers: list[IngestStats]
+
+
+def snapshot() -> EngineSnapshot:
+    """Live publishers and service id in one API call (for the reconciler)."""
+    if _engine_name() == "srs":
+        body = _srs_get("/api/v1/streams/?start=0&count=1000")
+        return EngineSnapshot(str(body.get("service") or ""), srs_publishers_from(body))
+    return EngineSnapshot("", _nginx_publishers())
+
+
 def ingest_stats(stream_name: str) -> IngestStats | None:
     """Live ingest stats of one stream, or None when nothing publishes it."""
     for stats in live_publishers():

@@ -1,0 +1,258 @@
+"""The reconciler: make the database agree with what the media engine sees.
+
+SRS sends no callback when it crashes or is stopped, and a callback can be
+lost, so every few seconds one pass compares the engine's live publishers
+with the database's open broadcasts:
+
+- a broadcast open in the database whose stream the engine no longer has, for
+  longer than the grace period, is ended (reason "reconciled");
+- a publisher the engine has but the database does not know (for as long) is
+  dropped at the engine;
+- a new SRS `service` id means SRS restarted: it is logged and counted, and
+  broadcasts opened under the old one are ended at once (their publishers
+  cannot have survived the restart);
+- a broadcast older than MAX_BROADCAST_SECONDS is ended and its publisher
+  dropped (the cost guard; reason "duration_limit").
+
+Run `python -m workers.reconcile --loop` (the `reconciler` container role), or
+enqueue `workers.reconcile.reconcile` as an RQ job. Passes are idempotent;
+a Redis lock keeps two reconcilers from running a pass at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flask import Flask
+from sqlalchemy import select
+
+from studio import metrics
+from studio.extensions import db
+from studio.media import engine
+from studio.models import Broadcast, Stream
+from studio.redis_client import get_redis
+from studio.streams import service
+from workers.context import job_app, process_app
+
+log = logging.getLogger("workers.reconcile")
+
+SERVICE_KEY = "studio:reconcile:srs-service"
+MISSING_KEY = "studio:reconcile:missing"  # broadcast id -> first seen missing (epoch s)
+UNKNOWN_KEY = "studio:reconcile:unknown"  # "stream/client" -> first seen unknown
+LOCK_KEY = "studio:reconcile:lock"
+
+
+@dataclass
+class Report:
+    """What one pass did (for logs and tests)."""
+
+    engine_error: bool = False
+    srs_restarted: bool = False
+    ended: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    over_duration: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OpenBroadcast:
+    id: int
+    stream: str
+    client_id: str
+    server_id: str
+    service_id: str
+    started_at: datetime
+
+
+def reconcile(now: float | None = None) -> Report:
+    """One reconcile pass (an RQ job, or called by the loop). Never raises for
+    an unreachable engine: that is counted and the pass changes nothing."""
+    with job_app() as app:
+        return _reconcile(app, time.time() if now is None else now)
+
+
+def _reconcile(app: Flask, now: float) -> Report:
+    report = Report()
+    try:
+        seen = engine.snapshot()
+    except engine.EngineError as exc:
+        metrics.RECONCILE_RUNS.labels("engine_error").inc()
+        log.warning("reconcile skipped: engine unreachable (%s)", exc)
+        report.engine_error = True
+        return report
+    redis = get_redis(app)
+    report.srs_restarted = _note_service(redis, seen.service_id)
+    live_names = {publisher.stream_name for publisher in seen.publishers}
+    grace = float(app.config.get("RECONCILE_GRACE_SECONDS", 30))
+    max_seconds = int(app.config.get("MAX_BROADCAST_SECONDS", 0) or 0)
+
+    still_open = set()
+    for broadcast in _open_broadcasts():
+        age = now - broadcast.started_at.timestamp()
+        if max_seconds and age >= max_seconds:
+            _end(broadcast, "duration_limit", drop=broadcast.stream in live_names)
+            report.over_duration.append(broadcast.stream)
+            continue
+        if broadcast.stream in live_names:
+            redis.hdel(MISSING_KEY, broadcast.id)
+            still_open.add(broadcast.stream)
+            continue
+        if _outlived_restart(broadcast, seen.service_id) or (
+            age >= grace and now - _first_seen(redis, MISSING_KEY, broadcast.id, now) >= grace
+        ):
+            _end(broadcast, "reconciled", drop=False)
+            report.ended.append(broadcast.stream)
+            continue
+        still_open.add(broadcast.stream)
+
+    for publisher in seen.publishers:
+        if publisher.stream_name in still_open:
+            continue
+        member = f"{publisher.stream_name}/{publisher.client_id}"
+        if now - _first_seen(redis, UNKNOWN_KEY, member, now) >= grace:
+            _drop_unknown(publisher)
+            redis.hdel(UNKNOWN_KEY, member)
+            report.dropped.append(publisher.stream_name)
+    _forget_stale_marks(redis, seen, still_open)
+    metrics.RECONCILE_RUNS.labels("ok").inc()
+    if report.ended or report.dropped or report.over_duration:
+        log.info(
+            "reconciled: ended=%s dropped=%s over_duration=%s",
+            report.ended,
+            report.dropped,
+            report.over_duration,
+        )
+    return report
+
+
+def _open_broadcasts() -> list[OpenBroadcast]:
+    rows = db.session.execute(
+        select(
+            Broadcast.id,
+            Stream.public_id,
+            Broadcast.client_id,
+            Broadcast.server_id,
+            Broadcast.service_id,
+            Broadcast.started_at,
+        )
+        .join(Stream, Stream.id == Broadcast.stream_id)
+        .where(Broadcast.ended_at.is_(None))
+    ).all()
+    db.session.rollback()  # read-only: do not hold a transaction across the pass
+    return [OpenBroadcast(*row) for row in rows]
+
+
+def _note_service(redis, service_id: str) -> bool:
+    """Remember SRS's service id; True (logged, counted) when it changed."""
+    if not service_id:
+        return False
+    previous = redis.getset(SERVICE_KEY, service_id)
+    previous = previous.decode() if previous else ""
+    if previous and previous != service_id:
+        metrics.SRS_RESTARTS.inc()
+        log.warning("SRS restarted: service id %s -> %s", previous, service_id)
+        return True
+    return False
+
+
+def _outlived_restart(broadcast: OpenBroadcast, service_id: str) -> bool:
+    """A broadcast opened under an earlier SRS process cannot still be publishing."""
+    return bool(service_id and broadcast.service_id and broadcast.service_id != service_id)
+
+
+def _first_seen(redis, key: str, member, now: float) -> float:
+    redis.hsetnx(key, member, now)
+    return float(redis.hget(key, member))
+
+
+def _end(broadcast: OpenBroadcast, reason: str, drop: bool) -> None:
+    """End the broadcast in the database, then (after commit) drop its publisher."""
+    ended = service.end_broadcast(
+        db.session, broadcast.stream, broadcast.client_id, broadcast.server_id, reason=reason
+    )
+    db.session.commit()
+    get_redis().hdel(MISSING_KEY, broadcast.id)
+    if ended is None:
+        return  # an unpublish got there first
+    metrics.RECONCILE_ACTIONS.labels(
+        "duration_limit" if reason == "duration_limit" else "ended"
+    ).inc()
+    log.info("broadcast %s of stream %s ended: %s", broadcast.id, broadcast.stream, reason)
+    if drop:
+        target = engine.Publisher(broadcast.stream, broadcast.client_id, broadcast.server_id)
+        try:
+            engine.drop_publisher(target)
+        except engine.EngineError as exc:
+            # The publisher is now unknown to the database: the next pass drops it.
+            log.warning("drop of %s failed: %s", broadcast.stream, exc)
+
+
+def _drop_unknown(publisher: engine.IngestStats) -> None:
+    target = engine.Publisher(publisher.stream_name, publisher.client_id)
+    try:
+        engine.drop_publisher(target)
+    except engine.EngineError as exc:
+        log.warning("drop of unknown publisher %s failed: %s", publisher.stream_name, exc)
+        return
+    metrics.RECONCILE_ACTIONS.labels("dropped").inc()
+    log.warning(
+        "dropped publisher unknown to the database: stream=%s client=%s",
+        publisher.stream_name,
+        publisher.client_id,
+    )
+
+
+def _forget_stale_marks(redis, seen: engine.EngineSnapshot, still_open: set[str]) -> None:
+    """Marks of publishers that left, or became known, must not age into a drop later."""
+    current = {f"{p.stream_name}/{p.client_id}" for p in seen.publishers}
+    for member in redis.hkeys(UNKNOWN_KEY):
+        name = member.decode()
+        if name not in current or name.split("/", 1)[0] in still_open:
+            redis.hdel(UNKNOWN_KEY, name)
+
+
+# --- the loop process --------------------------------------------------------
+
+
+def run_forever(app: Flask, stop: threading.Event) -> None:
+    """A pass every RECONCILE_INTERVAL seconds until `stop` is set."""
+    interval = float(app.config.get("RECONCILE_INTERVAL", 15))
+    while not stop.is_set():
+        with app.app_context():
+            # One reconciler at a time across replicas; the lock expires by itself.
+            if get_redis().set(LOCK_KEY, "1", nx=True, ex=max(1, int(interval))):
+                try:
+                    reconcile()
+                except Exception:  # a failed pass must not end the loop
+                    metrics.RECONCILE_RUNS.labels("error").inc()
+                    log.exception("reconcile pass failed")
+                finally:
+                    db.session.remove()
+        stop.wait(interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m workers.reconcile [--loop]`: one pass, or passes until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m workers.reconcile")
+    parser.add_argument("--loop", action="store_true", help="run until SIGTERM/SIGINT")
+    options = parser.parse_args(argv)
+    app = process_app()
+    if not options.loop:
+        with app.app_context():
+            print(reconcile())
+        return 0
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    log.info("reconciler running every %ss", app.config.get("RECONCILE_INTERVAL", 15))
+    run_forever(app, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
