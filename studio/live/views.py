@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -114,13 +115,45 @@ def _send(ws, event: dict) -> None:
 def _health_event(public_id: str) -> dict:
     """What the media engine sees of the publisher, for the owner only."""
     try:
-        stats = engine.ingest_stats(public_id)
+        publishers = _publisher_cache().get()
+        stats = next((p for p in publishers if p.stream_name == public_id), None)
     except engine.EngineError as exc:
         log.info("ingest stats unavailable for %s: %s", public_id, exc)
         return {"type": "health", "publishing": None, "error": "Media server unreachable."}
     if stats is None:
         return {"type": "health", "publishing": False}
     return {"type": "health", "publishing": True, **stats.as_dict()}
+
+
+class _PublisherCache:
+    """The engine's publisher list, shared by this process's owner sockets
+    for a moment: one stats request per interval however many creators
+    watch, instead of one per socket (the engine's list covers every stream,
+    and at hundreds of streams it is not small)."""
+
+    def __init__(self, ttl: float):
+        self._ttl = ttl
+        self._lock = threading.Lock()
+        self._at = float("-inf")
+        self._value: list[engine.IngestStats] | engine.EngineError = []
+
+    def get(self) -> list[engine.IngestStats]:
+        with self._lock:  # one fetch at a time; the others wait and share it
+            if time.monotonic() - self._at >= self._ttl:
+                try:
+                    self._value = engine.live_publishers()
+                except engine.EngineError as exc:
+                    self._value = exc  # a down engine is asked once per interval too
+                self._at = time.monotonic()
+            value = self._value
+        if isinstance(value, engine.EngineError):
+            raise value
+        return value
+
+
+def _publisher_cache() -> _PublisherCache:
+    extensions = current_app.extensions
+    return extensions.setdefault("studio_publisher_cache", _PublisherCache(HEALTH_INTERVAL * 0.75))
 
 
 def _discard_input(ws) -> None:

@@ -1,0 +1,101 @@
+"""The per-process hub that fans Redis pub/sub events out to socket queues,
+against a real Redis server."""
+
+from __future__ import annotations
+
+import json
+import queue
+
+import pytest
+import redis as redis_lib
+
+from devtools import stack
+from studio.live.events import channel
+from studio.live.hub import RESYNC, Hub
+from tests.conftest import VAR
+
+
+def next_event(events: queue.Queue, timeout: float = 5.0) -> dict:
+    return events.get(timeout=timeout)
+
+
+def next_real_event(events: queue.Queue) -> dict:
+    """The next event that is not a resync."""
+    while (event := next_event(events)) is RESYNC:
+        pass
+    return event
+
+
+@pytest.fixture()
+def private_redis():
+    """A Redis of this test's own, so it can be stopped and restarted."""
+    service = stack.start_redis(VAR)
+    yield service
+    service.stop()
+
+
+def test_events_reach_only_the_watchers_of_their_stream(private_redis):
+    """Each queue gets its stream's events, in order; other streams' events
+    and malformed messages are not delivered; a queue that left gets nothing."""
+    hub = Hub(private_redis.url)
+    publisher = redis_lib.Redis.from_url(private_redis.url)
+    try:
+        first, second, other = hub.join("stream1"), hub.join("stream1"), hub.join("stream2")
+        left = hub.join("stream1")
+        hub.leave("stream1", left)
+        assert hub.connected.wait(5)
+        publisher.publish(channel("stream1"), "not json")
+        publisher.publish(channel("stream1"), json.dumps({"type": "status", "status": "live"}))
+        publisher.publish(channel("stream1"), json.dumps({"type": "status", "status": "ended"}))
+        for events in (first, second):
+            assert next_real_event(events)["status"] == "live"
+            assert next_real_event(events)["status"] == "ended"
+        assert all(event is RESYNC for event in other.queue)
+        assert left.empty()
+        assert hub.watcher_count() == 3
+    finally:
+        hub.stop()
+
+
+def test_a_lost_subscription_ends_in_a_resync(private_redis):
+    """When Redis goes away and comes back, every watcher is told to re-read
+    the state (events published meanwhile were lost), then events flow again."""
+    hub = Hub(private_redis.url)
+    try:
+        events = hub.join("stream1")
+        assert hub.connected.wait(5)
+        assert next_event(events) is RESYNC
+        port = int(private_redis.url.rsplit(":", 1)[1].split("/")[0])
+        private_redis.stop()
+        restarted = stack.start_redis(VAR, port=port)
+        try:
+            assert next_event(events, timeout=15) is RESYNC
+            publisher = redis_lib.Redis.from_url(restarted.url)
+            publisher.publish(channel("stream1"), json.dumps({"type": "status", "status": "live"}))
+            assert next_event(events)["status"] == "live"
+        finally:
+            restarted.stop()
+    finally:
+        hub.stop()
+
+
+def test_a_watcher_that_falls_behind_gets_a_resync_not_a_backlog(private_redis):
+    """A queue that is full is emptied and given a single resync, so a slow
+    socket costs bounded memory and still ends up with the right state."""
+    hub = Hub(private_redis.url)
+    publisher = redis_lib.Redis.from_url(private_redis.url)
+    try:
+        events = hub.join("stream1")
+        assert hub.connected.wait(5)
+        assert next_event(events) is RESYNC
+        for n in range(events.maxsize + 5):
+            publisher.publish(channel("stream1"), json.dumps({"type": "status", "n": n}))
+        last = {"type": "status", "n": "last"}
+        publisher.publish(channel("stream1"), json.dumps(last))
+        delivered = []
+        while (event := next_event(events)) != last:
+            delivered.append(event)
+        assert RESYNC in delivered
+        assert len(delivered) <= events.maxsize
+    finally:
+        hub.stop()
