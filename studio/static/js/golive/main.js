@@ -157,7 +157,7 @@ async function connect({ preferWhip }) {
       if (error.kind === "auth") throw error;
       const why = error.kind === "ice"
         ? `WebRTC could not connect within ${settings.iceTimeoutMs / 1000} s (UDP may be blocked on this network)`
-        : `WebRTC failed: ${error.message}`;
+        : `WebRTC failed (${error.message.replace(/\.$/, "")})`;
       return { publisher: await startSocket(), note: `${why}; switched to the WebSocket.` };
     }
   }

@@ -86,8 +86,9 @@ export class WhipPublisher {
         headers: { "Content-Type": "application/sdp" },
         body: this.offer,
       });
-    } catch {
+    } catch (error) {
       // SRS 5 also answers a refused key by closing without a reply.
+      console.warn("WHIP request failed:", error);
       throw new PublishError("unreachable", MESSAGES.unreachable);
     }
     if (reply.status !== 201) {

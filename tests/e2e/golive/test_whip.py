@@ -1,0 +1,132 @@
+"""Going live over WebRTC (WHIP) from Chromium's fake camera, against
+SrsWhipDouble (a test double for SRS 5's WHIP endpoint: SRS cannot run
+here), and the automatic fallback to the WebSocket when ICE cannot connect.
+
+The studio runs with MEDIA_ENGINE=srs and STUDIO_WHIP_URL pointing at the
+double (in production nginx serves /rtc/v1/whip/ on the studio's origin);
+the WebSocket fallback publishes into a real nginx-rtmp.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import BrowserContext, expect
+from sqlalchemy import select
+
+from studio.models import Broadcast
+from tests.conftest import VAR
+from tests.e2e.golive.harness import ffmpeg_pids, run_studio
+from tests.e2e.golive.pages import GoLivePage, log_in
+from tests.e2e.golive.whip_double import SrsWhipDouble, first_video_codec
+
+ICE_TIMEOUT = 5  # seconds, the studio default the page promises
+GATHERING = 2  # the page sends its offer after at most 2 s of candidate gathering
+KBIT = re.compile(r"^\d+ kbit/s$")
+
+
+@pytest.fixture(scope="module")
+def double():
+    with SrsWhipDouble() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def studio(app, services, double):
+    token = app.config["HOOK_TOKEN"]
+    env = {
+        "STUDIO_MEDIA_ENGINE": "srs",
+        "STUDIO_WHIP_URL": double.whip_url,
+        "STUDIO_SRS_API_URL": "http://127.0.0.1:9",  # no SRS API: health says unreachable
+        "STUDIO_WHIP_ICE_TIMEOUT": str(ICE_TIMEOUT),
+    }
+    with run_studio(VAR / "golive-whip", services, token, env) as running:
+        double.hook_url = f"{running.url}/hooks/srs?token={token}"
+        yield running
+
+
+@pytest.fixture()
+def unreachable(double):
+    double.unreachable = True
+    yield double
+    double.unreachable = False
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    """Poll something outside the browser (the double, processes) until it holds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+
+
+def broadcasts(db, stream) -> list[Broadcast]:
+    db.session.expire_all()
+    query = select(Broadcast).where(Broadcast.stream_id == stream.id).order_by(Broadcast.id)
+    return list(db.session.scalars(query))
+
+
+def open_go_live(context: BrowserContext, studio, email: str, public_id: str) -> GoLivePage:
+    page = context.new_page()
+    log_in(page, studio.url, email)
+    golive = GoLivePage(page, studio.url, public_id).open()
+    golive.preview_playing()
+    return golive
+
+
+def test_whip_offer_prefers_h264_frames_arrive_and_stop_deletes(
+    studio, double, context: BrowserContext, db, make_user, make_stream
+):
+    """On SRS the page publishes over WHIP with H.264 first in its offer
+    (SRS's RTMP/HLS bridge needs it); H.264 frames reach the server; Stop
+    DELETEs the WHIP session so the stream ends at once."""
+    owner = make_user()
+    stream = make_stream(owner)
+    golive = open_go_live(context, studio, owner.email, stream.public_id)
+    golive.go_live_button.click()
+
+    expect(golive.path).to_have_attribute("data-path", "webrtc", timeout=15_000)
+    expect(golive.path).to_contain_text("WebRTC (WHIP)")
+    expect(golive.status).to_have_text("LIVE")
+    session = double.sessions[-1]
+    assert session.stream == stream.public_id
+    assert first_video_codec(session.offer) == "H264"
+    assert first_video_codec(session.answer) == "H264"
+    wait_until(lambda: double.frames("video") > 0, 20, "decoded H.264 frames at the double")
+    expect(golive.health("bitrate")).to_have_text(KBIT, timeout=10_000)
+    assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc"]
+
+    golive.stop_button.click()
+    wait_until(lambda: session.token in double.deletes, 10, "DELETE of the WHIP Location")
+    expect(golive.status).to_have_text("ended")
+    assert broadcasts(db, stream)[0].ended_at is not None
+
+
+def test_ice_failure_falls_back_to_websocket_and_goes_live(
+    studio, unreachable, context: BrowserContext, db, make_user, make_stream
+):
+    """When WebRTC cannot connect (the server's only candidate never
+    answers), the page gives up after the promised 5 s, ends the half-made
+    WHIP session, switches to the WebSocket, says so, and the stream goes live."""
+    owner = make_user()
+    stream = make_stream(owner)
+    golive = open_go_live(context, studio, owner.email, stream.public_id)
+    golive.go_live_button.click()
+
+    # The promise plus gathering, plus a few seconds for the socket and ffmpeg.
+    expect(golive.path).to_have_attribute(
+        "data-path", "websocket", timeout=(ICE_TIMEOUT + GATHERING + 8) * 1000
+    )
+    expect(golive.path).to_contain_text(f"could not connect within {ICE_TIMEOUT} s")
+    expect(golive.status).to_have_text("LIVE", timeout=20_000)
+    whip_session = unreachable.sessions[-1]
+    assert whip_session.token in unreachable.deletes
+    assert whip_session.frames["video"] == 0
+    assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc", "websocket"]
+
+    golive.stop_button.click()
+    expect(golive.status).to_have_text("ended", timeout=20_000)
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
