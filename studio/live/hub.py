@@ -92,24 +92,27 @@ class Hub:
     def _run(self) -> None:
         delay = 0.5
         while not self._stopping.is_set():
+            client = redis.Redis.from_url(
+                self._redis_url, socket_connect_timeout=2, health_check_interval=15
+            )
+            pubsub = client.pubsub()
             try:
-                client = redis.Redis.from_url(
-                    self._redis_url, socket_connect_timeout=2, health_check_interval=15
-                )
-                pubsub = client.pubsub(ignore_subscribe_messages=True)
                 pubsub.psubscribe(_PREFIX + "*")
+                _confirmed(pubsub)
                 self.connected.set()
                 # Sockets that joined before this subscription existed (or
                 # while it was down) may have missed events: re-read the truth.
                 self._deliver_all(RESYNC)
                 delay = 0.5
                 self._listen(pubsub)
-                pubsub.close()
             except (redis.RedisError, OSError) as exc:
                 self.connected.clear()
                 log.warning("live events subscription lost (%s); retrying in %.1fs", exc, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, _RETRY_MAX)
+            finally:
+                pubsub.close()
+                client.close()
 
     def _listen(self, pubsub) -> None:
         while not self._stopping.is_set():
@@ -135,6 +138,14 @@ class Hub:
             targets = [q for watchers in self._queues.values() for q in watchers]
         for events in targets:
             _offer(events, event)
+
+
+def _confirmed(pubsub, timeout: float = 5.0) -> None:
+    """Wait for Redis to confirm the subscription: from then on no event is
+    missed, which is what `connected` promises."""
+    message = pubsub.get_message(timeout=timeout)
+    if message is None or message.get("type") != "psubscribe":
+        raise redis.ConnectionError(f"no subscription confirmation (got {message!r})")
 
 
 def _offer(events: queue.Queue, event: dict) -> None:
