@@ -219,6 +219,8 @@ async function sampleHealth() {
   const report = await publisher.report();
   if (!report) return;
   const values = publisher.path === "webrtc" ? meter.fromStats(report) : meter.fromSocket(report);
+  const capture = media?.getVideoTracks()[0]?.getSettings().frameRate;
+  if (publisher.path !== "webrtc" && capture) values.fps = `${Math.round(capture)} fps (camera)`;
   for (const [name, value] of Object.entries(values)) {
     const cell = ui.health.querySelector(`[data-health='${name}']`);
     if (cell) cell.textContent = value;
