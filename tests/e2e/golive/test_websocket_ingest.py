@@ -33,7 +33,10 @@ def test_camera_goes_live_over_websocket_and_viewers_watch_it(
     creator = context.new_page()
     log_in(creator, base, email)
 
-    golive = GoLivePage(creator, base, stream.public_id).open()
+    creator.goto(f"{base}/streams/{stream.public_id}")
+    creator.get_by_test_id("open-golive").click()
+    golive = GoLivePage(creator, base, stream.public_id)
+    creator.wait_for_url(golive.url)
     golive.preview_playing()
     golive.go_live_button.click()
     expect(golive.path).to_have_attribute("data-path", "websocket", timeout=15_000)
