@@ -324,6 +324,20 @@ Latency is measured by the client (so it includes the client's own time).
 {table(phases)}
 
 Floor: p95 < 100 ms; aim: p95 < 20 ms.
+
+Where the time goes (profiled in-process): `GET /api/v1/streams/{{id}}` is a
+connection checkout with its pre-ping, one query for the token joined to its
+user, one for the stream, and the JSON. `on_publish` locks the stream row,
+looks up the publisher and the open broadcast, locks the owner and counts their
+live streams (the live limit), inserts the broadcast, updates the stream,
+commits (an fsync on this PostgreSQL) and publishes the status on Redis;
+`on_unpublish` locks, looks up, updates twice, commits, publishes and queues
+the replay job. With 1 client the numbers are service time; with more, the
+client, gunicorn, PostgreSQL and Redis share 2 cores (and the machine's other
+work), so most of the difference is waiting for a CPU. Fixed after profiling:
+the token lookup was two queries (token, then a lazy load of its user), and the
+publish hook read the broadcast id after commit, which cost a second connection
+checkout and query per publish.
 """
 
 
