@@ -73,9 +73,12 @@ def secret_from_param(param: str) -> str:
 
 
 def srs_protocol(tc_url: str, param: str) -> str:
-    """RTMP publishes carry an rtmp:// tcUrl; WHIP sends '', the legacy RTC API webrtc://."""
+    """RTMP publishes carry an rtmp:// tcUrl; WHIP sends '', the legacy RTC API webrtc://.
+    The studio's own websocket relay publishes RTMP with `ingest=websocket`."""
     if tc_url.startswith("webrtc://") or tc_url == "" or "upstream=rtc" in param:
         return "webrtc"
+    if parse_qs(param.lstrip("?")).get("ingest") == ["websocket"]:
+        return "websocket"
     return "rtmp"
 
 
