@@ -123,3 +123,11 @@ def test_shell_entrypoint_parses():
     assert sh
     result = subprocess.run([sh, "-n", str(ROOT / "deploy" / "entrypoint.sh")], capture_output=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_worker_consumes_the_pipeline_queue():
+    """The worker role listens on the queue the upload pipeline enqueues to."""
+    from studio.media import pipeline
+
+    queues = compose()["services"]["worker"]["environment"]["STUDIO_RQ_QUEUES"].split()
+    assert pipeline.QUEUE_NAME in queues

@@ -100,10 +100,10 @@ def test_live_streams_gauge_reads_the_database(client, db, make_stream):
 
 def test_queue_depth_per_rq_queue(client, redis):
     """studio_queue_depth reports the jobs waiting in each RQ queue."""
-    queue = Queue("uploads", connection=redis)
+    queue = Queue("depth-test", connection=redis)
     for n in range(3):
         queue.enqueue("builtins.print", n)
-    assert value(scrape(client), "studio_queue_depth", queue="uploads") == 3
+    assert value(scrape(client), "studio_queue_depth", queue="depth-test") == 3
 
 
 def test_hls_backlog_counts_segment_files(app, client, tmp_path):
