@@ -117,7 +117,9 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
     log_path = VAR / "logs" / f"gunicorn-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log)
+        # Its own process group, so stack.terminate can kill the whole group if
+        # the graceful stop hangs.
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log, process_group=0)
     cleanup.insert(0, lambda: stack.terminate(process, 15))
     stack.wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
     return env, cleanup, port
