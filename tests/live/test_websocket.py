@@ -14,8 +14,10 @@ import pytest
 from simple_websocket import Client, ConnectionClosed
 from werkzeug.serving import make_server
 
+from studio.live import events
 from studio.live.hub import get_hub
 from tests.live.conftest import browser_headers, login, run_gunicorn, ws_url
+from tests.watch.test_pages import add_broadcast
 
 HOOK = "/hooks/nginx-rtmp?token=test-hook-token"
 
@@ -228,3 +230,23 @@ def test_a_client_that_stops_answering_pings_is_dropped(threaded_server, app, ma
     finally:
         silent.close()
         app.config["SOCK_SERVER_OPTIONS"] = options
+
+
+def test_replay_events_are_relayed_and_internal_events_are_not(
+    live_server, app, db, make_stream, sockets
+):
+    """A replay announcement reaches viewers; an event type not meant for
+    pages (published on the same channel) does not."""
+    stream = make_stream()
+    viewer = sockets(ws_url(live_server, stream.public_id))
+    viewer.next(is_status("created"))
+    broadcast = add_broadcast(db, stream, ended=True, replay=True)
+
+    events.publish(app, stream.public_id, {"type": "segment", "path": "/var/hls/x.ts"})
+    events.replay_ready(db.session, stream.public_id, broadcast)
+    db.session.commit()
+
+    replay = viewer.next(lambda e: e["type"] != "status")
+    assert replay["type"] == "replay"
+    assert replay["broadcast"] == {"id": broadcast.id}
+    assert all(json.loads(raw)["type"] != "segment" for raw in viewer.raw)
