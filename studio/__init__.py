@@ -29,10 +29,11 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     _register_blueprints(app)
     _register_commands(app)
-    from studio import errors_views, observability
+    from studio import errors_views, observability, security
 
     errors_views.init_app(app)
     observability.init_app(app)
+    security.init_app(app)  # after the blueprints: it wraps their views
     from studio.media import pipeline
 
     pipeline.init_app(app)  # registers the on_hls handler; no I/O

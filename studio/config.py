@@ -87,7 +87,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "RECONCILE_INTERVAL": float(env.get("STUDIO_RECONCILE_INTERVAL", "15")),
         # Rate limits (Flask-Limiter syntax), counted in Redis.
         "RATELIMIT_LOGIN": env.get("STUDIO_RATELIMIT_LOGIN", "10 per minute"),
-        "RATELIMIT_REGISTER": env.get("STUDIO_RATELIMIT_REGISTER", "5 per hour"),
+        "RATELIMIT_REGISTER": env.get("STUDIO_RATELIMIT_REGISTER", "20 per hour"),
         "RATELIMIT_API": env.get("STUDIO_RATELIMIT_API", "600 per minute"),
         # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted.
         "PROXY_HOPS": int(env.get("STUDIO_PROXY_HOPS", "0")),
@@ -120,6 +120,8 @@ def testing(overrides: Mapping[str, object] | None = None) -> dict:
         SECRET_KEY="test-secret-key",  # noqa: S106 (test-only values)
         HOOK_TOKEN="test-hook-token",  # noqa: S106
         WTF_CSRF_ENABLED=True,
+        # Tests log in far more often than a person; tests/ops enable it.
+        RATELIMIT_ENABLED=False,
     )
     config.update(overrides or {})
     return config

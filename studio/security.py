@@ -1,0 +1,149 @@
+"""Security wiring: rate limits (Flask-Limiter on Redis), security headers on
+every response, and the proxy hops whose X-Forwarded-* headers are trusted.
+
+Rate limits: login (per client IP and e-mail), registration (per client IP)
+and the JSON API (per token). Media-server callbacks, probes and metrics are
+never limited: refusing SRS a callback would refuse a publish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+log = logging.getLogger(__name__)
+
+EXEMPT_BLUEPRINTS = ("hooks", "health", "observability")
+
+
+def init_app(app: Flask) -> None:
+    """Install the limiter (after the blueprints are registered), the headers
+    and ProxyFix. A limiter per app: its enabled flag and limits are per app."""
+    hops = int(app.config.get("PROXY_HOPS", 0) or 0)
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    _install_limiter(app)
+    app.after_request(_security_headers)
+
+
+def _install_limiter(app: Flask) -> Limiter:
+    limiter = Limiter(
+        key_func=get_remote_address,
+        storage_uri=app.config["REDIS_URL"],
+        storage_options={"socket_timeout": 2, "socket_connect_timeout": 2},
+        strategy="fixed-window",
+        headers_enabled=True,
+        # Redis down: serve without limits rather than refuse every login (logged).
+        swallow_errors=True,
+        key_prefix="studio-limits",
+    )
+    limiter.init_app(app)
+    for name in EXEMPT_BLUEPRINTS:
+        if name in app.blueprints:
+            limiter.exempt(app.blueprints[name])
+    _limit_view(
+        app,
+        limiter,
+        "auth.login",
+        lambda: current_app.config["RATELIMIT_LOGIN"],
+        key_func=_login_key,
+        error_message="Too many login attempts. Wait a minute and try again.",
+    )
+    _limit_view(
+        app,
+        limiter,
+        "auth.register",
+        lambda: current_app.config["RATELIMIT_REGISTER"],
+        key_func=get_remote_address,
+        error_message="Too many accounts created from this address. Try again later.",
+    )
+    if "api" in app.blueprints:
+        limiter.limit(
+            lambda: current_app.config["RATELIMIT_API"],
+            key_func=_api_key,
+            error_message="Rate limit exceeded for this API token.",
+        )(app.blueprints["api"])
+    app.extensions["studio_limiter"] = limiter
+    return limiter
+
+
+def _limit_view(app: Flask, limiter: Limiter, endpoint: str, rate, **options) -> None:
+    view = app.view_functions.get(endpoint)
+    if view is None:
+        log.warning("no view %s to rate-limit", endpoint)
+        return
+    app.view_functions[endpoint] = limiter.limit(rate, methods=["POST"], **options)(view)
+
+
+def _digest(value: str) -> str:
+    # Keys are stored in Redis: never the raw e-mail or token.
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def _login_key() -> str:
+    email = (request.form.get("email") or "").strip().lower()
+    return f"{get_remote_address()}:{_digest(email)}"
+
+
+def _api_key() -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return f"token:{_digest(token.strip())}"
+    return f"ip:{get_remote_address()}"
+
+
+def content_security_policy(app: Flask) -> str:
+    """The CSP: no inline script or style; media and fetches from the CDN;
+    websockets; never framed."""
+    cdn = _origin(app.config.get("CDN_URL", ""))
+    connect = ["'self'", cdn, _origin(app.config.get("WHIP_URL", "")), "wss:", "ws:"]
+    media = ["'self'", "blob:", cdn]
+    directives = [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "media-src " + " ".join(_unique(media)),
+        "connect-src " + " ".join(_unique(connect)),
+        "worker-src 'self' blob:",  # hls.js transmuxes in a blob worker
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+    return "; ".join(directives)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _unique(values: list[str]) -> list[str]:
+    seen: list[str] = []
+    for value in values:
+        if value and value not in seen:
+            seen.append(value)
+    return seen
+
+
+def _security_headers(response: Response) -> Response:
+    app = current_app
+    policy = app.extensions.get("studio_csp")
+    if policy is None:
+        policy = app.extensions["studio_csp"] = content_security_policy(app)
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", policy)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    # The go-live page needs the camera and microphone; nothing else does.
+    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
+    return response

@@ -1,0 +1,177 @@
+"""Rate limits (Flask-Limiter on Redis), security headers, secure cookies.
+
+The shared test app runs without limits (tests log in far more often than a
+person); these tests build apps on the same database and Redis with small
+limits switched on.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from studio import config as studio_config
+from studio import create_app
+from studio.security import content_security_policy
+from tests.conftest import PASSWORD, csrf_token, load_fixture
+
+
+def limited_app(app, **overrides):
+    config = studio_config.testing(
+        {
+            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": app.config["REDIS_URL"],
+            "PUBLIC_URL": "https://studio.test",
+            "CDN_URL": "https://cdn.studio.test",
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_LOGIN": "3 per minute",
+            "RATELIMIT_REGISTER": "2 per hour",
+            "RATELIMIT_API": "5 per minute",
+            **overrides,
+        }
+    )
+    return create_app(config)
+
+
+@pytest.fixture()
+def limited(app, db, redis):
+    """A client of an app with small limits; Redis (the counters) is emptied after."""
+    return limited_app(app).test_client()
+
+
+WRONG = "wrong password!"
+
+
+def post_login(client, email: str, password: str = WRONG):
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
+def test_login_limited_per_address_and_email(limited, make_user):
+    """The 4th login attempt within a minute for one e-mail is refused with a
+    429 page; another e-mail from the same address is still served."""
+    user = make_user()
+    for _ in range(3):
+        assert post_login(limited, user.email).status_code == 400
+    refused = post_login(limited, user.email, PASSWORD)  # even the right password
+    assert refused.status_code == 429
+    assert refused.mimetype == "text/html"
+    assert "Too many login attempts" in refused.get_data(as_text=True)
+    assert "Retry-After" in refused.headers
+    assert post_login(limited, "someone.else@example.com").status_code == 400
+
+
+def test_registration_limited_per_address(limited):
+    """The 3rd registration from one address within the hour gets 429."""
+    for n in range(2):
+        token = csrf_token(limited.get("/register").get_data(as_text=True))
+        reply = limited.post(
+            "/register",
+            data={"email": f"new{n}@example.com", "password": PASSWORD,
+                  "confirm": PASSWORD, "csrf_token": token},
+        )  # fmt: skip
+        assert reply.status_code in (200, 302, 400)
+        limited.post("/logout", data={"csrf_token": token})
+    token = csrf_token(limited.get("/register").get_data(as_text=True))
+    reply = limited.post(
+        "/register", data={"email": "new9@example.com", "password": PASSWORD, "csrf_token": token}
+    )
+    assert reply.status_code == 429
+    assert "Too many accounts" in reply.get_data(as_text=True)
+
+
+def test_api_limited_per_token_with_a_json_429(limited, make_user, make_token):
+    """A token's 6th call within the minute gets a JSON 429; another token is unaffected."""
+    first, second = make_token(make_user()), make_token(make_user())
+    for _ in range(5):
+        reply = limited.get("/api/v1/streams", headers={"Authorization": f"Bearer {first}"})
+        assert reply.status_code == 200
+    refused = limited.get("/api/v1/streams", headers={"Authorization": f"Bearer {first}"})
+    assert refused.status_code == 429
+    assert refused.is_json and "Rate limit exceeded" in refused.get_json()["error"]
+    other = limited.get("/api/v1/streams", headers={"Authorization": f"Bearer {second}"})
+    assert other.status_code == 200
+
+
+def test_callbacks_never_limited_even_under_a_burst(app, db, redis, make_stream):
+    """With a default limit of 2 per minute on every route, a burst of 60 SRS
+    callbacks, probes and scrapes is all answered; a page is limited."""
+    client = limited_app(app, RATELIMIT_DEFAULT="2 per minute").test_client()
+    stream = make_stream()
+    publish = {**load_fixture("on_publish.json"), "stream": stream.public_id,
+               "param": f"?secret={stream.stream_key}"}  # fmt: skip
+    unpublish = {**load_fixture("on_unpublish.json"), "stream": stream.public_id}
+    for n in range(30):
+        for body in (publish, unpublish):
+            body = {**body, "client_id": f"burst{n:04d}"}
+            reply = client.post(
+                "/hooks/srs?token=test-hook-token",
+                data=json.dumps(body),
+                content_type="application/json",
+            )
+            assert reply.status_code == 200 and reply.get_json() == {"code": 0}, reply.data
+    for path in ("/healthz", "/readyz", "/metrics") * 5:
+        assert client.get(path).status_code == 200, path
+    pages = [client.get("/login").status_code for _ in range(3)]
+    assert pages == [200, 200, 429]
+
+
+def test_security_headers_on_every_response(app, client, make_user, make_token):
+    """Pages, JSON, errors, callbacks and static files all carry the CSP
+    (no inline script; CDN for media and fetches; never framed) and friends."""
+    token = make_token(make_user())
+    responses = [
+        client.get("/login"),
+        client.get("/api/v1/streams", headers={"Authorization": f"Bearer {token}"}),
+        client.get("/no/such/page"),
+        client.post("/hooks/srs?token=wrong", json={}),
+        client.get("/static/css/studio.css"),
+    ]
+    expected = content_security_policy(app)
+    for reply in responses:
+        assert reply.headers["Content-Security-Policy"] == expected, reply.request.path
+        assert reply.headers["X-Content-Type-Options"] == "nosniff"
+        assert reply.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert reply.headers["X-Frame-Options"] == "DENY"
+
+
+def test_csp_directives():
+    """The policy allows script and style only from the studio, media from the
+    CDN and blob: (hls.js), fetches to the CDN and websockets, no framing."""
+    app = create_app(studio_config.testing({"CDN_URL": "https://cdn.example.net/media"}))
+    directives = dict(
+        part.strip().split(" ", 1) for part in content_security_policy(app).split(";")
+    )
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'"
+    assert directives["style-src"] == "'self'"
+    assert directives["media-src"] == "'self' blob: https://cdn.example.net"
+    assert directives["connect-src"].startswith("'self' https://cdn.example.net")
+    assert "wss:" in directives["connect-src"] and "ws:" in directives["connect-src"]
+    assert directives["frame-ancestors"] == "'none'"
+    assert "unsafe-inline" not in content_security_policy(app)
+
+
+def test_cookies_secure_when_the_public_url_is_https():
+    """STUDIO_PUBLIC_URL https:// makes session and remember cookies Secure;
+    http:// does not; STUDIO_SECURE_COOKIES overrides either way."""
+    https = studio_config.from_environ({"STUDIO_PUBLIC_URL": "https://studio.example.com"})
+    http = studio_config.from_environ({"STUDIO_PUBLIC_URL": "http://127.0.0.1:5000"})
+    forced = studio_config.from_environ(
+        {"STUDIO_PUBLIC_URL": "http://127.0.0.1:5000", "STUDIO_SECURE_COOKIES": "1"}
+    )
+    assert https["SESSION_COOKIE_SECURE"] and https["REMEMBER_COOKIE_SECURE"]
+    assert not http["SESSION_COOKIE_SECURE"]
+    assert forced["SESSION_COOKIE_SECURE"]
+
+
+def test_login_cookie_carries_secure_httponly_samesite(app, db, redis, make_user):
+    """A real login on an https deployment sets a Secure, HttpOnly, SameSite=Lax session cookie."""
+    secure = limited_app(app, SESSION_COOKIE_SECURE=True, RATELIMIT_ENABLED=False)
+    client = secure.test_client()
+    user = make_user()
+    reply = post_login(client, user.email, PASSWORD)
+    assert reply.status_code == 302
+    cookie = reply.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
