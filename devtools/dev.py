@@ -62,7 +62,8 @@ def start_srs(var_dir: Path, srs_bin: str, hook_url: str, hls_dir: Path) -> runn
         "SRS_DAEMON": "off",
         "SRS_SRS_LOG_TANK": "console",
     }
-    for event in ("CONNECT", "CLOSE", "PUBLISH", "UNPUBLISH", "PLAY", "STOP", "HLS"):
+    env["SRS_EXPORTER_LISTEN"] = str(stack.free_port(9972))
+    for event in ("CONNECT", "CLOSE", "PUBLISH", "UNPUBLISH", "PLAY", "STOP", "DVR", "HLS"):
         env[f"SRS_VHOST_HTTP_HOOKS_ON_{event}"] = hook_url
     argv = [srs_bin, "-c", str(ROOT / "srs" / "srs.conf")]
     handle = runner.Handle(name="srs", argv=argv, env=env, var_dir=var_dir,
