@@ -1,0 +1,72 @@
+"""The TURN credentials the studio hands to browsers work against a real
+coturn running deploy/coturn/turnserver.conf, and only while they are valid."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import pytest
+from aioice import turn
+
+from devtools import stack
+from studio.media.ice import turn_credentials
+from tests.conftest import ROOT, VAR
+
+SECRET = "turn-test-shared-secret"
+
+
+@pytest.fixture(scope="module")
+def coturn():
+    """turnserver with the deployed config; loopback listener and relays."""
+    port = stack.free_port()
+    relay = stack.free_port()
+    var_dir = VAR / "coturn"
+    argv = [
+        "turnserver", "-c", str(ROOT / "deploy" / "coturn" / "turnserver.conf"),
+        "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+        f"--min-port={relay}", f"--max-port={relay + 20}", f"--static-auth-secret={SECRET}",
+        "--realm=studio.test", f"--pidfile={(var_dir / f'turn-{port}.pid').resolve()}",
+    ]  # fmt: skip
+    var_dir.mkdir(parents=True, exist_ok=True)
+    process, log_path = stack.spawn(f"coturn-{port}", argv, var_dir)
+    try:
+        stack.wait_for_port("127.0.0.1", port, 15, process, log_path)
+        yield {"server": ("127.0.0.1", port), "relay_ports": range(relay, relay + 21)}
+    finally:
+        stack.terminate(process, signal.SIGTERM, 5)
+
+
+def allocate(server, username: str, password: str) -> tuple[str, int]:
+    """A TURN allocation over UDP, as a browser makes; returns the relayed address."""
+
+    async def run():
+        transport, _ = await asyncio.wait_for(
+            turn.create_turn_endpoint(asyncio.DatagramProtocol, server, username, password),
+            timeout=10,
+        )
+        relayed = transport.get_extra_info("sockname")
+        transport.close()
+        return relayed
+
+    return asyncio.run(run())
+
+
+def test_studio_credentials_allocate_a_relay(coturn):
+    credentials = turn_credentials(SECRET, user_id=7, ttl=600)
+    host, port = allocate(coturn["server"], credentials["username"], credentials["credential"])
+    assert host == "127.0.0.1"
+    assert port in coturn["relay_ports"]  # an address coturn relays from
+
+
+def test_credentials_signed_with_another_secret_are_refused(coturn):
+    credentials = turn_credentials("not-the-secret", user_id=7, ttl=600)
+    with pytest.raises(Exception, match="401|Unauthorized"):
+        allocate(coturn["server"], credentials["username"], credentials["credential"])
+
+
+def test_expired_credentials_are_refused(coturn):
+    """The expiry in the username is enforced by coturn itself."""
+    credentials = turn_credentials(SECRET, user_id=7, ttl=-60)
+    with pytest.raises(Exception, match="401|Unauthorized"):
+        allocate(coturn["server"], credentials["username"], credentials["credential"])
