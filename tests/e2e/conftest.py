@@ -237,7 +237,12 @@ def _start_stack(var_dir: Path) -> StudioStack:
             public_url=base_url,
             secret_key=secrets.token_urlsafe(32),
             hook_token=hook_token,
-            extra={"STUDIO_LOG_LEVEL": "INFO"},
+            # Rate limits have their own tests; here many logins come from 127.0.0.1.
+            extra={
+                "STUDIO_LOG_LEVEL": "INFO",
+                "STUDIO_RATELIMIT_LOGIN": "1000 per minute",
+                "STUDIO_RATELIMIT_REGISTER": "1000 per minute",
+            },  # fmt: skip
         )
         runner.migrate(env, var_dir)
         handles["gunicorn"] = runner.start_gunicorn(env, var_dir, port, workers=2, threads=16)
