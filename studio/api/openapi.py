@@ -16,6 +16,7 @@ _ERRORS = {
     400: "Invalid input; `fields` names each bad field. Nothing was changed.",
     401: "Missing, unknown or revoked API token.",
     404: "No such stream among yours (another creator's stream is 404 too).",
+    429: "Too many requests with this token (STUDIO_RATELIMIT_API); see Retry-After.",
 }
 
 
@@ -117,6 +118,8 @@ def _responses(op: Operation) -> dict:
         errors.append(401)
     if op.path_params:
         errors.append(404)
+    if op.auth:
+        errors.append(429)  # the API rate limit is counted per token
     for code in errors:
         responses[str(code)] = {
             "description": _ERRORS[code],

@@ -9,6 +9,8 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from studio import config as studio_config
+from studio import create_app
 from studio.api.views import api as registry
 from tests.api.helpers import Api
 
@@ -63,7 +65,7 @@ def test_document_is_openapi_31_with_bearer_security(spec):
     for item in spec["paths"].values():
         for operation in item.values():
             assert operation["security"] == [{"bearer": []}]
-            assert "401" in operation["responses"]
+            assert {"401", "429"} <= set(operation["responses"])
 
 
 def test_schemas_are_valid_json_schema_and_every_ref_resolves(spec):
@@ -141,3 +143,23 @@ def test_reference_page_lists_every_operation_with_a_curl_example(client, spec):
         assert f'id="schema-{name}"' in page
     assert "Authorization: Bearer $STUDIO_TOKEN" in page
     assert """-d '{"title": "Friday night show"}'""" in html.unescape(page)
+
+
+def test_rate_limited_reply_matches_the_documented_429(app, spec, redis, make_user, make_token):
+    """Past the per-token limit the API answers the documented 429 (Error body)."""
+    limited = create_app(
+        studio_config.testing(
+            {
+                "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                "REDIS_URL": app.config["REDIS_URL"],
+                "RATELIMIT_ENABLED": True,
+                "RATELIMIT_API": "1 per minute",
+            }
+        )
+    )
+    api = Api(limited.test_client(), make_token(make_user()))
+    assert api.get("/streams").status_code == 200
+    refused = api.get("/streams")
+    assert refused.status_code == 429
+    assert "Retry-After" in refused.headers
+    _validator(spec, _response_schema(spec, "/streams", "get", 429)).validate(refused.get_json())
