@@ -142,5 +142,6 @@ def docs():
         base_url=current_app.config["PUBLIC_URL"] + bp.url_prefix,
         example_body=openapi.example_body,
         schema_rows=openapi.schema_rows,
+        rate_limit=current_app.config.get("RATELIMIT_API"),
     )
     return Response(page, mimetype="text/html")
