@@ -26,7 +26,7 @@ test-fast: setup
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
-## Benchmarks (results go to docs/benchmarks.md by hand).
+## Benchmarks (bench/api_latency.py writes its section of docs/benchmarks.md).
 bench: setup
 	@$(PY) bench/api_latency.py
 
