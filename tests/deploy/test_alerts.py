@@ -149,3 +149,21 @@ def test_dashboard_panels_query_exported_metrics(exported):
                 if not exported_name(name, exported):
                     missing.setdefault(panel["title"], []).append(name)
     assert not missing, missing
+
+
+def _anchor(heading: str) -> str:
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_alert_runbook_links_point_at_runbook_sections():
+    """Every `runbook:` annotation names a section that exists in docs/runbook.md."""
+    runbook = (ROOT / "docs" / "runbook.md").read_text()
+    anchors = {_anchor(line.lstrip("#")) for line in runbook.splitlines() if line.startswith("#")}
+    links = [rule["annotations"].get("runbook") for rule in alert_rules()]
+    links = [link for link in links if link]
+    assert links
+    for link in links:
+        path, _, anchor = link.partition("#")
+        assert path == "docs/runbook.md"
+        assert anchor in anchors, f"{link} (sections: {sorted(anchors)})"
