@@ -119,6 +119,7 @@ class NginxService(Service):
     edge_url: str
     hls_dir: Path
     conf_path: Path
+    tls_url: str = ""  # https://HOST:PORT when started with a TlsSite
 
 
 # --------------------------------------------------------------------------
@@ -681,6 +682,20 @@ def http_request(
 # nginx: RTMP ingest with HLS, control API, CDN edge
 
 
+@dataclass(kw_only=True)
+class TlsSite:
+    """HTTPS in front of the studio (nginx/sites/tls.conf.template): pages
+    and websockets to `studio_url`, /rtc/v1/whip/ to `srs_api_url`,
+    /cdn/ to the edge. The certificate comes from devtools/tls.py."""
+
+    port: int
+    cert: Path
+    key: Path
+    studio_url: str
+    srs_api_url: str = "http://127.0.0.1:1985"
+    host: str = "127.0.0.1"
+
+
 def start_nginx(
     var_dir: Path,
     *,
@@ -691,11 +706,13 @@ def start_nginx(
     http_port: int | None = None,
     edge_port: int | None = None,
     hls_dir: Path | None = None,
+    tls: TlsSite | None = None,
 ) -> NginxService:
     """Render nginx/*.conf.template into var_dir/nginx/conf and run nginx.
 
     Ports default to free ones; HLS goes to hls_dir/live (default
-    var_dir/hls). Returns once RTMP, control and edge ports all accept.
+    var_dir/hls). With `tls`, nginx also serves the studio over HTTPS.
+    Returns once every port accepts.
     """
     started = time.monotonic()
     nginx_dir = (var_dir / "nginx").resolve()
@@ -713,10 +730,11 @@ def start_nginx(
         {**ports, "HLS_DIR": hls_dir, "HOOK_URL": _checked_hook_url(hook_url),
          "GCS_URL": gcs_url.rstrip("/"), "BUCKET": bucket},
     )  # fmt: skip
+    render_sites(nginx_dir, tls, ports["EDGE_PORT"])
     argv = [_nginx_binary(), "-p", str(nginx_dir), "-c", str(conf), "-g", "daemon off;"]
     process, log_path = spawn(f"nginx-{ports['RTMP_PORT']}", argv, var_dir)
     try:
-        for port in ports.values():
+        for port in [*ports.values(), *([tls.port] if tls else [])]:
             wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
     except BaseException:
         # SIGTERM, not SIGKILL: the master takes its workers down with it.
@@ -730,10 +748,34 @@ def start_nginx(
         edge_url=f"http://127.0.0.1:{ports['EDGE_PORT']}",
         hls_dir=hls_dir,
         conf_path=conf,
+        tls_url=f"https://{tls.host}:{tls.port}" if tls else "",
         log_path=log_path,
         process=process,
         started_in=time.monotonic() - started,
     )
+
+
+def render_sites(nginx_dir: Path, tls: TlsSite | None, edge_port: int) -> None:
+    """conf/sites/*.conf (included by dev.conf): the HTTPS site, or nothing."""
+    sites = nginx_dir / "conf" / "sites"
+    sites.mkdir(parents=True, exist_ok=True)
+    for old in sites.glob("*.conf"):
+        old.unlink()
+    if tls is None:
+        return
+    values = {
+        "TLS_LISTEN": f"{tls.host}:{tls.port}",
+        "TLS_CERT": Path(tls.cert).resolve(),
+        "TLS_KEY": Path(tls.key).resolve(),
+        "STUDIO_UPSTREAM": tls.studio_url.rstrip("/"),
+        "WHIP_UPSTREAM": tls.srs_api_url.rstrip("/"),
+        "CDN_UPSTREAM": f"http://127.0.0.1:{edge_port}",
+    }
+    template = NGINX_TEMPLATES / "sites" / "tls.conf.template"
+    text = string.Template(template.read_text()).safe_substitute(values)
+    if "${" in text:
+        raise StackError(f"{template.name}: a placeholder has no value")
+    (sites / "tls.conf").write_text(text)
 
 
 def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:

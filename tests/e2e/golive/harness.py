@@ -15,7 +15,7 @@ from pathlib import Path
 
 import requests
 
-from devtools import stack
+from devtools import stack, tls
 from tests.conftest import PASSWORD, ROOT, csrf_token
 
 
@@ -25,6 +25,8 @@ class Studio:
     rtmp_url: str
     log_path: Path
     nginx: stack.NginxService
+    tls_url: str = ""
+    cert: Path | None = None
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -32,16 +34,31 @@ class Studio:
 
 @contextlib.contextmanager
 def run_studio(
-    var_dir: Path, services: dict, hook_token: str, env: dict[str, str] | None = None
+    var_dir: Path,
+    services: dict,
+    hook_token: str,
+    env: dict[str, str] | None = None,
+    *,
+    srs_api_url: str | None = None,
 ) -> Iterator[Studio]:
-    """gunicorn + nginx-rtmp on free ports until the block ends."""
+    """gunicorn + nginx-rtmp on free ports until the block ends. With
+    `srs_api_url`, nginx also serves the studio over HTTPS (dev certificate
+    for localhost) with /rtc/v1/whip/ going to that URL: `studio.tls_url`."""
     port = stack.free_port()
     base = f"http://127.0.0.1:{port}"
+    site = None
+    if srs_api_url is not None:
+        files = tls.self_signed_cert(var_dir, ("localhost",))
+        site = stack.TlsSite(
+            port=stack.free_port(), cert=files.cert, key=files.key, studio_url=base,
+            srs_api_url=srs_api_url,
+        )  # fmt: skip
     nginx = stack.start_nginx(
         var_dir,
         hook_url=f"{base}/hooks/nginx-rtmp?token={hook_token}",
         gcs_url="http://127.0.0.1:9",  # the CDN edge is not used here
         hls_dir=var_dir / f"hls-{port}",
+        tls=site,
     )
     full_env = {
         **os.environ,
@@ -54,6 +71,8 @@ def run_studio(
         "STUDIO_NGINX_CONTROL_URL": nginx.control_url,
         "STUDIO_MEDIA_ENGINE": "nginx-rtmp",
         "STUDIO_LOG_LEVEL": "INFO",
+        # nginx's X-Forwarded-* are trusted when it is in front (HTTPS).
+        "STUDIO_PROXY_HOPS": "1" if site else "0",
         **(env or {}),
     }
     log_path = var_dir / "logs" / f"gunicorn-golive-{port}.log"
@@ -68,7 +87,11 @@ def run_studio(
         )  # fmt: skip
     try:
         stack.wait_for_port("127.0.0.1", port, 30, process, log_path)
-        yield Studio(url=base, rtmp_url=nginx.rtmp_url, log_path=log_path, nginx=nginx)
+        yield Studio(
+            url=base, rtmp_url=nginx.rtmp_url, log_path=log_path, nginx=nginx,
+            tls_url=nginx.tls_url.replace("127.0.0.1", "localhost"),
+            cert=site.cert if site else None,
+        )  # fmt: skip
     finally:
         stack.terminate(process, signal.SIGTERM, timeout=10)
         nginx.stop()

@@ -1,0 +1,41 @@
+"""A camera goes live from a page served over HTTPS by nginx with the
+development certificate: the page is a secure context and its ingest
+websocket (wss://) passes through nginx to the studio."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Browser, expect
+
+from tests.conftest import VAR
+from tests.e2e.golive.harness import run_studio
+from tests.e2e.golive.pages import GoLivePage, log_in
+
+
+@pytest.fixture(scope="module")
+def studio(app, services):
+    token = app.config["HOOK_TOKEN"]
+    # No SRS here: the WHIP route leads to a closed port (nginx-rtmp takes the socket).
+    with run_studio(VAR / "golive-tls-e2e", services, token, srs_api_url="http://127.0.0.1:9") as s:
+        yield s
+
+
+def test_camera_goes_live_over_https_and_wss(studio, browser: Browser, make_user, make_stream):
+    """Over HTTPS the page may use the camera, and its wss:// ingest reaches
+    the studio through nginx as the logged-in owner (upgrade headers, Host
+    with its port for the origin check, the client address for the session)."""
+    owner = make_user()
+    stream = make_stream(owner)
+    # The certificate is self-signed (a developer accepts it once in the browser).
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    log_in(page, studio.tls_url, owner.email)
+    golive = GoLivePage(page, studio.tls_url, stream.public_id).open()
+    assert page.evaluate("window.isSecureContext")
+    golive.preview_playing()
+    golive.go_live_button.click()
+    expect(golive.path).to_have_attribute("data-path", "websocket", timeout=15_000)
+    expect(golive.status).to_have_text("LIVE", timeout=20_000)
+    golive.stop_button.click()
+    expect(golive.status).to_have_text("ended", timeout=20_000)
+    context.close()
