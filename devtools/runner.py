@@ -184,7 +184,7 @@ def start_workers(
     *,
     name: str = "rq-workers",
 ) -> Handle:
-    """`rq worker-pool` of `count` SimpleWorker processes on the uploads queue.
+    """`rq worker-pool` of `count` UploadWorker (SimpleWorker) processes on the uploads queue.
 
     SimpleWorker runs jobs in the worker process itself: the storage client,
     database pool and Flask app are built once per process, not per job.
@@ -193,12 +193,33 @@ def start_workers(
 
     argv = [
         sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count),
-        "--worker-class", "rq.worker.SimpleWorker", "--serializer", "json",
+        "--worker-class", "workers.rq_worker.UploadWorker", "--serializer", "json",
         "--url", env["REDIS_URL"], "--logging-level", "WARNING", QUEUE_NAME,
     ]  # fmt: skip
     handle = _spawn(name, argv, env, var_dir)
     handle.stop_timeout = 20.0  # let a running upload finish
     return handle
+
+
+def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60) -> None:
+    """Until `count` upload workers are registered in Redis (they register
+    after warming up: app, database, storage client)."""
+    import time
+
+    import redis
+    from rq import Worker
+
+    from studio.media.pipeline import QUEUE_NAME
+
+    connection = redis.Redis.from_url(env["REDIS_URL"])
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = [w for w in Worker.all(connection=connection) if QUEUE_NAME in w.queue_names()]
+        if len(ready) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise stack.StackError(f"{len(ready)} of {count} upload workers ready after {timeout}s")
+        time.sleep(0.1)
 
 
 def start_watcher(env: dict[str, str], var_dir: Path, *, name: str = "watcher") -> Handle:
