@@ -10,6 +10,7 @@ HLS directory at scrape time, by whichever process answers the scrape.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -56,11 +57,34 @@ KNOWN_EVENTS = frozenset(
 HOOK_ENGINES = {"hooks.srs": "srs", "hooks.nginx_rtmp": "nginx-rtmp"}
 
 
+# Websocket endpoints (flask-sock: the view runs for the socket's lifetime).
+WEBSOCKET_ENDPOINTS = {"live.stream_socket": "status", "live.ingest_socket": "ingest"}
+
+
 def init_app(app: Flask) -> None:
-    """Time every request and count callbacks; register `/metrics`."""
+    """Time every request and count callbacks; gauge open websockets;
+    register `/metrics`. Call after the blueprints are registered."""
     app.before_request(_start_timer)
     app.after_request(_record_request)
+    for endpoint, kind in WEBSOCKET_ENDPOINTS.items():
+        view = app.view_functions.get(endpoint)
+        if view is not None:
+            app.view_functions[endpoint] = _counted_socket(view, kind)
     app.register_blueprint(bp)
+
+
+def _counted_socket(view, kind: str):
+    gauge = metrics.WEBSOCKET_CLIENTS.labels(kind)
+
+    @functools.wraps(view)
+    def counted(*args, **kwargs):
+        gauge.inc()
+        try:
+            return view(*args, **kwargs)
+        finally:
+            gauge.dec()
+
+    return counted
 
 
 def _start_timer() -> None:
