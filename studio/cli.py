@@ -49,5 +49,8 @@ def create_token(email: str, name: str) -> None:
 
 
 def register(app: Flask) -> None:
+    from studio.storage.cdn_cli import cdn
+
     app.cli.add_command(users)
     app.cli.add_command(tokens)
+    app.cli.add_command(cdn)
