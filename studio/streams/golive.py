@@ -24,6 +24,9 @@ def golive(public_id: str):
         engine=config["MEDIA_ENGINE"],
         whip=config["MEDIA_ENGINE"] in WHIP_ENGINES,
         ice_timeout=config["WHIP_ICE_TIMEOUT"],
+        # Empty: WHIP on the page's own origin (nginx proxies it to SRS), so the
+        # page works under whichever name the creator opened it.
+        whip_base=config.get("WHIP_URL") or "",
         key_url=url_for("streams.key", public_id=stream.public_id),
         ice_url=url_for("streams.ice_servers", public_id=stream.public_id),
         ingest_path=f"/ws/ingest/{stream.public_id}",

@@ -10,6 +10,7 @@ from playwright.sync_api import Browser, expect
 from tests.conftest import VAR
 from tests.e2e.golive.harness import run_studio
 from tests.e2e.golive.pages import GoLivePage, log_in
+from tests.e2e.golive.whip_double import SrsWhipDouble
 
 
 @pytest.fixture(scope="module")
@@ -38,4 +39,39 @@ def test_camera_goes_live_over_https_and_wss(studio, browser: Browser, make_user
     expect(golive.status).to_have_text("LIVE", timeout=20_000)
     golive.stop_button.click()
     expect(golive.status).to_have_text("ended", timeout=20_000)
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def srs_studio(app, services):
+    """MEDIA_ENGINE=srs with no STUDIO_WHIP_URL: pages post WHIP to their own
+    origin, and nginx proxies /rtc/v1/whip/ to SrsWhipDouble (SRS's API)."""
+    token = app.config["HOOK_TOKEN"]
+    with SrsWhipDouble() as double:
+        env = {"STUDIO_MEDIA_ENGINE": "srs", "STUDIO_SRS_API_URL": "http://127.0.0.1:9"}
+        var_dir = VAR / "golive-tls-whip"
+        with run_studio(var_dir, services, token, env, srs_api_url=double.url) as running:
+            double.hook_url = f"{running.url}/hooks/srs?token={token}"
+            yield running, double
+
+
+def test_whip_goes_through_the_studio_origin(srs_studio, browser: Browser, make_user, make_stream):
+    """In production shape (HTTPS page, WHIP on the same origin, nginx in
+    front of SRS), the offer reaches SRS through nginx and frames arrive."""
+    studio, double = srs_studio
+    owner = make_user()
+    stream = make_stream(owner)
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    log_in(page, studio.tls_url, owner.email)
+    golive = GoLivePage(page, studio.tls_url, stream.public_id).open()
+    golive.preview_playing()
+    golive.go_live_button.click()
+    expect(golive.path).to_have_attribute("data-path", "webrtc", timeout=15_000)
+    expect(golive.status).to_have_text("LIVE")
+    session = double.sessions[-1]
+    assert session.param == f"app=live&stream={stream.public_id}&secret={stream.stream_key}"
+    golive.stop_button.click()
+    expect(golive.status).to_have_text("ended")
+    assert session.token in double.deletes
     context.close()

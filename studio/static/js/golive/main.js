@@ -33,6 +33,7 @@ const settings = {
   stream: root.dataset.stream,
   whip: root.dataset.whip === "true",
   iceTimeoutMs: Math.round(Number(root.dataset.iceTimeout || 5) * 1000),
+  whipBase: root.dataset.whipBase,
   keyUrl: root.dataset.keyUrl,
   iceUrl: root.dataset.iceUrl,
   ingestPath: root.dataset.ingestPath,
@@ -114,10 +115,18 @@ function bitrateKbps() {
   return Number(ui.bitrate.value) || 2500;
 }
 
+// The stream's WHIP URL, on this page's origin unless the studio names
+// another WHIP endpoint (same origin: no CORS, no mixed content).
+function whipUrl(url) {
+  if (settings.whipBase) return url;
+  const given = new URL(url);
+  return new URL(given.pathname + given.search, window.location.origin).href;
+}
+
 async function startWhip() {
   const [keys, ice] = await Promise.all([fetchJson(settings.keyUrl), fetchJson(settings.iceUrl)]);
   const candidate = new WhipPublisher({
-    url: keys.whip_url,
+    url: whipUrl(keys.whip_url),
     iceServers: ice.iceServers,
     iceTimeoutMs: settings.iceTimeoutMs,
     bitrateKbps: bitrateKbps(),
