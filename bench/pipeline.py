@@ -85,10 +85,9 @@ class Studio:
         self.handles["workers"] = runner.start_workers(self.env, var, workers)
         self.handles["watcher"] = runner.start_watcher(self.env, var)
         runner.wait_for_workers(self.env, workers)
-        os.environ.update({k: v for k, v in self.env.items() if k != "PYTHONPATH"})
-        from studio import create_app
+        from studio import config, create_app
 
-        self.app = create_app()
+        self.app = create_app(config.from_environ(self.env))
 
     def seed(self, count: int) -> list[tuple[str, str]]:
         from studio.auth import service as accounts
@@ -247,7 +246,11 @@ def run(count: int, seconds: float, workers: int, source: Path) -> dict:
         sampler.start()
         cpu_before, started_at = sampler.cpu_seconds(), time.time()
         starts: dict[str, float] = {}
+        # Real publishers do not start in the same millisecond: spread the
+        # starts over one fragment, so segment closes are spread the same way.
+        spread = 2.0 / max(1, len(streams))
         for public_id, key in streams:
+            time.sleep(spread)
             argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
                     "-stream_loop", "-1", "-i", str(source), "-c", "copy", "-f", "flv",
                     f"{studio.nginx.rtmp_url}/{public_id}?secret={key}"]  # fmt: skip

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from google.api_core import exceptions as gexc
+from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
-from google.cloud.storage.retry import DEFAULT_RETRY
+from google.cloud.storage.retry import _should_retry
+
+from studio import metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +39,16 @@ REPLAY_CACHE_CONTROL = "public, max-age=86400"
 # (connect, read) seconds per HTTP request; a retry policy bounds the total.
 REQUEST_TIMEOUT = (3.05, 15)
 RETRY_BUDGET = 12.0  # seconds of backoff/retries per upload (5xx, 429, resets); < sync lock TTL
-RETRY = DEFAULT_RETRY.with_timeout(RETRY_BUDGET)
+
+
+def _retry(kind: str) -> Retry:
+    """The library's retry rule (5xx, 429, connection errors; exponential
+    backoff) within RETRY_BUDGET, counting each retried attempt."""
+    return Retry(
+        predicate=_should_retry,
+        timeout=RETRY_BUDGET,
+        on_error=lambda _exc: metrics.UPLOAD_RETRIES.labels(kind).inc(),
+    )
 
 
 class StorageError(Exception):
@@ -85,7 +97,7 @@ class Storage:
                 content_type=SEGMENT_CONTENT_TYPE,
                 if_generation_match=0,
                 timeout=REQUEST_TIMEOUT,
-                retry=RETRY,
+                retry=_retry("segment"),
             )
         except gexc.PreconditionFailed:
             existing = self._metadata(object_name)
@@ -115,14 +127,14 @@ class Storage:
                 text.encode(),
                 content_type=PLAYLIST_CONTENT_TYPE,
                 timeout=REQUEST_TIMEOUT,
-                retry=RETRY,
+                retry=_retry("playlist"),
             )
         except (gexc.GoogleAPIError, OSError, ValueError) as exc:
             raise StorageError(f"upload of {object_name} failed: {exc}") from exc
 
     def _metadata(self, object_name: str) -> StoredObject | None:
         try:
-            blob = self.bucket.get_blob(object_name, timeout=REQUEST_TIMEOUT, retry=RETRY)
+            blob = self.bucket.get_blob(object_name, timeout=REQUEST_TIMEOUT, retry=_retry("read"))
         except gexc.GoogleAPIError as exc:
             raise StorageError(f"reading {object_name} failed: {exc}") from exc
         if blob is None:
@@ -133,7 +145,7 @@ class Storage:
         """An object's content, or None if it does not exist."""
         try:
             return self.bucket.blob(object_name).download_as_bytes(
-                timeout=REQUEST_TIMEOUT, retry=RETRY
+                timeout=REQUEST_TIMEOUT, retry=_retry("read")
             )
         except gexc.NotFound:
             return None

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from google.cloud.storage.retry import DEFAULT_RETRY
 
 from devtools import stack
 from studio.storage import gcs
@@ -98,7 +97,7 @@ def pipeline_app(app, db, redis, fake_gcs, tmp_path, monkeypatch):
     monkeypatch.setitem(app.config, "GCS_BUCKET", bucket)
     monkeypatch.setitem(app.config, "HLS_DIR", str(tmp_path / "hls"))
     monkeypatch.setitem(app.config, "HLS_FRAGMENT", 2.0)
-    monkeypatch.setattr(gcs, "RETRY", DEFAULT_RETRY.with_timeout(1.0))
+    monkeypatch.setattr(gcs, "RETRY_BUDGET", 1.0)
     (tmp_path / "hls" / "live").mkdir(parents=True)
     return app
 
