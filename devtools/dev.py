@@ -19,7 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
-from devtools import runner, stack
+from devtools import runner, stack, tls
 
 ROOT = stack.ROOT
 VAR = ROOT / "var"
@@ -49,10 +49,12 @@ def load_secrets(var_dir: Path) -> dict[str, str]:
     return saved
 
 
-def start_srs(var_dir: Path, srs_bin: str, hook_url: str, hls_dir: Path) -> runner.Handle:
+def start_srs(
+    var_dir: Path, srs_bin: str, hook_url: str, hls_dir: Path, api: int | None = None
+) -> runner.Handle:
     """SRS 5 with srs/srs.conf; ports, paths and hook URLs through its env
     overrides (srs5-contract.md §5.3)."""
-    rtmp, api = stack.free_port(1935), stack.free_port(1985)
+    rtmp, api = stack.free_port(1935), api or stack.free_port(1985)
     env = {
         **os.environ,
         "SRS_LISTEN": str(rtmp),
@@ -95,16 +97,26 @@ def main() -> int:
         hooks = "srs" if srs_bin else "nginx-rtmp"
         hook_url = f"http://127.0.0.1:{port}/hooks/{hooks}?token={keys['STUDIO_HOOK_TOKEN']}"
         hls_dir = VAR / "hls"
+        # HTTPS (self-signed) so the go-live page may use the camera on
+        # https://<machine name>:8443; /rtc/v1/whip/ goes to SRS's API.
+        srs_api = stack.free_port(1985) if srs_bin else 9
+        cert = tls.self_signed_cert(VAR)
+        site = stack.TlsSite(
+            port=stack.free_port(8443), cert=cert.cert, key=cert.key, host="0.0.0.0",  # noqa: S104
+            studio_url=f"http://127.0.0.1:{port}", srs_api_url=f"http://127.0.0.1:{srs_api}",
+        )  # fmt: skip
         nginx = stack.start_nginx(
             VAR, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket,
             rtmp_port=stack.free_port(1935 if not srs_bin else None),
             http_port=stack.free_port(8080), edge_port=stack.free_port(8081), hls_dir=hls_dir,
+            tls=site,
         )  # fmt: skip
         services.append(nginx)
-        extra = {"STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO")}
+        extra = {"STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
+                 "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1")}  # fmt: skip
         rtmp_url = nginx.rtmp_url
         if srs_bin:
-            srs = start_srs(VAR, srs_bin, hook_url, hls_dir.resolve())
+            srs = start_srs(VAR, srs_bin, hook_url, hls_dir.resolve(), srs_api)
             handles.append(srs)
             rtmp_url = srs.url
             extra.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=srs.env["STUDIO_SRS_API_URL"])
@@ -120,6 +132,10 @@ def main() -> int:
         handles.append(runner.start_workers(env, VAR))
         handles.append(runner.start_watcher(env, VAR))
         _banner(public_url, rtmp_url, nginx, gcs, srs_bin)
+        names = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
+        print(f"  HTTPS         {names}\n"
+              f"                (camera/go-live; self-signed: accept it once, see docs/tls.md)",
+              flush=True)  # fmt: skip
         while True:
             signal.pause()
             for handle in handles:
