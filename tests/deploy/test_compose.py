@@ -89,14 +89,15 @@ def test_hls_volume_shared_by_srs_and_the_uploaders():
 
 
 def test_srs_hooks_point_at_the_web_service_with_the_token():
-    """Every hook srs/srs.conf configures is overridden to call web:8000/hooks/srs
-    with the hook token (the file's placeholder token would refuse them all)."""
+    """Every hook srs/srs.conf configures is overridden to call the studio (through
+    nginx's private port, which retries across web replicas) with the hook token
+    (the file's placeholder token would refuse them all)."""
     env = compose()["services"]["srs"]["environment"]
     conf = (ROOT / "srs" / "srs.conf").read_text()
     hooks_block = conf.split("http_hooks", 1)[1].split("}", 1)[0]
     events = re.findall(r"^\s*(on_[a-z_]+)\s", hooks_block, flags=re.MULTILINE)
     assert "on_publish" in events and "on_unpublish" in events
-    expected = "http://web:8000/hooks/srs?token=${STUDIO_HOOK_TOKEN}"
+    expected = "http://nginx:8088/hooks/srs?token=${STUDIO_HOOK_TOKEN}"
     for event in events:
         assert env.get(f"SRS_VHOST_HTTP_HOOKS_{event.upper()}") == expected, event
     assert "CANDIDATE" in env

@@ -55,11 +55,15 @@ class Upstream(http.server.ThreadingHTTPServer):
         return f"127.0.0.1:{self.server_address[1]}"
 
 
-def render(template: str, web: str, srs: str, http_port: int, https_port: int, tmp: Path) -> str:
+def render(template: str, webs: list[str], srs: str, ports: dict[str, int], tmp: Path) -> str:
+    """The deployed file with local addresses: `webs` stand for the replicas
+    Docker's DNS returns for `web`."""
     conf = template.replace("${STUDIO_DOMAIN}", DOMAIN)
-    conf = conf.replace("server web:8000", f"server {web}").replace(
-        "http://srs:1985", f"http://{srs}"
-    )
+    replicas = "\n    ".join(f"server {web} max_fails=0;" for web in webs)
+    conf = conf.replace("server web:8000 max_fails=0;", replicas)
+    conf = conf.replace("http://srs:1985", f"http://{srs}")
+    conf = conf.replace("listen 8088;", f"listen 127.0.0.1:{ports['private']};")
+    http_port, https_port = ports["http"], ports["https"]
     conf = re.sub(r"^\s*listen \[::\]:.*$", "", conf, flags=re.MULTILINE)
     conf = conf.replace("listen 80;", f"listen 127.0.0.1:{http_port};")
     conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl")
@@ -79,11 +83,12 @@ def edge(tmp_path_factory):
         check=True, capture_output=True,
     )  # fmt: skip
     web, srs = Upstream("web"), Upstream("srs")
-    http_port, https_port = stack.free_port(), stack.free_port()
+    # A replica being replaced refuses connections: nothing listens on this port.
+    gone = f"127.0.0.1:{stack.free_port()}"
+    ports = {name: stack.free_port() for name in ("http", "https", "private")}
+    http_port, https_port = ports["http"], ports["https"]
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
-    (tmp / "studio.conf").write_text(
-        render(template, web.address, srs.address, http_port, https_port, tmp)
-    )
+    (tmp / "studio.conf").write_text(render(template, [gone, web.address], srs.address, ports, tmp))
     (tmp / "nginx.conf").write_text(
         f"worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
         f"events {{ worker_connections 64; }}\n"
@@ -102,7 +107,7 @@ def edge(tmp_path_factory):
     try:
         stack.wait_for_port("127.0.0.1", https_port, 10, process)
         yield {"https": f"https://127.0.0.1:{https_port}", "http": f"http://127.0.0.1:{http_port}",
-               "tmp": tmp}  # fmt: skip
+               "private": f"http://127.0.0.1:{ports['private']}", "tmp": tmp}  # fmt: skip
     finally:
         stack.terminate(process, 15, timeout=5)
         web.shutdown()
@@ -161,3 +166,24 @@ def test_access_log_has_no_query_strings(edge):
     log = (edge["tmp"] / "access.log").read_text()
     assert "/rtc/v1/whip/" in log
     assert "SeCrEtKeY42" not in log
+
+
+def test_private_hook_port_retries_a_replica_that_refuses(edge):
+    """SRS's callbacks on the private port reach a live replica every time, although
+    the other replica refuses connections (as one does while it is replaced)."""
+    for n in range(20):
+        reply = requests.post(
+            f"{edge['private']}/hooks/srs?token=t", json={"action": "on_publish", "n": n}, timeout=5
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.text == "web POST /hooks/srs?token=t"
+    assert requests.get(f"{edge['private']}/streams", timeout=5).status_code == 404
+
+
+def test_rendering_left_no_compose_names():
+    """The test's rendering replaced every compose-only name and port (else the
+    tests above would not be testing the deployed file's rules)."""
+    template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
+    for needle in ("server web:8000 max_fails=0;", "http://srs:1985", "listen 8088;",
+                   "listen 80;", "listen 443 ssl"):  # fmt: skip
+        assert needle in template, needle
