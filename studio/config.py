@@ -61,6 +61,8 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": env.get("STUDIO_LOG_LEVEL", "INFO"),
+        # Request bodies are small JSON/forms; anything bigger is refused with 413.
+        "MAX_CONTENT_LENGTH": 1024 * 1024,
         # Every websocket is pinged this often (seconds); a client that misses a
         # pong is dropped, so a vanished browser does not keep a worker thread.
         "SOCK_SERVER_OPTIONS": {"ping_interval": float(env.get("STUDIO_WS_PING_INTERVAL", "25"))},

@@ -108,6 +108,9 @@ def _record_callback(engine: str, response: Response) -> None:
 
 
 def _callback_event(engine: str) -> str:
+    limit = request.max_content_length
+    if limit is not None and (request.content_length or 0) > limit:
+        return "other"  # refused as too large: the body is never read
     if engine == "srs":
         body = request.get_json(silent=True)
         event = body.get("action") if isinstance(body, dict) else None
