@@ -3,7 +3,9 @@ nginx-rtmp, the upload pipeline and the CDN edge, to a viewer's hls.js."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import time
 
 from playwright.sync_api import BrowserContext, expect
@@ -66,3 +68,30 @@ def test_camera_goes_live_over_websocket_and_viewers_watch_it(
     wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
     assert studio_stack.stream_row(stream.public_id)["status"] == "ended"
     assert "websocket ingest ended stream=" + stream.public_id in studio_stack.log_text("gunicorn")
+
+
+def test_lost_relay_reconnects_by_itself(studio_stack, context: BrowserContext):
+    """When the connection to the media server breaks mid-broadcast (the
+    relay's ffmpeg dies), the page says it is reconnecting, opens a new
+    ingest and the stream is live again without the creator doing anything."""
+    base = studio_stack.base_url
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Flaky uplink")
+    page = context.new_page()
+    log_in(page, base, email)
+    golive = GoLivePage(page, base, stream.public_id).open()
+    golive.preview_playing()
+    golive.go_live_button.click()
+    expect(golive.status).to_have_text("LIVE", timeout=20_000)
+    (first,) = ffmpeg_pids(stream.public_id)
+
+    os.kill(first, signal.SIGKILL)
+    expect(golive.message).to_contain_text("Reconnecting", timeout=10_000)
+    expect(golive.message).to_have_text("Reconnected.", timeout=20_000)
+    expect(golive.status).to_have_text("LIVE", timeout=20_000)
+    wait_until(lambda: ffmpeg_pids(stream.public_id) not in ([], [first]), 10, "a new relay")
+    assert len(studio_stack.stream_row(stream.public_id)["broadcasts"]) == 2
+
+    golive.stop_button.click()
+    expect(golive.status).to_have_text("ended", timeout=20_000)
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
