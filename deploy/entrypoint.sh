@@ -33,7 +33,7 @@ worker)
     # shellcheck disable=SC2086 # the queue list is meant to split into words
     exec python -m studio.metrics_exporter --port "$metrics_port" \
         rq.cli worker --url "$REDIS_URL" --serializer json \
-        --worker-class rq.SimpleWorker "$@" ${STUDIO_RQ_QUEUES:-uploads default}
+        --worker-class workers.rq_worker.UploadWorker "$@" ${STUDIO_RQ_QUEUES:-uploads default}
     ;;
 watcher)
     unset PROMETHEUS_MULTIPROC_DIR

@@ -1,0 +1,119 @@
+"""deploy/entrypoint.sh run for real (outside a container, with the virtualenv
+on PATH): the migrate role brings a fresh database to the current schema, the
+worker role serves its metrics and registers an RQ worker on the pipeline
+queue, the web role migrates and then serves."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+import requests
+from rq import Worker
+
+from devtools import stack
+from tests.conftest import ROOT, VAR
+
+ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
+
+
+@pytest.fixture()
+def fresh_database(services):
+    """An empty database of its own (the entrypoint migrates it)."""
+    server = services["database_url"].rsplit("/", 1)[0] + "/postgres"
+    name = f"studio_entry_{secrets.token_hex(4)}"
+    stack.create_database(server, name)
+    yield server.rsplit("/", 1)[0] + "/" + name
+    stack.drop_database(server, name)
+
+
+def role_env(services, database_url: str, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": services["redis_url"],
+        "STUDIO_SECRET_KEY": "entrypoint-test",
+        "STUDIO_LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return env
+
+
+def schema_version(database_url: str) -> str | None:
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('alembic_version')")
+        if cursor.fetchone()[0] is None:
+            return None
+        cursor.execute("SELECT version_num FROM alembic_version")
+        return cursor.fetchone()[0]
+
+
+def head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_migrate_role_upgrades_a_fresh_database(services, fresh_database):
+    """`entrypoint.sh migrate` exits 0 with the database at the head revision."""
+    assert schema_version(fresh_database) is None
+    result = subprocess.run(
+        ["sh", str(ENTRYPOINT), "migrate"],
+        cwd=ROOT,
+        env=role_env(services, fresh_database),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert schema_version(fresh_database) == head_revision()
+
+
+def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
+    services, fresh_database, redis
+):
+    """`entrypoint.sh worker` runs an RQ worker on the uploads queue with a
+    metrics port, and stops on SIGTERM."""
+    from studio.media import pipeline
+
+    port = stack.free_port()
+    env = role_env(services, fresh_database, STUDIO_METRICS_PORT=str(port),
+                   STUDIO_RQ_QUEUES=pipeline.QUEUE_NAME,
+                   # The bucket client must not look for Google credentials here.
+                   STORAGE_EMULATOR_HOST="http://127.0.0.1:9")  # fmt: skip
+    log_path = VAR / "logs" / f"entrypoint-worker-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["sh", str(ENTRYPOINT), "worker"], cwd=ROOT, env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        stack.wait_for_port("127.0.0.1", port, 30, process, log_path)
+        assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
+        deadline = time.monotonic() + 30
+        while not Worker.all(connection=redis) and time.monotonic() < deadline:
+            assert process.poll() is None, log_path.read_text()
+            time.sleep(0.05)
+        workers = Worker.all(connection=redis)
+        assert [worker.queue_names() for worker in workers] == [[pipeline.QUEUE_NAME]]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, log_path.read_text()
