@@ -10,11 +10,14 @@ BASE_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]  # fmt: skip
+INSECURE_HOST = "insecure.studio.test"
 MEDIA_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
     "--autoplay-policy=no-user-gesture-required",
+    # A name that is not localhost: pages on http:// under it are not secure.
+    f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",
 ]
 
 
