@@ -21,7 +21,11 @@ from workers.playlists import PlaylistSegment, render_replay
 from workers.sync import _recent_broadcasts, broadcast_for, sync_now
 
 log = logging.getLogger(__name__)
-POLL = 0.5
+POLL = 0.25
+# Seconds after the end before the replay may be written: the engine's last
+# fragment is closed by then (see sync.QUIET_AFTER_END), so the wait is short
+# and a worker is held only briefly.
+SETTLE = 0.6
 
 
 class ReplayIncomplete(Exception):
@@ -44,7 +48,6 @@ def finalize_broadcast(broadcast_id: int) -> dict:
         if broadcast.ended_at is None:
             return {"status": "live"}  # finalized when it ends
         fragment = float(app.config["HLS_FRAGMENT"])
-        settle = fragment + 1.0  # the engine's last fragment closes right at the end
         deadline = time.monotonic() + max(30.0, 5 * fragment)
         connection = get_redis(app)
         stream = broadcast.stream.public_id
@@ -52,7 +55,7 @@ def finalize_broadcast(broadcast_id: int) -> dict:
             sync_now(app, connection, stream)
             db.session.expire_all()
             pending = pending_segments(app, broadcast)
-            settled = (utcnow() - broadcast.ended_at).total_seconds() >= settle
+            settled = (utcnow() - broadcast.ended_at).total_seconds() >= SETTLE
             if (not pending and settled) or time.monotonic() > deadline:
                 break
             time.sleep(POLL)

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 # so a worker killed mid-pass blocks its stream for this long at most.
 LOCK_TTL = 20
 BATCH = 16
+QUIET_AFTER_END = 0.5  # seconds
 UPLOAD_THREADS = int(os.environ.get("STUDIO_UPLOAD_THREADS", "4"))
 # A segment's mtime may precede the broadcast's start by a little (clocks of
 # hook handler and engine) and follow its end by the engine's final flush.
@@ -131,7 +132,7 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     """One pass over the stream's local files (caller holds the lock)."""
     result = SyncResult()
     config = app.config
-    hls_dir, fragment = config["HLS_DIR"], float(config["HLS_FRAGMENT"])
+    hls_dir = config["HLS_DIR"]
     stream_row = db.session.scalar(select(Stream).where(Stream.public_id == stream))
     playlist = local_hls.read_playlist(hls_dir, stream)
     on_disk = local_hls.local_segments(hls_dir, stream)
@@ -142,7 +143,10 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         return result
     broadcasts = _recent_broadcasts(stream_row)
     publishing = any(b.ended_at is None for b in broadcasts)
-    quiet = max(2 * fragment, 4.0)
+    # Engines close their files before they report the unpublish (nginx-rtmp
+    # closes the fragment, then notifies; SRS sends the last on_hls first), so
+    # once nobody publishes a file untouched for half a second is final.
+    quiet = QUIET_AFTER_END
     complete = local_hls.complete_segments(on_disk, playlist, publishing, time.time(), quiet)
     storage = gcs.get_storage(config)
     uploaded = _upload_segments(
