@@ -35,16 +35,15 @@ def fresh_database(services):
 
 
 def role_env(services, database_url: str, **extra: str) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": services["redis_url"],
-        "STUDIO_SECRET_KEY": "entrypoint-test",
-        "STUDIO_LOG_LEVEL": "WARNING",
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        DATABASE_URL=database_url,
+        REDIS_URL=services["redis_url"],
+        STUDIO_SECRET_KEY="entrypoint-test",
+        STUDIO_LOG_LEVEL="WARNING",
         **extra,
-    }
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    )
     return env
 
 
@@ -113,6 +112,35 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 0, log_path.read_text()
+
+
+def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
+    """`entrypoint.sh web` upgrades the empty database, then gunicorn (with
+    gunicorn.conf.py) answers /readyz; SIGTERM stops it cleanly."""
+    port = stack.free_port()
+    metrics_dir = str(tmp_path / "metrics")
+    env = role_env(services, fresh_database, STUDIO_BIND=f"127.0.0.1:{port}",
+                   STUDIO_WEB_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=metrics_dir)  # fmt: skip
+    log_path = VAR / "logs" / f"entrypoint-web-{port}.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["sh", str(ENTRYPOINT), "web"], cwd=ROOT, env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        stack.wait_for_port("127.0.0.1", port, 60, process, log_path)
+        reply = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert reply.status_code == 200, reply.text
+        assert schema_version(fresh_database) == head_revision()
+        assert (tmp_path / "metrics").is_dir()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
