@@ -75,3 +75,28 @@ def test_whip_goes_through_the_studio_origin(srs_studio, browser: Browser, make_
     expect(golive.status).to_have_text("ended")
     assert session.token in double.deletes
     context.close()
+
+
+def test_leaving_the_page_deletes_the_whip_session(
+    srs_studio, browser: Browser, make_user, make_stream
+):
+    """Closing or leaving the page sends DELETE (fetch keepalive on pagehide),
+    so SRS ends the stream at once instead of after its ~30 s RTC timeout."""
+    studio, double = srs_studio
+    owner = make_user()
+    stream = make_stream(owner)
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    log_in(page, studio.tls_url, owner.email)
+    golive = GoLivePage(page, studio.tls_url, stream.public_id).open()
+    golive.preview_playing()
+    golive.go_live_button.click()
+    expect(golive.status).to_have_text("LIVE", timeout=15_000)
+    session = double.sessions[-1]
+
+    page.goto(f"{studio.tls_url}/")  # leave: pagehide
+    stream_page = context.new_page()
+    stream_page.goto(f"{studio.tls_url}/streams/{stream.public_id}")
+    expect(stream_page.get_by_test_id("stream-status")).to_have_text("ended", timeout=10_000)
+    assert session.token in double.deletes
+    context.close()
