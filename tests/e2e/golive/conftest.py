@@ -15,6 +15,9 @@ MEDIA_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
+    # getDisplayMedia picks the (fake) screen without a picker.
+    "--auto-select-desktop-capture-source=Entire screen",
+    "--enable-usermedia-screen-capturing",
     "--autoplay-policy=no-user-gesture-required",
     # A name that is not localhost: pages on http:// under it are not secure.
     f"--host-resolver-rules=MAP {INSECURE_HOST} 127.0.0.1",

@@ -95,3 +95,33 @@ def test_lost_relay_reconnects_by_itself(studio_stack, context: BrowserContext):
     golive.stop_button.click()
     expect(golive.status).to_have_text("ended", timeout=20_000)
     wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
+
+
+def test_screen_share_with_microphone_goes_live(studio_stack, context: BrowserContext):
+    """Screen share with the microphone mixed in: the media server receives
+    video and audio from it."""
+    base = studio_stack.base_url
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Slides")
+    page = context.new_page()
+    log_in(page, base, email)
+    golive = GoLivePage(page, base, stream.public_id).open()
+    golive.preview_playing()
+    page.get_by_role("radio", name="Screen share").check()
+    expect(page.get_by_label("Add the microphone to a screen share")).to_be_checked()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=preview]').srcObject"
+        "?.getVideoTracks()[0]?.label.startsWith('screen')"
+    )
+    assert (
+        page.evaluate(
+            "document.querySelector('[data-testid=preview]').srcObject.getAudioTracks().length"
+        )
+        == 1
+    )
+    golive.go_live_button.click()
+    expect(golive.status).to_have_text("LIVE", timeout=20_000)
+    # What nginx-rtmp reports of the publisher (the status socket's health events).
+    expect(golive.health("server")).to_contain_text("audio", timeout=20_000)
+    golive.stop_button.click()
+    expect(golive.status).to_have_text("ended", timeout=20_000)
