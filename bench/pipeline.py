@@ -10,7 +10,7 @@ Reports, per N:
 - upload lag, segment closed on disk (inotify CLOSE_WRITE) -> object in the
   bucket (its row committed after the upload), for every segment;
 - edge lag, closed on disk -> object readable through the CDN edge, polled
-  every 50 ms for a sample of streams;
+  every 100 ms for a sample of streams;
 - first playable: publish start -> live playlist readable at the edge (sample)
   and -> first segment in the bucket (all streams);
 - worker CPU (the RQ pool, in cores), queue depth, files left on disk;
@@ -39,7 +39,7 @@ from inotify_simple import flags as iflags  # noqa: E402
 
 from devtools import runner, stack  # noqa: E402
 
-SAMPLE = 10
+SAMPLE = 5  # streams probed through the edge (every 100 ms: the probe costs CPU too)
 
 
 def make_source(var: Path) -> Path:
@@ -101,6 +101,19 @@ class Studio:
             db.session.commit()
             return [(s.public_id, s.stream_key) for s in streams]
 
+    def broadcast_id(self, public_id: str) -> int | None:
+        from sqlalchemy import select
+
+        from studio.extensions import db
+        from studio.models import Broadcast, Stream
+
+        with self.app.app_context():
+            found = db.session.scalar(
+                select(Broadcast.id).join(Stream).where(Stream.public_id == public_id)
+            )
+            db.session.remove()
+        return found
+
     def broadcasts(self) -> dict[str, dict]:
         """public_id -> {id, replay_ready, segments: {number: uploaded_at}}."""
         from sqlalchemy import select
@@ -143,6 +156,7 @@ class DiskWatch(threading.Thread):
     def __init__(self, live: Path):
         super().__init__(daemon=True)
         self.closed: dict[str, float] = {}
+        self.by_stream: dict[str, list[str]] = {}
         self.inotify = INotify()
         self.inotify.add_watch(str(live), iflags.CLOSE_WRITE)
         self.running = True
@@ -150,8 +164,10 @@ class DiskWatch(threading.Thread):
     def run(self) -> None:
         while self.running:
             for event in self.inotify.read(timeout=200):
-                if event.name.endswith(".ts"):
-                    self.closed.setdefault(event.name, time.time())
+                if event.name.endswith(".ts") and event.name not in self.closed:
+                    self.closed[event.name] = time.time()
+                    stream = event.name.rsplit("-", 1)[0]
+                    self.by_stream.setdefault(stream, []).append(event.name)
 
 
 class Sampler(threading.Thread):
@@ -207,23 +223,22 @@ class EdgeProbe(threading.Thread):
                     if status == 200:
                         self.first_playable[public_id] = time.time() - started
                 self._segments(edge, public_id)
-            time.sleep(0.05)
+            time.sleep(0.1)
 
     def _segments(self, edge: str, public_id: str) -> None:
         if public_id not in self.broadcast:
-            found = self.studio.broadcasts().get(public_id)
-            if not found:
+            found = self.studio.broadcast_id(public_id)
+            if found is None:
                 return
-            self.broadcast[public_id] = found["id"]
-        prefix = f"{public_id}-"
-        for name, closed in list(self.disk.closed.items()):
-            if not name.startswith(prefix) or name in self.seen:
+            self.broadcast[public_id] = found
+        for name in list(self.disk.by_stream.get(public_id, ())):
+            if name in self.seen:
                 continue
-            number = name[len(prefix) : -3]
+            number = name[len(public_id) + 1 : -3]
             url = f"{edge}/live/{public_id}/{self.broadcast[public_id]}/{number}.ts"
             if stack.http_request("HEAD", url)[0] == 200:
                 self.seen.add(name)
-                self.lags.append(time.time() - closed)
+                self.lags.append(time.time() - self.disk.closed[name])
 
 
 def pct(values: list[float], q: float) -> float:
