@@ -101,3 +101,29 @@ def test_end_of_broadcast_queues_its_replay(pipeline_app, db, redis, live_stream
     db.session.commit()
 
     assert _queued(redis) == [(pipeline.FINALIZE_JOB, [broadcast.id])]
+
+
+def test_redis_down_leaves_files_waiting_and_the_sweep_catches_up(
+    pipeline_app, redis, live_stream, monkeypatch
+):
+    """With Redis unreachable a trigger or sweep queues nothing and raises
+    nothing (the files wait on disk); once Redis is back the next sweep
+    queues the stream and a worker uploads everything."""
+    stream, _, hls = live_stream
+    hls.add_segment(1, mtime=time.time() - 60)
+    hls.add_segment(2, mtime=time.time() - 58)
+    hls.write_playlist([1, 2])
+    reachable = pipeline_app.config["REDIS_URL"]
+    monkeypatch.setitem(pipeline_app.config, "REDIS_URL", "redis://127.0.0.1:9/0")
+    pipeline_app.extensions.pop("studio_redis", None)
+    watcher = Watcher(pipeline_app)
+
+    watcher.trigger(stream.public_id)
+    assert watcher.sweep() == 0
+    assert len(hls.local_names()) == 2
+
+    monkeypatch.setitem(pipeline_app.config, "REDIS_URL", reachable)
+    pipeline_app.extensions.pop("studio_redis", None)
+    assert watcher.sweep() == 1
+    _run_worker(redis)
+    assert hls.local_names() == []
