@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
+import redis as redis_lib
 from flask import Blueprint, abort, current_app, g, request
 from flask_login import current_user
 from simple_websocket import ConnectionClosed
@@ -96,7 +97,14 @@ class IngestLock:
         return bool(self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
 
     def refresh(self) -> bool:
-        return bool(self.redis.eval(self._REFRESH, 1, self.key, self.token, self.ttl_ms))
+        """False only when another holder has the lock. Redis being briefly
+        unreachable does not end a live broadcast: the engine still refuses
+        a second publisher for the stream."""
+        try:
+            return bool(self.redis.eval(self._REFRESH, 1, self.key, self.token, self.ttl_ms))
+        except redis_lib.RedisError:
+            log.warning("could not refresh %s; keeping the ingest", self.key)
+            return True
 
     def release(self) -> None:
         try:
@@ -150,7 +158,13 @@ def ingest_socket(ws, public_id: str) -> None:
         ws.close(BUSY, "This stream is already live from another source (OBS or another tab).")
         return
     lock = IngestLock(get_redis(), public_id)
-    if not lock.acquire():
+    try:
+        acquired = lock.acquire()
+    except redis_lib.RedisError:
+        log.exception("ingest lock unavailable for stream=%s", public_id)
+        ws.close(INTERNAL, "The studio cannot start the broadcast right now; try again shortly.")
+        return
+    if not acquired:
         ws.close(BUSY, "This stream is already being sent from another tab or device.")
         return
     try:
@@ -166,12 +180,17 @@ def _run(ws, stream: dict, lock: IngestLock, container: str) -> None:
     config = current_app.config
     url = relays.publish_url(config["INGEST_RTMP_URL"], stream["public_id"], stream["key"])
     argv = relays.ffmpeg_argv(url, CONTAINERS[container], config.get("FFMPEG_BIN", "ffmpeg"))
-    relay = relays.FfmpegRelay(
-        argv,
-        max_buffer_bytes=_setting("INGEST_BUFFER_BYTES"),
-        write_timeout=_setting("INGEST_WRITE_TIMEOUT"),
-        redact=[stream["key"], quote(stream["key"], safe="")],
-    )
+    try:
+        relay = relays.FfmpegRelay(
+            argv,
+            max_buffer_bytes=_setting("INGEST_BUFFER_BYTES"),
+            write_timeout=_setting("INGEST_WRITE_TIMEOUT"),
+            redact=[stream["key"], quote(stream["key"], safe="")],
+        )
+    except OSError:
+        log.exception("could not start ffmpeg for stream=%s", stream["public_id"])
+        ws.close(INTERNAL, "The studio cannot start its media relay; try again shortly.")
+        return
     log.info("websocket ingest started stream=%s ffmpeg_pid=%d", stream["public_id"], relay.pid)
     ending: Ending | None = None
     try:

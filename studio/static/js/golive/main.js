@@ -8,7 +8,9 @@ import { SocketPublisher } from "./socket.js";
 import { WhipPublisher } from "./whip.js";
 
 const MAX_RETRIES = 5;
-const BUSY_RETRIES = 4; // a WebRTC session that just ended may still hold the stream
+// The session this page just left (WebRTC that did not connect, a dropped
+// socket) may hold the stream for a moment until the engine reports its end.
+const BUSY_RETRIES = 4;
 const HEALTH_EVERY_MS = 2000;
 
 const root = document.getElementById("golive");
@@ -152,7 +154,7 @@ async function startSocket() {
       await candidate.start(media);
       return candidate;
     } catch (error) {
-      if (error.kind !== "busy" || attempt >= BUSY_RETRIES || !settings.whip) throw error;
+      if (error.kind !== "busy" || attempt >= BUSY_RETRIES) throw error;
       await new Promise((resolve) => window.setTimeout(resolve, 1000));
     }
   }
