@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup dev test test-fast lint bench clean
+.PHONY: setup dev test test-fast lint bench bench-pipeline clean
 
 ## Install what is missing: apt packages, .venv (pip), node_modules (npm).
 setup:
@@ -29,6 +29,10 @@ lint: setup
 ## Benchmarks (bench/api_latency.py writes its section of docs/benchmarks.md).
 bench: setup
 	@$(PY) bench/api_latency.py
+
+## Media pipeline: upload throughput, then N = 50/100/200 live publishers (several minutes).
+bench-pipeline: setup
+	@$(PY) bench/uploads.py && $(PY) bench/pipeline.py --publishers 50 100 200
 
 clean:
 	@$(PY) devtools/stack.py stop-all 2>/dev/null || true
