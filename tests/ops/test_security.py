@@ -175,3 +175,12 @@ def test_login_cookie_carries_secure_httponly_samesite(app, db, redis, make_user
     assert reply.status_code == 302
     cookie = reply.headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_login_still_served_when_the_limit_store_is_down(app, db, make_user):
+    """Redis unreachable: logins are served without limits rather than refused."""
+    client = limited_app(app, REDIS_URL="redis://127.0.0.1:9/0").test_client()
+    user = make_user()
+    for _ in range(5):
+        assert post_login(client, user.email).status_code == 400
+    assert post_login(client, user.email, PASSWORD).status_code == 302
