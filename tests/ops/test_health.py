@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
-from studio.redis_client import get_redis
+from studio import config as studio_config
+from studio import create_app
+
+NOTHING_LISTENS = "127.0.0.1:9"  # the discard port: connections are refused at once
 
 
-def test_healthz_answers_without_io(client):
-    """/healthz is 200 whenever the process serves requests."""
-    reply = client.get("/healthz")
+def app_with(app, **overrides):
+    """An app like the test app, with some dependency pointed elsewhere."""
+    config = studio_config.testing(
+        {
+            "SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": app.config["REDIS_URL"],
+            **overrides,
+        }
+    )
+    return create_app(config)
+
+
+def test_healthz_answers_without_io(app):
+    """/healthz is 200 even when neither PostgreSQL nor Redis answers."""
+    broken = app_with(
+        app,
+        SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg2://postgres@{NOTHING_LISTENS}/studio",
+        REDIS_URL=f"redis://{NOTHING_LISTENS}/0",
+    )
+    reply = broken.test_client().get("/healthz")
     assert reply.status_code == 200
     assert reply.get_json() == {"status": "ok"}
 
@@ -16,46 +36,34 @@ def test_readyz_ok_when_postgres_and_redis_answer(client):
     """/readyz is 200 with nothing failed when both dependencies answer."""
     reply = client.get("/readyz")
     assert reply.status_code == 200
-    assert reply.get_json()["failed"] == []
+    assert reply.get_json() == {"status": "ok", "failed": []}
 
 
-def test_readyz_names_redis_when_it_is_down(app, client):
+def test_readyz_names_redis_when_it_is_down(app):
     """/readyz is 503 and names Redis when Redis does not answer."""
-    saved = app.extensions.pop("studio_redis", None)
-    saved_url = app.config["REDIS_URL"]
-    app.config["REDIS_URL"] = "redis://127.0.0.1:9/0"  # nothing listens on the discard port
-    try:
-        reply = client.get("/readyz")
-    finally:
-        app.config["REDIS_URL"] = saved_url
-        app.extensions.pop("studio_redis", None)
-        if saved is not None:
-            app.extensions["studio_redis"] = saved
+    broken = app_with(app, REDIS_URL=f"redis://{NOTHING_LISTENS}/0")
+    reply = broken.test_client().get("/readyz")
     assert reply.status_code == 503
-    assert reply.get_json()["failed"] == ["redis"]
-    with app.app_context():
-        assert get_redis().ping()
+    assert reply.get_json() == {"status": "unavailable", "failed": ["redis"]}
 
 
-def test_readyz_names_postgres_when_it_is_down(app, client):
+def test_readyz_names_postgres_when_it_is_down(app):
     """/readyz is 503 and names PostgreSQL when the database does not answer."""
-    from studio.extensions import db
-
-    with app.app_context():
-        engine = db.engine
-    original = engine.url
-    broken = engine.url.set(port=9)
-    from sqlalchemy import create_engine
-
-    with app.app_context():
-        engines = db._app_engines[app]
-        engines[None] = create_engine(broken, pool_pre_ping=True)
-    try:
-        reply = client.get("/readyz")
-    finally:
-        with app.app_context():
-            db._app_engines[app][None].dispose()
-            db._app_engines[app][None] = engine
+    broken = app_with(
+        app, SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg2://postgres@{NOTHING_LISTENS}/studio"
+    )
+    reply = broken.test_client().get("/readyz")
     assert reply.status_code == 503
-    assert reply.get_json()["failed"] == ["postgres"]
-    assert engine.url == original
+    assert reply.get_json() == {"status": "unavailable", "failed": ["postgres"]}
+
+
+def test_readyz_names_both(app):
+    """Both down: both named."""
+    broken = app_with(
+        app,
+        SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg2://postgres@{NOTHING_LISTENS}/studio",
+        REDIS_URL=f"redis://{NOTHING_LISTENS}/0",
+    )
+    reply = broken.test_client().get("/readyz")
+    assert reply.status_code == 503
+    assert reply.get_json()["failed"] == ["postgres", "redis"]
