@@ -1,6 +1,7 @@
 """Run a worker process with its own `/metrics` port.
 
-    python -m studio.metrics_exporter --port 9101 rq.cli worker -w workers.rq_worker.UploadWorker uploads
+    python -m studio.metrics_exporter --port 9101 \
+        rq.cli worker -w workers.rq_worker.UploadWorker uploads
 
 starts a Prometheus HTTP endpoint in a daemon thread, then runs the given
 module as `__main__` with the remaining arguments. Workers (RQ, the HLS
