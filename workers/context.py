@@ -16,9 +16,14 @@ def process_app() -> Flask:
     """This process's app, created from the environment on first use."""
     app = _apps.get(os.getpid())
     if app is None:
-        from studio import create_app
+        from studio import config, create_app
 
-        app = create_app()
+        settings = config.from_environ()
+        # A worker runs one short job after another: a liveness ping on every
+        # connection checkout would be one more round trip per job. A stale
+        # connection fails that job, and RQ retries it.
+        settings["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": False, "pool_recycle": 600}
+        app = create_app(settings)
         _apps[os.getpid()] = app
     return app
 

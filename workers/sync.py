@@ -12,7 +12,6 @@ dirty again; the lock holder re-checks after its pass and after releasing).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -22,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 
 import redis
 from flask import Flask
-from redis.exceptions import LockError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -32,15 +30,12 @@ from studio.media.pipeline import Keys
 from studio.models import Broadcast, Segment, Stream
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
-from workers import local_hls, mpegts
+from workers import live, local_hls, locks, mpegts
 from workers.context import job_app
-from workers.playlists import PlaylistSegment, live_window, render_live
+from workers.playlists import PlaylistSegment
 
 log = logging.getLogger(__name__)
 
-# Seconds; renewed between upload batches and before the playlist is written,
-# so a worker killed mid-pass blocks its stream for this long at most.
-LOCK_TTL = 20
 BATCH = 16
 QUIET_AFTER_END = 0.5  # seconds
 UPLOAD_THREADS = int(os.environ.get("STUDIO_UPLOAD_THREADS", "4"))
@@ -86,46 +81,41 @@ def sync_stream(stream: str) -> dict:
     local_hls.check_stream_name(stream)
     with job_app() as app:
         connection = get_redis(app)
-        connection.set(Keys.dirty(stream), 1)
-        connection.delete(Keys.queued(stream))
-        return drain(app, connection, stream).as_dict()
+        # One round trip: under load every one costs a wait for the CPU.
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.set(Keys.dirty(stream), 1).delete(Keys.queued(stream)).execute()
+        return drain(app, connection, stream, dirty=True).as_dict()
 
 
-def drain(app: Flask, connection: redis.Redis, stream: str, wait: float = 0) -> SyncResult:
+def drain(app: Flask, connection: redis.Redis, stream: str, dirty: bool = False) -> SyncResult:
     """Run passes while the stream is dirty and nobody else holds its lock."""
     total = SyncResult()
-    while connection.get(Keys.dirty(stream)):
-        lock = connection.lock(
-            Keys.lock(stream), timeout=LOCK_TTL, blocking=wait > 0, blocking_timeout=wait or None
-        )
-        if not lock.acquire():
+    while dirty or connection.get(Keys.dirty(stream)):
+        dirty = False
+        lock = connection.lock(Keys.lock(stream), timeout=locks.LOCK_TTL)
+        if not lock.acquire(blocking=False):
             return total  # the holder re-checks the dirty flag after its pass
+        locks.acquired(lock)
         try:
             while connection.getdel(Keys.dirty(stream)):
                 total.add(sync_once(app, stream, lock))
         finally:
-            _release(lock)
+            locks.release(lock)
     return total
 
 
 def sync_now(app: Flask, connection: redis.Redis, stream: str, wait: float = 60) -> SyncResult:
     """One pass that starts after this call (waits for the lock), then drain."""
-    lock = connection.lock(Keys.lock(stream), timeout=LOCK_TTL, blocking_timeout=wait)
+    lock = connection.lock(Keys.lock(stream), timeout=locks.LOCK_TTL, blocking_timeout=wait)
     if not lock.acquire():
         raise TimeoutError(f"lock of {stream} still held after {wait}s")
+    locks.acquired(lock)
     try:
         result = sync_once(app, stream, lock)
     finally:
-        _release(lock)
+        locks.release(lock)
     result.add(drain(app, connection, stream))
     return result
-
-
-def _release(lock) -> None:
-    try:
-        lock.release()
-    except LockError:
-        log.warning("sync lock %s expired before release", lock.name)
 
 
 def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
@@ -133,7 +123,7 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     result = SyncResult()
     config = app.config
     hls_dir = config["HLS_DIR"]
-    stream_row = db.session.scalar(select(Stream).where(Stream.public_id == stream))
+    stream_row, broadcasts = _stream_and_broadcasts(stream)
     playlist = local_hls.read_playlist(hls_dir, stream)
     on_disk = local_hls.local_segments(hls_dir, stream)
     if stream_row is None:
@@ -141,7 +131,6 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
             result.orphans = len(on_disk)
             log.warning("%d local segments of unknown stream %s left alone", len(on_disk), stream)
         return result
-    broadcasts = _recent_broadcasts(stream_row)
     publishing = any(b.ended_at is None for b in broadcasts)
     # Engines close their files before they report the unpublish (nginx-rtmp
     # closes the fragment, then notifies; SRS sends the last on_hls first), so
@@ -153,9 +142,25 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         storage, stream_row, broadcasts, complete, on_disk, playlist, result, lock
     )
     if playlist is not None:
-        _write_live_playlist(app, storage, stream_row, broadcasts, playlist, uploaded, lock, result)
+        live.write_live_playlist(
+            app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
+        )
     _refresh_replays(app, broadcasts, result)
     return result
+
+
+def _stream_and_broadcasts(public_id: str) -> tuple[Stream | None, list[Broadcast]]:
+    """The stream and its 20 newest broadcasts, in one query."""
+    rows = db.session.execute(
+        select(Stream, Broadcast)
+        .outerjoin(Broadcast, Broadcast.stream_id == Stream.id)
+        .where(Stream.public_id == public_id)
+        .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
+        .limit(20)
+    ).all()
+    if not rows:
+        return None, []
+    return rows[0][0], [broadcast for _, broadcast in rows if broadcast is not None]
 
 
 def _recent_broadcasts(stream: Stream) -> list[Broadcast]:
@@ -217,7 +222,7 @@ def _upload_segments(storage, stream, broadcasts, complete, on_disk, playlist, r
         )
     uploaded: dict[int, PlaylistSegment] = {}
     for start in range(0, len(pending), BATCH):
-        if start and lock is not None and not _renew(lock):
+        if start and lock is not None and not locks.still_ours(lock):
             break  # our lock expired: another pass owns the stream now
         done, failed = _upload_all(storage, pending[start : start + BATCH], result)
         if done:
@@ -246,15 +251,6 @@ def _forget_local(done: list[_Pending]) -> None:
         item.segment.path.unlink(missing_ok=True)
         metrics.UPLOAD_LAG.labels("segment").observe(max(0.0, now - item.segment.mtime))
         metrics.UPLOADED_BYTES.labels("segment").inc(item.segment.size)
-
-
-def _renew(lock) -> bool:
-    try:
-        lock.reacquire()
-    except LockError:
-        log.warning("sync lock %s expired during a pass", lock.name)
-        return False
-    return True
 
 
 def _upload_all(storage, pending: list[_Pending], result: SyncResult):
@@ -325,69 +321,6 @@ def _pool() -> ThreadPoolExecutor:
         pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="upload")
         _pools[os.getpid()] = pool
     return pool
-
-
-def _write_live_playlist(app, storage, stream, broadcasts, playlist, uploaded, lock, result):
-    """Rewrite the engine's window for the bucket and upload it if it changed."""
-    numbers = [entry.number for entry in playlist.entries]
-    available = dict(_segments_in_bucket(broadcasts, numbers))
-    available.update(uploaded)
-    window = live_window(numbers, available)
-    by_id = {b.id: b for b in broadcasts}
-    last = by_id.get(window[-1].broadcast_id) if window else None
-    ended = (
-        last is not None
-        and last.ended_at is not None
-        and not any(b.ended_at is None for b in broadcasts)
-    )
-    text = render_live(stream.public_id, window, float(app.config["HLS_FRAGMENT"]), ended)
-    if text is None:
-        return
-    connection = get_redis(app)
-    digest = hashlib.sha256(text.encode()).hexdigest()
-    key = Keys.playlist(stream.public_id)
-    if connection.hget(key, "digest") == digest.encode():
-        connection.hset(key, "mtime", playlist.mtime)  # seen: the sweep can rest
-        return
-    if lock is not None:
-        try:
-            lock.reacquire()  # fails if our lock expired: a newer pass owns the playlist
-        except LockError:
-            log.warning(
-                "lost the sync lock of %s; playlist left to the new holder", stream.public_id
-            )
-            return
-    started = time.time()
-    try:
-        storage.upload_live_playlist(layout.live_playlist(stream.public_id), text)
-    except gcs.StorageError as exc:
-        # Not marked dirty again (that would spin while the bucket is down):
-        # the sweep sees the local playlist newer than the uploaded one.
-        result.failed += 1
-        metrics.UPLOAD_FAILURES.labels("playlist").inc()
-        log.error("live playlist of %s not uploaded: %s", stream.public_id, exc)
-        return
-    metrics.UPLOAD_LAG.labels("playlist").observe(max(0.0, started - playlist.mtime))
-    connection.hset(key, mapping={"digest": digest, "mtime": playlist.mtime})
-    result.playlist_written = True
-
-
-def _segments_in_bucket(broadcasts, numbers) -> dict[int, PlaylistSegment]:
-    """Recorded segments among `numbers` (newest broadcast wins a number)."""
-    if not numbers or not broadcasts:
-        return {}
-    order = {b.id: i for i, b in enumerate(broadcasts)}  # 0 = newest
-    rows = db.session.execute(
-        select(
-            Segment.sequence, Segment.duration, Segment.broadcast_id, Segment.discontinuity
-        ).where(Segment.broadcast_id.in_(order), Segment.sequence.in_(numbers))
-    ).all()
-    found: dict[int, PlaylistSegment] = {}
-    for sequence, duration, broadcast_id, discontinuity in rows:
-        current = found.get(sequence)
-        if current is None or order[broadcast_id] < order[current.broadcast_id]:
-            found[sequence] = PlaylistSegment(sequence, duration, broadcast_id, discontinuity)
-    return found
 
 
 def _refresh_replays(app, broadcasts, result) -> None:

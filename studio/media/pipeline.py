@@ -29,7 +29,7 @@ STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SYNC_JOB = "workers.sync.sync_stream"
 FINALIZE_JOB = "workers.replay.finalize_broadcast"
 # A queued sync older than this is assumed lost and may be enqueued again.
-QUEUED_TTL = 15
+QUEUED_TTL = 60
 SYNC_TIMEOUT = 300  # seconds; a sync of a long backlog uploads in parallel
 FINALIZE_TIMEOUT = 600
 
