@@ -199,10 +199,11 @@ def _run(ws, stream: dict, lock: IngestLock, container: str) -> None:
     except ConnectionClosed:
         ending = None  # the page went away or closed the socket: a normal stop
     finally:
+        # The socket first: its reader must stop taking data nobody will use.
+        if ending is not None:
+            _close(ws, ending)
         code = relay.close(drain=ending is None or not ending.failed)
         _log_end(stream["public_id"], relay, code, ending)
-    if ending is not None:
-        _close(ws, ending)
 
 
 def _pump(ws, relay: relays.FfmpegRelay, lock: IngestLock) -> Ending:

@@ -172,7 +172,10 @@ class FfmpegRelay:
                 self._buffered = 0
             self._cond.notify()
         # The writer closes stdin once it is idle; if it is stuck in a write
-        # that ffmpeg does not read, only killing ffmpeg unblocks it.
+        # that ffmpeg does not read, only killing ffmpeg unblocks it (at once
+        # when nothing is to be handed over any more).
+        if not drain and self._write_started is not None:
+            self._kill()
         self._writer.join(grace)
         if self._writer.is_alive():
             self._kill()

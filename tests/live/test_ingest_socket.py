@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import subprocess
 import time
 
 import pytest
 from simple_websocket import Client, ConnectionClosed, ConnectionError
 
 from tests.conftest import VAR
-from tests.e2e.golive.harness import cookie_header, ffmpeg_pids, login, run_studio
+from tests.e2e.golive.harness import (
+    camera_recording,
+    cookie_header,
+    ffmpeg_pids,
+    login,
+    run_studio,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -27,15 +32,7 @@ def studio(app, services):
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory) -> bytes:
     """20 s of H.264 + Opus in Matroska, as Chromium's MediaRecorder sends."""
-    path = tmp_path_factory.mktemp("media") / "camera.mkv"
-    subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-         "-i", "testsrc=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440",
-         "-t", "20", "-c:v", "libx264", "-preset", "ultrafast", "-g", "15",
-         "-c:a", "libopus", "-f", "matroska", str(path)],
-        check=True, timeout=60,
-    )  # fmt: skip
-    return path.read_bytes()
+    return camera_recording(tmp_path_factory.mktemp("media") / "camera.mkv")
 
 
 def connect(studio, public_id: str, session=None, origin: str | None = None) -> Client:

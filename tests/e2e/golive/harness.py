@@ -128,3 +128,15 @@ def ffmpeg_pids(needle: str) -> list[int]:
         if argv and argv[0].endswith(b"ffmpeg") and any(needle.encode() in a for a in argv):
             pids.append(int(entry.name))
     return pids
+
+
+def camera_recording(path: Path, seconds: int = 20) -> bytes:
+    """H.264 + Opus in Matroska, as Chromium's MediaRecorder sends it."""
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+         "-i", "testsrc=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440",
+         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "15",
+         "-c:a", "libopus", "-f", "matroska", str(path)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    return path.read_bytes()

@@ -1,0 +1,69 @@
+"""A media server that stops taking video must not make the studio buffer
+without bound: the ingest socket is dropped with a reason once the bounded
+buffer towards ffmpeg is full, and ffmpeg is killed and reaped."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+from simple_websocket import ConnectionClosed
+
+from tests.conftest import VAR
+from tests.e2e.golive.harness import camera_recording, ffmpeg_pids, login, run_studio
+from tests.live.test_ingest_socket import closed_with, connect, next_message, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stalled_engine():
+    """An "RTMP server" that accepts connections and never reads or answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True).start()
+    yield f"rtmp://127.0.0.1:{server.getsockname()[1]}/live"
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory) -> bytes:
+    return camera_recording(tmp_path_factory.mktemp("media") / "camera.mkv", seconds=5)
+
+
+@pytest.fixture(scope="module")
+def studio(app, services, stalled_engine):
+    env = {"STUDIO_INGEST_RTMP_URL": stalled_engine}
+    with run_studio(VAR / "golive-stall", services, app.config["HOOK_TOKEN"], env) as running:
+        yield running
+
+
+def test_stalled_engine_drops_the_socket_instead_of_buffering(
+    studio, make_user, make_stream, recording
+):
+    """The client keeps sending while ffmpeg cannot publish: the socket is
+    closed (1013, with a reason) long before 64 MB went in."""
+    owner = make_user()
+    stream = make_stream(owner)
+    ws = connect(studio, stream.public_id, login(studio.url, owner.email))
+    assert next_message(ws) == {"type": "ready"}
+    sent = 0
+    chunk = (recording * 4)[: 256 * 1024]
+    try:
+        while sent < 64 * 1024 * 1024:  # far beyond the 8 MB the studio may hold
+            ws.send(chunk)
+            sent += len(chunk)
+    except (ConnectionClosed, OSError):
+        pass  # closed by the server (OSError: the client's reader closed the socket first)
+    code, reason = closed_with(ws)
+    assert code == 1013
+    assert "cannot forward" in reason
+    # 8 MB in the relay's buffer plus what sockets and the pipe hold: bounded.
+    assert sent < 32 * 1024 * 1024
+    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to be killed")
+    wait_for(lambda: f"failed stream={stream.public_id}" in studio.log_text(), what="the log")
