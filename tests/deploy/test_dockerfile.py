@@ -61,3 +61,18 @@ def test_migrations_run_in_the_entrypoint_not_the_factory():
     assert "db upgrade" in entrypoint
     factory = (ROOT / "studio" / "__init__.py").read_text()
     assert "upgrade" not in factory
+
+
+def test_copy_sources_exist():
+    """Every file or directory the Dockerfile copies from the build context exists
+    (and is not excluded by .dockerignore)."""
+    ignored = {
+        line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()
+    }
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if not line.startswith("COPY ") or "--from=" in line:
+            continue
+        sources = [part for part in line.split()[1:-1] if not part.startswith("--")]
+        for source in sources:
+            assert (ROOT / source).exists(), source
+            assert source.rstrip("/") not in ignored, source
