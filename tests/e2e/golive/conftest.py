@@ -33,3 +33,13 @@ def browser_type_launch_args(browser_type_launch_args):
         **browser_type_launch_args,
         "args": args + [arg for arg in MEDIA_ARGS if arg not in args],
     }
+
+
+@pytest.fixture(scope="session")
+def browser(browser_type, browser_type_launch_args):
+    """A Chromium of our own with the arguments above: the shared session
+    browser may already run without a fake camera when other e2e tests
+    start first."""
+    launched = browser_type.launch(**browser_type_launch_args)
+    yield launched
+    launched.close()
