@@ -15,7 +15,7 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from studio import metrics
@@ -191,22 +191,27 @@ def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
         raise PublishRefused("wrong key")
     if stream.disabled:
         raise PublishRefused("stream disabled")
-    # Engines that reuse client ids after a restart (nginx-rtmp) send no service
-    # id; an ended broadcast only proves "this publisher left" when one scopes it.
-    same_client = session.scalar(
+    # One query for both questions: is this publisher already known, and is
+    # another one live? Engines that reuse client ids after a restart
+    # (nginx-rtmp) send no service id; an ended broadcast only proves "this
+    # publisher left" when a service id scopes its client id.
+    same_publisher = and_(
+        Broadcast.client_id == attempt.client_id,
+        Broadcast.server_id == attempt.server_id,
+        Broadcast.service_id == attempt.service_id,
+    )
+    relevant = session.scalars(
         select(Broadcast).where(
             Broadcast.stream_id == stream.id,
-            Broadcast.client_id == attempt.client_id,
-            Broadcast.server_id == attempt.server_id,
-            Broadcast.service_id == attempt.service_id,
-            or_(Broadcast.ended_at.is_(None), Broadcast.service_id != ""),
+            or_(Broadcast.ended_at.is_(None), and_(same_publisher, Broadcast.service_id != "")),
         )
-    )
-    if same_client is not None:
-        if same_client.ended_at is None:
-            return same_client  # a repeated on_publish of the live publisher
-        raise PublishRefused("publisher already ended")
-    if open_broadcast(session, stream) is not None:
+    ).all()
+    for broadcast in relevant:
+        if _is_publisher(broadcast, attempt):
+            if broadcast.ended_at is None:
+                return broadcast  # a repeated on_publish of the live publisher
+            raise PublishRefused("publisher already ended")
+    if any(broadcast.ended_at is None for broadcast in relevant):
         raise PublishRefused("stream already live with another publisher")
     _check_live_limit(session, stream)
     broadcast = Broadcast(
@@ -225,6 +230,14 @@ def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
     protocol = attempt.protocol
     after_commit(session, lambda: metrics.BROADCASTS_STARTED.labels(protocol).inc())
     return broadcast
+
+
+def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
+    return (broadcast.client_id, broadcast.server_id, broadcast.service_id) == (
+        attempt.client_id,
+        attempt.server_id,
+        attempt.service_id,
+    )
 
 
 def _check_live_limit(session: Session, stream: Stream) -> None:
