@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from aioice import turn
@@ -49,7 +50,9 @@ def allocate(server, username: str, password: str) -> tuple[str, int]:
         transport.close()
         return relayed
 
-    return asyncio.run(run())
+    # A thread of its own: Playwright's sync API may own this thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result()
 
 
 def test_studio_credentials_allocate_a_relay(coturn):
