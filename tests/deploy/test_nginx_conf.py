@@ -38,6 +38,8 @@ class Upstream(http.server.ThreadingHTTPServer):
                 self.rfile.read(length)
                 body = f"{server.name} {self.command} {self.path}".encode()
                 self.send_response(201 if server.name == "srs" else 200)
+                for name in ("Host", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Proto"):
+                    self.send_header(f"X-Seen-{name}", self.headers.get(name, ""))
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -187,3 +189,18 @@ def test_rendering_left_no_compose_names():
     for needle in ("server web:8000 max_fails=0;", "http://srs:1985", "listen 8088;",
                    "listen 80;", "listen 443 ssl"):  # fmt: skip
         assert needle in template, needle
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [("/ws/streams/abc", "GET"), ("/rtc/v1/whip/?app=live&stream=abc&secret=k1", "POST")],
+)
+def test_websockets_and_whip_keep_the_forwarded_headers(edge, path, method):
+    """A location that sets any proxy header inherits none from the server:
+    the websocket and WHIP locations still pass Host (the studio compares it
+    with Origin) and the client address (session binding; SRS's `ip`)."""
+    reply = get(edge, path, method, data="v=0" if method == "POST" else None)
+    assert reply.headers["X-Seen-Host"] == DOMAIN
+    assert reply.headers["X-Seen-X-Forwarded-For"] == "127.0.0.1"
+    assert reply.headers["X-Seen-X-Real-IP"] == "127.0.0.1"
+    assert reply.headers["X-Seen-X-Forwarded-Proto"] == "https"
