@@ -86,15 +86,18 @@ async function startPreview() {
     withMicrophone: ui.screenMic.checked,
     withScreenAudio: ui.screenAudio.checked,
   };
+  // A camera held by the old preview may refuse to open again (NotReadableError).
+  if (previous && source() === "camera") stopStream(previous);
   try {
     media = source() === "screen" ? await openScreen(options) : await openCamera(options);
   } catch (error) {
+    media = source() === "camera" ? null : previous;
     if (source() === "screen" && error?.name === "NotAllowedError") say(MESSAGES.screenCancelled, "");
     else say(captureErrorMessage(error));
-    ui.goLive.disabled = !previous;
+    ui.goLive.disabled = !media;
     return;
   }
-  stopStream(previous);
+  if (previous !== media) stopStream(previous);
   ui.preview.srcObject = media;
   say("");
   ui.goLive.disabled = live;
