@@ -44,3 +44,29 @@ def test_disabled_stream_is_refused_with_a_reason(studio_stack, context: Browser
     expect(golive.go_live_button).to_be_enabled()
     expect(golive.path).to_have_text("Not live.")
     assert studio_stack.stream_row(stream.public_id)["status"] == "created"
+
+
+def test_denied_camera_says_how_to_allow_it(studio_stack, browser_type, browser_type_launch_args):
+    """The camera permission is refused: the page says where to allow it.
+    (A Chromium without the auto-accepting fake prompt, where the creator's
+    earlier refusal is recorded for the site.)"""
+    args = [a for a in browser_type_launch_args["args"] if a != "--use-fake-ui-for-media-stream"]
+    browser = browser_type.launch(**{**browser_type_launch_args, "args": args})
+    try:
+        base = studio_stack.base_url
+        email = studio_stack.create_user()
+        stream = studio_stack.create_stream(email)
+        context = browser.new_context()
+        page = context.new_page()
+        cdp = context.new_cdp_session(page)
+        for name in ("camera", "microphone"):
+            cdp.send(
+                "Browser.setPermission",
+                {"permission": {"name": name}, "setting": "denied", "origin": base},
+            )
+        log_in(page, base, email)
+        golive = GoLivePage(page, base, stream.public_id).open()
+        expect(golive.message).to_contain_text("not allowed to use the camera")
+        expect(golive.go_live_button).to_be_disabled()
+    finally:
+        browser.close()
