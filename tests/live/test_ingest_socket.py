@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import time
+from pathlib import Path
 
 import pytest
 from simple_websocket import Client, ConnectionClosed, ConnectionError
@@ -171,3 +174,19 @@ def test_refused_key_closes_the_socket_with_a_reason(studio, db, make_user, make
     log = studio.log_text()
     assert f"failed stream={stream.public_id}" in log  # with ffmpeg's stderr tail
     assert stream.stream_key not in log  # ...which never shows the key
+
+
+def test_ffmpeg_does_not_outlive_a_killed_web_worker(studio, db, make_user, make_stream, recording):
+    """A web worker killed mid-broadcast (OOM, SIGKILL) leaves no orphan:
+    ffmpeg reads end-of-file on stdin, exits, and the broadcast ends."""
+    owner = make_user()
+    stream = make_stream(owner)
+    ws = connect(studio, stream.public_id, login(studio.url, owner.email))
+    assert next_message(ws) == {"type": "ready"}
+    send_paced(ws, recording[: len(recording) // 4], seconds=2)
+    wait_for(lambda: stream_status(db, stream) == "live", what="status live")
+    (relay,) = ffmpeg_pids(stream.public_id)
+    worker = int(Path(f"/proc/{relay}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(worker, signal.SIGKILL)
+    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
+    wait_for(lambda: stream_status(db, stream) == "ended", what="status ended")
