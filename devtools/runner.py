@@ -23,7 +23,7 @@ from devtools import stack
 ROOT = stack.ROOT
 # Upload worker processes (SimpleWorker: jobs run in the worker process, which
 # keeps its storage client and database pool). Measured in docs/benchmarks.md.
-DEFAULT_WORKERS = 3
+DEFAULT_WORKERS = 4
 
 
 @dataclass(kw_only=True)
