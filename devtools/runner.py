@@ -184,17 +184,18 @@ def start_workers(
     *,
     name: str = "rq-workers",
 ) -> Handle:
-    """`rq worker-pool` of `count` UploadWorker (SimpleWorker) processes on the uploads queue.
+    """`rq worker-pool` of `count` UploadWorker (SimpleWorker) processes on
+    the uploads queue, then the replays queue.
 
     SimpleWorker runs jobs in the worker process itself: the storage client,
     database pool and Flask app are built once per process, not per job.
     """
-    from studio.media.pipeline import QUEUE_NAME
+    from studio.media.pipeline import QUEUES
 
     argv = [
         sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count),
         "--worker-class", "workers.rq_worker.UploadWorker", "--serializer", "json",
-        "--url", env["REDIS_URL"], "--logging-level", "WARNING", QUEUE_NAME,
+        "--url", env["REDIS_URL"], "--logging-level", "WARNING", *QUEUES,
     ]  # fmt: skip
     handle = _spawn(name, argv, env, var_dir)
     handle.stop_timeout = 20.0  # let a running upload finish

@@ -24,6 +24,9 @@ from rq.serializers import JSONSerializer
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "uploads"
+# Replays wait behind live segments: workers take jobs from QUEUES in order.
+REPLAY_QUEUE_NAME = "replays"
+QUEUES = (QUEUE_NAME, REPLAY_QUEUE_NAME)
 # Stream names become file and object names (the engine's <stream>.m3u8).
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SYNC_JOB = "workers.sync.sync_stream"
@@ -55,9 +58,9 @@ class Keys:
         return f"studio:media:playlist:{stream}"
 
 
-def media_queue(connection: redis.Redis) -> Queue:
-    """The RQ queue of the upload pipeline (JSON-serialized jobs)."""
-    return Queue(QUEUE_NAME, connection=connection, serializer=JSONSerializer)
+def media_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
+    """An RQ queue of the upload pipeline (JSON-serialized jobs)."""
+    return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
 def request_sync(connection: redis.Redis, stream: str) -> bool:
@@ -84,7 +87,7 @@ def request_sync(connection: redis.Redis, stream: str) -> bool:
 
 def request_finalize(connection: redis.Redis, broadcast_id: int) -> None:
     """Enqueue the replay job of an ended broadcast (idempotent job)."""
-    media_queue(connection).enqueue(
+    media_queue(connection, REPLAY_QUEUE_NAME).enqueue(
         FINALIZE_JOB,
         int(broadcast_id),
         job_timeout=FINALIZE_TIMEOUT,

@@ -15,13 +15,14 @@ from tests.conftest import load_fixture
 from workers.watcher import Watcher
 
 
-def _queued(redis) -> list[tuple[str, list]]:
-    queue = pipeline.media_queue(redis)
+def _queued(redis, name: str = pipeline.QUEUE_NAME) -> list[tuple[str, list]]:
+    queue = pipeline.media_queue(redis, name)
     return [(job.func_name, job.args) for job in queue.get_jobs()]
 
 
 def _run_worker(redis) -> None:
-    worker = SimpleWorker([pipeline.media_queue(redis)], connection=redis,
+    queues = [pipeline.media_queue(redis, name) for name in pipeline.QUEUES]
+    worker = SimpleWorker(queues, connection=redis,
                           serializer=JSONSerializer)  # fmt: skip
     worker.work(burst=True)
 
@@ -92,15 +93,18 @@ def test_watcher_turns_a_playlist_write_into_a_sync(pipeline_app, redis, live_st
 
 
 def test_end_of_broadcast_queues_its_replay(pipeline_app, db, redis, live_stream):
-    """Ending a broadcast queues its finalize job once the end is committed."""
+    """Ending a broadcast queues its finalize job once the end is committed,
+    on the replays queue (behind live segments)."""
     stream, broadcast, _ = live_stream
-    assert _queued(redis) == []
+    replays = pipeline.REPLAY_QUEUE_NAME
+    assert _queued(redis, replays) == []
 
     streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
-    assert _queued(redis) == []  # not before the commit
+    assert _queued(redis, replays) == []  # not before the commit
     db.session.commit()
 
-    assert _queued(redis) == [(pipeline.FINALIZE_JOB, [broadcast.id])]
+    assert _queued(redis, replays) == [(pipeline.FINALIZE_JOB, [broadcast.id])]
+    assert _queued(redis) == []
 
 
 def test_redis_down_leaves_files_waiting_and_the_sweep_catches_up(
