@@ -128,7 +128,7 @@ class Watcher:
                 db.session.remove()
             connection = get_redis(self.app)
             for broadcast_id in ids:
-                if connection.set(f"studio:media:finalize:{broadcast_id}", 1, nx=True, ex=300):
+                if connection.set(pipeline.Keys.finalize_queued(broadcast_id), 1, nx=True, ex=300):
                     pipeline.request_finalize(connection, broadcast_id)
         except Exception as exc:  # the database or Redis being down must not stop the watcher
             log.warning("replay sweep failed: %s", exc)

@@ -53,6 +53,11 @@ class Keys:
         return f"studio:media:lock:{stream}"
 
     @staticmethod
+    def finalize_queued(broadcast_id: int) -> str:
+        """Set while a replay job queued by the watcher's sweep is pending."""
+        return f"studio:media:finalize:{broadcast_id}"
+
+    @staticmethod
     def playlist(stream: str) -> str:
         """Digest and local mtime of the live playlist last put in the bucket."""
         return f"studio:media:playlist:{stream}"
