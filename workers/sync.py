@@ -130,6 +130,8 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         if on_disk:
             result.orphans = len(on_disk)
             log.warning("%d local segments of unknown stream %s left alone", len(on_disk), stream)
+        if playlist is not None:  # seen: the sweep need not bring it back
+            get_redis(app).hset(Keys.playlist(stream), "mtime", playlist.mtime)
         return result
     publishing = any(b.ended_at is None for b in broadcasts)
     # Engines close their files before they report the unpublish (nginx-rtmp

@@ -3,6 +3,7 @@ a broadcast; each trigger is coalesced per stream and run by a real RQ worker.""
 
 from __future__ import annotations
 
+import os
 import time
 
 from rq import SimpleWorker
@@ -131,3 +132,19 @@ def test_redis_down_leaves_files_waiting_and_the_sweep_catches_up(
     assert watcher.sweep() == 1
     _run_worker(redis)
     assert hls.local_names() == []
+
+
+def test_sweep_leaves_a_stale_playlist_of_an_unknown_stream_alone(
+    pipeline_app, redis, db, tmp_path
+):
+    """A playlist left by a deleted stream is looked at once, not every sweep."""
+    live = tmp_path / "hls" / "live"
+    playlist = live / "deletedstream.m3u8"
+    playlist.write_text("#EXTM3U\n")
+    old = time.time() - 60
+    os.utime(playlist, (old, old))
+    watcher = Watcher(pipeline_app)
+
+    assert watcher.sweep() == 1
+    _run_worker(redis)
+    assert watcher.sweep() == 0
