@@ -26,6 +26,7 @@ Fixtures (names are stable; other test modules rely on them):
     edge_get(name) -> (status, headers, body) through the CDN edge
     stop_workers(kill=False) / start_workers()   fault injection (RQ workers)
     stop_watcher() / start_watcher()
+    stop_bucket() / start_bucket()   the bucket unreachable, then back (same objects)
     log_text(name) -> a process log ("gunicorn", "rq-workers", "watcher", "nginx")
 - `browser_type_launch_args` (session): Debian's /usr/bin/chromium with the
   flags it needs here (pytest-playwright's `page`/`context` use it).
@@ -195,6 +196,21 @@ class StudioStack:
     def start_watcher(self) -> None:
         self.handles["watcher"].start()
 
+    def stop_bucket(self) -> None:
+        """Make the bucket unreachable (fake-gcs-server stops; objects stay on disk)."""
+        self._gcs().stop()
+
+    def start_bucket(self) -> None:
+        """Bring the bucket back on the same port with the same objects."""
+        index = self.services.index(self._gcs())
+        old = self.services[index]
+        self.services[index] = stack.start_fake_gcs(
+            self.var_dir, port=old.port, bucket=old.bucket, backend="filesystem"
+        )
+
+    def _gcs(self) -> stack.GcsService:
+        return next(s for s in self.services if isinstance(s, stack.GcsService))
+
     def log_text(self, name: str) -> str:
         path = self.nginx.log_path if name == "nginx" else self.handles[name].log_path
         return path.read_text(errors="replace") if path and path.exists() else ""
@@ -216,7 +232,8 @@ def _start_stack(var_dir: Path) -> StudioStack:
         database_url = postgres.url.rsplit("/", 1)[0] + "/" + name
         redis_service = stack.start_redis(var_dir)
         started.append(redis_service)
-        gcs = stack.start_fake_gcs(var_dir)
+        # On disk, so the bucket can be stopped and started again (fault tests).
+        gcs = stack.start_fake_gcs(var_dir, backend="filesystem")
         started.append(gcs)
         port = stack.free_port()
         base_url = f"http://127.0.0.1:{port}"
