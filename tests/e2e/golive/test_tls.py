@@ -91,7 +91,8 @@ def test_leaving_the_page_deletes_the_whip_session(
     golive = GoLivePage(page, studio.tls_url, stream.public_id).open()
     golive.preview_playing()
     golive.go_live_button.click()
-    expect(golive.status).to_have_text("LIVE", timeout=15_000)
+    expect(golive.path).to_have_attribute("data-path", "webrtc", timeout=15_000)
+    expect(golive.status).to_have_text("LIVE")
     session = double.sessions[-1]
 
     page.goto(f"{studio.tls_url}/")  # leave: pagehide

@@ -130,3 +130,31 @@ def test_ice_failure_falls_back_to_websocket_and_goes_live(
     golive.stop_button.click()
     expect(golive.status).to_have_text("ended", timeout=20_000)
     wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
+
+
+def test_dropped_webrtc_session_reconnects(
+    studio, double, context: BrowserContext, db, make_user, make_stream
+):
+    """When the server drops the WebRTC session mid-broadcast, the page
+    says it is reconnecting and publishes again over WHIP by itself."""
+    owner = make_user()
+    stream = make_stream(owner)
+    golive = open_go_live(context, studio, owner.email, stream.public_id)
+    golive.go_live_button.click()
+    expect(golive.status).to_have_text("LIVE", timeout=15_000)
+    first = double.sessions[-1]
+    wait_until(lambda: first.frames["video"] > 0, 20, "frames of the first session")
+
+    double.kick(first)
+    expect(golive.message).to_contain_text("Reconnecting", timeout=15_000)
+    expect(golive.message).to_have_text("Reconnected.", timeout=20_000)
+    expect(golive.path).to_have_attribute("data-path", "webrtc")
+    expect(golive.status).to_have_text("LIVE")
+    second = double.sessions[-1]
+    assert second is not first and second.stream == stream.public_id
+    wait_until(lambda: second.frames["video"] > 0, 20, "frames of the new session")
+
+    golive.stop_button.click()
+    wait_until(lambda: second.token in double.deletes, 10, "DELETE of the new session")
+    expect(golive.status).to_have_text("ended")
+    assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc", "webrtc"]

@@ -219,6 +219,13 @@ class SrsWhipDouble:
         self._hook("on_unpublish", session)
         return 200
 
+    def kick(self, session: Session) -> None:
+        """Drop a publisher the way `DELETE /api/v1/clients/{cid}` does on SRS:
+        the session ends (DTLS close) and on_unpublish follows."""
+        session.deleted = True
+        self._run(session.pc.close())
+        self._hook("on_unpublish", session)
+
     # --- HTTP -------------------------------------------------------------------
 
     def _handler_class(self):

@@ -43,6 +43,7 @@ const settings = {
 
 let media = null; // the previewed MediaStream
 let publisher = null;
+let connecting = null; // a publisher still connecting (the server may already count it live)
 let live = false;
 let retries = 0;
 let retryTimer = null;
@@ -137,11 +138,14 @@ async function startWhip() {
     bitrateKbps: bitrateKbps(),
     onLost: connectionLost,
   });
+  connecting = candidate;
   try {
     await candidate.start(media);
   } catch (error) {
     await candidate.stop(); // DELETE the half-made session at once
     throw error;
+  } finally {
+    connecting = null;
   }
   return candidate;
 }
@@ -153,12 +157,15 @@ async function startSocket() {
       bitrateKbps: bitrateKbps(),
       onLost: connectionLost,
     });
+    connecting = candidate;
     try {
       await candidate.start(media);
       return candidate;
     } catch (error) {
       if (error.kind !== "busy" || attempt >= BUSY_RETRIES) throw error;
       await new Promise((resolve) => window.setTimeout(resolve, 1000));
+    } finally {
+      connecting = null;
     }
   }
 }
@@ -333,8 +340,12 @@ async function init() {
   ui.goLive.addEventListener("click", goLive);
   ui.stop.addEventListener("click", stop);
   // Leaving the page ends the broadcast now, not after the server's timeout.
-  window.addEventListener("pagehide", () => publisher?.stopOnUnload());
-  window.addEventListener("beforeunload", () => publisher?.stopOnUnload());
+  const leave = () => {
+    publisher?.stopOnUnload();
+    connecting?.stopOnUnload();
+  };
+  window.addEventListener("pagehide", leave);
+  window.addEventListener("beforeunload", leave);
   watchStream(settings.stream, { onEvent: onStatus });
 }
 

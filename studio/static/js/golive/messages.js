@@ -16,6 +16,12 @@ export const MESSAGES = {
     "This browser cannot record H.264 video, which sending over the WebSocket needs. " +
     "Use a recent Chrome or Edge.",
   unreachable: "The media server cannot be reached. Check your connection and try again in a moment.",
+  studioUnreachable:
+    "Could not connect to the studio. Check your connection, and that you are still logged in " +
+    "(reload the page).",
+  uploadTooSlow:
+    "Your upload is too slow for this quality: the video was piling up in the browser. " +
+    "Choose a lower bitrate or resolution, then go live again.",
   keyRefused:
     "The media server refused this stream's key: it was rotated, or the stream is disabled. " +
     "Reload the page (and enable the stream if needed).",

@@ -3,6 +3,7 @@
 import { MESSAGES, PublishError } from "./messages.js";
 
 const TIMESLICE_MS = 500;
+const MAX_QUEUED_BYTES = 16 * 1024 * 1024; // ~20 s of 6 Mbit/s waiting in the browser
 const CONTAINERS = [
   ["video/x-matroska;codecs=avc1,opus", "matroska"],
   ["video/mp4;codecs=avc1,opus", "mp4"],
@@ -67,7 +68,7 @@ export class SocketPublisher {
         this.recorder?.state !== "inactive" && this.recorder?.stop();
         if (!ready) {
           // A refused handshake (logged out, not the owner) has no close reason.
-          reject(event.code === 1006 ? new PublishError("lost", MESSAGES.unreachable, { retry: true }) : closeError(event));
+          reject(event.code === 1006 ? new PublishError("lost", MESSAGES.studioUnreachable, { retry: true }) : closeError(event));
         } else if (!this.stopping) {
           this.onLost?.(closeError(event));
         }
@@ -84,10 +85,17 @@ export class SocketPublisher {
       videoKeyFrameIntervalDuration: 2000,
     });
     recorder.addEventListener("dataavailable", (event) => {
-      if (event.data.size > 0 && this.socket?.readyState === WebSocket.OPEN) {
-        this.socket.send(event.data);
-        this.bytesSent += event.data.size;
+      if (event.data.size === 0 || this.socket?.readyState !== WebSocket.OPEN) return;
+      if (this.socket.bufferedAmount > MAX_QUEUED_BYTES) {
+        // The uplink cannot carry this bitrate: queueing more only delays everything.
+        this.stopping = true;
+        this.recorder.stop();
+        this.socket.close(1000, "Upload too slow");
+        this.onLost?.(new PublishError("slow", MESSAGES.uploadTooSlow));
+        return;
       }
+      this.socket.send(event.data);
+      this.bytesSent += event.data.size;
     });
     recorder.addEventListener("stop", () => {
       // The last chunk has been sent (dataavailable comes first): say goodbye.

@@ -3,6 +3,7 @@
 import { MESSAGES, PublishError } from "./messages.js";
 
 const GATHER_LIMIT_MS = 2000; // SRS takes no trickled candidates: send what we have by then
+const DISCONNECT_GRACE_MS = 5000;
 
 // Reorder the codecs so H.264 comes first: SRS bridges WebRTC to RTMP/HLS
 // only for H.264 (VP8 gives audio-only HLS). Packetization mode 1 and the
@@ -99,10 +100,17 @@ export class WhipPublisher {
     if (location) this.location = new URL(location, this.url).href;
     await pc.setRemoteDescription({ type: "answer", sdp: await reply.text() });
     await connectedWithin(pc, this.iceTimeoutMs);
+    let grace = null;
+    const lost = () => {
+      if (this.pc !== pc) return;
+      this.stop(); // DELETE: the server must not keep waiting for this session
+      this.onLost?.(new PublishError("lost", "The WebRTC connection was lost.", { retry: true }));
+    };
     pc.addEventListener("connectionstatechange", () => {
-      if (pc.connectionState === "failed" || pc.connectionState === "disconnected") {
-        if (this.pc === pc) this.onLost?.(new PublishError("lost", "The WebRTC connection was lost.", { retry: true }));
-      }
+      window.clearTimeout(grace);
+      // "disconnected" often heals by itself (a Wi-Fi blip); "failed" does not.
+      if (pc.connectionState === "failed") lost();
+      else if (pc.connectionState === "disconnected") grace = window.setTimeout(lost, DISCONNECT_GRACE_MS);
     });
   }
 
