@@ -1,15 +1,18 @@
-"""A media server that stops taking video must not make the studio buffer
-without bound: the ingest socket is dropped with a reason once the bounded
-buffer towards ffmpeg is full, and ffmpeg is killed and reaped."""
+"""The ingest socket when the media server misbehaves: one that stops taking
+video must not make the studio buffer without bound (the socket is dropped
+with a reason once the bounded buffer towards ffmpeg is full, and ffmpeg is
+killed and reaped); one that cannot be reached is reported as such."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 
 import pytest
 from simple_websocket import ConnectionClosed
 
+from devtools import stack
 from tests.conftest import VAR
 from tests.e2e.golive.harness import camera_recording, ffmpeg_pids, login, run_studio
 from tests.live.test_ingest_socket import closed_with, connect, next_message, wait_for
@@ -67,3 +70,26 @@ def test_stalled_engine_drops_the_socket_instead_of_buffering(
     assert sent < 32 * 1024 * 1024
     wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to be killed")
     wait_for(lambda: f"failed stream={stream.public_id}" in studio.log_text(), what="the log")
+
+
+@pytest.fixture(scope="module")
+def unreachable_studio(app, services):
+    env = {"STUDIO_INGEST_RTMP_URL": f"rtmp://127.0.0.1:{stack.free_port()}/live"}
+    var_dir = VAR / "golive-unreachable"
+    with run_studio(var_dir, services, app.config["HOOK_TOKEN"], env) as running:
+        yield running
+
+
+def test_unreachable_engine_is_reported(unreachable_studio, make_user, make_stream, recording):
+    """Nothing listens where ffmpeg publishes: the page is told the media
+    server is unreachable (a code it retries), and ffmpeg is gone."""
+    owner = make_user()
+    stream = make_stream(owner)
+    ws = connect(unreachable_studio, stream.public_id, login(unreachable_studio.url, owner.email))
+    assert next_message(ws) == {"type": "ready"}
+    with contextlib.suppress(ConnectionClosed, OSError):
+        ws.send(recording[:200_000])
+    code, reason = closed_with(ws)
+    assert code == 4502
+    assert reason == "The media server is unreachable."
+    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
