@@ -190,3 +190,26 @@ def test_ffmpeg_does_not_outlive_a_killed_web_worker(studio, db, make_user, make
     os.kill(worker, signal.SIGKILL)
     wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
     wait_for(lambda: stream_status(db, stream) == "ended", what="status ended")
+
+
+def test_fragmented_mp4_goes_live_too(studio, db, make_user, make_stream, tmp_path):
+    """Browsers that record MP4 rather than Matroska say so (?container=mp4)."""
+    owner = make_user()
+    stream = make_stream(owner)
+    mp4 = camera_recording(tmp_path / "camera.mp4", seconds=6, container="mp4")
+    ws = connect(studio, stream.public_id + "?container=mp4", login(studio.url, owner.email))
+    assert next_message(ws) == {"type": "ready"}
+    send_paced(ws, mp4, seconds=3)
+    wait_for(lambda: stream_status(db, stream) == "live", what="status live")
+    ws.close()
+    wait_for(lambda: stream_status(db, stream) == "ended", what="status ended")
+
+
+def test_unknown_container_is_refused(studio, make_user, make_stream):
+    owner = make_user()
+    stream = make_stream(owner)
+    ws = connect(studio, stream.public_id + "?container=avi", login(studio.url, owner.email))
+    code, reason = closed_with(ws)
+    assert code == 4400
+    assert "matroska or mp4" in reason
+    assert not ffmpeg_pids(stream.public_id)

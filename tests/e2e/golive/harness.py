@@ -130,13 +130,17 @@ def ffmpeg_pids(needle: str) -> list[int]:
     return pids
 
 
-def camera_recording(path: Path, seconds: int = 20) -> bytes:
-    """H.264 + Opus in Matroska, as Chromium's MediaRecorder sends it."""
+def camera_recording(path: Path, seconds: int = 20, container: str = "matroska") -> bytes:
+    """H.264 + Opus as a browser's MediaRecorder sends it: Matroska (Chromium)
+    or fragmented MP4 (`container="mp4"`)."""
+    output = ["-f", "matroska"]
+    if container == "mp4":
+        output = ["-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof"]
     subprocess.run(
         ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
          "-i", "testsrc=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440",
          "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "15",
-         "-c:a", "libopus", "-f", "matroska", str(path)],
+         "-c:a", "libopus", *output, str(path)],
         check=True, timeout=60,
     )  # fmt: skip
     return path.read_bytes()

@@ -7,6 +7,7 @@ const MAX_QUEUED_BYTES = 16 * 1024 * 1024; // ~20 s of 6 Mbit/s waiting in the b
 const CONTAINERS = [
   ["video/x-matroska;codecs=avc1,opus", "matroska"],
   ["video/mp4;codecs=avc1,opus", "mp4"],
+  ["video/mp4;codecs=avc1,mp4a.40.2", "mp4"], // Safari: AAC instead of Opus
 ];
 // Server close codes (see studio/live/ingest.py) after which retrying cannot help.
 const FINAL_CODES = new Set([4400, 4403, 4409]);
