@@ -4,15 +4,14 @@ coturn running deploy/coturn/turnserver.conf, and only while they are valid."""
 from __future__ import annotations
 
 import asyncio
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from aioice import turn
 
-from devtools import stack
 from studio.media.ice import turn_credentials
-from tests.conftest import ROOT, VAR
+from tests.conftest import VAR
+from tests.e2e.golive.harness import run_coturn
 
 SECRET = "turn-test-shared-secret"
 
@@ -20,22 +19,8 @@ SECRET = "turn-test-shared-secret"
 @pytest.fixture(scope="module")
 def coturn():
     """turnserver with the deployed config; loopback listener and relays."""
-    port = stack.free_port()
-    relay = stack.free_port()
-    var_dir = VAR / "coturn"
-    argv = [
-        "turnserver", "-c", str(ROOT / "deploy" / "coturn" / "turnserver.conf"),
-        "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-        f"--min-port={relay}", f"--max-port={relay + 20}", f"--static-auth-secret={SECRET}",
-        "--realm=studio.test", f"--pidfile={(var_dir / f'turn-{port}.pid').resolve()}",
-    ]  # fmt: skip
-    var_dir.mkdir(parents=True, exist_ok=True)
-    process, log_path = stack.spawn(f"coturn-{port}", argv, var_dir)
-    try:
-        stack.wait_for_port("127.0.0.1", port, 15, process, log_path)
-        yield {"server": ("127.0.0.1", port), "relay_ports": range(relay, relay + 21)}
-    finally:
-        stack.terminate(process, signal.SIGTERM, 5)
+    with run_coturn(VAR / "coturn", SECRET) as running:
+        yield {"server": (running.host, running.port), "relay_ports": running.relay_ports}
 
 
 def allocate(server, username: str, password: str) -> tuple[str, int]:

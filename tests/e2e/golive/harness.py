@@ -144,3 +144,34 @@ def camera_recording(path: Path, seconds: int = 20, container: str = "matroska")
         check=True, timeout=60,
     )  # fmt: skip
     return path.read_bytes()
+
+
+@dataclass
+class Coturn:
+    host: str
+    port: int
+    relay_ports: range
+    secret: str
+
+    @property
+    def url(self) -> str:
+        return f"turn:{self.host}:{self.port}?transport=udp"
+
+
+@contextlib.contextmanager
+def run_coturn(var_dir: Path, secret: str) -> Iterator[Coturn]:
+    """turnserver with deploy/coturn/turnserver.conf, on loopback."""
+    port, relay = stack.free_port(), stack.free_port()
+    argv = [
+        "turnserver", "-c", str(ROOT / "deploy" / "coturn" / "turnserver.conf"),
+        "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+        f"--min-port={relay}", f"--max-port={relay + 20}", f"--static-auth-secret={secret}",
+        "--realm=studio.test", f"--pidfile={(var_dir / f'turn-{port}.pid').resolve()}",
+    ]  # fmt: skip
+    var_dir.mkdir(parents=True, exist_ok=True)
+    process, log_path = stack.spawn(f"coturn-{port}", argv, var_dir)
+    try:
+        stack.wait_for_port("127.0.0.1", port, 15, process, log_path)
+        yield Coturn("127.0.0.1", port, range(relay, relay + 21), secret)
+    finally:
+        stack.terminate(process, signal.SIGTERM, 5)

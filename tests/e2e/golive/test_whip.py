@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from studio.models import Broadcast
 from tests.conftest import VAR
-from tests.e2e.golive.harness import ffmpeg_pids, run_studio
+from tests.e2e.golive.harness import ffmpeg_pids, run_coturn, run_studio
 from tests.e2e.golive.pages import GoLivePage, log_in
 from tests.e2e.golive.whip_double import SrsWhipDouble, first_video_codec
 
@@ -34,13 +34,21 @@ def double():
 
 
 @pytest.fixture(scope="module")
-def studio(app, services, double):
+def coturn():
+    with run_coturn(VAR / "golive-whip", "whip-test-turn-secret") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def studio(app, services, double, coturn):
     token = app.config["HOOK_TOKEN"]
     env = {
         "STUDIO_MEDIA_ENGINE": "srs",
         "STUDIO_WHIP_URL": double.whip_url,
         "STUDIO_SRS_API_URL": "http://127.0.0.1:9",  # no SRS API: health says unreachable
         "STUDIO_WHIP_ICE_TIMEOUT": str(ICE_TIMEOUT),
+        "STUDIO_TURN_URLS": coturn.url,
+        "STUDIO_TURN_SECRET": coturn.secret,
     }
     with run_studio(VAR / "golive-whip", services, token, env) as running:
         double.hook_url = f"{running.url}/hooks/srs?token={token}"
@@ -78,11 +86,12 @@ def open_go_live(context: BrowserContext, studio, email: str, public_id: str) ->
 
 
 def test_whip_offer_prefers_h264_frames_arrive_and_stop_deletes(
-    studio, double, context: BrowserContext, db, make_user, make_stream
+    studio, double, coturn, context: BrowserContext, db, make_user, make_stream
 ):
     """On SRS the page publishes over WHIP with H.264 first in its offer
-    (SRS's RTMP/HLS bridge needs it); H.264 frames reach the server; Stop
-    DELETEs the WHIP session so the stream ends at once."""
+    (SRS's RTMP/HLS bridge needs it) and TURN relay candidates from the
+    studio's credentials; H.264 frames reach the server; Stop DELETEs the
+    WHIP session so the stream ends at once."""
     owner = make_user()
     stream = make_stream(owner)
     golive = open_go_live(context, studio, owner.email, stream.public_id)
@@ -95,6 +104,9 @@ def test_whip_offer_prefers_h264_frames_arrive_and_stop_deletes(
     assert session.stream == stream.public_id
     assert first_video_codec(session.offer) == "H264"
     assert first_video_codec(session.answer) == "H264"
+    # The page used the studio's TURN credentials: coturn gave it a relay address.
+    relay = re.search(r"a=candidate:.* 127\.0\.0\.1 (\d+) typ relay", session.offer)
+    assert relay and int(relay.group(1)) in coturn.relay_ports
     wait_until(lambda: double.frames("video") > 0, 20, "decoded H.264 frames at the double")
     expect(golive.health("bitrate")).to_have_text(KBIT, timeout=10_000)
     assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc"]
