@@ -161,9 +161,12 @@ def make_client(emulator_host: str = "") -> storage.Client:
     """A storage client: anonymous against the emulator, else the ambient
     service account (Application Default Credentials)."""
     if emulator_host:
-        # The library reads the variable itself; set it so both agree.
-        os.environ["STORAGE_EMULATOR_HOST"] = emulator_host
-        client = storage.Client(project="test", credentials=AnonymousCredentials())
+        # The endpoint is given to this client only: no process-wide side effect.
+        client = storage.Client(
+            project="test",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": emulator_host},
+        )
     else:
         client = storage.Client()
     if not any(key.lower().endswith("_proxy") for key in os.environ):
