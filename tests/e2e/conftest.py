@@ -324,7 +324,8 @@ def studio_stack():
         with studio.app.app_context():
             db.engine.dispose()
         if os.environ.get("STUDIO_KEEP_E2E_VAR") != "1":
-            shutil.rmtree(var_dir / "hls", ignore_errors=True)
+            for media in ("hls", "gcs"):  # logs stay for post-mortems
+                shutil.rmtree(var_dir / media, ignore_errors=True)
 
 
 FFMPEG_TESTSRC = [
