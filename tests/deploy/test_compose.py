@@ -133,8 +133,9 @@ def test_shell_entrypoint_parses():
 
 
 def test_worker_consumes_the_pipeline_queue():
-    """The worker role listens on the queue the upload pipeline enqueues to."""
+    """The worker role listens on the queues the upload pipeline enqueues to,
+    live segments before replays."""
     from studio.media import pipeline
 
     queues = compose()["services"]["worker"]["environment"]["STUDIO_RQ_QUEUES"].split()
-    assert pipeline.QUEUE_NAME in queues
+    assert [q for q in queues if q in pipeline.QUEUES] == list(pipeline.QUEUES)
