@@ -86,12 +86,17 @@ def test_a_watcher_that_falls_behind_gets_a_resync_not_a_backlog(private_redis):
     publisher = redis_lib.Redis.from_url(private_redis.url)
     try:
         events = hub.join("stream1")
+        marker = hub.join("marker")
         assert hub.connected.wait(5)
         assert next_event(events) is RESYNC
         for n in range(events.maxsize + 5):
             publisher.publish(channel("stream1"), json.dumps({"type": "status", "n": n}))
         last = {"type": "status", "n": "last"}
         publisher.publish(channel("stream1"), json.dumps(last))
+        # One subscription delivers in publish order: once the marker arrives,
+        # the hub has routed every stream1 event while this socket read nothing.
+        publisher.publish(channel("marker"), json.dumps({"type": "status"}))
+        assert next_real_event(marker) == {"type": "status"}
         delivered = []
         while (event := next_event(events)) != last:
             delivered.append(event)
