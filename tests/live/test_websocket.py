@@ -29,7 +29,7 @@ class Socket:
         self.ws = Client.connect(url, headers=headers)
         self.raw: list[str] = []
 
-    def next(self, predicate, timeout: float = 10.0) -> dict:
+    def next(self, predicate, timeout: float = 20.0) -> dict:
         """The first message (from now on) matching `predicate`."""
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
@@ -127,7 +127,7 @@ def test_ingest_health_goes_to_the_owner_only(live_server, client, make_user, ma
         socket.next(is_status("live"))
 
     first = owner_socket.next(lambda e: e["type"] == "health")
-    second = owner_socket.next(lambda e: e["type"] == "health", timeout=5)
+    second = owner_socket.next(lambda e: e["type"] == "health", timeout=15)
     assert first == {**second, "now": first["now"]}
     assert first["error"] == "Media server unreachable."
     assert first["publishing"] is None
