@@ -131,11 +131,8 @@ def main() -> int:
         handles.append(runner.start_gunicorn(env, VAR, port, name="gunicorn"))
         handles.append(runner.start_workers(env, VAR))
         handles.append(runner.start_watcher(env, VAR))
-        _banner(public_url, rtmp_url, nginx, gcs, srs_bin)
-        names = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
-        print(f"  HTTPS         {names}\n"
-              f"                (camera/go-live; self-signed: accept it once, see docs/tls.md)",
-              flush=True)  # fmt: skip
+        https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
+        _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin)
         while True:
             signal.pause()
             for handle in handles:
@@ -151,12 +148,14 @@ def main() -> int:
             service.stop()
 
 
-def _banner(public_url, rtmp_url, nginx, gcs, srs_bin) -> None:
+def _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin) -> None:
     engine = f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp"
     print(
         f"""
 Live Studio is running.
   Studio        {public_url}   (create an account at /register)
+  HTTPS         {https}
+                (camera/go-live; self-signed: accept it once, see docs/tls.md)
   RTMP ingest   {rtmp_url}   ({engine}; stream key = "<stream id>?secret=<key>")
   Try it        ffmpeg -re -f lavfi -i testsrc=size=1280x720:rate=30 -f lavfi -i sine \\
                   -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv \\
