@@ -33,27 +33,14 @@ from sqlalchemy import text
 
 from studio import metrics
 from studio.extensions import db
+from studio.hooks import parsing
 from studio.models import utcnow
 
 log = logging.getLogger(__name__)
 bp = Blueprint("observability", __name__)
 
 # Callback events we count by name; anything else is "other" (bounded labels).
-KNOWN_EVENTS = frozenset(
-    {
-        "on_connect",
-        "on_close",
-        "on_publish",
-        "on_unpublish",
-        "on_play",
-        "on_stop",
-        "on_hls",
-        "on_dvr",
-        "publish",
-        "publish_done",
-        "update_publish",
-    }
-)
+KNOWN_EVENTS = frozenset(parsing.SRS_ACTIONS | parsing.NGINX_CALLS.keys() | {"update_publish"})
 HOOK_ENGINES = {"hooks.srs": "srs", "hooks.nginx_rtmp": "nginx-rtmp"}
 
 
