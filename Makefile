@@ -15,8 +15,9 @@ setup:
 dev: setup
 	@$(PY) -m devtools.dev
 
-## Run every test (unit, integration, end-to-end in Chromium).
+## Run every test (lint, unit, integration, end-to-end in Chromium).
 test: setup
+	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
 	@$(PY) -m pytest
 
 ## Unit and integration tests only (no browser, no media).
