@@ -4,18 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.helpers import Api
 from tests.dbstate import snapshot
-
-
-@pytest.fixture()
-def owner(make_user):
-    return make_user()
-
-
-@pytest.fixture()
-def api(client, owner, make_token):
-    return Api(client, make_token(owner))
 
 
 @pytest.fixture()

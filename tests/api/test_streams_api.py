@@ -4,25 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
 from sqlalchemy import func, select
 
 from studio.models import Broadcast, Stream, utcnow
 from studio.streams import service
 from studio.streams.service import PublishAttempt
-from tests.api.helpers import Api
 
 STREAM_FIELDS = {"id", "title", "status", "disabled", "created_at", "ingest", "playback"}
-
-
-@pytest.fixture()
-def owner(make_user):
-    return make_user()
-
-
-@pytest.fixture()
-def api(client, owner, make_token):
-    return Api(client, make_token(owner))
 
 
 def stream_row(db, public_id: str) -> Stream | None:
