@@ -14,6 +14,10 @@ from pathlib import Path
 from devtools import stack
 from tests.conftest import ROOT, VAR
 
+# Worker processes of the `server` fixture (tests/deploy/conftest.py): more
+# than one, so counts must add up across workers and a reload turns several over.
+WORKERS = 2
+
 
 @dataclass
 class GunicornServer:
@@ -51,7 +55,7 @@ class GunicornServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_gunicorn(services: dict, hook_token: str, workers: int = 2, **env: str):
+def start_gunicorn(services: dict, hook_token: str, workers: int = WORKERS, **env: str):
     """Start `gunicorn -c gunicorn.conf.py wsgi:app` on a free port; returns a
     GunicornServer once it listens. Stop it with `stop_gunicorn`."""
     port = stack.free_port()

@@ -14,24 +14,15 @@ import signal
 import threading
 import time
 
-import pytest
 import requests
 from sqlalchemy import func, select
 
 from studio.models import Broadcast, Stream
 from tests.conftest import load_fixture
-from tests.deploy.gunicorn_server import start_gunicorn, stop_gunicorn
+from tests.deploy.gunicorn_server import WORKERS
 from tests.ops.metrics_helpers import value
 
 THREADS = 6
-WORKERS = 2
-
-
-@pytest.fixture()
-def server(app, services, db):
-    server = start_gunicorn(services, app.config["HOOK_TOKEN"], workers=WORKERS)
-    yield server
-    stop_gunicorn(server)
 
 
 class Publisher(threading.Thread):

@@ -10,21 +10,11 @@ import re
 import signal
 import time
 
-import pytest
 import requests
 from simple_websocket import Client, ConnectionClosed
 
-from tests.deploy.gunicorn_server import start_gunicorn, stop_gunicorn
+from tests.deploy.gunicorn_server import WORKERS
 from tests.ops.metrics_helpers import value
-
-WORKERS = 2
-
-
-@pytest.fixture()
-def server(app, services, db):
-    server = start_gunicorn(services, app.config["HOOK_TOKEN"], workers=WORKERS)
-    yield server
-    stop_gunicorn(server)
 
 
 def scrape(server) -> str:
