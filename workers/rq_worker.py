@@ -38,5 +38,6 @@ def warm_up() -> None:
         finally:
             db.session.remove()
         gcs.get_storage(app.config)
-    import workers.replay  # noqa: F401 (imports the job modules before the first job)
+    import workers.purge  # noqa: F401 (imports the job modules before the first job)
+    import workers.replay  # noqa: F401
     import workers.sync  # noqa: F401

@@ -31,10 +31,12 @@ QUEUES = (QUEUE_NAME, REPLAY_QUEUE_NAME)
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SYNC_JOB = "workers.sync.sync_stream"
 FINALIZE_JOB = "workers.replay.finalize_broadcast"
+PURGE_JOB = "workers.purge.purge_stream"
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60
 SYNC_TIMEOUT = 300  # seconds; a sync of a long backlog uploads in parallel
 FINALIZE_TIMEOUT = 600
+PURGE_TIMEOUT = 600  # a long-lived stream has many objects, deleted one by one
 
 
 class Keys:
@@ -112,6 +114,31 @@ def broadcast_ended(app: Flask, broadcast_id: int) -> None:
         request_finalize(get_redis(app), broadcast_id)
     except redis.RedisError:
         log.warning("could not queue the replay of broadcast %s (Redis down)", broadcast_id)
+
+
+def request_purge(connection: redis.Redis, stream: str) -> None:
+    """Enqueue the purge of a deleted stream's media (idempotent job), on the
+    replays queue: behind live segments, and consumed by every worker role."""
+    media_queue(connection, REPLAY_QUEUE_NAME).enqueue(
+        PURGE_JOB,
+        stream,
+        job_timeout=PURGE_TIMEOUT,
+        result_ttl=3600,
+        failure_ttl=86400 * 7,
+        retry=Retry(max=5, interval=[5, 15, 60, 120, 300]),
+        description=f"purge stream {stream}",
+    )
+
+
+def stream_deleted(app: Flask, stream: str) -> None:
+    """After-commit action of delete_stream: queue the purge of its media.
+    Redis being down is logged (the objects stay until purged by hand)."""
+    from studio.redis_client import get_redis
+
+    try:
+        request_purge(get_redis(app), stream)
+    except redis.RedisError:
+        log.error("could not queue the purge of deleted stream %s (Redis down)", stream)
 
 
 def _on_hls(app: Flask, callback) -> None:

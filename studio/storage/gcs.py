@@ -152,6 +152,34 @@ class Storage:
         except gexc.GoogleAPIError as exc:
             raise StorageError(f"reading {object_name} failed: {exc}") from exc
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose name starts with `prefix` (a folder such
+        as layout.stream_prefix(id): non-empty, ending in "/", so a bad
+        argument can never empty the bucket). Returns how many were deleted.
+
+        Idempotent: an object already gone (a concurrent or earlier run) is
+        not an error. Raises StorageError if listing or a delete fails.
+        """
+        if not prefix or not prefix.endswith("/") or prefix.startswith("/"):
+            raise ValueError(f"refusing to delete under prefix {prefix!r}")
+        deleted = 0
+        try:
+            blobs = list(
+                self.client.list_blobs(
+                    self.bucket, prefix=prefix, timeout=REQUEST_TIMEOUT, retry=_retry("read")
+                )
+            )
+            for blob in blobs:
+                try:
+                    # Deleting a name twice is harmless, so retrying is safe.
+                    blob.delete(timeout=REQUEST_TIMEOUT, retry=_retry("delete"))
+                except gexc.NotFound:
+                    continue
+                deleted += 1
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StorageError(f"deleting under {prefix} failed: {exc}") from exc
+        return deleted
+
 
 _lock = threading.Lock()
 _clients: dict[tuple[int, str, str], storage.Client] = {}

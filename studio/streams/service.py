@@ -116,8 +116,16 @@ def set_disabled(session: Session, stream: Stream, disabled: bool) -> Stream:
 
 
 def delete_stream(session: Session, stream: Stream) -> None:
-    """Delete a stream with its broadcasts; a live publisher is dropped."""
+    """Delete a stream with its broadcasts; a live publisher is dropped and,
+    once committed, a job removes its objects from the bucket and its local
+    HLS files."""
+    from flask import current_app
+
+    from studio.media import pipeline
+
     _drop_live_publisher(session, stream)
+    app, public_id = current_app._get_current_object(), stream.public_id
+    after_commit(session, lambda: pipeline.stream_deleted(app, public_id))
     session.delete(stream)
 
 
