@@ -77,6 +77,9 @@ def db(app):
 @pytest.fixture()
 def redis(app, db):
     client = redis_lib.Redis.from_url(app.config["REDIS_URL"])
+    # Empty at the start too: tests without this fixture (deleting a stream
+    # queues a purge job) may have left keys behind.
+    client.flushdb()
     yield client
     client.flushdb()
 
