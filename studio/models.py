@@ -64,6 +64,8 @@ class Stream(db.Model):
     __tablename__ = "streams"
     __table_args__ = (
         CheckConstraint("status IN ('created', 'live', 'ended')", name="ck_streams_status"),
+        # The per-user live limit and the live-streams gauge count live rows only.
+        Index("ix_streams_live_owner", "owner_id", postgresql_where=text("status = 'live'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
