@@ -8,29 +8,19 @@ import contextlib
 import os
 import re
 import signal
-import time
 
 import requests
 from simple_websocket import Client, ConnectionClosed
 
 from tests.deploy.gunicorn_server import WORKERS
 from tests.ops.metrics_helpers import value
+from tests.polling import poll
 
 
 def scrape(server) -> str:
     reply = requests.get(f"{server.url}/metrics", timeout=10)
     assert reply.status_code == 200
     return reply.text
-
-
-def wait_for(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_request_counts_add_up_across_workers(server):
@@ -54,12 +44,12 @@ def test_websocket_clients_gauge(server, make_stream):
         for socket in sockets:
             assert socket.receive(timeout=10)  # the initial status: the handler runs
         gauge = lambda: value(scrape(server), "studio_websocket_clients", kind="status")  # noqa: E731
-        assert wait_for(lambda: gauge() == 3), gauge()
+        assert poll(lambda: gauge() == 3), gauge()
     finally:
         for socket in sockets:
             with contextlib.suppress(ConnectionClosed):
                 socket.close()
-    assert wait_for(lambda: gauge() == 0), gauge()
+    assert poll(lambda: gauge() == 0), gauge()
 
 
 def test_killed_workers_sockets_stop_counting(server, make_stream):
@@ -71,12 +61,12 @@ def test_killed_workers_sockets_stop_counting(server, make_stream):
     try:
         assert socket.receive(timeout=10)
         gauge = lambda: value(scrape(server), "studio_websocket_clients", kind="status")  # noqa: E731
-        assert wait_for(lambda: gauge() == 1)
+        assert poll(lambda: gauge() == 1)
         old = server.workers()
         for pid in old:
             os.kill(pid, signal.SIGKILL)
         server.wait_for_workers(WORKERS, exclude=old)
-        assert wait_for(lambda: gauge() == 0), gauge()
+        assert poll(lambda: gauge() == 0), gauge()
     finally:
         with contextlib.suppress(ConnectionClosed, OSError):
             socket.close()

@@ -4,19 +4,9 @@ nothing is lost, nothing is out of order, the replay is complete."""
 from __future__ import annotations
 
 import re
-import time
 
 from studio.storage import layout
-
-
-def _wait(predicate, timeout: float, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
+from tests.polling import poll
 
 
 def _local_segments(studio_stack, public_id: str) -> list[str]:
@@ -56,17 +46,17 @@ def _outage_during_a_live_stream(
     stream = studio_stack.create_stream(studio_stack.create_user())
     publisher = ffmpeg_publisher.start(stream.publish_url, seconds=seconds)
     live_playlist = layout.live_playlist(stream.public_id)
-    assert _wait(lambda: studio_stack.bucket_get(live_playlist)[0] == 200, 20), (
+    assert poll(lambda: studio_stack.bucket_get(live_playlist)[0] == 200, 20, 0.2), (
         "the live playlist never reached the bucket"
     )
 
     stop()
     # Meanwhile, segments pile up on disk (nothing deleted).
-    assert _wait(lambda: len(_local_segments(studio_stack, stream.public_id)) >= pile_up, 30)
+    assert poll(lambda: len(_local_segments(studio_stack, stream.public_id)) >= pile_up, 30, 0.2)
     start()
 
     assert publisher.wait(timeout=seconds + 30) == 0
-    row = _wait(lambda: _replay_ready(studio_stack, stream.public_id), 90, 0.5)
+    row = poll(lambda: _replay_ready(studio_stack, stream.public_id), 90, 0.5)
     assert row, f"no replay:\n{studio_stack.log_text('rq-workers')[-3000:]}"
 
     broadcast = row["broadcasts"][-1]

@@ -6,16 +6,7 @@ import time
 import xml.etree.ElementTree as ET
 
 from devtools import stack
-
-
-def _wait(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
+from tests.polling import poll
 
 
 def _publishing(studio_stack, public_id: str) -> bool:
@@ -50,8 +41,8 @@ def test_disabling_a_live_stream_drops_the_publisher(studio_stack, ffmpeg_publis
     stream = studio_stack.create_stream(email)
     session = studio_stack.login(email)
     process = ffmpeg_publisher.start(stream.publish_url)
-    assert _wait(lambda: studio_stack.stream_row(stream.public_id)["status"] == "live", 15)
-    assert _wait(lambda: _publishing(studio_stack, stream.public_id), 10)
+    assert poll(lambda: studio_stack.stream_row(stream.public_id)["status"] == "live", 15)
+    assert poll(lambda: _publishing(studio_stack, stream.public_id), 10)
     page = session.get(f"{studio_stack.base_url}/streams/{stream.public_id}", timeout=10)
     token = _csrf(page.text)
 
@@ -63,9 +54,9 @@ def test_disabling_a_live_stream_drops_the_publisher(studio_stack, ffmpeg_publis
         allow_redirects=False,
     )
     assert reply.status_code in (302, 303), reply.text[:300]
-    dropped = _wait(lambda: not _publishing(studio_stack, stream.public_id), 5, 0.01)
+    dropped = poll(lambda: not _publishing(studio_stack, stream.public_id), 5, 0.01)
     dropped_after = time.monotonic() - started
-    exited = _wait(lambda: process.poll() is not None, 5, 0.01)
+    exited = poll(lambda: process.poll() is not None, 5, 0.01)
     exited_after = time.monotonic() - started
     print(f"publisher dropped after {dropped_after:.3f}s, ffmpeg exited after {exited_after:.3f}s")
 

@@ -12,17 +12,8 @@ from sqlalchemy import select
 from studio.extensions import db
 from studio.models import Broadcast, Stream, utcnow
 from studio.streams import service
+from tests.polling import poll
 from workers import reconcile as reconciler
-
-
-def _wait(predicate, timeout: float, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def _engine_has(studio_stack, public_id: str) -> bool:
@@ -47,8 +38,8 @@ def test_publisher_unknown_to_the_database_is_dropped(studio_stack, ffmpeg_publi
     publisher at nginx-rtmp and ffmpeg's connection ends."""
     stream = studio_stack.create_stream(studio_stack.create_user())
     process = ffmpeg_publisher.start(stream.publish_url)
-    assert _wait(lambda: studio_stack.stream_row(stream.public_id)["status"] == "live", 15)
-    assert _wait(lambda: _engine_has(studio_stack, stream.public_id), 10)
+    assert poll(lambda: studio_stack.stream_row(stream.public_id)["status"] == "live", 15)
+    assert poll(lambda: _engine_has(studio_stack, stream.public_id), 10)
     with studio_stack.app.app_context():
         broadcast = db.session.scalar(
             select(Broadcast).join(Stream).where(Stream.public_id == stream.public_id)
@@ -63,7 +54,7 @@ def test_publisher_unknown_to_the_database_is_dropped(studio_stack, ffmpeg_publi
     assert process.poll() is None
     assert _reconcile(studio_stack, now + _grace(studio_stack)).dropped == [stream.public_id]
     process.wait(timeout=20)
-    assert _wait(lambda: not _engine_has(studio_stack, stream.public_id), 10)
+    assert poll(lambda: not _engine_has(studio_stack, stream.public_id), 10)
 
 
 def test_live_row_without_a_publisher_is_ended(studio_stack):
@@ -92,8 +83,8 @@ def test_real_publisher_is_left_alone(studio_stack, ffmpeg_publisher):
     """A stream that is live both in the database and at nginx-rtmp stays live."""
     stream = studio_stack.create_stream(studio_stack.create_user())
     process = ffmpeg_publisher.start(stream.publish_url)
-    assert _wait(lambda: _engine_has(studio_stack, stream.public_id), 15)
-    assert _wait(lambda: studio_stack.stream_row(stream.public_id)["status"] == "live", 10)
+    assert poll(lambda: _engine_has(studio_stack, stream.public_id), 15)
+    assert poll(lambda: studio_stack.stream_row(stream.public_id)["status"] == "live", 10)
     now = time.time()
     for offset in (0, 10 * _grace(studio_stack)):
         report = _reconcile(studio_stack, now + offset)
