@@ -139,3 +139,29 @@ def test_worker_consumes_the_pipeline_queue():
 
     queues = compose()["services"]["worker"]["environment"]["STUDIO_RQ_QUEUES"].split()
     assert [q for q in queues if q in pipeline.QUEUES] == list(pipeline.QUEUES)
+
+
+def test_coturn_serves_tls_with_the_certificate_nginx_uses():
+    """coturn's --cert/--pkey name the files nginx's ssl_certificate and
+    ssl_certificate_key name, in the same certs volume (read only), so
+    turns: on 5349 presents the studio's certificate."""
+    services = compose()["services"]
+    conf = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
+
+    def mounted(service: str, path: str) -> str:
+        """`path` inside `service` as a path inside the volume it is on."""
+        for volume in services[service]["volumes"]:
+            name, target, *options = volume.split(":")
+            if path.startswith(target.rstrip("/") + "/"):
+                assert options == ["ro"], volume
+                return f"{name}:{path[len(target.rstrip('/')) :]}"
+        raise AssertionError(f"{path} is on no volume of {service}")
+
+    nginx = {
+        key: mounted("nginx", re.search(rf"^\s*{key}\s+(\S+);", conf, re.M)[1])
+        for key in ("ssl_certificate", "ssl_certificate_key")
+    }
+    options = dict(arg.split("=", 1) for arg in services["coturn"]["command"] if "=" in arg)
+    assert mounted("coturn", options["--cert"]) == nginx["ssl_certificate"]
+    assert mounted("coturn", options["--pkey"]) == nginx["ssl_certificate_key"]
+    assert nginx["ssl_certificate"].startswith("certs:/")
