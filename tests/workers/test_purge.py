@@ -175,3 +175,19 @@ def test_rolled_back_deletion_queues_nothing(pipeline_app, db, redis, make_strea
         streams.delete_stream(db.session, stream)
         db.session.rollback()
     assert pipeline.media_queue(redis, pipeline.REPLAY_QUEUE_NAME).get_jobs() == []
+
+
+def test_deleting_through_the_page_queues_the_purge_too(
+    pipeline_app, client, db, redis, fake_gcs, bucket, auth, two_streams
+):
+    """The creator page's delete form goes through the same service: after
+    the redirect a worker purges the stream's objects, the other's stay."""
+    doomed, _, _, kept_objects, _ = two_streams
+    auth.login(doomed.owner.email)
+    token = auth.form_token(f"/streams/{doomed.public_id}")
+
+    reply = client.post(f"/streams/{doomed.public_id}/delete", data={"csrf_token": token})
+
+    assert reply.status_code == 302
+    _run_worker(redis)
+    assert _object_names(fake_gcs, bucket) == kept_objects
