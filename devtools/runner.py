@@ -157,18 +157,25 @@ def start_gunicorn(
     *,
     workers: int = 2,
     threads: int = 16,
+    graceful_timeout: int = 5,
+    config: Path | None = None,
     name: str | None = None,
 ) -> Handle:
     """gunicorn `wsgi:app` on 127.0.0.1:port with gthread workers (a
-    websocket holds a thread, not a process). Waits until it listens."""
+    websocket holds a thread, not a process). Waits until it listens.
+
+    With `config` (gunicorn.conf.py), its server hooks run too; the options
+    given here override the file's. `.stop()` waits a little longer than the
+    graceful timeout, so workers may finish what they hold."""
     argv = [
-        sys.executable, "-m", "gunicorn", "wsgi:app",
+        sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else []), "wsgi:app",
         "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
         "--workers", str(workers), "--threads", str(threads),
-        "--graceful-timeout", "5", "--timeout", "60",
+        "--graceful-timeout", str(graceful_timeout), "--timeout", "60",
     ]  # fmt: skip
     handle = _spawn(name or f"gunicorn-{port}", argv, env, var_dir)
     handle.url = f"http://127.0.0.1:{port}"
+    handle.stop_timeout = graceful_timeout + 5.0
     try:
         stack.wait_for_port("127.0.0.1", port, 30, handle.process, handle.log_path)
     except BaseException:

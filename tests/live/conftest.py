@@ -6,16 +6,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 import requests
 
-from devtools import stack
-from tests.conftest import PASSWORD, ROOT, VAR, csrf_token
+from devtools import runner, stack
+from tests.conftest import ROOT, VAR
+from tests.e2e.golive.harness import cookie_header
 
 
 @contextlib.contextmanager
@@ -34,20 +33,11 @@ def run_gunicorn(app, services) -> Iterator[tuple[str, subprocess.Popen]]:
         "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
         "STUDIO_LOG_LEVEL": "WARNING",
     }
-    log_path = VAR / "logs" / f"gunicorn-live-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app",
-             "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread", "--workers", "1",
-             "--threads", "8", "--graceful-timeout", "20"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        stack.wait_for_port("127.0.0.1", port, 20, process, log_path)
-        yield f"http://127.0.0.1:{port}", process
-    finally:
-        stack.terminate(process, signal.SIGTERM, timeout=25)
+    with runner.start_gunicorn(
+        env, VAR, port, workers=1, threads=8, graceful_timeout=20,
+        config=ROOT / "gunicorn.conf.py", name=f"gunicorn-live-{port}",
+    ) as gunicorn:  # fmt: skip
+        yield gunicorn.url, gunicorn.process
 
 
 @pytest.fixture(scope="module")
@@ -57,25 +47,10 @@ def live_server(app, services):
         yield url
 
 
-def login(base_url: str, email: str) -> requests.Session:
-    """A requests session logged in through the real login page."""
-    session = requests.Session()
-    page = session.get(f"{base_url}/login", timeout=5).text
-    reply = session.post(
-        f"{base_url}/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": csrf_token(page)},
-        timeout=5,
-        allow_redirects=False,
-    )
-    assert reply.status_code in (302, 303), reply.text
-    return session
-
-
 def browser_headers(session: requests.Session) -> dict[str, str]:
     """The headers a browser sends on the socket upgrade: its cookies, and its
     User-Agent (Flask-Login's strong session protection checks it)."""
-    cookies = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
-    return {"Cookie": cookies, "User-Agent": session.headers["User-Agent"]}
+    return {"Cookie": cookie_header(session), "User-Agent": session.headers["User-Agent"]}
 
 
 def ws_url(base_url: str, public_id: str) -> str:

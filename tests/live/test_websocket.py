@@ -16,7 +16,8 @@ from werkzeug.serving import make_server
 
 from studio.live import events
 from studio.live.hub import get_hub
-from tests.live.conftest import browser_headers, login, run_gunicorn, ws_url
+from tests.e2e.golive.harness import login
+from tests.live.conftest import browser_headers, run_gunicorn, ws_url
 from tests.watch.test_pages import add_broadcast
 
 HOOK = "/hooks/nginx-rtmp?token=test-hook-token"

@@ -8,14 +8,13 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from devtools import stack, tls
+from devtools import runner, stack, tls
 from tests.conftest import PASSWORD, ROOT, csrf_token
 
 
@@ -75,25 +74,16 @@ def run_studio(
         "STUDIO_PROXY_HOPS": "1" if site else "0",
         **(env or {}),
     }
-    log_path = var_dir / "logs" / f"gunicorn-golive-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
-             "--worker-class", "gthread", "--workers", "1", "--threads", "16",
-             "--graceful-timeout", "5"],
-            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
     try:
-        stack.wait_for_port("127.0.0.1", port, 30, process, log_path)
-        yield Studio(
-            url=base, rtmp_url=nginx.rtmp_url, log_path=log_path, nginx=nginx,
-            tls_url=nginx.tls_url.replace("127.0.0.1", "localhost"),
-            cert=site.cert if site else None,
-        )  # fmt: skip
+        with runner.start_gunicorn(
+            full_env, var_dir, port, workers=1, threads=16, name=f"gunicorn-golive-{port}"
+        ) as gunicorn:
+            yield Studio(
+                url=base, rtmp_url=nginx.rtmp_url, log_path=gunicorn.log_path, nginx=nginx,
+                tls_url=nginx.tls_url.replace("127.0.0.1", "localhost"),
+                cert=site.cert if site else None,
+            )  # fmt: skip
     finally:
-        stack.terminate(process, signal.SIGTERM, timeout=10)
         nginx.stop()
 
 
