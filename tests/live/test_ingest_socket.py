@@ -22,6 +22,7 @@ from tests.e2e.golive.harness import (
     login,
     run_studio,
 )
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -73,16 +74,6 @@ def stream_status(db, stream) -> str:
     return stream.status
 
 
-def wait_for(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def send_paced(ws: Client, data: bytes, seconds: float, chunk_seconds: float = 0.25) -> None:
     """Send `data` as if it were recorded over `seconds`, in timesliced chunks."""
     count = max(1, int(seconds / chunk_seconds))
@@ -129,11 +120,11 @@ def test_owner_goes_live_and_socket_close_ends_the_broadcast(
     assert next_message(ws) == {"type": "ready"}
     assert len(ffmpeg_pids(stream.public_id)) == 1
     send_paced(ws, recording[: len(recording) // 4], seconds=2)
-    wait_for(lambda: stream_status(db, stream) == "live", what="status live")
+    wait_until(lambda: stream_status(db, stream) == "live", what="status live")
     assert stream.broadcasts[0].protocol == "websocket"
     ws.close()
-    wait_for(lambda: stream_status(db, stream) == "ended", what="status ended")
-    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
+    wait_until(lambda: stream_status(db, stream) == "ended", what="status ended")
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
 
 
 def test_second_ingest_for_one_stream_is_refused(studio, make_user, make_stream, recording):
@@ -152,7 +143,7 @@ def test_second_ingest_for_one_stream_is_refused(studio, make_user, make_stream,
     first.send(recording[20000:40000])
     assert first.connected
     first.close()
-    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
 
 
 def test_refused_key_closes_the_socket_with_a_reason(studio, db, make_user, make_stream, recording):
@@ -170,7 +161,7 @@ def test_refused_key_closes_the_socket_with_a_reason(studio, db, make_user, make
     assert code == 4403
     assert "refused" in reason
     assert stream_status(db, stream) == "created"
-    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
     log = studio.log_text()
     assert f"failed stream={stream.public_id}" in log  # with ffmpeg's stderr tail
     assert stream.stream_key not in log  # ...which never shows the key
@@ -184,12 +175,12 @@ def test_ffmpeg_does_not_outlive_a_killed_web_worker(studio, db, make_user, make
     ws = connect(studio, stream.public_id, login(studio.url, owner.email))
     assert next_message(ws) == {"type": "ready"}
     send_paced(ws, recording[: len(recording) // 4], seconds=2)
-    wait_for(lambda: stream_status(db, stream) == "live", what="status live")
+    wait_until(lambda: stream_status(db, stream) == "live", what="status live")
     (relay,) = ffmpeg_pids(stream.public_id)
     worker = int(Path(f"/proc/{relay}/stat").read_text().rsplit(")", 1)[1].split()[1])
     os.kill(worker, signal.SIGKILL)
-    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
-    wait_for(lambda: stream_status(db, stream) == "ended", what="status ended")
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
+    wait_until(lambda: stream_status(db, stream) == "ended", what="status ended")
 
 
 def test_fragmented_mp4_goes_live_too(studio, db, make_user, make_stream, tmp_path):
@@ -200,9 +191,9 @@ def test_fragmented_mp4_goes_live_too(studio, db, make_user, make_stream, tmp_pa
     ws = connect(studio, stream.public_id + "?container=mp4", login(studio.url, owner.email))
     assert next_message(ws) == {"type": "ready"}
     send_paced(ws, mp4, seconds=3)
-    wait_for(lambda: stream_status(db, stream) == "live", what="status live")
+    wait_until(lambda: stream_status(db, stream) == "live", what="status live")
     ws.close()
-    wait_for(lambda: stream_status(db, stream) == "ended", what="status ended")
+    wait_until(lambda: stream_status(db, stream) == "ended", what="status ended")
 
 
 def test_unknown_container_is_refused(studio, make_user, make_stream):

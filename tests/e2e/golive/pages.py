@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import Locator, Page
+from playwright.sync_api import BrowserContext, Locator, Page
 
 from tests.conftest import PASSWORD
 
@@ -57,3 +57,13 @@ class GoLivePage:
             "() => { const v = document.querySelector('[data-testid=preview]');"
             " return v && v.videoWidth > 0 && v.currentTime > 0; }"
         )
+
+
+def open_go_live(context: BrowserContext, base_url: str, email: str, public_id: str) -> GoLivePage:
+    """A new page in `context`: `email` logs in and opens the go-live page of
+    stream `public_id`; returns it once the camera preview plays."""
+    page = context.new_page()
+    log_in(page, base_url, email)
+    golive = GoLivePage(page, base_url, public_id).open()
+    golive.preview_playing()
+    return golive

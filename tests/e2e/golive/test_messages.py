@@ -9,7 +9,7 @@ from studio.extensions import db
 from studio.models import Stream
 from studio.streams import service
 from tests.e2e.golive.conftest import INSECURE_HOST
-from tests.e2e.golive.pages import GoLivePage, log_in
+from tests.e2e.golive.pages import GoLivePage, log_in, open_go_live
 
 
 def test_insecure_page_explains_https(studio_stack, context: BrowserContext):
@@ -35,10 +35,7 @@ def test_disabled_stream_is_refused_with_a_reason(studio_stack, context: Browser
         service.set_disabled(db.session, row, True)
         db.session.commit()
         db.session.remove()
-    page = context.new_page()
-    log_in(page, studio_stack.base_url, email)
-    golive = GoLivePage(page, studio_stack.base_url, stream.public_id).open()
-    golive.preview_playing()
+    golive = open_go_live(context, studio_stack.base_url, email, stream.public_id)
     golive.go_live_button.click()
     expect(golive.message).to_contain_text("disabled")
     expect(golive.go_live_button).to_be_enabled()

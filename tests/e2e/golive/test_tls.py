@@ -5,11 +5,11 @@ websocket (wss://) passes through nginx to the studio."""
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
 from tests.conftest import VAR
 from tests.e2e.golive.harness import run_studio
-from tests.e2e.golive.pages import GoLivePage, log_in
+from tests.e2e.golive.pages import GoLivePage, log_in, open_go_live
 from tests.e2e.golive.whip_double import SrsWhipDouble
 
 
@@ -55,6 +55,15 @@ def srs_studio(app, services):
             yield running, double
 
 
+def go_live_over_whip(context: BrowserContext, studio, email: str, public_id: str) -> GoLivePage:
+    """The owner's go-live page over HTTPS, live over WebRTC (WHIP)."""
+    golive = open_go_live(context, studio.tls_url, email, public_id)
+    golive.go_live_button.click()
+    expect(golive.path).to_have_attribute("data-path", "webrtc", timeout=15_000)
+    expect(golive.status).to_have_text("LIVE")
+    return golive
+
+
 def test_whip_goes_through_the_studio_origin(srs_studio, browser: Browser, make_user, make_stream):
     """In production shape (HTTPS page, WHIP on the same origin, nginx in
     front of SRS), the offer reaches SRS through nginx and frames arrive."""
@@ -62,13 +71,7 @@ def test_whip_goes_through_the_studio_origin(srs_studio, browser: Browser, make_
     owner = make_user()
     stream = make_stream(owner)
     context = browser.new_context(ignore_https_errors=True)
-    page = context.new_page()
-    log_in(page, studio.tls_url, owner.email)
-    golive = GoLivePage(page, studio.tls_url, stream.public_id).open()
-    golive.preview_playing()
-    golive.go_live_button.click()
-    expect(golive.path).to_have_attribute("data-path", "webrtc", timeout=15_000)
-    expect(golive.status).to_have_text("LIVE")
+    golive = go_live_over_whip(context, studio, owner.email, stream.public_id)
     session = double.sessions[-1]
     assert session.param == f"app=live&stream={stream.public_id}&secret={stream.stream_key}"
     golive.stop_button.click()
@@ -86,16 +89,10 @@ def test_leaving_the_page_deletes_the_whip_session(
     owner = make_user()
     stream = make_stream(owner)
     context = browser.new_context(ignore_https_errors=True)
-    page = context.new_page()
-    log_in(page, studio.tls_url, owner.email)
-    golive = GoLivePage(page, studio.tls_url, stream.public_id).open()
-    golive.preview_playing()
-    golive.go_live_button.click()
-    expect(golive.path).to_have_attribute("data-path", "webrtc", timeout=15_000)
-    expect(golive.status).to_have_text("LIVE")
+    golive = go_live_over_whip(context, studio, owner.email, stream.public_id)
     session = double.sessions[-1]
 
-    page.goto(f"{studio.tls_url}/")  # leave: pagehide
+    golive.page.goto(f"{studio.tls_url}/")  # leave: pagehide
     stream_page = context.new_page()
     stream_page.goto(f"{studio.tls_url}/streams/{stream.public_id}")
     expect(stream_page.get_by_test_id("stream-status")).to_have_text("ended", timeout=10_000)

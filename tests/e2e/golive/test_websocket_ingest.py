@@ -6,21 +6,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import time
 
 from playwright.sync_api import BrowserContext, expect
 
 from tests.e2e.golive.harness import ffmpeg_pids
-from tests.e2e.golive.pages import GoLivePage, log_in
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:
-    """Poll something outside the browser (processes) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.2)
+from tests.e2e.golive.pages import GoLivePage, log_in, open_go_live
+from tests.polling import wait_until
 
 
 def test_camera_goes_live_over_websocket_and_viewers_watch_it(
@@ -77,10 +68,7 @@ def test_lost_relay_reconnects_by_itself(studio_stack, context: BrowserContext):
     base = studio_stack.base_url
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(email, "Flaky uplink")
-    page = context.new_page()
-    log_in(page, base, email)
-    golive = GoLivePage(page, base, stream.public_id).open()
-    golive.preview_playing()
+    golive = open_go_live(context, base, email, stream.public_id)
     golive.go_live_button.click()
     expect(golive.status).to_have_text("LIVE", timeout=20_000)
     (first,) = ffmpeg_pids(stream.public_id)
@@ -103,10 +91,8 @@ def test_screen_share_with_microphone_goes_live(studio_stack, context: BrowserCo
     base = studio_stack.base_url
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(email, "Slides")
-    page = context.new_page()
-    log_in(page, base, email)
-    golive = GoLivePage(page, base, stream.public_id).open()
-    golive.preview_playing()
+    golive = open_go_live(context, base, email, stream.public_id)
+    page = golive.page
     page.get_by_role("radio", name="Screen share").check()
     expect(page.get_by_label("Add the microphone to a screen share")).to_be_checked()
     page.wait_for_function(

@@ -10,7 +10,6 @@ the WebSocket fallback publishes into a real nginx-rtmp.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import BrowserContext, expect
@@ -19,8 +18,9 @@ from sqlalchemy import select
 from studio.models import Broadcast
 from tests.conftest import VAR
 from tests.e2e.golive.harness import ffmpeg_pids, run_coturn, run_studio
-from tests.e2e.golive.pages import GoLivePage, log_in
+from tests.e2e.golive.pages import open_go_live
 from tests.e2e.golive.whip_double import SrsWhipDouble, first_video_codec
+from tests.polling import wait_until
 
 ICE_TIMEOUT = 5  # seconds, the studio default the page promises
 GATHERING = 2  # the page sends its offer after at most 2 s of candidate gathering
@@ -62,27 +62,10 @@ def unreachable(double):
     double.unreachable = False
 
 
-def wait_until(predicate, timeout: float, what: str) -> None:
-    """Poll something outside the browser (the double, processes) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.1)
-
-
 def broadcasts(db, stream) -> list[Broadcast]:
     db.session.expire_all()
     query = select(Broadcast).where(Broadcast.stream_id == stream.id).order_by(Broadcast.id)
     return list(db.session.scalars(query))
-
-
-def open_go_live(context: BrowserContext, studio, email: str, public_id: str) -> GoLivePage:
-    page = context.new_page()
-    log_in(page, studio.url, email)
-    golive = GoLivePage(page, studio.url, public_id).open()
-    golive.preview_playing()
-    return golive
 
 
 def test_whip_offer_prefers_h264_frames_arrive_and_stop_deletes(
@@ -94,7 +77,7 @@ def test_whip_offer_prefers_h264_frames_arrive_and_stop_deletes(
     WHIP session so the stream ends at once."""
     owner = make_user()
     stream = make_stream(owner)
-    golive = open_go_live(context, studio, owner.email, stream.public_id)
+    golive = open_go_live(context, studio.url, owner.email, stream.public_id)
     golive.go_live_button.click()
 
     expect(golive.path).to_have_attribute("data-path", "webrtc", timeout=15_000)
@@ -125,7 +108,7 @@ def test_ice_failure_falls_back_to_websocket_and_goes_live(
     WHIP session, switches to the WebSocket, says so, and the stream goes live."""
     owner = make_user()
     stream = make_stream(owner)
-    golive = open_go_live(context, studio, owner.email, stream.public_id)
+    golive = open_go_live(context, studio.url, owner.email, stream.public_id)
     golive.go_live_button.click()
 
     # The promise plus gathering, plus a few seconds for the socket and ffmpeg.
@@ -151,7 +134,7 @@ def test_dropped_webrtc_session_reconnects(
     says it is reconnecting and publishes again over WHIP by itself."""
     owner = make_user()
     stream = make_stream(owner)
-    golive = open_go_live(context, studio, owner.email, stream.public_id)
+    golive = open_go_live(context, studio.url, owner.email, stream.public_id)
     golive.go_live_button.click()
     expect(golive.status).to_have_text("LIVE", timeout=15_000)
     first = double.sessions[-1]
