@@ -6,6 +6,8 @@ from studio import config as studio_config
 from studio import create_app
 
 NOTHING_LISTENS = "127.0.0.1:9"  # the discard port: connections are refused at once
+DOWN_DATABASE = f"postgresql+psycopg2://postgres@{NOTHING_LISTENS}/studio"
+DOWN_REDIS = f"redis://{NOTHING_LISTENS}/0"
 
 
 def app_with(app, **overrides):
@@ -22,11 +24,7 @@ def app_with(app, **overrides):
 
 def test_healthz_answers_without_io(app):
     """/healthz is 200 even when neither PostgreSQL nor Redis answers."""
-    broken = app_with(
-        app,
-        SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg2://postgres@{NOTHING_LISTENS}/studio",
-        REDIS_URL=f"redis://{NOTHING_LISTENS}/0",
-    )
+    broken = app_with(app, SQLALCHEMY_DATABASE_URI=DOWN_DATABASE, REDIS_URL=DOWN_REDIS)
     reply = broken.test_client().get("/healthz")
     assert reply.status_code == 200
     assert reply.get_json() == {"status": "ok"}
@@ -41,7 +39,7 @@ def test_readyz_ok_when_postgres_and_redis_answer(client):
 
 def test_readyz_names_redis_when_it_is_down(app):
     """/readyz is 503 and names Redis when Redis does not answer."""
-    broken = app_with(app, REDIS_URL=f"redis://{NOTHING_LISTENS}/0")
+    broken = app_with(app, REDIS_URL=DOWN_REDIS)
     reply = broken.test_client().get("/readyz")
     assert reply.status_code == 503
     assert reply.get_json() == {"status": "unavailable", "failed": ["redis"]}
@@ -49,9 +47,7 @@ def test_readyz_names_redis_when_it_is_down(app):
 
 def test_readyz_names_postgres_when_it_is_down(app):
     """/readyz is 503 and names PostgreSQL when the database does not answer."""
-    broken = app_with(
-        app, SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg2://postgres@{NOTHING_LISTENS}/studio"
-    )
+    broken = app_with(app, SQLALCHEMY_DATABASE_URI=DOWN_DATABASE)
     reply = broken.test_client().get("/readyz")
     assert reply.status_code == 503
     assert reply.get_json() == {"status": "unavailable", "failed": ["postgres"]}
@@ -59,11 +55,7 @@ def test_readyz_names_postgres_when_it_is_down(app):
 
 def test_readyz_names_both(app):
     """Both down: both named."""
-    broken = app_with(
-        app,
-        SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg2://postgres@{NOTHING_LISTENS}/studio",
-        REDIS_URL=f"redis://{NOTHING_LISTENS}/0",
-    )
+    broken = app_with(app, SQLALCHEMY_DATABASE_URI=DOWN_DATABASE, REDIS_URL=DOWN_REDIS)
     reply = broken.test_client().get("/readyz")
     assert reply.status_code == 503
     assert reply.get_json()["failed"] == ["postgres", "redis"]
