@@ -5,6 +5,26 @@ const POLICY_VIOLATION = 1008; // the server's "unknown stream": do not retry
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 30000;
 
+// ws:// or wss:// (as the page itself) URL of a path on the studio's origin.
+export function socketUrl(path) {
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  return `${scheme}://${window.location.host}${path}`;
+}
+
+// Call handler(event) for each JSON message on `socket`; a message that is
+// not JSON is not an event and is skipped.
+export function onJsonMessage(socket, handler) {
+  socket.addEventListener("message", (message) => {
+    let event;
+    try {
+      event = JSON.parse(message.data);
+    } catch {
+      return;
+    }
+    handler(event);
+  });
+}
+
 // Open /ws/streams/<id> and call onEvent(event) for each message. Reconnects
 // with exponential backoff (and jitter, so a restarted server is not hit by
 // every page at once); onConnection(bool) reports the socket's state.
@@ -14,21 +34,12 @@ export function watchStream(publicId, { onEvent, onConnection = () => {} }) {
   let stopped = false;
 
   function connect() {
-    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-    socket = new WebSocket(`${scheme}://${window.location.host}/ws/streams/${encodeURIComponent(publicId)}`);
+    socket = new WebSocket(socketUrl(`/ws/streams/${encodeURIComponent(publicId)}`));
     socket.addEventListener("open", () => {
       delay = RETRY_FIRST_MS;
       onConnection(true);
     });
-    socket.addEventListener("message", (message) => {
-      let event;
-      try {
-        event = JSON.parse(message.data);
-      } catch {
-        return;
-      }
-      onEvent(event);
-    });
+    onJsonMessage(socket, onEvent);
     socket.addEventListener("close", (closed) => {
       onConnection(false);
       if (stopped || closed.code === POLICY_VIOLATION) return;

@@ -1,5 +1,6 @@
 // Publish over a WebSocket: MediaRecorder (H.264 + Opus) chunks go to
 // /ws/ingest/<id>, where the server relays them into the media server.
+import { onJsonMessage, socketUrl } from "../live.js";
 import { MESSAGES, PublishError } from "./messages.js";
 
 const TIMESLICE_MS = 500;
@@ -44,19 +45,12 @@ export class SocketPublisher {
   start(stream) {
     const format = recorderFormat();
     if (!format) return Promise.reject(new PublishError("unsupported", MESSAGES.noRecorder));
-    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-    const url = `${scheme}://${window.location.host}${this.ingestPath}?container=${format.container}`;
+    const url = socketUrl(`${this.ingestPath}?container=${format.container}`);
     return new Promise((resolve, reject) => {
       let ready = false;
       const socket = new WebSocket(url);
       this.socket = socket;
-      socket.addEventListener("message", (message) => {
-        let event;
-        try {
-          event = JSON.parse(message.data);
-        } catch {
-          return;
-        }
+      onJsonMessage(socket, (event) => {
         if (event.type === "ready" && !ready) {
           ready = true;
           this.record(stream, format);
