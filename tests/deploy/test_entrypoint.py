@@ -5,12 +5,14 @@ queue, the web role migrates and then serves."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -45,6 +47,28 @@ def role_env(services, database_url: str, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+@contextlib.contextmanager
+def run_role(
+    role: str, env: dict[str, str], port: int, *, start_timeout: float, stop_timeout: float
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """`entrypoint.sh <role>` until the block ends, once it listens on `port`;
+    yields its process and log. Then SIGTERM: it must exit 0 within
+    `stop_timeout` (a clean stop), else it is killed and the test fails."""
+    log_path = VAR / "logs" / f"entrypoint-{role}-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            ["sh", str(ENTRYPOINT), role], cwd=ROOT, env=env, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        stack.wait_for_port("127.0.0.1", port, start_timeout, process, log_path)
+        yield process, log_path
+    finally:
+        stack.terminate(process, signal.SIGTERM, stop_timeout)
+    assert process.returncode == 0, log_path.read_text()
 
 
 def schema_version(database_url: str) -> str | None:
@@ -92,15 +116,7 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
                    STUDIO_RQ_QUEUES=pipeline.QUEUE_NAME,
                    # The bucket client must not look for Google credentials here.
                    STORAGE_EMULATOR_HOST="http://127.0.0.1:9")  # fmt: skip
-    log_path = VAR / "logs" / f"entrypoint-worker-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), "worker"], cwd=ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        stack.wait_for_port("127.0.0.1", port, 30, process, log_path)
+    with run_role("worker", env, port, start_timeout=30, stop_timeout=20) as (process, log_path):
         assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
         deadline = time.monotonic() + 30
         while not Worker.all(connection=redis) and time.monotonic() < deadline:
@@ -108,14 +124,6 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
             time.sleep(0.05)
         workers = Worker.all(connection=redis)
         assert [worker.queue_names() for worker in workers] == [[pipeline.QUEUE_NAME]]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.returncode == 0, log_path.read_text()
 
 
 def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
@@ -125,23 +133,8 @@ def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
     metrics_dir = str(tmp_path / "metrics")
     env = role_env(services, fresh_database, STUDIO_BIND=f"127.0.0.1:{port}",
                    STUDIO_WEB_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=metrics_dir)  # fmt: skip
-    log_path = VAR / "logs" / f"entrypoint-web-{port}.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), "web"], cwd=ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        stack.wait_for_port("127.0.0.1", port, 60, process, log_path)
+    with run_role("web", env, port, start_timeout=60, stop_timeout=30):
         reply = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert reply.status_code == 200, reply.text
         assert schema_version(fresh_database) == head_revision()
         assert (tmp_path / "metrics").is_dir()
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    assert process.returncode == 0, log_path.read_text()
