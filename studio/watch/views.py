@@ -11,12 +11,16 @@ from studio.streams import service, urls
 bp = Blueprint("watch", __name__, url_prefix="/watch")
 
 
-@bp.get("/<public_id>")
-def watch(public_id: str):
+def _stream_or_404(public_id: str):
     try:
-        stream = service.get_public_stream(db.session, public_id)
+        return service.get_public_stream(db.session, public_id)
     except NotFound:
         abort(404)
+
+
+@bp.get("/<public_id>")
+def watch(public_id: str):
+    stream = _stream_or_404(public_id)
     return render_template(
         "watch/watch.html",
         stream=stream,
@@ -28,10 +32,7 @@ def watch(public_id: str):
 @bp.get("/<public_id>/replays")
 def replays(public_id: str):
     """The list of past broadcasts, re-fetched live by the watch page."""
-    try:
-        stream = service.get_public_stream(db.session, public_id)
-    except NotFound:
-        abort(404)
+    stream = _stream_or_404(public_id)
     reply = current_app.make_response(
         render_template("watch/_replays.html", replays=_replays(stream))
     )
