@@ -15,7 +15,8 @@ from simple_websocket import ConnectionClosed
 from devtools import stack
 from tests.conftest import VAR
 from tests.e2e.golive.harness import camera_recording, ffmpeg_pids, login, run_studio
-from tests.live.test_ingest_socket import closed_with, connect, next_message, wait_for
+from tests.live.test_ingest_socket import closed_with, connect, next_message
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -68,8 +69,8 @@ def test_stalled_engine_drops_the_socket_instead_of_buffering(
     assert "cannot forward" in reason
     # 8 MB in the relay's buffer plus what sockets and the pipe hold: bounded.
     assert sent < 32 * 1024 * 1024
-    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to be killed")
-    wait_for(lambda: f"failed stream={stream.public_id}" in studio.log_text(), what="the log")
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to be killed")
+    wait_until(lambda: f"failed stream={stream.public_id}" in studio.log_text(), what="the log")
 
 
 @pytest.fixture(scope="module")
@@ -92,4 +93,4 @@ def test_unreachable_engine_is_reported(unreachable_studio, make_user, make_stre
     code, reason = closed_with(ws)
     assert code == 4502
     assert reason == "The media server is unreachable."
-    wait_for(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
