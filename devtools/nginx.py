@@ -1,0 +1,183 @@
+"""nginx for devtools/stack.py: RTMP ingest with HLS, the control/stat API,
+the CDN edge in front of the Cloud Storage emulator and the optional HTTPS
+site, rendered from nginx/*.conf.template.
+
+Standard library only: it runs before the virtualenv exists.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import string
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from devtools.gcs import DEFAULT_BUCKET
+from devtools.process import (
+    ROOT,
+    Service,
+    StackError,
+    _require,
+    free_port,
+    spawn,
+    terminate,
+    wait_for_port,
+)
+
+NGINX_TEMPLATES = ROOT / "nginx"
+RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+
+
+@dataclass(kw_only=True)
+class NginxService(Service):
+    """nginx-rtmp ingest, its control/stat API and the CDN edge."""
+
+    rtmp_url: str
+    control_url: str
+    edge_url: str
+    hls_dir: Path
+    conf_path: Path
+    tls_url: str = ""  # https://HOST:PORT when started with a TlsSite
+
+
+@dataclass(kw_only=True)
+class TlsSite:
+    """HTTPS in front of the studio (nginx/sites/tls.conf.template): pages
+    and websockets to `studio_url`, /rtc/v1/whip/ to `srs_api_url`,
+    /cdn/ to the edge. The certificate comes from devtools/tls.py."""
+
+    port: int
+    cert: Path
+    key: Path
+    studio_url: str
+    srs_api_url: str = "http://127.0.0.1:1985"
+    host: str = "127.0.0.1"
+
+
+def start_nginx(
+    var_dir: Path,
+    *,
+    hook_url: str,
+    gcs_url: str,
+    bucket: str = DEFAULT_BUCKET,
+    rtmp_port: int | None = None,
+    http_port: int | None = None,
+    edge_port: int | None = None,
+    hls_dir: Path | None = None,
+    tls: TlsSite | None = None,
+) -> NginxService:
+    """Render nginx/*.conf.template into var_dir/nginx/conf and run nginx.
+
+    Ports default to free ones; HLS goes to hls_dir/live (default
+    var_dir/hls). With `tls`, nginx also serves the studio over HTTPS.
+    Returns once every port accepts.
+    """
+    started = time.monotonic()
+    nginx_dir = (var_dir / "nginx").resolve()
+    hls_dir = (hls_dir or var_dir / "hls").resolve()
+    for sub in ("conf", "logs", "tmp", "cache"):
+        (nginx_dir / sub).mkdir(parents=True, exist_ok=True)
+    (hls_dir / "live").mkdir(parents=True, exist_ok=True)
+    ports = {
+        "RTMP_PORT": rtmp_port or free_port(),
+        "HTTP_PORT": http_port or free_port(),
+        "EDGE_PORT": edge_port or free_port(),
+    }
+    conf = render_nginx_conf(
+        nginx_dir,
+        {**ports, "HLS_DIR": hls_dir, "HOOK_URL": _checked_hook_url(hook_url),
+         "GCS_URL": gcs_url.rstrip("/"), "BUCKET": bucket},
+    )  # fmt: skip
+    render_sites(nginx_dir, tls, ports["EDGE_PORT"])
+    argv = [_nginx_binary(), "-p", str(nginx_dir), "-c", str(conf), "-g", "daemon off;"]
+    process, log_path = spawn(f"nginx-{ports['RTMP_PORT']}", argv, var_dir)
+    try:
+        for port in [*ports.values(), *([tls.port] if tls else [])]:
+            wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
+    except BaseException:
+        # SIGTERM, not SIGKILL: the master takes its workers down with it.
+        terminate(process, signal.SIGTERM, timeout=5)
+        raise
+    return NginxService(
+        name="nginx",
+        url=f"http://127.0.0.1:{ports['HTTP_PORT']}",
+        rtmp_url=f"rtmp://127.0.0.1:{ports['RTMP_PORT']}/live",
+        control_url=f"http://127.0.0.1:{ports['HTTP_PORT']}",
+        edge_url=f"http://127.0.0.1:{ports['EDGE_PORT']}",
+        hls_dir=hls_dir,
+        conf_path=conf,
+        tls_url=f"https://{tls.host}:{tls.port}" if tls else "",
+        log_path=log_path,
+        process=process,
+        started_in=time.monotonic() - started,
+    )
+
+
+def render_sites(nginx_dir: Path, tls: TlsSite | None, edge_port: int) -> None:
+    """conf/sites/*.conf (included by dev.conf): the HTTPS site, or nothing."""
+    sites = nginx_dir / "conf" / "sites"
+    sites.mkdir(parents=True, exist_ok=True)
+    for old in sites.glob("*.conf"):
+        old.unlink()
+    if tls is None:
+        return
+    values = {
+        "TLS_LISTEN": f"{tls.host}:{tls.port}",
+        "TLS_CERT": Path(tls.cert).resolve(),
+        "TLS_KEY": Path(tls.key).resolve(),
+        "STUDIO_UPSTREAM": tls.studio_url.rstrip("/"),
+        "WHIP_UPSTREAM": tls.srs_api_url.rstrip("/"),
+        "CDN_UPSTREAM": f"http://127.0.0.1:{edge_port}",
+    }
+    template = NGINX_TEMPLATES / "sites" / "tls.conf.template"
+    text = string.Template(template.read_text()).safe_substitute(values)
+    if "${" in text:
+        raise StackError(f"{template.name}: a placeholder has no value")
+    (sites / "tls.conf").write_text(text)
+
+
+def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
+    """Write every nginx/*.conf.template, filled in, to nginx_dir/conf/.
+
+    safe_substitute leaves nginx's own `$variables` alone; a `${NAME}` left
+    over is a placeholder nobody filled, which is an error.
+    """
+    values = {"NGINX_DIR": nginx_dir, "USER_DIRECTIVE": _user_directive(), **values}
+    for template in sorted(NGINX_TEMPLATES.glob("*.conf.template")):
+        text = string.Template(template.read_text()).safe_substitute(values)
+        if "${" in text:
+            missing = text[text.index("${") :].split("}", 1)[0] + "}"
+            raise StackError(f"{template.name}: no value for {missing}")
+        (nginx_dir / "conf" / template.name.removesuffix(".template")).write_text(text)
+    return nginx_dir / "conf" / "dev.conf"
+
+
+def _user_directive() -> str:
+    """Workers run as the user who starts nginx.
+
+    As root, nginx would otherwise run its workers as `nobody`, which can
+    neither write HLS into a root-owned var/ nor be the same user as the
+    studio's uploader that deletes those files. Not root: `user` is ignored.
+    """
+    if os.geteuid() != 0:
+        return "# not root: workers run as the invoking user"
+    name = pwd.getpwuid(os.geteuid()).pw_name
+    return f"user {name};"
+
+
+def _checked_hook_url(url: str) -> str:
+    """The hook URL, if it can go between double quotes in nginx.conf."""
+    if not url.startswith("http://") or any(c in url for c in ' "\t\n;'):
+        raise ValueError(f"hook URL must be a plain http:// URL: {url!r}")
+    return url
+
+
+def _nginx_binary() -> str:
+    """The nginx executable, once the RTMP module is known to be installed."""
+    if not RTMP_MODULE.exists():
+        raise StackError(f"{RTMP_MODULE} missing: apt-get install libnginx-mod-rtmp")
+    return shutil.which("nginx") or _require("/usr/sbin/nginx")
