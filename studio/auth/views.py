@@ -95,9 +95,7 @@ def tokens():
 @bp.post("/tokens/<int:token_id>/revoke")
 @login_required
 def revoke_token(token_id: int):
-    form = TokenForm()
-    if not form.validate_on_submit():
-        abort(400)
+    # The CSRF token is checked by CSRFProtect before any POST view runs.
     try:
         service.revoke_api_token(db.session, current_user, token_id)
     except NotFound:
