@@ -103,6 +103,7 @@ def main() -> int:
         cert = tls.self_signed_cert(VAR)
         site = stack.TlsSite(
             port=stack.free_port(8443), cert=cert.cert, key=cert.key, host="0.0.0.0",  # noqa: S104
+            name=cert.names[0],  # the machine's name: WebRTC URLs work from other devices too
             studio_url=f"http://127.0.0.1:{port}", srs_api_url=f"http://127.0.0.1:{srs_api}",
         )  # fmt: skip
         nginx = stack.start_nginx(

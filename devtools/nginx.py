@@ -47,8 +47,10 @@ class NginxService(Service):
 @dataclass(kw_only=True)
 class TlsSite:
     """HTTPS in front of the studio (nginx/sites/tls.conf.template): pages
-    and websockets to `studio_url`, /rtc/v1/whip/ to `srs_api_url`,
-    /cdn/ to the edge. The certificate comes from devtools/tls.py."""
+    and websockets to `studio_url`, SRS's WebRTC endpoints (/rtc/v1/whip/,
+    /rtc/v1/publish/, /rtc/v1/whep/) to `srs_api_url`, /cdn/ to the edge.
+    The certificate comes from devtools/tls.py. `name` is the host name in
+    the site's URL (a name in the certificate; default `host`)."""
 
     port: int
     cert: Path
@@ -56,6 +58,7 @@ class TlsSite:
     studio_url: str
     srs_api_url: str = "http://127.0.0.1:1985"
     host: str = "127.0.0.1"
+    name: str = ""
 
 
 def start_nginx(
@@ -110,7 +113,7 @@ def start_nginx(
         edge_url=f"http://127.0.0.1:{ports['EDGE_PORT']}",
         hls_dir=hls_dir,
         conf_path=conf,
-        tls_url=f"https://{tls.host}:{tls.port}" if tls else "",
+        tls_url=f"https://{tls.name or tls.host}:{tls.port}" if tls else "",
         log_path=log_path,
         process=process,
         started_in=time.monotonic() - started,

@@ -112,6 +112,10 @@ def studio_env(
             STUDIO_NGINX_CONTROL_URL=nginx.control_url,
             STUDIO_HLS_DIR=str(hls_dir or nginx.hls_dir),
         )
+        if nginx.tls_url and not os.environ.get("STUDIO_WEBRTC_ORIGIN"):
+            # WebRTC URLs handed out must name the HTTPS site: only there does
+            # nginx pass /rtc/v1/ to SRS (gunicorn's plain port answers 404).
+            env["STUDIO_WEBRTC_ORIGIN"] = nginx.tls_url
     elif hls_dir is not None:
         env["STUDIO_HLS_DIR"] = str(hls_dir)
     env.update(extra or {})

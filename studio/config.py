@@ -21,6 +21,7 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
     """Build the Flask config mapping from environment variables."""
     env = os.environ if environ is None else environ
     public_url = env.get("STUDIO_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
+    webrtc_origin = env.get("STUDIO_WEBRTC_ORIGIN", "").rstrip("/") or public_url
     return {
         "SECRET_KEY": env.get("STUDIO_SECRET_KEY", ""),
         "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(
@@ -34,8 +35,13 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "PUBLIC_URL": public_url,
         # RTMP ingest base as OBS needs it: rtmp://{ingest host}/live
         "RTMP_URL": env.get("STUDIO_RTMP_URL", "rtmp://127.0.0.1:1935/live").rstrip("/"),
+        # The HTTPS origin where nginx passes SRS's WebRTC endpoints (WHIP,
+        # the SDK's /rtc/v1/publish/, WHEP): the base of every WebRTC URL
+        # handed out. Production: the studio's own origin; `make dev`: its
+        # HTTPS site (gunicorn's plain port has no /rtc/v1/ at all).
+        "WEBRTC_ORIGIN": webrtc_origin,
         # Host (and optional port) the SRS WebRTC SDK should talk to.
-        "WEBRTC_HOST": env.get("STUDIO_WEBRTC_HOST", _host_of(public_url)),
+        "WEBRTC_HOST": env.get("STUDIO_WEBRTC_HOST", "") or _host_of(webrtc_origin),
         # Base URL of the CDN in front of the bucket.
         "CDN_URL": env.get("STUDIO_CDN_URL", "http://127.0.0.1:8081").rstrip("/"),
         "GCS_BUCKET": env.get("STUDIO_GCS_BUCKET", "studio-media"),
@@ -72,7 +78,8 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "INGEST_RTMP_URL": env.get(
             "STUDIO_INGEST_RTMP_URL", env.get("STUDIO_RTMP_URL", "rtmp://127.0.0.1:1935/live")
         ).rstrip("/"),
-        # Empty: {PUBLIC_URL}/rtc/v1/whip/ (nginx proxies it to SRS).
+        # Empty: {WEBRTC_ORIGIN}/rtc/v1/whip/ (nginx proxies it to SRS), and
+        # the go-live page posts to its own origin.
         "WHIP_URL": env.get("STUDIO_WHIP_URL", ""),
         "WHIP_ICE_TIMEOUT": float(env.get("STUDIO_WHIP_ICE_TIMEOUT", "5")),
         "STUN_URLS": _words(env.get("STUDIO_STUN_URLS", "")),

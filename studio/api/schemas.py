@@ -17,6 +17,8 @@ from studio.streams.service import TITLE_MAX
 
 Status = Literal[STREAM_STATUSES]  # type: ignore[valid-type]
 Protocol = Literal[INGEST_PROTOCOLS]  # type: ignore[valid-type]
+IngestProtocol = Literal["rtmp", "webrtc"]
+PlaybackMode = Literal["hls"]
 
 # Documented limits of a title; `clean_title` enforces them after trimming spaces.
 _TITLE_SCHEMA = {"minLength": 1, "maxLength": TITLE_MAX}
@@ -65,15 +67,33 @@ class StreamUpdate(Request):
 class Ingest(BaseModel):
     """Publish settings. They contain the secret key: only the owner sees them."""
 
+    protocols: list[IngestProtocol] = Field(
+        description=(
+            "How this server's media engine takes a stream: `rtmp` always, `webrtc` "
+            "(WHIP and the SRS SDK) only on SRS. The browser's go-live page works on every engine."
+        )
+    )
     rtmp_server: str = Field(description="OBS 'Server': rtmp://{ingest host}/live")
     stream_key: str = Field(description="OBS 'Stream key': {stream id}?secret={key}")
-    webrtc_url: str = Field(description="For the SRS WebRTC SDK.")
-    whip_url: str = Field(description="For WHIP clients.")
+    webrtc_url: str | None = Field(
+        description=(
+            "For the SRS WebRTC SDK: webrtc://{host}/live/{stream id}?schema=https&secret={key}; "
+            "the SDK posts to https://{host}/rtc/v1/publish/. "
+            "null when `protocols` has no `webrtc` (nginx-rtmp)."
+        )
+    )
+    whip_url: str | None = Field(
+        description=(
+            "For WHIP clients: POST the SDP offer here, DELETE the Location of the answer to stop. "
+            "null when `protocols` has no `webrtc` (nginx-rtmp)."
+        )
+    )
 
 
 class Playback(BaseModel):
     """Viewer URLs (public)."""
 
+    modes: list[PlaybackMode] = Field(description="How viewers can watch: `hls` (from the CDN).")
     hls_url: str = Field(description="Live HLS playlist on the CDN.")
     watch_url: str = Field(description="Public watch page.")
 

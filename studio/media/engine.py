@@ -56,6 +56,24 @@ class EngineError(Exception):
     """The media server could not be reached or refused the request."""
 
 
+# What creators may publish with, per engine: SRS 5 takes RTMP and WebRTC
+# (WHIP and the SDK's /rtc/v1/publish/, srs5-contract.md §4); nginx-rtmp has
+# no WebRTC at all. The websocket ingest is the studio's own (it publishes
+# RTMP), so every engine has it and it is not listed here.
+_INGEST_PROTOCOLS = {"srs": ("rtmp", "webrtc"), "nginx-rtmp": ("rtmp",)}
+# How viewers watch: HLS from the CDN on every engine. WHEP (`/rtc/v1/whep/`)
+# is routed by nginx but not offered: srs.conf keeps `rtmp_to_rtc off`, so
+# SRS would refuse to play an RTMP-published stream over WebRTC.
+PLAYBACK_MODES = ("hls",)
+
+
+def ingest_protocols(engine_name: str) -> tuple[str, ...]:
+    """The publish protocols `engine_name` accepts ("rtmp", "webrtc").
+
+    An unknown name is treated as nginx-rtmp, as every other call here does."""
+    return _INGEST_PROTOCOLS.get(engine_name, _INGEST_PROTOCOLS["nginx-rtmp"])
+
+
 def _engine_name() -> str:
     return current_app.config["MEDIA_ENGINE"]
 

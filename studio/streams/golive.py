@@ -7,11 +7,8 @@ from __future__ import annotations
 from flask import current_app, jsonify, render_template, url_for
 from flask_login import current_user
 
-from studio.media import ice
+from studio.media import engine, ice
 from studio.streams.views import _owned, bp
-
-# Engines that accept WebRTC publish (WHIP); the others get the websocket ingest.
-WHIP_ENGINES = frozenset({"srs"})
 
 
 @bp.get("/streams/<public_id>/live")
@@ -22,7 +19,8 @@ def golive(public_id: str):
         "streams/golive.html",
         stream=stream,
         engine=config["MEDIA_ENGINE"],
-        whip=config["MEDIA_ENGINE"] in WHIP_ENGINES,
+        # WHIP where the engine takes WebRTC; the websocket ingest otherwise.
+        whip="webrtc" in engine.ingest_protocols(config["MEDIA_ENGINE"]),
         ice_timeout=config["WHIP_ICE_TIMEOUT"],
         # Empty: WHIP on the page's own origin (nginx proxies it to SRS), so the
         # page works under whichever name the creator opened it.

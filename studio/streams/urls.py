@@ -8,28 +8,54 @@ from urllib.parse import quote
 
 from flask import url_for
 
+from studio.media import engine
 from studio.models import Broadcast, Stream
 from studio.storage import layout
 
 
 def stream_key(stream: Stream) -> str:
     """What OBS calls the stream key: `{stream id}?secret={key}`."""
-    return f"{stream.public_id}?secret={quote(stream.stream_key, safe='')}"
+    return f"{stream.public_id}?secret={_secret(stream)}"
 
 
-def ingest(stream: Stream, config: Mapping) -> dict[str, str]:
-    """Publish settings: RTMP server + key for OBS, WebRTC and WHIP URLs."""
-    secret = quote(stream.stream_key, safe="")
+def ingest(stream: Stream, config: Mapping) -> dict:
+    """Publish settings: RTMP server + key for OBS, and the WebRTC URLs
+    (`None` when the media engine takes no WebRTC; `protocols` says which
+    ways in the engine offers)."""
+    protocols = engine.ingest_protocols(config["MEDIA_ENGINE"])
+    webrtc = "webrtc" in protocols
     return {
+        "protocols": list(protocols),
         "rtmp_server": config["RTMP_URL"],
         "stream_key": stream_key(stream),
-        "webrtc_url": f"webrtc://{config['WEBRTC_HOST']}/live/{stream.public_id}?secret={secret}",
-        # STUDIO_WHIP_URL: the studio's own origin, where nginx proxies to SRS.
-        "whip_url": (
-            f"{config.get('WHIP_URL') or config['PUBLIC_URL'] + '/rtc/v1/whip/'}?app=live"
-            f"&stream={stream.public_id}&secret={secret}"
-        ),
+        "webrtc_url": webrtc_url(stream, config) if webrtc else None,
+        "whip_url": whip_url(stream, config) if webrtc else None,
     }
+
+
+def webrtc_url(stream: Stream, config: Mapping) -> str:
+    """For the SRS WebRTC SDK: `webrtc://{host[:port]}/live/{id}?schema=...&secret=...`.
+
+    The SDK posts to `{schema}://{host}:{port or 443 for https}/rtc/v1/publish/`
+    with the URL's query (srs5-contract.md §4.3). Without `schema` it would
+    take the calling page's scheme (and port 1985 on an http page), so the
+    URL would work only from some pages."""
+    scheme = config["WEBRTC_ORIGIN"].split("://", 1)[0]
+    return (
+        f"webrtc://{config['WEBRTC_HOST']}/live/{stream.public_id}"
+        f"?schema={scheme}&secret={_secret(stream)}"
+    )
+
+
+def whip_url(stream: Stream, config: Mapping) -> str:
+    """For WHIP clients: `{WEBRTC_ORIGIN}/rtc/v1/whip/?app=live&stream={id}&secret=...`
+    (STUDIO_WHIP_URL replaces the endpoint)."""
+    endpoint = config.get("WHIP_URL") or config["WEBRTC_ORIGIN"] + "/rtc/v1/whip/"
+    return f"{endpoint}?app=live&stream={stream.public_id}&secret={_secret(stream)}"
+
+
+def _secret(stream: Stream) -> str:
+    return quote(stream.stream_key, safe="")
 
 
 def hls_url(stream: Stream, config: Mapping) -> str:
@@ -51,6 +77,10 @@ def watch_url(stream: Stream, config: Mapping) -> str:
     return config["PUBLIC_URL"] + url_for("watch.watch", public_id=stream.public_id)
 
 
-def playback(stream: Stream, config: Mapping) -> dict[str, str]:
-    """Viewer-facing URLs (safe to show anyone)."""
-    return {"hls_url": hls_url(stream, config), "watch_url": watch_url(stream, config)}
+def playback(stream: Stream, config: Mapping) -> dict:
+    """Viewer-facing URLs (safe to show anyone) and the playback modes offered."""
+    return {
+        "modes": list(engine.PLAYBACK_MODES),
+        "hls_url": hls_url(stream, config),
+        "watch_url": watch_url(stream, config),
+    }

@@ -67,6 +67,7 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
     page = render_template(
         "streams/show.html",
         stream=stream,
+        engine=config["MEDIA_ENGINE"],
         ingest=urls.ingest(stream, config),
         playback=urls.playback(stream, config),
         broadcasts=service.list_broadcasts(db.session, stream),

@@ -11,6 +11,7 @@ async function revealKey() {
   const fields = { "stream-key": settings.stream_key, "webrtc-url": settings.webrtc_url, "whip-url": settings.whip_url };
   for (const [id, value] of Object.entries(fields)) {
     const element = document.getElementById(id);
+    if (!element || value == null) continue; // no WebRTC on this engine: no field
     element.textContent = value;
     element.dataset.masked = "false";
   }
@@ -21,6 +22,7 @@ async function revealKey() {
 function hideKey() {
   for (const id of ["stream-key", "webrtc-url", "whip-url"]) {
     const element = document.getElementById(id);
+    if (!element) continue;
     element.textContent = "••••••••••••••••";
     element.dataset.masked = "true";
   }

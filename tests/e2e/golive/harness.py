@@ -42,7 +42,8 @@ def run_studio(
 ) -> Iterator[Studio]:
     """gunicorn + nginx-rtmp on free ports until the block ends. With
     `srs_api_url`, nginx also serves the studio over HTTPS (dev certificate
-    for localhost) with /rtc/v1/whip/ going to that URL: `studio.tls_url`."""
+    for localhost) with SRS's WebRTC endpoints going to that URL:
+    `studio.tls_url`, which the studio hands out in its WebRTC URLs."""
     port = stack.free_port()
     base = f"http://127.0.0.1:{port}"
     site = None
@@ -50,7 +51,7 @@ def run_studio(
         files = tls.self_signed_cert(var_dir, ("localhost",))
         site = stack.TlsSite(
             port=stack.free_port(), cert=files.cert, key=files.key, studio_url=base,
-            srs_api_url=srs_api_url,
+            srs_api_url=srs_api_url, name="localhost",
         )  # fmt: skip
     nginx = stack.start_nginx(
         var_dir,
@@ -72,6 +73,8 @@ def run_studio(
         "STUDIO_LOG_LEVEL": "INFO",
         # nginx's X-Forwarded-* are trusted when it is in front (HTTPS).
         "STUDIO_PROXY_HOPS": "1" if site else "0",
+        # As `make dev` (devtools.runner.studio_env): WebRTC URLs name the HTTPS site.
+        **({"STUDIO_WEBRTC_ORIGIN": nginx.tls_url} if site else {}),
         **(env or {}),
     }
     try:
@@ -80,7 +83,7 @@ def run_studio(
         ) as gunicorn:
             yield Studio(
                 url=base, rtmp_url=nginx.rtmp_url, log_path=gunicorn.log_path, nginx=nginx,
-                tls_url=nginx.tls_url.replace("127.0.0.1", "localhost"),
+                tls_url=nginx.tls_url,
                 cert=site.cert if site else None,
             )  # fmt: skip
     finally:
