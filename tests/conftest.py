@@ -50,6 +50,7 @@ def app(services):
                 "REDIS_URL": services["redis_url"],
                 "PUBLIC_URL": "https://studio.test",
                 "RTMP_URL": "rtmp://ingest.studio.test/live",
+                "WEBRTC_ORIGIN": "https://studio.test",
                 "WEBRTC_HOST": "studio.test",
                 "CDN_URL": "https://cdn.studio.test",
                 # No media server in unit tests: drops go to a closed port and fail fast.

@@ -102,9 +102,13 @@ def _response_schema(spec: dict, path: str, method: str, status: int) -> str:
     return response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
 
 
-def test_real_responses_match_the_documented_schemas(spec, client, make_user, make_token):
+@pytest.mark.parametrize("engine", ["nginx-rtmp", "srs"])
+def test_real_responses_match_the_documented_schemas(
+    spec, app, client, make_user, make_token, monkeypatch, engine
+):
     """What the API answers (success and error) validates against what the document
-    says it answers."""
+    says it answers, on either media engine (WebRTC URLs or null)."""
+    monkeypatch.setitem(app.config, "MEDIA_ENGINE", engine)
     api = Api(client, make_token(make_user()))
     created = api.post("/streams", {"title": "Documented"})
     stream_path = f"/streams/{created.get_json()['id']}"
@@ -163,3 +167,17 @@ def test_rate_limited_reply_matches_the_documented_429(app, spec, redis, make_us
     assert refused.status_code == 429
     assert "Retry-After" in refused.headers
     _validator(spec, _response_schema(spec, "/streams", "get", 429)).validate(refused.get_json())
+
+
+def test_stream_schema_says_which_urls_an_engine_may_leave_out(spec):
+    """The document tells clients that the WebRTC URLs may be null and lists
+    the ingest protocols and playback modes a stream can report."""
+    schemas = spec["components"]["schemas"]
+    ingest, playback = schemas["Ingest"]["properties"], schemas["Playback"]["properties"]
+    for name in ("webrtc_url", "whip_url"):
+        assert {"type": "null"} in ingest[name]["anyOf"], name
+        assert "null when" in ingest[name]["description"]
+    assert ingest["protocols"]["items"]["enum"] == ["rtmp", "webrtc"]
+    modes = playback["modes"]["items"]
+    assert modes.get("enum", [modes.get("const")]) == ["hls"]  # one value: `const`
+    assert {"protocols", "webrtc_url", "whip_url"} <= set(schemas["Ingest"]["required"])

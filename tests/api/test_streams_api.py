@@ -30,20 +30,45 @@ def test_create_returns_201_with_the_stream_and_its_location(api, db, owner):
     assert body["title"] == row.title == "Friday show"
     assert body["status"] == "created" and body["disabled"] is False
     assert datetime.fromisoformat(body["created_at"]) == row.created_at
+    # The tests' engine is nginx-rtmp: no WebRTC, and the stream says so.
     assert body["ingest"] == {
+        "protocols": ["rtmp"],
         "rtmp_server": "rtmp://ingest.studio.test/live",
         "stream_key": f"{row.public_id}?secret={row.stream_key}",
-        "webrtc_url": f"webrtc://studio.test/live/{row.public_id}?secret={row.stream_key}",
-        "whip_url": (
-            f"https://studio.test/rtc/v1/whip/?app=live&stream={row.public_id}"
-            f"&secret={row.stream_key}"
-        ),
+        "webrtc_url": None,
+        "whip_url": None,
     }
     assert body["playback"] == {
+        "modes": ["hls"],
         "hls_url": f"https://cdn.studio.test/live/{row.public_id}/index.m3u8",
         "watch_url": f"https://studio.test/watch/{row.public_id}",
     }
     assert reply.headers["Cache-Control"] == "no-store"
+
+
+def test_on_srs_the_stream_has_webrtc_urls_on_the_webrtc_origin(api, app, db, monkeypatch):
+    """With SRS the stream offers WebRTC: a WHIP URL and a webrtc:// URL for the
+    SRS SDK, both on the origin where nginx passes /rtc/v1/ to SRS (the SDK
+    is told to use https, whatever page it runs on)."""
+    monkeypatch.setitem(app.config, "MEDIA_ENGINE", "srs")
+    monkeypatch.setitem(app.config, "WEBRTC_ORIGIN", "https://rtc.studio.test:8443")
+    monkeypatch.setitem(app.config, "WEBRTC_HOST", "rtc.studio.test:8443")
+    body = api.post("/streams", {"title": "WebRTC show"}).get_json()
+    row = stream_row(db, body["id"])
+    assert body["ingest"] == {
+        "protocols": ["rtmp", "webrtc"],
+        "rtmp_server": "rtmp://ingest.studio.test/live",
+        "stream_key": f"{row.public_id}?secret={row.stream_key}",
+        "webrtc_url": (
+            f"webrtc://rtc.studio.test:8443/live/{row.public_id}"
+            f"?schema=https&secret={row.stream_key}"
+        ),
+        "whip_url": (
+            f"https://rtc.studio.test:8443/rtc/v1/whip/?app=live&stream={row.public_id}"
+            f"&secret={row.stream_key}"
+        ),
+    }
+    assert body["playback"]["modes"] == ["hls"]
 
 
 def test_list_returns_only_the_callers_streams_newest_first(api, owner, make_stream):

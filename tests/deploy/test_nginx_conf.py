@@ -1,6 +1,7 @@
 """deploy/nginx/studio.conf run by the machine's real nginx: TLS with HSTS and
-security headers, the app behind it, WHIP (and only WHIP) to SRS, callbacks
-and metrics not public, no query strings in the access log.
+security headers, the app behind it, SRS's WebRTC endpoints (WHIP, the SDK's
+publish API, WHEP; nothing else of SRS) with the URLs the studio hands out,
+callbacks and metrics not public, no query strings in the access log.
 
 The compose hostnames (web, srs) and the certificate paths are replaced by a
 local upstream and a self-signed certificate; everything else is the file as
@@ -9,16 +10,22 @@ deployed.
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import re
+import ssl
 import subprocess
 import threading
+import urllib.parse
 from pathlib import Path
 
 import pytest
 import requests
 
 from devtools import stack
+from studio import config as studio_config
+from studio.models import Stream
+from studio.streams import urls
 from tests.deploy.envfiles import ROOT
 
 NGINX = "/usr/sbin/nginx"
@@ -44,7 +51,7 @@ class Upstream(http.server.ThreadingHTTPServer):
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_GET = do_POST = do_DELETE = _answer
+            do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = _answer
 
             def log_message(self, *args):
                 pass
@@ -147,13 +154,115 @@ def test_plain_http_redirects_to_https(edge):
     assert reply.headers["Location"] == f"https://{DOMAIN}/login"
 
 
-def test_whip_only_goes_to_srs(edge):
-    """POST /rtc/v1/whip/ reaches SRS with its query; other SRS APIs are not public."""
-    reply = get(edge, "/rtc/v1/whip/?app=live&stream=abc&secret=k1", "POST", data="v=0\r\n")
+def handed_out(engine: str = "srs") -> dict:
+    """The ingest settings the studio hands out with the production settings
+    (docker-compose.yml passes the optional ones empty)."""
+    config = studio_config.from_environ(
+        {"STUDIO_PUBLIC_URL": f"https://{DOMAIN}", "STUDIO_MEDIA_ENGINE": engine,
+         "STUDIO_WEBRTC_ORIGIN": "", "STUDIO_WEBRTC_HOST": "", "STUDIO_WHIP_URL": ""}
+    )  # fmt: skip
+    return urls.ingest(Stream(public_id="st1abc", stream_key="k1-Key"), config)
+
+
+def at_edge(edge, url: str) -> str:
+    """A URL handed out for https://studio.test, as this test's nginx serves it."""
+    assert url.startswith(f"https://{DOMAIN}/"), url
+    return url.removeprefix(f"https://{DOMAIN}")
+
+
+def sdk_api_url(webrtc_url: str, page_scheme: str = "http") -> str:
+    """Where the SRS SDK (srs.sdk.js, SrsRtcPublisherAsync) posts for a webrtc://
+    URL, as its prepareUrl builds it (srs5-contract.md §4.3): `schema` from the
+    query, else the page's; the URL's port, else 443 for https, else 1985; the
+    query's keys appended to /rtc/v1/publish/."""
+    parsed = urllib.parse.urlsplit(webrtc_url.replace("webrtc://", "http://", 1))
+    query = dict(pair.split("=", 1) for pair in parsed.query.split("&") if pair)
+    scheme = query.get("schema") or page_scheme
+    port = parsed.port or (443 if scheme == "https" else 1985)
+    extra = "&".join(f"{k}={v}" for k, v in query.items() if k not in ("api", "play"))
+    return f"{scheme}://{parsed.hostname}:{port}/rtc/v1/publish/" + (f"?{extra}" if extra else "")
+
+
+def test_whip_url_handed_out_reaches_srs_as_handed_out(edge):
+    """POST to the exact whip_url the studio hands out in production reaches SRS
+    with its path and query (app, stream, secret) intact; DELETE of the session
+    does too."""
+    whip = handed_out()["whip_url"]
+    assert whip == f"https://{DOMAIN}/rtc/v1/whip/?app=live&stream=st1abc&secret=k1-Key"
+    reply = get(edge, at_edge(edge, whip), "POST", data="v=0\r\n")
     assert reply.status_code == 201
-    assert reply.text == "srs POST /rtc/v1/whip/?app=live&stream=abc&secret=k1"
-    assert get(edge, "/rtc/v1/whep/?app=live&stream=abc", "POST").status_code == 404
-    assert get(edge, "/api/v1/clients/").text.startswith("web ")  # the studio's API, not SRS's
+    assert reply.text == "srs POST /rtc/v1/whip/?app=live&stream=st1abc&secret=k1-Key"
+    stop = "/rtc/v1/whip/?action=delete&token=abcdefghi&app=live&stream=st1abc&session=u:r"
+    assert get(edge, stop, "DELETE").text == f"srs DELETE {stop}"
+
+
+def test_webrtc_url_handed_out_reaches_the_sdk_publish_api(edge):
+    """The SRS SDK turns the handed-out webrtc:// URL into
+    https://studio.test:443/rtc/v1/publish/?... (whatever page it runs on),
+    and nginx passes that to SRS with the query intact."""
+    webrtc = handed_out()["webrtc_url"]
+    assert webrtc == f"webrtc://{DOMAIN}/live/st1abc?schema=https&secret=k1-Key"
+    for page_scheme in ("http", "https"):
+        api = sdk_api_url(webrtc, page_scheme)
+        assert api == f"https://{DOMAIN}:443/rtc/v1/publish/?schema=https&secret=k1-Key"
+    offer = {"api": api, "streamurl": webrtc, "clientip": None, "sdp": "v=0\r\n"}
+    reply = get(edge, at_edge(edge, api.replace(":443", "")), "POST", json=offer)
+    assert reply.text == "srs POST /rtc/v1/publish/?schema=https&secret=k1-Key"
+
+
+def test_whep_playback_reaches_srs(edge):
+    """WHEP (low-latency playback) is routed to SRS like WHIP."""
+    reply = get(edge, "/rtc/v1/whep/?app=live&stream=st1abc", "POST", data="v=0\r\n")
+    assert reply.status_code == 201
+    assert reply.text == "srs POST /rtc/v1/whep/?app=live&stream=st1abc"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/rtc/v1/play/?app=live", "/rtc/v1/whip-play/", "/rtc/v1/nack/", "/rtc/v1/whip/x",
+     "/rtc/v1/whip", "/rtc/v1/publish/extra/", "/rtc/v2/whip/"],
+)  # fmt: skip
+def test_other_srs_rtc_endpoints_are_not_public(edge, path):
+    """Only WHIP, the SDK's publish API and WHEP reach SRS; its other /rtc/ paths are 404."""
+    reply = get(edge, path, "POST", data="{}")
+    assert reply.status_code == 404
+    assert not reply.text.startswith("srs ")
+
+
+def test_srs_http_api_is_not_public(edge):
+    """/api/v1/... is the studio's own API (web), never SRS's: kicking a client
+    (DELETE /api/v1/clients/{id}) or listing streams cannot reach SRS."""
+    for method, path in [("GET", "/api/v1/clients/"), ("DELETE", "/api/v1/clients/abc"),
+                         ("GET", "/api/v1/streams/"), ("GET", "/api/v1/summaries")]:  # fmt: skip
+        assert get(edge, path, method).text.startswith("web "), path
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    ["/api/v1/clients/../../../rtc/v1/whip/?app=live", "/rtc/v1/x/../whip/?app=live",
+     "/rtc/v1/whip/./?app=live", "/api/v1/clients/%2e%2e/%2e%2e/%2e%2e/rtc/v1/whip/?app=live"],
+)  # fmt: skip
+def test_srs_gets_the_endpoint_path_not_the_clients_spelling(edge, raw_path):
+    """A path nginx normalises into /rtc/v1/whip/ reaches SRS as /rtc/v1/whip/:
+    SRS would otherwise route `/api/v1/clients/../..` as its private clients API."""
+    context = ssl.create_default_context(cafile=str(edge["tmp"] / "fullchain.pem"))
+    host, port = edge["https"].removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=5)
+    try:
+        connection.request("POST", raw_path, body="v=0\r\n", headers={"Host": DOMAIN})
+        reply = connection.getresponse()
+        text = reply.read().decode()
+    finally:
+        connection.close()
+    assert text == "srs POST /rtc/v1/whip/?app=live"
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH"])
+def test_webrtc_endpoints_take_only_the_contracts_methods(edge, method):
+    """POST (offer), DELETE (stop) and OPTIONS (CORS) pass; nothing else reaches SRS."""
+    reply = get(edge, "/rtc/v1/whip/?app=live&stream=abc", method)
+    assert reply.status_code == 403
+    assert not reply.text.startswith("srs ")
 
 
 def test_callbacks_and_metrics_are_not_public(edge):
@@ -193,11 +302,12 @@ def test_rendering_left_no_compose_names():
 
 @pytest.mark.parametrize(
     ("path", "method"),
-    [("/ws/streams/abc", "GET"), ("/rtc/v1/whip/?app=live&stream=abc&secret=k1", "POST")],
-)
+    [("/ws/streams/abc", "GET"), ("/rtc/v1/whip/?app=live&stream=abc&secret=k1", "POST"),
+     ("/rtc/v1/publish/?secret=k1", "POST"), ("/rtc/v1/whep/?app=live&stream=abc", "POST")],
+)  # fmt: skip
 def test_websockets_and_whip_keep_the_forwarded_headers(edge, path, method):
     """A location that sets any proxy header inherits none from the server:
-    the websocket and WHIP locations still pass Host (the studio compares it
+    the websocket and WebRTC locations still pass Host (the studio compares it
     with Origin) and the client address (session binding; SRS's `ip`)."""
     reply = get(edge, path, method, data="v=0" if method == "POST" else None)
     assert reply.headers["X-Seen-Host"] == DOMAIN
