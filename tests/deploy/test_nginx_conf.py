@@ -16,7 +16,6 @@ import re
 import ssl
 import subprocess
 import threading
-import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from studio import config as studio_config
 from studio.models import Stream
 from studio.streams import urls
 from tests.deploy.envfiles import ROOT
+from tests.srs_sdk import sdk_api_url
 
 NGINX = "/usr/sbin/nginx"
 DOMAIN = "studio.test"
@@ -168,19 +168,6 @@ def at_edge(edge, url: str) -> str:
     """A URL handed out for https://studio.test, as this test's nginx serves it."""
     assert url.startswith(f"https://{DOMAIN}/"), url
     return url.removeprefix(f"https://{DOMAIN}")
-
-
-def sdk_api_url(webrtc_url: str, page_scheme: str = "http") -> str:
-    """Where the SRS SDK (srs.sdk.js, SrsRtcPublisherAsync) posts for a webrtc://
-    URL, as its prepareUrl builds it (srs5-contract.md §4.3): `schema` from the
-    query, else the page's; the URL's port, else 443 for https, else 1985; the
-    query's keys appended to /rtc/v1/publish/."""
-    parsed = urllib.parse.urlsplit(webrtc_url.replace("webrtc://", "http://", 1))
-    query = dict(pair.split("=", 1) for pair in parsed.query.split("&") if pair)
-    scheme = query.get("schema") or page_scheme
-    port = parsed.port or (443 if scheme == "https" else 1985)
-    extra = "&".join(f"{k}={v}" for k, v in query.items() if k not in ("api", "play"))
-    return f"{scheme}://{parsed.hostname}:{port}/rtc/v1/publish/" + (f"?{extra}" if extra else "")
 
 
 def test_whip_url_handed_out_reaches_srs_as_handed_out(edge):
