@@ -98,7 +98,7 @@ def main() -> int:
         hook_url = f"http://127.0.0.1:{port}/hooks/{hooks}?token={keys['STUDIO_HOOK_TOKEN']}"
         hls_dir = VAR / "hls"
         # HTTPS (self-signed) so the go-live page may use the camera on
-        # https://<machine name>:8443; /rtc/v1/whip/ goes to SRS's API.
+        # https://<machine name>:8443; SRS's WebRTC endpoints (WHIP, ...) go to its API.
         srs_api = stack.free_port(1985) if srs_bin else 9
         cert = tls.self_signed_cert(VAR)
         site = stack.TlsSite(
