@@ -164,6 +164,8 @@ def _type_name(prop: dict) -> str:
         return " or ".join(_type_name(option) for option in prop["anyOf"])
     if "enum" in prop:
         return " | ".join(json.dumps(value) for value in prop["enum"])
+    if "const" in prop:  # a one-value Literal
+        return json.dumps(prop["const"])
     if prop.get("type") == "array":
         return f"array of {_type_name(prop.get('items', {}))}"
     if prop.get("format"):
