@@ -23,6 +23,7 @@ from inotify_simple import flags as iflags
 from sqlalchemy import exists, select
 
 from studio.extensions import db
+from studio.logging_setup import configure_process_logging
 from studio.media import pipeline
 from studio.models import Broadcast, Segment, utcnow
 from studio.redis_client import get_redis
@@ -140,10 +141,7 @@ class Watcher:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_process_logging(os.environ.get("STUDIO_LOG_LEVEL", "INFO"))
     watcher = Watcher(process_app())
     signal.signal(signal.SIGTERM, watcher.stop)
     signal.signal(signal.SIGINT, watcher.stop)
