@@ -33,6 +33,17 @@ worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("STUDIO_LOG_LEVEL", "info").lower()
+# gunicorn's own lines in the studio's JSON format, through the one handler
+# the app uses too (studio/logging_setup.py); no access lines.
+logconfig_dict = {
+    "root": {"level": loglevel.upper(), "handlers": ["studio"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": [], "propagate": True},
+        "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+    },
+    "handlers": {"studio": {"()": "studio.logging_setup.make_handler"}},
+    "formatters": {},
+}
 
 
 def on_starting(server) -> None:

@@ -1,105 +1,218 @@
-"""Settings, read from the environment when the app is created.
+"""Settings: one typed object read from the environment (pydantic-settings).
 
-Every setting has one environment variable (documented in the README table).
-`DATABASE_URL`, `REDIS_URL` and `STORAGE_EMULATOR_HOST` keep their conventional
-names; everything else uses the `STUDIO_` prefix.
+Every setting has one environment variable (documented in the README table
+and .env.example; a test checks both against `Settings`). `DATABASE_URL`,
+`REDIS_URL` and `STORAGE_EMULATOR_HOST` keep their conventional names;
+everything else is `STUDIO_` + the field's name in upper case. A value that
+does not parse stops start-up with a `SettingsError` naming the variable.
+The Flask config the app uses is derived from it by `flask_config`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
+from typing import Annotated, Literal
+
+from limits import parse_many
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def _flag(value: str | None, default: bool) -> bool:
-    if value is None or value == "":
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+class SettingsError(ValueError):
+    """A setting in the environment is missing or malformed."""
+
+
+def _env_name(field: str) -> str:
+    return "STUDIO_" + field.upper()
+
+
+def _lower(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def _upper(value: object) -> object:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def _rate_limit(value: str) -> str:
+    parse_many(value)  # Flask-Limiter's syntax; raises ValueError when malformed
+    return value
+
+
+def _no_trailing_slash(value: str) -> str:
+    return value.rstrip("/")
+
+
+Url = Annotated[str, AfterValidator(_no_trailing_slash)]
+RateLimit = Annotated[str, AfterValidator(_rate_limit)]
+
+
+class Settings(BaseSettings):
+    """What an operator may set; defaults suit one development machine."""
+
+    model_config = SettingsConfigDict(
+        alias_generator=_env_name, case_sensitive=True, env_ignore_empty=True, extra="ignore"
+    )
+
+    secret_key: str = ""
+    database_url: str = Field("postgresql://postgres@127.0.0.1:5432/studio", alias="DATABASE_URL")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
+    storage_emulator_host: str = Field("", alias="STORAGE_EMULATOR_HOST")
+    # Token SRS / nginx-rtmp must put in the hook URL query (?token=...).
+    hook_token: str = ""
+    # Public HTTPS origin of the studio (pages, WHIP proxy, websockets).
+    public_url: Url = "http://127.0.0.1:5000"
+    # RTMP ingest base as OBS needs it: rtmp://{ingest host}/live
+    rtmp_url: Url = "rtmp://127.0.0.1:1935/live"
+    # The HTTPS origin where nginx passes SRS's WebRTC endpoints (WHIP, the
+    # SDK's /rtc/v1/publish/, WHEP): the base of every WebRTC URL handed out.
+    # Empty: PUBLIC_URL; `make dev`: its HTTPS site (gunicorn's plain port
+    # has no /rtc/v1/ at all).
+    webrtc_origin: Url = ""
+    # Host (and optional port) the SRS WebRTC SDK talks to; default: the origin's.
+    webrtc_host: str = ""
+    cdn_url: Url = "http://127.0.0.1:8081"
+    gcs_bucket: str = "studio-media"
+    # Local directory the media engine writes HLS into (never a bucket mount).
+    hls_dir: str = "var/hls"
+    hls_fragment: PositiveFloat = 2.0
+    media_engine: Annotated[Literal["nginx-rtmp", "srs"], BeforeValidator(_lower)] = "nginx-rtmp"
+    srs_api_url: Url = "http://127.0.0.1:1985"
+    nginx_control_url: Url = "http://127.0.0.1:8080"
+    # Empty: Secure cookies exactly when PUBLIC_URL is https.
+    secure_cookies: bool | None = None
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+    ] = "INFO"
+    log_format: Annotated[Literal["json", "text"], BeforeValidator(_lower)] = "json"
+    ws_ping_interval: PositiveFloat = 25.0
+    # Where the websocket ingest's ffmpeg publishes; default: RTMP_URL.
+    ingest_rtmp_url: Url = ""
+    # Empty: {PUBLIC_URL}/rtc/v1/whip/ (nginx proxies it to SRS).
+    whip_url: str = ""
+    whip_ice_timeout: PositiveFloat = 5.0
+    stun_urls: str = ""
+    turn_urls: str = ""
+    turn_secret: str = ""
+    turn_ttl: PositiveInt = 3600
+    # Cost guard: live streams per creator, longest broadcast (s); 0 = no limit.
+    max_live_per_user: NonNegativeInt = 3
+    max_broadcast_seconds: NonNegativeInt = 43200
+    reconcile_grace_seconds: NonNegativeFloat = 30.0
+    reconcile_interval: PositiveFloat = 15.0
+    ratelimit_login: RateLimit = "10 per minute"
+    ratelimit_register: RateLimit = "20 per hour"
+    ratelimit_api: RateLimit = "600 per minute"
+    # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted.
+    proxy_hops: NonNegativeInt = 0
+    # Parallel segment uploads in one sync pass; seconds between HLS sweeps.
+    upload_threads: PositiveInt = 4
+    sweep_interval: PositiveFloat = 3.0
+
+
+class _FromMapping(Settings):
+    """Settings from an explicit mapping only (tests, tools), never os.environ."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_others):
+        return (init_settings,)
+
+
+def environment_variables() -> set[str]:
+    """Every environment variable `Settings` reads."""
+    return {field.alias for field in Settings.model_fields.values()}
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from the process environment, or from `environ` alone.
+
+    Raises SettingsError naming each variable that does not parse.
+    """
+    try:
+        if environ is None:
+            return Settings()
+        known = environment_variables()
+        return _FromMapping(**{k: v for k, v in environ.items() if k in known and v != ""})
+    except ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "settings"
+        shown = "" if "SECRET" in name or "TOKEN" in name else f" (got {error['input']!r})"
+        problems.append(f"{name}: {error['msg']}{shown}")
+    return "invalid settings: " + "; ".join(problems)
 
 
 def from_environ(environ: Mapping[str, str] | None = None) -> dict:
-    """Build the Flask config mapping from environment variables."""
-    env = os.environ if environ is None else environ
-    public_url = env.get("STUDIO_PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
-    webrtc_origin = env.get("STUDIO_WEBRTC_ORIGIN", "").rstrip("/") or public_url
+    """The Flask config mapping, from the environment (or `environ`)."""
+    return flask_config(load(environ))
+
+
+def flask_config(settings: Settings) -> dict:
+    """The Flask config the app reads (keys as the app has always used them)."""
+    webrtc_origin = settings.webrtc_origin or settings.public_url
+    secure = settings.secure_cookies
+    if secure is None:
+        secure = settings.public_url.startswith("https://")
     return {
-        "SECRET_KEY": env.get("STUDIO_SECRET_KEY", ""),
-        "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(
-            env.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/studio")
-        ),
+        "SECRET_KEY": settings.secret_key,
+        "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(settings.database_url),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
-        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        # Token SRS / nginx-rtmp must put in the hook URL query (?token=...).
-        "HOOK_TOKEN": env.get("STUDIO_HOOK_TOKEN", ""),
-        # Public HTTPS origin of the studio (pages, WHIP proxy, websockets).
-        "PUBLIC_URL": public_url,
-        # RTMP ingest base as OBS needs it: rtmp://{ingest host}/live
-        "RTMP_URL": env.get("STUDIO_RTMP_URL", "rtmp://127.0.0.1:1935/live").rstrip("/"),
-        # The HTTPS origin where nginx passes SRS's WebRTC endpoints (WHIP,
-        # the SDK's /rtc/v1/publish/, WHEP): the base of every WebRTC URL
-        # handed out. Production: the studio's own origin; `make dev`: its
-        # HTTPS site (gunicorn's plain port has no /rtc/v1/ at all).
+        "REDIS_URL": settings.redis_url,
+        "HOOK_TOKEN": settings.hook_token,
+        "PUBLIC_URL": settings.public_url,
+        "RTMP_URL": settings.rtmp_url,
         "WEBRTC_ORIGIN": webrtc_origin,
-        # Host (and optional port) the SRS WebRTC SDK should talk to.
-        "WEBRTC_HOST": env.get("STUDIO_WEBRTC_HOST", "") or _host_of(webrtc_origin),
-        # Base URL of the CDN in front of the bucket.
-        "CDN_URL": env.get("STUDIO_CDN_URL", "http://127.0.0.1:8081").rstrip("/"),
-        "GCS_BUCKET": env.get("STUDIO_GCS_BUCKET", "studio-media"),
-        "STORAGE_EMULATOR_HOST": env.get("STORAGE_EMULATOR_HOST", ""),
-        # Local directory the media engine writes HLS into (never a bucket mount).
-        "HLS_DIR": env.get("STUDIO_HLS_DIR", "var/hls"),
-        "HLS_FRAGMENT": float(env.get("STUDIO_HLS_FRAGMENT", "2")),
-        # "nginx-rtmp" (bare metal, development, tests) or "srs" (production).
-        "MEDIA_ENGINE": env.get("STUDIO_MEDIA_ENGINE", "nginx-rtmp"),
-        "SRS_API_URL": env.get("STUDIO_SRS_API_URL", "http://127.0.0.1:1985").rstrip("/"),
-        "NGINX_CONTROL_URL": env.get("STUDIO_NGINX_CONTROL_URL", "http://127.0.0.1:8080").rstrip(
-            "/"
-        ),
-        # Secure cookies whenever the public origin is HTTPS (override: STUDIO_SECURE_COOKIES).
-        "SESSION_COOKIE_SECURE": _flag(
-            env.get("STUDIO_SECURE_COOKIES"), public_url.startswith("https://")
-        ),
-        "REMEMBER_COOKIE_SECURE": _flag(
-            env.get("STUDIO_SECURE_COOKIES"), public_url.startswith("https://")
-        ),
+        "WEBRTC_HOST": settings.webrtc_host or _host_of(webrtc_origin),
+        "CDN_URL": settings.cdn_url,
+        "GCS_BUCKET": settings.gcs_bucket,
+        "STORAGE_EMULATOR_HOST": settings.storage_emulator_host,
+        "HLS_DIR": settings.hls_dir,
+        "HLS_FRAGMENT": settings.hls_fragment,
+        "MEDIA_ENGINE": settings.media_engine,
+        "SRS_API_URL": settings.srs_api_url,
+        "NGINX_CONTROL_URL": settings.nginx_control_url,
+        "SESSION_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_SECURE": secure,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
         "WTF_CSRF_TIME_LIMIT": None,
-        "LOG_LEVEL": env.get("STUDIO_LOG_LEVEL", "INFO"),
+        "LOG_LEVEL": settings.log_level,
         # Request bodies are small JSON/forms; anything bigger is refused with 413.
         "MAX_CONTENT_LENGTH": 1024 * 1024,
         # Every websocket is pinged this often (seconds); a client that misses a
         # pong is dropped, so a vanished browser does not keep a worker thread.
-        "SOCK_SERVER_OPTIONS": {"ping_interval": float(env.get("STUDIO_WS_PING_INTERVAL", "25"))},
-        # Browser go-live: where the websocket ingest's ffmpeg publishes (RTMP,
-        # reachable from the web servers), the WHIP endpoint pages post to,
-        # and ICE servers (TURN credentials use coturn's use-auth-secret).
-        "INGEST_RTMP_URL": env.get(
-            "STUDIO_INGEST_RTMP_URL", env.get("STUDIO_RTMP_URL", "rtmp://127.0.0.1:1935/live")
-        ).rstrip("/"),
-        # Empty: {WEBRTC_ORIGIN}/rtc/v1/whip/ (nginx proxies it to SRS), and
-        # the go-live page posts to its own origin.
-        "WHIP_URL": env.get("STUDIO_WHIP_URL", ""),
-        "WHIP_ICE_TIMEOUT": float(env.get("STUDIO_WHIP_ICE_TIMEOUT", "5")),
-        "STUN_URLS": _words(env.get("STUDIO_STUN_URLS", "")),
-        "TURN_URLS": _words(env.get("STUDIO_TURN_URLS", "")),
-        "TURN_SECRET": env.get("STUDIO_TURN_SECRET", ""),
-        "TURN_TTL": int(env.get("STUDIO_TURN_TTL", "3600")),
-        # Cost guard: concurrent live streams per creator and longest broadcast
-        # (seconds); 0 turns a limit off.
-        "MAX_LIVE_PER_USER": int(env.get("STUDIO_MAX_LIVE_PER_USER", "3")),
-        "MAX_BROADCAST_SECONDS": int(env.get("STUDIO_MAX_BROADCAST_SECONDS", "43200")),
-        # Reconciler: how long a live stream may be missing from the engine
-        # before it is ended, and how often a pass runs.
-        "RECONCILE_GRACE_SECONDS": float(env.get("STUDIO_RECONCILE_GRACE_SECONDS", "30")),
-        "RECONCILE_INTERVAL": float(env.get("STUDIO_RECONCILE_INTERVAL", "15")),
-        # Rate limits (Flask-Limiter syntax), counted in Redis.
-        "RATELIMIT_LOGIN": env.get("STUDIO_RATELIMIT_LOGIN", "10 per minute"),
-        "RATELIMIT_REGISTER": env.get("STUDIO_RATELIMIT_REGISTER", "20 per hour"),
-        "RATELIMIT_API": env.get("STUDIO_RATELIMIT_API", "600 per minute"),
-        # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted.
-        "PROXY_HOPS": int(env.get("STUDIO_PROXY_HOPS", "0")),
+        "SOCK_SERVER_OPTIONS": {"ping_interval": settings.ws_ping_interval},
+        "INGEST_RTMP_URL": settings.ingest_rtmp_url or settings.rtmp_url,
+        "WHIP_URL": settings.whip_url,
+        "WHIP_ICE_TIMEOUT": settings.whip_ice_timeout,
+        "STUN_URLS": _words(settings.stun_urls),
+        "TURN_URLS": _words(settings.turn_urls),
+        "TURN_SECRET": settings.turn_secret,
+        "TURN_TTL": settings.turn_ttl,
+        "MAX_LIVE_PER_USER": settings.max_live_per_user,
+        "MAX_BROADCAST_SECONDS": settings.max_broadcast_seconds,
+        "RECONCILE_GRACE_SECONDS": settings.reconcile_grace_seconds,
+        "RECONCILE_INTERVAL": settings.reconcile_interval,
+        "RATELIMIT_LOGIN": settings.ratelimit_login,
+        "RATELIMIT_REGISTER": settings.ratelimit_register,
+        "RATELIMIT_API": settings.ratelimit_api,
+        "PROXY_HOPS": settings.proxy_hops,
+        "UPLOAD_THREADS": settings.upload_threads,
+        "SWEEP_INTERVAL": settings.sweep_interval,
     }
 
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import runpy
 import sys
 
 from prometheus_client import start_http_server
+
+from studio.logging_setup import configure_process_logging
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("module")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
+    configure_process_logging(os.environ.get("STUDIO_LOG_LEVEL", "INFO"))
     start_http_server(options.port, addr=options.addr)
     log.info("metrics on %s:%s for %s", options.addr, options.port, options.module)
     sys.argv = [options.module, *options.args]

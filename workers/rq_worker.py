@@ -9,6 +9,7 @@ Start: `rq worker-pool -w workers.rq_worker.UploadWorker -S json uploads`.
 from __future__ import annotations
 
 import logging
+import os
 
 from rq.worker import SimpleWorker
 
@@ -16,6 +17,15 @@ log = logging.getLogger(__name__)
 
 
 class UploadWorker(SimpleWorker):
+    def bootstrap(self, *args, **kwargs):
+        # RQ gives its own loggers plain-text handlers of their own unless a
+        # handler is already in effect: route them to the process's JSON lines.
+        from studio.logging_setup import configure_process_logging, unify_library_loggers
+
+        configure_process_logging(os.environ.get("STUDIO_LOG_LEVEL", "INFO"))
+        unify_library_loggers("rq.worker", "rq.job", "rq.scheduler", "rq.worker_pool")
+        return super().bootstrap(*args, **kwargs)
+
     def work(self, *args, **kwargs):
         warm_up()
         return super().work(*args, **kwargs)

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 16
 QUIET_AFTER_END = 0.5  # seconds
-UPLOAD_THREADS = int(os.environ.get("STUDIO_UPLOAD_THREADS", "4"))
 # A segment's mtime may precede the broadcast's start by a little (clocks of
 # hook handler and engine) and follow its end by the engine's final flush.
 START_SLACK = timedelta(seconds=2)
@@ -140,8 +139,9 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     quiet = QUIET_AFTER_END
     complete = local_hls.complete_segments(on_disk, playlist, publishing, time.time(), quiet)
     storage = gcs.get_storage(config)
+    pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
     uploaded = _upload_segments(
-        storage, stream_row, broadcasts, complete, on_disk, playlist, result, lock
+        storage, pool, stream_row, broadcasts, complete, on_disk, playlist, result, lock
     )
     if playlist is not None:
         live.write_live_playlist(
@@ -199,7 +199,7 @@ class _Pending:
     object_name: str
 
 
-def _upload_segments(storage, stream, broadcasts, complete, on_disk, playlist, result, lock):
+def _upload_segments(storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock):
     """Upload complete segments (in parallel), record them, delete local files.
 
     Returns {number: PlaylistSegment} for what was uploaded in this pass.
@@ -226,7 +226,7 @@ def _upload_segments(storage, stream, broadcasts, complete, on_disk, playlist, r
     for start in range(0, len(pending), BATCH):
         if start and lock is not None and not locks.still_ours(lock):
             break  # our lock expired: another pass owns the stream now
-        done, failed = _upload_all(storage, pending[start : start + BATCH], result)
+        done, failed = _upload_all(storage, pool, pending[start : start + BATCH], result)
         if done:
             _record(done)
             _forget_local(done)
@@ -255,10 +255,9 @@ def _forget_local(done: list[_Pending]) -> None:
         metrics.UPLOADED_BYTES.labels("segment").inc(item.segment.size)
 
 
-def _upload_all(storage, pending: list[_Pending], result: SyncResult):
+def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
     """Upload in parallel: (uploaded, failed?). After the first failure the
     rest are not tried (the bucket is probably unreachable)."""
-    pool = _pool()
     futures: list[tuple[_Pending, Future]] = [
         (item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
         for item in pending
@@ -317,10 +316,10 @@ def _duration_from_pts(segment: local_hls.LocalSegment, on_disk) -> float:
     return mpegts.duration(this, after)
 
 
-def _pool() -> ThreadPoolExecutor:
+def _pool(threads: int) -> ThreadPoolExecutor:
     pool = _pools.get(os.getpid())
     if pool is None:
-        pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="upload")
+        pool = ThreadPoolExecutor(threads, thread_name_prefix="upload")
         _pools[os.getpid()] = pool
     return pool
 

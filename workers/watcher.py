@@ -23,6 +23,7 @@ from inotify_simple import flags as iflags
 from sqlalchemy import exists, select
 
 from studio.extensions import db
+from studio.logging_setup import configure_process_logging
 from studio.media import pipeline
 from studio.models import Broadcast, Segment, utcnow
 from studio.redis_client import get_redis
@@ -31,7 +32,6 @@ from workers.context import process_app
 
 log = logging.getLogger("workers.watcher")
 
-SWEEP_INTERVAL = float(os.environ.get("STUDIO_SWEEP_INTERVAL", "3"))
 FINALIZE_SWEEP_INTERVAL = 30.0
 WATCH_FLAGS = iflags.CLOSE_WRITE | iflags.MOVED_TO
 
@@ -43,6 +43,7 @@ class Watcher:
         self.app = app
         self.hls_dir = app.config["HLS_DIR"]
         self.fragment = float(app.config["HLS_FRAGMENT"])
+        self.sweep_interval = float(app.config.get("SWEEP_INTERVAL", 3.0))
         self.stopping = False
         self.inotify = INotify()
         directory = local_hls.live_dir(self.hls_dir)
@@ -53,7 +54,7 @@ class Watcher:
         next_sweep = next_finalize = 0.0
         while not self.stopping:
             streams = set()
-            for event in self.inotify.read(timeout=int(SWEEP_INTERVAL * 1000 / 3)):
+            for event in self.inotify.read(timeout=int(self.sweep_interval * 1000 / 3)):
                 if event.name.endswith(".m3u8"):
                     streams.add(event.name[: -len(".m3u8")])
             for stream in streams:
@@ -61,7 +62,7 @@ class Watcher:
             now = time.monotonic()
             if now >= next_sweep:
                 self.sweep()
-                next_sweep = now + SWEEP_INTERVAL
+                next_sweep = now + self.sweep_interval
             if now >= next_finalize:
                 self.sweep_replays()
                 next_finalize = now + FINALIZE_SWEEP_INTERVAL
@@ -140,10 +141,7 @@ class Watcher:
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_process_logging(os.environ.get("STUDIO_LOG_LEVEL", "INFO"))
     watcher = Watcher(process_app())
     signal.signal(signal.SIGTERM, watcher.stop)
     signal.signal(signal.SIGINT, watcher.stop)

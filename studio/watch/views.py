@@ -21,9 +21,11 @@ def _stream_or_404(public_id: str):
 @bp.get("/<public_id>")
 def watch(public_id: str):
     stream = _stream_or_404(public_id)
+    live = service.open_broadcast(db.session, stream) if stream.status == "live" else None
     return render_template(
         "watch/watch.html",
         stream=stream,
+        live_broadcast=live,
         hls_url=urls.hls_url(stream, current_app.config),
         replays=_replays(stream),
     )

@@ -157,3 +157,43 @@ def test_rtmp_publish_plays_live_from_the_cdn_then_replays(
 
     assert "live" in viewer_frames.statuses() and "ended" in viewer_frames.statuses()
     assert not any(secret in frame for frame in viewer_frames.frames)
+
+
+def test_viewer_waiting_across_two_broadcasts_plays_the_second_live(
+    studio_stack, ffmpeg_publisher, page: Page
+):
+    """A viewer who keeps the watch page open after a broadcast ends plays the
+    next broadcast live when it starts, not the previous one's recording
+    (which the edge still serves as the stream's playlist for a few seconds)."""
+    from tests.polling import wait_until
+
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Twice")
+    segments: list[str] = []
+    page.on("request", lambda r: segments.append(r.url) if r.url.endswith(".ts") else None)
+    watch = WatchPage(page).open(studio_stack.base_url, stream.public_id)
+
+    first = ffmpeg_publisher.start(stream.publish_url)
+    expect(watch.status).to_have_text("LIVE", timeout=15_000)
+    watch.wait_until_playing(past_seconds=2.0, timeout_ms=45_000)
+    stop_publisher(first)
+    expect(watch.status).to_have_text("ended", timeout=15_000)
+    playlist = f"live/{stream.public_id}/index.m3u8"
+    wait_until(
+        lambda: b"#EXT-X-ENDLIST" in studio_stack.edge_get(playlist)[2],
+        timeout=30,
+        what="the first broadcast's playlist to end",
+    )
+    first_id = studio_stack.stream_row(stream.public_id)["broadcasts"][0]["id"]
+
+    second = ffmpeg_publisher.start(stream.publish_url)
+    try:
+        expect(watch.status).to_have_text("LIVE", timeout=15_000)
+        second_id = studio_stack.stream_row(stream.public_id)["broadcasts"][-1]["id"]
+        assert second_id != first_id
+        watch.wait_until_playing(past_seconds=4.0, timeout_ms=45_000)
+        assert any(f"/live/{stream.public_id}/{second_id}/" in url for url in segments), segments
+        assert watch.mode() == "live"
+        expect(page.locator("#player")).to_have_attribute("data-playlist", "live")
+    finally:
+        stop_publisher(second)

@@ -1,4 +1,4 @@
-"""Structured logs: one line per event with the request id, and never a
+"""Structured logs: one JSON line per event with the request id, and never a
 stream key or hook token, through a publish/unpublish flow."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from studio.logging_setup import RequestIdFilter
+from studio.logging_setup import ContextFilter, StudioJsonFormatter
 from tests.conftest import load_fixture
 
 TOKEN = "test-hook-token"
@@ -20,10 +20,8 @@ def captured_logs(app):
     """Everything logged, formatted the way production formats it."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    )
+    handler.addFilter(ContextFilter())
+    handler.setFormatter(StudioJsonFormatter())
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
@@ -59,9 +57,14 @@ def test_publish_flow_logs_request_id_never_the_key(client, db, make_stream, cap
     assert hook(unpublish, "req-unpublish-1").status_code == 200
 
     text = captured_logs.getvalue()
-    lines = [line for line in text.splitlines() if stream.public_id in line]
-    assert any("[req-publish-1]" in line and "accepted" in line for line in lines), text
-    assert any("[req-refused-1]" in line and "refused" in line for line in lines), text
+    records = [json.loads(line) for line in text.splitlines()]
+    lines = [r for r in records if stream.public_id in r["message"]]
+    assert any(r["request_id"] == "req-publish-1" and "accepted" in r["message"] for r in lines), (
+        text
+    )
+    assert any(r["request_id"] == "req-refused-1" and "refused" in r["message"] for r in lines), (
+        text
+    )
     assert key not in text
     assert wrong not in text
     assert TOKEN not in text

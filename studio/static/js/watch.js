@@ -32,12 +32,18 @@ const LIVE_CONFIG = {
 const REPLAY_CONFIG = { lowLatencyMode: false, startPosition: 0 };
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 8000;
+// A new broadcast's first playlist reaches the edge a fragment or two after
+// the status turns live; until then the edge still has the previous
+// broadcast's finished one (with ENDLIST).
+const NEW_BROADCAST_POLL_MS = 1000;
 
 let status = player.dataset.status;
 let hls = null;
 let retryTimer = null;
 let retryDelay = RETRY_FIRST_MS;
 let mediaRecoveries = 0;
+// The broadcast the status says is live (from the page, then the socket).
+let liveBroadcast = player.dataset.broadcast || "";
 
 function setMessage(text) {
   message.textContent = text;
@@ -46,6 +52,7 @@ function setMessage(text) {
 function stopPlayback() {
   window.clearTimeout(retryTimer);
   retryTimer = null;
+  delete player.dataset.playlist;
   if (hls) {
     hls.destroy();
     hls = null;
@@ -68,6 +75,9 @@ function play(url, mode, config) {
       setMessage("");
       video.play().catch(() => setMessage("Press play to start."));
     });
+    hls.on(Hls.Events.LEVEL_LOADED, (_name, data) => {
+      if (mode === "live") onLivePlaylist(data.details, url, config);
+    });
     hls.on(Hls.Events.ERROR, (_name, data) => {
       if (data.fatal) onFatalError(data, url, mode, config);
     });
@@ -79,6 +89,21 @@ function play(url, mode, config) {
   } else {
     setMessage("This browser cannot play HLS video.");
   }
+}
+
+// While the status is live, a playlist that has ended is the previous
+// broadcast's: hls.js would take it for a recording and never reload it, so
+// start over until the new broadcast's live playlist is there.
+function onLivePlaylist(details, url, config) {
+  if (!details || details.live) {
+    player.dataset.playlist = "live";
+    return;
+  }
+  player.dataset.playlist = "previous";
+  setMessage("Starting…");
+  hls.destroy();
+  hls = null;
+  retryTimer = window.setTimeout(() => play(url, "live", config), NEW_BROADCAST_POLL_MS);
 }
 
 function onFatalError(data, url, mode, config) {
@@ -103,6 +128,7 @@ function onFatalError(data, url, mode, config) {
 function startLive() {
   offlineCard.hidden = true;
   endedCard.hidden = true;
+  player.dataset.playingBroadcast = liveBroadcast;
   play(player.dataset.hlsUrl, "live", LIVE_CONFIG);
 }
 
@@ -132,10 +158,13 @@ function onStatus(event) {
   const previous = status;
   status = event.status;
   player.dataset.status = status;
+  liveBroadcast = status === "live" && event.broadcast ? String(event.broadcast.id) : "";
   showBadge();
   const watchingReplay = player.dataset.mode === "replay";
   if (status === "live") {
-    if (player.dataset.mode !== "live") startLive();
+    // A new broadcast (even one whose "ended" this page missed) starts afresh.
+    const another = player.dataset.playingBroadcast !== liveBroadcast;
+    if (player.dataset.mode !== "live" || another) startLive();
     return;
   }
   if (player.dataset.mode === "live") {
