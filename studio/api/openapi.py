@@ -31,6 +31,7 @@ from studio.api.errors import validation_error
 from studio.api.schemas import Error
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
+LOCATION = {"description": "URL of the new resource.", "schema": {"type": "string"}}
 
 
 def app_options() -> dict[str, Any]:
@@ -78,9 +79,7 @@ def document(app: Flask, prefix: str, server_url: str) -> dict[str, Any]:
             if _is_generic_validation_error(responses):
                 del responses["400"]
             if "201" in responses:
-                responses["201"]["headers"] = {
-                    "Location": {"description": "URL of the new resource.", "schema": {"type": "string"}}
-                }
+                responses["201"]["headers"] = {"Location": LOCATION}
     return spec
 
 

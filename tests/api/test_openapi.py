@@ -96,6 +96,32 @@ def test_request_schemas_match_what_the_views_validate(spec):
     assert update["additionalProperties"] is False and update["minProperties"] == 1
 
 
+def test_stream_id_parameter_has_the_pattern_of_real_ids(spec, api, db, owner, make_stream):
+    """Every `stream_id` path parameter is documented with the pattern stream ids
+    really have; an id of that shape reaches the stream, and one that cannot be an
+    id is the same 404 as an unknown one."""
+    parameters = [
+        param
+        for item in spec["paths"].values()
+        for operation in item.values()
+        for param in operation.get("parameters", [])
+    ]
+    assert len(parameters) == 5  # get, patch, delete, rotate-key, broadcasts
+    for param in parameters:
+        assert (param["name"], param["in"], param["required"]) == ("stream_id", "path", True)
+        assert param["schema"]["type"] == "string"
+        assert param["schema"]["pattern"] == PUBLIC_ID_PATTERN
+        assert param["description"]
+    assert all(re.fullmatch(PUBLIC_ID_PATTERN, new_public_id()) for _ in range(50))
+    stream = make_stream(owner)
+    assert re.fullmatch(PUBLIC_ID_PATTERN, stream.public_id)
+    assert api.get(f"/streams/{stream.public_id}").status_code == 200
+    for bad_id in (stream.public_id.upper(), stream.public_id + "0", "a-b" * 6):
+        reply = api.get(f"/streams/{bad_id}")
+        assert reply.status_code == 404
+        assert reply.get_json() == {"error": "Stream not found.", "fields": {}}
+
+
 def _validator(spec: dict, name: str) -> Draft202012Validator:
     resource = Resource.from_contents(
         {"$schema": "https://json-schema.org/draft/2020-12/schema", **spec}
@@ -150,6 +176,7 @@ def test_reference_page_lists_every_operation_with_a_curl_example(client, spec):
     for name in spec["components"]["schemas"]:
         assert f'id="schema-{name}"' in page
     assert "Authorization: Bearer $STUDIO_TOKEN" in page
+    assert f"string matching {PUBLIC_ID_PATTERN}" in page  # the stream_id parameter
     assert """-d '{"title": "Friday night show"}'""" in html.unescape(page)
 
 
