@@ -63,10 +63,16 @@ csrf.exempt(bp)
 PUBLIC_ENDPOINTS = {"api.openapi_json", "api.docs"}
 
 
+def _reaches_a_view() -> bool:
+    # Flask answers OPTIONS itself (the Allow header) without running the view:
+    # like the description of the API, that needs no token and has no body.
+    return request.method != "OPTIONS" and request.endpoint not in PUBLIC_ENDPOINTS
+
+
 @bp.before_request
 def authenticate() -> Response | None:
     """Refuse a request without a valid bearer token (401); remember its owner."""
-    if request.endpoint in PUBLIC_ENDPOINTS:
+    if not _reaches_a_view():
         return None
     user = bearer_user(request.headers.get("Authorization", ""))
     if user is None:
@@ -83,7 +89,7 @@ def authenticate() -> Response | None:
 @bp.before_request
 def require_json_object() -> Response | None:
     """Refuse a body that is not a JSON object, for views that take a body (400)."""
-    if body_model() is None:
+    if not _reaches_a_view() or body_model() is None:
         return None
     problem = json_object_problem()
     return error_reply(400, problem) if problem else None
@@ -101,7 +107,9 @@ def caller() -> User:
     return g.api_user
 
 
-def reply(model: BaseModel | None, status: int = 200, headers: dict[str, str] | None = None):
+def reply(
+    model: BaseModel | None, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
     """A response model as JSON (None: an empty 204); never cached, it holds keys."""
     if model is None:
         response = Response(status=204)
