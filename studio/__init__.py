@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from flask import Flask
+from flask_openapi3 import OpenAPI
 
 from studio import config as studio_config
 from studio.extensions import csrf, db, login_manager, migrate, sock
@@ -13,7 +14,10 @@ from studio.logging_setup import configure_logging
 
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app: settings, extensions, blueprints, logging. No I/O here."""
-    app = Flask(__name__)
+    from studio.api.openapi import app_options
+
+    # flask-openapi3's Flask subclass: it collects the JSON API's OpenAPI document.
+    app = OpenAPI(__name__, **app_options())
     app.config.update(studio_config.from_environ() if config is None else config)
     if not app.config.get("SECRET_KEY"):
         raise RuntimeError("STUDIO_SECRET_KEY must be set.")
@@ -46,7 +50,7 @@ def _migrations() -> str:
     return str(Path(__file__).resolve().parent.parent / "migrations")
 
 
-def _register_blueprints(app: Flask) -> None:
+def _register_blueprints(app: OpenAPI) -> None:
     from studio.api.views import bp as api_bp
     from studio.auth.views import bp as auth_bp
     from studio.health import bp as health_bp
@@ -57,8 +61,9 @@ def _register_blueprints(app: Flask) -> None:
     from studio.streams.views import bp as streams_bp
     from studio.watch.views import bp as watch_bp
 
-    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, api_bp, live_bp, health_bp):
+    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, live_bp, health_bp):
         app.register_blueprint(blueprint)
+    app.register_api(api_bp)  # registers the blueprint and adds it to the document
     app.register_blueprint(ingest_bp)
 
 

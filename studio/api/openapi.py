@@ -1,141 +1,126 @@
-"""The OpenAPI 3.1 document, built from the route registry and the pydantic
-models the views validate with."""
+"""The OpenAPI 3.1 document of the JSON API and the reference page's view of it.
+
+flask-openapi3 builds the document from the views and the pydantic models that
+validate their requests and shape their replies: paths, typed path parameters,
+request bodies, response schemas, security. This module holds only what the
+library does not do:
+
+- the app settings (`app_options`): title, the bearer scheme, our error
+  callback and error model;
+- `document`: the server URL (from the settings, so it is per deployment),
+  paths relative to that server as before, the `Location` header of a 201,
+  and without the generic validation-error reply the library adds to every
+  operation (ours are declared per operation: a bad body is 400, a bad id 404);
+- helpers for the server-rendered reference page (`templates/api/docs.html`).
+
+Why flask-openapi3 and not spectree: path parameters are pydantic models
+(typed, with patterns, validated like bodies) rather than Flask converters,
+and the document is built per app, which fits the app factory. See docs/api.md.
+"""
 
 from __future__ import annotations
 
+import copy
 import json
+from typing import Any
 
-from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from flask import Flask
+from flask_openapi3 import Info, SecurityScheme
 
-from studio.api.registry import ApiRegistry, Operation
+from studio.api.errors import validation_error
 from studio.api.schemas import Error
 
-_REF = "#/components/schemas/{model}"
-_ERRORS = {
-    400: "Invalid input; `fields` names each bad field. Nothing was changed.",
-    401: "Missing, unknown or revoked API token.",
-    404: "No such stream among yours (another creator's stream is 404 too).",
-    429: "Too many requests with this token (STUDIO_RATELIMIT_API); see Retry-After.",
-}
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+LOCATION = {"description": "URL of the new resource.", "schema": {"type": "string"}}
 
 
-def build(registry: ApiRegistry, prefix: str, server_url: str) -> dict:
-    """The OpenAPI 3.1 document of every documented operation in `registry`."""
-    operations = [op for op in registry.operations if op.documented]
-    schemas = _component_schemas(operations)
-    paths: dict[str, dict] = {}
-    for op in operations:
-        paths.setdefault(prefix + op.path, {})[op.method.lower()] = _operation(op, registry)
+def app_options() -> dict[str, Any]:
+    """Keyword arguments of `flask_openapi3.OpenAPI` (the app class) for this API."""
     return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Live Studio API",
-            "version": "1",
-            "description": (
+        "info": Info(
+            title="Live Studio API",
+            version="1",
+            description=(
                 "Create and control live streams. Authenticate with an API token "
                 "(created on the API tokens page): `Authorization: Bearer lst_...`."
             ),
+        ),
+        "security_schemes": {
+            "bearer": SecurityScheme(
+                type="http", scheme="bearer", description="An API token, `lst_...`."
+            )
         },
-        "servers": [{"url": server_url}],
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "An API token, `lst_...`.",
-                }
-            },
-        },
+        # The library's own document UI (Swagger and friends) stays off: the
+        # reference page is ours, server-rendered, with no scripts.
+        "doc_ui": False,
+        "validation_error_status": 400,
+        "validation_error_model": Error,
+        "validation_error_callback": validation_error,
     }
 
 
-def _component_schemas(operations: list[Operation]) -> dict:
-    models: set[type[BaseModel]] = {Error}
-    for op in operations:
-        if op.body is not None:
-            models.add(op.body)
-        models.update(model for model in op.responses.values() if model is not None)
-    ordered = sorted(models, key=lambda model: model.__name__)
-    # Request models are described as validated, responses as serialised.
-    modes = [(m, "validation" if _is_request(m, operations) else "serialization") for m in ordered]
-    _, top = models_json_schema(modes, ref_template=_REF)
-    return top.get("$defs", {})
+def error_response(description: str) -> dict[str, Any]:
+    """A documented error reply: `description`, with the Error body."""
+    return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
 
 
-def _is_request(model: type[BaseModel], operations: list[Operation]) -> bool:
-    return any(op.body is model for op in operations)
-
-
-def _operation(op: Operation, registry: ApiRegistry) -> dict:
-    doc: dict = {
-        "operationId": op.endpoint.split(".", 1)[-1],
-        "summary": op.summary,
-        "responses": _responses(op),
+def document(app: Flask, prefix: str, server_url: str) -> dict[str, Any]:
+    """The OpenAPI document of the operations under `prefix`, served from `server_url`."""
+    spec = copy.deepcopy(app.api_doc)  # type: ignore[attr-defined]
+    spec["servers"] = [{"url": server_url}]
+    spec["paths"] = {
+        path.removeprefix(prefix): item
+        for path, item in spec["paths"].items()
+        if path.startswith(prefix + "/")
     }
-    if op.description:
-        doc["description"] = op.description
-    if op.path_params:
-        doc["parameters"] = [
-            {
-                "name": name,
-                "in": "path",
-                "required": True,
-                "description": registry.param_docs.get(name, ""),
-                "schema": {"type": "string"},
-            }
-            for name in op.path_params
-        ]
-    if op.body is not None:
-        doc["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": _ref(op.body)}}},
-        }
-    doc["security"] = [{"bearer": []}] if op.auth else []
-    return doc
+    for item in spec["paths"].values():
+        for operation in item.values():
+            responses = operation["responses"]
+            if _is_generic_validation_error(responses):
+                del responses["400"]
+            if "201" in responses:
+                responses["201"]["headers"] = {"Location": LOCATION}
+    return spec
 
 
-def _responses(op: Operation) -> dict:
-    responses: dict[str, dict] = {}
-    for code, model in sorted(op.responses.items()):
-        entry: dict = {"description": (model.__doc__ or "No content.").strip().split("\n")[0]}
-        if model is not None:
-            entry["content"] = {"application/json": {"schema": {"$ref": _ref(model)}}}
-        if code == 201:
-            entry["headers"] = {
-                "Location": {
-                    "description": "URL of the new resource.",
-                    "schema": {"type": "string"},
+def _is_generic_validation_error(responses: dict) -> bool:
+    schema = responses.get("400", {}).get("content", {}).get("application/json", {}).get("schema")
+    return schema is not None and schema.get("type") == "array"
+
+
+def operations(spec: dict) -> list[dict[str, Any]]:
+    """The document's operations in order, flattened for the reference page."""
+    found = []
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            found.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "id": operation["operationId"],
+                    "summary": operation.get("summary", ""),
+                    "description": operation.get("description", ""),
+                    "parameters": [
+                        {**param, "type": _type_name(param["schema"])}
+                        for param in operation.get("parameters", [])
+                    ],
+                    "body": _ref_name(body.get("schema", {})),
+                    "example": _example(body),
+                    "responses": sorted(operation["responses"].items()),
                 }
-            }
-        responses[str(code)] = entry
-    errors = []
-    if op.body is not None:
-        errors.append(400)
-    if op.auth:
-        errors.append(401)
-    if op.path_params:
-        errors.append(404)
-    if op.auth:
-        errors.append(429)  # the API rate limit is counted per token
-    for code in errors:
-        responses[str(code)] = {
-            "description": _ERRORS[code],
-            "content": {"application/json": {"schema": {"$ref": _ref(Error)}}},
-        }
-    return responses
+            )
+    return found
 
 
-def _ref(model: type[BaseModel]) -> str:
-    return _REF.format(model=model.__name__)
+def _example(media: dict) -> str:
+    """The body's last documented example as JSON (for the curl example)."""
+    examples = [example["value"] for example in media.get("examples", {}).values()]
+    return json.dumps(examples[-1] if examples else media.get("example", {}))
 
 
-def example_body(model: type[BaseModel]) -> str:
-    """The model's first documented example as JSON (for curl examples)."""
-    examples = model.model_json_schema().get("examples") or [{}]
-    return json.dumps(examples[-1])
+def _ref_name(schema: dict) -> str:
+    return schema.get("$ref", "").rsplit("/", 1)[-1]
 
 
 def schema_rows(spec: dict, name: str) -> list[dict[str, str]]:
@@ -170,4 +155,6 @@ def _type_name(prop: dict) -> str:
         return f"array of {_type_name(prop.get('items', {}))}"
     if prop.get("format"):
         return f"{prop['type']} ({prop['format']})"
+    if prop.get("pattern"):
+        return f"{prop['type']} matching {prop['pattern']}"
     return str(prop.get("type", "any"))

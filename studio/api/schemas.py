@@ -1,8 +1,10 @@
 """Request and response bodies of the JSON API.
 
-These pydantic models validate requests and generate the OpenAPI document, so
-the two cannot disagree. Title rules stay in `studio.streams.service`
-(`clean_title`); the models only check types and which fields exist.
+These pydantic models validate requests (through flask-openapi3) and generate
+the OpenAPI document, so the two cannot disagree. Title rules stay in
+`studio.streams.service` (`clean_title`); the models only check types, patterns
+and which fields exist. Request examples sit in `openapi_extra`, which the
+library puts on the request body's media type.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from studio.models import INGEST_PROTOCOLS, STREAM_STATUSES
-from studio.streams.service import TITLE_MAX
+from studio.streams.service import PUBLIC_ID_LENGTH, TITLE_MAX
 
 Status = Literal[STREAM_STATUSES]  # type: ignore[valid-type]
 Protocol = Literal[INGEST_PROTOCOLS]  # type: ignore[valid-type]
@@ -22,6 +24,16 @@ PlaybackMode = Literal["hls"]
 
 # Documented limits of a title; `clean_title` enforces them after trimming spaces.
 _TITLE_SCHEMA = {"minLength": 1, "maxLength": TITLE_MAX}
+# What `new_public_id` makes (PUBLIC_ID_ALPHABET: lowercase letters and digits).
+PUBLIC_ID_PATTERN = f"^[a-z0-9]{{{PUBLIC_ID_LENGTH}}}$"
+
+
+class StreamPath(BaseModel):
+    """The path of a stream's URLs."""
+
+    stream_id: str = Field(
+        description="The stream's public id (`id` in a stream).", pattern=PUBLIC_ID_PATTERN
+    )
 
 
 class Request(BaseModel):
@@ -33,7 +45,9 @@ class Request(BaseModel):
 class StreamCreate(Request):
     """Create a stream."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"title": "Friday night show"}]})
+    model_config = ConfigDict(
+        openapi_extra={"examples": {"create": {"value": {"title": "Friday night show"}}}}  # type: ignore[typeddict-unknown-key]
+    )
 
     title: str = Field(description="Shown on the watch page.", json_schema_extra=_TITLE_SCHEMA)
 
@@ -43,13 +57,20 @@ def _update_schema(schema: dict) -> None:
     for prop in schema.get("properties", {}).values():
         prop.pop("default", None)
     schema["minProperties"] = 1
-    schema["examples"] = [{"disabled": True}, {"title": "New title", "disabled": False}]
 
 
 class StreamUpdate(Request):
     """Change a stream: any of its title and its disabled flag."""
 
-    model_config = ConfigDict(json_schema_extra=_update_schema)
+    model_config = ConfigDict(
+        json_schema_extra=_update_schema,
+        openapi_extra={  # type: ignore[typeddict-unknown-key]
+            "examples": {
+                "disable": {"value": {"disabled": True}},
+                "rename": {"value": {"title": "New title", "disabled": False}},
+            }
+        },
+    )
 
     # Absent means "leave as is"; null is refused (these fields are never empty).
     title: str = Field(default=None, json_schema_extra=_TITLE_SCHEMA)  # type: ignore[assignment]
@@ -101,7 +122,10 @@ class Playback(BaseModel):
 class StreamOut(BaseModel):
     """A stream as its owner sees it."""
 
-    id: str = Field(description="Public id: the stream name in every URL. Not a secret.")
+    id: str = Field(
+        description="Public id: the stream name in every URL. Not a secret.",
+        pattern=PUBLIC_ID_PATTERN,
+    )
     title: str
     status: Status
     disabled: bool

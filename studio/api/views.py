@@ -1,30 +1,123 @@
 """JSON API v1: a creator's streams, authenticated by bearer API tokens.
 
-Each view parses (done by the registry), calls the stream service, commits and
+Routes are declared with flask-openapi3, which validates each view's `path`
+and `body` parameters with their pydantic models and documents them in the
+OpenAPI document. Before that, the blueprint authenticates the token and checks
+that a body is a JSON object. Each view calls the stream service, commits and
 returns a response model. The rules live in `studio.streams.service`.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, url_for
+from flask import Response, current_app, g, jsonify, render_template, request, url_for
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel
 
 from studio.api import openapi
-from studio.api.registry import ApiRegistry
+from studio.api.auth import bearer_user
+from studio.api.errors import body_model, error_reply, json_object_problem
 from studio.api.schemas import (
     BroadcastList,
     BroadcastOut,
     StreamCreate,
     StreamList,
     StreamOut,
+    StreamPath,
     StreamUpdate,
 )
+from studio.errors import StudioError
 from studio.extensions import csrf, db
 from studio.models import Broadcast, Stream, User
 from studio.streams import service, urls
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+INVALID_BODY = openapi.error_response(
+    "Invalid input; `fields` names each bad field. Nothing was changed."
+)
+NOT_FOUND = openapi.error_response(
+    "No such stream among yours (another creator's stream is 404 too)."
+)
+
+
+def _operation_id(*, name: str, path: str, method: str) -> str:
+    # The view's name, as clients generated from the document have always called it.
+    return name
+
+
+bp = APIBlueprint(
+    "api",
+    __name__,
+    url_prefix="/api/v1",
+    abp_tags=[Tag(name="streams", description="Your live streams and their broadcasts.")],
+    abp_security=[{"bearer": []}],
+    abp_responses={
+        401: openapi.error_response("Missing, unknown or revoked API token."),
+        429: openapi.error_response(
+            "Too many requests with this token (STUDIO_RATELIMIT_API); see Retry-After."
+        ),
+    },
+    operation_id_callback=_operation_id,
+)
 csrf.exempt(bp)
-api = ApiRegistry(bp, param_docs={"stream_id": "The stream's public id (`id` in a stream)."})
+
+# The description of the API itself is public.
+PUBLIC_ENDPOINTS = {"api.openapi_json", "api.docs"}
+
+
+def _reaches_a_view() -> bool:
+    # Flask answers OPTIONS itself (the Allow header) without running the view:
+    # like the description of the API, that needs no token and has no body.
+    return request.method != "OPTIONS" and request.endpoint not in PUBLIC_ENDPOINTS
+
+
+@bp.before_request
+def authenticate() -> Response | None:
+    """Refuse a request without a valid bearer token (401); remember its owner."""
+    if not _reaches_a_view():
+        return None
+    user = bearer_user(request.headers.get("Authorization", ""))
+    if user is None:
+        return error_reply(
+            401,
+            "Missing or invalid API token. Send 'Authorization: Bearer lst_...'; "
+            "create a token on the API tokens page.",
+            headers={"WWW-Authenticate": 'Bearer realm="api"'},
+        )
+    g.api_user = user
+    return None
+
+
+@bp.before_request
+def require_json_object() -> Response | None:
+    """Refuse a body that is not a JSON object, for views that take a body (400)."""
+    if not _reaches_a_view() or body_model() is None:
+        return None
+    problem = json_object_problem()
+    return error_reply(400, problem) if problem else None
+
+
+@bp.errorhandler(StudioError)
+def studio_error(exc: StudioError) -> Response:
+    """A rule refused the change: roll back and answer in the API's error format."""
+    db.session.rollback()
+    return error_reply(exc.status, exc.message, exc.fields)
+
+
+def caller() -> User:
+    """The owner of the token this request was authenticated with."""
+    return g.api_user
+
+
+def reply(
+    model: BaseModel | None, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A response model as JSON (None: an empty 204); never cached, it holds keys."""
+    if model is None:
+        response = Response(status=204)
+    else:
+        response = Response(model.model_dump_json(), status=status, mimetype="application/json")
+    response.headers.update(headers or {})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def stream_out(stream: Stream) -> StreamOut:
@@ -52,69 +145,76 @@ def broadcast_out(broadcast: Broadcast) -> BroadcastOut:
     )
 
 
-@api.route("/streams", methods=["POST"], body=StreamCreate, responses={201: StreamOut})
-def create_stream(user: User, body: StreamCreate):
-    """Create a stream.
-
-    Returns the new stream with its publish settings; `Location` is its URL.
-    """
-    stream = service.create_stream(db.session, user, body.title)
+@bp.post(
+    "/streams",
+    responses={201: StreamOut, 400: INVALID_BODY},
+    description="Returns the new stream with its publish settings; `Location` is its URL.",
+)
+def create_stream(body: StreamCreate):
+    """Create a stream."""
+    stream = service.create_stream(db.session, caller(), body.title)
     db.session.commit()
-    return stream_out(stream), {"Location": url_for(".get_stream", stream_id=stream.public_id)}
+    location = url_for(".get_stream", stream_id=stream.public_id)
+    return reply(stream_out(stream), 201, {"Location": location})
 
 
-@api.route("/streams", methods=["GET"], responses={200: StreamList})
-def list_streams(user: User):
+@bp.get("/streams", responses={200: StreamList})
+def list_streams():
     """List your streams, newest first."""
-    return StreamList(streams=[stream_out(s) for s in service.list_streams(db.session, user)])
+    streams = service.list_streams(db.session, caller())
+    return reply(StreamList(streams=[stream_out(s) for s in streams]))
 
 
-@api.route("/streams/<stream_id>", methods=["GET"], responses={200: StreamOut})
-def get_stream(user: User, stream_id: str):
+@bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})
+def get_stream(path: StreamPath):
     """Get one of your streams."""
-    return stream_out(service.get_owned_stream(db.session, user, stream_id))
+    return reply(stream_out(service.get_owned_stream(db.session, caller(), path.stream_id)))
 
 
-@api.route("/streams/<stream_id>", methods=["PATCH"], body=StreamUpdate, responses={200: StreamOut})
-def update_stream(user: User, stream_id: str, body: StreamUpdate):
-    """Change a stream's title and/or disabled flag.
-
-    Disabling refuses publish from then on and drops a live publisher.
-    """
-    stream = service.get_owned_stream(db.session, user, stream_id)
+@bp.patch(
+    "/streams/<stream_id>",
+    responses={200: StreamOut, 400: INVALID_BODY, 404: NOT_FOUND},
+    description="Disabling refuses publish from then on and drops a live publisher.",
+)
+def update_stream(path: StreamPath, body: StreamUpdate):
+    """Change a stream's title and/or disabled flag."""
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
     if "title" in body.model_fields_set:
         service.rename_stream(db.session, stream, body.title)
     if "disabled" in body.model_fields_set:
         service.set_disabled(db.session, stream, body.disabled)
     db.session.commit()
-    return stream_out(stream)
+    return reply(stream_out(stream))
 
 
-@api.route("/streams/<stream_id>", methods=["DELETE"], responses={204: None})
-def delete_stream(user: User, stream_id: str):
+@bp.delete("/streams/<stream_id>", responses={204: None, 404: NOT_FOUND})
+def delete_stream(path: StreamPath):
     """Delete a stream and its broadcasts; a live publisher is dropped."""
-    service.delete_stream(db.session, service.get_owned_stream(db.session, user, stream_id))
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
+    service.delete_stream(db.session, stream)
     db.session.commit()
+    return reply(None)
 
 
-@api.route("/streams/<stream_id>/rotate-key", methods=["POST"], responses={200: StreamOut})
-def rotate_key(user: User, stream_id: str):
-    """Issue a new stream key.
-
-    The old key is refused from now on and a publisher using it is dropped.
-    """
-    stream = service.rotate_key(db.session, service.get_owned_stream(db.session, user, stream_id))
+@bp.post(
+    "/streams/<stream_id>/rotate-key",
+    responses={200: StreamOut, 404: NOT_FOUND},
+    description="The old key is refused from now on and a publisher using it is dropped.",
+)
+def rotate_key(path: StreamPath):
+    """Issue a new stream key."""
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
+    stream = service.rotate_key(db.session, stream)
     db.session.commit()
-    return stream_out(stream)
+    return reply(stream_out(stream))
 
 
-@api.route("/streams/<stream_id>/broadcasts", methods=["GET"], responses={200: BroadcastList})
-def list_broadcasts(user: User, stream_id: str):
+@bp.get("/streams/<stream_id>/broadcasts", responses={200: BroadcastList, 404: NOT_FOUND})
+def list_broadcasts(path: StreamPath):
     """List a stream's broadcasts (publish sessions), newest first."""
-    stream = service.get_owned_stream(db.session, user, stream_id)
-    return BroadcastList(
-        broadcasts=[broadcast_out(b) for b in service.list_broadcasts(db.session, stream)]
-    )
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
+    broadcasts = service.list_broadcasts(db.session, stream)
+    return reply(BroadcastList(broadcasts=[broadcast_out(b) for b in broadcasts]))
 
 
 # --- the description of the API itself --------------------------------------
@@ -122,25 +222,26 @@ def list_broadcasts(user: User, stream_id: str):
 
 def document() -> dict:
     """The OpenAPI document of this API."""
-    server = current_app.config["PUBLIC_URL"] + bp.url_prefix
-    return openapi.build(api, prefix="", server_url=server)
+    prefix = bp.url_prefix or ""
+    server = current_app.config["PUBLIC_URL"] + prefix
+    return openapi.document(current_app, prefix=prefix, server_url=server)
 
 
-@api.route("/openapi.json", methods=["GET"], responses={200: None}, auth=False, documented=False)
+@bp.get("/openapi.json", doc_ui=False)
 def openapi_json():
     """The OpenAPI 3.1 document."""
     return jsonify(document())
 
 
-@api.route("/docs", methods=["GET"], responses={200: None}, auth=False, documented=False)
+@bp.get("/docs", doc_ui=False)
 def docs():
     """The API reference for people."""
+    spec = document()
     page = render_template(
         "api/docs.html",
-        spec=document(),
-        operations=[op for op in api.operations if op.documented],
-        base_url=current_app.config["PUBLIC_URL"] + bp.url_prefix,
-        example_body=openapi.example_body,
+        spec=spec,
+        operations=openapi.operations(spec),
+        base_url=current_app.config["PUBLIC_URL"] + (bp.url_prefix or ""),
         schema_rows=openapi.schema_rows,
         rate_limit=current_app.config.get("RATELIMIT_API"),
     )

@@ -126,3 +126,17 @@ def test_a_token_reaches_only_its_owners_streams(client, db, alice, make_token, 
     created = alice_api.post("/streams", {"title": "Alice's"}).get_json()
     assert bob_api.get(f"/streams/{created['id']}").status_code == 404
     assert alice_api.get(f"/streams/{created['id']}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path, allowed",
+    [("/streams", {"GET", "POST"}), ("/streams/{id}/rotate-key", {"POST"})],
+)
+def test_options_lists_the_methods_without_a_token(client, db, bob_stream, path, allowed):
+    """OPTIONS (how a client learns a route's methods) needs no token, takes no
+    body and changes nothing: 200 with the route's methods in Allow."""
+    before = snapshot(db)
+    reply = client.options("/api/v1" + path.format(id=bob_stream.public_id))
+    assert reply.status_code == 200
+    assert allowed <= {m.strip() for m in reply.headers["Allow"].split(",")}
+    assert snapshot(db) == before

@@ -79,6 +79,10 @@ def test_patch_with_invalid_fields_is_400_and_atomic(api, db, stream, body, fiel
         ('"Hello"', "application/json", "must be a JSON object"),
         ("null", "application/json", "must be a JSON object"),
         (b"\xff\xfe{}", "application/json", "not valid JSON"),
+        # A JSON string that holds an object is still a string.
+        ('"{\\"title\\": \\"Hello\\"}"', "application/json", "must be a JSON object"),
+        # JSON is UTF-8: a byte that is not is refused, not replaced.
+        (b'{"title": "Hello \xff"}', "application/json", "not valid JSON"),
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_400(
