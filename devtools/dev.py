@@ -143,9 +143,10 @@ def main() -> int:
             _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis)
 
         supervisor.run(started)
-        if supervisor.exited is not None:
-            return supervisor.exited[1] or 1
-        return 0
+        if supervisor.exited is None:
+            return 0  # stopped by Ctrl-C / SIGTERM
+        code = supervisor.exited[1]
+        return 128 - code if code < 0 else code or 1
     except (KeyboardInterrupt, SystemExit):
         return 0
     finally:
@@ -162,8 +163,10 @@ def add_studio_processes(supervisor: Supervisor, env: dict[str, str], port: int)
     web = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "web")}
     # Like the entrypoint: one metrics registry per process outside gunicorn.
     background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    config = ROOT / "gunicorn.conf.py"
-    supervisor.add("gunicorn", runner.gunicorn_argv(port, config=config), web)
+    config, control = ROOT / "gunicorn.conf.py", VAR.resolve() / "run" / "gunicorn.ctl"
+    control.parent.mkdir(parents=True, exist_ok=True)
+    argv = runner.gunicorn_argv(port, config=config, control_socket=control)
+    supervisor.add("gunicorn", argv, web)
     supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
     supervisor.add("watcher", runner.watcher_argv(), background)
     supervisor.add("reconciler", runner.reconciler_argv(stack.free_port(9101)), background)

@@ -235,15 +235,19 @@ def gunicorn_argv(
     workers: int = 2,
     threads: int = 16,
     graceful_timeout: int = 5,
+    control_socket: Path | None = None,
 ) -> list[str]:
     """gunicorn `wsgi:app` on 127.0.0.1:port with gthread workers; with
     `config` (gunicorn.conf.py) its server hooks run and these options
-    override the file's."""
+    override the file's. `control_socket` moves gunicorn's control socket
+    from its default, ~/.gunicorn/gunicorn.ctl, which every gunicorn of the
+    user would share."""
+    control = ["--control-socket", str(control_socket)] if control_socket else []
     return [
         sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else []), "wsgi:app",
         "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
         "--workers", str(workers), "--threads", str(threads),
-        "--graceful-timeout", str(graceful_timeout), "--timeout", "60",
+        "--graceful-timeout", str(graceful_timeout), "--timeout", "60", *control,
     ]  # fmt: skip
 
 

@@ -267,6 +267,9 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         children = _descendants(make_dev.pid)
         commands = _cmdlines(children)
         assert any(f"-c {ROOT / 'gunicorn.conf.py'} wsgi:app" in c for c in commands), commands
+        # gunicorn's control socket is the checkout's, not ~/.gunicorn's.
+        assert any(f"--control-socket {var.resolve() / 'run' / 'gunicorn.ctl'}" in c
+                   for c in commands), commands  # fmt: skip
         assert any("workers.reconcile --loop" in c for c in commands), commands
         assert any("rq.cli worker-pool" in c for c in commands), commands
         assert any("workers.watcher" in c for c in commands), commands
@@ -275,7 +278,7 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         assert (var / "logs" / "gunicorn.log").exists()
 
         os.kill(srs_pid, signal.SIGKILL)
-        assert make_dev.wait(timeout=120) != 0
+        assert make_dev.wait(timeout=120) == 128 + signal.SIGKILL
         text = output.read_text()
         assert f"srs was killed by SIGKILL (exit code -9); its log: {var / 'logs' / 'srs.log'}" in (
             text
