@@ -169,7 +169,7 @@ def add_studio_processes(supervisor: Supervisor, env: dict[str, str], port: int)
     supervisor.add("gunicorn", argv, web)
     supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
     supervisor.add("watcher", runner.watcher_argv(), background)
-    supervisor.add("reconciler", runner.reconciler_argv(stack.free_port(9101)), background)
+    supervisor.add("reconciler", runner.reconciler_argv(stack.free_port()), background)
 
 
 def _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis) -> None:

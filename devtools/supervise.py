@@ -107,6 +107,7 @@ class Supervisor:
         """A child to start with run(); returns its log path (var/logs/NAME.log)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_paths[name] = self.log_dir / f"{name}.log"
+        self.log_paths[name].touch()  # there to look at even before a first line
         # exec: the shell honcho starts becomes the program, so signals and
         # the exit code are the program's own.
         self._manager.add_process(name, "exec " + shlex.join(argv), env=dict(env), cwd=str(cwd))

@@ -275,7 +275,8 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         assert any("workers.watcher" in c for c in commands), commands
         srs_pid = int((var / "run" / "srs.pid").read_text())
         assert srs_pid in children
-        assert (var / "logs" / "gunicorn.log").exists()
+        for name in ("srs", "gunicorn", "rq-workers", "watcher", "reconciler"):
+            assert (var / "logs" / f"{name}.log").exists(), name
 
         os.kill(srs_pid, signal.SIGKILL)
         assert make_dev.wait(timeout=120) == 128 + signal.SIGKILL
