@@ -21,6 +21,7 @@ import re
 import secrets
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 
 from devtools import runner, srs, stack, tls
@@ -186,13 +187,22 @@ Live Studio is running.
                   "{rtmp_url}/<stream id>?secret=<key>"
   CDN edge      {nginx.edge_url}/live/<stream id>/index.m3u8
   Bucket        {gcs.url}/{gcs.bucket}/   (fake-gcs-server, objects in var/gcs)
-  Database      {postgres.url}
-  Redis         {redis.url}
+  Database      {_without_password(postgres.url)}
+  Redis         {_without_password(redis.url)}
   Logs          {VAR / "logs"}/   (one file per process)
 A process that exits stops everything (its name, exit code and log are shown).
 Ctrl-C stops everything.""",
         flush=True,
     )
+
+
+def _without_password(url: str) -> str:
+    """A service URL fit for the terminal (DATABASE_URL may hold a password)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _stop_on_signals() -> None:
