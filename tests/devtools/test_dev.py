@@ -161,6 +161,28 @@ def test_supervisor_reports_a_child_that_dies_and_stops_the_others(tmp_path: Pat
     assert not any(stack._alive(pid) for pid in pids.values())
 
 
+def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path) -> None:
+    """A service started before the children (nginx, a private PostgreSQL)
+    that dies is reported like a child, and the children are stopped."""
+    output = tmp_path / "terminal.txt"
+    service_log = tmp_path / "nginx-1.log"
+    service = subprocess.Popen(["sleep", "120"])
+    try:
+        with open(output, "w") as terminal:
+            supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
+            supervisor.watch("nginx-1", service, service_log)
+            supervisor.add("gunicorn", [sys.executable, "-c", "import time; time.sleep(120)"],
+                           os.environ)  # fmt: skip
+            supervisor.run(service.kill)
+    finally:
+        service.kill()
+        service.wait()
+    text = output.read_text()
+    assert supervisor.exited == ("nginx-1", -9)
+    assert f"nginx-1 was killed by SIGKILL (exit code -9); its log: {service_log}" in text
+    assert "gunicorn stopped" in text
+
+
 # --------------------------------------------------------------------------
 # One database and one Redis per checkout
 
