@@ -74,8 +74,10 @@ def srs_launch(
     rtmp, rtc = stack.free_port(1935), stack.free_port(8000)
     api, exporter = api_port or stack.free_port(1985), stack.free_port(9972)
     candidate = environ.get("CANDIDATE") or "127.0.0.1"
+    # A v2 level (log4j names) would win over srs_log_level in SRS 5.
+    ignored = {"SRS_SRS_LOG_LEVEL_V2", "SRS_LOG_LEVEL_V2"}
     env = {
-        **environ,
+        **{key: value for key, value in environ.items() if key not in ignored},
         "SRS_PID": str(run_dir / "srs.pid"),
         "SRS_DAEMON": "off",
         "SRS_SRS_LOG_TANK": "console",

@@ -112,15 +112,20 @@ def test_srs_starts_with_what_make_dev_hands_it(tmp_path: Path) -> None:
 # SRS's log level: no hook token, no stream secret in srs.log
 
 
-def test_srs_logs_at_error_level_so_callback_urls_and_bodies_are_not_written() -> None:
+def test_srs_logs_at_error_level_so_callback_urls_and_bodies_are_not_written(
+    tmp_path: Path,
+) -> None:
     """SRS 5 logs each accepted callback (`http: on_publish ok, ... url=...,
     request=...`) with srs_trace, and failed unpublish/close/stop/hls
     callbacks with srs_warn: srs/srs.conf, make dev and compose all run SRS at
     `error` (the environment wins over the file, so each must say it)."""
-    assert values(parse(srs.CONF.read_text()))["srs_log_level"] == ["error"]
-    launch = srs.srs_launch(Path("/tmp/unused-var"), "srs", HOOK, Path("/tmp/unused-hls"),
-                            environ={})  # fmt: skip
+    settings = values(parse(srs.CONF.read_text()))
+    assert settings["srs_log_level"] == ["error"]
+    assert "srs_log_level_v2" not in settings  # it would win over srs_log_level
+    launch = srs.srs_launch(tmp_path / "var", "srs", HOOK, tmp_path / "hls",
+                            environ={"SRS_SRS_LOG_LEVEL_V2": "info"})  # fmt: skip
     assert launch.env["SRS_SRS_LOG_LEVEL"] == "error"
+    assert "SRS_SRS_LOG_LEVEL_V2" not in launch.env
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     level = compose["services"]["srs"]["environment"]["SRS_SRS_LOG_LEVEL"]
     assert level == "${SRS_LOG_LEVEL:-error}"
