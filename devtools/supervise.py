@@ -22,11 +22,11 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import honcho.manager
 from honcho.manager import Manager
-from honcho.printer import Printer
+from honcho.printer import Message, Printer
 
 from devtools import stack
 
@@ -38,9 +38,9 @@ class _LogPrinter(Printer):
     def __init__(self, output: TextIO, log_paths: dict[str, Path]) -> None:
         super().__init__(output)
         self.log_paths = log_paths
-        self._files: dict[str, object] = {}
+        self._files: dict[str, BinaryIO] = {}
 
-    def write(self, message) -> None:  # noqa: ANN001 (honcho's Message)
+    def write(self, message: Message) -> None:
         path = self.log_paths.get(message.name)
         if path is not None:
             log = self._files.get(message.name)
