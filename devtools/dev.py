@@ -1,28 +1,35 @@
 """`make dev`: the whole studio on this machine, in the foreground.
 
-PostgreSQL and Redis (the machine's own if they run, else private ones),
-fake-gcs-server as the bucket (objects kept under var/gcs), nginx (RTMP
-ingest with HLS, its control/stat API, and the CDN edge), migrations,
-gunicorn, the upload workers and the HLS watcher. Ctrl-C or SIGTERM stops
-everything this started.
+PostgreSQL (the checkout's own database on the machine's server, else a
+private cluster) and a private Redis, fake-gcs-server as the bucket (objects
+kept under var/gcs), nginx (RTMP ingest with HLS, its control/stat API, and
+the CDN edge), migrations, then what production runs: gunicorn with
+gunicorn.conf.py, the upload workers, the HLS watcher and the reconciler,
+supervised by devtools/supervise.py (a process that exits is reported and
+stops everything). Ctrl-C or SIGTERM stops everything this started.
 
-With `SRS_BIN=/path/to/srs` SRS 5 (srs/srs.conf) is the ingest instead of
-nginx-rtmp; nginx still runs as the CDN edge. Secrets are generated on the
-first run and kept in var/secrets.env.
+With `SRS_BIN=/path/to/srs` SRS 5 (srs/srs.conf, devtools/srs.py) is the
+ingest instead of nginx-rtmp; nginx still runs as the CDN edge. Secrets are
+generated on the first run and kept in var/secrets.env.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import secrets
 import signal
 import sys
+import urllib.parse
 from pathlib import Path
 
-from devtools import runner, stack, tls
+from devtools import runner, srs, stack, tls
+from devtools.supervise import Supervisor
 
 ROOT = stack.ROOT
-VAR = ROOT / "var"
+# Another state directory (tests run a whole `make dev` in a temporary one).
+VAR = Path(os.environ.get("STUDIO_DEV_VAR") or ROOT / "var")
 
 
 def load_secrets(var_dir: Path) -> dict[str, str]:
@@ -49,32 +56,28 @@ def load_secrets(var_dir: Path) -> dict[str, str]:
     return saved
 
 
-def start_srs(
-    var_dir: Path, srs_bin: str, hook_url: str, hls_dir: Path, api: int | None = None
-) -> runner.Handle:
-    """SRS 5 with srs/srs.conf; ports, paths and hook URLs through its env
-    overrides (srs5-contract.md §5.3)."""
-    rtmp, api = stack.free_port(1935), api or stack.free_port(1985)
-    env = {
-        **os.environ,
-        "SRS_LISTEN": str(rtmp),
-        "SRS_HTTP_API_LISTEN": str(api),
-        "SRS_RTC_SERVER_CANDIDATE": os.environ.get("CANDIDATE", "127.0.0.1"),
-        "SRS_VHOST_HLS_HLS_PATH": str(hls_dir),
-        "SRS_DAEMON": "off",
-        "SRS_SRS_LOG_TANK": "console",
-    }
-    env["SRS_EXPORTER_LISTEN"] = str(stack.free_port(9972))
-    for event in ("CONNECT", "CLOSE", "PUBLISH", "UNPUBLISH", "PLAY", "STOP", "DVR", "HLS"):
-        env[f"SRS_VHOST_HTTP_HOOKS_ON_{event}"] = hook_url
-    argv = [srs_bin, "-c", str(ROOT / "srs" / "srs.conf")]
-    handle = runner.Handle(name="srs", argv=argv, env=env, var_dir=var_dir,
-                           log_path=var_dir / "logs" / "srs.log")  # fmt: skip
-    handle.start()
-    stack.wait_for_port("127.0.0.1", rtmp, 30, handle.process, handle.log_path)
-    handle.url = f"rtmp://127.0.0.1:{rtmp}/live"
-    handle.env["STUDIO_SRS_API_URL"] = f"http://127.0.0.1:{api}"
-    return handle
+def checkout_database(root: Path) -> str:
+    """The PostgreSQL database of the checkout at `root`: `studio_<folder>_<hash
+    of its path>`, so two checkouts on one machine never share one."""
+    path = str(root.resolve())
+    slug = re.sub(r"[^a-z0-9]+", "_", Path(path).name.lower()).strip("_")[:24]
+    digest = hashlib.sha256(path.encode()).hexdigest()[:8]
+    return f"studio_{slug}_{digest}" if slug else f"studio_{digest}"
+
+
+def checkout_backends(root: Path, var_dir: Path) -> tuple[stack.PostgresService, stack.Service]:
+    """PostgreSQL and Redis for one checkout: DATABASE_URL / REDIS_URL when
+    set; else the database checkout_database(root) (on the machine's
+    PostgreSQL, or a private cluster under var_dir) and a private Redis under
+    var_dir (RQ queues, rate limits and pub/sub are all in Redis db 0, so a
+    shared server would mix checkouts)."""
+    postgres = stack.ensure_postgres(var_dir, checkout_database(root))
+    try:
+        redis = stack.ensure_redis(var_dir, use_system=False)
+    except BaseException:
+        postgres.stop()
+        raise
+    return postgres, redis
 
 
 def main() -> int:
@@ -83,13 +86,10 @@ def main() -> int:
     keys = load_secrets(VAR)
     srs_bin = os.environ.get("SRS_BIN")
     services: list = []
-    handles: list[runner.Handle] = []
     _stop_on_signals()
     try:
-        postgres = stack.ensure_postgres(VAR, "studio")
-        services.append(postgres)
-        redis = stack.ensure_redis(VAR)
-        services.append(redis)
+        postgres, redis = checkout_backends(ROOT, VAR)
+        services += [postgres, redis]
         gcs = stack.start_fake_gcs(VAR, stack.free_port(4443), backend="filesystem")
         services.append(gcs)
         port = stack.free_port(5000)
@@ -113,43 +113,68 @@ def main() -> int:
             tls=site,
         )  # fmt: skip
         services.append(nginx)
+        supervisor = Supervisor(VAR / "logs")
+        for service in services:
+            supervisor.watch(service.name, service.process, service.log_path)
         extra = {"STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
                  "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1")}  # fmt: skip
-        rtmp_url = nginx.rtmp_url
+        rtmp_url, ready = nginx.rtmp_url, [port]
         if srs_bin:
-            srs = start_srs(VAR, srs_bin, hook_url, hls_dir.resolve(), srs_api)
-            handles.append(srs)
-            rtmp_url = srs.url
-            extra.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=srs.env["STUDIO_SRS_API_URL"])
+            launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
+            supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
+            rtmp_url = launch.rtmp_url
+            ready.append(launch.rtmp_port)
+            extra.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
         env = runner.studio_env(
             database_url=postgres.url, redis_url=redis.url, gcs=gcs, nginx=nginx,
             public_url=public_url, secret_key=keys["STUDIO_SECRET_KEY"],
             hook_token=keys["STUDIO_HOOK_TOKEN"], engine="srs" if srs_bin else "nginx-rtmp",
             hls_dir=hls_dir.resolve(), extra=extra,
         )  # fmt: skip
-        print("migrating the database ...", flush=True)
+        print(f"migrating the database {postgres.database} ...", flush=True)
         runner.migrate(env, VAR)
-        handles.append(runner.start_gunicorn(env, VAR, port, name="gunicorn"))
-        handles.append(runner.start_workers(env, VAR))
-        handles.append(runner.start_watcher(env, VAR))
+        add_studio_processes(supervisor, env, port)
         https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
-        _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin)
-        while True:
-            signal.pause()
-            for handle in handles:
-                if not handle.alive():
-                    print(f"{handle.name} exited; see {handle.log_path}", file=sys.stderr)
+
+        def started() -> None:
+            for ready_port in ready:
+                try:
+                    stack.wait_for_port("127.0.0.1", ready_port, 90)
+                except stack.StackError:
+                    return  # the supervisor reports a child that died
+            _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis)
+
+        supervisor.run(started)
+        if supervisor.exited is None:
+            return 0  # stopped by Ctrl-C / SIGTERM
+        code = supervisor.exited[1]
+        return 128 - code if code < 0 else code or 1
     except (KeyboardInterrupt, SystemExit):
         return 0
     finally:
         print("\nstopping ...", file=sys.stderr)
-        for handle in reversed(handles):
-            handle.stop()
         for service in reversed(services):
             service.stop()
 
 
-def _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin) -> None:
+def add_studio_processes(supervisor: Supervisor, env: dict[str, str], port: int) -> None:
+    """The studio's own processes, as the containers run them
+    (docker-compose.yml, deploy/entrypoint.sh): gunicorn with gunicorn.conf.py
+    (its graceful-shutdown hooks), the upload workers, the HLS watcher and
+    the reconciler. A new process is one more line here."""
+    web = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "web")}
+    # Like the entrypoint: one metrics registry per process outside gunicorn.
+    background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    config, control = ROOT / "gunicorn.conf.py", VAR.resolve() / "run" / "gunicorn.ctl"
+    control.parent.mkdir(parents=True, exist_ok=True)
+    argv = runner.gunicorn_argv(port, config=config, control_socket=control)
+    supervisor.add("gunicorn", argv, web)
+    supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
+    supervisor.add("watcher", runner.watcher_argv(), background)
+    supervisor.add("reconciler", runner.reconciler_argv(stack.free_port()), background)
+
+
+def _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis) -> None:
     engine = f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp"
     print(
         f"""
@@ -163,10 +188,22 @@ Live Studio is running.
                   "{rtmp_url}/<stream id>?secret=<key>"
   CDN edge      {nginx.edge_url}/live/<stream id>/index.m3u8
   Bucket        {gcs.url}/{gcs.bucket}/   (fake-gcs-server, objects in var/gcs)
-  Logs          {VAR / "logs"}/
+  Database      {_without_password(postgres.url)}
+  Redis         {_without_password(redis.url)}
+  Logs          {VAR / "logs"}/   (one file per process)
+A process that exits stops everything (its name, exit code and log are shown).
 Ctrl-C stops everything.""",
         flush=True,
     )
+
+
+def _without_password(url: str) -> str:
+    """A service URL fit for the terminal (DATABASE_URL may hold a password)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _stop_on_signals() -> None:

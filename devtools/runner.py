@@ -171,12 +171,8 @@ def start_gunicorn(
     With `config` (gunicorn.conf.py), its server hooks run too; the options
     given here override the file's. `.stop()` waits a little longer than the
     graceful timeout, so workers may finish what they hold."""
-    argv = [
-        sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else []), "wsgi:app",
-        "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-        "--workers", str(workers), "--threads", str(threads),
-        "--graceful-timeout", str(graceful_timeout), "--timeout", "60",
-    ]  # fmt: skip
+    argv = gunicorn_argv(port, config=config, workers=workers, threads=threads,
+                         graceful_timeout=graceful_timeout)  # fmt: skip
     handle = _spawn(name or f"gunicorn-{port}", argv, env, var_dir)
     handle.url = f"http://127.0.0.1:{port}"
     handle.stop_timeout = graceful_timeout + 5.0
@@ -201,14 +197,7 @@ def start_workers(
     SimpleWorker runs jobs in the worker process itself: the storage client,
     database pool and Flask app are built once per process, not per job.
     """
-    from studio.media.pipeline import QUEUES
-
-    argv = [
-        sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count),
-        "--worker-class", "workers.rq_worker.UploadWorker", "--serializer", "json",
-        "--url", env["REDIS_URL"], "--logging-level", "WARNING", *QUEUES,
-    ]  # fmt: skip
-    handle = _spawn(name, argv, env, var_dir)
+    handle = _spawn(name, workers_argv(env["REDIS_URL"], count), env, var_dir)
     handle.stop_timeout = 20.0  # let a running upload finish
     return handle
 
@@ -236,4 +225,56 @@ def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60) -> No
 
 def start_watcher(env: dict[str, str], var_dir: Path, *, name: str = "watcher") -> Handle:
     """The HLS directory watcher + periodic sweep (workers/watcher.py)."""
-    return _spawn(name, [sys.executable, "-m", "workers.watcher"], env, var_dir)
+    return _spawn(name, watcher_argv(), env, var_dir)
+
+
+# --------------------------------------------------------------------------
+# Command lines (also run under devtools/supervise.py by `make dev`)
+
+
+def gunicorn_argv(
+    port: int,
+    *,
+    config: Path | None = None,
+    workers: int = 2,
+    threads: int = 16,
+    graceful_timeout: int = 5,
+    control_socket: Path | None = None,
+) -> list[str]:
+    """gunicorn `wsgi:app` on 127.0.0.1:port with gthread workers; with
+    `config` (gunicorn.conf.py) its server hooks run and these options
+    override the file's. `control_socket` moves gunicorn's control socket
+    from its default, ~/.gunicorn/gunicorn.ctl, which every gunicorn of the
+    user would share."""
+    control = ["--control-socket", str(control_socket)] if control_socket else []
+    return [
+        sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else []), "wsgi:app",
+        "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
+        "--workers", str(workers), "--threads", str(threads),
+        "--graceful-timeout", str(graceful_timeout), "--timeout", "60", *control,
+    ]  # fmt: skip
+
+
+def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS) -> list[str]:
+    """`rq worker-pool` of `count` UploadWorker processes (see start_workers)."""
+    from studio.media.pipeline import QUEUES
+
+    return [
+        sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count),
+        "--worker-class", "workers.rq_worker.UploadWorker", "--serializer", "json",
+        "--url", redis_url, "--logging-level", "WARNING", *QUEUES,
+    ]  # fmt: skip
+
+
+def watcher_argv() -> list[str]:
+    """The HLS directory watcher + periodic sweep (workers/watcher.py)."""
+    return [sys.executable, "-m", "workers.watcher"]
+
+
+def reconciler_argv(metrics_port: int) -> list[str]:
+    """The `reconciler` container role (deploy/entrypoint.sh): reconcile
+    passes every STUDIO_RECONCILE_INTERVAL seconds, metrics on its own port."""
+    return [
+        sys.executable, "-m", "studio.metrics_exporter", "--port", str(metrics_port),
+        "--addr", "127.0.0.1", "workers.reconcile", "--loop",
+    ]  # fmt: skip

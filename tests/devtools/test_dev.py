@@ -1,0 +1,321 @@
+"""`make dev` (devtools/dev.py): how it starts SRS, what it runs and
+supervises, and which database and Redis a checkout gets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from devtools import dev, srs, stack
+from devtools.supervise import Supervisor
+from tests.media.test_srs_conf import parse, values
+from tests.polling import wait_until
+
+ROOT = stack.ROOT
+SRS_DOUBLE = Path(__file__).resolve().parent / "srs_start_double.py"
+HOOK = "http://127.0.0.1:5000/hooks/srs?token=dev-hook-token"
+
+
+def conf_variables() -> set[str]:
+    """Every `$NAME` srs/srs.conf reads from the environment."""
+    found: set[str] = set()
+
+    def walk(entries: list) -> None:
+        for _name, args, children in entries:
+            found.update(m for arg in args for m in re.findall(r"\$(\w+)", arg))
+            if children:
+                walk(children)
+
+    walk(parse(srs.CONF.read_text()))
+    return found
+
+
+# --------------------------------------------------------------------------
+# SRS: what make dev hands it
+
+
+def test_srs_gets_a_writable_pid_path_working_directory_and_every_config_variable(
+    tmp_path: Path,
+) -> None:
+    """SRS runs in var/srs with its pid file in var/run (not ./objs of the
+    project root, where SRS 5 exits with PidFileAcquire), logs to
+    var/logs/srs.log, and finds every `$VAR` of srs/srs.conf set."""
+    launch = srs.srs_launch(tmp_path / "var", "/opt/srs/objs/srs", HOOK, tmp_path / "hls",
+                            environ={"PATH": "/usr/bin"})  # fmt: skip
+    assert launch.argv == ["/opt/srs/objs/srs", "-c", str(ROOT / "srs" / "srs.conf")]
+    assert launch.cwd == (tmp_path / "var" / "srs").resolve() and launch.cwd.is_dir()
+    pid_path = Path(launch.env["SRS_PID"])
+    assert pid_path == launch.pid_path and pid_path.is_absolute()
+    assert pid_path.parent.is_dir() and os.access(pid_path.parent, os.W_OK)
+    assert launch.log_path.parent.is_dir() and os.access(launch.log_path.parent, os.W_OK)
+    assert launch.env["SRS_SRS_LOG_TANK"] == "console" and launch.env["SRS_DAEMON"] == "off"
+    variables = conf_variables()
+    assert variables == {"CANDIDATE"}  # if the config reads more, make dev must set them
+    assert all(launch.env.get(name) for name in variables)
+    hls = Path(launch.env["SRS_VHOST_HLS_HLS_PATH"])
+    assert hls.is_dir() and os.access(hls, os.W_OK)
+    for event in srs.HOOK_EVENTS:
+        assert launch.env[f"SRS_VHOST_HTTP_HOOKS_ON_{event}"] == HOOK
+    ports = {launch.rtmp_port, launch.api_port, launch.rtc_port, launch.exporter_port}
+    assert len(ports) == 4
+    assert launch.env["SRS_LISTEN"] == str(launch.rtmp_port)
+    assert launch.env["SRS_HTTP_API_LISTEN"] == str(launch.api_port)
+    assert launch.env["SRS_RTC_SERVER_TCP_LISTEN"] == str(launch.rtc_port)
+
+
+def test_srs_start_double_refuses_a_pid_file_it_cannot_open(tmp_path: Path) -> None:
+    """The double fails as SRS 5 did under `make dev` before: from the project
+    root with no SRS_PID, ./objs/srs.pid cannot be opened."""
+    assert not (ROOT / "objs").exists()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SRS_")}
+    result = subprocess.run(
+        [str(SRS_DOUBLE), "-c", str(srs.CONF)], cwd=ROOT, env=env, capture_output=True,
+        text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "code=1034(PidFileAcquire)" in result.stdout
+    assert "open pid file=./objs/srs.pid" in result.stdout
+
+
+def test_srs_starts_with_what_make_dev_hands_it(tmp_path: Path) -> None:
+    """With make dev's command line, directory and environment, SRS (its
+    start-up test double) writes its pid file, listens on the RTMP and API
+    ports, warns about no unset variable, and stops on SIGTERM."""
+    launch = srs.srs_launch(tmp_path / "var", str(SRS_DOUBLE), HOOK, tmp_path / "hls",
+                            environ={**os.environ, "SRS_LOG_LEVEL": "trace"})  # fmt: skip
+    with open(launch.log_path, "wb") as log:
+        process = subprocess.Popen(launch.argv, cwd=launch.cwd, env=launch.env, stdout=log,
+                                   stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        stack.wait_for_port("127.0.0.1", launch.rtmp_port, 30, process, launch.log_path)
+        stack.wait_for_port("127.0.0.1", launch.api_port, 30, process, launch.log_path)
+        assert launch.pid_path.read_text() == str(process.pid)
+        output = launch.log_path.read_text()
+        assert "[Trace]" in output and "[Warn]" not in output, output
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+# --------------------------------------------------------------------------
+# SRS's log level: no hook token, no stream secret in srs.log
+
+
+def test_srs_logs_at_error_level_so_callback_urls_and_bodies_are_not_written(
+    tmp_path: Path,
+) -> None:
+    """SRS 5 logs each accepted callback (`http: on_publish ok, ... url=...,
+    request=...`) with srs_trace, and failed unpublish/close/stop/hls
+    callbacks with srs_warn: srs/srs.conf, make dev and compose all run SRS at
+    `error` (the environment wins over the file, so each must say it)."""
+    settings = values(parse(srs.CONF.read_text()))
+    assert settings["srs_log_level"] == ["error"]
+    assert "srs_log_level_v2" not in settings  # it would win over srs_log_level
+    launch = srs.srs_launch(tmp_path / "var", "srs", HOOK, tmp_path / "hls",
+                            environ={"SRS_SRS_LOG_LEVEL_V2": "info"})  # fmt: skip
+    assert launch.env["SRS_SRS_LOG_LEVEL"] == "error"
+    assert "SRS_SRS_LOG_LEVEL_V2" not in launch.env
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    level = compose["services"]["srs"]["environment"]["SRS_SRS_LOG_LEVEL"]
+    assert level == "${SRS_LOG_LEVEL:-error}"
+
+
+def test_compose_gives_srs_a_pid_path_it_can_write() -> None:
+    """Compose runs SRS as a non-root user: its pid file must not be ./objs."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert compose["services"]["srs"]["environment"]["SRS_PID"].startswith("/tmp/")
+
+
+# --------------------------------------------------------------------------
+# Supervision
+
+
+def test_supervisor_reports_a_child_that_dies_and_stops_the_others(tmp_path: Path) -> None:
+    """A child killed from outside is named at once with its exit code and
+    log path; the other children are stopped; run() returns."""
+    output = tmp_path / "terminal.txt"
+    script = "import time; print('up', flush=True); time.sleep(120)"
+    with open(output, "w") as terminal:
+        supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
+        victim_log = supervisor.add("victim", [sys.executable, "-c", script], os.environ)
+        supervisor.add("bystander", [sys.executable, "-c", script], os.environ)
+        pids: dict[str, int] = {}
+
+        def kill_victim() -> None:
+            wait_until(lambda: victim_log.exists() and "up" in victim_log.read_text(), timeout=30)
+            pids.update({name: state["pid"]
+                         for name, state in supervisor._manager._processes.items()})  # fmt: skip
+            os.kill(pids["victim"], signal.SIGKILL)
+
+        supervisor.run(kill_victim)
+    text = output.read_text()
+    assert supervisor.exited == ("victim", -9)
+    assert f"victim was killed by SIGKILL (exit code -9); its log: {victim_log}" in text
+    assert "bystander stopped" in text
+    assert not any(stack._alive(pid) for pid in pids.values())
+
+
+def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path) -> None:
+    """A service started before the children (nginx, a private PostgreSQL)
+    that dies is reported like a child, and the children are stopped."""
+    output = tmp_path / "terminal.txt"
+    service_log = tmp_path / "nginx-1.log"
+    service = subprocess.Popen(["sleep", "120"])
+    try:
+        with open(output, "w") as terminal:
+            supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
+            supervisor.watch("nginx-1", service, service_log)
+            supervisor.add("gunicorn", [sys.executable, "-c", "import time; time.sleep(120)"],
+                           os.environ)  # fmt: skip
+            supervisor.run(service.kill)
+    finally:
+        service.kill()
+        service.wait()
+    text = output.read_text()
+    assert supervisor.exited == ("nginx-1", -9)
+    assert f"nginx-1 was killed by SIGKILL (exit code -9); its log: {service_log}" in text
+    assert "gunicorn stopped" in text
+
+
+# --------------------------------------------------------------------------
+# One database and one Redis per checkout
+
+
+def test_two_checkouts_get_different_databases() -> None:
+    """The database name comes from the checkout path: two checkouts (even
+    of the same folder name) differ; one checkout always gets the same."""
+    first = dev.checkout_database(Path("/work/wt/devstack"))
+    second = dev.checkout_database(Path("/work/main/devstack"))
+    assert first != second
+    assert first == dev.checkout_database(Path("/work/wt/devstack"))
+    for name in (first, second, dev.checkout_database(Path("/"))):
+        stack._check_db_name(name)
+        assert name.startswith("studio_") and len(name) <= 63
+
+
+def test_two_checkouts_get_their_own_database_and_redis(tmp_path: Path, monkeypatch) -> None:
+    """Without DATABASE_URL / REDIS_URL two checkouts use different
+    databases and different Redis servers."""
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    started = []
+    try:
+        for name in ("one", "two"):
+            started += dev.checkout_backends(tmp_path / name / "live-studio", tmp_path / name)
+        pg_one, redis_one, pg_two, redis_two = started
+        assert pg_one.database != pg_two.database
+        assert pg_one.url.endswith("/" + pg_one.database)
+        assert stack._psql(pg_one.url, "SELECT current_database()").strip() == pg_one.database
+        assert redis_one.url != redis_two.url
+        assert "6379" not in redis_one.url and "6379" not in redis_two.url
+    finally:
+        for service in started[::2]:
+            if service.process is None:  # the machine's server: drop what we made
+                stack.drop_database(service.server_url, service.database)
+        for service in reversed(started):
+            service.stop()
+
+
+def test_database_url_and_redis_url_win(tmp_path: Path, monkeypatch) -> None:
+    """DATABASE_URL and REDIS_URL are used as given."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example:5432/mine")
+    monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/5")
+    postgres, redis = dev.checkout_backends(tmp_path / "checkout", tmp_path)
+    assert postgres.url == "postgresql://u@db.example:5432/mine"
+    assert redis.url == "redis://cache.example:6379/5"
+    assert postgres.process is None and redis.process is None
+
+
+# --------------------------------------------------------------------------
+# The whole of `make dev`
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` now."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _cmdlines(pids: set[int]) -> list[str]:
+    lines = []
+    for pid in pids:
+        with contextlib.suppress(OSError):  # gone meanwhile
+            lines.append((Path("/proc") / str(pid) / "cmdline").read_bytes().decode())
+    return [line.replace("\0", " ") for line in lines]
+
+
+@pytest.mark.skipif(not stack.RTMP_MODULE.exists(), reason="nginx-rtmp is not installed")
+def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
+    tmp_path: Path, services: dict[str, str]
+) -> None:
+    """`python -m devtools.dev` with SRS_BIN (the SRS start-up test double):
+    SRS, gunicorn with gunicorn.conf.py, the workers, the watcher and the
+    reconciler run; when SRS is killed, make dev names it with its exit
+    code and log, stops every process it started and exits non-zero."""
+    var = tmp_path / "var"
+    output = tmp_path / "make-dev.txt"
+    # The test run's own database and Redis, not the checkout's (a developer's
+    # make dev may be using those).
+    env = {**os.environ, "DATABASE_URL": services["database_url"],
+           "REDIS_URL": services["redis_url"], "STUDIO_DEV_VAR": str(var),
+           "SRS_BIN": str(SRS_DOUBLE), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    with open(output, "wb") as out:
+        make_dev = subprocess.Popen([sys.executable, "-m", "devtools.dev"], cwd=ROOT, env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    children: set[int] = set()
+    try:
+        wait_until(lambda: "Live Studio is running" in output.read_text()
+                   or make_dev.poll() is not None, timeout=240)  # fmt: skip
+        assert make_dev.poll() is None, output.read_text()
+        children = _descendants(make_dev.pid)
+        commands = _cmdlines(children)
+        assert any(f"-c {ROOT / 'gunicorn.conf.py'} wsgi:app" in c for c in commands), commands
+        # gunicorn's control socket is the checkout's, not ~/.gunicorn's.
+        assert any(f"--control-socket {var.resolve() / 'run' / 'gunicorn.ctl'}" in c
+                   for c in commands), commands  # fmt: skip
+        assert any("workers.reconcile --loop" in c for c in commands), commands
+        assert any("rq.cli worker-pool" in c for c in commands), commands
+        assert any("workers.watcher" in c for c in commands), commands
+        srs_pid = int((var / "run" / "srs.pid").read_text())
+        assert srs_pid in children
+        for name in ("srs", "gunicorn", "rq-workers", "watcher", "reconciler"):
+            assert (var / "logs" / f"{name}.log").exists(), name
+
+        os.kill(srs_pid, signal.SIGKILL)
+        assert make_dev.wait(timeout=120) == 128 + signal.SIGKILL
+        text = output.read_text()
+        assert f"srs was killed by SIGKILL (exit code -9); its log: {var / 'logs' / 'srs.log'}" in (
+            text
+        ), text
+        wait_until(lambda: not any(stack._alive(pid) for pid in children), timeout=30)
+    finally:
+        if make_dev.poll() is None:
+            make_dev.send_signal(signal.SIGTERM)
+            make_dev.wait(timeout=60)
+        for pid in children:
+            if stack._alive(pid):
+                os.kill(pid, signal.SIGKILL)
