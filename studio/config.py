@@ -87,6 +87,8 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         # before it is ended, and how often a pass runs.
         "RECONCILE_GRACE_SECONDS": float(env.get("STUDIO_RECONCILE_GRACE_SECONDS", "30")),
         "RECONCILE_INTERVAL": float(env.get("STUDIO_RECONCILE_INTERVAL", "15")),
+        # Longest wait between attempts while Redis or PostgreSQL is down.
+        "RECONCILE_BACKOFF_MAX": float(env.get("STUDIO_RECONCILE_BACKOFF_MAX", "30")),
         # Rate limits (Flask-Limiter syntax), counted in Redis.
         "RATELIMIT_LOGIN": env.get("STUDIO_RATELIMIT_LOGIN", "10 per minute"),
         "RATELIMIT_REGISTER": env.get("STUDIO_RATELIMIT_REGISTER", "20 per hour"),
