@@ -16,9 +16,22 @@ from __future__ import annotations
 import argparse
 import logging
 import runpy
+import signal
 import sys
 
-from prometheus_client import start_http_server
+
+def _exit_cleanly(signum, frame):
+    """SIGTERM/SIGINT before the module installs its own handlers: nothing
+    has started yet, so stopping is a clean stop (exit 0, not -15)."""
+    raise SystemExit(0)
+
+
+# First thing, before the slower imports: an orchestrator may stop a worker
+# at any moment of its start-up.
+signal.signal(signal.SIGTERM, _exit_cleanly)
+signal.signal(signal.SIGINT, _exit_cleanly)
+
+from prometheus_client import start_http_server  # noqa: E402
 
 log = logging.getLogger(__name__)
 
