@@ -51,5 +51,8 @@ RUN mkdir -p /data/hls && chown studio:studio /data/hls
 USER 10001:10001
 EXPOSE 8000 9101
 # Health checks differ per role (web: /healthz; workers: their metrics port): see docker-compose.yml.
-ENTRYPOINT ["/usr/bin/tini", "--", "studio-entrypoint"]
+# -e 143: a role killed by the SIGTERM that stops it (only possible in the first
+# milliseconds of the interpreter's start, before the roles install their
+# handlers) is a clean stop, reported as exit 0 like every later SIGTERM.
+ENTRYPOINT ["/usr/bin/tini", "-e", "143", "--", "studio-entrypoint"]
 CMD ["web"]

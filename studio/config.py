@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     # Local directory the media engine writes HLS into (never a bucket mount).
     hls_dir: str = "var/hls"
     hls_fragment: PositiveFloat = 2.0
+    # A `.ts.tmp` or ended stream's playlist untouched this long (and at least
+    # five fragments) is left over from a killed engine: the sync removes it.
+    hls_leftover_seconds: PositiveFloat = 30.0
     media_engine: Annotated[Literal["nginx-rtmp", "srs"], BeforeValidator(_lower)] = "nginx-rtmp"
     srs_api_url: Url = "http://127.0.0.1:1985"
     nginx_control_url: Url = "http://127.0.0.1:8080"
@@ -109,6 +112,8 @@ class Settings(BaseSettings):
     max_broadcast_seconds: NonNegativeInt = 43200
     reconcile_grace_seconds: NonNegativeFloat = 30.0
     reconcile_interval: PositiveFloat = 15.0
+    # Longest wait between reconcile attempts while Redis or PostgreSQL is down.
+    reconcile_backoff_max: PositiveFloat = 30.0
     ratelimit_login: RateLimit = "10 per minute"
     ratelimit_register: RateLimit = "20 per hour"
     ratelimit_api: RateLimit = "600 per minute"
@@ -181,6 +186,7 @@ def flask_config(settings: Settings) -> dict:
         "STORAGE_EMULATOR_HOST": settings.storage_emulator_host,
         "HLS_DIR": settings.hls_dir,
         "HLS_FRAGMENT": settings.hls_fragment,
+        "HLS_LEFTOVER_SECONDS": settings.hls_leftover_seconds,
         "MEDIA_ENGINE": settings.media_engine,
         "SRS_API_URL": settings.srs_api_url,
         "NGINX_CONTROL_URL": settings.nginx_control_url,
@@ -207,6 +213,7 @@ def flask_config(settings: Settings) -> dict:
         "MAX_BROADCAST_SECONDS": settings.max_broadcast_seconds,
         "RECONCILE_GRACE_SECONDS": settings.reconcile_grace_seconds,
         "RECONCILE_INTERVAL": settings.reconcile_interval,
+        "RECONCILE_BACKOFF_MAX": settings.reconcile_backoff_max,
         "RATELIMIT_LOGIN": settings.ratelimit_login,
         "RATELIMIT_REGISTER": settings.ratelimit_register,
         "RATELIMIT_API": settings.ratelimit_api,

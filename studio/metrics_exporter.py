@@ -17,11 +17,22 @@ import argparse
 import logging
 import os
 import runpy
+import signal
 import sys
 
-from prometheus_client import start_http_server
 
-from studio.logging_setup import configure_process_logging
+def _exit_cleanly(signum, frame):
+    """SIGTERM/SIGINT before the module installs its own handlers: nothing
+    has started yet, so stopping is a clean stop (exit 0, not -15)."""
+    raise SystemExit(0)
+
+
+# First thing, before the slower imports: an orchestrator may stop a worker
+# at any moment of its start-up.
+signal.signal(signal.SIGTERM, _exit_cleanly)
+signal.signal(signal.SIGINT, _exit_cleanly)
+
+from prometheus_client import start_http_server  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("module")
     parser.add_argument("args", nargs=argparse.REMAINDER)
     options = parser.parse_args(argv)
+    from studio.logging_setup import configure_process_logging  # imports Flask: not before
+
     configure_process_logging(os.environ.get("STUDIO_LOG_LEVEL", "INFO"))
     start_http_server(options.port, addr=options.addr)
     log.info("metrics on %s:%s for %s", options.addr, options.port, options.module)

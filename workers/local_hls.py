@@ -15,12 +15,17 @@ a live stream is still being written.
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# A playlist or `.ts.tmp` untouched this long (at least) was left behind.
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SEGMENT_FILE = re.compile(r"^(?P<stream>[A-Za-z0-9_]{1,64})-(?P<number>\d{1,12})\.ts$")
+# SRS writes the open fragment as `<stream>-<N>.ts.tmp` and renames it on
+# close; one killed mid-fragment leaves the `.tmp` behind for good.
+TEMP_SEGMENT_FILE = re.compile(r"^(?P<stream>[A-Za-z0-9_]{1,64})-(?P<number>\d{1,12})\.ts\.tmp$")
 
 
 @dataclass(frozen=True)
@@ -152,9 +157,38 @@ def complete_segments(
     return done
 
 
+def temp_segments(hls_dir: str | Path, stream: str) -> list[LocalSegment]:
+    """Every `<stream>-<N>.ts.tmp` on disk (fragments being written, or
+    abandoned by an engine that died while writing them)."""
+    found = []
+    directory = live_dir(hls_dir)
+    try:
+        names = [n for n in _listdir(directory) if n.startswith(f"{stream}-")]
+    except FileNotFoundError:
+        return []
+    for name in names:
+        match = TEMP_SEGMENT_FILE.match(name)
+        if not match or match["stream"] != stream:
+            continue
+        try:
+            stat = (directory / name).stat()
+        except FileNotFoundError:
+            continue
+        number = int(match["number"])
+        found.append(LocalSegment(directory / name, number, stat.st_mtime, stat.st_size))
+    return found
+
+
+def leftover_age(fragment: float, minimum: float = 30.0) -> float:
+    """Seconds after which an untouched playlist or `.ts.tmp` is no longer
+    the engine's: a live engine rewrites both every fragment."""
+    return max(minimum, 5 * fragment)
+
+
 def streams_on_disk(hls_dir: str | Path) -> dict[str, dict]:
-    """Per stream name: `playlist_mtime` (or None) and `oldest_segment_mtime`
-    (or None) of what is in the local directory."""
+    """Per stream name: `playlist_mtime`, `oldest_segment_mtime` and
+    `oldest_temp_mtime` (each None when absent) of what is in the local
+    directory."""
     streams: dict[str, dict] = {}
     directory = live_dir(hls_dir)
     try:
@@ -166,23 +200,26 @@ def streams_on_disk(hls_dir: str | Path) -> dict[str, dict]:
             stream, kind = name[: -len(".m3u8")], "playlist_mtime"
             if not STREAM_NAME.match(stream):
                 continue
-        else:
-            match = SEGMENT_FILE.match(name)
-            if not match:
-                continue
+        elif match := SEGMENT_FILE.match(name):
             stream, kind = match["stream"], "oldest_segment_mtime"
+        elif match := TEMP_SEGMENT_FILE.match(name):
+            stream, kind = match["stream"], "oldest_temp_mtime"
+        else:
+            continue
         try:
             mtime = (directory / name).stat().st_mtime
         except FileNotFoundError:
             continue
-        info = streams.setdefault(stream, {"playlist_mtime": None, "oldest_segment_mtime": None})
+        info = streams.setdefault(
+            stream,
+            {"playlist_mtime": None, "oldest_segment_mtime": None, "oldest_temp_mtime": None},
+        )
         if kind == "playlist_mtime" or info[kind] is None or mtime < info[kind]:
             info[kind] = mtime
     return streams
 
 
 def _listdir(directory: Path) -> list[str]:
-    import os
 
     return os.listdir(directory)
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from flask import Flask
+from redis.backoff import EqualJitterBackoff
 from sqlalchemy import select
 
 from studio import metrics
@@ -220,20 +221,48 @@ def _forget_stale_marks(redis, seen: engine.EngineSnapshot, still_open: set[str]
 
 
 def run_forever(app: Flask, stop: threading.Event) -> None:
-    """A pass every RECONCILE_INTERVAL seconds until `stop` is set."""
+    """A pass every RECONCILE_INTERVAL seconds until `stop` is set.
+
+    Redis or PostgreSQL being down (or restarting) never ends the loop: the
+    failure is logged and counted, the next attempt backs off exponentially
+    (with jitter, up to RECONCILE_BACKOFF_MAX seconds), and passes resume on
+    their interval once both answer again.
+    """
     interval = float(app.config.get("RECONCILE_INTERVAL", 15))
+    backoff = EqualJitterBackoff(
+        cap=max(interval, float(app.config.get("RECONCILE_BACKOFF_MAX", 30))), base=interval
+    )
+    failures = 0
     while not stop.is_set():
-        with app.app_context():
+        try:
+            _locked_pass(app, interval)
+        except Exception as exc:  # an outage must not end the loop
+            metrics.RECONCILE_RUNS.labels("error").inc()
+            delay = backoff.compute(failures)
+            failures += 1
+            if failures == 1:
+                log.exception("reconcile pass failed; retrying in %.1fs", delay)
+            else:
+                log.warning("reconcile pass failed again (%s); retrying in %.1fs", exc, delay)
+            stop.wait(delay)
+            continue
+        if failures:
+            log.info("reconcile passes resumed after %d failed attempts", failures)
+            failures = 0
+        stop.wait(interval)
+
+
+def _locked_pass(app: Flask, interval: float) -> None:
+    """One pass under the cross-replica lock; raises what Redis or the database raise."""
+    with app.app_context():
+        try:
             # One reconciler at a time across replicas; the lock expires by itself.
             if get_redis().set(LOCK_KEY, "1", nx=True, ex=max(1, int(interval))):
-                try:
-                    reconcile()
-                except Exception:  # a failed pass must not end the loop
-                    metrics.RECONCILE_RUNS.labels("error").inc()
-                    log.exception("reconcile pass failed")
-                finally:
-                    db.session.remove()
-        stop.wait(interval)
+                reconcile()
+        finally:
+            # A connection broken by a database restart is dropped from the
+            # pool here, so the next pass connects afresh.
+            db.session.remove()
 
 
 def main(argv: list[str] | None = None) -> int:

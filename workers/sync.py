@@ -148,7 +148,39 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
             app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
         )
     _refresh_replays(app, broadcasts, result)
+    tidy_local(app, stream, publishing, result)
     return result
+
+
+def tidy_local(app: Flask, stream: str, publishing: bool, result: SyncResult) -> int:
+    """Delete what the engine left behind and nobody will upload: `.ts.tmp`
+    files untouched for `leftover_age` (a fragment of an engine killed while
+    writing it), and the playlist of an ended broadcast once every segment
+    and the playlist itself are in the bucket. Returns the files deleted."""
+    hls_dir = app.config["HLS_DIR"]
+    now = time.time()
+    age = local_hls.leftover_age(
+        float(app.config["HLS_FRAGMENT"]), app.config["HLS_LEFTOVER_SECONDS"]
+    )
+    removed = 0
+    for temp in local_hls.temp_segments(hls_dir, stream):
+        if now - temp.mtime >= age:
+            temp.path.unlink(missing_ok=True)
+            removed += 1
+            log.info("removed abandoned fragment %s", temp.path.name)
+    if publishing or result.failed:
+        return removed
+    playlist = local_hls.read_playlist(hls_dir, stream)
+    if playlist is None or now - playlist.mtime < age:
+        return removed
+    if local_hls.local_segments(hls_dir, stream) or local_hls.temp_segments(hls_dir, stream):
+        return removed  # not everything is in the bucket yet
+    synced = get_redis(app).hget(Keys.playlist(stream), "mtime")
+    if synced is None or float(synced) + 1e-3 < playlist.mtime:
+        return removed  # the bucket has not got this playlist's last version
+    local_hls.playlist_path(hls_dir, stream).unlink(missing_ok=True)
+    log.info("removed the local playlist of ended stream %s", stream)
+    return removed + 1
 
 
 def _stream_and_broadcasts(public_id: str) -> tuple[Stream | None, list[Broadcast]]:

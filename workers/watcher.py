@@ -34,6 +34,12 @@ log = logging.getLogger("workers.watcher")
 
 FINALIZE_SWEEP_INTERVAL = 30.0
 WATCH_FLAGS = iflags.CLOSE_WRITE | iflags.MOVED_TO
+TIDY_KEY = "studio:hls:tidy:{}"
+
+
+def _oldest(*mtimes: float | None) -> float:
+    """The oldest of the given modification times (infinity for none)."""
+    return min((m for m in mtimes if m is not None), default=float("inf"))
 
 
 class Watcher:
@@ -94,6 +100,9 @@ class Watcher:
             log.warning("sweep: Redis unavailable: %s", exc)
             return 0
         triggered = 0
+        leftover_age = local_hls.leftover_age(
+            self.fragment, self.app.config["HLS_LEFTOVER_SECONDS"]
+        )
         for name, synced_mtime in zip(names, synced, strict=True):
             info = on_disk[name]
             old_segment = info["oldest_segment_mtime"] is not None and (
@@ -105,10 +114,20 @@ class Watcher:
                 and playlist < now - 1
                 and (synced_mtime is None or playlist > float(synced_mtime) + 1e-3)
             )
-            if old_segment or unsynced:
+            left_behind = _oldest(info["oldest_temp_mtime"], playlist) < now - leftover_age
+            tidy = left_behind and self._tidy_due(connection, name, leftover_age)
+            if old_segment or unsynced or tidy:
                 self.trigger(name)
                 triggered += 1
         return triggered
+
+    def _tidy_due(self, connection: redis.Redis, stream: str, every: float) -> bool:
+        """One tidy-up sync per `every` seconds for a stream whose playlist or
+        `.ts.tmp` stays behind (kept while its broadcast is still open)."""
+        try:
+            return bool(connection.set(TIDY_KEY.format(stream), 1, nx=True, ex=int(every)))
+        except redis.RedisError:
+            return False
 
     def sweep_replays(self) -> int:
         """Queue the replay of ended broadcasts with segments but no replay."""

@@ -41,6 +41,8 @@ class Callback:
     app: str = ""
     stream: str = ""
     secret: str = ""
+    # A publish ticket of the studio's ingest relay (instead of the secret).
+    ticket: str = ""
     protocol: str = "rtmp"
     server_id: str = ""
     service_id: str = ""
@@ -66,9 +68,9 @@ def _optional_string(body: Mapping, key: str) -> str:
     return value
 
 
-def secret_from_param(param: str) -> str:
-    """The `secret` query value of an SRS `param` ('' when absent)."""
-    values = parse_qs(param.lstrip("?"), keep_blank_values=True).get("secret", [""])
+def secret_from_param(param: str, name: str = "secret") -> str:
+    """The `secret` (or `name`) query value of an SRS `param` ('' when absent)."""
+    values = parse_qs(param.lstrip("?"), keep_blank_values=True).get(name, [""])
     return values[0]
 
 
@@ -101,6 +103,7 @@ def srs_callback(body: Mapping) -> Callback:
         app=_optional_string(body, "app"),
         stream=_optional_string(body, "stream"),
         secret=secret_from_param(param),
+        ticket=secret_from_param(param, "ticket"),
         protocol=srs_protocol(tc_url, param),
         server_id=_optional_string(body, "server_id"),
         service_id=_optional_string(body, "service_id"),
@@ -139,6 +142,7 @@ def nginx_callback(form: Mapping) -> Callback:
         app=form["app"],
         stream=form["name"],
         secret=form.get("secret", ""),
+        ticket=form.get("ticket", ""),
         protocol="websocket" if form.get("ingest") == "websocket" else "rtmp",
         server_id=NGINX_SERVER_ID,
         ip=form.get("addr", ""),

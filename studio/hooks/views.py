@@ -10,10 +10,12 @@ from __future__ import annotations
 import hmac
 import logging
 
+import redis
 from flask import Blueprint, current_app, jsonify, request
 
 from studio.extensions import csrf, db
 from studio.hooks import parsing
+from studio.redis_client import get_redis
 from studio.streams import service
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,16 @@ def _dispatch(callback: parsing.Callback):
 def _on_publish(callback: parsing.Callback):
     if callback.app != "live":
         return _refuse(callback, f"unknown app '{callback.app}'")
+    redeemed = False
+    if callback.ticket:
+        try:
+            redeemed = service.redeem_publish_ticket(
+                get_redis(), callback.stream, callback.ticket, callback.client_id
+            )
+        except redis.RedisError:
+            log.exception("publish ticket of stream=%s not checked", callback.stream)
+        if not redeemed:
+            return _refuse(callback, "invalid or used publish ticket")
     attempt = service.PublishAttempt(
         stream_name=callback.stream,
         secret=callback.secret,
@@ -85,6 +97,7 @@ def _on_publish(callback: parsing.Callback):
         server_id=callback.server_id,
         service_id=callback.service_id,
         ip=callback.ip,
+        ticket_redeemed=redeemed,
     )
     try:
         broadcast = service.start_broadcast(db.session, attempt)

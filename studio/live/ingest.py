@@ -2,7 +2,7 @@
 
 The go-live page records the camera with MediaRecorder (H.264 + Opus) and
 sends the chunks as binary messages. Each socket drives one ffmpeg child that
-publishes to the media engine by RTMP with the stream's key (see
+publishes to the media engine by RTMP with a single-use publish ticket (see
 `studio.media.relay`), so the engine's on_publish/on_unpublish callbacks and
 the status machine apply unchanged. ffmpeg's lifetime follows the socket.
 
@@ -128,7 +128,6 @@ def _owner_only():
         abort(404, "Stream not found.")
     g.ingest_stream = {
         "public_id": stream.public_id,
-        "key": stream.stream_key,
         "disabled": stream.disabled,
         "busy": service.open_broadcast(db.session, stream) is not None,
     }
@@ -178,14 +177,20 @@ def _run(ws, stream: dict, lock: IngestLock, container: str) -> None:
         ws.close(BAD_MESSAGE, f"Unknown container '{container[:20]}' (matroska or mp4).")
         return
     config = current_app.config
-    url = relays.publish_url(config["INGEST_RTMP_URL"], stream["public_id"], stream["key"])
+    try:
+        ticket = service.mint_publish_ticket(get_redis(), stream["public_id"])
+    except redis_lib.RedisError:
+        log.exception("no publish ticket for stream=%s", stream["public_id"])
+        ws.close(INTERNAL, "The studio cannot start the broadcast right now; try again shortly.")
+        return
+    url = relays.publish_url(config["INGEST_RTMP_URL"], stream["public_id"], ticket)
     argv = relays.ffmpeg_argv(url, CONTAINERS[container], config.get("FFMPEG_BIN", "ffmpeg"))
     try:
         relay = relays.FfmpegRelay(
             argv,
             max_buffer_bytes=_setting("INGEST_BUFFER_BYTES"),
             write_timeout=_setting("INGEST_WRITE_TIMEOUT"),
-            redact=[stream["key"], quote(stream["key"], safe="")],
+            redact=[ticket, quote(ticket, safe="")],
         )
     except OSError:
         log.exception("could not start ffmpeg for stream=%s", stream["public_id"])

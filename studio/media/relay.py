@@ -27,14 +27,17 @@ log = logging.getLogger(__name__)
 STDERR_TAIL_LINES = 30
 
 
-def publish_url(base: str, stream_name: str, secret: str) -> str:
-    """The RTMP URL the relay publishes to: `{base}/{stream}?secret=...&ingest=websocket`.
+def publish_url(base: str, stream_name: str, ticket: str) -> str:
+    """The RTMP URL the relay publishes to: `{base}/{stream}?ticket=...&ingest=websocket`.
 
-    nginx-rtmp hands every query argument to on_publish as its own form field
-    (and SRS passes the query as `param`), so the callback can tell this
-    publisher came through the browser socket.
+    The URL ends up on ffmpeg's command line (ffmpeg takes its output URL
+    from nowhere else), which any local user can read: so it carries a
+    single-use publish ticket (`service.mint_publish_ticket`), never the
+    stream secret. nginx-rtmp hands every query argument to on_publish as its
+    own form field (and SRS passes the query as `param`), so the callback can
+    tell this publisher came through the browser socket.
     """
-    return f"{base.rstrip('/')}/{stream_name}?secret={quote(secret, safe='')}&ingest=websocket"
+    return f"{base.rstrip('/')}/{stream_name}?ticket={quote(ticket, safe='')}&ingest=websocket"
 
 
 def ffmpeg_argv(rtmp_url: str, input_format: str = "matroska", ffmpeg: str = "ffmpeg") -> list[str]:

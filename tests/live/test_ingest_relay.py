@@ -62,8 +62,8 @@ def test_stderr_tail_never_contains_the_key():
 
 def test_publish_url_marks_the_socket_ingest():
     """nginx-rtmp hands query arguments to on_publish as form fields."""
-    url = publish_url("rtmp://127.0.0.1:1935/live/", "abc", "s/k+y")
-    assert url == "rtmp://127.0.0.1:1935/live/abc?secret=s%2Fk%2By&ingest=websocket"
+    url = publish_url("rtmp://127.0.0.1:1935/live/", "abc", "t/k+t")
+    assert url == "rtmp://127.0.0.1:1935/live/abc?ticket=t%2Fk%2Bt&ingest=websocket"
     argv = ffmpeg_argv(url, "matroska")
     assert argv[argv.index("-i") - 2 : argv.index("-i") + 2] == ["-f", "matroska", "-i", "pipe:0"]
     assert argv[-1] == url

@@ -146,14 +146,16 @@ def test_second_ingest_for_one_stream_is_refused(studio, make_user, make_stream,
     wait_until(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")
 
 
-def test_refused_key_closes_the_socket_with_a_reason(studio, db, make_user, make_stream, recording):
-    """When the engine refuses the publish (the key was rotated after the
+def test_refused_publish_closes_the_socket_with_a_reason(
+    studio, db, make_user, make_stream, recording
+):
+    """When the engine refuses the publish (the stream was disabled after the
     socket opened), ffmpeg exits and the page is told why."""
     owner = make_user()
     stream = make_stream(owner)
     ws = connect(studio, stream.public_id, login(studio.url, owner.email))
     assert next_message(ws) == {"type": "ready"}
-    stream.stream_key = "rotated-" + stream.stream_key
+    stream.disabled = True
     db.session.commit()
     with contextlib.suppress(ConnectionClosed):
         send_paced(ws, recording[: len(recording) // 4], seconds=2)

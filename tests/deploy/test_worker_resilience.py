@@ -1,0 +1,91 @@
+"""The worker role (`entrypoint.sh worker`) rides out a Redis restart with
+its retries intact, and exits 0 on SIGTERM at any point of its start-up."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import redis as redis_lib
+import requests
+from rq import Queue, Retry, Worker
+from rq.job import Job, JobStatus
+
+from devtools import stack
+from tests.conftest import VAR
+from tests.deploy.test_entrypoint import fresh_database, role_env, run_role  # noqa: F401
+from tests.polling import wait_until
+
+QUEUE = "resilience"
+
+
+def scheduler_running(connection: redis_lib.Redis) -> bool:
+    """RQ's scheduler holds its lock for our queue."""
+    return bool(connection.exists(f"rq:scheduler-lock:{QUEUE}"))
+
+
+def test_retries_resume_soon_after_a_redis_restart(services, fresh_database):  # noqa: F811
+    """Redis restarts under an idle worker (RQ's scheduler dies with the
+    connection); a job that fails once with Retry(interval=1) then runs its
+    retry within seconds, not at RQ's next 10-minute maintenance pass."""
+    redis_server = stack.start_redis(VAR)
+    redis_port = int(redis_server.url.rsplit(":", 1)[1].split("/")[0])
+    port = stack.free_port()
+    env = role_env({**services, "redis_url": redis_server.url}, fresh_database,
+                   STUDIO_METRICS_PORT=str(port), STUDIO_RQ_QUEUES=QUEUE,
+                   STORAGE_EMULATOR_HOST="http://127.0.0.1:9")  # fmt: skip
+    try:
+        with run_role("worker", env, port, start_timeout=60, stop_timeout=30) as (process, log):
+            connection = redis_lib.Redis.from_url(redis_server.url)
+            wait_until(lambda: scheduler_running(connection), 60, "RQ's scheduler")
+
+            redis_server.stop()
+            wait_until(
+                lambda: "Scheduler [PID" in log.read_text() and process.poll() is None,
+                60,
+                "the scheduler to die with its Redis connection",
+            )
+            redis_server = stack.start_redis(VAR, port=redis_port)
+            connection = redis_lib.Redis.from_url(redis_server.url)
+
+            queue = Queue(QUEUE, connection=connection, serializer="rq.serializers.JSONSerializer")
+            job = queue.enqueue(
+                "tests.deploy.flaky_jobs.fail_first_attempt",
+                "resilience:runs",
+                retry=Retry(max=1, interval=1),
+            )
+
+            def finished() -> bool:
+                assert process.poll() is None, log.read_text()
+                return Job.fetch(job.id, connection=connection).get_status() == JobStatus.FINISHED
+
+            # RQ alone would retry at its maintenance pass, 600 s later.
+            wait_until(finished, 60, "the retried job to finish")
+            assert int(connection.get("resilience:runs")) == 2
+    finally:
+        redis_server.stop()
+
+
+def wait_registered(redis_url: str) -> bool:
+    connection = redis_lib.Redis.from_url(redis_url)
+    return any(QUEUE in worker.queue_names() for worker in Worker.all(connection=connection))
+
+
+@pytest.mark.parametrize("moment", ["metrics_port", "registered", "scheduler_started"])
+def test_worker_exits_0_on_sigterm_during_start_up(services, fresh_database, redis, moment):  # noqa: F811
+    """SIGTERM as soon as the metrics port answers (imports and warm-up still
+    running), right after the worker registered in Redis (before RQ installs
+    its signal handlers), and once its scheduler runs: each a clean exit 0."""
+    port = stack.free_port()
+    env = role_env(services, fresh_database, STUDIO_METRICS_PORT=str(port),
+                   STUDIO_RQ_QUEUES=QUEUE, STORAGE_EMULATOR_HOST="http://127.0.0.1:9")  # fmt: skip
+    with run_role("worker", env, port, start_timeout=60, stop_timeout=30) as (process, log):
+        if moment == "metrics_port":
+            assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok
+        elif moment == "registered":
+            wait_until(lambda: wait_registered(services["redis_url"]), 60, "registration", 0.01)
+        else:
+            wait_until(lambda: scheduler_running(redis), 60, "RQ's scheduler")
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    # run_role asserts the exit status: 0.
