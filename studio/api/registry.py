@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from pydantic import ValidationError as PydanticError
 from studio.api.auth import bearer_user
 from studio.errors import StudioError
 from studio.extensions import db
+from studio.input_guard import BadInput, load_json
 
 _RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 
@@ -158,7 +158,9 @@ def parse_body(model: type[BaseModel]) -> BaseModel:
     if request.mimetype != "application/json":
         raise ApiError(400, "Send a JSON body with 'Content-Type: application/json'.")
     try:
-        data = json.loads(request.get_data(as_text=True) or "null")
+        data = load_json(request.get_data(as_text=True) or "null")
+    except BadInput as exc:
+        raise ApiError(400, str(exc)) from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"The body is not valid JSON: {exc}.") from exc
     if not isinstance(data, dict):
