@@ -91,6 +91,10 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "RATELIMIT_LOGIN": env.get("STUDIO_RATELIMIT_LOGIN", "10 per minute"),
         "RATELIMIT_REGISTER": env.get("STUDIO_RATELIMIT_REGISTER", "20 per hour"),
         "RATELIMIT_API": env.get("STUDIO_RATELIMIT_API", "600 per minute"),
+        # API requests with a missing or invalid token, per client address.
+        "RATELIMIT_API_AUTH_FAILURES": env.get(
+            "STUDIO_RATELIMIT_API_AUTH_FAILURES", "30 per minute"
+        ),
         # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted.
         "PROXY_HOPS": int(env.get("STUDIO_PROXY_HOPS", "0")),
     }

@@ -1,9 +1,10 @@
 """Security wiring: rate limits (Flask-Limiter on Redis), security headers on
 every response, and the proxy hops whose X-Forwarded-* headers are trusted.
 
-Rate limits: login (per client IP and e-mail), registration (per client IP)
-and the JSON API (per token). Media-server callbacks, probes and metrics are
-never limited: refusing SRS a callback would refuse a publish.
+Rate limits: login (per client IP and e-mail), registration (per client IP),
+the JSON API (per token) and failed API authentication (per client IP).
+Media-server callbacks, probes and metrics are never limited: refusing SRS a
+callback would refuse a publish.
 """
 
 from __future__ import annotations
@@ -69,6 +70,16 @@ def _install_limiter(app: Flask) -> Limiter:
             key_func=_api_key,
             error_message="Rate limit exceeded for this API token.",
         )(app.blueprints["api"])
+        # Bogus tokens each have a key of their own above: failed
+        # authentications are also counted per address, and once an address
+        # is over the limit it is refused before its token is looked up.
+        limiter.limit(
+            lambda: current_app.config["RATELIMIT_API_AUTH_FAILURES"],
+            key_func=_failed_auth_key,
+            deduct_when=lambda response: response.status_code == 401,
+            error_message="Too many requests with an invalid API token from this address. "
+            "Wait a minute and try again.",
+        )(app.blueprints["api"])
     app.extensions["studio_limiter"] = limiter
     return limiter
 
@@ -97,6 +108,10 @@ def _api_key() -> str:
     if scheme.lower() == "bearer" and token.strip():
         return f"token:{_digest(token.strip())}"
     return f"ip:{get_remote_address()}"
+
+
+def _failed_auth_key() -> str:
+    return f"auth-failed:{get_remote_address()}"
 
 
 def content_security_policy(app: Flask) -> str:

@@ -13,10 +13,13 @@ from studio.api.schemas import Error
 
 _REF = "#/components/schemas/{model}"
 _ERRORS = {
-    400: "Invalid input; `fields` names each bad field. Nothing was changed.",
+    400: "Invalid input (a NUL character, a lone surrogate or JSON nested too deeply "
+    "anywhere in the path, query or body is always refused); `fields` names each bad "
+    "field of a body. Nothing was changed.",
     401: "Missing, unknown or revoked API token.",
     404: "No such stream among yours (another creator's stream is 404 too).",
-    429: "Too many requests with this token (STUDIO_RATELIMIT_API); see Retry-After.",
+    429: "Too many requests with this token (STUDIO_RATELIMIT_API), or with invalid tokens "
+    "from this address (STUDIO_RATELIMIT_API_AUTH_FAILURES); see Retry-After.",
 }
 
 
@@ -111,9 +114,8 @@ def _responses(op: Operation) -> dict:
                 }
             }
         responses[str(code)] = entry
-    errors = []
-    if op.body is not None:
-        errors.append(400)
+    # Every operation: the input guard refuses bad text in the path and query too.
+    errors = [400]
     if op.auth:
         errors.append(401)
     if op.path_params:

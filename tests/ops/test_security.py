@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import event
 
 from studio import config as studio_config
 from studio import create_app
+from studio.extensions import db as _db
 from studio.security import content_security_policy
 from tests.conftest import PASSWORD, csrf_token, load_fixture
 
@@ -92,6 +94,59 @@ def test_api_limited_per_token_with_a_json_429(limited, make_user, make_token):
     assert refused.is_json and "Rate limit exceeded" in refused.get_json()["error"]
     other = limited.get("/api/v1/streams", headers={"Authorization": f"Bearer {second}"})
     assert other.status_code == 200
+
+
+def test_failed_api_auth_limited_per_address_before_the_database(
+    app, db, redis, make_user, make_token
+):
+    """Ever-new bogus tokens from one address: past the per-address limit on
+    failed authentication the API answers a JSON 429 without a database query;
+    a valid token from another address is still served."""
+    limited = limited_app(app, RATELIMIT_API_AUTH_FAILURES="5 per minute")
+    client = limited.test_client()
+    with limited.app_context():
+        engine = _db.engine
+    token = make_token(make_user())
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for n in range(5):
+            reply = client.get("/api/v1/streams", headers=bearer(f"lst_bogus{n:04d}"))
+            assert reply.status_code == 401
+        assert statements, "the bogus tokens were looked up"
+        statements.clear()
+        for n in range(5, 40):
+            refused = client.get("/api/v1/streams", headers=bearer(f"lst_bogus{n:04d}"))
+            assert refused.status_code == 429
+            assert refused.is_json and "invalid API token" in refused.get_json()["error"]
+            assert "Retry-After" in refused.headers
+        assert statements == []
+        other = client.get(
+            "/api/v1/streams", headers=bearer(token), environ_base={"REMOTE_ADDR": "192.0.2.7"}
+        )
+        assert other.status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_valid_tokens_do_not_count_as_failures(app, db, redis, make_user, make_token):
+    """Successful calls never use up the failed-authentication allowance."""
+    limited = limited_app(
+        app, RATELIMIT_API_AUTH_FAILURES="2 per minute", RATELIMIT_API="50/minute"
+    )
+    client = limited.test_client()
+    token = make_token(make_user())
+    for _ in range(10):
+        assert client.get("/api/v1/streams", headers=bearer(token)).status_code == 200
+    assert client.get("/api/v1/streams", headers=bearer("lst_bogus")).status_code == 401
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_callbacks_never_limited_even_under_a_burst(app, db, redis, make_stream):
