@@ -95,8 +95,11 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "RATELIMIT_API_AUTH_FAILURES": env.get(
             "STUDIO_RATELIMIT_API_AUTH_FAILURES", "30 per minute"
         ),
-        # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted.
+        # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted:
+        # how many, and the addresses/networks they connect from (a request
+        # from any other peer keeps its own address; its headers are ignored).
         "PROXY_HOPS": int(env.get("STUDIO_PROXY_HOPS", "0")),
+        "TRUSTED_PROXIES": _words(env.get("STUDIO_TRUSTED_PROXIES", "127.0.0.1 ::1")),
     }
 
 

@@ -45,9 +45,12 @@ def limited(app, db, redis):
 WRONG = "wrong password!"
 
 
-def post_login(client, email: str, password: str = WRONG):
-    token = csrf_token(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+def post_login(client, email: str, password: str = WRONG, headers=None, environ=None):
+    options = {"headers": headers or {}, "environ_base": environ or {}}
+    token = csrf_token(client.get("/login", **options).get_data(as_text=True))
+    return client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}, **options
+    )
 
 
 def test_login_limited_per_address_and_email(limited, make_user):
@@ -147,6 +150,41 @@ def test_valid_tokens_do_not_count_as_failures(app, db, redis, make_user, make_t
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def test_spoofed_forwarded_for_from_a_non_proxy_peer_is_ignored(app, db, redis, make_user):
+    """With a proxy hop configured, X-Forwarded-For from a peer that is not a
+    trusted proxy does not change the address the login limit counts: a new
+    forged address per attempt still hits the per-address limit."""
+    client = limited_app(app, PROXY_HOPS=1, TRUSTED_PROXIES=["127.0.0.1"]).test_client()
+    user = make_user()
+    direct = {"REMOTE_ADDR": "203.0.113.9"}
+    for n in range(3):
+        forged = {"X-Forwarded-For": f"198.51.100.{n}"}
+        reply = post_login(client, user.email, headers=forged, environ=direct)
+        assert reply.status_code == 400
+    refused = post_login(
+        client, user.email, headers={"X-Forwarded-For": "198.51.100.77"}, environ=direct
+    )
+    assert refused.status_code == 429
+
+
+def test_forwarded_for_from_the_trusted_proxy_names_the_client(app, db, redis, make_user):
+    """Through the trusted proxy each client is counted by its own address:
+    three clients behind nginx do not share one login allowance."""
+    client = limited_app(
+        app, PROXY_HOPS=1, TRUSTED_PROXIES=["10.1.0.0/16"], RATELIMIT_LOGIN="1 per minute"
+    ).test_client()
+    user = make_user()
+    proxy = {"REMOTE_ADDR": "10.1.2.3"}
+    for n in range(3):
+        client_address = {"X-Forwarded-For": f"198.51.100.{n}"}
+        reply = post_login(client, user.email, headers=client_address, environ=proxy)
+        assert reply.status_code == 400
+    again = post_login(
+        client, user.email, headers={"X-Forwarded-For": "198.51.100.0"}, environ=proxy
+    )
+    assert again.status_code == 429
 
 
 def test_callbacks_never_limited_even_under_a_burst(app, db, redis, make_stream):
