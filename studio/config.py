@@ -59,6 +59,8 @@ def from_environ(environ: Mapping[str, str] | None = None) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
+        # A login lasts this many seconds without use (studio.auth.sessions).
+        "SESSION_TTL": int(env.get("STUDIO_SESSION_TTL", str(7 * 24 * 3600))),
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": env.get("STUDIO_LOG_LEVEL", "INFO"),
         # Request bodies are small JSON/forms; anything bigger is refused with 413.
