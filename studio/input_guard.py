@@ -45,6 +45,7 @@ def load_json(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> object:
     NUL characters or lone surrogates in any key or string, and ValueError
     (json.JSONDecodeError, UnicodeDecodeError) for text that is not JSON."""
     text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    check_text(text, "The JSON text")
     _check_depth(text, max_depth)
     value = json.loads(text)
     for where, string in _strings(value):
@@ -58,7 +59,7 @@ def _check_depth(text: str, max_depth: int) -> None:
     for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
         depth += 1 if bracket in "[{" else -1
         if depth > max_depth:
-            raise BadInput(f"The JSON body is nested deeper than {max_depth} levels.")
+            raise BadInput(f"The JSON text is nested deeper than {max_depth} levels.")
 
 
 def _strings(value: object) -> Iterator[tuple[str, str]]:
