@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
-from flask import Flask, Response, abort, g, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 
 # Studio bodies are flat objects; a few levels spare for any future shape.
@@ -25,7 +25,6 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # An unterminated string runs to the end, so the scan stays linear.
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
-_UNSET = object()
 
 
 class BadInput(ValueError):
@@ -87,25 +86,16 @@ def _pairs(where: str, items: Iterable[tuple[str, str]]) -> Iterator[tuple[str, 
         yield f"{where} '{_printable(key)}'", value
 
 
-def json_body() -> object:
-    """The request's JSON body as the guard parsed it (None if it had none or
-    it was not JSON); parses now if the guard has not run."""
-    body = g.get("studio_json_body", _UNSET)
-    if body is _UNSET:
-        body = g.studio_json_body = _parse_body()
-    return body
-
-
-def _parse_body() -> object:
+def _check_json_body() -> None:
     data = request.get_data(cache=True)
     if not request.is_json or not data:
-        return None
+        return
     try:
-        return load_json(data)
+        load_json(data)
     except BadInput:
         raise
     except ValueError:
-        return None  # not JSON: the view says so in its own words
+        pass  # not JSON at all: the view says so in its own words
 
 
 def guard_request() -> Response | None:
@@ -118,7 +108,7 @@ def guard_request() -> Response | None:
         if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
             for where, value in _pairs("Form field", request.form.items(multi=True)):
                 check_text(value, where)
-        g.studio_json_body = _parse_body()
+        _check_json_body()
     except BadInput as exc:
         return refusal(str(exc))
     return None
