@@ -187,6 +187,13 @@ def test_forwarded_for_from_the_trusted_proxy_names_the_client(app, db, redis, m
     assert again.status_code == 429
 
 
+def test_a_trusted_proxy_that_is_not_an_address_stops_the_start(app):
+    """A host name (or typo) in STUDIO_TRUSTED_PROXIES is refused at start,
+    naming the value, rather than trusting nobody or everybody."""
+    with pytest.raises(ValueError, match="STUDIO_TRUSTED_PROXIES: 'nginx'"):
+        limited_app(app, PROXY_HOPS=1, TRUSTED_PROXIES=["10.0.0.0/8", "nginx"])
+
+
 def test_callbacks_never_limited_even_under_a_burst(app, db, redis, make_stream):
     """With a default limit of 2 per minute on every route, a burst of 60 SRS
     callbacks, probes and scrapes is all answered; a page is limited."""
