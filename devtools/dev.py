@@ -93,7 +93,6 @@ def main() -> int:
         gcs = stack.start_fake_gcs(VAR, stack.free_port(4443), backend="filesystem")
         services.append(gcs)
         port = stack.free_port(5000)
-        public_url = os.environ.get("STUDIO_PUBLIC_URL", f"http://127.0.0.1:{port}")
         hooks = "srs" if srs_bin else "nginx-rtmp"
         hook_url = f"http://127.0.0.1:{port}/hooks/{hooks}?token={keys['STUDIO_HOOK_TOKEN']}"
         hls_dir = VAR / "hls"
@@ -106,6 +105,8 @@ def main() -> int:
             name=cert.names[0],  # the machine's name: WebRTC URLs work from other devices too
             studio_url=f"http://127.0.0.1:{port}", srs_api_url=f"http://127.0.0.1:{srs_api}",
         )  # fmt: skip
+        # Browsers use the nginx-fronted site; gunicorn listens on 127.0.0.1 only.
+        public_url = os.environ.get("STUDIO_PUBLIC_URL", f"https://{cert.names[0]}:{site.port}")
         nginx = stack.start_nginx(
             VAR, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket,
             rtmp_port=stack.free_port(1935 if not srs_bin else None),

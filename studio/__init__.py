@@ -33,7 +33,7 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     _register_blueprints(app)
     _register_commands(app)
-    from studio import errors_views, observability, security
+    from studio import errors_views, input_guard, observability, security
 
     errors_views.init_app(app)
     observability.init_app(app)
@@ -41,6 +41,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     from studio.media import pipeline
 
     pipeline.init_app(app)  # registers the on_hls handler; no I/O
+    input_guard.init_app(app)  # last: its check must run before every other
     return app
 
 

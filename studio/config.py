@@ -10,6 +10,7 @@ The Flask config the app uses is derived from it by `flask_config`.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -45,6 +46,12 @@ def _upper(value: object) -> object:
 
 def _rate_limit(value: str) -> str:
     parse_many(value)  # Flask-Limiter's syntax; raises ValueError when malformed
+    return value
+
+
+def _networks(value: str) -> str:
+    for word in _words(value):
+        ipaddress.ip_network(word, strict=False)  # ValueError names the bad one
     return value
 
 
@@ -117,8 +124,15 @@ class Settings(BaseSettings):
     ratelimit_login: RateLimit = "10 per minute"
     ratelimit_register: RateLimit = "20 per hour"
     ratelimit_api: RateLimit = "600 per minute"
-    # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted.
+    # API requests with a missing or invalid token, per client address.
+    ratelimit_api_auth_failures: RateLimit = "30 per minute"
+    # A login lasts this many seconds without use (studio.auth.sessions).
+    session_ttl: PositiveInt = 7 * 24 * 3600
+    # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted:
+    # how many, and the addresses/networks they connect from (a request from
+    # any other peer keeps its own address; its headers are ignored).
     proxy_hops: NonNegativeInt = 0
+    trusted_proxies: Annotated[str, AfterValidator(_networks)] = "127.0.0.1 ::1"
     # Parallel segment uploads in one sync pass; seconds between HLS sweeps.
     upload_threads: PositiveInt = 4
     sweep_interval: PositiveFloat = 3.0
@@ -195,6 +209,7 @@ def flask_config(settings: Settings) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_HTTPONLY": True,
+        "SESSION_TTL": settings.session_ttl,
         "WTF_CSRF_TIME_LIMIT": None,
         "LOG_LEVEL": settings.log_level,
         # Request bodies are small JSON/forms; anything bigger is refused with 413.
@@ -217,7 +232,9 @@ def flask_config(settings: Settings) -> dict:
         "RATELIMIT_LOGIN": settings.ratelimit_login,
         "RATELIMIT_REGISTER": settings.ratelimit_register,
         "RATELIMIT_API": settings.ratelimit_api,
+        "RATELIMIT_API_AUTH_FAILURES": settings.ratelimit_api_auth_failures,
         "PROXY_HOPS": settings.proxy_hops,
+        "TRUSTED_PROXIES": _words(settings.trusted_proxies),
         "UPLOAD_THREADS": settings.upload_threads,
         "SWEEP_INTERVAL": settings.sweep_interval,
     }

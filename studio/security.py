@@ -1,15 +1,18 @@
 """Security wiring: rate limits (Flask-Limiter on Redis), security headers on
-every response, and the proxy hops whose X-Forwarded-* headers are trusted.
+every response, and X-Forwarded-* headers, trusted only from the proxies in front.
 
-Rate limits: login (per client IP and e-mail), registration (per client IP)
-and the JSON API (per token). Media-server callbacks, probes and metrics are
-never limited: refusing SRS a callback would refuse a publish.
+Rate limits: login (per client IP and e-mail), registration (per client IP),
+the JSON API (per token) and failed API authentication (per client IP).
+Media-server callbacks, probes and metrics are never limited: refusing SRS a
+callback would refuse a publish.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
@@ -27,9 +30,45 @@ def init_app(app: Flask) -> None:
     and ProxyFix. A limiter per app: its enabled flag and limits are per app."""
     hops = int(app.config.get("PROXY_HOPS", 0) or 0)
     if hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        proxies = trusted_networks(app.config.get("TRUSTED_PROXIES", ()))
+        app.wsgi_app = TrustedProxyFix(app.wsgi_app, proxies, hops)  # type: ignore[method-assign]
     _install_limiter(app)
     app.after_request(_security_headers)
+
+
+def trusted_networks(values: Iterable[str]) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Addresses or networks (CIDR) of the proxies in front; raises ValueError
+    naming a value that is neither."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ip_network(value, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"STUDIO_TRUSTED_PROXIES: {value!r} is not an address") from exc
+    return tuple(networks)
+
+
+class TrustedProxyFix:
+    """werkzeug's ProxyFix, applied only when the direct peer is one of the
+    trusted proxies: anyone else reaching gunicorn directly could otherwise
+    name any address in X-Forwarded-For and escape per-address limits."""
+
+    def __init__(self, app, proxies: tuple[IPv4Network | IPv6Network, ...], hops: int):
+        self.app = app
+        self.proxies = proxies
+        self.proxied = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
+
+    def __call__(self, environ: dict, start_response):
+        if self._trusted(environ.get("REMOTE_ADDR", "")):
+            return self.proxied(environ, start_response)
+        return self.app(environ, start_response)
+
+    def _trusted(self, peer: str) -> bool:
+        try:
+            address = ip_address(peer)
+        except ValueError:
+            return False  # a unix socket or no peer: nothing to trust
+        return any(address in network for network in self.proxies)
 
 
 def _install_limiter(app: Flask) -> Limiter:
@@ -69,6 +108,16 @@ def _install_limiter(app: Flask) -> Limiter:
             key_func=_api_key,
             error_message="Rate limit exceeded for this API token.",
         )(app.blueprints["api"])
+        # Bogus tokens each have a key of their own above: failed
+        # authentications are also counted per address, and once an address
+        # is over the limit it is refused before its token is looked up.
+        limiter.limit(
+            lambda: current_app.config["RATELIMIT_API_AUTH_FAILURES"],
+            key_func=_failed_auth_key,
+            deduct_when=lambda response: response.status_code == 401,
+            error_message="Too many requests with an invalid API token from this address. "
+            "Wait a minute and try again.",
+        )(app.blueprints["api"])
     app.extensions["studio_limiter"] = limiter
     return limiter
 
@@ -97,6 +146,10 @@ def _api_key() -> str:
     if scheme.lower() == "bearer" and token.strip():
         return f"token:{_digest(token.strip())}"
     return f"ip:{get_remote_address()}"
+
+
+def _failed_auth_key() -> str:
+    return f"auth-failed:{get_remote_address()}"
 
 
 def content_security_policy(app: Flask) -> str:

@@ -9,7 +9,6 @@ one message per field for a body.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import get_type_hints
 
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from studio.api.schemas import StreamPath
+from studio.input_guard import BadInput, load_json
 
 STREAM_NOT_FOUND = "Stream not found."
 JSON_CONTENT_TYPE = "Send a JSON body with 'Content-Type: application/json'."
@@ -47,7 +47,9 @@ def json_object_problem() -> str | None:
     if request.mimetype != "application/json":
         return JSON_CONTENT_TYPE
     try:
-        data = json.loads(request.get_data().decode("utf-8") or "null")
+        data = load_json(request.get_data().decode("utf-8") or "null")
+    except BadInput as exc:
+        return str(exc)
     except (ValueError, UnicodeDecodeError) as exc:
         return f"The body is not valid JSON: {exc}."
     if not isinstance(data, dict):

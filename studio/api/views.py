@@ -31,7 +31,9 @@ from studio.models import Broadcast, Stream, User
 from studio.streams import service, urls
 
 INVALID_BODY = openapi.error_response(
-    "Invalid input; `fields` names each bad field. Nothing was changed."
+    "Invalid input (a NUL character, a lone surrogate or JSON nested too deeply "
+    "anywhere in the path, query or body is always refused); `fields` names each bad "
+    "field of a body. Nothing was changed."
 )
 NOT_FOUND = openapi.error_response(
     "No such stream among yours (another creator's stream is 404 too)."
@@ -49,10 +51,13 @@ bp = APIBlueprint(
     url_prefix="/api/v1",
     abp_tags=[Tag(name="streams", description="Your live streams and their broadcasts.")],
     abp_security=[{"bearer": []}],
+    # Every operation: the input guard refuses bad text in the path and query too.
     abp_responses={
+        400: INVALID_BODY,
         401: openapi.error_response("Missing, unknown or revoked API token."),
         429: openapi.error_response(
-            "Too many requests with this token (STUDIO_RATELIMIT_API); see Retry-After."
+            "Too many requests with this token (STUDIO_RATELIMIT_API), or with invalid "
+            "tokens from this address (STUDIO_RATELIMIT_API_AUTH_FAILURES); see Retry-After."
         ),
     },
     operation_id_callback=_operation_id,

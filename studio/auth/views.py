@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from studio.auth import service
+from studio.auth import service, sessions
 from studio.auth.forms import LoginForm, RegisterForm, TokenForm
 from studio.errors import NotFound, ValidationError
 from studio.extensions import db, login_manager
 from studio.models import User
 
+log = logging.getLogger(__name__)
 bp = Blueprint("auth", __name__)
 
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    # A signed cookie alone is not enough: its session must still be recorded.
+    if not user_id.isdigit() or not sessions.is_live(user_id):
+        return None
+    return db.session.get(User, int(user_id))
+
+
+def _log_in(user: User) -> bool:
+    """Log `user` in with a recorded session; False if the store is down."""
+    try:
+        sessions.start(user)
+    except sessions.SessionStoreDown:
+        log.exception("cannot record a session; login refused")
+        return False
+    login_user(user)
+    return True
 
 
 def _safe_next(target: str | None) -> str:
@@ -45,8 +61,9 @@ def register():
                 getattr(form, field).errors.append(message)
         else:
             db.session.commit()
-            login_user(user)
-            return redirect(url_for("streams.index"))
+            if _log_in(user):
+                return redirect(url_for("streams.index"))
+            return redirect(url_for("auth.login"))  # the account exists; log in later
     status = 400 if request.method == "POST" else 200
     return render_template("auth/register.html", form=form), status
 
@@ -57,8 +74,10 @@ def login():
     if form.validate_on_submit():
         user = service.authenticate(db.session, form.email.data, form.password.data)
         if user is not None:
-            login_user(user)
-            return redirect(_safe_next(request.args.get("next")))
+            if _log_in(user):
+                return redirect(_safe_next(request.args.get("next")))
+            form.form_errors.append("Logging in is unavailable right now; try again shortly.")
+            return render_template("auth/login.html", form=form), 503
         # One message whether the email exists or not.
         form.form_errors.append("Email or password is incorrect.")
     status = 400 if request.method == "POST" else 200
@@ -68,6 +87,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    sessions.end()  # the cookie's copies stop working too
     logout_user()
     return redirect(url_for("auth.login"))
 

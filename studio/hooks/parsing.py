@@ -28,6 +28,11 @@ SRS_REQUIRED = {
 }
 NGINX_CALLS = {"publish": "on_publish", "publish_done": "on_unpublish"}
 NGINX_SERVER_ID = "nginx-rtmp"
+# Longest value of each field stored on a broadcast (studio.models.Broadcast):
+# SRS ids are a few characters, but a longer one must be refused, not truncated.
+MAX_LENGTHS = {"client_id": 64, "server_id": 64, "service_id": 64, "ip": 64}
+# nginx-rtmp's form names of the same fields.
+NGINX_FIELDS = {"clientid": "client_id", "addr": "ip"}
 
 
 class CallbackError(ValueError):
@@ -58,13 +63,20 @@ def _string(body: Mapping, key: str) -> str:
     value = body.get(key)
     if not isinstance(value, str):
         raise CallbackError(f"Field '{key}' is required and must be a string.")
-    return value
+    return _bounded(key, value)
 
 
 def _optional_string(body: Mapping, key: str) -> str:
     value = body.get(key, "")
     if not isinstance(value, str):
         raise CallbackError(f"Field '{key}' must be a string.")
+    return _bounded(key, value)
+
+
+def _bounded(key: str, value: str) -> str:
+    limit = MAX_LENGTHS.get(NGINX_FIELDS.get(key, key))
+    if limit is not None and len(value) > limit:
+        raise CallbackError(f"Field '{key}' is longer than {limit} characters.")
     return value
 
 
@@ -138,12 +150,12 @@ def nginx_callback(form: Mapping) -> Callback:
             raise CallbackError(f"Field '{key}' is required.")
     return Callback(
         action=NGINX_CALLS[call],
-        client_id=form["clientid"],
+        client_id=_bounded("clientid", form["clientid"]),
         app=form["app"],
         stream=form["name"],
         secret=form.get("secret", ""),
         ticket=form.get("ticket", ""),
         protocol="websocket" if form.get("ingest") == "websocket" else "rtmp",
         server_id=NGINX_SERVER_ID,
-        ip=form.get("addr", ""),
+        ip=_bounded("addr", form.get("addr", "")),
     )

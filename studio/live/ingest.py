@@ -34,6 +34,7 @@ from simple_websocket import ConnectionClosed
 
 from studio.errors import NotFound
 from studio.extensions import db, sock
+from studio.input_guard import BadInput, load_json
 from studio.media import relay as relays
 from studio.redis_client import get_redis
 from studio.streams import service
@@ -226,8 +227,12 @@ def _pump(ws, relay: relays.FfmpegRelay, lock: IngestLock) -> Ending:
                 return Ending(TRY_AGAIN, "The server cannot forward your video fast enough; "
                               "lower the quality and go live again.", failed=True)  # fmt: skip
             last_media = now
-        elif isinstance(message, str) and _is_stop(message):
-            return Ending(NORMAL, "Stopped.")
+        elif isinstance(message, str):
+            try:
+                if _is_stop(message):
+                    return Ending(NORMAL, "Stopped.")
+            except BadInput as exc:
+                return Ending(BAD_MESSAGE, f"Message refused: {exc}", failed=True)
         if relay.exited():
             return _exit_ending(relay)
         if relay.stalled(now):
@@ -248,8 +253,12 @@ def _setting(name: str):
 
 
 def _is_stop(message: str) -> bool:
+    """Whether a text message asks to stop; other text is ignored. Raises
+    BadInput for text no surface accepts (NUL, lone surrogates, deep nesting)."""
     try:
-        return json.loads(message).get("type") == "stop"
+        return load_json(message).get("type") == "stop"
+    except BadInput:
+        raise
     except (ValueError, AttributeError):
         return False
 

@@ -206,3 +206,27 @@ def test_unknown_container_is_refused(studio, make_user, make_stream):
     assert code == 4400
     assert "matroska or mp4" in reason
     assert not ffmpeg_pids(stream.public_id)
+
+
+@pytest.mark.parametrize(
+    ("message", "says"),
+    [
+        ('{"type": "stop\\u0000"}', "NUL"),
+        ('{"type": "\x00"}', "NUL"),
+        ('{"type": "\\ud800"}', "surrogate"),
+        ("[" * 5000 + "]" * 5000, "nested deeper"),
+    ],
+    ids=["escaped NUL", "raw NUL", "lone surrogate", "deep nesting"],
+)
+def test_bad_text_message_closes_with_a_reason(studio, make_user, make_stream, message, says):
+    """A text message no surface accepts closes the ingest with 4400 and a
+    sentence saying what was wrong; ffmpeg is not left behind."""
+    owner = make_user()
+    stream = make_stream(owner)
+    ws = connect(studio, stream.public_id, login(studio.url, owner.email))
+    assert next_message(ws) == {"type": "ready"}
+    ws.send(message)
+    code, reason = closed_with(ws)
+    assert code == 4400
+    assert reason.startswith("Message refused:") and says in reason
+    wait_until(lambda: not ffmpeg_pids(stream.public_id), what="ffmpeg to exit")

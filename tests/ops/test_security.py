@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import event
 
 from studio import config as studio_config
 from studio import create_app
+from studio.extensions import db as _db
 from studio.security import content_security_policy
 from tests.conftest import PASSWORD, csrf_token, load_fixture
 
@@ -43,9 +45,12 @@ def limited(app, db, redis):
 WRONG = "wrong password!"
 
 
-def post_login(client, email: str, password: str = WRONG):
-    token = csrf_token(client.get("/login").get_data(as_text=True))
-    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+def post_login(client, email: str, password: str = WRONG, headers=None, environ=None):
+    options = {"headers": headers or {}, "environ_base": environ or {}}
+    token = csrf_token(client.get("/login", **options).get_data(as_text=True))
+    return client.post(
+        "/login", data={"email": email, "password": password, "csrf_token": token}, **options
+    )
 
 
 def test_login_limited_per_address_and_email(limited, make_user):
@@ -92,6 +97,101 @@ def test_api_limited_per_token_with_a_json_429(limited, make_user, make_token):
     assert refused.is_json and "Rate limit exceeded" in refused.get_json()["error"]
     other = limited.get("/api/v1/streams", headers={"Authorization": f"Bearer {second}"})
     assert other.status_code == 200
+
+
+def test_failed_api_auth_limited_per_address_before_the_database(
+    app, db, redis, make_user, make_token
+):
+    """Ever-new bogus tokens from one address: past the per-address limit on
+    failed authentication the API answers a JSON 429 without a database query;
+    a valid token from another address is still served."""
+    limited = limited_app(app, RATELIMIT_API_AUTH_FAILURES="5 per minute")
+    client = limited.test_client()
+    with limited.app_context():
+        engine = _db.engine
+    token = make_token(make_user())
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for n in range(5):
+            reply = client.get("/api/v1/streams", headers=bearer(f"lst_bogus{n:04d}"))
+            assert reply.status_code == 401
+        assert statements, "the bogus tokens were looked up"
+        statements.clear()
+        for n in range(5, 40):
+            refused = client.get("/api/v1/streams", headers=bearer(f"lst_bogus{n:04d}"))
+            assert refused.status_code == 429
+            assert refused.is_json and "invalid API token" in refused.get_json()["error"]
+            assert "Retry-After" in refused.headers
+        assert statements == []
+        other = client.get(
+            "/api/v1/streams", headers=bearer(token), environ_base={"REMOTE_ADDR": "192.0.2.7"}
+        )
+        assert other.status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_valid_tokens_do_not_count_as_failures(app, db, redis, make_user, make_token):
+    """Successful calls never use up the failed-authentication allowance."""
+    limited = limited_app(
+        app, RATELIMIT_API_AUTH_FAILURES="2 per minute", RATELIMIT_API="50/minute"
+    )
+    client = limited.test_client()
+    token = make_token(make_user())
+    for _ in range(10):
+        assert client.get("/api/v1/streams", headers=bearer(token)).status_code == 200
+    assert client.get("/api/v1/streams", headers=bearer("lst_bogus")).status_code == 401
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_spoofed_forwarded_for_from_a_non_proxy_peer_is_ignored(app, db, redis, make_user):
+    """With a proxy hop configured, X-Forwarded-For from a peer that is not a
+    trusted proxy does not change the address the login limit counts: a new
+    forged address per attempt still hits the per-address limit."""
+    client = limited_app(app, PROXY_HOPS=1, TRUSTED_PROXIES=["127.0.0.1"]).test_client()
+    user = make_user()
+    direct = {"REMOTE_ADDR": "203.0.113.9"}
+    for n in range(3):
+        forged = {"X-Forwarded-For": f"198.51.100.{n}"}
+        reply = post_login(client, user.email, headers=forged, environ=direct)
+        assert reply.status_code == 400
+    refused = post_login(
+        client, user.email, headers={"X-Forwarded-For": "198.51.100.77"}, environ=direct
+    )
+    assert refused.status_code == 429
+
+
+def test_forwarded_for_from_the_trusted_proxy_names_the_client(app, db, redis, make_user):
+    """Through the trusted proxy each client is counted by its own address:
+    three clients behind nginx do not share one login allowance."""
+    client = limited_app(
+        app, PROXY_HOPS=1, TRUSTED_PROXIES=["10.1.0.0/16"], RATELIMIT_LOGIN="1 per minute"
+    ).test_client()
+    user = make_user()
+    proxy = {"REMOTE_ADDR": "10.1.2.3"}
+    for n in range(3):
+        client_address = {"X-Forwarded-For": f"198.51.100.{n}"}
+        reply = post_login(client, user.email, headers=client_address, environ=proxy)
+        assert reply.status_code == 400
+    again = post_login(
+        client, user.email, headers={"X-Forwarded-For": "198.51.100.0"}, environ=proxy
+    )
+    assert again.status_code == 429
+
+
+def test_a_trusted_proxy_that_is_not_an_address_stops_the_start(app):
+    """A host name (or typo) in STUDIO_TRUSTED_PROXIES is refused at start,
+    naming the value, rather than trusting nobody or everybody."""
+    with pytest.raises(ValueError, match="STUDIO_TRUSTED_PROXIES: 'nginx'"):
+        limited_app(app, PROXY_HOPS=1, TRUSTED_PROXIES=["10.0.0.0/8", "nginx"])
 
 
 def test_callbacks_never_limited_even_under_a_burst(app, db, redis, make_stream):
@@ -178,9 +278,14 @@ def test_login_cookie_carries_secure_httponly_samesite(app, db, redis, make_user
 
 
 def test_login_still_served_when_the_limit_store_is_down(app, db, make_user):
-    """Redis unreachable: logins are served without limits rather than refused."""
+    """Redis unreachable: login attempts are served without limits rather than
+    refused (no 429); the right password gets a clear 503, since the session
+    it would start cannot be recorded (logout could not end it)."""
     client = limited_app(app, REDIS_URL="redis://127.0.0.1:9/0").test_client()
     user = make_user()
     for _ in range(5):
         assert post_login(client, user.email).status_code == 400
-    assert post_login(client, user.email, PASSWORD).status_code == 302
+    reply = post_login(client, user.email, PASSWORD)
+    assert reply.status_code == 503
+    assert "Logging in is unavailable right now" in reply.get_data(as_text=True)
+    assert client.get("/tokens").status_code == 302  # not logged in
