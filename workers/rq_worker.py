@@ -35,6 +35,8 @@ from rq.worker import SimpleWorker
 log = logging.getLogger(__name__)
 
 SCHEDULER_CHECK_SECONDS = 5
+# How long a stopping worker waits for its scheduler process after SIGTERM.
+SCHEDULER_STOP_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -109,6 +111,26 @@ class UploadWorker(SimpleWorker):
                                self.name, exc, wait)  # fmt: skip
                 time.sleep(wait)
                 wait = min(wait * self.exponential_backoff_factor, self.max_connection_wait_time)
+
+    def stop_scheduler(self) -> None:
+        """Stop the scheduler process: SIGTERM, then SIGKILL if it is still there.
+
+        RQ only joins it after SIGTERM; a SIGTERM that reaches the freshly
+        forked scheduler before it installs its own handlers runs the worker's
+        handler instead, is lost, and the join would wait for ever.
+        """
+        process = self.scheduler._process if self.scheduler else None
+        if process is None or not process.pid:
+            return
+        try:
+            os.kill(process.pid, signal.SIGTERM)
+        except OSError:
+            pass
+        process.join(SCHEDULER_STOP_SECONDS)
+        if process.is_alive():
+            log.warning("RQ scheduler (pid %s) ignored SIGTERM; killing it", process.pid)
+            process.kill()
+            process.join()
 
     def revive_scheduler(self) -> None:
         """Start RQ's scheduler again if its process died (it does on any Redis

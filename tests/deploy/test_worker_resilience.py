@@ -89,3 +89,37 @@ def test_worker_exits_0_on_sigterm_during_start_up(services, fresh_database, red
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
     # run_role asserts the exit status: 0.
+
+
+def _scheduler_that_lost_its_sigterm(ready) -> None:
+    """A scheduler process whose SIGTERM goes to an inherited handler."""
+    import signal as signals
+    import time as clock
+
+    signals.signal(signals.SIGTERM, lambda *_: None)
+    ready.set()
+    while True:
+        clock.sleep(0.1)
+
+
+def test_a_stopping_worker_does_not_wait_for_ever_on_its_scheduler(redis):
+    """A scheduler forked just before the stop may miss the SIGTERM RQ sends
+    it: the worker still stops (it kills the scheduler), instead of joining
+    it for ever."""
+    from multiprocessing import get_context
+    from multiprocessing.context import ForkProcess
+
+    from rq import Queue
+    from rq.scheduler import RQScheduler
+
+    from workers import rq_worker
+
+    worker = rq_worker.UploadWorker([Queue("resilience", connection=redis)], connection=redis)
+    worker.scheduler = RQScheduler(["resilience"], connection=redis)
+    ready = get_context("fork").Event()
+    process = ForkProcess(target=_scheduler_that_lost_its_sigterm, args=(ready,))
+    process.start()
+    assert ready.wait(30)
+    worker.scheduler._process = process
+    worker.stop_scheduler()
+    assert not process.is_alive()
