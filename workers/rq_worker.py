@@ -20,6 +20,7 @@ within seconds:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -122,10 +123,8 @@ class UploadWorker(SimpleWorker):
         process = self.scheduler._process if self.scheduler else None
         if process is None or not process.pid:
             return
-        try:
+        with contextlib.suppress(OSError):
             os.kill(process.pid, signal.SIGTERM)
-        except OSError:
-            pass
         process.join(SCHEDULER_STOP_SECONDS)
         if process.is_alive():
             log.warning("RQ scheduler (pid %s) ignored SIGTERM; killing it", process.pid)
