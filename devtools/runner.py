@@ -184,6 +184,35 @@ def start_gunicorn(
     return handle
 
 
+def start_sockets(
+    env: dict[str, str],
+    var_dir: Path,
+    port: int,
+    *,
+    workers: int = 1,
+    connections: int = 5000,
+    graceful_timeout: int = 5,
+    name: str | None = None,
+) -> Handle:
+    """The socket tier: gunicorn `wsgi:app` with gunicorn_sockets.conf.py
+    (gevent workers, a greenlet per websocket) on 127.0.0.1:port. nginx
+    sends it the `/ws/` routes. Waits until it listens."""
+    argv = [
+        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_sockets.conf.py"),
+        "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--worker-connections", str(connections), "--graceful-timeout", str(graceful_timeout),
+    ]  # fmt: skip
+    handle = _spawn(name or f"sockets-{port}", argv, env, var_dir)
+    handle.url = f"http://127.0.0.1:{port}"
+    handle.stop_timeout = graceful_timeout + 5.0
+    try:
+        stack.wait_for_port("127.0.0.1", port, 30, handle.process, handle.log_path)
+    except BaseException:
+        handle.kill()
+        raise
+    return handle
+
+
 def start_workers(
     env: dict[str, str],
     var_dir: Path,
