@@ -60,6 +60,7 @@ def test_every_setting_the_app_reads_is_documented():
     """Each environment variable studio/config.py, gunicorn.conf.py and the
     workers read has a line in .env.example."""
     sources = [ROOT / "studio" / "config.py", ROOT / "gunicorn.conf.py"]
+    sources += [ROOT / "gunicorn_sockets.conf.py"]
     sources += sorted((ROOT / "workers").glob("*.py"))
     read = set().union(*(python_env_reads(path) for path in sources))
     assert "STUDIO_SECRET_KEY" in read  # the scan itself works
@@ -106,7 +107,8 @@ def test_srs_hooks_point_at_the_web_service_with_the_token():
 def test_every_long_running_service_has_a_healthcheck():
     """Compose can tell a broken container from a working one."""
     services = compose()["services"]
-    for name in ("srs", "postgres", "redis", "web", "worker", "watcher", "reconciler", "nginx"):
+    for name in ("srs", "postgres", "redis", "web", "sockets", "worker", "watcher", "reconciler",
+                 "nginx"):  # fmt: skip
         assert "healthcheck" in services[name], name
 
 
