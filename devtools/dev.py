@@ -2,8 +2,9 @@
 
 PostgreSQL and Redis (the machine's own if they run, else private ones),
 fake-gcs-server as the bucket (objects kept under var/gcs), nginx (RTMP
-ingest with HLS, its control/stat API, and the CDN edge), migrations,
-gunicorn, the upload workers and the HLS watcher. Ctrl-C or SIGTERM stops
+ingest with HLS, its control/stat API, the CDN edge, and the front site
+that routes /ws/ to the socket tier), migrations, gunicorn's web tier and
+socket tier, the upload workers and the HLS watcher. Ctrl-C or SIGTERM stops
 everything this started.
 
 With `SRS_BIN=/path/to/srs` SRS 5 (srs/srs.conf) is the ingest instead of
@@ -92,8 +93,12 @@ def main() -> int:
         services.append(redis)
         gcs = stack.start_fake_gcs(VAR, stack.free_port(4443), backend="filesystem")
         services.append(gcs)
-        port = stack.free_port(5000)
-        public_url = os.environ.get("STUDIO_PUBLIC_URL", f"http://127.0.0.1:{port}")
+        # nginx's front site is the studio's address: /ws/ to the socket
+        # tier, the rest to the web tier, as in production.
+        front_port, port, sockets_port = (stack.free_port(p) for p in (5000, 5001, 5002))
+        front = stack.FrontSite(port=front_port, web_url=f"http://127.0.0.1:{port}",
+                                sockets_url=f"http://127.0.0.1:{sockets_port}")  # fmt: skip
+        public_url = os.environ.get("STUDIO_PUBLIC_URL", f"http://127.0.0.1:{front_port}")
         hooks = "srs" if srs_bin else "nginx-rtmp"
         hook_url = f"http://127.0.0.1:{port}/hooks/{hooks}?token={keys['STUDIO_HOOK_TOKEN']}"
         hls_dir = VAR / "hls"
@@ -104,12 +109,13 @@ def main() -> int:
         site = stack.TlsSite(
             port=stack.free_port(8443), cert=cert.cert, key=cert.key, host="0.0.0.0",  # noqa: S104
             studio_url=f"http://127.0.0.1:{port}", srs_api_url=f"http://127.0.0.1:{srs_api}",
+            sockets_url=front.sockets_url,
         )  # fmt: skip
         nginx = stack.start_nginx(
             VAR, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket,
             rtmp_port=stack.free_port(1935 if not srs_bin else None),
             http_port=stack.free_port(8080), edge_port=stack.free_port(8081), hls_dir=hls_dir,
-            tls=site,
+            tls=site, front=front,
         )  # fmt: skip
         services.append(nginx)
         extra = {"STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
@@ -129,6 +135,7 @@ def main() -> int:
         print("migrating the database ...", flush=True)
         runner.migrate(env, VAR)
         handles.append(runner.start_gunicorn(env, VAR, port, name="gunicorn"))
+        handles.append(runner.start_sockets(env, VAR, sockets_port, name="sockets"))
         handles.append(runner.start_workers(env, VAR))
         handles.append(runner.start_watcher(env, VAR))
         https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
