@@ -118,6 +118,7 @@ def test_compose_references_files_that_exist():
     text = (ROOT / "docker-compose.yml").read_text()
     for path in (
         "deploy/nginx/studio.conf",
+        "deploy/nginx/nginx.conf",
         "deploy/prometheus/prometheus.yml",
         "deploy/prometheus/alerts.yml",
         "deploy/entrypoint.sh",
