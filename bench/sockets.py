@@ -133,21 +133,43 @@ def seed(env: dict, count: int) -> list[tuple[str, str]]:
 # --- memory -----------------------------------------------------------------------
 
 
-def pss_kib(root_pid: int) -> int:
-    """Proportional set size of a process and its descendants, in KiB."""
-    total, pending = 0, [root_pid]
+def process_tree(root_pid: int) -> list[int]:
+    """A process and its descendants."""
+    found, pending = [], [root_pid]
     while pending:
         pid = pending.pop()
+        found.append(pid)
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return found
+
+
+def pss_kib(root_pid: int) -> int:
+    """Proportional set size of a process and its descendants, in KiB."""
+    total = 0
+    for pid in process_tree(root_pid):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
                     total += int(line.split()[1])
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                children = (task / "children").read_text().split()
-                pending.extend(int(child) for child in children)
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def cpu_seconds(root_pid: int) -> float:
+    """User + system CPU time a process and its descendants have used."""
+    ticks = 0
+    for pid in process_tree(root_pid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # --- sockets ------------------------------------------------------------------------
@@ -349,6 +371,7 @@ Client, servers and databases share the machine.
 - Memory per socket: socket tier **{per_socket["sockets"]:.1f} KiB** (PSS
   {per_socket["sockets_before"] / 1024:.0f} -> {per_socket["sockets_after"] / 1024:.0f} MiB),
   nginx {per_socket["nginx"]:.1f} KiB
+- CPU of the socket tier holding them idle: {results["idle_cpu"] * 100:.0f}% of one core
 - Fan-out: one status change reached all {results["watchers"]} sockets watching that stream
   in {results["fan_out"] * 1000:.0f} ms
 
@@ -406,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
         memory["nginx_after"] = pss_kib(studio.nginx.process.pid)
         memory["sockets"] = (memory["sockets_after"] - memory["sockets_before"]) / max(held, 1)
         memory["nginx"] = (memory["nginx_after"] - memory["nginx_before"]) / max(held, 1)
+        # What holding idle sockets costs (server pings, the handlers' ticks).
+        cpu_before, idle_from = cpu_seconds(studio.sockets.pid), time.monotonic()
+        time.sleep(args.duration)
+        idle_cpu = (cpu_seconds(studio.sockets.pid) - cpu_before) / (time.monotonic() - idle_from)
         loaded = measure(studio.port, unwatched, args.duration, clients)
         still_open = viewers.open
         watchers = len(range(0, args.sockets, WATCHED_STREAMS))
@@ -414,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
             "phases": [*idle, *loaded], "memory": memory, "held": held,
             "open_seconds": open_seconds, "failures": viewers.failures,
             "still_open": still_open, "watchers": watchers, "fan_out": fan,
-            "load": (load_before, os.getloadavg()[0]),
+            "load": (load_before, os.getloadavg()[0]), "idle_cpu": idle_cpu,
         }  # fmt: skip
     finally:
         if viewers is not None:

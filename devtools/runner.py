@@ -161,8 +161,9 @@ def start_gunicorn(
     config: Path | None = None,
     name: str | None = None,
 ) -> Handle:
-    """gunicorn `wsgi:app` on 127.0.0.1:port with gthread workers (a
-    websocket holds a thread, not a process). Waits until it listens.
+    """The web tier: gunicorn `wsgi:app` on 127.0.0.1:port with gthread
+    workers (pages, API, callbacks; websockets go to `start_sockets`).
+    Waits until it listens.
 
     With `config` (gunicorn.conf.py), its server hooks run too; the options
     given here override the file's. `.stop()` waits a little longer than the
