@@ -25,6 +25,7 @@ from websockets.sync.client import connect
 
 from devtools import stack
 from tests.conftest import ROOT, VAR
+from tests.ops.metrics_helpers import value
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 
@@ -145,7 +146,8 @@ def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
 
 def test_sockets_role_serves_websockets(services, db, make_stream, tmp_path):
     """`entrypoint.sh sockets` (gunicorn_sockets.conf.py, gevent workers)
-    serves a stream's websocket, reading the stream from the database;
+    serves a stream's websocket, reading the stream from the database, and
+    counts it on its /metrics (what Prometheus scrapes on sockets:8001);
     SIGTERM stops it cleanly."""
     stream = make_stream()
     port = stack.free_port()
@@ -157,3 +159,5 @@ def test_sockets_role_serves_websockets(services, db, make_stream, tmp_path):
     ):
         event = json.loads(socket.recv(timeout=20))
         assert (event["type"], event["status"]) == ("status", "created")
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert value(metrics, "studio_websocket_clients", kind="status") == 1
