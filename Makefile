@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup dev test test-fast lint bench bench-pipeline clean
+.PHONY: setup dev test test-fast lint bench bench-sockets bench-pipeline clean
 
 ## Install what is missing: apt packages, .venv (pip), node_modules (npm).
 setup:
@@ -30,6 +30,10 @@ lint: setup
 ## Benchmarks (bench/api_latency.py writes its section of docs/benchmarks.md).
 bench: setup
 	@$(PY) bench/api_latency.py
+
+## Websockets: 2,000 watch-page sockets through nginx; callback and page latency meanwhile.
+bench-sockets: setup
+	@$(PY) bench/sockets.py
 
 ## Media pipeline: upload throughput, then N = 50/100/200 live publishers (several minutes).
 bench-pipeline: setup

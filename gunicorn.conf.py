@@ -13,7 +13,8 @@ import shutil
 from pathlib import Path
 
 bind = os.environ.get("STUDIO_BIND", "0.0.0.0:8000")  # noqa: S104 (inside a container)
-# gthread: a websocket holds one thread, not a whole process.
+# gthread: pages, API and media-server callbacks, all short requests.
+# Websockets run on the socket tier (gunicorn_sockets.conf.py, gevent).
 worker_class = "gthread"
 workers = int(os.environ.get("STUDIO_WEB_WORKERS", "2"))
 threads = int(os.environ.get("STUDIO_WEB_THREADS", "16"))

@@ -2,6 +2,8 @@
 # Container entrypoint: `studio-entrypoint ROLE [ARGS...]`.
 #
 #   web        apply database migrations, then serve with gunicorn (gunicorn.conf.py)
+#   sockets    the socket tier: gunicorn with gevent workers (gunicorn_sockets.conf.py),
+#              which nginx sends every /ws/ route (no migrations: web runs them)
 #   worker     RQ worker (jobs run in-process; metrics on $STUDIO_METRICS_PORT)
 #   watcher    the HLS directory watcher (workers/watcher.py), metrics as above
 #   reconciler the periodic reconcile pass (workers/reconcile.py), metrics as above
@@ -26,6 +28,10 @@ web)
     mkdir -p "${PROMETHEUS_MULTIPROC_DIR:-/tmp/studio-metrics}"
     migrate
     exec gunicorn -c gunicorn.conf.py "$@" wsgi:app
+    ;;
+sockets)
+    mkdir -p "${PROMETHEUS_MULTIPROC_DIR:-/tmp/studio-metrics}"
+    exec gunicorn -c gunicorn_sockets.conf.py "$@" wsgi:app
     ;;
 worker)
     # One metrics registry per process: no multiprocess directory for workers.

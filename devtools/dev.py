@@ -2,9 +2,11 @@
 
 PostgreSQL (the checkout's own database on the machine's server, else a
 private cluster) and a private Redis, fake-gcs-server as the bucket (objects
-kept under var/gcs), nginx (RTMP ingest with HLS, its control/stat API, and
-the CDN edge), migrations, then what production runs: gunicorn with
-gunicorn.conf.py, the upload workers, the HLS watcher and the reconciler,
+kept under var/gcs), nginx (RTMP ingest with HLS, its control/stat API, the
+CDN edge, and the front site that routes /ws/ to the socket tier),
+migrations, then what production runs: gunicorn's web tier with
+gunicorn.conf.py, the socket tier, the upload workers, the HLS watcher and
+the reconciler,
 supervised by devtools/supervise.py (a process that exits is reported and
 stops everything). Ctrl-C or SIGTERM stops everything this started.
 
@@ -92,7 +94,12 @@ def main() -> int:
         services += [postgres, redis]
         gcs = stack.start_fake_gcs(VAR, stack.free_port(4443), backend="filesystem")
         services.append(gcs)
-        port = stack.free_port(5000)
+        # nginx's front site is the studio's address: /ws/ to the socket
+        # tier, the rest to the web tier, as in production.
+        front_port, port, sockets_port = (stack.free_port(p) for p in (5000, 5001, 5002))
+        front = stack.FrontSite(port=front_port, web_url=f"http://127.0.0.1:{port}",
+                                sockets_url=f"http://127.0.0.1:{sockets_port}")  # fmt: skip
+        public_url = os.environ.get("STUDIO_PUBLIC_URL", f"http://127.0.0.1:{front_port}")
         hooks = "srs" if srs_bin else "nginx-rtmp"
         hook_url = f"http://127.0.0.1:{port}/hooks/{hooks}?token={keys['STUDIO_HOOK_TOKEN']}"
         hls_dir = VAR / "hls"
@@ -104,14 +111,13 @@ def main() -> int:
             port=stack.free_port(8443), cert=cert.cert, key=cert.key, host="0.0.0.0",  # noqa: S104
             name=cert.names[0],  # the machine's name: WebRTC URLs work from other devices too
             studio_url=f"http://127.0.0.1:{port}", srs_api_url=f"http://127.0.0.1:{srs_api}",
+            sockets_url=front.sockets_url,
         )  # fmt: skip
-        # Browsers use the nginx-fronted site; gunicorn listens on 127.0.0.1 only.
-        public_url = os.environ.get("STUDIO_PUBLIC_URL", f"https://{cert.names[0]}:{site.port}")
         nginx = stack.start_nginx(
             VAR, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket,
             rtmp_port=stack.free_port(1935 if not srs_bin else None),
             http_port=stack.free_port(8080), edge_port=stack.free_port(8081), hls_dir=hls_dir,
-            tls=site,
+            tls=site, front=front,
         )  # fmt: skip
         services.append(nginx)
         supervisor = Supervisor(VAR / "logs")
@@ -119,7 +125,7 @@ def main() -> int:
             supervisor.watch(service.name, service.process, service.log_path)
         extra = {"STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
                  "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1")}  # fmt: skip
-        rtmp_url, ready = nginx.rtmp_url, [port]
+        rtmp_url, ready = nginx.rtmp_url, [port, sockets_port]
         if srs_bin:
             launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
             supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
@@ -134,7 +140,7 @@ def main() -> int:
         )  # fmt: skip
         print(f"migrating the database {postgres.database} ...", flush=True)
         runner.migrate(env, VAR)
-        add_studio_processes(supervisor, env, port)
+        add_studio_processes(supervisor, env, port, sockets_port)
         https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
 
         def started() -> None:
@@ -158,11 +164,13 @@ def main() -> int:
             service.stop()
 
 
-def add_studio_processes(supervisor: Supervisor, env: dict[str, str], port: int) -> None:
+def add_studio_processes(
+    supervisor: Supervisor, env: dict[str, str], port: int, sockets_port: int
+) -> None:
     """The studio's own processes, as the containers run them
     (docker-compose.yml, deploy/entrypoint.sh): gunicorn with gunicorn.conf.py
-    (its graceful-shutdown hooks), the upload workers, the HLS watcher and
-    the reconciler. A new process is one more line here."""
+    (its graceful-shutdown hooks), the socket tier, the upload workers, the
+    HLS watcher and the reconciler. A new process is one more line here."""
     web = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "web")}
     # Like the entrypoint: one metrics registry per process outside gunicorn.
     background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -170,6 +178,10 @@ def add_studio_processes(supervisor: Supervisor, env: dict[str, str], port: int)
     control.parent.mkdir(parents=True, exist_ok=True)
     argv = runner.gunicorn_argv(port, config=config, control_socket=control)
     supervisor.add("gunicorn", argv, web)
+    sockets_control = control.with_name("sockets.ctl")
+    sockets = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "sockets")}
+    supervisor.add("sockets", runner.sockets_argv(sockets_port, control_socket=sockets_control),
+                   sockets)  # fmt: skip
     supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
     supervisor.add("watcher", runner.watcher_argv(), background)
     supervisor.add("reconciler", runner.reconciler_argv(stack.free_port()), background)

@@ -42,6 +42,7 @@ class NginxService(Service):
     hls_dir: Path
     conf_path: Path
     tls_url: str = ""  # https://HOST:PORT when started with a TlsSite
+    front_url: str = ""  # http://127.0.0.1:PORT when started with a FrontSite
 
 
 @dataclass(kw_only=True)
@@ -59,6 +60,21 @@ class TlsSite:
     srs_api_url: str = "http://127.0.0.1:1985"
     host: str = "127.0.0.1"
     name: str = ""
+    sockets_url: str = ""  # the socket tier for /ws/ (default: studio_url)
+    ws_per_address: int = 32
+
+
+@dataclass(kw_only=True)
+class FrontSite:
+    """The studio over plain HTTP on loopback (nginx/sites/front.conf.template),
+    routed as in production: /ws/ to the socket tier at `sockets_url`, at
+    most `ws_per_address` at once per client address; the rest to the web
+    tier at `web_url`."""
+
+    port: int
+    web_url: str
+    sockets_url: str
+    ws_per_address: int = 32
 
 
 def start_nginx(
@@ -72,11 +88,13 @@ def start_nginx(
     edge_port: int | None = None,
     hls_dir: Path | None = None,
     tls: TlsSite | None = None,
+    front: FrontSite | None = None,
 ) -> NginxService:
     """Render nginx/*.conf.template into var_dir/nginx/conf and run nginx.
 
     Ports default to free ones; HLS goes to hls_dir/live (default
-    var_dir/hls). With `tls`, nginx also serves the studio over HTTPS.
+    var_dir/hls). With `tls`, nginx also serves the studio over HTTPS; with
+    `front`, over HTTP (`front_url`).
     Returns once every port accepts.
     """
     started = time.monotonic()
@@ -95,11 +113,12 @@ def start_nginx(
         {**ports, "HLS_DIR": hls_dir, "HOOK_URL": _checked_hook_url(hook_url),
          "GCS_URL": gcs_url.rstrip("/"), "BUCKET": bucket},
     )  # fmt: skip
-    render_sites(nginx_dir, tls, ports["EDGE_PORT"])
+    render_sites(nginx_dir, tls, ports["EDGE_PORT"], front)
     argv = [_nginx_binary(), "-p", str(nginx_dir), "-c", str(conf), "-g", "daemon off;"]
     process, log_path = spawn(f"nginx-{ports['RTMP_PORT']}", argv, var_dir)
     try:
-        for port in [*ports.values(), *([tls.port] if tls else [])]:
+        sites = [site.port for site in (tls, front) if site is not None]
+        for port in [*ports.values(), *sites]:
             wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
     except BaseException:
         # SIGTERM, not SIGKILL: the master takes its workers down with it.
@@ -114,18 +133,28 @@ def start_nginx(
         hls_dir=hls_dir,
         conf_path=conf,
         tls_url=f"https://{tls.name or tls.host}:{tls.port}" if tls else "",
+        front_url=f"http://127.0.0.1:{front.port}" if front else "",
         log_path=log_path,
         process=process,
         started_in=time.monotonic() - started,
     )
 
 
-def render_sites(nginx_dir: Path, tls: TlsSite | None, edge_port: int) -> None:
-    """conf/sites/*.conf (included by dev.conf): the HTTPS site, or nothing."""
+def render_sites(
+    nginx_dir: Path, tls: TlsSite | None, edge_port: int, front: FrontSite | None = None
+) -> None:
+    """conf/sites/*.conf (included by dev.conf): the HTTP and HTTPS sites asked for."""
     sites = nginx_dir / "conf" / "sites"
     sites.mkdir(parents=True, exist_ok=True)
     for old in sites.glob("*.conf"):
         old.unlink()
+    if front is not None:
+        _render_site(sites, "front", {
+            "FRONT_LISTEN": f"127.0.0.1:{front.port}",
+            "WEB_UPSTREAM": front.web_url.rstrip("/"),
+            "SOCKETS_UPSTREAM": front.sockets_url.rstrip("/"),
+            "WS_PER_ADDRESS": int(front.ws_per_address),
+        })  # fmt: skip
     if tls is None:
         return
     values = {
@@ -135,12 +164,18 @@ def render_sites(nginx_dir: Path, tls: TlsSite | None, edge_port: int) -> None:
         "STUDIO_UPSTREAM": tls.studio_url.rstrip("/"),
         "WHIP_UPSTREAM": tls.srs_api_url.rstrip("/"),
         "CDN_UPSTREAM": f"http://127.0.0.1:{edge_port}",
+        "SOCKETS_UPSTREAM": (tls.sockets_url or tls.studio_url).rstrip("/"),
+        "WS_PER_ADDRESS": int(tls.ws_per_address),
     }
-    template = NGINX_TEMPLATES / "sites" / "tls.conf.template"
+    _render_site(sites, "tls", values)
+
+
+def _render_site(sites: Path, name: str, values: dict[str, object]) -> None:
+    template = NGINX_TEMPLATES / "sites" / f"{name}.conf.template"
     text = string.Template(template.read_text()).safe_substitute(values)
     if "${" in text:
         raise StackError(f"{template.name}: a placeholder has no value")
-    (sites / "tls.conf").write_text(text)
+    (sites / f"{name}.conf").write_text(text)
 
 
 def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:

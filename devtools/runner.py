@@ -165,8 +165,9 @@ def start_gunicorn(
     config: Path | None = None,
     name: str | None = None,
 ) -> Handle:
-    """gunicorn `wsgi:app` on 127.0.0.1:port with gthread workers (a
-    websocket holds a thread, not a process). Waits until it listens.
+    """The web tier: gunicorn `wsgi:app` on 127.0.0.1:port with gthread
+    workers (pages, API, callbacks; websockets go to `start_sockets`).
+    Waits until it listens.
 
     With `config` (gunicorn.conf.py), its server hooks run too; the options
     given here override the file's. `.stop()` waits a little longer than the
@@ -174,6 +175,32 @@ def start_gunicorn(
     argv = gunicorn_argv(port, config=config, workers=workers, threads=threads,
                          graceful_timeout=graceful_timeout)  # fmt: skip
     handle = _spawn(name or f"gunicorn-{port}", argv, env, var_dir)
+    handle.url = f"http://127.0.0.1:{port}"
+    handle.stop_timeout = graceful_timeout + 5.0
+    try:
+        stack.wait_for_port("127.0.0.1", port, 30, handle.process, handle.log_path)
+    except BaseException:
+        handle.kill()
+        raise
+    return handle
+
+
+def start_sockets(
+    env: dict[str, str],
+    var_dir: Path,
+    port: int,
+    *,
+    workers: int = 1,
+    connections: int = 5000,
+    graceful_timeout: int = 5,
+    name: str | None = None,
+) -> Handle:
+    """The socket tier: gunicorn `wsgi:app` with gunicorn_sockets.conf.py
+    (gevent workers, a greenlet per websocket) on 127.0.0.1:port. nginx
+    sends it the `/ws/` routes. Waits until it listens."""
+    argv = sockets_argv(port, workers=workers, connections=connections,
+                        graceful_timeout=graceful_timeout)  # fmt: skip
+    handle = _spawn(name or f"sockets-{port}", argv, env, var_dir)
     handle.url = f"http://127.0.0.1:{port}"
     handle.stop_timeout = graceful_timeout + 5.0
     try:
@@ -230,6 +257,24 @@ def start_watcher(env: dict[str, str], var_dir: Path, *, name: str = "watcher") 
 
 # --------------------------------------------------------------------------
 # Command lines (also run under devtools/supervise.py by `make dev`)
+
+
+def sockets_argv(
+    port: int,
+    *,
+    workers: int = 1,
+    connections: int = 5000,
+    graceful_timeout: int = 5,
+    control_socket: Path | None = None,
+) -> list[str]:
+    """The socket tier's gunicorn (gunicorn_sockets.conf.py) on 127.0.0.1:port."""
+    control = ["--control-socket", str(control_socket)] if control_socket else []
+    return [
+        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_sockets.conf.py"),
+        "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--worker-connections", str(connections), "--graceful-timeout", str(graceful_timeout),
+        *control,
+    ]  # fmt: skip
 
 
 def gunicorn_argv(

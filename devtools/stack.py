@@ -43,6 +43,7 @@ from devtools.gcs import (
 from devtools.nginx import (
     NGINX_TEMPLATES,
     RTMP_MODULE,
+    FrontSite,
     NginxService,
     TlsSite,
     _checked_hook_url,
@@ -101,6 +102,7 @@ __all__ = [
     "START_TIMEOUT",
     "_DB_NAME_CHARS",
     "_WRAPPER_BIN",
+    "FrontSite",
     "GcsService",
     "NginxService",
     "PostgresService",

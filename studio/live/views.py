@@ -5,9 +5,15 @@ every public event of the stream as it happens (relayed from Redis pub/sub
 through the process's hub). The stream's owner, recognised by the session
 cookie, also gets the engine's ingest health every few seconds while live.
 
-Each socket holds one gunicorn thread (gthread workers) plus the reader
-thread of simple-websocket; it holds no database connection and no Redis
-connection between messages.
+These routes run on the socket tier (gunicorn_sockets.conf.py: gevent
+workers, where the handler and simple-websocket's reader are greenlets);
+nginx sends `/ws/` there and everything else to the web tier, so sockets
+never take the threads pages and media-server callbacks need. A socket holds
+no database connection and no Redis connection between messages.
+
+`/ws/refused` is where nginx sends a socket over its per-address limit:
+accepted only to be closed with 1013 (try again later), which a page can
+read, unlike a refused upgrade.
 """
 
 from __future__ import annotations
@@ -37,11 +43,16 @@ bp = Blueprint("live", __name__)
 PUBLIC_EVENTS = frozenset({"status", "replay"})
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
+TRY_AGAIN_LATER = 1013
 MAX_CLIENT_MESSAGE = 1024
 HEALTH_INTERVAL = 2.0
-# How long the handler waits for an event before checking the socket and the
-# health timer again: bounds how long a closed socket keeps its thread.
+# How long the handler waits for an event before checking the socket, the
+# shutdown flag and the health timer again: bounds how long a closed socket
+# keeps its greenlet and how soon a stopping server closes it. Owners wake
+# often for their health timer; viewers, who are most of the thousands of
+# sockets a process holds, less often (each wake-up costs CPU).
 TICK = 1.0
+VIEWER_TICK = 5.0
 
 
 class _StreamGone(Exception):
@@ -73,13 +84,20 @@ def stream_socket(ws, public_id: str) -> None:
         db.session.remove()
 
 
+@sock.route("/ws/refused", bp=bp)
+def refused_socket(ws) -> None:
+    """Close at once with 1013: this address has too many sockets open."""
+    ws.close(reason=TRY_AGAIN_LATER, message="Too many connections from your address.")
+
+
 def _relay(ws, public_id: str, watching: queue.Queue, owner: bool) -> None:
     status = _send_status(ws, public_id)
     next_health = time.monotonic()
+    tick = TICK if owner else VIEWER_TICK
     while ws.connected and not SHUTTING_DOWN.is_set():
         _discard_input(ws)
         try:
-            event = watching.get(timeout=TICK)
+            event = watching.get(timeout=tick)
         except queue.Empty:
             event = None
         if event is RESYNC:

@@ -57,11 +57,12 @@ def test_every_compose_variable_is_documented():
 
 
 def test_every_setting_the_app_reads_is_documented():
-    """Each environment variable of the settings object, gunicorn.conf.py and
-    the workers has a line in .env.example and a row in the README's table."""
+    """Each environment variable of the settings object, both gunicorn configs
+    and the workers has a line in .env.example and a row in the README's table."""
     from studio.config import environment_variables
 
-    sources = [ROOT / "gunicorn.conf.py", *sorted((ROOT / "workers").glob("*.py"))]
+    sources = [ROOT / "gunicorn.conf.py", ROOT / "gunicorn_sockets.conf.py"]
+    sources += sorted((ROOT / "workers").glob("*.py"))
     read = environment_variables().union(*(python_env_reads(path) for path in sources))
     assert {"STUDIO_SECRET_KEY", "DATABASE_URL", "STUDIO_WEB_WORKERS"} <= read  # the scan works
     missing = read - documented_variables()
@@ -110,7 +111,8 @@ def test_srs_hooks_point_at_the_web_service_with_the_token():
 def test_every_long_running_service_has_a_healthcheck():
     """Compose can tell a broken container from a working one."""
     services = compose()["services"]
-    for name in ("srs", "postgres", "redis", "web", "worker", "watcher", "reconciler", "nginx"):
+    for name in ("srs", "postgres", "redis", "web", "sockets", "worker", "watcher", "reconciler",
+                 "nginx"):  # fmt: skip
         assert "healthcheck" in services[name], name
 
 
@@ -120,6 +122,7 @@ def test_compose_references_files_that_exist():
     text = (ROOT / "docker-compose.yml").read_text()
     for path in (
         "deploy/nginx/studio.conf",
+        "deploy/nginx/nginx.conf",
         "deploy/prometheus/prometheus.yml",
         "deploy/prometheus/alerts.yml",
         "deploy/entrypoint.sh",

@@ -1,11 +1,13 @@
 """deploy/entrypoint.sh run for real (outside a container, with the virtualenv
 on PATH): the migrate role brings a fresh database to the current schema, the
 worker role serves its metrics and registers an RQ worker on the pipeline
-queue, the web role migrates and then serves."""
+queue, the web role migrates and then serves, the sockets role serves
+websockets."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -19,9 +21,11 @@ import psycopg2
 import pytest
 import requests
 from rq import Worker
+from websockets.sync.client import connect
 
 from devtools import stack
 from tests.conftest import ROOT, VAR
+from tests.ops.metrics_helpers import value
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 
@@ -138,3 +142,22 @@ def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
         assert reply.status_code == 200, reply.text
         assert schema_version(fresh_database) == head_revision()
         assert (tmp_path / "metrics").is_dir()
+
+
+def test_sockets_role_serves_websockets(services, db, make_stream, tmp_path):
+    """`entrypoint.sh sockets` (gunicorn_sockets.conf.py, gevent workers)
+    serves a stream's websocket, reading the stream from the database, and
+    counts it on its /metrics (what Prometheus scrapes on sockets:8001);
+    SIGTERM stops it cleanly."""
+    stream = make_stream()
+    port = stack.free_port()
+    env = role_env(services, services["database_url"], STUDIO_SOCKETS_BIND=f"127.0.0.1:{port}",
+                   STUDIO_SOCKET_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))  # fmt: skip
+    with (
+        run_role("sockets", env, port, start_timeout=60, stop_timeout=30),
+        connect(f"ws://127.0.0.1:{port}/ws/streams/{stream.public_id}", proxy=None) as socket,
+    ):
+        event = json.loads(socket.recv(timeout=20))
+        assert (event["type"], event["status"]) == ("status", "created")
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert value(metrics, "studio_websocket_clients", kind="status") == 1

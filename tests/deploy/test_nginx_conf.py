@@ -1,9 +1,10 @@
 """deploy/nginx/studio.conf run by the machine's real nginx: TLS with HSTS and
-security headers, the app behind it, SRS's WebRTC endpoints (WHIP, the SDK's
-publish API, WHEP; nothing else of SRS) with the URLs the studio hands out,
-callbacks and metrics not public, no query strings in the access log.
+security headers, the app behind it, websockets to the socket tier with a
+per-address limit, SRS's WebRTC endpoints (WHIP, the SDK's publish API, WHEP;
+nothing else of SRS) with the URLs the studio hands out, callbacks and metrics
+not public, no query strings in the access log.
 
-The compose hostnames (web, srs) and the certificate paths are replaced by a
+The compose hostnames (web, sockets, srs) and the certificate paths are replaced by a
 local upstream and a self-signed certificate; everything else is the file as
 deployed.
 """
@@ -16,6 +17,7 @@ import re
 import ssl
 import subprocess
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -26,23 +28,32 @@ from studio import config as studio_config
 from studio.models import Stream
 from studio.streams import urls
 from tests.deploy.envfiles import ROOT
+from tests.polling import wait_until
 from tests.srs_sdk import sdk_api_url
 
 NGINX = "/usr/sbin/nginx"
 DOMAIN = "studio.test"
+WS_PER_ADDRESS = 2
 
 
 class Upstream(http.server.ThreadingHTTPServer):
-    """Answers every request with its own name and the path it received."""
+    """Answers every request with its own name and the path it received;
+    requests for /ws/hold wait for `release` first (a socket held open)."""
 
     def __init__(self, name: str):
         self.name = name
+        self.release = threading.Event()
+        self.holding: set[int] = set()  # threads answering /ws/hold right now
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)
+                if self.path.startswith("/ws/hold"):
+                    server.holding.add(threading.get_ident())
+                    server.release.wait(20)
+                    server.holding.discard(threading.get_ident())
                 body = f"{server.name} {self.command} {self.path}".encode()
                 self.send_response(201 if server.name == "srs" else 200)
                 for name in ("Host", "X-Forwarded-For", "X-Real-IP", "X-Forwarded-Proto"):
@@ -64,12 +75,16 @@ class Upstream(http.server.ThreadingHTTPServer):
         return f"127.0.0.1:{self.server_address[1]}"
 
 
-def render(template: str, webs: list[str], srs: str, ports: dict[str, int], tmp: Path) -> str:
+def render(
+    template: str, webs: list[str], sockets: str, srs: str, ports: dict[str, int], tmp: Path
+) -> str:
     """The deployed file with local addresses: `webs` stand for the replicas
     Docker's DNS returns for `web`."""
     conf = template.replace("${STUDIO_DOMAIN}", DOMAIN)
+    conf = conf.replace("${STUDIO_WS_PER_ADDRESS}", str(WS_PER_ADDRESS))
     replicas = "\n    ".join(f"server {web} max_fails=0;" for web in webs)
     conf = conf.replace("server web:8000 max_fails=0;", replicas)
+    conf = conf.replace("server sockets:8001 max_fails=0;", f"server {sockets} max_fails=0;")
     conf = conf.replace("http://srs:1985", f"http://{srs}")
     conf = conf.replace("listen 8088;", f"listen 127.0.0.1:{ports['private']};")
     http_port, https_port = ports["http"], ports["https"]
@@ -91,13 +106,14 @@ def edge(tmp_path_factory):
          "-out", str(tmp / "fullchain.pem")],
         check=True, capture_output=True,
     )  # fmt: skip
-    web, srs = Upstream("web"), Upstream("srs")
+    web, sockets, srs = Upstream("web"), Upstream("sockets"), Upstream("srs")
     # A replica being replaced refuses connections: nothing listens on this port.
     gone = f"127.0.0.1:{stack.free_port()}"
     ports = {name: stack.free_port() for name in ("http", "https", "private")}
     http_port, https_port = ports["http"], ports["https"]
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
-    (tmp / "studio.conf").write_text(render(template, [gone, web.address], srs.address, ports, tmp))
+    conf = render(template, [gone, web.address], sockets.address, srs.address, ports, tmp)
+    (tmp / "studio.conf").write_text(conf)
     (tmp / "nginx.conf").write_text(
         f"worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
         f"events {{ worker_connections 64; }}\n"
@@ -116,10 +132,13 @@ def edge(tmp_path_factory):
     try:
         stack.wait_for_port("127.0.0.1", https_port, 10, process)
         yield {"https": f"https://127.0.0.1:{https_port}", "http": f"http://127.0.0.1:{http_port}",
-               "private": f"http://127.0.0.1:{ports['private']}", "tmp": tmp}  # fmt: skip
+               "private": f"http://127.0.0.1:{ports['private']}", "tmp": tmp,
+               "sockets": sockets}  # fmt: skip
     finally:
         stack.terminate(process, 15, timeout=5)
         web.shutdown()
+        sockets.release.set()
+        sockets.shutdown()
         srs.shutdown()
 
 
@@ -282,7 +301,8 @@ def test_rendering_left_no_compose_names():
     """The test's rendering replaced every compose-only name and port (else the
     tests above would not be testing the deployed file's rules)."""
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
-    for needle in ("server web:8000 max_fails=0;", "http://srs:1985", "listen 8088;",
+    for needle in ("server web:8000 max_fails=0;", "server sockets:8001 max_fails=0;",
+                   "${STUDIO_WS_PER_ADDRESS}", "http://srs:1985", "listen 8088;",
                    "listen 80;", "listen 443 ssl"):  # fmt: skip
         assert needle in template, needle
 
@@ -301,3 +321,26 @@ def test_websockets_and_whip_keep_the_forwarded_headers(edge, path, method):
     assert reply.headers["X-Seen-X-Forwarded-For"] == "127.0.0.1"
     assert reply.headers["X-Seen-X-Real-IP"] == "127.0.0.1"
     assert reply.headers["X-Seen-X-Forwarded-Proto"] == "https"
+
+
+def test_websockets_go_to_the_socket_tier_and_pages_to_the_web_tier(edge):
+    """/ws/ is served by the socket tier, everything else by the web tier."""
+    assert get(edge, "/ws/streams/abc").text == "sockets GET /ws/streams/abc"
+    assert get(edge, "/watch/abc").text == "web GET /watch/abc"
+
+
+def test_sockets_over_the_per_address_limit_go_to_the_refusal(edge):
+    """With WS_PER_ADDRESS sockets of this address open, the next one is
+    handed to the socket tier's /ws/refused (which closes it with 1013);
+    once they close, a socket gets through again."""
+    sockets = edge["sockets"]
+    sockets.release.clear()
+    with ThreadPoolExecutor(WS_PER_ADDRESS) as pool:
+        held = [pool.submit(get, edge, "/ws/hold") for _ in range(WS_PER_ADDRESS)]
+        try:
+            wait_until(lambda: len(sockets.holding) == WS_PER_ADDRESS, what="sockets held")
+            assert get(edge, "/ws/streams/abc").text == "sockets GET /ws/refused"
+        finally:
+            sockets.release.set()
+        assert all(reply.result().text == "sockets GET /ws/hold" for reply in held)
+    assert get(edge, "/ws/streams/abc").text == "sockets GET /ws/streams/abc"

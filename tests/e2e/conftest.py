@@ -5,10 +5,12 @@ Fixtures (names are stable; other test modules rely on them):
 - `studio_stack` (session): a running studio, all on free ports —
   a throwaway PostgreSQL database (migrated with `flask db upgrade`), a
   private Redis, fake-gcs-server (the bucket), nginx (nginx-rtmp ingest with
-  HLS into `hls_dir`, its /control and /stat, and the CDN edge in front of
-  the bucket), gunicorn (gthread), the RQ upload workers and the HLS watcher.
+  HLS into `hls_dir`, its /control and /stat, the CDN edge in front of
+  the bucket, and the front site routing as production does), the web tier
+  (gunicorn gthread: pages, API, callbacks), the socket tier (gunicorn
+  gevent: `/ws/`), the RQ upload workers and the HLS watcher.
   It is a `StudioStack`:
-    base_url      studio origin, e.g. http://127.0.0.1:PORT
+    base_url      studio origin (nginx's front site), e.g. http://127.0.0.1:PORT
     rtmp_url      rtmp://127.0.0.1:PORT/live (publish to f"{rtmp_url}/{id}?secret={key}")
     edge_url      CDN edge (objects at f"{edge_url}/{object name}")
     gcs_url       the emulator (STORAGE_EMULATOR_HOST); bucket name in `bucket`
@@ -27,7 +29,7 @@ Fixtures (names are stable; other test modules rely on them):
     stop_workers(kill=False) / start_workers()   fault injection (RQ workers)
     stop_watcher() / start_watcher()
     stop_bucket() / start_bucket()   the bucket unreachable, then back (same objects)
-    log_text(name) -> a process log ("gunicorn", "rq-workers", "watcher", "nginx")
+    log_text(name) -> a process log ("gunicorn", "sockets", "rq-workers", "watcher", "nginx")
 - `browser_type_launch_args` (session): Debian's /usr/bin/chromium with the
   flags it needs here (pytest-playwright's `page`/`context` use it).
 - `ffmpeg_publisher` (function): `start(url, seconds=None)` starts an ffmpeg
@@ -235,15 +237,20 @@ def _start_stack(var_dir: Path) -> StudioStack:
         # On disk, so the bucket can be stopped and started again (fault tests).
         gcs = stack.start_fake_gcs(var_dir, backend="filesystem")
         started.append(gcs)
-        port = stack.free_port()
-        base_url = f"http://127.0.0.1:{port}"
+        port, sockets_port = stack.free_port(), stack.free_port()
+        front = stack.FrontSite(
+            port=stack.free_port(), web_url=f"http://127.0.0.1:{port}",
+            sockets_url=f"http://127.0.0.1:{sockets_port}",
+        )  # fmt: skip
+        base_url = f"http://127.0.0.1:{front.port}"
         hook_token = secrets.token_urlsafe(16)
         nginx = stack.start_nginx(
             var_dir,
-            hook_url=f"{base_url}/hooks/nginx-rtmp?token={hook_token}",
+            hook_url=f"{front.web_url}/hooks/nginx-rtmp?token={hook_token}",
             gcs_url=gcs.url,
             bucket=gcs.bucket,
             hls_dir=var_dir / "hls",
+            front=front,
         )
         started.append(nginx)
         env = runner.studio_env(
@@ -263,6 +270,7 @@ def _start_stack(var_dir: Path) -> StudioStack:
         )
         runner.migrate(env, var_dir)
         handles["gunicorn"] = runner.start_gunicorn(env, var_dir, port, workers=2, threads=16)
+        handles["sockets"] = runner.start_sockets(env, var_dir, sockets_port)
         handles["rq-workers"] = runner.start_workers(env, var_dir, count=2)
         handles["watcher"] = runner.start_watcher(env, var_dir)
         runner.wait_for_workers(env, 2)

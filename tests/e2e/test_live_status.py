@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 import signal
 
 import pytest
 import requests
 from playwright.sync_api import BrowserContext, Page, expect
+from websockets.sync.client import connect
 
+from devtools.nginx import FrontSite
 from tests.conftest import PASSWORD
 from tests.e2e.pages import LoginPage, StreamPage, TopBar, WatchPage
 
@@ -26,7 +30,7 @@ def hook(stack, public_id: str, stream_key: str, call: str) -> None:
 def test_pages_reconnect_after_a_graceful_restart_and_keep_updating(
     studio_stack, page: Page, context: BrowserContext
 ):
-    """A graceful restart of gunicorn (HUP) closes the pages' sockets; both
+    """A graceful restart of the socket tier (HUP) closes the pages' sockets; both
     pages reconnect by themselves and later status changes still reach them
     without a reload."""
     email = studio_stack.create_user()
@@ -43,7 +47,7 @@ def test_pages_reconnect_after_a_graceful_restart_and_keep_updating(
     for tab in (page, watch.page):
         tab.evaluate("window.notReloaded = true")
 
-    studio_stack.handles["gunicorn"].process.send_signal(signal.SIGHUP)
+    studio_stack.handles["sockets"].process.send_signal(signal.SIGHUP)
     for socket in (studio_socket, watch_socket):
         expect(socket).to_have_attribute("data-connected", "false", timeout=15_000)
     for socket in (studio_socket, watch_socket):
@@ -61,3 +65,22 @@ def test_pages_reconnect_after_a_graceful_restart_and_keep_updating(
     expect(watch.ended_card).to_be_visible()
     for tab in (page, watch.page):
         assert tab.evaluate("window.notReloaded") is True
+
+
+def test_a_page_over_the_per_address_socket_limit_says_so_and_gets_in_later(
+    studio_stack, page: Page
+):
+    """While its address already holds as many sockets as nginx allows, a
+    watch page is turned away with 1013 and marks itself "refused" (it does
+    not hang); once those sockets close it connects by itself."""
+    stream = studio_stack.create_stream(studio_stack.create_user())
+    url = re.sub(r"^http", "ws", studio_stack.base_url) + f"/ws/streams/{stream.public_id}"
+    watch_socket = page.locator("#player")
+    with contextlib.ExitStack() as held:
+        for _ in range(FrontSite.ws_per_address):
+            socket = held.enter_context(connect(url, proxy=None, ping_interval=None))
+            socket.recv(timeout=20)  # admitted: the stream's status
+        WatchPage(page).open(studio_stack.base_url, stream.public_id)
+        expect(watch_socket).to_have_attribute("data-connected", "refused", timeout=15_000)
+    # The page waits a while longer after a refusal before it tries again.
+    expect(watch_socket).to_have_attribute("data-connected", "true", timeout=40_000)

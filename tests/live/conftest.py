@@ -1,5 +1,6 @@
-"""A real gunicorn (gthread workers, as in production) serving the test
-database and Redis, for websocket tests that need a real server."""
+"""A real gunicorn serving the test database and Redis, for websocket tests
+that need a real server: the socket tier (gunicorn_sockets.conf.py, gevent
+workers), where production runs the `/ws/` routes."""
 
 from __future__ import annotations
 
@@ -11,16 +12,32 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+import simple_websocket
 
 from devtools import runner, stack
-from tests.conftest import ROOT, VAR
+from tests.conftest import VAR
 from tests.e2e.golive.harness import cookie_header
+
+
+class Client(simple_websocket.Client):
+    """simple-websocket's client, also handling the frames that arrive in the
+    same read as the handshake's response. The stock client leaves those in
+    its parser until more bytes come, and loses them when the next read is
+    the end of the connection: a server that accepts and closes at once (a
+    refusal with its close code) looked like a close without a status."""
+
+    def handshake(self):
+        super().handshake()
+        self._handle_events()
+        # Still "connected" for the constructor; a close handled above has
+        # set close_reason, which receive() reports once the reader sees EOF.
+        self.connected = True
 
 
 @contextlib.contextmanager
 def run_gunicorn(app, services) -> Iterator[tuple[str, subprocess.Popen]]:
-    """gunicorn (with the project's gunicorn.conf.py hooks) on a free port;
-    yields its base URL and process. The media server's control port is
+    """The socket tier (gunicorn_sockets.conf.py and its hooks) on a free
+    port; yields its base URL and process. The media server's control port is
     closed, so ingest stats fail the way an unreachable engine does."""
     port = stack.free_port()
     env = {
@@ -33,11 +50,10 @@ def run_gunicorn(app, services) -> Iterator[tuple[str, subprocess.Popen]]:
         "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
         "STUDIO_LOG_LEVEL": "WARNING",
     }
-    with runner.start_gunicorn(
-        env, VAR, port, workers=1, threads=8, graceful_timeout=20,
-        config=ROOT / "gunicorn.conf.py", name=f"gunicorn-live-{port}",
-    ) as gunicorn:  # fmt: skip
-        yield gunicorn.url, gunicorn.process
+    with runner.start_sockets(
+        env, VAR, port, workers=1, graceful_timeout=20, name=f"sockets-live-{port}"
+    ) as sockets:
+        yield sockets.url, sockets.process
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from simple_websocket import Client, ConnectionClosed, ConnectionError
+from simple_websocket import ConnectionClosed, ConnectionError
 
 from tests.conftest import VAR
 from tests.e2e.golive.harness import (
@@ -22,6 +22,7 @@ from tests.e2e.golive.harness import (
     login,
     run_studio,
 )
+from tests.live.conftest import Client
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.e2e

@@ -11,13 +11,13 @@ import threading
 import time
 
 import pytest
-from simple_websocket import Client, ConnectionClosed
+from simple_websocket import ConnectionClosed
 from werkzeug.serving import make_server
 
 from studio.live import events
 from studio.live.hub import get_hub
 from tests.e2e.golive.harness import login
-from tests.live.conftest import browser_headers, run_gunicorn, ws_url
+from tests.live.conftest import Client, browser_headers, run_gunicorn, ws_url
 from tests.watch.test_pages import add_broadcast
 
 HOOK = "/hooks/nginx-rtmp?token=test-hook-token"

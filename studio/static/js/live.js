@@ -2,7 +2,9 @@
 // websocket (with reconnect) and live re-fetching of server-rendered lists.
 
 const POLICY_VIOLATION = 1008; // the server's "unknown stream": do not retry
+const TRY_AGAIN_LATER = 1013; // too many sockets from this address (nginx's limit)
 const RETRY_FIRST_MS = 1000;
+const RETRY_CROWDED_MS = 15000;
 const RETRY_MAX_MS = 30000;
 
 // ws:// or wss:// (as the page itself) URL of a path on the studio's origin.
@@ -27,7 +29,9 @@ export function onJsonMessage(socket, handler) {
 
 // Open /ws/streams/<id> and call onEvent(event) for each message. Reconnects
 // with exponential backoff (and jitter, so a restarted server is not hit by
-// every page at once); onConnection(bool) reports the socket's state.
+// every page at once); onConnection(open, { refused }) reports the socket's
+// state, `refused` when the studio turned it away for too many sockets from
+// this address (then the next try waits longer).
 export function watchStream(publicId, { onEvent, onConnection = () => {} }) {
   let delay = RETRY_FIRST_MS;
   let socket = null;
@@ -41,8 +45,10 @@ export function watchStream(publicId, { onEvent, onConnection = () => {} }) {
     });
     onJsonMessage(socket, onEvent);
     socket.addEventListener("close", (closed) => {
-      onConnection(false);
+      const refused = closed.code === TRY_AGAIN_LATER;
+      onConnection(false, { refused });
       if (stopped || closed.code === POLICY_VIOLATION) return;
+      if (refused) delay = Math.max(delay, RETRY_CROWDED_MS);
       window.setTimeout(connect, delay + Math.random() * delay * 0.3);
       delay = Math.min(delay * 2, RETRY_MAX_MS);
     });

@@ -120,7 +120,9 @@ function onEvent(event) {
 if (head && statusBox) {
   watchStream(head.dataset.stream, {
     onEvent,
-    onConnection: (open) => { statusBox.dataset.connected = String(open); },
+    onConnection: (open, { refused } = {}) => {
+      statusBox.dataset.connected = refused ? "refused" : String(open);
+    },
   });
   if (rows.querySelector("[data-replay-pending]")) refreshBroadcasts();
 }

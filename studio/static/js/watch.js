@@ -194,6 +194,8 @@ watchStream(player.dataset.stream, {
     if (event.type === "status") onStatus(event);
     else if (event.type === "replay") refreshReplays();
   },
-  onConnection: (open) => { player.dataset.connected = String(open); },
+  onConnection: (open, { refused } = {}) => {
+    player.dataset.connected = refused ? "refused" : String(open);
+  },
 });
 if (replayList.querySelector("[data-replay-pending]")) refreshReplays();

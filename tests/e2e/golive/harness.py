@@ -1,6 +1,7 @@
-"""A studio on this machine for the go-live tests: gunicorn (gthread, as in
-production) in front of the test database and Redis, nginx-rtmp calling its
-hooks, the websocket ingest publishing into that nginx."""
+"""A studio on this machine for the go-live tests, shaped as in production:
+nginx in front, the web tier (gunicorn gthread) and the socket tier (gunicorn
+gevent, `/ws/`) behind it, on the test database and Redis; nginx-rtmp calling
+the web tier's hooks, the websocket ingest publishing into that nginx."""
 
 from __future__ import annotations
 
@@ -26,9 +27,12 @@ class Studio:
     nginx: stack.NginxService
     tls_url: str = ""
     cert: Path | None = None
+    sockets_log_path: Path | None = None
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        """Both tiers' logs (the ingest socket logs on the socket tier)."""
+        paths = [self.log_path, *([self.sockets_log_path] if self.sockets_log_path else [])]
+        return "".join(path.read_text(errors="replace") for path in paths)
 
 
 @contextlib.contextmanager
@@ -40,25 +44,29 @@ def run_studio(
     *,
     srs_api_url: str | None = None,
 ) -> Iterator[Studio]:
-    """gunicorn + nginx-rtmp on free ports until the block ends. With
+    """nginx (front site, nginx-rtmp) + both gunicorn tiers on free ports
+    until the block ends; `studio.url` is nginx's front. With
     `srs_api_url`, nginx also serves the studio over HTTPS (dev certificate
     for localhost) with SRS's WebRTC endpoints going to that URL:
     `studio.tls_url`, which the studio hands out in its WebRTC URLs."""
-    port = stack.free_port()
-    base = f"http://127.0.0.1:{port}"
+    port, sockets_port = stack.free_port(), stack.free_port()
+    web, sockets = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sockets_port}"
+    front = stack.FrontSite(port=stack.free_port(), web_url=web, sockets_url=sockets)
+    base = f"http://127.0.0.1:{front.port}"
     site = None
     if srs_api_url is not None:
         files = tls.self_signed_cert(var_dir, ("localhost",))
         site = stack.TlsSite(
-            port=stack.free_port(), cert=files.cert, key=files.key, studio_url=base,
-            srs_api_url=srs_api_url, name="localhost",
+            port=stack.free_port(), cert=files.cert, key=files.key, studio_url=web,
+            srs_api_url=srs_api_url, sockets_url=sockets, name="localhost",
         )  # fmt: skip
     nginx = stack.start_nginx(
         var_dir,
-        hook_url=f"{base}/hooks/nginx-rtmp?token={hook_token}",
+        hook_url=f"{web}/hooks/nginx-rtmp?token={hook_token}",
         gcs_url="http://127.0.0.1:9",  # the CDN edge is not used here
         hls_dir=var_dir / f"hls-{port}",
         tls=site,
+        front=front,
     )
     full_env = {
         **os.environ,
@@ -78,13 +86,18 @@ def run_studio(
         **(env or {}),
     }
     try:
-        with runner.start_gunicorn(
-            full_env, var_dir, port, workers=1, threads=16, name=f"gunicorn-golive-{port}"
-        ) as gunicorn:
+        with (
+            runner.start_gunicorn(
+                full_env, var_dir, port, workers=1, threads=16, name=f"gunicorn-golive-{port}"
+            ) as gunicorn,
+            runner.start_sockets(
+                full_env, var_dir, sockets_port, name=f"sockets-golive-{sockets_port}"
+            ) as socket_tier,
+        ):
             yield Studio(
                 url=base, rtmp_url=nginx.rtmp_url, log_path=gunicorn.log_path, nginx=nginx,
                 tls_url=nginx.tls_url,
-                cert=site.cert if site else None,
+                cert=site.cert if site else None, sockets_log_path=socket_tier.log_path,
             )  # fmt: skip
     finally:
         nginx.stop()
