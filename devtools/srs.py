@@ -21,6 +21,8 @@ from pathlib import Path
 from devtools import stack
 
 CONF = stack.ROOT / "srs" / "srs.conf"
+# SRS through a filter that takes secrets out of its console log (compose too).
+REDACTED_RUN = stack.ROOT / "srs" / "run-redacted.sh"
 HOOK_EVENTS = ("CONNECT", "CLOSE", "PUBLISH", "UNPUBLISH", "PLAY", "STOP", "DVR", "HLS")
 # At `trace` (SRS's default) every callback's URL (with the hook token) and
 # body (with the publisher's secret) is logged; `error` keeps them out of the
@@ -78,6 +80,7 @@ def srs_launch(
     ignored = {"SRS_SRS_LOG_LEVEL_V2", "SRS_LOG_LEVEL_V2"}
     env = {
         **{key: value for key, value in environ.items() if key not in ignored},
+        "SRS_BIN": srs_bin,  # for srs/run-redacted.sh
         "SRS_PID": str(run_dir / "srs.pid"),
         "SRS_DAEMON": "off",
         "SRS_SRS_LOG_TANK": "console",
@@ -96,7 +99,7 @@ def srs_launch(
     for event in HOOK_EVENTS:
         env[f"SRS_VHOST_HTTP_HOOKS_ON_{event}"] = hook_url
     return SrsLaunch(
-        argv=[srs_bin, "-c", str(CONF)], env=env, cwd=cwd, pid_path=run_dir / "srs.pid",
+        argv=["bash", str(REDACTED_RUN), "-c", str(CONF)], env=env, cwd=cwd, pid_path=run_dir / "srs.pid",
         log_path=log_dir / "srs.log", rtmp_port=rtmp, api_port=api, rtc_port=rtc,
         exporter_port=exporter,
     )  # fmt: skip

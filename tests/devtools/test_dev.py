@@ -50,7 +50,9 @@ def test_srs_gets_a_writable_pid_path_working_directory_and_every_config_variabl
     var/logs/srs.log, and finds every `$VAR` of srs/srs.conf set."""
     launch = srs.srs_launch(tmp_path / "var", "/opt/srs/objs/srs", HOOK, tmp_path / "hls",
                             environ={"PATH": "/usr/bin"})  # fmt: skip
-    assert launch.argv == ["/opt/srs/objs/srs", "-c", str(ROOT / "srs" / "srs.conf")]
+    # SRS itself through the script that keeps secrets out of its log.
+    assert launch.argv == ["bash", str(srs.REDACTED_RUN), "-c", str(ROOT / "srs" / "srs.conf")]
+    assert launch.env["SRS_BIN"] == "/opt/srs/objs/srs"
     assert launch.cwd == (tmp_path / "var" / "srs").resolve() and launch.cwd.is_dir()
     pid_path = Path(launch.env["SRS_PID"])
     assert pid_path == launch.pid_path and pid_path.is_absolute()
@@ -319,3 +321,50 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         for pid in children:
             if stack._alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+REFUSED_LINE = (
+    "[Error] serve error code=1008 : on_publish url=http://h/hooks/srs?token=HOOK-T0KEN,"
+    ' request={"param":"?secret=STREAM-S3CRET","stream":"s"} ticket=T1CKET'
+)
+
+
+def _srs_that_logs_a_refusal(path: Path) -> Path:
+    """A stand-in SRS binary that writes what SRS writes on a refused publish."""
+    path.write_text(f"#!/bin/sh\necho '{REFUSED_LINE}'\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_make_dev_srs_log_has_no_hook_token_or_stream_secret(tmp_path: Path) -> None:
+    """Even the error line of a refused publish reaches srs.log without the
+    hook token, the key or a publish ticket (make dev's own command line)."""
+    fake = _srs_that_logs_a_refusal(tmp_path / "srs")
+    launch = srs.srs_launch(tmp_path / "var", str(fake), HOOK, tmp_path / "hls", environ={})
+    result = subprocess.run(launch.argv, cwd=launch.cwd, env={**os.environ, **launch.env},
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "serve error" in result.stdout
+    for secret in ("HOOK-T0KEN", "STREAM-S3CRET", "T1CKET"):
+        assert secret not in result.stdout
+
+
+def test_compose_srs_command_takes_secrets_out_of_its_log(tmp_path: Path) -> None:
+    """Compose's SRS command, run as the image lays it out (conf/ mounted from
+    srs/, the binary at ./objs/srs), writes the refusal line without secrets."""
+    service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["srs"]
+    image = tmp_path / "usr-local-srs"
+    for volume in service["volumes"]:
+        source, target = volume.split(":")[:2]
+        if source.startswith("./srs/"):
+            destination = image / target.removeprefix("/usr/local/srs/")
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes((ROOT / source).read_bytes())
+    (image / "objs").mkdir()
+    _srs_that_logs_a_refusal(image / "objs" / "srs")
+    result = subprocess.run(service["command"], cwd=image, capture_output=True, text=True,
+                            timeout=30)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "serve error" in result.stdout
+    for secret in ("HOOK-T0KEN", "STREAM-S3CRET", "T1CKET"):
+        assert secret not in result.stdout
