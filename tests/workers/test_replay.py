@@ -7,7 +7,7 @@ import re
 
 from studio.storage import layout
 from studio.streams import service as streams
-from workers import replay
+from workers import jobs
 
 
 def test_ended_broadcast_gets_a_complete_vod_playlist(pipeline_app, db, redis, bucket, live_stream):
@@ -23,7 +23,7 @@ def test_ended_broadcast_gets_a_complete_vod_playlist(pipeline_app, db, redis, b
     pubsub = redis.pubsub()
     pubsub.subscribe(f"studio:stream:{stream.public_id}")
 
-    result = replay.finalize_broadcast(broadcast.id)
+    result = jobs.finalize_broadcast(broadcast.id)
 
     assert result == {"status": "ready", "broadcast": broadcast.id}
     status, headers, body = bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))
@@ -53,14 +53,14 @@ def test_finalize_is_idempotent_and_ignores_live_broadcasts(pipeline_app, db, bu
     hls.add_segment(1)
     hls.write_playlist([1])
 
-    assert replay.finalize_broadcast(broadcast.id) == {"status": "live"}
-    assert replay.finalize_broadcast(999_999) == {"status": "missing"}
+    assert jobs.finalize_broadcast(broadcast.id) == {"status": "live"}
+    assert jobs.finalize_broadcast(999_999) == {"status": "missing"}
 
     streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
     db.session.commit()
-    replay.finalize_broadcast(broadcast.id)
+    jobs.finalize_broadcast(broadcast.id)
     first = bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[2]
-    replay.finalize_broadcast(broadcast.id)
+    jobs.finalize_broadcast(broadcast.id)
     assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[2] == first
 
 
