@@ -37,8 +37,11 @@ def import_graph(root: Path, package: str = PACKAGE) -> dict[str, set[str]]:
                 targets.add(node.module)
                 # `from workers.pipeline import sync` imports a module too
                 targets.update(f"{node.module}.{alias.name}" for alias in node.names)
-        # A package's own __init__ is not a dependency worth a cycle.
-        graph[name] = {t for t in targets if t in files and t != name and t != package}
+        # Importing a module of a package runs the package's __init__ first:
+        # that is no dependency of the module on its own package.
+        graph[name] = {
+            t for t in targets if t in files and t != name and not name.startswith(f"{t}.")
+        }
     return graph
 
 
@@ -52,6 +55,31 @@ def test_workers_import_graph_has_no_cycles():
     assert order.index("workers.pipeline.local_hls") < order.index("workers.pipeline.playlists")
     assert order.index("workers.pipeline.playlists") < order.index("workers.pipeline.sync")
     assert order.index("workers.pipeline.sync") < order.index("workers.pipeline.finalize")
+
+
+# The layers of workers/pipeline/__init__.py: a module imports lower layers only.
+LAYERS = [
+    {"mpegts", "local_hls", "locks"},
+    {"broadcasts"},
+    {"playlists"},
+    {"live", "replay"},
+    {"sync"},
+    {"finalize", "purge"},
+]
+
+
+def test_pipeline_modules_import_lower_layers_only():
+    layer_of = {f"workers.pipeline.{m}": i for i, layer in enumerate(LAYERS) for m in layer}
+    graph = import_graph(ROOT)
+    pipeline_modules = {m for m in graph if m.startswith("workers.pipeline.")}
+    assert pipeline_modules == set(layer_of)  # a new module gets a layer here
+    upward = [
+        (module, target)
+        for module in pipeline_modules
+        for target in graph[module]
+        if target not in layer_of or layer_of[target] >= layer_of[module]
+    ]
+    assert upward == []
 
 
 def test_a_cycle_is_reported(tmp_path):
