@@ -46,6 +46,7 @@ def import_graph(root: Path, package: str = PACKAGE) -> dict[str, set[str]]:
 
 
 def test_workers_import_graph_has_no_cycles():
+    """No module of workers/ imports, even indirectly, a module importing it."""
     graph = import_graph(ROOT)
     assert "workers.pipeline.sync" in graph  # the walk found the package
     try:
@@ -69,6 +70,7 @@ LAYERS = [
 
 
 def test_pipeline_modules_import_lower_layers_only():
+    """local files -> playlists -> sync -> finalize: never the other way."""
     layer_of = {f"workers.pipeline.{m}": i for i, layer in enumerate(LAYERS) for m in layer}
     graph = import_graph(ROOT)
     pipeline_modules = {m for m in graph if m.startswith("workers.pipeline.")}

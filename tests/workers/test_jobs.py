@@ -35,6 +35,8 @@ def test_a_sync_request_queues_the_declared_sync_job(redis):
 
 
 def test_finalize_and_purge_queue_behind_uploads_with_their_retries(redis):
+    """Replays and purges go to the replays queue (behind live segments),
+    with five spaced retries and results kept for an hour."""
     pipeline.request_finalize(redis, 42)
     pipeline.request_purge(redis, "gone_1")
     finalize, purge = sorted(
@@ -52,6 +54,7 @@ def test_finalize_and_purge_queue_behind_uploads_with_their_retries(redis):
 
 
 def test_every_job_is_declared_once_in_the_registry():
+    """Every job of the pipeline has one declaration, the one RQ gets."""
     assert set(jobs.REGISTRY) == {
         "workers.jobs.sync_stream",
         "workers.jobs.finalize_broadcast",
@@ -61,6 +64,7 @@ def test_every_job_is_declared_once_in_the_registry():
 
 
 def test_delay_queues_on_the_current_apps_redis(app, redis):
+    """`.delay()` needs no connection: it uses the current app's Redis."""
     with app.app_context():
         jobs.purge_stream.delay("gone_2")
     assert _only_job(redis, jobs.REPLAYS).args == ["gone_2"]
