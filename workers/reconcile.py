@@ -14,9 +14,10 @@ with the database's open broadcasts:
 - a broadcast older than MAX_BROADCAST_SECONDS is ended and its publisher
   dropped (the cost guard; reason "duration_limit").
 
-Run `python -m workers.reconcile --loop` (the `reconciler` container role), or
-enqueue `workers.reconcile.reconcile` as an RQ job. Passes are idempotent;
-a Redis lock keeps two reconcilers from running a pass at the same time.
+Run `python -m workers.reconcile --loop` (the `reconciler` container role;
+why a loop and not an RQ scheduled job: see `workers/__init__.py`), or
+`python -m workers.reconcile` for one pass. Passes are idempotent; a Redis
+lock keeps two reconcilers from running a pass at the same time.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class OpenBroadcast:
 
 
 def reconcile(now: float | None = None) -> Report:
-    """One reconcile pass (an RQ job, or called by the loop). Never raises for
+    """One reconcile pass (called by the loop, or once by `main`). Never raises for
     an unreachable engine: that is counted and the pass changes nothing."""
     with job_app() as app:
         return _reconcile(app, time.time() if now is None else now)

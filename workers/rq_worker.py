@@ -171,6 +171,7 @@ def warm_up() -> None:
         finally:
             db.session.remove()
         gcs.get_storage(app.config)
-    import workers.purge  # noqa: F401 (imports the job modules before the first job)
-    import workers.replay  # noqa: F401
-    import workers.sync  # noqa: F401
+    # The job modules, imported before the first job rather than during it.
+    import workers.jobs  # noqa: F401
+    import workers.pipeline.finalize  # noqa: F401
+    import workers.pipeline.purge  # noqa: F401

@@ -27,8 +27,8 @@ from studio.logging_setup import configure_process_logging
 from studio.media import pipeline
 from studio.models import Broadcast, Segment, utcnow
 from studio.redis_client import get_redis
-from workers import local_hls
 from workers.context import process_app
+from workers.pipeline import local_hls
 
 log = logging.getLogger("workers.watcher")
 

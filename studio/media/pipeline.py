@@ -3,11 +3,11 @@ upload workers (`workers/`), through one RQ queue.
 
 Triggers are cheap and may repeat or get lost: each one marks the stream
 dirty and enqueues at most one pending sync job per stream; the job syncs
-until the stream is clean (see `workers.sync`). A periodic sweep in the
+until the stream is clean (see `workers.pipeline.sync`). A periodic sweep in the
 watcher re-triggers anything left behind.
 
-Jobs are named by dotted path, so the web process never imports the storage
-client.
+Jobs are declared (queue, timeout, retries) in `workers.jobs`, which imports
+neither the pipeline nor the storage client in the web process.
 """
 
 from __future__ import annotations
@@ -18,25 +18,24 @@ from functools import partial
 
 import redis
 from flask import Flask
-from rq import Queue, Retry
+from rq import Queue
 from rq.serializers import JSONSerializer
+
+from workers import jobs
 
 log = logging.getLogger(__name__)
 
-QUEUE_NAME = "uploads"
+QUEUE_NAME = jobs.UPLOADS
 # Replays wait behind live segments: workers take jobs from QUEUES in order.
-REPLAY_QUEUE_NAME = "replays"
-QUEUES = (QUEUE_NAME, REPLAY_QUEUE_NAME)
+REPLAY_QUEUE_NAME = jobs.REPLAYS
+QUEUES = jobs.QUEUES
 # Stream names become file and object names (the engine's <stream>.m3u8).
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-SYNC_JOB = "workers.sync.sync_stream"
-FINALIZE_JOB = "workers.replay.finalize_broadcast"
-PURGE_JOB = "workers.purge.purge_stream"
+SYNC_JOB = jobs.sync_stream.name
+FINALIZE_JOB = jobs.finalize_broadcast.name
+PURGE_JOB = jobs.purge_stream.name
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60
-SYNC_TIMEOUT = 300  # seconds; a sync of a long backlog uploads in parallel
-FINALIZE_TIMEOUT = 600
-PURGE_TIMEOUT = 600  # a long-lived stream has many objects, deleted one by one
 
 
 class Keys:
@@ -80,29 +79,13 @@ def request_sync(connection: redis.Redis, stream: str) -> bool:
     connection.set(Keys.dirty(stream), 1)
     if not connection.set(Keys.queued(stream), 1, nx=True, ex=QUEUED_TTL):
         return False
-    media_queue(connection).enqueue(
-        SYNC_JOB,
-        stream,
-        job_timeout=SYNC_TIMEOUT,
-        result_ttl=0,
-        failure_ttl=86400,
-        retry=Retry(max=3, interval=[1, 5, 15]),
-        description=f"sync {stream}",
-    )
+    jobs.sync_stream.enqueue(connection, stream)
     return True
 
 
 def request_finalize(connection: redis.Redis, broadcast_id: int) -> None:
     """Enqueue the replay job of an ended broadcast (idempotent job)."""
-    media_queue(connection, REPLAY_QUEUE_NAME).enqueue(
-        FINALIZE_JOB,
-        int(broadcast_id),
-        job_timeout=FINALIZE_TIMEOUT,
-        result_ttl=3600,
-        failure_ttl=86400 * 7,
-        retry=Retry(max=5, interval=[5, 15, 60, 120, 300]),
-        description=f"finalize broadcast {broadcast_id}",
-    )
+    jobs.finalize_broadcast.enqueue(connection, int(broadcast_id))
 
 
 def broadcast_ended(app: Flask, broadcast_id: int) -> None:
@@ -117,17 +100,8 @@ def broadcast_ended(app: Flask, broadcast_id: int) -> None:
 
 
 def request_purge(connection: redis.Redis, stream: str) -> None:
-    """Enqueue the purge of a deleted stream's media (idempotent job), on the
-    replays queue: behind live segments, and consumed by every worker role."""
-    media_queue(connection, REPLAY_QUEUE_NAME).enqueue(
-        PURGE_JOB,
-        stream,
-        job_timeout=PURGE_TIMEOUT,
-        result_ttl=3600,
-        failure_ttl=86400 * 7,
-        retry=Retry(max=5, interval=[5, 15, 60, 120, 300]),
-        description=f"purge stream {stream}",
-    )
+    """Enqueue the purge of a deleted stream's media (idempotent job)."""
+    jobs.purge_stream.enqueue(connection, stream)
 
 
 def stream_deleted(app: Flask, stream: str) -> None:

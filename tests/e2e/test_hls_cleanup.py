@@ -10,7 +10,7 @@ import time
 
 from studio.storage import layout
 from tests.polling import wait_until
-from workers import local_hls
+from workers.pipeline import local_hls
 
 
 def test_ended_stream_leaves_no_local_file(studio_stack, ffmpeg_publisher):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from workers import local_hls
+from workers.pipeline import local_hls
 
 CONF = Path(__file__).resolve().parents[2] / "srs" / "srs.conf"
 

@@ -16,8 +16,9 @@ from devtools import stack
 from studio.media import pipeline
 from studio.storage import gcs, layout
 from studio.streams import service as streams
-from workers import purge
+from workers import jobs
 from workers.context import job_app
+from workers.pipeline import purge
 
 
 def _object_names(fake_gcs, bucket, prefix: str = "live/") -> list[str]:
@@ -86,14 +87,14 @@ def test_purge_deletes_only_the_deleted_streams_media_and_is_idempotent(
     db.session.delete(doomed)
     db.session.commit()
 
-    assert purge.purge_stream(public_id) == {
+    assert jobs.purge_stream(public_id) == {
         "status": "purged", "objects": len(doomed_objects), "local_files": 3,
     }  # fmt: skip
     assert _object_names(fake_gcs, bucket) == kept_objects
     assert [p.exists() for p in doomed_files] == [False, False, False]
     assert [p.exists() for p in kept_files] == [True, True]
 
-    again = purge.purge_stream(public_id)
+    again = jobs.purge_stream(public_id)
     assert again == {"status": "purged", "objects": 0, "local_files": 0}
     assert _object_names(fake_gcs, bucket) == kept_objects
 
@@ -105,9 +106,9 @@ def test_purge_refuses_an_existing_stream_and_a_bad_name(
     that cannot be a stream id is refused before anything is touched."""
     doomed, doomed_objects, doomed_files, kept_objects, _ = two_streams
 
-    assert purge.purge_stream(doomed.public_id) == {"status": "exists"}
+    assert jobs.purge_stream(doomed.public_id) == {"status": "exists"}
     with pytest.raises(ValueError):
-        purge.purge_stream("../live")
+        jobs.purge_stream("../live")
     assert _object_names(fake_gcs, bucket) == sorted([*doomed_objects, *kept_objects])
     assert all(p.exists() for p in doomed_files)
 
@@ -125,13 +126,13 @@ def test_files_still_being_written_are_left_for_a_retry(
     db.session.commit()
 
     with pytest.raises(purge.StreamFilesBusy):
-        purge.purge_stream(public_id)
+        jobs.purge_stream(public_id)
     assert fresh.exists()
     assert _object_names(fake_gcs, bucket) == kept_objects
 
     stamp = time.time() - purge.QUIET_SECONDS - 1
     os.utime(fresh, (stamp, stamp))
-    assert purge.purge_stream(public_id)["local_files"] == 1
+    assert jobs.purge_stream(public_id)["local_files"] == 1
     assert not fresh.exists()
 
 

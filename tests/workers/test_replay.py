@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 
+from sqlalchemy import event
+
 from studio.storage import layout
 from studio.streams import service as streams
-from workers import replay
+from workers import jobs
+from workers.pipeline import sync
 
 
 def test_ended_broadcast_gets_a_complete_vod_playlist(pipeline_app, db, redis, bucket, live_stream):
@@ -23,7 +26,7 @@ def test_ended_broadcast_gets_a_complete_vod_playlist(pipeline_app, db, redis, b
     pubsub = redis.pubsub()
     pubsub.subscribe(f"studio:stream:{stream.public_id}")
 
-    result = replay.finalize_broadcast(broadcast.id)
+    result = jobs.finalize_broadcast(broadcast.id)
 
     assert result == {"status": "ready", "broadcast": broadcast.id}
     status, headers, body = bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))
@@ -53,15 +56,43 @@ def test_finalize_is_idempotent_and_ignores_live_broadcasts(pipeline_app, db, bu
     hls.add_segment(1)
     hls.write_playlist([1])
 
-    assert replay.finalize_broadcast(broadcast.id) == {"status": "live"}
-    assert replay.finalize_broadcast(999_999) == {"status": "missing"}
+    assert jobs.finalize_broadcast(broadcast.id) == {"status": "live"}
+    assert jobs.finalize_broadcast(999_999) == {"status": "missing"}
 
     streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
     db.session.commit()
-    replay.finalize_broadcast(broadcast.id)
+    jobs.finalize_broadcast(broadcast.id)
     first = bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[2]
-    replay.finalize_broadcast(broadcast.id)
+    jobs.finalize_broadcast(broadcast.id)
     assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[2] == first
+
+
+def test_finalize_reads_the_broadcast_list_once_per_sync_pass(
+    pipeline_app, db, bucket, live_stream, monkeypatch
+):
+    """Who owns the files left on disk is told by the broadcasts the last
+    sync pass read: the database is not asked for them a second time."""
+    stream, broadcast, hls = live_stream
+    for number in range(1, 4):
+        hls.add_segment(number)
+    hls.write_fixture_playlist()
+    streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
+    db.session.commit()
+    passes = []
+    real_pass = sync.sync_once
+    monkeypatch.setattr(sync, "sync_once", lambda *a, **k: passes.append(1) or real_pass(*a, **k))
+    listings = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if "ORDER BY broadcasts.started_at DESC" in statement:
+            listings.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert jobs.finalize_broadcast(broadcast.id)["status"] == "ready"
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert passes and len(listings) == len(passes)
 
 
 def _messages(pubsub) -> list[dict]:

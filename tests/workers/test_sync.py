@@ -12,7 +12,8 @@ from studio.media.pipeline import Keys
 from studio.models import Segment
 from studio.storage import layout
 from studio.streams import service as streams
-from workers import sync
+from workers import jobs
+from workers.pipeline import sync
 
 
 def _rows(db, broadcast_id: int) -> list[tuple[int, float]]:
@@ -40,7 +41,7 @@ def test_segments_then_playlist_with_their_headers(pipeline_app, db, bucket, liv
         hls.add_segment(number)
     hls.write_fixture_playlist()
 
-    result = sync.sync_stream(stream.public_id)
+    result = jobs.sync_stream(stream.public_id)
 
     assert result["uploaded"] == 6 and result["failed"] == 0
     assert result["playlist_written"] is True
@@ -74,9 +75,9 @@ def test_rerun_is_idempotent(pipeline_app, db, bucket, live_stream):
     # An earlier attempt put segment 1 in the bucket, then died before recording it.
     bucket.put(layout.segment(stream.public_id, broadcast.id, 1), hls.segments[1].read_bytes())
 
-    first = sync.sync_stream(stream.public_id)
+    first = jobs.sync_stream(stream.public_id)
     playlist = bucket.get(layout.live_playlist(stream.public_id))[2]
-    second = sync.sync_stream(stream.public_id)
+    second = jobs.sync_stream(stream.public_id)
 
     assert first["uploaded"] == 6
     assert second == {**second, "uploaded": 0, "failed": 0, "playlist_written": False}
@@ -95,7 +96,7 @@ def test_failed_segment_stays_local_and_out_of_the_playlist(pipeline_app, db, bu
     blocked = layout.segment(stream.public_id, broadcast.id, 4)
     bucket.put(blocked, b"other content")  # the immutable upload of 4 conflicts
 
-    result = sync.sync_stream(stream.public_id)
+    result = jobs.sync_stream(stream.public_id)
 
     assert result["failed"] == 1
     assert hls.segment_path(4).exists()
@@ -107,7 +108,7 @@ def test_failed_segment_stays_local_and_out_of_the_playlist(pipeline_app, db, bu
 
     gcs.get_storage(pipeline_app.config).bucket.blob(blocked).delete()
     hls.add_segment(4)  # unchanged file, fresh mtime
-    retry = sync.sync_stream(stream.public_id)
+    retry = jobs.sync_stream(stream.public_id)
 
     assert retry["failed"] == 0 and retry["uploaded"] >= 1
     playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
@@ -126,14 +127,14 @@ def test_bucket_down_keeps_everything_local(pipeline_app, db, live_stream, monke
     reachable = pipeline_app.config["STORAGE_EMULATOR_HOST"]
     monkeypatch.setitem(pipeline_app.config, "STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
 
-    down = sync.sync_stream(stream.public_id)
+    down = jobs.sync_stream(stream.public_id)
 
     assert down["uploaded"] == 0 and down["failed"] >= 1
     assert len(hls.local_names()) == 6
     assert _rows(db, broadcast.id) == []
 
     monkeypatch.setitem(pipeline_app.config, "STORAGE_EMULATOR_HOST", reachable)
-    up = sync.sync_stream(stream.public_id)
+    up = jobs.sync_stream(stream.public_id)
 
     assert up["uploaded"] == 6
     assert [n for n, _ in _rows(db, broadcast.id)] == [1, 2, 3, 4, 5, 6]
@@ -150,7 +151,7 @@ def test_backlog_beyond_the_window_gets_durations_from_timestamps(
         hls.add_segment(number, mtime=now - (8 - number) * 2)
     hls.write_playlist([5, 6, 7])
 
-    result = sync.sync_stream(stream.public_id)
+    result = jobs.sync_stream(stream.public_id)
 
     assert result["uploaded"] == 8
     rows = _rows(db, broadcast.id)
@@ -168,7 +169,7 @@ def test_open_fragment_is_not_uploaded_while_live(pipeline_app, db, live_stream)
         hls.add_segment(number)
     hls.write_playlist([1, 2])
 
-    result = sync.sync_stream(stream.public_id)
+    result = jobs.sync_stream(stream.public_id)
 
     assert result["uploaded"] == 2
     assert hls.local_names() == [f"{stream.public_id}-3.ts"]
@@ -182,7 +183,7 @@ def test_segments_go_to_the_broadcast_of_their_time(pipeline_app, db, bucket, li
     hls.add_segment(1, mtime=now - 1)
     hls.add_segment(2, mtime=now - 1)
     hls.write_playlist([1, 2])
-    sync.sync_stream(stream.public_id)
+    jobs.sync_stream(stream.public_id)
     streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
     db.session.commit()
     second = streams.start_broadcast(
@@ -195,7 +196,7 @@ def test_segments_go_to_the_broadcast_of_their_time(pipeline_app, db, bucket, li
     hls.add_segment(4, source=4)
     hls.write_playlist([1, 2, 3, 4])
 
-    sync.sync_stream(stream.public_id)
+    jobs.sync_stream(stream.public_id)
 
     assert [n for n, _ in _rows(db, first.id)] == [1, 2]
     assert [n for n, _ in _rows(db, second.id)] == [3, 4]
@@ -214,7 +215,7 @@ def test_a_trigger_during_a_pass_is_not_lost(pipeline_app, db, redis, live_strea
     holder = redis.lock(Keys.lock(stream.public_id), timeout=30)
     assert holder.acquire(blocking=False)
 
-    blocked = sync.sync_stream(stream.public_id)
+    blocked = jobs.sync_stream(stream.public_id)
 
     assert blocked["uploaded"] == 0
     assert redis.get(Keys.dirty(stream.public_id)) == b"1"
@@ -229,7 +230,7 @@ def test_unknown_stream_files_are_left_alone(pipeline_app, db, ts_segments, tmp_
     path = tmp_path / "hls" / "live" / "nosuchstream-1.ts"
     path.write_bytes(ts_segments[0].read_bytes())
 
-    result = sync.sync_stream("nosuchstream")
+    result = jobs.sync_stream("nosuchstream")
 
     assert result["orphans"] == 1 and result["uploaded"] == 0
     assert path.exists()
@@ -239,4 +240,4 @@ def test_unknown_stream_files_are_left_alone(pipeline_app, db, ts_segments, tmp_
 def test_invalid_stream_names_are_refused(pipeline_app, db, name):
     """Stream names become file names: anything but [A-Za-z0-9_] is refused."""
     with pytest.raises(ValueError):
-        sync.sync_stream(name)
+        jobs.sync_stream(name)

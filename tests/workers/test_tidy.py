@@ -10,7 +10,8 @@ import time
 from studio.media.pipeline import Keys
 from studio.storage import layout
 from studio.streams import service as streams
-from workers import local_hls, sync
+from workers import jobs
+from workers.pipeline import local_hls
 from workers.watcher import Watcher
 
 AGE = local_hls.leftover_age(2.0)
@@ -37,7 +38,7 @@ def test_abandoned_tmp_fragment_is_deleted_a_live_one_kept(pipeline_app, db, liv
     writing.write_bytes(b"\x47" * 188)
     _age(abandoned, AGE + 1)
 
-    sync.sync_stream(stream.public_id)
+    jobs.sync_stream(stream.public_id)
 
     assert not abandoned.exists()
     assert writing.exists()
@@ -56,12 +57,12 @@ def test_playlist_of_an_ended_broadcast_goes_once_in_the_bucket(
     playlist = local_hls.playlist_path(pipeline_app.config["HLS_DIR"], stream.public_id)
     _end(db, stream)
 
-    sync.sync_stream(stream.public_id)
+    jobs.sync_stream(stream.public_id)
     assert playlist.exists()  # just written: the engine may still touch it
     assert hls.local_names() == []
 
     _age(playlist, AGE + 1)
-    sync.sync_stream(stream.public_id)
+    jobs.sync_stream(stream.public_id)
 
     assert not playlist.exists()
     assert list(hls.live.iterdir()) == []
@@ -80,7 +81,7 @@ def test_playlist_stays_while_live_or_not_yet_in_the_bucket(
     hls.write_playlist([1])
     playlist = local_hls.playlist_path(pipeline_app.config["HLS_DIR"], stream.public_id)
     _age(playlist, AGE + 1)
-    sync.sync_stream(stream.public_id)
+    jobs.sync_stream(stream.public_id)
     assert playlist.exists()
 
     _end(db, stream)
@@ -88,7 +89,7 @@ def test_playlist_stays_while_live_or_not_yet_in_the_bucket(
     hls.write_playlist([1, 2])
     _age(playlist, AGE + 1)
     monkeypatch.setitem(pipeline_app.config, "STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")
-    down = sync.sync_stream(stream.public_id)
+    down = jobs.sync_stream(stream.public_id)
 
     assert down["failed"] >= 1
     assert playlist.exists()

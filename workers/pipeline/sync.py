@@ -1,4 +1,4 @@
-"""The per-stream sync job: local HLS directory -> bucket.
+"""The per-stream sync: local HLS directory -> bucket.
 
 One pass (`sync_once`): upload every complete local segment not yet in the
 bucket, record it against its broadcast, delete the local file, THEN upload
@@ -17,31 +17,31 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import redis
 from flask import Flask
-from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
 from studio import metrics
 from studio.extensions import db
 from studio.media.pipeline import Keys
-from studio.models import Broadcast, Segment, Stream
+from studio.models import Broadcast, Segment
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
-from workers import live, local_hls, locks, mpegts
-from workers.context import job_app
-from workers.playlists import PlaylistSegment
+from workers.pipeline import live, local_hls, locks, mpegts, replay
+from workers.pipeline.broadcasts import (
+    Window,
+    broadcast_for,
+    stream_and_broadcasts,
+    windows,
+)
+from workers.pipeline.playlists import PlaylistSegment
 
 log = logging.getLogger(__name__)
 
 BATCH = 16
 QUIET_AFTER_END = 0.5  # seconds
-# A segment's mtime may precede the broadcast's start by a little (clocks of
-# hook handler and engine) and follow its end by the engine's final flush.
-START_SLACK = timedelta(seconds=2)
-END_GRACE = timedelta(seconds=15)
 
 _pools: dict[int, ThreadPoolExecutor] = {}
 
@@ -53,13 +53,19 @@ class SyncResult:
     orphans: int = 0
     playlist_written: bool = False
     broadcasts: set[int] = field(default_factory=set)
+    # The stream's recent broadcasts as the latest pass saw them (newest
+    # first): who owns what is left on disk, without asking the database again.
+    windows: list[Window] = field(default_factory=list)
 
     def add(self, other: SyncResult) -> None:
+        """Fold a later pass into this result."""
         self.uploaded += other.uploaded
         self.failed += other.failed
         self.orphans += other.orphans
         self.playlist_written |= other.playlist_written
         self.broadcasts |= other.broadcasts
+        if other.windows:
+            self.windows = other.windows
 
     def as_dict(self) -> dict:
         return {
@@ -71,19 +77,15 @@ class SyncResult:
         }
 
 
-def sync_stream(stream: str) -> dict:
-    """Job: sync one stream's local HLS files to the bucket until it is clean.
-
-    Idempotent and safe to run concurrently (the second runner only marks the
-    stream dirty). Returns counts; raises ValueError for an invalid name.
-    """
-    local_hls.check_stream_name(stream)
-    with job_app() as app:
-        connection = get_redis(app)
-        # One round trip: under load every one costs a wait for the CPU.
-        with connection.pipeline(transaction=False) as pipe:
-            pipe.set(Keys.dirty(stream), 1).delete(Keys.queued(stream)).execute()
-        return drain(app, connection, stream, dirty=True).as_dict()
+def sync_requested(app: Flask, stream: str) -> SyncResult:
+    """Sync a stream whose sync was requested until it is clean (the body of
+    the `workers.jobs.sync_stream` job). Safe to run concurrently: a second
+    runner only marks the stream dirty for the lock holder."""
+    connection = get_redis(app)
+    # One round trip: under load every one costs a wait for the CPU.
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.set(Keys.dirty(stream), 1).delete(Keys.queued(stream)).execute()
+    return drain(app, connection, stream, dirty=True)
 
 
 def drain(app: Flask, connection: redis.Redis, stream: str, dirty: bool = False) -> SyncResult:
@@ -122,7 +124,8 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     result = SyncResult()
     config = app.config
     hls_dir = config["HLS_DIR"]
-    stream_row, broadcasts = _stream_and_broadcasts(stream)
+    stream_row, broadcasts = stream_and_broadcasts(stream)
+    result.windows = windows(broadcasts)
     playlist = local_hls.read_playlist(hls_dir, stream)
     on_disk = local_hls.local_segments(hls_dir, stream)
     if stream_row is None:
@@ -181,45 +184,6 @@ def tidy_local(app: Flask, stream: str, publishing: bool, result: SyncResult) ->
     local_hls.playlist_path(hls_dir, stream).unlink(missing_ok=True)
     log.info("removed the local playlist of ended stream %s", stream)
     return removed + 1
-
-
-def _stream_and_broadcasts(public_id: str) -> tuple[Stream | None, list[Broadcast]]:
-    """The stream and its 20 newest broadcasts, in one query."""
-    rows = db.session.execute(
-        select(Stream, Broadcast)
-        .outerjoin(Broadcast, Broadcast.stream_id == Stream.id)
-        .where(Stream.public_id == public_id)
-        .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
-        .limit(20)
-    ).all()
-    if not rows:
-        return None, []
-    return rows[0][0], [broadcast for _, broadcast in rows if broadcast is not None]
-
-
-def _recent_broadcasts(stream: Stream) -> list[Broadcast]:
-    query = (
-        select(Broadcast)
-        .where(Broadcast.stream_id == stream.id)
-        .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
-        .limit(20)
-    )
-    return list(db.session.scalars(query))
-
-
-def broadcast_for(broadcasts: list[Broadcast], mtime: float) -> Broadcast | None:
-    """The broadcast a segment closed at `mtime` belongs to: the newest one
-    whose window [start, end + grace] contains it; failing that, one that
-    started just after it (the engine's and the studio's clocks differ a little)."""
-    moment = datetime.fromtimestamp(mtime, UTC)
-    for slack in (timedelta(0), START_SLACK):
-        for broadcast in broadcasts:  # newest first
-            ended = broadcast.ended_at
-            if broadcast.started_at - slack <= moment and (
-                ended is None or moment <= ended + END_GRACE
-            ):
-                return broadcast
-    return None
 
 
 @dataclass
@@ -356,10 +320,8 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return pool
 
 
-def _refresh_replays(app, broadcasts, result) -> None:
+def _refresh_replays(app: Flask, broadcasts: list[Broadcast], result: SyncResult) -> None:
     """A segment of an already finalized broadcast arrived late: rewrite its replay."""
-    from workers import replay
-
     for broadcast in broadcasts:
         if broadcast.id in result.broadcasts and broadcast.replay_ready_at is not None:
             replay.write_replay(app, broadcast)

@@ -15,8 +15,8 @@ from studio.media.pipeline import Keys
 from studio.models import Segment
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
-from workers import locks
-from workers.playlists import PlaylistSegment, live_window, render_live
+from workers.pipeline import locks
+from workers.pipeline.playlists import PlaylistSegment, live_window, render_live
 
 log = logging.getLogger(__name__)
 

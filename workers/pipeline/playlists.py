@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studio.storage import layout
-from workers.local_hls import target_duration
+from workers.pipeline.local_hls import target_duration
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ SRS 5 and nginx-rtmp both write `{hls_dir}/live/<stream>.m3u8` (a sliding
 window) and `{hls_dir}/live/<stream>-<N>.ts`. The uploader owns deletion, so
 a `.ts` on disk is a segment not yet in the bucket; the playlist only lists
 the newest few, which is why older files get their duration from their own
-timestamps (`workers.mpegts`).
+timestamps (`workers.pipeline.mpegts`).
 
 A file is *complete* (safe to upload and delete) when the engine will not
 write to it again: SRS renames `.ts.tmp` to `.ts` on close, but nginx-rtmp
