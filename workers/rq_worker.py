@@ -51,3 +51,4 @@ def warm_up() -> None:
     import workers.purge  # noqa: F401 (imports the job modules before the first job)
     import workers.replay  # noqa: F401
     import workers.sync  # noqa: F401
+    import workers.thumbnails  # noqa: F401

@@ -30,7 +30,7 @@ from studio.media.pipeline import Keys
 from studio.models import Broadcast, Segment, Stream
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
-from workers import live, local_hls, locks, mpegts
+from workers import live, local_hls, locks, mpegts, thumbnails
 from workers.context import job_app
 from workers.playlists import PlaylistSegment
 
@@ -148,6 +148,7 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
             app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
         )
     _refresh_replays(app, broadcasts, result)
+    thumbnails.request_after_sync(app, broadcasts, result.broadcasts)
     return result
 
 

@@ -32,11 +32,15 @@ STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SYNC_JOB = "workers.sync.sync_stream"
 FINALIZE_JOB = "workers.replay.finalize_broadcast"
 PURGE_JOB = "workers.purge.purge_stream"
+THUMBNAIL_JOB = "workers.thumbnails.make_thumbnail"
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60
 SYNC_TIMEOUT = 300  # seconds; a sync of a long backlog uploads in parallel
 FINALIZE_TIMEOUT = 600
 PURGE_TIMEOUT = 600  # a long-lived stream has many objects, deleted one by one
+THUMBNAIL_TIMEOUT = 60  # one segment download and one ffmpeg run (bounded at 20 s)
+# At most one thumbnail job per broadcast in this many seconds.
+THUMBNAIL_INTERVAL = 10
 
 
 class Keys:
@@ -58,6 +62,11 @@ class Keys:
     def finalize_queued(broadcast_id: int) -> str:
         """Set while a replay job queued by the watcher's sweep is pending."""
         return f"studio:media:finalize:{broadcast_id}"
+
+    @staticmethod
+    def thumbnail(broadcast_id: int) -> str:
+        """Set for THUMBNAIL_INTERVAL seconds after a thumbnail job is queued."""
+        return f"studio:media:thumbnail:{broadcast_id}"
 
     @staticmethod
     def playlist(stream: str) -> str:
@@ -103,6 +112,25 @@ def request_finalize(connection: redis.Redis, broadcast_id: int) -> None:
         retry=Retry(max=5, interval=[5, 15, 60, 120, 300]),
         description=f"finalize broadcast {broadcast_id}",
     )
+
+
+def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
+    """Queue a thumbnail of the broadcast's latest segment, unless one was
+    queued in the last THUMBNAIL_INTERVAL seconds. On the replays queue:
+    behind live segments, and consumed by every worker role. Returns True if
+    a job was queued; raises redis errors."""
+    if not connection.set(Keys.thumbnail(broadcast_id), 1, nx=True, ex=THUMBNAIL_INTERVAL):
+        return False
+    media_queue(connection, REPLAY_QUEUE_NAME).enqueue(
+        THUMBNAIL_JOB,
+        int(broadcast_id),
+        job_timeout=THUMBNAIL_TIMEOUT,
+        result_ttl=0,
+        failure_ttl=86400,
+        retry=Retry(max=2, interval=[2, 5]),
+        description=f"thumbnail of broadcast {broadcast_id}",
+    )
+    return True
 
 
 def broadcast_ended(app: Flask, broadcast_id: int) -> None:
