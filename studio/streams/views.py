@@ -39,7 +39,7 @@ def _owned(public_id: str):
 # Every POST here is CSRF-checked by CSRFProtect before the view runs.
 
 
-@bp.get("/")
+@bp.get("/streams")
 def index():
     streams = service.list_streams(db.session, current_user)
     return render_template("streams/index.html", streams=streams, form=StreamForm())
@@ -70,8 +70,10 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
         engine=config["MEDIA_ENGINE"],
         ingest=urls.ingest(stream, config),
         playback=urls.playback(stream, config),
+        embed_url=urls.embed_url(stream, config),
         broadcasts=service.list_broadcasts(db.session, stream),
         replay_url=lambda broadcast: urls.replay_url(broadcast, config),
+        replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),
         form=ActionForm(),
         title_form=title_form or StreamForm(obj=stream),
     )
@@ -88,6 +90,7 @@ def broadcasts(public_id: str):
             "streams/_broadcasts.html",
             broadcasts=service.list_broadcasts(db.session, stream),
             replay_url=lambda broadcast: urls.replay_url(broadcast, config),
+            replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),
         )
     )
     reply.headers["Cache-Control"] = "no-store"

@@ -87,9 +87,7 @@ def test_rerun_refreshes_the_live_thumbnail_and_keeps_the_broadcasts_first(
     assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[2] == first
 
 
-def test_ended_broadcast_does_not_replace_the_live_thumbnail(
-    pipeline_app, db, bucket, live_stream
-):
+def test_ended_broadcast_does_not_replace_the_live_thumbnail(pipeline_app, db, bucket, live_stream):
     """A job that runs after its broadcast ended writes only the broadcast's
     missing thumbnail: the stream's live one may already show a newer broadcast."""
     stream, broadcast, hls = live_stream
