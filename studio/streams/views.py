@@ -41,16 +41,26 @@ def _owned(public_id: str):
 
 @bp.get("/streams")
 def index():
-    streams = service.list_streams(db.session, current_user)
-    return render_template("streams/index.html", streams=streams, form=StreamForm())
+    return _index_page(StreamForm())
+
+
+def _index_page(form: StreamForm, status: int = 200):
+    """The creator's streams (with their thumbnails) and the create form."""
+    config = current_app.config
+    page = render_template(
+        "streams/index.html",
+        streams=service.list_streams(db.session, current_user),
+        form=form,
+        thumbnail_url=lambda stream: urls.thumbnail_url(stream, config),
+    )
+    return page, status
 
 
 @bp.post("/streams")
 def create():
     form = StreamForm()
     if not form.validate_on_submit():
-        streams = service.list_streams(db.session, current_user)
-        return render_template("streams/index.html", streams=streams, form=form), 400
+        return _index_page(form, 400)
     stream = service.create_stream(db.session, current_user, form.title.data)
     db.session.commit()
     return redirect(url_for("streams.show", public_id=stream.public_id))
