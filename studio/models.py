@@ -107,6 +107,12 @@ class Broadcast(db.Model):
             postgresql_where=text("ended_at IS NULL"),
         ),
         Index("ix_broadcasts_client", "client_id", "server_id"),
+        # The home page's recent replays: newest ended first, replays only.
+        Index(
+            "ix_broadcasts_recent_replays",
+            "ended_at",
+            postgresql_where=text("replay_ready_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

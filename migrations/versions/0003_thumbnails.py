@@ -1,6 +1,9 @@
-"""thumbnails: when a stream's live thumbnail and a broadcast's own were written
+"""thumbnails and the home page: when a stream's live thumbnail and a
+broadcast's own were written, and an index of recent replays
 
-Both are nullable: a stream or broadcast without a thumbnail shows none.
+Both times are nullable: a stream or broadcast without a thumbnail shows
+none. The partial index serves the home page's "recent replays" (newest
+ended first, only broadcasts whose replay is written).
 
 Revision ID: 0003
 Revises: 0002
@@ -23,10 +26,19 @@ def upgrade():
         batch_op.add_column(sa.Column("thumbnail_at", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
         batch_op.add_column(sa.Column("thumbnail_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index(
+            "ix_broadcasts_recent_replays",
+            ["ended_at"],
+            unique=False,
+            postgresql_where=sa.text("replay_ready_at IS NOT NULL"),
+        )
 
 
 def downgrade():
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_broadcasts_recent_replays", postgresql_where=sa.text("replay_ready_at IS NOT NULL")
+        )
         batch_op.drop_column("thumbnail_at")
     with op.batch_alter_table("streams", schema=None) as batch_op:
         batch_op.drop_column("thumbnail_at")
