@@ -166,6 +166,37 @@ def test_replay_page_plays_the_broadcast_with_its_thumbnail(
     expect(page.get_by_test_id("player-message")).to_have_text("End of the replay.")
 
 
+def test_replay_page_opened_early_starts_once_the_replay_is_written(
+    studio_stack, ffmpeg_publisher, page: Page
+):
+    """A viewer who opens a replay page while the replay is still being
+    written (here: the workers are down) is told so, and the replay starts
+    by itself once it is written (the stream's websocket announces it)."""
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Early replay")
+    publisher = ffmpeg_publisher.start(stream.publish_url, seconds=6)
+    wait_until(lambda: studio_stack.stream_row(stream.public_id)["status"] == "live",
+               timeout=30, what="the stream to go live")  # fmt: skip
+    studio_stack.stop_workers()
+    try:
+        publisher.wait(timeout=60)
+        row = wait_until(
+            lambda: (
+                (r := studio_stack.stream_row(stream.public_id))["broadcasts"][0]["ended_at"] and r
+            ),
+            timeout=30,
+            what="the broadcast to end",
+        )
+        broadcast_id = row["broadcasts"][0]["id"]
+        page.goto(f"{studio_stack.base_url}/watch/{stream.public_id}/replays/{broadcast_id}")
+        expect(page.get_by_test_id("player-message")).to_contain_text("being prepared")
+        expect(page.locator("#player")).to_have_attribute("data-connected", "true")
+    finally:
+        studio_stack.start_workers()
+    wait_until_video_plays(page, past_seconds=1.0, timeout_ms=90_000)
+    assert page.locator("#player").get_attribute("data-mode") == "replay"
+
+
 def _seed_replay(studio_stack, public_id: str) -> datetime:
     """An ended broadcast with its replay written (no media: the pages only
     list it); returns when it started."""

@@ -1,4 +1,7 @@
-// A replay's page: plays the broadcast's VOD playlist from its start.
+// A replay's page: plays the broadcast's VOD playlist from its start. While
+// the replay is still being written, the stream's websocket says when it is
+// ready, and the page reloads with it.
+import { watchStream } from "./live.js";
 import { REPLAY_CONFIG, createPlayer } from "./player.js";
 
 const player = document.querySelector("[data-player]");
@@ -9,4 +12,17 @@ const controls = createPlayer({
   message: find("player-message"),
   unmute: find("unmute"),
 });
-if (player.dataset.replayUrl) controls.play(player.dataset.replayUrl, "replay", REPLAY_CONFIG);
+
+if (player.dataset.replayUrl) {
+  controls.play(player.dataset.replayUrl, "replay", REPLAY_CONFIG);
+} else {
+  const socket = watchStream(player.dataset.stream, {
+    onEvent: (event) => {
+      if (event.type === "replay" && String(event.broadcast?.id) === player.dataset.broadcast) {
+        socket.close();
+        window.location.reload();
+      }
+    },
+    onConnection: (open) => { player.dataset.connected = String(open); },
+  });
+}
