@@ -79,6 +79,8 @@ class Stream(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # When the live thumbnail (a recent frame) was last written to the bucket.
+    thumbnail_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     owner: Mapped[User] = relationship(back_populates="streams")
     broadcasts: Mapped[list[Broadcast]] = relationship(
@@ -105,6 +107,12 @@ class Broadcast(db.Model):
             postgresql_where=text("ended_at IS NULL"),
         ),
         Index("ix_broadcasts_client", "client_id", "server_id"),
+        # The home page's recent replays: newest ended first, replays only.
+        Index(
+            "ix_broadcasts_recent_replays",
+            "ended_at",
+            postgresql_where=text("replay_ready_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -119,6 +127,8 @@ class Broadcast(db.Model):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     # Set once the replay (VOD playlist) is in the bucket.
     replay_ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set once the broadcast's own thumbnail (its replay's poster) is in the bucket.
+    thumbnail_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     stream: Mapped[Stream] = relationship(back_populates="broadcasts")
     segments: Mapped[list[Segment]] = relationship(

@@ -23,6 +23,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 log = logging.getLogger(__name__)
 
 EXEMPT_BLUEPRINTS = ("hooks", "health", "observability")
+# Pages any site may put in an <iframe>: the embeddable player only. Every
+# other page refuses to be framed (clickjacking of the creator's controls).
+FRAMEABLE_ENDPOINTS = frozenset({"watch.embed"})
 
 
 def init_app(app: Flask) -> None:
@@ -152,24 +155,25 @@ def _failed_auth_key() -> str:
     return f"auth-failed:{get_remote_address()}"
 
 
-def content_security_policy(app: Flask) -> str:
-    """The CSP: no inline script or style; media and fetches from the CDN;
-    websockets; never framed."""
+def content_security_policy(app: Flask, frame_ancestors: str = "'none'") -> str:
+    """The CSP: no inline script or style; media, thumbnails and fetches from
+    the CDN; websockets; framed by `frame_ancestors` (by nobody, by default)."""
     cdn = _origin(app.config.get("CDN_URL", ""))
     connect = ["'self'", cdn, _origin(app.config.get("WHIP_URL", "")), "wss:", "ws:"]
     media = ["'self'", "blob:", cdn]
+    images = ["'self'", "data:", cdn]
     directives = [
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src " + " ".join(_unique(images)),
         "media-src " + " ".join(_unique(media)),
         "connect-src " + " ".join(_unique(connect)),
         "worker-src 'self' blob:",  # hls.js transmuxes in a blob worker
         "object-src 'none'",
         "base-uri 'self'",
         "form-action 'self'",
-        "frame-ancestors 'none'",
+        f"frame-ancestors {frame_ancestors}",
     ]
     return "; ".join(directives)
 
@@ -189,14 +193,19 @@ def _unique(values: list[str]) -> list[str]:
 
 def _security_headers(response: Response) -> Response:
     app = current_app
-    policy = app.extensions.get("studio_csp")
+    frameable = request.endpoint in FRAMEABLE_ENDPOINTS
+    key = "studio_csp_frameable" if frameable else "studio_csp"
+    policy = app.extensions.get(key)
     if policy is None:
-        policy = app.extensions["studio_csp"] = content_security_policy(app)
+        ancestors = "*" if frameable else "'none'"
+        policy = app.extensions[key] = content_security_policy(app, frame_ancestors=ancestors)
     headers = response.headers
     headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
+    # X-Frame-Options has no "any site" value: a frameable page goes without it.
+    if not frameable:
+        headers.setdefault("X-Frame-Options", "DENY")
     # The go-live page needs the camera and microphone; nothing else does.
     headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
     return response

@@ -16,7 +16,7 @@ from studio import create_app
 from studio.extensions import db
 from tests.conftest import VAR
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture()
@@ -61,7 +61,7 @@ def _state(app) -> tuple[str | None, list[str], str | None]:
 
 def test_upgrade_downgrade_upgrade(empty_app):
     """`flask db upgrade` reaches the head with the partial index of live
-    streams; `downgrade` removes it (one step), `downgrade base` removes
+    streams; `downgrade 0001` removes it, `downgrade base` removes
     every table; `upgrade` builds it all again."""
     _flask_db(empty_app, "upgrade")
     revision, tables, index = _state(empty_app)
@@ -70,7 +70,7 @@ def test_upgrade_downgrade_upgrade(empty_app):
     assert index is not None
     assert "(owner_id) WHERE ((status)::text = 'live'::text)" in index
 
-    _flask_db(empty_app, "downgrade")
+    _flask_db(empty_app, "downgrade", "0001")
     assert _state(empty_app)[0] == "0001"
     assert _state(empty_app)[2] is None
 

@@ -173,3 +173,20 @@ def purge_stream(stream: str) -> dict:
     local_hls.check_stream_name(stream)
     with job_app() as app:
         return purge.purge(app, stream)
+
+
+@job(
+    REPLAYS,  # behind live segments, and consumed by every worker role
+    timeout=60,  # one segment download and one ffmpeg run (bounded at 20 s)
+    retry=(2, 5),
+    result_ttl=0,
+    description="thumbnail of broadcast {}",
+)
+def make_thumbnail(broadcast_id: int) -> dict:
+    """Cut the broadcast's thumbnail from its latest segment (see
+    `workers.pipeline.thumbnails.make_thumbnail`). Idempotent; raises
+    ThumbnailError or gcs.StorageError (RQ retries)."""
+    from workers.pipeline import thumbnails
+
+    with job_app() as app:
+        return thumbnails.make_thumbnail(app, int(broadcast_id))

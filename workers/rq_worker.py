@@ -175,3 +175,4 @@ def warm_up() -> None:
     import workers.jobs  # noqa: F401
     import workers.pipeline.finalize  # noqa: F401
     import workers.pipeline.purge  # noqa: F401
+    import workers.pipeline.thumbnails  # noqa: F401

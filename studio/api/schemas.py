@@ -130,6 +130,12 @@ class StreamOut(BaseModel):
     status: Status
     disabled: bool
     created_at: datetime
+    thumbnail_url: str | None = Field(
+        description=(
+            "JPEG of a recent frame on the CDN (refreshed about every 10 s while live, "
+            "cached 10 s); null until the stream's first broadcast has one."
+        )
+    )
     ingest: Ingest
     playback: Playback
 
@@ -149,6 +155,9 @@ class BroadcastOut(BaseModel):
     protocol: Protocol
     end_reason: str | None
     replay_url: str | None = Field(description="VOD playlist, once the replay is written.")
+    thumbnail_url: str | None = Field(
+        description="JPEG of the broadcast's first frame on the CDN (immutable), once written."
+    )
 
 
 class BroadcastList(BaseModel):

@@ -134,6 +134,7 @@ def stream_out(stream: Stream) -> StreamOut:
         status=stream.status,
         disabled=stream.disabled,
         created_at=stream.created_at,
+        thumbnail_url=urls.thumbnail_url(stream, config),
         ingest=urls.ingest(stream, config),
         playback=urls.playback(stream, config),
     )
@@ -147,6 +148,7 @@ def broadcast_out(broadcast: Broadcast) -> BroadcastOut:
         protocol=broadcast.protocol,
         end_reason=broadcast.end_reason,
         replay_url=urls.replay_url(broadcast, current_app.config),
+        thumbnail_url=urls.broadcast_thumbnail_url(broadcast, current_app.config),
     )
 
 

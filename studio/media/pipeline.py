@@ -34,8 +34,11 @@ STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SYNC_JOB = jobs.sync_stream.name
 FINALIZE_JOB = jobs.finalize_broadcast.name
 PURGE_JOB = jobs.purge_stream.name
+THUMBNAIL_JOB = jobs.make_thumbnail.name
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60
+# At most one thumbnail job per broadcast in this many seconds.
+THUMBNAIL_INTERVAL = 10
 
 
 class Keys:
@@ -57,6 +60,11 @@ class Keys:
     def finalize_queued(broadcast_id: int) -> str:
         """Set while a replay job queued by the watcher's sweep is pending."""
         return f"studio:media:finalize:{broadcast_id}"
+
+    @staticmethod
+    def thumbnail(broadcast_id: int) -> str:
+        """Set for THUMBNAIL_INTERVAL seconds after a thumbnail job is queued."""
+        return f"studio:media:thumbnail:{broadcast_id}"
 
     @staticmethod
     def playlist(stream: str) -> str:
@@ -86,6 +94,17 @@ def request_sync(connection: redis.Redis, stream: str) -> bool:
 def request_finalize(connection: redis.Redis, broadcast_id: int) -> None:
     """Enqueue the replay job of an ended broadcast (idempotent job)."""
     jobs.finalize_broadcast.enqueue(connection, int(broadcast_id))
+
+
+def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
+    """Queue a thumbnail of the broadcast's latest segment, unless one was
+    queued in the last THUMBNAIL_INTERVAL seconds. On the replays queue:
+    behind live segments, and consumed by every worker role. Returns True if
+    a job was queued; raises redis errors."""
+    if not connection.set(Keys.thumbnail(broadcast_id), 1, nx=True, ex=THUMBNAIL_INTERVAL):
+        return False
+    jobs.make_thumbnail.enqueue(connection, int(broadcast_id))
+    return True
 
 
 def broadcast_ended(app: Flask, broadcast_id: int) -> None:

@@ -36,6 +36,12 @@ SEGMENT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 # A replay is complete when written; it is rewritten only in the rare case of
 # a segment arriving late, so a day (not "immutable") is the honest bound.
 REPLAY_CACHE_CONTROL = "public, max-age=86400"
+THUMBNAIL_CONTENT_TYPE = "image/jpeg"
+# The live thumbnail is rewritten about every 10 s (workers.pipeline.thumbnails): a
+# shared link's preview or the home page may be that much behind, no more.
+LIVE_THUMBNAIL_CACHE_CONTROL = "public, max-age=10"
+# A broadcast's thumbnail is written once (if_generation_match=0).
+BROADCAST_THUMBNAIL_CACHE_CONTROL = SEGMENT_CACHE_CONTROL
 # (connect, read) seconds per HTTP request; a retry policy bounds the total.
 REQUEST_TIMEOUT = (3.05, 15)
 RETRY_BUDGET = 12.0  # seconds of backoff/retries per upload (5xx, 429, resets); < sync lock TTL
@@ -117,6 +123,53 @@ class Storage:
     def upload_replay_playlist(self, object_name: str, text: str) -> None:
         """Write (or rewrite) a broadcast's VOD playlist, cached long."""
         self._upload_text(object_name, text, REPLAY_CACHE_CONTROL)
+
+    def upload_live_thumbnail(self, object_name: str, jpeg: bytes) -> None:
+        """Overwrite the stream's live thumbnail (cached briefly). Raises StorageError."""
+        self._upload_bytes(
+            object_name, jpeg, THUMBNAIL_CONTENT_TYPE, LIVE_THUMBNAIL_CACHE_CONTROL, "thumbnail"
+        )
+
+    def upload_broadcast_thumbnail(self, object_name: str, jpeg: bytes) -> bool:
+        """Write a broadcast's thumbnail once (immutable). Returns False if it
+        was already there (an earlier run: the first frame stays). Raises
+        StorageError on any other failure."""
+        try:
+            self._upload_bytes(
+                object_name,
+                jpeg,
+                THUMBNAIL_CONTENT_TYPE,
+                BROADCAST_THUMBNAIL_CACHE_CONTROL,
+                "thumbnail",
+                if_generation_match=0,
+            )
+        except StorageConflict:
+            return False
+        return True
+
+    def _upload_bytes(
+        self,
+        object_name: str,
+        data: bytes,
+        content_type: str,
+        cache_control: str,
+        kind: str,
+        **conditions,
+    ) -> None:
+        blob = self.bucket.blob(object_name)
+        blob.cache_control = cache_control
+        try:
+            blob.upload_from_string(
+                data,
+                content_type=content_type,
+                timeout=REQUEST_TIMEOUT,
+                retry=_retry(kind),
+                **conditions,
+            )
+        except gexc.PreconditionFailed:
+            raise StorageConflict(f"{object_name} already exists") from None
+        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+            raise StorageError(f"upload of {object_name} failed: {exc}") from exc
 
     def _upload_text(self, object_name: str, text: str, cache_control: str) -> None:
         blob = self.bucket.blob(object_name)

@@ -28,6 +28,16 @@ def replay_playlist(public_id: str, broadcast_id: int) -> str:
     return f"live/{public_id}/{broadcast_id}/replay.m3u8"
 
 
+def live_thumbnail(public_id: str) -> str:
+    """The stream's latest frame while live (JPEG), rewritten about every 10 s."""
+    return f"live/{public_id}/thumbnail.jpg"
+
+
+def broadcast_thumbnail(public_id: str, broadcast_id: int) -> str:
+    """A broadcast's poster for its replay (JPEG), written once."""
+    return f"live/{public_id}/{broadcast_id}/thumbnail.jpg"
+
+
 def public_url(cdn_base: str, object_name: str) -> str:
     """The CDN URL a viewer fetches for an object."""
     return f"{cdn_base.rstrip('/')}/{object_name}"

@@ -72,6 +72,35 @@ def replay_url(broadcast: Broadcast, config: Mapping) -> str | None:
     )
 
 
+def thumbnail_url(stream: Stream, config: Mapping) -> str | None:
+    """A recent frame of the stream on the CDN (its latest broadcast's, about
+    10 s old while live), once one has been written."""
+    if stream.thumbnail_at is None:
+        return None
+    return layout.public_url(config["CDN_URL"], layout.live_thumbnail(stream.public_id))
+
+
+def broadcast_thumbnail_url(broadcast: Broadcast, config: Mapping) -> str | None:
+    """The broadcast's own thumbnail on the CDN (its replay's poster), once written."""
+    if broadcast.thumbnail_at is None:
+        return None
+    return layout.public_url(
+        config["CDN_URL"], layout.broadcast_thumbnail(broadcast.stream.public_id, broadcast.id)
+    )
+
+
+def replay_page_url(broadcast: Broadcast, config: Mapping) -> str:
+    """The public page that plays the broadcast's replay."""
+    return config["PUBLIC_URL"] + url_for(
+        "watch.replay", public_id=broadcast.stream.public_id, broadcast_id=broadcast.id
+    )
+
+
+def embed_url(stream: Stream, config: Mapping) -> str:
+    """The player alone, for an <iframe> on any site."""
+    return config["PUBLIC_URL"] + url_for("watch.embed", public_id=stream.public_id)
+
+
 def watch_url(stream: Stream, config: Mapping) -> str:
     """The public watch page."""
     return config["PUBLIC_URL"] + url_for("watch.watch", public_id=stream.public_id)

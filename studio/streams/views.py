@@ -39,18 +39,28 @@ def _owned(public_id: str):
 # Every POST here is CSRF-checked by CSRFProtect before the view runs.
 
 
-@bp.get("/")
+@bp.get("/streams")
 def index():
-    streams = service.list_streams(db.session, current_user)
-    return render_template("streams/index.html", streams=streams, form=StreamForm())
+    return _index_page(StreamForm())
+
+
+def _index_page(form: StreamForm, status: int = 200):
+    """The creator's streams (with their thumbnails) and the create form."""
+    config = current_app.config
+    page = render_template(
+        "streams/index.html",
+        streams=service.list_streams(db.session, current_user),
+        form=form,
+        thumbnail_url=lambda stream: urls.thumbnail_url(stream, config),
+    )
+    return page, status
 
 
 @bp.post("/streams")
 def create():
     form = StreamForm()
     if not form.validate_on_submit():
-        streams = service.list_streams(db.session, current_user)
-        return render_template("streams/index.html", streams=streams, form=form), 400
+        return _index_page(form, 400)
     stream = service.create_stream(db.session, current_user, form.title.data)
     db.session.commit()
     return redirect(url_for("streams.show", public_id=stream.public_id))
@@ -70,8 +80,10 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
         engine=config["MEDIA_ENGINE"],
         ingest=urls.ingest(stream, config),
         playback=urls.playback(stream, config),
+        embed_url=urls.embed_url(stream, config),
         broadcasts=service.list_broadcasts(db.session, stream),
         replay_url=lambda broadcast: urls.replay_url(broadcast, config),
+        replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),
         form=ActionForm(),
         title_form=title_form or StreamForm(obj=stream),
     )
@@ -88,6 +100,7 @@ def broadcasts(public_id: str):
             "streams/_broadcasts.html",
             broadcasts=service.list_broadcasts(db.session, stream),
             replay_url=lambda broadcast: urls.replay_url(broadcast, config),
+            replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),
         )
     )
     reply.headers["Cache-Control"] = "no-store"

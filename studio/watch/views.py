@@ -1,50 +1,145 @@
-"""Viewer pages: the public watch page of a stream."""
+"""Viewer pages: the home page for visitors, a stream's watch page, its
+replays, and the embeddable player. Nothing here needs a login, and nothing
+here may show a secret (stream key): pages carry only public ids and CDN URLs."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 from flask import Blueprint, abort, current_app, render_template
 
 from studio.errors import NotFound
 from studio.extensions import db
+from studio.models import Broadcast, Stream
 from studio.streams import service, urls
+from studio.watch import catalog
 
-bp = Blueprint("watch", __name__, url_prefix="/watch")
+bp = Blueprint("watch", __name__)
 
 
-def _stream_or_404(public_id: str):
+@bp.app_template_filter("duration")
+def duration_filter(seconds: float | None) -> str:
+    return catalog.format_duration(seconds)
+
+
+@bp.app_template_filter("iso")
+def iso_filter(moment: datetime | None) -> str:
+    return moment.isoformat() if moment else ""
+
+
+@dataclass(frozen=True)
+class Replay:
+    """An ended broadcast as viewers see it."""
+
+    broadcast: Broadcast
+    url: str | None  # the VOD playlist; None while it is being written
+    page_url: str
+    thumbnail_url: str | None
+    duration: float | None
+
+
+def _stream_or_404(public_id: str) -> Stream:
     try:
         return service.get_public_stream(db.session, public_id)
     except NotFound:
         abort(404)
 
 
-@bp.get("/<public_id>")
-def watch(public_id: str):
-    stream = _stream_or_404(public_id)
+def _replays(broadcasts: list[Broadcast]) -> list[Replay]:
+    """Ended broadcasts with their replay URL, page, thumbnail and duration."""
+    config = current_app.config
+    ended = [b for b in broadcasts if b.ended_at]
+    durations = catalog.replay_durations(db.session, (b.id for b in ended))
+    return [
+        Replay(
+            broadcast=b,
+            url=urls.replay_url(b, config),
+            page_url=urls.replay_page_url(b, config),
+            thumbnail_url=urls.broadcast_thumbnail_url(b, config),
+            duration=durations.get(b.id),
+        )
+        for b in ended
+    ]
+
+
+def _player(stream: Stream) -> dict:
+    """What the stream player (watch page and embed) is rendered with."""
+    config = current_app.config
     live = service.open_broadcast(db.session, stream) if stream.status == "live" else None
+    return {
+        "stream": stream,
+        "live_broadcast": live,
+        "hls_url": urls.hls_url(stream, config),
+        "thumbnail_url": urls.thumbnail_url(stream, config),
+        "watch_url": urls.watch_url(stream, config),
+    }
+
+
+@bp.get("/")
+def home():
+    """What is live now and recent replays, for anyone."""
+    config = current_app.config
+    live = [
+        {
+            "stream": stream,
+            "broadcast": broadcast,
+            "thumbnail_url": urls.thumbnail_url(stream, config),
+        }
+        for stream, broadcast in catalog.live_now(db.session)
+    ]
     return render_template(
-        "watch/watch.html",
-        stream=stream,
-        live_broadcast=live,
-        hls_url=urls.hls_url(stream, current_app.config),
-        replays=_replays(stream),
+        "watch/home.html", live=live, replays=_replays(catalog.recent_replays(db.session))
     )
 
 
-@bp.get("/<public_id>/replays")
+@bp.get("/watch/<public_id>")
+def watch(public_id: str):
+    stream = _stream_or_404(public_id)
+    return render_template(
+        "watch/watch.html",
+        **_player(stream),
+        embed_url=urls.embed_url(stream, current_app.config),
+        replays=_replays(service.list_broadcasts(db.session, stream)),
+    )
+
+
+@bp.get("/watch/<public_id>/replays")
 def replays(public_id: str):
     """The list of past broadcasts, re-fetched live by the watch page."""
     stream = _stream_or_404(public_id)
     reply = current_app.make_response(
-        render_template("watch/_replays.html", replays=_replays(stream))
+        render_template(
+            "watch/_replays.html", replays=_replays(service.list_broadcasts(db.session, stream))
+        )
     )
     reply.headers["Cache-Control"] = "no-store"
     return reply
 
 
-def _replays(stream) -> list[tuple]:
-    """Ended broadcasts, newest first, each with its replay URL (None while
-    the replay is being written)."""
-    config = current_app.config
-    ended = [b for b in service.list_broadcasts(db.session, stream) if b.ended_at]
-    return [(broadcast, urls.replay_url(broadcast, config)) for broadcast in ended]
+@bp.get("/watch/<public_id>/replays/<int:broadcast_id>")
+def replay(public_id: str, broadcast_id: int):
+    """One broadcast's replay, played from its start (404 for a broadcast of
+    another stream, or one still live)."""
+    stream = _stream_or_404(public_id)
+    broadcast = db.session.get(Broadcast, broadcast_id)
+    if broadcast is None or broadcast.stream_id != stream.id or broadcast.ended_at is None:
+        abort(404)
+    (item,) = _replays([broadcast])
+    return render_template(
+        "watch/replay.html",
+        stream=stream,
+        replay=item,
+        watch_url=urls.watch_url(stream, current_app.config),
+    )
+
+
+@bp.get("/embed/<public_id>")
+def embed(public_id: str):
+    """The player alone, for an <iframe> on any site (see security.FRAMEABLE)."""
+    stream = _stream_or_404(public_id)
+    return render_template(
+        "watch/embed.html",
+        **_player(stream),
+        replays=_replays(service.list_broadcasts(db.session, stream, limit=1)),
+    )

@@ -225,3 +225,14 @@ def test_reference_page_shows_the_ingest_protocols_and_nullable_urls(client):
     assert '<td><code>protocols</code></td><td>array of "rtmp" | "webrtc"</td>' in page
     assert '<td><code>modes</code></td><td>array of "hls"</td>' in page
     assert "<td><code>whip_url</code></td><td>string or null</td>" in page
+
+
+def test_stream_and_broadcast_schemas_document_their_thumbnails(spec):
+    """Streams and broadcasts have a thumbnail_url that the document marks as
+    always present and null until the thumbnail exists."""
+    schemas = spec["components"]["schemas"]
+    for name in ("StreamOut", "BroadcastOut"):
+        field = schemas[name]["properties"]["thumbnail_url"]
+        assert {"type": "null"} in field["anyOf"] and {"type": "string"} in field["anyOf"], name
+        assert "thumbnail_url" in schemas[name]["required"], name
+        assert "JPEG" in field["description"], name

@@ -10,7 +10,9 @@ from studio.models import Broadcast, Stream, utcnow
 from studio.streams import service
 from studio.streams.service import PublishAttempt
 
-STREAM_FIELDS = {"id", "title", "status", "disabled", "created_at", "ingest", "playback"}
+STREAM_FIELDS = {
+    "id", "title", "status", "disabled", "created_at", "thumbnail_url", "ingest", "playback",
+}  # fmt: skip
 
 
 def stream_row(db, public_id: str) -> Stream | None:
@@ -29,6 +31,7 @@ def test_create_returns_201_with_the_stream_and_its_location(api, db, owner):
     assert row is not None and row.owner_id == owner.id
     assert body["title"] == row.title == "Friday show"
     assert body["status"] == "created" and body["disabled"] is False
+    assert body["thumbnail_url"] is None  # nothing broadcast yet
     assert datetime.fromisoformat(body["created_at"]) == row.created_at
     # The tests' engine is nginx-rtmp: no WebRTC, and the stream says so.
     assert body["ingest"] == {
@@ -138,7 +141,7 @@ def test_broadcasts_lists_publish_sessions_newest_first(api, db, owner, make_str
     stream = make_stream(owner)
     first = service.start_broadcast(db.session, _attempt(stream, "c1"))
     service.end_broadcast(db.session, stream.public_id, "c1", "vid-1")
-    first.replay_ready_at = utcnow()
+    first.replay_ready_at = first.thumbnail_at = utcnow()
     db.session.commit()
     second = service.start_broadcast(db.session, _attempt(stream, "c2", protocol="webrtc"))
     db.session.commit()
@@ -153,6 +156,7 @@ def test_broadcasts_lists_publish_sessions_newest_first(api, db, owner, make_str
         "protocol": "webrtc",
         "end_reason": None,
         "replay_url": None,
+        "thumbnail_url": None,
     }
     assert datetime.fromisoformat(newest["started_at"]) == second.started_at
     assert oldest["id"] == first.id and oldest["end_reason"] == "unpublish"
@@ -160,6 +164,20 @@ def test_broadcasts_lists_publish_sessions_newest_first(api, db, owner, make_str
     assert oldest["replay_url"] == (
         f"https://cdn.studio.test/live/{stream.public_id}/{first.id}/replay.m3u8"
     )
+    assert oldest["thumbnail_url"] == (
+        f"https://cdn.studio.test/live/{stream.public_id}/{first.id}/thumbnail.jpg"
+    )
+
+
+def test_thumbnail_url_once_the_stream_has_one(api, db, owner, make_stream):
+    """A stream's thumbnail_url is its live thumbnail on the CDN once the
+    thumbnail job has written one (null before)."""
+    stream = make_stream(owner)
+    assert api.get(f"/streams/{stream.public_id}").get_json()["thumbnail_url"] is None
+    stream.thumbnail_at = utcnow()
+    db.session.commit()
+    body = api.get(f"/streams/{stream.public_id}").get_json()
+    assert body["thumbnail_url"] == f"https://cdn.studio.test/live/{stream.public_id}/thumbnail.jpg"
 
 
 def test_status_follows_publish(api, db, owner, make_stream):

@@ -31,7 +31,7 @@ def test_login_does_not_say_whether_the_email_exists(client, db, make_user):
     assert unknown.status_code == wrong.status_code == 400
     assert errors(unknown.get_data(as_text=True)) == ["Email or password is incorrect."]
     assert errors(wrong.get_data(as_text=True)) == errors(unknown.get_data(as_text=True))
-    assert client.get("/").status_code == 302  # still logged out
+    assert client.get("/streams").status_code == 302  # still logged out
 
 
 def test_login_with_the_right_password_works_and_ignores_email_case(client, db, make_user):
@@ -39,7 +39,7 @@ def test_login_with_the_right_password_works_and_ignores_email_case(client, db, 
     make_user("known@example.com")
     reply = post_form(client, "/login", email="KNOWN@example.com", password=PASSWORD)
     assert reply.status_code == 302
-    assert client.get("/").status_code == 200
+    assert client.get("/streams").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_registration_with_bad_input_is_400_and_creates_nothing(
     messages = errors(reply.get_data(as_text=True))
     assert messages and any(message.lower() in m.lower() for m in messages)
     assert snapshot(db) == before
-    assert client.get("/").status_code == 302
+    assert client.get("/streams").status_code == 302
 
 
 def test_registration_creates_a_scrypt_hashed_account_and_logs_in(client, db):
@@ -90,7 +90,7 @@ def test_registration_creates_a_scrypt_hashed_account_and_logs_in(client, db):
     user = db.session.scalar(select(User))
     assert user.email == "new@example.com"
     assert user.password_hash.startswith("scrypt:") and PASSWORD not in user.password_hash
-    assert client.get("/").status_code == 200
+    assert client.get("/streams").status_code == 200
 
 
 @pytest.fixture()

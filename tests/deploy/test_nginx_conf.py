@@ -164,6 +164,20 @@ def test_https_pages_go_to_the_app_with_hsts(edge):
     assert "Server" not in reply.headers or "nginx/" not in reply.headers["Server"]
 
 
+def test_only_the_embeddable_player_may_be_framed(edge):
+    """/embed/ goes to the app without X-Frame-Options (other sites frame it),
+    still with HSTS and the other headers; every other page keeps DENY."""
+    reply = get(edge, "/embed/abc")
+    assert reply.status_code == 200
+    assert reply.text == "web GET /embed/abc"
+    assert "X-Frame-Options" not in reply.headers
+    assert reply.headers["Strict-Transport-Security"].startswith("max-age=63072000")
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert reply.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert get(edge, "/embedded").headers["X-Frame-Options"] == "DENY"
+    assert get(edge, "/watch/abc").headers["X-Frame-Options"] == "DENY"
+
+
 def test_plain_http_redirects_to_https(edge):
     """http:// answers 301 to the https:// URL (ACME challenges excepted)."""
     reply = requests.get(

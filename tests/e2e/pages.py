@@ -156,3 +156,35 @@ class WatchPage:
 
     def wait_until_ended(self, timeout_ms: float = 60_000) -> None:
         expect(self.video).to_have_attribute("data-ended", "true", timeout=timeout_ms)
+
+
+class HomePage:
+    """The visitors' home page: live now and recent replays."""
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.live_now = page.get_by_test_id("live-now")
+        self.replays = page.get_by_test_id("recent-replays")
+
+    def open(self, base_url: str) -> HomePage:
+        self.page.goto(f"{base_url}/")
+        return self
+
+    def live_tile(self, title: str) -> Locator:
+        return self.live_now.get_by_test_id("live-tile").filter(has_text=title)
+
+
+def wait_until_video_plays(scope, past_seconds: float, timeout_ms: float = 45_000) -> None:
+    """Wait until the `#video` of a page or frame has played `past_seconds`
+    with frames decoded."""
+    scope.wait_for_function(
+        """(past) => {
+            const video = document.getElementById("video");
+            if (!video) return false;
+            const quality = video.getVideoPlaybackQuality();
+            return !video.paused && video.currentTime > past
+                && quality.totalVideoFrames - quality.droppedVideoFrames > 0;
+        }""",
+        arg=past_seconds,
+        timeout=timeout_ms,
+    )

@@ -247,6 +247,7 @@ def test_csp_directives():
     assert directives["script-src"] == "'self'"
     assert directives["style-src"] == "'self'"
     assert directives["media-src"] == "'self' blob: https://cdn.example.net"
+    assert directives["img-src"] == "'self' data: https://cdn.example.net"  # thumbnails
     assert directives["connect-src"].startswith("'self' https://cdn.example.net")
     assert "wss:" in directives["connect-src"] and "ws:" in directives["connect-src"]
     assert directives["frame-ancestors"] == "'none'"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from studio.models import Stream
+from studio.models import Stream, utcnow
 from tests.dbstate import snapshot
 
 ALICE = "alice@example.com"
@@ -193,3 +193,16 @@ def test_key_endpoint_gives_the_owner_the_current_key_uncached(
     assert reply.status_code == 200
     assert reply.get_json()["stream_key"] == f"{stream.public_id}?secret={stream.stream_key}"
     assert reply.headers["Cache-Control"] == "no-store"
+
+
+def test_stream_list_shows_thumbnails_once_written(client, db, auth, make_user, make_stream):
+    """The creator's list shows a stream's live thumbnail from the CDN once
+    the thumbnail job has written one, and nothing before."""
+    owner = make_user()
+    fresh, shown = make_stream(owner=owner), make_stream(owner=owner)
+    shown.thumbnail_at = utcnow()
+    db.session.commit()
+    auth.login(owner.email)
+    html = client.get("/streams").get_data(as_text=True)
+    assert f'src="https://cdn.studio.test/live/{shown.public_id}/thumbnail.jpg"' in html
+    assert f"/live/{fresh.public_id}/thumbnail.jpg" not in html

@@ -10,7 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from studio.models import Broadcast
+from studio.models import Broadcast, utcnow
 from tests.api.helpers import Api
 from tests.conftest import csrf_token, load_fixture
 
@@ -39,17 +39,29 @@ def bob_stream(make_user, make_stream):
 
 
 def test_watch_pages_never_show_the_key(app, client, db, bob_stream):
-    """Every public watch page of a stream (page and fragments) omits the key."""
+    """Every public viewer page (home, watch page, replay page, embed,
+    fragments) omits the key, with the stream live and with a replay."""
+    ended = Broadcast(
+        stream=bob_stream, client_id="c1", protocol="rtmp", ended_at=utcnow(),
+        replay_ready_at=utcnow(), thumbnail_at=utcnow(),
+    )  # fmt: skip
+    live = Broadcast(stream=bob_stream, client_id="c2", protocol="rtmp")
+    bob_stream.status, bob_stream.thumbnail_at = "live", utcnow()
+    db.session.add_all([ended, live])
+    db.session.commit()
     rules = [
         r.rule
         for r in app.url_map.iter_rules()
-        if r.endpoint.startswith("watch.") and "<public_id>" in r.rule and "GET" in r.methods
+        if r.endpoint.startswith("watch.") and "GET" in r.methods
     ]
-    assert "/watch/<public_id>" in rules
+    assert {"/", "/watch/<public_id>", "/embed/<public_id>"} <= set(rules)
     for rule in rules:
-        reply = client.get(rule.replace("<public_id>", bob_stream.public_id))
-        assert reply.status_code == 200
-        assert bob_stream.stream_key not in reply.get_data(as_text=True)
+        path = rule.replace("<public_id>", bob_stream.public_id)
+        reply = client.get(path.replace("<int:broadcast_id>", str(ended.id)))
+        assert reply.status_code == 200, path
+        html = reply.get_data(as_text=True)
+        assert bob_stream.stream_key not in html
+        assert "secret" not in html.lower()
 
 
 def test_no_response_to_a_non_owner_contains_the_key(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from studio.models import Broadcast, utcnow
+import re
+
+from studio.models import Broadcast, Segment, utcnow
 
 
 def add_broadcast(db, stream, *, ended: bool, replay: bool = False) -> Broadcast:
@@ -63,3 +65,178 @@ def test_broadcast_rows_are_for_the_owner_only(client, db, auth, make_user, make
     reply = client.get(f"/streams/{stream.public_id}/broadcasts")
     assert reply.status_code == 200
     assert 'data-testid="replay-link"' in reply.get_data(as_text=True)
+
+
+def _meta(html: str) -> dict[str, str]:
+    """<meta property|name="..." content="..."> of a page."""
+    pairs = re.findall(r'<meta (?:property|name)="([^"]+)" content="([^"]*)">', html)
+    return dict(pairs)
+
+
+def _go_live(db, stream, thumbnail: bool = True) -> Broadcast:
+    broadcast = add_broadcast(db, stream, ended=False)
+    stream.status = "live"
+    stream.thumbnail_at = utcnow() if thumbnail else None
+    db.session.commit()
+    return broadcast
+
+
+def _add_segments(db, broadcast, durations: list[float]) -> None:
+    for number, duration in enumerate(durations, start=1):
+        db.session.add(
+            Segment(broadcast=broadcast, sequence=number, duration=duration,
+                    object_name=f"x/{broadcast.id}/{number}.ts")
+        )  # fmt: skip
+    db.session.commit()
+
+
+def test_home_page_shows_live_streams_and_recent_replays_to_visitors(client, db, make_stream):
+    """/ needs no login: streams live now (title, thumbnail from the CDN, link
+    to the watch page) and recent replays (thumbnail, duration, replay page);
+    disabled streams are left out and no key appears."""
+    live = make_stream(title="Cooking live")
+    _go_live(db, live)
+    replayed = make_stream(title="Yesterday's show")
+    broadcast = add_broadcast(db, replayed, ended=True, replay=True)
+    broadcast.thumbnail_at = utcnow()
+    _add_segments(db, broadcast, [2.0] * 30 + [1.2])
+    hidden = make_stream(title="Disabled one")
+    _go_live(db, hidden)
+    hidden.disabled = True
+    db.session.commit()
+
+    reply = client.get("/")
+    html = reply.get_data(as_text=True)
+    assert reply.status_code == 200
+    cdn = "https://cdn.studio.test/live"
+    assert "Cooking live" in html
+    assert f'href="/watch/{live.public_id}"' in html
+    assert f'src="{cdn}/{live.public_id}/thumbnail.jpg"' in html
+    assert "Yesterday&#39;s show" in html
+    assert f'href="https://studio.test/watch/{replayed.public_id}/replays/{broadcast.id}"' in html
+    assert f'src="{cdn}/{replayed.public_id}/{broadcast.id}/thumbnail.jpg"' in html
+    assert "1:01" in html  # 61.2 s of video
+    assert "Disabled one" not in html
+    for stream in (live, replayed, hidden):
+        assert stream.stream_key not in html
+    assert "Log in" in html  # the top bar still leads creators to their streams
+
+
+def test_signed_in_creators_reach_their_streams_from_the_top_bar(client, auth, make_user):
+    """/ is the home page for everyone; the creator's list is at /streams."""
+    user = make_user()
+    assert client.get("/streams").status_code == 302  # logged out: to the login form
+    auth.login(user.email)
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="/streams" data-testid="my-streams"' in html
+    assert client.get("/streams").status_code == 200
+
+
+def test_watch_page_has_a_link_preview_with_the_thumbnail(client, db, make_stream):
+    """Open Graph and Twitter card tags: title, page URL, thumbnail on the CDN
+    as the image (and the player's poster); nothing secret."""
+    stream = make_stream(title="Night sky")
+    _go_live(db, stream)
+    html = client.get(f"/watch/{stream.public_id}").get_data(as_text=True)
+    meta = _meta(html)
+    image = f"https://cdn.studio.test/live/{stream.public_id}/thumbnail.jpg"
+    assert meta["og:title"] == meta["twitter:title"] == "Night sky"
+    assert meta["og:url"] == f"https://studio.test/watch/{stream.public_id}"
+    assert meta["og:image"] == meta["twitter:image"] == image
+    assert meta["twitter:card"] == "summary_large_image"
+    assert meta["og:description"] == meta["twitter:description"]
+    assert f'poster="{image}"' in html
+    assert stream.stream_key not in html and "secret" not in html.lower()
+
+
+def test_watch_page_without_a_thumbnail_has_no_image(client, db, make_stream):
+    """Before the first thumbnail, no og:image (a broken preview is worse) and no poster."""
+    stream = make_stream(title="New")
+    html = client.get(f"/watch/{stream.public_id}").get_data(as_text=True)
+    meta = _meta(html)
+    assert "og:image" not in meta and meta["twitter:card"] == "summary"
+    assert "poster=" not in html
+
+
+def test_only_the_embed_may_be_framed(client, db, make_stream):
+    """/embed/<id> may be framed by any site (CSP frame-ancestors *, no
+    X-Frame-Options); the watch page, replay page and home page may not."""
+    stream = make_stream()
+    broadcast = add_broadcast(db, stream, ended=True, replay=True)
+    embed = client.get(f"/embed/{stream.public_id}")
+    assert embed.status_code == 200
+    assert "X-Frame-Options" not in embed.headers
+    assert "frame-ancestors *" in embed.headers["Content-Security-Policy"]
+    html = embed.get_data(as_text=True)
+    assert "/static/js/embed.js" in html and 'data-testid="video"' in html
+    assert 'class="topbar"' not in html  # the player alone
+    for path in ("/", f"/watch/{stream.public_id}",
+                 f"/watch/{stream.public_id}/replays/{broadcast.id}"):  # fmt: skip
+        reply = client.get(path)
+        assert reply.headers["X-Frame-Options"] == "DENY", path
+        assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"], path
+    assert client.get("/embed/nosuchstream0000").status_code == 404
+
+
+def test_replay_page_plays_that_broadcast(client, db, make_stream):
+    """/watch/<id>/replays/<broadcast> carries the broadcast's VOD playlist,
+    its start as a machine-readable time (shown in the viewer's zone by the
+    browser), its duration and its thumbnail."""
+    stream = make_stream(title="Talk")
+    broadcast = add_broadcast(db, stream, ended=True, replay=True)
+    broadcast.thumbnail_at = utcnow()
+    _add_segments(db, broadcast, [2.0, 2.0, 1.25])
+    reply = client.get(f"/watch/{stream.public_id}/replays/{broadcast.id}")
+    html = reply.get_data(as_text=True)
+    assert reply.status_code == 200
+    base = f"https://cdn.studio.test/live/{stream.public_id}/{broadcast.id}"
+    assert f'data-replay-url="{base}/replay.m3u8"' in html
+    assert f'poster="{base}/thumbnail.jpg"' in html
+    assert _meta(html)["og:image"] == f"{base}/thumbnail.jpg"
+    assert f'<time datetime="{broadcast.started_at.isoformat()}" data-local' in html
+    assert '<span data-testid="replay-duration">0:05</span>' in html
+    assert "/static/js/replay.js" in html and "/static/js/localtime.js" in html
+    assert stream.stream_key not in html
+
+
+def test_replay_page_of_a_live_or_foreign_broadcast_is_404(client, db, make_stream):
+    """A broadcast still live, of another stream, or unknown has no replay page;
+    one whose replay is being written says so."""
+    stream, other = make_stream(), make_stream()
+    live = add_broadcast(db, stream, ended=False)
+    foreign = add_broadcast(db, other, ended=True, replay=True)
+    pending = add_broadcast(db, stream, ended=True)
+    assert client.get(f"/watch/{stream.public_id}/replays/{live.id}").status_code == 404
+    assert client.get(f"/watch/{stream.public_id}/replays/{foreign.id}").status_code == 404
+    assert client.get(f"/watch/{stream.public_id}/replays/99999999").status_code == 404
+    reply = client.get(f"/watch/{stream.public_id}/replays/{pending.id}")
+    assert reply.status_code == 200
+    assert "being prepared" in reply.get_data(as_text=True)
+
+
+def test_replay_list_links_replay_pages_with_local_times(client, db, make_stream):
+    """The watch page's list of past broadcasts: each replay with its page,
+    its thumbnail and a <time> the browser formats in the viewer's zone."""
+    stream = make_stream()
+    broadcast = add_broadcast(db, stream, ended=True, replay=True)
+    html = client.get(f"/watch/{stream.public_id}/replays").get_data(as_text=True)
+    page = f"https://studio.test/watch/{stream.public_id}/replays/{broadcast.id}"
+    assert f'href="{page}" data-testid="replay-page-link"' in html
+    assert f'<time datetime="{broadcast.started_at.isoformat()}" data-local>' in html
+
+
+def test_creator_page_links_replay_pages_and_offers_the_embed_code(
+    client, db, auth, make_user, make_stream
+):
+    """The stream page's replay link opens the replay page (not a raw .m3u8),
+    and the Playback card has the <iframe> code of the embeddable player."""
+    owner = make_user()
+    stream = make_stream(owner=owner)
+    broadcast = add_broadcast(db, stream, ended=True, replay=True)
+    auth.login(owner.email)
+    html = client.get(f"/streams/{stream.public_id}").get_data(as_text=True)
+    page = f"https://studio.test/watch/{stream.public_id}/replays/{broadcast.id}"
+    assert f'<a href="{page}" data-testid="replay-link"' in html
+    iframe = f"&lt;iframe src=&#34;https://studio.test/embed/{stream.public_id}&#34;"
+    assert iframe in html
+    assert 'data-copy="#embed-code"' in html

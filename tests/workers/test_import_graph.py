@@ -63,7 +63,7 @@ LAYERS = [
     {"mpegts", "local_hls", "locks"},
     {"broadcasts"},
     {"playlists"},
-    {"live", "replay"},
+    {"live", "replay", "thumbnails"},
     {"sync"},
     {"finalize", "purge"},
 ]

@@ -29,7 +29,7 @@ from studio.media.pipeline import Keys
 from studio.models import Broadcast, Segment
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
-from workers.pipeline import live, local_hls, locks, mpegts, replay
+from workers.pipeline import live, local_hls, locks, mpegts, replay, thumbnails
 from workers.pipeline.broadcasts import (
     Window,
     broadcast_for,
@@ -152,6 +152,7 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         )
     _refresh_replays(app, broadcasts, result)
     tidy_local(app, stream, publishing, result)
+    thumbnails.request_after_sync(app, broadcasts, result.broadcasts)
     return result
 
 

@@ -1,0 +1,242 @@
+// The stream player shared by the watch page, the embeddable player and the
+// replay page: hls.js playback from the CDN (live near the edge, or a replay
+// from its start), a "tap to unmute" prompt (autoplay starts muted), and, for
+// a stream, the live/ended/replay behaviour driven by the stream's websocket.
+import { listRefresher, watchStream } from "./live.js";
+
+// Near the live edge without low-latency HLS (the origin serves plain
+// segments): start ~3 segments behind, catch up if we fall 6 behind. The
+// first playlist may 404 for a few seconds while the first segment uploads,
+// so loading retries patiently; a fatal error is retried below while live.
+export const LIVE_CONFIG = {
+  lowLatencyMode: false,
+  liveSyncDurationCount: 3,
+  liveMaxLatencyDurationCount: 6,
+  manifestLoadingMaxRetry: 4,
+  manifestLoadingRetryDelay: 1000,
+  manifestLoadingMaxRetryTimeout: 4000,
+  levelLoadingMaxRetry: 6,
+  levelLoadingRetryDelay: 1000,
+  fragLoadingMaxRetry: 6,
+  fragLoadingRetryDelay: 500,
+};
+export const REPLAY_CONFIG = { lowLatencyMode: false, startPosition: 0 };
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 8000;
+// A new broadcast's first playlist reaches the edge a fragment or two after
+// the status turns live; until then the edge still has the previous
+// broadcast's finished one (with ENDLIST).
+const NEW_BROADCAST_POLL_MS = 1000;
+
+// hls.js on `video` inside `player` (whose data-mode says what plays:
+// "none", "live" or "replay"). `isLive()` says whether the stream is live
+// now: while it is, a live playlist that fails to load is retried.
+export function createPlayer({ player, video, message, unmute, isLive = () => false }) {
+  let hls = null;
+  let retryTimer = null;
+  let retryDelay = RETRY_FIRST_MS;
+  let mediaRecoveries = 0;
+
+  function setMessage(text) {
+    message.textContent = text;
+  }
+
+  function stopPlayback() {
+    window.clearTimeout(retryTimer);
+    retryTimer = null;
+    delete player.dataset.playlist;
+    if (hls) {
+      hls.destroy();
+      hls = null;
+    }
+    video.removeAttribute("src");
+    video.load();
+    player.dataset.mode = "none";
+    if (unmute) unmute.hidden = true;
+  }
+
+  // Autoplay is allowed only muted: start so, and offer the sound.
+  function start() {
+    video.play().then(offerSound, () => setMessage("Press play to start."));
+  }
+
+  function offerSound() {
+    if (unmute) unmute.hidden = !video.muted;
+  }
+
+  function play(url, mode, config) {
+    stopPlayback();
+    player.dataset.mode = mode;
+    video.hidden = false;
+    const Hls = window.Hls;
+    if (Hls && Hls.isSupported()) {
+      mediaRecoveries = 0;
+      hls = new Hls(config);
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        retryDelay = RETRY_FIRST_MS;
+        setMessage("");
+        start();
+      });
+      hls.on(Hls.Events.LEVEL_LOADED, (_name, data) => {
+        if (mode === "live") onLivePlaylist(data.details, url, config);
+      });
+      hls.on(Hls.Events.ERROR, (_name, data) => {
+        if (data.fatal) onFatalError(data, url, mode, config);
+      });
+      hls.loadSource(url);
+      hls.attachMedia(video);
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = url; // Safari plays HLS natively
+      start();
+    } else {
+      setMessage("This browser cannot play HLS video.");
+    }
+  }
+
+  // While the status is live, a playlist that has ended is the previous
+  // broadcast's: hls.js would take it for a recording and never reload it, so
+  // start over until the new broadcast's live playlist is there.
+  function onLivePlaylist(details, url, config) {
+    if (!details || details.live) {
+      player.dataset.playlist = "live";
+      return;
+    }
+    player.dataset.playlist = "previous";
+    setMessage("Starting…");
+    hls.destroy();
+    hls = null;
+    retryTimer = window.setTimeout(() => play(url, "live", config), NEW_BROADCAST_POLL_MS);
+  }
+
+  function onFatalError(data, url, mode, config) {
+    const Hls = window.Hls;
+    if (data.type === Hls.ErrorTypes.MEDIA_ERROR && mediaRecoveries < 2) {
+      mediaRecoveries += 1;
+      hls.recoverMediaError();
+      return;
+    }
+    if (mode === "live" && isLive()) {
+      // Most often the playlist is not on the CDN yet: start over, with backoff.
+      setMessage("Waiting for the stream…");
+      hls.destroy();
+      hls = null;
+      retryTimer = window.setTimeout(() => play(url, mode, config), retryDelay);
+      retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
+    } else if (mode === "replay") {
+      setMessage("The replay could not be loaded. Try again in a moment.");
+    }
+  }
+
+  unmute?.addEventListener("click", () => {
+    video.muted = false;
+    video.volume = video.volume || 1;
+    unmute.hidden = true;
+    video.play().catch(() => {});
+  });
+  video.addEventListener("volumechange", () => {
+    if (!video.muted && unmute) unmute.hidden = true;
+  });
+  video.addEventListener("ended", () => {
+    if (player.dataset.mode === "replay") setMessage("End of the replay.");
+  });
+
+  return { play, stopPlayback, setMessage };
+}
+
+// The live/ended/replay player of a stream: `scope` holds the elements by
+// their data-testid (the watch page, the embeddable player). `replayList`
+// is the server-rendered list of past broadcasts (may be hidden).
+export function mountStreamPlayer(scope = document) {
+  const find = (testid) => scope.querySelector(`[data-testid='${testid}']`);
+  const player = scope.querySelector("[data-player]");
+  const video = find("video");
+  const badge = find("watch-status");
+  const offlineCard = find("offline-card");
+  const endedCard = find("ended-card");
+  const latestReplay = find("watch-latest-replay");
+  const replayPending = find("replay-pending");
+  const replayList = find("replays");
+
+  let status = player.dataset.status;
+  // The broadcast the status says is live (from the page, then the socket).
+  let liveBroadcast = player.dataset.broadcast || "";
+  const { play, stopPlayback } = createPlayer({
+    player,
+    video,
+    message: find("player-message"),
+    unmute: find("unmute"),
+    isLive: () => status === "live",
+  });
+
+  function startLive() {
+    offlineCard.hidden = true;
+    endedCard.hidden = true;
+    player.dataset.playingBroadcast = liveBroadcast;
+    play(player.dataset.hlsUrl, "live", LIVE_CONFIG);
+  }
+
+  function playReplay(url) {
+    offlineCard.hidden = true;
+    endedCard.hidden = true;
+    play(url, "replay", REPLAY_CONFIG);
+  }
+
+  // The ended card offers the newest broadcast's replay once it exists.
+  function offerLatestReplay() {
+    const newest = replayList.querySelector("[data-broadcast]");
+    const button = newest?.querySelector("[data-replay]");
+    latestReplay.hidden = !button;
+    latestReplay.dataset.url = button ? button.dataset.replay : "";
+    replayPending.hidden = Boolean(button) || !newest;
+  }
+
+  const refreshReplays = listRefresher(replayList, { onRefreshed: offerLatestReplay });
+
+  function showBadge() {
+    badge.textContent = status === "live" ? "LIVE" : status === "ended" ? "ended" : "offline";
+    badge.className = `status status-${status}`;
+  }
+
+  function onStatus(event) {
+    const previous = status;
+    status = event.status;
+    player.dataset.status = status;
+    liveBroadcast = status === "live" && event.broadcast ? String(event.broadcast.id) : "";
+    showBadge();
+    const watchingReplay = player.dataset.mode === "replay";
+    if (status === "live") {
+      // A new broadcast (even one whose "ended" this page missed) starts afresh.
+      const another = player.dataset.playingBroadcast !== liveBroadcast;
+      if (player.dataset.mode !== "live" || another) startLive();
+      return;
+    }
+    if (player.dataset.mode === "live") {
+      stopPlayback();
+      video.hidden = true;
+    }
+    offlineCard.hidden = status !== "created" || watchingReplay;
+    endedCard.hidden = status !== "ended" || watchingReplay;
+    if (status === "ended" && previous !== "ended") refreshReplays();
+  }
+
+  latestReplay.addEventListener("click", () => {
+    if (latestReplay.dataset.url) playReplay(latestReplay.dataset.url);
+  });
+  replayList.addEventListener("click", (click) => {
+    const button = click.target.closest("[data-replay]");
+    if (button) playReplay(button.dataset.replay);
+  });
+
+  offerLatestReplay();
+  if (status === "live") startLive();
+  watchStream(player.dataset.stream, {
+    onEvent: (event) => {
+      if (event.type === "status") onStatus(event);
+      else if (event.type === "replay") refreshReplays();
+    },
+    onConnection: (open, { refused } = {}) => {
+      player.dataset.connected = refused ? "refused" : String(open);
+    },
+  });
+  if (replayList.querySelector("[data-replay-pending]")) refreshReplays();
+}
