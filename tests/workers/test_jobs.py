@@ -59,6 +59,7 @@ def test_every_job_is_declared_once_in_the_registry():
         "workers.jobs.sync_stream",
         "workers.jobs.finalize_broadcast",
         "workers.jobs.purge_stream",
+        "workers.jobs.make_thumbnail",
     }
     assert jobs.sync_stream.spec is jobs.REGISTRY["workers.jobs.sync_stream"]
 
