@@ -57,11 +57,11 @@ def test_every_compose_variable_is_documented():
 
 
 def test_every_setting_the_app_reads_is_documented():
-    """Each environment variable of the settings object, both gunicorn configs
+    """Each environment variable of the settings object, every gunicorn config
     and the workers has a line in .env.example and a row in the README's table."""
     from studio.config import environment_variables
 
-    sources = [ROOT / "gunicorn.conf.py", ROOT / "gunicorn_sockets.conf.py"]
+    sources = [ROOT / f"gunicorn{tier}.conf.py" for tier in ("", "_sockets", "_hooks")]
     sources += sorted((ROOT / "workers").glob("*.py"))
     read = environment_variables().union(*(python_env_reads(path) for path in sources))
     assert {"STUDIO_SECRET_KEY", "DATABASE_URL", "STUDIO_WEB_WORKERS"} <= read  # the scan works
