@@ -79,7 +79,12 @@ class Upstream(http.server.ThreadingHTTPServer):
 
 
 def render(
-    template: str, webs: list[str], sockets: str, srs: str, ports: dict[str, int], tmp: Path,
+    template: str,
+    webs: list[str],
+    sockets: str,
+    srs: str,
+    ports: dict[str, int],
+    tmp: Path,
     hooks: list[str] | None = None,
 ) -> str:
     """The deployed file with local addresses: `webs` and `hooks` stand for
