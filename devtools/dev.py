@@ -129,7 +129,7 @@ def main() -> int:
             supervisor.watch(service.name, service.process, service.log_path)
         extra = {"STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
                  "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1")}  # fmt: skip
-        rtmp_url, ready = nginx.rtmp_url, [port, sockets_port, hooks_port]
+        rtmp_url, ready = nginx.rtmp_url, []
         if srs_bin:
             launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
             supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
@@ -148,11 +148,17 @@ def main() -> int:
         https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
 
         def started() -> None:
-            for ready_port in ready:
-                try:
+            # The gunicorn tiers are ready when their app answers, not when
+            # the master binds (its workers may still be importing the app).
+            tiers = (port, sockets_port, hooks_port)
+            try:
+                for tier_port in tiers:
+                    url = f"http://127.0.0.1:{tier_port}{runner.LIVENESS_PATH}"
+                    stack.wait_for_http(url, runner.SERVE_TIMEOUT)
+                for ready_port in ready:
                     stack.wait_for_port("127.0.0.1", ready_port, 90)
-                except stack.StackError:
-                    return  # the supervisor reports a child that died
+            except stack.StackError:
+                return  # the supervisor reports a child that died
             _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis)
 
         supervisor.run(started)

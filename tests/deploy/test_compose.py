@@ -95,7 +95,8 @@ def test_hls_volume_shared_by_srs_and_the_uploaders():
 
 def test_srs_hooks_point_at_the_web_service_with_the_token():
     """Every hook srs/srs.conf configures is overridden to call the studio (through
-    nginx's private port, which retries across web replicas) with the hook token
+    nginx's private port, which sends it to the callback tier, retrying across
+    replicas, web as the fallback) with the hook token
     (the file's placeholder token would refuse them all)."""
     env = compose()["services"]["srs"]["environment"]
     conf = (ROOT / "srs" / "srs.conf").read_text()
