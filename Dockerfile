@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# Live Studio: one image, several roles (web, sockets, worker, watcher, reconciler).
+# Live Studio: one image, several roles (web, sockets, hooks, worker, watcher, reconciler).
 #   docker build -t live-studio .
-#   docker run live-studio web|sockets|worker|watcher|reconciler|migrate
+#   docker run live-studio web|sockets|hooks|worker|watcher|reconciler|migrate
 # See docs/deploy.md; docker-compose.yml wires the roles together.
 
 # --- front-end packages (hls.js), from package-lock.json ----------------------
@@ -44,13 +44,13 @@ WORKDIR /app
 COPY --chown=studio:studio studio/ studio/
 COPY --chown=studio:studio workers/ workers/
 COPY --chown=studio:studio migrations/ migrations/
-COPY --chown=studio:studio wsgi.py gunicorn.conf.py gunicorn_sockets.conf.py ./
+COPY --chown=studio:studio wsgi.py gunicorn.conf.py gunicorn_sockets.conf.py gunicorn_hooks.conf.py ./
 COPY --chown=studio:studio deploy/entrypoint.sh /usr/local/bin/studio-entrypoint
 COPY --from=assets --chown=studio:studio /build/node_modules/hls.js/dist/hls.min.js studio/static/vendor/hls.min.js
 
 RUN mkdir -p /data/hls && chown studio:studio /data/hls
 USER 10001:10001
-EXPOSE 8000 8001 9101
+EXPOSE 8000 8001 8002 9101
 # Health checks differ per role (web: /healthz; workers: their metrics port): see docker-compose.yml.
 # -e 143: a role killed by the SIGTERM that stops it (only possible in the first
 # milliseconds of the interpreter's start, before the roles install their

@@ -3,12 +3,15 @@
 Starts what production runs, on this machine: a throwaway PostgreSQL
 database and a private Redis (devtools.stack), migrations, the web tier
 (gunicorn gthread with gunicorn.conf.py's defaults: 2 workers x 16 threads),
-the socket tier (gunicorn gevent, gunicorn_sockets.conf.py) and nginx's front
-site in front of both (nginx/sites/front.conf.template, the same routing and
-per-address limit as deploy/nginx/studio.conf). Then:
+the socket tier (gunicorn gevent, gunicorn_sockets.conf.py), the callback
+tier (gunicorn_hooks.conf.py's defaults: 2 workers x 8 threads) and nginx's
+front site in front of the first two (nginx/sites/front.conf.template, the
+same routing and per-address limit as deploy/nginx/studio.conf). Then:
 
 1. measures callbacks (`POST /hooks/srs`: on_publish + on_unpublish pairs)
-   then pages (`GET /watch/<id>`) through nginx with no socket open;
+   on the callback tier, where the engines' hook URL points
+   (devtools.runner.hook_url), then pages (`GET /watch/<id>`) through nginx,
+   with no socket open;
 2. opens N `/ws/streams/<id>` sockets through nginx (asyncio `websockets`
    client), spread over the loopback addresses 127.0.0.2, .3, ... so that no
    address exceeds nginx's per-address limit (which stays as deployed), each
@@ -59,7 +62,7 @@ WATCHED_STREAMS = 10
 
 
 class Studio:
-    """Database, Redis, both tiers and nginx's front site; `.stop()` ends them."""
+    """Database, Redis, the three tiers and nginx's front site; `.stop()` ends them."""
 
     def __init__(self, socket_workers: int):
         VAR.mkdir(parents=True, exist_ok=True)
@@ -71,6 +74,7 @@ class Studio:
         redis = stack.start_redis(VAR)
         self.cleanup.append(redis.stop)
         web_port, sockets_port = stack.free_port(), stack.free_port()
+        self.hooks_port = stack.free_port()
         front = stack.FrontSite(
             port=stack.free_port(), web_url=f"http://127.0.0.1:{web_port}",
             sockets_url=f"http://127.0.0.1:{sockets_port}",
@@ -91,7 +95,7 @@ class Studio:
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         runner.migrate(self.env, VAR)
         self.nginx = stack.start_nginx(
-            VAR, hook_url=f"{front.web_url}/hooks/nginx-rtmp?token=unused",
+            VAR, hook_url=runner.hook_url(self.hooks_port, "nginx-rtmp", HOOK_TOKEN),
             gcs_url="http://127.0.0.1:9", hls_dir=VAR / "hls", front=front,
         )  # fmt: skip
         self.cleanup.insert(0, self.nginx.stop)
@@ -103,6 +107,10 @@ class Studio:
             self.env, VAR, sockets_port, workers=socket_workers, name="bench-sockets"
         )
         self.cleanup.insert(0, self.sockets.stop)
+        self.hooks = runner.start_hooks(
+            self.env, VAR, self.hooks_port, workers=2, threads=8, name="bench-hooks"
+        )
+        self.cleanup.insert(0, self.hooks.stop)
 
     def stop(self) -> None:
         for step in self.cleanup:
@@ -311,17 +319,23 @@ def _serve_viewers(conn, port: int, streams: list[str], count: int) -> None:
 # --- timed requests -----------------------------------------------------------------
 
 
-def measure(port: int, streams: list[tuple[str, str]], duration: float, clients: tuple[int, int]):
-    """Callbacks (on_publish + on_unpublish pairs on unwatched streams), then
-    watch pages, through nginx, from (callback, page) client threads;
-    returns (callbacks, pages)."""
+def measure(
+    port: int,
+    hooks_port: int,
+    streams: list[tuple[str, str]],
+    duration: float,
+    clients: tuple[int, int],
+):
+    """Callbacks (on_publish + on_unpublish pairs on unwatched streams) on the
+    callback tier at hooks_port, then watch pages through nginx at port, from
+    (callback, page) client threads; returns (callbacks, pages)."""
     fixture = json.loads((ROOT / "tests/fixtures/srs5/on_publish.json").read_text())
     path = f"/hooks/srs?token={HOOK_TOKEN}"
     run = secrets.token_hex(3)
     callbacks, pages = Phase("POST /hooks/srs", clients[0]), Phase("GET /watch/<id>", clients[1])
 
     def hooks(index: int):
-        client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        client = http.client.HTTPConnection("127.0.0.1", hooks_port, timeout=60)
         public_id, key = streams[index]
         counter = iter(range(10**9))
         check = _expect(200, code_zero=True)
@@ -372,12 +386,14 @@ def _expect(status_wanted: int, code_zero: bool = False):
     return check
 
 
-def fan_out(port: int, viewers: ViewersProcess, stream: tuple[str, str], watchers: int) -> float:
+def fan_out(
+    hooks_port: int, viewers: ViewersProcess, stream: tuple[str, str], watchers: int
+) -> float:
     """Publish on a watched stream; seconds until all its watchers saw "live"."""
     fixture = json.loads((ROOT / "tests/fixtures/srs5/on_publish.json").read_text())
     public_id, key = stream
     body = fixture | {"stream": public_id, "param": f"?secret={key}", "client_id": "fanout"}
-    client = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    client = http.client.HTTPConnection("127.0.0.1", hooks_port, timeout=60)
     viewers.clear_live()
     started = time.monotonic()
     client.request("POST", f"/hooks/srs?token={HOOK_TOKEN}", json.dumps(body),
@@ -412,10 +428,12 @@ def report(args, results: dict) -> str:
 nginx's front site (the routing and the per-address limit of
 deploy/nginx/studio.conf, {PER_ADDRESS} sockets per address) in front of the web tier
 (gunicorn gthread, gunicorn.conf.py: 2 workers x 16 threads) and the socket tier
-(gunicorn gevent, gunicorn_sockets.conf.py: {args.socket_workers} workers), PostgreSQL and
+(gunicorn gevent, gunicorn_sockets.conf.py: {args.socket_workers} workers), the callback
+tier (gunicorn gthread, gunicorn_hooks.conf.py: 2 workers x 8 threads), PostgreSQL and
 Redis. {args.sockets} `/ws/streams/<id>` sockets (asyncio `websockets` client, from
 {addresses} loopback addresses, {WATCHED_STREAMS} streams) each wait for their first
-status event and stay open; callbacks and watch pages are timed through nginx
+status event and stay open; callbacks are timed on the callback tier (where the
+engines' hook URL points) and watch pages through nginx
 ({args.hook_clients} callback, then {args.page_clients} page client threads with keep-alive,
 {args.duration:.0f} s each) before the sockets open and while they are held.
 Client, servers and databases share the machine.
@@ -477,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         clients = (args.hook_clients, args.page_clients)
         streams = seed(studio.env, WATCHED_STREAMS + max(clients))
         watched, unwatched = streams[:WATCHED_STREAMS], streams[WATCHED_STREAMS:]
-        idle = measure(studio.port, unwatched, args.duration, clients)
+        idle = measure(studio.port, studio.hooks_port, unwatched, args.duration, clients)
         memory = {"sockets_before": pss_kib(studio.sockets.pid),
                   "nginx_before": pss_kib(studio.nginx.process.pid)}  # fmt: skip
         viewers = ViewersProcess(studio.port, [p for p, _ in watched], args.sockets)
@@ -493,10 +511,10 @@ def main(argv: list[str] | None = None) -> int:
         cpu_before, idle_from = cpu_seconds(studio.sockets.pid), time.monotonic()
         time.sleep(args.duration)
         idle_cpu = (cpu_seconds(studio.sockets.pid) - cpu_before) / (time.monotonic() - idle_from)
-        loaded = measure(studio.port, unwatched, args.duration, clients)
+        loaded = measure(studio.port, studio.hooks_port, unwatched, args.duration, clients)
         still_open = viewers.open
         watchers = len(range(0, args.sockets, WATCHED_STREAMS))
-        fan = fan_out(studio.port, viewers, watched[0], watchers)
+        fan = fan_out(studio.hooks_port, viewers, watched[0], watchers)
         results = {
             "phases": [*idle, *loaded], "memory": memory, "held": held,
             "open_seconds": open_seconds, "failures": viewers.failures,

@@ -4,6 +4,9 @@
 #   web        apply database migrations, then serve with gunicorn (gunicorn.conf.py)
 #   sockets    the socket tier: gunicorn with gevent workers (gunicorn_sockets.conf.py),
 #              which nginx sends every /ws/ route (no migrations: web runs them)
+#   hooks      the callback tier: gunicorn for the media server's callbacks
+#              (gunicorn_hooks.conf.py), which nginx's private port sends every
+#              /hooks/ route, so pages never hold the threads SRS waits on
 #   worker     RQ worker (jobs run in-process; metrics on $STUDIO_METRICS_PORT)
 #   watcher    the HLS directory watcher (workers/watcher.py), metrics as above
 #   reconciler the periodic reconcile pass (workers/reconcile.py), metrics as above
@@ -32,6 +35,10 @@ web)
 sockets)
     mkdir -p "${PROMETHEUS_MULTIPROC_DIR:-/tmp/studio-metrics}"
     exec gunicorn -c gunicorn_sockets.conf.py "$@" wsgi:app
+    ;;
+hooks)
+    mkdir -p "${PROMETHEUS_MULTIPROC_DIR:-/tmp/studio-metrics}"
+    exec gunicorn -c gunicorn_hooks.conf.py "$@" wsgi:app
     ;;
 worker)
     # One metrics registry per process: no multiprocess directory for workers.

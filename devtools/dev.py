@@ -5,8 +5,9 @@ private cluster) and a private Redis, fake-gcs-server as the bucket (objects
 kept under var/gcs), nginx (RTMP ingest with HLS, its control/stat API, the
 CDN edge, and the front site that routes /ws/ to the socket tier),
 migrations, then what production runs: gunicorn's web tier with
-gunicorn.conf.py, the socket tier, the upload workers, the HLS watcher and
-the reconciler,
+gunicorn.conf.py, the socket tier, the callback tier (where the media
+engine's hook URL points), the upload workers, the HLS watcher and the
+reconciler,
 supervised by devtools/supervise.py (a process that exits is reported and
 stops everything). Ctrl-C or SIGTERM stops everything this started.
 
@@ -96,12 +97,15 @@ def main() -> int:
         services.append(gcs)
         # nginx's front site is the studio's address: /ws/ to the socket
         # tier, the rest to the web tier, as in production.
-        front_port, port, sockets_port = (stack.free_port(p) for p in (5000, 5001, 5002))
+        front_port, port, sockets_port, hooks_port = (
+            stack.free_port(p) for p in (5000, 5001, 5002, 5003)
+        )
         front = stack.FrontSite(port=front_port, web_url=f"http://127.0.0.1:{port}",
                                 sockets_url=f"http://127.0.0.1:{sockets_port}")  # fmt: skip
         public_url = os.environ.get("STUDIO_PUBLIC_URL", f"http://127.0.0.1:{front_port}")
-        hooks = "srs" if srs_bin else "nginx-rtmp"
-        hook_url = f"http://127.0.0.1:{port}/hooks/{hooks}?token={keys['STUDIO_HOOK_TOKEN']}"
+        # The engine's callbacks go to the callback tier, never behind pages.
+        engine = "srs" if srs_bin else "nginx-rtmp"
+        hook_url = runner.hook_url(hooks_port, engine, keys["STUDIO_HOOK_TOKEN"])
         hls_dir = VAR / "hls"
         # HTTPS (self-signed) so the go-live page may use the camera on
         # https://<machine name>:8443; SRS's WebRTC endpoints (WHIP, ...) go to its API.
@@ -125,7 +129,7 @@ def main() -> int:
             supervisor.watch(service.name, service.process, service.log_path)
         extra = {"STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
                  "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1")}  # fmt: skip
-        rtmp_url, ready = nginx.rtmp_url, [port, sockets_port]
+        rtmp_url, ready = nginx.rtmp_url, []
         if srs_bin:
             launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
             supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
@@ -140,15 +144,21 @@ def main() -> int:
         )  # fmt: skip
         print(f"migrating the database {postgres.database} ...", flush=True)
         runner.migrate(env, VAR)
-        add_studio_processes(supervisor, env, port, sockets_port)
+        add_studio_processes(supervisor, env, port, sockets_port, hooks_port)
         https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
 
         def started() -> None:
-            for ready_port in ready:
-                try:
+            # The gunicorn tiers are ready when their app answers, not when
+            # the master binds (its workers may still be importing the app).
+            tiers = (port, sockets_port, hooks_port)
+            try:
+                for tier_port in tiers:
+                    url = f"http://127.0.0.1:{tier_port}{runner.LIVENESS_PATH}"
+                    stack.wait_for_http(url, runner.SERVE_TIMEOUT)
+                for ready_port in ready:
                     stack.wait_for_port("127.0.0.1", ready_port, 90)
-                except stack.StackError:
-                    return  # the supervisor reports a child that died
+            except stack.StackError:
+                return  # the supervisor reports a child that died
             _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis)
 
         supervisor.run(started)
@@ -165,12 +175,13 @@ def main() -> int:
 
 
 def add_studio_processes(
-    supervisor: Supervisor, env: dict[str, str], port: int, sockets_port: int
+    supervisor: Supervisor, env: dict[str, str], port: int, sockets_port: int, hooks_port: int
 ) -> None:
     """The studio's own processes, as the containers run them
     (docker-compose.yml, deploy/entrypoint.sh): gunicorn with gunicorn.conf.py
-    (its graceful-shutdown hooks), the socket tier, the upload workers, the
-    HLS watcher and the reconciler. A new process is one more line here."""
+    (its graceful-shutdown hooks), the socket tier, the callback tier, the
+    upload workers, the HLS watcher and the reconciler. A new process is one
+    more line here."""
     web = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "web")}
     # Like the entrypoint: one metrics registry per process outside gunicorn.
     background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
@@ -182,6 +193,9 @@ def add_studio_processes(
     sockets = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "sockets")}
     supervisor.add("sockets", runner.sockets_argv(sockets_port, control_socket=sockets_control),
                    sockets)  # fmt: skip
+    hooks = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "hooks")}
+    hooks_control = control.with_name("hooks.ctl")
+    supervisor.add("hooks", runner.hooks_argv(hooks_port, control_socket=hooks_control), hooks)
     supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
     supervisor.add("watcher", runner.watcher_argv(), background)
     supervisor.add("reconciler", runner.reconciler_argv(stack.free_port()), background)

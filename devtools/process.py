@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -121,6 +122,42 @@ def wait_for_port(
         if time.monotonic() > deadline:
             raise StackError(f"nothing listens on {host}:{port} after {timeout}s")
         time.sleep(0.02)
+
+
+def wait_for_http(
+    url: str,
+    timeout: float = START_TIMEOUT,
+    process: subprocess.Popen | None = None,
+    log_path: Path | None = None,
+) -> None:
+    """Wait until a GET of `url` answers 2xx; fail early if `process` dies.
+
+    A listening port is not a server that answers: gunicorn's master binds
+    before its workers have imported the app, which takes seconds on a busy
+    machine. One request may wait in the listen backlog for as long as the
+    deadline allows, so a slow start is waited for, not retried into a storm.
+    """
+    # No proxy from the environment: the URL is a local server.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            with opener.open(url, timeout=max(min(remaining, 30.0), 0.5)) as reply:
+                if 200 <= reply.status < 300:
+                    return
+                last = f"HTTP {reply.status}"
+        except OSError as exc:  # refused, reset, timed out, HTTPError (4xx/5xx)
+            last = str(exc)
+        if process is not None and process.poll() is not None:
+            raise StackError(
+                f"{process.args[0]} exited with {process.returncode} before "
+                f"answering {url}{_log_tail(log_path)}"
+            )
+        if time.monotonic() > deadline:
+            raise StackError(f"{url} did not answer after {timeout}s ({last}){_log_tail(log_path)}")
+        time.sleep(0.05)
 
 
 def spawn(

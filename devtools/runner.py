@@ -21,6 +21,11 @@ from pathlib import Path
 from devtools import stack
 
 ROOT = stack.ROOT
+# Seconds a gunicorn may take until its app answers: importing the app in
+# each worker takes well over 10 s when the machine is busy.
+SERVE_TIMEOUT = 120.0
+# The liveness route (studio/health.py): no database, no Redis.
+LIVENESS_PATH = "/healthz"
 # Upload worker processes (SimpleWorker: jobs run in the worker process, which
 # keeps its storage client and database pool). Measured in docs/benchmarks.md.
 DEFAULT_WORKERS = 4
@@ -164,21 +169,66 @@ def start_gunicorn(
     graceful_timeout: int = 5,
     config: Path | None = None,
     name: str | None = None,
+    start_timeout: float = SERVE_TIMEOUT,
 ) -> Handle:
     """The web tier: gunicorn `wsgi:app` on 127.0.0.1:port with gthread
-    workers (pages, API, callbacks; websockets go to `start_sockets`).
-    Waits until it listens.
+    workers (pages, API; websockets go to `start_sockets`, the media
+    servers' callbacks to `start_hooks`, though this tier serves them too).
+    Waits until the app answers.
 
     With `config` (gunicorn.conf.py), its server hooks run too; the options
     given here override the file's. `.stop()` waits a little longer than the
     graceful timeout, so workers may finish what they hold."""
     argv = gunicorn_argv(port, config=config, workers=workers, threads=threads,
                          graceful_timeout=graceful_timeout)  # fmt: skip
-    handle = _spawn(name or f"gunicorn-{port}", argv, env, var_dir)
+    return _serve(name or f"gunicorn-{port}", argv, env, var_dir, port,
+                  graceful_timeout, start_timeout)  # fmt: skip
+
+
+def start_hooks(
+    env: dict[str, str],
+    var_dir: Path,
+    port: int,
+    *,
+    workers: int = 1,
+    threads: int = 8,
+    graceful_timeout: int = 5,
+    name: str | None = None,
+    start_timeout: float = SERVE_TIMEOUT,
+) -> Handle:
+    """The callback tier: gunicorn `wsgi:app` with gunicorn_hooks.conf.py on
+    127.0.0.1:port, where the media servers' hook URLs point (`hook_url`),
+    so their callbacks never wait behind pages. Waits until the app answers."""
+    argv = hooks_argv(port, workers=workers, threads=threads,
+                      graceful_timeout=graceful_timeout)  # fmt: skip
+    return _serve(name or f"hooks-{port}", argv, env, var_dir, port,
+                  graceful_timeout, start_timeout)  # fmt: skip
+
+
+def hook_url(hooks_port: int, engine: str, token: str) -> str:
+    """The callback URL a media engine is given: the callback tier on
+    127.0.0.1:hooks_port, the route of `engine` ("srs" or "nginx-rtmp")."""
+    return f"http://127.0.0.1:{hooks_port}/hooks/{engine}?token={token}"
+
+
+def _serve(
+    name: str,
+    argv: list[str],
+    env: dict[str, str],
+    var_dir: Path,
+    port: int,
+    graceful_timeout: int,
+    start_timeout: float,
+) -> Handle:
+    """Start a gunicorn and wait until its app answers the liveness route
+    (a bound port only means the master listens; its workers may still be
+    importing the app). A gunicorn that never answers is killed."""
+    handle = _spawn(name, argv, env, var_dir)
     handle.url = f"http://127.0.0.1:{port}"
     handle.stop_timeout = graceful_timeout + 5.0
     try:
-        stack.wait_for_port("127.0.0.1", port, 30, handle.process, handle.log_path)
+        stack.wait_for_http(handle.url + LIVENESS_PATH, start_timeout, handle.process,
+                            handle.log_path)  # fmt: skip
     except BaseException:
         handle.kill()
         raise
@@ -194,21 +244,15 @@ def start_sockets(
     connections: int = 5000,
     graceful_timeout: int = 5,
     name: str | None = None,
+    start_timeout: float = SERVE_TIMEOUT,
 ) -> Handle:
     """The socket tier: gunicorn `wsgi:app` with gunicorn_sockets.conf.py
     (gevent workers, a greenlet per websocket) on 127.0.0.1:port. nginx
-    sends it the `/ws/` routes. Waits until it listens."""
+    sends it the `/ws/` routes. Waits until the app answers."""
     argv = sockets_argv(port, workers=workers, connections=connections,
                         graceful_timeout=graceful_timeout)  # fmt: skip
-    handle = _spawn(name or f"sockets-{port}", argv, env, var_dir)
-    handle.url = f"http://127.0.0.1:{port}"
-    handle.stop_timeout = graceful_timeout + 5.0
-    try:
-        stack.wait_for_port("127.0.0.1", port, 30, handle.process, handle.log_path)
-    except BaseException:
-        handle.kill()
-        raise
-    return handle
+    return _serve(name or f"sockets-{port}", argv, env, var_dir, port,
+                  graceful_timeout, start_timeout)  # fmt: skip
 
 
 def start_workers(
@@ -274,6 +318,23 @@ def sockets_argv(
         "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
         "--worker-connections", str(connections), "--graceful-timeout", str(graceful_timeout),
         *control,
+    ]  # fmt: skip
+
+
+def hooks_argv(
+    port: int,
+    *,
+    workers: int = 1,
+    threads: int = 8,
+    graceful_timeout: int = 5,
+    control_socket: Path | None = None,
+) -> list[str]:
+    """The callback tier's gunicorn (gunicorn_hooks.conf.py) on 127.0.0.1:port."""
+    control = ["--control-socket", str(control_socket)] if control_socket else []
+    return [
+        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_hooks.conf.py"),
+        "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+        "--threads", str(threads), "--graceful-timeout", str(graceful_timeout), *control,
     ]  # fmt: skip
 
 

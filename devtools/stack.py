@@ -88,6 +88,7 @@ from devtools.process import (
     remember,
     spawn,
     terminate,
+    wait_for_http,
     wait_for_port,
 )
 from devtools.redis_server import ensure_redis, redis_ping, start_redis
@@ -151,6 +152,7 @@ __all__ = [
     "terminate",
     "up",
     "upload_object",
+    "wait_for_http",
     "wait_for_port",
 ]
 

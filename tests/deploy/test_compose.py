@@ -57,11 +57,11 @@ def test_every_compose_variable_is_documented():
 
 
 def test_every_setting_the_app_reads_is_documented():
-    """Each environment variable of the settings object, both gunicorn configs
+    """Each environment variable of the settings object, every gunicorn config
     and the workers has a line in .env.example and a row in the README's table."""
     from studio.config import environment_variables
 
-    sources = [ROOT / "gunicorn.conf.py", ROOT / "gunicorn_sockets.conf.py"]
+    sources = [ROOT / f"gunicorn{tier}.conf.py" for tier in ("", "_sockets", "_hooks")]
     sources += sorted((ROOT / "workers").glob("*.py"))
     read = environment_variables().union(*(python_env_reads(path) for path in sources))
     assert {"STUDIO_SECRET_KEY", "DATABASE_URL", "STUDIO_WEB_WORKERS"} <= read  # the scan works
@@ -95,7 +95,8 @@ def test_hls_volume_shared_by_srs_and_the_uploaders():
 
 def test_srs_hooks_point_at_the_web_service_with_the_token():
     """Every hook srs/srs.conf configures is overridden to call the studio (through
-    nginx's private port, which retries across web replicas) with the hook token
+    nginx's private port, which sends it to the callback tier, retrying across
+    replicas, web as the fallback) with the hook token
     (the file's placeholder token would refuse them all)."""
     env = compose()["services"]["srs"]["environment"]
     conf = (ROOT / "srs" / "srs.conf").read_text()

@@ -2,7 +2,7 @@
 on PATH): the migrate role brings a fresh database to the current schema, the
 worker role serves its metrics and registers an RQ worker on the pipeline
 queue, the web role migrates and then serves, the sockets role serves
-websockets."""
+websockets, the hooks role answers the media server's callbacks."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from rq import Worker
 from websockets.sync.client import connect
 
 from devtools import stack
-from tests.conftest import ROOT, VAR
+from tests.conftest import ROOT, VAR, load_fixture
 from tests.ops.metrics_helpers import value
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
@@ -161,3 +161,26 @@ def test_sockets_role_serves_websockets(services, db, make_stream, tmp_path):
         assert (event["type"], event["status"]) == ("status", "created")
         metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert value(metrics, "studio_websocket_clients", kind="status") == 1
+
+
+def test_hooks_role_answers_callbacks(services, db, make_stream, tmp_path):
+    """`entrypoint.sh hooks` (gunicorn_hooks.conf.py) accepts SRS's on_publish
+    for a stream with its key, which turns the stream live, and counts it on
+    its /metrics (what Prometheus scrapes on hooks:8002); SIGTERM stops it
+    cleanly."""
+    stream = make_stream()
+    port = stack.free_port()
+    env = role_env(services, services["database_url"], STUDIO_HOOKS_BIND=f"127.0.0.1:{port}",
+                   STUDIO_HOOKS_WORKERS="1", STUDIO_HOOK_TOKEN="entrypoint-hooks",
+                   PROMETHEUS_MULTIPROC_DIR=str(tmp_path))  # fmt: skip
+    body = {**load_fixture("on_publish.json"), "stream": stream.public_id,
+            "param": f"?secret={stream.stream_key}"}  # fmt: skip
+    with run_role("hooks", env, port, start_timeout=60, stop_timeout=30):
+        reply = requests.post(f"http://127.0.0.1:{port}/hooks/srs?token=entrypoint-hooks",
+                              json=body, timeout=60)  # fmt: skip
+        assert reply.status_code == 200 and reply.json()["code"] == 0, reply.text
+        db.session.refresh(stream)
+        assert stream.status == "live"
+        metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        labels = {"engine": "srs", "event": "on_publish", "outcome": "accepted"}
+        assert value(metrics, "studio_callbacks_total", **labels) == 1

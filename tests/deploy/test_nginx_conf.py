@@ -2,21 +2,24 @@
 security headers, the app behind it, websockets to the socket tier with a
 per-address limit, SRS's WebRTC endpoints (WHIP, the SDK's publish API, WHEP;
 nothing else of SRS) with the URLs the studio hands out, callbacks and metrics
-not public, no query strings in the access log.
+not public but on the private port to the callback tier, no query strings in
+the access log.
 
-The compose hostnames (web, sockets, srs) and the certificate paths are replaced by a
+The compose hostnames (web, sockets, hooks, srs) and the certificate paths are replaced by a
 local upstream and a self-signed certificate; everything else is the file as
 deployed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import re
 import ssl
 import subprocess
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -76,14 +79,25 @@ class Upstream(http.server.ThreadingHTTPServer):
 
 
 def render(
-    template: str, webs: list[str], sockets: str, srs: str, ports: dict[str, int], tmp: Path
+    template: str,
+    webs: list[str],
+    sockets: str,
+    srs: str,
+    ports: dict[str, int],
+    tmp: Path,
+    hooks: list[str] | None = None,
 ) -> str:
-    """The deployed file with local addresses: `webs` stand for the replicas
-    Docker's DNS returns for `web`."""
+    """The deployed file with local addresses: `webs` and `hooks` stand for
+    the replicas Docker's DNS returns for `web` and `hooks`."""
     conf = template.replace("${STUDIO_DOMAIN}", DOMAIN)
     conf = conf.replace("${STUDIO_WS_PER_ADDRESS}", str(WS_PER_ADDRESS))
     replicas = "\n    ".join(f"server {web} max_fails=0;" for web in webs)
     conf = conf.replace("server web:8000 max_fails=0;", replicas)
+    # The web tier stands in for the callback tier when no hooks replica answers.
+    backups = "\n    ".join(f"server {web} max_fails=0 backup;" for web in webs)
+    conf = conf.replace("server web:8000 max_fails=0 backup;", backups)
+    hook_replicas = "\n    ".join(f"server {hook} max_fails=0;" for hook in hooks or [])
+    conf = conf.replace("server hooks:8002 max_fails=0;", hook_replicas)
     conf = conf.replace("server sockets:8001 max_fails=0;", f"server {sockets} max_fails=0;")
     conf = conf.replace("http://srs:1985", f"http://{srs}")
     conf = conf.replace("listen 8088;", f"listen 127.0.0.1:{ports['private']};")
@@ -96,9 +110,8 @@ def render(
     return conf
 
 
-@pytest.fixture(scope="module")
-def edge(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("nginx")
+def self_signed(tmp: Path) -> None:
+    """fullchain.pem and privkey.pem for DOMAIN in `tmp`."""
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN},IP:127.0.0.1",
@@ -106,13 +119,11 @@ def edge(tmp_path_factory):
          "-out", str(tmp / "fullchain.pem")],
         check=True, capture_output=True,
     )  # fmt: skip
-    web, sockets, srs = Upstream("web"), Upstream("sockets"), Upstream("srs")
-    # A replica being replaced refuses connections: nothing listens on this port.
-    gone = f"127.0.0.1:{stack.free_port()}"
-    ports = {name: stack.free_port() for name in ("http", "https", "private")}
-    http_port, https_port = ports["http"], ports["https"]
-    template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
-    conf = render(template, [gone, web.address], sockets.address, srs.address, ports, tmp)
+
+
+@contextlib.contextmanager
+def running_nginx(tmp: Path, conf: str, port: int) -> Iterator[None]:
+    """The machine's nginx with `conf` as its only site, until the block ends."""
     (tmp / "studio.conf").write_text(conf)
     (tmp / "nginx.conf").write_text(
         f"worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log;\n"
@@ -130,12 +141,36 @@ def edge(tmp_path_factory):
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        stack.wait_for_port("127.0.0.1", https_port, 10, process)
-        yield {"https": f"https://127.0.0.1:{https_port}", "http": f"http://127.0.0.1:{http_port}",
-               "private": f"http://127.0.0.1:{ports['private']}", "tmp": tmp,
-               "sockets": sockets}  # fmt: skip
+        stack.wait_for_port("127.0.0.1", port, 10, process)
+        yield
     finally:
         stack.terminate(process, 15, timeout=5)
+
+
+def gone_replica() -> str:
+    """A replica being replaced refuses connections: nothing listens on this port."""
+    return f"127.0.0.1:{stack.free_port()}"
+
+
+@pytest.fixture(scope="module")
+def edge(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nginx")
+    self_signed(tmp)
+    web, sockets, srs = Upstream("web"), Upstream("sockets"), Upstream("srs")
+    hooks = Upstream("hooks")
+    ports = {name: stack.free_port() for name in ("http", "https", "private")}
+    http_port, https_port = ports["http"], ports["https"]
+    template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
+    conf = render(template, [gone_replica(), web.address], sockets.address, srs.address, ports,
+                  tmp, hooks=[gone_replica(), hooks.address])  # fmt: skip
+    try:
+        with running_nginx(tmp, conf, https_port):
+            yield {"https": f"https://127.0.0.1:{https_port}",
+                   "http": f"http://127.0.0.1:{http_port}",
+                   "private": f"http://127.0.0.1:{ports['private']}", "tmp": tmp,
+                   "sockets": sockets}  # fmt: skip
+    finally:
+        hooks.shutdown()
         web.shutdown()
         sockets.release.set()
         sockets.shutdown()
@@ -300,15 +335,38 @@ def test_access_log_has_no_query_strings(edge):
 
 
 def test_private_hook_port_retries_a_replica_that_refuses(edge):
-    """SRS's callbacks on the private port reach a live replica every time, although
-    the other replica refuses connections (as one does while it is replaced)."""
+    """SRS's callbacks on the private port reach a live replica of the
+    callback tier every time, although the other replica refuses connections
+    (as one does while it is replaced)."""
     for n in range(20):
         reply = requests.post(
             f"{edge['private']}/hooks/srs?token=t", json={"action": "on_publish", "n": n}, timeout=5
         )
         assert reply.status_code == 200, reply.text
-        assert reply.text == "web POST /hooks/srs?token=t"
+        assert reply.text == "hooks POST /hooks/srs?token=t"
     assert requests.get(f"{edge['private']}/streams", timeout=5).status_code == 404
+
+
+def test_private_hook_port_falls_back_to_the_web_tier_without_hooks_replicas(tmp_path):
+    """With every callback-tier replica refusing connections (the service
+    down or all of it being replaced), SRS's callbacks are answered by the web
+    tier instead of failing."""
+    self_signed(tmp_path)
+    web, others = Upstream("web"), Upstream("others")
+    ports = {name: stack.free_port() for name in ("http", "https", "private")}
+    template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
+    conf = render(template, [web.address], others.address, others.address, ports, tmp_path,
+                  hooks=[gone_replica(), gone_replica()])  # fmt: skip
+    try:
+        with running_nginx(tmp_path, conf, ports["private"]):
+            for n in range(5):
+                reply = requests.post(f"http://127.0.0.1:{ports['private']}/hooks/srs?token=t",
+                                      json={"action": "on_publish", "n": n}, timeout=5)  # fmt: skip
+                assert reply.status_code == 200, reply.text
+                assert reply.text == "web POST /hooks/srs?token=t"
+    finally:
+        web.shutdown()
+        others.shutdown()
 
 
 def test_rendering_left_no_compose_names():
@@ -316,6 +374,7 @@ def test_rendering_left_no_compose_names():
     tests above would not be testing the deployed file's rules)."""
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
     for needle in ("server web:8000 max_fails=0;", "server sockets:8001 max_fails=0;",
+                   "server hooks:8002 max_fails=0;", "server web:8000 max_fails=0 backup;",
                    "${STUDIO_WS_PER_ADDRESS}", "http://srs:1985", "listen 8088;",
                    "listen 80;", "listen 443 ssl"):  # fmt: skip
         assert needle in template, needle

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -275,8 +276,9 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
     tmp_path: Path, services: dict[str, str]
 ) -> None:
     """`python -m devtools.dev` with SRS_BIN (the SRS start-up test double):
-    SRS, gunicorn with gunicorn.conf.py, the workers, the watcher and the
-    reconciler run; when SRS is killed, make dev names it with its exit
+    SRS, gunicorn with gunicorn.conf.py, the callback tier (where SRS's hook
+    URL points), the workers, the watcher and the reconciler run; when SRS
+    is killed, make dev names it with its exit
     code and log, stops every process it started and exits non-zero."""
     var = tmp_path / "var"
     output = tmp_path / "make-dev.txt"
@@ -304,7 +306,17 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         assert any("workers.watcher" in c for c in commands), commands
         srs_pid = int((var / "run" / "srs.pid").read_text())
         assert srs_pid in children
-        for name in ("srs", "gunicorn", "rq-workers", "watcher", "reconciler"):
+        # SRS's callbacks go to the callback tier, not to the web tier's threads.
+        srs_env = dict(
+            entry.split("=", 1)
+            for entry in (Path("/proc") / str(srs_pid) / "environ").read_text().split("\0")
+            if "=" in entry
+        )
+        hook_url = urllib.parse.urlsplit(srs_env["SRS_VHOST_HTTP_HOOKS_ON_PUBLISH"])
+        assert hook_url.path == "/hooks/srs", hook_url
+        hooks_tier = f"-c {ROOT / 'gunicorn_hooks.conf.py'} wsgi:app --bind {hook_url.netloc} "
+        assert any(hooks_tier in c for c in commands), commands
+        for name in ("srs", "gunicorn", "hooks", "rq-workers", "watcher", "reconciler"):
             assert (var / "logs" / f"{name}.log").exists(), name
 
         os.kill(srs_pid, signal.SIGKILL)
