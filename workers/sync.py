@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from studio import metrics
 from studio.extensions import db
+from studio.media import pipeline
 from studio.media.pipeline import Keys
 from studio.models import Broadcast, Segment, Stream
 from studio.redis_client import get_redis
@@ -140,9 +141,12 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     complete = local_hls.complete_segments(on_disk, playlist, publishing, time.time(), quiet)
     storage = gcs.get_storage(config)
     pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
+    connection = get_redis(app)
+    reported = pipeline.reported_segments(connection, stream) if complete else {}
     uploaded = _upload_segments(
-        storage, pool, stream_row, broadcasts, complete, on_disk, playlist, result, lock
+        storage, pool, stream_row, broadcasts, complete, on_disk, playlist, result, lock, reported
     )
+    pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
     if playlist is not None:
         live.write_live_playlist(
             app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
@@ -231,10 +235,14 @@ class _Pending:
     object_name: str
 
 
-def _upload_segments(storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock):
+def _upload_segments(
+    storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock, reported
+):
     """Upload complete segments (in parallel), record them, delete local files.
 
-    Returns {number: PlaylistSegment} for what was uploaded in this pass.
+    A segment's length is the one the engine reported (`reported`), else the
+    playlist's, else measured from its timestamps. Returns {number:
+    PlaylistSegment} for what was uploaded in this pass.
     """
     listed = playlist.by_number() if playlist else {}
     pending = []
@@ -249,7 +257,11 @@ def _upload_segments(storage, pool, stream, broadcasts, complete, on_disk, playl
             )
             continue
         entry = listed.get(segment.number)
-        duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
+        facts = reported.get(segment.number)
+        if facts is not None and facts.file_name == segment.path.name:
+            duration = facts.duration
+        else:
+            duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
         object_name = layout.segment(stream.public_id, broadcast.id, segment.number)
         pending.append(
             _Pending(segment, broadcast, duration, bool(entry and entry.discontinuity), object_name)
