@@ -51,7 +51,7 @@ BROADCASTS_ENDED = Counter(
 )
 ENGINE_RESTARTS = Counter(
     "studio_srs_restarts_total",
-    "SRS restarts seen by the reconciler (a new service id).",
+    "Media engine restarts seen by the reconciler (a new service id).",
 )
 RECONCILE_ACTIONS = Counter(
     "studio_reconcile_actions_total",

@@ -34,6 +34,7 @@ from studio.storage import gcs, layout
 from workers import live, local_hls, locks, mpegts
 from workers.context import job_app
 from workers.playlists import PlaylistSegment
+from workers.vod import write_replay
 
 log = logging.getLogger(__name__)
 
@@ -370,8 +371,6 @@ def _pool(threads: int) -> ThreadPoolExecutor:
 
 def _refresh_replays(app, broadcasts, result) -> None:
     """A segment of an already finalized broadcast arrived late: rewrite its replay."""
-    from workers import replay
-
     for broadcast in broadcasts:
         if broadcast.id in result.broadcasts and broadcast.replay_ready_at is not None:
-            replay.write_replay(app, broadcast)
+            write_replay(app, broadcast)

@@ -111,6 +111,13 @@ def subscribe(event_type: type, handler: Handler) -> None:
         handlers.append(handler)
 
 
+def unsubscribe(event_type: type, handler: Handler) -> None:
+    """Stop calling `handler` for `event_type` (no error if it was not subscribed)."""
+    handlers = _subscribers.get(event_type, [])
+    if handler in handlers:
+        handlers.remove(handler)
+
+
 def raise_event(session: Session, event: Event) -> None:
     """Collect `event` in the session's unit of work; it is published once
     the session commits and dropped if it rolls back."""

@@ -1,0 +1,48 @@
+"""A broadcast's replay (VOD) playlist, written from its recorded segments.
+
+Used by the replay job when a broadcast ends and by the sync job when a
+segment of an already finalized broadcast arrives late.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from sqlalchemy import select
+
+from studio import metrics
+from studio.core.replays import mark_replay_ready
+from studio.extensions import db
+from studio.models import Broadcast, Segment, utcnow
+from studio.storage import gcs, layout
+from workers.playlists import PlaylistSegment, render_replay
+
+log = logging.getLogger(__name__)
+
+
+def write_replay(app: Flask, broadcast: Broadcast) -> bool:
+    """Write the broadcast's VOD playlist from its recorded segments, set
+    replay_ready_at and announce it. False (nothing written) if it has no
+    segment. Raises gcs.StorageError if the bucket refuses."""
+    rows = db.session.scalars(
+        select(Segment).where(Segment.broadcast_id == broadcast.id).order_by(Segment.sequence)
+    ).all()
+    if not rows:
+        log.info("broadcast %s has no segments: no replay", broadcast.id)
+        return False
+    segments = [PlaylistSegment(r.sequence, r.duration, broadcast.id) for r in rows]
+    public_id = broadcast.stream.public_id
+    name = layout.replay_playlist(public_id, broadcast.id)
+    try:
+        gcs.get_storage(app.config).upload_replay_playlist(name, render_replay(segments))
+    except gcs.StorageError:
+        metrics.UPLOAD_FAILURES.labels("replay").inc()
+        raise
+    if broadcast.ended_at is not None:
+        lag = (utcnow() - broadcast.ended_at).total_seconds()
+        metrics.UPLOAD_LAG.labels("replay").observe(max(0.0, lag))
+    mark_replay_ready(db.session, broadcast, public_id)
+    db.session.commit()
+    log.info("replay of broadcast %s written: %d segments", broadcast.id, len(rows))
+    return True
