@@ -24,6 +24,7 @@ CORE = (
     "studio.core.commands",
     "studio.core.events",
     "studio.core.replays",
+    "studio.core.segments",
     "studio.streams.service",
     "studio.errors",
     "studio.transactions",

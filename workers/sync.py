@@ -22,13 +22,13 @@ from datetime import UTC, datetime, timedelta
 import redis
 from flask import Flask
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 
 from studio import metrics
+from studio.core.segments import UploadedSegment, record_segments
 from studio.extensions import db
 from studio.media import pipeline
 from studio.media.pipeline import Keys
-from studio.models import Broadcast, Segment, Stream
+from studio.models import Broadcast, Stream
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 from workers import live, local_hls, locks, mpegts
@@ -330,24 +330,20 @@ def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
 
 
 def _record(done: list[_Pending]) -> None:
-    """Insert the segments' rows (a row already there from an earlier,
-    interrupted pass is kept) and commit before any local file is deleted."""
-    rows = [
-        {
-            "broadcast_id": item.broadcast.id,
-            "sequence": item.segment.number,
-            "duration": item.duration,
-            "object_name": item.object_name,
-            "size": item.segment.size,
-            "discontinuity": item.discontinuity,
-            "uploaded_at": datetime.now(UTC),
-        }
+    """Record the segments (see `record_segments`) and commit before any
+    local file is deleted."""
+    uploaded = [
+        UploadedSegment(
+            item.broadcast.id,
+            item.segment.number,
+            item.duration,
+            item.object_name,
+            item.segment.size,
+            item.discontinuity,
+        )
         for item in done
     ]
-    statement = (
-        insert(Segment).values(rows).on_conflict_do_nothing(constraint="uq_segments_sequence")
-    )
-    db.session.execute(statement)
+    record_segments(db.session, uploaded)
     db.session.commit()
 
 
