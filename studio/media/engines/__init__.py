@@ -67,11 +67,6 @@ def dialect(name: str) -> CallbackDialect | None:
     return _DIALECTS.get(name)
 
 
-def dialect_names() -> tuple[str, ...]:
-    """Every callback dialect's name (bounded metrics labels)."""
-    return tuple(_DIALECTS)
-
-
 def _drop_revoked(event: events.PublisherRevoked) -> None:
     current().drop_publisher(Publisher(event.stream, event.client_id, event.server_id))
 

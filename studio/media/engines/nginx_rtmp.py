@@ -85,7 +85,6 @@ class Engine:
 
     name = NAME
     ingest_protocols = ("rtmp",)
-    callbacks = Callbacks()
 
     def __init__(self, control_url: str):
         self.control_url = control_url

@@ -165,7 +165,6 @@ class Engine:
 
     name = NAME
     ingest_protocols = ("rtmp", "webrtc")
-    callbacks = Callbacks()
 
     def __init__(self, api_url: str):
         self.api_url = api_url
