@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -64,7 +65,7 @@ class CallbackError(ValueError):
 class HookRequest(Protocol):
     """The parts of an HTTP request a callback dialect reads."""
 
-    form: object
+    form: Mapping[str, str]
 
     def get_json(self, silent: bool = ...) -> object: ...
 
