@@ -33,14 +33,17 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     _register_blueprints(app)
     _register_commands(app)
-    from studio import errors_views, input_guard, observability, security
+    from studio import errors_views, fanout, input_guard, metrics, observability, security
+    from studio.media import engines, pipeline
 
     errors_views.init_app(app)
     observability.init_app(app)
     security.init_app(app)  # after the blueprints: it wraps their views
-    from studio.media import pipeline
-
-    pipeline.init_app(app)  # registers the on_hls handler; no I/O
+    # The engine, and who hears the domain's events after each commit; no I/O.
+    engines.init_app(app)
+    fanout.init_app(app)
+    pipeline.init_app(app)
+    metrics.count_domain_events()
     input_guard.init_app(app)  # last: its check must run before every other
     return app
 

@@ -20,7 +20,3 @@ class ValidationError(StudioError):
 
 class NotFound(StudioError):
     status = 404
-
-
-class Conflict(StudioError):
-    status = 409

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from studio.core import events
+
 # --- HTTP -------------------------------------------------------------------
 
 REQUEST_LATENCY = Histogram(
@@ -47,9 +49,9 @@ BROADCASTS_ENDED = Counter(
     "Broadcasts that ended, by reason (unpublish, reconciled, duration_limit...).",
     ["reason"],
 )
-SRS_RESTARTS = Counter(
+ENGINE_RESTARTS = Counter(
     "studio_srs_restarts_total",
-    "SRS restarts seen by the reconciler (a new service id).",
+    "Media engine restarts seen by the reconciler (a new service id).",
 )
 RECONCILE_ACTIONS = Counter(
     "studio_reconcile_actions_total",
@@ -108,3 +110,21 @@ SCRAPE_TIME_METRICS = (
     "studio_hls_oldest_file_age_seconds",
     "studio_hls_disk_used_ratio",
 )
+
+
+# --- domain events ----------------------------------------------------------
+
+
+def _broadcast_started(event: events.BroadcastStarted) -> None:
+    BROADCASTS_STARTED.labels(event.protocol).inc()
+
+
+def _broadcast_ended(event: events.BroadcastEnded) -> None:
+    BROADCASTS_ENDED.labels(event.reason).inc()
+
+
+def count_domain_events() -> None:
+    """Count broadcasts started and ended once they are committed (called at
+    start-up of every process that changes the database)."""
+    events.subscribe(events.BroadcastStarted, _broadcast_started)
+    events.subscribe(events.BroadcastEnded, _broadcast_ended)

@@ -33,15 +33,13 @@ from sqlalchemy import text
 
 from studio import metrics
 from studio.extensions import db
-from studio.hooks import parsing
+from studio.media import engines
 from studio.models import utcnow
 
 log = logging.getLogger(__name__)
 bp = Blueprint("observability", __name__)
 
-# Callback events we count by name; anything else is "other" (bounded labels).
-KNOWN_EVENTS = frozenset(parsing.SRS_ACTIONS | parsing.NGINX_CALLS.keys() | {"update_publish"})
-HOOK_ENGINES = {"hooks.srs": "srs", "hooks.nginx_rtmp": "nginx-rtmp"}
+HOOK_ENDPOINT = "hooks.callback"
 
 
 # Websocket endpoints (flask-sock: the view runs for the socket's lifetime).
@@ -85,41 +83,40 @@ def _record_request(response: Response) -> Response:
         elapsed = time.perf_counter() - started
         metrics.REQUEST_LATENCY.labels(endpoint, request.method).observe(elapsed)
     metrics.REQUESTS.labels(endpoint, request.method, f"{response.status_code // 100}xx").inc()
-    if endpoint in HOOK_ENGINES:
-        _record_callback(HOOK_ENGINES[endpoint], response)
+    if endpoint == HOOK_ENDPOINT:
+        _record_callback(response)
     return response
 
 
-def _record_callback(engine: str, response: Response) -> None:
-    metrics.CALLBACKS.labels(engine, _callback_event(engine), callback_outcome(response)).inc()
+def _record_callback(response: Response) -> None:
+    """Count a callback by what the hook view decided (`g.hook`); a request
+    refused before the view decided (bad text, too large, a crash) counts
+    as event "other" with an outcome from its status."""
+    # Popped: an app context (and its `g`) may outlive one request in tests.
+    decision = g.pop("hook", None)
+    dialect = decision.dialect if decision is not None else _dialect_of_url()
+    if dialect is None:
+        return  # no such dialect: a 404, not a callback
+    event = decision.event if decision is not None else "other"
+    outcome = decision.outcome if decision is not None else None
+    if outcome is None or response.status_code >= 500:
+        outcome = callback_outcome(response.status_code)
+    metrics.CALLBACKS.labels(dialect, event, outcome).inc()
 
 
-def _callback_event(engine: str) -> str:
-    limit = request.max_content_length
-    if limit is not None and (request.content_length or 0) > limit:
-        return "other"  # refused as too large: the body is never read
-    if engine == "srs":
-        body = request.get_json(silent=True)
-        event = body.get("action") if isinstance(body, dict) else None
-    else:
-        event = request.form.get("call")
-    return event if event in KNOWN_EVENTS else "other"
+def _dialect_of_url() -> str | None:
+    name = (request.view_args or {}).get("dialect", "")
+    return name if engines.dialect(name) is not None else None
 
 
-def callback_outcome(response: Response) -> str:
-    """accepted / refused / invalid / unauthorized / error, from the reply."""
-    status = response.status_code
-    body = response.get_json(silent=True) if response.is_json else None
-    body = body if isinstance(body, dict) else {}
+def callback_outcome(status: int) -> str:
+    """error / invalid / refused: the outcome of a callback the hook view did
+    not decide, from its HTTP status."""
     if status >= 500:
         return "error"
     if status == 400:
         return "invalid"
-    if status == 403 and "hook token" in str(body.get("error", "")):
-        return "unauthorized"
-    if status < 300 and body.get("code", 0) == 0:
-        return "accepted"
-    return "refused"  # SRS: 200 with a non-zero code; nginx-rtmp: 403
+    return "refused"
 
 
 @bp.get("/metrics")

@@ -94,6 +94,20 @@ _emails = itertools.count(1)
 
 
 @pytest.fixture()
+def use_engine(app, monkeypatch):
+    """Run the app on another media engine until the test ends (production
+    chooses it once, at start-up): `use_engine("srs", SRS_API_URL=...)`."""
+    from studio.media import engines
+
+    def use(name: str, **config) -> None:
+        for key, value in {"MEDIA_ENGINE": name, **config}.items():
+            monkeypatch.setitem(app.config, key, value)
+        monkeypatch.setitem(app.extensions, engines.EXTENSION, engines.build(app.config))
+
+    return use
+
+
+@pytest.fixture()
 def make_user(db):
     def factory(email: str | None = None, password: str = PASSWORD):
         user = accounts.create_user(

@@ -36,7 +36,7 @@ from sqlalchemy import select
 
 from studio import metrics
 from studio.extensions import db
-from studio.media import engine
+from studio.media import engines
 from studio.models import Broadcast, Stream
 from studio.redis_client import get_redis
 from studio.streams import service
@@ -55,7 +55,7 @@ class Report:
     """What one pass did (for logs and tests)."""
 
     engine_error: bool = False
-    srs_restarted: bool = False
+    engine_restarted: bool = False
     ended: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     over_duration: list[str] = field(default_factory=list)
@@ -81,14 +81,14 @@ def reconcile(now: float | None = None) -> Report:
 def _reconcile(app: Flask, now: float) -> Report:
     report = Report()
     try:
-        seen = engine.snapshot()
-    except engine.EngineError as exc:
+        seen = engines.current(app).stats()
+    except engines.EngineError as exc:
         metrics.RECONCILE_RUNS.labels("engine_error").inc()
         log.warning("reconcile skipped: engine unreachable (%s)", exc)
         report.engine_error = True
         return report
     redis = get_redis(app)
-    report.srs_restarted = _note_service(redis, seen.service_id)
+    report.engine_restarted = _note_service(redis, seen.service_id)
     live_names = {publisher.stream_name for publisher in seen.publishers}
     grace = float(app.config.get("RECONCILE_GRACE_SECONDS", 30))
     max_seconds = int(app.config.get("MAX_BROADCAST_SECONDS", 0) or 0)
@@ -150,14 +150,14 @@ def _open_broadcasts() -> list[OpenBroadcast]:
 
 
 def _note_service(redis, service_id: str) -> bool:
-    """Remember SRS's service id; True (logged, counted) when it changed."""
+    """Remember the engine's service id; True (logged, counted) when it changed."""
     if not service_id:
         return False
     previous = redis.getset(SERVICE_KEY, service_id)
     previous = previous.decode() if previous else ""
     if previous and previous != service_id:
-        metrics.SRS_RESTARTS.inc()
-        log.warning("SRS restarted: service id %s -> %s", previous, service_id)
+        metrics.ENGINE_RESTARTS.inc()
+        log.warning("media engine restarted: service id %s -> %s", previous, service_id)
         return True
     return False
 
@@ -186,19 +186,19 @@ def _end(broadcast: OpenBroadcast, reason: str, drop: bool) -> None:
     ).inc()
     log.info("broadcast %s of stream %s ended: %s", broadcast.id, broadcast.stream, reason)
     if drop:
-        target = engine.Publisher(broadcast.stream, broadcast.client_id, broadcast.server_id)
+        target = engines.Publisher(broadcast.stream, broadcast.client_id, broadcast.server_id)
         try:
-            engine.drop_publisher(target)
-        except engine.EngineError as exc:
+            engines.current().drop_publisher(target)
+        except engines.EngineError as exc:
             # The publisher is now unknown to the database: the next pass drops it.
             log.warning("drop of %s failed: %s", broadcast.stream, exc)
 
 
-def _drop_unknown(publisher: engine.IngestStats) -> None:
-    target = engine.Publisher(publisher.stream_name, publisher.client_id)
+def _drop_unknown(publisher: engines.IngestStats) -> None:
+    target = engines.Publisher(publisher.stream_name, publisher.client_id)
     try:
-        engine.drop_publisher(target)
-    except engine.EngineError as exc:
+        engines.current().drop_publisher(target)
+    except engines.EngineError as exc:
         log.warning("drop of unknown publisher %s failed: %s", publisher.stream_name, exc)
         return
     metrics.RECONCILE_ACTIONS.labels("dropped").inc()
@@ -209,7 +209,7 @@ def _drop_unknown(publisher: engine.IngestStats) -> None:
     )
 
 
-def _forget_stale_marks(redis, seen: engine.EngineSnapshot, still_open: set[str]) -> None:
+def _forget_stale_marks(redis, seen: engines.EngineSnapshot, still_open: set[str]) -> None:
     """Marks of publishers that left, or became known, must not age into a drop later."""
     current = {f"{p.stream_name}/{p.client_id}" for p in seen.publishers}
     for member in redis.hkeys(UNKNOWN_KEY):

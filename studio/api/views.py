@@ -27,6 +27,7 @@ from studio.api.schemas import (
 )
 from studio.errors import StudioError
 from studio.extensions import csrf, db
+from studio.media import engines
 from studio.models import Broadcast, Stream, User
 from studio.streams import service, urls
 
@@ -135,7 +136,7 @@ def stream_out(stream: Stream) -> StreamOut:
         disabled=stream.disabled,
         created_at=stream.created_at,
         thumbnail_url=urls.thumbnail_url(stream, config),
-        ingest=urls.ingest(stream, config),
+        ingest=urls.ingest(stream, config, engines.current().ingest_protocols),
         playback=urls.playback(stream, config),
     )
 

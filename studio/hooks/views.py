@@ -1,20 +1,23 @@
-"""Media-server callbacks: SRS 5 `http_hooks` (JSON, one URL for every event)
-and nginx-rtmp `on_publish`/`on_publish_done` (form-encoded).
+"""Media-server callbacks, one URL per engine dialect (`/hooks/<dialect>`:
+SRS 5 `http_hooks`, nginx-rtmp `on_publish`/`on_publish_done`).
 
-Both are translated into the same service calls; the rules live in
-`studio.streams.service`.
+The engine's dialect turns a callback into a domain command; the rules live
+in `studio.streams.service` and the upload pipeline. What the view decided
+(event and outcome) is left on `g.hook` for the metrics.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass
 
 import redis
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, g, jsonify, request
 
+from studio.core.commands import Command, Publish, SegmentReady, Unpublish
 from studio.extensions import csrf, db
-from studio.hooks import parsing
+from studio.media import engines, pipeline
 from studio.redis_client import get_redis
 from studio.streams import service
 
@@ -23,114 +26,114 @@ bp = Blueprint("hooks", __name__, url_prefix="/hooks")
 csrf.exempt(bp)
 
 
+@dataclass
+class HookDecision:
+    """What the studio made of one callback (the metrics' labels)."""
+
+    dialect: str
+    event: str = "other"
+    # accepted / refused / invalid / unauthorized; None until decided.
+    outcome: str | None = None
+
+
 def _authorized() -> bool:
     expected = current_app.config["HOOK_TOKEN"]
     given = request.args.get("token", "")
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
-def _error(status: int, message: str):
-    return jsonify(code=status, error=message), status
-
-
-@bp.post("/srs")
-def srs():
-    """Every SRS 5 callback; reply `{"code": 0}` to accept, non-zero to refuse."""
+@bp.post("/<dialect>")
+def callback(dialect: str):
+    """Every callback of the engine `dialect`. SRS reads `{"code": 0}` as
+    accept and a non-zero code as refuse; nginx-rtmp any non-2xx as refuse."""
+    callbacks = engines.dialect(dialect)
+    if callbacks is None:
+        abort(404)
+    g.hook = decision = HookDecision(callbacks.name)
+    limit = request.max_content_length
+    if limit is None or (request.content_length or 0) <= limit:
+        decision.event = callbacks.event(request)  # a body too large is never read
     if not _authorized():
-        return _error(403, "Invalid or missing hook token.")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        return _error(400, "Body must be a JSON object.")
+        return _reply(decision, "unauthorized", 403, "Invalid or missing hook token.")
     try:
-        callback = parsing.srs_callback(body)
-    except parsing.CallbackError as exc:
-        return _error(400, str(exc))
-    return _dispatch(callback)
-
-
-@bp.post("/nginx-rtmp")
-def nginx_rtmp():
-    """nginx-rtmp `on_publish`/`on_publish_done`; 2xx accepts, 403 refuses."""
-    if not _authorized():
-        return _error(403, "Invalid or missing hook token.")
-    try:
-        callback = parsing.nginx_callback(request.form)
-    except parsing.CallbackError as exc:
-        return _error(400, str(exc))
-    reply, status = _dispatch(callback)
-    if callback.action == "on_publish" and reply.get_json().get("code") != 0:
-        status = 403  # nginx-rtmp refuses on any non-2xx status
-    return reply, status
-
-
-def _dispatch(callback: parsing.Callback):
-    if callback.action == "on_publish":
-        return _on_publish(callback)
-    if callback.action == "on_unpublish":
-        service.end_broadcast(db.session, callback.stream, callback.client_id, callback.server_id)
-        db.session.commit()
-        return jsonify(code=0), 200
-    if callback.action == "on_hls":
-        return _on_hls(callback)
-    # on_connect, on_close, on_play, on_stop, on_dvr: nothing to decide.
+        command = callbacks.parse(request)
+    except engines.CallbackError as exc:
+        return _reply(decision, "invalid", 400, str(exc))
+    refusal = _decide(command)
+    if refusal is not None:
+        return _reply(decision, "refused", callbacks.refusal_status, f"Publish refused: {refusal}.")
+    decision.outcome = "accepted"
     return jsonify(code=0), 200
 
 
-def _on_publish(callback: parsing.Callback):
-    if callback.app != "live":
-        return _refuse(callback, f"unknown app '{callback.app}'")
+def _reply(decision: HookDecision, outcome: str, status: int, message: str):
+    decision.outcome = outcome
+    # The body's code is what SRS reads; 403 for a refusal on every dialect.
+    code = 403 if outcome == "refused" else status
+    return jsonify(code=code, error=message), status
+
+
+def _decide(command: Command) -> str | None:
+    """Carry out the command; the reason a publish is refused, else None."""
+    if isinstance(command, Publish):
+        return _on_publish(command)
+    if isinstance(command, Unpublish):
+        service.end_broadcast(db.session, command.stream, command.client_id, command.server_id)
+        db.session.commit()
+    elif isinstance(command, SegmentReady):
+        # Handing it on is always safe to accept (engines ignore failures here).
+        pipeline.segment_ready(get_redis(), command)
+    # Anything else (connect, close, play, stop, dvr): nothing to decide.
+    return None
+
+
+def _on_publish(command: Publish) -> str | None:
+    if command.app != "live":
+        return _refused(command, f"unknown app '{command.app}'")
     redeemed = False
-    if callback.ticket:
+    if command.ticket:
         try:
             redeemed = service.redeem_publish_ticket(
-                get_redis(), callback.stream, callback.ticket, callback.client_id
+                get_redis(), command.stream, command.ticket, command.client_id
             )
         except redis.RedisError:
-            log.exception("publish ticket of stream=%s not checked", callback.stream)
+            log.exception("publish ticket of stream=%s not checked", command.stream)
         if not redeemed:
-            return _refuse(callback, "invalid or used publish ticket")
+            return _refused(command, "invalid or used publish ticket")
     attempt = service.PublishAttempt(
-        stream_name=callback.stream,
-        secret=callback.secret,
-        client_id=callback.client_id,
-        protocol=callback.protocol,
-        server_id=callback.server_id,
-        service_id=callback.service_id,
-        ip=callback.ip,
+        stream_name=command.stream,
+        secret=command.secret,
+        client_id=command.client_id,
+        protocol=command.protocol,
+        server_id=command.server_id,
+        service_id=command.service_id,
+        ip=command.ip,
         ticket_redeemed=redeemed,
     )
+    limits = service.PublishLimits(int(current_app.config.get("MAX_LIVE_PER_USER", 0) or 0))
     try:
-        broadcast = service.start_broadcast(db.session, attempt)
+        broadcast = service.start_broadcast(db.session, attempt, limits)
     except service.PublishRefused as exc:
         db.session.rollback()
-        return _refuse(callback, exc.reason)
+        return _refused(command, exc.reason)
     # Read before commit: afterwards the row is expired and reading its id
     # would cost another connection checkout and query.
     broadcast_id = broadcast.id
     db.session.commit()
     log.info(
         "publish accepted stream=%s client=%s broadcast=%s",
-        callback.stream,
-        callback.client_id,
+        command.stream,
+        command.client_id,
         broadcast_id,
     )
-    return jsonify(code=0), 200
+    return None
 
 
-def _refuse(callback: parsing.Callback, reason: str):
+def _refused(command: Publish, reason: str) -> str:
     log.info(
         "publish refused stream=%s client=%s reason=%s",
-        callback.stream,
-        callback.client_id,
+        command.stream,
+        command.client_id,
         reason,
     )
-    return jsonify(code=403, error=f"Publish refused: {reason}."), 200
-
-
-def _on_hls(callback: parsing.Callback):
-    """A segment is complete on disk (SRS). Handing it to the upload pipeline
-    is the media pipeline's job; accepting is always safe (SRS ignores failures)."""
-    handler = current_app.extensions.get("studio_on_hls")
-    if handler is not None:
-        handler(callback)
-    return jsonify(code=0), 200
+    return reason

@@ -25,7 +25,7 @@ from collections import defaultdict
 import redis
 from flask import Flask
 
-from studio.live.events import channel
+from studio.fanout import channel
 
 log = logging.getLogger(__name__)
 

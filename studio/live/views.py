@@ -29,10 +29,11 @@ from flask import Blueprint, current_app, request
 from flask_login import current_user
 from sqlalchemy import select
 
+from studio import fanout
+from studio.core import events
 from studio.extensions import db, sock
-from studio.live import events
 from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub
-from studio.media import engine
+from studio.media import engines
 from studio.models import Stream, utcnow
 from studio.streams import service
 
@@ -117,7 +118,9 @@ def _send_status(ws, public_id: str) -> str:
         stream = db.session.scalar(_stream_query(public_id))
         if stream is None:
             raise _StreamGone(public_id)
-        event = events.status_event(stream, service.open_broadcast(db.session, stream))
+        event = fanout.status_message(
+            events.stream_changed(stream, service.open_broadcast(db.session, stream))
+        )
     finally:
         db.session.remove()
     _send(ws, event)
@@ -135,7 +138,7 @@ def _health_event(public_id: str) -> dict:
     try:
         publishers = _publisher_cache().get()
         stats = next((p for p in publishers if p.stream_name == public_id), None)
-    except engine.EngineError as exc:
+    except engines.EngineError as exc:
         log.info("ingest stats unavailable for %s: %s", public_id, exc)
         return {"type": "health", "publishing": None, "error": "Media server unreachable."}
     if stats is None:
@@ -153,18 +156,18 @@ class _PublisherCache:
         self._ttl = ttl
         self._lock = threading.Lock()
         self._at = float("-inf")
-        self._value: list[engine.IngestStats] | engine.EngineError = []
+        self._value: list[engines.IngestStats] | engines.EngineError = []
 
-    def get(self) -> list[engine.IngestStats]:
+    def get(self) -> list[engines.IngestStats]:
         with self._lock:  # one fetch at a time; the others wait and share it
             if time.monotonic() - self._at >= self._ttl:
                 try:
-                    self._value = engine.live_publishers()
-                except engine.EngineError as exc:
+                    self._value = engines.current().publishers()
+                except engines.EngineError as exc:
                     self._value = exc  # a down engine is asked once per interval too
                 self._at = time.monotonic()
             value = self._value
-        if isinstance(value, engine.EngineError):
+        if isinstance(value, engines.EngineError):
             raise value
         return value
 

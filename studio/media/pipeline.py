@@ -7,20 +7,28 @@ until the stream is clean (see `workers.pipeline.sync`). A periodic sweep in the
 watcher re-triggers anything left behind.
 
 Jobs are declared (queue, timeout, retries) in `workers.jobs`, which imports
-neither the pipeline nor the storage client in the web process.
+neither the pipeline nor the storage client in the web process. An engine
+that reports its segments (`SegmentReady`) has its numbers, lengths and
+files kept for the sync job, which uses them as given instead of deriving
+them from the playlist or the files.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
-from functools import partial
+from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import redis
 from flask import Flask
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from studio.core import events
+from studio.core.commands import SegmentReady
+from studio.redis_client import get_redis
 from workers import jobs
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,9 @@ THUMBNAIL_JOB = jobs.make_thumbnail.name
 QUEUED_TTL = 60
 # At most one thumbnail job per broadcast in this many seconds.
 THUMBNAIL_INTERVAL = 10
+# Reported segments wait this long for the sync job (a stream idle for an
+# hour has had its segments synced, or they are orphans).
+REPORTED_TTL = 3600
 
 
 class Keys:
@@ -70,6 +81,19 @@ class Keys:
     def playlist(stream: str) -> str:
         """Digest and local mtime of the live playlist last put in the bucket."""
         return f"studio:media:playlist:{stream}"
+
+    @staticmethod
+    def reported(stream: str) -> str:
+        """Segments the engine reported (sequence number -> length and file)."""
+        return f"studio:media:reported:{stream}"
+
+
+@dataclass(frozen=True)
+class ReportedSegment:
+    """A segment as the engine reported it: its length and file name."""
+
+    duration: float
+    file_name: str
 
 
 def media_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
@@ -107,47 +131,72 @@ def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
     return True
 
 
-def broadcast_ended(app: Flask, broadcast_id: int) -> None:
-    """After-commit action of end_broadcast: queue the replay. Redis being
-    down is logged; the watcher's sweep finalizes ended broadcasts later."""
-    from studio.redis_client import get_redis
-
-    try:
-        request_finalize(get_redis(app), broadcast_id)
-    except redis.RedisError:
-        log.warning("could not queue the replay of broadcast %s (Redis down)", broadcast_id)
-
-
 def request_purge(connection: redis.Redis, stream: str) -> None:
     """Enqueue the purge of a deleted stream's media (idempotent job)."""
     jobs.purge_stream.enqueue(connection, stream)
 
 
-def stream_deleted(app: Flask, stream: str) -> None:
-    """After-commit action of delete_stream: queue the purge of its media.
-    Redis being down is logged (the objects stay until purged by hand)."""
-    from studio.redis_client import get_redis
+def segment_ready(connection: redis.Redis, segment: SegmentReady) -> bool:
+    """An engine reported a complete segment: keep what it said (number,
+    length, file) for the sync job and ask for a sync of its stream.
 
+    A segment of another app or of a name that is no stream name is ignored
+    (False). Redis being down is logged (engines ignore failures of this
+    callback anyway; the watcher's sweep picks the file up and derives the
+    length itself).
+    """
+    if segment.app != "live" or not STREAM_NAME.match(segment.stream or ""):
+        log.warning("segment of unknown app/stream ignored: %r/%r", segment.app, segment.stream)
+        return False
+    reported = {"duration": segment.duration, "file": PurePosixPath(segment.path).name}
+    key = Keys.reported(segment.stream)
     try:
-        request_purge(get_redis(app), stream)
+        with connection.pipeline(transaction=False) as pipe:
+            pipe.hset(key, str(segment.seq), json.dumps(reported)).expire(key, REPORTED_TTL)
+            pipe.execute()
+        request_sync(connection, segment.stream)
     except redis.RedisError:
-        log.error("could not queue the purge of deleted stream %s (Redis down)", stream)
+        log.warning("could not queue a sync of %s (Redis down)", segment.stream)
+        return False
+    return True
 
 
-def _on_hls(app: Flask, callback) -> None:
-    """SRS on_hls: the segment is complete on disk; sync its stream."""
-    from studio.redis_client import get_redis
+def reported_segments(connection: redis.Redis, stream: str) -> dict[int, ReportedSegment]:
+    """The segments of `stream` the engine reported and the sync has not
+    recorded yet, by sequence number. Raises redis errors."""
+    reported = {}
+    for seq, value in connection.hgetall(Keys.reported(stream)).items():
+        facts = json.loads(value)
+        reported[int(seq)] = ReportedSegment(float(facts["duration"]), str(facts["file"]))
+    return reported
 
-    if callback.app != "live" or not STREAM_NAME.match(callback.stream or ""):
-        log.warning("on_hls of unknown app/stream ignored: %r/%r", callback.app, callback.stream)
-        return
+
+def forget_reported(connection: redis.Redis, stream: str, seqs: list[int]) -> None:
+    """Drop reported segments once recorded. Raises redis errors."""
+    if seqs:
+        connection.hdel(Keys.reported(stream), *(str(seq) for seq in seqs))
+
+
+def _broadcast_ended(event: events.BroadcastEnded) -> None:
+    """Queue the replay of an ended broadcast. Redis being down is logged;
+    the watcher's sweep finalizes ended broadcasts later."""
     try:
-        request_sync(get_redis(app), callback.stream)
+        request_finalize(get_redis(), event.broadcast_id)
     except redis.RedisError:
-        # SRS ignores on_hls failures anyway; the sweep will pick the file up.
-        log.warning("could not queue a sync of %s (Redis down)", callback.stream)
+        log.warning("could not queue the replay of broadcast %s (Redis down)", event.broadcast_id)
+
+
+def _stream_deleted(event: events.StreamDeleted) -> None:
+    """Queue the purge of a deleted stream's media. Redis being down is
+    logged (the objects stay until purged by hand)."""
+    try:
+        request_purge(get_redis(), event.stream)
+    except redis.RedisError:
+        log.error("could not queue the purge of deleted stream %s (Redis down)", event.stream)
 
 
 def init_app(app: Flask) -> None:
-    """Register the on_hls handler the hooks blueprint calls. No I/O."""
-    app.extensions["studio_on_hls"] = partial(_on_hls, app)
+    """Queue replays of ended broadcasts and purges of deleted streams after
+    each commit. No I/O."""
+    events.subscribe(events.BroadcastEnded, _broadcast_ended)
+    events.subscribe(events.StreamDeleted, _stream_deleted)

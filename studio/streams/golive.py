@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, render_template, url_for
 from flask_login import current_user
 
-from studio.media import engine, ice
+from studio.media import engines, ice
 from studio.streams.views import _owned, bp
 
 
@@ -18,9 +18,9 @@ def golive(public_id: str):
     return render_template(
         "streams/golive.html",
         stream=stream,
-        engine=config["MEDIA_ENGINE"],
+        engine=engines.current().name,
         # WHIP where the engine takes WebRTC; the websocket ingest otherwise.
-        whip="webrtc" in engine.ingest_protocols(config["MEDIA_ENGINE"]),
+        whip="webrtc" in engines.current().ingest_protocols,
         ice_timeout=config["WHIP_ICE_TIMEOUT"],
         # Empty: WHIP on the page's own origin (nginx proxies it to SRS), so the
         # page works under whichever name the creator opened it.

@@ -1,7 +1,10 @@
 """The stream domain: creating streams, keys, and the publish status machine.
 
-Every surface (pages, API, SRS and nginx-rtmp callbacks, websocket ingest)
-calls these functions; none of them commits — the caller does.
+Every surface (pages, API, media-server callbacks, websocket ingest) calls
+these functions; none of them commits — the caller does. They take a session
+and plain values, raise domain errors, and announce what changed as domain
+events (`studio.core.events`), published after the commit by whoever
+subscribed at start-up (websocket fan-out, upload pipeline, media engine).
 
 Status machine: `created` --publish--> `live` --unpublish--> `ended`
 --publish--> `live` ... ; `disabled` is a flag that refuses publish.
@@ -20,11 +23,9 @@ from redis import Redis
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from studio import metrics
+from studio.core import events
 from studio.errors import NotFound, ValidationError
-from studio.live import events
 from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, utcnow
-from studio.transactions import after_commit
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def set_disabled(session: Session, stream: Stream, disabled: bool) -> Stream:
     stream.disabled = disabled
     if disabled:
         _drop_live_publisher(session, stream)
-    events.stream_changed(session, stream, open_broadcast(session, stream))
+    events.raise_event(session, events.stream_changed(stream, open_broadcast(session, stream)))
     return stream
 
 
@@ -121,13 +122,8 @@ def delete_stream(session: Session, stream: Stream) -> None:
     """Delete a stream with its broadcasts; a live publisher is dropped and,
     once committed, a job removes its objects from the bucket and its local
     HLS files."""
-    from flask import current_app
-
-    from studio.media import pipeline
-
     _drop_live_publisher(session, stream)
-    app, public_id = current_app._get_current_object(), stream.public_id
-    after_commit(session, lambda: pipeline.stream_deleted(app, public_id))
+    events.raise_event(session, events.StreamDeleted(stream.public_id))
     session.delete(stream)
 
 
@@ -153,10 +149,10 @@ def _drop_live_publisher(session: Session, stream: Stream) -> None:
     broadcast = open_broadcast(session, stream)
     if broadcast is None:
         return
-    from studio.media import engine  # the adapter imports the app config lazily
-
-    target = engine.Publisher(stream.public_id, broadcast.client_id, broadcast.server_id)
-    after_commit(session, lambda: engine.drop_publisher(target))
+    events.raise_event(
+        session,
+        events.PublisherRevoked(stream.public_id, broadcast.client_id, broadcast.server_id),
+    )
 
 
 # --- publish control -------------------------------------------------------
@@ -232,7 +228,16 @@ class PublishRefused(Exception):
         self.reason = reason
 
 
-def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
+@dataclass(frozen=True)
+class PublishLimits:
+    """The cost guards the status machine enforces (0 = no limit)."""
+
+    max_live_per_user: int = 0
+
+
+def start_broadcast(
+    session: Session, attempt: PublishAttempt, limits: PublishLimits = PublishLimits()
+) -> Broadcast:
     """Accept a publisher: status `live` and a new broadcast.
 
     Idempotent for a repeated callback of the same publisher. Raises
@@ -274,7 +279,7 @@ def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
             raise PublishRefused("publisher already ended")
     if any(broadcast.ended_at is None for broadcast in relevant):
         raise PublishRefused("stream already live with another publisher")
-    _check_live_limit(session, stream)
+    _check_live_limit(session, stream, limits.max_live_per_user)
     broadcast = Broadcast(
         stream=stream,
         client_id=attempt.client_id,
@@ -287,9 +292,10 @@ def start_broadcast(session: Session, attempt: PublishAttempt) -> Broadcast:
     session.add(broadcast)
     stream.status = "live"
     session.flush()
-    events.stream_changed(session, stream, broadcast)
-    protocol = attempt.protocol
-    after_commit(session, lambda: metrics.BROADCASTS_STARTED.labels(protocol).inc())
+    events.raise_event(session, events.stream_changed(stream, broadcast))
+    events.raise_event(
+        session, events.BroadcastStarted(stream.public_id, broadcast.id, attempt.protocol)
+    )
     return broadcast
 
 
@@ -301,13 +307,10 @@ def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
     )
 
 
-def _check_live_limit(session: Session, stream: Stream) -> None:
-    """Refuse a publish that would put the owner over MAX_LIVE_PER_USER (the
-    cost guard; 0 = no limit). The owner's row is locked so that two of their
-    streams going live at once cannot both slip under the limit."""
-    from flask import current_app
-
-    limit = int(current_app.config.get("MAX_LIVE_PER_USER", 0) or 0)
+def _check_live_limit(session: Session, stream: Stream, limit: int) -> None:
+    """Refuse a publish that would put the owner over `limit` live streams
+    (the cost guard; 0 = no limit). The owner's row is locked so that two of
+    their streams going live at once cannot both slip under the limit."""
     if limit <= 0:
         return
     session.execute(select(User.id).where(User.id == stream.owner_id).with_for_update())
@@ -350,17 +353,7 @@ def end_broadcast(
     broadcast.end_reason = reason
     stream.status = "ended"
     session.flush()
-    events.stream_changed(session, stream, broadcast)
-    after_commit(session, lambda: metrics.BROADCASTS_ENDED.labels(reason).inc())
-    _queue_replay(session, broadcast)
+    events.raise_event(session, events.stream_changed(stream, broadcast))
+    # Once committed, the upload pipeline writes the replay.
+    events.raise_event(session, events.BroadcastEnded(stream.public_id, broadcast.id, reason))
     return broadcast
-
-
-def _queue_replay(session: Session, broadcast: Broadcast) -> None:
-    """Once the end is committed, the upload pipeline writes the replay."""
-    from flask import current_app
-
-    from studio.media import pipeline
-
-    app, broadcast_id = current_app._get_current_object(), broadcast.id
-    after_commit(session, lambda: pipeline.broadcast_ended(app, broadcast_id))

@@ -8,7 +8,6 @@ from urllib.parse import quote
 
 from flask import url_for
 
-from studio.media import engine
 from studio.models import Broadcast, Stream
 from studio.storage import layout
 
@@ -18,11 +17,17 @@ def stream_key(stream: Stream) -> str:
     return f"{stream.public_id}?secret={_secret(stream)}"
 
 
-def ingest(stream: Stream, config: Mapping) -> dict:
+# How viewers watch: HLS from the CDN on every engine. WHEP (`/rtc/v1/whep/`)
+# is routed by nginx but not offered: the media server's config keeps
+# RTMP-to-WebRTC off, so it would refuse to play an RTMP-published stream
+# over WebRTC.
+PLAYBACK_MODES = ("hls",)
+
+
+def ingest(stream: Stream, config: Mapping, protocols: tuple[str, ...]) -> dict:
     """Publish settings: RTMP server + key for OBS, and the WebRTC URLs
-    (`None` when the media engine takes no WebRTC; `protocols` says which
-    ways in the engine offers)."""
-    protocols = engine.ingest_protocols(config["MEDIA_ENGINE"])
+    (`None` when the media engine takes no WebRTC). `protocols` are the ways
+    in the engine offers (`engines.current().ingest_protocols`)."""
     webrtc = "webrtc" in protocols
     return {
         "protocols": list(protocols),
@@ -109,7 +114,7 @@ def watch_url(stream: Stream, config: Mapping) -> str:
 def playback(stream: Stream, config: Mapping) -> dict:
     """Viewer-facing URLs (safe to show anyone) and the playback modes offered."""
     return {
-        "modes": list(engine.PLAYBACK_MODES),
+        "modes": list(PLAYBACK_MODES),
         "hls_url": hls_url(stream, config),
         "watch_url": watch_url(stream, config),
     }

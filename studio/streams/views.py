@@ -17,6 +17,7 @@ from flask_login import current_user, login_required
 
 from studio.errors import NotFound
 from studio.extensions import db
+from studio.media import engines
 from studio.streams import service, urls
 from studio.streams.forms import ActionForm, StreamForm
 
@@ -77,8 +78,8 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
     page = render_template(
         "streams/show.html",
         stream=stream,
-        engine=config["MEDIA_ENGINE"],
-        ingest=urls.ingest(stream, config),
+        engine=engines.current().name,
+        ingest=urls.ingest(stream, config, engines.current().ingest_protocols),
         playback=urls.playback(stream, config),
         embed_url=urls.embed_url(stream, config),
         broadcasts=service.list_broadcasts(db.session, stream),
@@ -111,7 +112,7 @@ def broadcasts(public_id: str):
 def key(public_id: str):
     """The publish settings with the secret, fetched when the creator reveals it."""
     stream = _owned(public_id)
-    reply = jsonify(urls.ingest(stream, current_app.config))
+    reply = jsonify(urls.ingest(stream, current_app.config, engines.current().ingest_protocols))
     reply.headers["Cache-Control"] = "no-store"
     return reply
 

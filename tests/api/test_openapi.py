@@ -138,11 +138,11 @@ def _response_schema(spec: dict, path: str, method: str, status: int) -> str:
 
 @pytest.mark.parametrize("engine", ["nginx-rtmp", "srs"])
 def test_real_responses_match_the_documented_schemas(
-    spec, app, client, make_user, make_token, monkeypatch, engine
+    spec, app, client, make_user, make_token, use_engine, engine
 ):
     """What the API answers (success and error) validates against what the document
     says it answers, on either media engine (WebRTC URLs or null)."""
-    monkeypatch.setitem(app.config, "MEDIA_ENGINE", engine)
+    use_engine(engine)
     api = Api(client, make_token(make_user()))
     created = api.post("/streams", {"title": "Documented"})
     stream_path = f"/streams/{created.get_json()['id']}"

@@ -49,11 +49,13 @@ def test_create_returns_201_with_the_stream_and_its_location(api, db, owner):
     assert reply.headers["Cache-Control"] == "no-store"
 
 
-def test_on_srs_the_stream_has_webrtc_urls_on_the_webrtc_origin(api, app, db, monkeypatch):
+def test_on_srs_the_stream_has_webrtc_urls_on_the_webrtc_origin(
+    api, app, db, monkeypatch, use_engine
+):
     """With SRS the stream offers WebRTC: a WHIP URL and a webrtc:// URL for the
     SRS SDK, both on the origin where nginx passes /rtc/v1/ to SRS (the SDK
     is told to use https, whatever page it runs on)."""
-    monkeypatch.setitem(app.config, "MEDIA_ENGINE", "srs")
+    use_engine("srs")
     monkeypatch.setitem(app.config, "WEBRTC_ORIGIN", "https://rtc.studio.test:8443")
     monkeypatch.setitem(app.config, "WEBRTC_HOST", "rtc.studio.test:8443")
     body = api.post("/streams", {"title": "WebRTC show"}).get_json()

@@ -28,6 +28,7 @@ import requests
 
 from devtools import stack
 from studio import config as studio_config
+from studio.media import engines
 from studio.models import Stream
 from studio.streams import urls
 from tests.deploy.envfiles import ROOT
@@ -229,7 +230,8 @@ def handed_out(engine: str = "srs") -> dict:
         {"STUDIO_PUBLIC_URL": f"https://{DOMAIN}", "STUDIO_MEDIA_ENGINE": engine,
          "STUDIO_WEBRTC_ORIGIN": "", "STUDIO_WEBRTC_HOST": "", "STUDIO_WHIP_URL": ""}
     )  # fmt: skip
-    return urls.ingest(Stream(public_id="st1abc", stream_key="k1-Key"), config)
+    protocols = engines.build(config).ingest_protocols
+    return urls.ingest(Stream(public_id="st1abc", stream_key="k1-Key"), config, protocols)
 
 
 def at_edge(edge, url: str) -> str:

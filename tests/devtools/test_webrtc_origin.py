@@ -9,6 +9,7 @@ from pathlib import Path
 
 from devtools import runner, stack
 from studio import config as studio_config
+from studio.media import engines
 from studio.models import Stream
 from studio.streams import urls
 
@@ -34,7 +35,8 @@ def test_make_dev_hands_out_webrtc_urls_on_its_https_site(monkeypatch):
     monkeypatch.delenv("STUDIO_WHIP_URL", raising=False)
     env = studio_env_with("https://vm:8443", monkeypatch)
     config = studio_config.from_environ(env)
-    ingest = urls.ingest(Stream(public_id="abc", stream_key="k"), config)
+    protocols = engines.build(config).ingest_protocols
+    ingest = urls.ingest(Stream(public_id="abc", stream_key="k"), config, protocols)
     assert ingest["whip_url"] == "https://vm:8443/rtc/v1/whip/?app=live&stream=abc&secret=k"
     assert ingest["webrtc_url"] == "webrtc://vm:8443/live/abc?schema=https&secret=k"
     assert config["PUBLIC_URL"] == "http://127.0.0.1:5000"  # pages stay where they were

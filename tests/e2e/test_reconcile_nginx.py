@@ -17,10 +17,10 @@ from workers import reconcile as reconciler
 
 
 def _engine_has(studio_stack, public_id: str) -> bool:
-    from studio.media import engine
+    from studio.media import engines
 
     with studio_stack.app.app_context():
-        return any(p.stream_name == public_id for p in engine.live_publishers())
+        return any(p.stream_name == public_id for p in engines.current().publishers())
 
 
 def _grace(studio_stack) -> float:

@@ -4,7 +4,8 @@ engines' callbacks."""
 
 from __future__ import annotations
 
-from studio.hooks.parsing import nginx_callback, srs_callback
+from studio.media.engines.nginx_rtmp import nginx_callback
+from studio.media.engines.srs import srs_callback
 from tests.conftest import load_fixture
 
 

@@ -10,7 +10,7 @@ import pytest
 import redis as redis_lib
 
 from devtools import stack
-from studio.live.events import channel
+from studio.fanout import channel
 from studio.live.hub import RESYNC, Hub
 from tests.conftest import VAR
 

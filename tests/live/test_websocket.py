@@ -14,7 +14,8 @@ import pytest
 from simple_websocket import ConnectionClosed
 from werkzeug.serving import make_server
 
-from studio.live import events
+from studio import fanout
+from studio.core import events
 from studio.live.hub import get_hub
 from tests.e2e.golive.harness import login
 from tests.live.conftest import Client, browser_headers, run_gunicorn, ws_url
@@ -243,8 +244,8 @@ def test_replay_events_are_relayed_and_internal_events_are_not(
     viewer.next(is_status("created"))
     broadcast = add_broadcast(db, stream, ended=True, replay=True)
 
-    events.publish(app, stream.public_id, {"type": "segment", "path": "/var/hls/x.ts"})
-    events.replay_ready(db.session, stream.public_id, broadcast)
+    fanout.publish(app, stream.public_id, {"type": "segment", "path": "/var/hls/x.ts"})
+    events.raise_event(db.session, events.ReplayReady(stream.public_id, broadcast.id))
     db.session.commit()
 
     replay = viewer.next(lambda e: e["type"] != "status")

@@ -58,6 +58,30 @@ def test_callbacks_counted_by_event_and_outcome(client, db, make_stream):
     assert delta("on_publish", "invalid") == 1
 
 
+def test_nginx_rtmp_callbacks_counted_by_what_the_view_decided(client, db, make_stream):
+    """nginx-rtmp refuses with a 403 like a bad token does: the counter still
+    tells a refused publish from an unauthorized call, and a path that names
+    no engine's callbacks is a 404, not a callback."""
+    stream = publishable(db, make_stream)
+    form = {"call": "publish", "app": "live", "name": stream.public_id, "clientid": "7"}
+    url = "/hooks/nginx-rtmp?token="
+    before = scrape(client)
+    assert client.post(url + "test-hook-token", data={**form, "secret": "abc"}).status_code == 200
+    assert client.post(url + "test-hook-token", data={**form, "secret": "no"}).status_code == 403
+    assert client.post(url + "nope", data={**form, "secret": "abc"}).status_code == 403
+    assert client.post("/hooks/flv?token=test-hook-token", data=form).status_code == 404
+    after = scrape(client)
+
+    def delta(outcome):
+        labels = {"engine": "nginx-rtmp", "event": "publish", "outcome": outcome}
+        return value(after, "studio_callbacks_total", **labels) - value(
+            before, "studio_callbacks_total", **labels
+        )
+
+    assert (delta("accepted"), delta("refused"), delta("unauthorized")) == (1, 1, 1)
+    assert 'engine="flv"' not in after
+
+
 def test_broadcasts_started_and_ended_counted_after_commit(client, db, make_stream):
     """A publish/unpublish pair counts one start (by protocol) and one end (by reason)."""
     publishable(db, make_stream)

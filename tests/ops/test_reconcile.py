@@ -23,19 +23,13 @@ GRACE = 30.0
 
 
 @pytest.fixture()
-def srs(app, redis):
+def srs(app, redis, use_engine):
     """The app pointed at an SRS API test double, with known reconcile settings."""
     double = SrsApiTestDouble()
-    saved = {k: app.config[k] for k in ("MEDIA_ENGINE", "SRS_API_URL", "RECONCILE_GRACE_SECONDS",
-                                        "MAX_BROADCAST_SECONDS")}  # fmt: skip
-    app.config.update(
-        MEDIA_ENGINE="srs",
-        SRS_API_URL=double.url,
-        RECONCILE_GRACE_SECONDS=GRACE,
-        MAX_BROADCAST_SECONDS=3600,
+    use_engine(
+        "srs", SRS_API_URL=double.url, RECONCILE_GRACE_SECONDS=GRACE, MAX_BROADCAST_SECONDS=3600
     )
     yield double
-    app.config.update(saved)
     double.stop()
 
 
@@ -129,19 +123,19 @@ def test_srs_restart_is_detected_and_its_streams_ended(client, db, make_stream, 
     srs.publish(stream.public_id, "cid00005")
     before = client.get("/metrics").get_data(as_text=True)
     now = time.time()
-    assert reconciler.reconcile(now=now).srs_restarted is False
+    assert reconciler.reconcile(now=now).engine_restarted is False
 
     srs.service = "newsvc01"  # SRS restarted: new service id, nothing publishing
     srs.publishers.clear()
     report = reconciler.reconcile(now=now + 1)
-    assert report.srs_restarted is True
+    assert report.engine_restarted is True
     assert report.ended == [stream.public_id]
     assert status(db, stream) == ("ended", "reconciled")
     after = client.get("/metrics").get_data(as_text=True)
     assert (
         value(after, "studio_srs_restarts_total") - value(before, "studio_srs_restarts_total") == 1
     )
-    assert reconciler.reconcile(now=now + 2).srs_restarted is False
+    assert reconciler.reconcile(now=now + 2).engine_restarted is False
 
 
 def test_over_long_broadcast_is_cut(client, db, make_stream, srs):

@@ -88,8 +88,8 @@ def test_go_live_page_says_which_engine_and_hides_the_key(client, auth, make_use
     assert stream.stream_key not in page
 
 
-def test_go_live_page_offers_whip_on_srs(client, app, auth, make_user, make_stream, monkeypatch):
-    monkeypatch.setitem(app.config, "MEDIA_ENGINE", "srs")
+def test_go_live_page_offers_whip_on_srs(client, app, auth, make_user, make_stream, use_engine):
+    use_engine("srs")
     owner = make_user()
     stream = make_stream(owner)
     auth.login(owner.email)

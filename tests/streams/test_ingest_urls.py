@@ -40,9 +40,9 @@ def test_on_nginx_rtmp_the_page_says_webrtc_is_not_offered(client, app, owner_st
 
 
 def test_on_srs_the_page_offers_webrtc_urls_on_the_webrtc_origin(
-    client, app, owner_stream, monkeypatch
+    client, app, owner_stream, use_engine
 ):
-    monkeypatch.setitem(app.config, "MEDIA_ENGINE", "srs")
+    use_engine("srs")
     text = page_text(client, owner_stream)
     assert UNAVAILABLE.split(" (")[0] not in text
     assert 'id="webrtc-url"' in text and 'id="whip-url"' in text

@@ -8,8 +8,10 @@ import time
 
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
+from sqlalchemy import select
 
 from studio.media import pipeline
+from studio.models import Segment
 from studio.storage import layout
 from studio.streams import service as streams
 from tests.conftest import load_fixture
@@ -148,3 +150,46 @@ def test_sweep_leaves_a_stale_playlist_of_an_unknown_stream_alone(
     assert watcher.sweep() == 1
     _run_worker(redis)
     assert watcher.sweep() == 0
+
+
+def test_on_hls_facts_are_used_as_srs_reported_them(
+    pipeline_app, client, redis, db, bucket, live_stream
+):
+    """The length SRS reports in on_hls is the segment's recorded length (and
+    its live playlist entry), not one recomputed from the playlist or file."""
+    stream, broadcast, hls = live_stream
+    hls.add_segment(0)
+    hls.write_playlist([0], durations={0: 2.0})
+    token = pipeline_app.config["HOOK_TOKEN"]
+    body = _on_hls(stream.public_id) | {
+        "seq_no": 0,
+        "duration": 2.37,
+        "file": f"/var/lib/srs/hls/live/{stream.public_id}-0.ts",
+    }
+
+    assert client.post(f"/hooks/srs?token={token}", json=body).get_json() == {"code": 0}
+    _run_worker(redis)
+
+    segment = db.session.scalars(select(Segment).where(Segment.broadcast_id == broadcast.id)).one()
+    assert (segment.sequence, segment.duration) == (0, 2.37)
+    status, _, playlist = bucket.get(layout.live_playlist(stream.public_id))
+    assert status == 200 and b"#EXTINF:2.370," in playlist
+    assert redis.hgetall(pipeline.Keys.reported(stream.public_id)) == {}  # recorded, forgotten
+
+
+def test_an_on_hls_for_another_file_name_does_not_set_the_length(
+    pipeline_app, client, redis, db, bucket, live_stream
+):
+    """A reported length is used only for the file SRS named: a segment whose
+    file does not match keeps the playlist's length."""
+    stream, broadcast, hls = live_stream
+    hls.add_segment(0)
+    hls.write_playlist([0], durations={0: 2.0})
+    token = pipeline_app.config["HOOK_TOKEN"]
+    body = _on_hls(stream.public_id) | {"seq_no": 0, "duration": 2.37, "file": "/x/other-0.ts"}
+
+    assert client.post(f"/hooks/srs?token={token}", json=body).get_json() == {"code": 0}
+    _run_worker(redis)
+
+    segment = db.session.scalars(select(Segment).where(Segment.broadcast_id == broadcast.id)).one()
+    assert segment.duration == 2.0

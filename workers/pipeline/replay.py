@@ -10,8 +10,8 @@ from flask import Flask
 from sqlalchemy import select
 
 from studio import metrics
+from studio.core.replays import mark_replay_ready
 from studio.extensions import db
-from studio.live import events
 from studio.models import Broadcast, Segment, utcnow
 from studio.storage import gcs, layout
 from workers.pipeline.playlists import PlaylistSegment, render_replay
@@ -40,8 +40,7 @@ def write_replay(app: Flask, broadcast: Broadcast) -> bool:
     if broadcast.ended_at is not None:
         lag = (utcnow() - broadcast.ended_at).total_seconds()
         metrics.UPLOAD_LAG.labels("replay").observe(max(0.0, lag))
-    broadcast.replay_ready_at = utcnow()
-    events.replay_ready(db.session, public_id, broadcast)
+    mark_replay_ready(db.session, broadcast, public_id)
     db.session.commit()
     log.info("replay of broadcast %s written: %d segments", broadcast.id, len(rows))
     return True

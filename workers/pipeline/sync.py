@@ -17,16 +17,16 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import redis
 from flask import Flask
-from sqlalchemy.dialects.postgresql import insert
 
 from studio import metrics
+from studio.core.segments import UploadedSegment, record_segments
 from studio.extensions import db
+from studio.media import pipeline
 from studio.media.pipeline import Keys
-from studio.models import Broadcast, Segment
+from studio.models import Broadcast
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 from workers.pipeline import live, local_hls, locks, mpegts, replay, thumbnails
@@ -143,9 +143,12 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     complete = local_hls.complete_segments(on_disk, playlist, publishing, time.time(), quiet)
     storage = gcs.get_storage(config)
     pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
+    connection = get_redis(app)
+    reported = pipeline.reported_segments(connection, stream) if complete else {}
     uploaded = _upload_segments(
-        storage, pool, stream_row, broadcasts, complete, on_disk, playlist, result, lock
+        storage, pool, stream_row, broadcasts, complete, on_disk, playlist, result, lock, reported
     )
+    pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
     if playlist is not None:
         live.write_live_playlist(
             app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
@@ -196,10 +199,14 @@ class _Pending:
     object_name: str
 
 
-def _upload_segments(storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock):
+def _upload_segments(
+    storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock, reported
+):
     """Upload complete segments (in parallel), record them, delete local files.
 
-    Returns {number: PlaylistSegment} for what was uploaded in this pass.
+    A segment's length is the one the engine reported (`reported`), else the
+    playlist's, else measured from its timestamps. Returns {number:
+    PlaylistSegment} for what was uploaded in this pass.
     """
     listed = playlist.by_number() if playlist else {}
     pending = []
@@ -214,7 +221,11 @@ def _upload_segments(storage, pool, stream, broadcasts, complete, on_disk, playl
             )
             continue
         entry = listed.get(segment.number)
-        duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
+        facts = reported.get(segment.number)
+        if facts is not None and facts.file_name == segment.path.name:
+            duration = facts.duration
+        else:
+            duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
         object_name = layout.segment(stream.public_id, broadcast.id, segment.number)
         pending.append(
             _Pending(segment, broadcast, duration, bool(entry and entry.discontinuity), object_name)
@@ -282,24 +293,20 @@ def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
 
 
 def _record(done: list[_Pending]) -> None:
-    """Insert the segments' rows (a row already there from an earlier,
-    interrupted pass is kept) and commit before any local file is deleted."""
-    rows = [
-        {
-            "broadcast_id": item.broadcast.id,
-            "sequence": item.segment.number,
-            "duration": item.duration,
-            "object_name": item.object_name,
-            "size": item.segment.size,
-            "discontinuity": item.discontinuity,
-            "uploaded_at": datetime.now(UTC),
-        }
+    """Record the segments (see `record_segments`) and commit before any
+    local file is deleted."""
+    uploaded = [
+        UploadedSegment(
+            item.broadcast.id,
+            item.segment.number,
+            item.duration,
+            item.object_name,
+            item.segment.size,
+            item.discontinuity,
+        )
         for item in done
     ]
-    statement = (
-        insert(Segment).values(rows).on_conflict_do_nothing(constraint="uq_segments_sequence")
-    )
-    db.session.execute(statement)
+    record_segments(db.session, uploaded)
     db.session.commit()
 
 

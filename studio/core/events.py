@@ -1,0 +1,156 @@
+"""Domain events: what changed, announced only once it is committed.
+
+A service raises an event on the session (`raise_event`); the events of a
+unit of work are collected on it and handed to every subscriber of their
+type after the commit (nothing is announced when it rolls back). Subscribers
+(the Redis fan-out, the upload pipeline, the media engine) register once at
+start-up with `subscribe`; the domain does not know who listens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import event as orm_event
+from sqlalchemy.orm import Session
+
+from studio.transactions import after_commit
+
+if TYPE_CHECKING:
+    from studio.models import Broadcast, Stream
+
+log = logging.getLogger(__name__)
+_KEY = "studio_events"
+
+
+@dataclass(frozen=True)
+class BroadcastView:
+    """The public facts of a broadcast carried by a status event (no secrets)."""
+
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    protocol: str
+
+
+@dataclass(frozen=True)
+class StreamChanged:
+    """A stream's status, disabled flag or current broadcast changed."""
+
+    stream: str
+    status: str
+    disabled: bool
+    broadcast: BroadcastView | None = None
+
+
+@dataclass(frozen=True)
+class BroadcastStarted:
+    """A publisher was accepted and a broadcast opened."""
+
+    stream: str
+    broadcast_id: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class BroadcastEnded:
+    """A broadcast ended; its replay is due."""
+
+    stream: str
+    broadcast_id: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReplayReady:
+    """A broadcast's replay playlist is in the bucket."""
+
+    stream: str
+    broadcast_id: int
+
+
+@dataclass(frozen=True)
+class StreamDeleted:
+    """A stream and its broadcasts are gone; its media is to be purged."""
+
+    stream: str
+
+
+@dataclass(frozen=True)
+class PublisherRevoked:
+    """A live publisher lost its right to publish (key rotated, stream
+    disabled or deleted) and is to be disconnected."""
+
+    stream: str
+    client_id: str
+    server_id: str = ""
+
+
+Event = (
+    StreamChanged
+    | BroadcastStarted
+    | BroadcastEnded
+    | ReplayReady
+    | StreamDeleted
+    | PublisherRevoked
+)
+Handler = Callable[[Event], None]
+_subscribers: dict[type, list[Handler]] = {}
+
+
+def subscribe(event_type: type, handler: Handler) -> None:
+    """Call `handler(event)` after each commit that raised an `event_type`.
+    Subscribing the same handler again changes nothing (apps are created
+    more than once per process: tests, workers)."""
+    handlers = _subscribers.setdefault(event_type, [])
+    if handler not in handlers:
+        handlers.append(handler)
+
+
+def unsubscribe(event_type: type, handler: Handler) -> None:
+    """Stop calling `handler` for `event_type` (no error if it was not subscribed)."""
+    handlers = _subscribers.get(event_type, [])
+    if handler in handlers:
+        handlers.remove(handler)
+
+
+def raise_event(session: Session, event: Event) -> None:
+    """Collect `event` in the session's unit of work; it is published once
+    the session commits and dropped if it rolls back."""
+    pending = session.info.setdefault(_KEY, [])
+    if not pending:
+        after_commit(session, lambda: _publish(session.info.pop(_KEY, [])))
+    pending.append(event)
+
+
+def pending_events(session: Session) -> list[Event]:
+    """Events raised in the current unit of work, not yet committed."""
+    return list(session.info.get(_KEY, []))
+
+
+def stream_changed(stream: Stream, broadcast: Broadcast | None = None) -> StreamChanged:
+    """The StreamChanged event of a stream row and its current broadcast row."""
+    view = None
+    if broadcast is not None:
+        view = BroadcastView(
+            broadcast.id, broadcast.started_at, broadcast.ended_at, broadcast.protocol
+        )
+    return StreamChanged(stream.public_id, stream.status, stream.disabled, view)
+
+
+@orm_event.listens_for(Session, "after_rollback")
+def _drop_events(session: Session) -> None:
+    session.info.pop(_KEY, None)
+
+
+def _publish(events: list[Event]) -> None:
+    for event in events:
+        for handler in _subscribers.get(type(event), ()):
+            try:
+                handler(event)
+            except Exception:  # one listener failing must not silence the others
+                log.exception("%s handler %s failed", type(event).__name__, handler.__name__)

@@ -1,0 +1,50 @@
+"""Segments: the pieces of a broadcast stored in the bucket, recorded once
+uploaded so that its replay can be written from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from studio.models import Segment, utcnow
+
+
+@dataclass(frozen=True)
+class UploadedSegment:
+    """A segment now in the bucket, with the facts its replay needs."""
+
+    broadcast_id: int
+    sequence: int
+    duration: float
+    object_name: str
+    size: int
+    discontinuity: bool = False
+
+
+def record_segments(
+    session: Session, segments: list[UploadedSegment], uploaded_at: datetime | None = None
+) -> None:
+    """Record uploaded segments; a row already there (from an earlier,
+    interrupted pass) is kept. Does not commit. Raises database errors."""
+    if not segments:
+        return
+    moment = uploaded_at or utcnow()
+    rows = [
+        {
+            "broadcast_id": segment.broadcast_id,
+            "sequence": segment.sequence,
+            "duration": segment.duration,
+            "object_name": segment.object_name,
+            "size": segment.size,
+            "discontinuity": segment.discontinuity,
+            "uploaded_at": moment,
+        }
+        for segment in segments
+    ]
+    statement = (
+        insert(Segment).values(rows).on_conflict_do_nothing(constraint="uq_segments_sequence")
+    )
+    session.execute(statement)
