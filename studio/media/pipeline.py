@@ -6,8 +6,8 @@ dirty and enqueues at most one pending sync job per stream; the job syncs
 until the stream is clean (see `workers.pipeline.sync`). A periodic sweep in the
 watcher re-triggers anything left behind.
 
-Jobs are declared (queue, timeout, retries) in `workers.jobs`, which imports
-neither the pipeline nor the storage client in the web process. An engine
+Jobs are declared (queue, timeout, retries) in `studio.media.jobs`; the web
+process never imports the worker code, the pipeline or the storage client. An engine
 that reports its segments (`SegmentReady`) has its numbers, lengths and
 files kept for the sync job, which uses them as given instead of deriving
 them from the playlist or the files.
@@ -28,8 +28,8 @@ from rq.serializers import JSONSerializer
 
 from studio.core import events
 from studio.core.commands import SegmentReady
+from studio.media import jobs
 from studio.redis_client import get_redis
-from workers import jobs
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +39,10 @@ REPLAY_QUEUE_NAME = jobs.REPLAYS
 QUEUES = jobs.QUEUES
 # Stream names become file and object names (the engine's <stream>.m3u8).
 STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
-SYNC_JOB = jobs.sync_stream.name
-FINALIZE_JOB = jobs.finalize_broadcast.name
-PURGE_JOB = jobs.purge_stream.name
-THUMBNAIL_JOB = jobs.make_thumbnail.name
+SYNC_JOB = jobs.SYNC_STREAM.name
+FINALIZE_JOB = jobs.FINALIZE_BROADCAST.name
+PURGE_JOB = jobs.PURGE_STREAM.name
+THUMBNAIL_JOB = jobs.MAKE_THUMBNAIL.name
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60
 # At most one thumbnail job per broadcast in this many seconds.
@@ -111,13 +111,13 @@ def request_sync(connection: redis.Redis, stream: str) -> bool:
     connection.set(Keys.dirty(stream), 1)
     if not connection.set(Keys.queued(stream), 1, nx=True, ex=QUEUED_TTL):
         return False
-    jobs.sync_stream.enqueue(connection, stream)
+    jobs.SYNC_STREAM.enqueue(connection, stream)
     return True
 
 
 def request_finalize(connection: redis.Redis, broadcast_id: int) -> None:
     """Enqueue the replay job of an ended broadcast (idempotent job)."""
-    jobs.finalize_broadcast.enqueue(connection, int(broadcast_id))
+    jobs.FINALIZE_BROADCAST.enqueue(connection, int(broadcast_id))
 
 
 def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
@@ -127,13 +127,13 @@ def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
     a job was queued; raises redis errors."""
     if not connection.set(Keys.thumbnail(broadcast_id), 1, nx=True, ex=THUMBNAIL_INTERVAL):
         return False
-    jobs.make_thumbnail.enqueue(connection, int(broadcast_id))
+    jobs.MAKE_THUMBNAIL.enqueue(connection, int(broadcast_id))
     return True
 
 
 def request_purge(connection: redis.Redis, stream: str) -> None:
     """Enqueue the purge of a deleted stream's media (idempotent job)."""
-    jobs.purge_stream.enqueue(connection, stream)
+    jobs.PURGE_STREAM.enqueue(connection, stream)
 
 
 def segment_ready(connection: redis.Redis, segment: SegmentReady) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import zlib
 
+import pytest
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -62,6 +63,18 @@ def test_every_job_is_declared_once_in_the_registry():
         "workers.jobs.make_thumbnail",
     }
     assert jobs.sync_stream.spec is jobs.REGISTRY["workers.jobs.sync_stream"]
+    for name, spec in jobs.REGISTRY.items():
+        assert getattr(jobs, name.rsplit(".", 1)[1]).spec is spec  # each is implemented
+
+
+def test_a_job_must_match_its_declaration():
+    """Binding a function to another job's declaration is refused."""
+
+    def sync_stream(stream):
+        return stream
+
+    with pytest.raises(ValueError, match="does not match"):
+        jobs.SYNC_STREAM.implements(sync_stream)
 
 
 def test_delay_queues_on_the_current_apps_redis(app, redis):

@@ -1,0 +1,117 @@
+"""The queue boundary: every RQ job of the upload pipeline, declared once.
+
+Each `JobSpec` below is the one place a job's queue, timeout, retries and
+result lifetimes are set. The web process enqueues through it (by the job's
+dotted name, with RQ's JSON serializer) and never imports the worker code;
+`workers/jobs.py` implements each job and binds it to its spec with
+`@SPEC.implements`, which checks that the names agree.
+(After Redash's `job` decorator, split so that the import graph points one
+way: workers depend on studio, never the reverse.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import redis
+from rq import Queue, Retry
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+# Workers take jobs from their queues in this order: replays wait behind live
+# segments.
+UPLOADS = "uploads"
+REPLAYS = "replays"
+QUEUES = (UPLOADS, REPLAYS)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """How a job is queued; `description` is formatted with its arguments;
+    `retry_intervals` lists the seconds before each retry (its length is the
+    number of retries); `result_ttl` 0 keeps no result."""
+
+    name: str
+    queue: str
+    timeout: int
+    retry_intervals: tuple[int, ...] = ()
+    result_ttl: int = 500
+    failure_ttl: int = 86400
+    description: str = ""
+
+    def enqueue(self, connection: redis.Redis, *args: Any) -> Job:
+        """Queue one run of the job with `args` (JSON-serializable)."""
+        queue = Queue(self.queue, connection=connection, serializer=JSONSerializer)
+        retry = None
+        if self.retry_intervals:
+            retry = Retry(max=len(self.retry_intervals), interval=list(self.retry_intervals))
+        return queue.enqueue_call(
+            self.name,
+            args=args,
+            timeout=self.timeout,
+            result_ttl=self.result_ttl,
+            failure_ttl=self.failure_ttl,
+            retry=retry,
+            description=(self.description or self.name.rsplit(".", 1)[-1] + "({})").format(*args),
+        )
+
+    def delay(self, *args: Any) -> Job:
+        """`enqueue` on the current app's Redis."""
+        from studio.redis_client import get_redis
+
+        return self.enqueue(get_redis(), *args)
+
+    def implements(self, func: F) -> F:
+        """Bind the job function to this spec (its dotted name must be the
+        spec's name): it gains `.spec`, `.name`, `.enqueue` and `.delay`."""
+        name = f"{func.__module__}.{func.__qualname__}"
+        if name != self.name:
+            raise ValueError(f"job {name} does not match its declaration {self.name}")
+        bound: Any = func
+        bound.spec, bound.name = self, self.name
+        bound.enqueue, bound.delay = self.enqueue, self.delay
+        return func
+
+
+SYNC_STREAM = JobSpec(
+    "workers.jobs.sync_stream",
+    UPLOADS,
+    timeout=300,  # a long backlog is uploaded in parallel
+    retry_intervals=(1, 5, 15),
+    result_ttl=0,
+    description="sync {}",
+)
+FINALIZE_BROADCAST = JobSpec(
+    "workers.jobs.finalize_broadcast",
+    REPLAYS,
+    timeout=600,
+    retry_intervals=(5, 15, 60, 120, 300),
+    result_ttl=3600,
+    failure_ttl=86400 * 7,
+    description="finalize broadcast {}",
+)
+PURGE_STREAM = JobSpec(
+    "workers.jobs.purge_stream",
+    REPLAYS,  # behind live segments, and consumed by every worker role
+    timeout=600,  # a long-lived stream has many objects, deleted one by one
+    retry_intervals=(5, 15, 60, 120, 300),
+    result_ttl=3600,
+    failure_ttl=86400 * 7,
+    description="purge stream {}",
+)
+MAKE_THUMBNAIL = JobSpec(
+    "workers.jobs.make_thumbnail",
+    REPLAYS,  # behind live segments, and consumed by every worker role
+    timeout=60,  # one segment download and one ffmpeg run (bounded at 20 s)
+    retry_intervals=(2, 5),
+    result_ttl=0,
+    description="thumbnail of broadcast {}",
+)
+
+REGISTRY: dict[str, JobSpec] = {
+    spec.name: spec for spec in (SYNC_STREAM, FINALIZE_BROADCAST, PURGE_STREAM, MAKE_THUMBNAIL)
+}
