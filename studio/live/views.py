@@ -18,6 +18,7 @@ read, unlike a refused upgrade.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import queue
@@ -157,12 +158,14 @@ class _PublisherCache:
         self._lock = threading.Lock()
         self._at = float("-inf")
         self._value: list[engines.IngestStats] | engines.EngineError = []
+        self._rates = IngestRates()
 
     def get(self) -> list[engines.IngestStats]:
         with self._lock:  # one fetch at a time; the others wait and share it
             if time.monotonic() - self._at >= self._ttl:
                 try:
-                    self._value = engines.current().publishers()
+                    fetched = engines.current().publishers()
+                    self._value = self._rates.measure(fetched, time.monotonic())
                 except engines.EngineError as exc:
                     self._value = exc  # a down engine is asked once per interval too
                 self._at = time.monotonic()
@@ -170,6 +173,39 @@ class _PublisherCache:
         if isinstance(value, engines.EngineError):
             raise value
         return value
+
+
+class IngestRates:
+    """The inbound bitrate of each publisher, measured from the bytes the
+    engine has received between two samples. The engine's own figure is an
+    average over 10-30 s and reads 0 for the first seconds of a healthy
+    broadcast; until two samples exist the rate is unknown (None), never 0."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], tuple[int, float]] = {}
+
+    def measure(
+        self, publishers: list[engines.IngestStats], now: float
+    ) -> list[engines.IngestStats]:
+        """`publishers` with `kbps` set from the bytes received since the
+        previous sample (the engine's average when it has no byte count)."""
+        seen: dict[tuple[str, str], tuple[int, float]] = {}
+        measured = []
+        for publisher in publishers:
+            if publisher.bytes_in is None:
+                measured.append(publisher)
+                continue
+            key = (publisher.stream_name, publisher.client_id)
+            seen[key] = (publisher.bytes_in, now)
+            previous = self._last.get(key)
+            kbps = None
+            if previous is not None and now > previous[1] and publisher.bytes_in >= previous[0]:
+                kbps = round((publisher.bytes_in - previous[0]) * 8 / 1000 / (now - previous[1]))
+            elif publisher.kbps:
+                kbps = publisher.kbps
+            measured.append(dataclasses.replace(publisher, kbps=kbps))
+        self._last = seen
+        return measured
 
 
 def _publisher_cache() -> _PublisherCache:

@@ -26,7 +26,11 @@ class IngestStats:
 
     stream_name: str
     client_id: str = ""
-    kbps: int = 0
+    # Inbound bitrate as the engine averages it (over ~10-30 s: 0 for the
+    # first seconds of a broadcast), and the bytes received so far, from
+    # which `IngestRates` measures a current rate.
+    kbps: int | None = 0
+    bytes_in: int | None = None
     video_codec: str | None = None
     width: int | None = None
     height: int | None = None

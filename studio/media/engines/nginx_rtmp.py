@@ -128,6 +128,7 @@ def publishers_from(xml_text: str) -> list[IngestStats]:
                 stream_name=stream.findtext("name", ""),
                 client_id=client.findtext("id", ""),
                 kbps=int(stream.findtext("bw_in", "0")) // 1000,
+                bytes_in=_int(stream.findtext("bytes_in")),
                 video_codec=video.findtext("codec") if video is not None else None,
                 width=_int(video.findtext("width")) if video is not None else None,
                 height=_int(video.findtext("height")) if video is not None else None,

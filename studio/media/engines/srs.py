@@ -210,6 +210,7 @@ def publishers_from(body: dict) -> list[IngestStats]:
                 stream_name=item.get("name", ""),
                 client_id=publish.get("cid", ""),
                 kbps=(item.get("kbps") or {}).get("recv_30s", 0),
+                bytes_in=item.get("recv_bytes"),
                 video_codec=video.get("codec"),
                 width=video.get("width"),
                 height=video.get("height"),

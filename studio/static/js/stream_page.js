@@ -88,7 +88,8 @@ function showHealth(event) {
   } else if (!event.publishing) {
     line.textContent = "Waiting for the encoder…";
   } else {
-    const parts = [`${event.kbps} kbps`];
+    // null: the first sample of a new publisher, before a rate can be measured.
+    const parts = [event.kbps == null ? "measuring bitrate…" : `${event.kbps} kbps`];
     if (event.video_codec) parts.push(event.video_codec);
     if (event.width && event.height) parts.push(`${event.width}×${event.height}`);
     if (event.fps) parts.push(`${Math.round(event.fps)} fps`);

@@ -78,7 +78,8 @@ export class HealthMeter {
 export function serverView(event) {
   if (event.error) return event.error;
   if (!event.publishing) return "Waiting for video…";
-  const parts = [`${event.kbps} kbit/s`];
+  // null: the first sample of a new publisher, before a rate can be measured.
+  const parts = [event.kbps == null ? "measuring bitrate…" : `${event.kbps} kbit/s`];
   if (event.video_codec) parts.push(event.video_codec);
   if (event.width && event.height) parts.push(`${event.width}×${event.height}`);
   if (event.fps) parts.push(`${Math.round(event.fps)} fps`);
