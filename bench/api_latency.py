@@ -107,13 +107,18 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
     # exists; the flags below override only what a benchmark must pin.
     argv = [
         str(bin_dir / "gunicorn"),
-        "--bind", f"127.0.0.1:{port}",
-        "--workers", str(workers),
-        "--worker-class", "gthread",
-        "--threads", str(threads),
-        "--keep-alive", "75",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(threads),
+        "--keep-alive",
+        "75",
         "wsgi:app",
-    ]  # fmt: skip
+    ]
     log_path = VAR / "logs" / f"gunicorn-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:

@@ -46,12 +46,44 @@ def make_source(var: Path) -> Path:
     """20 s of 640x360 H.264 (2 s GOP) + AAC in FLV, looped by the publishers."""
     path = var / "source.flv"
     argv = [
-        "ffmpeg", "-y", "-hide_banner", "-loglevel", "error", "-nostdin",
-        "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30", "-f", "lavfi", "-i", "sine",
-        "-t", "20", "-c:v", "libx264", "-preset", "veryfast", "-b:v", "800k",
-        "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "64k", "-f", "flv", str(path),
-    ]  # fmt: skip
+        "ffmpeg",
+        "-y",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=640x360:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "20",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-b:v",
+        "800k",
+        "-g",
+        "60",
+        "-keyint_min",
+        "60",
+        "-sc_threshold",
+        "0",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "flv",
+        str(path),
+    ]
     subprocess.run(argv, check=True)
     return path
 
@@ -78,11 +110,14 @@ class Studio:
         self.services.append(self.nginx)
         self.env = runner.studio_env(
             database_url=postgres.url.rsplit("/", 1)[0] + "/" + self.dbname,
-            redis_url=redis_service.url, gcs=gcs, nginx=self.nginx,
-            public_url=f"http://127.0.0.1:{port}", secret_key=secrets.token_urlsafe(16),
+            redis_url=redis_service.url,
+            gcs=gcs,
+            nginx=self.nginx,
+            public_url=f"http://127.0.0.1:{port}",
+            secret_key=secrets.token_urlsafe(16),
             hook_token=token,
             extra={"STUDIO_LOG_LEVEL": "WARNING", "STUDIO_MAX_LIVE_PER_USER": "0"},
-        )  # fmt: skip
+        )
         runner.migrate(self.env, var)
         self.handles["gunicorn"] = runner.start_gunicorn(self.env, var, port, threads=32)
         self.handles["workers"] = runner.start_workers(self.env, var, workers)
@@ -98,8 +133,9 @@ class Studio:
         from studio.streams import service
 
         with self.app.app_context():
-            user = accounts.create_user(db.session, f"bench-{secrets.token_hex(4)}@example.com",
-                                        secrets.token_urlsafe(12))  # fmt: skip
+            user = accounts.create_user(
+                db.session, f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
+            )
             streams = [service.create_stream(db.session, user, f"bench {i}") for i in range(count)]
             db.session.commit()
             return [(s.public_id, s.stream_key) for s in streams]
@@ -277,12 +313,29 @@ def run(count: int, seconds: float, workers: int, source: Path) -> dict:
         spread = 2.0 / max(1, len(streams))
         for public_id, key in streams:
             time.sleep(spread)
-            argv = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
-                    "-stream_loop", "-1", "-i", str(source), "-c", "copy", "-f", "flv",
-                    f"{studio.nginx.rtmp_url}/{public_id}?secret={key}"]  # fmt: skip
+            argv = [
+                "ffmpeg",
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-nostdin",
+                "-re",
+                "-stream_loop",
+                "-1",
+                "-i",
+                str(source),
+                "-c",
+                "copy",
+                "-f",
+                "flv",
+                f"{studio.nginx.rtmp_url}/{public_id}?secret={key}",
+            ]
             starts[public_id] = time.time()
-            quiet = {"stdin": subprocess.DEVNULL, "stdout": subprocess.DEVNULL,
-                     "stderr": subprocess.DEVNULL}  # fmt: skip
+            quiet = {
+                "stdin": subprocess.DEVNULL,
+                "stdout": subprocess.DEVNULL,
+                "stderr": subprocess.DEVNULL,
+            }
             # nice 10: in production publishers are other machines; here they
             # share 2 cores with the pipeline and must not starve it.
             publishers.append(subprocess.Popen(argv, **quiet, preexec_fn=lambda: os.nice(10)))
@@ -307,7 +360,7 @@ def run(count: int, seconds: float, workers: int, source: Path) -> dict:
         result = report(
             count, seconds, workers, studio, disk, sampler, probe, starts, cpu_live / live_seconds
         )
-        return {**result, "publisher_cores": rig}  # fmt: skip
+        return {**result, "publisher_cores": rig}
     finally:
         for process in publishers:
             if process.poll() is None:
@@ -336,19 +389,29 @@ def report(count, seconds, workers, studio, disk, sampler, probe, starts, cores)
             first.append(broadcast["segments"][numbers[0]] - starts[public_id])
     left = len(list((studio.nginx.hls_dir / "live").glob("*.ts")))
     return {
-        "publishers": count, "seconds": seconds, "workers": workers,
-        "segments": len(disk.closed), "lost": lost, "holes": holes, "left_on_disk": left,
+        "publishers": count,
+        "seconds": seconds,
+        "workers": workers,
+        "segments": len(disk.closed),
+        "lost": lost,
+        "holes": holes,
+        "left_on_disk": left,
         "replays": sum(b["replay_ready"] for b in state.values()),
-        "lag_p50": pct(lags, 0.5), "lag_p95": pct(lags, 0.95), "lag_max": max(lags or [0]),
-        "edge_lag_p50": pct(probe.lags, 0.5), "edge_lag_p95": pct(probe.lags, 0.95),
-        "edge_lag_max": max(probe.lags or [0]), "edge_samples": len(probe.lags),
-        "first_bucket_p50": pct(first, 0.5), "first_bucket_max": max(first or [0]),
+        "lag_p50": pct(lags, 0.5),
+        "lag_p95": pct(lags, 0.95),
+        "lag_max": max(lags or [0]),
+        "edge_lag_p50": pct(probe.lags, 0.5),
+        "edge_lag_p95": pct(probe.lags, 0.95),
+        "edge_lag_max": max(probe.lags or [0]),
+        "edge_samples": len(probe.lags),
+        "first_bucket_p50": pct(first, 0.5),
+        "first_bucket_max": max(first or [0]),
         "first_edge_p50": pct(list(probe.first_playable.values()), 0.5),
         "first_edge_max": max(probe.first_playable.values() or [0]),
         "worker_cores": cores,
         "queue_max": max(sampler.depths or [0]),
         "queue_mean": statistics.fmean(sampler.depths) if sampler.depths else 0,
-    }  # fmt: skip
+    }
 
 
 def main() -> int:
@@ -361,8 +424,12 @@ def main() -> int:
     source = make_source(ROOT / "var")
     for count in args.publishers:
         result = run(count, args.seconds, args.workers, source)
-        print(" ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
-                       for k, v in result.items()), flush=True)  # fmt: skip
+        print(
+            " ".join(
+                f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -76,9 +76,10 @@ class Studio:
         web_port, sockets_port = stack.free_port(), stack.free_port()
         self.hooks_port = stack.free_port()
         front = stack.FrontSite(
-            port=stack.free_port(), web_url=f"http://127.0.0.1:{web_port}",
+            port=stack.free_port(),
+            web_url=f"http://127.0.0.1:{web_port}",
             sockets_url=f"http://127.0.0.1:{sockets_port}",
-        )  # fmt: skip
+        )
         self.port = front.port
         self.env = {
             **os.environ,
@@ -95,9 +96,12 @@ class Studio:
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         runner.migrate(self.env, VAR)
         self.nginx = stack.start_nginx(
-            VAR, hook_url=runner.hook_url(self.hooks_port, "nginx-rtmp", HOOK_TOKEN),
-            gcs_url="http://127.0.0.1:9", hls_dir=VAR / "hls", front=front,
-        )  # fmt: skip
+            VAR,
+            hook_url=runner.hook_url(self.hooks_port, "nginx-rtmp", HOOK_TOKEN),
+            gcs_url="http://127.0.0.1:9",
+            hls_dir=VAR / "hls",
+            front=front,
+        )
         self.cleanup.insert(0, self.nginx.stop)
         self.web = runner.start_gunicorn(
             self.env, VAR, web_port, config=ROOT / "gunicorn.conf.py", name="bench-web"
@@ -236,9 +240,13 @@ class Viewers:
         try:
             async with opening:
                 socket = await connect(
-                    url, local_addr=(address, 0), ping_interval=None, open_timeout=120,
-                    compression=None, proxy=None,
-                )  # fmt: skip
+                    url,
+                    local_addr=(address, 0),
+                    ping_interval=None,
+                    open_timeout=120,
+                    compression=None,
+                    proxy=None,
+                )
                 first = json.loads(await socket.recv())
                 if first.get("type") != "status":
                     raise RuntimeError(f"first message {first}")
@@ -341,9 +349,12 @@ def measure(
         check = _expect(200, code_zero=True)
 
         def pair():
-            body = fixture | {"stream": public_id, "param": f"?secret={key}",
-                              "stream_url": f"/live/{public_id}",
-                              "client_id": f"s{run}-{index}-{next(counter)}"}  # fmt: skip
+            body = fixture | {
+                "stream": public_id,
+                "param": f"?secret={key}",
+                "stream_url": f"/live/{public_id}",
+                "client_id": f"s{run}-{index}-{next(counter)}",
+            }
             publish = timed(_Conn(client), "POST", path, body, check=check)
             body = body | {"action": "on_unpublish"}
             return [publish, timed(_Conn(client), "POST", path, body, check=check)]
@@ -396,8 +407,12 @@ def fan_out(
     client = http.client.HTTPConnection("127.0.0.1", hooks_port, timeout=60)
     viewers.clear_live()
     started = time.monotonic()
-    client.request("POST", f"/hooks/srs?token={HOOK_TOKEN}", json.dumps(body),
-                   {"Content-Type": "application/json"})  # fmt: skip
+    client.request(
+        "POST",
+        f"/hooks/srs?token={HOOK_TOKEN}",
+        json.dumps(body),
+        {"Content-Type": "application/json"},
+    )
     client.getresponse().read()
     deadline = started + 60
     while len(seen := viewers.live_at) < watchers and time.monotonic() < deadline:
@@ -496,8 +511,10 @@ def main(argv: list[str] | None = None) -> int:
         streams = seed(studio.env, WATCHED_STREAMS + max(clients))
         watched, unwatched = streams[:WATCHED_STREAMS], streams[WATCHED_STREAMS:]
         idle = measure(studio.port, studio.hooks_port, unwatched, args.duration, clients)
-        memory = {"sockets_before": pss_kib(studio.sockets.pid),
-                  "nginx_before": pss_kib(studio.nginx.process.pid)}  # fmt: skip
+        memory = {
+            "sockets_before": pss_kib(studio.sockets.pid),
+            "nginx_before": pss_kib(studio.nginx.process.pid),
+        }
         viewers = ViewersProcess(studio.port, [p for p, _ in watched], args.sockets)
         open_seconds = viewers.start()
         held = viewers.open
@@ -516,11 +533,17 @@ def main(argv: list[str] | None = None) -> int:
         watchers = len(range(0, args.sockets, WATCHED_STREAMS))
         fan = fan_out(studio.hooks_port, viewers, watched[0], watchers)
         results = {
-            "phases": [*idle, *loaded], "memory": memory, "held": held,
-            "open_seconds": open_seconds, "failures": viewers.failures,
-            "still_open": still_open, "watchers": watchers, "fan_out": fan,
-            "load": (load_before, os.getloadavg()[0]), "idle_cpu": idle_cpu,
-        }  # fmt: skip
+            "phases": [*idle, *loaded],
+            "memory": memory,
+            "held": held,
+            "open_seconds": open_seconds,
+            "failures": viewers.failures,
+            "still_open": still_open,
+            "watchers": watchers,
+            "fan_out": fan,
+            "load": (load_before, os.getloadavg()[0]),
+            "idle_cpu": idle_cpu,
+        }
     finally:
         if viewers is not None:
             viewers.stop()

@@ -31,11 +31,35 @@ def make_segment(directory: Path) -> Path:
     """One 2-second 720p-ish H.264/AAC segment (about 300 KB)."""
     out = directory / "sample.ts"
     argv = [
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-        "-f", "lavfi", "-i", "testsrc=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine",
-        "-t", "2", "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "1200k", "-g", "60",
-        "-c:a", "aac", "-f", "mpegts", str(out),
-    ]  # fmt: skip
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=1280x720:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "2",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-b:v",
+        "1200k",
+        "-g",
+        "60",
+        "-c:a",
+        "aac",
+        "-f",
+        "mpegts",
+        str(out),
+    ]
     subprocess.run(argv, check=True)
     return out
 
@@ -55,8 +79,9 @@ def seed(env: dict, streams: int) -> list[str]:
         user = accounts.create_user(db.session, email, secrets.token_urlsafe(12))
         for i in range(streams):
             stream = service.create_stream(db.session, user, f"bench {i}")
-            attempt = service.PublishAttempt(stream.public_id, stream.stream_key, f"c{i}", "rtmp",
-                                             server_id="nginx-rtmp")  # fmt: skip
+            attempt = service.PublishAttempt(
+                stream.public_id, stream.stream_key, f"c{i}", "rtmp", server_id="nginx-rtmp"
+            )
             service.start_broadcast(db.session, attempt)
             names.append(stream.public_id)
         db.session.commit()
@@ -67,8 +92,12 @@ def lay_out(hls_dir: Path, names: list[str], segments: int, sample: Path) -> int
     live = hls_dir / "live"
     live.mkdir(parents=True, exist_ok=True)
     for name in names:
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-MEDIA-SEQUENCE:0",
-                 "#EXT-X-TARGETDURATION:2"]  # fmt: skip
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            "#EXT-X-MEDIA-SEQUENCE:0",
+            "#EXT-X-TARGETDURATION:2",
+        ]
         for n in range(segments):
             shutil.copyfile(sample, live / f"{name}-{n}.ts")
             lines += ["#EXTINF:2.000,", f"{name}-{n}.ts"]
@@ -113,11 +142,15 @@ def main() -> int:
         services.append(gcs)
         env = runner.studio_env(
             database_url=postgres.url.rsplit("/", 1)[0] + "/" + dbname,
-            redis_url=services[0].url, gcs=gcs, nginx=None, public_url="http://127.0.0.1:9",
-            secret_key=secrets.token_urlsafe(16), hook_token=secrets.token_urlsafe(16),
+            redis_url=services[0].url,
+            gcs=gcs,
+            nginx=None,
+            public_url="http://127.0.0.1:9",
+            secret_key=secrets.token_urlsafe(16),
+            hook_token=secrets.token_urlsafe(16),
             hls_dir=var / "hls",
             extra={"STUDIO_LOG_LEVEL": "WARNING", "STUDIO_MAX_LIVE_PER_USER": "0"},
-        )  # fmt: skip
+        )
         runner.migrate(env, var)
         names = seed(env, args.streams)
         files = lay_out(var / "hls", names, args.segments, make_segment(var))
@@ -139,9 +172,11 @@ def main() -> int:
             time.sleep(0.02)
         elapsed = time.monotonic() - started
         uploads = files + len(names)
-        print(f"{args.workers} workers, {len(names)} streams x {args.segments} segments: "
-              f"{uploads} uploads in {elapsed:.2f}s = {uploads / elapsed:.0f} uploads/s "
-              f"({files / elapsed:.0f} segments/s)")  # fmt: skip
+        print(
+            f"{args.workers} workers, {len(names)} streams x {args.segments} segments: "
+            f"{uploads} uploads in {elapsed:.2f}s = {uploads / elapsed:.0f} uploads/s "
+            f"({files / elapsed:.0f} segments/s)"
+        )
     finally:
         for service in reversed(services):
             service.stop()

@@ -100,8 +100,11 @@ def main() -> int:
         front_port, port, sockets_port, hooks_port = (
             stack.free_port(p) for p in (5000, 5001, 5002, 5003)
         )
-        front = stack.FrontSite(port=front_port, web_url=f"http://127.0.0.1:{port}",
-                                sockets_url=f"http://127.0.0.1:{sockets_port}")  # fmt: skip
+        front = stack.FrontSite(
+            port=front_port,
+            web_url=f"http://127.0.0.1:{port}",
+            sockets_url=f"http://127.0.0.1:{sockets_port}",
+        )
         public_url = os.environ.get("STUDIO_PUBLIC_URL", f"http://127.0.0.1:{front_port}")
         # The engine's callbacks go to the callback tier, never behind pages.
         engine = "srs" if srs_bin else "nginx-rtmp"
@@ -112,23 +115,35 @@ def main() -> int:
         srs_api = stack.free_port(1985) if srs_bin else 9
         cert = tls.self_signed_cert(VAR)
         site = stack.TlsSite(
-            port=stack.free_port(8443), cert=cert.cert, key=cert.key, host="0.0.0.0",  # noqa: S104
+            port=stack.free_port(8443),
+            cert=cert.cert,
+            key=cert.key,
+            host="0.0.0.0",  # noqa: S104
             name=cert.names[0],  # the machine's name: WebRTC URLs work from other devices too
-            studio_url=f"http://127.0.0.1:{port}", srs_api_url=f"http://127.0.0.1:{srs_api}",
+            studio_url=f"http://127.0.0.1:{port}",
+            srs_api_url=f"http://127.0.0.1:{srs_api}",
             sockets_url=front.sockets_url,
-        )  # fmt: skip
+        )
         nginx = stack.start_nginx(
-            VAR, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket,
+            VAR,
+            hook_url=hook_url,
+            gcs_url=gcs.url,
+            bucket=gcs.bucket,
             rtmp_port=stack.free_port(1935 if not srs_bin else None),
-            http_port=stack.free_port(8080), edge_port=stack.free_port(8081), hls_dir=hls_dir,
-            tls=site, front=front,
-        )  # fmt: skip
+            http_port=stack.free_port(8080),
+            edge_port=stack.free_port(8081),
+            hls_dir=hls_dir,
+            tls=site,
+            front=front,
+        )
         services.append(nginx)
         supervisor = Supervisor(VAR / "logs")
         for service in services:
             supervisor.watch(service.name, service.process, service.log_path)
-        extra = {"STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
-                 "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1")}  # fmt: skip
+        extra = {
+            "STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
+            "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1"),
+        }
         rtmp_url, ready = nginx.rtmp_url, []
         if srs_bin:
             launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
@@ -137,11 +152,17 @@ def main() -> int:
             ready.append(launch.rtmp_port)
             extra.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
         env = runner.studio_env(
-            database_url=postgres.url, redis_url=redis.url, gcs=gcs, nginx=nginx,
-            public_url=public_url, secret_key=keys["STUDIO_SECRET_KEY"],
-            hook_token=keys["STUDIO_HOOK_TOKEN"], engine="srs" if srs_bin else "nginx-rtmp",
-            hls_dir=hls_dir.resolve(), extra=extra,
-        )  # fmt: skip
+            database_url=postgres.url,
+            redis_url=redis.url,
+            gcs=gcs,
+            nginx=nginx,
+            public_url=public_url,
+            secret_key=keys["STUDIO_SECRET_KEY"],
+            hook_token=keys["STUDIO_HOOK_TOKEN"],
+            engine="srs" if srs_bin else "nginx-rtmp",
+            hls_dir=hls_dir.resolve(),
+            extra=extra,
+        )
         print(f"migrating the database {postgres.database} ...", flush=True)
         runner.migrate(env, VAR)
         add_studio_processes(supervisor, env, port, sockets_port, hooks_port)
@@ -191,8 +212,9 @@ def add_studio_processes(
     supervisor.add("gunicorn", argv, web)
     sockets_control = control.with_name("sockets.ctl")
     sockets = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "sockets")}
-    supervisor.add("sockets", runner.sockets_argv(sockets_port, control_socket=sockets_control),
-                   sockets)  # fmt: skip
+    supervisor.add(
+        "sockets", runner.sockets_argv(sockets_port, control_socket=sockets_control), sockets
+    )
     hooks = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "hooks")}
     hooks_control = control.with_name("hooks.ctl")
     supervisor.add("hooks", runner.hooks_argv(hooks_port, control_socket=hooks_control), hooks)

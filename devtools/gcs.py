@@ -82,10 +82,22 @@ def start_fake_gcs(
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [
-        str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1",
-        "-port", str(port), "-public-host", f"127.0.0.1:{port}",
-        "-external-url", url, "-backend", backend, "-log-level", log_level,
-    ]  # fmt: skip
+        str(fake_gcs_binary()),
+        "-scheme",
+        "http",
+        "-host",
+        "127.0.0.1",
+        "-port",
+        str(port),
+        "-public-host",
+        f"127.0.0.1:{port}",
+        "-external-url",
+        url,
+        "-backend",
+        backend,
+        "-log-level",
+        log_level,
+    ]
     if backend == "filesystem":
         argv += ["-filesystem-root", str((var_dir / "gcs").resolve())]
     process, log_path = spawn(f"fake-gcs-{port}", argv, var_dir)
@@ -132,13 +144,15 @@ def upload_object(
     if cache_control:
         metadata["cacheControl"] = cache_control
     boundary = "stack-" + sha256(data).hexdigest()
-    body = b"".join([
-        f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
-        json.dumps(metadata).encode(),
-        f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode(),
-        data,
-        f"\r\n--{boundary}--\r\n".encode(),
-    ])  # fmt: skip
+    body = b"".join(
+        [
+            f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode(),
+            json.dumps(metadata).encode(),
+            f"\r\n--{boundary}\r\nContent-Type: {content_type}\r\n\r\n".encode(),
+            data,
+            f"\r\n--{boundary}--\r\n".encode(),
+        ]
+    )
     url = f"{gcs_url}/upload/storage/v1/b/{bucket}/o?uploadType=multipart"
     headers = {"Content-Type": f"multipart/related; boundary={boundary}"}
     status, _, text = http_request("POST", url, body, headers)

@@ -110,9 +110,14 @@ def start_nginx(
     }
     conf = render_nginx_conf(
         nginx_dir,
-        {**ports, "HLS_DIR": hls_dir, "HOOK_URL": _checked_hook_url(hook_url),
-         "GCS_URL": gcs_url.rstrip("/"), "BUCKET": bucket},
-    )  # fmt: skip
+        {
+            **ports,
+            "HLS_DIR": hls_dir,
+            "HOOK_URL": _checked_hook_url(hook_url),
+            "GCS_URL": gcs_url.rstrip("/"),
+            "BUCKET": bucket,
+        },
+    )
     render_sites(nginx_dir, tls, ports["EDGE_PORT"], front)
     argv = [_nginx_binary(), "-p", str(nginx_dir), "-c", str(conf), "-g", "daemon off;"]
     process, log_path = spawn(f"nginx-{ports['RTMP_PORT']}", argv, var_dir)
@@ -149,12 +154,16 @@ def render_sites(
     for old in sites.glob("*.conf"):
         old.unlink()
     if front is not None:
-        _render_site(sites, "front", {
-            "FRONT_LISTEN": f"127.0.0.1:{front.port}",
-            "WEB_UPSTREAM": front.web_url.rstrip("/"),
-            "SOCKETS_UPSTREAM": front.sockets_url.rstrip("/"),
-            "WS_PER_ADDRESS": int(front.ws_per_address),
-        })  # fmt: skip
+        _render_site(
+            sites,
+            "front",
+            {
+                "FRONT_LISTEN": f"127.0.0.1:{front.port}",
+                "WEB_UPSTREAM": front.web_url.rstrip("/"),
+                "SOCKETS_UPSTREAM": front.sockets_url.rstrip("/"),
+                "WS_PER_ADDRESS": int(front.ws_per_address),
+            },
+        )
     if tls is None:
         return
     values = {

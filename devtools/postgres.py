@@ -115,11 +115,18 @@ def start_postgres(
         _initdb(home, user)
     port = port or free_port(55432)
     argv = [
-        str(PG_BIN / "postgres"), "-D", str(home / "data"), "-p", str(port),
-        "-c", "listen_addresses=127.0.0.1",
-        "-c", f"unix_socket_directories={home}",
-        "-c", "fsync=off",
-    ]  # fmt: skip
+        str(PG_BIN / "postgres"),
+        "-D",
+        str(home / "data"),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"unix_socket_directories={home}",
+        "-c",
+        "fsync=off",
+    ]
     process, log_path = spawn(f"postgres-{port}", argv, var_dir, user=user)
     try:
         _wait_pg_ready(port, process, log_path)
@@ -170,9 +177,17 @@ def _pg_home(var_dir: Path, ephemeral: bool = False) -> Path:
 def _initdb(home: Path, user: str | None) -> None:
     """Create a cluster in home/data: trust auth, superuser postgres, UTF-8."""
     argv = [
-        str(PG_BIN / "initdb"), "-D", str(home / "data"), "-U", "postgres",
-        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync",
-    ]  # fmt: skip
+        str(PG_BIN / "initdb"),
+        "-D",
+        str(home / "data"),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8",
+        "--no-sync",
+    ]
     identity = {"user": user, "group": _group_of(user), "extra_groups": []} if user else {}
     result = subprocess.run(
         argv,

@@ -44,10 +44,20 @@ def start_redis(var_dir: Path, port: int | None = None) -> Service:
     data_dir = var_dir / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     argv = [
-        _require("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
-        "--daemonize", "no", "--save", "", "--appendonly", "no",
-        "--dir", str(data_dir.resolve()),
-    ]  # fmt: skip
+        _require("redis-server"),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--daemonize",
+        "no",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir.resolve()),
+    ]
     process, log_path = spawn(f"redis-{port}", argv, var_dir)
     try:
         wait_for_port("127.0.0.1", port, process=process, log_path=log_path)

@@ -179,10 +179,12 @@ def start_gunicorn(
     With `config` (gunicorn.conf.py), its server hooks run too; the options
     given here override the file's. `.stop()` waits a little longer than the
     graceful timeout, so workers may finish what they hold."""
-    argv = gunicorn_argv(port, config=config, workers=workers, threads=threads,
-                         graceful_timeout=graceful_timeout)  # fmt: skip
-    return _serve(name or f"gunicorn-{port}", argv, env, var_dir, port,
-                  graceful_timeout, start_timeout)  # fmt: skip
+    argv = gunicorn_argv(
+        port, config=config, workers=workers, threads=threads, graceful_timeout=graceful_timeout
+    )
+    return _serve(
+        name or f"gunicorn-{port}", argv, env, var_dir, port, graceful_timeout, start_timeout
+    )
 
 
 def start_hooks(
@@ -199,10 +201,10 @@ def start_hooks(
     """The callback tier: gunicorn `wsgi:app` with gunicorn_hooks.conf.py on
     127.0.0.1:port, where the media servers' hook URLs point (`hook_url`),
     so their callbacks never wait behind pages. Waits until the app answers."""
-    argv = hooks_argv(port, workers=workers, threads=threads,
-                      graceful_timeout=graceful_timeout)  # fmt: skip
-    return _serve(name or f"hooks-{port}", argv, env, var_dir, port,
-                  graceful_timeout, start_timeout)  # fmt: skip
+    argv = hooks_argv(port, workers=workers, threads=threads, graceful_timeout=graceful_timeout)
+    return _serve(
+        name or f"hooks-{port}", argv, env, var_dir, port, graceful_timeout, start_timeout
+    )
 
 
 def hook_url(hooks_port: int, engine: str, token: str) -> str:
@@ -227,8 +229,9 @@ def _serve(
     handle.url = f"http://127.0.0.1:{port}"
     handle.stop_timeout = graceful_timeout + 5.0
     try:
-        stack.wait_for_http(handle.url + LIVENESS_PATH, start_timeout, handle.process,
-                            handle.log_path)  # fmt: skip
+        stack.wait_for_http(
+            handle.url + LIVENESS_PATH, start_timeout, handle.process, handle.log_path
+        )
     except BaseException:
         handle.kill()
         raise
@@ -249,10 +252,12 @@ def start_sockets(
     """The socket tier: gunicorn `wsgi:app` with gunicorn_sockets.conf.py
     (gevent workers, a greenlet per websocket) on 127.0.0.1:port. nginx
     sends it the `/ws/` routes. Waits until the app answers."""
-    argv = sockets_argv(port, workers=workers, connections=connections,
-                        graceful_timeout=graceful_timeout)  # fmt: skip
-    return _serve(name or f"sockets-{port}", argv, env, var_dir, port,
-                  graceful_timeout, start_timeout)  # fmt: skip
+    argv = sockets_argv(
+        port, workers=workers, connections=connections, graceful_timeout=graceful_timeout
+    )
+    return _serve(
+        name or f"sockets-{port}", argv, env, var_dir, port, graceful_timeout, start_timeout
+    )
 
 
 def start_workers(
@@ -314,11 +319,22 @@ def sockets_argv(
     """The socket tier's gunicorn (gunicorn_sockets.conf.py) on 127.0.0.1:port."""
     control = ["--control-socket", str(control_socket)] if control_socket else []
     return [
-        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_sockets.conf.py"),
-        "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--worker-connections", str(connections), "--graceful-timeout", str(graceful_timeout),
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(ROOT / "gunicorn_sockets.conf.py"),
+        "wsgi:app",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-connections",
+        str(connections),
+        "--graceful-timeout",
+        str(graceful_timeout),
         *control,
-    ]  # fmt: skip
+    ]
 
 
 def hooks_argv(
@@ -332,10 +348,22 @@ def hooks_argv(
     """The callback tier's gunicorn (gunicorn_hooks.conf.py) on 127.0.0.1:port."""
     control = ["--control-socket", str(control_socket)] if control_socket else []
     return [
-        sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn_hooks.conf.py"),
-        "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--threads", str(threads), "--graceful-timeout", str(graceful_timeout), *control,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        str(ROOT / "gunicorn_hooks.conf.py"),
+        "wsgi:app",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        str(graceful_timeout),
+        *control,
+    ]
 
 
 def gunicorn_argv(
@@ -354,11 +382,25 @@ def gunicorn_argv(
     user would share."""
     control = ["--control-socket", str(control_socket)] if control_socket else []
     return [
-        sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else []), "wsgi:app",
-        "--bind", f"127.0.0.1:{port}", "--worker-class", "gthread",
-        "--workers", str(workers), "--threads", str(threads),
-        "--graceful-timeout", str(graceful_timeout), "--timeout", "60", *control,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "gunicorn",
+        *(["-c", str(config)] if config else []),
+        "wsgi:app",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--graceful-timeout",
+        str(graceful_timeout),
+        "--timeout",
+        "60",
+        *control,
+    ]
 
 
 def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS) -> list[str]:
@@ -366,10 +408,22 @@ def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS) -> list[str]:
     from studio.media.pipeline import QUEUES
 
     return [
-        sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count),
-        "--worker-class", "workers.rq_worker.UploadWorker", "--serializer", "json",
-        "--url", redis_url, "--logging-level", "WARNING", *QUEUES,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "rq.cli",
+        "worker-pool",
+        "--num-workers",
+        str(count),
+        "--worker-class",
+        "workers.rq_worker.UploadWorker",
+        "--serializer",
+        "json",
+        "--url",
+        redis_url,
+        "--logging-level",
+        "WARNING",
+        *QUEUES,
+    ]
 
 
 def watcher_argv() -> list[str]:
@@ -381,6 +435,13 @@ def reconciler_argv(metrics_port: int) -> list[str]:
     """The `reconciler` container role (deploy/entrypoint.sh): reconcile
     passes every STUDIO_RECONCILE_INTERVAL seconds, metrics on its own port."""
     return [
-        sys.executable, "-m", "studio.metrics_exporter", "--port", str(metrics_port),
-        "--addr", "127.0.0.1", "workers.reconcile", "--loop",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "studio.metrics_exporter",
+        "--port",
+        str(metrics_port),
+        "--addr",
+        "127.0.0.1",
+        "workers.reconcile",
+        "--loop",
+    ]

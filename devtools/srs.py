@@ -99,8 +99,13 @@ def srs_launch(
     for event in HOOK_EVENTS:
         env[f"SRS_VHOST_HTTP_HOOKS_ON_{event}"] = hook_url
     return SrsLaunch(
-        argv=["bash", str(REDACTED_RUN), "-c", str(CONF)], env=env, cwd=cwd,
+        argv=["bash", str(REDACTED_RUN), "-c", str(CONF)],
+        env=env,
+        cwd=cwd,
         pid_path=run_dir / "srs.pid",
-        log_path=log_dir / "srs.log", rtmp_port=rtmp, api_port=api, rtc_port=rtc,
+        log_path=log_dir / "srs.log",
+        rtmp_port=rtmp,
+        api_port=api,
+        rtc_port=rtc,
         exporter_port=exporter,
-    )  # fmt: skip
+    )

@@ -172,23 +172,28 @@ def check() -> dict[str, tuple[bool, str]]:
     return {
         "postgres": (
             pg_ready("127.0.0.1", 5432) or pg_bins,
-            "server on 127.0.0.1:5432" if pg_ready("127.0.0.1", 5432)
-            else f"private cluster from {PG_BIN}" if pg_bins else "not installed",
+            "server on 127.0.0.1:5432"
+            if pg_ready("127.0.0.1", 5432)
+            else f"private cluster from {PG_BIN}"
+            if pg_bins
+            else "not installed",
         ),
         "redis": (
             redis_ping("127.0.0.1", 6379) or bool(shutil.which("redis-server")),
-            "server on 127.0.0.1:6379" if redis_ping("127.0.0.1", 6379)
+            "server on 127.0.0.1:6379"
+            if redis_ping("127.0.0.1", 6379)
             else shutil.which("redis-server") or "not installed",
         ),
         "nginx": (
             bool(nginx) and RTMP_MODULE.exists(),
-            f"{nginx} + rtmp module" if nginx and RTMP_MODULE.exists()
+            f"{nginx} + rtmp module"
+            if nginx and RTMP_MODULE.exists()
             else "nginx or libnginx-mod-rtmp missing",
         ),
         "ffmpeg": (bool(shutil.which("ffmpeg")), shutil.which("ffmpeg") or "not installed"),
         "chromium": (bool(shutil.which("chromium")), shutil.which("chromium") or "not installed"),
         "fake-gcs": gcs,
-    }  # fmt: skip
+    }
 
 
 def up(args: argparse.Namespace) -> int:
@@ -203,10 +208,15 @@ def up(args: argparse.Namespace) -> int:
         gcs = start_fake_gcs(var_dir, free_port(args.gcs_port), args.bucket, "filesystem")
         services.append(gcs)
         nginx = start_nginx(
-            var_dir, hook_url=args.hook_url, gcs_url=gcs.url, bucket=args.bucket,
-            rtmp_port=free_port(args.rtmp_port), http_port=free_port(args.http_port),
-            edge_port=free_port(args.edge_port), hls_dir=var_dir / "hls",
-        )  # fmt: skip
+            var_dir,
+            hook_url=args.hook_url,
+            gcs_url=gcs.url,
+            bucket=args.bucket,
+            rtmp_port=free_port(args.rtmp_port),
+            http_port=free_port(args.http_port),
+            edge_port=free_port(args.edge_port),
+            hls_dir=var_dir / "hls",
+        )
         services.append(nginx)
         env = {
             "DATABASE_URL": database.url,

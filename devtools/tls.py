@@ -54,12 +54,25 @@ def self_signed_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> Tls
     tls_dir.mkdir(parents=True, exist_ok=True)
     san = ",".join([*(f"DNS:{name}" for name in names), "IP:127.0.0.1"])
     _openssl(
-        "req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes",
-        "-days", str(DAYS), "-subj", f"/CN={names[0]}/O=Live Studio development",
-        "-addext", f"subjectAltName={san}",
-        "-addext", "extendedKeyUsage=serverAuth",
-        "-keyout", str(key), "-out", str(cert),
-    )  # fmt: skip
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-sha256",
+        "-nodes",
+        "-days",
+        str(DAYS),
+        "-subj",
+        f"/CN={names[0]}/O=Live Studio development",
+        "-addext",
+        f"subjectAltName={san}",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+        "-keyout",
+        str(key),
+        "-out",
+        str(cert),
+    )
     key.chmod(0o600)
     return TlsFiles(cert, key, names)
 

@@ -44,8 +44,14 @@ def srs_publish(**changes) -> str:
 
 
 def nginx_publish(**changes) -> dict:
-    form = {"call": "publish", "app": "live", "name": "sk_test123", "secret": "abc",
-            "clientid": "17", "addr": "127.0.0.1"}  # fmt: skip
+    form = {
+        "call": "publish",
+        "app": "live",
+        "name": "sk_test123",
+        "secret": "abc",
+        "clientid": "17",
+        "addr": "127.0.0.1",
+    }
     form.update(changes)
     return form
 
@@ -74,10 +80,10 @@ CASES = [
         "/api/v1/streams",
         '{"title": "\\ud800"}',
         says="surrogate",
-    ),  # fmt: skip
+    ),
     Case(
         "api key surrogate", "api", "POST", "/api/v1/streams", '{"\\udfff": "t"}', says="surrogate"
-    ),  # fmt: skip
+    ),
     Case("api deep nesting", "api", "POST", "/api/v1/streams", DEEP, says="nested"),
     Case(
         "api deep in a field",
@@ -86,7 +92,7 @@ CASES = [
         "/api/v1/streams",
         '{"title": ' + DEEP + "}",
         says="nested",
-    ),  # fmt: skip
+    ),
     Case("api path NUL", "api", "GET", "/api/v1/streams/%00", says="NUL"),
     Case("api query NUL", "api", "GET", "/api/v1/streams", query={"q": NUL}, says="NUL"),
     Case(
@@ -95,7 +101,7 @@ CASES = [
         "PATCH",
         "/api/v1/streams/{stream}",
         json.dumps({"title": NUL}),
-    ),  # fmt: skip
+    ),
     # SRS hooks (JSON)
     Case("srs stream NUL", "srs", "POST", "/hooks/srs", srs_publish(stream=NUL)),
     Case("srs param NUL", "srs", "POST", "/hooks/srs", srs_publish(param="?secret=a\x00")),
@@ -106,7 +112,7 @@ CASES = [
         "/hooks/srs",
         srs_publish(client_id="c" * 10000),
         says="client_id",
-    ),  # fmt: skip
+    ),
     Case(
         "srs server_id 200",
         "srs",
@@ -114,7 +120,7 @@ CASES = [
         "/hooks/srs",
         srs_publish(server_id="s" * 200),
         says="server_id",
-    ),  # fmt: skip
+    ),
     Case(
         "srs service_id 200",
         "srs",
@@ -122,7 +128,7 @@ CASES = [
         "/hooks/srs",
         srs_publish(service_id="s" * 200),
         says="service_id",
-    ),  # fmt: skip
+    ),
     Case("srs ip 200", "srs", "POST", "/hooks/srs", srs_publish(ip="1" * 200), says="ip"),
     Case("srs surrogate", "srs", "POST", "/hooks/srs", srs_publish(stream=SURROGATE)),
     Case("srs deep nesting", "srs", "POST", "/hooks/srs", DEEP, says="nested"),
@@ -132,10 +138,8 @@ CASES = [
         "POST",
         "/hooks/srs",
         json.dumps({**load_fixture("on_unpublish.json"), "client_id": "c" * 10000}),
-    ),  # fmt: skip
-    Case(
-        "srs query NUL", "srs", "POST", "/hooks/srs", srs_publish(), query={"x": NUL}, says="NUL"
-    ),  # fmt: skip
+    ),
+    Case("srs query NUL", "srs", "POST", "/hooks/srs", srs_publish(), query={"x": NUL}, says="NUL"),
     # nginx-rtmp hooks (form)
     Case("nginx name NUL", "nginx", "POST", "/hooks/nginx-rtmp", nginx_publish(name=NUL)),
     Case("nginx secret NUL", "nginx", "POST", "/hooks/nginx-rtmp", nginx_publish(secret=NUL)),
@@ -146,7 +150,7 @@ CASES = [
         "/hooks/nginx-rtmp",
         nginx_publish(clientid="9" * 10000),
         says="clientid",
-    ),  # fmt: skip
+    ),
     Case(
         "nginx addr 200",
         "nginx",
@@ -154,7 +158,7 @@ CASES = [
         "/hooks/nginx-rtmp",
         nginx_publish(addr="1" * 200),
         says="addr",
-    ),  # fmt: skip
+    ),
 ]
 
 

@@ -108,8 +108,9 @@ class UploadWorker(SimpleWorker):
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 if self._stop_requested:
                     raise
-                self.log.error("Worker %s: Redis unreachable (%s); retrying in %.0fs",
-                               self.name, exc, wait)  # fmt: skip
+                self.log.error(
+                    "Worker %s: Redis unreachable (%s); retrying in %.0fs", self.name, exc, wait
+                )
                 time.sleep(wait)
                 wait = min(wait * self.exponential_backoff_factor, self.max_connection_wait_time)
 

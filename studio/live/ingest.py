@@ -224,8 +224,12 @@ def _pump(ws, relay: relays.FfmpegRelay, lock: IngestLock) -> Ending:
             try:
                 relay.feed(bytes(message))
             except relays.RelayOverflow:
-                return Ending(TRY_AGAIN, "The server cannot forward your video fast enough; "
-                              "lower the quality and go live again.", failed=True)  # fmt: skip
+                return Ending(
+                    TRY_AGAIN,
+                    "The server cannot forward your video fast enough; "
+                    "lower the quality and go live again.",
+                    failed=True,
+                )
             last_media = now
         elif isinstance(message, str):
             try:
@@ -278,11 +282,17 @@ def _exit_ending(relay: relays.FfmpegRelay) -> Ending:
     if "connection refused" in tail or "cannot open connection" in tail:
         return Ending(UNREACHABLE, "The media server is unreachable.", failed=True)
     if "invalid data found" in tail or "error opening input" in tail:
-        return Ending(BAD_MESSAGE, "The recording could not be read (H.264 + Opus in "
-                      "Matroska or MP4 expected).", failed=True)  # fmt: skip
+        return Ending(
+            BAD_MESSAGE,
+            "The recording could not be read (H.264 + Opus in Matroska or MP4 expected).",
+            failed=True,
+        )
     if relay.bytes_written == 0 or "input/output error" in tail or "error number" in tail:
-        return Ending(REFUSED, "The media server refused the stream key "
-                      "(rotated, stream disabled, or already live).", failed=True)  # fmt: skip
+        return Ending(
+            REFUSED,
+            "The media server refused the stream key (rotated, stream disabled, or already live).",
+            failed=True,
+        )
     return Ending(INTERNAL, "The media server connection ended.", failed=True)
 
 
@@ -290,13 +300,20 @@ def _log_end(public_id: str, relay: relays.FfmpegRelay, code: int, ending: Endin
     if ending is not None and ending.failed:
         log.warning(
             "websocket ingest failed stream=%s ffmpeg_pid=%d exit=%s reason=%r\n%s",
-            public_id, relay.pid, code, ending.message, relay.stderr_tail(),
-        )  # fmt: skip
+            public_id,
+            relay.pid,
+            code,
+            ending.message,
+            relay.stderr_tail(),
+        )
     else:
         log.info(
             "websocket ingest ended stream=%s ffmpeg_pid=%d exit=%s bytes=%d",
-            public_id, relay.pid, code, relay.bytes_in,
-        )  # fmt: skip
+            public_id,
+            relay.pid,
+            code,
+            relay.bytes_in,
+        )
 
 
 def _close(ws, ending: Ending) -> None:

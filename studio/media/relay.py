@@ -44,14 +44,37 @@ def ffmpeg_argv(rtmp_url: str, input_format: str = "matroska", ffmpeg: str = "ff
     """ffmpeg reading the browser's container (`matroska` or `mov`) on stdin
     and publishing FLV."""
     return [
-        ffmpeg, "-hide_banner", "-loglevel", "warning",
+        ffmpeg,
+        "-hide_banner",
+        "-loglevel",
+        "warning",
         # The browser's recorder is the clock: no -re, read as it arrives.
-        "-fflags", "+genpts+nobuffer", "-analyzeduration", "2000000", "-probesize", "1000000",
-        "-f", input_format, "-i", "pipe:0",
-        "-map", "0:v:0?", "-map", "0:a:0?",
-        "-c:v", "copy", "-c:a", "aac", "-b:a", "128k", "-ar", "44100",
-        "-f", "flv", rtmp_url,
-    ]  # fmt: skip
+        "-fflags",
+        "+genpts+nobuffer",
+        "-analyzeduration",
+        "2000000",
+        "-probesize",
+        "1000000",
+        "-f",
+        input_format,
+        "-i",
+        "pipe:0",
+        "-map",
+        "0:v:0?",
+        "-map",
+        "0:a:0?",
+        "-c:v",
+        "copy",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-ar",
+        "44100",
+        "-f",
+        "flv",
+        rtmp_url,
+    ]
 
 
 class RelayOverflow(Exception):

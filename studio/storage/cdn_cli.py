@@ -32,9 +32,15 @@ cdn = AppGroup("cdn", help="Cloud CDN in front of the media bucket.")
 def purge_command(public_id: str, url_map: str, project: str = "") -> list[str]:
     """The gcloud invocation that invalidates every cached object of a stream."""
     argv = [
-        "gcloud", "compute", "url-maps", "invalidate-cdn-cache", url_map,
-        "--path", f"/{layout.stream_prefix(public_id)}*", "--async",
-    ]  # fmt: skip
+        "gcloud",
+        "compute",
+        "url-maps",
+        "invalidate-cdn-cache",
+        url_map,
+        "--path",
+        f"/{layout.stream_prefix(public_id)}*",
+        "--async",
+    ]
     if project:
         argv += ["--project", project]
     return argv
@@ -42,10 +48,19 @@ def purge_command(public_id: str, url_map: str, project: str = "") -> list[str]:
 
 @cdn.command("purge")
 @click.argument("stream")
-@click.option("--url-map", envvar="STUDIO_CDN_URL_MAP", default="studio-cdn", show_default=True,
-              help="URL map of the HTTPS load balancer (env STUDIO_CDN_URL_MAP).")  # fmt: skip
-@click.option("--project", envvar="STUDIO_GCP_PROJECT", default="",
-              help="Google Cloud project (env STUDIO_GCP_PROJECT; default: gcloud's).")  # fmt: skip
+@click.option(
+    "--url-map",
+    envvar="STUDIO_CDN_URL_MAP",
+    default="studio-cdn",
+    show_default=True,
+    help="URL map of the HTTPS load balancer (env STUDIO_CDN_URL_MAP).",
+)
+@click.option(
+    "--project",
+    envvar="STUDIO_GCP_PROJECT",
+    default="",
+    help="Google Cloud project (env STUDIO_GCP_PROJECT; default: gcloud's).",
+)
 @click.option("--run", is_flag=True, help="Run the command instead of printing it.")
 def purge(stream: str, url_map: str, project: str, run: bool) -> None:
     """Invalidate STREAM's objects (live playlist, segments, replays) on Cloud CDN."""
@@ -57,8 +72,9 @@ def purge(stream: str, url_map: str, project: str, run: bool) -> None:
         click.echo("(printed only; add --run to invalidate now)", err=True)
         return
     if shutil.which("gcloud") is None:
-        raise click.ClickException("gcloud is not installed here; run the command elsewhere:\n"
-                                   + shlex.join(argv))  # fmt: skip
+        raise click.ClickException(
+            "gcloud is not installed here; run the command elsewhere:\n" + shlex.join(argv)
+        )
     result = subprocess.run(argv, check=False, env=os.environ.copy())
     if result.returncode != 0:
         raise click.ClickException(f"gcloud failed with exit status {result.returncode}.")

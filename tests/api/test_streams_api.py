@@ -11,8 +11,15 @@ from studio.streams import service
 from studio.streams.service import PublishAttempt
 
 STREAM_FIELDS = {
-    "id", "title", "status", "disabled", "created_at", "thumbnail_url", "ingest", "playback",
-}  # fmt: skip
+    "id",
+    "title",
+    "status",
+    "disabled",
+    "created_at",
+    "thumbnail_url",
+    "ingest",
+    "playback",
+}
 
 
 def stream_row(db, public_id: str) -> Stream | None:

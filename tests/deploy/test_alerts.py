@@ -22,9 +22,20 @@ EXTERNAL = {
 }
 
 PROMQL_WORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left",
-    "group_right", "bool", "offset", "inf", "nan",
-}  # fmt: skip
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+}
 
 
 def metric_names(expr: str) -> set[str]:
@@ -90,9 +101,15 @@ def test_the_issue_asks_for_these_alerts():
     HLS disk use and the cost guard are all covered."""
     names = {rule["alert"] for rule in alert_rules()}
     for alert in (
-        "CallbackErrors", "UploadLagHigh", "QueueBacklog", "LiveStreamWithoutSegments",
-        "HighServerErrorRate", "HlsDiskFilling", "StorageGrowthHigh", "EgressHigh",
-    ):  # fmt: skip
+        "CallbackErrors",
+        "UploadLagHigh",
+        "QueueBacklog",
+        "LiveStreamWithoutSegments",
+        "HighServerErrorRate",
+        "HlsDiskFilling",
+        "StorageGrowthHigh",
+        "EgressHigh",
+    ):
         assert alert in names, alert
 
 

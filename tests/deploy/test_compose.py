@@ -112,8 +112,17 @@ def test_srs_hooks_point_at_the_web_service_with_the_token():
 def test_every_long_running_service_has_a_healthcheck():
     """Compose can tell a broken container from a working one."""
     services = compose()["services"]
-    for name in ("srs", "postgres", "redis", "web", "sockets", "worker", "watcher", "reconciler",
-                 "nginx"):  # fmt: skip
+    for name in (
+        "srs",
+        "postgres",
+        "redis",
+        "web",
+        "sockets",
+        "worker",
+        "watcher",
+        "reconciler",
+        "nginx",
+    ):
         assert "healthcheck" in services[name], name
 
 

@@ -64,9 +64,13 @@ def run_role(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), role], cwd=ROOT, env=env, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            ["sh", str(ENTRYPOINT), role],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         stack.wait_for_port("127.0.0.1", port, start_timeout, process, log_path)
         yield process, log_path
@@ -116,10 +120,14 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
     from studio.media import pipeline
 
     port = stack.free_port()
-    env = role_env(services, fresh_database, STUDIO_METRICS_PORT=str(port),
-                   STUDIO_RQ_QUEUES=pipeline.QUEUE_NAME,
-                   # The bucket client must not look for Google credentials here.
-                   STORAGE_EMULATOR_HOST="http://127.0.0.1:9")  # fmt: skip
+    env = role_env(
+        services,
+        fresh_database,
+        STUDIO_METRICS_PORT=str(port),
+        STUDIO_RQ_QUEUES=pipeline.QUEUE_NAME,
+        # The bucket client must not look for Google credentials here.
+        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
+    )
     with run_role("worker", env, port, start_timeout=30, stop_timeout=20) as (process, log_path):
         assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
         deadline = time.monotonic() + 30
@@ -135,8 +143,13 @@ def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
     gunicorn.conf.py) answers /readyz; SIGTERM stops it cleanly."""
     port = stack.free_port()
     metrics_dir = str(tmp_path / "metrics")
-    env = role_env(services, fresh_database, STUDIO_BIND=f"127.0.0.1:{port}",
-                   STUDIO_WEB_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=metrics_dir)  # fmt: skip
+    env = role_env(
+        services,
+        fresh_database,
+        STUDIO_BIND=f"127.0.0.1:{port}",
+        STUDIO_WEB_WORKERS="1",
+        PROMETHEUS_MULTIPROC_DIR=metrics_dir,
+    )
     with run_role("web", env, port, start_timeout=60, stop_timeout=30):
         reply = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert reply.status_code == 200, reply.text
@@ -151,8 +164,13 @@ def test_sockets_role_serves_websockets(services, db, make_stream, tmp_path):
     SIGTERM stops it cleanly."""
     stream = make_stream()
     port = stack.free_port()
-    env = role_env(services, services["database_url"], STUDIO_SOCKETS_BIND=f"127.0.0.1:{port}",
-                   STUDIO_SOCKET_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=str(tmp_path))  # fmt: skip
+    env = role_env(
+        services,
+        services["database_url"],
+        STUDIO_SOCKETS_BIND=f"127.0.0.1:{port}",
+        STUDIO_SOCKET_WORKERS="1",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
     with (
         run_role("sockets", env, port, start_timeout=60, stop_timeout=30),
         connect(f"ws://127.0.0.1:{port}/ws/streams/{stream.public_id}", proxy=None) as socket,
@@ -170,14 +188,23 @@ def test_hooks_role_answers_callbacks(services, db, make_stream, tmp_path):
     cleanly."""
     stream = make_stream()
     port = stack.free_port()
-    env = role_env(services, services["database_url"], STUDIO_HOOKS_BIND=f"127.0.0.1:{port}",
-                   STUDIO_HOOKS_WORKERS="1", STUDIO_HOOK_TOKEN="entrypoint-hooks",
-                   PROMETHEUS_MULTIPROC_DIR=str(tmp_path))  # fmt: skip
-    body = {**load_fixture("on_publish.json"), "stream": stream.public_id,
-            "param": f"?secret={stream.stream_key}"}  # fmt: skip
+    env = role_env(
+        services,
+        services["database_url"],
+        STUDIO_HOOKS_BIND=f"127.0.0.1:{port}",
+        STUDIO_HOOKS_WORKERS="1",
+        STUDIO_HOOK_TOKEN="entrypoint-hooks",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
+    body = {
+        **load_fixture("on_publish.json"),
+        "stream": stream.public_id,
+        "param": f"?secret={stream.stream_key}",
+    }
     with run_role("hooks", env, port, start_timeout=60, stop_timeout=30):
-        reply = requests.post(f"http://127.0.0.1:{port}/hooks/srs?token=entrypoint-hooks",
-                              json=body, timeout=60)  # fmt: skip
+        reply = requests.post(
+            f"http://127.0.0.1:{port}/hooks/srs?token=entrypoint-hooks", json=body, timeout=60
+        )
         assert reply.status_code == 200 and reply.json()["code"] == 0, reply.text
         db.session.refresh(stream)
         assert stream.status == "live"

@@ -26,12 +26,20 @@ def scrape(server) -> str:
 def test_request_counts_add_up_across_workers(server):
     """60 requests on fresh connections (spread over both workers) are all
     counted once in the latency histogram of their endpoint."""
-    before = value(scrape(server), "studio_http_request_duration_seconds_count",
-                   endpoint="health.healthz", method="GET")  # fmt: skip
+    before = value(
+        scrape(server),
+        "studio_http_request_duration_seconds_count",
+        endpoint="health.healthz",
+        method="GET",
+    )
     for _ in range(60):
         assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200
-    after = value(scrape(server), "studio_http_request_duration_seconds_count",
-                  endpoint="health.healthz", method="GET")  # fmt: skip
+    after = value(
+        scrape(server),
+        "studio_http_request_duration_seconds_count",
+        endpoint="health.healthz",
+        method="GET",
+    )
     assert after - before == 60
 
 

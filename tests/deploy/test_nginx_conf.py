@@ -114,12 +114,27 @@ def render(
 def self_signed(tmp: Path) -> None:
     """fullchain.pem and privkey.pem for DOMAIN in `tmp`."""
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", f"/CN={DOMAIN}", "-addext", f"subjectAltName=DNS:{DOMAIN},IP:127.0.0.1",
-         "-keyout", str(tmp / "privkey.pem"),
-         "-out", str(tmp / "fullchain.pem")],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            f"/CN={DOMAIN}",
+            "-addext",
+            f"subjectAltName=DNS:{DOMAIN},IP:127.0.0.1",
+            "-keyout",
+            str(tmp / "privkey.pem"),
+            "-out",
+            str(tmp / "fullchain.pem"),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 @contextlib.contextmanager
@@ -139,8 +154,9 @@ def running_nginx(tmp: Path, conf: str, port: int) -> Iterator[None]:
     assert check.returncode == 0, check.stderr
     process = subprocess.Popen(
         [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         stack.wait_for_port("127.0.0.1", port, 10, process)
         yield
@@ -162,14 +178,24 @@ def edge(tmp_path_factory):
     ports = {name: stack.free_port() for name in ("http", "https", "private")}
     http_port, https_port = ports["http"], ports["https"]
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
-    conf = render(template, [gone_replica(), web.address], sockets.address, srs.address, ports,
-                  tmp, hooks=[gone_replica(), hooks.address])  # fmt: skip
+    conf = render(
+        template,
+        [gone_replica(), web.address],
+        sockets.address,
+        srs.address,
+        ports,
+        tmp,
+        hooks=[gone_replica(), hooks.address],
+    )
     try:
         with running_nginx(tmp, conf, https_port):
-            yield {"https": f"https://127.0.0.1:{https_port}",
-                   "http": f"http://127.0.0.1:{http_port}",
-                   "private": f"http://127.0.0.1:{ports['private']}", "tmp": tmp,
-                   "sockets": sockets}  # fmt: skip
+            yield {
+                "https": f"https://127.0.0.1:{https_port}",
+                "http": f"http://127.0.0.1:{http_port}",
+                "private": f"http://127.0.0.1:{ports['private']}",
+                "tmp": tmp,
+                "sockets": sockets,
+            }
     finally:
         hooks.shutdown()
         web.shutdown()
@@ -227,9 +253,14 @@ def handed_out(engine: str = "srs") -> dict:
     """The ingest settings the studio hands out with the production settings
     (docker-compose.yml passes the optional ones empty)."""
     config = studio_config.from_environ(
-        {"STUDIO_PUBLIC_URL": f"https://{DOMAIN}", "STUDIO_MEDIA_ENGINE": engine,
-         "STUDIO_WEBRTC_ORIGIN": "", "STUDIO_WEBRTC_HOST": "", "STUDIO_WHIP_URL": ""}
-    )  # fmt: skip
+        {
+            "STUDIO_PUBLIC_URL": f"https://{DOMAIN}",
+            "STUDIO_MEDIA_ENGINE": engine,
+            "STUDIO_WEBRTC_ORIGIN": "",
+            "STUDIO_WEBRTC_HOST": "",
+            "STUDIO_WHIP_URL": "",
+        }
+    )
     protocols = engines.build(config).ingest_protocols
     return urls.ingest(Stream(public_id="st1abc", stream_key="k1-Key"), config, protocols)
 
@@ -276,9 +307,16 @@ def test_whep_playback_reaches_srs(edge):
 
 @pytest.mark.parametrize(
     "path",
-    ["/rtc/v1/play/?app=live", "/rtc/v1/whip-play/", "/rtc/v1/nack/", "/rtc/v1/whip/x",
-     "/rtc/v1/whip", "/rtc/v1/publish/extra/", "/rtc/v2/whip/"],
-)  # fmt: skip
+    [
+        "/rtc/v1/play/?app=live",
+        "/rtc/v1/whip-play/",
+        "/rtc/v1/nack/",
+        "/rtc/v1/whip/x",
+        "/rtc/v1/whip",
+        "/rtc/v1/publish/extra/",
+        "/rtc/v2/whip/",
+    ],
+)
 def test_other_srs_rtc_endpoints_are_not_public(edge, path):
     """Only WHIP, the SDK's publish API and WHEP reach SRS; its other /rtc/ paths are 404."""
     reply = get(edge, path, "POST", data="{}")
@@ -289,16 +327,24 @@ def test_other_srs_rtc_endpoints_are_not_public(edge, path):
 def test_srs_http_api_is_not_public(edge):
     """/api/v1/... is the studio's own API (web), never SRS's: kicking a client
     (DELETE /api/v1/clients/{id}) or listing streams cannot reach SRS."""
-    for method, path in [("GET", "/api/v1/clients/"), ("DELETE", "/api/v1/clients/abc"),
-                         ("GET", "/api/v1/streams/"), ("GET", "/api/v1/summaries")]:  # fmt: skip
+    for method, path in [
+        ("GET", "/api/v1/clients/"),
+        ("DELETE", "/api/v1/clients/abc"),
+        ("GET", "/api/v1/streams/"),
+        ("GET", "/api/v1/summaries"),
+    ]:
         assert get(edge, path, method).text.startswith("web "), path
 
 
 @pytest.mark.parametrize(
     "raw_path",
-    ["/api/v1/clients/../../../rtc/v1/whip/?app=live", "/rtc/v1/x/../whip/?app=live",
-     "/rtc/v1/whip/./?app=live", "/api/v1/clients/%2e%2e/%2e%2e/%2e%2e/rtc/v1/whip/?app=live"],
-)  # fmt: skip
+    [
+        "/api/v1/clients/../../../rtc/v1/whip/?app=live",
+        "/rtc/v1/x/../whip/?app=live",
+        "/rtc/v1/whip/./?app=live",
+        "/api/v1/clients/%2e%2e/%2e%2e/%2e%2e/rtc/v1/whip/?app=live",
+    ],
+)
 def test_srs_gets_the_endpoint_path_not_the_clients_spelling(edge, raw_path):
     """A path nginx normalises into /rtc/v1/whip/ reaches SRS as /rtc/v1/whip/:
     SRS would otherwise route `/api/v1/clients/../..` as its private clients API."""
@@ -357,13 +403,23 @@ def test_private_hook_port_falls_back_to_the_web_tier_without_hooks_replicas(tmp
     web, others = Upstream("web"), Upstream("others")
     ports = {name: stack.free_port() for name in ("http", "https", "private")}
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
-    conf = render(template, [web.address], others.address, others.address, ports, tmp_path,
-                  hooks=[gone_replica(), gone_replica()])  # fmt: skip
+    conf = render(
+        template,
+        [web.address],
+        others.address,
+        others.address,
+        ports,
+        tmp_path,
+        hooks=[gone_replica(), gone_replica()],
+    )
     try:
         with running_nginx(tmp_path, conf, ports["private"]):
             for n in range(5):
-                reply = requests.post(f"http://127.0.0.1:{ports['private']}/hooks/srs?token=t",
-                                      json={"action": "on_publish", "n": n}, timeout=5)  # fmt: skip
+                reply = requests.post(
+                    f"http://127.0.0.1:{ports['private']}/hooks/srs?token=t",
+                    json={"action": "on_publish", "n": n},
+                    timeout=5,
+                )
                 assert reply.status_code == 200, reply.text
                 assert reply.text == "web POST /hooks/srs?token=t"
     finally:
@@ -375,18 +431,29 @@ def test_rendering_left_no_compose_names():
     """The test's rendering replaced every compose-only name and port (else the
     tests above would not be testing the deployed file's rules)."""
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
-    for needle in ("server web:8000 max_fails=0;", "server sockets:8001 max_fails=0;",
-                   "server hooks:8002 max_fails=0;", "server web:8000 max_fails=0 backup;",
-                   "${STUDIO_WS_PER_ADDRESS}", "http://srs:1985", "listen 8088;",
-                   "listen 80;", "listen 443 ssl"):  # fmt: skip
+    for needle in (
+        "server web:8000 max_fails=0;",
+        "server sockets:8001 max_fails=0;",
+        "server hooks:8002 max_fails=0;",
+        "server web:8000 max_fails=0 backup;",
+        "${STUDIO_WS_PER_ADDRESS}",
+        "http://srs:1985",
+        "listen 8088;",
+        "listen 80;",
+        "listen 443 ssl",
+    ):
         assert needle in template, needle
 
 
 @pytest.mark.parametrize(
     ("path", "method"),
-    [("/ws/streams/abc", "GET"), ("/rtc/v1/whip/?app=live&stream=abc&secret=k1", "POST"),
-     ("/rtc/v1/publish/?secret=k1", "POST"), ("/rtc/v1/whep/?app=live&stream=abc", "POST")],
-)  # fmt: skip
+    [
+        ("/ws/streams/abc", "GET"),
+        ("/rtc/v1/whip/?app=live&stream=abc&secret=k1", "POST"),
+        ("/rtc/v1/publish/?secret=k1", "POST"),
+        ("/rtc/v1/whep/?app=live&stream=abc", "POST"),
+    ],
+)
 def test_websockets_and_whip_keep_the_forwarded_headers(edge, path, method):
     """A location that sets any proxy header inherits none from the server:
     the websocket and WebRTC locations still pass Host (the studio compares it

@@ -31,9 +31,13 @@ def test_retries_resume_soon_after_a_redis_restart(services, fresh_database):  #
     redis_server = stack.start_redis(VAR)
     redis_port = int(redis_server.url.rsplit(":", 1)[1].split("/")[0])
     port = stack.free_port()
-    env = role_env({**services, "redis_url": redis_server.url}, fresh_database,
-                   STUDIO_METRICS_PORT=str(port), STUDIO_RQ_QUEUES=QUEUE,
-                   STORAGE_EMULATOR_HOST="http://127.0.0.1:9")  # fmt: skip
+    env = role_env(
+        {**services, "redis_url": redis_server.url},
+        fresh_database,
+        STUDIO_METRICS_PORT=str(port),
+        STUDIO_RQ_QUEUES=QUEUE,
+        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
+    )
     try:
         with run_role("worker", env, port, start_timeout=60, stop_timeout=30) as (process, log):
             connection = redis_lib.Redis.from_url(redis_server.url)
@@ -77,8 +81,13 @@ def test_worker_exits_0_on_sigterm_during_start_up(services, fresh_database, red
     running), right after the worker registered in Redis (before RQ installs
     its signal handlers), and once its scheduler runs: each a clean exit 0."""
     port = stack.free_port()
-    env = role_env(services, fresh_database, STUDIO_METRICS_PORT=str(port),
-                   STUDIO_RQ_QUEUES=QUEUE, STORAGE_EMULATOR_HOST="http://127.0.0.1:9")  # fmt: skip
+    env = role_env(
+        services,
+        fresh_database,
+        STUDIO_METRICS_PORT=str(port),
+        STUDIO_RQ_QUEUES=QUEUE,
+        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
+    )
     with run_role("worker", env, port, start_timeout=60, stop_timeout=30) as (process, log):
         if moment == "metrics_port":
             assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok

@@ -80,12 +80,34 @@ class HookReceiver:
 def _publish(rtmp_url: str, seconds: float) -> subprocess.Popen:
     """An ffmpeg test publisher (2 s keyframes, so 2 s HLS fragments)."""
     argv = [
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
-        "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
-        "-f", "lavfi", "-i", "sine",
-        "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-c:a", "aac",
-        "-t", str(seconds), "-f", "flv", rtmp_url,
-    ]  # fmt: skip
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "60",
+        "-c:a",
+        "aac",
+        "-t",
+        str(seconds),
+        "-f",
+        "flv",
+        rtmp_url,
+    ]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 

@@ -66,8 +66,10 @@ def main(argv: list[str]) -> int:
 
     def log(at: str, message: str) -> None:
         if LEVELS.index(at) >= LEVELS.index(level if level in LEVELS else "trace"):
-            print(f"[{time.strftime('%F %T')}][{at.capitalize()}][{os.getpid()}] {message}",
-                  flush=True)  # fmt: skip
+            print(
+                f"[{time.strftime('%F %T')}][{at.capitalize()}][{os.getpid()}] {message}",
+                flush=True,
+            )
 
     try:
         conf = parse(open(conf_path).read())  # noqa: SIM115

@@ -49,8 +49,9 @@ def test_srs_gets_a_writable_pid_path_working_directory_and_every_config_variabl
     """SRS runs in var/srs with its pid file in var/run (not ./objs of the
     project root, where SRS 5 exits with PidFileAcquire), logs to
     var/logs/srs.log, and finds every `$VAR` of srs/srs.conf set."""
-    launch = srs.srs_launch(tmp_path / "var", "/opt/srs/objs/srs", HOOK, tmp_path / "hls",
-                            environ={"PATH": "/usr/bin"})  # fmt: skip
+    launch = srs.srs_launch(
+        tmp_path / "var", "/opt/srs/objs/srs", HOOK, tmp_path / "hls", environ={"PATH": "/usr/bin"}
+    )
     # SRS itself through the script that keeps secrets out of its log.
     assert launch.argv == ["bash", str(srs.REDACTED_RUN), "-c", str(ROOT / "srs" / "srs.conf")]
     assert launch.env["SRS_BIN"] == "/opt/srs/objs/srs"
@@ -80,9 +81,14 @@ def test_srs_start_double_refuses_a_pid_file_it_cannot_open(tmp_path: Path) -> N
     assert not (ROOT / "objs").exists()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRS_")}
     result = subprocess.run(
-        [str(SRS_DOUBLE), "-c", str(srs.CONF)], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [str(SRS_DOUBLE), "-c", str(srs.CONF)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert result.returncode == 1
     assert "code=1034(PidFileAcquire)" in result.stdout
     assert "open pid file=./objs/srs.pid" in result.stdout
@@ -92,11 +98,17 @@ def test_srs_starts_with_what_make_dev_hands_it(tmp_path: Path) -> None:
     """With make dev's command line, directory and environment, SRS (its
     start-up test double) writes its pid file, listens on the RTMP and API
     ports, warns about no unset variable, and stops on SIGTERM."""
-    launch = srs.srs_launch(tmp_path / "var", str(SRS_DOUBLE), HOOK, tmp_path / "hls",
-                            environ={**os.environ, "SRS_LOG_LEVEL": "trace"})  # fmt: skip
+    launch = srs.srs_launch(
+        tmp_path / "var",
+        str(SRS_DOUBLE),
+        HOOK,
+        tmp_path / "hls",
+        environ={**os.environ, "SRS_LOG_LEVEL": "trace"},
+    )
     with open(launch.log_path, "wb") as log:
-        process = subprocess.Popen(launch.argv, cwd=launch.cwd, env=launch.env, stdout=log,
-                                   stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            launch.argv, cwd=launch.cwd, env=launch.env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         stack.wait_for_port("127.0.0.1", launch.rtmp_port, 30, process, launch.log_path)
         stack.wait_for_port("127.0.0.1", launch.api_port, 30, process, launch.log_path)
@@ -125,8 +137,9 @@ def test_srs_logs_at_error_level_so_callback_urls_and_bodies_are_not_written(
     settings = values(parse(srs.CONF.read_text()))
     assert settings["srs_log_level"] == ["error"]
     assert "srs_log_level_v2" not in settings  # it would win over srs_log_level
-    launch = srs.srs_launch(tmp_path / "var", "srs", HOOK, tmp_path / "hls",
-                            environ={"SRS_SRS_LOG_LEVEL_V2": "info"})  # fmt: skip
+    launch = srs.srs_launch(
+        tmp_path / "var", "srs", HOOK, tmp_path / "hls", environ={"SRS_SRS_LOG_LEVEL_V2": "info"}
+    )
     assert launch.env["SRS_SRS_LOG_LEVEL"] == "error"
     assert "SRS_SRS_LOG_LEVEL_V2" not in launch.env
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -157,8 +170,9 @@ def test_supervisor_reports_a_child_that_dies_and_stops_the_others(tmp_path: Pat
 
         def kill_victim() -> None:
             wait_until(lambda: victim_log.exists() and "up" in victim_log.read_text(), timeout=30)
-            pids.update({name: state["pid"]
-                         for name, state in supervisor._manager._processes.items()})  # fmt: skip
+            pids.update(
+                {name: state["pid"] for name, state in supervisor._manager._processes.items()}
+            )
             os.kill(pids["victim"], signal.SIGKILL)
 
         supervisor.run(kill_victim)
@@ -179,8 +193,9 @@ def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path)
         with open(output, "w") as terminal:
             supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
             supervisor.watch("nginx-1", service, service_log)
-            supervisor.add("gunicorn", [sys.executable, "-c", "import time; time.sleep(120)"],
-                           os.environ)  # fmt: skip
+            supervisor.add(
+                "gunicorn", [sys.executable, "-c", "import time; time.sleep(120)"], os.environ
+            )
             supervisor.run(service.kill)
     finally:
         service.kill()
@@ -284,23 +299,36 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
     output = tmp_path / "make-dev.txt"
     # The test run's own database and Redis, not the checkout's (a developer's
     # make dev may be using those).
-    env = {**os.environ, "DATABASE_URL": services["database_url"],
-           "REDIS_URL": services["redis_url"], "STUDIO_DEV_VAR": str(var),
-           "SRS_BIN": str(SRS_DOUBLE), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "DATABASE_URL": services["database_url"],
+        "REDIS_URL": services["redis_url"],
+        "STUDIO_DEV_VAR": str(var),
+        "SRS_BIN": str(SRS_DOUBLE),
+        "PYTHONUNBUFFERED": "1",
+    }
     with open(output, "wb") as out:
-        make_dev = subprocess.Popen([sys.executable, "-m", "devtools.dev"], cwd=ROOT, env=env,
-                                    stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        make_dev = subprocess.Popen(
+            [sys.executable, "-m", "devtools.dev"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     children: set[int] = set()
     try:
-        wait_until(lambda: "Live Studio is running" in output.read_text()
-                   or make_dev.poll() is not None, timeout=240)  # fmt: skip
+        wait_until(
+            lambda: "Live Studio is running" in output.read_text() or make_dev.poll() is not None,
+            timeout=240,
+        )
         assert make_dev.poll() is None, output.read_text()
         children = _descendants(make_dev.pid)
         commands = _cmdlines(children)
         assert any(f"-c {ROOT / 'gunicorn.conf.py'} wsgi:app" in c for c in commands), commands
         # gunicorn's control socket is the checkout's, not ~/.gunicorn's.
-        assert any(f"--control-socket {var.resolve() / 'run' / 'gunicorn.ctl'}" in c
-                   for c in commands), commands  # fmt: skip
+        assert any(
+            f"--control-socket {var.resolve() / 'run' / 'gunicorn.ctl'}" in c for c in commands
+        ), commands
         assert any("workers.reconcile --loop" in c for c in commands), commands
         assert any("rq.cli worker-pool" in c for c in commands), commands
         assert any("workers.watcher" in c for c in commands), commands
@@ -353,8 +381,14 @@ def test_make_dev_srs_log_has_no_hook_token_or_stream_secret(tmp_path: Path) -> 
     hook token, the key or a publish ticket (make dev's own command line)."""
     fake = _srs_that_logs_a_refusal(tmp_path / "srs")
     launch = srs.srs_launch(tmp_path / "var", str(fake), HOOK, tmp_path / "hls", environ={})
-    result = subprocess.run(launch.argv, cwd=launch.cwd, env={**os.environ, **launch.env},
-                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    result = subprocess.run(
+        launch.argv,
+        cwd=launch.cwd,
+        env={**os.environ, **launch.env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0, result.stderr
     assert "serve error" in result.stdout
     for secret in ("HOOK-T0KEN", "STREAM-S3CRET", "T1CKET"):
@@ -374,8 +408,9 @@ def test_compose_srs_command_takes_secrets_out_of_its_log(tmp_path: Path) -> Non
             destination.write_bytes((ROOT / source).read_bytes())
     (image / "objs").mkdir()
     _srs_that_logs_a_refusal(image / "objs" / "srs")
-    result = subprocess.run(service["command"], cwd=image, capture_output=True, text=True,
-                            timeout=30)  # fmt: skip
+    result = subprocess.run(
+        service["command"], cwd=image, capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     assert "serve error" in result.stdout
     for secret in ("HOOK-T0KEN", "STREAM-S3CRET", "T1CKET"):

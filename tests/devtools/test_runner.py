@@ -54,8 +54,9 @@ def test_start_gunicorn_returns_only_once_its_workers_answer(tmp_path: Path, ser
 
     def start() -> None:
         try:
-            started["handle"] = runner.start_gunicorn(env, tmp_path, port, workers=1,
-                                                      threads=2, config=config)  # fmt: skip
+            started["handle"] = runner.start_gunicorn(
+                env, tmp_path, port, workers=1, threads=2, config=config
+            )
             started["released_before_return"] = release.exists()
         except BaseException as exc:  # reported by the assertions below
             started["error"] = exc

@@ -35,9 +35,14 @@ def test_rendered_nginx_conf_fills_placeholders_and_keeps_nginx_variables(
 ) -> None:
     (tmp_path / "conf").mkdir()
     values = {
-        "RTMP_PORT": 1, "HTTP_PORT": 2, "EDGE_PORT": 3, "HLS_DIR": "/h",
-        "HOOK_URL": "http://127.0.0.1:9/hook?token=x", "GCS_URL": "http://g", "BUCKET": "b",
-    }  # fmt: skip
+        "RTMP_PORT": 1,
+        "HTTP_PORT": 2,
+        "EDGE_PORT": 3,
+        "HLS_DIR": "/h",
+        "HOOK_URL": "http://127.0.0.1:9/hook?token=x",
+        "GCS_URL": "http://g",
+        "BUCKET": "b",
+    }
     stack.render_nginx_conf(tmp_path, values)
     text = "".join(p.read_text() for p in (tmp_path / "conf").glob("*.conf"))
     assert "${" not in text
@@ -112,8 +117,14 @@ def test_edge_caches_as_long_as_the_origin_says(
         gcs.url, gcs.bucket, f"{stream}/1/0.ts", b"T" * 1000, "video/mp2t", SEGMENT_CACHE
     )
     playlist = f"{stream}/index.m3u8"
-    stack.upload_object(gcs.url, gcs.bucket, playlist, b"#EXTM3U\n",
-                        "application/vnd.apple.mpegurl", "public, max-age=1")  # fmt: skip
+    stack.upload_object(
+        gcs.url,
+        gcs.bucket,
+        playlist,
+        b"#EXTM3U\n",
+        "application/vnd.apple.mpegurl",
+        "public, max-age=1",
+    )
 
     def get(name: str) -> tuple[int, dict[str, str]]:
         status, headers, _ = stack.http_request("GET", f"{nginx.edge_url}/{name}")

@@ -18,15 +18,26 @@ def studio_env_with(tls_url: str, monkeypatch, **environ: str) -> dict[str, str]
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
     nginx = stack.NginxService(
-        name="nginx", url="http://127.0.0.1:8080", rtmp_url="rtmp://127.0.0.1:1935/live",
-        control_url="http://127.0.0.1:8080", edge_url="http://127.0.0.1:8081",
-        hls_dir=Path("var/hls"), conf_path=Path("var/nginx/conf/dev.conf"), tls_url=tls_url,
-    )  # fmt: skip
+        name="nginx",
+        url="http://127.0.0.1:8080",
+        rtmp_url="rtmp://127.0.0.1:1935/live",
+        control_url="http://127.0.0.1:8080",
+        edge_url="http://127.0.0.1:8081",
+        hls_dir=Path("var/hls"),
+        conf_path=Path("var/nginx/conf/dev.conf"),
+        tls_url=tls_url,
+    )
     gcs = stack.GcsService(name="gcs", url="http://127.0.0.1:4443", bucket="b", port=4443)
     return runner.studio_env(
-        database_url="postgresql://x/y", redis_url="redis://x", gcs=gcs, nginx=nginx,
-        public_url="http://127.0.0.1:5000", secret_key="s", hook_token="t", engine="srs",
-    )  # fmt: skip
+        database_url="postgresql://x/y",
+        redis_url="redis://x",
+        gcs=gcs,
+        nginx=nginx,
+        public_url="http://127.0.0.1:5000",
+        secret_key="s",
+        hook_token="t",
+        engine="srs",
+    )
 
 
 def test_make_dev_hands_out_webrtc_urls_on_its_https_site(monkeypatch):

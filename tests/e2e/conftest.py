@@ -74,10 +74,15 @@ def pytest_collection_modifyitems(config, items):
 
 
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
     "--autoplay-policy=no-user-gesture-required",
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="session")
@@ -239,9 +244,10 @@ def _start_stack(var_dir: Path) -> StudioStack:
         started.append(gcs)
         port, sockets_port = stack.free_port(), stack.free_port()
         front = stack.FrontSite(
-            port=stack.free_port(), web_url=f"http://127.0.0.1:{port}",
+            port=stack.free_port(),
+            web_url=f"http://127.0.0.1:{port}",
             sockets_url=f"http://127.0.0.1:{sockets_port}",
-        )  # fmt: skip
+        )
         base_url = f"http://127.0.0.1:{front.port}"
         hook_token = secrets.token_urlsafe(16)
         nginx = stack.start_nginx(
@@ -266,7 +272,7 @@ def _start_stack(var_dir: Path) -> StudioStack:
                 "STUDIO_LOG_LEVEL": "INFO",
                 "STUDIO_RATELIMIT_LOGIN": "1000 per minute",
                 "STUDIO_RATELIMIT_REGISTER": "1000 per minute",
-            },  # fmt: skip
+            },
         )
         runner.migrate(env, var_dir)
         handles["gunicorn"] = runner.start_gunicorn(env, var_dir, port, workers=2, threads=16)
@@ -337,12 +343,34 @@ def studio_stack():
 
 
 FFMPEG_TESTSRC = [
-    "-re", "-f", "lavfi", "-i", "testsrc=size=640x360:rate=30",
-    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-    "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-    "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-    "-c:a", "aac", "-b:a", "64k",
-]  # fmt: skip
+    "-re",
+    "-f",
+    "lavfi",
+    "-i",
+    "testsrc=size=640x360:rate=30",
+    "-f",
+    "lavfi",
+    "-i",
+    "sine=frequency=440:sample_rate=44100",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-tune",
+    "zerolatency",
+    "-g",
+    "60",
+    "-keyint_min",
+    "60",
+    "-sc_threshold",
+    "0",
+    "-pix_fmt",
+    "yuv420p",
+    "-c:a",
+    "aac",
+    "-b:a",
+    "64k",
+]
 
 
 class Publishers:
@@ -352,8 +380,7 @@ class Publishers:
 
     def start(self, url: str, seconds: float | None = None) -> subprocess.Popen:
         """ffmpeg publishing a test pattern to `url` in real time."""
-        argv = ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin",
-                *FFMPEG_TESTSRC]  # fmt: skip
+        argv = ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", *FFMPEG_TESTSRC]
         if seconds is not None:
             argv += ["-t", str(seconds)]
         argv += ["-f", "flv", url]

@@ -24,9 +24,11 @@ def test_worker_outage_during_a_live_stream_loses_nothing(studio_stack, ffmpeg_p
     broadcast ends up in the bucket, in order, with no gap, and the replay
     lists them all (the local directory was the buffer meanwhile)."""
     _outage_during_a_live_stream(
-        studio_stack, ffmpeg_publisher,
-        stop=lambda: studio_stack.stop_workers(kill=True), start=studio_stack.start_workers,
-    )  # fmt: skip
+        studio_stack,
+        ffmpeg_publisher,
+        stop=lambda: studio_stack.stop_workers(kill=True),
+        start=studio_stack.start_workers,
+    )
 
 
 def test_bucket_outage_during_a_live_stream_loses_nothing(studio_stack, ffmpeg_publisher):
@@ -34,9 +36,13 @@ def test_bucket_outage_during_a_live_stream_loses_nothing(studio_stack, ffmpeg_p
     (the failures are logged) and back later: nothing is lost or reordered,
     the replay is complete."""
     _outage_during_a_live_stream(
-        studio_stack, ffmpeg_publisher,
-        stop=studio_stack.stop_bucket, start=studio_stack.start_bucket, pile_up=8, seconds=34,
-    )  # fmt: skip
+        studio_stack,
+        ffmpeg_publisher,
+        stop=studio_stack.stop_bucket,
+        start=studio_stack.start_bucket,
+        pile_up=8,
+        seconds=34,
+    )
     assert "not uploaded, kept on disk for a retry" in studio_stack.log_text("rq-workers")
 
 

@@ -20,8 +20,14 @@ pytestmark = pytest.mark.e2e
 
 def hook(stack, public_id: str, stream_key: str, call: str) -> None:
     """What nginx-rtmp posts when an encoder starts or stops publishing."""
-    form = {"call": call, "app": "live", "name": public_id, "clientid": "9001",
-            "secret": stream_key, "addr": "127.0.0.1"}  # fmt: skip
+    form = {
+        "call": call,
+        "app": "live",
+        "name": public_id,
+        "clientid": "9001",
+        "secret": stream_key,
+        "addr": "127.0.0.1",
+    }
     url = f"{stack.base_url}/hooks/nginx-rtmp?token={stack.hook_token}"
     reply = requests.post(url, data=form, timeout=10)
     assert reply.status_code == 200, reply.text

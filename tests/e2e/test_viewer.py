@@ -82,8 +82,11 @@ def test_live_thumbnail_at_the_edge_previews_the_stream_and_the_embed_plays_else
     name = f"live/{stream.public_id}/thumbnail.jpg"
     publisher = ffmpeg_publisher.start(stream.publish_url)
     try:
-        wait_until(lambda: _is_jpeg(studio_stack.edge_get(name)), timeout=60,
-                   what="the live thumbnail at the edge")  # fmt: skip
+        wait_until(
+            lambda: _is_jpeg(studio_stack.edge_get(name)),
+            timeout=60,
+            what="the live thumbnail at the edge",
+        )
         _, headers, _ = studio_stack.edge_get(name)
         assert headers["Cache-Control"] == "public, max-age=10"
 
@@ -99,8 +102,9 @@ def test_live_thumbnail_at_the_edge_previews_the_stream_and_the_embed_plays_else
         expect(tile).to_be_visible()
         thumbnail = tile.locator("img")
         expect(thumbnail).to_have_attribute("src", f"{studio_stack.edge_url}/{name}")
-        page.wait_for_function("img => img.complete && img.naturalWidth > 0",
-                               arg=thumbnail.element_handle())  # fmt: skip
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle()
+        )
 
         embed_url = f"{studio_stack.base_url}/embed/{stream.public_id}"
         site = (
@@ -146,8 +150,11 @@ def test_replay_page_plays_the_broadcast_with_its_thumbnail(
     )
     broadcast_id = row["broadcasts"][0]["id"]
     thumbnail = f"live/{stream.public_id}/{broadcast_id}/thumbnail.jpg"
-    wait_until(lambda: _is_jpeg(studio_stack.edge_get(thumbnail)), timeout=30,
-               what="the broadcast's thumbnail at the edge")  # fmt: skip
+    wait_until(
+        lambda: _is_jpeg(studio_stack.edge_get(thumbnail)),
+        timeout=30,
+        what="the broadcast's thumbnail at the edge",
+    )
     assert studio_stack.edge_get(thumbnail)[1]["Cache-Control"] == (
         "public, max-age=31536000, immutable"
     )
@@ -175,8 +182,11 @@ def test_replay_page_opened_early_starts_once_the_replay_is_written(
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(email, "Early replay")
     publisher = ffmpeg_publisher.start(stream.publish_url, seconds=6)
-    wait_until(lambda: studio_stack.stream_row(stream.public_id)["status"] == "live",
-               timeout=30, what="the stream to go live")  # fmt: skip
+    wait_until(
+        lambda: studio_stack.stream_row(stream.public_id)["status"] == "live",
+        timeout=30,
+        what="the stream to go live",
+    )
     studio_stack.stop_workers()
     try:
         publisher.wait(timeout=60)
@@ -204,9 +214,15 @@ def _seed_replay(studio_stack, public_id: str) -> datetime:
         stream = db.session.scalar(select(Stream).where(Stream.public_id == public_id))
         started = (utcnow() - timedelta(hours=2)).replace(second=0, microsecond=0)
         db.session.add(
-            Broadcast(stream=stream, client_id="seeded", protocol="rtmp", started_at=started,
-                      ended_at=started + timedelta(minutes=40), replay_ready_at=utcnow())
-        )  # fmt: skip
+            Broadcast(
+                stream=stream,
+                client_id="seeded",
+                protocol="rtmp",
+                started_at=started,
+                ended_at=started + timedelta(minutes=40),
+                replay_ready_at=utcnow(),
+            )
+        )
         stream.status = "ended"
         db.session.commit()
         db.session.remove()
@@ -217,9 +233,12 @@ def _seed_replay(studio_stack, public_id: str) -> datetime:
 def phone(browser: Browser):
     """A 390x844 phone-sized page, in a viewer's time zone far from UTC."""
     context = browser.new_context(
-        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
-        timezone_id=VIEWER_ZONE, locale="en-US",
-    )  # fmt: skip
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        timezone_id=VIEWER_ZONE,
+        locale="en-US",
+    )
     yield context.new_page()
     context.close()
 

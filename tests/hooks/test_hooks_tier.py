@@ -75,11 +75,20 @@ def tiers(app, services) -> Iterator[dict[str, runner.Handle | int]]:
 def on_publish(engine: str, url: str, stream: Stream) -> requests.Response:
     """The engine's on_publish for `stream` with its current key, as the engine sends it."""
     if engine == "srs":
-        body = {**load_fixture("on_publish.json"), "stream": stream.public_id,
-                "param": f"?secret={stream.stream_key}"}  # fmt: skip
+        body = {
+            **load_fixture("on_publish.json"),
+            "stream": stream.public_id,
+            "param": f"?secret={stream.stream_key}",
+        }
         return requests.post(url, json=body, timeout=ANSWER_WITHIN)
-    form = {"call": "publish", "app": "live", "name": stream.public_id, "clientid": "41",
-            "addr": "127.0.0.1", "secret": stream.stream_key}  # fmt: skip
+    form = {
+        "call": "publish",
+        "app": "live",
+        "name": stream.public_id,
+        "clientid": "41",
+        "addr": "127.0.0.1",
+        "secret": stream.stream_key,
+    }
     return requests.post(url, data=form, timeout=ANSWER_WITHIN)
 
 

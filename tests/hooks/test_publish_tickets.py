@@ -16,8 +16,15 @@ TOKEN = "test-hook-token"
 
 
 def nginx_publish(client, stream: str, ticket: str, clientid: str = "11"):
-    form = {"call": "publish", "app": "live", "name": stream, "clientid": clientid,
-            "addr": "127.0.0.1", "ticket": ticket, "ingest": "websocket"}  # fmt: skip
+    form = {
+        "call": "publish",
+        "app": "live",
+        "name": stream,
+        "clientid": clientid,
+        "addr": "127.0.0.1",
+        "ticket": ticket,
+        "ingest": "websocket",
+    }
     return client.post(f"/hooks/nginx-rtmp?token={TOKEN}", data=form)
 
 

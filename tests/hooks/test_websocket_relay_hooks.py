@@ -28,6 +28,12 @@ def test_srs_whip_publish_stays_webrtc_even_if_it_claims_websocket():
 
 
 def test_nginx_rtmp_form_field_marks_the_relay():
-    form = {"call": "publish", "app": "live", "name": "abc", "clientid": "7",
-            "secret": "k", "ingest": "websocket"}  # fmt: skip
+    form = {
+        "call": "publish",
+        "app": "live",
+        "name": "abc",
+        "clientid": "7",
+        "secret": "k",
+        "ingest": "websocket",
+    }
     assert nginx_callback(form).protocol == "websocket"

@@ -36,9 +36,11 @@ def front(app, services) -> Iterator[str]:
     var_dir = VAR / "socket-tier"
     web_port, sockets_port = stack.free_port(), stack.free_port()
     site = stack.FrontSite(
-        port=stack.free_port(), web_url=f"http://127.0.0.1:{web_port}",
-        sockets_url=f"http://127.0.0.1:{sockets_port}", ws_per_address=PER_ADDRESS,
-    )  # fmt: skip
+        port=stack.free_port(),
+        web_url=f"http://127.0.0.1:{web_port}",
+        sockets_url=f"http://127.0.0.1:{sockets_port}",
+        ws_per_address=PER_ADDRESS,
+    )
     base = f"http://127.0.0.1:{site.port}"
     env = {
         **os.environ,
@@ -51,9 +53,12 @@ def front(app, services) -> Iterator[str]:
         "STUDIO_LOG_LEVEL": "WARNING",
     }
     nginx = stack.start_nginx(
-        var_dir, hook_url=f"{site.web_url}/hooks/nginx-rtmp?token=unused",
-        gcs_url="http://127.0.0.1:9", hls_dir=var_dir / f"hls-{site.port}", front=site,
-    )  # fmt: skip
+        var_dir,
+        hook_url=f"{site.web_url}/hooks/nginx-rtmp?token=unused",
+        gcs_url="http://127.0.0.1:9",
+        hls_dir=var_dir / f"hls-{site.port}",
+        front=site,
+    )
     try:
         with (
             runner.start_gunicorn(env, var_dir, web_port, workers=1, threads=WEB_THREADS),

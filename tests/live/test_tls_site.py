@@ -43,9 +43,13 @@ class SrsApiRecorder:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length).decode()
                 recorder.requests.append(
-                    {"method": self.command, "path": self.path, "body": body,
-                     "headers": dict(self.headers)}
-                )  # fmt: skip
+                    {
+                        "method": self.command,
+                        "path": self.path,
+                        "body": body,
+                        "headers": dict(self.headers),
+                    }
+                )
                 if self.command == "DELETE":
                     self._reply(200, "text/plain", b"")
                 elif self.path.startswith("/rtc/v1/publish/"):
@@ -141,9 +145,11 @@ def handed_out(studio, make_user, make_stream, make_token) -> tuple[dict, object
     owner = make_user()
     stream = make_stream(owner)
     reply = https(
-        studio, "GET", f"{studio.tls_url}/api/v1/streams/{stream.public_id}",
+        studio,
+        "GET",
+        f"{studio.tls_url}/api/v1/streams/{stream.public_id}",
         headers={"Authorization": f"Bearer {make_token(owner)}"},
-    )  # fmt: skip
+    )
     assert reply.status_code == 200, reply.text
     return reply.json()["ingest"], stream
 
@@ -159,8 +165,13 @@ def test_whip_url_the_api_hands_out_reaches_srs_as_handed_out(
     assert ingest["protocols"] == ["rtmp", "webrtc"]
     assert ingest["whip_url"] == f"{studio.tls_url}/rtc/v1/whip/?{query}"
     srs_api.requests.clear()
-    reply = https(studio, "POST", ingest["whip_url"], data="v=0\r\n",
-                  headers={"Content-Type": "application/sdp"})  # fmt: skip
+    reply = https(
+        studio,
+        "POST",
+        ingest["whip_url"],
+        data="v=0\r\n",
+        headers={"Content-Type": "application/sdp"},
+    )
     assert reply.status_code == 201
     (offer,) = srs_api.requests
     assert (offer["method"], offer["path"]) == ("POST", f"/rtc/v1/whip/?{query}")
@@ -198,8 +209,13 @@ def test_webrtc_url_the_api_hands_out_reaches_the_sdk_publish_api(
 def test_whep_reaches_srs(studio, srs_api):
     """WHEP playback (POST /rtc/v1/whep/?app=..&stream=..) goes to SRS like WHIP."""
     srs_api.requests.clear()
-    reply = https(studio, "POST", f"{studio.tls_url}/rtc/v1/whep/?app=live&stream=abc",
-                  data="v=0\r\n", headers={"Content-Type": "application/sdp"})  # fmt: skip
+    reply = https(
+        studio,
+        "POST",
+        f"{studio.tls_url}/rtc/v1/whep/?app=live&stream=abc",
+        data="v=0\r\n",
+        headers={"Content-Type": "application/sdp"},
+    )
     assert reply.status_code == 201
     assert [(r["method"], r["path"]) for r in srs_api.requests] == [
         ("POST", "/rtc/v1/whep/?app=live&stream=abc")
@@ -208,10 +224,16 @@ def test_whep_reaches_srs(studio, srs_api):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/rtc/v1/play/"), ("POST", "/rtc/v1/whip-play/"), ("POST", "/rtc/v1/nack/"),
-     ("GET", "/api/v1/clients/"), ("DELETE", "/api/v1/clients/abc"), ("GET", "/api/v1/streams/"),
-     ("POST", "/hooks/srs?token=x")],
-)  # fmt: skip
+    [
+        ("POST", "/rtc/v1/play/"),
+        ("POST", "/rtc/v1/whip-play/"),
+        ("POST", "/rtc/v1/nack/"),
+        ("GET", "/api/v1/clients/"),
+        ("DELETE", "/api/v1/clients/abc"),
+        ("GET", "/api/v1/streams/"),
+        ("POST", "/hooks/srs?token=x"),
+    ],
+)
 def test_the_rest_of_the_srs_api_and_the_hooks_stay_private(studio, srs_api, method, path):
     """SRS's other endpoints are not reachable through the HTTPS site: /rtc/
     answers 404, /api/v1/ is the studio's own API (404 for SRS's paths)."""

@@ -61,8 +61,14 @@ def is_status(status: str):
 
 
 def publish(client, stream, call="publish", clientid="41"):
-    form = {"call": call, "app": "live", "name": stream.public_id, "clientid": clientid,
-            "secret": stream.stream_key, "addr": "127.0.0.1"}  # fmt: skip
+    form = {
+        "call": call,
+        "app": "live",
+        "name": stream.public_id,
+        "clientid": clientid,
+        "secret": stream.stream_key,
+        "addr": "127.0.0.1",
+    }
     reply = client.post(HOOK, data=form)
     assert reply.status_code == 200, reply.get_data(as_text=True)
 

@@ -13,22 +13,65 @@ from workers.pipeline import local_hls
 CONF = Path(__file__).resolve().parents[2] / "srs" / "srs.conf"
 
 # srs5-contract.md §1.1: any other name in http_hooks makes SRS refuse to start.
-HOOK_DIRECTIVES = {"enabled", "on_connect", "on_close", "on_publish", "on_unpublish", "on_play",
-                   "on_stop", "on_dvr", "on_hls", "on_hls_notify"}  # fmt: skip
+HOOK_DIRECTIVES = {
+    "enabled",
+    "on_connect",
+    "on_close",
+    "on_publish",
+    "on_unpublish",
+    "on_play",
+    "on_stop",
+    "on_dvr",
+    "on_hls",
+    "on_hls_notify",
+}
 # §2.1: the keys of vhost hls {} in SRS 5 (unknown keys abort start-up).
 HLS_KEYS = {
-    "enabled", "hls_fragment", "hls_td_ratio", "hls_aof_ratio", "hls_window", "hls_path",
-    "hls_m3u8_file", "hls_ts_file", "hls_entry_prefix", "hls_wait_keyframe", "hls_cleanup",
-    "hls_dispose", "hls_ts_floor", "hls_acodec", "hls_vcodec", "hls_on_error", "hls_nb_notify",
-    "hls_dts_directly", "hls_ctx", "hls_ts_ctx", "hls_keys", "hls_fragments_per_key",
-    "hls_key_file", "hls_key_file_path", "hls_key_url",
-}  # fmt: skip
+    "enabled",
+    "hls_fragment",
+    "hls_td_ratio",
+    "hls_aof_ratio",
+    "hls_window",
+    "hls_path",
+    "hls_m3u8_file",
+    "hls_ts_file",
+    "hls_entry_prefix",
+    "hls_wait_keyframe",
+    "hls_cleanup",
+    "hls_dispose",
+    "hls_ts_floor",
+    "hls_acodec",
+    "hls_vcodec",
+    "hls_on_error",
+    "hls_nb_notify",
+    "hls_dts_directly",
+    "hls_ctx",
+    "hls_ts_ctx",
+    "hls_keys",
+    "hls_fragments_per_key",
+    "hls_key_file",
+    "hls_key_file_path",
+    "hls_key_url",
+}
 # §4.5
 RTC_KEYS = {
-    "enabled", "rtc_to_rtmp", "rtmp_to_rtc", "pli_for_rtmp", "aac_bitrate", "opus_bitrate",
-    "stun_timeout", "stun_strict_check", "nack", "nack_no_copy", "twcc", "dtls_role",
-    "dtls_version", "drop_for_pt", "keep_bframe", "keep_avc_nalu_sei",
-}  # fmt: skip
+    "enabled",
+    "rtc_to_rtmp",
+    "rtmp_to_rtc",
+    "pli_for_rtmp",
+    "aac_bitrate",
+    "opus_bitrate",
+    "stun_timeout",
+    "stun_strict_check",
+    "nack",
+    "nack_no_copy",
+    "twcc",
+    "dtls_role",
+    "dtls_version",
+    "drop_for_pt",
+    "keep_bframe",
+    "keep_avc_nalu_sei",
+}
 
 
 def parse(text: str) -> list:

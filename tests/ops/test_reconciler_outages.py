@@ -47,8 +47,17 @@ def reconciler(database_url: str, redis_url: str, srs: SrsApiTestDouble) -> Iter
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = VAR / "logs" / f"reconciler-outage-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "studio.metrics_exporter", "--port", str(port),
-            "--addr", "127.0.0.1", "workers.reconcile", "--loop"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "studio.metrics_exporter",
+        "--port",
+        str(port),
+        "--addr",
+        "127.0.0.1",
+        "workers.reconcile",
+        "--loop",
+    ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -37,8 +37,17 @@ def test_reconciler_loop_serves_metrics_and_stops_on_sigterm(app, services, db, 
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = VAR / "logs" / f"reconciler-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "studio.metrics_exporter", "--port", str(port),
-            "--addr", "127.0.0.1", "workers.reconcile", "--loop"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "studio.metrics_exporter",
+        "--port",
+        str(port),
+        "--addr",
+        "127.0.0.1",
+        "workers.reconcile",
+        "--loop",
+    ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:

@@ -73,9 +73,13 @@ def test_registration_limited_per_address(limited):
         token = csrf_token(limited.get("/register").get_data(as_text=True))
         reply = limited.post(
             "/register",
-            data={"email": f"new{n}@example.com", "password": PASSWORD,
-                  "confirm": PASSWORD, "csrf_token": token},
-        )  # fmt: skip
+            data={
+                "email": f"new{n}@example.com",
+                "password": PASSWORD,
+                "confirm": PASSWORD,
+                "csrf_token": token,
+            },
+        )
         assert reply.status_code in (200, 302, 400)
         limited.post("/logout", data={"csrf_token": token})
     token = csrf_token(limited.get("/register").get_data(as_text=True))
@@ -199,8 +203,11 @@ def test_callbacks_never_limited_even_under_a_burst(app, db, redis, make_stream)
     callbacks, probes and scrapes is all answered; a page is limited."""
     client = limited_app(app, RATELIMIT_DEFAULT="2 per minute").test_client()
     stream = make_stream()
-    publish = {**load_fixture("on_publish.json"), "stream": stream.public_id,
-               "param": f"?secret={stream.stream_key}"}  # fmt: skip
+    publish = {
+        **load_fixture("on_publish.json"),
+        "stream": stream.public_id,
+        "param": f"?secret={stream.stream_key}",
+    }
     unpublish = {**load_fixture("on_unpublish.json"), "stream": stream.public_id}
     for n in range(30):
         for body in (publish, unpublish):

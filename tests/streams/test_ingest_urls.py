@@ -56,9 +56,12 @@ def test_webrtc_urls_default_to_the_public_origin_even_when_compose_passes_empty
     """docker-compose.yml passes STUDIO_WEBRTC_HOST and STUDIO_WEBRTC_ORIGIN as ""
     when unset: that means "the studio's origin", never an empty host."""
     config = studio_config.from_environ(
-        {"STUDIO_PUBLIC_URL": "https://studio.example.com/", "STUDIO_WEBRTC_HOST": "",
-         "STUDIO_WEBRTC_ORIGIN": ""}
-    )  # fmt: skip
+        {
+            "STUDIO_PUBLIC_URL": "https://studio.example.com/",
+            "STUDIO_WEBRTC_HOST": "",
+            "STUDIO_WEBRTC_ORIGIN": "",
+        }
+    )
     assert config["WEBRTC_ORIGIN"] == "https://studio.example.com"
     assert config["WEBRTC_HOST"] == "studio.example.com"
 

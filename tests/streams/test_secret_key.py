@@ -42,9 +42,13 @@ def test_watch_pages_never_show_the_key(app, client, db, bob_stream):
     """Every public viewer page (home, watch page, replay page, embed,
     fragments) omits the key, with the stream live and with a replay."""
     ended = Broadcast(
-        stream=bob_stream, client_id="c1", protocol="rtmp", ended_at=utcnow(),
-        replay_ready_at=utcnow(), thumbnail_at=utcnow(),
-    )  # fmt: skip
+        stream=bob_stream,
+        client_id="c1",
+        protocol="rtmp",
+        ended_at=utcnow(),
+        replay_ready_at=utcnow(),
+        thumbnail_at=utcnow(),
+    )
     live = Broadcast(stream=bob_stream, client_id="c2", protocol="rtmp")
     bob_stream.status, bob_stream.thumbnail_at = "live", utcnow()
     db.session.add_all([ended, live])

@@ -9,10 +9,14 @@ from studio.models import Broadcast, Segment, utcnow
 
 def add_broadcast(db, stream, *, ended: bool, replay: bool = False) -> Broadcast:
     broadcast = Broadcast(
-        stream=stream, client_id=f"c{stream.id}-{utcnow().timestamp()}", server_id="s",
-        service_id="", protocol="rtmp", ended_at=utcnow() if ended else None,
+        stream=stream,
+        client_id=f"c{stream.id}-{utcnow().timestamp()}",
+        server_id="s",
+        service_id="",
+        protocol="rtmp",
+        ended_at=utcnow() if ended else None,
         replay_ready_at=utcnow() if replay else None,
-    )  # fmt: skip
+    )
     db.session.add(broadcast)
     db.session.commit()
     return broadcast
@@ -84,9 +88,13 @@ def _go_live(db, stream, thumbnail: bool = True) -> Broadcast:
 def _add_segments(db, broadcast, durations: list[float]) -> None:
     for number, duration in enumerate(durations, start=1):
         db.session.add(
-            Segment(broadcast=broadcast, sequence=number, duration=duration,
-                    object_name=f"x/{broadcast.id}/{number}.ts")
-        )  # fmt: skip
+            Segment(
+                broadcast=broadcast,
+                sequence=number,
+                duration=duration,
+                object_name=f"x/{broadcast.id}/{number}.ts",
+            )
+        )
     db.session.commit()
 
 
@@ -170,8 +178,11 @@ def test_only_the_embed_may_be_framed(client, db, make_stream):
     html = embed.get_data(as_text=True)
     assert "/static/js/embed.js" in html and 'data-testid="video"' in html
     assert 'class="topbar"' not in html  # the player alone
-    for path in ("/", f"/watch/{stream.public_id}",
-                 f"/watch/{stream.public_id}/replays/{broadcast.id}"):  # fmt: skip
+    for path in (
+        "/",
+        f"/watch/{stream.public_id}",
+        f"/watch/{stream.public_id}/replays/{broadcast.id}",
+    ):
         reply = client.get(path)
         assert reply.headers["X-Frame-Options"] == "DENY", path
         assert "frame-ancestors 'none'" in reply.headers["Content-Security-Policy"], path

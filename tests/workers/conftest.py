@@ -34,14 +34,45 @@ def ts_segments(tmp_path_factory) -> list[Path]:
     """Eight 2-second H.264/AAC MPEG-TS segments cut by ffmpeg's HLS muxer."""
     directory = tmp_path_factory.mktemp("segments")
     argv = [
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin",
-        "-f", "lavfi", "-i", "testsrc=size=320x180:rate=30",
-        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-        "-t", str(8 * SEGMENT_SECONDS), "-c:v", "libx264", "-preset", "ultrafast",
-        "-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k",
-        "-f", "hls", "-hls_time", str(SEGMENT_SECONDS), "-hls_list_size", "0",
-        "-hls_segment_filename", str(directory / "seg-%d.ts"), str(directory / "seg.m3u8"),
-    ]  # fmt: skip
+        "ffmpeg",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x180:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+        str(8 * SEGMENT_SECONDS),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-g",
+        "60",
+        "-keyint_min",
+        "60",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "hls",
+        "-hls_time",
+        str(SEGMENT_SECONDS),
+        "-hls_list_size",
+        "0",
+        "-hls_segment_filename",
+        str(directory / "seg-%d.ts"),
+        str(directory / "seg.m3u8"),
+    ]
     subprocess.run(argv, check=True, timeout=120)
     return [directory / f"seg-{n}.ts" for n in range(8)]
 
@@ -76,8 +107,12 @@ class HlsDir:
 
     def write_playlist(self, numbers: list[int], durations: dict[int, float] | None = None):
         durations = durations or {}
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3", f"#EXT-X-MEDIA-SEQUENCE:{numbers[0]}",
-                 "#EXT-X-TARGETDURATION:2"]  # fmt: skip
+        lines = [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            f"#EXT-X-MEDIA-SEQUENCE:{numbers[0]}",
+            "#EXT-X-TARGETDURATION:2",
+        ]
         for number in numbers:
             lines += [f"#EXTINF:{durations.get(number, 2.0):.3f},", f"{self.stream}-{number}.ts"]
         (self.live / f"{self.stream}.m3u8").write_text("\n".join(lines) + "\n")

@@ -88,8 +88,10 @@ def test_purge_deletes_only_the_deleted_streams_media_and_is_idempotent(
     db.session.commit()
 
     assert jobs.purge_stream(public_id) == {
-        "status": "purged", "objects": len(doomed_objects), "local_files": 3,
-    }  # fmt: skip
+        "status": "purged",
+        "objects": len(doomed_objects),
+        "local_files": 3,
+    }
     assert _object_names(fake_gcs, bucket) == kept_objects
     assert [p.exists() for p in doomed_files] == [False, False, False]
     assert [p.exists() for p in kept_files] == [True, True]

@@ -46,8 +46,9 @@ def test_ended_broadcast_gets_a_complete_vod_playlist(pipeline_app, db, redis, b
     db.session.refresh(broadcast)
     assert broadcast.replay_ready_at is not None
     events = [m for m in _messages(pubsub) if m.get("type") == "replay"]
-    assert events == [{"type": "replay", "stream": stream.public_id,
-                       "broadcast": {"id": broadcast.id}}]  # fmt: skip
+    assert events == [
+        {"type": "replay", "stream": stream.public_id, "broadcast": {"id": broadcast.id}}
+    ]
 
 
 def test_finalize_is_idempotent_and_ignores_live_broadcasts(pipeline_app, db, bucket, live_stream):

@@ -188,9 +188,10 @@ def test_segments_go_to_the_broadcast_of_their_time(pipeline_app, db, bucket, li
     db.session.commit()
     second = streams.start_broadcast(
         db.session,
-        streams.PublishAttempt(stream.public_id, stream.stream_key, "client-2", "rtmp",
-                               server_id="nginx-rtmp"),
-    )  # fmt: skip
+        streams.PublishAttempt(
+            stream.public_id, stream.stream_key, "client-2", "rtmp", server_id="nginx-rtmp"
+        ),
+    )
     db.session.commit()
     hls.add_segment(3, source=3)
     hls.add_segment(4, source=4)
@@ -201,8 +202,12 @@ def test_segments_go_to_the_broadcast_of_their_time(pipeline_app, db, bucket, li
     assert [n for n, _ in _rows(db, first.id)] == [1, 2]
     assert [n for n, _ in _rows(db, second.id)] == [3, 4]
     playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
-    assert _uris(playlist) == [f"{first.id}/1.ts", f"{first.id}/2.ts",
-                               f"{second.id}/3.ts", f"{second.id}/4.ts"]  # fmt: skip
+    assert _uris(playlist) == [
+        f"{first.id}/1.ts",
+        f"{first.id}/2.ts",
+        f"{second.id}/3.ts",
+        f"{second.id}/4.ts",
+    ]
     assert re.search(rf"#EXT-X-DISCONTINUITY\n#EXTINF:[\d.]+,\n{second.id}/3.ts", playlist)
 
 

@@ -22,10 +22,24 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 def _picture_size(jpeg: bytes) -> tuple[int, int]:
     """(width, height) of a JPEG as ffprobe decodes it."""
     probe = subprocess.run(
-        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "stream=codec_name,width,height", "-of", "json", "-i", "pipe:0"],
-        input=jpeg, capture_output=True, check=True, timeout=30,
-    )  # fmt: skip
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "json",
+            "-i",
+            "pipe:0",
+        ],
+        input=jpeg,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    )
     picture = json.loads(probe.stdout)["streams"][0]
     assert picture["codec_name"] == "mjpeg"
     return picture["width"], picture["height"]

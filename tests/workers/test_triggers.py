@@ -25,8 +25,7 @@ def _queued(redis, name: str = pipeline.QUEUE_NAME) -> list[tuple[str, list]]:
 
 def _run_worker(redis) -> None:
     queues = [pipeline.media_queue(redis, name) for name in pipeline.QUEUES]
-    worker = SimpleWorker(queues, connection=redis,
-                          serializer=JSONSerializer)  # fmt: skip
+    worker = SimpleWorker(queues, connection=redis, serializer=JSONSerializer)
     worker.work(burst=True)
 
 

@@ -85,11 +85,31 @@ def frame_jpeg(video: bytes, ffmpeg: str = "ffmpeg") -> bytes:
     ffmpeg fails, times out or yields nothing.
     """
     argv = [
-        ffmpeg, "-hide_banner", "-loglevel", "error", "-threads", "1",
-        "-skip_frame", "nokey", "-f", "mpegts", "-i", "pipe:0",
-        "-an", "-frames:v", "1", "-vf", f"scale='min({WIDTH},iw)':-2",
-        "-q:v", "5", "-f", "image2pipe", "-c:v", "mjpeg", "pipe:1",
-    ]  # fmt: skip
+        ffmpeg,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-threads",
+        "1",
+        "-skip_frame",
+        "nokey",
+        "-f",
+        "mpegts",
+        "-i",
+        "pipe:0",
+        "-an",
+        "-frames:v",
+        "1",
+        "-vf",
+        f"scale='min({WIDTH},iw)':-2",
+        "-q:v",
+        "5",
+        "-f",
+        "image2pipe",
+        "-c:v",
+        "mjpeg",
+        "pipe:1",
+    ]
     try:
         done = subprocess.run(argv, input=video, capture_output=True, timeout=FFMPEG_TIMEOUT)
     except subprocess.TimeoutExpired as exc:

@@ -7,9 +7,14 @@ from __future__ import annotations
 import pytest
 
 BASE_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 INSECURE_HOST = "insecure.studio.test"
 MEDIA_ARGS = [
     "--use-fake-device-for-media-stream",

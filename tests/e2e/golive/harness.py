@@ -57,9 +57,14 @@ def run_studio(
     if srs_api_url is not None:
         files = tls.self_signed_cert(var_dir, ("localhost",))
         site = stack.TlsSite(
-            port=stack.free_port(), cert=files.cert, key=files.key, studio_url=web,
-            srs_api_url=srs_api_url, sockets_url=sockets, name="localhost",
-        )  # fmt: skip
+            port=stack.free_port(),
+            cert=files.cert,
+            key=files.key,
+            studio_url=web,
+            srs_api_url=srs_api_url,
+            sockets_url=sockets,
+            name="localhost",
+        )
     nginx = stack.start_nginx(
         var_dir,
         hook_url=f"{web}/hooks/nginx-rtmp?token={hook_token}",
@@ -95,10 +100,14 @@ def run_studio(
             ) as socket_tier,
         ):
             yield Studio(
-                url=base, rtmp_url=nginx.rtmp_url, log_path=gunicorn.log_path, nginx=nginx,
+                url=base,
+                rtmp_url=nginx.rtmp_url,
+                log_path=gunicorn.log_path,
+                nginx=nginx,
                 tls_url=nginx.tls_url,
-                cert=site.cert if site else None, sockets_log_path=socket_tier.log_path,
-            )  # fmt: skip
+                cert=site.cert if site else None,
+                sockets_log_path=socket_tier.log_path,
+            )
     finally:
         nginx.stop()
 
@@ -143,12 +152,35 @@ def camera_recording(path: Path, seconds: int = 20, container: str = "matroska")
     if container == "mp4":
         output = ["-f", "mp4", "-movflags", "frag_keyframe+empty_moov+default_base_moof"]
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
-         "-i", "testsrc=size=320x180:rate=15", "-f", "lavfi", "-i", "sine=frequency=440",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "15",
-         "-c:a", "libopus", *output, str(path)],
-        check=True, timeout=60,
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x180:rate=15",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "15",
+            "-c:a",
+            "libopus",
+            *output,
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
     return path.read_bytes()
 
 
@@ -169,11 +201,18 @@ def run_coturn(var_dir: Path, secret: str) -> Iterator[Coturn]:
     """turnserver with deploy/coturn/turnserver.conf, on loopback."""
     port, relay = stack.free_port(), stack.free_port()
     argv = [
-        "turnserver", "-c", str(ROOT / "deploy" / "coturn" / "turnserver.conf"),
-        "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-        f"--min-port={relay}", f"--max-port={relay + 20}", f"--static-auth-secret={secret}",
-        "--realm=studio.test", f"--pidfile={(var_dir / f'turn-{port}.pid').resolve()}",
-    ]  # fmt: skip
+        "turnserver",
+        "-c",
+        str(ROOT / "deploy" / "coturn" / "turnserver.conf"),
+        "--listening-ip=127.0.0.1",
+        "--relay-ip=127.0.0.1",
+        f"--listening-port={port}",
+        f"--min-port={relay}",
+        f"--max-port={relay + 20}",
+        f"--static-auth-secret={secret}",
+        "--realm=studio.test",
+        f"--pidfile={(var_dir / f'turn-{port}.pid').resolve()}",
+    ]
     var_dir.mkdir(parents=True, exist_ok=True)
     process, log_path = stack.spawn(f"coturn-{port}", argv, var_dir)
     try:

@@ -128,11 +128,19 @@ class SrsWhipDouble:
     def _hook(self, action: str, session: Session) -> bool:
         """Call the studio like SRS's http_hooks: JSON POST, accepted on code 0."""
         body = {
-            "server_id": self.server_id, "service_id": self.service_id, "action": action,
-            "client_id": session.client_id, "ip": "127.0.0.1", "vhost": "__defaultVhost__",
-            "app": "live", "tcUrl": "", "stream": session.stream, "param": session.param,
-            "stream_url": f"/live/{session.stream}", "stream_id": "vid-" + session.token[:7],
-        }  # fmt: skip
+            "server_id": self.server_id,
+            "service_id": self.service_id,
+            "action": action,
+            "client_id": session.client_id,
+            "ip": "127.0.0.1",
+            "vhost": "__defaultVhost__",
+            "app": "live",
+            "tcUrl": "",
+            "stream": session.stream,
+            "param": session.param,
+            "stream_url": f"/live/{session.stream}",
+            "stream_id": "vid-" + session.token[:7],
+        }
         request = urllib.request.Request(  # noqa: S310 (the studio on loopback)
             self.hook_url, json.dumps(body).encode(), {"Content-Type": "application/json"}
         )
@@ -185,10 +193,13 @@ class SrsWhipDouble:
         stream = args.get("stream", ["livestream"])[0]
         token = "".join(secrets.choice(ALPHABET) for _ in range(9))
         session = Session(
-            token=token, stream=stream, param=query, offer=offer,
+            token=token,
+            stream=stream,
+            param=query,
+            offer=offer,
             client_id="".join(secrets.choice(ALPHABET) for _ in range(8)),
             pc=None,  # type: ignore[arg-type]  (created on the loop below)
-        )  # fmt: skip
+        )
         session.pc = self._run(self._new_pc())
         self.sessions.append(session)
         if not self._hook("on_publish", session):
