@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 
 from devtools import stack
 from tests.conftest import ROOT, VAR, load_fixture
-from tests.ops.metrics_helpers import value
+from tests.metrics_helpers import value
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 

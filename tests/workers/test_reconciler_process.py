@@ -14,8 +14,8 @@ import requests
 
 from devtools import stack
 from tests.conftest import ROOT, VAR
-from tests.ops.metrics_helpers import value
-from tests.ops.srs_api_double import SrsApiTestDouble
+from tests.metrics_helpers import value
+from tests.srs_api_double import SrsApiTestDouble
 
 
 def test_reconciler_loop_serves_metrics_and_stops_on_sigterm(app, services, db, redis):

@@ -80,7 +80,7 @@ def test_worker_process_logs_json_with_the_job_id(services, fresh_database, redi
         STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
     )
     queue = Queue("logtest", connection=redis, serializer=JSONSerializer)
-    job = queue.enqueue("tests.ops.log_jobs.say", "hello-logs")
+    job = queue.enqueue("tests.log_jobs.say", "hello-logs")
     with run_role("worker", env, port, start_timeout=30, stop_timeout=20) as (process, log_path):
         deadline = time.monotonic() + 60
         while job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
