@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools import stack
+from tests.polling import poll
 
 
 class HookReceiver:
@@ -59,13 +59,15 @@ class HookReceiver:
 
     def wait_for(self, name: str, call: str, timeout: float = 5.0) -> dict:
         """The first request with form fields call=`call` and name=`name`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for request in self.calls(name):
-                if request["form"].get("call") == call:
-                    return request
-            time.sleep(0.02)
-        raise AssertionError(f"no {call} hook for {name}: {self.calls(name)}")
+
+        def first() -> dict | None:
+            calls = (r for r in self.calls(name) if r["form"].get("call") == call)
+            return next(calls, None)
+
+        request = poll(first, timeout, interval=0.02)
+        if request is None:
+            raise AssertionError(f"no {call} hook for {name}: {self.calls(name)}")
+        return request
 
     def __enter__(self) -> HookReceiver:
         self._thread.start()
