@@ -266,7 +266,7 @@ def testing(overrides: Mapping[str, object] | None = None) -> dict:
         SECRET_KEY="test-secret-key",  # noqa: S106 (test-only values)
         HOOK_TOKEN="test-hook-token",  # noqa: S106
         WTF_CSRF_ENABLED=True,
-        # Tests log in far more often than a person; tests/ops enable it.
+        # Tests log in far more often than a person; tests/test_security.py enables it.
         RATELIMIT_ENABLED=False,
     )
     config.update(overrides or {})

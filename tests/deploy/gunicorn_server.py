@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from devtools import stack
 from tests.conftest import ROOT, VAR
+from tests.polling import poll
 
 # Worker processes of the `server` fixture (tests/deploy/conftest.py): more
 # than one, so counts must add up across workers and a reload turns several over.
@@ -43,13 +43,15 @@ class GunicornServer:
 
     def wait_for_workers(self, count: int, exclude: set[int], timeout: float = 30.0) -> set[int]:
         """Wait until exactly `count` workers run and none of `exclude` is left."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def turned_over() -> tuple[set[int]] | None:
             current = self.workers()
-            if len(current) == count and not current & exclude:
-                return current
-            time.sleep(0.05)
-        raise AssertionError(f"workers did not turn over: {self.workers()} (old {exclude})")
+            return (current,) if len(current) == count and not current & exclude else None
+
+        found = poll(turned_over, timeout)
+        if not found:
+            raise AssertionError(f"workers did not turn over: {self.workers()} (old {exclude})")
+        return found[0]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.deploy.envfiles import ROOT
-from tests.ops.metrics_helpers import family_names
+from tests.metrics_helpers import family_names
 
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 PROMTOOL = "/usr/bin/promtool"  # Debian `prometheus` package

@@ -13,7 +13,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +24,8 @@ from websockets.sync.client import connect
 
 from devtools import stack
 from tests.conftest import ROOT, VAR, load_fixture
-from tests.ops.metrics_helpers import value
+from tests.metrics_helpers import value
+from tests.polling import poll
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 
@@ -130,11 +130,12 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
     )
     with run_role("worker", env, port, start_timeout=30, stop_timeout=20) as (process, log_path):
         assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
-        deadline = time.monotonic() + 30
-        while not Worker.all(connection=redis) and time.monotonic() < deadline:
+
+        def registered() -> list[Worker]:
             assert process.poll() is None, log_path.read_text()
-            time.sleep(0.05)
-        workers = Worker.all(connection=redis)
+            return Worker.all(connection=redis)
+
+        workers = poll(registered, timeout=30)
         assert [worker.queue_names() for worker in workers] == [[pipeline.QUEUE_NAME]]
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from studio.models import Broadcast, Stream
 from tests.conftest import load_fixture
 from tests.deploy.gunicorn_server import WORKERS
-from tests.ops.metrics_helpers import value
+from tests.metrics_helpers import value
 
 THREADS = 6
 

@@ -13,7 +13,7 @@ import requests
 from simple_websocket import Client, ConnectionClosed
 
 from tests.deploy.gunicorn_server import WORKERS
-from tests.ops.metrics_helpers import value
+from tests.metrics_helpers import value
 from tests.polling import poll
 
 

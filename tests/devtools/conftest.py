@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
-import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools import stack
+from tests.polling import poll
 
 
 class HookReceiver:
@@ -60,13 +59,15 @@ class HookReceiver:
 
     def wait_for(self, name: str, call: str, timeout: float = 5.0) -> dict:
         """The first request with form fields call=`call` and name=`name`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for request in self.calls(name):
-                if request["form"].get("call") == call:
-                    return request
-            time.sleep(0.02)
-        raise AssertionError(f"no {call} hook for {name}: {self.calls(name)}")
+
+        def first() -> dict | None:
+            calls = (r for r in self.calls(name) if r["form"].get("call") == call)
+            return next(calls, None)
+
+        request = poll(first, timeout, interval=0.02)
+        if request is None:
+            raise AssertionError(f"no {call} hook for {name}: {self.calls(name)}")
+        return request
 
     def __enter__(self) -> HookReceiver:
         self._thread.start()
@@ -114,8 +115,6 @@ def _publish(rtmp_url: str, seconds: float) -> subprocess.Popen:
 @pytest.fixture
 def publish() -> Callable[[str, float], subprocess.Popen]:
     """Start an ffmpeg publisher: publish(rtmp_url, seconds) -> Popen."""
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed")
     return _publish
 
 
@@ -152,8 +151,6 @@ def nginx(
     var_dir: Path, gcs: stack.GcsService, hooks: HookReceiver
 ) -> Iterator[stack.NginxService]:
     """nginx-rtmp + control + CDN edge, hooks going to `hooks`."""
-    if not stack.RTMP_MODULE.exists() or shutil.which("nginx", path="/usr/sbin:/usr/bin") is None:
-        pytest.skip("nginx with libnginx-mod-rtmp is not installed")
     service = stack.start_nginx(
         var_dir, hook_url=hooks.url + hooks.path, gcs_url=gcs.url, bucket=gcs.bucket
     )

@@ -12,7 +12,6 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-import pytest
 import yaml
 
 from devtools import dev, srs, stack
@@ -286,7 +285,6 @@ def _cmdlines(pids: set[int]) -> list[str]:
     return [line.replace("\0", " ") for line in lines]
 
 
-@pytest.mark.skipif(not stack.RTMP_MODULE.exists(), reason="nginx-rtmp is not installed")
 def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
     tmp_path: Path, services: dict[str, str]
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -51,7 +50,6 @@ def test_rendered_nginx_conf_fills_placeholders_and_keeps_nginx_variables(
     assert "proxy_pass http://g/b/;" in text
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server missing")
 def test_private_redis_answers_and_stops(tmp_path: Path) -> None:
     redis = stack.start_redis(tmp_path)
     port = int(redis.url.rsplit(":", 1)[1].split("/")[0])
@@ -75,7 +73,6 @@ def test_throwaway_database_is_created_and_dropped(tmp_path: Path) -> None:
         postgres.stop()
 
 
-@pytest.mark.skipif(not (stack.PG_BIN / "initdb").exists(), reason="PostgreSQL 15 missing")
 def test_private_postgres_cluster_starts_and_stops(tmp_path: Path) -> None:
     postgres = stack.start_postgres(tmp_path, database="studio", ephemeral=True)
     port = int(postgres.url.rsplit(":", 1)[1].split("/")[0])

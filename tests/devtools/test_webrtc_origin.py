@@ -1,6 +1,6 @@
 """`make dev` gives the studio its HTTPS site as the WebRTC origin: the WHIP and
 webrtc:// URLs it hands out then go through the nginx site that passes
-/rtc/v1/ to SRS (tests/live/test_tls_site.py posts to them), not to
+/rtc/v1/ to SRS (tests/deploy/test_tls_site.py posts to them), not to
 gunicorn's plain port."""
 
 from __future__ import annotations

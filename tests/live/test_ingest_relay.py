@@ -9,6 +9,7 @@ import time
 import pytest
 
 from studio.media.relay import FfmpegRelay, RelayOverflow, ffmpeg_argv, publish_url
+from tests.polling import poll
 
 
 def alive(pid: int) -> bool:
@@ -40,9 +41,7 @@ def test_a_child_that_stops_reading_cannot_grow_memory():
             fed += 16_384
     assert relay.buffered_bytes <= 256 * 1024
     assert fed < 1024 * 1024  # the pipe (64 KB) plus the buffer, not more
-    deadline = time.monotonic() + 5
-    while not relay.stalled() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    poll(relay.stalled, timeout=5)
     assert relay.stalled()
     started = time.monotonic()
     relay.close(grace=1.0)

@@ -60,13 +60,15 @@ def next_message(ws: Client, timeout: float = 10.0) -> dict:
 
 def closed_with(ws: Client, timeout: float = 15.0) -> tuple[int, str]:
     """Wait for the server to close the socket; returns (code, reason)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def closed() -> tuple[int, str] | None:
         try:
             ws.receive(timeout=0.5)
         except ConnectionClosed as closed:
             return closed.reason, closed.message or ""
-    raise AssertionError("the server did not close the socket")
+        return None
+
+    return wait_until(closed, timeout, "the server to close the socket", interval=0)
 
 
 def stream_status(db, stream) -> str:

@@ -19,6 +19,7 @@ from studio.core import events
 from studio.live.hub import get_hub
 from tests.e2e.golive.harness import login
 from tests.live.conftest import Client, browser_headers, run_gunicorn, ws_url
+from tests.polling import poll
 from tests.watch.test_pages import add_broadcast
 
 HOOK = "/hooks/nginx-rtmp?token=test-hook-token"
@@ -184,11 +185,7 @@ def test_closed_sockets_leave_no_watchers_or_threads(threaded_server, app, make_
     for socket in [first, *clients]:
         socket.close()
 
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and (
-        hub.watcher_count() or threading.active_count() > baseline - 2
-    ):
-        time.sleep(0.05)
+    poll(lambda: not hub.watcher_count() and threading.active_count() <= baseline - 2, 10)
     assert hub.watcher_count() == 0
     # `first`'s handler and reader threads are gone too.
     assert threading.active_count() <= baseline - 2
@@ -226,14 +223,10 @@ def test_a_client_that_stops_answering_pings_is_dropped(threaded_server, app, ma
             ).encode()
         )
         assert silent.recv(4096).startswith(b"HTTP/1.1 101")
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and hub.watcher_count() == 0:
-            time.sleep(0.02)
+        poll(hub.watcher_count, timeout=5)
         assert hub.watcher_count() == 1
         # Never read, never pong: the server gives up after one missed pong.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and hub.watcher_count():
-            time.sleep(0.05)
+        poll(lambda: hub.watcher_count() == 0, timeout=10)
         assert hub.watcher_count() == 0
     finally:
         silent.close()

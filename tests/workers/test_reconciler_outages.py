@@ -24,9 +24,9 @@ from devtools import stack
 from studio import config as studio_config
 from studio import create_app
 from tests.conftest import ROOT, VAR
-from tests.ops.metrics_helpers import value
-from tests.ops.srs_api_double import SrsApiTestDouble
+from tests.metrics_helpers import value
 from tests.polling import wait_until
+from tests.srs_api_double import SrsApiTestDouble
 
 
 @contextlib.contextmanager

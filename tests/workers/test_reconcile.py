@@ -1,4 +1,4 @@
-"""The reconciler against the SRS API test double (tests/ops/srs_api_double.py):
+"""The reconciler against the SRS API test double (tests/srs_api_double.py):
 stale live streams ended after the grace period, unknown publishers dropped,
 SRS restarts detected, over-long broadcasts cut, an unreachable engine
 changing nothing."""
@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from studio.models import Broadcast, Stream, utcnow
 from tests.conftest import load_fixture
-from tests.ops.metrics_helpers import value
-from tests.ops.srs_api_double import SrsApiTestDouble
+from tests.metrics_helpers import value
+from tests.srs_api_double import SrsApiTestDouble
 from workers import reconcile as reconciler
 
 HOOK = "/hooks/srs?token=test-hook-token"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-log = logging.getLogger("tests.ops.log_jobs")
+log = logging.getLogger("tests.log_jobs")
 
 
 def say(word: str) -> str:

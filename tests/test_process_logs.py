@@ -6,7 +6,6 @@ started by deploy/entrypoint.sh as in production)."""
 from __future__ import annotations
 
 import json
-import time
 
 import requests
 from rq import Queue
@@ -15,6 +14,7 @@ from rq.serializers import JSONSerializer
 from devtools import stack
 from tests.conftest import load_fixture
 from tests.deploy.test_entrypoint import fresh_database, role_env, run_role  # noqa: F401
+from tests.polling import poll
 
 SEVERITIES = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
@@ -80,12 +80,14 @@ def test_worker_process_logs_json_with_the_job_id(services, fresh_database, redi
         STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
     )
     queue = Queue("logtest", connection=redis, serializer=JSONSerializer)
-    job = queue.enqueue("tests.ops.log_jobs.say", "hello-logs")
+    job = queue.enqueue("tests.log_jobs.say", "hello-logs")
     with run_role("worker", env, port, start_timeout=30, stop_timeout=20) as (process, log_path):
-        deadline = time.monotonic() + 60
-        while job.get_status(refresh=True) != "finished" and time.monotonic() < deadline:
+
+        def finished() -> bool:
             assert process.poll() is None, log_path.read_text()
-            time.sleep(0.1)
+            return job.get_status(refresh=True) == "finished"
+
+        poll(finished, timeout=60, interval=0.1)
         assert job.get_status() == "finished", log_path.read_text()
     records = json_lines(log_path.read_text())
     assert_structured(records)

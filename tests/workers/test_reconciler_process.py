@@ -8,14 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import requests
 
 from devtools import stack
 from tests.conftest import ROOT, VAR
-from tests.ops.metrics_helpers import value
-from tests.ops.srs_api_double import SrsApiTestDouble
+from tests.metrics_helpers import value
+from tests.polling import poll
+from tests.srs_api_double import SrsApiTestDouble
 
 
 def test_reconciler_loop_serves_metrics_and_stops_on_sigterm(app, services, db, redis):
@@ -52,13 +52,13 @@ def test_reconciler_loop_serves_metrics_and_stops_on_sigterm(app, services, db, 
         process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         stack.wait_for_port("127.0.0.1", port, 20, process, log_path)
-        deadline = time.monotonic() + 20
-        runs = 0.0
-        while time.monotonic() < deadline and not (runs >= 3 and srs.kicked):
+
+        def runs() -> float:
             text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-            runs = value(text, "studio_reconcile_runs_total", outcome="ok")
-            time.sleep(0.1)
-        assert runs >= 3, log_path.read_text()
+            return value(text, "studio_reconcile_runs_total", outcome="ok")
+
+        poll(lambda: runs() >= 3 and srs.kicked, timeout=20, interval=0.1)
+        assert runs() >= 3, log_path.read_text()
         assert srs.kicked == ["cidloop1"]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0

@@ -10,7 +10,7 @@ from rq import Queue
 from sqlalchemy import text
 
 from tests.conftest import load_fixture
-from tests.ops.metrics_helpers import samples, value
+from tests.metrics_helpers import samples, value
 
 HOOK = "/hooks/srs?token=test-hook-token"
 
@@ -151,7 +151,7 @@ def test_hls_backlog_counts_segment_files(app, client, tmp_path):
 
 def test_metrics_survive_a_dead_dependency(app, db):
     """A scrape still answers (without the Redis gauges) when Redis is down."""
-    from tests.ops.test_health import NOTHING_LISTENS, app_with
+    from tests.test_health import NOTHING_LISTENS, app_with
 
     broken = app_with(app, REDIS_URL=f"redis://{NOTHING_LISTENS}/0")
     text_ = scrape(broken.test_client())
