@@ -308,6 +308,19 @@ def start_watcher(env: dict[str, str], var_dir: Path, *, name: str = "watcher") 
 # Command lines (also run under devtools/supervise.py by `make dev`)
 
 
+def _gunicorn(
+    config: Path | None, port: int, options: list[str], control_socket: Path | None
+) -> list[str]:
+    """gunicorn `wsgi:app` on 127.0.0.1:port with `config` and `options`
+    (which override the file's). `control_socket` moves gunicorn's control
+    socket from its default, ~/.gunicorn/gunicorn.ctl, which every gunicorn
+    of the user would share."""
+    configured = ["-c", str(config)] if config else []
+    control = ["--control-socket", str(control_socket)] if control_socket else []
+    bind = ["--bind", f"127.0.0.1:{port}"]
+    return [sys.executable, "-m", "gunicorn", *configured, "wsgi:app", *bind, *options, *control]
+
+
 def sockets_argv(
     port: int,
     *,
@@ -317,24 +330,9 @@ def sockets_argv(
     control_socket: Path | None = None,
 ) -> list[str]:
     """The socket tier's gunicorn (gunicorn_sockets.conf.py) on 127.0.0.1:port."""
-    control = ["--control-socket", str(control_socket)] if control_socket else []
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        str(ROOT / "gunicorn_sockets.conf.py"),
-        "wsgi:app",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--worker-connections",
-        str(connections),
-        "--graceful-timeout",
-        str(graceful_timeout),
-        *control,
-    ]
+    options = ["--workers", str(workers), "--worker-connections", str(connections)]
+    options += ["--graceful-timeout", str(graceful_timeout)]
+    return _gunicorn(ROOT / "gunicorn_sockets.conf.py", port, options, control_socket)
 
 
 def hooks_argv(
@@ -346,24 +344,9 @@ def hooks_argv(
     control_socket: Path | None = None,
 ) -> list[str]:
     """The callback tier's gunicorn (gunicorn_hooks.conf.py) on 127.0.0.1:port."""
-    control = ["--control-socket", str(control_socket)] if control_socket else []
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "-c",
-        str(ROOT / "gunicorn_hooks.conf.py"),
-        "wsgi:app",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--graceful-timeout",
-        str(graceful_timeout),
-        *control,
-    ]
+    options = ["--workers", str(workers), "--threads", str(threads)]
+    options += ["--graceful-timeout", str(graceful_timeout)]
+    return _gunicorn(ROOT / "gunicorn_hooks.conf.py", port, options, control_socket)
 
 
 def gunicorn_argv(
@@ -375,32 +358,11 @@ def gunicorn_argv(
     graceful_timeout: int = 5,
     control_socket: Path | None = None,
 ) -> list[str]:
-    """gunicorn `wsgi:app` on 127.0.0.1:port with gthread workers; with
-    `config` (gunicorn.conf.py) its server hooks run and these options
-    override the file's. `control_socket` moves gunicorn's control socket
-    from its default, ~/.gunicorn/gunicorn.ctl, which every gunicorn of the
-    user would share."""
-    control = ["--control-socket", str(control_socket)] if control_socket else []
-    return [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        *(["-c", str(config)] if config else []),
-        "wsgi:app",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--worker-class",
-        "gthread",
-        "--workers",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--graceful-timeout",
-        str(graceful_timeout),
-        "--timeout",
-        "60",
-        *control,
-    ]
+    """The web tier: gthread workers on 127.0.0.1:port; with `config`
+    (gunicorn.conf.py) its server hooks run too."""
+    options = ["--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads)]
+    options += ["--graceful-timeout", str(graceful_timeout), "--timeout", "60"]
+    return _gunicorn(config, port, options, control_socket)
 
 
 def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS) -> list[str]:
