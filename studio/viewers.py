@@ -100,6 +100,8 @@ class ViewerCounter:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._open: dict[str, set[str]] = defaultdict(set)
+        # Sockets that hear the count without being counted (the owner's pages).
+        self._following: dict[str, int] = defaultdict(int)
         self._dirty: set[str] = set()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -113,12 +115,7 @@ class ViewerCounter:
         with self._lock:
             self._open[public_id].add(member)
             self._dirty.add(public_id)
-            if self._thread is None or not self._thread.is_alive():
-                # Started on the first socket: threads do not survive gunicorn's fork.
-                self._thread = threading.Thread(
-                    target=self._run, name="studio-viewers", daemon=True
-                )
-                self._thread.start()
+            self._ensure_thread()
         try:
             get_redis(self._app).zadd(key(public_id), {member: time.time()})
         except Exception:
@@ -140,6 +137,27 @@ class ViewerCounter:
         except Exception:
             log.warning("could not uncount a viewer of %s", public_id, exc_info=True)
         self._wake.set()
+
+    def follow(self, public_id: str) -> None:
+        """A socket that is told the count but does not count (the owner's):
+        this process keeps the stream's count fresh while it is open, even
+        when every counted viewer is on another process that dies."""
+        with self._lock:
+            self._following[public_id] += 1
+            self._ensure_thread()
+
+    def unfollow(self, public_id: str) -> None:
+        """The end of `follow`."""
+        with self._lock:
+            self._following[public_id] -= 1
+            if self._following[public_id] <= 0:
+                del self._following[public_id]
+
+    def _ensure_thread(self) -> None:
+        # Started on the first socket: threads do not survive gunicorn's fork.
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="studio-viewers", daemon=True)
+            self._thread.start()
 
     def stop(self) -> None:
         """End the thread (tests; a worker process just exits)."""
@@ -167,23 +185,24 @@ class ViewerCounter:
 
     def _mark(self) -> None:
         """Re-mark every open socket of this process, in one pipeline."""
+        # Held through the round trip: a socket that leaves meanwhile is
+        # removed after its re-mark, never re-marked after its removal.
         with self._lock:
-            snapshot = {public_id: list(members) for public_id, members in self._open.items()}
-        if not snapshot:
-            return
-        now = time.time()
-        pipe = get_redis(self._app).pipeline(transaction=False)
-        for public_id, members in snapshot.items():
-            pipe.zadd(key(public_id), dict.fromkeys(members, now))
-            # The set of a stream nobody watches any more goes away by itself.
-            pipe.expire(key(public_id), int(self._expiry * 2) + 1)
-        pipe.execute()
+            if not self._open:
+                return
+            now = time.time()
+            pipe = get_redis(self._app).pipeline(transaction=False)
+            for public_id, members in self._open.items():
+                pipe.zadd(key(public_id), dict.fromkeys(members, now))
+                # The set of a stream nobody watches any more goes away by itself.
+                pipe.expire(key(public_id), int(self._expiry * 2) + 1)
+            pipe.execute()
 
     def _push_changes(self, heartbeat: bool) -> None:
         """Drop expired viewers of the streams this process serves (or just
         saw a socket leave), push changed counts and raise the peaks."""
         with self._lock:
-            streams = sorted(set(self._open) | self._dirty)
+            streams = sorted(set(self._open) | set(self._following) | self._dirty)
             self._dirty.clear()
         if not streams:
             return
@@ -209,8 +228,10 @@ class ViewerCounter:
                 continue
             redis.set(_pushed_key(public_id), viewers, ex=int(self._expiry * 2) + 1)
             fanout.publish(self._app, public_id, viewers_message(public_id, viewers))
-        with self._lock:
-            self._dirty |= retry
+        if retry:
+            with self._lock:
+                self._dirty |= retry
+            self._wake.set()  # try again after the push interval, not the heartbeat
         # The database is asked when a count rose here, and on each heartbeat
         # (a broadcast that starts while people already watch has its own peak).
         peaks = {

@@ -76,9 +76,14 @@ def stream_socket(ws, public_id: str) -> None:
     app = current_app._get_current_object()
     hub = get_hub(app)
     watching = hub.join(public_id)  # before reading the status: no event can slip between
-    # Everyone but the creator counts as a viewer while the socket is open.
-    counter = None if owner else viewers.get_counter(app)
-    member = counter.add(public_id) if counter is not None else None
+    # Everyone but the creator counts as a viewer while the socket is open;
+    # the creator's pages are kept up to date all the same.
+    counter = viewers.get_counter(app)
+    member = None
+    if owner:
+        counter.follow(public_id)
+    else:
+        member = counter.add(public_id)
     try:
         _relay(ws, public_id, watching, owner)
         if SHUTTING_DOWN.is_set():
@@ -86,7 +91,9 @@ def stream_socket(ws, public_id: str) -> None:
     except _StreamGone:
         ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
     finally:
-        if counter is not None:
+        if member is None:
+            counter.unfollow(public_id)
+        else:
             counter.remove(public_id, member)
         hub.leave(public_id, watching)
         db.session.remove()

@@ -109,20 +109,27 @@ def test_sockets_of_a_killed_process_stop_counting_within_the_expiry(
     sockets,  # noqa: F811
 ):
     """A process killed outright (no close, no clean-up) leaves its viewers
-    in Redis only until the expiry; the survivors' pages are told."""
+    in Redis only until the expiry; the pages on other processes are told,
+    the creator's too, though its own socket is the only one there."""
     (first_url, _), (second_url, second) = servers
     owner = make_user()
     stream = make_stream(owner)
     api = Api(client, make_token(owner))
+    creator = sockets(
+        ws_url(first_url, stream.public_id), browser_headers(login(first_url, owner.email))
+    )
     survivor = sockets(ws_url(first_url, stream.public_id))
     doomed = [sockets(ws_url(second_url, stream.public_id)) for _ in range(2)]
     wait_until(lambda: api_viewers(api, stream.public_id) == 3, what="3 viewers")
-    survivor.next(viewers_event(3))
+    for socket in (creator, survivor):
+        socket.next(viewers_event(3))
+    survivor.close()
+    creator.next(viewers_event(2))
 
     os.kill(worker_pid(second.pid), signal.SIGKILL)
     # The only wait is for the expiry itself (plus a busy machine's slack).
-    survivor.next(viewers_event(1), timeout=EXPIRY + 20)
-    assert api_viewers(api, stream.public_id) == 1
+    creator.next(viewers_event(0), timeout=EXPIRY + 20)
+    assert api_viewers(api, stream.public_id) == 0
     del doomed  # their TCP connections died with the worker
 
 
