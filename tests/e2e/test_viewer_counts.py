@@ -27,9 +27,9 @@ def test_open_pages_are_counted_everywhere_and_the_peak_is_kept(
     studio_stack, page: Page, context: BrowserContext, visitor: BrowserContext
 ):
     """Two watch pages and an embed of a visitor make "3 watching" on each of
-    them and on the creator's stream page (whose own socket does not count,
-    nor does the creator's own watch page); two closed, "1 watching"
-    everywhere; the stream list shows the count and the broadcasts list the
+    them and on the creator's stream and go-live pages (whose own sockets do
+    not count, nor does the creator's own watch page); two closed, "1
+    watching" everywhere; the stream list shows the count and the broadcasts list the
     peak of 3."""
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(email)
@@ -41,18 +41,22 @@ def test_open_pages_are_counted_everywhere_and_the_peak_is_kept(
     hook(studio_stack, stream.public_id, stream.stream_key, "publish")
     expect(studio.status).to_have_text("LIVE")
 
+    golive = context.new_page()
+    golive.goto(f"{base}/streams/{stream.public_id}/live")
+    golive_viewers = golive.get_by_test_id("viewer-count")
     own_watch = WatchPage(context.new_page()).open(base, stream.public_id)
     watches = [WatchPage(visitor.new_page()).open(base, stream.public_id) for _ in range(2)]
     embed = visitor.new_page()
     embed.goto(f"{base}/embed/{stream.public_id}")
     embed_viewers = embed.get_by_test_id("viewer-count")
 
-    for count in (studio.viewers, own_watch.viewers, embed_viewers, *(w.viewers for w in watches)):
+    counts = (studio.viewers, golive_viewers, own_watch.viewers, embed_viewers)
+    for count in (*counts, *(w.viewers for w in watches)):
         expect(count).to_have_text("3 watching", timeout=20_000)
 
     for watch in watches:
         watch.page.close()
-    for count in (studio.viewers, own_watch.viewers, embed_viewers):
+    for count in counts:
         expect(count).to_have_text("1 watching", timeout=20_000)
 
     page.goto(f"{base}/streams")
