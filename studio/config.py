@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     ] = "INFO"
     log_format: Annotated[Literal["json", "text"], BeforeValidator(_lower)] = "json"
     ws_ping_interval: PositiveFloat = 25.0
+    # Live viewer counts (studio.live.viewers): each socket process re-marks
+    # its open watch sockets this often; a mark older than the expiry (a
+    # closed socket, a killed process) no longer counts. Pages get the count
+    # at most every push interval per stream.
+    viewer_heartbeat: PositiveFloat = 10.0
+    viewer_expiry: PositiveFloat = 30.0
+    viewer_push_interval: PositiveFloat = 2.0
     # Where the websocket ingest's ffmpeg publishes; default: RTMP_URL.
     ingest_rtmp_url: Url = ""
     # Empty: {PUBLIC_URL}/rtc/v1/whip/ (nginx proxies it to SRS).
@@ -217,6 +224,9 @@ def flask_config(settings: Settings) -> dict:
         # Every websocket is pinged this often (seconds); a client that misses a
         # pong is dropped, so a vanished browser does not keep a worker thread.
         "SOCK_SERVER_OPTIONS": {"ping_interval": settings.ws_ping_interval},
+        "VIEWER_HEARTBEAT": settings.viewer_heartbeat,
+        "VIEWER_EXPIRY": settings.viewer_expiry,
+        "VIEWER_PUSH_INTERVAL": settings.viewer_push_interval,
         "INGEST_RTMP_URL": settings.ingest_rtmp_url or settings.rtmp_url,
         "WHIP_URL": settings.whip_url,
         "WHIP_ICE_TIMEOUT": settings.whip_ice_timeout,

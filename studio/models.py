@@ -129,6 +129,9 @@ class Broadcast(db.Model):
     replay_ready_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Set once the broadcast's own thumbnail (its replay's poster) is in the bucket.
     thumbnail_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The most watch-page sockets open at once during the broadcast (the
+    # socket tier raises it as it counts; never lowered).
+    peak_viewers: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     stream: Mapped[Stream] = relationship(back_populates="broadcasts")
     segments: Mapped[list[Segment]] = relationship(

@@ -136,6 +136,13 @@ class StreamOut(BaseModel):
             "cached 10 s); null until the stream's first broadcast has one."
         )
     )
+    viewers: int = Field(
+        ge=0,
+        description=(
+            "People watching now: open watch pages and embeds (not the owner's own pages), "
+            "counted across every server; a closed page stops counting within about 30 s."
+        ),
+    )
     ingest: Ingest
     playback: Playback
 
@@ -157,6 +164,9 @@ class BroadcastOut(BaseModel):
     replay_url: str | None = Field(description="VOD playlist, once the replay is written.")
     thumbnail_url: str | None = Field(
         description="JPEG of the broadcast's first frame on the CDN (immutable), once written."
+    )
+    peak_viewers: int = Field(
+        ge=0, description="The most people watching at once during the broadcast (so far)."
     )
 
 

@@ -13,6 +13,7 @@ from flask import Response, current_app, g, jsonify, render_template, request, u
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel
 
+from studio import viewers as live_viewers
 from studio.api import openapi
 from studio.api.auth import bearer_user
 from studio.api.errors import body_model, error_reply, json_object_problem
@@ -126,9 +127,12 @@ def reply(
     return response
 
 
-def stream_out(stream: Stream) -> StreamOut:
-    """The owner's view of a stream (with the secret key in `ingest`)."""
+def stream_out(stream: Stream, viewers: int | None = None) -> StreamOut:
+    """The owner's view of a stream (with the secret key in `ingest`);
+    `viewers` read from Redis unless the caller counted them already."""
     config = current_app.config
+    if viewers is None:
+        viewers = live_viewers.count(current_app, stream.public_id)
     return StreamOut(
         id=stream.public_id,
         title=stream.title,
@@ -136,6 +140,7 @@ def stream_out(stream: Stream) -> StreamOut:
         disabled=stream.disabled,
         created_at=stream.created_at,
         thumbnail_url=urls.thumbnail_url(stream, config),
+        viewers=viewers,
         ingest=urls.ingest(stream, config, engines.current().ingest_protocols),
         playback=urls.playback(stream, config),
     )
@@ -150,6 +155,7 @@ def broadcast_out(broadcast: Broadcast) -> BroadcastOut:
         end_reason=broadcast.end_reason,
         replay_url=urls.replay_url(broadcast, current_app.config),
         thumbnail_url=urls.broadcast_thumbnail_url(broadcast, current_app.config),
+        peak_viewers=broadcast.peak_viewers,
     )
 
 
@@ -170,7 +176,8 @@ def create_stream(body: StreamCreate):
 def list_streams():
     """List your streams, newest first."""
     streams = service.list_streams(db.session, caller())
-    return reply(StreamList(streams=[stream_out(s) for s in streams]))
+    counts = live_viewers.counts(current_app, [s.public_id for s in streams])
+    return reply(StreamList(streams=[stream_out(s, counts[s.public_id]) for s in streams]))
 
 
 @bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})

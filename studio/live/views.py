@@ -30,7 +30,7 @@ from flask import Blueprint, current_app, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from studio import fanout
+from studio import fanout, viewers
 from studio.core import events
 from studio.extensions import db, sock
 from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
 
 # Event types anyone may receive; anything else on the channel stays server-side.
-PUBLIC_EVENTS = frozenset({"status", "replay"})
+PUBLIC_EVENTS = frozenset({"status", "replay", "viewers"})
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
@@ -73,8 +73,17 @@ def stream_socket(ws, public_id: str) -> None:
     db.session.remove()  # no database connection held while the socket is open
     ws.max_message_size = MAX_CLIENT_MESSAGE  # clients have nothing to say here
 
-    hub = get_hub(current_app._get_current_object())
+    app = current_app._get_current_object()
+    hub = get_hub(app)
     watching = hub.join(public_id)  # before reading the status: no event can slip between
+    # Everyone but the creator counts as a viewer while the socket is open;
+    # the creator's pages are kept up to date all the same.
+    counter = viewers.get_counter(app)
+    member = None
+    if owner:
+        counter.follow(public_id)
+    else:
+        member = counter.add(public_id)
     try:
         _relay(ws, public_id, watching, owner)
         if SHUTTING_DOWN.is_set():
@@ -82,6 +91,10 @@ def stream_socket(ws, public_id: str) -> None:
     except _StreamGone:
         ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
     finally:
+        if member is None:
+            counter.unfollow(public_id)
+        else:
+            counter.remove(public_id, member)
         hub.leave(public_id, watching)
         db.session.remove()
 
@@ -125,6 +138,9 @@ def _send_status(ws, public_id: str) -> str:
     finally:
         db.session.remove()
     _send(ws, event)
+    # The count as it is now; changes follow as `viewers` events.
+    public_id = event["stream"]
+    _send(ws, viewers.viewers_message(public_id, viewers.count(current_app, public_id)))
     return event["status"]
 
 

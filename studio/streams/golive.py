@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import current_app, jsonify, render_template, url_for
 from flask_login import current_user
 
+from studio import viewers
 from studio.media import engines, ice
 from studio.streams.views import _owned, bp
 
@@ -28,6 +29,7 @@ def golive(public_id: str):
         key_url=url_for("streams.key", public_id=stream.public_id),
         ice_url=url_for("streams.ice_servers", public_id=stream.public_id),
         ingest_path=f"/ws/ingest/{stream.public_id}",
+        viewers=viewers.count(current_app, stream.public_id),
     )
 
 

@@ -15,6 +15,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
+from studio import viewers
 from studio.errors import NotFound
 from studio.extensions import db
 from studio.media import engines
@@ -48,9 +49,11 @@ def index():
 def _index_page(form: StreamForm, status: int = 200):
     """The creator's streams (with their thumbnails) and the create form."""
     config = current_app.config
+    streams = service.list_streams(db.session, current_user)
     page = render_template(
         "streams/index.html",
-        streams=service.list_streams(db.session, current_user),
+        streams=streams,
+        viewers=viewers.counts(current_app, [s.public_id for s in streams]),
         form=form,
         thumbnail_url=lambda stream: urls.thumbnail_url(stream, config),
     )
@@ -87,6 +90,7 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
         replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),
         form=ActionForm(),
         title_form=title_form or StreamForm(obj=stream),
+        viewers=viewers.count(current_app, stream.public_id),
     )
     return page, status
 

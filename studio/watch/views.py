@@ -9,6 +9,7 @@ from datetime import datetime
 
 from flask import Blueprint, abort, current_app, render_template
 
+from studio import viewers
 from studio.errors import NotFound
 from studio.extensions import db
 from studio.models import Broadcast, Stream
@@ -73,6 +74,7 @@ def _player(stream: Stream) -> dict:
         "hls_url": urls.hls_url(stream, config),
         "thumbnail_url": urls.thumbnail_url(stream, config),
         "watch_url": urls.watch_url(stream, config),
+        "viewers": viewers.count(current_app, stream.public_id),
     }
 
 

@@ -236,3 +236,14 @@ def test_stream_and_broadcast_schemas_document_their_thumbnails(spec):
         assert {"type": "null"} in field["anyOf"] and {"type": "string"} in field["anyOf"], name
         assert "thumbnail_url" in schemas[name]["required"], name
         assert "JPEG" in field["description"], name
+
+
+def test_viewer_counts_are_documented_integers(spec):
+    """`viewers` on a stream and `peak_viewers` on a broadcast are required,
+    non-negative integers with a description."""
+    schemas = spec["components"]["schemas"]
+    for name, prop in (("StreamOut", "viewers"), ("BroadcastOut", "peak_viewers")):
+        field = schemas[name]["properties"][prop]
+        assert field["type"] == "integer" and field["minimum"] == 0, name
+        assert prop in schemas[name]["required"], name
+        assert "watching" in field["description"], name

@@ -17,6 +17,7 @@ STREAM_FIELDS = {
     "disabled",
     "created_at",
     "thumbnail_url",
+    "viewers",
     "ingest",
     "playback",
 }
@@ -39,6 +40,7 @@ def test_create_returns_201_with_the_stream_and_its_location(api, db, owner):
     assert body["title"] == row.title == "Friday show"
     assert body["status"] == "created" and body["disabled"] is False
     assert body["thumbnail_url"] is None  # nothing broadcast yet
+    assert body["viewers"] == 0  # nobody has the watch page open
     assert datetime.fromisoformat(body["created_at"]) == row.created_at
     # The tests' engine is nginx-rtmp: no WebRTC, and the stream says so.
     assert body["ingest"] == {
@@ -166,6 +168,7 @@ def test_broadcasts_lists_publish_sessions_newest_first(api, db, owner, make_str
         "end_reason": None,
         "replay_url": None,
         "thumbnail_url": None,
+        "peak_viewers": 0,
     }
     assert datetime.fromisoformat(newest["started_at"]) == second.started_at
     assert oldest["id"] == first.id and oldest["end_reason"] == "unpublish"

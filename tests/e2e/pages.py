@@ -75,6 +75,7 @@ class StreamPage:
         self.key = page.get_by_test_id("stream-key")
         self.server = page.get_by_test_id("rtmp-server")
         self.broadcasts = page.get_by_test_id("broadcasts")
+        self.viewers = page.get_by_test_id("viewer-count")
 
     @property
     def public_id(self) -> str:
@@ -117,6 +118,7 @@ class WatchPage:
         self.video = page.get_by_test_id("video")
         self.latest_replay = page.get_by_test_id("watch-latest-replay")
         self.replays = page.get_by_test_id("replays")
+        self.viewers = page.get_by_test_id("viewer-count")
 
     def open(self, base_url: str, public_id: str) -> WatchPage:
         self.page.goto(f"{base_url}/watch/{public_id}")

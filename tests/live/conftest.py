@@ -35,10 +35,13 @@ class Client(simple_websocket.Client):
 
 
 @contextlib.contextmanager
-def run_gunicorn(app, services) -> Iterator[tuple[str, subprocess.Popen]]:
+def run_gunicorn(
+    app, services, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
     """The socket tier (gunicorn_sockets.conf.py and its hooks) on a free
-    port; yields its base URL and process. The media server's control port is
-    closed, so ingest stats fail the way an unreachable engine does."""
+    port, with `extra_env` settings; yields its base URL and process. The
+    media server's control port is closed, so ingest stats fail the way an
+    unreachable engine does."""
     port = stack.free_port()
     env = {
         **os.environ,
@@ -49,6 +52,7 @@ def run_gunicorn(app, services) -> Iterator[tuple[str, subprocess.Popen]]:
         "STUDIO_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
         "STUDIO_LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
     with runner.start_sockets(
         env, VAR, port, workers=1, graceful_timeout=20, name=f"sockets-live-{port}"

@@ -108,3 +108,13 @@ export function listRefresher(element, { onRefreshed = () => {} } = {}) {
 
   return refresh;
 }
+
+// Show a `viewers` event's count in every viewer-count element of `scope`.
+export function showViewers(scope, event) {
+  const count = Number(event.viewers);
+  if (!Number.isInteger(count) || count < 0) return;
+  for (const element of scope.querySelectorAll("[data-testid='viewer-count']")) {
+    element.dataset.viewers = String(count);
+    element.textContent = `${count} watching`;
+  }
+}

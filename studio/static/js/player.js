@@ -2,7 +2,7 @@
 // replay page: hls.js playback from the CDN (live near the edge, or a replay
 // from its start), a "tap to unmute" prompt (autoplay starts muted), and, for
 // a stream, the live/ended/replay behaviour driven by the stream's websocket.
-import { listRefresher, watchStream } from "./live.js";
+import { listRefresher, showViewers, watchStream } from "./live.js";
 
 // Near the live edge without low-latency HLS (the origin serves plain
 // segments): start ~3 segments behind, catch up if we fall 6 behind. The
@@ -233,6 +233,7 @@ export function mountStreamPlayer(scope = document) {
     onEvent: (event) => {
       if (event.type === "status") onStatus(event);
       else if (event.type === "replay") refreshReplays();
+      else if (event.type === "viewers") showViewers(document, event);
     },
     onConnection: (open, { refused } = {}) => {
       player.dataset.connected = refused ? "refused" : String(open);

@@ -1,5 +1,5 @@
 // The creator's stream page: reveal the key on demand; live status.
-import { formatElapsed, listRefresher, serverOffset, watchStream } from "./live.js";
+import { formatElapsed, listRefresher, serverOffset, showViewers, watchStream } from "./live.js";
 
 const head = document.querySelector("[data-stream]");
 const reveal = document.getElementById("reveal-key");
@@ -115,6 +115,8 @@ function onEvent(event) {
     if (lastStatus === "live") showHealth(event);
   } else if (event.type === "replay") {
     refreshBroadcasts();
+  } else if (event.type === "viewers") {
+    showViewers(document, event);
   }
 }
 

@@ -1,6 +1,6 @@
 // The go-live page: preview, go live (WHIP first when the engine speaks it,
 // the WebSocket otherwise or when WebRTC cannot connect), health, stop.
-import { formatElapsed, watchStream } from "../live.js";
+import { formatElapsed, showViewers, watchStream } from "../live.js";
 import { HealthMeter, serverView } from "./health.js";
 import { listDevices, openCamera, openScreen, stopStream } from "./media.js";
 import { captureErrorMessage, MESSAGES, PublishError } from "./messages.js";
@@ -315,6 +315,8 @@ function onStatus(event) {
   } else if (event.type === "health" && live) {
     const cell = ui.health.querySelector("[data-health='server']");
     if (cell) cell.textContent = serverView(event);
+  } else if (event.type === "viewers") {
+    showViewers(document, event);
   }
 }
 
