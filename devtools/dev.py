@@ -122,6 +122,7 @@ def main() -> int:
             rtmp_port=stack.free_port(1935 if not srs_bin else None),
             http_port=stack.free_port(8080), edge_port=stack.free_port(8081), hls_dir=hls_dir,
             tls=site, front=front,
+            hls_fragment=float(os.environ.get("STUDIO_HLS_FRAGMENT", "2")),
         )  # fmt: skip
         services.append(nginx)
         supervisor = Supervisor(VAR / "logs")
