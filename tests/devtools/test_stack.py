@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools import nginx, stack
+from devtools import stack
+from devtools.nginx import hls_values
 
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
@@ -54,14 +55,14 @@ def test_nginx_rtmp_fragments_follow_the_studio_setting(tmp_path: Path) -> None:
     values = {
         "RTMP_PORT": 1, "HTTP_PORT": 2, "EDGE_PORT": 3, "HLS_DIR": "/h",
         "HOOK_URL": "http://127.0.0.1:9/hook?token=x", "GCS_URL": "http://g", "BUCKET": "b",
-        **nginx.hls_values(1.0),
+        **hls_values(1.0),
     }  # fmt: skip
     stack.render_nginx_conf(tmp_path, values)
     text = (tmp_path / "conf" / "rtmp.conf").read_text()
     assert "hls_fragment 1000ms;" in text
     assert "hls_playlist_length 6000ms;" in text
     with pytest.raises(stack.StackError):
-        nginx.hls_values(0)
+        hls_values(0)
 
 
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server missing")
