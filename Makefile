@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup dev test test-fast lint bench bench-sockets bench-pipeline clean
+.PHONY: setup dev test test-fast lint bench bench-sockets bench-pipeline bench-latency clean
 
 ## Install what is missing: apt packages, .venv (pip), node_modules (npm).
 setup:
@@ -38,6 +38,10 @@ bench-sockets: setup
 ## Media pipeline: upload throughput, then N = 50/100/200 live publishers (several minutes).
 bench-pipeline: setup
 	@$(PY) bench/uploads.py && $(PY) bench/pipeline.py --publishers 50 100 200
+
+## Glass-to-glass latency in Chromium, 2 s and 1 s fragments (about 3 minutes).
+bench-latency: setup
+	@$(PY) bench/latency.py --fragments 2 1
 
 clean:
 	@$(PY) devtools/stack.py stop-all 2>/dev/null || true

@@ -135,6 +135,7 @@ def main() -> int:
             hls_dir=hls_dir,
             tls=site,
             front=front,
+            hls_fragment=float(os.environ.get("STUDIO_HLS_FRAGMENT", "2")),
         )
         services.append(nginx)
         supervisor = Supervisor(VAR / "logs")

@@ -43,6 +43,7 @@ class NginxService(Service):
     conf_path: Path
     tls_url: str = ""  # https://HOST:PORT when started with a TlsSite
     front_url: str = ""  # http://127.0.0.1:PORT when started with a FrontSite
+    hls_fragment: float = 2.0  # seconds: STUDIO_HLS_FRAGMENT of the studio behind it
 
 
 @dataclass(kw_only=True)
@@ -89,12 +90,14 @@ def start_nginx(
     hls_dir: Path | None = None,
     tls: TlsSite | None = None,
     front: FrontSite | None = None,
+    hls_fragment: float = 2.0,
 ) -> NginxService:
     """Render nginx/*.conf.template into var_dir/nginx/conf and run nginx.
 
     Ports default to free ones; HLS goes to hls_dir/live (default
-    var_dir/hls). With `tls`, nginx also serves the studio over HTTPS; with
-    `front`, over HTTP (`front_url`).
+    var_dir/hls) in fragments of `hls_fragment` seconds (the studio's
+    STUDIO_HLS_FRAGMENT). With `tls`, nginx also serves the studio over HTTPS;
+    with `front`, over HTTP (`front_url`).
     Returns once every port accepts.
     """
     started = time.monotonic()
@@ -116,6 +119,7 @@ def start_nginx(
             "HOOK_URL": _checked_hook_url(hook_url),
             "GCS_URL": gcs_url.rstrip("/"),
             "BUCKET": bucket,
+            **hls_values(hls_fragment),
         },
     )
     render_sites(nginx_dir, tls, ports["EDGE_PORT"], front)
@@ -139,6 +143,7 @@ def start_nginx(
         conf_path=conf,
         tls_url=f"https://{tls.name or tls.host}:{tls.port}" if tls else "",
         front_url=f"http://127.0.0.1:{front.port}" if front else "",
+        hls_fragment=hls_fragment,
         log_path=log_path,
         process=process,
         started_in=time.monotonic() - started,
@@ -187,13 +192,27 @@ def _render_site(sites: Path, name: str, values: dict[str, object]) -> None:
     (sites / f"{name}.conf").write_text(text)
 
 
+def hls_values(fragment: float) -> dict[str, str]:
+    """nginx-rtmp's hls_fragment and hls_playlist_length (six fragments, as
+    SRS's window) for a fragment of `fragment` seconds."""
+    if fragment <= 0:
+        raise StackError(f"HLS fragment must be positive, not {fragment}")
+    milliseconds = round(fragment * 1000)
+    return {"HLS_FRAGMENT": f"{milliseconds}ms", "HLS_PLAYLIST_LENGTH": f"{6 * milliseconds}ms"}
+
+
 def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
     """Write every nginx/*.conf.template, filled in, to nginx_dir/conf/.
 
     safe_substitute leaves nginx's own `$variables` alone; a `${NAME}` left
     over is a placeholder nobody filled, which is an error.
     """
-    values = {"NGINX_DIR": nginx_dir, "USER_DIRECTIVE": _user_directive(), **values}
+    values = {
+        "NGINX_DIR": nginx_dir,
+        "USER_DIRECTIVE": _user_directive(),
+        **hls_values(2.0),
+        **values,
+    }
     for template in sorted(NGINX_TEMPLATES.glob("*.conf.template")):
         text = string.Template(template.read_text()).safe_substitute(values)
         if "${" in text:

@@ -116,6 +116,8 @@ def studio_env(
             STUDIO_RTMP_URL=nginx.rtmp_url,
             STUDIO_NGINX_CONTROL_URL=nginx.control_url,
             STUDIO_HLS_DIR=str(hls_dir or nginx.hls_dir),
+            # The playlists' target duration and Cache-Control follow nginx's.
+            STUDIO_HLS_FRAGMENT=str(nginx.hls_fragment),
         )
         if nginx.tls_url and not os.environ.get("STUDIO_WEBRTC_ORIGIN"):
             # WebRTC URLs handed out must name the HTTPS site: only there does

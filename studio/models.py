@@ -158,5 +158,8 @@ class Segment(db.Model):
     size: Mapped[int] = mapped_column(Integer, default=0)
     discontinuity: Mapped[bool] = mapped_column(default=False)
     uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When its first frame reached the engine (the file's close time minus its
+    # duration): the playlists' #EXT-X-PROGRAM-DATE-TIME. None for old rows.
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     broadcast: Mapped[Broadcast] = relationship(back_populates="segments")

@@ -22,6 +22,7 @@ class UploadedSegment:
     object_name: str
     size: int
     discontinuity: bool = False
+    started_at: datetime | None = None  # wall clock of its first frame
 
 
 def record_segments(
@@ -41,6 +42,7 @@ def record_segments(
             "size": segment.size,
             "discontinuity": segment.discontinuity,
             "uploaded_at": moment,
+            "started_at": segment.started_at,
         }
         for segment in segments
     ]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from devtools import stack
+from devtools.nginx import hls_values
 
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
@@ -48,6 +49,29 @@ def test_rendered_nginx_conf_fills_placeholders_and_keeps_nginx_variables(
     assert "$upstream_cache_status" in text
     assert 'on_publish "http://127.0.0.1:9/hook?token=x";' in text
     assert "proxy_pass http://g/b/;" in text
+    assert "hls_fragment 2000ms;" in text  # STUDIO_HLS_FRAGMENT's default
+
+
+def test_nginx_rtmp_fragments_follow_the_studio_setting(tmp_path: Path) -> None:
+    """A 1 s STUDIO_HLS_FRAGMENT gives nginx-rtmp 1 s fragments and a window
+    of six; a length that is not positive is refused."""
+    (tmp_path / "conf").mkdir()
+    values = {
+        "RTMP_PORT": 1,
+        "HTTP_PORT": 2,
+        "EDGE_PORT": 3,
+        "HLS_DIR": "/h",
+        "HOOK_URL": "http://127.0.0.1:9/hook?token=x",
+        "GCS_URL": "http://g",
+        "BUCKET": "b",
+        **hls_values(1.0),
+    }
+    stack.render_nginx_conf(tmp_path, values)
+    text = (tmp_path / "conf" / "rtmp.conf").read_text()
+    assert "hls_fragment 1000ms;" in text
+    assert "hls_playlist_length 6000ms;" in text
+    with pytest.raises(stack.StackError):
+        hls_values(0)
 
 
 def test_private_redis_answers_and_stops(tmp_path: Path) -> None:

@@ -67,12 +67,18 @@ def _segments_in_bucket(broadcasts, numbers) -> dict[int, PlaylistSegment]:
     order = {b.id: i for i, b in enumerate(broadcasts)}  # 0 = newest
     rows = db.session.execute(
         select(
-            Segment.sequence, Segment.duration, Segment.broadcast_id, Segment.discontinuity
+            Segment.sequence,
+            Segment.duration,
+            Segment.broadcast_id,
+            Segment.discontinuity,
+            Segment.started_at,
         ).where(Segment.broadcast_id.in_(order), Segment.sequence.in_(numbers))
     ).all()
     found: dict[int, PlaylistSegment] = {}
-    for sequence, duration, broadcast_id, discontinuity in rows:
+    for sequence, duration, broadcast_id, discontinuity, started_at in rows:
         current = found.get(sequence)
         if current is None or order[broadcast_id] < order[current.broadcast_id]:
-            found[sequence] = PlaylistSegment(sequence, duration, broadcast_id, discontinuity)
+            found[sequence] = PlaylistSegment(
+                sequence, duration, broadcast_id, discontinuity, started_at
+            )
     return found

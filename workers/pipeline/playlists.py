@@ -3,11 +3,13 @@
 Live: the engine's sliding window, with URIs rewritten to the per-broadcast
 objects (relative to `live/{id}/index.m3u8`) and cut so that it names only
 segments already in the bucket. Replay: every segment of one broadcast, VOD.
+Both carry each segment's #EXT-X-PROGRAM-DATE-TIME when it is known.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from studio.storage import layout
 from workers.pipeline.local_hls import target_duration
@@ -21,6 +23,13 @@ class PlaylistSegment:
     duration: float
     broadcast_id: int
     discontinuity: bool = False
+    started_at: datetime | None = None  # wall clock of its first frame, if known
+
+
+def program_date_time(moment: datetime) -> str:
+    """The #EXT-X-PROGRAM-DATE-TIME tag (UTC, milliseconds, RFC 3339)."""
+    stamp = moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return f"#EXT-X-PROGRAM-DATE-TIME:{stamp.replace('+00:00', 'Z')}"
 
 
 def relative_uri(public_id: str, broadcast_id: int, number: int) -> str:
@@ -72,6 +81,11 @@ def render_live(
         new_broadcast = previous is not None and previous.broadcast_id != segment.broadcast_id
         if segment.discontinuity or new_broadcast:
             lines.append("#EXT-X-DISCONTINUITY")
+        if segment.started_at is not None:
+            # On every segment, not only after discontinuities: each is
+            # measured on its own (see sync), and a player then knows how far
+            # behind live it is wherever it joins the window.
+            lines.append(program_date_time(segment.started_at))
         lines.append(f"#EXTINF:{segment.duration:.3f},")
         lines.append(relative_uri(public_id, segment.broadcast_id, segment.number))
         previous = segment
@@ -97,6 +111,8 @@ def render_replay(segments: list[PlaylistSegment]) -> str:
     for segment in segments:
         if previous is not None and segment.number != previous.number + 1:
             lines.append("#EXT-X-DISCONTINUITY")
+        if segment.started_at is not None:
+            lines.append(program_date_time(segment.started_at))
         lines.append(f"#EXTINF:{segment.duration:.3f},")
         lines.append(f"{segment.number}.ts")
         previous = segment

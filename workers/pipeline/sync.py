@@ -17,6 +17,7 @@ import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import redis
 from flask import Flask
@@ -198,6 +199,16 @@ class _Pending:
     discontinuity: bool
     object_name: str
 
+    @property
+    def started_at(self) -> datetime:
+        """Wall clock of the segment's first frame: the engine closes the
+        file when the next keyframe arrives, so its last write is the end of
+        the segment as ingested; minus its length is the start. Taken per
+        segment (not the broadcast start plus a running sum) so that a
+        stall in the ingest shows in the playlist instead of being summed
+        away, and so that a segment lost on the way does not shift the rest."""
+        return datetime.fromtimestamp(self.segment.mtime - self.duration, tz=UTC)
+
 
 def _upload_segments(
     storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock, reported
@@ -244,7 +255,11 @@ def _upload_segments(
             (
                 item.segment.number,
                 PlaylistSegment(
-                    item.segment.number, item.duration, item.broadcast.id, item.discontinuity
+                    item.segment.number,
+                    item.duration,
+                    item.broadcast.id,
+                    item.discontinuity,
+                    item.started_at,
                 ),
             )
             for item in done
@@ -303,6 +318,7 @@ def _record(done: list[_Pending]) -> None:
             item.object_name,
             item.segment.size,
             item.discontinuity,
+            item.started_at,
         )
         for item in done
     ]

@@ -2,7 +2,7 @@
 // replay page: hls.js playback from the CDN (live near the edge, or a replay
 // from its start), a "tap to unmute" prompt (autoplay starts muted), and, for
 // a stream, the live/ended/replay behaviour driven by the stream's websocket.
-import { listRefresher, showViewers, watchStream } from "./live.js";
+import { listRefresher, serverOffset, showViewers, watchStream } from "./live.js";
 
 // Near the live edge without low-latency HLS (the origin serves plain
 // segments): start ~3 segments behind, catch up if we fall 6 behind. The
@@ -27,13 +27,36 @@ const RETRY_MAX_MS = 8000;
 // the status turns live; until then the edge still has the previous
 // broadcast's finished one (with ENDLIST).
 const NEW_BROADCAST_POLL_MS = 1000;
+// How often the "behind live" figure is refreshed, and from how many target
+// durations behind the point hls.js would start a new viewer at "Go to live"
+// is offered (a paused or stalled viewer; the normal distance is not "far").
+const LATENCY_REFRESH_MS = 1000;
+const FAR_BEHIND_TARGETS = 3;
+
+// Seconds between the wall-clock time a frame reached the media server (the
+// playlist's #EXT-X-PROGRAM-DATE-TIME, through hls.js's playingDate) and now
+// on the server's clock (the viewer's clock corrected by `clockOffset()`
+// milliseconds), or null while unknown.
+export function secondsBehindLive(playingDate, clockOffset = 0, now = Date.now()) {
+  if (!(playingDate instanceof Date) || Number.isNaN(playingDate.getTime())) return null;
+  return Math.max(0, (now + clockOffset - playingDate.getTime()) / 1000);
+}
 
 // hls.js on `video` inside `player` (whose data-mode says what plays:
 // "none", "live" or "replay"). `isLive()` says whether the stream is live
 // now: while it is, a live playlist that fails to load is retried.
-export function createPlayer({ player, video, message, unmute, isLive = () => false }) {
+export function createPlayer({
+  player,
+  video,
+  message,
+  unmute,
+  latency = null,
+  isLive = () => false,
+  clockOffset = () => 0,
+}) {
   let hls = null;
   let retryTimer = null;
+  let latencyTimer = null;
   let retryDelay = RETRY_FIRST_MS;
   let mediaRecoveries = 0;
 
@@ -41,7 +64,44 @@ export function createPlayer({ player, video, message, unmute, isLive = () => fa
     message.textContent = text;
   }
 
+  // "N s behind live" under a live video, with "Go to live" when far behind.
+  const latencyText = latency?.querySelector("[data-testid='live-latency']");
+  const goLive = latency?.querySelector("[data-testid='go-live']");
+
+  function hideLatency() {
+    window.clearInterval(latencyTimer);
+    latencyTimer = null;
+    if (latency) latency.hidden = true;
+  }
+
+  function showLatency() {
+    const behind = hls ? secondsBehindLive(hls.playingDate, clockOffset()) : null;
+    if (behind === null) {
+      latency.hidden = true;
+      return;
+    }
+    latency.hidden = false;
+    latencyText.dataset.seconds = behind.toFixed(1);
+    latencyText.textContent = `${Math.round(behind)} s behind live`;
+    const target = hls.latestLevelDetails?.targetduration || 2;
+    const edge = hls.liveSyncPosition;
+    goLive.hidden = !(edge !== null && edge - video.currentTime > FAR_BEHIND_TARGETS * target);
+  }
+
+  function watchLatency() {
+    if (!latency) return;
+    hideLatency();
+    latencyTimer = window.setInterval(showLatency, LATENCY_REFRESH_MS);
+  }
+
+  goLive?.addEventListener("click", () => {
+    if (hls && hls.liveSyncPosition !== null) video.currentTime = hls.liveSyncPosition;
+    video.play().catch(() => {});
+    showLatency();
+  });
+
   function stopPlayback() {
+    hideLatency();
     window.clearTimeout(retryTimer);
     retryTimer = null;
     delete player.dataset.playlist;
@@ -85,6 +145,7 @@ export function createPlayer({ player, video, message, unmute, isLive = () => fa
       });
       hls.loadSource(url);
       hls.attachMedia(video);
+      if (mode === "live") watchLatency();
     } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
       video.src = url; // Safari plays HLS natively
       start();
@@ -158,6 +219,8 @@ export function mountStreamPlayer(scope = document) {
   const replayList = find("replays");
 
   let status = player.dataset.status;
+  // The server's clock minus the viewer's (ms), from the socket's events.
+  let offset = 0;
   // The broadcast the status says is live (from the page, then the socket).
   let liveBroadcast = player.dataset.broadcast || "";
   const { play, stopPlayback } = createPlayer({
@@ -165,7 +228,9 @@ export function mountStreamPlayer(scope = document) {
     video,
     message: find("player-message"),
     unmute: find("unmute"),
+    latency: scope.querySelector("[data-latency]"),
     isLive: () => status === "live",
+    clockOffset: () => offset,
   });
 
   function startLive() {
@@ -231,6 +296,7 @@ export function mountStreamPlayer(scope = document) {
   if (status === "live") startLive();
   watchStream(player.dataset.stream, {
     onEvent: (event) => {
+      if (event.now) offset = serverOffset(event);
       if (event.type === "status") onStatus(event);
       else if (event.type === "replay") refreshReplays();
       else if (event.type === "viewers") showViewers(document, event);
