@@ -93,7 +93,8 @@ def timeline() -> list[Step]:
         steps.append(Step(at, path, new, following))
     final_segment = f"{FIXTURE_STREAM}-{_number(steps[-1].opens) if steps else 0}.ts"
     # The final playlist (after the unpublish) closes the last fragment.
-    steps.append(Step(versions[-1][0] + 1.5, FIXTURES / "whipfix-final.m3u8", [final_segment], None))
+    final = FIXTURES / "whipfix-final.m3u8"
+    steps.append(Step(versions[-1][0] + 1.5, final, [final_segment], None))
     return steps
 
 
@@ -206,10 +207,14 @@ def test_whip_fed_hls_plays_from_its_first_segment_near_live(studio_stack, page:
         wait_until(lambda: watch.mode() == "live", 30, "the live player")
         # The first segment reaches the edge ~9 s in; play 3 s of it and on.
         watch.wait_until_playing(3.0, timeout_ms=40_000)
+        # Before its first playlist reaches the edge (~9 s) the player retries
+        # the 404s by starting over: count what happens once it has played.
+        before = hls_state(page)
         samples = []
-        while not replay.finished.is_set() and studio_stack.stream_row(stream.public_id)[
-            "status"
-        ] == "live":
+        while (
+            not replay.finished.is_set()
+            and studio_stack.stream_row(stream.public_id)["status"] == "live"
+        ):
             state = hls_state(page)
             if state["latency"] is not None and not state["paused"]:
                 samples.append(state["latency"])
@@ -219,8 +224,11 @@ def test_whip_fed_hls_plays_from_its_first_segment_near_live(studio_stack, page:
         replay.finished.wait(60)
     assert replay.failure is None, replay.failure
 
-    fatal = [error for error in state["errors"] if error["fatal"]]
-    assert fatal == [], state["errors"]
-    assert state["instances"] == 1, f"the player restarted: {state['errors']}"
+    errors = state["errors"][len(before["errors"]) :]
+    print("hls.js errors before playing:", before["errors"])
+    print("hls.js errors while playing:", errors, "behind the edge:", samples)
+    fatal = [error for error in errors if error["fatal"]]
+    assert fatal == [], errors
+    assert state["instances"] == before["instances"], f"the player restarted: {errors}"
     assert samples, "never sampled a playing live player"
     assert max(samples) <= MAX_BEHIND_EDGE, f"behind the live edge by {samples}"
