@@ -98,6 +98,27 @@ def timeline() -> list[Step]:
     return steps
 
 
+def without_audio_samples(data: bytes) -> bytes:
+    """The segment with its audio packets removed, its program map untouched:
+    an AAC track declared but empty ("sample rate 0"), as SRS writes the first
+    segment on some WHIP publishes."""
+    audio_pids = set()
+    for offset in range(0, len(data), 188):
+        packet = data[offset : offset + 188]
+        pid = (packet[1] & 0x1F) << 8 | packet[2]
+        adaptation = (packet[3] >> 4) & 0x3
+        start = 4 + (1 + packet[4] if adaptation == 3 else 0)
+        pes = packet[start : start + 4]
+        if packet[1] & 0x40 and pes[:3] == b"\x00\x00\x01" and 0xC0 <= pes[3] <= 0xDF:
+            audio_pids.add(pid)
+    kept = [
+        data[offset : offset + 188]
+        for offset in range(0, len(data), 188)
+        if (data[offset + 1] & 0x1F) << 8 | data[offset + 2] not in audio_pids
+    ]
+    return b"".join(kept)
+
+
 def _number(name: str) -> int:
     return int(name.rsplit("-", 1)[1].split(".")[0])
 
@@ -105,8 +126,9 @@ def _number(name: str) -> int:
 class SrsReplay:
     """Writes the fixture into `hls_dir/live` as `public_id`, in real time."""
 
-    def __init__(self, stack, public_id: str, stream_key: str):
+    def __init__(self, stack, public_id: str, stream_key: str, silent_first: bool = False):
         self.stack = stack
+        self.silent_first = silent_first
         self.public_id = public_id
         self.stream_key = stream_key
         self.live = stack.hls_dir / "live"
@@ -160,7 +182,10 @@ class SrsReplay:
     def _open(self, name: str) -> None:
         """SRS writes the open fragment under `.ts.tmp`."""
         path = self._path(name)
-        path.with_name(path.name + ".tmp").write_bytes((FIXTURES / name).read_bytes())
+        data = (FIXTURES / name).read_bytes()
+        if self.silent_first and name == f"{FIXTURE_STREAM}-0.ts":
+            data = without_audio_samples(data)
+        path.with_name(path.name + ".tmp").write_bytes(data)
 
     def _path(self, name: str) -> Path:
         return self.live / name.replace(f"{FIXTURE_STREAM}-", f"{self.public_id}-")
@@ -192,16 +217,20 @@ def hls_state(page: Page) -> dict:
     )
 
 
-def test_whip_fed_hls_plays_from_its_first_segment_near_live(studio_stack, page: Page):
+@pytest.mark.parametrize("silent_first", [False, True], ids=["as-recorded", "empty-first-audio"])
+def test_whip_fed_hls_plays_from_its_first_segment_near_live(
+    studio_stack, page: Page, silent_first: bool
+):
     """A viewer waiting on the watch page when the broadcast starts plays
     from its first segment: no fatal hls.js error, no player restart, and,
-    once playing, within a few seconds of the live edge."""
+    once playing, within a few seconds of the live edge. Also when the first
+    segment's audio track is declared but empty."""
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(email, title="From the browser")
     page.add_init_script(RECORD_HLS)
     watch = WatchPage(page).open(studio_stack.base_url, stream.public_id)
 
-    replay = SrsReplay(studio_stack, stream.public_id, stream.stream_key)
+    replay = SrsReplay(studio_stack, stream.public_id, stream.stream_key, silent_first)
     replay.start()
     try:
         wait_until(lambda: watch.mode() == "live", 30, "the live player")
