@@ -66,7 +66,8 @@ def test_continuous_timestamps_lose_the_engines_discontinuities(
     assert [line for line in playlist.splitlines() if line.endswith(".ts")] == [
         f"{broadcast.id}/{n}.ts" for n in range(1, 6)
     ]
-    assert _rows(db, broadcast.id) == [(n, False) for n in range(0, 6)]
+    # The first keeps its flag: nothing before it to continue.
+    assert _rows(db, broadcast.id) == [(0, True)] + [(n, False) for n in range(1, 6)]
 
 
 def test_a_timestamp_jump_keeps_its_discontinuity(

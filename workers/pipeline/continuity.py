@@ -81,13 +81,17 @@ def silent_start(
     on_disk: list[local_hls.LocalSegment],
     broadcast_id: int,
     publishing: bool,
+    earlier_in_pass: bool = False,
 ) -> bool | None:
     """Whether `segment` is a broadcast's first and its audio track is
     declared but empty while the next segment carries audio (True: leave it
     out), False to upload it, None when that cannot be told until the next
-    segment is on disk (the engine is still writing it)."""
+    segment is on disk (the engine is still writing it). `earlier_in_pass`:
+    an earlier segment of the broadcast is being uploaded with this one."""
     found = mpegts.read_tracks(segment.path)
     if not found.audio_declared or found.audio_samples:
+        return False
+    if earlier_in_pass:
         return False
     earlier = db.session.scalar(
         select(

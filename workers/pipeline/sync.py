@@ -231,7 +231,10 @@ def _upload_segments(
         else:
             duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
         try:
-            leave_out = continuity.silent_start(segment, on_disk, broadcast.id, publishing)
+            started = any(item.broadcast.id == broadcast.id for item in pending)
+            leave_out = continuity.silent_start(
+                segment, on_disk, broadcast.id, publishing, earlier_in_pass=started
+            )
             timestamps = mpegts.read_range(segment.path)
         except FileNotFoundError:
             continue  # taken care of by an overlapping pass
