@@ -90,6 +90,7 @@ def test_a_timestamp_jump_keeps_its_discontinuity(
 
     assert _rows(db, broadcast.id) == [(0, True), (1, False), (2, True)]
     playlist = _live_playlist(bucket, stream).splitlines()
+    assert playlist.count("#EXT-X-DISCONTINUITY") == 1, playlist  # none before the first
     assert playlist[playlist.index(f"{broadcast.id}/2.ts") - 2] == "#EXT-X-DISCONTINUITY"
     assert playlist[playlist.index(f"{broadcast.id}/1.ts") - 2] != "#EXT-X-DISCONTINUITY"
 
