@@ -123,6 +123,7 @@ class StudioStack:
     env: dict[str, str] = field(repr=False)
     handles: dict[str, runner.Handle] = field(default_factory=dict, repr=False)
     services: list = field(default_factory=list, repr=False)
+    hook_url: str = ""  # the engine's callback URL (with its token)
 
     # --- seeding and reading --------------------------------------------------
 
@@ -298,6 +299,7 @@ def _start_stack(var_dir: Path) -> StudioStack:
             env=env,
             handles=handles,
             services=[*started, _Dropper(postgres.url, name)],
+            hook_url=f"{front.web_url}/hooks/nginx-rtmp?token={hook_token}",
         )
     except BaseException:
         for handle in handles.values():

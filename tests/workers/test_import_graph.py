@@ -61,7 +61,7 @@ def test_workers_import_graph_has_no_cycles():
 # The layers of workers/pipeline/__init__.py: a module imports lower layers only.
 LAYERS = [
     {"mpegts", "local_hls", "locks"},
-    {"broadcasts"},
+    {"broadcasts", "continuity"},
     {"playlists"},
     {"live", "replay", "thumbnails"},
     {"sync"},

@@ -5,7 +5,9 @@ modules listed before it; tests/workers/test_import_graph.py keeps it so):
 
 1. `mpegts`, `local_hls`, `locks`: timestamps inside a segment, what the
    engine left on local disk, the per-stream sync lock.
-2. `broadcasts`: the broadcast a segment belongs to.
+2. `broadcasts`, `continuity`: the broadcast a segment belongs to; where a
+   player may start and where it must reset (engine discontinuities that
+   are none, a first segment whose audio track is empty).
 3. `playlists`: the live and replay m3u8 the bucket gets.
 4. `live`, `replay`: put the live playlist / a broadcast's replay playlist
    in the bucket.

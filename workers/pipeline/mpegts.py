@@ -88,3 +88,104 @@ def duration(this: PtsRange, following: PtsRange | None) -> float:
             return round(delta / CLOCK, 3)
     span = (this.high - this.low) % WRAP + this.frame_gap
     return round(span / CLOCK, 3)
+
+
+# PMT stream types of audio: MPEG-1/2 audio, AAC (ADTS, LATM), AC-3.
+AUDIO_STREAM_TYPES = frozenset({0x03, 0x04, 0x0F, 0x11, 0x81})
+# How far apart (seconds) a segment's first timestamp may be from where the
+# previous one ended for the two to count as one continuous stream.
+CONTINUITY_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class Tracks:
+    audio_declared: bool  # the program map lists an audio stream
+    audio_samples: bool  # and the segment carries some of it
+
+
+def tracks(data: bytes) -> Tracks:
+    """Which tracks a segment declares and which it carries.
+
+    SRS fed over WHIP may open a broadcast with a segment whose AAC track is
+    declared but empty (no sample yet, "sample rate 0"): a player that starts
+    there builds a video-only pipeline and fails on the next segment's audio.
+    """
+    pmt_pids: set[int] = set()
+    audio_pids: set[int] = set()
+    audio_samples = False
+    for offset in range(0, len(data) - PACKET + 1, PACKET):
+        if data[offset] != SYNC:
+            continue
+        pid = (data[offset + 1] & 0x1F) << 8 | data[offset + 2]
+        starts = bool(data[offset + 1] & 0x40)
+        payload = _payload(data, offset)
+        if payload is None:
+            continue
+        if pid == 0 and starts:
+            pmt_pids |= _pat_pmt_pids(payload)
+        elif pid in pmt_pids and starts:
+            audio_pids |= _pmt_audio_pids(payload)
+        elif pid in audio_pids and starts and payload[:3] == b"\x00\x00\x01":
+            audio_samples = True
+    return Tracks(audio_declared=bool(audio_pids), audio_samples=audio_samples)
+
+
+def read_tracks(path: Path) -> Tracks:
+    """tracks of a file on disk."""
+    return tracks(path.read_bytes())
+
+
+def continues(previous_first: int, previous_duration: float, this: PtsRange) -> bool:
+    """Whether `this` segment's timestamps carry on where the previous one
+    (first timestamp, length in seconds) ended, i.e. no real discontinuity."""
+    expected = (previous_first + round(previous_duration * CLOCK)) % WRAP
+    gap = (this.first - expected) % WRAP
+    distance = min(gap, WRAP - gap)
+    return distance <= CONTINUITY_TOLERANCE * CLOCK
+
+
+def _payload(data: bytes, offset: int) -> bytes | None:
+    adaptation = (data[offset + 3] >> 4) & 0x3
+    start = offset + 4
+    if adaptation in (2, 3):
+        start += 1 + data[start]
+    if adaptation == 2 or start >= offset + PACKET:
+        return None
+    return data[start : offset + PACKET]
+
+
+def _section(payload: bytes) -> bytes:
+    """A PSI section (after the pointer field), up to its CRC."""
+    begin = 1 + payload[0]
+    section = payload[begin:]
+    if len(section) < 3:
+        return b""
+    length = (section[1] & 0x0F) << 8 | section[2]
+    return section[: 3 + length - 4]
+
+
+def _pat_pmt_pids(payload: bytes) -> set[int]:
+    section = _section(payload)
+    pids = set()
+    for at in range(8, len(section) - 3, 4):
+        program = section[at] << 8 | section[at + 1]
+        if program != 0:  # 0 names the network PID
+            pids.add((section[at + 2] & 0x1F) << 8 | section[at + 3])
+    return pids
+
+
+def _pmt_audio_pids(payload: bytes) -> set[int]:
+    section = _section(payload)
+    if len(section) < 12:
+        return set()
+    info_length = (section[10] & 0x0F) << 8 | section[11]
+    at = 12 + info_length
+    pids = set()
+    while at + 5 <= len(section):
+        stream_type = section[at]
+        pid = (section[at + 1] & 0x1F) << 8 | section[at + 2]
+        es_info = (section[at + 3] & 0x0F) << 8 | section[at + 4]
+        if stream_type in AUDIO_STREAM_TYPES:
+            pids.add(pid)
+        at += 5 + es_info
+    return pids

@@ -79,7 +79,10 @@ def render_live(
     previous: PlaylistSegment | None = None
     for segment in window:
         new_broadcast = previous is not None and previous.broadcast_id != segment.broadcast_id
-        if segment.discontinuity or new_broadcast:
+        # Before the window's first segment a tag resets nothing, and dropping
+        # it keeps the number of tags from changing when that segment leaves
+        # the window (there is no EXT-X-DISCONTINUITY-SEQUENCE to count them).
+        if (segment.discontinuity and previous is not None) or new_broadcast:
             lines.append("#EXT-X-DISCONTINUITY")
         if segment.started_at is not None:
             # On every segment, not only after discontinuities: each is

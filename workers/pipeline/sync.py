@@ -30,7 +30,7 @@ from studio.media.pipeline import Keys
 from studio.models import Broadcast
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
-from workers.pipeline import live, local_hls, locks, mpegts, replay, thumbnails
+from workers.pipeline import continuity, live, local_hls, locks, mpegts, replay, thumbnails
 from workers.pipeline.broadcasts import (
     Window,
     broadcast_for,
@@ -147,8 +147,9 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     connection = get_redis(app)
     reported = pipeline.reported_segments(connection, stream) if complete else {}
     uploaded = _upload_segments(
-        storage, pool, stream_row, broadcasts, complete, on_disk, playlist, result, lock, reported
-    )
+        storage, pool, stream_row, broadcasts, complete, on_disk, playlist, result, lock, reported,
+        connection, publishing,
+    )  # fmt: skip
     pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
     if playlist is not None:
         live.write_live_playlist(
@@ -211,13 +212,16 @@ class _Pending:
 
 
 def _upload_segments(
-    storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock, reported
-):
+    storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock, reported,
+    connection, publishing,
+):  # fmt: skip
     """Upload complete segments (in parallel), record them, delete local files.
 
     A segment's length is the one the engine reported (`reported`), else the
-    playlist's, else measured from its timestamps. Returns {number:
-    PlaylistSegment} for what was uploaded in this pass.
+    playlist's, else measured from its timestamps. The engine's discontinuity
+    flag is kept only where the timestamps jump, and a broadcast's first
+    segment without audio samples is left out (`continuity`). Returns
+    {number: PlaylistSegment} for what was uploaded in this pass.
     """
     listed = playlist.by_number() if playlist else {}
     pending = []
@@ -237,10 +241,30 @@ def _upload_segments(
             duration = facts.duration
         else:
             duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
+        try:
+            started = any(item.broadcast.id == broadcast.id for item in pending)
+            leave_out = continuity.silent_start(
+                segment, on_disk, broadcast.id, publishing, earlier_in_pass=started
+            )
+            timestamps = mpegts.read_range(segment.path)
+        except FileNotFoundError:
+            continue  # taken care of by an overlapping pass
+        if leave_out is None:
+            continue  # decided once the next segment is complete
+        if leave_out:
+            segment.path.unlink(missing_ok=True)
+            continue
+        flagged = continuity.discontinuity(
+            connection, stream.public_id, segment.number, timestamps,
+            bool(entry and entry.discontinuity),
+        )  # fmt: skip
         object_name = layout.segment(stream.public_id, broadcast.id, segment.number)
-        pending.append(
-            _Pending(segment, broadcast, duration, bool(entry and entry.discontinuity), object_name)
-        )
+        pending.append(_Pending(segment, broadcast, duration, flagged, object_name))
+        if timestamps is not None:
+            # The next segment (maybe in this very pass) compares against it.
+            continuity.remember(
+                connection, stream.public_id, segment.number, timestamps.first, duration
+            )
     uploaded: dict[int, PlaylistSegment] = {}
     for start in range(0, len(pending), BATCH):
         if start and lock is not None and not locks.still_ours(lock):

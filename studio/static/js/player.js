@@ -5,13 +5,17 @@
 import { listRefresher, serverOffset, showViewers, watchStream } from "./live.js";
 
 // Near the live edge without low-latency HLS (the origin serves plain
-// segments): start ~3 segments behind, catch up if we fall 6 behind. The
-// first playlist may 404 for a few seconds while the first segment uploads,
-// so loading retries patiently; a fatal error is retried below while live.
+// segments). The distance is in seconds, not segments: a browser-fed (WHIP)
+// broadcast has 4-5 s segments at first and a target duration of 5, where
+// "3 segments" meant 12-15 s behind. Past the maximum hls.js plays a little
+// faster until it is back at the target instead of jumping. The first
+// playlist may 404 for a few seconds while the first segment uploads, so
+// loading retries patiently; a fatal error is retried below while live.
 export const LIVE_CONFIG = {
   lowLatencyMode: false,
-  liveSyncDurationCount: 3,
-  liveMaxLatencyDurationCount: 6,
+  liveSyncDuration: 5,
+  liveMaxLatencyDuration: 12,
+  maxLiveSyncPlaybackRate: 1.1,
   manifestLoadingMaxRetry: 4,
   manifestLoadingRetryDelay: 1000,
   manifestLoadingMaxRetryTimeout: 4000,
