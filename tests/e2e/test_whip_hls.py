@@ -173,8 +173,14 @@ class SrsReplay:
         return self.live / name.replace(f"{FIXTURE_STREAM}-", f"{self.public_id}-")
 
     def _hook(self, call: str) -> None:
-        form = {"call": call, "app": "live", "name": self.public_id, "clientid": "whip1",
-                "addr": "127.0.0.1", "secret": self.stream_key}  # fmt: skip
+        form = {
+            "call": call,
+            "app": "live",
+            "name": self.public_id,
+            "clientid": "whip1",
+            "addr": "127.0.0.1",
+            "secret": self.stream_key,
+        }
         reply = requests.post(self.stack.hook_url, data=form, timeout=10)
         assert reply.status_code == 200, reply.text
 

@@ -79,11 +79,21 @@ def test_a_timestamp_jump_keeps_its_discontinuity(
     _put(hls, 0)
     _put(hls, 1)
     _put(hls, 2, ts_segments[3].read_bytes())
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-MEDIA-SEQUENCE:0",
-             "#EXT-X-TARGETDURATION:5", "#EXT-X-DISCONTINUITY", "#EXTINF:3.951,",
-             f"{hls.stream}-0.ts", "#EXT-X-DISCONTINUITY", "#EXTINF:4.217,",
-             f"{hls.stream}-1.ts", "#EXT-X-DISCONTINUITY", "#EXTINF:2.000,",
-             f"{hls.stream}-2.ts"]  # fmt: skip
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-TARGETDURATION:5",
+        "#EXT-X-DISCONTINUITY",
+        "#EXTINF:3.951,",
+        f"{hls.stream}-0.ts",
+        "#EXT-X-DISCONTINUITY",
+        "#EXTINF:4.217,",
+        f"{hls.stream}-1.ts",
+        "#EXT-X-DISCONTINUITY",
+        "#EXTINF:2.000,",
+        f"{hls.stream}-2.ts",
+    ]
     (hls.live / f"{hls.stream}.m3u8").write_text("\n".join(lines) + "\n")
 
     jobs.sync_stream(stream.public_id)

@@ -147,9 +147,19 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     connection = get_redis(app)
     reported = pipeline.reported_segments(connection, stream) if complete else {}
     uploaded = _upload_segments(
-        storage, pool, stream_row, broadcasts, complete, on_disk, playlist, result, lock, reported,
-        connection, publishing,
-    )  # fmt: skip
+        storage,
+        pool,
+        stream_row,
+        broadcasts,
+        complete,
+        on_disk,
+        playlist,
+        result,
+        lock,
+        reported,
+        connection,
+        publishing,
+    )
     pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
     if playlist is not None:
         live.write_live_playlist(
@@ -212,9 +222,19 @@ class _Pending:
 
 
 def _upload_segments(
-    storage, pool, stream, broadcasts, complete, on_disk, playlist, result, lock, reported,
-    connection, publishing,
-):  # fmt: skip
+    storage,
+    pool,
+    stream,
+    broadcasts,
+    complete,
+    on_disk,
+    playlist,
+    result,
+    lock,
+    reported,
+    connection,
+    publishing,
+):
     """Upload complete segments (in parallel), record them, delete local files.
 
     A segment's length is the one the engine reported (`reported`), else the
@@ -255,9 +275,12 @@ def _upload_segments(
             segment.path.unlink(missing_ok=True)
             continue
         flagged = continuity.discontinuity(
-            connection, stream.public_id, segment.number, timestamps,
+            connection,
+            stream.public_id,
+            segment.number,
+            timestamps,
             bool(entry and entry.discontinuity),
-        )  # fmt: skip
+        )
         object_name = layout.segment(stream.public_id, broadcast.id, segment.number)
         pending.append(_Pending(segment, broadcast, duration, flagged, object_name))
         if timestamps is not None:
