@@ -53,6 +53,7 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from devtools import runner, stack
@@ -72,6 +73,11 @@ def pytest_collection_modifyitems(config, items):
         if E2E_DIR in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
 
+
+# Web assertions wait up to this long (Playwright's default, 5 s, is short on
+# a busy machine: a page's fetch may queue behind other work). A failing
+# assertion still fails, only later.
+expect.set_options(timeout=15_000)
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
