@@ -7,12 +7,8 @@ from flask_migrate import Migrate
 from flask_sock import Sock
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy.orm import DeclarativeBase
 
-
-class Base(DeclarativeBase):
-    pass
-
+from studio.models import Base
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()

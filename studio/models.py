@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask_login import UserMixin
 from sqlalchemy import (
     CheckConstraint,
     DateTime,
@@ -17,9 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
-
-from studio.extensions import db
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STREAM_STATUSES = ("created", "live", "ended")
 INGEST_PROTOCOLS = ("rtmp", "webrtc", "websocket")
@@ -29,7 +26,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class User(UserMixin, db.Model):
+class Base(DeclarativeBase):
+    """The declarative base of every table: plain SQLAlchemy, so the domain
+    core that uses the models needs no Flask. Flask-SQLAlchemy's `db` is
+    built on it (`studio/extensions.py`) and shares its metadata."""
+
+
+class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,8 +42,17 @@ class User(UserMixin, db.Model):
 
     streams: Mapped[list[Stream]] = relationship(back_populates="owner")
 
+    # What Flask-Login asks of a signed-in user (its UserMixin's answers),
+    # written out so the tables need no Flask.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
 
-class ApiToken(db.Model):
+    def get_id(self) -> str:
+        return str(self.id)
+
+
+class ApiToken(Base):
     """A bearer token for the JSON API. Only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
@@ -57,7 +69,7 @@ class ApiToken(db.Model):
     user: Mapped[User] = relationship()
 
 
-class Stream(db.Model):
+class Stream(Base):
     """A creator's stream. `public_id` names it everywhere public (SRS stream
     name, watch page, bucket paths); `stream_key` is the publish secret."""
 
@@ -91,7 +103,7 @@ class Stream(db.Model):
     )
 
 
-class Broadcast(db.Model):
+class Broadcast(Base):
     """One publish session of a stream, keyed by the media server's client id."""
 
     __tablename__ = "broadcasts"
@@ -142,7 +154,7 @@ class Broadcast(db.Model):
     )
 
 
-class Segment(db.Model):
+class Segment(Base):
     """An HLS segment of a broadcast that is in the bucket."""
 
     __tablename__ = "segments"
