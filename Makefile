@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup dev test test-fast lint bench bench-sockets bench-pipeline bench-latency clean
+.PHONY: setup dev test test-fast e2e lint bench bench-sockets bench-pipeline bench-latency clean
 
 ## Install what is missing: apt packages, .venv (pip), node_modules (npm).
 setup:
@@ -23,6 +23,21 @@ test: setup
 ## Unit and integration tests only (no browser, no media).
 test-fast: setup
 	@$(PY) -m pytest -m "not e2e"
+
+## The QA suite (tests/e2e/qa) against any running studio:
+##   make e2e BASE_URL=https://staging.example.com E2E_EMAIL=... E2E_PASSWORD=...
+## Without BASE_URL it starts its own stack. E2E_READ_MOSTLY=1 runs only what is
+## safe against production; E2E_TIMEOUT_SCALE=3 for slow networks; E2E_INSECURE=1
+## accepts a self-signed certificate. Report, JUnit XML and failure traces in var/e2e/.
+E2E_OUT := var/e2e
+e2e: setup
+	@rm -rf $(E2E_OUT) && mkdir -p $(E2E_OUT)
+	@BASE_URL='$(BASE_URL)' E2E_EMAIL='$(E2E_EMAIL)' E2E_PASSWORD='$(E2E_PASSWORD)' \
+	  E2E_TIMEOUT_SCALE='$(E2E_TIMEOUT_SCALE)' E2E_INSECURE='$(E2E_INSECURE)' \
+	  $(PY) -m pytest tests/e2e/qa -p no:cacheprovider -rs \
+	  $(if $(E2E_READ_MOSTLY),-m read_mostly) \
+	  --tracing retain-on-failure --screenshot only-on-failure --output $(E2E_OUT)/artifacts \
+	  --junitxml $(E2E_OUT)/junit.xml --html $(E2E_OUT)/report.html --self-contained-html
 
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
