@@ -153,3 +153,27 @@ def test_dropped_webrtc_session_reconnects(
     wait_until(lambda: second.token in double.deletes, 10, "DELETE of the new session")
     expect(golive.status).to_have_text("ended")
     assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc", "webrtc"]
+
+
+def test_switching_source_while_live_keeps_the_whip_session(
+    studio, double, context: BrowserContext, db, make_user, make_stream
+):
+    """Switching to a screen share while live replaces the tracks of the WHIP
+    session: no new session, frames keep arriving, one broadcast."""
+    owner = make_user()
+    stream = make_stream(owner)
+    golive = open_go_live(context, studio.url, owner.email, stream.public_id)
+    golive.go_live_button.click()
+    expect(golive.status).to_have_text("LIVE", timeout=15_000)
+    sessions = len(double.sessions)
+    session = double.sessions[-1]
+    wait_until(lambda: session.frames["video"] > 0, 20, "frames from the camera")
+
+    golive.page.get_by_role("radio", name="Screen share").check()
+    expect(golive.message).to_have_text("Now sharing your screen, still live.")
+    before = session.frames["video"]
+    wait_until(lambda: session.frames["video"] > before + 30, 20, "frames after the switch")
+    assert len(double.sessions) == sessions and not session.deleted
+    assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc"]
+    golive.stop_button.click()
+    expect(golive.status).to_have_text("ended")

@@ -2,6 +2,7 @@
 // the WebSocket otherwise or when WebRTC cannot connect), health, stop.
 import { formatElapsed, showViewers, watchStream } from "../live.js";
 import { HealthMeter, serverView } from "./health.js";
+import { applyTrackState, LevelMeter } from "./controls.js";
 import { listDevices, openCamera, openScreen, stopStream } from "./media.js";
 import { captureErrorMessage, MESSAGES, PublishError } from "./messages.js";
 import { SocketPublisher } from "./socket.js";
@@ -30,6 +31,9 @@ const ui = {
   screenMic: $("screen-mic"),
   screenAudio: $("screen-audio"),
   status: $("live-status"),
+  mute: $("mute"),
+  cameraToggle: $("camera-toggle"),
+  level: $("mic-level"),
 };
 const settings = {
   stream: root.dataset.stream,
@@ -50,6 +54,9 @@ let retryTimer = null;
 let healthTimer = null;
 let elapsedTimer = null;
 let meter = null;
+// Mute and camera-off, kept across source changes.
+const tracks = { muted: false, cameraOff: false };
+const level = new LevelMeter(ui.level);
 
 function say(text, kind = "error") {
   ui.message.textContent = text || "";
@@ -78,19 +85,32 @@ async function refreshDevices() {
   return cameras.length + microphones.length;
 }
 
-async function startPreview() {
-  const previous = media;
-  const options = {
+function captureOptions() {
+  return {
     cameraId: ui.camera.value || undefined,
     microphoneId: ui.microphone.value || undefined,
     resolution: ui.resolution.value,
     withMicrophone: ui.screenMic.checked,
     withScreenAudio: ui.screenAudio.checked,
   };
+}
+
+function openSource() {
+  return source() === "screen" ? openScreen(captureOptions()) : openCamera(captureOptions());
+}
+
+function showMedia(next) {
+  applyTrackState(next, tracks);
+  ui.preview.srcObject = next;
+  level.watch(next);
+}
+
+async function startPreview() {
+  const previous = media;
   // A camera held by the old preview may refuse to open again (NotReadableError).
   if (previous && source() === "camera") stopStream(previous);
   try {
-    media = source() === "screen" ? await openScreen(options) : await openCamera(options);
+    media = await openSource();
   } catch (error) {
     media = source() === "camera" ? null : previous;
     if (source() === "screen" && error?.name === "NotAllowedError") say(MESSAGES.screenCancelled, "");
@@ -99,13 +119,50 @@ async function startPreview() {
     return;
   }
   if (previous !== media) stopStream(previous);
-  ui.preview.srcObject = media;
+  showMedia(media);
   say("");
   ui.goLive.disabled = live;
   await refreshDevices(); // labels appear once permission is granted
   media.getVideoTracks()[0]?.addEventListener("ended", () => {
     if (source() === "screen") say("Screen sharing ended.", "");
   });
+}
+
+// While live, another camera, microphone or screen goes out on the same
+// session (WHIP: the senders' tracks are replaced; WebSocket: the same
+// recording is fed from the new source); the broadcast never stops.
+async function switchLive() {
+  const previous = media;
+  let next;
+  try {
+    next = await openSource();
+  } catch (error) {
+    if (source() === "screen" && error?.name === "NotAllowedError") say(MESSAGES.screenCancelled, "");
+    else say(captureErrorMessage(error));
+    return;
+  }
+  applyTrackState(next, tracks);
+  try {
+    await (publisher || connecting)?.useMedia(next);
+  } catch (error) {
+    stopStream(next);
+    say(`Could not switch the source: ${error}`);
+    return;
+  }
+  media = next;
+  showMedia(next);
+  stopStream(previous);
+  say(source() === "screen" ? "Now sharing your screen, still live." : "Now sending the selected camera and microphone, still live.", "");
+  next.getVideoTracks()[0]?.addEventListener("ended", () => {
+    if (media === next && source() === "screen") say("Screen sharing ended.", "");
+  });
+}
+
+function toggle(button, key, labels) {
+  tracks[key] = !tracks[key];
+  applyTrackState(media, tracks);
+  button.setAttribute("aria-pressed", String(tracks[key]));
+  button.textContent = tracks[key] ? labels[1] : labels[0];
 }
 
 // --- going live ----------------------------------------------------------
@@ -299,10 +356,10 @@ async function stop() {
   if (active) await active.stop();
 }
 
+// Quality is fixed for a session; the source (camera, microphone, screen)
+// can change while live.
 function setSettingsDisabled(disabled) {
-  for (const element of document.querySelectorAll(".golive-settings select, .golive-settings input")) {
-    element.disabled = disabled;
-  }
+  for (const element of [ui.resolution, ui.bitrate]) element.disabled = disabled;
 }
 
 // --- status pushed by the studio -------------------------------------------
@@ -333,12 +390,15 @@ async function init() {
     say(captureErrorMessage(error));
   }
   await startPreview();
+  const changed = () => (live ? switchLive() : startPreview());
   for (const element of [ui.camera, ui.microphone, ui.resolution, ui.screenMic, ui.screenAudio]) {
-    element.addEventListener("change", () => !live && startPreview());
+    element.addEventListener("change", changed);
   }
   for (const radio of document.querySelectorAll("input[name='source']")) {
-    radio.addEventListener("change", () => !live && startPreview());
+    radio.addEventListener("change", changed);
   }
+  ui.mute.addEventListener("click", () => toggle(ui.mute, "muted", ["Mute microphone", "Unmute microphone"]));
+  ui.cameraToggle.addEventListener("click", () => toggle(ui.cameraToggle, "cameraOff", ["Turn camera off", "Turn camera on"]));
   ui.goLive.addEventListener("click", goLive);
   ui.stop.addEventListener("click", stop);
   // Leaving the page ends the broadcast now, not after the server's timeout.

@@ -1,6 +1,7 @@
 // Publish over a WebSocket: MediaRecorder (H.264 + Opus) chunks go to
 // /ws/ingest/<id>, where the server relays them into the media server.
 import { onJsonMessage, socketUrl } from "../live.js";
+import { SwitchableSource } from "./controls.js";
 import { MESSAGES, PublishError } from "./messages.js";
 
 const TIMESLICE_MS = 500;
@@ -53,7 +54,8 @@ export class SocketPublisher {
       onJsonMessage(socket, (event) => {
         if (event.type === "ready" && !ready) {
           ready = true;
-          this.record(stream, format);
+          this.source = new SwitchableSource(stream);
+          this.record(this.source.output, format);
           resolve();
         } else if (event.type === "stats") {
           this.server = event;
@@ -93,6 +95,7 @@ export class SocketPublisher {
       this.bytesSent += event.data.size;
     });
     recorder.addEventListener("stop", () => {
+      this.source?.stop();
       // The last chunk has been sent (dataavailable comes first): say goodbye.
       if (this.stopping && this.socket?.readyState === WebSocket.OPEN) {
         this.socket.send(JSON.stringify({ type: "stop" }));
@@ -110,6 +113,11 @@ export class SocketPublisher {
     } else {
       this.socket?.close(1000, "Stopped");
     }
+  }
+
+  // Another camera, microphone or screen, in the same recording.
+  async useMedia(stream) {
+    this.source?.use(stream);
   }
 
   stopOnUnload() {

@@ -114,6 +114,17 @@ export class WhipPublisher {
     });
   }
 
+  // Another camera, microphone or screen on the same session: each sender
+  // takes the new track of its kind (no renegotiation, no new publish).
+  async useMedia(stream) {
+    if (!this.pc) return;
+    for (const sender of this.pc.getSenders()) {
+      const kind = sender.track?.kind;
+      const next = kind === "audio" ? stream.getAudioTracks()[0] : kind === "video" ? stream.getVideoTracks()[0] : null;
+      if (next) await sender.replaceTrack(next);
+    }
+  }
+
   // End the session now (SRS would otherwise wait ~30 s for the RTC timeout).
   async stop() {
     const location = this.location;
