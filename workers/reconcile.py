@@ -34,7 +34,7 @@ from flask import Flask
 from redis.backoff import EqualJitterBackoff
 from sqlalchemy import select
 
-from studio import metrics
+from studio import ingest_history, metrics
 from studio.extensions import db
 from studio.media import engines
 from studio.models import Broadcast, Stream
@@ -89,6 +89,7 @@ def _reconcile(app: Flask, now: float) -> Report:
         return report
     redis = get_redis(app)
     report.engine_restarted = _note_service(redis, seen.service_id)
+    _note_health(redis, seen.publishers, now)
     live_names = {publisher.stream_name for publisher in seen.publishers}
     grace = float(app.config.get("RECONCILE_GRACE_SECONDS", 30))
     max_seconds = int(app.config.get("MAX_BROADCAST_SECONDS", 0) or 0)
@@ -130,6 +131,22 @@ def _reconcile(app: Flask, now: float) -> Report:
             report.over_duration,
         )
     return report
+
+
+def _note_health(redis, publishers: list[engines.IngestStats], now: float) -> None:
+    """One ingest-health sample per live publisher (the creator's chart)."""
+    for publisher in publishers:
+        ingest_history.record(
+            redis,
+            publisher.stream_name,
+            ingest_history.Sample(
+                at=now,
+                kbps=publisher.kbps,
+                fps=publisher.fps,
+                audio=bool(publisher.audio_codec),
+                bytes_in=publisher.bytes_in,
+            ),
+        )
 
 
 def _open_broadcasts() -> list[OpenBroadcast]:

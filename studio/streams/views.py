@@ -15,10 +15,11 @@ from flask import (
 )
 from flask_login import current_user, login_required
 
-from studio import viewers
+from studio import ingest_history, viewers
 from studio.errors import NotFound
 from studio.extensions import db
 from studio.media import engines
+from studio.redis_client import get_redis
 from studio.streams import service, urls
 from studio.streams.forms import ActionForm, StreamForm
 
@@ -106,6 +107,25 @@ def broadcasts(public_id: str):
             broadcasts=service.list_broadcasts(db.session, stream),
             replay_url=lambda broadcast: urls.replay_url(broadcast, config),
             replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),
+        )
+    )
+    reply.headers["Cache-Control"] = "no-store"
+    return reply
+
+
+@bp.get("/streams/<public_id>/ingest-history")
+def ingest_history_json(public_id: str):
+    """The last ten minutes of ingest health, for the chart on the stream
+    and go-live pages."""
+    stream = _owned(public_id)
+    config = current_app.config
+    reply = jsonify(
+        ingest_history.report(
+            db.session,
+            get_redis(current_app),
+            stream.id,
+            stream.public_id,
+            float(config["HLS_FRAGMENT"]),
         )
     )
     reply.headers["Cache-Control"] = "no-store"

@@ -386,9 +386,17 @@ class Publishers:
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
 
-    def start(self, url: str, seconds: float | None = None) -> subprocess.Popen:
-        """ffmpeg publishing a test pattern to `url` in real time."""
-        argv = ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", *FFMPEG_TESTSRC]
+    def start(
+        self, url: str, seconds: float | None = None, keyframe_seconds: int = 2
+    ) -> subprocess.Popen:
+        """ffmpeg publishing a test pattern to `url` in real time, with a
+        keyframe every `keyframe_seconds`."""
+        frames = str(30 * keyframe_seconds)
+        source = [
+            frames if FFMPEG_TESTSRC[i - 1] in ("-g", "-keyint_min") else arg
+            for i, arg in enumerate(FFMPEG_TESTSRC)
+        ]
+        argv = ["ffmpeg", "-hide_banner", "-loglevel", "warning", "-nostdin", *source]
         if seconds is not None:
             argv += ["-t", str(seconds)]
         argv += ["-f", "flv", url]
