@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup dev test test-fast e2e lint bench bench-sockets bench-pipeline bench-latency clean
+.PHONY: setup dev test test-fast e2e lint bench bench-sockets bench-pipeline bench-pipeline-sim bench-latency clean
 
 ## Install what is missing: apt packages, .venv (pip), node_modules (npm).
 setup:
@@ -53,6 +53,10 @@ bench-sockets: setup
 ## Media pipeline: upload throughput, then N = 50/100/200 live publishers (several minutes).
 bench-pipeline: setup
 	@$(PY) bench/uploads.py && $(PY) bench/pipeline.py --publishers 50 100 200
+
+## The pipeline alone, fed by a simulated engine (SRS dialect): 100 and 300 streams at 2 s and 1 s fragments.
+bench-pipeline-sim: setup
+	@$(PY) bench/pipeline_sim.py --streams 100 300 --fragments 2 1
 
 ## Glass-to-glass latency in Chromium, 2 s and 1 s fragments (about 3 minutes).
 bench-latency: setup

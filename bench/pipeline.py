@@ -91,7 +91,7 @@ def make_source(var: Path) -> Path:
 class Studio:
     """Redis, fake-gcs (on disk), nginx, gunicorn, workers, watcher."""
 
-    def __init__(self, var: Path, workers: int):
+    def __init__(self, var: Path, workers: int, engine: str = "nginx-rtmp"):
         self.var, self.services, self.handles = var, [], {}
         postgres = stack.ensure_postgres(var, database="postgres")
         self.dbname = f"bench_{secrets.token_hex(4)}"
@@ -105,7 +105,8 @@ class Studio:
         self.services += [redis_service, gcs]
         port = stack.free_port()
         token = secrets.token_urlsafe(16)
-        hook_url = f"http://127.0.0.1:{port}/hooks/nginx-rtmp?token={token}"
+        hook_url = f"http://127.0.0.1:{port}/hooks/{engine}?token={token}"
+        self.hook_url = hook_url
         self.nginx = stack.start_nginx(var, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket)
         self.services.append(self.nginx)
         self.env = runner.studio_env(
@@ -116,7 +117,13 @@ class Studio:
             public_url=f"http://127.0.0.1:{port}",
             secret_key=secrets.token_urlsafe(16),
             hook_token=token,
-            extra={"STUDIO_LOG_LEVEL": "WARNING", "STUDIO_MAX_LIVE_PER_USER": "0"},
+            engine=engine,
+            extra={
+                "STUDIO_LOG_LEVEL": "WARNING",
+                "STUDIO_MAX_LIVE_PER_USER": "0",
+                # No SRS API behind the simulated engine: drops fail fast.
+                "STUDIO_SRS_API_URL": "http://127.0.0.1:9",
+            },
         )
         runner.migrate(self.env, var)
         self.handles["gunicorn"] = runner.start_gunicorn(self.env, var, port, threads=32)

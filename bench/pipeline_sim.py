@@ -1,0 +1,209 @@
+"""The pipeline alone, fed by the simulated engine (bench/sim_engine.py).
+
+    .venv/bin/python bench/pipeline_sim.py --streams 100 300 --fragments 2 1 \\
+        [--dialect srs|nginx-rtmp] [--seconds 60] [--workers 4]
+
+For each (N, fragment): the studio as `make dev` runs it (throwaway database,
+private Redis, fake-gcs-server, nginx's CDN edge, gunicorn, the RQ workers,
+the watcher), N simulated streams for `--seconds`, then unpublish and drain.
+Reports upload lag (segment complete on disk -> its row committed after the
+upload), edge lag for a sample of streams, first segment at the bucket and at
+the edge, lost segments, replay completeness, queue depth, and the CPU
+seconds per segment of each process group (the engine's own included, to
+show it stays small).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from pipeline import EdgeProbe, Sampler, Studio, pct  # noqa: E402
+from sim_engine import SimulatedEngine, make_source, segment_number  # noqa: E402
+
+from devtools import runner  # noqa: E402
+
+SAMPLE = 5
+TICK = os.sysconf("SC_CLK_TCK")
+# Process groups by command line, among the processes this benchmark started
+# (its descendants) and the PostgreSQL backends of its own database.
+GROUPS = {
+    "workers": ("rq.cli", "rq worker", "workers.rq_worker"),
+    "web+hooks": ("gunicorn",),
+    "watcher": ("workers.watcher",),
+    "bucket": ("fake-gcs-server",),
+    "redis": ("redis-server",),
+    "postgres": ("postgres:",),
+}
+
+
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command line, CPU seconds incl. reaped children)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # utime, stime and the times of its reaped children (a job's
+        # work-horse or a PostgreSQL backend that has exited).
+        found[int(entry.name)] = (int(fields[1]), command, sum(map(int, fields[11:15])) / TICK)
+    return found
+
+
+def cpu_by_group(database: str) -> dict[str, float]:
+    processes = _processes()
+    me = os.getpid()
+
+    def ours(pid: int) -> bool:
+        seen = set()
+        while pid > 1 and pid not in seen:
+            seen.add(pid)
+            if pid == me:
+                return True
+            pid = processes.get(pid, (0, "", 0))[0]
+        return False
+
+    totals = dict.fromkeys(GROUPS, 0.0)
+    for pid, (_, command, seconds) in processes.items():
+        if pid == me:
+            continue
+        if command.startswith("postgres:") and f" {database} " in command:
+            totals["postgres"] += seconds
+            continue
+        if not ours(pid):
+            continue
+        for group, needles in GROUPS.items():
+            if any(needle in command for needle in needles):
+                totals[group] += seconds
+                break
+    return totals
+
+
+class Closed:
+    """What EdgeProbe needs of a disk watch: segment name -> moment complete."""
+
+    def __init__(self, engine: SimulatedEngine):
+        self.engine = engine
+
+    @property
+    def closed(self) -> dict[str, float]:
+        return self.engine.closed
+
+    @property
+    def by_stream(self) -> dict[str, list[str]]:
+        grouped: dict[str, list[str]] = {}
+        for name in list(self.engine.closed):
+            grouped.setdefault(segment_number(name)[0], []).append(name)
+        return grouped
+
+
+def run(count: int, fragment: float, seconds: float, workers: int, dialect: str) -> dict:
+    var = ROOT / "var" / f"bench-sim-{count}-{fragment:g}-{secrets.token_hex(2)}"
+    var.mkdir(parents=True)
+    source = make_source(ROOT / "var", fragment)
+    studio = Studio(var, workers, engine=dialect)
+    try:
+        streams = studio.seed(count)
+        engine = SimulatedEngine(studio.nginx.hls_dir, dialect, studio.hook_url, source)
+        sampler = Sampler(studio)
+        sampler.start()
+        before = cpu_by_group(studio.dbname)
+        began = time.time()
+        driver = threading.Thread(target=engine.run, args=(streams, seconds), daemon=True)
+        driver.start()
+        while len(engine.started) < min(SAMPLE, count):
+            time.sleep(0.05)
+        probe = EdgeProbe(
+            studio, Closed(engine), {p: engine.started[p] for p, _ in streams[:SAMPLE]}
+        )
+        probe.start()
+        driver.join()
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            state = studio.broadcasts()
+            if len(state) == count and all(b["replay_ready"] for b in state.values()):
+                break
+            time.sleep(1)
+        elapsed = time.time() - began
+        after = cpu_by_group(studio.dbname)
+        probe.running = sampler.running = False
+        state = studio.broadcasts()
+        lags, lost, first = [], 0, []
+        for name, closed in engine.closed.items():
+            public_id, number = segment_number(name)
+            uploaded = state.get(public_id, {}).get("segments", {}).get(number)
+            if uploaded is None:
+                lost += 1
+            else:
+                lags.append(max(0.0, uploaded - closed))
+        for public_id, broadcast in state.items():
+            numbers = sorted(broadcast["segments"])
+            if numbers:
+                first.append(broadcast["segments"][numbers[0]] - engine.started[public_id])
+        segments = max(1, len(engine.closed))
+        result = {
+            "dialect": dialect,
+            "streams": count,
+            "fragment": fragment,
+            "seconds": seconds,
+            "workers": workers,
+            "segments": len(engine.closed),
+            "lost": lost,
+            "replays": sum(b["replay_ready"] for b in state.values()),
+            "callback_errors": len(engine.callback_errors),
+            "lag_p50": pct(lags, 0.5),
+            "lag_p95": pct(lags, 0.95),
+            "lag_max": max(lags or [0]),
+            "edge_lag_p95": pct(probe.lags, 0.95),
+            "first_bucket_p50": pct(first, 0.5),
+            "first_bucket_max": max(first or [0]),
+            "first_edge_max": max(probe.first_playable.values() or [0]),
+            "queue_max": max(sampler.depths or [0]),
+            "engine_cores": engine.cpu_seconds / elapsed,
+        }
+        for group in GROUPS:
+            result[f"cpu_ms_per_segment_{group}"] = (after[group] - before[group]) * 1000 / segments
+        return result
+    finally:
+        studio.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--streams", type=int, nargs="+", default=[100, 300])
+    parser.add_argument("--fragments", type=float, nargs="+", default=[2.0, 1.0])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--workers", type=int, default=runner.DEFAULT_WORKERS)
+    parser.add_argument("--dialect", choices=["srs", "nginx-rtmp"], default="srs")
+    args = parser.parse_args()
+    (ROOT / "var").mkdir(exist_ok=True)
+    for fragment in args.fragments:
+        for count in args.streams:
+            result = run(count, fragment, args.seconds, args.workers, args.dialect)
+            print(
+                " ".join(
+                    f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in result.items()
+                ),
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
