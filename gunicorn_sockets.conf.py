@@ -19,7 +19,7 @@ from pathlib import Path
 from runpy import run_path
 
 # The web tier's server hooks (Prometheus multiprocess directory, dead
-# workers' gauges): one definition for both tiers.
+# workers' gauges) and logging: one definition for every tier.
 _web = run_path(str(Path(__file__).with_name("gunicorn.conf.py")))
 
 bind = os.environ.get("STUDIO_SOCKETS_BIND", "0.0.0.0:8001")  # noqa: S104 (inside a container)
@@ -35,7 +35,10 @@ preload_app = False
 worker_tmp_dir = _web["worker_tmp_dir"]
 accesslog = None
 errorlog = "-"
-loglevel = os.environ.get("STUDIO_LOG_LEVEL", "info").lower()
+loglevel = _web["loglevel"]
+# JSON lines like every process (studio/logging_setup.py): importing it loads
+# no Flask, so the master stays free of modules gevent would patch too late.
+logconfig_dict = _web["logconfig_dict"]
 
 on_starting = _web["on_starting"]
 child_exit = _web["child_exit"]

@@ -1,20 +1,29 @@
-"""Live Studio: the Flask application factory."""
+"""Live Studio: the Flask application factory.
+
+Importing the package itself loads nothing else (Flask and the extensions
+come with `create_app`), so a process that only needs, say, the log
+formatter (gunicorn's master of the gevent socket tier, before gevent
+patches the standard library) stays light.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from flask import Flask
-from flask_openapi3 import OpenAPI
-
-from studio import config as studio_config
-from studio.extensions import csrf, db, login_manager, migrate, sock
-from studio.logging_setup import configure_logging
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask_openapi3 import OpenAPI
 
 
 def create_app(config: Mapping | None = None) -> Flask:
     """Build the app: settings, extensions, blueprints, logging. No I/O here."""
+    from flask_openapi3 import OpenAPI
+
+    from studio import config as studio_config
     from studio.api.openapi import app_options
+    from studio.extensions import csrf, db, login_manager, migrate, sock
+    from studio.logging_setup import configure_logging
 
     # flask-openapi3's Flask subclass: it collects the JSON API's OpenAPI document.
     app = OpenAPI(__name__, **app_options())

@@ -12,9 +12,12 @@ import logging
 import os
 import sys
 import uuid
+from typing import TYPE_CHECKING
 
-from flask import Flask, g, has_request_context, request
 from pythonjsonlogger.json import JsonFormatter
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 TEXT_FORMAT = "%(asctime)s %(severity)s %(logger)s [%(request_id)s%(job_id)s] %(message)s"
 
@@ -25,7 +28,9 @@ class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.severity = record.levelname
         record.logger = record.name
-        record.request_id = g.get("request_id", "") if has_request_context() else ""
+        flask = sys.modules.get("flask")  # a process without Flask has no requests
+        in_request = flask is not None and flask.has_request_context()
+        record.request_id = flask.g.get("request_id", "") if in_request else ""
         record.job_id = _current_job_id()
         return True
 
@@ -99,6 +104,8 @@ def unify_library_loggers(*names: str) -> None:
 def configure_logging(app: Flask) -> None:
     """Process logging at the app's level, plus a request id for every request
     (the caller's `X-Request-Id` when it is sane, else a new one), echoed back."""
+    from flask import g, request
+
     configure_process_logging(app.config.get("LOG_LEVEL", "INFO"))
 
     @app.before_request

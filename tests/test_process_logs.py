@@ -10,6 +10,7 @@ import json
 import requests
 from rq import Queue
 from rq.serializers import JSONSerializer
+from websockets.sync.client import connect
 
 from devtools import stack
 from tests.conftest import load_fixture
@@ -94,3 +95,32 @@ def test_worker_process_logs_json_with_the_job_id(services, fresh_database, redi
     said = [r for r in records if r["message"] == "job says hello-logs"]
     assert said and said[0]["job_id"] == job.id, records
     assert all("request_id" not in r for r in records)
+
+
+def test_socket_tier_logs_json_and_loads_no_flask_before_gevent(
+    services, db, make_stream, tmp_path
+):
+    """The gevent socket tier's lines (gunicorn's and the app's) are JSON too,
+    and its master formats them without importing the app, so gevent patches
+    the standard library before anything else uses it (no MonkeyPatchWarning)."""
+    stream = make_stream()
+    port = stack.free_port()
+    env = role_env(
+        services,
+        services["database_url"],
+        STUDIO_SOCKETS_BIND=f"127.0.0.1:{port}",
+        STUDIO_SOCKET_WORKERS="1",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
+    )
+    env["STUDIO_LOG_LEVEL"] = "INFO"
+    url = f"ws://127.0.0.1:{port}/ws/streams/{stream.public_id}"
+    with (
+        run_role("sockets", env, port, start_timeout=60, stop_timeout=30) as (_, log_path),
+        connect(url, proxy=None) as socket,
+    ):
+        assert json.loads(socket.recv(timeout=20))["type"] == "status"
+    text = log_path.read_text()
+    assert "MonkeyPatchWarning" not in text
+    records = json_lines(text)
+    assert_structured(records)
+    assert any(r["logger"] == "gunicorn.error" and "gevent" in r["message"] for r in records)
