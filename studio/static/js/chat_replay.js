@@ -1,0 +1,82 @@
+// A replay's chat: the broadcast's messages (fetched page by page from the
+// API) appear as the video reaches the moment each was sent (`offset`
+// seconds from the broadcast's start). Seeking back removes what was not yet
+// said at that point; seeking forward adds what was.
+import { messageItem } from "./chat.js";
+
+const MAX_PAGES = 200; // a bound on a runaway pager, far above any real broadcast
+
+// Index of the first message whose offset is after `time` (messages sorted by offset).
+export function sentBy(messages, time) {
+  let low = 0;
+  let high = messages.length;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (messages[middle].offset <= time) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+// Every message of the broadcast, following the API's pages.
+export async function fetchBroadcastChat(url) {
+  const messages = [];
+  let next = url;
+  for (let page = 0; next && page < MAX_PAGES; page += 1) {
+    const reply = await fetch(next, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
+    const body = await reply.json();
+    messages.push(...(body.messages || []));
+    next = nextPageUrl(url, body);
+  }
+  return messages;
+}
+
+function nextPageUrl(url, body) {
+  if (body.next_url) return body.next_url;
+  if (body.next == null) return null;
+  const page = new URL(url, window.location.href);
+  page.searchParams.set("before", "");
+  page.searchParams.delete("before");
+  page.searchParams.set("after", String(body.next));
+  return page.href;
+}
+
+export function mountReplayChat(panel, video) {
+  const list = panel.querySelector("[data-testid='chat-messages']");
+  const state = panel.querySelector("[data-testid='chat-state']");
+  let messages = [];
+  let shown = 0;
+
+  function follow() {
+    const target = sentBy(messages, video.currentTime);
+    if (target === shown) return;
+    if (target > shown) {
+      list.append(...messages.slice(shown, target).map((message) => messageItem(message, { showTime: false })));
+    } else {
+      while (list.children.length > target) list.lastElementChild.remove();
+    }
+    shown = target;
+    list.scrollTop = list.scrollHeight;
+  }
+
+  async function load() {
+    try {
+      const all = await fetchBroadcastChat(panel.dataset.url);
+      messages = all.filter((m) => typeof m.offset === "number").sort((a, b) => a.offset - b.offset || a.id - b.id);
+    } catch {
+      state.textContent = "The chat of this broadcast could not be loaded.";
+      state.hidden = false;
+      return;
+    }
+    state.textContent = messages.length ? "" : "No chat messages in this broadcast.";
+    state.hidden = !messages.length ? false : true;
+    panel.dataset.ready = "true";
+    follow();
+  }
+
+  for (const name of ["timeupdate", "seeked", "seeking", "loadedmetadata"]) {
+    video.addEventListener(name, follow);
+  }
+  load();
+}
