@@ -7,6 +7,8 @@
 // mountChat(panel, { send }) returns { onEvent, onConnection } for the page's
 // watchStream(); `send(object)` sends a JSON frame and says whether it could.
 
+import { moderationActions, mountModeration } from "./chat_moderation.js";
+
 export const MAX_CHARACTERS = 500;
 const MAX_SHOWN = 200; // older messages leave the page (history holds 50)
 const NAME_KEY = "studio.chat.name";
@@ -112,27 +114,6 @@ export function messageItem(message, { moderator = false, showTime = true } = {}
   return item;
 }
 
-function actionButton(label, action, message) {
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "link";
-  button.dataset.action = action;
-  button.textContent = label;
-  button.setAttribute("aria-label", `${label}: ${message.name}`);
-  return button;
-}
-
-function moderationActions(message) {
-  const actions = document.createElement("span");
-  actions.className = "chat-actions";
-  actions.append(
-    actionButton("Delete", "delete", message),
-    actionButton("Time out", "timeout", message),
-    actionButton("Ban", "ban", message),
-  );
-  return actions;
-}
-
 // The browser's anonymous identity for this site (random, kept).
 function anonymousId() {
   let id = window.localStorage.getItem(ANON_KEY);
@@ -160,14 +141,6 @@ export function mountChat(panel, { send }) {
     sendButton: find("chat-send"),
     error: find("chat-error"),
     signIn: find("chat-sign-in"),
-    moderation: find("chat-moderation"),
-    mode: find("chat-mode"),
-    slowMode: find("chat-slow-mode"),
-    blocklist: find("chat-blocklist"),
-    timeoutMinutes: find("chat-timeout-minutes"),
-    settingsForm: find("chat-settings-form"),
-    settingsSaved: find("chat-settings-saved"),
-    banned: find("chat-banned"),
   };
   let you = { moderator: false, signed_in: false, name: null };
   let settings = { mode: "everyone", slow_mode: 0 };
@@ -176,6 +149,8 @@ export function mountChat(panel, { send }) {
   let waitError = null;
   let waitTimer = null;
   let pendingText = null;
+  let editingName = false;
+  const moderation = mountModeration(panel, { send, list: ui.list });
 
   function storedName() {
     const name = (window.localStorage.getItem(NAME_KEY) || "").trim();
@@ -202,11 +177,11 @@ export function mountChat(panel, { send }) {
     ui.signIn.hidden = !connected || !signInNeeded;
     const anonymous = !you.signed_in;
     const name = anonymous ? storedName() : you.name || "";
-    ui.nameField.hidden = !anonymous || Boolean(name);
+    ui.nameField.hidden = !anonymous || (Boolean(name) && !editingName);
     ui.author.hidden = !name;
     ui.author.querySelector("[data-name]").textContent = name;
     ui.changeName.hidden = !anonymous;
-    if (ui.moderation) ui.moderation.hidden = !you.moderator;
+    moderation?.setModerator(you.moderator);
     updateCount();
   }
 
@@ -220,21 +195,23 @@ export function mountChat(panel, { send }) {
     ui.sendButton.disabled = over > 0 || waiting || !connected;
   }
 
-  // Hold sending for `seconds`, telling the writer why and how long is left.
+  // Hold sending for `seconds`: the writer is told why and for how long once
+  // (an alert that changed every second would be read out every second);
+  // the Send button counts down.
   function holdFor(seconds, error) {
     waitUntil = Date.now() + seconds * 1000;
     waitError = error;
+    showError(errorText(error, seconds));
     window.clearInterval(waitTimer);
     const tick = () => {
       const left = (waitUntil - Date.now()) / 1000;
       if (left <= 0) {
         window.clearInterval(waitTimer);
         waitTimer = null;
-        if (waitError) showError("");
         waitError = null;
-      } else if (waitError) {
-        showError(errorText(waitError, left));
+        showError("");
       }
+      ui.sendButton.textContent = left > 0 ? `Send (${formatWait(left)})` : "Send";
       updateCount();
     };
     tick();
@@ -259,12 +236,8 @@ export function mountChat(panel, { send }) {
 
   function applySettings(next) {
     settings = { ...settings, ...next };
-    if (ui.mode && you.moderator) {
-      ui.mode.value = settings.mode;
-      ui.slowMode.value = String(settings.slow_mode ?? 0);
-      if (Array.isArray(next.blocklist)) ui.blocklist.value = next.blocklist.join("\n");
-    }
     render();
+    moderation?.showSettings(next);
   }
 
   function onEvent(event) {
@@ -274,18 +247,18 @@ export function mountChat(panel, { send }) {
       addMessages(event.messages || [], { announce: false });
       ui.list.scrollTop = ui.list.scrollHeight;
       applySettings(event.settings || {});
-      if (Array.isArray(event.blocklist) && ui.blocklist) ui.blocklist.value = event.blocklist.join("\n");
       panel.dataset.ready = "true";
     } else if (event.type === "chat.message" && event.message) {
       addMessages([event.message], { announce: true });
-      if (pendingText !== null && event.message.text === pendingText) pendingText = null;
+      if (event.message.text === pendingText) pendingText = null; // it went through
     } else if (event.type === "chat.deleted") {
       ui.list.querySelector(`[data-id='${CSS.escape(String(event.id))}']`)?.remove();
     } else if (event.type === "chat.settings" && event.settings) {
       applySettings(event.settings);
-      if (ui.settingsSaved && you.moderator) ui.settingsSaved.textContent = "Chat settings saved.";
+    } else if (event.type === "chat.moderation") {
+      moderation?.onEvent(event);
     } else if (event.type === "chat.error") {
-      onError(event);
+      if (!moderation?.onError(event)) onError(event);
     }
   }
 
@@ -324,11 +297,16 @@ export function mountChat(panel, { send }) {
       showError(errorText({ code: "too_long" }, null));
       return;
     }
+    if (Date.now() < waitUntil) {
+      showError(errorText(waitError || { code: "slow_mode" }, (waitUntil - Date.now()) / 1000));
+      return;
+    }
     const frame = { type: "chat.send", text };
     if (!you.signed_in) {
       const name = ui.nameField.hidden ? storedName() : ui.name.value.trim();
       if (!name) {
         showError("Choose a display name first.");
+        editingName = true;
         ui.nameField.hidden = false;
         ui.name.focus();
         return;
@@ -339,6 +317,7 @@ export function mountChat(panel, { send }) {
         return;
       }
       window.localStorage.setItem(NAME_KEY, name);
+      editingName = false;
       frame.name = name;
       frame.anon = anonymousId();
     }
@@ -349,60 +328,9 @@ export function mountChat(panel, { send }) {
     pendingText = text;
     ui.input.value = "";
     showError("");
-    if (settings.slow_mode > 0 && !you.moderator) holdFor(settings.slow_mode, null);
+    if (settings.slow_mode > 0 && !you.moderator) holdFor(settings.slow_mode, { code: "slow_mode" });
     render();
     ui.input.focus();
-  }
-
-  function moderate(click) {
-    const button = click.target.closest("[data-action]");
-    if (!button || !you.moderator) return;
-    const item = button.closest("[data-testid='chat-message']");
-    const participant = item.dataset.participant;
-    const action = button.dataset.action;
-    if (action === "delete") {
-      send({ type: "chat.delete", id: Number(item.dataset.id) });
-    } else if (action === "timeout") {
-      const minutes = Number.parseInt(ui.timeoutMinutes?.value || "10", 10);
-      send({ type: "chat.timeout", participant, minutes: minutes > 0 ? minutes : 10 });
-    } else if (action === "ban") {
-      send({ type: "chat.ban", participant });
-      rememberBan(participant, item.querySelector("[data-testid='chat-name']").textContent);
-    }
-  }
-
-  // Participants banned from this page, with an undo (the server keeps the list).
-  function rememberBan(participant, name) {
-    if (!ui.banned || ui.banned.querySelector(`[data-participant='${CSS.escape(participant)}']`)) return;
-    const row = document.createElement("li");
-    row.dataset.participant = participant;
-    const unban = document.createElement("button");
-    unban.type = "button";
-    unban.className = "link";
-    unban.textContent = "Unban";
-    unban.setAttribute("aria-label", `Unban ${name}`);
-    unban.addEventListener("click", () => {
-      if (send({ type: "chat.unban", participant })) row.remove();
-      ui.banned.closest("[data-banned-box]").hidden = !ui.banned.children.length;
-    });
-    row.append(name, " ", unban);
-    ui.banned.append(row);
-    ui.banned.closest("[data-banned-box]").hidden = false;
-  }
-
-  function saveSettings(event) {
-    event.preventDefault();
-    const slow = Number.parseInt(ui.slowMode.value || "0", 10);
-    if (!Number.isInteger(slow) || slow < 0 || slow > 3600) {
-      ui.settingsSaved.textContent = "Slow mode takes 0 to 3600 seconds.";
-      return;
-    }
-    const blocklist = ui.blocklist.value
-      .split(/[\n,]/)
-      .map((word) => word.trim())
-      .filter(Boolean);
-    ui.settingsSaved.textContent = "";
-    send({ type: "chat.settings", mode: ui.mode.value, slow_mode: slow, blocklist });
   }
 
   ui.form.addEventListener("submit", submit);
@@ -415,12 +343,11 @@ export function mountChat(panel, { send }) {
     }
   });
   ui.changeName.addEventListener("click", () => {
+    editingName = true;
     ui.nameField.hidden = false;
     ui.name.value = storedName();
     ui.name.focus();
   });
-  ui.list.addEventListener("click", moderate);
-  ui.settingsForm?.addEventListener("submit", saveSettings);
   render();
   return { onEvent, onConnection };
 }
