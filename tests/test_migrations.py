@@ -66,7 +66,8 @@ def test_upgrade_downgrade_upgrade(empty_app):
     _flask_db(empty_app, "upgrade")
     revision, tables, index = _state(empty_app)
     assert revision == HEAD
-    assert {"users", "api_tokens", "streams", "broadcasts", "segments", "chat_messages"} <= set(tables)
+    expected = {"users", "api_tokens", "streams", "broadcasts", "segments", "chat_messages"}
+    assert expected <= set(tables)
     assert index is not None
     assert "(owner_id) WHERE ((status)::text = 'live'::text)" in index
 
