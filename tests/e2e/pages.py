@@ -201,8 +201,8 @@ class ChatPanel:
         self.messages = self.panel.get_by_test_id("chat-message")
         self.state = self.panel.get_by_test_id("chat-state")
         self.error = self.panel.get_by_test_id("chat-error")
-        self.input = self.panel.get_by_label("Chat message")
-        self.display_name = self.panel.get_by_label("Display name")
+        self.input = self.panel.get_by_label("Chat message", exact=True)
+        self.display_name = self.panel.get_by_label("Display name", exact=True)
         self.send_button = self.panel.get_by_role("button", name="Send")
         self.sign_in = self.panel.get_by_test_id("chat-sign-in")
         self.announcer = self.panel.get_by_test_id("chat-announcer")
@@ -227,7 +227,15 @@ class ChatPanel:
         """Delete / Time out / Ban on the message containing `text`."""
         self.message(text).get_by_role("button", name=re.compile(f"^{action}:")).click()
 
+    def open_moderation(self) -> Locator:
+        """The moderation and chat settings box, opened."""
+        expect(self.moderation).to_be_visible()
+        if self.moderation.get_attribute("open") is None:
+            self.moderation.get_by_text("Moderation and chat settings").click()
+        return self.moderation
+
     def set_settings(self, mode: str | None = None, slow_mode: int | None = None) -> None:
+        self.open_moderation()
         if mode is not None:
             self.moderation.get_by_label("Who can write").select_option(mode)
         if slow_mode is not None:

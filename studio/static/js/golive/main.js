@@ -353,7 +353,7 @@ async function init() {
 
 // The stream's socket: status, viewers, health, and the chat the creator
 // moderates from here (whatever the browser can capture).
-function connect() {
+function followStream() {
   let socket = null;
   const panel = document.querySelector("[data-chat]");
   const chat = panel ? mountChat(panel, { send: (frame) => socket?.send(frame) ?? false }) : {};
@@ -366,5 +366,5 @@ function connect() {
   });
 }
 
-connect();
+followStream();
 init();
