@@ -92,6 +92,8 @@ class Studio:
             "STUDIO_LOG_LEVEL": "WARNING",
             "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
             "STUDIO_SRS_API_URL": "http://127.0.0.1:9",
+            # Thousands of sockets from a few loopback addresses within seconds.
+            "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         runner.migrate(self.env, VAR)

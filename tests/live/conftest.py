@@ -52,6 +52,8 @@ def run_gunicorn(
         "STUDIO_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
         "STUDIO_LOG_LEVEL": "WARNING",
+        # Many sockets come from 127.0.0.1 here; the join limit has its own test.
+        "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
         **(extra_env or {}),
     }
     with runner.start_sockets(
