@@ -315,3 +315,52 @@ def _seed_chat(studio_stack, broadcast_id: int, offsets: dict[str, float]) -> No
             )
         db.session.commit()
         db.session.remove()
+
+
+def test_message_text_rules_in_the_browser(studio_stack, page: Page):
+    """The page's own rules, run in Chromium: only http(s) URLs become links
+    (trailing punctuation stays text; javascript:, data: and look-alikes stay
+    text), an emoji is one character of the 500, waits read in words, and a
+    replay shows exactly the messages sent by the video's time."""
+    page.goto(f"{studio_stack.base_url}/")
+    result = page.evaluate(
+        """async () => {
+            const chat = await import("/static/js/chat.js");
+            const replay = await import("/static/js/chat_replay.js");
+            const render = (text) => chat.messageNodes(text).map((node) =>
+                node.nodeType === Node.TEXT_NODE
+                    ? ["text", node.textContent]
+                    : [node.tagName, node.getAttribute("href"), node.rel, node.textContent]);
+            const item = chat.messageItem({ id: 7, participant: "a1", name: "<i>Eve</i>",
+                signed_in: false, text: "<script>x()</script>", sent_at: "2026-01-01T00:00:00Z" });
+            return {
+                links: render("see https://example.com/a?b=1. or (http://x.test/p)!"),
+                unsafe: render("javascript:alert(1) data:text/html,hi ftp://x.test httpx://y"),
+                item: [item.querySelector("[data-testid='chat-name']").textContent,
+                       item.querySelector("[data-testid='chat-text']").textContent,
+                       item.querySelectorAll("i, script").length],
+                counts: [chat.characterCount("🎉👍🏽a"), chat.characterCount("é")],
+                waits: [chat.formatWait(12.2), chat.formatWait(270), chat.formatWait(3600)],
+                timedOut: chat.errorText({ code: "timed_out" }, 270),
+                unknown: chat.errorText({ code: "blocked_word", message: "That word is blocked." }),
+                sent: [0, 0.99, 1, 4.5, 99].map((t) =>
+                    replay.sentBy([{ offset: 1 }, { offset: 1 }, { offset: 4 }], t)),
+            };
+        }"""
+    )
+    assert result["links"] == [
+        ["text", "see "],
+        ["A", "https://example.com/a?b=1", "nofollow noopener ugc", "https://example.com/a?b=1"],
+        ["text", ". or ("],
+        ["A", "http://x.test/p", "nofollow noopener ugc", "http://x.test/p"],
+        ["text", ")!"],
+    ]
+    assert result["unsafe"] == [
+        ["text", "javascript:alert(1) data:text/html,hi ftp://x.test httpx://y"]
+    ]
+    assert result["item"] == ["<i>Eve</i>", "<script>x()</script>", 0]
+    assert result["counts"] == [4, 1]  # 🎉, 👍 and its skin tone, a
+    assert result["waits"] == ["13 s", "4 min 30 s", "1 h"]
+    assert result["timedOut"] == "You are timed out: you can write again in 4 min 30 s."
+    assert result["unknown"] == "That word is blocked."
+    assert result["sent"] == [0, 0, 2, 3, 3]

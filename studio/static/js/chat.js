@@ -145,6 +145,8 @@ export function mountChat(panel, { send }) {
   let you = { moderator: false, signed_in: false, name: null };
   let settings = { mode: "everyone", slow_mode: 0 };
   let connected = false;
+  let live = panel.dataset.status ? panel.dataset.status === "live" : true; // the stream's status events say
+
   let waitUntil = 0; // Date.now() before which sending is held (slow mode, time-out)
   let waitError = null;
   let waitTimer = null;
@@ -163,7 +165,7 @@ export function mountChat(panel, { send }) {
   }
 
   function canWrite() {
-    if (settings.mode === "off") return false;
+    if (!live || settings.mode === "off") return false;
     if (settings.mode === "signed_in" && !you.signed_in) return false;
     return true;
   }
@@ -171,10 +173,16 @@ export function mountChat(panel, { send }) {
   function render() {
     const off = settings.mode === "off";
     const signInNeeded = settings.mode === "signed_in" && !you.signed_in;
-    ui.state.textContent = !connected ? "Connecting to the chat…" : off ? "Chat is off." : "";
+    ui.state.textContent = !connected
+      ? "Connecting to the chat…"
+      : off
+        ? "Chat is off."
+        : !live
+          ? "The chat opens when the stream goes live."
+          : "";
     ui.state.hidden = !ui.state.textContent;
     ui.form.hidden = !connected || !canWrite();
-    ui.signIn.hidden = !connected || !signInNeeded;
+    ui.signIn.hidden = !connected || !live || !signInNeeded;
     const anonymous = !you.signed_in;
     const name = anonymous ? storedName() : you.name || "";
     ui.nameField.hidden = !anonymous || (Boolean(name) && !editingName);
@@ -241,7 +249,10 @@ export function mountChat(panel, { send }) {
   }
 
   function onEvent(event) {
-    if (event.type === "chat.history") {
+    if (event.type === "status") {
+      live = event.status === "live";
+      render();
+    } else if (event.type === "chat.history") {
       you = { moderator: false, signed_in: false, name: null, ...event.you };
       ui.list.replaceChildren();
       addMessages(event.messages || [], { announce: false });
@@ -269,7 +280,11 @@ export function mountChat(panel, { send }) {
       updateCount();
     }
     pendingText = null;
-    if (error.code === "chat_off") applySettings({ mode: "off" });
+    if (error.code === "chat_off") {
+      // Off, or the stream is not live (any more): the server's sentence says which.
+      showError(error.message || errorText(error, null));
+      return;
+    }
     if (error.code === "signed_in_only") applySettings({ mode: "signed_in" });
     const retry = Number(error.retry_after);
     if (Number.isFinite(retry) && retry > 0) {

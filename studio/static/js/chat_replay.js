@@ -4,7 +4,8 @@
 // said at that point; seeking forward adds what was.
 import { messageItem } from "./chat.js";
 
-const MAX_PAGES = 200; // a bound on a runaway pager, far above any real broadcast
+const PAGE_SIZE = 200; // the API's largest page
+const MAX_PAGES = 500; // a bound on a runaway pager, far above any real broadcast
 
 // Index of the first message whose offset is after `time` (messages sorted by offset).
 export function sentBy(messages, time) {
@@ -18,28 +19,24 @@ export function sentBy(messages, time) {
   return low;
 }
 
-// Every message of the broadcast, following the API's pages.
+// Every message of the broadcast, oldest first, page by page (`after` the
+// last id seen) until a page comes back short.
 export async function fetchBroadcastChat(url) {
   const messages = [];
-  let next = url;
-  for (let page = 0; next && page < MAX_PAGES; page += 1) {
-    const reply = await fetch(next, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  let after = null;
+  for (let page = 0; page < MAX_PAGES; page += 1) {
+    const pageUrl = new URL(url, window.location.href);
+    pageUrl.searchParams.set("limit", String(PAGE_SIZE));
+    if (after !== null) pageUrl.searchParams.set("after", String(after));
+    const reply = await fetch(pageUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
     if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
     const body = await reply.json();
-    messages.push(...(body.messages || []));
-    next = nextPageUrl(url, body);
+    const found = Array.isArray(body.messages) ? body.messages : [];
+    messages.push(...found);
+    if (found.length < PAGE_SIZE) break;
+    after = found[found.length - 1].id;
   }
   return messages;
-}
-
-function nextPageUrl(url, body) {
-  if (body.next_url) return body.next_url;
-  if (body.next == null) return null;
-  const page = new URL(url, window.location.href);
-  page.searchParams.set("before", "");
-  page.searchParams.delete("before");
-  page.searchParams.set("after", String(body.next));
-  return page.href;
 }
 
 export function mountReplayChat(panel, video) {
@@ -70,7 +67,7 @@ export function mountReplayChat(panel, video) {
       return;
     }
     state.textContent = messages.length ? "" : "No chat messages in this broadcast.";
-    state.hidden = !messages.length ? false : true;
+    state.hidden = messages.length > 0;
     panel.dataset.ready = "true";
     follow();
   }
