@@ -114,14 +114,34 @@ export function messageItem(message, { moderator = false, showTime = true } = {}
   return item;
 }
 
+// localStorage, or nothing where the browser refuses it (storage off, some
+// private modes): the chat then asks again on the next visit.
+function stored(key) {
+  try {
+    return window.localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function store(key, value) {
+  try {
+    window.localStorage.setItem(key, value);
+  } catch {
+    // Kept for this page only.
+  }
+}
+
 // The browser's anonymous identity for this site (random, kept).
+let pageAnonymousId = null;
 function anonymousId() {
-  let id = window.localStorage.getItem(ANON_KEY);
+  let id = stored(ANON_KEY) || pageAnonymousId;
   if (!id || !ANON_PATTERN.test(id)) {
     const bytes = crypto.getRandomValues(new Uint8Array(24));
     id = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-    window.localStorage.setItem(ANON_KEY, id);
+    store(ANON_KEY, id);
   }
+  pageAnonymousId = id;
   return id;
 }
 
@@ -152,10 +172,11 @@ export function mountChat(panel, { send }) {
   let waitTimer = null;
   let pendingText = null;
   let editingName = false;
+  let pageName = null; // the name chosen here, where storage is refused
   const moderation = mountModeration(panel, { send, list: ui.list });
 
   function storedName() {
-    const name = (window.localStorage.getItem(NAME_KEY) || "").trim();
+    const name = (stored(NAME_KEY) || pageName || "").trim();
     return name && characterCount(name) <= MAX_NAME ? name : "";
   }
 
@@ -331,7 +352,8 @@ export function mountChat(panel, { send }) {
         ui.name.focus();
         return;
       }
-      window.localStorage.setItem(NAME_KEY, name);
+      store(NAME_KEY, name);
+      pageName = name;
       editingName = false;
       frame.name = name;
       frame.anon = anonymousId();
