@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from sqlalchemy import select
 
 from studio.extensions import db
-from studio.models import Broadcast, ChatMessage
+from studio.models import Broadcast, ChatMessage, Stream, utcnow
 from tests.conftest import PASSWORD
 from tests.e2e.pages import ChatPanel, LoginPage, StreamPage, TopBar, WatchPage
 from tests.e2e.test_live_status import hook
@@ -364,3 +364,39 @@ def test_message_text_rules_in_the_browser(studio_stack, page: Page):
     assert result["timedOut"] == "You are timed out: you can write again in 4 min 30 s."
     assert result["unknown"] == "That word is blocked."
     assert result["sent"] == [0, 0, 2, 3, 3]
+
+
+def test_a_replay_reads_every_page_of_its_chat(studio_stack, page: Page):
+    """A broadcast with more messages than one API page: the replay's chat
+    reads them all, oldest first, and none of another broadcast."""
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Busy chat")
+    with studio_stack.app.app_context():
+        row = db.session.scalar(select(Stream).where(Stream.public_id == stream.public_id))
+        started = utcnow() - timedelta(hours=1)
+        broadcasts = [
+            Broadcast(
+                stream=row,
+                client_id=f"seeded-{n}",
+                protocol="rtmp",
+                started_at=started,
+                ended_at=started + timedelta(minutes=5),
+            )
+            for n in range(2)
+        ]
+        db.session.add_all(broadcasts)
+        db.session.flush()
+        ids = [b.id for b in broadcasts]
+        db.session.commit()
+        db.session.remove()
+    _seed_chat(studio_stack, ids[0], {f"message {n}": float(n) for n in range(205)})
+    _seed_chat(studio_stack, ids[1], {"another broadcast": 1.0})
+    page.goto(f"{studio_stack.base_url}/")
+    texts = page.evaluate(
+        """async (url) => {
+            const replay = await import("/static/js/chat_replay.js");
+            return (await replay.fetchBroadcastChat(url)).map((m) => m.text);
+        }""",
+        f"/api/v1/streams/{stream.public_id}/chat?broadcast={ids[0]}",
+    )
+    assert texts == [f"message {n}" for n in range(205)]

@@ -19,21 +19,21 @@ export function sentBy(messages, time) {
   return low;
 }
 
-// Every message of the broadcast, oldest first, page by page (`after` the
-// last id seen) until a page comes back short.
+// Every message of the broadcast, oldest first, reading forward page by
+// page (`after` the last id seen, from 0) while the API says there is more.
 export async function fetchBroadcastChat(url) {
   const messages = [];
-  let after = null;
+  let after = 0;
   for (let page = 0; page < MAX_PAGES; page += 1) {
     const pageUrl = new URL(url, window.location.href);
     pageUrl.searchParams.set("limit", String(PAGE_SIZE));
-    if (after !== null) pageUrl.searchParams.set("after", String(after));
+    pageUrl.searchParams.set("after", String(after));
     const reply = await fetch(pageUrl, { credentials: "same-origin", headers: { Accept: "application/json" } });
     if (!reply.ok) throw new Error(`HTTP ${reply.status}`);
     const body = await reply.json();
     const found = Array.isArray(body.messages) ? body.messages : [];
     messages.push(...found);
-    if (found.length < PAGE_SIZE) break;
+    if (!body.has_more || !found.length) break;
     after = found[found.length - 1].id;
   }
   return messages;
