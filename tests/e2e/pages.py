@@ -225,7 +225,7 @@ class ChatPanel:
 
     def moderate(self, text: str, action: str) -> None:
         """Delete / Time out / Ban on the message containing `text`."""
-        self.message(text).get_by_role("button", name=re.compile(f"^{action}:")).click()
+        self.message(text).get_by_role("button", name=re.compile(f"^{action} ")).click()
 
     def open_moderation(self) -> Locator:
         """The moderation and chat settings box, opened."""

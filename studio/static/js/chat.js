@@ -247,6 +247,15 @@ export function mountChat(panel, { send }) {
     waitTimer = window.setInterval(tick, 1000);
   }
 
+  function releaseHold() {
+    window.clearInterval(waitTimer);
+    waitTimer = null;
+    waitUntil = 0;
+    waitError = null;
+    ui.sendButton.textContent = "Send";
+    updateCount();
+  }
+
   function isNearBottom() {
     const list = ui.list;
     return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
@@ -303,6 +312,7 @@ export function mountChat(panel, { send }) {
     pendingText = null;
     if (error.code === "chat_off") {
       // Off, or the stream is not live (any more): the server's sentence says which.
+      releaseHold();
       showError(error.message || errorText(error, null));
       return;
     }
@@ -311,6 +321,7 @@ export function mountChat(panel, { send }) {
     if (Number.isFinite(retry) && retry > 0) {
       holdFor(retry, error);
     } else {
+      releaseHold(); // the page's own slow-mode wait is moot: nothing was sent
       showError(errorText(error, null));
     }
   }

@@ -6,13 +6,13 @@
 export const MAX_SLOW_MODE = 3600;
 export const MAX_TIMEOUT_MINUTES = 10080;
 
-function actionButton(label, action, message) {
+function actionButton(label, action, spoken) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = "link";
   button.dataset.action = action;
   button.textContent = label;
-  button.setAttribute("aria-label", `${label}: ${message.name}`);
+  button.setAttribute("aria-label", spoken);
   return button;
 }
 
@@ -21,9 +21,9 @@ export function moderationActions(message) {
   const actions = document.createElement("span");
   actions.className = "chat-actions";
   actions.append(
-    actionButton("Delete", "delete", message),
-    actionButton("Time out", "timeout", message),
-    actionButton("Ban", "ban", message),
+    actionButton("Delete", "delete", `Delete message from ${message.name}`),
+    actionButton("Time out", "timeout", `Time out ${message.name}`),
+    actionButton("Ban", "ban", `Ban ${message.name}`),
   );
   return actions;
 }
