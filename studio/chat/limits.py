@@ -23,6 +23,18 @@ log = logging.getLogger(__name__)
 _SLOW_KEY = "studio:chat:slow:{}:{}"
 
 
+def slow_mode_key(stream: str, participant: str) -> str:
+    return _SLOW_KEY.format(stream, participant)
+
+
+def forget_stream(connection: redis.Redis, stream: str) -> int:
+    """Delete a deleted stream's chat state in Redis (slow-mode waits; the
+    rate-limit windows are per participant id and expire within seconds).
+    Returns how many keys were deleted."""
+    keys = list(connection.scan_iter(match=slow_mode_key(stream, "*"), count=500))
+    return connection.delete(*keys) if keys else 0
+
+
 class ChatLimits:
     """The limits of one app: per participant, per address, joins per address."""
 
@@ -59,7 +71,7 @@ class ChatLimits:
         if the previous one has not run out."""
         if seconds <= 0:
             return
-        key = _SLOW_KEY.format(stream, participant)
+        key = slow_mode_key(stream, participant)
         try:
             if self._redis.set(key, 1, nx=True, ex=seconds):
                 return

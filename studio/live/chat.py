@@ -116,7 +116,8 @@ class ChatSocket:
         if not self._take_token():
             return self._flood_reply()
         try:
-            frame = _parse(data)
+            # Moderators may send a long blocklist; everyone else, a message.
+            frame = _parse(data, HARD_FRAME_MAX if self.moderator else FRAME_MAX)
             return self._dispatch(frame)
         except ChatRefused as exc:
             return error(exc)
@@ -223,14 +224,14 @@ class ChatSocket:
         )
 
 
-def _parse(data: str | bytes) -> dict:
+def _parse(data: str | bytes, limit: int) -> dict:
     """A frame as a JSON object; raises ChatRefused (invalid, too_long)."""
     if isinstance(data, bytes | bytearray):
         try:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError:
             raise ChatRefused("invalid", "Send JSON as UTF-8 text.") from None
-    if len(data) > FRAME_MAX or len(data.encode("utf-8", "surrogatepass")) > FRAME_MAX:
+    if len(data) > limit or len(data.encode("utf-8", "surrogatepass")) > limit:
         raise ChatRefused("too_long", f"A message is at most {rules.TEXT_MAX} characters.")
     try:
         frame = load_json(data)

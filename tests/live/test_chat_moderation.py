@@ -226,3 +226,12 @@ def test_who_may_moderate_over_the_socket(role, room, chatters, make_user, live_
         assert logged == []
         assert row.deleted_at is None
         assert (settings.chat_slow_mode, settings.chat_blocklist) == (0, [])
+
+
+def test_a_moderator_may_send_the_longest_blocklist(room):
+    """200 words of 40 characters: beyond a viewer's 8 KiB frame, within a
+    moderator's."""
+    words = [f"{n:03d}" + "w" * 37 for n in range(200)]
+    room["owner_socket"].frame(type="chat.settings", blocklist=words)
+    update = room["owner_socket"].next(lambda e: e["type"] == "chat.settings")
+    assert update["settings"]["blocklist"] == words

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket as tcp
 
 import pytest
 from simple_websocket import ConnectionClosed
 from sqlalchemy import func, select
 
+from studio import fanout
+from studio.live import views as live_views
+from studio.live.hub import get_hub
 from studio.models import ChatMessage
 from tests.live.chat_client import Chatter, live_stream, signed_in, ws_url
 from tests.live.conftest import Client, run_gunicorn
+from tests.polling import wait_until
 
 
 @pytest.fixture()
@@ -200,3 +205,32 @@ def test_joins_over_the_address_limit_are_closed(app, services, make_stream, db,
         assert refused.close_reason == 1013
         for chatter in opened:
             chatter.close()
+
+
+def test_a_socket_that_stops_reading_is_dropped(threaded_server, app, make_stream, monkeypatch):
+    """A client that takes nothing from its socket while chat flows is
+    dropped once a send cannot proceed for SEND_TIMEOUT (here 2 s), long
+    before the ping timeout (25 s), instead of being buffered for."""
+    monkeypatch.setattr(live_views, "SEND_TIMEOUT", 2.0)
+    stream = make_stream()
+    hub = get_hub(app)
+    host, port = threaded_server.removeprefix("http://").split(":")
+    stalled = tcp.socket(tcp.AF_INET, tcp.SOCK_STREAM)
+    stalled.setsockopt(tcp.SOL_SOCKET, tcp.SO_RCVBUF, 4096)
+    stalled.connect((host, int(port)))
+    try:
+        stalled.sendall(
+            (
+                f"GET /ws/streams/{stream.public_id} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        assert stalled.recv(256).startswith(b"HTTP/1.1 101")
+        wait_until(lambda: hub.watcher_count() == 1, 5, "the socket to watch")
+        big = {"type": "chat.message", "message": {"id": 1, "text": "x" * 4000}}
+        for _ in range(300):  # about 1.2 MB, far beyond both kernel buffers
+            fanout.publish(app, stream.public_id, big)
+        wait_until(lambda: hub.watcher_count() == 0, 15, "the stalled socket to be dropped")
+    finally:
+        stalled.close()

@@ -12,7 +12,6 @@ import time
 
 import pytest
 from simple_websocket import ConnectionClosed
-from werkzeug.serving import make_server
 
 from studio import fanout
 from studio.core import events
@@ -153,19 +152,6 @@ def test_unknown_stream_is_closed_with_policy_code(live_server, db):
     with pytest.raises(ConnectionClosed):
         ws.receive(timeout=5)
     assert ws.close_reason == 1008
-
-
-@pytest.fixture()
-def threaded_server(app):
-    """The test app on werkzeug's threaded server, in this process, so the
-    hub and the threads can be inspected."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    get_hub(app).stop()
 
 
 def test_closed_sockets_leave_no_watchers_or_threads(threaded_server, app, make_stream):
