@@ -58,14 +58,21 @@ def _log_in(page: Page, base: str, email: str) -> None:
 
 
 def test_two_viewers_chat_and_see_each_others_messages_as_text(studio_stack, visitors):
-    """Two anonymous viewers pick a display name once and chat; each sees the
+    """The chat opens when the stream goes live. Two anonymous viewers pick a
+    display name once and chat; each sees the
     other's messages as they are sent, announced politely to screen readers.
     Markup in a message is shown as the characters typed (no element made
     of it), an http link is a safe link, a javascript: one plain text, and
     an emoji counts as one character."""
-    _, stream = _live_stream(studio_stack)
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Chat stream")
     base = studio_stack.base_url
     ada = _watch_chat(visitors(), base, stream.public_id)
+    expect(ada.state).to_have_text("The chat opens when the stream goes live.")
+    expect(ada.input).to_be_hidden()
+    hook(studio_stack, stream.public_id, stream.stream_key, "publish")
+    expect(ada.input).to_be_visible()  # opened by the status event, no reload
+    expect(ada.state).to_be_hidden()
     bob = _watch_chat(visitors(), base, stream.public_id)
     expect(ada.messages).to_have_count(0)
 

@@ -3,6 +3,7 @@
 // seconds from the broadcast's start). Seeking back removes what was not yet
 // said at that point; seeking forward adds what was.
 import { messageItem } from "./chat.js";
+import { formatElapsed } from "./live.js";
 
 const PAGE_SIZE = 200; // the API's largest page
 const MAX_PAGES = 500; // a bound on a runaway pager, far above any real broadcast
@@ -39,6 +40,16 @@ export async function fetchBroadcastChat(url) {
   return messages;
 }
 
+// A message as the replay shows it: when in the broadcast it was sent.
+function replayItem(message) {
+  const item = messageItem(message, { showTime: false });
+  const at = document.createElement("span");
+  at.className = "chat-offset";
+  at.textContent = formatElapsed(message.offset * 1000);
+  item.prepend(at, " ");
+  return item;
+}
+
 export function mountReplayChat(panel, video) {
   const list = panel.querySelector("[data-testid='chat-messages']");
   const state = panel.querySelector("[data-testid='chat-state']");
@@ -49,7 +60,7 @@ export function mountReplayChat(panel, video) {
     const target = sentBy(messages, video.currentTime);
     if (target === shown) return;
     if (target > shown) {
-      list.append(...messages.slice(shown, target).map((message) => messageItem(message, { showTime: false })));
+      list.append(...messages.slice(shown, target).map(replayItem));
     } else {
       while (list.children.length > target) list.lastElementChild.remove();
     }
