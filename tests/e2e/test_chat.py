@@ -77,8 +77,13 @@ def test_two_viewers_chat_and_see_each_others_messages_as_text(studio_stack, vis
     expect(ada.messages).to_have_count(0)
 
     expect(ada.display_name).to_be_visible()
-    ada.input.fill("🎉")
-    expect(ada.panel.get_by_test_id("chat-count")).to_have_text("1/500")
+    count = ada.panel.get_by_test_id("chat-count")
+    ada.input.fill("🎉" * 501)
+    expect(count).to_have_text("1 character too many")
+    expect(ada.send_button).to_be_disabled()
+    ada.input.fill("🎉" * 500)
+    expect(count).to_have_text("500/500")
+    expect(ada.send_button).to_be_enabled()
     markup = '<b>bold</b> <img src=x onerror="window.pwned=1"> javascript:alert(1)'
     ada.write(f"Hello {markup} https://example.com/page 🎉", name="Ada")
 
@@ -98,12 +103,14 @@ def test_two_viewers_chat_and_see_each_others_messages_as_text(studio_stack, vis
 
     bob.write("Hi Ada!", name="Bob")
     expect(ada.message("Hi Ada!").get_by_test_id("chat-name")).to_have_text("Bob")
-    expect(ada.messages).to_have_count(2)
+    bob.write("🎉" * 500)  # the longest message, in characters, not bytes
+    expect(ada.messages.last.get_by_test_id("chat-text")).to_have_text("🎉" * 500)
+    expect(ada.messages).to_have_count(3)
 
     # The name was asked once: a reload writes under it without asking.
     ada.page.reload()
     ada.wait_until_ready()
-    expect(ada.messages).to_have_count(2)  # the history on arrival
+    expect(ada.messages).to_have_count(3)  # the history on arrival
     expect(ada.display_name).to_be_hidden()
     expect(ada.panel.get_by_test_id("chat-author")).to_contain_text("Ada")
     ada.write("Back again")

@@ -217,7 +217,8 @@ export function mountChat(panel, { send }) {
   function updateCount() {
     const count = characterCount(ui.input.value);
     const over = count - MAX_CHARACTERS;
-    ui.count.textContent = over > 0 ? `${over} characters too many` : `${count}/${MAX_CHARACTERS}`;
+    ui.count.textContent =
+      over > 0 ? `${over} character${over === 1 ? "" : "s"} too many` : `${count}/${MAX_CHARACTERS}`;
     ui.count.classList.toggle("error", over > 0);
     ui.input.setAttribute("aria-invalid", String(over > 0));
     const waiting = Date.now() < waitUntil;
