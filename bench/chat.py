@@ -128,7 +128,7 @@ class Chatter(asyncio.Protocol):
             head = struct.pack(">BBH", 0x80 | opcode, 0x80 | 126, length)
         else:
             head = struct.pack(">BBQ", 0x80 | opcode, 0x80 | 127, length)
-        key = int.from_bytes(mask * (length // 4 + 1), "big") >> (8 * (4 - length % 4) % 32)
+        key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
         masked = (int.from_bytes(payload, "big") ^ key).to_bytes(length, "big") if length else b""
         self.transport.write(head + mask + masked)
 
@@ -321,6 +321,15 @@ other streams) are timed on the callback tier meanwhile.
 """
 
 
+def _answer(conn, process, timeout: float = 900):
+    """The chatters' next report; fails if their process died."""
+    deadline = time.monotonic() + timeout
+    while not conn.poll(1):
+        if not process.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the chatters' process ended without reporting")
+    return conn.recv()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chatters", type=int, default=1000)
@@ -348,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             daemon=True,
         )
         process.start()
-        opened = conn.recv()
+        opened = _answer(conn, process)
         print(f"{opened['open']} chatters in {opened['seconds']:.1f}s", file=sys.stderr)
         time.sleep(2)  # let the servers settle before reading their memory
         memory["sockets_after"] = pss_kib(studio.sockets.pid)
@@ -364,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_before, cpu_from = cpu_seconds(studio.sockets.pid), time.monotonic()
         timer.start()
         conn.send("go")
-        result = conn.recv()
+        result = _answer(conn, process)
         stop.set()
         timer.join(timeout=60)
         cpu = (cpu_seconds(studio.sockets.pid) - cpu_before) / (time.monotonic() - cpu_from)
