@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup dev test test-fast e2e lint bench bench-sockets bench-pipeline bench-pipeline-sim bench-latency clean
+.PHONY: setup dev test test-fast e2e lint bench bench-sockets bench-chat bench-pipeline bench-pipeline-sim bench-latency clean
 
 ## Install what is missing: apt packages, .venv (pip), node_modules (npm).
 setup:
@@ -49,6 +49,10 @@ bench: setup
 ## Websockets: 2,000 watch-page sockets through nginx; callback and page latency meanwhile.
 bench-sockets: setup
 	@$(PY) bench/sockets.py
+
+## Chat: 1,000 chatters on one stream, 50 messages/s; delivery latency, callbacks meanwhile.
+bench-chat: setup
+	@$(PY) bench/chat.py
 
 ## Media pipeline: upload throughput, then N = 50/100/200 live publishers (several minutes).
 bench-pipeline: setup

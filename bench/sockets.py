@@ -64,7 +64,7 @@ WATCHED_STREAMS = 10
 class Studio:
     """Database, Redis, the three tiers and nginx's front site; `.stop()` ends them."""
 
-    def __init__(self, socket_workers: int):
+    def __init__(self, socket_workers: int, extra_env: dict[str, str] | None = None):
         VAR.mkdir(parents=True, exist_ok=True)
         self.cleanup: list = []
         postgres = stack.ensure_postgres(VAR, database="postgres")
@@ -92,6 +92,9 @@ class Studio:
             "STUDIO_LOG_LEVEL": "WARNING",
             "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
             "STUDIO_SRS_API_URL": "http://127.0.0.1:9",
+            # Thousands of sockets from a few loopback addresses within seconds.
+            "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
+            **(extra_env or {}),
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         runner.migrate(self.env, VAR)
@@ -481,14 +484,15 @@ left no thread for pages or callbacks (callbacks took 28-30 s; SRS gives up at 3
 """
 
 
-def write_section(text: str) -> None:
-    """Replace the "Websockets" section of docs/benchmarks.md (others are kept)."""
+def write_section(text: str, section: str = SECTION) -> None:
+    """Replace a section ("Websockets" by default) of docs/benchmarks.md
+    (others are kept)."""
     current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = current.find(SECTION)
+    start = current.find(section)
     if start == -1:
         updated = current.rstrip("\n") + "\n\n" + text
     else:
-        end = current.find("\n## ", start + len(SECTION))
+        end = current.find("\n## ", start + len(section))
         updated = current[:start] + text + (current[end + 1 :] if end != -1 else "")
     DOC.write_text(updated.rstrip("\n") + "\n")
 

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     ratelimit_api: RateLimit = "600 per minute"
     # API requests with a missing or invalid token, per client address.
     ratelimit_api_auth_failures: RateLimit = "30 per minute"
+    # Chat (studio.chat.limits): messages per participant of a stream, per
+    # client address (all its participants and streams), and sockets opened
+    # per client address.
+    chat_rate_participant: RateLimit = "5 per 10 seconds"
+    chat_rate_address: RateLimit = "20 per 10 seconds"
+    chat_join_rate_address: RateLimit = "60 per minute"
     # A login lasts this many seconds without use (studio.auth.sessions).
     session_ttl: PositiveInt = 7 * 24 * 3600
     # Reverse proxies in front of gunicorn whose X-Forwarded-* are trusted:
@@ -243,6 +249,9 @@ def flask_config(settings: Settings) -> dict:
         "RATELIMIT_REGISTER": settings.ratelimit_register,
         "RATELIMIT_API": settings.ratelimit_api,
         "RATELIMIT_API_AUTH_FAILURES": settings.ratelimit_api_auth_failures,
+        "CHAT_RATE_PARTICIPANT": settings.chat_rate_participant,
+        "CHAT_RATE_ADDRESS": settings.chat_rate_address,
+        "CHAT_JOIN_RATE_ADDRESS": settings.chat_join_rate_address,
         "PROXY_HOPS": settings.proxy_hops,
         "TRUSTED_PROXIES": _words(settings.trusted_proxies),
         "UPLOAD_THREADS": settings.upload_threads,

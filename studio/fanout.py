@@ -48,6 +48,42 @@ def replay_message(event: events.ReplayReady) -> dict:
     return {"type": "replay", "stream": event.stream, "broadcast": {"id": event.broadcast_id}}
 
 
+def chat_message(event: events.ChatMessagePosted) -> dict:
+    return {"type": "chat.message", "message": event.message}
+
+
+def chat_deleted(event: events.ChatMessageDeleted) -> dict:
+    return {"type": "chat.deleted", "id": event.message_id}
+
+
+def chat_settings(event: events.ChatSettingsChanged) -> dict:
+    """The settings as everyone gets them; `blocklist` is for moderators'
+    sockets only (the socket moves it into `settings` or drops it)."""
+    return {
+        "type": "chat.settings",
+        "settings": {"mode": event.mode, "slow_mode": event.slow_mode},
+        "blocklist": list(event.blocklist),
+    }
+
+
+def chat_moderation(event: events.ChatModerated) -> dict:
+    """For moderators' sockets only."""
+    return {
+        "type": "chat.moderation",
+        "action": event.action,
+        "participant": event.participant,
+        "until": event.until.isoformat() if event.until else None,
+    }
+
+
+_CHAT = {
+    events.ChatMessagePosted: chat_message,
+    events.ChatMessageDeleted: chat_deleted,
+    events.ChatSettingsChanged: chat_settings,
+    events.ChatModerated: chat_moderation,
+}
+
+
 def publish(app: Flask | None, public_id: str, message: dict) -> None:
     """Publish a message on the stream's channel (the current app's Redis
     when `app` is None); Redis being down is logged, not raised."""
@@ -65,7 +101,13 @@ def _replay_ready(event: events.ReplayReady) -> None:
     publish(None, event.stream, replay_message(event))
 
 
+def _chat_event(event) -> None:
+    publish(None, event.stream, _CHAT[type(event)](event))
+
+
 def init_app(app: Flask) -> None:
     """Publish the domain's stream events on Redis after each commit. No I/O."""
     events.subscribe(events.StreamChanged, _stream_changed)
     events.subscribe(events.ReplayReady, _replay_ready)
+    for event_type in _CHAT:
+        events.subscribe(event_type, _chat_event)

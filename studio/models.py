@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     CheckConstraint,
     DateTime,
     Float,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -20,6 +22,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STREAM_STATUSES = ("created", "live", "ended")
 INGEST_PROTOCOLS = ("rtmp", "webrtc", "websocket")
+CHAT_MODES = ("everyone", "signed_in", "off")
+CHAT_TEXT_MAX = 500
 
 
 def utcnow() -> datetime:
@@ -38,6 +42,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    # Shown in chat; None: the e-mail's local part (studio.chat.rules.display_name).
+    display_name: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     streams: Mapped[list[Stream]] = relationship(back_populates="owner")
@@ -78,6 +84,10 @@ class Stream(Base):
         CheckConstraint("status IN ('created', 'live', 'ended')", name="ck_streams_status"),
         # The per-user live limit and the live-streams gauge count live rows only.
         Index("ix_streams_live_owner", "owner_id", postgresql_where=text("status = 'live'")),
+        CheckConstraint(
+            "chat_mode IN ('everyone', 'signed_in', 'off')", name="ck_streams_chat_mode"
+        ),
+        CheckConstraint("chat_slow_mode >= 0", name="ck_streams_chat_slow_mode"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -93,6 +103,13 @@ class Stream(Base):
     )
     # When the live thumbnail (a recent frame) was last written to the bucket.
     thumbnail_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Chat: who may write, seconds between two messages of one participant
+    # (0: no slow mode), words and phrases refused (studio.chat).
+    chat_mode: Mapped[str] = mapped_column(
+        String(16), default="everyone", server_default="everyone"
+    )
+    chat_slow_mode: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    chat_blocklist: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
     owner: Mapped[User] = relationship(back_populates="streams")
     broadcasts: Mapped[list[Broadcast]] = relationship(
@@ -175,3 +192,93 @@ class Segment(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     broadcast: Mapped[Broadcast] = relationship(back_populates="segments")
+
+
+class ChatMessage(Base):
+    """A chat message, with the broadcast it was sent during (for replays).
+    `participant` is the opaque per-stream id of its author; a deleted
+    message keeps its row (the moderation log names it) but is never shown."""
+
+    __tablename__ = "chat_messages"
+    __table_args__ = (
+        CheckConstraint(
+            f"char_length(text) BETWEEN 1 AND {CHAT_TEXT_MAX}", name="ck_chat_messages_text"
+        ),
+        Index("ix_chat_messages_stream", "stream_id", "id"),
+        Index("ix_chat_messages_broadcast", "broadcast_id", "id"),
+        Index("ix_chat_messages_participant", "stream_id", "participant"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE")
+    )
+    participant: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    # A keyed digest of the sender's address (never the address): address bans.
+    address_hash: Mapped[str] = mapped_column(String(32), default="")
+    name: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Seconds from the broadcast's start to the message.
+    offset: Mapped[float | None] = mapped_column(Float)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def signed_in(self) -> bool:
+        # Participant ids of accounts start with "u", anonymous ones with "a".
+        return self.participant.startswith("u")
+
+
+class ChatModerator(Base):
+    """A user the stream's owner appointed to moderate its chat."""
+
+    __tablename__ = "chat_moderators"
+    __table_args__ = (UniqueConstraint("stream_id", "user_id", name="uq_chat_moderators"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    appointed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
+class ChatBan(Base):
+    """A participant refused in a stream's chat: for good (`expires_at` None)
+    or until `expires_at` (a timeout). An anonymous participant's ban also
+    holds their address (`address_hash`), so a new anonymous id does not
+    escape it; a signed-in participant's holds their account."""
+
+    __tablename__ = "chat_bans"
+    __table_args__ = (Index("ix_chat_bans_stream", "stream_id", "participant"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    participant: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    address_hash: Mapped[str | None] = mapped_column(String(32))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ChatModerationAction(Base):
+    """What a moderator did in a stream's chat, and when (the moderation log)."""
+
+    __tablename__ = "chat_moderation_actions"
+    __table_args__ = (Index("ix_chat_moderation_actions_stream", "stream_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"))
+    moderator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32))
+    participant: Mapped[str | None] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    moderator: Mapped[User | None] = relationship()

@@ -18,7 +18,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # The domain core: the stream status machine, keys, broadcasts, replays,
-# the commands a media server sends and the events the domain raises.
+# the chat's rules and moderation, the commands a media server sends and
+# the events the domain raises.
 CORE = (
     "studio.core",
     "studio.core.commands",
@@ -26,6 +27,10 @@ CORE = (
     "studio.core.replays",
     "studio.core.segments",
     "studio.streams.service",
+    "studio.chat",
+    "studio.chat.rules",
+    "studio.chat.service",
+    "studio.chat.moderation",
     "studio.errors",
     "studio.transactions",
 )

@@ -16,7 +16,7 @@ from studio import create_app
 from studio.extensions import db
 from tests.conftest import VAR
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 @pytest.fixture()
@@ -66,7 +66,8 @@ def test_upgrade_downgrade_upgrade(empty_app):
     _flask_db(empty_app, "upgrade")
     revision, tables, index = _state(empty_app)
     assert revision == HEAD
-    assert {"users", "api_tokens", "streams", "broadcasts", "segments"} <= set(tables)
+    expected = {"users", "api_tokens", "streams", "broadcasts", "segments", "chat_messages"}
+    assert expected <= set(tables)
     assert index is not None
     assert "(owner_id) WHERE ((status)::text = 'live'::text)" in index
 

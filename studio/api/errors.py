@@ -59,12 +59,19 @@ def json_object_problem() -> str | None:
 
 def validation_error(exc: PydanticError) -> Response:
     """The reply to a request flask-openapi3 refused (its validation callback)."""
-    if exc.title == StreamPath.__name__:
+    if exc.title == StreamPath.__name__ or exc.title.endswith("Path"):
         # An id that cannot be a stream id names none of the caller's streams:
-        # the same 404 as an unknown id, so ids are never told apart.
-        return error_reply(404, STREAM_NOT_FOUND)
+        # the same 404 as an unknown id, so ids are never told apart (and
+        # likewise for the ids after it in the path).
+        return error_reply(404, STREAM_NOT_FOUND if _bad_stream_id(exc) else "Not found.")
+    if exc.title.endswith("Query"):
+        return error_reply(400, "Invalid query parameters.", field_errors(exc, None))
     # The body is a JSON object (`json_object_problem` ran first): per-field errors.
     return error_reply(400, "Invalid request body.", field_errors(exc, body_model()))
+
+
+def _bad_stream_id(exc: PydanticError) -> bool:
+    return any(error["loc"][:1] == ("stream_id",) for error in exc.errors())
 
 
 def body_model() -> type[BaseModel] | None:

@@ -67,7 +67,8 @@ bp = APIBlueprint(
 csrf.exempt(bp)
 
 # The description of the API itself is public.
-PUBLIC_ENDPOINTS = {"api.openapi_json", "api.docs"}
+# A stream's chat is public too (studio/api/chat.py).
+PUBLIC_ENDPOINTS = {"api.openapi_json", "api.docs", "api.chat_history"}
 
 
 def _reaches_a_view() -> bool:
@@ -106,7 +107,9 @@ def require_json_object() -> Response | None:
 def studio_error(exc: StudioError) -> Response:
     """A rule refused the change: roll back and answer in the API's error format."""
     db.session.rollback()
-    return error_reply(exc.status, exc.message, exc.fields)
+    retry_after = getattr(exc, "retry_after", None)
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return error_reply(exc.status, exc.message, exc.fields, headers)
 
 
 def caller() -> User:

@@ -90,6 +90,42 @@ class PublisherRevoked:
     server_id: str = ""
 
 
+@dataclass(frozen=True)
+class ChatMessagePosted:
+    """A chat message was stored; `message` is its public view (studio.chat)."""
+
+    stream: str
+    message: dict
+
+
+@dataclass(frozen=True)
+class ChatMessageDeleted:
+    """A moderator deleted a chat message: it disappears for everyone."""
+
+    stream: str
+    message_id: int
+
+
+@dataclass(frozen=True)
+class ChatSettingsChanged:
+    """A stream's chat mode, slow mode or blocklist changed."""
+
+    stream: str
+    mode: str
+    slow_mode: int
+    blocklist: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChatModerated:
+    """A participant was timed out, banned or let back in (for moderators' pages)."""
+
+    stream: str
+    action: str
+    participant: str
+    until: datetime | None = None
+
+
 Event = (
     StreamChanged
     | BroadcastStarted
@@ -97,6 +133,10 @@ Event = (
     | ReplayReady
     | StreamDeleted
     | PublisherRevoked
+    | ChatMessagePosted
+    | ChatMessageDeleted
+    | ChatSettingsChanged
+    | ChatModerated
 )
 Handler = Callable[[Event], None]
 _subscribers: dict[type, list[Handler]] = {}

@@ -34,9 +34,19 @@ RESYNC = {"type": "_resync"}  # a sentinel, never sent to a client
 # so pages reconnect to another worker instead of holding this one's threads
 # until the server's graceful timeout runs out.
 SHUTTING_DOWN = threading.Event()
-QUEUE_SIZE = 64
+# Events a socket may fall behind by (references to shared dicts: cheap);
+# at 50 chat messages a second that is five seconds.
+QUEUE_SIZE = 256
 _PREFIX = channel("")
 _RETRY_MAX = 10.0
+
+
+class Watch(queue.Queue):
+    """A socket's queue of events, with the event that wakes its handler."""
+
+    def __init__(self, maxsize: int, wake: threading.Event | None = None):
+        super().__init__(maxsize)
+        self.wake = wake
 
 
 class Hub:
@@ -50,9 +60,11 @@ class Hub:
         self._stopping = threading.Event()
         self.connected = threading.Event()
 
-    def join(self, public_id: str) -> queue.Queue:
-        """A new queue that receives every event of the stream from now on."""
-        events: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+    def join(self, public_id: str, wake: threading.Event | None = None) -> queue.Queue:
+        """A new queue that receives every event of the stream from now on;
+        `wake` (if given) is set after each event, so a socket can wait for
+        its client and its events at once."""
+        events = Watch(QUEUE_SIZE, wake)
         with self._lock:
             self._queues[public_id].add(events)
             if self._thread is None or not self._thread.is_alive():
@@ -156,6 +168,9 @@ def _offer(events: queue.Queue, event: dict) -> None:
     except queue.Full:
         _clear(events)
         events.put_nowait(RESYNC)
+    wake = getattr(events, "wake", None)
+    if wake is not None:
+        wake.set()
 
 
 def _clear(events: queue.Queue) -> None:

@@ -1,9 +1,16 @@
 """Websockets: live status pushed to the watch page and the creator's page.
 
-`/ws/streams/<public_id>` sends the stream's current status on connect, then
-every public event of the stream as it happens (relayed from Redis pub/sub
-through the process's hub). The stream's owner, recognised by the session
-cookie, also gets the engine's ingest health every few seconds while live.
+`/ws/streams/<public_id>` sends the stream's current status and its chat
+on connect, then every public event of the stream as it happens (relayed
+from Redis pub/sub through the process's hub). The stream's owner,
+recognised by the session cookie, also gets the engine's ingest health every
+few seconds while live. Clients write in the chat and moderators moderate
+over the same socket (`studio/live/chat.py`).
+
+A socket whose client stops reading is dropped: its kernel send buffer is
+small and bounded, a send that cannot proceed for SEND_TIMEOUT seconds ends
+the socket, and its queue of events is bounded (`hub.QUEUE_SIZE`; past it
+the socket gets a resync, not a backlog).
 
 These routes run on the socket tier (gunicorn_sockets.conf.py: gevent
 workers, where the handler and simple-websocket's reader are greenlets);
@@ -18,10 +25,12 @@ read, unlike a refused upgrade.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import queue
+import socket
 import threading
 import time
 from urllib.parse import urlsplit
@@ -31,11 +40,13 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from studio import fanout, viewers
+from studio.chat import service as chat_service
 from studio.core import events
 from studio.extensions import db, sock
+from studio.live import chat
 from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub
 from studio.media import engines
-from studio.models import Stream, utcnow
+from studio.models import Stream, User, utcnow
 from studio.streams import service
 
 log = logging.getLogger(__name__)
@@ -46,7 +57,12 @@ PUBLIC_EVENTS = frozenset({"status", "replay", "viewers"})
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
-MAX_CLIENT_MESSAGE = 1024
+MAX_CLIENT_MESSAGE = chat.HARD_FRAME_MAX
+# Frames a client may have sent that the handler has not read yet.
+INPUT_BACKLOG = 64
+# A client that takes nothing from its socket for this long is dropped.
+SEND_TIMEOUT = 10.0
+SEND_BUFFER = 64 * 1024  # the kernel's send buffer per socket (it doubles it)
 HEALTH_INTERVAL = 2.0
 # How long the handler waits for an event before checking the socket, the
 # shutdown flag and the health timer again: bounds how long a closed socket
@@ -63,19 +79,32 @@ class _StreamGone(Exception):
 
 @sock.route("/ws/streams/<public_id>", bp=bp)
 def stream_socket(ws, public_id: str) -> None:
-    """Push one stream's status (and, to its owner, ingest health)."""
+    """Push one stream's status and chat (and, to its owner, ingest health);
+    take the client's chat messages and moderation."""
+    if not chat.limits().allow_join(request.remote_addr or ""):
+        ws.close(reason=TRY_AGAIN_LATER, message="Too many connections from your address.")
+        return
     stream = db.session.scalar(_stream_query(public_id))
     if stream is None:
         db.session.remove()
         ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
         return
-    owner = _is_owner(stream)
+    user = _same_origin_user()
+    owner = user is not None and user.id == stream.owner_id
+    talker = chat.ChatSocket(
+        public_id,
+        user,
+        chat_service.is_moderator(db.session, stream, user),
+        request.remote_addr or "",
+    )
     db.session.remove()  # no database connection held while the socket is open
-    ws.max_message_size = MAX_CLIENT_MESSAGE  # clients have nothing to say here
+    ws.max_message_size = MAX_CLIENT_MESSAGE
+    _bound_sending(ws)
 
     app = current_app._get_current_object()
     hub = get_hub(app)
-    watching = hub.join(public_id)  # before reading the status: no event can slip between
+    # Joined before reading the status: no event can slip between.
+    watching = hub.join(public_id, wake=ws.event)
     # Everyone but the creator counts as a viewer while the socket is open;
     # the creator's pages are kept up to date all the same.
     counter = viewers.get_counter(app)
@@ -85,11 +114,16 @@ def stream_socket(ws, public_id: str) -> None:
     else:
         member = counter.add(public_id)
     try:
-        _relay(ws, public_id, watching, owner)
+        _relay(ws, public_id, watching, owner, talker)
         if SHUTTING_DOWN.is_set():
             ws.close(reason=GOING_AWAY, message="Server restarting.")
     except _StreamGone:
         ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
+    except chat.Flooding:
+        ws.close(reason=POLICY_VIOLATION, message="Too many messages.")
+    except OSError as exc:  # a send timed out: the client stopped reading
+        log.info("dropping a socket of stream %s that stopped reading (%s)", public_id, exc)
+        _drop(ws)
     finally:
         if member is None:
             counter.unfollow(public_id)
@@ -105,29 +139,48 @@ def refused_socket(ws) -> None:
     ws.close(reason=TRY_AGAIN_LATER, message="Too many connections from your address.")
 
 
-def _relay(ws, public_id: str, watching: queue.Queue, owner: bool) -> None:
-    status = _send_status(ws, public_id)
+def _relay(ws, public_id: str, watching: queue.Queue, owner: bool, talker: chat.ChatSocket) -> None:
+    status = _send_status(ws, public_id, talker)
     next_health = time.monotonic()
     tick = TICK if owner else VIEWER_TICK
+    wake = ws.event  # set by the socket's reader on input and by the hub on events
     while ws.connected and not SHUTTING_DOWN.is_set():
-        _discard_input(ws)
-        try:
-            event = watching.get(timeout=tick)
-        except queue.Empty:
-            event = None
-        if event is RESYNC:
-            status = _send_status(ws, public_id)
-        elif event is not None and event.get("type") in PUBLIC_EVENTS:
-            if event["type"] == "status":
-                status = event.get("status", status)
-            _send(ws, event)
+        wake.wait(timeout=tick)
+        wake.clear()
+        _read_input(ws, talker)
+        while True:
+            try:
+                event = watching.get_nowait()
+            except queue.Empty:
+                break
+            if event is RESYNC:
+                status = _send_status(ws, public_id, talker)
+            elif event.get("type") in PUBLIC_EVENTS:
+                if event["type"] == "status":
+                    status = event.get("status", status)
+                _send_shared(ws, event)
+            elif (view := talker.view(event)) is event:
+                _send_shared(ws, event)
+            elif view is not None:
+                _send(ws, view)
         if owner and status == "live" and time.monotonic() >= next_health:
             _send(ws, _health_event(public_id))
             next_health = time.monotonic() + HEALTH_INTERVAL
 
 
-def _send_status(ws, public_id: str) -> str:
-    """Send the stream's status as the database has it; returns the status."""
+def _read_input(ws, talker: chat.ChatSocket) -> None:
+    """Act on every frame the client sent since the last look. Raises
+    ConnectionClosed once the client has gone, Flooding when it floods."""
+    if len(ws.input_buffer) > INPUT_BACKLOG:
+        raise chat.Flooding
+    while (data := ws.receive(timeout=0)) is not None:
+        reply = talker.handle(data)
+        if reply is not None:
+            _send(ws, reply)
+
+
+def _send_status(ws, public_id: str, talker: chat.ChatSocket) -> str:
+    """Send the stream's status and chat as the database has them; returns the status."""
     try:
         stream = db.session.scalar(_stream_query(public_id))
         if stream is None:
@@ -135,9 +188,11 @@ def _send_status(ws, public_id: str) -> str:
         event = fanout.status_message(
             events.stream_changed(stream, service.open_broadcast(db.session, stream))
         )
+        history = talker.history(stream)
     finally:
         db.session.remove()
     _send(ws, event)
+    _send(ws, history)
     # The count as it is now; changes follow as `viewers` events.
     public_id = event["stream"]
     _send(ws, viewers.viewers_message(public_id, viewers.count(current_app, public_id)))
@@ -148,6 +203,41 @@ def _send(ws, event: dict) -> None:
     # The server's clock travels with each event so pages can show the
     # elapsed time of a broadcast whatever their own clock says.
     ws.send(json.dumps({**event, "now": utcnow().isoformat()}))
+
+
+def _send_shared(ws, event: dict) -> None:
+    """Send an event the hub hands to every socket of the stream: encoded
+    once, by the first socket to send it (50 chat messages a second to
+    thousands of sockets would otherwise be as many encodings)."""
+    wire = event.get("_wire")
+    if wire is None:
+        wire = json.dumps({**event, "now": utcnow().isoformat()})
+        event["_wire"] = wire
+    ws.send(wire)
+
+
+def _drop(ws) -> None:
+    """End a socket without the closing handshake (its client is not reading)."""
+    ws.connected = False
+    ws.event.set()
+    with contextlib.suppress(OSError):
+        ws.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _bound_sending(ws) -> None:
+    """A small kernel send buffer and a send timeout: a client that stops
+    reading fills it, and the next send fails after SEND_TIMEOUT instead of
+    holding the handler (and its queue) for ever. The reader waits for input
+    with a selector before each recv (it pings), so the timeout never fires
+    on an idle socket's read."""
+    raw = getattr(ws, "sock", None)
+    if raw is None or not ws.ping_interval:
+        return
+    try:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        raw.settimeout(SEND_TIMEOUT)
+    except OSError:
+        log.debug("could not bound the socket's sending", exc_info=True)
 
 
 def _health_event(public_id: str) -> dict:
@@ -229,20 +319,16 @@ def _publisher_cache() -> _PublisherCache:
     return extensions.setdefault("studio_publisher_cache", _PublisherCache(HEALTH_INTERVAL * 0.75))
 
 
-def _discard_input(ws) -> None:
-    """Clients have nothing to say on this socket; drop what they send so it
-    cannot pile up. Raises ConnectionClosed once the client has gone."""
-    while ws.receive(timeout=0) is not None:
-        pass
-
-
-def _is_owner(stream: Stream) -> bool:
-    """The logged-in owner, on a same-origin socket (a page on another site
-    cannot borrow the creator's cookie to read health)."""
-    if not current_user.is_authenticated or current_user.id != stream.owner_id:
-        return False
+def _same_origin_user() -> User | None:
+    """The logged-in user, on a same-origin socket only: a page on another
+    site cannot borrow a creator's cookie to read health, to moderate or to
+    write under their name."""
+    if not current_user.is_authenticated:
+        return None
     origin = request.headers.get("Origin")
-    return origin is None or urlsplit(origin).netloc == request.host
+    if origin is not None and urlsplit(origin).netloc != request.host:
+        return None
+    return current_user._get_current_object()
 
 
 def _stream_query(public_id: str):

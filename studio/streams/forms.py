@@ -1,5 +1,5 @@
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import EmailField, StringField
 from wtforms.validators import DataRequired, Length
 
 
@@ -9,3 +9,9 @@ class StreamForm(FlaskForm):
 
 class ActionForm(FlaskForm):
     """A button that changes state: CSRF token only."""
+
+
+class ModeratorForm(FlaskForm):
+    """Appoint a chat moderator by the email of their account."""
+
+    email = EmailField("Moderator's email", validators=[DataRequired(), Length(max=254)])

@@ -16,12 +16,14 @@ from flask import (
 from flask_login import current_user, login_required
 
 from studio import ingest_history, viewers
+from studio.chat import moderation
+from studio.chat.rules import ChatRefused
 from studio.errors import NotFound
 from studio.extensions import db
 from studio.media import engines
 from studio.redis_client import get_redis
 from studio.streams import service, urls
-from studio.streams.forms import ActionForm, StreamForm
+from studio.streams.forms import ActionForm, ModeratorForm, StreamForm
 
 bp = Blueprint("streams", __name__)
 
@@ -76,8 +78,14 @@ def show(public_id: str):
     return _show_page(_owned(public_id))
 
 
-def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
-    """The stream page; a rejected rename re-renders it with its form's errors."""
+def _show_page(
+    stream,
+    title_form: StreamForm | None = None,
+    status: int = 200,
+    moderator_form: ModeratorForm | None = None,
+):
+    """The stream page; a rejected rename or appointment re-renders it with
+    its form's errors."""
     config = current_app.config
     page = render_template(
         "streams/show.html",
@@ -92,6 +100,8 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
         form=ActionForm(),
         title_form=title_form or StreamForm(obj=stream),
         viewers=viewers.count(current_app, stream.public_id),
+        moderators=moderation.moderators(db.session, stream),
+        moderator_form=moderator_form or ModeratorForm(),
     )
     return page, status
 
@@ -179,3 +189,35 @@ def delete(public_id: str):
     db.session.commit()
     flash("Stream deleted.")
     return redirect(url_for("streams.index"))
+
+
+@bp.post("/streams/<public_id>/moderators")
+def add_moderator(public_id: str):
+    """Appoint a chat moderator by the email of their account."""
+    stream = _owned(public_id)
+    form = ModeratorForm()
+    if not form.validate_on_submit():
+        return _show_page(stream, moderator_form=form, status=400)
+    try:
+        appointed = moderation.appoint_moderator(db.session, stream, current_user, form.email.data)
+    except ChatRefused as refused:
+        db.session.rollback()
+        form.email.errors.append(str(refused))
+        return _show_page(stream, moderator_form=form, status=refused.status)
+    email = appointed.user.email
+    db.session.commit()
+    flash(f"{email} now moderates this stream's chat.")
+    return redirect(url_for("streams.show", public_id=public_id, _anchor="moderators"))
+
+
+@bp.post("/streams/<public_id>/moderators/<int:moderator_id>/remove")
+def remove_moderator(public_id: str, moderator_id: int):
+    stream = _owned(public_id)
+    try:
+        moderation.remove_moderator(db.session, stream, current_user, moderator_id)
+    except ChatRefused as refused:
+        db.session.rollback()
+        abort(refused.status, str(refused))
+    db.session.commit()
+    flash("Moderator removed.")
+    return redirect(url_for("streams.show", public_id=public_id, _anchor="moderators"))

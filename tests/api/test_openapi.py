@@ -62,17 +62,25 @@ def test_each_documented_operation_is_served_by_its_view(app, spec):
             assert f"api.{operation['operationId']}" == rule.endpoint
 
 
+# Operations anyone may call: the token is optional ({} in `security`).
+PUBLIC_OPERATIONS = {("/streams/{stream_id}/chat", "get")}
+
+
 def test_document_is_openapi_31_with_bearer_security(spec):
-    """OpenAPI 3.1, a bearer scheme, and every stream operation requires it."""
+    """OpenAPI 3.1, a bearer scheme, and every stream operation requires it
+    but the public ones (a stream's chat), where it is optional."""
     assert spec["openapi"] == "3.1.0"
     assert spec["components"]["securitySchemes"]["bearer"] == {
         "type": "http",
         "scheme": "bearer",
         "description": "An API token, `lst_...`.",
     }
-    for item in spec["paths"].values():
-        for operation in item.values():
-            assert operation["security"] == [{"bearer": []}]
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            if (path, method) in PUBLIC_OPERATIONS:
+                assert operation["security"] == [{}, {"bearer": []}]
+            else:
+                assert operation["security"] == [{"bearer": []}]
             assert {"401", "429"} <= set(operation["responses"])
 
 
@@ -105,8 +113,15 @@ def test_stream_id_parameter_has_the_pattern_of_real_ids(spec, api, db, owner, m
         for item in spec["paths"].values()
         for operation in item.values()
         for param in operation.get("parameters", [])
+        if param["name"] == "stream_id"
     ]
-    assert len(parameters) == 5  # get, patch, delete, rotate-key, broadcasts
+    operations = [
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method in item
+        if path.startswith("/streams/{stream_id}")
+    ]
+    assert len(parameters) == len(operations) > 5  # each stream operation names it once
     for param in parameters:
         assert (param["name"], param["in"], param["required"]) == ("stream_id", "path", True)
         assert param["schema"]["type"] == "string"

@@ -279,6 +279,7 @@ def _start_stack(var_dir: Path) -> StudioStack:
                 "STUDIO_LOG_LEVEL": "INFO",
                 "STUDIO_RATELIMIT_LOGIN": "1000 per minute",
                 "STUDIO_RATELIMIT_REGISTER": "1000 per minute",
+                "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
             },
         )
         runner.migrate(env, var_dir)

@@ -190,3 +190,54 @@ def wait_until_video_plays(scope, past_seconds: float, timeout_ms: float = 45_00
         arg=past_seconds,
         timeout=timeout_ms,
     )
+
+
+class ChatPanel:
+    """The live chat of a watch, stream or go-live page (or a replay's chat)."""
+
+    def __init__(self, page: Page):
+        self.page = page
+        self.panel = page.get_by_test_id("chat")
+        self.messages = self.panel.get_by_test_id("chat-message")
+        self.state = self.panel.get_by_test_id("chat-state")
+        self.error = self.panel.get_by_test_id("chat-error")
+        self.input = self.panel.get_by_label("Chat message", exact=True)
+        self.display_name = self.panel.get_by_label("Display name", exact=True)
+        self.send_button = self.panel.get_by_role("button", name="Send")
+        self.sign_in = self.panel.get_by_test_id("chat-sign-in")
+        self.announcer = self.panel.get_by_test_id("chat-announcer")
+        self.moderation = self.panel.get_by_test_id("chat-moderation")
+
+    def wait_until_ready(self) -> ChatPanel:
+        """The history has arrived (the socket is open)."""
+        expect(self.panel).to_have_attribute("data-ready", "true")
+        return self
+
+    def write(self, text: str, name: str | None = None) -> None:
+        """Type a message (and a display name when asked) and send it."""
+        if name is not None and self.display_name.is_visible():
+            self.display_name.fill(name)
+        self.input.fill(text)
+        self.send_button.click()
+
+    def message(self, text: str) -> Locator:
+        return self.messages.filter(has_text=text)
+
+    def moderate(self, text: str, action: str) -> None:
+        """Delete / Time out / Ban on the message containing `text`."""
+        self.message(text).get_by_role("button", name=re.compile(f"^{action} ")).click()
+
+    def open_moderation(self) -> Locator:
+        """The moderation and chat settings box, opened."""
+        expect(self.moderation).to_be_visible()
+        if self.moderation.get_attribute("open") is None:
+            self.moderation.get_by_text("Moderation and chat settings").click()
+        return self.moderation
+
+    def set_settings(self, mode: str | None = None, slow_mode: int | None = None) -> None:
+        self.open_moderation()
+        if mode is not None:
+            self.moderation.get_by_label("Who can write").select_option(mode)
+        if slow_mode is not None:
+            self.moderation.get_by_label("Slow mode").fill(str(slow_mode))
+        self.moderation.get_by_role("button", name="Save chat settings").click()

@@ -8,13 +8,16 @@ import contextlib
 import os
 import re
 import subprocess
+import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
 import simple_websocket
+from werkzeug.serving import make_server
 
 from devtools import runner, stack
+from studio.live.hub import get_hub
 from tests.conftest import VAR
 from tests.e2e.golive.harness import cookie_header
 
@@ -52,6 +55,8 @@ def run_gunicorn(
         "STUDIO_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
         "STUDIO_LOG_LEVEL": "WARNING",
+        # Many sockets come from 127.0.0.1 here; the join limit has its own test.
+        "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
         **(extra_env or {}),
     }
     with runner.start_sockets(
@@ -65,6 +70,19 @@ def live_server(app, services):
     """A gunicorn serving the test database and Redis; yields its base URL."""
     with run_gunicorn(app, services) as (url, _process):
         yield url
+
+
+@pytest.fixture()
+def threaded_server(app):
+    """The test app on werkzeug's threaded server, in this process, so the
+    hub and the threads can be inspected."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+    get_hub(app).stop()
 
 
 def browser_headers(session: requests.Session) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import threading
 
 import pytest
 import redis as redis_lib
@@ -102,5 +103,26 @@ def test_a_watcher_that_falls_behind_gets_a_resync_not_a_backlog(private_redis):
             delivered.append(event)
         assert RESYNC in delivered
         assert len(delivered) <= events.maxsize
+    finally:
+        hub.stop()
+
+
+def test_an_event_wakes_its_socket(private_redis):
+    """A queue joined with a wake event has it set by each event (so a
+    socket's handler can wait for its client and its events at once);
+    another stream's events leave it alone."""
+    hub = Hub(private_redis.url)
+    publisher = redis_lib.Redis.from_url(private_redis.url)
+    wake, other_wake = threading.Event(), threading.Event()
+    try:
+        events = hub.join("stream1", wake=wake)
+        hub.join("stream2", wake=other_wake)
+        assert hub.connected.wait(5)
+        wake.clear()
+        other_wake.clear()
+        publisher.publish(channel("stream1"), json.dumps({"type": "chat.deleted", "id": 3}))
+        assert wake.wait(5)
+        assert next_real_event(events) == {"type": "chat.deleted", "id": 3}
+        assert not other_wake.is_set()
     finally:
         hub.stop()

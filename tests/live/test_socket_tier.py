@@ -51,6 +51,8 @@ def front(app, services) -> Iterator[str]:
         "STUDIO_PUBLIC_URL": base,
         "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
         "STUDIO_LOG_LEVEL": "WARNING",
+        # Every socket here comes from 127.0.0.1: nginx's cap is what is tested.
+        "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
     }
     nginx = stack.start_nginx(
         var_dir,

@@ -12,7 +12,6 @@ import time
 
 import pytest
 from simple_websocket import ConnectionClosed
-from werkzeug.serving import make_server
 
 from studio import fanout
 from studio.core import events
@@ -155,19 +154,6 @@ def test_unknown_stream_is_closed_with_policy_code(live_server, db):
     assert ws.close_reason == 1008
 
 
-@pytest.fixture()
-def threaded_server(app):
-    """The test app on werkzeug's threaded server, in this process, so the
-    hub and the threads can be inspected."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
-    get_hub(app).stop()
-
-
 def test_closed_sockets_leave_no_watchers_or_threads(threaded_server, app, make_stream):
     """Once clients go away, their sockets stop watching the stream and their
     threads end."""
@@ -247,8 +233,9 @@ def test_replay_events_are_relayed_and_internal_events_are_not(
     events.raise_event(db.session, events.ReplayReady(stream.public_id, broadcast.id))
     db.session.commit()
 
-    # Status and viewer counts come and go; the next other event is the replay.
-    replay = viewer.next(lambda e: e["type"] not in ("status", "viewers"))
+    # Status, viewer counts and the chat's history come and go; the next
+    # other event is the replay.
+    replay = viewer.next(lambda e: e["type"] not in ("status", "viewers", "chat.history"))
     assert replay["type"] == "replay"
     assert replay["broadcast"] == {"id": broadcast.id}
     assert all(json.loads(raw)["type"] != "segment" for raw in viewer.raw)

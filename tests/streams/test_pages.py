@@ -69,7 +69,8 @@ def test_non_owner_cannot_change_a_stream_through_the_pages(app, client, db, log
     form = {"csrf_token": token, "title": "Hijacked", "disabled": "1"}
     before = snapshot(db)
     for rule in stream_rules(app, "POST"):
-        reply = client.post(rule.replace("<public_id>", bob_stream.public_id), data=form)
+        path = rule.replace("<public_id>", bob_stream.public_id).replace("<int:moderator_id>", "1")
+        reply = client.post(path, data=form)
         assert (rule, reply.status_code) == (rule, 404)
         assert bob_stream.stream_key not in reply.get_data(as_text=True)
     assert snapshot(db) == before
@@ -80,7 +81,8 @@ def test_logged_out_visitor_is_sent_to_login(app, client, db, bob_stream):
     before = snapshot(db)
     for method in ("GET", "POST"):
         for rule in stream_rules(app, method):
-            reply = client.open(rule.replace("<public_id>", bob_stream.public_id), method=method)
+            path = rule.replace("<public_id>", bob_stream.public_id)
+            reply = client.open(path.replace("<int:moderator_id>", "1"), method=method)
             if method == "POST" and reply.status_code == 400:
                 continue  # the missing form token is refused first: also no change
             assert reply.status_code == 302 and "/login" in reply.headers["Location"]
@@ -93,7 +95,7 @@ def page_posts(app, public_id: str) -> list[str]:
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods and rule.endpoint.split(".")[0] in {"auth", "streams"}:
             path = rule.rule.replace("<public_id>", public_id)
-            paths.append(path.replace("<int:token_id>", "1"))
+            paths.append(path.replace("<int:token_id>", "1").replace("<int:moderator_id>", "1"))
     return sorted(paths)
 
 

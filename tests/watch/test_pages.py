@@ -251,3 +251,25 @@ def test_creator_page_links_replay_pages_and_offers_the_embed_code(
     iframe = f"&lt;iframe src=&#34;https://studio.test/embed/{stream.public_id}&#34;"
     assert iframe in html
     assert 'data-copy="#embed-code"' in html
+
+
+def test_watch_page_has_the_chat_panel(client, make_stream):
+    """The chat panel is on the watch page: a labelled message box with its
+    Send button, a polite live region, the 500-character count, a sign-in
+    link for chats limited to members, and no inline script."""
+    stream = make_stream()
+    html = client.get(f"/watch/{stream.public_id}").get_data(as_text=True)
+    assert 'data-testid="chat"' in html and 'data-status="created"' in html
+    assert re.search(r'<label for="chat-input-[a-z0-9]+">Chat message</label>', html)
+    assert ">Send</button>" in html and "Display name" in html
+    assert 'aria-live="polite"' in html and "0/500" in html
+    assert f'href="/login?next=/watch/{stream.public_id}"' in html
+    assert "<script>" not in html
+
+
+def test_replay_page_reads_the_broadcast_chat(client, db, make_stream):
+    """A replay page points its chat at the broadcast's messages in the API."""
+    stream = make_stream()
+    broadcast = add_broadcast(db, stream, ended=True, replay=True)
+    html = client.get(f"/watch/{stream.public_id}/replays/{broadcast.id}").get_data(as_text=True)
+    assert f'data-url="/api/v1/streams/{stream.public_id}/chat?broadcast={broadcast.id}"' in html

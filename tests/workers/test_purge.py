@@ -13,7 +13,9 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
 from devtools import stack
+from studio.chat import limits as chat_limits
 from studio.media import pipeline
+from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 from studio.streams import service as streams
 from workers import jobs
@@ -84,6 +86,9 @@ def test_purge_deletes_only_the_deleted_streams_media_and_is_idempotent(
     second run deletes nothing and succeeds."""
     doomed, doomed_objects, doomed_files, kept_objects, kept_files = two_streams
     public_id = doomed.public_id
+    connection = get_redis(pipeline_app)
+    connection.set(chat_limits.slow_mode_key(public_id, "a123"), 1, ex=600)
+    connection.set(chat_limits.slow_mode_key(public_id + "x", "a123"), 1, ex=600)
     db.session.delete(doomed)
     db.session.commit()
 
@@ -95,6 +100,9 @@ def test_purge_deletes_only_the_deleted_streams_media_and_is_idempotent(
     assert _object_names(fake_gcs, bucket) == kept_objects
     assert [p.exists() for p in doomed_files] == [False, False, False]
     assert [p.exists() for p in kept_files] == [True, True]
+    # The chat's slow-mode waits of that stream only.
+    assert not connection.exists(chat_limits.slow_mode_key(public_id, "a123"))
+    assert connection.exists(chat_limits.slow_mode_key(public_id + "x", "a123"))
 
     again = jobs.purge_stream(public_id)
     assert again == {"status": "purged", "objects": 0, "local_files": 0}

@@ -1,4 +1,5 @@
-"""Purge: a deleted stream's media leaves the bucket and the local disk.
+"""Purge: a deleted stream's media leaves the bucket and the local disk
+(its chat's rows went with the stream's; its chat's Redis state goes here).
 
 Queued (job `workers.jobs.purge_stream`) after a stream's deletion is
 committed (`studio.media.pipeline.request_purge`). The stream's row is gone
@@ -17,6 +18,7 @@ from pathlib import Path
 from flask import Flask
 from sqlalchemy import select
 
+from studio.chat import limits as chat_limits
 from studio.extensions import db
 from studio.media.pipeline import Keys
 from studio.models import Stream
@@ -59,6 +61,7 @@ def purge(app: Flask, stream: str) -> dict:
         removed, busy = remove_local_files(app.config["HLS_DIR"], stream, time.time())
         objects = gcs.get_storage(app.config).delete_prefix(layout.stream_prefix(stream))
         connection.delete(Keys.playlist(stream), Keys.dirty(stream))
+        chat_limits.forget_stream(connection, stream)
     finally:
         locks.release(lock)
     log.info("stream %s purged: %d objects, %d local files", stream, objects, removed)

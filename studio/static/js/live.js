@@ -31,7 +31,8 @@ export function onJsonMessage(socket, handler) {
 // with exponential backoff (and jitter, so a restarted server is not hit by
 // every page at once); onConnection(open, { refused }) reports the socket's
 // state, `refused` when the studio turned it away for too many sockets from
-// this address (then the next try waits longer).
+// this address (then the next try waits longer). `send(object)` sends a JSON
+// frame on the open socket and says whether it could (chat, moderation).
 export function watchStream(publicId, { onEvent, onConnection = () => {} }) {
   let delay = RETRY_FIRST_MS;
   let socket = null;
@@ -56,6 +57,11 @@ export function watchStream(publicId, { onEvent, onConnection = () => {} }) {
 
   connect();
   return {
+    send(frame) {
+      if (socket?.readyState !== WebSocket.OPEN) return false;
+      socket.send(JSON.stringify(frame));
+      return true;
+    },
     close() {
       stopped = true;
       socket?.close();

@@ -211,7 +211,9 @@ export function createPlayer({
 // The live/ended/replay player of a stream: `scope` holds the elements by
 // their data-testid (the watch page, the embeddable player). `replayList`
 // is the server-rendered list of past broadcasts (may be hidden).
-export function mountStreamPlayer(scope = document) {
+// `extra` ({ onEvent, onConnection }) also hears the stream socket (the
+// watch page's chat); returns the socket (see live.js watchStream).
+export function mountStreamPlayer(scope = document, extra = {}) {
   const find = (testid) => scope.querySelector(`[data-testid='${testid}']`);
   const player = scope.querySelector("[data-player]");
   const video = find("video");
@@ -298,16 +300,19 @@ export function mountStreamPlayer(scope = document) {
 
   offerLatestReplay();
   if (status === "live") startLive();
-  watchStream(player.dataset.stream, {
+  const socket = watchStream(player.dataset.stream, {
     onEvent: (event) => {
       if (event.now) offset = serverOffset(event);
       if (event.type === "status") onStatus(event);
       else if (event.type === "replay") refreshReplays();
       else if (event.type === "viewers") showViewers(document, event);
+      extra.onEvent?.(event);
     },
-    onConnection: (open, { refused } = {}) => {
-      player.dataset.connected = refused ? "refused" : String(open);
+    onConnection: (open, details = {}) => {
+      player.dataset.connected = details.refused ? "refused" : String(open);
+      extra.onConnection?.(open, details);
     },
   });
   if (replayList.querySelector("[data-replay-pending]")) refreshReplays();
+  return socket;
 }

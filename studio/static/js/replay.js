@@ -1,6 +1,8 @@
 // A replay's page: plays the broadcast's VOD playlist from its start. While
 // the replay is still being written, the stream's websocket says when it is
-// ready, and the page reloads with it.
+// ready, and the page reloads with it. The broadcast's chat is shown in step
+// with the video (chat_replay.js).
+import { mountReplayChat } from "./chat_replay.js";
 import { watchStream } from "./live.js";
 import { REPLAY_CONFIG, createPlayer } from "./player.js";
 
@@ -12,6 +14,9 @@ const controls = createPlayer({
   message: find("player-message"),
   unmute: find("unmute"),
 });
+
+const chatPanel = document.querySelector("[data-replay-chat]");
+if (chatPanel) mountReplayChat(chatPanel, find("video"));
 
 if (player.dataset.replayUrl) {
   controls.play(player.dataset.replayUrl, "replay", REPLAY_CONFIG);

@@ -1,4 +1,5 @@
 // The creator's stream page: reveal the key on demand; live status.
+import { mountChat } from "./chat.js";
 import { formatElapsed, listRefresher, serverOffset, showViewers, watchStream } from "./live.js";
 
 const head = document.querySelector("[data-stream]");
@@ -121,10 +122,18 @@ function onEvent(event) {
 }
 
 if (head && statusBox) {
-  watchStream(head.dataset.stream, {
-    onEvent,
-    onConnection: (open, { refused } = {}) => {
-      statusBox.dataset.connected = refused ? "refused" : String(open);
+  // The chat the creator moderates from here shares the page's socket.
+  let socket = null;
+  const panel = document.querySelector("[data-chat]");
+  const chat = panel ? mountChat(panel, { send: (frame) => socket?.send(frame) ?? false }) : {};
+  socket = watchStream(head.dataset.stream, {
+    onEvent: (event) => {
+      onEvent(event);
+      chat.onEvent?.(event);
+    },
+    onConnection: (open, details = {}) => {
+      statusBox.dataset.connected = details.refused ? "refused" : String(open);
+      chat.onConnection?.(open, details);
     },
   });
   if (rows.querySelector("[data-replay-pending]")) refreshBroadcasts();

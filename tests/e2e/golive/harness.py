@@ -84,6 +84,8 @@ def run_studio(
         "STUDIO_NGINX_CONTROL_URL": nginx.control_url,
         "STUDIO_MEDIA_ENGINE": "nginx-rtmp",
         "STUDIO_LOG_LEVEL": "INFO",
+        # Every page's socket comes from 127.0.0.1 here.
+        "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
         # nginx's X-Forwarded-* are trusted when it is in front (HTTPS).
         "STUDIO_PROXY_HOPS": "1" if site else "0",
         # As `make dev` (devtools.runner.studio_env): WebRTC URLs name the HTTPS site.

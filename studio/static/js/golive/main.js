@@ -1,5 +1,6 @@
 // The go-live page: preview, go live (WHIP first when the engine speaks it,
 // the WebSocket otherwise or when WebRTC cannot connect), health, stop.
+import { mountChat } from "../chat.js";
 import { formatElapsed, showViewers, watchStream } from "../live.js";
 import { HealthMeter, serverView } from "./health.js";
 import { applyTrackState, LevelMeter } from "./controls.js";
@@ -408,7 +409,22 @@ async function init() {
   };
   window.addEventListener("pagehide", leave);
   window.addEventListener("beforeunload", leave);
-  watchStream(settings.stream, { onEvent: onStatus });
 }
 
+// The stream's socket: status, viewers, health, and the chat the creator
+// moderates from here (whatever the browser can capture).
+function followStream() {
+  let socket = null;
+  const panel = document.querySelector("[data-chat]");
+  const chat = panel ? mountChat(panel, { send: (frame) => socket?.send(frame) ?? false }) : {};
+  socket = watchStream(settings.stream, {
+    onEvent: (event) => {
+      onStatus(event);
+      chat.onEvent?.(event);
+    },
+    onConnection: (open, details) => chat.onConnection?.(open, details),
+  });
+}
+
+followStream();
 init();

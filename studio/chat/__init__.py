@@ -1,0 +1,1 @@
+"""Live chat: who may write, what is accepted, moderation and limits."""
