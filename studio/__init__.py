@@ -55,6 +55,7 @@ def _migrations() -> str:
 
 
 def _register_blueprints(app: OpenAPI) -> None:
+    from studio.api import targets  # noqa: F401 (adds the multistream routes to the API)
     from studio.api.views import bp as api_bp
     from studio.auth.views import bp as auth_bp
     from studio.health import bp as health_bp

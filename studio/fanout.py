@@ -48,6 +48,16 @@ def replay_message(event: events.ReplayReady) -> dict:
     return {"type": "replay", "stream": event.stream, "broadcast": {"id": event.broadcast_id}}
 
 
+def targets_message(event: events.TargetsChanged | events.TargetStateChanged) -> dict:
+    """The stream's targets changed (owner's pages refresh them; the relay
+    process re-reads them). Never sent to viewers: `live.views` keeps it
+    for the owner."""
+    message: dict = {"type": "targets", "stream": event.stream}
+    if isinstance(event, events.TargetStateChanged):
+        message["target"] = {"id": event.target_id, "state": event.state}
+    return message
+
+
 def publish(app: Flask | None, public_id: str, message: dict) -> None:
     """Publish a message on the stream's channel (the current app's Redis
     when `app` is None); Redis being down is logged, not raised."""
@@ -65,7 +75,13 @@ def _replay_ready(event: events.ReplayReady) -> None:
     publish(None, event.stream, replay_message(event))
 
 
+def _targets_changed(event: events.TargetsChanged | events.TargetStateChanged) -> None:
+    publish(None, event.stream, targets_message(event))
+
+
 def init_app(app: Flask) -> None:
     """Publish the domain's stream events on Redis after each commit. No I/O."""
     events.subscribe(events.StreamChanged, _stream_changed)
+    events.subscribe(events.TargetsChanged, _targets_changed)
+    events.subscribe(events.TargetStateChanged, _targets_changed)
     events.subscribe(events.ReplayReady, _replay_ready)

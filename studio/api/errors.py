@@ -17,9 +17,11 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from studio.api.schemas import StreamPath
+from studio.api.target_schemas import TargetPath
 from studio.input_guard import BadInput, load_json
 
 STREAM_NOT_FOUND = "Stream not found."
+TARGET_NOT_FOUND = "Target not found."
 JSON_CONTENT_TYPE = "Send a JSON body with 'Content-Type: application/json'."
 
 
@@ -63,6 +65,9 @@ def validation_error(exc: PydanticError) -> Response:
         # An id that cannot be a stream id names none of the caller's streams:
         # the same 404 as an unknown id, so ids are never told apart.
         return error_reply(404, STREAM_NOT_FOUND)
+    if exc.title == TargetPath.__name__:
+        bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        return error_reply(404, STREAM_NOT_FOUND if "stream_id" in bad else TARGET_NOT_FOUND)
     # The body is a JSON object (`json_object_problem` ran first): per-field errors.
     return error_reply(400, "Invalid request body.", field_errors(exc, body_model()))
 

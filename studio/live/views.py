@@ -43,6 +43,8 @@ bp = Blueprint("live", __name__)
 
 # Event types anyone may receive; anything else on the channel stays server-side.
 PUBLIC_EVENTS = frozenset({"status", "replay", "viewers"})
+# Event types only the stream's owner receives (target names and states).
+OWNER_EVENTS = frozenset({"targets"})
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
@@ -120,6 +122,8 @@ def _relay(ws, public_id: str, watching: queue.Queue, owner: bool) -> None:
         elif event is not None and event.get("type") in PUBLIC_EVENTS:
             if event["type"] == "status":
                 status = event.get("status", status)
+            _send(ws, event)
+        elif owner and event is not None and event.get("type") in OWNER_EVENTS:
             _send(ws, event)
         if owner and status == "live" and time.monotonic() >= next_health:
             _send(ws, _health_event(public_id))
