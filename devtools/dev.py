@@ -202,7 +202,8 @@ def add_studio_processes(
     """The studio's own processes, as the containers run them
     (docker-compose.yml, deploy/entrypoint.sh): gunicorn with gunicorn.conf.py
     (its graceful-shutdown hooks), the socket tier, the callback tier, the
-    upload workers, the HLS watcher and the reconciler. A new process is one
+    upload workers, the HLS watcher, the reconciler and the multistream
+    relays. A new process is one
     more line here."""
     web = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "web")}
     # Like the entrypoint: one metrics registry per process outside gunicorn.
@@ -222,6 +223,7 @@ def add_studio_processes(
     supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
     supervisor.add("watcher", runner.watcher_argv(), background)
     supervisor.add("reconciler", runner.reconciler_argv(stack.free_port()), background)
+    supervisor.add("multistream", runner.multistream_argv(), background)
 
 
 def _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis) -> None:
