@@ -64,10 +64,13 @@ class Multistream:
             try:
                 due = {relay.target_id: relay for relay in targets.relays_due(db.session, self.box)}
                 db.session.commit()
-                for target_id in list(self.running):
-                    runner = self.running[target_id]
-                    if _identity(due.get(target_id)) != _identity(runner.relay):
-                        self._stop([target_id])
+                self._stop(
+                    [
+                        target_id
+                        for target_id, runner in self.running.items()
+                        if _identity(due.get(target_id)) != _identity(runner.relay)
+                    ]
+                )
                 for target_id, relay in due.items():
                     if target_id not in self.running:
                         self._start(relay)

@@ -100,12 +100,18 @@ class RelayRunner:
         if process is not None:
             _signal_group(process, signal.SIGTERM)
 
-    def join(self, timeout: float = 10.0) -> None:
-        self._thread.join(timeout)
-        with self._lock:
-            process = self._process
-        if process is not None:  # it ignored SIGTERM
-            _signal_group(process, signal.SIGKILL)
+    def join(self, timeout: float = 5.0) -> None:
+        """Wait for the relay to end. ffmpeg blocked reading a stream that no
+        longer sends (the engine keeps a player waiting) only notices a
+        second signal; one that still lingers is killed."""
+        self._thread.join(1.0)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if not self._thread.is_alive():
+                return
+            with self._lock:
+                process = self._process
+            if process is not None:
+                _signal_group(process, sig)
             self._thread.join(timeout)
 
     def alive(self) -> bool:

@@ -1,0 +1,170 @@
+"""Multistream end to end: a live stream relayed by the multistream process
+to a second nginx-rtmp server (a stand-in for YouTube or Twitch) while the
+first keeps serving, a dead target retrying on its own, and every relay
+stopped when the publisher stops."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import xml.etree.ElementTree as ET
+
+import pytest
+import requests
+
+from devtools import runner, stack
+from studio.auth import service as accounts
+from studio.extensions import db
+from studio.models import Target
+from tests.polling import wait_until
+
+GOOD_KEY = "good-target-key-1234"
+DEAD_KEY = "dead-target-key-5678"
+
+
+@pytest.fixture()
+def multistream(studio_stack):
+    """The multistream process on the stack (quick retries for the test)."""
+    env = {**studio_stack.env, "STUDIO_TARGET_RETRY_MAX": "2"}
+    handle = runner.start_multistream(env, studio_stack.var_dir)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture()
+def target_server(studio_stack):
+    server = stack.start_rtmp_target(studio_stack.var_dir)
+    yield server
+    server.stop()
+
+
+@pytest.fixture()
+def api(studio_stack):
+    """A requests session calling the API as a fresh creator."""
+    email = studio_stack.create_user()
+    with studio_stack.app.app_context():
+        user = accounts.get_user_by_email(db.session, email)
+        _, token = accounts.create_api_token(db.session, user, "multistream")
+        db.session.commit()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    session.base = f"{studio_stack.base_url}/api/v1"
+    return session
+
+
+def publishing(stat_url: str) -> dict[str, int]:
+    """nginx-rtmp's /stat: bytes received per stream that has a publisher."""
+    root = ET.fromstring(requests.get(stat_url, timeout=5).text)  # noqa: S314 (our own nginx)
+    found = {}
+    for stream in root.iter("stream"):
+        if any(c.find("publishing") is not None for c in stream.iter("client")):
+            found[stream.findtext("name", "")] = int(stream.findtext("bytes_in", "0"))
+    return found
+
+
+def probe(url: str) -> dict:
+    """ffprobe of an RTMP playback: its streams' codecs."""
+    result = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "json",
+            url,
+        ],
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return json.loads(result.stdout or b"{}")
+
+
+def target_states(api, stream_id: str) -> dict[str, dict]:
+    reply = api.get(f"{api.base}/streams/{stream_id}/targets", timeout=5)
+    assert reply.status_code == 200, reply.text
+    return {target["name"]: target for target in reply.json()["targets"]}
+
+
+def test_a_live_stream_reaches_its_targets_and_a_dead_one_only_retries(
+    studio_stack, multistream, target_server, api, ffmpeg_publisher
+):
+    """Two enabled targets: the live one receives the stream (its nginx sees a
+    publisher under the target's key and ffprobe finds H.264 and AAC there)
+    while the studio's own engine keeps serving the broadcast; the dead one
+    (a closed port) reports `retrying` with the error, never the key; the
+    broadcast stays live. Disabling the good target stops its relay and
+    enabling it starts it again; when the publisher stops every relay stops.
+    The keys are encrypted in the database."""
+    created = api.post(f"{api.base}/streams", json={"title": "Simulcast"}, timeout=5).json()
+    stream_id = created["id"]
+    closed_port = stack.free_port()
+    for name, url, key in (
+        ("Good", target_server.rtmp_url, GOOD_KEY),
+        ("Dead", f"rtmp://127.0.0.1:{closed_port}/live", DEAD_KEY),
+    ):
+        reply = api.post(
+            f"{api.base}/streams/{stream_id}/targets",
+            json={"name": name, "url": url, "key": key},
+            timeout=5,
+        )
+        assert reply.status_code == 201, reply.text
+    with studio_stack.app.app_context():
+        rows = db.session.query(Target).all()
+        assert all(GOOD_KEY.encode() not in bytes(r.key_encrypted) for r in rows)
+        assert all(DEAD_KEY.encode() not in bytes(r.key_encrypted) for r in rows)
+        db.session.remove()
+
+    stream_key = created["ingest"]["stream_key"]
+    publisher = ffmpeg_publisher.start(f"{studio_stack.rtmp_url}/{stream_key}")
+    engine_stat = f"{studio_stack.control_url}/stat"
+
+    wait_until(
+        lambda: target_states(api, stream_id)["Good"]["state"] == "live",
+        timeout=45,
+        what="the good target live",
+    )
+    wait_until(lambda: GOOD_KEY in publishing(target_server.stat_url), 15, "target receiving")
+    codecs = probe(f"{target_server.rtmp_url}/{GOOD_KEY}")
+    assert {s["codec_name"] for s in codecs.get("streams", [])} == {"h264", "aac"}, codecs
+    dead = wait_until(
+        lambda: (t := target_states(api, stream_id)["Dead"])["state"] == "retrying" and t,
+        timeout=45,
+        what="the dead target retrying",
+    )
+    assert dead["last_error"], dead
+    assert DEAD_KEY not in dead["last_error"]
+    # The broadcast and the good target are unaffected by the dead one.
+    assert studio_stack.stream_row(stream_id)["status"] == "live"
+    before = publishing(engine_stat)[stream_id]
+    wait_until(lambda: publishing(engine_stat)[stream_id] > before, 15, "the engine receiving")
+    sent = publishing(target_server.stat_url)[GOOD_KEY]
+    wait_until(
+        lambda: publishing(target_server.stat_url).get(GOOD_KEY, 0) > sent,
+        15,
+        "the good target still receiving",
+    )
+    assert target_states(api, stream_id)["Good"]["state"] == "live"
+
+    good_id = target_states(api, stream_id)["Good"]["id"]
+    path = f"{api.base}/streams/{stream_id}/targets/{good_id}"
+    assert api.patch(path, json={"enabled": False}, timeout=5).status_code == 200
+    wait_until(lambda: GOOD_KEY not in publishing(target_server.stat_url), 20, "the relay stopped")
+    wait_until(lambda: target_states(api, stream_id)["Good"]["state"] == "stopped", 20, "stopped")
+    assert api.patch(path, json={"enabled": True}, timeout=5).status_code == 200
+    wait_until(lambda: GOOD_KEY in publishing(target_server.stat_url), 30, "the relay back")
+
+    publisher.send_signal(2)  # SIGINT: ffmpeg ends the stream cleanly
+    publisher.wait(15)
+    wait_until(
+        lambda: all(t["state"] == "stopped" for t in target_states(api, stream_id).values()),
+        timeout=30,
+        what="every relay stopped",
+    )
+    wait_until(
+        lambda: not publishing(target_server.stat_url), 20, "nothing published to the target"
+    )
