@@ -62,7 +62,10 @@ def _register_blueprints(app: OpenAPI) -> None:
     from studio.hooks.views import bp as hooks_bp
     from studio.live.ingest import bp as ingest_bp
     from studio.live.views import bp as live_bp
-    from studio.streams import golive  # noqa: F401 (adds the go-live routes to streams)
+    from studio.streams import (
+        golive,  # noqa: F401 (adds the go-live routes to streams)
+        multistream,  # noqa: F401 (adds the multistream routes)
+    )
     from studio.streams.views import bp as streams_bp
     from studio.watch.views import bp as watch_bp
 

@@ -20,7 +20,8 @@ from studio.errors import NotFound
 from studio.extensions import db
 from studio.media import engines
 from studio.streams import service, urls
-from studio.streams.forms import ActionForm, StreamForm
+from studio.streams.forms import ActionForm, StreamForm, TargetForm
+from studio.streams.targets import PRESETS, list_targets
 
 bp = Blueprint("streams", __name__)
 
@@ -75,8 +76,13 @@ def show(public_id: str):
     return _show_page(_owned(public_id))
 
 
-def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
-    """The stream page; a rejected rename re-renders it with its form's errors."""
+def _show_page(
+    stream,
+    title_form: StreamForm | None = None,
+    status: int = 200,
+    target_form: TargetForm | None = None,
+):
+    """The stream page; a rejected rename or target re-renders it with its form's errors."""
     config = current_app.config
     page = render_template(
         "streams/show.html",
@@ -91,6 +97,10 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
         form=ActionForm(),
         title_form=title_form or StreamForm(obj=stream),
         viewers=viewers.count(current_app, stream.public_id),
+        targets=list_targets(db.session, stream),
+        target_form=target_form or TargetForm(formdata=None),
+        presets={slug: {"name": p.name, "url": p.url} for slug, p in PRESETS.items()},
+        max_targets=config.get("MAX_TARGETS", 5),
     )
     return page, status
 
