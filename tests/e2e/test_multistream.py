@@ -168,3 +168,50 @@ def test_a_live_stream_reaches_its_targets_and_a_dead_one_only_retries(
     wait_until(
         lambda: not publishing(target_server.stat_url), 20, "nothing published to the target"
     )
+
+
+def test_the_stream_page_adds_targets_and_follows_their_relays(
+    studio_stack, page, multistream, target_server, ffmpeg_publisher
+):
+    """On the stream page a creator picks a preset (it fills in the server
+    URL), adds a custom target and sees its state follow the relay without
+    reloading: stopped, then live once the stream is; the key shows only its
+    last characters."""
+    from playwright.sync_api import expect
+
+    from tests.conftest import PASSWORD
+    from tests.e2e.pages import LoginPage, StreamPage, TopBar
+
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Simulcast page")
+    base = studio_stack.base_url
+    LoginPage(page, base).open().log_in(email, PASSWORD)
+    expect(TopBar(page).signed_in_as(email)).to_be_visible()
+    StreamPage(page).open(base, stream.public_id)
+    section = page.get_by_test_id("multistream")
+    section.get_by_label("Service").select_option("youtube")
+    expect(section.get_by_label("Server URL")).to_have_value(
+        "rtmps://a.rtmps.youtube.com:443/live2"
+    )
+    expect(section.get_by_label("Name")).to_have_value("YouTube")
+    section.get_by_label("Service").select_option("custom")
+    expect(section.get_by_label("Server URL")).to_have_value("")
+    section.get_by_label("Name").fill("Backup server")
+    section.get_by_label("Server URL").fill(target_server.rtmp_url)
+    section.get_by_label("Stream key").fill(GOOD_KEY)
+    section.get_by_role("button", name="Add target").click()
+
+    row = page.locator("tr[data-target]", has_text="Backup server")
+    expect(row.get_by_test_id("target-key")).to_have_text("••••1234")
+    expect(row.get_by_test_id("target-state")).to_have_text("stopped")
+    assert GOOD_KEY not in page.content()
+    page.screenshot(path=str(studio_stack.var_dir / "multistream-desktop.png"), full_page=True)
+
+    ffmpeg_publisher.start(stream.publish_url)
+    expect(row.get_by_test_id("target-state")).to_have_text("live", timeout=45_000)
+    page.set_viewport_size({"width": 390, "height": 844})
+    section.scroll_into_view_if_needed()
+    page.screenshot(path=str(studio_stack.var_dir / "multistream-390.png"), full_page=True)
+    row.get_by_test_id("disable-target").click()
+    expect(row.get_by_test_id("target-state")).to_have_text("disabled")
+    wait_until(lambda: GOOD_KEY not in publishing(target_server.stat_url), 20, "relay stopped")
