@@ -14,7 +14,9 @@ stream, and nothing else:
   stopped) is written to the target's row, where the API and the stream page
   read it, and announced (`TargetStateChanged`, `TargetFailed`);
 - one process relays at a time across replicas (a Redis lock that expires on
-  its own if the holder dies); a replica that loses it stops its relays.
+  its own if the holder dies); a replica that loses it stops its relays
+  without writing their state (the new holder does), and on start the
+  holder marks every target it does not run `stopped`.
 
 Why relays and not SRS's dynamic forward: docs/multistream.md.
 Run `python -m workers.multistream` (the `multistream` container role).
@@ -79,12 +81,17 @@ class Multistream:
             finally:
                 db.session.remove()
 
-    def stop_all(self) -> None:
-        """Stop every relay and record them stopped (shutdown, lost lock)."""
+    def stop_all(self, record: bool = True) -> None:
+        """Stop every relay; record them stopped unless another process now
+        holds the lock (its states are its own to write)."""
+        ids = list(self.running)
+        self._stop(ids)
+        if not record or not ids:
+            return
         with self.app.app_context():
             try:
-                self._stop(list(self.running))
-                targets.stop_others(db.session, set())
+                for target_id in ids:
+                    targets.record_state(db.session, target_id, "stopped")
                 db.session.commit()
             except Exception:
                 log.exception("relays stopped, but their state was not recorded")
@@ -153,7 +160,7 @@ def run_forever(app: Flask, stop: threading.Event) -> None:
                 if not _hold(lock):
                     if multistream.running:
                         log.warning("another multistream process relays now; stopping ours")
-                        multistream.stop_all()
+                        multistream.stop_all(record=False)
                     stop.wait(POLL_INTERVAL)
                     continue
                 multistream.sync()
@@ -168,11 +175,19 @@ def run_forever(app: Flask, stop: threading.Event) -> None:
                 pubsub = None
                 stop.wait(delay)
     finally:
-        multistream.stop_all()
-        if lock is not None and lock.owned():
+        holding = lock is not None and _owned(lock)
+        multistream.stop_all(record=holding)
+        if holding:
             lock.release()
         if pubsub is not None:
             pubsub.close()
+
+
+def _owned(lock) -> bool:
+    try:
+        return bool(lock.owned())
+    except Exception:  # Redis down at shutdown: nothing more to do
+        return False
 
 
 def _hold(lock) -> bool:
