@@ -191,14 +191,20 @@ http {{
 """
 
 
-def start_rtmp_target(var_dir: Path, name: str = "rtmp-target") -> RtmpTargetService:
+def start_rtmp_target(
+    var_dir: Path,
+    name: str = "rtmp-target",
+    rtmp_port: int | None = None,
+    http_port: int | None = None,
+) -> RtmpTargetService:
     """Run a second nginx-rtmp under var_dir/NAME that accepts every publish
-    to rtmp://127.0.0.1:PORT/live/<key>. Returns once both ports accept."""
+    to rtmp://127.0.0.1:PORT/live/<key> (free ports unless given: the same
+    ones bring a stopped target back). Returns once both ports accept."""
     started = time.monotonic()
     target_dir = (var_dir / name).resolve()
     for sub in ("logs", "tmp"):
         (target_dir / sub).mkdir(parents=True, exist_ok=True)
-    rtmp_port, http_port = free_port(), free_port()
+    rtmp_port, http_port = rtmp_port or free_port(), http_port or free_port()
     conf = target_dir / "nginx.conf"
     conf.write_text(
         TARGET_CONF.format(

@@ -215,3 +215,46 @@ def test_the_stream_page_adds_targets_and_follows_their_relays(
     row.get_by_test_id("disable-target").click()
     expect(row.get_by_test_id("target-state")).to_have_text("disabled")
     wait_until(lambda: GOOD_KEY not in publishing(target_server.stat_url), 20, "relay stopped")
+
+
+def test_a_target_that_goes_away_mid_broadcast_retries_and_comes_back(
+    studio_stack, multistream, target_server, api, ffmpeg_publisher
+):
+    """The target's server dies while it is live: the target turns `retrying`
+    with the error while the broadcast goes on; once the server is back (same
+    port) the relay reconnects by itself and the target is `live` again."""
+    created = api.post(f"{api.base}/streams", json={"title": "Flaky target"}, timeout=5).json()
+    stream_id = created["id"]
+    reply = api.post(
+        f"{api.base}/streams/{stream_id}/targets",
+        json={"name": "Flaky", "url": target_server.rtmp_url, "key": GOOD_KEY},
+        timeout=5,
+    )
+    assert reply.status_code == 201, reply.text
+    ffmpeg_publisher.start(f"{studio_stack.rtmp_url}/{created['ingest']['stream_key']}")
+    wait_until(lambda: target_states(api, stream_id)["Flaky"]["state"] == "live", 45, "target live")
+
+    rtmp_port = int(target_server.rtmp_url.rsplit(":", 1)[1].split("/", 1)[0])
+    http_port = int(target_server.url.rsplit(":", 1)[1])
+    target_server.stop()
+    flaky = wait_until(
+        lambda: (t := target_states(api, stream_id)["Flaky"])["state"] == "retrying" and t,
+        timeout=45,
+        what="the target retrying",
+    )
+    assert flaky["last_error"] and GOOD_KEY not in flaky["last_error"]
+    engine_stat = f"{studio_stack.control_url}/stat"
+    before = publishing(engine_stat)[stream_id]
+    wait_until(lambda: publishing(engine_stat)[stream_id] > before, 15, "the broadcast going on")
+    assert studio_stack.stream_row(stream_id)["status"] == "live"
+
+    back = stack.start_rtmp_target(
+        studio_stack.var_dir, "rtmp-target-back", rtmp_port=rtmp_port, http_port=http_port
+    )
+    try:
+        wait_until(
+            lambda: target_states(api, stream_id)["Flaky"]["state"] == "live", 45, "live again"
+        )
+        wait_until(lambda: GOOD_KEY in publishing(back.stat_url), 15, "the target receiving")
+    finally:
+        back.stop()
