@@ -80,9 +80,12 @@ def test_a_key_no_configured_key_opens_is_reported_not_relayed(db, make_stream, 
 
 def test_a_failing_target_raises_target_failed_once_per_run(db, make_stream, box, heard):
     """connecting -> retrying raises TargetFailed; further retries do not; going
-    live and failing again does. Every change is a TargetStateChanged."""
+    live and failing again does (and is counted). Every change is a TargetStateChanged."""
+    from studio import metrics
+
     target = add(db, make_stream(), box)
     heard.clear()
+    counted = metrics.TARGET_FAILURES._value.get()
     for state, error in (
         ("connecting", None),
         ("retrying", "Connection refused"),
@@ -97,6 +100,7 @@ def test_a_failing_target_raises_target_failed_once_per_run(db, make_stream, box
         ("Twitch", "Connection refused"),
         ("Twitch", "Broken pipe"),
     ]
+    assert metrics.TARGET_FAILURES._value.get() == counted + 2
     states = [e.state for e in heard if isinstance(e, events.TargetStateChanged)]
     assert states == ["connecting", "retrying", "retrying", "live", "retrying"]
     db.session.refresh(target)
