@@ -130,10 +130,13 @@ def _identity(relay: targets.Relay | None) -> tuple | None:
 
 
 def _wanted(message: dict | None) -> bool:
+    """A stream's status changed, or its targets did (not merely a relay's
+    state, which this process itself reported)."""
     if message is None or message.get("type") != "pmessage":
         return False
     try:
-        return json.loads(message["data"]).get("type") in WAKE_TYPES
+        event = json.loads(message["data"])
+        return event.get("type") in WAKE_TYPES and "target" not in event
     except (ValueError, AttributeError):
         return False
 

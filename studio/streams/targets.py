@@ -288,10 +288,11 @@ def record_state(
     if target is None:
         return None
     previous = target.state
+    error = error[:ERROR_MAX] if error is not None else None
+    if previous == state and error in (None, target.last_error):
+        return target  # nothing new: no event (the relay process hears of each)
     if error is not None:
-        target.last_error = error[:ERROR_MAX]
-    if previous == state and error is None:
-        return target
+        target.last_error = error
     target.state = state
     target.state_changed_at = utcnow()
     public_id = target.stream.public_id

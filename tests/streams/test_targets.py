@@ -134,3 +134,16 @@ def test_deleting_a_stream_deletes_its_targets(db, make_stream, box):
     service.delete_stream(db.session, stream)
     db.session.commit()
     assert db.session.query(Target).count() == 0
+
+
+def test_the_same_state_and_error_again_announce_nothing(db, make_stream, box, heard):
+    """A relay repeating what is already recorded (a key that still cannot be
+    decrypted, say) raises no event: nothing wakes the relay process for it."""
+    target = add(db, make_stream(), box)
+    targets.record_state(db.session, target.id, "retrying", "Connection refused")
+    db.session.commit()
+    heard.clear()
+    targets.record_state(db.session, target.id, "retrying", "Connection refused")
+    targets.record_state(db.session, target.id, "retrying")
+    db.session.commit()
+    assert heard == []
