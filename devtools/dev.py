@@ -144,6 +144,8 @@ def main() -> int:
         extra = {
             "STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
             "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1"),
+            # A second local nginx-rtmp may stand in for YouTube here.
+            "STUDIO_TARGET_ALLOW_PRIVATE": os.environ.get("STUDIO_TARGET_ALLOW_PRIVATE", "1"),
         }
         rtmp_url, ready = nginx.rtmp_url, []
         if srs_bin:

@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     max_targets: PositiveInt = 5
     target_retry_max: PositiveFloat = 30.0
     target_keys: Annotated[str, AfterValidator(_fernet_keys)] = ""
+    # Whether a target may be on a loopback, private or link-local address
+    # (development and tests); off, a relay never connects inside the network.
+    target_allow_private: bool = False
     # Empty: {PUBLIC_URL}/rtc/v1/whip/ (nginx proxies it to SRS).
     whip_url: str = ""
     whip_ice_timeout: PositiveFloat = 5.0
@@ -255,6 +258,7 @@ def flask_config(settings: Settings) -> dict:
         "MAX_TARGETS": settings.max_targets,
         "TARGET_RETRY_MAX": settings.target_retry_max,
         "TARGET_KEYS": _words(settings.target_keys),
+        "TARGET_ALLOW_PRIVATE": settings.target_allow_private,
         "WHIP_URL": settings.whip_url,
         "WHIP_ICE_TIMEOUT": settings.whip_ice_timeout,
         "STUN_URLS": _words(settings.stun_urls),

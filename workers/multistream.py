@@ -58,6 +58,7 @@ class Multistream:
         self.running: dict[int, RelayRunner] = {}
         self.source_base = app.config["RTMP_PLAYBACK_URL"].rstrip("/")
         self.retry_max = float(app.config.get("TARGET_RETRY_MAX", 30.0))
+        self.allow_private = bool(app.config.get("TARGET_ALLOW_PRIVATE", False))
         self.box = secretbox.from_config(app.config)
 
     def sync(self) -> None:
@@ -100,7 +101,9 @@ class Multistream:
 
     def _start(self, relay: targets.Relay) -> None:
         source = f"{self.source_base}/{relay.stream}"
-        runner = RelayRunner(relay, source, self._recorder(relay), self.retry_max)
+        runner = RelayRunner(
+            relay, source, self._recorder(relay), self.retry_max, allow_private=self.allow_private
+        )
         self.running[relay.target_id] = runner.start()
         log.info("relay to target %s of stream %s started", relay.target_id, relay.stream)
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from redis.backoff import EqualJitterBackoff
 
@@ -65,6 +68,22 @@ def ffmpeg_argv(source: str, destination: str, ffmpeg: str = "ffmpeg") -> list[s
     ]
 
 
+def private_address_problem(url: str) -> str | None:
+    """Why a relay must not connect to `url`'s host, or None: a target that
+    resolves to a loopback, private, link-local or otherwise non-public
+    address would let a creator probe the studio's own network."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        return f"Cannot resolve {host}: {exc}"
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        if not address.is_global:
+            return f"{host} is a private or local address: targets must be on the internet."
+    return None
+
+
 class RelayRunner:
     """Runs and re-runs the ffmpeg of one relay in a thread until `stop()`."""
 
@@ -75,8 +94,10 @@ class RelayRunner:
         on_state: StateCallback,
         retry_max: float = 30.0,
         ffmpeg: str = "ffmpeg",
+        allow_private: bool = False,
     ):
         self.relay = relay
+        self.allow_private = allow_private
         self.source = source
         self.on_state = on_state
         self.ffmpeg = ffmpeg
@@ -150,6 +171,10 @@ class RelayRunner:
 
     def _attempt(self) -> tuple[bool, str | None]:
         """One ffmpeg run: (whether media reached the target, the error or None)."""
+        if not self.allow_private:
+            problem = private_address_problem(self.relay.url)
+            if problem:
+                return False, problem
         argv = ffmpeg_argv(self.source, self.relay.destination, self.ffmpeg)
         try:
             process = subprocess.Popen(  # noqa: S603 (argv list, no shell)

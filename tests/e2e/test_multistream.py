@@ -25,7 +25,12 @@ DEAD_KEY = "dead-target-key-5678"
 @pytest.fixture()
 def multistream(studio_stack):
     """The multistream process on the stack (quick retries for the test)."""
-    env = {**studio_stack.env, "STUDIO_TARGET_RETRY_MAX": "2"}
+    env = {
+        **studio_stack.env,
+        "STUDIO_TARGET_RETRY_MAX": "2",
+        # The targets here are local nginx-rtmp servers (refused in production).
+        "STUDIO_TARGET_ALLOW_PRIVATE": "1",
+    }
     handle = runner.start_multistream(env, studio_stack.var_dir)
     yield handle
     handle.stop()
