@@ -401,9 +401,9 @@ def multistream_argv() -> list[str]:
     return [sys.executable, "-m", "workers.multistream"]
 
 
-def start_multistream(env: dict[str, str], var_dir: Path) -> Handle:
+def start_multistream(env: dict[str, str], var_dir: Path, *, name: str = "multistream") -> Handle:
     """The multistream relay process (workers/multistream.py)."""
-    return _spawn("multistream", multistream_argv(), env, var_dir)
+    return _spawn(name, multistream_argv(), env, var_dir)
 
 
 def reconciler_argv(metrics_port: int) -> list[str]:

@@ -263,3 +263,47 @@ def test_a_target_that_goes_away_mid_broadcast_retries_and_comes_back(
         wait_until(lambda: GOOD_KEY in publishing(back.stat_url), 15, "the target receiving")
     finally:
         back.stop()
+
+
+def test_a_second_multistream_process_waits_and_takes_over(
+    studio_stack, multistream, target_server, api, ffmpeg_publisher
+):
+    """Two multistream processes: one relays (the target's server sees a single
+    publisher and the target stays `live`); when it stops, the other takes
+    over by itself and the target is live again."""
+    env = {**studio_stack.env, "STUDIO_TARGET_RETRY_MAX": "2", "STUDIO_TARGET_ALLOW_PRIVATE": "1"}
+    standby = runner.start_multistream(env, studio_stack.var_dir, name="multistream-standby")
+    # The logs outlive the processes of earlier tests: only what follows counts.
+    seen = {handle.name: len(_log(handle)) for handle in (multistream, standby)}
+    try:
+        created = api.post(f"{api.base}/streams", json={"title": "Failover"}, timeout=5).json()
+        stream_id = created["id"]
+        reply = api.post(
+            f"{api.base}/streams/{stream_id}/targets",
+            json={"name": "Main", "url": target_server.rtmp_url, "key": GOOD_KEY},
+            timeout=5,
+        )
+        assert reply.status_code == 201, reply.text
+        ffmpeg_publisher.start(f"{studio_stack.rtmp_url}/{created['ingest']['stream_key']}")
+        wait_until(lambda: GOOD_KEY in publishing(target_server.stat_url), 45, "target receiving")
+        wait_until(
+            lambda: target_states(api, stream_id)["Main"]["state"] == "live", 15, "target live"
+        )
+        relaying = [h for h in (multistream, standby) if "started" in _log(h)[seen[h.name] :]]
+        assert len(relaying) == 1, [h.name for h in relaying]
+        waiting = standby if relaying[0] is multistream else multistream
+
+        relaying[0].stop()
+        wait_until(
+            lambda: "started" in _log(waiting)[seen[waiting.name] :], 45, "the other taking over"
+        )
+        wait_until(lambda: GOOD_KEY in publishing(target_server.stat_url), 30, "relayed again")
+        wait_until(
+            lambda: target_states(api, stream_id)["Main"]["state"] == "live", 30, "live again"
+        )
+    finally:
+        standby.stop()
+
+
+def _log(handle: runner.Handle) -> str:
+    return handle.log_path.read_text(errors="replace") if handle.log_path else ""
