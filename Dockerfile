@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
-# Live Studio: one image, several roles (web, sockets, hooks, worker, watcher, reconciler).
+# Live Studio: one image, several roles (web, sockets, hooks, worker, watcher, reconciler,
+# multistream).
 #   docker build -t live-studio .
-#   docker run live-studio web|sockets|hooks|worker|watcher|reconciler|migrate
+#   docker run live-studio web|sockets|hooks|worker|watcher|reconciler|multistream|migrate
 # See docs/deploy.md; docker-compose.yml wires the roles together.
 
 # --- front-end packages (hls.js), from package-lock.json ----------------------
@@ -21,7 +22,8 @@ RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 # --- runtime -------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
 # ffmpeg: the websocket ingest re-muxes browser MediaRecorder chunks to RTMP;
-# the workers cut thumbnails from segments with it.
+# the workers cut thumbnails from segments with it; the multistream relays
+# copy live streams to their targets with it (RTMPS through its TLS support).
 # tini: PID 1 that forwards signals (gunicorn HUP/TERM) and reaps children.
 # Debian package versions move with security updates; the base image tag pins the release.
 # hadolint ignore=DL3008

@@ -10,6 +10,7 @@
 #   worker     RQ worker (jobs run in-process; metrics on $STUDIO_METRICS_PORT)
 #   watcher    the HLS directory watcher (workers/watcher.py), metrics as above
 #   reconciler the periodic reconcile pass (workers/reconcile.py), metrics as above
+#   multistream the relays to multistream targets (workers/multistream.py), metrics as above
 #   migrate    apply database migrations and exit
 #   *          anything else is executed as given (e.g. `flask --app studio users create ...`)
 #
@@ -55,6 +56,10 @@ watcher)
 reconciler)
     unset PROMETHEUS_MULTIPROC_DIR
     exec python -m studio.metrics_exporter --port "$metrics_port" workers.reconcile --loop "$@"
+    ;;
+multistream)
+    unset PROMETHEUS_MULTIPROC_DIR
+    exec python -m studio.metrics_exporter --port "$metrics_port" workers.multistream "$@"
     ;;
 migrate)
     migrate

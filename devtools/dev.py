@@ -144,6 +144,8 @@ def main() -> int:
         extra = {
             "STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
             "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1"),
+            # A second local nginx-rtmp may stand in for YouTube here.
+            "STUDIO_TARGET_ALLOW_PRIVATE": os.environ.get("STUDIO_TARGET_ALLOW_PRIVATE", "1"),
         }
         rtmp_url, ready = nginx.rtmp_url, []
         if srs_bin:
@@ -202,7 +204,8 @@ def add_studio_processes(
     """The studio's own processes, as the containers run them
     (docker-compose.yml, deploy/entrypoint.sh): gunicorn with gunicorn.conf.py
     (its graceful-shutdown hooks), the socket tier, the callback tier, the
-    upload workers, the HLS watcher and the reconciler. A new process is one
+    upload workers, the HLS watcher, the reconciler and the multistream
+    relays. A new process is one
     more line here."""
     web = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "web")}
     # Like the entrypoint: one metrics registry per process outside gunicorn.
@@ -222,6 +225,7 @@ def add_studio_processes(
     supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
     supervisor.add("watcher", runner.watcher_argv(), background)
     supervisor.add("reconciler", runner.reconciler_argv(stack.free_port()), background)
+    supervisor.add("multistream", runner.multistream_argv(), background)
 
 
 def _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis) -> None:

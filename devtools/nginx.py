@@ -150,6 +150,90 @@ def start_nginx(
     )
 
 
+@dataclass(kw_only=True)
+class RtmpTargetService(Service):
+    """A bare nginx-rtmp server standing in for YouTube or Twitch: it takes
+    any publish on `rtmp_url` (no callbacks, no HLS) and reports what it
+    receives on `stat_url` (rtmp_stat XML)."""
+
+    rtmp_url: str
+    stat_url: str
+
+
+TARGET_CONF = """\
+# A multistream target for development and tests (devtools/nginx.py).
+load_module {module};
+worker_processes 1;
+{user}
+error_log {dir}/logs/error.log warn;
+pid {dir}/nginx.pid;
+events {{ worker_connections 256; }}
+rtmp {{
+    server {{
+        listen 127.0.0.1:{rtmp_port};
+        chunk_size 4096;
+        application live {{
+            live on;
+            record off;
+            allow play 127.0.0.1;
+            deny play all;
+        }}
+    }}
+}}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp;
+    server {{
+        listen 127.0.0.1:{http_port};
+        location /stat {{ rtmp_stat all; }}
+    }}
+}}
+"""
+
+
+def start_rtmp_target(
+    var_dir: Path,
+    name: str = "rtmp-target",
+    rtmp_port: int | None = None,
+    http_port: int | None = None,
+) -> RtmpTargetService:
+    """Run a second nginx-rtmp under var_dir/NAME that accepts every publish
+    to rtmp://127.0.0.1:PORT/live/<key> (free ports unless given: the same
+    ones bring a stopped target back). Returns once both ports accept."""
+    started = time.monotonic()
+    target_dir = (var_dir / name).resolve()
+    for sub in ("logs", "tmp"):
+        (target_dir / sub).mkdir(parents=True, exist_ok=True)
+    rtmp_port, http_port = rtmp_port or free_port(), http_port or free_port()
+    conf = target_dir / "nginx.conf"
+    conf.write_text(
+        TARGET_CONF.format(
+            module=RTMP_MODULE,
+            user=_user_directive(),
+            dir=target_dir,
+            rtmp_port=rtmp_port,
+            http_port=http_port,
+        )
+    )
+    argv = [_nginx_binary(), "-p", str(target_dir), "-c", str(conf), "-g", "daemon off;"]
+    process, log_path = spawn(f"{name}-{rtmp_port}", argv, var_dir)
+    try:
+        for port in (rtmp_port, http_port):
+            wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
+    except BaseException:
+        terminate(process, signal.SIGTERM, timeout=5)
+        raise
+    return RtmpTargetService(
+        name=name,
+        url=f"http://127.0.0.1:{http_port}",
+        rtmp_url=f"rtmp://127.0.0.1:{rtmp_port}/live",
+        stat_url=f"http://127.0.0.1:{http_port}/stat",
+        log_path=log_path,
+        process=process,
+        started_in=time.monotonic() - started,
+    )
+
+
 def render_sites(
     nginx_dir: Path, tls: TlsSite | None, edge_port: int, front: FrontSite | None = None
 ) -> None:

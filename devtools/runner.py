@@ -395,6 +395,17 @@ def watcher_argv() -> list[str]:
     return [sys.executable, "-m", "workers.watcher"]
 
 
+def multistream_argv() -> list[str]:
+    """The `multistream` container role: relays to multistream targets
+    (workers/multistream.py)."""
+    return [sys.executable, "-m", "workers.multistream"]
+
+
+def start_multistream(env: dict[str, str], var_dir: Path, *, name: str = "multistream") -> Handle:
+    """The multistream relay process (workers/multistream.py)."""
+    return _spawn(name, multistream_argv(), env, var_dir)
+
+
 def reconciler_argv(metrics_port: int) -> list[str]:
     """The `reconciler` container role (deploy/entrypoint.sh): reconcile
     passes every STUDIO_RECONCILE_INTERVAL seconds, metrics on its own port."""

@@ -45,6 +45,7 @@ from devtools.nginx import (
     RTMP_MODULE,
     FrontSite,
     NginxService,
+    RtmpTargetService,
     TlsSite,
     _checked_hook_url,
     _nginx_binary,
@@ -52,6 +53,7 @@ from devtools.nginx import (
     render_nginx_conf,
     render_sites,
     start_nginx,
+    start_rtmp_target,
 )
 from devtools.postgres import (
     _DB_NAME_CHARS,
@@ -106,6 +108,7 @@ __all__ = [
     "FrontSite",
     "GcsService",
     "NginxService",
+    "RtmpTargetService",
     "PostgresService",
     "Service",
     "StackError",
@@ -147,6 +150,7 @@ __all__ = [
     "spawn",
     "start_fake_gcs",
     "start_nginx",
+    "start_rtmp_target",
     "start_postgres",
     "start_redis",
     "terminate",

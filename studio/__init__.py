@@ -65,13 +65,17 @@ def _migrations() -> str:
 
 def _register_blueprints(app: OpenAPI) -> None:
     from studio.api import chat as _api_chat  # noqa: F401 (adds the chat routes to the API)
+    from studio.api import targets  # noqa: F401 (adds the multistream routes to the API)
     from studio.api.views import bp as api_bp
     from studio.auth.views import bp as auth_bp
     from studio.health import bp as health_bp
     from studio.hooks.views import bp as hooks_bp
     from studio.live.ingest import bp as ingest_bp
     from studio.live.views import bp as live_bp
-    from studio.streams import golive  # noqa: F401 (adds the go-live routes to streams)
+    from studio.streams import (
+        golive,  # noqa: F401 (adds the go-live routes to streams)
+        multistream,  # noqa: F401 (adds the multistream routes)
+    )
     from studio.streams.views import bp as streams_bp
     from studio.watch.views import bp as watch_bp
 

@@ -14,6 +14,7 @@ import ipaddress
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
+from cryptography.fernet import Fernet
 from limits import parse_many
 from pydantic import (
     AfterValidator,
@@ -52,6 +53,12 @@ def _rate_limit(value: str) -> str:
 def _networks(value: str) -> str:
     for word in _words(value):
         ipaddress.ip_network(word, strict=False)  # ValueError names the bad one
+    return value
+
+
+def _fernet_keys(value: str) -> str:
+    for word in _words(value):
+        Fernet(word)  # ValueError when it is not 32 url-safe base64-encoded bytes
     return value
 
 
@@ -114,6 +121,21 @@ class Settings(BaseSettings):
     viewer_push_interval: PositiveFloat = 2.0
     # Where the websocket ingest's ffmpeg publishes; default: RTMP_URL.
     ingest_rtmp_url: Url = ""
+    # SRT ingest as encoders need it: srt://{ingest host}:10080 (SRS only);
+    # default: RTMP_URL's host on port 10080.
+    srt_url: Url = ""
+    # Multistream: where the relays read a live stream back from the engine
+    # (default: INGEST_RTMP_URL), targets per stream, the longest wait
+    # between retries of a failing target (s), and the Fernet keys that
+    # encrypt target keys at rest (space/comma separated, the first encrypts,
+    # all decrypt; empty: derived from SECRET_KEY).
+    rtmp_playback_url: Url = ""
+    max_targets: PositiveInt = 5
+    target_retry_max: PositiveFloat = 30.0
+    target_keys: Annotated[str, AfterValidator(_fernet_keys)] = ""
+    # Whether a target may be on a loopback, private or link-local address
+    # (development and tests); off, a relay never connects inside the network.
+    target_allow_private: bool = False
     # Empty: {PUBLIC_URL}/rtc/v1/whip/ (nginx proxies it to SRS).
     whip_url: str = ""
     whip_ice_timeout: PositiveFloat = 5.0
@@ -182,7 +204,8 @@ def _explain(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "settings"
-        shown = "" if "SECRET" in name or "TOKEN" in name else f" (got {error['input']!r})"
+        hidden = any(word in name for word in ("SECRET", "TOKEN", "KEYS"))
+        shown = "" if hidden else f" (got {error['input']!r})"
         problems.append(f"{name}: {error['msg']}{shown}")
     return "invalid settings: " + "; ".join(problems)
 
@@ -234,6 +257,14 @@ def flask_config(settings: Settings) -> dict:
         "VIEWER_EXPIRY": settings.viewer_expiry,
         "VIEWER_PUSH_INTERVAL": settings.viewer_push_interval,
         "INGEST_RTMP_URL": settings.ingest_rtmp_url or settings.rtmp_url,
+        "SRT_URL": settings.srt_url or f"srt://{_host_of(settings.rtmp_url).split(':')[0]}:10080",
+        "RTMP_PLAYBACK_URL": (
+            settings.rtmp_playback_url or settings.ingest_rtmp_url or settings.rtmp_url
+        ),
+        "MAX_TARGETS": settings.max_targets,
+        "TARGET_RETRY_MAX": settings.target_retry_max,
+        "TARGET_KEYS": _words(settings.target_keys),
+        "TARGET_ALLOW_PRIVATE": settings.target_allow_private,
         "WHIP_URL": settings.whip_url,
         "WHIP_ICE_TIMEOUT": settings.whip_ice_timeout,
         "STUN_URLS": _words(settings.stun_urls),

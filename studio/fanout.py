@@ -84,6 +84,16 @@ _CHAT = {
 }
 
 
+def targets_message(event: events.TargetsChanged | events.TargetStateChanged) -> dict:
+    """The stream's targets changed (owner's pages refresh them; the relay
+    process re-reads them). Never sent to viewers: `live.views` keeps it
+    for the owner."""
+    message: dict = {"type": "targets", "stream": event.stream}
+    if isinstance(event, events.TargetStateChanged):
+        message["target"] = {"id": event.target_id, "state": event.state}
+    return message
+
+
 def publish(app: Flask | None, public_id: str, message: dict) -> None:
     """Publish a message on the stream's channel (the current app's Redis
     when `app` is None); Redis being down is logged, not raised."""
@@ -105,9 +115,15 @@ def _chat_event(event) -> None:
     publish(None, event.stream, _CHAT[type(event)](event))
 
 
+def _targets_changed(event: events.TargetsChanged | events.TargetStateChanged) -> None:
+    publish(None, event.stream, targets_message(event))
+
+
 def init_app(app: Flask) -> None:
     """Publish the domain's stream events on Redis after each commit. No I/O."""
     events.subscribe(events.StreamChanged, _stream_changed)
+    events.subscribe(events.TargetsChanged, _targets_changed)
+    events.subscribe(events.TargetStateChanged, _targets_changed)
     events.subscribe(events.ReplayReady, _replay_ready)
     for event_type in _CHAT:
         events.subscribe(event_type, _chat_event)

@@ -65,6 +65,11 @@ RECONCILE_RUNS = Counter(
     ["outcome"],
 )
 
+TARGET_FAILURES = Counter(
+    "studio_target_failures_total",
+    "Multistream targets that started failing (each then retries with backoff).",
+)
+
 # --- upload pipeline (written by workers/) ----------------------------------
 
 UPLOAD_LAG = Histogram(
@@ -123,8 +128,14 @@ def _broadcast_ended(event: events.BroadcastEnded) -> None:
     BROADCASTS_ENDED.labels(event.reason).inc()
 
 
+def _target_failed(event: events.TargetFailed) -> None:
+    TARGET_FAILURES.inc()
+
+
 def count_domain_events() -> None:
-    """Count broadcasts started and ended once they are committed (called at
-    start-up of every process that changes the database)."""
+    """Count broadcasts started and ended, and multistream targets failing,
+    once they are committed (called at start-up of every process that
+    changes the database)."""
     events.subscribe(events.BroadcastStarted, _broadcast_started)
     events.subscribe(events.BroadcastEnded, _broadcast_ended)
+    events.subscribe(events.TargetFailed, _target_failed)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -21,9 +22,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 STREAM_STATUSES = ("created", "live", "ended")
-INGEST_PROTOCOLS = ("rtmp", "webrtc", "websocket")
+INGEST_PROTOCOLS = ("rtmp", "webrtc", "websocket", "srt")
 CHAT_MODES = ("everyone", "signed_in", "off")
 CHAT_TEXT_MAX = 500
+TARGET_STATES = ("stopped", "connecting", "live", "retrying")
 
 
 def utcnow() -> datetime:
@@ -118,6 +120,43 @@ class Stream(Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
+    targets: Mapped[list[Target]] = relationship(
+        back_populates="stream",
+        order_by="Target.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+
+class Target(Base):
+    """A multistream destination: the studio relays the stream's broadcasts
+    to `{url}/{key}` while it is enabled. The key is stored encrypted
+    (`studio.secretbox`); only its last characters are kept in clear, to be
+    shown. `state` and `last_error` are written by the relay process."""
+
+    __tablename__ = "stream_targets"
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('stopped', 'connecting', 'live', 'retrying')", name="ck_targets_state"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    url: Mapped[str] = mapped_column(String(500))
+    key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    key_hint: Mapped[str] = mapped_column(String(8))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    state: Mapped[str] = mapped_column(String(16), default="stopped", server_default="stopped")
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    state_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    stream: Mapped[Stream] = relationship(back_populates="targets")
 
 
 class Broadcast(Base):
@@ -126,7 +165,7 @@ class Broadcast(Base):
     __tablename__ = "broadcasts"
     __table_args__ = (
         CheckConstraint(
-            "protocol IN ('rtmp', 'webrtc', 'websocket')", name="ck_broadcasts_protocol"
+            "protocol IN ('rtmp', 'webrtc', 'websocket', 'srt')", name="ck_broadcasts_protocol"
         ),
         # At most one open (not ended) broadcast per stream.
         Index(

@@ -75,3 +75,19 @@ def test_start_up_stops_with_a_message_naming_the_variable(name, value):
     )
     assert result.returncode != 0
     assert name in result.stderr.splitlines()[-1], result.stderr
+
+
+def test_target_keys_must_be_fernet_keys_and_are_never_echoed():
+    """STUDIO_TARGET_KEYS holds Fernet keys; a malformed one stops start-up with
+    the variable's name and without its value."""
+    from cryptography.fernet import Fernet
+
+    good = Fernet.generate_key().decode()
+    assert config.from_environ({"STUDIO_TARGET_KEYS": f"{good}, {good}"})["TARGET_KEYS"] == [
+        good,
+        good,
+    ]
+    with pytest.raises(config.SettingsError) as error:
+        config.load({"STUDIO_TARGET_KEYS": f"{good} not-a-fernet-key"})
+    assert "STUDIO_TARGET_KEYS" in str(error.value)
+    assert "not-a-fernet-key" not in str(error.value)

@@ -17,9 +17,11 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 
 from studio.api.schemas import StreamPath
+from studio.api.target_schemas import TargetPath
 from studio.input_guard import BadInput, load_json
 
 STREAM_NOT_FOUND = "Stream not found."
+TARGET_NOT_FOUND = "Target not found."
 JSON_CONTENT_TYPE = "Send a JSON body with 'Content-Type: application/json'."
 
 
@@ -63,7 +65,10 @@ def validation_error(exc: PydanticError) -> Response:
         # An id that cannot be a stream id names none of the caller's streams:
         # the same 404 as an unknown id, so ids are never told apart (and
         # likewise for the ids after it in the path).
-        return error_reply(404, STREAM_NOT_FOUND if _bad_stream_id(exc) else "Not found.")
+        if _bad_stream_id(exc):
+            return error_reply(404, STREAM_NOT_FOUND)
+        other = TARGET_NOT_FOUND if exc.title == TargetPath.__name__ else "Not found."
+        return error_reply(404, other)
     if exc.title.endswith("Query"):
         return error_reply(400, "Invalid query parameters.", field_errors(exc, None))
     # The body is a JSON object (`json_object_problem` ran first): per-field errors.

@@ -19,7 +19,7 @@ from studio.streams.service import PUBLIC_ID_LENGTH, TITLE_MAX
 
 Status = Literal[STREAM_STATUSES]  # type: ignore[valid-type]
 Protocol = Literal[INGEST_PROTOCOLS]  # type: ignore[valid-type]
-IngestProtocol = Literal["rtmp", "webrtc"]
+IngestProtocol = Literal["rtmp", "webrtc", "srt"]
 PlaybackMode = Literal["hls"]
 
 # Documented limits of a title; `clean_title` enforces them after trimming spaces.
@@ -91,7 +91,8 @@ class Ingest(BaseModel):
     protocols: list[IngestProtocol] = Field(
         description=(
             "How this server's media engine takes a stream: `rtmp` always, `webrtc` "
-            "(WHIP and the SRS SDK) only on SRS. The browser's go-live page works on every engine."
+            "(WHIP and the SRS SDK) and `srt` only on SRS. The browser's go-live page works "
+            "on every engine."
         )
     )
     rtmp_server: str = Field(description="OBS 'Server': rtmp://{ingest host}/live")
@@ -107,6 +108,12 @@ class Ingest(BaseModel):
         description=(
             "For WHIP clients: POST the SDP offer here, DELETE the Location of the answer to stop. "
             "null when `protocols` has no `webrtc` (nginx-rtmp)."
+        )
+    )
+    srt_url: str | None = Field(
+        description=(
+            "For SRT encoders (OBS, ffmpeg): srt://{host}:10080?streamid=#!::r=live/{stream id}"
+            "?secret={key},m=publish. null when `protocols` has no `srt` (nginx-rtmp)."
         )
     )
 

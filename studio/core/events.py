@@ -126,6 +126,35 @@ class ChatModerated:
     until: datetime | None = None
 
 
+@dataclass(frozen=True)
+class TargetsChanged:
+    """A stream's multistream targets were added, changed or removed (the
+    relays start, restart or stop accordingly)."""
+
+    stream: str
+
+
+@dataclass(frozen=True)
+class TargetStateChanged:
+    """A target's relay changed state: connecting, live, retrying, stopped."""
+
+    stream: str
+    target_id: int
+    state: str
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetFailed:
+    """A target's relay failed (it retries with backoff); the broadcast and
+    the other targets go on. Raised once per run of failures, not per retry."""
+
+    stream: str
+    target_id: int
+    name: str
+    error: str
+
+
 Event = (
     StreamChanged
     | BroadcastStarted
@@ -137,6 +166,9 @@ Event = (
     | ChatMessageDeleted
     | ChatSettingsChanged
     | ChatModerated
+    | TargetsChanged
+    | TargetStateChanged
+    | TargetFailed
 )
 Handler = Callable[[Event], None]
 _subscribers: dict[type, list[Handler]] = {}

@@ -54,6 +54,8 @@ bp = Blueprint("live", __name__)
 
 # Event types anyone may receive; anything else on the channel stays server-side.
 PUBLIC_EVENTS = frozenset({"status", "replay", "viewers"})
+# Event types only the stream's owner receives (target names and states).
+OWNER_EVENTS = frozenset({"targets"})
 POLICY_VIOLATION = 1008
 GOING_AWAY = 1001
 TRY_AGAIN_LATER = 1013
@@ -159,6 +161,8 @@ def _relay(ws, public_id: str, watching: queue.Queue, owner: bool, talker: chat.
                 if event["type"] == "status":
                     status = event.get("status", status)
                 _send_shared(ws, event)
+            elif owner and event.get("type") in OWNER_EVENTS:
+                _send(ws, event)
             elif (view := talker.view(event)) is event:
                 _send_shared(ws, event)
             elif view is not None:

@@ -35,7 +35,19 @@ def ingest(stream: Stream, config: Mapping, protocols: tuple[str, ...]) -> dict:
         "stream_key": stream_key(stream),
         "webrtc_url": webrtc_url(stream, config) if webrtc else None,
         "whip_url": whip_url(stream, config) if webrtc else None,
+        "srt_url": srt_url(stream, config) if "srt" in protocols else None,
     }
+
+
+def srt_url(stream: Stream, config: Mapping) -> str:
+    """For SRT encoders (OBS, ffmpeg, vMix):
+    `srt://{host}:10080?streamid=#!::r=live/{id}?secret={key},m=publish`.
+
+    The stream id is SRS's access-control form: `r` the resource (app/stream
+    with its query, where the secret travels as in RTMP), `m=publish`. Keys
+    are URL-safe (no `,` or `&`), so the stream id needs no escaping."""
+    resource = f"live/{stream.public_id}?secret={_secret(stream)}"
+    return f"{config['SRT_URL']}?streamid=#!::r={resource},m=publish"
 
 
 def webrtc_url(stream: Stream, config: Mapping) -> str:

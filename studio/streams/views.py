@@ -23,7 +23,8 @@ from studio.extensions import db
 from studio.media import engines
 from studio.redis_client import get_redis
 from studio.streams import service, urls
-from studio.streams.forms import ActionForm, ModeratorForm, StreamForm
+from studio.streams.forms import ActionForm, ModeratorForm, StreamForm, TargetForm
+from studio.streams.targets import PRESETS, list_targets
 
 bp = Blueprint("streams", __name__)
 
@@ -83,9 +84,10 @@ def _show_page(
     title_form: StreamForm | None = None,
     status: int = 200,
     moderator_form: ModeratorForm | None = None,
+    target_form: TargetForm | None = None,
 ):
-    """The stream page; a rejected rename or appointment re-renders it with
-    its form's errors."""
+    """The stream page; a rejected rename, appointment or target re-renders
+    it with its form's errors."""
     config = current_app.config
     page = render_template(
         "streams/show.html",
@@ -102,6 +104,10 @@ def _show_page(
         viewers=viewers.count(current_app, stream.public_id),
         moderators=moderation.moderators(db.session, stream),
         moderator_form=moderator_form or ModeratorForm(),
+        targets=list_targets(db.session, stream),
+        target_form=target_form or TargetForm(formdata=None),
+        presets={slug: {"name": p.name, "url": p.url} for slug, p in PRESETS.items()},
+        max_targets=config.get("MAX_TARGETS", 5),
     )
     return page, status
 

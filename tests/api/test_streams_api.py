@@ -49,6 +49,7 @@ def test_create_returns_201_with_the_stream_and_its_location(api, db, owner):
         "stream_key": f"{row.public_id}?secret={row.stream_key}",
         "webrtc_url": None,
         "whip_url": None,
+        "srt_url": None,  # nginx-rtmp takes no SRT
     }
     assert body["playback"] == {
         "modes": ["hls"],
@@ -63,14 +64,15 @@ def test_on_srs_the_stream_has_webrtc_urls_on_the_webrtc_origin(
 ):
     """With SRS the stream offers WebRTC: a WHIP URL and a webrtc:// URL for the
     SRS SDK, both on the origin where nginx passes /rtc/v1/ to SRS (the SDK
-    is told to use https, whatever page it runs on)."""
-    use_engine("srs")
+    is told to use https, whatever page it runs on); and SRT, with SRS's
+    access-control stream id carrying the secret."""
+    use_engine("srs", SRT_URL="srt://ingest.studio.test:10080")
     monkeypatch.setitem(app.config, "WEBRTC_ORIGIN", "https://rtc.studio.test:8443")
     monkeypatch.setitem(app.config, "WEBRTC_HOST", "rtc.studio.test:8443")
     body = api.post("/streams", {"title": "WebRTC show"}).get_json()
     row = stream_row(db, body["id"])
     assert body["ingest"] == {
-        "protocols": ["rtmp", "webrtc"],
+        "protocols": ["rtmp", "webrtc", "srt"],
         "rtmp_server": "rtmp://ingest.studio.test/live",
         "stream_key": f"{row.public_id}?secret={row.stream_key}",
         "webrtc_url": (
@@ -80,6 +82,10 @@ def test_on_srs_the_stream_has_webrtc_urls_on_the_webrtc_origin(
         "whip_url": (
             f"https://rtc.studio.test:8443/rtc/v1/whip/?app=live&stream={row.public_id}"
             f"&secret={row.stream_key}"
+        ),
+        "srt_url": (
+            f"srt://ingest.studio.test:10080?streamid=#!::r=live/{row.public_id}"
+            f"?secret={row.stream_key},m=publish"
         ),
     }
     assert body["playback"]["modes"] == ["hls"]

@@ -121,9 +121,23 @@ def test_every_long_running_service_has_a_healthcheck():
         "worker",
         "watcher",
         "reconciler",
+        "multistream",
         "nginx",
     ):
         assert "healthcheck" in services[name], name
+
+
+def test_multistream_relays_and_srt_ingest():
+    """The multistream role runs the relay process and reads streams back from
+    SRS over RTMP; SRS publishes its SRT port (UDP 10080) next to RTMP."""
+    services = compose()["services"]
+    assert services["multistream"]["command"] == ["multistream"]
+    env = services["multistream"]["environment"]
+    assert env["STUDIO_RTMP_PLAYBACK_URL"] == "rtmp://srs:1935/live"
+    assert env["STUDIO_TARGET_KEYS"].startswith("${STUDIO_TARGET_KEYS:?")
+    assert "10080:10080/udp" in services["srs"]["ports"]
+    entrypoint = (ROOT / "deploy" / "entrypoint.sh").read_text()
+    assert "workers.multistream" in entrypoint.split("multistream)", 1)[1].split(";;", 1)[0]
 
 
 def test_compose_references_files_that_exist():

@@ -162,7 +162,7 @@ def test_whip_url_the_api_hands_out_reaches_srs_as_handed_out(
     intact, and DELETE of the Location SRS returned ends the session there."""
     ingest, stream = handed_out(studio, make_user, make_stream, make_token)
     query = f"app=live&stream={stream.public_id}&secret={stream.stream_key}"
-    assert ingest["protocols"] == ["rtmp", "webrtc"]
+    assert ingest["protocols"] == ["rtmp", "webrtc", "srt"]
     assert ingest["whip_url"] == f"{studio.tls_url}/rtc/v1/whip/?{query}"
     srs_api.requests.clear()
     reply = https(

@@ -290,7 +290,8 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
 ) -> None:
     """`python -m devtools.dev` with SRS_BIN (the SRS start-up test double):
     SRS, gunicorn with gunicorn.conf.py, the callback tier (where SRS's hook
-    URL points), the workers, the watcher and the reconciler run; when SRS
+    URL points), the workers, the watcher, the reconciler and the
+    multistream relays run; when SRS
     is killed, make dev names it with its exit
     code and log, stops every process it started and exits non-zero."""
     var = tmp_path / "var"
@@ -330,6 +331,7 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         assert any("workers.reconcile --loop" in c for c in commands), commands
         assert any("rq.cli worker-pool" in c for c in commands), commands
         assert any("workers.watcher" in c for c in commands), commands
+        assert any("-m workers.multistream" in c for c in commands), commands
         srs_pid = int((var / "run" / "srs.pid").read_text())
         assert srs_pid in children
         # SRS's callbacks go to the callback tier, not to the web tier's threads.
@@ -342,7 +344,15 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         assert hook_url.path == "/hooks/srs", hook_url
         hooks_tier = f"-c {ROOT / 'gunicorn_hooks.conf.py'} wsgi:app --bind {hook_url.netloc} "
         assert any(hooks_tier in c for c in commands), commands
-        for name in ("srs", "gunicorn", "hooks", "rq-workers", "watcher", "reconciler"):
+        for name in (
+            "srs",
+            "gunicorn",
+            "hooks",
+            "rq-workers",
+            "watcher",
+            "reconciler",
+            "multistream",
+        ):
             assert (var / "logs" / f"{name}.log").exists(), name
 
         os.kill(srs_pid, signal.SIGKILL)

@@ -239,3 +239,26 @@ def test_replay_events_are_relayed_and_internal_events_are_not(
     assert replay["type"] == "replay"
     assert replay["broadcast"] == {"id": broadcast.id}
     assert all(json.loads(raw)["type"] != "segment" for raw in viewer.raw)
+
+
+def test_target_changes_go_to_the_owner_only(live_server, app, db, make_user, make_stream, sockets):
+    """A multistream target's state change reaches the owner's page (which
+    re-reads its list); a viewer's socket never hears of targets."""
+    owner = make_user()
+    stream = make_stream(owner=owner)
+    url = ws_url(live_server, stream.public_id)
+    owner_socket = sockets(url, browser_headers(login(live_server, owner.email)))
+    viewer = sockets(url)
+    for socket in (owner_socket, viewer):
+        socket.next(is_status("created"))
+
+    events.raise_event(db.session, events.TargetStateChanged(stream.public_id, 7, "retrying", "x"))
+    db.session.commit()
+
+    change = owner_socket.next(lambda e: e["type"] == "targets")
+    assert change["stream"] == stream.public_id
+    assert change["target"] == {"id": 7, "state": "retrying"}
+    events.raise_event(db.session, events.ReplayReady(stream.public_id, 1))
+    db.session.commit()
+    viewer.next(lambda e: e["type"] == "replay")  # later on the same channel
+    assert all(json.loads(raw)["type"] != "targets" for raw in viewer.raw)

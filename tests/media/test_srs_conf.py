@@ -127,6 +127,14 @@ def test_ports_and_api(conf):
     assert values(block(conf, "http_server"))["enabled"] == ["off"]
 
 
+def test_srt_ingest_on_10080_bridged_to_rtmp(conf):
+    """SRT takes publishers on 10080/udp (§5.1: `srt_server` and the vhost's
+    `srt` block both on) and feeds RTMP/HLS like the other ingests."""
+    assert values(block(conf, "srt_server")) == {"enabled": ["on"], "listen": ["10080"]}
+    vhost = block(conf, "vhost", "__defaultVhost__")
+    assert values(block(vhost, "srt")) == {"enabled": ["on"], "srt_to_rtmp": ["on"]}
+
+
 def test_webrtc_udp_and_tcp_with_candidate_from_env(conf):
     """WebRTC on 8000 (UDP and TCP); the candidate comes from $CANDIDATE."""
     rtc_server = block(conf, "rtc_server")

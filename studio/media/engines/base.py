@@ -91,7 +91,7 @@ class MediaEngine(Protocol):
     """The running media server, chosen once at start-up."""
 
     name: str
-    # The publish protocols it accepts ("rtmp", "webrtc"); the studio's own
+    # The publish protocols it accepts ("rtmp", "webrtc", "srt"); the studio's own
     # websocket ingest publishes RTMP, so it is on every engine and not listed.
     ingest_protocols: tuple[str, ...]
 

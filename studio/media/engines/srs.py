@@ -3,8 +3,13 @@ its HTTP API (srs5-contract.md §1, §3).
 
 Callback field formats follow srs5-contract.md §1.5–1.7 (RTMP `param` is
 `?secret=...`, WHIP `param` is `app=...&stream=...&secret=...`, `tcUrl`
-empty for WHIP). `on_hls` facts (sequence number, duration, file) are
-handed on as SRS reported them.
+empty for WHIP). SRT fires on_publish too (§1.7), but the contract records
+no `param` format for it: from SRS's stream id parsing, the query after the
+stream name of `#!::r=live/{id}?secret=...,m=publish` (and any extra
+`key=value` of the stream id) arrives as `secret=...`, with or without a
+leading `?`, and `tcUrl` starts with `srt://`; both forms are read alike.
+`on_hls` facts (sequence number, duration, file) are handed on as SRS
+reported them.
 """
 
 from __future__ import annotations
@@ -78,8 +83,10 @@ def secret_from_param(param: str, name: str = "secret") -> str:
 
 
 def srs_protocol(tc_url: str, param: str) -> str:
-    """RTMP publishes carry an rtmp:// tcUrl; WHIP sends '', the legacy RTC API webrtc://.
-    The studio's own websocket relay publishes RTMP with `ingest=websocket`."""
+    """RTMP publishes carry an rtmp:// tcUrl; WHIP sends '', the legacy RTC API webrtc://,
+    SRT srt://. The studio's own websocket relay publishes RTMP with `ingest=websocket`."""
+    if tc_url.startswith("srt://"):
+        return "srt"
     if tc_url.startswith("webrtc://") or tc_url == "" or "upstream=rtc" in param:
         return "webrtc"
     if parse_qs(param.lstrip("?")).get("ingest") == ["websocket"]:
@@ -160,11 +167,11 @@ class Callbacks:
 
 
 class Engine:
-    """SRS 5 as the studio's media engine: RTMP and WebRTC (WHIP and the
-    SDK's /rtc/v1/publish/, srs5-contract.md §4) in, HLS out."""
+    """SRS 5 as the studio's media engine: RTMP, WebRTC (WHIP and the
+    SDK's /rtc/v1/publish/, srs5-contract.md §4) and SRT in, HLS out."""
 
     name = NAME
-    ingest_protocols = ("rtmp", "webrtc")
+    ingest_protocols = ("rtmp", "webrtc", "srt")
 
     def __init__(self, api_url: str):
         self.api_url = api_url

@@ -9,7 +9,12 @@ async function revealKey() {
   const reply = await fetch(head.dataset.keyUrl, { credentials: "same-origin" });
   if (!reply.ok) return;
   const settings = await reply.json();
-  const fields = { "stream-key": settings.stream_key, "webrtc-url": settings.webrtc_url, "whip-url": settings.whip_url };
+  const fields = {
+    "stream-key": settings.stream_key,
+    "webrtc-url": settings.webrtc_url,
+    "whip-url": settings.whip_url,
+    "srt-url": settings.srt_url,
+  };
   for (const [id, value] of Object.entries(fields)) {
     const element = document.getElementById(id);
     if (!element || value == null) continue; // no WebRTC on this engine: no field
@@ -21,7 +26,7 @@ async function revealKey() {
 }
 
 function hideKey() {
-  for (const id of ["stream-key", "webrtc-url", "whip-url"]) {
+  for (const id of ["stream-key", "webrtc-url", "whip-url", "srt-url"]) {
     const element = document.getElementById(id);
     if (!element) continue;
     element.textContent = "••••••••••••••••";
@@ -32,6 +37,32 @@ function hideKey() {
 }
 
 reveal?.addEventListener("click", () => (reveal.dataset.revealed === "true" ? hideKey() : revealKey()));
+
+// --- Multistream: presets fill in the form; the list follows the relays ---
+
+const targetForm = document.querySelector("form[data-presets]");
+const targetRows = document.getElementById("target-rows");
+const refreshTargets = targetRows ? listRefresher(targetRows) : () => {};
+
+if (targetForm) {
+  const presets = JSON.parse(targetForm.dataset.presets);
+  const preset = targetForm.querySelector("select[name='preset']");
+  const name = targetForm.querySelector("input[name='name']");
+  const url = targetForm.querySelector("input[name='url']");
+  const presetNames = new Set(Object.values(presets).map((p) => p.name));
+  preset.addEventListener("change", () => {
+    const chosen = presets[preset.value];
+    if (!chosen) {
+      url.value = "";
+      url.focus();
+      return;
+    }
+    url.value = chosen.url;
+    // A name the creator typed stays; a preset's own name follows the preset.
+    if (!name.value || presetNames.has(name.value)) name.value = chosen.name;
+    targetForm.querySelector("input[name='key']").focus();
+  });
+}
 
 // --- Live status, elapsed time and ingest health, pushed by the websocket ---
 
@@ -118,6 +149,8 @@ function onEvent(event) {
     refreshBroadcasts();
   } else if (event.type === "viewers") {
     showViewers(document, event);
+  } else if (event.type === "targets") {
+    refreshTargets();
   }
 }
 
