@@ -1,10 +1,26 @@
 from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import DataRequired, Length
+from wtforms import RadioField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length
+
+from studio.models import VISIBILITIES
+
+VISIBILITY_LABELS = {
+    "public": "Public: on the home page, anyone can watch",
+    "unlisted": "Unlisted: anyone with the link can watch; never listed",
+    "private": "Private: only you and people you give a share link",
+}
 
 
 class StreamForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=120)])
+
+
+class VisibilityForm(FlaskForm):
+    visibility = RadioField(
+        "Who can watch",
+        choices=[(value, VISIBILITY_LABELS[value]) for value in VISIBILITIES],
+        validators=[InputRequired(message="Choose public, unlisted or private.")],
+    )
 
 
 class ActionForm(FlaskForm):

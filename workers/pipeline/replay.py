@@ -33,7 +33,7 @@ def write_replay(app: Flask, broadcast: Broadcast) -> bool:
         PlaylistSegment(r.sequence, r.duration, broadcast.id, started_at=r.started_at) for r in rows
     ]
     public_id = broadcast.stream.public_id
-    name = layout.replay_playlist(public_id, broadcast.id)
+    name = layout.replay_playlist(public_id, broadcast.id, broadcast.stream.private)
     try:
         gcs.get_storage(app.config).upload_replay_playlist(name, render_replay(segments))
     except gcs.StorageError:

@@ -65,11 +65,11 @@ def make_thumbnail(app: Flask, broadcast_id: int) -> dict:
     now = datetime.now(UTC)
     # An ended broadcast's frame must not replace a newer broadcast's.
     if broadcast.ended_at is None:
-        storage.upload_live_thumbnail(layout.live_thumbnail(stream.public_id), jpeg)
+        storage.upload_live_thumbnail(layout.live_thumbnail(stream.public_id, stream.private), jpeg)
         stream.thumbnail_at = now
         written.append("live")
     if broadcast.thumbnail_at is None:
-        name = layout.broadcast_thumbnail(stream.public_id, broadcast.id)
+        name = layout.broadcast_thumbnail(stream.public_id, broadcast.id, stream.private)
         storage.upload_broadcast_thumbnail(name, jpeg)  # False: an earlier run's stays
         broadcast.thumbnail_at = now
         written.append("broadcast")
