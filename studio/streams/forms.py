@@ -1,5 +1,6 @@
 from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length
 
 from studio.models import VISIBILITIES
@@ -18,7 +19,7 @@ class StreamForm(FlaskForm):
 class VisibilityForm(FlaskForm):
     visibility = RadioField(
         "Who can watch",
-        choices=[(value, VISIBILITY_LABELS[value]) for value in VISIBILITIES],
+        choices=[SelectChoice(value, VISIBILITY_LABELS[value]) for value in VISIBILITIES],
         validators=[InputRequired(message="Choose public, unlisted or private.")],
     )
 

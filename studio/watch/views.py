@@ -187,7 +187,7 @@ def replays(public_id: str):
         "watch/_replays.html", replays=_replays(service.list_broadcasts(db.session, stream))
     )
     reply = _signed(page, stream)
-    reply.headers["Cache-Control"] = "private, no-store"
+    reply.headers["Cache-Control"] = "no-store"
     return reply
 
 

@@ -91,8 +91,10 @@ def test_request_schemas_match_what_the_views_validate(spec):
     unknown fields are refused in both."""
     create = spec["components"]["schemas"]["StreamCreate"]
     assert create["required"] == ["title"] and create["additionalProperties"] is False
+    assert create["properties"]["visibility"]["enum"] == ["public", "unlisted", "private"]
     update = spec["components"]["schemas"]["StreamUpdate"]
-    assert set(update["properties"]) == {"title", "disabled"}
+    assert set(update["properties"]) == {"title", "disabled", "visibility"}
+    assert update["properties"]["visibility"]["enum"] == ["public", "unlisted", "private"]
     assert update["additionalProperties"] is False and update["minProperties"] == 1
 
 
@@ -105,8 +107,10 @@ def test_stream_id_parameter_has_the_pattern_of_real_ids(spec, api, db, owner, m
         for item in spec["paths"].values()
         for operation in item.values()
         for param in operation.get("parameters", [])
+        if param["name"] != "link_id"  # the share link's number (revoke)
     ]
-    assert len(parameters) == 5  # get, patch, delete, rotate-key, broadcasts
+    # get, patch, delete, rotate-key, broadcasts, share links (list, create, revoke)
+    assert len(parameters) == 8
     for param in parameters:
         assert (param["name"], param["in"], param["required"]) == ("stream_id", "path", True)
         assert param["schema"]["type"] == "string"

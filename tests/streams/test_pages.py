@@ -32,7 +32,7 @@ def logged_in(auth, alice):
 def stream_rules(app, method: str) -> list[str]:
     """Every creator-page route about one stream that answers `method`."""
     return sorted(
-        rule.rule
+        rule.rule.replace("<int:link_id>", "1")
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("streams.")
         and "<public_id>" in rule.rule
@@ -93,7 +93,7 @@ def page_posts(app, public_id: str) -> list[str]:
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods and rule.endpoint.split(".")[0] in {"auth", "streams"}:
             path = rule.rule.replace("<public_id>", public_id)
-            paths.append(path.replace("<int:token_id>", "1"))
+            paths.append(path.replace("<int:token_id>", "1").replace("<int:link_id>", "1"))
     return sorted(paths)
 
 
