@@ -1,7 +1,7 @@
 from flask_wtf import FlaskForm
 from wtforms import RadioField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length
 
 from studio.models import VISIBILITIES
 
@@ -12,6 +12,9 @@ VISIBILITY_LABELS = {
 }
 
 
+CHOOSE = "Choose public, unlisted or private."
+
+
 class StreamForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), Length(max=120)])
 
@@ -20,7 +23,8 @@ class VisibilityForm(FlaskForm):
     visibility = RadioField(
         "Who can watch",
         choices=[SelectChoice(value, VISIBILITY_LABELS[value]) for value in VISIBILITIES],
-        validators=[InputRequired(message="Choose public, unlisted or private.")],
+        validators=[InputRequired(message=CHOOSE), AnyOf(VISIBILITIES, message=CHOOSE)],
+        validate_choice=False,  # AnyOf says it in the page's words
     )
 
 
