@@ -176,3 +176,41 @@ def test_owner_and_share_link_holder_play_a_private_live_stream_a_stranger_does_
     finally:
         holder_context.close()
         stranger_context.close()
+
+
+def test_going_private_while_live_keeps_the_owner_playing_and_stops_others(
+    studio_stack, ffmpeg_publisher, page: Page, browser: Browser
+):
+    """A public stream made private while live: its objects move to the
+    private prefix; the owner's player asks the studio where the stream now
+    plays (getting the signed cookie) and goes on playing from there, while
+    a stranger's player, refused, says the stream is not available."""
+    base = studio_stack.base_url
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Going private")
+    LoginPage(page, base).open().log_in(email, PASSWORD)
+    expect(page.get_by_role("heading", name="Your streams")).to_be_visible()
+    edge_requests: list[str] = []
+    page.on("request", lambda r: edge_requests.append(r.url))
+    watch = WatchPage(page).open(base, stream.public_id)
+    stranger_context = browser.new_context()
+    try:
+        stranger = stranger_context.new_page()
+        other = WatchPage(stranger).open(base, stream.public_id)
+        ffmpeg_publisher.start(stream.publish_url)
+        watch.wait_until_playing(past_seconds=2.0, timeout_ms=60_000)
+        other.wait_until_playing(past_seconds=2.0, timeout_ms=60_000)
+
+        make_private(studio_stack, stream.public_id)
+
+        private_segment = re.compile(rf"/private/{stream.public_id}/\d+/\d+\.ts$")
+        page.wait_for_function(
+            "() => document.getElementById('player').dataset.private === '1'", timeout=60_000
+        )
+        watch.wait_until_playing(past_seconds=4.0, timeout_ms=60_000)
+        assert any(private_segment.search(url) for url in edge_requests)
+        expect(stranger.get_by_test_id("player-message")).to_have_text(
+            "This stream is not available.", timeout=60_000
+        )
+    finally:
+        stranger_context.close()
