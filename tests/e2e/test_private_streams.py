@@ -75,7 +75,7 @@ def test_edge_serves_private_objects_only_with_a_valid_cookie(studio_stack):
         make_private(studio_stack, public_id)
     folder = f"private/{stream.public_id}"
     objects = {
-        f"{folder}/index.m3u8": (b"#EXTM3U\n", "application/vnd.apple.mpegurl", "public, max-age=1"),
+        f"{folder}/index.m3u8": (b"#EXTM3U\n", "application/vnd.apple.mpegurl", "max-age=1"),
         f"{folder}/7/1.ts": (b"\x47" * 188, "video/mp2t", "public, max-age=31536000, immutable"),
         f"{folder}/7/replay.m3u8": (b"#EXTM3U\n#R", "application/vnd.apple.mpegurl", "public"),
         f"{folder}/thumbnail.jpg": (b"\xff\xd8live", "image/jpeg", "public, max-age=10"),
