@@ -142,6 +142,22 @@ def request_move(connection: redis.Redis, stream: str) -> None:
     jobs.MOVE_STREAM.enqueue(connection, stream)
 
 
+def recheck_visibility(connection: redis.Redis, stream, private: bool) -> None:
+    """After a job that does not hold the sync lock (replay, thumbnail) wrote
+    under the prefix of `private`: if the stream's visibility changed
+    meanwhile, the move may have run before the write, so queue it again
+    (idempotent) to carry the late object over. Redis down is logged."""
+    from studio.extensions import db
+
+    db.session.refresh(stream)
+    if stream.private == private:
+        return
+    try:
+        request_move(connection, stream.public_id)
+    except redis.RedisError:
+        log.error("could not queue the move of stream %s's objects (Redis down)", stream.public_id)
+
+
 def segment_ready(connection: redis.Redis, segment: SegmentReady) -> bool:
     """An engine reported a complete segment: keep what it said (number,
     length, file) for the sync job and ask for a sync of its stream.

@@ -121,3 +121,38 @@ def test_move_is_idempotent_and_refuses_bad_names(pipeline_app, db, bucket, live
     for bad in ("../live", "a/b", ""):
         with pytest.raises(ValueError):
             jobs.move_stream(bad)
+
+
+def test_a_replay_written_during_a_move_is_carried_over(
+    pipeline_app, db, redis, bucket, live_stream, monkeypatch
+):
+    """The replay job does not hold the sync lock: if the stream turns private
+    while it writes (after the move ran), it queues the move again, and the
+    late replay ends up under private/ with the rest."""
+    from sqlalchemy import text
+
+    from studio.storage import gcs
+    from studio.streams import service as streams
+
+    stream, broadcast, hls = live_stream
+    hls.add_segment(1)
+    hls.write_playlist([1])
+    jobs.sync_stream(stream.public_id)
+    streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
+    db.session.commit()
+    upload = gcs.Storage.upload_replay_playlist
+
+    def go_private_then_upload(self, name, playlist):
+        with db.engine.begin() as connection:  # another request, committed meanwhile
+            connection.execute(
+                text("UPDATE streams SET visibility = 'private' WHERE id = :id"), {"id": stream.id}
+            )
+        jobs.move_stream(stream.public_id)  # and the move ran before this write
+        upload(self, name, playlist)
+
+    monkeypatch.setattr(gcs.Storage, "upload_replay_playlist", go_private_then_upload)
+    assert jobs.finalize_broadcast(broadcast.id)["status"] == "ready"
+    assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[0] == 200  # late
+    _run_worker(redis)
+    assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[0] == 404
+    assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id, True))[0] == 200
