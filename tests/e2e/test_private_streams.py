@@ -177,6 +177,15 @@ def test_owner_and_share_link_holder_play_a_private_live_stream_a_stranger_does_
         holder_context.close()
         stranger_context.close()
 
+    # The replay plays for the owner from the private prefix too.
+    ffmpeg_publisher.stop_all()
+    expect(watch.status).to_have_text("ended", timeout=30_000)
+    expect(watch.latest_replay).to_be_visible(timeout=60_000)
+    watch.latest_replay.click()
+    watch.wait_until_playing(past_seconds=1.0, timeout_ms=30_000)
+    replay = re.compile(rf"/private/{stream.public_id}/\d+/replay\.m3u8$")
+    assert any(replay.search(url) for url in edge_requests)
+
 
 def test_going_private_while_live_keeps_the_owner_playing_and_stops_others(
     studio_stack, ffmpeg_publisher, page: Page, browser: Browser
