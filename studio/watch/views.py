@@ -9,6 +9,7 @@ revealed). Its pages set the signed CDN cookie its player needs."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -150,9 +151,10 @@ def _open_share_link(public_id: str, token: str):
         stream = service.get_public_stream(db.session, public_id)
     except NotFound:
         abort(404)
-    if stream.private and not access.share_token_valid(db.session, stream, token):
+    valid = access.share_token_valid(db.session, stream, token)
+    if stream.private and not valid:
         abort(404)  # revoked or made up: the same as no stream at all
-    if stream.private:
+    if valid:  # kept even while not private: it lets its holder in once it is
         grants.remember_share(stream.public_id, token)
     reply = redirect(url_for("watch.watch", public_id=stream.public_id))
     reply.headers["Cache-Control"] = "no-store"
@@ -166,8 +168,8 @@ def playback_access(public_id: str):
     playback error (a change of visibility moves the stream's objects)."""
     stream = _stream_or_404(public_id)
     config = current_app.config
-    body = {"hls_url": urls.hls_url(stream, config), "private": stream.private}
-    reply = jsonify(body)
+    body: dict = {"hls_url": urls.hls_url(stream, config), "private": stream.private}
+    reply = current_app.response_class(mimetype="application/json")
     reply.headers["Cache-Control"] = "private, no-store"
     if stream.private:
         try:
@@ -175,7 +177,7 @@ def playback_access(public_id: str):
         except signing.SigningNotConfigured:
             return jsonify(error="Private playback is not configured on this server."), 503
         body.update(expires=expires, renew_in=max(10, int(config["CDN_COOKIE_TTL"]) // 2))
-        reply.set_data(jsonify(body).get_data())
+    reply.set_data(json.dumps(body))
     return reply
 
 

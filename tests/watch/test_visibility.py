@@ -254,3 +254,38 @@ def test_someone_elses_share_links_cannot_be_touched(db, private_stream, strange
         assert (path, reply.status_code) == (path, 404)
     assert access.list_share_links(db.session, private_stream) == [link]
     assert db.session.get(Stream, private_stream.id).visibility == "private"
+
+
+def test_a_share_link_opened_before_the_stream_went_private_still_works(
+    client, db, make_stream, owner
+):
+    stream = make_stream(owner, "Soon private")
+    link = access.create_share_link(db.session, stream)
+    db.session.commit()
+    assert client.get(f"/watch/{stream.public_id}?share={link.token}").status_code == 302
+    access.set_visibility(db.session, stream, "private")
+    db.session.commit()
+    assert client.get(f"/watch/{stream.public_id}").status_code == 200
+
+
+def test_access_of_a_public_stream_needs_no_cookie(client, make_stream):
+    stream = make_stream()
+    reply = client.get(f"/watch/{stream.public_id}/access")
+    assert reply.status_code == 200
+    assert reply.get_json() == {
+        "hls_url": f"{CDN}/live/{stream.public_id}/index.m3u8",
+        "private": False,
+    }
+    assert not cdn_cookie(reply)
+
+
+def test_without_a_signing_key_private_playback_says_so(
+    client, auth, private_stream, app, monkeypatch
+):
+    monkeypatch.setitem(app.config, "CDN_SIGNING_KEY", "")
+    auth.login("owner@example.com")
+    reply = client.get(f"/watch/{private_stream.public_id}/access")
+    assert reply.status_code == 503
+    assert "not configured" in reply.get_json()["error"]
+    page = client.get(f"/watch/{private_stream.public_id}")
+    assert page.status_code == 200 and not cdn_cookie(page)
