@@ -156,3 +156,39 @@ def test_a_replay_written_during_a_move_is_carried_over(
     _run_worker(redis)
     assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[0] == 404
     assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id, True))[0] == 200
+
+
+def test_private_objects_go_to_the_private_bucket_when_one_is_set(
+    pipeline_app, db, redis, bucket, fake_gcs, live_stream, monkeypatch
+):
+    """Production keeps private streams in a bucket without public access
+    (STUDIO_GCS_PRIVATE_BUCKET): the move copies across buckets, and new
+    segments of a private stream are written there, not in the public one."""
+    import os
+
+    from devtools import stack
+
+    private_bucket = f"private-{os.urandom(4).hex()}"
+    stack.create_bucket(fake_gcs.url, private_bucket)
+    monkeypatch.setitem(pipeline_app.config, "GCS_PRIVATE_BUCKET", private_bucket)
+
+    def in_private_bucket(name: str) -> int:
+        return stack.http_request("GET", f"{fake_gcs.url}/{private_bucket}/{name}")[0]
+
+    stream, broadcast, hls = live_stream
+    hls.add_segment(1)
+    hls.write_playlist([1])
+    jobs.sync_stream(stream.public_id)
+    access.set_visibility(db.session, stream, "private")
+    db.session.commit()
+    _run_worker(redis)
+    hls.add_segment(2)
+    hls.write_playlist([1, 2])
+    jobs.sync_stream(stream.public_id)
+
+    for number in (1, 2):
+        name = layout.segment(stream.public_id, broadcast.id, number, True)
+        assert in_private_bucket(name) == 200
+        assert bucket.get(name)[0] == 404
+        assert bucket.get(layout.segment(stream.public_id, broadcast.id, number))[0] == 404
+    assert in_private_bucket(layout.live_playlist(stream.public_id, True)) == 200
