@@ -165,6 +165,8 @@ def test_private_page_link_preview_reveals_nothing(client, auth, db, private_str
     html = client.get(f"/watch/{private_stream.public_id}").get_data(as_text=True)
     head = html.split("</head>", 1)[0]
     assert '<meta property="og:title" content="Live Studio">' in head
+    assert "<title>Private stream · Live Studio</title>" in head
+    assert "Secret show" not in head
     assert "og:image" not in head and "twitter:image" not in head
     assert "og:description" not in head and "og:url" not in head
     assert 'content="noindex, nofollow"' in head
