@@ -136,6 +136,7 @@ def main() -> int:
             tls=site,
             front=front,
             hls_fragment=float(os.environ.get("STUDIO_HLS_FRAGMENT", "2")),
+            studio_origin=public_url,  # hls.js sends private streams' cookies from there
         )
         services.append(nginx)
         supervisor = Supervisor(VAR / "logs")

@@ -13,6 +13,7 @@ import shutil
 import signal
 import string
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,13 +92,16 @@ def start_nginx(
     tls: TlsSite | None = None,
     front: FrontSite | None = None,
     hls_fragment: float = 2.0,
+    studio_origin: str = "",
 ) -> NginxService:
     """Render nginx/*.conf.template into var_dir/nginx/conf and run nginx.
 
     Ports default to free ones; HLS goes to hls_dir/live (default
     var_dir/hls) in fragments of `hls_fragment` seconds (the studio's
     STUDIO_HLS_FRAGMENT). With `tls`, nginx also serves the studio over HTTPS;
-    with `front`, over HTTP (`front_url`).
+    with `front`, over HTTP (`front_url`). The edge asks the studio behind
+    `hook_url` whether a private object's signed cookie is valid, and lets
+    `studio_origin` (default: the front site's) read with credentials.
     Returns once every port accepts.
     """
     started = time.monotonic()
@@ -119,6 +123,9 @@ def start_nginx(
             "HOOK_URL": _checked_hook_url(hook_url),
             "GCS_URL": gcs_url.rstrip("/"),
             "BUCKET": bucket,
+            "EDGE_AUTH_URL": edge_auth_url(hook_url),
+            "STUDIO_ORIGIN": _origin(studio_origin)
+            or (f"http://127.0.0.1:{front.port}" if front else "-"),
             **hls_values(hls_fragment),
         },
     )
@@ -294,6 +301,8 @@ def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
     values = {
         "NGINX_DIR": nginx_dir,
         "USER_DIRECTIVE": _user_directive(),
+        "EDGE_AUTH_URL": "http://127.0.0.1:9/hooks/cdn-auth",
+        "STUDIO_ORIGIN": "-",
         **hls_values(2.0),
         **values,
     }
@@ -304,6 +313,24 @@ def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
             raise StackError(f"{template.name}: no value for {missing}")
         (nginx_dir / "conf" / template.name.removesuffix(".template")).write_text(text)
     return nginx_dir / "conf" / "dev.conf"
+
+
+def edge_auth_url(hook_url: str) -> str:
+    """The studio's signed-cookie check for the edge: the hook URL's
+    origin and token, path /hooks/cdn-auth."""
+    parts = urllib.parse.urlsplit(_checked_hook_url(hook_url))
+    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/hooks/cdn-auth", parts.query, ""))
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL ("" for ""), safe between quotes in nginx.conf."""
+    if not url:
+        return ""
+    parts = urllib.parse.urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if any(c in origin for c in ' "\t\n;$'):
+        raise ValueError(f"not a plain origin: {url!r}")
+    return origin
 
 
 def _user_directive() -> str:

@@ -10,7 +10,9 @@ it from the services of devtools/stack.py) and returns a `Handle` whose
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
 import signal
 import subprocess
@@ -109,6 +111,12 @@ def studio_env(
         "STUDIO_HOOK_TOKEN": hook_token,
         "STUDIO_PUBLIC_URL": public_url,
         "STUDIO_MEDIA_ENGINE": engine,
+        # The development signed-cookie key of private streams (the edge asks
+        # the studio to check it): derived from the secret key, so it stays
+        # the same across restarts; the environment's own key wins.
+        "STUDIO_CDN_SIGNING_KEY_NAME": os.environ.get("STUDIO_CDN_SIGNING_KEY_NAME") or "dev-key",
+        "STUDIO_CDN_SIGNING_KEY": os.environ.get("STUDIO_CDN_SIGNING_KEY")
+        or dev_signing_key(secret_key),
     }
     if nginx is not None:
         env.update(
@@ -127,6 +135,12 @@ def studio_env(
         env["STUDIO_HLS_DIR"] = str(hls_dir)
     env.update(extra or {})
     return env
+
+
+def dev_signing_key(secret_key: str) -> str:
+    """A 16-byte base64url key (Cloud CDN's form) derived from `secret_key`."""
+    digest = hashlib.sha256(b"studio-dev-cdn-key:" + secret_key.encode()).digest()
+    return base64.urlsafe_b64encode(digest[:16]).decode()
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], var_dir: Path) -> Handle:

@@ -62,6 +62,14 @@ def _fernet_keys(value: str) -> str:
     return value
 
 
+def _signing_key(value: str) -> str:
+    if value:
+        from studio.storage.signing import decode_key
+
+        decode_key(value)  # ValueError: not base64url, or not 16 bytes
+    return value
+
+
 def _no_trailing_slash(value: str) -> str:
     return value.rstrip("/")
 
@@ -96,6 +104,17 @@ class Settings(BaseSettings):
     webrtc_host: str = ""
     cdn_url: Url = "http://127.0.0.1:8081"
     gcs_bucket: str = "studio-media"
+    # Private streams' objects (under private/); empty: GCS_BUCKET. In
+    # production a bucket without public access (docs/cdn.md).
+    gcs_private_bucket: str = ""
+    # Cloud CDN signed cookies for private streams: the key's name and value
+    # (base64url, 16 bytes) as added to the backend bucket; how long a
+    # cookie lasts (players renew it at half-life); its Domain (empty: the
+    # studio's host only; production: the parent domain of studio and CDN).
+    cdn_signing_key_name: str = ""
+    cdn_signing_key: Annotated[str, AfterValidator(_signing_key)] = ""
+    cdn_cookie_ttl: Annotated[int, Field(ge=30, le=86400)] = 600
+    cdn_cookie_domain: str = ""
     # Local directory the media engine writes HLS into (never a bucket mount).
     hls_dir: str = "var/hls"
     hls_fragment: PositiveFloat = 2.0
@@ -204,7 +223,7 @@ def _explain(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "settings"
-        hidden = any(word in name for word in ("SECRET", "TOKEN", "KEYS"))
+        hidden = any(word in name for word in ("SECRET", "TOKEN", "KEYS", "SIGNING_KEY"))
         shown = "" if hidden else f" (got {error['input']!r})"
         problems.append(f"{name}: {error['msg']}{shown}")
     return "invalid settings: " + "; ".join(problems)
@@ -233,6 +252,11 @@ def flask_config(settings: Settings) -> dict:
         "WEBRTC_HOST": settings.webrtc_host or _host_of(webrtc_origin),
         "CDN_URL": settings.cdn_url,
         "GCS_BUCKET": settings.gcs_bucket,
+        "GCS_PRIVATE_BUCKET": settings.gcs_private_bucket,
+        "CDN_SIGNING_KEY_NAME": settings.cdn_signing_key_name,
+        "CDN_SIGNING_KEY": settings.cdn_signing_key,
+        "CDN_COOKIE_TTL": settings.cdn_cookie_ttl,
+        "CDN_COOKIE_DOMAIN": settings.cdn_cookie_domain,
         "STORAGE_EMULATOR_HOST": settings.storage_emulator_host,
         "HLS_DIR": settings.hls_dir,
         "HLS_FRAGMENT": settings.hls_fragment,
@@ -315,6 +339,8 @@ def testing(overrides: Mapping[str, object] | None = None) -> dict:
         TESTING=True,
         SECRET_KEY="test-secret-key",  # noqa: S106 (test-only values)
         HOOK_TOKEN="test-hook-token",  # noqa: S106
+        CDN_SIGNING_KEY_NAME="test-key",
+        CDN_SIGNING_KEY="dGVzdC1jZG4ta2V5LTE2Qg==",  # noqa: S106 (16 bytes)
         WTF_CSRF_ENABLED=True,
         # Tests log in far more often than a person; tests/test_security.py enables it.
         RATELIMIT_ENABLED=False,

@@ -26,6 +26,9 @@ INGEST_PROTOCOLS = ("rtmp", "webrtc", "websocket", "srt")
 CHAT_MODES = ("everyone", "signed_in", "off")
 CHAT_TEXT_MAX = 500
 TARGET_STATES = ("stopped", "connecting", "live", "retrying")
+# public: listed and playable by anyone; unlisted: playable by anyone with the
+# URL, never listed; private: the owner and share-link holders only.
+VISIBILITIES = ("public", "unlisted", "private")
 
 
 def utcnow() -> datetime:
@@ -84,6 +87,9 @@ class Stream(Base):
     __tablename__ = "streams"
     __table_args__ = (
         CheckConstraint("status IN ('created', 'live', 'ended')", name="ck_streams_status"),
+        CheckConstraint(
+            "visibility IN ('public', 'unlisted', 'private')", name="ck_streams_visibility"
+        ),
         # The per-user live limit and the live-streams gauge count live rows only.
         Index("ix_streams_live_owner", "owner_id", postgresql_where=text("status = 'live'")),
         CheckConstraint(
@@ -99,6 +105,7 @@ class Stream(Base):
     stream_key: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="created")
     disabled: Mapped[bool] = mapped_column(default=False)
+    visibility: Mapped[str] = mapped_column(String(16), default="public", server_default="public")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -126,6 +133,29 @@ class Stream(Base):
         cascade="all, delete-orphan",
         passive_deletes=True,
     )
+    share_links: Mapped[list[ShareLink]] = relationship(
+        back_populates="stream",
+        order_by="ShareLink.id",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    @property
+    def private(self) -> bool:
+        return self.visibility == "private"
+
+
+class ShareLink(Base):
+    """A secret link to a private stream's watch page; deleting it revokes it."""
+
+    __tablename__ = "share_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stream_id: Mapped[int] = mapped_column(ForeignKey("streams.id", ondelete="CASCADE"), index=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    stream: Mapped[Stream] = relationship(back_populates="share_links")
 
 
 class Target(Base):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from studio.media.jobs import (  # noqa: F401 (the declarations, for callers of this module)
     FINALIZE_BROADCAST,
     MAKE_THUMBNAIL,
+    MOVE_STREAM,
     PURGE_STREAM,
     QUEUES,
     REGISTRY,
@@ -63,6 +64,18 @@ def purge_stream(stream: str) -> dict:
     local_hls.check_stream_name(stream)
     with job_app() as app:
         return purge.purge(app, stream)
+
+
+@MOVE_STREAM.implements
+def move_stream(stream: str) -> dict:
+    """Move a stream's objects to the prefix its visibility asks for (see
+    `workers.pipeline.visibility.move`). Idempotent; raises ValueError for an
+    invalid name, gcs.StorageError (RQ retries)."""
+    from workers.pipeline import local_hls, visibility
+
+    local_hls.check_stream_name(stream)
+    with job_app() as app:
+        return visibility.move(app, stream)
 
 
 @MAKE_THUMBNAIL.implements

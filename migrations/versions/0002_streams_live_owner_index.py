@@ -9,6 +9,7 @@ Revises: 0001
 Create Date: 2026-11-24 12:36:00
 
 """
+
 from alembic import op
 import sqlalchemy as sa
 
@@ -21,10 +22,15 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('streams', schema=None) as batch_op:
-        batch_op.create_index('ix_streams_live_owner', ['owner_id'], unique=False, postgresql_where=sa.text("status = 'live'"))
+    with op.batch_alter_table("streams", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_streams_live_owner",
+            ["owner_id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'live'"),
+        )
 
 
 def downgrade():
-    with op.batch_alter_table('streams', schema=None) as batch_op:
-        batch_op.drop_index('ix_streams_live_owner', postgresql_where=sa.text("status = 'live'"))
+    with op.batch_alter_table("streams", schema=None) as batch_op:
+        batch_op.drop_index("ix_streams_live_owner", postgresql_where=sa.text("status = 'live'"))

@@ -10,6 +10,7 @@ Revises: 0002
 Create Date: 2026-11-29 08:20:00
 
 """
+
 from alembic import op
 import sqlalchemy as sa
 

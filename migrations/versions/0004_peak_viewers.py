@@ -8,6 +8,7 @@ Revises: 0003
 Create Date: 2026-11-29 09:10:00
 
 """
+
 from alembic import op
 import sqlalchemy as sa
 

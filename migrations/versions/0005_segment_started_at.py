@@ -9,6 +9,7 @@ Revises: 0004
 Create Date: 2026-11-29 09:05:00
 
 """
+
 from alembic import op
 import sqlalchemy as sa
 

@@ -14,12 +14,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from studio.models import INGEST_PROTOCOLS, STREAM_STATUSES
+from studio.models import INGEST_PROTOCOLS, STREAM_STATUSES, VISIBILITIES
 from studio.streams.service import PUBLIC_ID_LENGTH, TITLE_MAX
 
 Status = Literal[STREAM_STATUSES]  # type: ignore[valid-type]
 Protocol = Literal[INGEST_PROTOCOLS]  # type: ignore[valid-type]
 IngestProtocol = Literal["rtmp", "webrtc", "srt"]
+Visibility = Literal[VISIBILITIES]  # type: ignore[valid-type]
+VISIBILITY_DESCRIPTION = (
+    "`public`: on the home page and playable by anyone; `unlisted`: playable by anyone "
+    "with the URL, never listed; `private`: only you (signed in) and holders of one of "
+    "its share links can watch; its video is served only with a short-lived signed CDN cookie."
+)
 PlaybackMode = Literal["hls"]
 
 # Documented limits of a title; `clean_title` enforces them after trimming spaces.
@@ -50,6 +56,7 @@ class StreamCreate(Request):
     )
 
     title: str = Field(description="Shown on the watch page.", json_schema_extra=_TITLE_SCHEMA)
+    visibility: Visibility = Field(default="public", description=VISIBILITY_DESCRIPTION)
 
 
 def _update_schema(schema: dict) -> None:
@@ -60,7 +67,7 @@ def _update_schema(schema: dict) -> None:
 
 
 class StreamUpdate(Request):
-    """Change a stream: any of its title and its disabled flag."""
+    """Change a stream: any of its title, its disabled flag and its visibility."""
 
     model_config = ConfigDict(
         json_schema_extra=_update_schema,
@@ -68,6 +75,7 @@ class StreamUpdate(Request):
             "examples": {
                 "disable": {"value": {"disabled": True}},
                 "rename": {"value": {"title": "New title", "disabled": False}},
+                "private": {"value": {"visibility": "private"}},
             }
         },
     )
@@ -77,11 +85,16 @@ class StreamUpdate(Request):
     disabled: bool = Field(  # type: ignore[assignment]
         default=None, description="A disabled stream refuses publish; a live publisher is dropped."
     )
+    visibility: Visibility = Field(  # type: ignore[assignment]
+        default=None,
+        description=VISIBILITY_DESCRIPTION
+        + " Changing it while live keeps the stream playing for whoever may still watch.",
+    )
 
     @model_validator(mode="after")
     def _something_to_change(self) -> StreamUpdate:
         if not self.model_fields_set:
-            raise ValueError("Give at least one of: title, disabled.")
+            raise ValueError("Give at least one of: title, disabled, visibility.")
         return self
 
 
@@ -122,7 +135,12 @@ class Playback(BaseModel):
     """Viewer URLs (public)."""
 
     modes: list[PlaybackMode] = Field(description="How viewers can watch: `hls` (from the CDN).")
-    hls_url: str = Field(description="Live HLS playlist on the CDN.")
+    hls_url: str = Field(
+        description=(
+            "Live HLS playlist on the CDN. A private stream's is served only with the "
+            "signed cookie its watch page sets for allowed viewers."
+        )
+    )
     watch_url: str = Field(description="Public watch page.")
 
 
@@ -136,6 +154,7 @@ class StreamOut(BaseModel):
     title: str
     status: Status
     disabled: bool
+    visibility: Visibility = Field(description=VISIBILITY_DESCRIPTION)
     created_at: datetime
     thumbnail_url: str | None = Field(
         description=(
@@ -181,6 +200,27 @@ class BroadcastList(BaseModel):
     """A stream's broadcasts, newest first (at most 50)."""
 
     broadcasts: list[BroadcastOut]
+
+
+class ShareLinkPath(StreamPath):
+    """The path of one share link."""
+
+    link_id: int = Field(description="The share link's `id`.", ge=1, le=2**31 - 1)
+
+
+class ShareLinkOut(BaseModel):
+    """A secret link to a private stream's watch page. Whoever opens it can
+    watch until you revoke it; it does nothing for a stream that is not private."""
+
+    id: int
+    url: str = Field(description="The watch page with the link's secret (`?share=...`).")
+    created_at: datetime
+
+
+class ShareLinkList(BaseModel):
+    """A stream's share links, oldest first."""
+
+    share_links: list[ShareLinkOut]
 
 
 class Error(BaseModel):

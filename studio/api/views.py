@@ -20,6 +20,9 @@ from studio.api.errors import body_model, error_reply, json_object_problem
 from studio.api.schemas import (
     BroadcastList,
     BroadcastOut,
+    ShareLinkList,
+    ShareLinkOut,
+    ShareLinkPath,
     StreamCreate,
     StreamList,
     StreamOut,
@@ -29,8 +32,8 @@ from studio.api.schemas import (
 from studio.errors import StudioError
 from studio.extensions import csrf, db
 from studio.media import engines
-from studio.models import Broadcast, Stream, User
-from studio.streams import service, urls
+from studio.models import Broadcast, ShareLink, Stream, User
+from studio.streams import access, service, urls
 
 INVALID_BODY = openapi.error_response(
     "Invalid input (a NUL character, a lone surrogate or JSON nested too deeply "
@@ -141,6 +144,7 @@ def stream_out(stream: Stream, viewers: int | None = None) -> StreamOut:
         title=stream.title,
         status=stream.status,
         disabled=stream.disabled,
+        visibility=stream.visibility,
         created_at=stream.created_at,
         thumbnail_url=urls.thumbnail_url(stream, config),
         viewers=viewers,
@@ -170,6 +174,7 @@ def broadcast_out(broadcast: Broadcast) -> BroadcastOut:
 def create_stream(body: StreamCreate):
     """Create a stream."""
     stream = service.create_stream(db.session, caller(), body.title)
+    access.set_visibility(db.session, stream, body.visibility)
     db.session.commit()
     location = url_for(".get_stream", stream_id=stream.public_id)
     return reply(stream_out(stream), 201, {"Location": location})
@@ -195,12 +200,14 @@ def get_stream(path: StreamPath):
     description="Disabling refuses publish from then on and drops a live publisher.",
 )
 def update_stream(path: StreamPath, body: StreamUpdate):
-    """Change a stream's title and/or disabled flag."""
+    """Change a stream's title, disabled flag and/or visibility."""
     stream = service.get_owned_stream(db.session, caller(), path.stream_id)
     if "title" in body.model_fields_set:
         service.rename_stream(db.session, stream, body.title)
     if "disabled" in body.model_fields_set:
         service.set_disabled(db.session, stream, body.disabled)
+    if "visibility" in body.model_fields_set:
+        access.set_visibility(db.session, stream, body.visibility)
     db.session.commit()
     return reply(stream_out(stream))
 
@@ -233,6 +240,55 @@ def list_broadcasts(path: StreamPath):
     stream = service.get_owned_stream(db.session, caller(), path.stream_id)
     broadcasts = service.list_broadcasts(db.session, stream)
     return reply(BroadcastList(broadcasts=[broadcast_out(b) for b in broadcasts]))
+
+
+def share_link_out(link: ShareLink, stream: Stream) -> ShareLinkOut:
+    return ShareLinkOut(
+        id=link.id, url=urls.share_url(stream, link, current_app.config), created_at=link.created_at
+    )
+
+
+SHARE_NOT_FOUND = openapi.error_response("No such stream among yours, or no such share link.")
+
+
+@bp.get("/streams/<stream_id>/share-links", responses={200: ShareLinkList, 404: NOT_FOUND})
+def list_share_links(path: StreamPath):
+    """List a stream's share links."""
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
+    links = access.list_share_links(db.session, stream)
+    return reply(ShareLinkList(share_links=[share_link_out(link, stream) for link in links]))
+
+
+@bp.post(
+    "/streams/<stream_id>/share-links",
+    responses={201: ShareLinkOut, 400: INVALID_BODY, 404: NOT_FOUND},
+    description=(
+        "Whoever opens the returned `url` can watch the private stream (page, player, "
+        f"replays) until the link is revoked. At most {access.MAX_SHARE_LINKS} per stream."
+    ),
+)
+def create_share_link(path: StreamPath):
+    """Create a share link."""
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
+    link = access.create_share_link(db.session, stream)
+    db.session.commit()
+    return reply(share_link_out(link, stream), 201)
+
+
+@bp.delete(
+    "/streams/<stream_id>/share-links/<int:link_id>",
+    responses={204: None, 404: SHARE_NOT_FOUND},
+    description=(
+        "The link stops working at once: its holders' next page or cookie renewal is "
+        "refused (a signed CDN cookie already issued lasts at most STUDIO_CDN_COOKIE_TTL)."
+    ),
+)
+def revoke_share_link(path: ShareLinkPath):
+    """Revoke a share link."""
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
+    access.revoke_share_link(db.session, access.get_share_link(db.session, stream, path.link_id))
+    db.session.commit()
+    return reply(None)
 
 
 # --- the description of the API itself --------------------------------------

@@ -81,6 +81,15 @@ class StreamDeleted:
 
 
 @dataclass(frozen=True)
+class VisibilityChanged:
+    """A stream became private, or stopped being private: its objects are
+    to move to the other prefix of the bucket."""
+
+    stream: str
+    private: bool
+
+
+@dataclass(frozen=True)
 class PublisherRevoked:
     """A live publisher lost its right to publish (key rotated, stream
     disabled or deleted) and is to be disconnected."""
@@ -161,6 +170,7 @@ Event = (
     | BroadcastEnded
     | ReplayReady
     | StreamDeleted
+    | VisibilityChanged
     | PublisherRevoked
     | ChatMessagePosted
     | ChatMessageDeleted

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 
 import redis
@@ -19,6 +20,7 @@ from studio.core.commands import Command, Publish, SegmentReady, Unpublish
 from studio.extensions import csrf, db
 from studio.media import engines, pipeline
 from studio.redis_client import get_redis
+from studio.storage import layout, signing
 from studio.streams import service
 
 log = logging.getLogger(__name__)
@@ -137,3 +139,28 @@ def _refused(command: Publish, reason: str) -> str:
         reason,
     )
     return reason
+
+
+@bp.get("/cdn-auth")
+def cdn_auth():
+    """The development and test CDN edge's check of a private object
+    (nginx `auth_request`, with the viewer's Cookie header and the asked
+    path in X-Original-URI): 204 if a Cloud-CDN-Cookie signed with the
+    studio's key grants the object's URL now, else 403 — what Cloud CDN
+    itself decides in production, with the same code (studio.storage.signing)."""
+    if not _authorized():
+        return "", 403
+    path = request.headers.get("X-Original-URI", "").split("?", 1)[0]
+    if not path.startswith(f"/{layout.PRIVATE_ROOT}/") or "/../" in path or "\\" in path:
+        return "", 403
+    try:
+        keys = [signing.SigningKey.from_config(current_app.config)]
+    except signing.SigningNotConfigured:
+        log.error("a private object was asked for, and no CDN signing key is set")
+        return "", 403
+    url = layout.public_url(current_app.config["CDN_URL"], path.lstrip("/"))
+    now = time.time()
+    cookies = signing.cookie_values(request.headers.get("Cookie", ""))
+    if any(signing.verify(value, url, keys, now) for value in cookies):
+        return "", 204
+    return "", 403

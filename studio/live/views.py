@@ -48,6 +48,7 @@ from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub
 from studio.media import engines
 from studio.models import Stream, User, utcnow
 from studio.streams import service
+from studio.watch import grants
 
 log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
@@ -87,7 +88,9 @@ def stream_socket(ws, public_id: str) -> None:
         ws.close(reason=TRY_AGAIN_LATER, message="Too many connections from your address.")
         return
     stream = db.session.scalar(_stream_query(public_id))
-    if stream is None:
+    # A private stream's status and viewers only for whoever may watch it;
+    # to anyone else it is as unknown as a stream that does not exist.
+    if stream is None or not grants.allowed(stream):
         db.session.remove()
         ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
         return

@@ -112,6 +112,17 @@ MAKE_THUMBNAIL = JobSpec(
     description="thumbnail of broadcast {}",
 )
 
+MOVE_STREAM = JobSpec(
+    "workers.jobs.move_stream",
+    UPLOADS,  # viewers of the moved stream wait for it: ahead of replays
+    timeout=600,  # a long-lived stream has many objects, copied one by one
+    retry_intervals=(2, 5, 15, 60, 120),
+    result_ttl=3600,
+    failure_ttl=86400 * 7,
+    description="move stream {} objects",
+)
+
 REGISTRY: dict[str, JobSpec] = {
-    spec.name: spec for spec in (SYNC_STREAM, FINALIZE_BROADCAST, PURGE_STREAM, MAKE_THUMBNAIL)
+    spec.name: spec
+    for spec in (SYNC_STREAM, FINALIZE_BROADCAST, PURGE_STREAM, MAKE_THUMBNAIL, MOVE_STREAM)
 }

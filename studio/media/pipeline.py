@@ -136,6 +136,28 @@ def request_purge(connection: redis.Redis, stream: str) -> None:
     jobs.PURGE_STREAM.enqueue(connection, stream)
 
 
+def request_move(connection: redis.Redis, stream: str) -> None:
+    """Enqueue the move of a stream's objects to the prefix its visibility
+    asks for (idempotent job)."""
+    jobs.MOVE_STREAM.enqueue(connection, stream)
+
+
+def recheck_visibility(connection: redis.Redis, stream, private: bool) -> None:
+    """After a job that does not hold the sync lock (replay, thumbnail) wrote
+    under the prefix of `private`: if the stream's visibility changed
+    meanwhile, the move may have run before the write, so queue it again
+    (idempotent) to carry the late object over. Redis down is logged."""
+    from studio.extensions import db
+
+    db.session.refresh(stream)
+    if stream.private == private:
+        return
+    try:
+        request_move(connection, stream.public_id)
+    except redis.RedisError:
+        log.error("could not queue the move of stream %s's objects (Redis down)", stream.public_id)
+
+
 def segment_ready(connection: redis.Redis, segment: SegmentReady) -> bool:
     """An engine reported a complete segment: keep what it said (number,
     length, file) for the sync job and ask for a sync of its stream.
@@ -195,8 +217,19 @@ def _stream_deleted(event: events.StreamDeleted) -> None:
         log.error("could not queue the purge of deleted stream %s (Redis down)", event.stream)
 
 
+def _visibility_changed(event: events.VisibilityChanged) -> None:
+    """Queue the move of a stream's objects between the public and private
+    prefixes. Redis being down is logged (the next change of visibility, or
+    `workers.jobs.move_stream` by hand, moves them)."""
+    try:
+        request_move(get_redis(), event.stream)
+    except redis.RedisError:
+        log.error("could not queue the move of stream %s's objects (Redis down)", event.stream)
+
+
 def init_app(app: Flask) -> None:
     """Queue replays of ended broadcasts and purges of deleted streams after
     each commit. No I/O."""
     events.subscribe(events.BroadcastEnded, _broadcast_ended)
     events.subscribe(events.StreamDeleted, _stream_deleted)
+    events.subscribe(events.VisibilityChanged, _visibility_changed)

@@ -26,6 +26,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import _should_retry
 
 from studio import metrics
+from studio.storage import layout
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,26 @@ class StoredObject:
 
 
 class Storage:
-    """Writes the studio's objects into one bucket."""
+    """Writes the studio's objects into the media bucket; objects of private
+    streams (layout.is_private) into the private bucket, if one is set
+    (production: a bucket without public access, see docs/cdn.md)."""
 
-    def __init__(self, client: storage.Client, bucket_name: str, fragment_seconds: float = 2.0):
+    def __init__(
+        self,
+        client: storage.Client,
+        bucket_name: str,
+        fragment_seconds: float = 2.0,
+        private_bucket_name: str = "",
+    ):
         self.client = client
         self.bucket = client.bucket(bucket_name)
+        self.private_bucket = client.bucket(private_bucket_name) if private_bucket_name else None
         self.live_cache_control = live_cache_control(fragment_seconds)
+
+    def _bucket(self, object_name: str) -> storage.Bucket:
+        if self.private_bucket is not None and layout.is_private(object_name):
+            return self.private_bucket
+        return self.bucket
 
     def upload_segment(self, object_name: str, path: Path) -> StoredObject:
         """Upload an MPEG-TS segment once (if_generation_match=0).
@@ -94,7 +109,7 @@ class Storage:
         Raises StorageConflict if it exists with other content, StorageError
         on any other failure (after retries), FileNotFoundError if `path` is gone.
         """
-        blob = self.bucket.blob(object_name)
+        blob = self._bucket(object_name).blob(object_name)
         blob.cache_control = SEGMENT_CACHE_CONTROL
         size = path.stat().st_size
         try:
@@ -156,7 +171,7 @@ class Storage:
         kind: str,
         **conditions,
     ) -> None:
-        blob = self.bucket.blob(object_name)
+        blob = self._bucket(object_name).blob(object_name)
         blob.cache_control = cache_control
         try:
             blob.upload_from_string(
@@ -172,7 +187,7 @@ class Storage:
             raise StorageError(f"upload of {object_name} failed: {exc}") from exc
 
     def _upload_text(self, object_name: str, text: str, cache_control: str) -> None:
-        blob = self.bucket.blob(object_name)
+        blob = self._bucket(object_name).blob(object_name)
         blob.cache_control = cache_control
         try:
             # Overwriting with the same bytes is harmless, so retrying is safe.
@@ -187,7 +202,9 @@ class Storage:
 
     def _metadata(self, object_name: str) -> StoredObject | None:
         try:
-            blob = self.bucket.get_blob(object_name, timeout=REQUEST_TIMEOUT, retry=_retry("read"))
+            blob = self._bucket(object_name).get_blob(
+                object_name, timeout=REQUEST_TIMEOUT, retry=_retry("read")
+            )
         except gexc.GoogleAPIError as exc:
             raise StorageError(f"reading {object_name} failed: {exc}") from exc
         if blob is None:
@@ -197,8 +214,10 @@ class Storage:
     def read_bytes(self, object_name: str) -> bytes | None:
         """An object's content, or None if it does not exist."""
         try:
-            return self.bucket.blob(object_name).download_as_bytes(
-                timeout=REQUEST_TIMEOUT, retry=_retry("read")
+            return (
+                self._bucket(object_name)
+                .blob(object_name)
+                .download_as_bytes(timeout=REQUEST_TIMEOUT, retry=_retry("read"))
             )
         except gexc.NotFound:
             return None
@@ -219,7 +238,10 @@ class Storage:
         try:
             blobs = list(
                 self.client.list_blobs(
-                    self.bucket, prefix=prefix, timeout=REQUEST_TIMEOUT, retry=_retry("read")
+                    self._bucket(prefix),
+                    prefix=prefix,
+                    timeout=REQUEST_TIMEOUT,
+                    retry=_retry("read"),
                 )
             )
             for blob in blobs:
@@ -232,6 +254,37 @@ class Storage:
         except (gexc.GoogleAPIError, OSError) as exc:
             raise StorageError(f"deleting under {prefix} failed: {exc}") from exc
         return deleted
+
+    def copy_prefix(self, source: str, target: str) -> int:
+        """Copy every object under the folder `source` to the same name under
+        `target` (content, Content-Type and Cache-Control kept). Idempotent:
+        copying again overwrites with the same bytes. Returns how many."""
+        for prefix in (source, target):
+            if not prefix or not prefix.endswith("/") or prefix.startswith("/"):
+                raise ValueError(f"refusing to copy with prefix {prefix!r}")
+        copied = 0
+        try:
+            blobs = list(
+                self.client.list_blobs(
+                    self._bucket(source),
+                    prefix=source,
+                    timeout=REQUEST_TIMEOUT,
+                    retry=_retry("read"),
+                )
+            )
+            for blob in blobs:
+                name = target + blob.name.removeprefix(source)
+                self._bucket(source).copy_blob(
+                    blob,
+                    self._bucket(name),
+                    name,
+                    timeout=REQUEST_TIMEOUT,
+                    retry=_retry("copy"),
+                )
+                copied += 1
+        except (gexc.GoogleAPIError, OSError) as exc:
+            raise StorageError(f"copying {source} to {target} failed: {exc}") from exc
+        return copied
 
 
 _lock = threading.Lock()
@@ -267,4 +320,9 @@ def get_storage(config: Mapping) -> Storage:
         if client is None:
             client = make_client(emulator)
             _clients[key] = client
-    return Storage(client, config["GCS_BUCKET"], float(config.get("HLS_FRAGMENT", 2.0)))
+    return Storage(
+        client,
+        config["GCS_BUCKET"],
+        float(config.get("HLS_FRAGMENT", 2.0)),
+        config.get("GCS_PRIVATE_BUCKET", "") or "",
+    )

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from flask import url_for
 
-from studio.models import Broadcast, Stream
+from studio.models import Broadcast, ShareLink, Stream
 from studio.storage import layout
 
 
@@ -77,7 +77,9 @@ def _secret(stream: Stream) -> str:
 
 def hls_url(stream: Stream, config: Mapping) -> str:
     """The live playlist on the CDN."""
-    return layout.public_url(config["CDN_URL"], layout.live_playlist(stream.public_id))
+    return layout.public_url(
+        config["CDN_URL"], layout.live_playlist(stream.public_id, stream.private)
+    )
 
 
 def replay_url(broadcast: Broadcast, config: Mapping) -> str | None:
@@ -85,7 +87,8 @@ def replay_url(broadcast: Broadcast, config: Mapping) -> str | None:
     if broadcast.replay_ready_at is None:
         return None
     return layout.public_url(
-        config["CDN_URL"], layout.replay_playlist(broadcast.stream.public_id, broadcast.id)
+        config["CDN_URL"],
+        layout.replay_playlist(broadcast.stream.public_id, broadcast.id, broadcast.stream.private),
     )
 
 
@@ -94,7 +97,9 @@ def thumbnail_url(stream: Stream, config: Mapping) -> str | None:
     10 s old while live), once one has been written."""
     if stream.thumbnail_at is None:
         return None
-    return layout.public_url(config["CDN_URL"], layout.live_thumbnail(stream.public_id))
+    return layout.public_url(
+        config["CDN_URL"], layout.live_thumbnail(stream.public_id, stream.private)
+    )
 
 
 def broadcast_thumbnail_url(broadcast: Broadcast, config: Mapping) -> str | None:
@@ -102,7 +107,10 @@ def broadcast_thumbnail_url(broadcast: Broadcast, config: Mapping) -> str | None
     if broadcast.thumbnail_at is None:
         return None
     return layout.public_url(
-        config["CDN_URL"], layout.broadcast_thumbnail(broadcast.stream.public_id, broadcast.id)
+        config["CDN_URL"],
+        layout.broadcast_thumbnail(
+            broadcast.stream.public_id, broadcast.id, broadcast.stream.private
+        ),
     )
 
 
@@ -121,6 +129,12 @@ def embed_url(stream: Stream, config: Mapping) -> str:
 def watch_url(stream: Stream, config: Mapping) -> str:
     """The public watch page."""
     return config["PUBLIC_URL"] + url_for("watch.watch", public_id=stream.public_id)
+
+
+def share_url(stream: Stream, link: ShareLink, config: Mapping) -> str:
+    """A share link: the watch page with the link's secret. Shown to the
+    owner only; the page redirects it to the plain URL once opened."""
+    return watch_url(stream, config) + f"?share={quote(link.token, safe='')}"
 
 
 def playback(stream: Stream, config: Mapping) -> dict:

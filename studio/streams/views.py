@@ -18,13 +18,14 @@ from flask_login import current_user, login_required
 from studio import ingest_history, viewers
 from studio.chat import moderation
 from studio.chat.rules import ChatRefused
-from studio.errors import NotFound
+from studio.errors import NotFound, ValidationError
 from studio.extensions import db
 from studio.media import engines
 from studio.redis_client import get_redis
-from studio.streams import service, urls
-from studio.streams.forms import ActionForm, ModeratorForm, StreamForm, TargetForm
+from studio.streams import access, service, urls
+from studio.streams.forms import ActionForm, ModeratorForm, StreamForm, TargetForm, VisibilityForm
 from studio.streams.targets import PRESETS, list_targets
+from studio.watch import grants
 
 bp = Blueprint("streams", __name__)
 
@@ -61,7 +62,9 @@ def _index_page(form: StreamForm, status: int = 200):
         form=form,
         thumbnail_url=lambda stream: urls.thumbnail_url(stream, config),
     )
-    return page, status
+    reply = current_app.make_response((page, status))
+    grants.sign_owned(reply, streams)  # thumbnails of private streams
+    return reply
 
 
 @bp.post("/streams")
@@ -85,9 +88,10 @@ def _show_page(
     status: int = 200,
     moderator_form: ModeratorForm | None = None,
     target_form: TargetForm | None = None,
+    visibility_form: VisibilityForm | None = None,
 ):
-    """The stream page; a rejected rename, appointment or target re-renders
-    it with its form's errors."""
+    """The stream page; a rejected rename, appointment, target or visibility
+    re-renders it with its form's errors."""
     config = current_app.config
     page = render_template(
         "streams/show.html",
@@ -101,6 +105,11 @@ def _show_page(
         replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),
         form=ActionForm(),
         title_form=title_form or StreamForm(obj=stream),
+        visibility_form=visibility_form or VisibilityForm(visibility=stream.visibility),
+        share_links=[
+            (link, urls.share_url(stream, link, config))
+            for link in access.list_share_links(db.session, stream)
+        ],
         viewers=viewers.count(current_app, stream.public_id),
         moderators=moderation.moderators(db.session, stream),
         moderator_form=moderator_form or ModeratorForm(),
@@ -109,7 +118,10 @@ def _show_page(
         presets={slug: {"name": p.name, "url": p.url} for slug, p in PRESETS.items()},
         max_targets=config.get("MAX_TARGETS", 5),
     )
-    return page, status
+    reply = current_app.make_response((page, status))
+    reply.headers["Cache-Control"] = "private, no-store"
+    grants.sign_owned(reply, [stream])
+    return reply
 
 
 @bp.get("/streams/<public_id>/broadcasts")
@@ -227,3 +239,44 @@ def remove_moderator(public_id: str, moderator_id: int):
     db.session.commit()
     flash("Moderator removed.")
     return redirect(url_for("streams.show", public_id=public_id, _anchor="moderators"))
+
+
+@bp.post("/streams/<public_id>/visibility")
+def visibility(public_id: str):
+    """Public, unlisted or private (moving it out of or into private moves
+    its media between the CDN's public and signed prefixes)."""
+    stream = _owned(public_id)
+    form = VisibilityForm()
+    if not form.validate_on_submit():
+        return _show_page(stream, status=400, visibility_form=form)
+    access.set_visibility(db.session, stream, form.visibility.data)
+    db.session.commit()
+    flash(f"The stream is now {stream.visibility}.")
+    return redirect(url_for("streams.show", public_id=public_id))
+
+
+@bp.post("/streams/<public_id>/share-links")
+def create_share_link(public_id: str):
+    stream = _owned(public_id)
+    try:
+        access.create_share_link(db.session, stream)
+    except ValidationError as exc:
+        db.session.rollback()
+        flash(exc.message)
+        return redirect(url_for("streams.show", public_id=public_id))
+    db.session.commit()
+    flash("Share link created. Whoever opens it can watch until you revoke it.")
+    return redirect(url_for("streams.show", public_id=public_id, _anchor="share-links"))
+
+
+@bp.post("/streams/<public_id>/share-links/<int:link_id>/revoke")
+def revoke_share_link(public_id: str, link_id: int):
+    stream = _owned(public_id)
+    try:
+        link = access.get_share_link(db.session, stream, link_id)
+    except NotFound:
+        abort(404)
+    access.revoke_share_link(db.session, link)
+    db.session.commit()
+    flash("Share link revoked. It no longer opens the stream.")
+    return redirect(url_for("streams.show", public_id=public_id, _anchor="share-links"))

@@ -16,12 +16,17 @@ HOME_REPLAYS_LIMIT = 12
 
 
 def live_now(session: Session, limit: int = HOME_LIVE_LIMIT) -> list[tuple[Stream, Broadcast]]:
-    """Streams live now (not disabled) with their open broadcast, the most
+    """Public streams live now (not disabled) with their open broadcast, the most
     recently started first."""
     query = (
         select(Stream, Broadcast)
         .join(Broadcast, Broadcast.stream_id == Stream.id)
-        .where(Stream.status == "live", Stream.disabled.is_(False), Broadcast.ended_at.is_(None))
+        .where(
+            Stream.status == "live",
+            Stream.disabled.is_(False),
+            Stream.visibility == "public",
+            Broadcast.ended_at.is_(None),
+        )
         .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
         .limit(limit)
     )
@@ -29,13 +34,17 @@ def live_now(session: Session, limit: int = HOME_LIVE_LIMIT) -> list[tuple[Strea
 
 
 def recent_replays(session: Session, limit: int = HOME_REPLAYS_LIMIT) -> list[Broadcast]:
-    """Broadcasts whose replay is written, of streams that are not disabled,
+    """Broadcasts whose replay is written, of public streams that are not disabled,
     the most recently ended first (each with its stream loaded)."""
     query = (
         select(Broadcast)
         .join(Broadcast.stream)
         .options(contains_eager(Broadcast.stream))
-        .where(Broadcast.replay_ready_at.is_not(None), Stream.disabled.is_(False))
+        .where(
+            Broadcast.replay_ready_at.is_not(None),
+            Stream.disabled.is_(False),
+            Stream.visibility == "public",
+        )
         .order_by(Broadcast.ended_at.desc(), Broadcast.id.desc())
         .limit(limit)
     )

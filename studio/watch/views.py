@@ -1,20 +1,36 @@
 """Viewer pages: the home page for visitors, a stream's watch page, its
 replays, and the embeddable player. Nothing here needs a login, and nothing
-here may show a secret (stream key): pages carry only public ids and CDN URLs."""
+here may show a secret (stream key, share token): pages carry only public ids
+and CDN URLs.
+
+A private stream is shown only to a viewer `grants.allowed` lets in; to
+anyone else every page of it is the plain 404 page (its existence is not
+revealed). Its pages set the signed CDN cookie its player needs."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import Blueprint, abort, current_app, render_template
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from studio import viewers
 from studio.errors import NotFound
 from studio.extensions import db
 from studio.models import Broadcast, Stream
-from studio.streams import service, urls
-from studio.watch import catalog
+from studio.storage import signing
+from studio.streams import access, service, urls
+from studio.watch import catalog, grants
 
 bp = Blueprint("watch", __name__)
 
@@ -41,10 +57,28 @@ class Replay:
 
 
 def _stream_or_404(public_id: str) -> Stream:
+    """The stream, if this viewer may watch it; else 404 (a private stream
+    looks exactly like one that does not exist)."""
     try:
-        return service.get_public_stream(db.session, public_id)
+        stream = service.get_public_stream(db.session, public_id)
     except NotFound:
         abort(404)
+    if not grants.allowed(stream):
+        abort(404)
+    return stream
+
+
+def _signed(page: str, stream: Stream, status: int = 200):
+    """A page of `stream` with its signed CDN cookie (private streams) and
+    never cached by a shared cache (it may carry that cookie)."""
+    reply = current_app.make_response((page, status))
+    if stream.private:
+        try:
+            grants.sign(reply, stream)
+        except signing.SigningNotConfigured:
+            current_app.logger.error("private stream %s: no CDN signing key", stream.public_id)
+        reply.headers["Cache-Control"] = "private, no-store"
+    return reply
 
 
 def _replays(broadcasts: list[Broadcast]) -> list[Replay]:
@@ -97,24 +131,64 @@ def home():
 
 @bp.get("/watch/<public_id>")
 def watch(public_id: str):
+    """The watch page. `?share=TOKEN` (a share link) lets its holder in: the
+    token is kept in their session and the page redirects to the plain URL,
+    so the secret never stays in the address bar, history or a Referer."""
+    if "share" in request.args:
+        return _open_share_link(public_id, request.args.get("share", ""))
     stream = _stream_or_404(public_id)
-    return render_template(
+    page = render_template(
         "watch/watch.html",
         **_player(stream),
         embed_url=urls.embed_url(stream, current_app.config),
         replays=_replays(service.list_broadcasts(db.session, stream)),
     )
+    return _signed(page, stream)
+
+
+def _open_share_link(public_id: str, token: str):
+    try:
+        stream = service.get_public_stream(db.session, public_id)
+    except NotFound:
+        abort(404)
+    valid = access.share_token_valid(db.session, stream, token)
+    if stream.private and not valid:
+        abort(404)  # revoked or made up: the same as no stream at all
+    if valid:  # kept even while not private: it lets its holder in once it is
+        grants.remember_share(stream.public_id, token)
+    reply = redirect(url_for("watch.watch", public_id=stream.public_id))
+    reply.headers["Cache-Control"] = "no-store"
+    return reply
+
+
+@bp.get("/watch/<public_id>/access")
+def playback_access(public_id: str):
+    """The player's playback URL, with a fresh signed CDN cookie for a
+    private stream; players call it at half the cookie's life and after a
+    playback error (a change of visibility moves the stream's objects)."""
+    stream = _stream_or_404(public_id)
+    config = current_app.config
+    body: dict = {"hls_url": urls.hls_url(stream, config), "private": stream.private}
+    reply = current_app.response_class(mimetype="application/json")
+    reply.headers["Cache-Control"] = "private, no-store"
+    if stream.private:
+        try:
+            expires = grants.sign(reply, stream)
+        except signing.SigningNotConfigured:
+            return jsonify(error="Private playback is not configured on this server."), 503
+        body.update(expires=expires, renew_in=max(10, int(config["CDN_COOKIE_TTL"]) // 2))
+    reply.set_data(json.dumps(body))
+    return reply
 
 
 @bp.get("/watch/<public_id>/replays")
 def replays(public_id: str):
     """The list of past broadcasts, re-fetched live by the watch page."""
     stream = _stream_or_404(public_id)
-    reply = current_app.make_response(
-        render_template(
-            "watch/_replays.html", replays=_replays(service.list_broadcasts(db.session, stream))
-        )
+    page = render_template(
+        "watch/_replays.html", replays=_replays(service.list_broadcasts(db.session, stream))
     )
+    reply = _signed(page, stream)
     reply.headers["Cache-Control"] = "no-store"
     return reply
 
@@ -128,20 +202,25 @@ def replay(public_id: str, broadcast_id: int):
     if broadcast is None or broadcast.stream_id != stream.id or broadcast.ended_at is None:
         abort(404)
     (item,) = _replays([broadcast])
-    return render_template(
+    page = render_template(
         "watch/replay.html",
         stream=stream,
         replay=item,
         watch_url=urls.watch_url(stream, current_app.config),
     )
+    return _signed(page, stream)
 
 
 @bp.get("/embed/<public_id>")
 def embed(public_id: str):
-    """The player alone, for an <iframe> on any site (see security.FRAMEABLE)."""
+    """The player alone, for an <iframe> on any site (see security.FRAMEABLE).
+    A private stream's embed obeys the watch page's rule: it plays only for a
+    viewer whose studio session lets them in (the owner, a share-link holder),
+    which browsers send to a frame only on the studio's own site."""
     stream = _stream_or_404(public_id)
-    return render_template(
+    page = render_template(
         "watch/embed.html",
         **_player(stream),
         replays=_replays(service.list_broadcasts(db.session, stream, limit=1)),
     )
+    return _signed(page, stream)

@@ -48,7 +48,7 @@ def test_create_with_invalid_fields_is_400_per_field(api, db, stream, body, fiel
         ({"title": 7}, "title", "valid string"),
         ({"title": None}, "title", "valid string"),
         ({"title": ""}, "title", "title is required"),
-        ({"status": "live"}, "status", "Unknown field (allowed: title, disabled)"),
+        ({"status": "live"}, "status", "Unknown field (allowed: title, disabled, visibility)"),
         ({"stream_key": "chosen"}, "stream_key", "Unknown field"),
         # A valid change beside an invalid one: neither is applied.
         ({"disabled": True, "title": "   "}, "title", "title is required"),

@@ -15,6 +15,7 @@ STREAM_FIELDS = {
     "title",
     "status",
     "disabled",
+    "visibility",
     "created_at",
     "thumbnail_url",
     "viewers",
@@ -39,6 +40,7 @@ def test_create_returns_201_with_the_stream_and_its_location(api, db, owner):
     assert row is not None and row.owner_id == owner.id
     assert body["title"] == row.title == "Friday show"
     assert body["status"] == "created" and body["disabled"] is False
+    assert body["visibility"] == row.visibility == "public"  # the default
     assert body["thumbnail_url"] is None  # nothing broadcast yet
     assert body["viewers"] == 0  # nobody has the watch page open
     assert datetime.fromisoformat(body["created_at"]) == row.created_at

@@ -262,3 +262,26 @@ def test_target_changes_go_to_the_owner_only(live_server, app, db, make_user, ma
     db.session.commit()
     viewer.next(lambda e: e["type"] == "replay")  # later on the same channel
     assert all(json.loads(raw)["type"] != "targets" for raw in viewer.raw)
+
+
+def test_a_private_streams_socket_is_for_allowed_viewers_only(
+    live_server, db, make_user, make_stream, sockets
+):
+    """A private stream's socket (status, viewers) is closed with 1008 for a
+    visitor and another creator, as for a stream that does not exist; its
+    owner gets the status."""
+    from studio.streams import access
+
+    owner = make_user()
+    stranger = make_user()
+    stream = make_stream(owner=owner)
+    access.set_visibility(db.session, stream, "private")
+    db.session.commit()
+    url = ws_url(live_server, stream.public_id)
+    for headers in ({}, browser_headers(login(live_server, stranger.email))):
+        ws = Client.connect(url, headers=headers)
+        with pytest.raises(ConnectionClosed):
+            ws.receive(timeout=5)
+        assert ws.close_reason == 1008
+    owner_socket = sockets(url, browser_headers(login(live_server, owner.email)))
+    assert owner_socket.next(is_status("created"))["stream"] == stream.public_id

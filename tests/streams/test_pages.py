@@ -32,7 +32,7 @@ def logged_in(auth, alice):
 def stream_rules(app, method: str) -> list[str]:
     """Every creator-page route about one stream that answers `method`."""
     return sorted(
-        rule.rule.replace("<int:target_id>", "1")
+        rule.rule.replace("<int:target_id>", "1").replace("<int:link_id>", "1")
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("streams.")
         and "<public_id>" in rule.rule
@@ -95,7 +95,7 @@ def page_posts(app, public_id: str) -> list[str]:
     for rule in app.url_map.iter_rules():
         if "POST" in rule.methods and rule.endpoint.split(".")[0] in {"auth", "streams"}:
             path = rule.rule.replace("<public_id>", public_id)
-            for name in ("token_id", "moderator_id", "target_id"):
+            for name in ("token_id", "moderator_id", "target_id", "link_id"):
                 path = path.replace(f"<int:{name}>", "1")
             paths.append(path)
     return sorted(paths)

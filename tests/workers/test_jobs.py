@@ -61,6 +61,7 @@ def test_every_job_is_declared_once_in_the_registry():
         "workers.jobs.finalize_broadcast",
         "workers.jobs.purge_stream",
         "workers.jobs.make_thumbnail",
+        "workers.jobs.move_stream",
     }
     assert jobs.sync_stream.spec is jobs.REGISTRY["workers.jobs.sync_stream"]
     for name, spec in jobs.REGISTRY.items():

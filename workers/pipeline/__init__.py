@@ -12,8 +12,9 @@ modules listed before it; tests/workers/test_import_graph.py keeps it so):
 4. `live`, `replay`: put the live playlist / a broadcast's replay playlist
    in the bucket.
 5. `sync`: one stream's pass (segments, live playlist, late replays).
-6. `finalize`, `purge`: end of a broadcast (a last sync, then its replay),
-   deletion of a stream's media.
+6. `finalize`, `purge`, `visibility`: end of a broadcast (a last sync,
+   then its replay), deletion of a stream's media, its move between the
+   public and the private prefix.
 
 The RQ entry points are in `workers.jobs`; nothing here knows about queues.
 """

@@ -47,7 +47,7 @@ def write_live_playlist(app, storage, stream, broadcasts, playlist, uploaded, lo
         return  # a newer pass owns the stream, and its playlist
     started = time.time()
     try:
-        storage.upload_live_playlist(layout.live_playlist(stream.public_id), text)
+        storage.upload_live_playlist(layout.live_playlist(stream.public_id, stream.private), text)
     except gcs.StorageError as exc:
         # Not marked dirty again (that would spin while the bucket is down):
         # the sweep sees the local playlist newer than the uploaded one.

@@ -59,7 +59,11 @@ def purge(app: Flask, stream: str) -> dict:
     locks.acquired(lock)
     try:
         removed, busy = remove_local_files(app.config["HLS_DIR"], stream, time.time())
-        objects = gcs.get_storage(app.config).delete_prefix(layout.stream_prefix(stream))
+        storage = gcs.get_storage(app.config)
+        objects = sum(
+            storage.delete_prefix(layout.stream_prefix(stream, private))
+            for private in (False, True)
+        )
         connection.delete(Keys.playlist(stream), Keys.dirty(stream))
         chat_limits.forget_stream(connection, stream)
     finally:

@@ -12,7 +12,9 @@ from sqlalchemy import select
 from studio import metrics
 from studio.core.replays import mark_replay_ready
 from studio.extensions import db
+from studio.media import pipeline
 from studio.models import Broadcast, Segment, utcnow
+from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 from workers.pipeline.playlists import PlaylistSegment, render_replay
 
@@ -33,7 +35,8 @@ def write_replay(app: Flask, broadcast: Broadcast) -> bool:
         PlaylistSegment(r.sequence, r.duration, broadcast.id, started_at=r.started_at) for r in rows
     ]
     public_id = broadcast.stream.public_id
-    name = layout.replay_playlist(public_id, broadcast.id)
+    private = broadcast.stream.private
+    name = layout.replay_playlist(public_id, broadcast.id, private)
     try:
         gcs.get_storage(app.config).upload_replay_playlist(name, render_replay(segments))
     except gcs.StorageError:
@@ -44,5 +47,6 @@ def write_replay(app: Flask, broadcast: Broadcast) -> bool:
         metrics.UPLOAD_LAG.labels("replay").observe(max(0.0, lag))
     mark_replay_ready(db.session, broadcast, public_id)
     db.session.commit()
+    pipeline.recheck_visibility(get_redis(app), broadcast.stream, private)
     log.info("replay of broadcast %s written: %d segments", broadcast.id, len(rows))
     return True

@@ -281,7 +281,7 @@ def _upload_segments(
             timestamps,
             bool(entry and entry.discontinuity),
         )
-        object_name = layout.segment(stream.public_id, broadcast.id, segment.number)
+        object_name = layout.segment(stream.public_id, broadcast.id, segment.number, stream.private)
         pending.append(_Pending(segment, broadcast, duration, flagged, object_name))
         if timestamps is not None:
             # The next segment (maybe in this very pass) compares against it.

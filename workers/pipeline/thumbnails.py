@@ -61,19 +61,21 @@ def make_thumbnail(app: Flask, broadcast_id: int) -> dict:
         return {"status": "no segment"}
     jpeg = frame_jpeg(video, app.config.get("FFMPEG_BIN", "ffmpeg"))
     stream = broadcast.stream
+    private = stream.private
     written = []
     now = datetime.now(UTC)
     # An ended broadcast's frame must not replace a newer broadcast's.
     if broadcast.ended_at is None:
-        storage.upload_live_thumbnail(layout.live_thumbnail(stream.public_id), jpeg)
+        storage.upload_live_thumbnail(layout.live_thumbnail(stream.public_id, private), jpeg)
         stream.thumbnail_at = now
         written.append("live")
     if broadcast.thumbnail_at is None:
-        name = layout.broadcast_thumbnail(stream.public_id, broadcast.id)
+        name = layout.broadcast_thumbnail(stream.public_id, broadcast.id, private)
         storage.upload_broadcast_thumbnail(name, jpeg)  # False: an earlier run's stays
         broadcast.thumbnail_at = now
         written.append("broadcast")
     db.session.commit()
+    pipeline.recheck_visibility(get_redis(app), stream, private)
     return {"status": "ok", "segment": segment.sequence, "written": written}
 
 

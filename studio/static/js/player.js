@@ -68,6 +68,45 @@ export function createPlayer({
     message.textContent = text;
   }
 
+  // A private stream's objects are served only with the signed CDN cookie
+  // the studio sets (its requests must carry it: withCredentials). The
+  // cookie is renewed at half its life; after a playback error the player
+  // asks again where the stream plays, since a change of visibility moves
+  // it between the public and the signed prefix. False: no longer allowed.
+  let renewTimer = null;
+  async function refreshAccess() {
+    const url = player.dataset.accessUrl;
+    if (!url) return true;
+    try {
+      const reply = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+      if (reply.status === 404) return false;
+      if (!reply.ok) return true;
+      const body = await reply.json();
+      player.dataset.private = body.private ? "1" : "0";
+      if (body.hls_url) player.dataset.hlsUrl = body.hls_url;
+      scheduleRenewal(body.renew_in);
+    } catch {
+      // offline for a moment: the next error or renewal asks again
+    }
+    return true;
+  }
+
+  function scheduleRenewal(seconds) {
+    window.clearTimeout(renewTimer);
+    renewTimer = seconds ? window.setTimeout(refreshAccess, seconds * 1000) : null;
+  }
+  if (player.dataset.private === "1") scheduleRenewal(Number(player.dataset.renewIn) || 60);
+
+  function withCookies(config) {
+    if (player.dataset.private !== "1") return config;
+    return {
+      ...config,
+      xhrSetup: (xhr) => {
+        xhr.withCredentials = true;
+      },
+    };
+  }
+
   // "N s behind live" under a live video, with "Go to live" when far behind.
   const latencyText = latency?.querySelector("[data-testid='live-latency']");
   const goLive = latency?.querySelector("[data-testid='go-live']");
@@ -135,7 +174,7 @@ export function createPlayer({
     const Hls = window.Hls;
     if (Hls && Hls.isSupported()) {
       mediaRecoveries = 0;
-      hls = new Hls(config);
+      hls = new Hls(withCookies(config));
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
         retryDelay = RETRY_FIRST_MS;
         setMessage("");
@@ -185,7 +224,14 @@ export function createPlayer({
       setMessage("Waiting for the stream…");
       hls.destroy();
       hls = null;
-      retryTimer = window.setTimeout(() => play(url, mode, config), retryDelay);
+      retryTimer = window.setTimeout(async () => {
+        if (!(await refreshAccess())) {
+          stopPlayback();
+          setMessage("This stream is not available.");
+          return;
+        }
+        play(player.dataset.hlsUrl || url, mode, config);
+      }, retryDelay);
       retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
     } else if (mode === "replay") {
       setMessage("The replay could not be loaded. Try again in a moment.");
