@@ -99,8 +99,9 @@ def test_request_schemas_match_what_the_views_validate(spec):
     unknown fields are refused in both."""
     create = spec["components"]["schemas"]["StreamCreate"]
     assert create["required"] == ["title"] and create["additionalProperties"] is False
+    assert create["properties"]["visibility"]["enum"] == ["public", "unlisted", "private"]
     update = spec["components"]["schemas"]["StreamUpdate"]
-    assert set(update["properties"]) == {"title", "disabled"}
+    assert set(update["properties"]) == {"title", "disabled", "visibility"}
     assert update["additionalProperties"] is False and update["minProperties"] == 1
 
 
