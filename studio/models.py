@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from studio.extensions import db
 
-STREAM_STATUSES = ("created", "live", "ended")
+STREAM_STATUSES = ("created", "live", "reconnecting", "ended")
 INGEST_PROTOCOLS = ("rtmp", "webrtc", "websocket")
 
 
@@ -63,9 +63,17 @@ class Stream(db.Model):
 
     __tablename__ = "streams"
     __table_args__ = (
-        CheckConstraint("status IN ('created', 'live', 'ended')", name="ck_streams_status"),
-        # The per-user live limit and the live-streams gauge count live rows only.
-        Index("ix_streams_live_owner", "owner_id", postgresql_where=text("status = 'live'")),
+        CheckConstraint(
+            "status IN ('created', 'live', 'reconnecting', 'ended')", name="ck_streams_status"
+        ),
+        CheckConstraint("reconnect_window BETWEEN 0 AND 1800", name="ck_streams_reconnect_window"),
+        # The per-user live limit (a reconnecting stream holds its place) and
+        # the live-streams gauge read these few rows only.
+        Index(
+            "ix_streams_live_owner",
+            "owner_id",
+            postgresql_where=text("status IN ('live', 'reconnecting')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -79,6 +87,11 @@ class Stream(db.Model):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # Seconds a publisher that dropped has to come back and continue the same
+    # broadcast (0: every unpublish ends the broadcast at once).
+    reconnect_window: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    # While `reconnecting`: when the broadcast ends unless a publisher returns.
+    reconnect_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the live thumbnail (a recent frame) was last written to the bucket.
     thumbnail_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

@@ -26,6 +26,8 @@ CORE = (
     "studio.core.replays",
     "studio.core.segments",
     "studio.streams.service",
+    "studio.streams.reconnect",
+    "studio.streams.tickets",
     "studio.errors",
     "studio.transactions",
 )
