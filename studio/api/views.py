@@ -30,7 +30,7 @@ from studio.errors import StudioError
 from studio.extensions import csrf, db
 from studio.media import engines
 from studio.models import Broadcast, Stream, User
-from studio.streams import service, urls
+from studio.streams import reconnect, service, urls
 
 INVALID_BODY = openapi.error_response(
     "Invalid input (a NUL character, a lone surrogate or JSON nested too deeply "
@@ -138,6 +138,8 @@ def stream_out(stream: Stream, viewers: int | None = None) -> StreamOut:
         title=stream.title,
         status=stream.status,
         disabled=stream.disabled,
+        reconnect_window=stream.reconnect_window,
+        reconnect_deadline=stream.reconnect_deadline if stream.status == "reconnecting" else None,
         created_at=stream.created_at,
         thumbnail_url=urls.thumbnail_url(stream, config),
         viewers=viewers,
@@ -166,7 +168,7 @@ def broadcast_out(broadcast: Broadcast) -> BroadcastOut:
 )
 def create_stream(body: StreamCreate):
     """Create a stream."""
-    stream = service.create_stream(db.session, caller(), body.title)
+    stream = service.create_stream(db.session, caller(), body.title, body.reconnect_window)
     db.session.commit()
     location = url_for(".get_stream", stream_id=stream.public_id)
     return reply(stream_out(stream), 201, {"Location": location})
@@ -189,13 +191,18 @@ def get_stream(path: StreamPath):
 @bp.patch(
     "/streams/<stream_id>",
     responses={200: StreamOut, 400: INVALID_BODY, 404: NOT_FOUND},
-    description="Disabling refuses publish from then on and drops a live publisher.",
+    description=(
+        "Disabling refuses publish from then on, ends the broadcast under way and drops a "
+        "live publisher."
+    ),
 )
 def update_stream(path: StreamPath, body: StreamUpdate):
-    """Change a stream's title and/or disabled flag."""
+    """Change a stream's title, disabled flag and/or reconnect window."""
     stream = service.get_owned_stream(db.session, caller(), path.stream_id)
     if "title" in body.model_fields_set:
         service.rename_stream(db.session, stream, body.title)
+    if "reconnect_window" in body.model_fields_set:
+        reconnect.set_reconnect_window(db.session, stream, body.reconnect_window)
     if "disabled" in body.model_fields_set:
         service.set_disabled(db.session, stream, body.disabled)
     db.session.commit()
@@ -214,7 +221,10 @@ def delete_stream(path: StreamPath):
 @bp.post(
     "/streams/<stream_id>/rotate-key",
     responses={200: StreamOut, 404: NOT_FOUND},
-    description="The old key is refused from now on and a publisher using it is dropped.",
+    description=(
+        "The old key is refused from now on: the broadcast under way (live or reconnecting) "
+        "ends and a publisher using the old key is dropped."
+    ),
 )
 def rotate_key(path: StreamPath):
     """Issue a new stream key."""

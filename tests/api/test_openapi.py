@@ -92,7 +92,7 @@ def test_request_schemas_match_what_the_views_validate(spec):
     create = spec["components"]["schemas"]["StreamCreate"]
     assert create["required"] == ["title"] and create["additionalProperties"] is False
     update = spec["components"]["schemas"]["StreamUpdate"]
-    assert set(update["properties"]) == {"title", "disabled"}
+    assert set(update["properties"]) == {"title", "disabled", "reconnect_window"}
     assert update["additionalProperties"] is False and update["minProperties"] == 1
 
 

@@ -15,6 +15,8 @@ STREAM_FIELDS = {
     "title",
     "status",
     "disabled",
+    "reconnect_window",
+    "reconnect_deadline",
     "created_at",
     "thumbnail_url",
     "viewers",
