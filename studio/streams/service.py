@@ -119,7 +119,7 @@ def rotate_key(session: Session, stream: Stream) -> Stream:
     a live publisher using the old key is dropped: a publisher with the new
     key starts a new broadcast."""
     stream.stream_key = new_stream_key()
-    _end_current_broadcast(session, stream, "key_rotated")
+    end_current_broadcast(session, stream, "key_rotated")
     return stream
 
 
@@ -128,7 +128,7 @@ def set_disabled(session: Session, stream: Stream, disabled: bool) -> Stream:
     if stream.disabled == disabled:
         return stream
     stream.disabled = disabled
-    if disabled and _end_current_broadcast(session, stream, "disabled"):
+    if disabled and end_current_broadcast(session, stream, "disabled"):
         return stream  # its StreamChanged carries the flag already
     events.raise_event(session, events.stream_changed(stream, open_broadcast(session, stream)))
     return stream
@@ -161,10 +161,10 @@ def list_broadcasts(session: Session, stream: Stream, limit: int = 50) -> list[B
     return list(session.scalars(query))
 
 
-def _end_current_broadcast(session: Session, stream: Stream, reason: str) -> bool:
-    """End the open broadcast now, dropping its publisher if one is
-    connected (its unpublish, arriving later, then changes nothing).
-    True if a broadcast ended."""
+def end_current_broadcast(session: Session, stream: Stream, reason: str) -> bool:
+    """End the open broadcast now (live or reconnecting), dropping its
+    publisher if one is connected (its unpublish, arriving later, then
+    changes nothing). True if a broadcast ended."""
     broadcast = open_broadcast(session, stream)
     if broadcast is None:
         return False

@@ -19,8 +19,8 @@ from studio import viewers
 from studio.errors import NotFound
 from studio.extensions import db
 from studio.media import engines
-from studio.streams import service, urls
-from studio.streams.forms import ActionForm, StreamForm
+from studio.streams import reconnect, service, urls
+from studio.streams.forms import ActionForm, ReconnectForm, StreamForm
 
 bp = Blueprint("streams", __name__)
 
@@ -75,8 +75,13 @@ def show(public_id: str):
     return _show_page(_owned(public_id))
 
 
-def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
-    """The stream page; a rejected rename re-renders it with its form's errors."""
+def _show_page(
+    stream,
+    title_form: StreamForm | None = None,
+    status: int = 200,
+    reconnect_form: ReconnectForm | None = None,
+):
+    """The stream page; a rejected change re-renders it with its form's errors."""
     config = current_app.config
     page = render_template(
         "streams/show.html",
@@ -90,6 +95,7 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
         replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),
         form=ActionForm(),
         title_form=title_form or StreamForm(obj=stream),
+        reconnect_form=reconnect_form or ReconnectForm(obj=stream),
         viewers=viewers.count(current_app, stream.public_id),
     )
     return page, status
@@ -128,6 +134,29 @@ def rename(public_id: str):
     if not form.validate_on_submit():
         return _show_page(stream, title_form=form, status=400)
     service.rename_stream(db.session, stream, form.title.data)
+    db.session.commit()
+    return redirect(url_for("streams.show", public_id=public_id))
+
+
+@bp.post("/streams/<public_id>/reconnect-window")
+def set_reconnect_window(public_id: str):
+    stream = _owned(public_id)
+    form = ReconnectForm()
+    if not form.validate_on_submit():
+        return _show_page(stream, status=400, reconnect_form=form)
+    reconnect.set_reconnect_window(db.session, stream, form.reconnect_window.data)
+    db.session.commit()
+    flash("Reconnect window saved.")
+    return redirect(url_for("streams.show", public_id=public_id))
+
+
+@bp.post("/streams/<public_id>/end")
+def end_broadcast(public_id: str):
+    """End the broadcast under way now (the go-live page's Stop, the stream
+    page's "End broadcast"): no reconnect window, the replay follows."""
+    stream = _owned(public_id)
+    if service.end_current_broadcast(db.session, stream, "stopped"):
+        flash("Broadcast ended.")
     db.session.commit()
     return redirect(url_for("streams.show", public_id=public_id))
 
