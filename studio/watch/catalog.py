@@ -16,12 +16,17 @@ HOME_REPLAYS_LIMIT = 12
 
 
 def live_now(session: Session, limit: int = HOME_LIVE_LIMIT) -> list[tuple[Stream, Broadcast]]:
-    """Streams live now (not disabled) with their open broadcast, the most
-    recently started first."""
+    """Streams live now or reconnecting (not disabled) with their open
+    broadcast, the most recently started first."""
     query = (
         select(Stream, Broadcast)
         .join(Broadcast, Broadcast.stream_id == Stream.id)
-        .where(Stream.status == "live", Stream.disabled.is_(False), Broadcast.ended_at.is_(None))
+        .where(
+            # A reconnecting stream is still on: its publisher may be back any second.
+            Stream.status.in_(("live", "reconnecting")),
+            Stream.disabled.is_(False),
+            Broadcast.ended_at.is_(None),
+        )
         .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
         .limit(limit)
     )
