@@ -57,18 +57,13 @@ def test_stop_and_leaving_ask_first_while_live(studio_stack, context: BrowserCon
     assert studio_stack.stream_row(stream.public_id)["status"] == "live"
     assert len(ffmpeg_pids(stream.public_id)) == 1
 
-    prompts: list[str] = []
-
-    def stay(prompt) -> None:
-        prompts.append(prompt.type)
-        prompt.dismiss()
-
-    page.on("dialog", stay)
-    page.close(run_before_unload=True)
-    wait_until(lambda: prompts, 10, "the leave prompt")
-    assert prompts == ["beforeunload"]
+    with page.expect_event("dialog") as leaving:
+        page.close(run_before_unload=True)
+    prompt = leaving.value
+    assert prompt.type == "beforeunload"
+    prompt.dismiss()  # stay on the page
     assert not page.is_closed()
     expect(golive.status).to_have_text("LIVE")
-    page.remove_listener("dialog", stay)
+    assert len(ffmpeg_pids(stream.public_id)) == 1
     golive.stop()
     expect(golive.status).to_have_text("ended", timeout=20_000)
