@@ -234,6 +234,23 @@ def rotate_key(path: StreamPath):
     return reply(stream_out(stream))
 
 
+@bp.post(
+    "/streams/<stream_id>/end",
+    responses={200: StreamOut, 404: NOT_FOUND},
+    description=(
+        "Ends the broadcast under way now, live or reconnecting (`end_reason` `stopped`), "
+        "without waiting out the reconnect window; a live publisher is dropped. "
+        "Nothing changes when no broadcast is under way."
+    ),
+)
+def end_broadcast(path: StreamPath):
+    """End the stream's broadcast now."""
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
+    service.end_current_broadcast(db.session, stream, "stopped")
+    db.session.commit()
+    return reply(stream_out(stream))
+
+
 @bp.get("/streams/<stream_id>/broadcasts", responses={200: BroadcastList, 404: NOT_FOUND})
 def list_broadcasts(path: StreamPath):
     """List a stream's broadcasts (publish sessions), newest first."""

@@ -124,6 +124,7 @@ def test_a_body_that_is_not_a_json_object_is_400(
         ("PATCH", "/streams/{id}", {"title": "x"}),
         ("DELETE", "/streams/{id}", None),
         ("POST", "/streams/{id}/rotate-key", None),
+        ("POST", "/streams/{id}/end", None),
         ("GET", "/streams/{id}/broadcasts", None),
     ],
 )

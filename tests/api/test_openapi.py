@@ -106,7 +106,7 @@ def test_stream_id_parameter_has_the_pattern_of_real_ids(spec, api, db, owner, m
         for operation in item.values()
         for param in operation.get("parameters", [])
     ]
-    assert len(parameters) == 5  # get, patch, delete, rotate-key, broadcasts
+    assert len(parameters) == 6  # get, patch, delete, rotate-key, end, broadcasts
     for param in parameters:
         assert (param["name"], param["in"], param["required"]) == ("stream_id", "path", True)
         assert param["schema"]["type"] == "string"

@@ -51,3 +51,25 @@ def test_a_reconnecting_stream_shows_its_deadline(api, db, owner, make_stream):
     db.session.commit()
     body = api.get(f"/streams/{stream.public_id}").get_json()
     assert (body["status"], body["reconnect_deadline"]) == ("live", None)
+
+
+def test_end_stops_a_reconnecting_broadcast_at_once(api, db, owner, make_stream):
+    """POST /streams/{id}/end: the waiting broadcast ends now (reason
+    stopped); a second call changes nothing."""
+    stream = make_stream(owner, reconnect_window=600)
+    service.start_broadcast(
+        db.session, PublishAttempt(stream.public_id, stream.stream_key, "c1", "rtmp")
+    )
+    db.session.commit()
+    service.end_broadcast(db.session, stream.public_id, "c1")
+    db.session.commit()
+    reply = api.post(f"/streams/{stream.public_id}/end")
+    assert reply.status_code == 200
+    assert (reply.get_json()["status"], reply.get_json()["reconnect_deadline"]) == ("ended", None)
+    db.session.rollback()
+    (broadcast,) = db.session.get(Stream, stream.id).broadcasts
+    assert broadcast.end_reason == "stopped"
+    again = api.post(f"/streams/{stream.public_id}/end")
+    assert again.status_code == 200 and again.get_json()["status"] == "ended"
+    db.session.rollback()
+    assert db.session.get(Stream, stream.id).broadcasts[0].ended_at == broadcast.ended_at
