@@ -252,3 +252,27 @@ def test_replay_events_are_relayed_and_internal_events_are_not(
     assert replay["type"] == "replay"
     assert replay["broadcast"] == {"id": broadcast.id}
     assert all(json.loads(raw)["type"] != "segment" for raw in viewer.raw)
+
+
+def test_reconnecting_is_pushed_with_its_deadline(live_server, client, make_stream, sockets):
+    """A publisher dropping within the window reaches watching sockets as
+    `reconnecting` with the deadline and the same broadcast; its return as
+    `live` again (no deadline), the broadcast unchanged."""
+    stream = make_stream(reconnect_window=60)
+    viewer = sockets(ws_url(live_server, stream.public_id))
+    viewer.next(is_status("created"))
+    publish(client, stream)
+    live = viewer.next(is_status("live"))
+    publish(client, stream, call="publish_done")
+    waiting = viewer.next(is_status("reconnecting"))
+    assert waiting["reconnect_deadline"]
+    assert waiting["broadcast"] == live["broadcast"]
+    publish(client, stream, clientid="42")
+    back = viewer.next(is_status("live"))
+    assert "reconnect_deadline" not in back
+    assert back["broadcast"]["id"] == live["broadcast"]["id"]
+    # A viewer connecting while it waits gets the deadline in the first event.
+    publish(client, stream, call="publish_done", clientid="42")
+    viewer.next(is_status("reconnecting"))
+    late = sockets(ws_url(live_server, stream.public_id))
+    assert late.next(lambda e: e["type"] == "status")["reconnect_deadline"]
