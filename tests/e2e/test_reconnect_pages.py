@@ -102,3 +102,47 @@ def test_disabling_while_live_asks_first_and_cancel_changes_nothing(
     expect(dialog).to_be_hidden()
     row = studio_stack.stream_row(stream.public_id)
     assert (row["status"], row["disabled"]) == ("live", False)
+
+
+def test_the_replay_of_a_reconnected_broadcast_plays_through(
+    studio_stack, ffmpeg_publisher, page: Page
+):
+    """Two publishes of 6 s within the window, then the creator ends the
+    broadcast: its one replay plays from start to end across the cut."""
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Two halves", reconnect_window=120)
+    ffmpeg_publisher.start(stream.publish_url, seconds=6).wait(timeout=60)
+    wait_until(
+        lambda: studio_stack.stream_row(stream.public_id)["status"] == "reconnecting",
+        20,
+        "reconnecting",
+    )
+    ffmpeg_publisher.start(stream.publish_url, seconds=6).wait(timeout=60)
+    wait_until(
+        lambda: studio_stack.stream_row(stream.public_id)["status"] == "reconnecting",
+        20,
+        "reconnecting again",
+    )
+    LoginPage(page, studio_stack.base_url).open().log_in(email, PASSWORD)
+    studio = StreamPage(page).open(studio_stack.base_url, stream.public_id)
+    expect(studio.status).to_have_text("Reconnecting…")
+    page.get_by_test_id("end-broadcast").click()
+    page.get_by_role("dialog", name="End the broadcast?").get_by_role(
+        "button", name="End broadcast"
+    ).click()
+    expect(studio.status).to_have_text("ended")
+    row = wait_until(
+        lambda: (
+            (r := studio_stack.stream_row(stream.public_id))["broadcasts"][0]["replay_ready_at"]
+            and r
+        ),
+        60,
+        "the replay",
+    )
+    (broadcast,) = row["broadcasts"]
+    page.goto(f"{studio_stack.base_url}/watch/{stream.public_id}/replays/{broadcast['id']}")
+    watch = WatchPage(page)
+    watch.record_ended()
+    watch.wait_until_playing(past_seconds=1.0, timeout_ms=45_000)
+    watch.wait_until_ended(timeout_ms=60_000)
+    assert watch.video.evaluate("video => video.currentTime") > 9
