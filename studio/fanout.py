@@ -32,6 +32,8 @@ def status_message(event: events.StreamChanged) -> dict:
         "status": event.status,
         "disabled": event.disabled,
     }
+    if event.reconnect_deadline is not None:
+        message["reconnect_deadline"] = event.reconnect_deadline.isoformat()
     broadcast = event.broadcast
     if broadcast is not None:
         message["broadcast"] = {

@@ -49,6 +49,12 @@ BROADCASTS_ENDED = Counter(
     "Broadcasts that ended, by reason (unpublish, reconciled, duration_limit...).",
     ["reason"],
 )
+BROADCAST_RECONNECTS = Counter(
+    "studio_broadcast_reconnects_total",
+    "Publishers that dropped within a reconnect window (waiting) and that came "
+    "back in time (resumed): one broadcast all along.",
+    ["outcome"],
+)
 ENGINE_RESTARTS = Counter(
     "studio_srs_restarts_total",
     "Media engine restarts seen by the reconciler (a new service id).",
@@ -56,7 +62,8 @@ ENGINE_RESTARTS = Counter(
 RECONCILE_ACTIONS = Counter(
     "studio_reconcile_actions_total",
     "What the reconciler did: ended (stale live stream), dropped (unknown "
-    "publisher), duration_limit (over the maximum broadcast duration).",
+    "publisher), duration_limit (over the maximum broadcast duration), "
+    "reconnect_timeout (nobody reconnected within the stream's window).",
     ["action"],
 )
 RECONCILE_RUNS = Counter(
@@ -132,6 +139,14 @@ def _target_failed(event: events.TargetFailed) -> None:
     TARGET_FAILURES.inc()
 
 
+def _reconnecting(event: events.StreamReconnecting) -> None:
+    BROADCAST_RECONNECTS.labels("waiting").inc()
+
+
+def _resumed(event: events.BroadcastResumed) -> None:
+    BROADCAST_RECONNECTS.labels("resumed").inc()
+
+
 def count_domain_events() -> None:
     """Count broadcasts started and ended, and multistream targets failing,
     once they are committed (called at start-up of every process that
@@ -139,3 +154,5 @@ def count_domain_events() -> None:
     events.subscribe(events.BroadcastStarted, _broadcast_started)
     events.subscribe(events.BroadcastEnded, _broadcast_ended)
     events.subscribe(events.TargetFailed, _target_failed)
+    events.subscribe(events.StreamReconnecting, _reconnecting)
+    events.subscribe(events.BroadcastResumed, _resumed)

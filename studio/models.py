@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-STREAM_STATUSES = ("created", "live", "ended")
+STREAM_STATUSES = ("created", "live", "reconnecting", "ended")
 INGEST_PROTOCOLS = ("rtmp", "webrtc", "websocket", "srt")
 CHAT_MODES = ("everyone", "signed_in", "off")
 CHAT_TEXT_MAX = 500
@@ -86,12 +86,20 @@ class Stream(Base):
 
     __tablename__ = "streams"
     __table_args__ = (
-        CheckConstraint("status IN ('created', 'live', 'ended')", name="ck_streams_status"),
+        CheckConstraint(
+            "status IN ('created', 'live', 'reconnecting', 'ended')", name="ck_streams_status"
+        ),
+        CheckConstraint("reconnect_window BETWEEN 0 AND 1800", name="ck_streams_reconnect_window"),
         CheckConstraint(
             "visibility IN ('public', 'unlisted', 'private')", name="ck_streams_visibility"
         ),
-        # The per-user live limit and the live-streams gauge count live rows only.
-        Index("ix_streams_live_owner", "owner_id", postgresql_where=text("status = 'live'")),
+        # The per-user live limit (a reconnecting stream holds its place) and
+        # the live-streams gauge read these few rows only.
+        Index(
+            "ix_streams_live_owner",
+            "owner_id",
+            postgresql_where=text("status IN ('live', 'reconnecting')"),
+        ),
         CheckConstraint(
             "chat_mode IN ('everyone', 'signed_in', 'off')", name="ck_streams_chat_mode"
         ),
@@ -110,6 +118,11 @@ class Stream(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
+    # Seconds a publisher that dropped has to come back and continue the same
+    # broadcast (0: every unpublish ends the broadcast at once).
+    reconnect_window: Mapped[int] = mapped_column(Integer, default=60, server_default="60")
+    # While `reconnecting`: when the broadcast ends unless a publisher returns.
+    reconnect_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the live thumbnail (a recent frame) was last written to the bucket.
     thumbnail_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Chat: who may write, seconds between two messages of one participant

@@ -154,7 +154,9 @@ class StudioStateCollector(Collector):
             cutoff = utcnow() - stale_after
             stale = db.session.scalar(
                 text(
-                    "SELECT count(*) FROM broadcasts b WHERE b.ended_at IS NULL"
+                    # A reconnecting stream has no publisher to make segments.
+                    "SELECT count(*) FROM broadcasts b JOIN streams st ON st.id = b.stream_id"
+                    " WHERE b.ended_at IS NULL AND st.status = 'live'"
                     " AND b.started_at < :cutoff AND NOT EXISTS (SELECT 1 FROM segments s"
                     " WHERE s.broadcast_id = b.id AND s.uploaded_at >= :cutoff)"
                 ),
@@ -165,7 +167,7 @@ class StudioStateCollector(Collector):
         yield GaugeMetricFamily("studio_live_streams", "Streams live right now.", value=live)
         yield GaugeMetricFamily(
             "studio_live_streams_without_recent_segments",
-            "Open broadcasts with no segment uploaded in the last "
+            "Live broadcasts (not reconnecting) with no segment uploaded in the last "
             f"{int(stale_after.total_seconds())} s (and older than that).",
             value=stale,
         )

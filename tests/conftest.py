@@ -121,8 +121,10 @@ def make_user(db):
 
 @pytest.fixture()
 def make_stream(db, make_user):
-    def factory(owner=None, title: str = "My stream"):
-        stream = streams.create_stream(db.session, owner or make_user(), title)
+    # Window 0: an unpublish ends the broadcast at once (tests of the reconnect
+    # window ask for one).
+    def factory(owner=None, title: str = "My stream", reconnect_window: int = 0):
+        stream = streams.create_stream(db.session, owner or make_user(), title, reconnect_window)
         db.session.commit()
         return stream
 

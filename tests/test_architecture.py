@@ -31,6 +31,8 @@ CORE = (
     "studio.chat.rules",
     "studio.chat.service",
     "studio.chat.moderation",
+    "studio.streams.reconnect",
+    "studio.streams.tickets",
     "studio.errors",
     "studio.transactions",
 )

@@ -12,7 +12,12 @@ with the database's open broadcasts:
   broadcasts opened under the old one are ended at once (their publishers
   cannot have survived the restart);
 - a broadcast older than MAX_BROADCAST_SECONDS is ended and its publisher
-  dropped (the cost guard; reason "duration_limit").
+  dropped (the cost guard; reason "duration_limit");
+- a reconnecting stream whose deadline passed without a publisher has its
+  broadcast ended (reason "reconnect_timeout"; `studio/streams/reconnect.py`).
+  This comes first and needs no engine: deadlines pass while it is down too.
+  A reconnecting broadcast is missing from the engine by design, so the
+  grace period does not apply to it.
 
 Run `python -m workers.reconcile --loop` (the `reconciler` container role;
 why a loop and not an RQ scheduled job: see `workers/__init__.py`), or
@@ -28,7 +33,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Flask
 from redis.backoff import EqualJitterBackoff
@@ -39,7 +44,7 @@ from studio.extensions import db
 from studio.media import engines
 from studio.models import Broadcast, Stream
 from studio.redis_client import get_redis
-from studio.streams import service
+from studio.streams import reconnect, service
 from workers.context import job_app, process_app
 
 log = logging.getLogger("workers.reconcile")
@@ -59,6 +64,7 @@ class Report:
     ended: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
     over_duration: list[str] = field(default_factory=list)
+    reconnect_timeouts: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,7 @@ class OpenBroadcast:
     server_id: str
     service_id: str
     started_at: datetime
+    reconnecting: bool = False
 
 
 def reconcile(now: float | None = None) -> Report:
@@ -80,6 +87,7 @@ def reconcile(now: float | None = None) -> Report:
 
 def _reconcile(app: Flask, now: float) -> Report:
     report = Report()
+    report.reconnect_timeouts = _expire_reconnects(now)
     try:
         seen = engines.current(app).stats()
     except engines.EngineError as exc:
@@ -101,7 +109,7 @@ def _reconcile(app: Flask, now: float) -> Report:
             _end(broadcast, "duration_limit", drop=broadcast.stream in live_names)
             report.over_duration.append(broadcast.stream)
             continue
-        if broadcast.stream in live_names:
+        if broadcast.stream in live_names or broadcast.reconnecting:
             redis.hdel(MISSING_KEY, broadcast.id)
             still_open.add(broadcast.stream)
             continue
@@ -123,12 +131,13 @@ def _reconcile(app: Flask, now: float) -> Report:
             report.dropped.append(publisher.stream_name)
     _forget_stale_marks(redis, seen, still_open)
     metrics.RECONCILE_RUNS.labels("ok").inc()
-    if report.ended or report.dropped or report.over_duration:
+    if report.ended or report.dropped or report.over_duration or report.reconnect_timeouts:
         log.info(
-            "reconciled: ended=%s dropped=%s over_duration=%s",
+            "reconciled: ended=%s dropped=%s over_duration=%s reconnect_timeouts=%s",
             report.ended,
             report.dropped,
             report.over_duration,
+            report.reconnect_timeouts,
         )
     return report
 
@@ -158,12 +167,23 @@ def _open_broadcasts() -> list[OpenBroadcast]:
             Broadcast.server_id,
             Broadcast.service_id,
             Broadcast.started_at,
+            Stream.status == "reconnecting",
         )
         .join(Stream, Stream.id == Broadcast.stream_id)
         .where(Broadcast.ended_at.is_(None))
     ).all()
     db.session.rollback()  # read-only: do not hold a transaction across the pass
     return [OpenBroadcast(*row) for row in rows]
+
+
+def _expire_reconnects(now: float) -> list[str]:
+    """End the broadcasts whose reconnect deadline passed (see module doc)."""
+    ended = reconnect.expire_reconnects(db.session, datetime.fromtimestamp(now, UTC))
+    db.session.commit()
+    for stream in ended:
+        metrics.RECONCILE_ACTIONS.labels("reconnect_timeout").inc()
+        log.info("broadcast of stream %s ended: nobody reconnected in time", stream)
+    return ended
 
 
 def _note_service(redis, service_id: str) -> bool:

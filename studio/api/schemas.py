@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from studio.models import INGEST_PROTOCOLS, STREAM_STATUSES, VISIBILITIES
+from studio.streams.reconnect import RECONNECT_WINDOW_DEFAULT, RECONNECT_WINDOW_MAX
 from studio.streams.service import PUBLIC_ID_LENGTH, TITLE_MAX
 
 Status = Literal[STREAM_STATUSES]  # type: ignore[valid-type]
@@ -32,6 +33,11 @@ PlaybackMode = Literal["hls"]
 _TITLE_SCHEMA = {"minLength": 1, "maxLength": TITLE_MAX}
 # What `new_public_id` makes (PUBLIC_ID_ALPHABET: lowercase letters and digits).
 PUBLIC_ID_PATTERN = f"^[a-z0-9]{{{PUBLIC_ID_LENGTH}}}$"
+_RECONNECT_WINDOW = (
+    "Seconds a publisher that dropped has to come back and continue the same broadcast "
+    f"(viewers see the stream as reconnecting meanwhile); 0 ends a broadcast at its "
+    f"publisher's first drop. 0 to {RECONNECT_WINDOW_MAX}."
+)
 
 
 class StreamPath(BaseModel):
@@ -57,6 +63,12 @@ class StreamCreate(Request):
 
     title: str = Field(description="Shown on the watch page.", json_schema_extra=_TITLE_SCHEMA)
     visibility: Visibility = Field(default="public", description=VISIBILITY_DESCRIPTION)
+    reconnect_window: int = Field(
+        default=RECONNECT_WINDOW_DEFAULT,
+        ge=0,
+        le=RECONNECT_WINDOW_MAX,
+        description=_RECONNECT_WINDOW,
+    )
 
 
 def _update_schema(schema: dict) -> None:
@@ -67,7 +79,7 @@ def _update_schema(schema: dict) -> None:
 
 
 class StreamUpdate(Request):
-    """Change a stream: any of its title, its disabled flag and its visibility."""
+    """Change a stream: any of its title, disabled flag, visibility and reconnect window."""
 
     model_config = ConfigDict(
         json_schema_extra=_update_schema,
@@ -76,6 +88,7 @@ class StreamUpdate(Request):
                 "disable": {"value": {"disabled": True}},
                 "rename": {"value": {"title": "New title", "disabled": False}},
                 "private": {"value": {"visibility": "private"}},
+                "no reconnect window": {"value": {"reconnect_window": 0}},
             }
         },
     )
@@ -83,7 +96,17 @@ class StreamUpdate(Request):
     # Absent means "leave as is"; null is refused (these fields are never empty).
     title: str = Field(default=None, json_schema_extra=_TITLE_SCHEMA)  # type: ignore[assignment]
     disabled: bool = Field(  # type: ignore[assignment]
-        default=None, description="A disabled stream refuses publish; a live publisher is dropped."
+        default=None,
+        description=(
+            "A disabled stream refuses publish; the broadcast under way (live or "
+            "reconnecting) ends and a live publisher is dropped."
+        ),
+    )
+    reconnect_window: int = Field(  # type: ignore[assignment]
+        default=None,
+        ge=0,
+        le=RECONNECT_WINDOW_MAX,
+        description=_RECONNECT_WINDOW + " Applies from the next drop on.",
     )
     visibility: Visibility = Field(  # type: ignore[assignment]
         default=None,
@@ -94,7 +117,7 @@ class StreamUpdate(Request):
     @model_validator(mode="after")
     def _something_to_change(self) -> StreamUpdate:
         if not self.model_fields_set:
-            raise ValueError("Give at least one of: title, disabled, visibility.")
+            raise ValueError("Give at least one of: title, disabled, visibility, reconnect_window.")
         return self
 
 
@@ -152,9 +175,18 @@ class StreamOut(BaseModel):
         pattern=PUBLIC_ID_PATTERN,
     )
     title: str
-    status: Status
+    status: Status = Field(
+        description=(
+            "`created`, `live`, `reconnecting` (the publisher dropped; the broadcast goes on "
+            "if it returns before `reconnect_deadline`) or `ended`."
+        )
+    )
     disabled: bool
     visibility: Visibility = Field(description=VISIBILITY_DESCRIPTION)
+    reconnect_window: int = Field(ge=0, le=RECONNECT_WINDOW_MAX, description=_RECONNECT_WINDOW)
+    reconnect_deadline: datetime | None = Field(
+        description="While `reconnecting`: when the broadcast ends unless a publisher returns."
+    )
     created_at: datetime
     thumbnail_url: str | None = Field(
         description=(

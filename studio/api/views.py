@@ -33,7 +33,7 @@ from studio.errors import StudioError
 from studio.extensions import csrf, db
 from studio.media import engines
 from studio.models import Broadcast, ShareLink, Stream, User
-from studio.streams import access, service, urls
+from studio.streams import access, reconnect, service, urls
 
 INVALID_BODY = openapi.error_response(
     "Invalid input (a NUL character, a lone surrogate or JSON nested too deeply "
@@ -145,6 +145,8 @@ def stream_out(stream: Stream, viewers: int | None = None) -> StreamOut:
         status=stream.status,
         disabled=stream.disabled,
         visibility=stream.visibility,
+        reconnect_window=stream.reconnect_window,
+        reconnect_deadline=stream.reconnect_deadline if stream.status == "reconnecting" else None,
         created_at=stream.created_at,
         thumbnail_url=urls.thumbnail_url(stream, config),
         viewers=viewers,
@@ -173,7 +175,7 @@ def broadcast_out(broadcast: Broadcast) -> BroadcastOut:
 )
 def create_stream(body: StreamCreate):
     """Create a stream."""
-    stream = service.create_stream(db.session, caller(), body.title)
+    stream = service.create_stream(db.session, caller(), body.title, body.reconnect_window)
     access.set_visibility(db.session, stream, body.visibility)
     db.session.commit()
     location = url_for(".get_stream", stream_id=stream.public_id)
@@ -197,13 +199,18 @@ def get_stream(path: StreamPath):
 @bp.patch(
     "/streams/<stream_id>",
     responses={200: StreamOut, 400: INVALID_BODY, 404: NOT_FOUND},
-    description="Disabling refuses publish from then on and drops a live publisher.",
+    description=(
+        "Disabling refuses publish from then on, ends the broadcast under way and drops a "
+        "live publisher."
+    ),
 )
 def update_stream(path: StreamPath, body: StreamUpdate):
-    """Change a stream's title, disabled flag and/or visibility."""
+    """Change a stream's title, disabled flag, visibility and/or reconnect window."""
     stream = service.get_owned_stream(db.session, caller(), path.stream_id)
     if "title" in body.model_fields_set:
         service.rename_stream(db.session, stream, body.title)
+    if "reconnect_window" in body.model_fields_set:
+        reconnect.set_reconnect_window(db.session, stream, body.reconnect_window)
     if "disabled" in body.model_fields_set:
         service.set_disabled(db.session, stream, body.disabled)
     if "visibility" in body.model_fields_set:
@@ -224,12 +231,32 @@ def delete_stream(path: StreamPath):
 @bp.post(
     "/streams/<stream_id>/rotate-key",
     responses={200: StreamOut, 404: NOT_FOUND},
-    description="The old key is refused from now on and a publisher using it is dropped.",
+    description=(
+        "The old key is refused from now on: the broadcast under way (live or reconnecting) "
+        "ends and a publisher using the old key is dropped."
+    ),
 )
 def rotate_key(path: StreamPath):
     """Issue a new stream key."""
     stream = service.get_owned_stream(db.session, caller(), path.stream_id)
     stream = service.rotate_key(db.session, stream)
+    db.session.commit()
+    return reply(stream_out(stream))
+
+
+@bp.post(
+    "/streams/<stream_id>/end",
+    responses={200: StreamOut, 404: NOT_FOUND},
+    description=(
+        "Ends the broadcast under way now, live or reconnecting (`end_reason` `stopped`), "
+        "without waiting out the reconnect window; a live publisher is dropped. "
+        "Nothing changes when no broadcast is under way."
+    ),
+)
+def end_broadcast(path: StreamPath):
+    """End the stream's broadcast now."""
+    stream = service.get_owned_stream(db.session, caller(), path.stream_id)
+    service.end_current_broadcast(db.session, stream, "stopped")
     db.session.commit()
     return reply(stream_out(stream))
 

@@ -45,11 +45,34 @@ class StreamChanged:
     status: str
     disabled: bool
     broadcast: BroadcastView | None = None
+    # While `reconnecting`: when the broadcast ends unless its publisher returns.
+    reconnect_deadline: datetime | None = None
 
 
 @dataclass(frozen=True)
 class BroadcastStarted:
     """A publisher was accepted and a broadcast opened."""
+
+    stream: str
+    broadcast_id: int
+    protocol: str
+
+
+@dataclass(frozen=True)
+class StreamReconnecting:
+    """The publisher of a live broadcast left; the broadcast stays open until
+    `deadline` for a publisher of the same stream (and key) to continue it."""
+
+    stream: str
+    broadcast_id: int
+    deadline: datetime
+    window: int
+
+
+@dataclass(frozen=True)
+class BroadcastResumed:
+    """A publisher came back within the reconnect window: the same broadcast
+    goes on (no new BroadcastStarted)."""
 
     stream: str
     broadcast_id: int
@@ -167,6 +190,8 @@ class TargetFailed:
 Event = (
     StreamChanged
     | BroadcastStarted
+    | StreamReconnecting
+    | BroadcastResumed
     | BroadcastEnded
     | ReplayReady
     | StreamDeleted
@@ -221,7 +246,8 @@ def stream_changed(stream: Stream, broadcast: Broadcast | None = None) -> Stream
         view = BroadcastView(
             broadcast.id, broadcast.started_at, broadcast.ended_at, broadcast.protocol
         )
-    return StreamChanged(stream.public_id, stream.status, stream.disabled, view)
+    deadline = stream.reconnect_deadline if stream.status == "reconnecting" else None
+    return StreamChanged(stream.public_id, stream.status, stream.disabled, view, deadline)
 
 
 @orm_event.listens_for(Session, "after_rollback")

@@ -130,7 +130,9 @@ def _owner_only():
     g.ingest_stream = {
         "public_id": stream.public_id,
         "disabled": stream.disabled,
-        "busy": service.open_broadcast(db.session, stream) is not None,
+        # A reconnecting stream waits for a publisher: this page may continue it.
+        "busy": stream.status != "reconnecting"
+        and service.open_broadcast(db.session, stream) is not None,
     }
     db.session.remove()  # no database connection held while the socket is open
 

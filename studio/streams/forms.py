@@ -1,9 +1,18 @@
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, PasswordField, RadioField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    IntegerField,
+    PasswordField,
+    RadioField,
+    SelectField,
+    StringField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import AnyOf, DataRequired, InputRequired, Length
+from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange
 
 from studio.models import VISIBILITIES
+from studio.streams.reconnect import RECONNECT_WINDOW_MAX
 from studio.streams.targets import KEY_MAX, NAME_MAX, PRESETS, URL_MAX
 
 VISIBILITY_LABELS = {
@@ -26,6 +35,28 @@ class VisibilityForm(FlaskForm):
         choices=[SelectChoice(value, VISIBILITY_LABELS[value]) for value in VISIBILITIES],
         validators=[InputRequired(message=CHOOSE), AnyOf(VISIBILITIES, message=CHOOSE)],
         validate_choice=False,  # AnyOf says it in the page's words
+    )
+
+
+class SecondsField(IntegerField):
+    """Whole seconds; a number too long to be one is refused before it is
+    compared (WTForms' NumberRange turns a huge int into a float and fails)."""
+
+    def process_formdata(self, valuelist):
+        if valuelist and len(valuelist[0].strip()) > 6:
+            self.data = None
+            raise ValueError(f"Between 0 and {RECONNECT_WINDOW_MAX} seconds.")
+        super().process_formdata(valuelist)
+
+
+class ReconnectForm(FlaskForm):
+    reconnect_window = SecondsField(
+        "Reconnect window (seconds)",
+        validators=[
+            InputRequired("A number of seconds is required."),
+            NumberRange(0, RECONNECT_WINDOW_MAX, f"Between 0 and {RECONNECT_WINDOW_MAX} seconds."),
+        ],
+        render_kw={"min": 0, "max": RECONNECT_WINDOW_MAX, "step": 1, "inputmode": "numeric"},
     )
 
 

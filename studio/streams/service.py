@@ -7,25 +7,32 @@ events (`studio.core.events`), published after the commit by whoever
 subscribed at start-up (websocket fan-out, upload pipeline, media engine).
 
 Status machine: `created` --publish--> `live` --unpublish--> `ended`
---publish--> `live` ... ; `disabled` is a flag that refuses publish.
+--publish--> `live` ... ; with a reconnect window (`reconnect.py`):
+`live` --unpublish--> `reconnecting` --publish in time--> `live` (the same
+broadcast), or --deadline, key rotated, disabled--> `ended`. `disabled` is a
+flag that refuses publish.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import logging
 import secrets
 import string
 from dataclasses import dataclass
 
-from redis import Redis
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from studio.core import events
 from studio.errors import NotFound, ValidationError
 from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, utcnow
+from studio.streams import reconnect
+from studio.streams.tickets import (  # noqa: F401 (the publish control's API)
+    PUBLISH_TICKET_TTL,
+    mint_publish_ticket,
+    redeem_publish_ticket,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +61,18 @@ def clean_title(title: object) -> str:
     return title
 
 
-def create_stream(session: Session, owner: User, title: object) -> Stream:
-    """Create a stream for `owner`; raises ValidationError on a bad title."""
+def create_stream(
+    session: Session,
+    owner: User,
+    title: object,
+    reconnect_window: object = reconnect.RECONNECT_WINDOW_DEFAULT,
+) -> Stream:
+    """Create a stream for `owner`; raises ValidationError on a bad title or
+    reconnect window."""
     stream = Stream(
         owner=owner,
         title=clean_title(title),
+        reconnect_window=reconnect.clean_reconnect_window(reconnect_window),
         public_id=new_public_id(),
         stream_key=new_stream_key(),
         status="created",
@@ -100,10 +114,12 @@ def rename_stream(session: Session, stream: Stream, title: object) -> Stream:
 
 
 def rotate_key(session: Session, stream: Stream) -> Stream:
-    """Issue a new key; the old one is refused from now on and a live
-    publisher using it is dropped."""
+    """Issue a new key; the old one is refused from now on. The broadcast
+    under way (live, or waiting for its publisher to reconnect) ends now and
+    a live publisher using the old key is dropped: a publisher with the new
+    key starts a new broadcast."""
     stream.stream_key = new_stream_key()
-    _drop_live_publisher(session, stream)
+    end_current_broadcast(session, stream, "key_rotated")
     return stream
 
 
@@ -112,8 +128,8 @@ def set_disabled(session: Session, stream: Stream, disabled: bool) -> Stream:
     if stream.disabled == disabled:
         return stream
     stream.disabled = disabled
-    if disabled:
-        _drop_live_publisher(session, stream)
+    if disabled and end_current_broadcast(session, stream, "disabled"):
+        return stream  # its StreamChanged carries the flag already
     events.raise_event(session, events.stream_changed(stream, open_broadcast(session, stream)))
     return stream
 
@@ -145,10 +161,22 @@ def list_broadcasts(session: Session, stream: Stream, limit: int = 50) -> list[B
     return list(session.scalars(query))
 
 
-def _drop_live_publisher(session: Session, stream: Stream) -> None:
+def end_current_broadcast(session: Session, stream: Stream, reason: str) -> bool:
+    """End the open broadcast now (live or reconnecting), dropping its
+    publisher if one is connected (its unpublish, arriving later, then
+    changes nothing). True if a broadcast ended."""
     broadcast = open_broadcast(session, stream)
     if broadcast is None:
-        return
+        return False
+    _drop_live_publisher(session, stream)
+    reconnect.close_broadcast(session, stream, broadcast, reason)
+    return True
+
+
+def _drop_live_publisher(session: Session, stream: Stream) -> None:
+    broadcast = open_broadcast(session, stream)
+    if broadcast is None or stream.status == "reconnecting":
+        return  # a reconnecting broadcast has nobody to drop
     events.raise_event(
         session,
         events.PublisherRevoked(stream.public_id, broadcast.client_id, broadcast.server_id),
@@ -177,49 +205,6 @@ class PublishAttempt:
     ticket_redeemed: bool = False
 
 
-# A publish ticket lets the studio's relay publish without the stream secret
-# in its RTMP URL, which is on ffmpeg's command line (readable with `ps` by
-# any local user): it is useless once redeemed, and expires soon anyway.
-PUBLISH_TICKET_TTL = 60  # seconds; the relay's ffmpeg publishes within seconds
-_TICKET_KEY = "studio:publish-ticket:{}"
-# Redeem for (stream, client): a fresh ticket is bound to the client that
-# uses it first; a repeated callback of that same publisher is accepted again.
-_REDEEM_TICKET = """
-local value = redis.call('GET', KEYS[1])
-if not value then return 0 end
-if value == ARGV[1] then
-    redis.call('SET', KEYS[1], ARGV[1] .. '|' .. ARGV[2], 'KEEPTTL')
-    return 1
-end
-if value == ARGV[1] .. '|' .. ARGV[2] then return 1 end
-return 0
-"""
-
-
-def _ticket_key(ticket: str) -> str:
-    # Only a digest in Redis: a dump of it yields no usable ticket.
-    return _TICKET_KEY.format(hashlib.sha256(ticket.encode()).hexdigest())
-
-
-def mint_publish_ticket(redis: Redis, stream_name: str, ttl: int = PUBLISH_TICKET_TTL) -> str:
-    """A short-lived, single-use credential to publish `stream_name` (for the
-    studio's own ingest relay, instead of the stream secret). Raises redis
-    errors."""
-    ticket = secrets.token_urlsafe(24)
-    redis.set(_ticket_key(ticket), stream_name, ex=ttl)
-    return ticket
-
-
-def redeem_publish_ticket(redis: Redis, stream_name: str, ticket: str, client_id: str) -> bool:
-    """True if `ticket` was minted for `stream_name` and is unused (or was
-    used by this same `client_id`); it can never serve another publisher.
-    Raises redis errors."""
-    if not ticket or not client_id:
-        return False
-    key = _ticket_key(ticket)
-    return bool(redis.eval(_REDEEM_TICKET, 1, key, stream_name, client_id))
-
-
 class PublishRefused(Exception):
     """The publish was refused; `reason` is safe to log (never the key)."""
 
@@ -238,7 +223,9 @@ class PublishLimits:
 def start_broadcast(
     session: Session, attempt: PublishAttempt, limits: PublishLimits = PublishLimits()
 ) -> Broadcast:
-    """Accept a publisher: status `live` and a new broadcast.
+    """Accept a publisher: status `live` and a new broadcast, or the
+    broadcast a reconnecting stream waits for when it comes within the
+    deadline (after it, that broadcast ends first).
 
     Idempotent for a repeated callback of the same publisher. Raises
     PublishRefused for an unknown stream, a wrong key, a disabled stream, a
@@ -257,6 +244,10 @@ def start_broadcast(
         raise PublishRefused("wrong key")
     if stream.disabled:
         raise PublishRefused("stream disabled")
+    if stream.status == "reconnecting":
+        waiting = _continue_or_end(session, stream, attempt)
+        if waiting is not None:
+            return waiting
     # One query for both questions: is this publisher already known, and is
     # another one live? Engines that reuse client ids after a restart
     # (nginx-rtmp) send no service id; an ended broadcast only proves "this
@@ -299,6 +290,26 @@ def start_broadcast(
     return broadcast
 
 
+def _continue_or_end(session: Session, stream: Stream, attempt: PublishAttempt) -> Broadcast | None:
+    """A publisher of a reconnecting stream (its key or ticket already
+    checked): within the deadline it continues the open broadcast (returned);
+    after it, that broadcast ends (None: a new one follows)."""
+    broadcast = open_broadcast(session, stream)
+    if broadcast is not None and not reconnect.deadline_passed(stream):
+        return reconnect.resume(
+            session,
+            stream,
+            broadcast,
+            client_id=attempt.client_id,
+            server_id=attempt.server_id,
+            service_id=attempt.service_id,
+            protocol=attempt.protocol,
+            ip=attempt.ip,
+        )
+    reconnect.end_waiting(session, stream, reconnect.TIMED_OUT)
+    return None
+
+
 def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
     return (broadcast.client_id, broadcast.server_id, broadcast.service_id) == (
         attempt.client_id,
@@ -309,14 +320,17 @@ def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
 
 def _check_live_limit(session: Session, stream: Stream, limit: int) -> None:
     """Refuse a publish that would put the owner over `limit` live streams
-    (the cost guard; 0 = no limit). The owner's row is locked so that two of
-    their streams going live at once cannot both slip under the limit."""
+    (the cost guard; 0 = no limit; a reconnecting stream keeps its place).
+    The owner's row is locked so that two of their streams going live at
+    once cannot both slip under the limit."""
     if limit <= 0:
         return
     session.execute(select(User.id).where(User.id == stream.owner_id).with_for_update())
     live = session.scalar(
         select(func.count(Stream.id)).where(
-            Stream.owner_id == stream.owner_id, Stream.status == "live", Stream.id != stream.id
+            Stream.owner_id == stream.owner_id,
+            Stream.status.in_(("live", "reconnecting")),
+            Stream.id != stream.id,
         )
     )
     if live >= limit:
@@ -331,7 +345,9 @@ def end_broadcast(
     reason: str = "unpublish",
 ) -> Broadcast | None:
     """End the open broadcast of this publisher; status `ended` if it was the
-    stream's current one.
+    stream's current one. An unpublish (`reason` "unpublish") of a stream
+    with a reconnect window makes it `reconnecting` instead: the broadcast
+    stays open until the deadline (returned all the same).
 
     Duplicates, unknown client ids and late unpublishes of an older publisher
     change nothing and return None.
@@ -349,11 +365,12 @@ def end_broadcast(
     )
     if broadcast is None:
         return None
-    broadcast.ended_at = utcnow()
-    broadcast.end_reason = reason
-    stream.status = "ended"
-    session.flush()
-    events.raise_event(session, events.stream_changed(stream, broadcast))
+    if reason in reconnect.RECONNECTABLE:
+        if stream.status == "reconnecting":
+            return None  # a repeated unpublish: the publisher is gone already
+        if stream.reconnect_window > 0 and not stream.disabled:
+            reconnect.begin_reconnect(session, stream, broadcast)
+            return broadcast
     # Once committed, the upload pipeline writes the replay.
-    events.raise_event(session, events.BroadcastEnded(stream.public_id, broadcast.id, reason))
+    reconnect.close_broadcast(session, stream, broadcast, reason)
     return broadcast

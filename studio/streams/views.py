@@ -22,8 +22,15 @@ from studio.errors import NotFound, ValidationError
 from studio.extensions import db
 from studio.media import engines
 from studio.redis_client import get_redis
-from studio.streams import access, service, urls
-from studio.streams.forms import ActionForm, ModeratorForm, StreamForm, TargetForm, VisibilityForm
+from studio.streams import access, reconnect, service, urls
+from studio.streams.forms import (
+    ActionForm,
+    ModeratorForm,
+    ReconnectForm,
+    StreamForm,
+    TargetForm,
+    VisibilityForm,
+)
 from studio.streams.targets import PRESETS, list_targets
 from studio.watch import grants
 
@@ -89,9 +96,9 @@ def _show_page(
     moderator_form: ModeratorForm | None = None,
     target_form: TargetForm | None = None,
     visibility_form: VisibilityForm | None = None,
+    reconnect_form: ReconnectForm | None = None,
 ):
-    """The stream page; a rejected rename, appointment, target or visibility
-    re-renders it with its form's errors."""
+    """The stream page; a rejected change re-renders it with its form's errors."""
     config = current_app.config
     page = render_template(
         "streams/show.html",
@@ -110,6 +117,7 @@ def _show_page(
             (link, urls.share_url(stream, link, config))
             for link in access.list_share_links(db.session, stream)
         ],
+        reconnect_form=reconnect_form or ReconnectForm(obj=stream),
         viewers=viewers.count(current_app, stream.public_id),
         moderators=moderation.moderators(db.session, stream),
         moderator_form=moderator_form or ModeratorForm(),
@@ -176,6 +184,29 @@ def rename(public_id: str):
     if not form.validate_on_submit():
         return _show_page(stream, title_form=form, status=400)
     service.rename_stream(db.session, stream, form.title.data)
+    db.session.commit()
+    return redirect(url_for("streams.show", public_id=public_id))
+
+
+@bp.post("/streams/<public_id>/reconnect-window")
+def set_reconnect_window(public_id: str):
+    stream = _owned(public_id)
+    form = ReconnectForm()
+    if not form.validate_on_submit():
+        return _show_page(stream, status=400, reconnect_form=form)
+    reconnect.set_reconnect_window(db.session, stream, form.reconnect_window.data)
+    db.session.commit()
+    flash("Reconnect window saved.")
+    return redirect(url_for("streams.show", public_id=public_id))
+
+
+@bp.post("/streams/<public_id>/end")
+def end_broadcast(public_id: str):
+    """End the broadcast under way now (the go-live page's Stop, the stream
+    page's "End broadcast"): no reconnect window, the replay follows."""
+    stream = _owned(public_id)
+    if service.end_current_broadcast(db.session, stream, "stopped"):
+        flash("Broadcast ended.")
     db.session.commit()
     return redirect(url_for("streams.show", public_id=public_id))
 

@@ -16,13 +16,14 @@ HOME_REPLAYS_LIMIT = 12
 
 
 def live_now(session: Session, limit: int = HOME_LIVE_LIMIT) -> list[tuple[Stream, Broadcast]]:
-    """Public streams live now (not disabled) with their open broadcast, the most
-    recently started first."""
+    """Public streams live now or reconnecting (not disabled) with their open
+    broadcast, the most recently started first."""
     query = (
         select(Stream, Broadcast)
         .join(Broadcast, Broadcast.stream_id == Stream.id)
         .where(
-            Stream.status == "live",
+            # A reconnecting stream is still on: its publisher may be back any second.
+            Stream.status.in_(("live", "reconnecting")),
             Stream.disabled.is_(False),
             Stream.visibility == "public",
             Broadcast.ended_at.is_(None),

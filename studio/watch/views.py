@@ -101,7 +101,9 @@ def _replays(broadcasts: list[Broadcast]) -> list[Replay]:
 def _player(stream: Stream) -> dict:
     """What the stream player (watch page and embed) is rendered with."""
     config = current_app.config
-    live = service.open_broadcast(db.session, stream) if stream.status == "live" else None
+    live = None
+    if stream.status in ("live", "reconnecting"):
+        live = service.open_broadcast(db.session, stream)
     return {
         "stream": stream,
         "live_broadcast": live,

@@ -17,6 +17,7 @@ STREAM_CALLS = [
     ("PATCH", "/streams/{id}", {"disabled": True}),
     ("DELETE", "/streams/{id}", None),
     ("POST", "/streams/{id}/rotate-key", None),
+    ("POST", "/streams/{id}/end", None),
     ("GET", "/streams/{id}/broadcasts", None),
 ]
 ALL_CALLS = [("POST", "/streams", {"title": "New"}), ("GET", "/streams", None), *STREAM_CALLS]

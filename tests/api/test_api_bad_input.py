@@ -24,6 +24,16 @@ def stream(owner, make_stream):
         ({"title": "x" * 121}, "title", "At most 120"),
         ({"title": "ok", "owner_id": 2}, "owner_id", "Unknown field"),
         ({"title": "ok", "stream_key": "mine"}, "stream_key", "Unknown field"),
+        ({"title": "ok", "reconnect_window": -1}, "reconnect_window", "greater than or equal to 0"),
+        (
+            {"title": "ok", "reconnect_window": 1801},
+            "reconnect_window",
+            "less than or equal to 1800",
+        ),
+        ({"title": "ok", "reconnect_window": "60"}, "reconnect_window", "valid integer"),
+        ({"title": "ok", "reconnect_window": 1.5}, "reconnect_window", "valid integer"),
+        ({"title": "ok", "reconnect_window": None}, "reconnect_window", "valid integer"),
+        ({"title": "ok", "reconnect_window": 10**30}, "reconnect_window", "less than or equal"),
     ],
 )
 def test_create_with_invalid_fields_is_400_per_field(api, db, stream, body, field, message):
@@ -41,14 +51,21 @@ def test_create_with_invalid_fields_is_400_per_field(api, db, stream, body, fiel
 @pytest.mark.parametrize(
     "body, field, message",
     [
-        ({}, "body", "at least one of: title, disabled"),
+        ({}, "body", "at least one of: title, disabled, reconnect_window"),
         ({"disabled": "true"}, "disabled", "valid boolean"),
         ({"disabled": 1}, "disabled", "valid boolean"),
         ({"disabled": None}, "disabled", "valid boolean"),
         ({"title": 7}, "title", "valid string"),
         ({"title": None}, "title", "valid string"),
         ({"title": ""}, "title", "title is required"),
-        ({"status": "live"}, "status", "Unknown field (allowed: title, disabled, visibility)"),
+        (
+            {"status": "live"},
+            "status",
+            "Unknown field (allowed: title, disabled, visibility, reconnect_window)",
+        ),
+        ({"reconnect_window": True}, "reconnect_window", "valid integer"),
+        ({"reconnect_window": 3600}, "reconnect_window", "less than or equal to 1800"),
+        ({"reconnect_window": 0, "title": "   "}, "title", "title is required"),
         ({"stream_key": "chosen"}, "stream_key", "Unknown field"),
         # A valid change beside an invalid one: neither is applied.
         ({"disabled": True, "title": "   "}, "title", "title is required"),
@@ -107,6 +124,7 @@ def test_a_body_that_is_not_a_json_object_is_400(
         ("PATCH", "/streams/{id}", {"title": "x"}),
         ("DELETE", "/streams/{id}", None),
         ("POST", "/streams/{id}/rotate-key", None),
+        ("POST", "/streams/{id}/end", None),
         ("GET", "/streams/{id}/broadcasts", None),
     ],
 )

@@ -101,7 +101,7 @@ def test_request_schemas_match_what_the_views_validate(spec):
     assert create["required"] == ["title"] and create["additionalProperties"] is False
     assert create["properties"]["visibility"]["enum"] == ["public", "unlisted", "private"]
     update = spec["components"]["schemas"]["StreamUpdate"]
-    assert set(update["properties"]) == {"title", "disabled", "visibility"}
+    assert set(update["properties"]) == {"title", "disabled", "visibility", "reconnect_window"}
     assert update["additionalProperties"] is False and update["minProperties"] == 1
 
 

@@ -16,6 +16,8 @@ STREAM_FIELDS = {
     "status",
     "disabled",
     "visibility",
+    "reconnect_window",
+    "reconnect_deadline",
     "created_at",
     "thumbnail_url",
     "viewers",

@@ -21,7 +21,8 @@ Fixtures (names are stable; other test modules rely on them):
                   seeding and assertions: `with studio_stack.app.app_context(): ...`
   and helpers:
     create_user(email=None, password=PASSWORD) -> email
-    create_stream(email, title="...") -> StreamInfo(public_id, stream_key, publish_url)
+    create_stream(email, title="...", reconnect_window=0)
+                  -> StreamInfo(public_id, stream_key, publish_url)
     login(email) -> requests.Session logged in through the real pages
     stream_row(public_id) -> dict of the stream's status, disabled, broadcasts
     bucket_get(name) -> (status, headers, body) straight from the emulator
@@ -140,10 +141,14 @@ class StudioStack:
             db.session.commit()
         return email
 
-    def create_stream(self, email: str, title: str = "E2E stream") -> StreamInfo:
+    def create_stream(
+        self, email: str, title: str = "E2E stream", reconnect_window: int = 0
+    ) -> StreamInfo:
+        """A stream of `email`; window 0 (an unpublish ends the broadcast at
+        once) unless the test asks for a reconnect window."""
         with self.app.app_context():
             owner = accounts.get_user_by_email(db.session, email)
-            stream = streams.create_stream(db.session, owner, title)
+            stream = streams.create_stream(db.session, owner, title, reconnect_window)
             db.session.commit()
             info = StreamInfo(
                 stream.public_id,
@@ -163,6 +168,7 @@ class StudioStack:
             row = {
                 "status": stream.status,
                 "disabled": stream.disabled,
+                "reconnect_deadline": stream.reconnect_deadline,
                 "broadcasts": [
                     {
                         "id": b.id,

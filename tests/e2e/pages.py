@@ -103,6 +103,17 @@ class StreamPage:
         notice = self.page.get_by_role("status").filter(has_text="New stream key issued")
         expect(notice).to_be_visible()
 
+    def set_reconnect_window(self, seconds: int) -> None:
+        self.page.get_by_label("Reconnect window (seconds)").fill(str(seconds))
+        self.page.get_by_test_id("save-reconnect-window").click()
+        expect(
+            self.page.get_by_role("status").filter(has_text="Reconnect window saved")
+        ).to_be_visible()
+
+    @property
+    def confirm_dialog(self) -> Locator:
+        return self.page.get_by_role("dialog")
+
     def replay_links(self) -> Locator:
         return self.broadcasts.get_by_test_id("replay-link")
 

@@ -102,6 +102,7 @@ def test_rtmp_publish_plays_live_from_the_cdn_then_replays(
     base = studio_stack.base_url
     RegisterPage(page, base).open().register(f"live-{time.time_ns()}@example.com", PASSWORD)
     studio: StreamPage = StreamsPage(page).create("Live test")
+    studio.set_reconnect_window(0)  # stopping ends the broadcast at once
     public_id = studio.public_id
     stream_key = studio.reveal_key()
     secret = stream_key.split("secret=", 1)[1]

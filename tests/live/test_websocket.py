@@ -285,3 +285,27 @@ def test_a_private_streams_socket_is_for_allowed_viewers_only(
         assert ws.close_reason == 1008
     owner_socket = sockets(url, browser_headers(login(live_server, owner.email)))
     assert owner_socket.next(is_status("created"))["stream"] == stream.public_id
+
+
+def test_reconnecting_is_pushed_with_its_deadline(live_server, client, make_stream, sockets):
+    """A publisher dropping within the window reaches watching sockets as
+    `reconnecting` with the deadline and the same broadcast; its return as
+    `live` again (no deadline), the broadcast unchanged."""
+    stream = make_stream(reconnect_window=60)
+    viewer = sockets(ws_url(live_server, stream.public_id))
+    viewer.next(is_status("created"))
+    publish(client, stream)
+    live = viewer.next(is_status("live"))
+    publish(client, stream, call="publish_done")
+    waiting = viewer.next(is_status("reconnecting"))
+    assert waiting["reconnect_deadline"]
+    assert waiting["broadcast"] == live["broadcast"]
+    publish(client, stream, clientid="42")
+    back = viewer.next(is_status("live"))
+    assert "reconnect_deadline" not in back
+    assert back["broadcast"]["id"] == live["broadcast"]["id"]
+    # A viewer connecting while it waits gets the deadline in the first event.
+    publish(client, stream, call="publish_done", clientid="42")
+    viewer.next(is_status("reconnecting"))
+    late = sockets(ws_url(live_server, stream.public_id))
+    assert late.next(lambda e: e["type"] == "status")["reconnect_deadline"]

@@ -101,7 +101,9 @@ def render_replay(segments: list[PlaylistSegment]) -> str:
     """The VOD playlist of one broadcast (URIs relative to its directory).
 
     A gap in the sequence numbers (a segment that never made it) is marked
-    with a discontinuity so players do not expect continuous timestamps.
+    with a discontinuity so players do not expect continuous timestamps, as
+    is a segment whose timestamps jump (a publisher that reconnected within
+    the stream's window continues the same broadcast from its own clock).
     """
     lines = [
         "#EXTM3U",
@@ -112,7 +114,8 @@ def render_replay(segments: list[PlaylistSegment]) -> str:
     ]
     previous: PlaylistSegment | None = None
     for segment in segments:
-        if previous is not None and segment.number != previous.number + 1:
+        gap = previous is not None and segment.number != previous.number + 1
+        if gap or (segment.discontinuity and previous is not None):
             lines.append("#EXT-X-DISCONTINUITY")
         if segment.started_at is not None:
             lines.append(program_date_time(segment.started_at))

@@ -32,7 +32,8 @@ def write_replay(app: Flask, broadcast: Broadcast) -> bool:
         log.info("broadcast %s has no segments: no replay", broadcast.id)
         return False
     segments = [
-        PlaylistSegment(r.sequence, r.duration, broadcast.id, started_at=r.started_at) for r in rows
+        PlaylistSegment(r.sequence, r.duration, broadcast.id, r.discontinuity, r.started_at)
+        for r in rows
     ]
     public_id = broadcast.stream.public_id
     private = broadcast.stream.private

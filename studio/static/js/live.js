@@ -115,6 +115,29 @@ export function listRefresher(element, { onRefreshed = () => {} } = {}) {
   return refresh;
 }
 
+// The status badge's words for a stream status.
+export function statusLabel(status) {
+  if (status === "live") return "LIVE";
+  if (status === "reconnecting") return "Reconnecting…";
+  return status;
+}
+
+// The creator's notice while the encoder may still reconnect: shown with
+// its deadline (in the viewer's time) while `event.status` is reconnecting.
+const deadlineFormat = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+
+export function showReconnectNotice(scope, event) {
+  const notice = scope.querySelector("[data-reconnect-notice]");
+  if (!notice) return;
+  const deadline = event.status === "reconnecting" ? Date.parse(event.reconnect_deadline) : NaN;
+  notice.hidden = event.status !== "reconnecting";
+  const time = notice.querySelector("[data-deadline]");
+  if (!Number.isNaN(deadline)) {
+    time.dateTime = new Date(deadline).toISOString();
+    time.textContent = deadlineFormat.format(new Date(deadline));
+  }
+}
+
 // Show a `viewers` event's count in every viewer-count element of `scope`.
 export function showViewers(scope, event) {
   const count = Number(event.viewers);

@@ -2,7 +2,7 @@
 // replay page: hls.js playback from the CDN (live near the edge, or a replay
 // from its start), a "tap to unmute" prompt (autoplay starts muted), and, for
 // a stream, the live/ended/replay behaviour driven by the stream's websocket.
-import { listRefresher, serverOffset, showViewers, watchStream } from "./live.js";
+import { listRefresher, serverOffset, showViewers, statusLabel, watchStream } from "./live.js";
 
 // Near the live edge without low-latency HLS (the origin serves plain
 // segments). The distance is in seconds, not segments: a browser-fed (WHIP)
@@ -269,6 +269,7 @@ export function mountStreamPlayer(scope = document, extra = {}) {
   const latestReplay = find("watch-latest-replay");
   const replayPending = find("replay-pending");
   const replayList = find("replays");
+  const reconnecting = find("reconnecting");
 
   let status = player.dataset.status;
   // The server's clock minus the viewer's (ms), from the socket's events.
@@ -281,7 +282,8 @@ export function mountStreamPlayer(scope = document, extra = {}) {
     message: find("player-message"),
     unmute: find("unmute"),
     latency: scope.querySelector("[data-latency]"),
-    isLive: () => status === "live",
+    // Reconnecting: the broadcast goes on, its playlist too (no ENDLIST).
+    isLive: () => status === "live" || status === "reconnecting",
     clockOffset: () => offset,
   });
 
@@ -310,7 +312,7 @@ export function mountStreamPlayer(scope = document, extra = {}) {
   const refreshReplays = listRefresher(replayList, { onRefreshed: offerLatestReplay });
 
   function showBadge() {
-    badge.textContent = status === "live" ? "LIVE" : status === "ended" ? "ended" : "offline";
+    badge.textContent = ["live", "reconnecting", "ended"].includes(status) ? statusLabel(status) : "offline";
     badge.className = `status status-${status}`;
   }
 
@@ -318,10 +320,14 @@ export function mountStreamPlayer(scope = document, extra = {}) {
     const previous = status;
     status = event.status;
     player.dataset.status = status;
-    liveBroadcast = status === "live" && event.broadcast ? String(event.broadcast.id) : "";
+    const underWay = status === "live" || status === "reconnecting";
+    liveBroadcast = underWay && event.broadcast ? String(event.broadcast.id) : "";
     showBadge();
     const watchingReplay = player.dataset.mode === "replay";
-    if (status === "live") {
+    // The player stays as it is while the publisher reconnects: hls.js keeps
+    // reloading the playlist and plays on once segments follow.
+    if (reconnecting) reconnecting.hidden = status !== "reconnecting" || watchingReplay;
+    if (underWay) {
       // A new broadcast (even one whose "ended" this page missed) starts afresh.
       const another = player.dataset.playingBroadcast !== liveBroadcast;
       if (player.dataset.mode !== "live" || another) startLive();
@@ -345,7 +351,7 @@ export function mountStreamPlayer(scope = document, extra = {}) {
   });
 
   offerLatestReplay();
-  if (status === "live") startLive();
+  if (status === "live" || status === "reconnecting") startLive();
   const socket = watchStream(player.dataset.stream, {
     onEvent: (event) => {
       if (event.now) offset = serverOffset(event);

@@ -1,6 +1,14 @@
 // The creator's stream page: reveal the key on demand; live status.
 import { mountChat } from "./chat.js";
-import { formatElapsed, listRefresher, serverOffset, showViewers, watchStream } from "./live.js";
+import {
+  formatElapsed,
+  listRefresher,
+  serverOffset,
+  showReconnectNotice,
+  showViewers,
+  statusLabel,
+  watchStream,
+} from "./live.js";
 
 const head = document.querySelector("[data-stream]");
 const reveal = document.getElementById("reveal-key");
@@ -78,7 +86,9 @@ let lastBroadcastId;
 
 function showStatus(event) {
   const badge = statusBox.querySelector("[data-testid='stream-status']");
-  badge.textContent = event.status === "live" ? "LIVE" : event.status;
+  badge.textContent = statusLabel(event.status);
+  head.dataset.status = event.status; // what confirm.js asks before ending a broadcast
+  showReconnectNotice(document, event);
   badge.className = `status status-${event.status}${event.disabled ? " status-disabled" : ""}`;
   let disabledTag = statusBox.querySelector("[data-testid='stream-disabled']");
   if (event.disabled && !disabledTag) {
@@ -95,7 +105,9 @@ function showStatus(event) {
 function showElapsed(event) {
   window.clearInterval(elapsedTimer);
   elapsedTimer = null;
-  const started = event.status === "live" && event.broadcast ? Date.parse(event.broadcast.started_at) : NaN;
+  // A reconnecting broadcast goes on: its clock keeps running.
+  const underWay = event.status === "live" || event.status === "reconnecting";
+  const started = underWay && event.broadcast ? Date.parse(event.broadcast.started_at) : NaN;
   if (Number.isNaN(started)) {
     elapsed.textContent = "";
     elapsed.hidden = true;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import BrowserContext, Locator, Page
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.conftest import PASSWORD
 
@@ -31,6 +31,13 @@ class GoLivePage:
     @property
     def stop_button(self) -> Locator:
         return self.page.get_by_test_id("stop")
+
+    def stop(self) -> None:
+        """Stop, and confirm that the broadcast ends now."""
+        self.stop_button.click()
+        dialog = self.page.get_by_role("dialog", name="Stop the broadcast?")
+        dialog.get_by_role("button", name="Stop broadcast").click()
+        expect(dialog).to_be_hidden()
 
     @property
     def path(self) -> Locator:

@@ -72,7 +72,7 @@ def test_no_secret_in_logs_or_command_lines(
 
     assert leaks(command_lines(exclude={encoder.pid}), secrets) == []
 
-    golive.stop_button.click()
+    golive.stop()
     ffmpeg_publisher.stop_all()
     for stream in (obs_stream, browser_stream):
         wait_until(

@@ -37,7 +37,7 @@ def test_camera_goes_live_over_https_and_wss(studio, browser: Browser, make_user
     golive.go_live_button.click()
     expect(golive.path).to_have_attribute("data-path", "websocket", timeout=15_000)
     expect(golive.status).to_have_text("LIVE", timeout=20_000)
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.status).to_have_text("ended", timeout=20_000)
     context.close()
 
@@ -74,7 +74,7 @@ def test_whip_goes_through_the_studio_origin(srs_studio, browser: Browser, make_
     golive = go_live_over_whip(context, studio, owner.email, stream.public_id)
     session = double.sessions[-1]
     assert session.param == f"app=live&stream={stream.public_id}&secret={stream.stream_key}"
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.status).to_have_text("ended")
     assert session.token in double.deletes
     context.close()

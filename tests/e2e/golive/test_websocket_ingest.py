@@ -53,7 +53,7 @@ def test_camera_goes_live_over_websocket_and_viewers_watch_it(
     )
     assert studio_stack.stream_row(stream.public_id)["broadcasts"][0]["ended_at"] is None
 
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.path).to_have_text("Not live.")
     expect(stream_page.get_by_test_id("stream-status")).to_have_text("ended", timeout=20_000)
     wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
@@ -80,7 +80,7 @@ def test_lost_relay_reconnects_by_itself(studio_stack, context: BrowserContext):
     wait_until(lambda: ffmpeg_pids(stream.public_id) not in ([], [first]), 10, "a new relay")
     assert len(studio_stack.stream_row(stream.public_id)["broadcasts"]) == 2
 
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.status).to_have_text("ended", timeout=20_000)
     wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
 
@@ -109,5 +109,5 @@ def test_screen_share_with_microphone_goes_live(studio_stack, context: BrowserCo
     expect(golive.status).to_have_text("LIVE", timeout=20_000)
     # What nginx-rtmp reports of the publisher (the status socket's health events).
     expect(golive.health("server")).to_contain_text("audio", timeout=20_000)
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.status).to_have_text("ended", timeout=20_000)

@@ -94,7 +94,7 @@ def test_whip_offer_prefers_h264_frames_arrive_and_stop_deletes(
     expect(golive.health("bitrate")).to_have_text(KBIT, timeout=10_000)
     assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc"]
 
-    golive.stop_button.click()
+    golive.stop()
     wait_until(lambda: session.token in double.deletes, 10, "DELETE of the WHIP Location")
     expect(golive.status).to_have_text("ended")
     assert broadcasts(db, stream)[0].ended_at is not None
@@ -122,7 +122,7 @@ def test_ice_failure_falls_back_to_websocket_and_goes_live(
     assert whip_session.frames["video"] == 0
     assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc", "websocket"]
 
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.status).to_have_text("ended", timeout=20_000)
     wait_until(lambda: not ffmpeg_pids(stream.public_id), 10, "the relay's ffmpeg to exit")
 
@@ -149,7 +149,7 @@ def test_dropped_webrtc_session_reconnects(
     assert second is not first and second.stream == stream.public_id
     wait_until(lambda: second.frames["video"] > 0, 20, "frames of the new session")
 
-    golive.stop_button.click()
+    golive.stop()
     wait_until(lambda: second.token in double.deletes, 10, "DELETE of the new session")
     expect(golive.status).to_have_text("ended")
     assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc", "webrtc"]

@@ -1,7 +1,8 @@
 // The go-live page: preview, go live (WHIP first when the engine speaks it,
 // the WebSocket otherwise or when WebRTC cannot connect), health, stop.
 import { mountChat } from "../chat.js";
-import { formatElapsed, showViewers, watchStream } from "../live.js";
+import { confirmAction } from "../confirm.js";
+import { formatElapsed, showReconnectNotice, showViewers, statusLabel, watchStream } from "../live.js";
 import { HealthMeter, serverView } from "./health.js";
 import { applyTrackState, LevelMeter } from "./controls.js";
 import { listDevices, openCamera, openScreen, stopStream } from "./media.js";
@@ -349,12 +350,36 @@ function endLive() {
   setSettingsDisabled(false);
 }
 
+// Stop ends the broadcast now (asked first): the publisher leaves, and the
+// studio is told not to wait for it to reconnect.
 async function stop() {
+  const confirmed = await confirmAction({
+    title: "Stop the broadcast?",
+    message: "Stopping ends the live broadcast now: viewers see it has ended and its replay is prepared.",
+    ok: "Stop broadcast",
+  });
+  if (!confirmed) return;
   const active = publisher;
   publisher = null;
   endLive();
   say("");
   if (active) await active.stop();
+  await endBroadcast();
+}
+
+async function endBroadcast() {
+  const form = document.querySelector("[data-reconnect-notice] form");
+  if (!form) return;
+  try {
+    await fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      credentials: "same-origin",
+      redirect: "manual",
+    });
+  } catch {
+    // The encoder has left; the reconnect window ends the broadcast later.
+  }
 }
 
 // Quality is fixed for a session; the source (camera, microphone, screen)
@@ -368,7 +393,9 @@ function setSettingsDisabled(disabled) {
 function onStatus(event) {
   if (event.type === "status") {
     const badge = ui.status.querySelector("[data-testid='stream-status']");
-    badge.textContent = event.status === "live" ? "LIVE" : event.status;
+    badge.textContent = statusLabel(event.status);
+    root.dataset.status = event.status;
+    showReconnectNotice(document, event);
     badge.className = `status status-${event.status}${event.disabled ? " status-disabled" : ""}`;
   } else if (event.type === "health" && live) {
     const cell = ui.health.querySelector("[data-health='server']");
@@ -402,13 +429,18 @@ async function init() {
   ui.cameraToggle.addEventListener("click", () => toggle(ui.cameraToggle, "cameraOff", ["Turn camera off", "Turn camera on"]));
   ui.goLive.addEventListener("click", goLive);
   ui.stop.addEventListener("click", stop);
-  // Leaving the page ends the broadcast now, not after the server's timeout.
-  const leave = () => {
+  // Leaving while live is asked first (the browser's own prompt). Once the
+  // page goes, its publisher stops at once: the stream waits out its
+  // reconnect window (this page, opened again in time, continues it).
+  window.addEventListener("beforeunload", (event) => {
+    if (!live) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
+  window.addEventListener("pagehide", () => {
     publisher?.stopOnUnload();
     connecting?.stopOnUnload();
-  };
-  window.addEventListener("pagehide", leave);
-  window.addEventListener("beforeunload", leave);
+  });
 }
 
 // The stream's socket: status, viewers, health, and the chat the creator
