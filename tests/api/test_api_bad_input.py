@@ -51,7 +51,7 @@ def test_create_with_invalid_fields_is_400_per_field(api, db, stream, body, fiel
 @pytest.mark.parametrize(
     "body, field, message",
     [
-        ({}, "body", "at least one of: title, disabled, reconnect_window"),
+        ({}, "body", "at least one of: title, disabled, visibility, reconnect_window"),
         ({"disabled": "true"}, "disabled", "valid boolean"),
         ({"disabled": 1}, "disabled", "valid boolean"),
         ({"disabled": None}, "disabled", "valid boolean"),
@@ -61,7 +61,7 @@ def test_create_with_invalid_fields_is_400_per_field(api, db, stream, body, fiel
         (
             {"status": "live"},
             "status",
-            "Unknown field (allowed: title, disabled, visibility, reconnect_window)",
+            "Unknown field (allowed: title, disabled, reconnect_window, visibility)",
         ),
         ({"reconnect_window": True}, "reconnect_window", "valid integer"),
         ({"reconnect_window": 3600}, "reconnect_window", "less than or equal to 1800"),
