@@ -35,6 +35,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     _register_commands(app)
     from studio import errors_views, fanout, input_guard, metrics, observability, security
     from studio.media import engines, pipeline
+    from studio.webhooks import announce
 
     errors_views.init_app(app)
     observability.init_app(app)
@@ -43,6 +44,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     engines.init_app(app)
     fanout.init_app(app)
     pipeline.init_app(app)
+    announce.init_app(app)
     metrics.count_domain_events()
     input_guard.init_app(app)  # last: its check must run before every other
     return app

@@ -25,6 +25,7 @@ CORE = (
     "studio.core.events",
     "studio.core.replays",
     "studio.core.segments",
+    "studio.core.refusals",
     "studio.streams.service",
     "studio.errors",
     "studio.transactions",

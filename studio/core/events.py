@@ -90,6 +90,17 @@ class PublisherRevoked:
     server_id: str = ""
 
 
+@dataclass(frozen=True)
+class PublishRefusedRecorded:
+    """A refused publish was recorded for the stream (at a bounded rate:
+    `studio.core.refusals`); `reason` is in words ("old key", ...)."""
+
+    stream: str
+    reason: str
+    ip: str
+    refused_at: datetime
+
+
 Event = (
     StreamChanged
     | BroadcastStarted
@@ -97,6 +108,7 @@ Event = (
     | ReplayReady
     | StreamDeleted
     | PublisherRevoked
+    | PublishRefusedRecorded
 )
 Handler = Callable[[Event], None]
 _subscribers: dict[type, list[Handler]] = {}
