@@ -57,6 +57,7 @@ def _migrations() -> str:
 
 
 def _register_blueprints(app: OpenAPI) -> None:
+    from studio.api import webhooks as _api_webhooks  # noqa: F401 (its routes join api_bp)
     from studio.api.views import bp as api_bp
     from studio.auth.views import bp as auth_bp
     from studio.health import bp as health_bp

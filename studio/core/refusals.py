@@ -17,6 +17,7 @@ import logging
 
 from redis import Redis, RedisError
 from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from studio.core import events
@@ -97,7 +98,7 @@ def last_refusals(session: Session, stream_ids: list[int]) -> dict[int, PublishR
         .order_by(
             PublishRefusal.stream_id, PublishRefusal.refused_at.desc(), PublishRefusal.id.desc()
         )
-        .distinct(PublishRefusal.stream_id)
+        .ext(distinct_on(PublishRefusal.stream_id))
     )
     return {refusal.stream_id: refusal for refusal in session.scalars(query)}
 

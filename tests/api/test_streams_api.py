@@ -20,6 +20,7 @@ STREAM_FIELDS = {
     "viewers",
     "ingest",
     "playback",
+    "last_refused_publish",
 }
 
 
