@@ -147,7 +147,7 @@ def subscribed_endpoints(session: Session, owner_id: int, event_type: str) -> li
     query = select(WebhookEndpoint).where(
         WebhookEndpoint.owner_id == owner_id,
         WebhookEndpoint.enabled.is_(True),
-        WebhookEndpoint.events.any(event_type),
+        WebhookEndpoint.events.contains([event_type]),
     )
     return list(session.scalars(query.order_by(WebhookEndpoint.id)))
 
