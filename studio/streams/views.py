@@ -16,6 +16,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from studio import viewers
+from studio.core import refusals
 from studio.errors import NotFound
 from studio.extensions import db
 from studio.media import engines
@@ -91,6 +92,8 @@ def _show_page(stream, title_form: StreamForm | None = None, status: int = 200):
         form=ActionForm(),
         title_form=title_form or StreamForm(obj=stream),
         viewers=viewers.count(current_app, stream.public_id),
+        refused=refusals.recent_refusals(db.session, stream),
+        describe_refusal=refusals.describe,
     )
     return page, status
 

@@ -9,8 +9,9 @@ import threading
 
 from sqlalchemy import select
 
+from studio.core import replays
 from studio.media import jobs
-from studio.models import WebhookDelivery, WebhookEndpoint
+from studio.models import Broadcast, WebhookDelivery, WebhookEndpoint
 from studio.webhooks import addresses, service
 from tests.conftest import load_fixture
 from tests.webhooks.conftest import documented_verify, release_retries, run_worker
@@ -279,3 +280,40 @@ def test_the_delivery_log_keeps_the_last_50_attempts(webhook_app, db, redis, cre
     assert len(kept) == service.LOG_KEEP == 50
     assert "evt_59" in kept and "evt_9" not in kept
     assert db.session.get(WebhookEndpoint, endpoint.id).enabled
+
+
+def test_a_refused_publish_is_sent_as_publish_refused(
+    webhook_app, client, db, redis, receiver, creator_api, make_stream
+):
+    """A wrong key at the real hook endpoint → `publish.refused` with the
+    reason in words and the publisher's address."""
+    user, api = creator_api()
+    register(api, receiver.url, ["publish.refused"])
+    stream = make_stream(user)
+    assert publish(client, stream, key="an-old-key")["code"] != 0
+    run_worker(redis)
+    [request] = receiver.requests
+    event = request.json()
+    assert event["type"] == "publish.refused"
+    assert event["data"]["stream"] == {"id": stream.public_id}
+    assert (event["data"]["reason"], event["data"]["address"]) == ("old key", "203.0.113.9")
+
+
+def test_replay_ready_carries_the_replay_url(
+    webhook_app, client, db, redis, receiver, creator_api, make_stream
+):
+    """The replay being marked ready (as the finalize job does) → `replay.ready`
+    with the CDN URL of the replay playlist."""
+    user, api = creator_api()
+    register(api, receiver.url, ["replay.ready"])
+    stream = make_stream(user)
+    publish(client, stream)
+    broadcast = db.session.scalar(select(Broadcast))
+    replays.mark_replay_ready(db.session, broadcast, stream.public_id)
+    db.session.commit()
+    run_worker(redis)
+    [request] = receiver.requests
+    data = request.json()["data"]
+    assert data["broadcast"] == {"id": broadcast.id}
+    assert data["replay_url"].startswith("https://cdn.studio.test/")
+    assert data["replay_url"].endswith(".m3u8")
