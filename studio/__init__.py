@@ -67,8 +67,9 @@ def _register_blueprints(app: OpenAPI) -> None:
     from studio.streams import golive  # noqa: F401 (adds the go-live routes to streams)
     from studio.streams.views import bp as streams_bp
     from studio.watch.views import bp as watch_bp
+    from studio.webhooks.views import bp as webhooks_bp
 
-    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, live_bp, health_bp):
+    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, live_bp, health_bp, webhooks_bp):
         app.register_blueprint(blueprint)
     app.register_api(api_bp)  # registers the blueprint and adds it to the document
     app.register_blueprint(ingest_bp)
