@@ -14,7 +14,8 @@ from studio.media import jobs
 from studio.models import Broadcast, WebhookDelivery, WebhookEndpoint
 from studio.webhooks import addresses, service
 from tests.conftest import load_fixture
-from tests.webhooks.conftest import documented_verify, release_retries, run_worker
+from tests.webhook_receiver import documented_verify
+from tests.webhooks.conftest import release_retries, run_worker
 
 HOOK = "/hooks/srs?token=test-hook-token"
 
