@@ -53,7 +53,7 @@ def test_webhook_test_event_and_a_refused_publish(studio_stack, page: Page, ffmp
         expect(secret_box).to_have_text(re.compile(r"^whsec_"))
         secret = secret_box.inner_text().strip()
         _shot(page, "webhooks-added")
-        row = page.get_by_test_id("webhooks").locator("tr[data-webhook]")
+        row = page.get_by_test_id("webhooks").locator("li[data-webhook]")
         expect(row).to_contain_text("stream.live, publish.refused")
 
         page.get_by_role("link", name="Open its delivery log").click()
