@@ -23,6 +23,7 @@ from studio.media.jobs import (  # noqa: F401 (the declarations, for callers of 
     REPLAYS,
     SYNC_STREAM,
     UPLOADS,
+    WEBHOOKS,
     JobSpec,
 )
 from workers.context import job_app
