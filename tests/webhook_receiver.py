@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +44,9 @@ class Receiver:
 
 
 @contextmanager
-def serve() -> Iterator[Receiver]:
-    """A Receiver listening on 127.0.0.1 until the block ends."""
+def serve(tls: ssl.SSLContext | None = None) -> Iterator[Receiver]:
+    """A Receiver listening on 127.0.0.1 until the block ends (HTTPS with
+    the server context `tls`)."""
     state = Receiver(url="")
 
     class Handler(BaseHTTPRequestHandler):
@@ -69,9 +71,12 @@ def serve() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    scheme = "https" if tls is not None else "http"
+    state.url = f"{scheme}://127.0.0.1:{server.server_address[1]}/hook"
     yield state
     state.release.set()
     server.shutdown()

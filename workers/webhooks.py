@@ -50,11 +50,12 @@ class Outcome:
 
 def send(url: str, secret: str, event: dict, allowed: list, timeout: float) -> Outcome:
     """POST the signed event to `url` once; never raises for the receiver's
-    failures (they are the outcome)."""
+    failures (they are the outcome). Each checked address of the host is
+    tried in turn until one accepts the connection."""
     body = json.dumps(event, separators=(",", ":")).encode()
     try:
         target = addresses.parse_url(url)
-        address = addresses.resolve(target, allowed)[0]
+        found = addresses.resolve(target, allowed)
     except addresses.UnsafeUrl as exc:
         return Outcome(None, str(exc), 0)
     headers = {
@@ -65,6 +66,36 @@ def send(url: str, secret: str, event: dict, allowed: list, timeout: float) -> O
         "Studio-Delivery": str(event.get("id", "")),
         service.SIGNATURE_HEADER: service.sign(secret, int(time.time()), body),
     }
+    started = time.monotonic()
+    error = "no address"
+    for address in found:
+        try:
+            status = _post(target, address, body, headers, timeout)
+        except urllib3.exceptions.NewConnectionError:
+            error = "connection refused or unreachable"
+            continue  # the next address of the name, if any
+        except urllib3.exceptions.ConnectTimeoutError:
+            error = f"no connection within {timeout:g} s"
+            continue
+        except urllib3.exceptions.ReadTimeoutError:
+            error = f"no answer within {timeout:g} s"
+        except urllib3.exceptions.SSLError as exc:
+            error = f"TLS failed: {str(exc)[:150]}"
+        except urllib3.exceptions.HTTPError as exc:
+            error = f"connection failed: {type(exc).__name__}"
+        else:
+            elapsed = int((time.monotonic() - started) * 1000)
+            redirected = "redirect not followed" if 300 <= status < 400 else None
+            return Outcome(status, redirected, elapsed)
+        break
+    return Outcome(None, error, int((time.monotonic() - started) * 1000))
+
+
+def _post(
+    target: addresses.Target, address: str, body: bytes, headers: dict, timeout: float
+) -> int:
+    """One POST to `address` (already checked), named `target.host` for TLS
+    (SNI and certificate) and Host; the status. Raises urllib3 errors."""
     limit = urllib3.Timeout(total=timeout)
     pool: urllib3.HTTPConnectionPool
     if target.scheme == "https":
@@ -82,7 +113,6 @@ def send(url: str, secret: str, event: dict, allowed: list, timeout: float) -> O
         pool = urllib3.HTTPConnectionPool(
             address, target.port, timeout=limit, retries=False, maxsize=1
         )
-    started = time.monotonic()
     try:
         response = pool.urlopen(
             "POST",
@@ -94,17 +124,10 @@ def send(url: str, secret: str, event: dict, allowed: list, timeout: float) -> O
             preload_content=False,
             assert_same_host=False,
         )
-        status, error = response.status, None
-        if 300 <= status < 400:
-            error = "redirect not followed"
-        response.close()
-    except urllib3.exceptions.TimeoutError:
-        status, error = None, f"no answer within {timeout:g} s"
-    except urllib3.exceptions.HTTPError as exc:
-        status, error = None, f"connection failed: {type(exc).__name__}"
+        response.close()  # the body is not read: the status is the answer
+        return response.status
     finally:
         pool.close()
-    return Outcome(status, error, int((time.monotonic() - started) * 1000))
 
 
 def dispatch(app: Flask, stream: str, event: dict) -> dict:
