@@ -130,16 +130,19 @@ def reply(
 
 
 def stream_out(
-    stream: Stream, viewers: int | None = None, refusal: PublishRefusal | None | bool = True
+    stream: Stream,
+    viewers: int | None = None,
+    last_refusals: dict[int, PublishRefusal] | None = None,
 ) -> StreamOut:
     """The owner's view of a stream (with the secret key in `ingest`);
-    `viewers` read from Redis and `refusal` (its last refused publish) from
-    the database unless the caller has them already."""
+    `viewers` read from Redis and its last refused publish from the database
+    unless the caller has them already (`last_refusals` by stream row id)."""
     config = current_app.config
     if viewers is None:
         viewers = live_viewers.count(current_app, stream.public_id)
-    if refusal is True:
-        refusal = refusals.last_refusals(db.session, [stream.id]).get(stream.id)
+    if last_refusals is None:
+        last_refusals = refusals.last_refusals(db.session, [stream.id])
+    refusal = last_refusals.get(stream.id)
     return StreamOut(
         id=stream.public_id,
         title=stream.title,
@@ -192,9 +195,7 @@ def list_streams():
     streams = service.list_streams(db.session, caller())
     counts = live_viewers.counts(current_app, [s.public_id for s in streams])
     last = refusals.last_refusals(db.session, [s.id for s in streams])
-    return reply(
-        StreamList(streams=[stream_out(s, counts[s.public_id], last.get(s.id)) for s in streams])
-    )
+    return reply(StreamList(streams=[stream_out(s, counts[s.public_id], last) for s in streams]))
 
 
 @bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})
