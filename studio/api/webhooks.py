@@ -11,6 +11,7 @@ from flask import current_app, url_for
 from flask_openapi3 import Tag
 
 from studio.api import openapi
+from studio.api.errors import error_reply
 from studio.api.schemas import (
     DeliveryList,
     DeliveryOut,
@@ -23,9 +24,9 @@ from studio.api.schemas import (
 )
 from studio.api.views import INVALID_BODY, bp, caller, reply
 from studio.extensions import db
-from studio.media import jobs
 from studio.models import WebhookDelivery, WebhookEndpoint
-from studio.webhooks import addresses, service
+from studio.redis_client import get_redis
+from studio.webhooks import addresses, announce, service
 
 TAGS = [Tag(name="webhooks", description="Signed HTTP callbacks of your streams' events.")]
 NOT_FOUND = openapi.error_response("No such webhook among yours (another creator's is 404 too).")
@@ -117,12 +118,18 @@ def list_webhook_deliveries(path: WebhookPath):
     responses={202: TestQueued, 404: NOT_FOUND},
     description=(
         "Queues one `webhook.test` event (one attempt, no retries); its outcome appears in "
-        "the delivery log. A success enables a disabled webhook again."
+        "the delivery log. A success enables a disabled webhook again. At most one every "
+        f"{announce.TEST_INTERVAL} s per webhook (429 with Retry-After otherwise)."
     ),
 )
 def test_webhook(path: WebhookPath):
     """Send a test event."""
     endpoint = service.get_owned_endpoint(db.session, caller(), path.webhook_id)
-    event = service.make_test_event()
-    jobs.DELIVER_TEST_WEBHOOK.delay(endpoint.id, event)
-    return reply(TestQueued(event_id=event["id"]), 202)
+    event_id = announce.send_test(get_redis(), endpoint.id)
+    if event_id is None:
+        return error_reply(
+            429,
+            f"A test event was just sent; try again in {announce.TEST_INTERVAL} seconds.",
+            headers={"Retry-After": str(announce.TEST_INTERVAL)},
+        )
+    return reply(TestQueued(event_id=event_id), 202)

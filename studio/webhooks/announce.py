@@ -94,6 +94,22 @@ def announce(event: Any) -> None:
         log.warning("webhook %s of stream %s not queued (Redis down)", event_type, event.stream)
 
 
+# "Send test event" is allowed once per endpoint in this many seconds: the
+# button must not turn the workers into a request cannon aimed at any URL.
+TEST_INTERVAL = 5
+_TEST_GATE = "studio:webhook-test:{}"
+
+
+def send_test(connection: redis.Redis, endpoint_id: int) -> str | None:
+    """Queue one test delivery to the endpoint; its event id, or None if one
+    was queued in the last TEST_INTERVAL seconds. Raises redis errors."""
+    if not connection.set(_TEST_GATE.format(endpoint_id), 1, nx=True, ex=TEST_INTERVAL):
+        return None
+    event = service.make_test_event()
+    jobs.DELIVER_TEST_WEBHOOK.enqueue(connection, endpoint_id, event)
+    return event["id"]
+
+
 def init_app(app: Flask) -> None:
     """Subscribe to every mapped domain event. No I/O."""
     for event_class in WEBHOOK_EVENTS:

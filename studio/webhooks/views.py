@@ -9,9 +9,9 @@ from flask_login import current_user, login_required
 
 from studio.errors import NotFound, ValidationError
 from studio.extensions import db
-from studio.media import jobs
+from studio.redis_client import get_redis
 from studio.streams.forms import ActionForm
-from studio.webhooks import addresses, service
+from studio.webhooks import addresses, announce, service
 from studio.webhooks.forms import WebhookForm
 
 bp = Blueprint("webhooks", __name__)
@@ -89,8 +89,10 @@ def log(endpoint_id: int):
 def send_test(endpoint_id: int):
     # The CSRF token is checked by CSRFProtect before any POST view runs.
     endpoint = _owned(endpoint_id)
-    jobs.DELIVER_TEST_WEBHOOK.delay(endpoint.id, service.make_test_event())
-    flash("Test event queued: its delivery appears in the log below within seconds.")
+    if announce.send_test(get_redis(), endpoint.id):
+        flash("Test event queued: its delivery appears in the log below within seconds.")
+    else:
+        flash(f"A test event was just sent; wait {announce.TEST_INTERVAL} seconds.", "error")
     return redirect(url_for("webhooks.show", endpoint_id=endpoint.id))
 
 

@@ -194,3 +194,16 @@ def test_delete_removes_the_webhook_and_its_log(webhook_app, db, redis, creator_
     assert api.get("/webhooks").get_json() == {"webhooks": []}
     assert api.get(f"/webhooks/{webhook_id}/deliveries").status_code == 404
     assert count(db) == 0
+
+
+def test_test_events_are_throttled_per_webhook(webhook_app, db, redis, creator_api):
+    """A second "send test event" within the interval is 429 and queues nothing."""
+    _, api = creator_api()
+    body = {"url": "http://127.0.0.1:9/x", "events": ["stream.live"]}
+    first, second = (api.post("/webhooks", body).get_json()["id"] for _ in range(2))
+    assert api.post(f"/webhooks/{first}/test").status_code == 202
+    again = api.post(f"/webhooks/{first}/test")
+    assert again.status_code == 429
+    assert again.headers["Retry-After"] == "5"
+    assert api.post(f"/webhooks/{second}/test").status_code == 202  # another webhook
+    assert redis.llen("rq:queue:webhooks") == 2
