@@ -66,6 +66,10 @@ def parse_url(url: object) -> Target:
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise UnsafeUrl("The URL has no host.")
+    try:
+        host = host.encode("idna").decode("ascii")  # what DNS, TLS and Host see
+    except UnicodeError:
+        raise UnsafeUrl("The URL's host is not a valid name.") from None
     if parts.fragment:
         raise UnsafeUrl("A webhook URL has no #fragment.")
     path = parts.path or "/"

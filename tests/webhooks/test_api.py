@@ -74,6 +74,9 @@ def test_every_event_type_may_be_chosen(webhook_app, db, creator_api):
         ("http://exa mple.com/x", "no spaces"),
         ("https://example.com/x#frag", "fragment"),
         ("http://no-such-host.invalid/x", "does not resolve"),
+        ("http://bücher.invalid/x", "does not resolve"),
+        ("http://" + "a" * 70 + ".com/x", "not a valid name"),
+        ("http://2130706433/x", "private, loopback"),  # 127.0.0.1 as a number
         ("https://example.com/" + "a" * 2100, "At most 2048"),
     ],
 )
