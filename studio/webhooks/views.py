@@ -23,6 +23,13 @@ def _logged_in():
     """Every page here is the creator's own."""
 
 
+@bp.after_request
+def _not_cached(response):
+    """The pages show a new secret once and the creator's URLs: never cached."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _owned(endpoint_id: int):
     try:
         return service.get_owned_endpoint(db.session, current_user, endpoint_id)

@@ -26,6 +26,7 @@ def test_add_shows_the_secret_once_and_lists_the_webhook(webhook_app, client, db
 
     reply = add(client, "http://127.0.0.1:8000/in", ["stream.live", "publish.refused"])
     assert reply.status_code == 201
+    assert reply.headers["Cache-Control"] == "no-store"
     page = reply.get_data(as_text=True)
     secret = re.search(r'id="new-secret-value">(whsec_[^<]+)<', page).group(1)
     endpoint = db.session.scalar(select(WebhookEndpoint))
