@@ -22,6 +22,7 @@ from flask import Flask
 from rq import get_current_job
 from sqlalchemy import select
 
+from studio import metrics
 from studio.extensions import db
 from studio.media import jobs
 from studio.models import Broadcast, Stream, WebhookEndpoint
@@ -43,9 +44,15 @@ class Outcome:
     error: str | None
     duration_ms: int
 
+    refused: bool = False  # the address was not allowed: nothing was sent
+
     @property
     def ok(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def kind(self) -> str:
+        return "ok" if self.ok else "refused" if self.refused else "failed"
 
 
 def send(url: str, secret: str, event: dict, allowed: list, timeout: float) -> Outcome:
@@ -57,7 +64,7 @@ def send(url: str, secret: str, event: dict, allowed: list, timeout: float) -> O
         target = addresses.parse_url(url)
         found = addresses.resolve(target, allowed)
     except addresses.UnsafeUrl as exc:
-        return Outcome(None, str(exc), 0)
+        return Outcome(None, str(exc), 0, refused=True)
     headers = {
         "Host": target.host_header,
         "Content-Type": "application/json",
@@ -163,6 +170,7 @@ def deliver(app: Flask, endpoint_id: int, event: dict, *, test: bool = False) ->
         addresses.networks(app.config.get("WEBHOOK_ALLOWED_NETWORKS", [])),
         float(app.config.get("WEBHOOK_TIMEOUT", 5.0)),
     )
+    was_enabled = endpoint.enabled
     service.record_delivery(
         db.session,
         endpoint,
@@ -174,6 +182,10 @@ def deliver(app: Flask, endpoint_id: int, event: dict, *, test: bool = False) ->
         last_attempt=last or test,
     )
     db.session.commit()
+    metrics.WEBHOOK_DELIVERIES.labels(outcome.kind).inc()
+    if was_enabled and not endpoint.enabled:
+        metrics.WEBHOOKS_DISABLED.inc()
+        log.warning("webhook endpoint %s disabled: %s", endpoint_id, endpoint.disabled_reason)
     result = {"status": outcome.status_code, "attempt": attempt, "ok": outcome.ok}
     if not outcome.ok and not (last or test):
         raise DeliveryFailed(

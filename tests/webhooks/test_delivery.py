@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from studio.core import replays
@@ -35,6 +36,14 @@ def register(api, url: str, events: list[str]) -> dict:
     reply = api.post("/webhooks", {"url": url, "events": events})
     assert reply.status_code == 201, reply.get_json()
     return reply.get_json()
+
+
+def sample(outcome: str | None) -> float:
+    """studio_webhook_deliveries_total{outcome} (None: endpoints disabled)."""
+    if outcome is None:
+        return REGISTRY.get_sample_value("studio_webhooks_disabled_total") or 0.0
+    labels = {"outcome": outcome}
+    return REGISTRY.get_sample_value("studio_webhook_deliveries_total", labels) or 0.0
 
 
 def deliveries(api, webhook_id: int) -> list[dict]:
@@ -135,6 +144,7 @@ def test_persistent_failure_disables_the_endpoint_and_a_good_test_enables_it(
     receiver.default = 500
     stream = make_stream(user)
     publish(client, stream)
+    failed_before, disabled_before = sample("failed"), sample(None)
 
     delays = []
     run_worker(redis)
@@ -151,6 +161,8 @@ def test_persistent_failure_disables_the_endpoint_and_a_good_test_enables_it(
     assert listed["enabled"] is False
     assert "failed for a day" in listed["disabled_reason"]
     assert "HTTP 500" in listed["disabled_reason"]
+    assert sample("failed") - failed_before == 15
+    assert sample(None) - disabled_before == 1
 
     receiver.default = 200
     unpublish = load_fixture("on_unpublish.json") | {"stream": stream.public_id, "client_id": "c1"}
@@ -209,8 +221,10 @@ def test_an_address_no_longer_allowed_at_delivery_time_is_not_contacted(
     _, api = creator_api()
     hook = register(api, receiver.url, ["stream.live"])
     monkeypatch.setitem(webhook_app.config, "WEBHOOK_ALLOWED_NETWORKS", [])
+    refused_before = sample("refused")
     api.post(f"/webhooks/{hook['id']}/test")
     run_worker(redis)
+    assert sample("refused") - refused_before == 1
     assert receiver.requests == []
     [entry] = deliveries(api, hook["id"])
     assert entry["status_code"] is None and "private, loopback" in entry["error"]
