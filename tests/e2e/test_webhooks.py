@@ -80,3 +80,31 @@ def test_webhook_test_event_and_a_refused_publish(studio_stack, page: Page, ffmp
     # The time is the viewer's own (localtime.js replaced the UTC text).
     expect(notice.get_by_test_id("refused-at")).not_to_contain_text("UTC")
     _shot(page, "stream-refused")
+
+
+def test_a_failed_delivery_is_retried_by_the_workers_scheduler(
+    studio_stack, page: Page, ffmpeg_publisher
+):
+    """The receiver answers 503 once: the running worker pool's RQ scheduler
+    brings the retry back after its 30 s backoff and the same event lands."""
+    base = studio_stack.base_url
+    email = f"retry-{int(time.time())}-{next(_emails)}@example.com"
+    RegisterPage(page, base).open().register(email, "a long enough password")
+    public_id = StreamsPage(page).create("Retry show").public_id
+
+    with serve() as receiver:
+        receiver.statuses = [503]
+        page.get_by_test_id("nav-webhooks").click()
+        page.get_by_label("URL").fill(receiver.url)
+        page.get_by_label(re.compile(r"^publish\.refused")).check()
+        page.get_by_role("button", name="Add webhook").click()
+        expect(page.locator("#new-secret-value")).to_have_text(re.compile(r"^whsec_"))
+
+        ffmpeg_publisher.start(f"{studio_stack.rtmp_url}/{public_id}?secret=stale", seconds=3)
+        wait_until(lambda: receiver.answered >= 2, timeout=120, what="the retried delivery")
+        first, second = receiver.requests[:2]
+        assert first.json()["id"] == second.json()["id"]
+
+        page.get_by_role("link", name="Open its delivery log").click()
+        rows = page.get_by_test_id("delivery-status")
+        expect(rows).to_have_text(["HTTP 200", "HTTP 503"])
