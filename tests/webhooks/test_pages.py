@@ -105,3 +105,18 @@ def test_another_creators_webhook_pages_are_404(webhook_app, client, db, redis, 
 def test_the_pages_need_a_login(client, db):
     assert client.get("/webhooks").status_code == 302
     assert client.get("/webhooks/1").status_code == 302
+
+
+def test_a_disabled_webhook_says_why_and_how_to_enable_it(webhook_app, client, db, auth, make_user):
+    auth.login(make_user().email)
+    add(client, "http://127.0.0.1/x", ["stream.live"])
+    endpoint = db.session.scalar(select(WebhookEndpoint))
+    endpoint.enabled = False
+    endpoint.disabled_reason = (
+        "Every attempt to deliver stream.live failed for a day (last: HTTP 500)."
+    )
+    db.session.commit()
+    assert 'data-testid="webhook-disabled"' in client.get("/webhooks").get_data(as_text=True)
+    page = client.get(f"/webhooks/{endpoint.id}").get_data(as_text=True)
+    assert "failed for a day (last: HTTP 500)." in page
+    assert "A test event that gets a 2xx answer enables it again." in page
