@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import pytest
+
 from studio.core import events
 from studio.webhooks import announce, service
 from tests.webhooks.conftest import run_worker
+from workers import jobs
 
 
 def test_every_mapped_event_is_a_subscribable_webhook_event():
@@ -63,3 +66,15 @@ def test_a_new_domain_event_hooks_in_with_one_line(
         "broadcast_id": 7,
         "window_seconds": 30,
     }
+
+
+def test_the_webhook_jobs_refuse_a_malformed_event(webhook_app, db):
+    """A job argument that is no event is refused before anything is read or sent."""
+    for job in (jobs.deliver_webhook, jobs.deliver_test_webhook):
+        for bad in ("stream.live", {"type": 5}, None, ["stream.live"]):
+            with pytest.raises(ValueError, match="a webhook event is a JSON object"):
+                job(1, bad)
+    with pytest.raises(ValueError):
+        jobs.dispatch_webhook_event("abc", {"id": "evt_1"})
+    with pytest.raises(ValueError):
+        jobs.deliver_webhook("not a number", {"type": "stream.live"})
