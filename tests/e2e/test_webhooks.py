@@ -37,6 +37,7 @@ def _shot(page: Page, name: str) -> None:
 
 
 def test_webhook_test_event_and_a_refused_publish(studio_stack, page: Page, ffmpeg_publisher):
+    """The whole flow a creator sees, in Chromium (see the module docstring)."""
     base = studio_stack.base_url
     email = f"hooks-{int(time.time())}-{next(_emails)}@example.com"
     RegisterPage(page, base).open().register(email, "a long enough password")

@@ -74,6 +74,7 @@ def test_an_old_key_is_recorded_and_shown_on_the_page_and_in_the_api(
 def test_a_stream_without_refusals_says_nothing(
     client, db, auth, make_user, make_stream, make_token
 ):
+    """No refusal recorded: nothing on the page, null in the API."""
     user = make_user()
     stream = make_stream(user)
     auth.login(user.email)
@@ -147,6 +148,7 @@ def test_nginx_rtmp_callbacks_are_recorded_too(client, db, redis, make_stream):
 
 
 def test_a_malformed_address_is_stored_as_none(client, db, redis, make_stream):
+    """An address that is no IP address is not stored (nor shown)."""
     stream = make_stream()
     srs_publish(client, stream, "wrong", ip="not an ip <script>")
     [row] = rows(db, stream)
@@ -171,6 +173,7 @@ def test_redis_down_still_refuses_and_records_nothing(client, db, make_stream, m
 
 @pytest.mark.usefixtures("redis")
 def test_deleting_the_stream_deletes_its_refusals(client, db, make_stream):
+    """A deleted stream's refusals go with it."""
     from studio.streams import service
 
     stream = make_stream()

@@ -14,12 +14,15 @@ from workers import jobs
 
 
 def test_every_mapped_event_is_a_subscribable_webhook_event():
+    """Every domain event mapped to a webhook is one a creator can choose."""
     mapped = {name for name, _ in announce.WEBHOOK_EVENTS.values()}
     assert mapped <= set(service.EVENT_TYPES)
     assert {"stream.live", "stream.ended", "replay.ready", "publish.refused"} <= mapped
 
 
 def test_facts_turn_a_domain_event_into_webhook_data():
+    """`facts` gives an event's fields as JSON, its stream as {"id"}."""
+
     @dataclass(frozen=True)
     class TargetFailed:
         stream: str

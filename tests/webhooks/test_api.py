@@ -18,6 +18,7 @@ def count(db) -> int:
 
 
 def test_create_returns_the_secret_once_and_lists_without_it(webhook_app, db, creator_api):
+    """The signing secret is in the 201 reply only; the list never shows it."""
     _, api = creator_api()
     reply = api.post(
         "/webhooks", {"url": "http://127.0.0.1:8000/in", "events": ["stream.ended", "stream.live"]}
@@ -130,6 +131,8 @@ def test_the_address_rule_on_its_own():
     ],
 )
 def test_malformed_bodies_are_refused(webhook_app, db, creator_api, body, field):
+    """Wrong types, unknown or missing fields, no or unknown events: 400
+    naming the field; nothing saved."""
     _, api = creator_api()
     reply = api.post("/webhooks", body)
     assert reply.status_code == 400
@@ -138,6 +141,7 @@ def test_malformed_bodies_are_refused(webhook_app, db, creator_api, body, field)
 
 
 def test_nul_in_the_url_is_refused(webhook_app, db, creator_api):
+    """A NUL character in the URL is refused by the input guard; nothing saved."""
     _, api = creator_api()
     reply = api.post("/webhooks", {"url": "http://127.0.0.1/\u0000x", "events": ["stream.live"]})
     assert reply.status_code == 400
@@ -145,6 +149,7 @@ def test_nul_in_the_url_is_refused(webhook_app, db, creator_api):
 
 
 def test_at_most_ten_webhooks_per_creator(webhook_app, db, creator_api):
+    """The eleventh webhook of a creator is refused."""
     _, api = creator_api()
     body = {"url": "http://127.0.0.1/x", "events": ["stream.live"]}
     for _ in range(service.MAX_ENDPOINTS):
@@ -181,6 +186,7 @@ def test_another_creator_can_neither_see_nor_touch_your_webhooks(
 
 
 def test_no_token_no_webhooks(client, db):
+    """Without an API token the webhooks API is 401."""
     assert client.get("/api/v1/webhooks").status_code == 401
     assert (
         client.post("/api/v1/webhooks", json={"url": "http://x", "events": []}).status_code == 401
@@ -188,6 +194,7 @@ def test_no_token_no_webhooks(client, db):
 
 
 def test_delete_removes_the_webhook_and_its_log(webhook_app, db, redis, creator_api):
+    """Deleting a webhook removes it and its delivery log (404 afterwards)."""
     _, api = creator_api()
     webhook_id = api.post(
         "/webhooks", {"url": "http://127.0.0.1:9/x", "events": ["stream.live"]}

@@ -18,6 +18,7 @@ def add(client, url: str, events: list[str]):
 
 
 def test_add_shows_the_secret_once_and_lists_the_webhook(webhook_app, client, db, auth, make_user):
+    """The page lists every event as a checkbox; adding shows the secret once, never again."""
     user = make_user()
     auth.login(user.email)
     page = client.get("/webhooks").get_data(as_text=True)
@@ -39,6 +40,7 @@ def test_add_shows_the_secret_once_and_lists_the_webhook(webhook_app, client, db
 
 
 def test_a_bad_url_or_no_event_is_refused_with_the_reason(client, db, auth, make_user):
+    """A private address, no event or an unknown event: 400 saying why; nothing saved."""
     auth.login(make_user().email)
     reply = add(client, "http://169.254.169.254/latest", ["stream.live"])
     assert reply.status_code == 400
@@ -54,6 +56,7 @@ def test_a_bad_url_or_no_event_is_refused_with_the_reason(client, db, auth, make
 def test_send_test_event_and_see_it_in_the_log(
     webhook_app, client, db, redis, auth, make_user, receiver
 ):
+    """ "Send test event" reaches the receiver and its answer shows in the log."""
     auth.login(make_user().email)
     add(client, receiver.url, ["stream.live"])
     endpoint_id = db.session.scalar(select(WebhookEndpoint.id))
@@ -69,6 +72,7 @@ def test_send_test_event_and_see_it_in_the_log(
 
 
 def test_delete_from_the_page(webhook_app, client, db, auth, make_user):
+    """The Delete button removes the webhook."""
     auth.login(make_user().email)
     add(client, "http://127.0.0.1/x", ["stream.ended"])
     endpoint_id = db.session.scalar(select(WebhookEndpoint.id))
@@ -80,6 +84,7 @@ def test_delete_from_the_page(webhook_app, client, db, auth, make_user):
 
 
 def test_another_creators_webhook_pages_are_404(webhook_app, client, db, redis, auth, make_user):
+    """Another creator's webhook pages, test and delete are 404 and change nothing."""
     owner, other = make_user(), make_user()
     auth.login(owner.email)
     add(client, "http://127.0.0.1/x", ["stream.live"])
@@ -103,11 +108,13 @@ def test_another_creators_webhook_pages_are_404(webhook_app, client, db, redis, 
 
 
 def test_the_pages_need_a_login(client, db):
+    """The Webhooks pages send a visitor to the login page."""
     assert client.get("/webhooks").status_code == 302
     assert client.get("/webhooks/1").status_code == 302
 
 
 def test_a_disabled_webhook_says_why_and_how_to_enable_it(webhook_app, client, db, auth, make_user):
+    """A disabled webhook is marked, with its reason and the way back."""
     auth.login(make_user().email)
     add(client, "http://127.0.0.1/x", ["stream.live"])
     endpoint = db.session.scalar(select(WebhookEndpoint))
