@@ -119,8 +119,9 @@ def test_a_500_is_retried_with_growing_backoff_until_it_succeeds(
     second = release_retries(redis)
     run_worker(redis)
 
-    assert len(first) == 1 and 25 <= first[0] <= 30
-    assert len(second) == 1 and 55 <= second[0] <= 60
+    # Each delay as seen a moment after the attempt (a busy machine may take seconds).
+    assert len(first) == 1 and 20 <= first[0] <= 30
+    assert len(second) == 1 and 50 <= second[0] <= 60
     assert release_retries(redis) == []  # delivered: nothing left to retry
     ids = {r.json()["id"] for r in receiver.requests}
     assert len(receiver.requests) == 3 and len(ids) == 1
@@ -153,9 +154,8 @@ def test_persistent_failure_disables_the_endpoint_and_a_good_test_enables_it(
         run_worker(redis)
 
     assert len(receiver.requests) == len(jobs.WEBHOOK_BACKOFF) + 1 == 15
-    assert [round(d / 10) * 10 for d in delays] == [
-        round(i / 10) * 10 for i in jobs.WEBHOOK_BACKOFF
-    ]
+    assert len(delays) == len(jobs.WEBHOOK_BACKOFF)
+    assert all(i - 10 <= d <= i for d, i in zip(delays, jobs.WEBHOOK_BACKOFF, strict=True))
     assert sum(jobs.WEBHOOK_BACKOFF) >= 86400
     listed = api.get("/webhooks").get_json()["webhooks"][0]
     assert listed["enabled"] is False
