@@ -47,7 +47,7 @@ worker)
     # shellcheck disable=SC2086 # the queue list is meant to split into words
     exec python -m studio.metrics_exporter --port "$metrics_port" \
         rq.cli worker --url "$REDIS_URL" --serializer json --with-scheduler \
-        --worker-class workers.rq_worker.UploadWorker "$@" ${STUDIO_RQ_QUEUES:-uploads replays default}
+        --worker-class workers.rq_worker.UploadWorker "$@" ${STUDIO_RQ_QUEUES:-uploads replays webhooks default}
     ;;
 watcher)
     unset PROMETHEUS_MULTIPROC_DIR

@@ -284,7 +284,7 @@ def start_workers(
     name: str = "rq-workers",
 ) -> Handle:
     """`rq worker-pool` of `count` UploadWorker (SimpleWorker) processes on
-    the uploads queue, then the replays queue.
+    the uploads queue, then the replays queue, then the webhooks queue.
 
     SimpleWorker runs jobs in the worker process itself: the storage client,
     database pool and Flask app are built once per process, not per job.

@@ -44,6 +44,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     _register_commands(app)
     from studio import errors_views, fanout, input_guard, metrics, observability, security
     from studio.media import engines, pipeline
+    from studio.webhooks import announce
 
     errors_views.init_app(app)
     observability.init_app(app)
@@ -52,6 +53,7 @@ def create_app(config: Mapping | None = None) -> Flask:
     engines.init_app(app)
     fanout.init_app(app)
     pipeline.init_app(app)
+    announce.init_app(app)
     metrics.count_domain_events()
     input_guard.init_app(app)  # last: its check must run before every other
     return app
@@ -66,6 +68,7 @@ def _migrations() -> str:
 def _register_blueprints(app: OpenAPI) -> None:
     from studio.api import chat as _api_chat  # noqa: F401 (adds the chat routes to the API)
     from studio.api import targets  # noqa: F401 (adds the multistream routes to the API)
+    from studio.api import webhooks as _api_webhooks  # noqa: F401 (its routes join api_bp)
     from studio.api.views import bp as api_bp
     from studio.auth.views import bp as auth_bp
     from studio.health import bp as health_bp
@@ -78,8 +81,9 @@ def _register_blueprints(app: OpenAPI) -> None:
     )
     from studio.streams.views import bp as streams_bp
     from studio.watch.views import bp as watch_bp
+    from studio.webhooks.views import bp as webhooks_bp
 
-    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, live_bp, health_bp):
+    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, live_bp, health_bp, webhooks_bp):
         app.register_blueprint(blueprint)
     app.register_api(api_bp)  # registers the blueprint and adds it to the document
     app.register_blueprint(ingest_bp)

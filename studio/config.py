@@ -190,6 +190,11 @@ class Settings(BaseSettings):
     # Parallel segment uploads in one sync pass; seconds between HLS sweeps.
     upload_threads: PositiveInt = 4
     sweep_interval: PositiveFloat = 3.0
+    # Webhooks: networks a webhook URL may point into although they are
+    # private, loopback or link-local (refused otherwise), and how long one
+    # delivery may take (connect and answer), in seconds.
+    webhook_allowed_networks: Annotated[str, AfterValidator(_networks)] = ""
+    webhook_timeout: Annotated[float, Field(gt=0, le=30)] = 5.0
 
 
 class _FromMapping(Settings):
@@ -311,6 +316,8 @@ def flask_config(settings: Settings) -> dict:
         "TRUSTED_PROXIES": _words(settings.trusted_proxies),
         "UPLOAD_THREADS": settings.upload_threads,
         "SWEEP_INTERVAL": settings.sweep_interval,
+        "WEBHOOK_ALLOWED_NETWORKS": _words(settings.webhook_allowed_networks),
+        "WEBHOOK_TIMEOUT": settings.webhook_timeout,
     }
 
 

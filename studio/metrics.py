@@ -101,6 +101,19 @@ UPLOADED_BYTES = Counter(
     ["kind"],
 )
 
+# --- webhooks (written by workers/webhooks.py) ------------------------------
+
+WEBHOOK_DELIVERIES = Counter(
+    "studio_webhook_deliveries_total",
+    "Webhook delivery attempts, by outcome: ok (2xx), failed (any other answer, "
+    "a timeout, a refused connection), refused (the address is not allowed).",
+    ["outcome"],
+)
+WEBHOOKS_DISABLED = Counter(
+    "studio_webhooks_disabled_total",
+    "Webhook endpoints disabled after every attempt of an event failed for a day.",
+)
+
 # --- websockets (written by studio/live) ------------------------------------
 
 WEBSOCKET_CLIENTS = Gauge(

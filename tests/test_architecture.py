@@ -26,6 +26,7 @@ CORE = (
     "studio.core.events",
     "studio.core.replays",
     "studio.core.segments",
+    "studio.core.refusals",
     "studio.streams.service",
     "studio.chat",
     "studio.chat.rules",

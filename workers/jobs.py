@@ -12,6 +12,9 @@ through `studio.media.jobs` and never imports this module.
 from __future__ import annotations
 
 from studio.media.jobs import (  # noqa: F401 (the declarations, for callers of this module)
+    DELIVER_TEST_WEBHOOK,
+    DELIVER_WEBHOOK,
+    DISPATCH_WEBHOOK_EVENT,
     FINALIZE_BROADCAST,
     MAKE_THUMBNAIL,
     MOVE_STREAM,
@@ -21,6 +24,7 @@ from studio.media.jobs import (  # noqa: F401 (the declarations, for callers of 
     REPLAYS,
     SYNC_STREAM,
     UPLOADS,
+    WEBHOOKS,
     JobSpec,
 )
 from workers.context import job_app
@@ -87,3 +91,42 @@ def make_thumbnail(broadcast_id: int) -> dict:
 
     with job_app() as app:
         return thumbnails.make_thumbnail(app, int(broadcast_id))
+
+
+@DISPATCH_WEBHOOK_EVENT.implements
+def dispatch_webhook_event(stream: str, event: dict) -> dict:
+    """Queue a delivery of a webhook event to each endpoint of the stream's
+    owner that chose it (see `workers.webhooks.dispatch`)."""
+    from workers import webhooks
+
+    _check_event(event)
+    with job_app() as app:
+        return webhooks.dispatch(app, str(stream), event)
+
+
+@DELIVER_WEBHOOK.implements
+def deliver_webhook(endpoint_id: int, event: dict) -> dict:
+    """One delivery attempt (see `workers.webhooks.deliver`); raises
+    DeliveryFailed for RQ to retry with backoff, except on the last attempt,
+    which disables the endpoint instead."""
+    from workers import webhooks
+
+    _check_event(event)
+    with job_app() as app:
+        return webhooks.deliver(app, int(endpoint_id), event)
+
+
+@DELIVER_TEST_WEBHOOK.implements
+def deliver_test_webhook(endpoint_id: int, event: dict) -> dict:
+    """The "Send test event" delivery: one attempt, logged; a success
+    enables a disabled endpoint again."""
+    from workers import webhooks
+
+    _check_event(event)
+    with job_app() as app:
+        return webhooks.deliver(app, int(endpoint_id), event, test=True)
+
+
+def _check_event(event: object) -> None:
+    if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+        raise ValueError("a webhook event is a JSON object with a type")

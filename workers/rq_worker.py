@@ -177,3 +177,4 @@ def warm_up() -> None:
     import workers.pipeline.finalize  # noqa: F401
     import workers.pipeline.purge  # noqa: F401
     import workers.pipeline.thumbnails  # noqa: F401
+    import workers.webhooks  # noqa: F401

@@ -14,9 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from studio.core.refusals import REFUSAL_REASONS
 from studio.models import INGEST_PROTOCOLS, STREAM_STATUSES, VISIBILITIES
 from studio.streams.reconnect import RECONNECT_WINDOW_DEFAULT, RECONNECT_WINDOW_MAX
 from studio.streams.service import PUBLIC_ID_LENGTH, TITLE_MAX
+from studio.webhooks.addresses import URL_MAX
+from studio.webhooks.service import EVENT_TYPES
 
 Status = Literal[STREAM_STATUSES]  # type: ignore[valid-type]
 Protocol = Literal[INGEST_PROTOCOLS]  # type: ignore[valid-type]
@@ -167,6 +170,24 @@ class Playback(BaseModel):
     watch_url: str = Field(description="Public watch page.")
 
 
+RefusalReason = Literal[REFUSAL_REASONS]  # type: ignore[valid-type]
+
+
+class RefusedPublishOut(BaseModel):
+    """A publish the studio refused for this stream (wrong or old key, ...)."""
+
+    refused_at: datetime
+    address: str | None = Field(
+        description="The publisher's IP address, as the media server saw it."
+    )
+    reason: RefusalReason = Field(  # type: ignore[valid-type]
+        description=(
+            "`old key`: a key that is not the stream's current one; `stream disabled`; "
+            "`already live`: another publisher is live; `live limit`: your live-stream limit."
+        )
+    )
+
+
 class StreamOut(BaseModel):
     """A stream as its owner sees it."""
 
@@ -203,6 +224,10 @@ class StreamOut(BaseModel):
     )
     ingest: Ingest
     playback: Playback
+    last_refused_publish: RefusedPublishOut | None = Field(
+        description="The latest refused publish of this stream (e.g. OBS with an old key); "
+        "null if none was recorded. At most one per reason is recorded every 10 s."
+    )
 
 
 class StreamList(BaseModel):
@@ -266,3 +291,94 @@ class Error(BaseModel):
 
     error: str
     fields: dict[str, str] = Field(default_factory=dict)
+
+
+# --- webhooks ---------------------------------------------------------------
+
+WebhookEventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+
+
+class WebhookPath(BaseModel):
+    """The path of a webhook's URLs."""
+
+    webhook_id: int = Field(ge=1, le=2**31 - 1, description="The webhook's `id`.")
+
+
+class WebhookCreate(Request):
+    """Register a webhook endpoint."""
+
+    model_config = ConfigDict(
+        openapi_extra={  # type: ignore[typeddict-unknown-key]
+            "examples": {
+                "create": {
+                    "value": {
+                        "url": "https://example.com/studio-events",
+                        "events": ["stream.live", "stream.ended"],
+                    }
+                }
+            }
+        }
+    )
+
+    url: str = Field(
+        description=(
+            "http(s) URL without credentials; its host must resolve to public addresses only."
+        ),
+        json_schema_extra={"minLength": 1, "maxLength": URL_MAX},
+    )
+    events: list[WebhookEventType] = Field(  # type: ignore[valid-type]
+        min_length=1, max_length=len(EVENT_TYPES), description="The events this URL hears."
+    )
+
+
+class WebhookOut(BaseModel):
+    """A webhook endpoint (its secret is only in the reply that created it)."""
+
+    id: int
+    url: str
+    events: list[WebhookEventType]  # type: ignore[valid-type]
+    enabled: bool = Field(
+        description="False once an event failed every delivery attempt for a day; "
+        "a successful test event enables it again."
+    )
+    disabled_reason: str | None
+    created_at: datetime
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+
+
+class WebhookCreated(WebhookOut):
+    """The new endpoint with its signing secret: shown this once, keep it."""
+
+    secret: str = Field(description="Verifies `Studio-Signature` (see docs/webhooks.md).")
+
+
+class WebhookList(BaseModel):
+    """Your webhook endpoints, newest first."""
+
+    webhooks: list[WebhookOut]
+
+
+class DeliveryOut(BaseModel):
+    """One delivery attempt."""
+
+    event_id: str
+    event_type: str
+    attempt: int = Field(ge=1, description="1 for the first try, 2 for the first retry, ...")
+    status_code: int | None = Field(description="The receiver's HTTP status; null: no answer.")
+    ok: bool
+    error: str | None
+    duration_ms: int
+    attempted_at: datetime
+
+
+class DeliveryList(BaseModel):
+    """The endpoint's last delivery attempts, newest first (at most 50 are kept)."""
+
+    deliveries: list[DeliveryOut]
+
+
+class TestQueued(BaseModel):
+    """The test event was queued; its outcome appears in the delivery log."""
+
+    event_id: str

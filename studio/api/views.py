@@ -23,16 +23,18 @@ from studio.api.schemas import (
     ShareLinkList,
     ShareLinkOut,
     ShareLinkPath,
+    RefusedPublishOut,
     StreamCreate,
     StreamList,
     StreamOut,
     StreamPath,
     StreamUpdate,
 )
+from studio.core import refusals
 from studio.errors import StudioError
 from studio.extensions import csrf, db
 from studio.media import engines
-from studio.models import Broadcast, ShareLink, Stream, User
+from studio.models import Broadcast, PublishRefusal, ShareLink, Stream, User
 from studio.streams import access, reconnect, service, urls
 
 INVALID_BODY = openapi.error_response(
@@ -133,12 +135,20 @@ def reply(
     return response
 
 
-def stream_out(stream: Stream, viewers: int | None = None) -> StreamOut:
+def stream_out(
+    stream: Stream,
+    viewers: int | None = None,
+    last_refusals: dict[int, PublishRefusal] | None = None,
+) -> StreamOut:
     """The owner's view of a stream (with the secret key in `ingest`);
-    `viewers` read from Redis unless the caller counted them already."""
+    `viewers` read from Redis and its last refused publish from the database
+    unless the caller has them already (`last_refusals` by stream row id)."""
     config = current_app.config
     if viewers is None:
         viewers = live_viewers.count(current_app, stream.public_id)
+    if last_refusals is None:
+        last_refusals = refusals.last_refusals(db.session, [stream.id])
+    refusal = last_refusals.get(stream.id)
     return StreamOut(
         id=stream.public_id,
         title=stream.title,
@@ -152,6 +162,13 @@ def stream_out(stream: Stream, viewers: int | None = None) -> StreamOut:
         viewers=viewers,
         ingest=urls.ingest(stream, config, engines.current().ingest_protocols),
         playback=urls.playback(stream, config),
+        last_refused_publish=refused_out(refusal) if refusal else None,
+    )
+
+
+def refused_out(refusal: PublishRefusal) -> RefusedPublishOut:
+    return RefusedPublishOut(
+        refused_at=refusal.refused_at, address=refusal.ip or None, reason=refusal.reason
     )
 
 
@@ -187,7 +204,8 @@ def list_streams():
     """List your streams, newest first."""
     streams = service.list_streams(db.session, caller())
     counts = live_viewers.counts(current_app, [s.public_id for s in streams])
-    return reply(StreamList(streams=[stream_out(s, counts[s.public_id]) for s in streams]))
+    last = refusals.last_refusals(db.session, [s.id for s in streams])
+    return reply(StreamList(streams=[stream_out(s, counts[s.public_id], last) for s in streams]))
 
 
 @bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})

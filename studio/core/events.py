@@ -187,6 +187,17 @@ class TargetFailed:
     error: str
 
 
+@dataclass(frozen=True)
+class PublishRefusedRecorded:
+    """A refused publish was recorded for the stream (at a bounded rate:
+    `studio.core.refusals`); `reason` is in words ("old key", ...)."""
+
+    stream: str
+    reason: str
+    ip: str
+    refused_at: datetime
+
+
 Event = (
     StreamChanged
     | BroadcastStarted
@@ -204,6 +215,7 @@ Event = (
     | TargetsChanged
     | TargetStateChanged
     | TargetFailed
+    | PublishRefusedRecorded
 )
 Handler = Callable[[Event], None]
 _subscribers: dict[type, list[Handler]] = {}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import redis
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
+from studio.core import refusals
 from studio.core.commands import Command, Publish, SegmentReady, Unpublish
 from studio.extensions import csrf, db
 from studio.media import engines, pipeline
@@ -117,6 +118,7 @@ def _on_publish(command: Publish) -> str | None:
         broadcast = service.start_broadcast(db.session, attempt, limits)
     except service.PublishRefused as exc:
         db.session.rollback()
+        _record_refusal(command, exc.kind)
         return _refused(command, exc.reason)
     # Read before commit: afterwards the row is expired and reading its id
     # would cost another connection checkout and query.
@@ -129,6 +131,19 @@ def _on_publish(command: Publish) -> str | None:
         broadcast_id,
     )
     return None
+
+
+def _record_refusal(command: Publish, kind: str) -> None:
+    """Tell the creator (stream page, API, `publish.refused` webhook) at a
+    bounded rate; a failure here never changes the refusal."""
+    if not kind:
+        return
+    try:
+        refusals.record_refused_publish(db.session, get_redis(), command.stream, command.ip, kind)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("refused publish of stream=%s not recorded", command.stream)
 
 
 def _refused(command: Publish, reason: str) -> str:

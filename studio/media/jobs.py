@@ -24,7 +24,10 @@ from rq.serializers import JSONSerializer
 # segments.
 UPLOADS = "uploads"
 REPLAYS = "replays"
-QUEUES = (UPLOADS, REPLAYS)
+# Webhook deliveries wait on other people's servers (up to
+# STUDIO_WEBHOOK_TIMEOUT each): a queue of their own, taken last.
+WEBHOOKS = "webhooks"
+QUEUES = (UPLOADS, REPLAYS, WEBHOOKS)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -122,7 +125,53 @@ MOVE_STREAM = JobSpec(
     description="move stream {} objects",
 )
 
+
+def backoff(first: int, factor: int, longest: int, total: int) -> tuple[int, ...]:
+    """Retry intervals growing by `factor` from `first` up to `longest`
+    seconds each, until they add up to at least `total` seconds."""
+    intervals: list[int] = []
+    while sum(intervals) < total:
+        intervals.append(min(first * factor ** len(intervals), longest))
+    return tuple(intervals)
+
+
+# 30 s, 1 min, 2 min ... capped at 4 h: 14 retries over about a day (24.3 h).
+WEBHOOK_BACKOFF = backoff(30, 2, 4 * 3600, 86400)
+DISPATCH_WEBHOOK_EVENT = JobSpec(
+    "workers.jobs.dispatch_webhook_event",
+    WEBHOOKS,
+    timeout=60,  # one query, then one delivery job queued per endpoint
+    retry_intervals=(5, 30, 120),
+    result_ttl=0,
+    description="webhook event of stream {}",
+)
+DELIVER_WEBHOOK = JobSpec(
+    "workers.jobs.deliver_webhook",
+    WEBHOOKS,
+    timeout=60,  # one HTTP request bounded by STUDIO_WEBHOOK_TIMEOUT (at most 30 s)
+    retry_intervals=WEBHOOK_BACKOFF,
+    result_ttl=0,
+    failure_ttl=86400 * 2,
+    description="webhook to endpoint {}",
+)
+DELIVER_TEST_WEBHOOK = JobSpec(
+    "workers.jobs.deliver_test_webhook",
+    WEBHOOKS,
+    timeout=60,
+    result_ttl=0,  # one attempt: the creator sees its outcome in the log
+    description="test webhook to endpoint {}",
+)
+
 REGISTRY: dict[str, JobSpec] = {
     spec.name: spec
-    for spec in (SYNC_STREAM, FINALIZE_BROADCAST, PURGE_STREAM, MAKE_THUMBNAIL, MOVE_STREAM)
+    for spec in (
+        SYNC_STREAM,
+        FINALIZE_BROADCAST,
+        PURGE_STREAM,
+        MAKE_THUMBNAIL,
+        MOVE_STREAM,
+        DISPATCH_WEBHOOK_EVENT,
+        DELIVER_WEBHOOK,
+        DELIVER_TEST_WEBHOOK,
+    )
 }

@@ -206,11 +206,15 @@ class PublishAttempt:
 
 
 class PublishRefused(Exception):
-    """The publish was refused; `reason` is safe to log (never the key)."""
+    """The publish was refused; `reason` is safe to log (never the key).
+    `kind` is what the creator is told ("old key", "stream disabled",
+    "already live", "live limit": see `studio.core.refusals`), or "" for a
+    refusal that is no news to them (unknown stream or app, a stale callback)."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, kind: str = ""):
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -241,9 +245,9 @@ def start_broadcast(
     if not attempt.ticket_redeemed and not hmac.compare_digest(
         attempt.secret.encode(), stream.stream_key.encode()
     ):
-        raise PublishRefused("wrong key")
+        raise PublishRefused("wrong key", "old key")
     if stream.disabled:
-        raise PublishRefused("stream disabled")
+        raise PublishRefused("stream disabled", "stream disabled")
     if stream.status == "reconnecting":
         waiting = _continue_or_end(session, stream, attempt)
         if waiting is not None:
@@ -269,7 +273,7 @@ def start_broadcast(
                 return broadcast  # a repeated on_publish of the live publisher
             raise PublishRefused("publisher already ended")
     if any(broadcast.ended_at is None for broadcast in relevant):
-        raise PublishRefused("stream already live with another publisher")
+        raise PublishRefused("stream already live with another publisher", "already live")
     _check_live_limit(session, stream, limits.max_live_per_user)
     broadcast = Broadcast(
         stream=stream,
@@ -334,7 +338,7 @@ def _check_live_limit(session: Session, stream: Stream, limit: int) -> None:
         )
     )
     if live >= limit:
-        raise PublishRefused(f"live stream limit reached ({limit} at a time)")
+        raise PublishRefused(f"live stream limit reached ({limit} at a time)", "live limit")
 
 
 def end_broadcast(

@@ -18,6 +18,7 @@ from flask_login import current_user, login_required
 from studio import ingest_history, viewers
 from studio.chat import moderation
 from studio.chat.rules import ChatRefused
+from studio.core import refusals
 from studio.errors import NotFound, ValidationError
 from studio.extensions import db
 from studio.media import engines
@@ -125,6 +126,8 @@ def _show_page(
         target_form=target_form or TargetForm(formdata=None),
         presets={slug: {"name": p.name, "url": p.url} for slug, p in PRESETS.items()},
         max_targets=config.get("MAX_TARGETS", 5),
+        refused=refusals.recent_refusals(db.session, stream),
+        describe_refusal=refusals.describe,
     )
     reply = current_app.make_response((page, status))
     reply.headers["Cache-Control"] = "private, no-store"

@@ -111,7 +111,8 @@ def test_stream_id_parameter_has_the_pattern_of_real_ids(spec, api, db, owner, m
     id is the same 404 as an unknown one."""
     parameters = [
         param
-        for item in spec["paths"].values()
+        for path, item in spec["paths"].items()
+        if path.startswith("/streams")
         for operation in item.values()
         for param in operation.get("parameters", [])
         if param["name"] == "stream_id"
@@ -136,6 +137,22 @@ def test_stream_id_parameter_has_the_pattern_of_real_ids(spec, api, db, owner, m
         reply = api.get(f"/streams/{bad_id}")
         assert reply.status_code == 404
         assert reply.get_json() == {"error": "Stream not found.", "fields": {}}
+
+
+def test_webhook_id_parameter_is_a_documented_integer(spec):
+    """Every `webhook_id` path parameter is a required integer (delete,
+    deliveries, test)."""
+    parameters = [
+        param
+        for path, item in spec["paths"].items()
+        if path.startswith("/webhooks/")
+        for operation in item.values()
+        for param in operation.get("parameters", [])
+    ]
+    assert len(parameters) == 3
+    for param in parameters:
+        assert (param["name"], param["in"], param["required"]) == ("webhook_id", "path", True)
+        assert param["schema"]["type"] == "integer"
 
 
 def _validator(spec: dict, name: str) -> Draft202012Validator:

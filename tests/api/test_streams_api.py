@@ -23,6 +23,7 @@ STREAM_FIELDS = {
     "viewers",
     "ingest",
     "playback",
+    "last_refused_publish",
 }
 
 

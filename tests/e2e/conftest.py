@@ -286,6 +286,8 @@ def _start_stack(var_dir: Path) -> StudioStack:
                 "STUDIO_RATELIMIT_LOGIN": "1000 per minute",
                 "STUDIO_RATELIMIT_REGISTER": "1000 per minute",
                 "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
+                # The webhook receivers of the tests listen on loopback.
+                "STUDIO_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             },
         )
         runner.migrate(env, var_dir)

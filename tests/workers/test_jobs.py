@@ -62,10 +62,32 @@ def test_every_job_is_declared_once_in_the_registry():
         "workers.jobs.purge_stream",
         "workers.jobs.make_thumbnail",
         "workers.jobs.move_stream",
+        "workers.jobs.dispatch_webhook_event",
+        "workers.jobs.deliver_webhook",
+        "workers.jobs.deliver_test_webhook",
     }
     assert jobs.sync_stream.spec is jobs.REGISTRY["workers.jobs.sync_stream"]
     for name, spec in jobs.REGISTRY.items():
         assert getattr(jobs, name.rsplit(".", 1)[1]).spec is spec  # each is implemented
+
+
+def test_webhook_jobs_have_their_own_queue_and_a_day_of_backoff(redis):
+    """Deliveries wait on other people's servers: a queue of their own, taken
+    after the media queues; retries double from 30 s up to 4 h and add up
+    to about a day; a test event is tried once."""
+    assert jobs.QUEUES == (jobs.UPLOADS, jobs.REPLAYS, jobs.WEBHOOKS)
+    event = {"id": "evt_1", "type": "stream.live", "data": {}}
+    jobs.DELIVER_WEBHOOK.enqueue(redis, 7, event)
+    queued = _only_job(redis, jobs.WEBHOOKS)
+    assert (queued.func_name, queued.args) == ("workers.jobs.deliver_webhook", [7, event])
+    intervals = queued.retry_intervals
+    assert intervals[:4] == [30, 60, 120, 240] and max(intervals) == 4 * 3600
+    assert all(b == min(a * 2, 4 * 3600) for a, b in zip(intervals, intervals[1:], strict=False))
+    assert 86400 <= sum(intervals) < 86400 + 4 * 3600
+    assert queued.retries_left == len(intervals) == 14
+    Queue(jobs.WEBHOOKS, connection=redis, serializer=JSONSerializer).empty()
+    jobs.DELIVER_TEST_WEBHOOK.enqueue(redis, 7, event)
+    assert _only_job(redis, jobs.WEBHOOKS).retries_left is None
 
 
 def test_a_job_must_match_its_declaration():

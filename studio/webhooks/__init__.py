@@ -1,0 +1,1 @@
+"""Webhooks: creators' endpoints that hear stream events, signed deliveries."""
