@@ -20,10 +20,10 @@ from studio.api.errors import body_model, error_reply, json_object_problem
 from studio.api.schemas import (
     BroadcastList,
     BroadcastOut,
+    RefusedPublishOut,
     ShareLinkList,
     ShareLinkOut,
     ShareLinkPath,
-    RefusedPublishOut,
     StreamCreate,
     StreamList,
     StreamOut,
