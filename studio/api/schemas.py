@@ -20,7 +20,7 @@ from studio.streams.service import PUBLIC_ID_LENGTH, TITLE_MAX
 Status = Literal[STREAM_STATUSES]  # type: ignore[valid-type]
 Protocol = Literal[INGEST_PROTOCOLS]  # type: ignore[valid-type]
 IngestProtocol = Literal["rtmp", "webrtc"]
-PlaybackMode = Literal["hls"]
+PlaybackMode = Literal["hls", "webrtc"]
 
 # Documented limits of a title; `clean_title` enforces them after trimming spaces.
 _TITLE_SCHEMA = {"minLength": 1, "maxLength": TITLE_MAX}
@@ -114,8 +114,20 @@ class Ingest(BaseModel):
 class Playback(BaseModel):
     """Viewer URLs (public)."""
 
-    modes: list[PlaybackMode] = Field(description="How viewers can watch: `hls` (from the CDN).")
+    modes: list[PlaybackMode] = Field(
+        description=(
+            "How viewers can watch: `hls` (from the CDN, always) and `webrtc` "
+            "(low latency over WHEP from the media server: SRS only)."
+        )
+    )
     hls_url: str = Field(description="Live HLS playlist on the CDN.")
+    whep_url: str | None = Field(
+        description=(
+            "WebRTC playback (WHEP): POST an SDP offer (recvonly audio and video) here, "
+            "get a 201 with the SDP answer, DELETE its Location to stop. No secret. "
+            "null when `modes` has no `webrtc` (nginx-rtmp, or WebRTC playback turned off)."
+        )
+    )
     watch_url: str = Field(description="Public watch page.")
 
 

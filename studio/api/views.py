@@ -142,7 +142,7 @@ def stream_out(stream: Stream, viewers: int | None = None) -> StreamOut:
         thumbnail_url=urls.thumbnail_url(stream, config),
         viewers=viewers,
         ingest=urls.ingest(stream, config, engines.current().ingest_protocols),
-        playback=urls.playback(stream, config),
+        playback=urls.playback(stream, config, engines.current().playback_protocols),
     )
 
 

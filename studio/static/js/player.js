@@ -3,6 +3,7 @@
 // from its start), a "tap to unmute" prompt (autoplay starts muted), and, for
 // a stream, the live/ended/replay behaviour driven by the stream's websocket.
 import { listRefresher, serverOffset, showViewers, watchStream } from "./live.js";
+import { createPlaybackModes } from "./playback_mode.js";
 
 // Near the live edge without low-latency HLS (the origin serves plain
 // segments). The distance is in seconds, not segments: a browser-fed (WHIP)
@@ -59,6 +60,7 @@ export function createPlayer({
   clockOffset = () => 0,
 }) {
   let hls = null;
+  let whep = null;
   let retryTimer = null;
   let latencyTimer = null;
   let retryDelay = RETRY_FIRST_MS;
@@ -113,6 +115,11 @@ export function createPlayer({
       hls.destroy();
       hls = null;
     }
+    if (whep) {
+      whep.stop();
+      whep = null;
+    }
+    video.srcObject = null;
     video.removeAttribute("src");
     video.load();
     player.dataset.mode = "none";
@@ -158,6 +165,19 @@ export function createPlayer({
     }
   }
 
+  // Live over WebRTC: `session` (whep.js) puts its stream into the video and
+  // resolves on the first decoded frame; rejects when it fails or is replaced.
+  async function playWebrtc(session) {
+    stopPlayback();
+    whep = session;
+    player.dataset.mode = "live";
+    video.hidden = false;
+    setMessage("");
+    await session.start(video);
+    if (whep !== session) throw new Error("replaced");
+    start();
+  }
+
   // While the status is live, a playlist that has ended is the previous
   // broadcast's: hls.js would take it for a recording and never reload it, so
   // start over until the new broadcast's live playlist is there.
@@ -201,11 +221,13 @@ export function createPlayer({
   video.addEventListener("volumechange", () => {
     if (!video.muted && unmute) unmute.hidden = true;
   });
+  // A WebRTC session is ended with the page, not left to the server's timeout.
+  window.addEventListener("pagehide", () => whep?.stop({ keepalive: true }));
   video.addEventListener("ended", () => {
     if (player.dataset.mode === "replay") setMessage("End of the replay.");
   });
 
-  return { play, stopPlayback, setMessage };
+  return { play, playWebrtc, stopPlayback, setMessage };
 }
 
 // The live/ended/replay player of a stream: `scope` holds the elements by
@@ -227,7 +249,7 @@ export function mountStreamPlayer(scope = document) {
   let offset = 0;
   // The broadcast the status says is live (from the page, then the socket).
   let liveBroadcast = player.dataset.broadcast || "";
-  const { play, stopPlayback } = createPlayer({
+  const { play, playWebrtc, stopPlayback } = createPlayer({
     player,
     video,
     message: find("player-message"),
@@ -237,14 +259,22 @@ export function mountStreamPlayer(scope = document) {
     clockOffset: () => offset,
   });
 
+  const modes = createPlaybackModes({
+    player,
+    box: scope.querySelector("[data-playback-mode]"),
+    playHls: () => play(player.dataset.hlsUrl, "live", LIVE_CONFIG),
+    playWebrtc,
+  });
+
   function startLive() {
     offlineCard.hidden = true;
     endedCard.hidden = true;
     player.dataset.playingBroadcast = liveBroadcast;
-    play(player.dataset.hlsUrl, "live", LIVE_CONFIG);
+    modes.start();
   }
 
   function playReplay(url) {
+    modes.stop();
     offlineCard.hidden = true;
     endedCard.hidden = true;
     play(url, "replay", REPLAY_CONFIG);
@@ -283,6 +313,7 @@ export function mountStreamPlayer(scope = document) {
       stopPlayback();
       video.hidden = true;
     }
+    modes.stop();
     offlineCard.hidden = status !== "created" || watchingReplay;
     endedCard.hidden = status !== "ended" || watchingReplay;
     if (status === "ended" && previous !== "ended") refreshReplays();
@@ -303,7 +334,10 @@ export function mountStreamPlayer(scope = document) {
       if (event.now) offset = serverOffset(event);
       if (event.type === "status") onStatus(event);
       else if (event.type === "replay") refreshReplays();
-      else if (event.type === "viewers") showViewers(document, event);
+      else if (event.type === "viewers") {
+        showViewers(document, event);
+        modes.onViewers(event.viewers);
+      }
     },
     onConnection: (open, { refused } = {}) => {
       player.dataset.connected = refused ? "refused" : String(open);
