@@ -89,6 +89,8 @@ def _player(stream: Stream) -> dict:
         "stream": stream,
         "live_broadcast": live,
         "hls_url": playback["hls_url"],
+        # hls.js keeps its distance from the live edge in fragments.
+        "hls_fragment": config["HLS_FRAGMENT"],
         "whep": whep,
         "thumbnail_url": urls.thumbnail_url(stream, config),
         "watch_url": urls.watch_url(stream, config),

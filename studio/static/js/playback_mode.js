@@ -5,6 +5,8 @@
 // few seconds on any failure; the label says which plays and a button switches.
 import { WhepSession, whepUrl } from "./whep.js";
 
+const FULL = "Low latency is full for this stream; playing HLS.";
+
 export const LABELS = {
   webrtc: "Low latency (WebRTC)",
   hls: "HLS",
@@ -43,6 +45,11 @@ export function createPlaybackModes({ player, box, playHls, playWebrtc }) {
     return others < maxViewers;
   }
 
+  function allowSwitch() {
+    switcher.disabled = !roomForMe();
+    switcher.title = switcher.disabled ? "Low latency is full for this stream right now." : "";
+  }
+
   function show(mode, text = "") {
     current = mode;
     player.dataset.playback = mode;
@@ -53,10 +60,10 @@ export function createPlaybackModes({ player, box, playHls, playWebrtc }) {
     if (mode === "webrtc") {
       switcher.textContent = "Switch to HLS";
       switcher.disabled = false;
+      switcher.title = "";
     } else {
       switcher.textContent = "Switch to low latency";
-      switcher.disabled = !roomForMe();
-      switcher.title = switcher.disabled ? "Low latency is full for this stream right now." : "";
+      allowSwitch();
     }
   }
 
@@ -97,7 +104,7 @@ export function createPlaybackModes({ player, box, playHls, playWebrtc }) {
     const wanted = preferred === "webrtc" || (preferred === null && advised);
     if (wanted && roomForMe()) webrtc();
     else if (preferred === "hls") hls();
-    else hls("Low latency is full for this stream; playing HLS.");
+    else hls(FULL);
   }
 
   function stop() {
@@ -110,7 +117,9 @@ export function createPlaybackModes({ player, box, playHls, playWebrtc }) {
   function onViewers(count) {
     viewers = Number(count) || 0;
     countsMe = true;
-    if (current === "hls") switcher.disabled = !roomForMe();
+    if (current !== "hls") return;
+    allowSwitch();
+    if (!switcher.disabled && note.textContent === FULL) note.textContent = "";
   }
 
   switcher?.addEventListener("click", () => {

@@ -6,25 +6,42 @@ import { listRefresher, serverOffset, showViewers, watchStream } from "./live.js
 import { createPlaybackModes } from "./playback_mode.js";
 
 // Near the live edge without low-latency HLS (the origin serves plain
-// segments). The distance is in seconds, not segments: a browser-fed (WHIP)
-// broadcast has 4-5 s segments at first and a target duration of 5, where
-// "3 segments" meant 12-15 s behind. Past the maximum hls.js plays a little
-// faster until it is back at the target instead of jumping. The first
+// segments). The distance hls.js keeps from the live edge follows the
+// deployment's fragment length (STUDIO_HLS_FRAGMENT, on the player as
+// data-hls-fragment): one and a half fragments, so a viewer who joins a
+// running broadcast sits as close as one who was there at its start, with
+// half a fragment of slack for the next segment's upload. It is never less
+// than the playlist's target duration: a browser-fed (WHIP) broadcast has 4-5 s
+// segments at first, and starting inside the newest one would stall until the
+// next. A viewer behind the target (a stall, a slow start) plays up to 10 %
+// faster until back at it (hls.js does that in its low-latency mode only;
+// without parts in the playlist the mode changes nothing else). The first
 // playlist may 404 for a few seconds while the first segment uploads, so
 // loading retries patiently; a fatal error is retried below while live.
-export const LIVE_CONFIG = {
-  lowLatencyMode: false,
-  liveSyncDuration: 5,
-  liveMaxLatencyDuration: 12,
-  maxLiveSyncPlaybackRate: 1.1,
-  manifestLoadingMaxRetry: 4,
-  manifestLoadingRetryDelay: 1000,
-  manifestLoadingMaxRetryTimeout: 4000,
-  levelLoadingMaxRetry: 6,
-  levelLoadingRetryDelay: 1000,
-  fragLoadingMaxRetry: 6,
-  fragLoadingRetryDelay: 500,
-};
+export function liveSyncSeconds(fragment, targetDuration = 0) {
+  return Math.max(1.5 * fragment, targetDuration);
+}
+
+function liveMaxLatency(sync) {
+  return Math.max(12, 3 * sync);
+}
+
+export function liveConfig(fragment = 2) {
+  const sync = liveSyncSeconds(fragment);
+  return {
+    lowLatencyMode: true,
+    liveSyncDuration: sync,
+    liveMaxLatencyDuration: liveMaxLatency(sync),
+    maxLiveSyncPlaybackRate: 1.1,
+    manifestLoadingMaxRetry: 4,
+    manifestLoadingRetryDelay: 1000,
+    manifestLoadingMaxRetryTimeout: 4000,
+    levelLoadingMaxRetry: 6,
+    levelLoadingRetryDelay: 1000,
+    fragLoadingMaxRetry: 6,
+    fragLoadingRetryDelay: 500,
+  };
+}
 export const REPLAY_CONFIG = { lowLatencyMode: false, startPosition: 0 };
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 8000;
@@ -58,6 +75,7 @@ export function createPlayer({
   latency = null,
   isLive = () => false,
   clockOffset = () => 0,
+  fragment = 0,
 }) {
   let hls = null;
   let whep = null;
@@ -149,7 +167,9 @@ export function createPlayer({
         start();
       });
       hls.on(Hls.Events.LEVEL_LOADED, (_name, data) => {
-        if (mode === "live") onLivePlaylist(data.details, url, config);
+        if (mode !== "live") return;
+        followTargetDuration(data.details);
+        onLivePlaylist(data.details, url, config);
       });
       hls.on(Hls.Events.ERROR, (_name, data) => {
         if (data.fatal) onFatalError(data, url, mode, config);
@@ -176,6 +196,16 @@ export function createPlayer({
     await session.start(video);
     if (whep !== session) throw new Error("replaced");
     start();
+  }
+
+  // Longer segments than the deployment's fragment (a WHIP broadcast's
+  // first ones): keep at least a target duration from the live edge.
+  function followTargetDuration(details) {
+    if (!details?.live || !fragment) return;
+    const sync = liveSyncSeconds(fragment, details.targetduration);
+    if (hls.config.liveSyncDuration === sync) return;
+    hls.config.liveMaxLatencyDuration = liveMaxLatency(sync);
+    hls.targetLatency = sync;
   }
 
   // While the status is live, a playlist that has ended is the previous
@@ -257,12 +287,13 @@ export function mountStreamPlayer(scope = document) {
     latency: scope.querySelector("[data-latency]"),
     isLive: () => status === "live",
     clockOffset: () => offset,
+    fragment: Number(player.dataset.hlsFragment) || 2,
   });
 
   const modes = createPlaybackModes({
     player,
     box: scope.querySelector("[data-playback-mode]"),
-    playHls: () => play(player.dataset.hlsUrl, "live", LIVE_CONFIG),
+    playHls: () => play(player.dataset.hlsUrl, "live", liveConfig(Number(player.dataset.hlsFragment) || 2)),
     playWebrtc,
   });
 
