@@ -99,6 +99,7 @@ class SrsWhipDouble:
         self.hook_url = hook_url  # the studio's /hooks/srs?token=...
         self.unreachable = unreachable
         self.media = media  # what WHEP viewers get: a file with H.264 and audio
+        self.media_options: dict[str, str] = {}  # ffmpeg options opening it
         self.whep_mode = "ok"  # "ok", "error" (HTTP 500), "silent" (no frames)
         self.sessions: list[Session] = []
         self.deletes: list[str] = []
@@ -224,7 +225,7 @@ class SrsWhipDouble:
         if self.whep_mode == "silent":
             tracks = [SilentTrack("video"), SilentTrack("audio")]
         else:
-            player = MediaPlayer(self.media)
+            player = MediaPlayer(self.media, options=self.media_options or None)
             tracks = [track for track in (player.video, player.audio) if track]
         for track in tracks:
             pc.addTrack(track)
