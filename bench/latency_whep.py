@@ -18,7 +18,12 @@ from bench.latency import VAR, Studio, publish, sample, viewer_page
 from tests.e2e.golive.whip_double import SrsWhipDouble
 
 # ffmpeg's demuxer, reading the live RTMP stream: no probing ahead.
-LOW_DELAY = {"fflags": "nobuffer", "flags": "low_delay", "probesize": "32768"}
+LOW_DELAY = {
+    "fflags": "nobuffer",
+    "flags": "low_delay",
+    "probesize": "32768",
+    "analyzeduration": "1000000",
+}
 
 
 def measure_whep(fragment: float, samples: int, browser) -> dict:
@@ -36,6 +41,9 @@ def measure_whep(fragment: float, samples: int, browser) -> dict:
                 "STUDIO_MEDIA_ENGINE": "srs",
                 "STUDIO_SRS_API_URL": "http://127.0.0.1:9",  # no SRS API here
                 "STUDIO_WHEP_URL": double.whep_url,
+                # The relay opens the RTMP stream and waits for a keyframe
+                # before its first frame: not part of what is measured.
+                "STUDIO_WHEP_TIMEOUT": "15",
             },
         )
         double.hook_url = f"{studio.base_url}/hooks/srs?token={studio.hook_token}"
@@ -46,7 +54,13 @@ def measure_whep(fragment: float, samples: int, browser) -> dict:
         time.sleep(8 * fragment)
         page = viewer_page(browser)
         page.goto(f"{studio.base_url}/watch/{public_id}")
-        page.get_by_test_id("playback-mode").filter(has_text="WebRTC").wait_for(timeout=30_000)
+        try:
+            page.get_by_test_id("playback-mode").filter(has_text="WebRTC").wait_for(timeout=30_000)
+        except Exception:
+            page.screenshot(path=str(var / "viewer-webrtc-failed.png"))
+            note = page.get_by_test_id("playback-note").text_content()
+            print(f"WebRTC viewer did not play: {note!r}; hooks: {double.hook_replies}")
+            raise
         return sample({"webrtc": page}, fragment, samples, var)
     finally:
         if publisher is not None and publisher.poll() is None:
