@@ -57,8 +57,8 @@ waited for data during those {samples} s. HLS viewers:
 do); **start** opened it as the broadcast began. With `--whep`, a third
 viewer joins 8 fragments in over WebRTC against the WHEP test double
 (`bench/latency_whep.py`: it reads the stream back from nginx-rtmp and
-re-encodes it with aiortc, which SRS does not do, so that row is an upper
-bound, not SRS's figure). Median, min and max.
+re-encodes it with aiortc, which SRS does not do: that row is the page's
+WebRTC path on loopback, not SRS's own figure). Median, min and max.
 
 | Fragment (STUDIO_HLS_FRAGMENT) | Viewer | Burned clock | Program date-time | Stalls |
 |---|---|---|---|---:|
@@ -74,8 +74,11 @@ player's distance (1.5 fragments) behind the live edge that hls.js estimates
 being written, which cannot be uploaded before it is closed, plus the upload
 of segment and playlist. Before the distance followed the fragment length
 (it was a fixed 5 s) a viewer who joined sat 8.0 s behind at 2 s fragments
-and 4.7 s at 1 s; one who was there at the start 4.1 s and 2.7 s. Shorter
-fragments cost more requests and objects per minute (see "Media pipeline").
+and 4.7 s at 1 s; one who was there at the start 4.1 s and 2.7 s (it rode
+the newest segment, which now every viewer is held back from by the same
+distance, so at 2 s fragments it is about 1 s later than before). From run
+to run the figures move by a few tenths. Shorter fragments cost more requests and objects per minute
+(see "Media pipeline").
 """
 
 
