@@ -279,6 +279,8 @@ export function mountStreamPlayer(scope = document) {
   let offset = 0;
   // The broadcast the status says is live (from the page, then the socket).
   let liveBroadcast = player.dataset.broadcast || "";
+  // The deployment's HLS fragment length (STUDIO_HLS_FRAGMENT), in seconds.
+  const fragment = Number(player.dataset.hlsFragment) || 2;
   const { play, playWebrtc, stopPlayback } = createPlayer({
     player,
     video,
@@ -287,13 +289,13 @@ export function mountStreamPlayer(scope = document) {
     latency: scope.querySelector("[data-latency]"),
     isLive: () => status === "live",
     clockOffset: () => offset,
-    fragment: Number(player.dataset.hlsFragment) || 2,
+    fragment,
   });
 
   const modes = createPlaybackModes({
     player,
     box: scope.querySelector("[data-playback-mode]"),
-    playHls: () => play(player.dataset.hlsUrl, "live", liveConfig(Number(player.dataset.hlsFragment) || 2)),
+    playHls: () => play(player.dataset.hlsUrl, "live", liveConfig(fragment)),
     playWebrtc,
   });
 
