@@ -107,24 +107,29 @@ def test_viewer_plays_over_webrtc_and_counts(
     expect(watch.playback_switch).to_have_text("Switch to low latency")
 
 
-@pytest.mark.parametrize("mode", ["error", "silent"])
+@pytest.mark.parametrize("mode", ["error", "silent", "unreachable"])
 def test_failed_webrtc_falls_back_to_hls(
     srs_studio, double, whep_mode, live_stream, visitor: BrowserContext, mode
 ):
-    """When WHEP answers HTTP 500, or answers and connects but never sends a
-    frame, the page plays HLS within a few seconds and says why."""
+    """When WHEP answers HTTP 500, answers and connects but never sends a
+    frame, or answers but ICE cannot connect, the page plays HLS within a few
+    seconds and says why; a half-made session is ended (DELETE)."""
     whep_mode(mode)
     watch = WatchPage(visitor.new_page()).open(srs_studio.url, live_stream.public_id)
     expect(watch.playback_mode).to_have_text("HLS", timeout=FALLBACK_MS)
     expect(watch.playback_note).to_contain_text("Low latency unavailable")
-    reason = "HTTP 500" if mode == "error" else f"no picture arrived within {WHEP_TIMEOUT} s"
-    expect(watch.playback_note).to_contain_text(reason)
+    reasons = {
+        "error": "the media server answered HTTP 500",
+        "silent": f"no picture arrived within {WHEP_TIMEOUT} s",
+        "unreachable": "WebRTC could not connect",
+    }
+    expect(watch.playback_note).to_contain_text(reasons[mode])
     watch.wait_until_playing(past_seconds=1.0, timeout_ms=30_000)
     assert watch.source() == "hls"
-    if mode == "silent":
+    if mode != "error":
         session = double.players[-1]
         assert session.stream == live_stream.public_id
-        wait_until(lambda: session.token in double.deletes, 10, "DELETE of the silent session")
+        wait_until(lambda: session.token in double.deletes, 10, "DELETE of the failed session")
 
 
 def test_lost_webrtc_mid_play_falls_back_to_hls(

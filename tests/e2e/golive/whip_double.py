@@ -17,7 +17,8 @@ srs5-contract.md §4.1 describes it:
   video and Opus audio and sends them from a file (`media`: a Matroska
   file, decoded and re-encoded by aiortc as SRS's RTMP-to-RTC bridge would
   send them). `whep_mode` makes it fail as a test needs: "error" answers
-  HTTP 500, "silent" answers and connects but never sends a frame.
+  HTTP 500, "silent" answers and connects but never sends a frame,
+  "unreachable" answers with a candidate nobody answers on (ICE fails).
 
 It records what a test wants to check: the offers, the negotiated video
 codec, decoded frames per kind, DELETEs, the WHEP sessions. With `unreachable=True` the answer
@@ -100,7 +101,8 @@ class SrsWhipDouble:
         self.unreachable = unreachable
         self.media = media  # what WHEP viewers get: a file with H.264 and audio
         self.media_options: dict[str, str] = {}  # ffmpeg options opening it
-        self.whep_mode = "ok"  # "ok", "error" (HTTP 500), "silent" (no frames)
+        # "ok", "error" (HTTP 500), "silent" (no frames), "unreachable" (no ICE)
+        self.whep_mode = "ok"
         self.sessions: list[Session] = []
         self.deletes: list[str] = []
         self.hook_replies: list[dict] = []
@@ -222,7 +224,7 @@ class SrsWhipDouble:
         """Send H.264 + Opus (SRS answers nothing else, §4.6), or silence."""
         pc = session.pc
         await pc.setRemoteDescription(RTCSessionDescription(session.offer, "offer"))
-        if self.whep_mode == "silent":
+        if self.whep_mode in ("silent", "unreachable"):
             tracks = [SilentTrack("video"), SilentTrack("audio")]
         else:
             player = MediaPlayer(self.media, options=self.media_options or None)
@@ -234,6 +236,9 @@ class SrsWhipDouble:
                 codecs = RTCRtpSender.getCapabilities("video").codecs
                 transceiver.setCodecPreferences([c for c in codecs if c.name == "H264"])
         await pc.setLocalDescription(await pc.createAnswer())
+        if self.whep_mode == "unreachable":
+            await pc.close()  # as for WHIP: ICE cannot connect
+            return self._with_silent_candidate(pc.localDescription.sdp)
         return pc.localDescription.sdp
 
     def play(self, query: str, offer: str) -> tuple[int, dict, bytes] | None:
