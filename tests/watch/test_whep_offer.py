@@ -123,3 +123,20 @@ def test_csp_lets_the_page_reach_another_whep_endpoint(app, client, srs, monkeyp
     policy = security.content_security_policy(app)
     connect = next(d for d in policy.split("; ") if d.startswith("connect-src"))
     assert "https://rtc.example.net:1990" in connect.split()
+
+
+def test_creator_page_shows_the_whep_url_on_srs_only(
+    client, auth, make_user, make_stream, use_engine
+):
+    """The stream page lists the WHEP URL (for other players) where it exists."""
+    owner = make_user()
+    stream = make_stream(owner)
+    auth.login(owner.email)
+    html = client.get(f"/streams/{stream.public_id}").get_data(as_text=True)
+    assert 'data-testid="whep-url"' not in html
+    use_engine("srs")
+    html = client.get(f"/streams/{stream.public_id}").get_data(as_text=True)
+    assert (
+        f'data-testid="whep-url">https://studio.test/rtc/v1/whep/?app=live&amp;stream='
+        f"{stream.public_id}</code>"
+    ) in html
