@@ -64,7 +64,7 @@ bench-pipeline-sim: setup
 
 ## Glass-to-glass latency in Chromium, 2 s and 1 s fragments (about 3 minutes).
 bench-latency: setup
-	@$(PY) bench/latency.py --fragments 2 1
+	@$(PY) bench/latency.py --fragments 2 1 --whep
 
 clean:
 	@$(PY) devtools/stack.py stop-all 2>/dev/null || true

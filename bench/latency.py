@@ -29,11 +29,9 @@ from __future__ import annotations
 import argparse
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,12 +39,10 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from bench.api_latency import machine  # noqa: E402
+from bench.latency_report import VIEWERS, section, summary, write_section  # noqa: E402
 from devtools import runner, stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-latency"
-DOC = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Latency"
 FPS = 30
 BITS = 16  # the burned clock: tenths of a second modulo 2**16 (109 minutes)
 BOX, STEP = 16, 20  # box size and spacing in pixels, along the top of the picture
@@ -59,7 +55,17 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
     "--autoplay-policy=no-user-gesture-required",
+    # WebRTC (--whep): the double answers with loopback candidates only.
+    "--allow-loopback-in-peer-connection",
 ]
+
+# Counts the video's stalls ("waiting" after it first played), for the page.
+COUNT_STALLS = """
+window.__stalls = 0;
+window.__played = false;
+document.addEventListener("playing", () => { window.__played = true; }, true);
+document.addEventListener("waiting", () => { if (window.__played) window.__stalls += 1; }, true);
+"""
 
 # In the page: the clock burned into the frame on screen (tenths of a second
 # modulo 2**BITS) read from the boxes, and the viewer's clock, at once.
@@ -157,7 +163,7 @@ def publish(url: str, fragment: float, log: Path) -> subprocess.Popen:
 class Studio:
     """The stack for one fragment length; `.stop()` ends it."""
 
-    def __init__(self, var: Path, fragment: float):
+    def __init__(self, var: Path, fragment: float, extra: dict[str, str] | None = None):
         var.mkdir(parents=True, exist_ok=True)
         self.var, self.services, self.handles = var, [], {}
         postgres = stack.ensure_postgres(var, database="postgres")
@@ -174,7 +180,7 @@ class Studio:
             sockets_url=f"http://127.0.0.1:{sockets_port}",
         )
         self.base_url = f"http://127.0.0.1:{front.port}"
-        token = secrets.token_urlsafe(16)
+        token = self.hook_token = secrets.token_urlsafe(16)
         self.nginx = stack.start_nginx(
             var,
             hook_url=f"{front.web_url}/hooks/nginx-rtmp?token={token}",
@@ -192,7 +198,7 @@ class Studio:
             public_url=self.base_url,
             secret_key=secrets.token_urlsafe(32),
             hook_token=token,
-            extra={"STUDIO_LOG_LEVEL": "WARNING"},
+            extra={"STUDIO_LOG_LEVEL": "WARNING", **(extra or {})},
         )
         runner.migrate(self.env, var)
         self.handles["web"] = runner.start_gunicorn(self.env, var, port)
@@ -238,35 +244,12 @@ def measure(fragment: float, samples: int, browser) -> dict:
     try:
         public_id, key = studio.stream()
         publisher = publish(f"{studio.nginx.rtmp_url}/{key}", fragment, var / "ffmpeg.log")
-        viewers = {"start": browser.new_page()}
+        viewers = {"start": viewer_page(browser)}
         viewers["start"].goto(f"{studio.base_url}/watch/{public_id}")
         time.sleep(8 * fragment)
-        viewers["joined"] = browser.new_page()
+        viewers["joined"] = viewer_page(browser)
         viewers["joined"].goto(f"{studio.base_url}/watch/{public_id}")
-        for page in viewers.values():
-            page.wait_for_function(
-                "() => { const v = document.getElementById('video');"
-                " return v && !v.paused && v.currentTime > 2; }",
-                timeout=90_000,
-            )
-        time.sleep(2 * fragment)  # past hls.js's start-up
-        result = {"fragment": fragment}
-        for name in viewers:
-            result[name] = {"burned": [], "pdt": []}
-        for _ in range(samples):
-            for name, page in viewers.items():
-                reading = page.evaluate(READ_FRAME)
-                if reading is None:
-                    continue
-                delay = ((reading["now"] // 100) - reading["value"]) % 2**BITS / 10
-                result[name]["burned"].append(delay)
-                if reading["page"] is not None:
-                    result[name]["pdt"].append(float(reading["page"]))
-            time.sleep(1)
-        for name, page in viewers.items():
-            page.screenshot(path=str(var / f"viewer-{name}.png"))
-            page.close()
-        return result
+        return sample(viewers, fragment, samples, var)
     finally:
         if publisher is not None and publisher.poll() is None:
             publisher.send_signal(signal.SIGINT)
@@ -278,67 +261,41 @@ def measure(fragment: float, samples: int, browser) -> dict:
         studio.stop()
 
 
-def summary(values: list[float]) -> str:
-    if not values:
-        return "n/a"
-    return (
-        f"{statistics.median(values):.1f} s (min {min(values):.1f}, max {max(values):.1f},"
-        f" n={len(values)})"
-    )
+def viewer_page(browser):
+    """A page that counts its video's stalls."""
+    page = browser.new_page()
+    page.add_init_script(COUNT_STALLS)
+    return page
 
 
-def section(results: list[dict], samples: int) -> str:
-    rows = "\n".join(
-        f"| {r['fragment']:g} s | {viewer} | {summary(r[viewer]['burned'])}"
-        f" | {summary(r[viewer]['pdt'])} |"
-        for r in results
-        for viewer in ("joined", "start")
-    )
-    return f"""{SECTION}
-
-`make bench-latency` (`bench/latency.py`): glass-to-glass latency as a viewer
-sees it. ffmpeg publishes a 640x360 test pattern over RTMP in real time
-(x264 ultrafast, zerolatency, a keyframe every fragment) with its capture
-clock burned into the picture (16 boxes: tenths of a second, plus the time as
-text); nginx-rtmp cuts HLS fragments, the watcher and RQ workers upload them
-and the live playlist to fake-gcs-server, the CDN edge (nginx proxy_cache)
-serves them, and Chromium plays the watch page with its own hls.js settings
-(start 3 target durations behind the playlist's end). Once a second for
-{samples} s: **burned clock** = the viewer's clock minus the clock in the frame on
-screen (read back from a canvas); **program date-time** = the page's own
-"N s behind live" (hls.js's playingDate, from #EXT-X-PROGRAM-DATE-TIME = the
-segment file's close time minus its duration). Two viewers each time:
-**joined** opened the page 8 fragments into the broadcast (as most viewers
-do); **start** opened it as the broadcast began. Median, min and max.
-
-| Fragment (STUDIO_HLS_FRAGMENT) | Viewer | Burned clock | Program date-time |
-|---|---|---|---|
-{rows}
-
-Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; encoder,
-servers, bucket emulator and browser share the machine.
-The two figures agree within about 0.1 s (the encoder's own delay, which the
-program date-time, starting at the ingest, does not see): the page's "behind
-live" figure is the viewer's real latency. A viewer who joins sits where
-hls.js starts (3 target durations behind the playlist's last segment) plus the
-fragment being written, which cannot be uploaded before it is closed:
-about 4 fragments, so 1 s fragments halve it (8 s to under 5 s). A viewer who
-was there at the start plays right behind the newest segment (hls.js began at
-the first one and waited for each next). Shorter fragments cost more
-requests and objects per minute (see "Media pipeline").
-"""
-
-
-def write_section(text: str) -> None:
-    """Replace the "Latency" section of docs/benchmarks.md (others are kept)."""
-    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = current.find(SECTION + "\n")
-    if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + (current[end + 1 :] if end != -1 else "")
-    DOC.write_text(updated.rstrip("\n") + "\n")
+def sample(viewers: dict, fragment: float, samples: int, var: Path) -> dict:
+    """Once a second for `samples` s: both figures of each viewer page, and
+    the stalls each had meanwhile."""
+    for page in viewers.values():
+        page.wait_for_function(
+            "() => { const v = document.getElementById('video');"
+            " return v && !v.paused && v.currentTime > 2; }",
+            timeout=90_000,
+        )
+    time.sleep(2 * fragment)  # past the player's start-up
+    result = {"fragment": fragment}
+    for name, page in viewers.items():
+        result[name] = {"burned": [], "pdt": [], "stalls": -page.evaluate("window.__stalls")}
+    for _ in range(samples):
+        for name, page in viewers.items():
+            reading = page.evaluate(READ_FRAME)
+            if reading is None:
+                continue
+            delay = ((reading["now"] // 100) - reading["value"]) % 2**BITS / 10
+            result[name]["burned"].append(delay)
+            if reading["page"] is not None:
+                result[name]["pdt"].append(float(reading["page"]))
+        time.sleep(1)
+    for name, page in viewers.items():
+        result[name]["stalls"] += page.evaluate("window.__stalls")
+        page.screenshot(path=str(var / f"viewer-{name}.png"))
+        page.close()
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fragments", type=float, nargs="+", default=[2.0, 1.0])
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--whep", action="store_true", help="also a WebRTC viewer against the WHEP test double"
+    )
     args = parser.parse_args(argv)
     results = []
     with sync_playwright() as playwright:
@@ -355,11 +315,18 @@ def main(argv: list[str] | None = None) -> int:
         try:
             for fragment in args.fragments:
                 result = measure(fragment, args.samples, browser)
-                for viewer in ("joined", "start"):
+                if args.whep:
+                    from bench.latency_whep import measure_whep
+
+                    result.update(measure_whep(fragment, args.samples, browser))
+                for viewer in VIEWERS:
+                    if viewer not in result:
+                        continue
                     print(
                         f"fragment {fragment:g} s, {viewer}: burned clock"
                         f" {summary(result[viewer]['burned'])};"
-                        f" program date-time {summary(result[viewer]['pdt'])}",
+                        f" program date-time {summary(result[viewer]['pdt'])};"
+                        f" stalls {result[viewer]['stalls']}",
                         flush=True,
                     )
                 results.append(result)

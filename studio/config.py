@@ -158,6 +158,14 @@ class Settings(BaseSettings):
     # Empty: {PUBLIC_URL}/rtc/v1/whip/ (nginx proxies it to SRS).
     whip_url: str = ""
     whip_ice_timeout: PositiveFloat = 5.0
+    # WebRTC playback (WHEP, on engines that offer it). Empty URL:
+    # {WEBRTC_ORIGIN}/rtc/v1/whep/ (nginx proxies it to SRS); the watch page
+    # posts to its own origin. A stream's watch page starts in WebRTC while
+    # the stream has fewer viewers than the maximum (0: never, HLS only); a
+    # WebRTC start that has no picture within the timeout falls back to HLS.
+    whep_url: str = ""
+    whep_max_viewers: NonNegativeInt = 50
+    whep_timeout: PositiveFloat = 5.0
     stun_urls: str = ""
     turn_urls: str = ""
     turn_secret: str = ""
@@ -296,6 +304,9 @@ def flask_config(settings: Settings) -> dict:
         "TARGET_ALLOW_PRIVATE": settings.target_allow_private,
         "WHIP_URL": settings.whip_url,
         "WHIP_ICE_TIMEOUT": settings.whip_ice_timeout,
+        "WHEP_URL": settings.whep_url,
+        "WHEP_MAX_VIEWERS": settings.whep_max_viewers,
+        "WHEP_TIMEOUT": settings.whep_timeout,
         "STUN_URLS": _words(settings.stun_urls),
         "TURN_URLS": _words(settings.turn_urls),
         "TURN_SECRET": settings.turn_secret,

@@ -159,7 +159,14 @@ def content_security_policy(app: Flask, frame_ancestors: str = "'none'") -> str:
     """The CSP: no inline script or style; media, thumbnails and fetches from
     the CDN; websockets; framed by `frame_ancestors` (by nobody, by default)."""
     cdn = _origin(app.config.get("CDN_URL", ""))
-    connect = ["'self'", cdn, _origin(app.config.get("WHIP_URL", "")), "wss:", "ws:"]
+    connect = [
+        "'self'",
+        cdn,
+        _origin(app.config.get("WHIP_URL", "")),
+        _origin(app.config.get("WHEP_URL", "")),
+        "wss:",
+        "ws:",
+    ]
     media = ["'self'", "blob:", cdn]
     images = ["'self'", "data:", cdn]
     directives = [

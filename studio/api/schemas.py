@@ -30,7 +30,7 @@ VISIBILITY_DESCRIPTION = (
     "with the URL, never listed; `private`: only you (signed in) and holders of one of "
     "its share links can watch; its video is served only with a short-lived signed CDN cookie."
 )
-PlaybackMode = Literal["hls"]
+PlaybackMode = Literal["hls", "webrtc"]
 
 # Documented limits of a title; `clean_title` enforces them after trimming spaces.
 _TITLE_SCHEMA = {"minLength": 1, "maxLength": TITLE_MAX}
@@ -160,11 +160,24 @@ class Ingest(BaseModel):
 class Playback(BaseModel):
     """Viewer URLs (public)."""
 
-    modes: list[PlaybackMode] = Field(description="How viewers can watch: `hls` (from the CDN).")
+    modes: list[PlaybackMode] = Field(
+        description=(
+            "How viewers can watch: `hls` (from the CDN, always) and `webrtc` "
+            "(low latency over WHEP from the media server: SRS only)."
+        )
+    )
     hls_url: str = Field(
         description=(
             "Live HLS playlist on the CDN. A private stream's is served only with the "
             "signed cookie its watch page sets for allowed viewers."
+        )
+    )
+    whep_url: str | None = Field(
+        description=(
+            "WebRTC playback (WHEP): POST an SDP offer (recvonly audio and video) here, "
+            "get a 201 with the SDP answer, DELETE its Location to stop. No secret. "
+            "null when `modes` has no `webrtc` (nginx-rtmp, a private stream, or WebRTC "
+            "playback turned off)."
         )
     )
     watch_url: str = Field(description="Public watch page.")

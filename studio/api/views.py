@@ -161,7 +161,7 @@ def stream_out(
         thumbnail_url=urls.thumbnail_url(stream, config),
         viewers=viewers,
         ingest=urls.ingest(stream, config, engines.current().ingest_protocols),
-        playback=urls.playback(stream, config),
+        playback=urls.playback(stream, config, engines.current().playback_protocols),
         last_refused_publish=refused_out(refusal) if refusal else None,
     )
 

@@ -14,15 +14,16 @@ import time
 from collections.abc import Mapping
 
 
-def turn_credentials(secret: str, user_id: int, ttl: int, now: float | None = None) -> dict:
-    """A username/credential pair valid for `ttl` seconds from `now`."""
+def turn_credentials(secret: str, user_id: int | str, ttl: int, now: float | None = None) -> dict:
+    """A username/credential pair valid for `ttl` seconds from `now`; `user_id`
+    names who it was given to (a creator's id, or `viewer-...`)."""
     expiry = int(now if now is not None else time.time()) + ttl
     username = f"{expiry}:{user_id}"
     digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
     return {"username": username, "credential": base64.b64encode(digest).decode()}
 
 
-def ice_servers(config: Mapping, user_id: int, now: float | None = None) -> list[dict]:
+def ice_servers(config: Mapping, user_id: int | str, now: float | None = None) -> list[dict]:
     """RTCPeerConnection `iceServers` for this user; TURN only when configured."""
     servers: list[dict] = []
     if config.get("STUN_URLS"):

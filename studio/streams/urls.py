@@ -17,13 +17,6 @@ def stream_key(stream: Stream) -> str:
     return f"{stream.public_id}?secret={_secret(stream)}"
 
 
-# How viewers watch: HLS from the CDN on every engine. WHEP (`/rtc/v1/whep/`)
-# is routed by nginx but not offered: the media server's config keeps
-# RTMP-to-WebRTC off, so it would refuse to play an RTMP-published stream
-# over WebRTC.
-PLAYBACK_MODES = ("hls",)
-
-
 def ingest(stream: Stream, config: Mapping, protocols: tuple[str, ...]) -> dict:
     """Publish settings: RTMP server + key for OBS, and the WebRTC URLs
     (`None` when the media engine takes no WebRTC). `protocols` are the ways
@@ -69,6 +62,14 @@ def whip_url(stream: Stream, config: Mapping) -> str:
     (STUDIO_WHIP_URL replaces the endpoint)."""
     endpoint = config.get("WHIP_URL") or config["WEBRTC_ORIGIN"] + "/rtc/v1/whip/"
     return f"{endpoint}?app=live&stream={stream.public_id}&secret={_secret(stream)}"
+
+
+def whep_url(stream: Stream, config: Mapping) -> str:
+    """WebRTC playback (WHEP, srs5-contract.md §4.2):
+    `{WEBRTC_ORIGIN}/rtc/v1/whep/?app=live&stream={id}` (STUDIO_WHEP_URL
+    replaces the endpoint). No secret: anyone may watch."""
+    endpoint = config.get("WHEP_URL") or config["WEBRTC_ORIGIN"] + "/rtc/v1/whep/"
+    return f"{endpoint}?app=live&stream={quote(stream.public_id, safe='')}"
 
 
 def _secret(stream: Stream) -> str:
@@ -137,10 +138,27 @@ def share_url(stream: Stream, link: ShareLink, config: Mapping) -> str:
     return watch_url(stream, config) + f"?share={quote(link.token, safe='')}"
 
 
-def playback(stream: Stream, config: Mapping) -> dict:
-    """Viewer-facing URLs (safe to show anyone) and the playback modes offered."""
+def playback(stream: Stream, config: Mapping, protocols: tuple[str, ...] = ("hls",)) -> dict:
+    """Viewer-facing URLs (safe to show anyone) and the playback modes offered:
+    HLS from the CDN on every engine, WebRTC (WHEP) where the engine plays it
+    (`protocols`: `engines.current().playback_protocols`)."""
+    # A private stream plays only from the CDN with a signed cookie: WHEP has
+    # no way to check who asks.
+    webrtc = (
+        "webrtc" in protocols
+        and config.get("WHEP_MAX_VIEWERS", 0) > 0
+        and stream.visibility != "private"
+    )
     return {
-        "modes": list(PLAYBACK_MODES),
+        "modes": ["hls", "webrtc"] if webrtc else ["hls"],
         "hls_url": hls_url(stream, config),
+        "whep_url": whep_url(stream, config) if webrtc else None,
         "watch_url": watch_url(stream, config),
     }
+
+
+def starts_in_webrtc(viewers: int, config: Mapping) -> bool:
+    """A viewer starts in WebRTC while the stream has fewer viewers than
+    STUDIO_WHEP_MAX_VIEWERS (each WebRTC viewer costs the media server; HLS
+    viewers cost the CDN). `viewers` are the others, not counting this one."""
+    return viewers < config.get("WHEP_MAX_VIEWERS", 0)

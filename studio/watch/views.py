@@ -10,6 +10,7 @@ revealed). Its pages set the signed CDN cookie its player needs."""
 from __future__ import annotations
 
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,6 +28,7 @@ from flask import (
 from studio import viewers
 from studio.errors import NotFound
 from studio.extensions import db
+from studio.media import engines, ice
 from studio.models import Broadcast, Stream
 from studio.storage import signing
 from studio.streams import access, service, urls
@@ -99,18 +101,36 @@ def _replays(broadcasts: list[Broadcast]) -> list[Replay]:
 
 
 def _player(stream: Stream) -> dict:
-    """What the stream player (watch page and embed) is rendered with."""
+    """What the stream player (watch page and embed) is rendered with: HLS,
+    and WebRTC (WHEP) where the engine plays it, with whether this viewer
+    starts in it (fewer viewers than STUDIO_WHEP_MAX_VIEWERS)."""
     config = current_app.config
     live = None
     if stream.status in ("live", "reconnecting"):
         live = service.open_broadcast(db.session, stream)
+    playback = urls.playback(stream, config, engines.current().playback_protocols)
+    count = viewers.count(current_app, stream.public_id)
+    whep = None
+    if playback["whep_url"]:
+        whep = {
+            # Empty: the page's own origin (nginx proxies /rtc/v1/whep/ to SRS).
+            "base": config.get("WHEP_URL") or "",
+            "url": playback["whep_url"],
+            "ice_url": url_for("watch.ice_servers", public_id=stream.public_id),
+            "max_viewers": config["WHEP_MAX_VIEWERS"],
+            "timeout": config["WHEP_TIMEOUT"],
+            "auto": urls.starts_in_webrtc(count, config),
+        }
     return {
         "stream": stream,
         "live_broadcast": live,
-        "hls_url": urls.hls_url(stream, config),
+        "hls_url": playback["hls_url"],
+        # hls.js keeps its distance from the live edge in fragments.
+        "hls_fragment": config["HLS_FRAGMENT"],
+        "whep": whep,
         "thumbnail_url": urls.thumbnail_url(stream, config),
         "watch_url": urls.watch_url(stream, config),
-        "viewers": viewers.count(current_app, stream.public_id),
+        "viewers": count,
     }
 
 
@@ -211,6 +231,21 @@ def replay(public_id: str, broadcast_id: int):
         watch_url=urls.watch_url(stream, current_app.config),
     )
     return _signed(page, stream)
+
+
+@bp.get("/watch/<public_id>/ice-servers")
+def ice_servers(public_id: str):
+    """STUN/TURN for a viewer playing the stream over WebRTC: TURN credentials
+    of their own (username `{expiry}:viewer-{random}`), valid STUDIO_TURN_TTL.
+    404 where the engine has no WebRTC playback."""
+    stream = _stream_or_404(public_id)
+    config = current_app.config
+    if not urls.playback(stream, config, engines.current().playback_protocols)["whep_url"]:
+        abort(404)
+    label = "viewer-" + secrets.token_hex(6)
+    reply = jsonify(iceServers=ice.ice_servers(config, label), ttl=config["TURN_TTL"])
+    reply.headers["Cache-Control"] = "no-store"
+    return reply
 
 
 @bp.get("/embed/<public_id>")

@@ -246,8 +246,10 @@ def test_stream_schema_says_which_urls_an_engine_may_leave_out(spec):
         assert {"type": "null"} in ingest[name]["anyOf"], name
         assert "null when" in ingest[name]["description"]
     assert ingest["protocols"]["items"]["enum"] == ["rtmp", "webrtc", "srt"]
-    modes = playback["modes"]["items"]
-    assert modes.get("enum", [modes.get("const")]) == ["hls"]  # one value: `const`
+    assert playback["modes"]["items"]["enum"] == ["hls", "webrtc"]
+    assert {"type": "null"} in playback["whep_url"]["anyOf"]
+    assert "null when" in playback["whep_url"]["description"]
+    assert {"modes", "hls_url", "whep_url", "watch_url"} <= set(schemas["Playback"]["required"])
     assert {"protocols", "webrtc_url", "whip_url", "srt_url"} <= set(schemas["Ingest"]["required"])
 
 
@@ -256,7 +258,8 @@ def test_reference_page_shows_the_ingest_protocols_and_nullable_urls(client):
     that the WebRTC URLs may be null."""
     page = html.unescape(" ".join(client.get(f"{PREFIX}/docs").get_data(as_text=True).split()))
     assert '<td><code>protocols</code></td><td>array of "rtmp" | "webrtc" | "srt"</td>' in page
-    assert '<td><code>modes</code></td><td>array of "hls"</td>' in page
+    assert '<td><code>modes</code></td><td>array of "hls" | "webrtc"</td>' in page
+    assert "<td><code>whep_url</code></td><td>string or null</td>" in page
     assert "<td><code>whip_url</code></td><td>string or null</td>" in page
 
 

@@ -59,6 +59,7 @@ def test_create_returns_201_with_the_stream_and_its_location(api, db, owner):
     assert body["playback"] == {
         "modes": ["hls"],
         "hls_url": f"https://cdn.studio.test/live/{row.public_id}/index.m3u8",
+        "whep_url": None,
         "watch_url": f"https://studio.test/watch/{row.public_id}",
     }
     assert reply.headers["Cache-Control"] == "no-store"
@@ -93,7 +94,19 @@ def test_on_srs_the_stream_has_webrtc_urls_on_the_webrtc_origin(
             f"?secret={row.stream_key},m=publish"
         ),
     }
+    assert body["playback"]["modes"] == ["hls", "webrtc"]
+    assert body["playback"]["whep_url"] == (
+        f"https://rtc.studio.test:8443/rtc/v1/whep/?app=live&stream={row.public_id}"
+    )
+
+
+def test_on_srs_whep_is_not_offered_when_turned_off(api, app, monkeypatch, use_engine):
+    """STUDIO_WHEP_MAX_VIEWERS=0 turns WebRTC playback off: HLS only, no WHEP URL."""
+    use_engine("srs", WHEP_MAX_VIEWERS=0)
+    body = api.post("/streams", {"title": "HLS only"}).get_json()
     assert body["playback"]["modes"] == ["hls"]
+    assert body["playback"]["whep_url"] is None
+    assert body["ingest"]["whip_url"] is not None  # publishing over WebRTC is unaffected
 
 
 def test_list_returns_only_the_callers_streams_newest_first(api, owner, make_stream):

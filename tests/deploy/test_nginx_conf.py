@@ -299,10 +299,20 @@ def test_webrtc_url_handed_out_reaches_the_sdk_publish_api(edge):
 
 
 def test_whep_playback_reaches_srs(edge):
-    """WHEP (low-latency playback) is routed to SRS like WHIP."""
-    reply = get(edge, "/rtc/v1/whep/?app=live&stream=st1abc", "POST", data="v=0\r\n")
+    """The whep_url the studio hands out in production (low-latency playback)
+    is routed to SRS like WHIP, and so is the DELETE of its session."""
+    config = studio_config.from_environ(
+        {"STUDIO_PUBLIC_URL": f"https://{DOMAIN}", "STUDIO_MEDIA_ENGINE": "srs"}
+    )
+    stream = Stream(public_id="st1abc", stream_key="k1-Key")
+    assert "webrtc" in engines.build(config).playback_protocols
+    whep = urls.whep_url(stream, config)
+    assert whep == f"https://{DOMAIN}/rtc/v1/whep/?app=live&stream=st1abc"
+    reply = get(edge, at_edge(edge, whep), "POST", data="v=0\r\n")
     assert reply.status_code == 201
     assert reply.text == "srs POST /rtc/v1/whep/?app=live&stream=st1abc"
+    stop = "/rtc/v1/whip/?action=delete&token=abcdefghi&app=live&stream=st1abc&session=u:r"
+    assert get(edge, stop, "DELETE").text == f"srs DELETE {stop}"
 
 
 @pytest.mark.parametrize(

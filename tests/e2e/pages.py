@@ -130,6 +130,9 @@ class WatchPage:
         self.latest_replay = page.get_by_test_id("watch-latest-replay")
         self.replays = page.get_by_test_id("replays")
         self.viewers = page.get_by_test_id("viewer-count")
+        self.playback_mode = page.get_by_test_id("playback-mode")
+        self.playback_switch = page.get_by_test_id("playback-switch")
+        self.playback_note = page.get_by_test_id("playback-note")
 
     def open(self, base_url: str, public_id: str) -> WatchPage:
         self.page.goto(f"{base_url}/watch/{public_id}")
@@ -152,6 +155,14 @@ class WatchPage:
             }""",
             arg=[start, past_seconds],
             timeout=timeout_ms,
+        )
+
+    def source(self) -> str:
+        """Where the video's picture comes from: "webrtc" (a MediaStream),
+        "hls" (hls.js's MediaSource) or "" (nothing)."""
+        return self.video.evaluate(
+            "video => video.srcObject instanceof MediaStream ? 'webrtc'"
+            " : (video.currentSrc.startsWith('blob:') ? 'hls' : '')"
         )
 
     def decoded_frames(self) -> int:

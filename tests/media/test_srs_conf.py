@@ -154,6 +154,19 @@ def test_vhost_rtc_bridges_to_rtmp_with_2s_keyframes(conf):
     assert float(rtc["pli_for_rtmp"][0]) == 2
 
 
+def test_vhost_rtc_plays_every_stream_over_whep(conf):
+    """WHEP playback (srs5-contract.md §4.2, 4.6): with `rtmp_to_rtc off` SRS
+    refuses to play an RTMP-published stream over WebRTC, so it is on (and
+    RTC itself, on the server and the vhost); nothing overrides it to off in
+    compose or `make dev`."""
+    rtc = values(block(block(conf, "vhost", "__defaultVhost__"), "rtc"))
+    assert rtc["enabled"] == ["on"] and rtc["rtmp_to_rtc"] == ["on"]
+    assert values(block(conf, "rtc_server"))["enabled"] == ["on"]
+    root = CONF.parents[1]
+    for path in (root / "docker-compose.yml", root / "devtools" / "srs.py"):
+        assert "RTC_RTMP_TO_RTC" not in path.read_text(), path
+
+
 def test_hls_is_local_and_owned_by_the_uploader(conf):
     """Only legal hls keys (no fMP4 in SRS 5); 2 s fragments; SRS never deletes
     files (cleanup off, dispose 0); names are the layout the uploader reads."""

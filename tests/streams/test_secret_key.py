@@ -38,9 +38,11 @@ def bob_stream(make_user, make_stream):
     return make_stream(make_user("bob@example.com"), "Bob's stream")
 
 
-def test_watch_pages_never_show_the_key(app, client, db, bob_stream):
+def test_watch_pages_never_show_the_key(app, client, db, bob_stream, use_engine):
     """Every public viewer page (home, watch page, replay page, embed,
-    fragments) omits the key, with the stream live and with a replay."""
+    fragments, the WebRTC viewer's ICE servers) omits the key, with the
+    stream live and with a replay, on SRS (where every one of them answers)."""
+    use_engine("srs")
     ended = Broadcast(
         stream=bob_stream,
         client_id="c1",

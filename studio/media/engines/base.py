@@ -94,6 +94,9 @@ class MediaEngine(Protocol):
     # The publish protocols it accepts ("rtmp", "webrtc", "srt"); the studio's own
     # websocket ingest publishes RTMP, so it is on every engine and not listed.
     ingest_protocols: tuple[str, ...]
+    # How viewers can watch ("hls" from the CDN on every engine; "webrtc":
+    # WHEP from the media server itself).
+    playback_protocols: tuple[str, ...]
 
     def drop_publisher(self, publisher: Publisher) -> bool:
         """Disconnect a publisher now; False if it was already gone. Raises EngineError."""

@@ -85,6 +85,7 @@ class Engine:
 
     name = NAME
     ingest_protocols = ("rtmp",)
+    playback_protocols = ("hls",)
 
     def __init__(self, control_url: str):
         self.control_url = control_url

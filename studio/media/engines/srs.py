@@ -172,6 +172,8 @@ class Engine:
 
     name = NAME
     ingest_protocols = ("rtmp", "webrtc", "srt")
+    # WHEP: `rtmp_to_rtc on` in srs/srs.conf (RTMP and WHIP streams alike).
+    playback_protocols = ("hls", "webrtc")
 
     def __init__(self, api_url: str):
         self.api_url = api_url

@@ -3,27 +3,45 @@
 // from its start), a "tap to unmute" prompt (autoplay starts muted), and, for
 // a stream, the live/ended/replay behaviour driven by the stream's websocket.
 import { listRefresher, serverOffset, showViewers, statusLabel, watchStream } from "./live.js";
+import { createPlaybackModes } from "./playback_mode.js";
 
 // Near the live edge without low-latency HLS (the origin serves plain
-// segments). The distance is in seconds, not segments: a browser-fed (WHIP)
-// broadcast has 4-5 s segments at first and a target duration of 5, where
-// "3 segments" meant 12-15 s behind. Past the maximum hls.js plays a little
-// faster until it is back at the target instead of jumping. The first
+// segments). The distance hls.js keeps from the live edge follows the
+// deployment's fragment length (STUDIO_HLS_FRAGMENT, on the player as
+// data-hls-fragment): one and a half fragments, so a viewer who joins a
+// running broadcast sits as close as one who was there at its start, with
+// half a fragment of slack for the next segment's upload. It is never less
+// than the playlist's target duration: a browser-fed (WHIP) broadcast has 4-5 s
+// segments at first, and starting inside the newest one would stall until the
+// next. A viewer behind the target (a stall, a slow start) plays up to 10 %
+// faster until back at it (hls.js does that in its low-latency mode only;
+// without parts in the playlist the mode changes nothing else). The first
 // playlist may 404 for a few seconds while the first segment uploads, so
 // loading retries patiently; a fatal error is retried below while live.
-export const LIVE_CONFIG = {
-  lowLatencyMode: false,
-  liveSyncDuration: 5,
-  liveMaxLatencyDuration: 12,
-  maxLiveSyncPlaybackRate: 1.1,
-  manifestLoadingMaxRetry: 4,
-  manifestLoadingRetryDelay: 1000,
-  manifestLoadingMaxRetryTimeout: 4000,
-  levelLoadingMaxRetry: 6,
-  levelLoadingRetryDelay: 1000,
-  fragLoadingMaxRetry: 6,
-  fragLoadingRetryDelay: 500,
-};
+export function liveSyncSeconds(fragment, targetDuration = 0) {
+  return Math.max(1.5 * fragment, targetDuration);
+}
+
+function liveMaxLatency(sync) {
+  return Math.max(12, 3 * sync);
+}
+
+export function liveConfig(fragment = 2) {
+  const sync = liveSyncSeconds(fragment);
+  return {
+    lowLatencyMode: true,
+    liveSyncDuration: sync,
+    liveMaxLatencyDuration: liveMaxLatency(sync),
+    maxLiveSyncPlaybackRate: 1.1,
+    manifestLoadingMaxRetry: 4,
+    manifestLoadingRetryDelay: 1000,
+    manifestLoadingMaxRetryTimeout: 4000,
+    levelLoadingMaxRetry: 6,
+    levelLoadingRetryDelay: 1000,
+    fragLoadingMaxRetry: 6,
+    fragLoadingRetryDelay: 500,
+  };
+}
 export const REPLAY_CONFIG = { lowLatencyMode: false, startPosition: 0 };
 const RETRY_FIRST_MS = 1000;
 const RETRY_MAX_MS = 8000;
@@ -57,8 +75,10 @@ export function createPlayer({
   latency = null,
   isLive = () => false,
   clockOffset = () => 0,
+  fragment = 0,
 }) {
   let hls = null;
+  let whep = null;
   let retryTimer = null;
   let latencyTimer = null;
   let retryDelay = RETRY_FIRST_MS;
@@ -152,6 +172,11 @@ export function createPlayer({
       hls.destroy();
       hls = null;
     }
+    if (whep) {
+      whep.stop();
+      whep = null;
+    }
+    video.srcObject = null;
     video.removeAttribute("src");
     video.load();
     player.dataset.mode = "none";
@@ -181,7 +206,9 @@ export function createPlayer({
         start();
       });
       hls.on(Hls.Events.LEVEL_LOADED, (_name, data) => {
-        if (mode === "live") onLivePlaylist(data.details, url, config);
+        if (mode !== "live") return;
+        followTargetDuration(data.details);
+        onLivePlaylist(data.details, url, config);
       });
       hls.on(Hls.Events.ERROR, (_name, data) => {
         if (data.fatal) onFatalError(data, url, mode, config);
@@ -195,6 +222,29 @@ export function createPlayer({
     } else {
       setMessage("This browser cannot play HLS video.");
     }
+  }
+
+  // Live over WebRTC: `session` (whep.js) puts its stream into the video and
+  // resolves on the first decoded frame; rejects when it fails or is replaced.
+  async function playWebrtc(session) {
+    stopPlayback();
+    whep = session;
+    player.dataset.mode = "live";
+    video.hidden = false;
+    setMessage("");
+    await session.start(video);
+    if (whep !== session) throw new Error("replaced");
+    start();
+  }
+
+  // Longer segments than the deployment's fragment (a WHIP broadcast's
+  // first ones): keep at least a target duration from the live edge.
+  function followTargetDuration(details) {
+    if (!details?.live || !fragment) return;
+    const sync = liveSyncSeconds(fragment, details.targetduration);
+    if (hls.config.liveSyncDuration === sync) return;
+    hls.config.liveMaxLatencyDuration = liveMaxLatency(sync);
+    hls.targetLatency = sync;
   }
 
   // While the status is live, a playlist that has ended is the previous
@@ -247,11 +297,13 @@ export function createPlayer({
   video.addEventListener("volumechange", () => {
     if (!video.muted && unmute) unmute.hidden = true;
   });
+  // A WebRTC session is ended with the page, not left to the server's timeout.
+  window.addEventListener("pagehide", () => whep?.stop({ keepalive: true }));
   video.addEventListener("ended", () => {
     if (player.dataset.mode === "replay") setMessage("End of the replay.");
   });
 
-  return { play, stopPlayback, setMessage };
+  return { play, playWebrtc, stopPlayback, setMessage };
 }
 
 // The live/ended/replay player of a stream: `scope` holds the elements by
@@ -276,7 +328,9 @@ export function mountStreamPlayer(scope = document, extra = {}) {
   let offset = 0;
   // The broadcast the status says is live (from the page, then the socket).
   let liveBroadcast = player.dataset.broadcast || "";
-  const { play, stopPlayback } = createPlayer({
+  // The deployment's HLS fragment length (STUDIO_HLS_FRAGMENT), in seconds.
+  const fragment = Number(player.dataset.hlsFragment) || 2;
+  const { play, playWebrtc, stopPlayback } = createPlayer({
     player,
     video,
     message: find("player-message"),
@@ -285,16 +339,25 @@ export function mountStreamPlayer(scope = document, extra = {}) {
     // Reconnecting: the broadcast goes on, its playlist too (no ENDLIST).
     isLive: () => status === "live" || status === "reconnecting",
     clockOffset: () => offset,
+    fragment,
+  });
+
+  const modes = createPlaybackModes({
+    player,
+    box: scope.querySelector("[data-playback-mode]"),
+    playHls: () => play(player.dataset.hlsUrl, "live", liveConfig(fragment)),
+    playWebrtc,
   });
 
   function startLive() {
     offlineCard.hidden = true;
     endedCard.hidden = true;
     player.dataset.playingBroadcast = liveBroadcast;
-    play(player.dataset.hlsUrl, "live", LIVE_CONFIG);
+    modes.start();
   }
 
   function playReplay(url) {
+    modes.stop();
     offlineCard.hidden = true;
     endedCard.hidden = true;
     play(url, "replay", REPLAY_CONFIG);
@@ -337,6 +400,7 @@ export function mountStreamPlayer(scope = document, extra = {}) {
       stopPlayback();
       video.hidden = true;
     }
+    modes.stop();
     offlineCard.hidden = status !== "created" || watchingReplay;
     endedCard.hidden = status !== "ended" || watchingReplay;
     if (status === "ended" && previous !== "ended") refreshReplays();
@@ -357,7 +421,10 @@ export function mountStreamPlayer(scope = document, extra = {}) {
       if (event.now) offset = serverOffset(event);
       if (event.type === "status") onStatus(event);
       else if (event.type === "replay") refreshReplays();
-      else if (event.type === "viewers") showViewers(document, event);
+      else if (event.type === "viewers") {
+        showViewers(document, event);
+        modes.onViewers(event.viewers);
+      }
       extra.onEvent?.(event);
     },
     onConnection: (open, details = {}) => {

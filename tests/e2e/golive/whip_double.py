@@ -1,5 +1,5 @@
-"""SrsWhipDouble: a TEST DOUBLE standing in for SRS 5's WHIP endpoint, which
-cannot run on this machine. Built on aiortc, it behaves like SRS 5.0.216 as
+"""SrsWhipDouble: a TEST DOUBLE standing in for SRS 5's WHIP and WHEP
+endpoints, which cannot run on this machine. Built on aiortc, it behaves like SRS 5.0.216 as
 srs5-contract.md §4.1 describes it:
 
 - `POST /rtc/v1/whip/?app=..&stream=..&secret=..` with an SDP offer: calls
@@ -12,8 +12,16 @@ srs5-contract.md §4.1 describes it:
 - Answers CORS like SRS's `http_api.crossdomain` (the test page is on another
   origin; in production nginx serves WHIP on the studio's own origin).
 
+- `POST /rtc/v1/whep/?app=..&stream=..` (§4.2, playback): calls on_play
+  (a refusal closes the connection without a reply), answers 201 with H.264
+  video and Opus audio and sends them from a file (`media`: a Matroska
+  file, decoded and re-encoded by aiortc as SRS's RTMP-to-RTC bridge would
+  send them). `whep_mode` makes it fail as a test needs: "error" answers
+  HTTP 500, "silent" answers and connects but never sends a frame,
+  "unreachable" answers with a candidate nobody answers on (ICE fails).
+
 It records what a test wants to check: the offers, the negotiated video
-codec, decoded frames per kind, DELETEs. With `unreachable=True` the answer
+codec, decoded frames per kind, DELETEs, the WHEP sessions. With `unreachable=True` the answer
 carries a single candidate nobody answers on (a silent loopback UDP port),
 so ICE cannot connect.
 
@@ -36,7 +44,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import aioice.ice
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
 
 from devtools import stack
@@ -64,14 +79,30 @@ class Session:
     answer: str = ""
     frames: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
     deleted: bool = False
+    action: str = "publish"  # or "play" (WHEP)
+
+
+class SilentTrack(MediaStreamTrack):
+    """A track that is negotiated and sent but never yields a frame."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self):
+        await asyncio.Event().wait()  # until the connection closes
 
 
 class SrsWhipDouble:
     """Test double for SRS 5's WHIP endpoint (see the module docstring)."""
 
-    def __init__(self, hook_url: str = "", *, unreachable: bool = False):
+    def __init__(self, hook_url: str = "", *, unreachable: bool = False, media: str = ""):
         self.hook_url = hook_url  # the studio's /hooks/srs?token=...
         self.unreachable = unreachable
+        self.media = media  # what WHEP viewers get: a file with H.264 and audio
+        self.media_options: dict[str, str] = {}  # ffmpeg options opening it
+        # "ok", "error" (HTTP 500), "silent" (no frames), "unreachable" (no ICE)
+        self.whep_mode = "ok"
         self.sessions: list[Session] = []
         self.deletes: list[str] = []
         self.hook_replies: list[dict] = []
@@ -80,6 +111,7 @@ class SrsWhipDouble:
         self.port = stack.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.whip_url = f"{self.url}/rtc/v1/whip/"
+        self.whep_url = f"{self.url}/rtc/v1/whep/"
         self._silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._silent.bind(("127.0.0.1", 0))  # a candidate that never answers
         self._loop = asyncio.new_event_loop()
@@ -138,6 +170,7 @@ class SrsWhipDouble:
             "tcUrl": "",
             "stream": session.stream,
             "param": session.param,
+            **({"pageUrl": ""} if action == "on_play" else {}),
             "stream_url": f"/live/{session.stream}",
             "stream_id": "vid-" + session.token[:7],
         }
@@ -187,7 +220,36 @@ class SrsWhipDouble:
                 out.append(f"a=candidate:1 1 udp 2130706431 127.0.0.1 {port} typ host")
         return "\r\n".join(out) + "\r\n"
 
-    def publish(self, query: str, offer: str) -> tuple[int, dict, bytes] | None:
+    async def _answer_play(self, session: Session) -> str:
+        """Send H.264 + Opus (SRS answers nothing else, §4.6), or silence."""
+        pc = session.pc
+        await pc.setRemoteDescription(RTCSessionDescription(session.offer, "offer"))
+        if self.whep_mode in ("silent", "unreachable"):
+            tracks = [SilentTrack("video"), SilentTrack("audio")]
+        else:
+            player = MediaPlayer(self.media, options=self.media_options or None)
+            tracks = [track for track in (player.video, player.audio) if track]
+        for track in tracks:
+            pc.addTrack(track)
+        for transceiver in pc.getTransceivers():
+            if transceiver.kind == "video":
+                codecs = RTCRtpSender.getCapabilities("video").codecs
+                transceiver.setCodecPreferences([c for c in codecs if c.name == "H264"])
+        await pc.setLocalDescription(await pc.createAnswer())
+        if self.whep_mode == "unreachable":
+            await pc.close()  # as for WHIP: ICE cannot connect
+            return self._with_silent_candidate(pc.localDescription.sdp)
+        return pc.localDescription.sdp
+
+    def play(self, query: str, offer: str) -> tuple[int, dict, bytes] | None:
+        """Handle a WHEP POST (SRS: the WHIP handler with action=play)."""
+        if self.whep_mode == "error":
+            return 500, {"Content-Type": "text/plain"}, b"internal error"
+        return self.publish(query, offer, action="play")
+
+    def publish(
+        self, query: str, offer: str, action: str = "publish"
+    ) -> tuple[int, dict, bytes] | None:
         """Handle a WHIP POST; None means: close without a reply (SRS 5)."""
         args = parse_qs(query)
         stream = args.get("stream", ["livestream"])[0]
@@ -199,13 +261,15 @@ class SrsWhipDouble:
             offer=offer,
             client_id="".join(secrets.choice(ALPHABET) for _ in range(8)),
             pc=None,  # type: ignore[arg-type]  (created on the loop below)
+            action=action,
         )
         session.pc = self._run(self._new_pc())
         self.sessions.append(session)
-        if not self._hook("on_publish", session):
+        if not self._hook(f"on_{action}", session):
             self._run(session.pc.close())
             return None
-        session.answer = self._run(self._answer(session))
+        answering = self._answer_play if action == "play" else self._answer
+        session.answer = self._run(answering(session))
         ufrag = re.search(r"^a=ice-ufrag:(\S+)", session.answer, re.MULTILINE)
         remote = re.search(r"^a=ice-ufrag:(\S+)", offer, re.MULTILINE)
         location = (
@@ -227,15 +291,15 @@ class SrsWhipDouble:
         session.deleted = True
         self.deletes.append(token)
         self._run(session.pc.close())
-        self._hook("on_unpublish", session)
+        self._hook("on_stop" if session.action == "play" else "on_unpublish", session)
         return 200
 
     def kick(self, session: Session) -> None:
-        """Drop a publisher the way `DELETE /api/v1/clients/{cid}` does on SRS:
-        the session ends (DTLS close) and on_unpublish follows."""
+        """Drop a publisher (or player) the way `DELETE /api/v1/clients/{cid}`
+        does on SRS: the session ends (DTLS close) and on_unpublish (on_stop) follows."""
         session.deleted = True
         self._run(session.pc.close())
-        self._hook("on_unpublish", session)
+        self._hook("on_stop" if session.action == "play" else "on_unpublish", session)
 
     # --- HTTP -------------------------------------------------------------------
 
@@ -267,6 +331,8 @@ class SrsWhipDouble:
                 reply = None
                 if parts.path == "/rtc/v1/whip/":
                     reply = double.publish(parts.query, offer)
+                elif parts.path == "/rtc/v1/whep/":
+                    reply = double.play(parts.query, offer)
                 if reply is None:
                     self.close_connection = True  # SRS 5: no reply at all
                     return
@@ -293,6 +359,11 @@ class SrsWhipDouble:
 
     def frames(self, kind: str = "video") -> int:
         return sum(session.frames.get(kind, 0) for session in self.sessions)
+
+    @property
+    def players(self) -> list[Session]:
+        """The WHEP (playback) sessions, oldest first."""
+        return [session for session in self.sessions if session.action == "play"]
 
     @property
     def offers(self) -> list[str]:
