@@ -29,7 +29,7 @@ def test_creator_goes_live_from_the_browser_and_stops(qa_target, creator, contex
     expect(golive.status).to_have_text("LIVE", timeout=seconds(30) * 1000)
     wait_for_status(creator, stream["id"], "live", within=20)
 
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.path).to_have_text("Not live.")
     wait_for_status(creator, stream["id"], "ended", within=20)
 
@@ -51,7 +51,7 @@ def test_whip_negotiates_h264(qa_target, creator, context: BrowserContext):
     expect(golive.status).to_have_text("LIVE", timeout=seconds(30) * 1000)
     assert first_video_codec(sdp.get("offer", "")) == "H264", "the offer does not lead with H.264"
     assert first_video_codec(sdp.get("answer", "")) == "H264", "the answer did not pick H.264"
-    golive.stop_button.click()
+    golive.stop()
     wait_for_status(creator, stream["id"], "ended", within=20)
 
 

@@ -16,7 +16,9 @@ def test_obs_publish_plays_live_and_then_as_a_replay(
     creator, rtmp_publisher, context: BrowserContext
 ):
     """A stream published like OBS goes live, plays on the watch page,
-    counts its viewer, ends when the publisher stops, and its replay plays."""
+    counts its viewer; when the publisher stops it waits for it to come back
+    (where a reconnect window is offered) until the creator ends it; its
+    replay plays."""
     stream = creator.create_stream("OBS publish")
     publisher = rtmp_publisher(publish_url(stream))
     wait_for_status(creator, stream["id"], "live", within=20)
@@ -30,6 +32,10 @@ def test_obs_publish_plays_live_and_then_as_a_replay(
 
     publisher.terminate()
     wait_for_exit(publisher, 10, "stopping the publisher")
+    if stream.get("reconnect_window"):
+        # The broadcast waits for the encoder to come back; the creator ends it.
+        wait_for_status(creator, stream["id"], "reconnecting", within=30)
+        creator.call("POST", f"/streams/{stream['id']}/end")
     wait_for_status(creator, stream["id"], "ended", within=30)
     broadcasts = poll(
         lambda: [
