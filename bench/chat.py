@@ -288,8 +288,8 @@ def report(args, r: dict) -> str:
     verdict = "met" if percentile(lat, 95) < GOAL_P95_MS else "**not met**"
     return f"""{DOC_SECTION}
 
-`make bench-chat` (`bench/chat.py`): the stack of `make bench-sockets` (nginx's front
-site, web, socket tier with {args.socket_workers} gevent workers, callback tier,
+`make bench-chat` (`bench/chat.py`): the stack of `make bench-sockets` (nginx's
+front site, web, socket tier with {args.socket_workers} gevent workers, callback tier,
 PostgreSQL, Redis) on one machine, nginx's X-Forwarded-For trusted so per-address
 limits see each client. {args.chatters} chatters on one live stream (raw asyncio
 websocket clients in {args.client_processes} processes of their own, at most
@@ -297,8 +297,9 @@ websocket clients in {args.client_processes} processes of their own, at most
 {args.rate:.0f} messages a second in all for {args.duration:.0f} s, within the chat's
 deployed limits (per participant, per address). Latency: from the client writing
 `chat.send` to each chatter reading the `chat.message` (the socket tier stores it
-in PostgreSQL, publishes it on Redis, every socket process relays it). Media-server callbacks (on_publish + on_unpublish pairs of
-other streams) are timed on the callback tier meanwhile.
+in PostgreSQL, publishes it on Redis, every socket process relays it).
+Media-server callbacks (on_publish + on_unpublish pairs of other streams) are
+timed on the callback tier meanwhile.
 
 - Date: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 - Machine: {machine()}; load average {r["load"][0]:.2f} before, {r["load"][1]:.2f} after
