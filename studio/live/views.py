@@ -184,6 +184,10 @@ def _relay(ws, public_id: str, watching: queue.Queue, owner: bool, talker: chat.
 def _read_input(ws, talker: chat.ChatSocket) -> None:
     """Act on every frame the client sent since the last look. Raises
     ConnectionClosed once the client has gone, Flooding when it floods."""
+    if not ws.input_buffer:  # the common case: woken by an event, not by the client
+        if not ws.connected:
+            raise ConnectionClosed(ws.close_reason, ws.close_message)
+        return
     if len(ws.input_buffer) > INPUT_BACKLOG:
         raise chat.Flooding
     while (data := ws.receive(timeout=0)) is not None:
