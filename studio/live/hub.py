@@ -163,14 +163,32 @@ def _confirmed(pubsub, timeout: float = 5.0) -> None:
 def _offer(events: queue.Queue, event: dict) -> None:
     """Queue an event; a socket too slow to keep up gets a resync instead of
     an ever-growing backlog (the database holds the truth)."""
+    wake = getattr(events, "wake", None)
+    if wake is not None:
+        # A socket's queue: its handler waits on `wake` and only ever takes
+        # from the deque (`take`), so no lock or condition is needed (append
+        # and popleft are atomic): this runs for every event and every socket.
+        backlog = events.queue
+        if len(backlog) >= events.maxsize:
+            backlog.clear()
+            backlog.append(RESYNC)
+        else:
+            backlog.append(event)
+        wake.set()
+        return
     try:
         events.put_nowait(event)
     except queue.Full:
         _clear(events)
         events.put_nowait(RESYNC)
-    wake = getattr(events, "wake", None)
-    if wake is not None:
-        wake.set()
+
+
+def take(events: queue.Queue) -> dict | None:
+    """The next event of a socket's queue (joined with `wake`), or None."""
+    try:
+        return events.queue.popleft()
+    except IndexError:
+        return None
 
 
 def _clear(events: queue.Queue) -> None:

@@ -46,7 +46,7 @@ from studio.chat import service as chat_service
 from studio.core import events
 from studio.extensions import db, sock
 from studio.live import chat
-from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub
+from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub, take
 from studio.media import engines
 from studio.models import Stream, User, utcnow
 from studio.streams import service
@@ -161,11 +161,7 @@ def _relay(ws, public_id: str, watching: queue.Queue, owner: bool, talker: chat.
         wake.wait(timeout=tick)
         wake.clear()
         _read_input(ws, talker)
-        while True:
-            try:
-                event = watching.get_nowait()
-            except queue.Empty:
-                break
+        while (event := take(watching)) is not None:
             if event is RESYNC:
                 status = _send_status(ws, public_id, talker)
             elif event.get("type") in PUBLIC_EVENTS:
