@@ -31,7 +31,6 @@ import json
 import logging
 import queue
 import socket
-import struct
 import threading
 import time
 from urllib.parse import urlsplit
@@ -46,7 +45,7 @@ from studio.chat import service as chat_service
 from studio.core import events
 from studio.extensions import db, sock
 from studio.live import chat
-from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub, take
+from studio.live.hub import RESYNC, SHUTTING_DOWN, Writer, get_hub, take, text_frame
 from studio.media import engines
 from studio.models import Stream, User, utcnow
 from studio.streams import service
@@ -153,28 +152,51 @@ def refused_socket(ws) -> None:
 
 
 def _relay(ws, public_id: str, watching: queue.Queue, owner: bool, talker: chat.ChatSocket) -> None:
-    status = _send_status(ws, public_id, talker)
+    # The hub may write chat frames straight to this socket (gevent tier
+    # only); this handler writes everything else holding the same lock.
+    writer = Writer(ws.sock) if getattr(ws, "bounded", False) else None
+    writing = writer.lock if writer is not None else contextlib.nullcontext()
+    try:
+        with writing:
+            status = _send_status(ws, public_id, talker)
+        watching.writer = writer
+        _serve(ws, public_id, watching, owner, talker, writing, status)
+    finally:
+        watching.writer = None
+
+
+def _serve(ws, public_id, watching, owner, talker, writing, status) -> None:
     next_health = time.monotonic()
     tick = TICK if owner else VIEWER_TICK
     wake = ws.event  # set by the socket's reader on input and by the hub on events
     while ws.connected and not SHUTTING_DOWN.is_set():
         wake.wait(timeout=tick)
         wake.clear()
-        _read_input(ws, talker)
-        while (event := take(watching)) is not None:
-            if event is RESYNC:
-                status = _send_status(ws, public_id, talker)
-            elif event.get("type") in PUBLIC_EVENTS:
-                if event["type"] == "status":
-                    status = event.get("status", status)
-                _send_shared(ws, event)
-            elif (view := talker.view(event)) is event:
-                _send_shared(ws, event)
-            elif view is not None:
-                _send(ws, view)
+        with writing:
+            status = _handle(ws, public_id, watching, talker, status)
         if owner and status == "live" and time.monotonic() >= next_health:
-            _send(ws, _health_event(public_id))
+            with writing:
+                _send(ws, _health_event(public_id))
             next_health = time.monotonic() + HEALTH_INTERVAL
+
+
+def _handle(ws, public_id, watching, talker, status) -> str:
+    """The client's frames, then the queued events; returns the stream's status."""
+    _read_input(ws, talker)
+    while (event := take(watching)) is not None:
+        if isinstance(event, bytes):  # the rest of a frame the hub began
+            ws.sock.sendall(event)
+        elif event is RESYNC:
+            status = _send_status(ws, public_id, talker)
+        elif event.get("type") in PUBLIC_EVENTS:
+            if event["type"] == "status":
+                status = event.get("status", status)
+            _send_shared(ws, event)
+        elif (view := talker.view(event)) is event:
+            _send_shared(ws, event)
+        elif view is not None:
+            _send(ws, view)
+    return status
 
 
 def _read_input(ws, talker: chat.ChatSocket) -> None:
@@ -232,17 +254,6 @@ def _send_shared(ws, event: dict) -> None:
     ws.sock.sendall(frame)
 
 
-def text_frame(text: str) -> bytes:
-    """A final, unmasked websocket text frame (RFC 6455 5.2) holding `text`."""
-    payload = text.encode()
-    length = len(payload)
-    if length < 126:
-        return bytes((0x81, length)) + payload
-    if length < 65536:
-        return struct.pack("!BBH", 0x81, 126, length) + payload
-    return struct.pack("!BBQ", 0x81, 127, length) + payload
-
-
 def _drop(ws) -> None:
     """End a socket without the closing handshake (its client is not reading)."""
     ws.connected = False
@@ -263,6 +274,7 @@ def _bound_sending(ws) -> None:
     try:
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         raw.settimeout(SEND_TIMEOUT)
+        ws.bounded = True
     except OSError:
         log.debug("could not bound the socket's sending", exc_info=True)
 
