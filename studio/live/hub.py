@@ -8,6 +8,11 @@ replay ready), so receiving every stream's events in every process is cheap,
 and a pattern subscription needs no subscribe/unsubscribe traffic (redis-py's
 PubSub is not safe to drive from several threads).
 
+Chat messages and deletions (DIRECT_EVENTS), identical for every socket,
+are encoded once and, on the gevent socket tier, written by the hub straight
+to each socket that has nothing queued and room in its buffer (never
+waiting); the others get them through their queues, in order.
+
 Whenever the subscription is (re)established, events may have been missed:
 every queue then receives `RESYNC`, and its socket re-reads the state from
 the database.
