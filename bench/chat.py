@@ -10,9 +10,10 @@ participant or address exceeds them.
 1. One live stream (an on_publish callback).
 2. N chatters (default 1,000) open `/ws/streams/<id>` through nginx from
    loopback addresses (at most 20 per address) and wait for `chat.history`.
-   The clients are raw asyncio sockets in a process of their own: one regex
-   per read finds the messages, so the client does not need more CPU than
-   the server it measures (a websocket library spends far more per frame).
+   The clients are raw asyncio sockets in processes of their own
+   (`--client-processes`): a small frame parser and one regex per frame
+   find the messages, so the clients need less CPU than the server they
+   measure (a websocket library spends far more per frame).
 3. Memory the socket tier and nginx gained per connection (PSS).
 4. For `--duration` seconds, `--rate` messages a second are written
    (`chat.send`) by a fifth of the chatters in turn; each message's delivery
@@ -29,14 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import http.client
 import json
 import multiprocessing
 import os
-import re
 import secrets
-import struct
 import sys
 import threading
 import time
@@ -48,134 +46,33 @@ sys.path.insert(0, str(ROOT))
 
 from bench.api_latency import Phase, machine  # noqa: E402
 from bench.sockets import HOOK_TOKEN, Studio, cpu_seconds, pss_kib, seed, write_section  # noqa: E402
+from bench.ws_client import open_chatter  # noqa: E402
 
 DOC_SECTION = "## Chat"
 PER_ADDRESS = 20
 SENDER_EVERY = 5  # one chatter in five writes
-MARK = re.compile(rb"bench-(\d+)-")
 GOAL_P95_MS = 250
 
 
-# --- a minimal websocket client ---------------------------------------------------
+# --- the chatters' processes ---------------------------------------------------------
 
 
-class Chatter(asyncio.Protocol):
-    """One socket: the handshake, then every server frame scanned for message
-    marks; pings answered; `send` writes a masked text frame."""
-
-    def __init__(self, sink):
-        self.sink = sink  # callable(seq, arrival) for each message seen
-        self.transport = None
-        self.upgraded = asyncio.get_running_loop().create_future()
-        self.history = asyncio.get_running_loop().create_future()
-        self.buffer = b""
-        self.closed = False
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data: bytes):
-        self.buffer += data
-        if not self.upgraded.done():
-            end = self.buffer.find(b"\r\n\r\n")
-            if end == -1:
-                return
-            head, self.buffer = self.buffer[:end], self.buffer[end + 4 :]
-            if not head.startswith(b"HTTP/1.1 101"):
-                self.upgraded.set_exception(RuntimeError(head.split(b"\r\n", 1)[0].decode()))
-                return
-            self.upgraded.set_result(True)
-        self._frames()
-
-    def _frames(self):
-        now = time.monotonic()
-        buffer, offset = self.buffer, 0
-        while len(buffer) - offset >= 2:
-            opcode, length = buffer[offset] & 0x0F, buffer[offset + 1] & 0x7F
-            start = offset + 2
-            if length == 126:
-                if len(buffer) - offset < 4:
-                    break
-                length, start = struct.unpack_from(">H", buffer, offset + 2)[0], offset + 4
-            elif length == 127:
-                if len(buffer) - offset < 10:
-                    break
-                length, start = struct.unpack_from(">Q", buffer, offset + 2)[0], offset + 10
-            if len(buffer) < start + length:
-                break
-            payload = buffer[start : start + length]
-            offset = start + length
-            if opcode == 0x9:  # ping: pong with the same payload
-                self._write(0xA, payload)
-            elif opcode == 0x8:
-                self.closed = True
-            elif opcode == 0x1:
-                if not self.history.done() and b'"chat.history"' in payload[:40]:
-                    self.history.set_result(True)
-                for match in MARK.finditer(payload):
-                    self.sink(int(match.group(1)), now)
-        self.buffer = buffer[offset:]
-
-    def send(self, text: str) -> None:
-        self._write(0x1, text.encode())
-
-    def _write(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)
-        length = len(payload)
-        if length < 126:
-            head = struct.pack(">BB", 0x80 | opcode, 0x80 | length)
-        elif length < 65536:
-            head = struct.pack(">BBH", 0x80 | opcode, 0x80 | 126, length)
-        else:
-            head = struct.pack(">BBQ", 0x80 | opcode, 0x80 | 127, length)
-        key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
-        masked = (int.from_bytes(payload, "big") ^ key).to_bytes(length, "big") if length else b""
-        self.transport.write(head + mask + masked)
-
-    def connection_lost(self, exc):
-        self.closed = True
+def run_chatters(conn, port, public_id, first, count, rate, duration):
+    """In a process of its own: open chatters `first`..`first + count - 1`,
+    report, then on "go" send `rate` messages a second for `duration` s;
+    report latencies. Each message carries its send time (CLOCK_MONOTONIC,
+    the same in every process), so any process can time any message."""
+    asyncio.run(_chatters(conn, port, public_id, first, count, rate, duration))
 
 
-async def open_chatter(port: int, address: str, path: str, sink) -> Chatter:
-    loop = asyncio.get_running_loop()
-    _, chatter = await loop.create_connection(
-        lambda: Chatter(sink), "127.0.0.1", port, local_addr=(address, 0)
-    )
-    key = base64.b64encode(os.urandom(16)).decode()
-    chatter.transport.write(
-        (
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"Origin: http://127.0.0.1:{port}\r\n\r\n"
-        ).encode()
-    )
-    await asyncio.wait_for(chatter.upgraded, 120)
-    await asyncio.wait_for(chatter.history, 120)
-    return chatter
-
-
-# --- the chatters' process ----------------------------------------------------------
-
-
-def run_chatters(conn, port: int, public_id: str, count: int, rate: float, duration: float):
-    """In a process of its own: open `count` chatters, report, then on
-    "go" send `rate` messages a second for `duration` s; report latencies."""
-    asyncio.run(_chatters(conn, port, public_id, count, rate, duration))
-
-
-async def _chatters(conn, port, public_id, count, rate, duration):
-    sent: dict[int, float] = {}
+async def _chatters(conn, port, public_id, first, count, rate, duration):
     latencies: list[float] = []
-    delivered = [0]
 
-    def sink(seq: int, arrival: float) -> None:
-        at = sent.get(seq)
-        if at is not None:
-            latencies.append(arrival - at)
-            delivered[0] += 1
+    def sink(sent_us: int, arrival: float) -> None:
+        latencies.append(arrival - sent_us / 1e6)
 
     started = time.monotonic()
-    opening = asyncio.Semaphore(32)
+    opening = asyncio.Semaphore(16)
     failures: list[str] = []
 
     async def one(index: int):
@@ -188,10 +85,12 @@ async def _chatters(conn, port, public_id, count, rate, duration):
                 failures.append(f"{type(exc).__name__}: {exc}")
                 return None
 
-    chatters = [c for c in await asyncio.gather(*(one(i) for i in range(count))) if c]
+    found = await asyncio.gather(*(one(i) for i in range(first, first + count)))
+    chatters = [c for c in found if c]
     conn.send({"open": len(chatters), "seconds": time.monotonic() - started, "failures": failures})
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)  # "go"
 
+    cpu_before = time.process_time()
     senders = chatters[::SENDER_EVERY]
     anon = [secrets.token_urlsafe(16) for _ in senders]
     interval = 1.0 / rate
@@ -199,25 +98,24 @@ async def _chatters(conn, port, public_id, count, rate, duration):
     seq = 0
     while time.monotonic() < begin + duration:
         index = seq % len(senders)
+        sent_us = int(time.monotonic() * 1e6)
         frame = {
             "type": "chat.send",
-            "text": f"bench-{seq}- hello from chatter {index} 👋",
-            "name": f"Chatter {index}",
+            "text": f"bench-{sent_us}- hello from chatter {first + index} 👋",
+            "name": f"Chatter {first + index}",
             "anon": anon[index],
         }
-        sent[seq] = time.monotonic()
         senders[index].send(json.dumps(frame))
         seq += 1
         await asyncio.sleep(max(0.0, begin + seq * interval - time.monotonic()))
     await asyncio.sleep(5)  # let the last messages arrive
-    expected = seq * len(chatters)
     conn.send(
         {
             "sent": seq,
-            "expected": expected,
-            "delivered": delivered[0],
+            "chatters": len(chatters),
             "latencies": latencies,
             "closed": sum(1 for c in chatters if c.closed),
+            "cpu": (time.process_time() - cpu_before) / (time.monotonic() - begin),
         }
     )
     for chatter in chatters:
@@ -289,17 +187,18 @@ def report(args, r: dict) -> str:
     verdict = "met" if percentile(lat, 95) < GOAL_P95_MS else "**not met**"
     return f"""{DOC_SECTION}
 
-`make bench-chat` (`bench/chat.py`): the stack of `make bench-sockets` (nginx's front
-site, web, socket tier with {args.socket_workers} gevent workers, callback tier,
+`make bench-chat` (`bench/chat.py`): the stack of `make bench-sockets` (nginx's
+front site, web, socket tier with {args.socket_workers} gevent workers, callback tier,
 PostgreSQL, Redis) on one machine, nginx's X-Forwarded-For trusted so per-address
 limits see each client. {args.chatters} chatters on one live stream (raw asyncio
-websocket clients in a process of their own, at most {PER_ADDRESS} per loopback
-address); one in {SENDER_EVERY} writes, in turn, {args.rate:.0f} messages a second in all
-for {args.duration:.0f} s, within the chat's deployed limits (per participant, per
-address). Latency: from the client writing `chat.send` to each chatter reading the
-`chat.message` (the socket tier stores it in PostgreSQL, publishes it on Redis, every
-socket process relays it). Media-server callbacks (on_publish + on_unpublish pairs of
-other streams) are timed on the callback tier meanwhile.
+websocket clients in {args.client_processes} processes of their own, at most
+{PER_ADDRESS} per loopback address); one in {SENDER_EVERY} writes, in turn,
+{args.rate:.0f} messages a second in all for {args.duration:.0f} s, within the chat's
+deployed limits (per participant, per address). Latency: from the client writing
+`chat.send` to each chatter reading the `chat.message` (the socket tier stores it
+in PostgreSQL, publishes it on Redis, every socket process relays it).
+Media-server callbacks (on_publish + on_unpublish pairs of other streams) are
+timed on the callback tier meanwhile.
 
 - Date: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
 - Machine: {machine()}; load average {r["load"][0]:.2f} before, {r["load"][1]:.2f} after
@@ -314,7 +213,9 @@ other streams) are timed on the callback tier meanwhile.
 - Delivery latency: p50 **{percentile(lat, 50):.0f} ms**, p95 **{percentile(lat, 95):.0f} ms**,
   p99 {percentile(lat, 99):.0f} ms, max {percentile(lat, 100):.0f} ms
   (goal p95 < {GOAL_P95_MS} ms: {verdict})
-- Socket tier CPU during the run: {r["cpu"] * 100:.0f}% of one core
+- CPU during the run: socket tier {r["cpu"] * 100:.0f}% of one core
+  ({r["delivered"] / max(r["cpu"] * r["seconds"], 1e-9) / 1000:.0f}k deliveries per CPU-second),
+  the chatters' {args.client_processes} processes {r["client_cpu"] * 100:.0f}%
 - Callbacks meanwhile: {len(hooks.latencies)} requests, p50 {hooks.percentile(50):.1f} ms,
   p95 {hooks.percentile(95):.1f} ms, max {hooks.percentile(100):.1f} ms, errors {len(hooks.errors)}
   (target p95 < 50 ms; SRS gives up at 30 s)
@@ -336,12 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--socket-workers", type=int, default=2)
+    parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
 
     load_before = os.getloadavg()[0]
     studio = Studio(args.socket_workers, {"STUDIO_PROXY_HOPS": "1"})
-    process = None
+    processes: list = []
     try:
         streams = seed(studio.env, 6)
         chat_stream, others = streams[0], streams[1:]
@@ -350,14 +252,32 @@ def main(argv: list[str] | None = None) -> int:
             "sockets_before": pss_kib(studio.sockets.pid),
             "nginx_before": pss_kib(studio.nginx.process.pid),
         }
-        conn, child = multiprocessing.Pipe()
-        process = multiprocessing.Process(
-            target=run_chatters,
-            args=(child, studio.port, chat_stream[0], args.chatters, args.rate, args.duration),
-            daemon=True,
-        )
-        process.start()
-        opened = _answer(conn, process)
+        processes = []
+        share = args.chatters // args.client_processes
+        for n in range(args.client_processes):
+            conn, child = multiprocessing.Pipe()
+            count = share if n < args.client_processes - 1 else args.chatters - share * n
+            process = multiprocessing.Process(
+                target=run_chatters,
+                args=(
+                    child,
+                    studio.port,
+                    chat_stream[0],
+                    share * n,
+                    count,
+                    args.rate / args.client_processes,
+                    args.duration,
+                ),
+                daemon=True,
+            )
+            process.start()
+            processes.append((conn, process))
+        reports = [_answer(conn, process) for conn, process in processes]
+        opened = {
+            "open": sum(r["open"] for r in reports),
+            "seconds": max(r["seconds"] for r in reports),
+            "failures": [f for r in reports for f in r["failures"]],
+        }
         print(f"{opened['open']} chatters in {opened['seconds']:.1f}s", file=sys.stderr)
         time.sleep(2)  # let the servers settle before reading their memory
         memory["sockets_after"] = pss_kib(studio.sockets.pid)
@@ -372,11 +292,22 @@ def main(argv: list[str] | None = None) -> int:
         )
         cpu_before, cpu_from = cpu_seconds(studio.sockets.pid), time.monotonic()
         timer.start()
-        conn.send("go")
-        result = _answer(conn, process)
+        for conn, _ in processes:
+            conn.send("go")
+        parts = [_answer(conn, process) for conn, process in processes]
+        sent = sum(p["sent"] for p in parts)
+        result = {
+            "sent": sent,
+            "expected": sent * opened["open"],
+            "delivered": sum(len(p["latencies"]) for p in parts),
+            "latencies": [x for p in parts for x in p["latencies"]],
+            "closed": sum(p["closed"] for p in parts),
+            "client_cpu": sum(p["cpu"] for p in parts),
+        }
         stop.set()
         timer.join(timeout=60)
-        cpu = (cpu_seconds(studio.sockets.pid) - cpu_before) / (time.monotonic() - cpu_from)
+        seconds = time.monotonic() - cpu_from
+        cpu = (cpu_seconds(studio.sockets.pid) - cpu_before) / seconds
         results = {
             **result,
             "open": opened["open"],
@@ -385,10 +316,11 @@ def main(argv: list[str] | None = None) -> int:
             "memory": memory,
             "hooks": hooks,
             "cpu": cpu,
+            "seconds": seconds,
             "load": (load_before, os.getloadavg()[0]),
         }
     finally:
-        if process is not None:
+        for _, process in processes:
             process.join(timeout=30)
             if process.is_alive():
                 process.terminate()

@@ -99,7 +99,7 @@ def post_message(
         raise ChatRefused(
             "blocked_word", f"Your message contains a word this chat does not allow: {word}."
         )
-    if not is_moderator(session, stream, author.user):
+    if stream.chat_slow_mode and not is_moderator(session, stream, author.user):
         limits.claim_slow_mode(stream.public_id, participant, stream.chat_slow_mode)
 
     now = utcnow()

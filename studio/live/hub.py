@@ -8,6 +8,11 @@ replay ready), so receiving every stream's events in every process is cheap,
 and a pattern subscription needs no subscribe/unsubscribe traffic (redis-py's
 PubSub is not safe to drive from several threads).
 
+Chat messages and deletions (DIRECT_EVENTS), identical for every socket,
+are encoded once and, on the gevent socket tier, written by the hub straight
+to each socket that has nothing queued and room in its buffer (never
+waiting); the others get them through their queues, in order.
+
 Whenever the subscription is (re)established, events may have been missed:
 every queue then receives `RESYNC`, and its socket re-reads the state from
 the database.
@@ -19,8 +24,10 @@ import json
 import logging
 import queue
 import signal
+import struct
 import threading
 from collections import defaultdict
+from datetime import UTC, datetime
 
 import redis
 from flask import Flask
@@ -41,12 +48,40 @@ _PREFIX = channel("")
 _RETRY_MAX = 10.0
 
 
+# Events identical for every socket that the hub writes straight to sockets
+# (their handlers need not see them): chat messages come 50 a second, and
+# waking a thousand greenlets for each costs more than the writes.
+DIRECT_EVENTS = frozenset({"chat.message", "chat.deleted"})
+
+
+class Writer:
+    """Lets the hub write a frame straight to a socket of the gevent socket
+    tier. `lock` is held by whoever writes (the hub, or the socket's handler
+    for everything else), so frames never interleave."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.lock = threading.Lock()
+
+    def send_nowait(self, frame: bytes) -> int | None:
+        """Bytes written without waiting, or None if none could be."""
+        raw = getattr(self.sock, "_sock", None)  # gevent's non-blocking socket
+        if raw is None:
+            return None
+        try:
+            return raw.send(frame)
+        except OSError:  # a full buffer (the handler takes over) or a closed socket
+            return None
+
+
 class Watch(queue.Queue):
-    """A socket's queue of events, with the event that wakes its handler."""
+    """A socket's queue of events, with the event that wakes its handler and
+    (on the gevent socket tier) the writer the hub may write through."""
 
     def __init__(self, maxsize: int, wake: threading.Event | None = None):
         super().__init__(maxsize)
         self.wake = wake
+        self.writer: Writer | None = None
 
 
 class Hub:
@@ -141,8 +176,14 @@ class Hub:
             except (ValueError, TypeError):
                 log.warning("ignoring a malformed event on stream %s", public_id)
                 continue
-            if isinstance(event, dict):
-                for events in targets:
+            if not isinstance(event, dict):
+                continue
+            frame = None
+            if event.get("type") in DIRECT_EVENTS:
+                now = datetime.now(UTC).isoformat()
+                frame = event["_frame"] = text_frame(json.dumps({**event, "now": now}))
+            for events in targets:
+                if frame is None or not _write_direct(events, frame):
                     _offer(events, event)
 
     def _deliver_all(self, event: dict) -> None:
@@ -163,14 +204,64 @@ def _confirmed(pubsub, timeout: float = 5.0) -> None:
 def _offer(events: queue.Queue, event: dict) -> None:
     """Queue an event; a socket too slow to keep up gets a resync instead of
     an ever-growing backlog (the database holds the truth)."""
+    wake = getattr(events, "wake", None)
+    if wake is not None:
+        # A socket's queue: its handler waits on `wake` and only ever takes
+        # from the deque (`take`), so no lock or condition is needed (append
+        # and popleft are atomic): this runs for every event and every socket.
+        backlog = events.queue
+        if len(backlog) >= events.maxsize:
+            backlog.clear()
+            backlog.append(RESYNC)
+        else:
+            backlog.append(event)
+        wake.set()
+        return
     try:
         events.put_nowait(event)
     except queue.Full:
         _clear(events)
         events.put_nowait(RESYNC)
-    wake = getattr(events, "wake", None)
-    if wake is not None:
-        wake.set()
+
+
+def _write_direct(events: queue.Queue, frame: bytes) -> bool:
+    """Write `frame` to the socket now if nothing is ahead of it and its
+    buffer has room; False to queue it instead. Never waits."""
+    writer = getattr(events, "writer", None)
+    if writer is None or not writer.lock.acquire(blocking=False):
+        return False
+    try:
+        if events.queue:  # older events wait for the handler: keep the order
+            return False
+        sent = writer.send_nowait(frame)
+        if sent is None:
+            return False
+        if sent < len(frame):
+            events.queue.append(frame[sent:])  # the rest, before anything else
+            events.wake.set()
+        return True
+    finally:
+        writer.lock.release()
+
+
+def text_frame(text: str) -> bytes:
+    """A final, unmasked websocket text frame (RFC 6455 5.2) holding `text`."""
+    payload = text.encode()
+    length = len(payload)
+    if length < 126:
+        return bytes((0x81, length)) + payload
+    if length < 65536:
+        return struct.pack("!BBH", 0x81, 126, length) + payload
+    return struct.pack("!BBQ", 0x81, 127, length) + payload
+
+
+def take(events: queue.Queue) -> dict | bytes | None:
+    """The next event of a socket's queue (joined with `wake`), or None; bytes
+    are the rest of a frame the hub began to write."""
+    try:
+        return events.queue.popleft()
+    except IndexError:
+        return None
 
 
 def _clear(events: queue.Queue) -> None:

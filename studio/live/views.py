@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, request
 from flask_login import current_user
+from simple_websocket import ConnectionClosed
 from sqlalchemy import select
 
 from studio import fanout, viewers
@@ -44,7 +45,7 @@ from studio.chat import service as chat_service
 from studio.core import events
 from studio.extensions import db, sock
 from studio.live import chat
-from studio.live.hub import RESYNC, SHUTTING_DOWN, get_hub
+from studio.live.hub import RESYNC, SHUTTING_DOWN, Writer, get_hub, take, text_frame
 from studio.media import engines
 from studio.models import Stream, User, utcnow
 from studio.streams import service
@@ -78,6 +79,17 @@ VIEWER_TICK = 5.0
 
 class _StreamGone(Exception):
     """The stream was deleted while watched."""
+
+
+@bp.before_request
+def _no_compression() -> None:
+    """Stream sockets are not compressed (the offer of permessage-deflate is
+    dropped before the handshake): their messages are small, a compressor
+    per socket costs hundreds of KiB and CPU for every message to every
+    socket, and uncompressed frames can be encoded once per event for all
+    sockets (`_send_shared`)."""
+    if request.endpoint == "live.stream_socket":
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
 @sock.route("/ws/streams/<public_id>", bp=bp)
@@ -145,39 +157,63 @@ def refused_socket(ws) -> None:
 
 
 def _relay(ws, public_id: str, watching: queue.Queue, owner: bool, talker: chat.ChatSocket) -> None:
-    status = _send_status(ws, public_id, talker)
+    # The hub may write chat frames straight to this socket (gevent tier
+    # only); this handler writes everything else holding the same lock.
+    writer = Writer(ws.sock) if getattr(ws, "bounded", False) else None
+    writing = writer.lock if writer is not None else contextlib.nullcontext()
+    try:
+        with writing:
+            status = _send_status(ws, public_id, talker)
+        watching.writer = writer
+        _serve(ws, public_id, watching, owner, talker, writing, status)
+    finally:
+        watching.writer = None
+
+
+def _serve(ws, public_id, watching, owner, talker, writing, status) -> None:
     next_health = time.monotonic()
     tick = TICK if owner else VIEWER_TICK
     wake = ws.event  # set by the socket's reader on input and by the hub on events
     while ws.connected and not SHUTTING_DOWN.is_set():
         wake.wait(timeout=tick)
         wake.clear()
-        _read_input(ws, talker)
-        while True:
-            try:
-                event = watching.get_nowait()
-            except queue.Empty:
-                break
-            if event is RESYNC:
-                status = _send_status(ws, public_id, talker)
-            elif event.get("type") in PUBLIC_EVENTS:
-                if event["type"] == "status":
-                    status = event.get("status", status)
-                _send_shared(ws, event)
-            elif owner and event.get("type") in OWNER_EVENTS:
-                _send(ws, event)
-            elif (view := talker.view(event)) is event:
-                _send_shared(ws, event)
-            elif view is not None:
-                _send(ws, view)
+        with writing:
+            status = _handle(ws, public_id, watching, talker, status, owner)
         if owner and status == "live" and time.monotonic() >= next_health:
-            _send(ws, _health_event(public_id))
+            with writing:
+                _send(ws, _health_event(public_id))
             next_health = time.monotonic() + HEALTH_INTERVAL
+
+
+def _handle(ws, public_id, watching, talker, status, owner: bool) -> str:
+    """The client's frames, then the queued events; returns the stream's status.
+    Owner-only events (multistream targets) reach the owner's sockets only."""
+    _read_input(ws, talker)
+    while (event := take(watching)) is not None:
+        if isinstance(event, bytes):  # the rest of a frame the hub began
+            ws.sock.sendall(event)
+        elif event is RESYNC:
+            status = _send_status(ws, public_id, talker)
+        elif event.get("type") in PUBLIC_EVENTS:
+            if event["type"] == "status":
+                status = event.get("status", status)
+            _send_shared(ws, event)
+        elif owner and event.get("type") in OWNER_EVENTS:
+            _send(ws, event)
+        elif (view := talker.view(event)) is event:
+            _send_shared(ws, event)
+        elif view is not None:
+            _send(ws, view)
+    return status
 
 
 def _read_input(ws, talker: chat.ChatSocket) -> None:
     """Act on every frame the client sent since the last look. Raises
     ConnectionClosed once the client has gone, Flooding when it floods."""
+    if not ws.input_buffer:  # the common case: woken by an event, not by the client
+        if not ws.connected:
+            raise ConnectionClosed(ws.close_reason, ws.close_message)
+        return
     if len(ws.input_buffer) > INPUT_BACKLOG:
         raise chat.Flooding
     while (data := ws.receive(timeout=0)) is not None:
@@ -214,13 +250,16 @@ def _send(ws, event: dict) -> None:
 
 def _send_shared(ws, event: dict) -> None:
     """Send an event the hub hands to every socket of the stream: encoded
-    once, by the first socket to send it (50 chat messages a second to
-    thousands of sockets would otherwise be as many encodings)."""
-    wire = event.get("_wire")
-    if wire is None:
-        wire = json.dumps({**event, "now": utcnow().isoformat()})
-        event["_wire"] = wire
-    ws.send(wire)
+    once, JSON and websocket frame, by the first socket to send it (50 chat
+    messages a second to a thousand sockets would otherwise be 50,000
+    encodings a second). Stream sockets are never compressed
+    (`_no_compression`), so a frame is the same bytes for every socket."""
+    frame = event.get("_frame")
+    if frame is None:
+        frame = event["_frame"] = text_frame(json.dumps({**event, "now": utcnow().isoformat()}))
+    if not ws.connected:
+        raise ConnectionClosed(ws.close_reason, ws.close_message)
+    ws.sock.sendall(frame)
 
 
 def _drop(ws) -> None:
@@ -243,6 +282,7 @@ def _bound_sending(ws) -> None:
     try:
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         raw.settimeout(SEND_TIMEOUT)
+        ws.bounded = True
     except OSError:
         log.debug("could not bound the socket's sending", exc_info=True)
 

@@ -234,3 +234,32 @@ def test_a_socket_that_stops_reading_is_dropped(threaded_server, app, make_strea
         wait_until(lambda: hub.watcher_count() == 0, 15, "the stalled socket to be dropped")
     finally:
         stalled.close()
+
+
+def test_stream_sockets_are_not_compressed(live_server, make_stream, db):
+    """A browser's offer of permessage-deflate is declined (a compressor per
+    socket would cost memory and CPU for every message to every socket);
+    the frames that follow are plain text frames."""
+    stream = make_stream()
+    host, port = live_server.removeprefix("http://").split(":")
+    raw = tcp.create_connection((host, int(port)), timeout=10)
+    try:
+        raw.sendall(
+            (
+                f"GET /ws/streams/{stream.public_id} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            reply += raw.recv(4096)
+        head, _, rest = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        assert b"sec-websocket-extensions" not in head.lower()
+        while len(rest) < 2:
+            rest += raw.recv(4096)
+        assert rest[0] == 0x81  # final text frame, no compression bit (0x40)
+    finally:
+        raw.close()

@@ -3,17 +3,21 @@ against a real Redis server."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
+import socket as tcp
 import threading
+from types import SimpleNamespace
 
 import pytest
 import redis as redis_lib
 
 from devtools import stack
 from studio.fanout import channel
-from studio.live.hub import RESYNC, Hub
+from studio.live.hub import RESYNC, Hub, Watch, Writer, _write_direct, take, text_frame
 from tests.conftest import VAR
+from tests.polling import poll
 
 
 def next_event(events: queue.Queue, timeout: float = 5.0) -> dict:
@@ -120,9 +124,65 @@ def test_an_event_wakes_its_socket(private_redis):
         assert hub.connected.wait(5)
         wake.clear()
         other_wake.clear()
-        publisher.publish(channel("stream1"), json.dumps({"type": "chat.deleted", "id": 3}))
+        settings = {"type": "chat.settings", "settings": {"mode": "off"}}
+        publisher.publish(channel("stream1"), json.dumps(settings))
         assert wake.wait(5)
-        assert next_real_event(events) == {"type": "chat.deleted", "id": 3}
+        assert next_real_event(events) == settings
         assert not other_wake.is_set()
     finally:
         hub.stop()
+
+
+def test_chat_frames_are_written_straight_to_sockets_in_order(private_redis):
+    """A chat message goes straight to a socket with a writer (one frame,
+    encoded once); while older events wait in its queue, or its buffer is
+    full, it is queued behind them instead, and never interleaved."""
+    hub = Hub(private_redis.url)
+    publisher = redis_lib.Redis.from_url(private_redis.url)
+    server_end, client_end = tcp.socketpair()
+    server_end.setblocking(False)
+    client_end.settimeout(5)
+    try:
+        wake = threading.Event()
+        events = hub.join("stream1", wake=wake)
+        assert hub.connected.wait(5)
+        while take(events) is not None:  # the connect resync
+            pass
+        events.writer = Writer(SimpleNamespace(_sock=server_end))
+
+        message = {"type": "chat.message", "message": {"id": 1, "text": "hi"}}
+        publisher.publish(channel("stream1"), json.dumps(message))
+        frame = client_end.recv(4096)
+        assert frame[0] == 0x81 and json.loads(frame[2:])["message"] == message["message"]
+        assert take(events) is None
+
+        events.queue.append({"type": "status", "status": "live"})  # an older event waits
+        publisher.publish(channel("stream1"), json.dumps(message))
+        assert wake.wait(5)
+        poll(lambda: len(events.queue) == 2, timeout=5)
+        assert [e["type"] for e in list(events.queue)] == ["status", "chat.message"]
+        assert events.queue[1]["_frame"][0] == 0x81  # encoded once, for the handler too
+    finally:
+        hub.stop()
+        server_end.close()
+        client_end.close()
+
+
+def test_a_full_socket_buffer_sends_chat_frames_through_the_queue():
+    """The hub never waits on a socket: with no room in its buffer the
+    frame is not written (the hub queues the event for the handler)."""
+    server_end, client_end = tcp.socketpair()
+    server_end.setblocking(False)
+    try:
+        events = Watch(8, threading.Event())
+        events.writer = Writer(SimpleNamespace(_sock=server_end))
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                server_end.send(b"x" * 65536)
+        assert _write_direct(events, text_frame("y" * 1000)) is False
+        assert take(events) is None
+        events.writer = Writer(SimpleNamespace())  # not a gevent socket: never direct
+        assert _write_direct(events, text_frame("y")) is False
+    finally:
+        server_end.close()
+        client_end.close()
