@@ -13,6 +13,7 @@ import pytest
 import redis as redis_lib
 from flask_migrate import upgrade
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from devtools import stack
 from studio import config as studio_config
@@ -71,8 +72,17 @@ def db(app):
         yield _db
         _db.session.rollback()
         tables = ", ".join(t.name for t in _db.metadata.sorted_tables)
-        _db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        _db.session.commit()
+        for attempt in range(3):
+            try:
+                _db.session.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                _db.session.commit()
+                break
+            except OperationalError:
+                # A studio process of an end-to-end test may still be reading
+                # these tables: PostgreSQL picks one side of the deadlock.
+                _db.session.rollback()
+                if attempt == 2:
+                    raise
 
 
 @pytest.fixture()

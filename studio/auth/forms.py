@@ -15,3 +15,14 @@ class RegisterForm(FlaskForm):
 
 class TokenForm(FlaskForm):
     name = StringField("Name", validators=[Length(max=80)])
+
+
+class AccountForm(FlaskForm):
+    display_name = StringField(
+        "Display name",
+        validators=[
+            DataRequired("Choose a display name."),
+            Length(max=40, message="A display name is at most 40 characters."),
+        ],
+        description="Shown with your chat messages on every stream.",
+    )

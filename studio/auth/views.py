@@ -9,7 +9,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user, login_required, login_user, logout_user
 
 from studio.auth import service, sessions
-from studio.auth.forms import LoginForm, RegisterForm, TokenForm
+from studio.auth.forms import AccountForm, LoginForm, RegisterForm, TokenForm
+from studio.chat.rules import ChatRefused, clean_name, display_name
 from studio.errors import NotFound, ValidationError
 from studio.extensions import db, login_manager
 from studio.models import User
@@ -90,6 +91,27 @@ def logout():
     sessions.end()  # the cookie's copies stop working too
     logout_user()
     return redirect(url_for("auth.login"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@login_required
+def account():
+    """The signed-in user's display name (what chat shows for them)."""
+    form = AccountForm()
+    if form.validate_on_submit():
+        try:
+            name = clean_name(form.display_name.data)
+        except ChatRefused as refused:
+            form.display_name.errors.append(str(refused))
+        else:
+            current_user.display_name = name
+            db.session.commit()
+            flash("Display name saved.")
+            return redirect(url_for("auth.account"))
+    elif request.method == "GET":
+        form.display_name.data = display_name(current_user)
+    status = 400 if request.method == "POST" else 200
+    return render_template("auth/account.html", form=form), status
 
 
 @bp.route("/tokens", methods=["GET", "POST"])

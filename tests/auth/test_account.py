@@ -1,0 +1,45 @@
+"""A signed-in user's display name: what the chat shows for them."""
+
+from __future__ import annotations
+
+from studio.chat.rules import display_name
+
+
+def test_a_user_sets_the_name_chat_shows(client, auth, db, make_user):
+    """The account page shows the current name and saves a new one, which is
+    then the name the user writes under."""
+    user = make_user("ada.lovelace@example.com")
+    auth.login(user.email)
+    page = client.get("/account")
+    assert page.status_code == 200
+    assert 'value="ada.lovelace"' in page.get_data(as_text=True)
+    reply = client.post(
+        "/account", data={"display_name": "  Ada  L ", "csrf_token": auth.form_token("/account")}
+    )
+    assert reply.status_code == 302
+    db.session.refresh(user)
+    assert user.display_name == "Ada L"
+    assert display_name(user) == "Ada L"
+
+
+def test_a_bad_name_is_refused_and_changes_nothing(client, auth, db, make_user):
+    """Empty, over-long or control-character names get a message in words;
+    the name stays as it was."""
+    user = make_user()
+    auth.login(user.email)
+    for bad, message in (
+        ("", "Choose a display name."),
+        ("x" * 41, "at most 40"),
+        ("Ada\u0007", "control characters"),
+    ):
+        reply = client.post(
+            "/account", data={"display_name": bad, "csrf_token": auth.form_token("/account")}
+        )
+        assert reply.status_code == 400
+        assert message in reply.get_data(as_text=True)
+        db.session.refresh(user)
+        assert user.display_name is None
+
+
+def test_the_account_page_needs_a_login(client):
+    assert client.get("/account").status_code == 302
