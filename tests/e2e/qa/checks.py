@@ -7,6 +7,7 @@ from __future__ import annotations
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page
 
+from tests.e2e.pages import wait_until_video_plays
 from tests.e2e.qa.target import Creator, seconds
 from tests.polling import poll
 
@@ -43,17 +44,7 @@ def wait_for_playback(page: Page, past_seconds: float, within: float, what: str)
     """Wait until `#video` has played `past_seconds` with frames decoded;
     on timeout, says how far the player got."""
     try:
-        page.wait_for_function(
-            """(past) => {
-                const video = document.getElementById("video");
-                if (!video) return false;
-                const quality = video.getVideoPlaybackQuality();
-                return !video.paused && video.currentTime > past
-                    && quality.totalVideoFrames - quality.droppedVideoFrames > 0;
-            }""",
-            arg=past_seconds,
-            timeout=seconds(within) * 1000,
-        )
+        wait_until_video_plays(page, past_seconds, timeout_ms=seconds(within) * 1000)
     except PlaywrightError:
         state = page.evaluate(
             """() => {
