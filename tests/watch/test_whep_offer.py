@@ -140,3 +140,18 @@ def test_creator_page_shows_the_whep_url_on_srs_only(
         f'data-testid="whep-url">https://studio.test/rtc/v1/whep/?app=live&amp;stream='
         f"{stream.public_id}</code>"
     ) in html
+
+
+def test_a_private_stream_offers_no_webrtc_playback(client, auth, db, srs, make_user, make_stream):
+    """WHEP carries no credential the studio could check: a private stream
+    plays only from the CDN with its signed cookie, even for its owner."""
+    from studio.streams import access
+
+    owner = make_user()
+    stream = make_stream(owner=owner)
+    access.set_visibility(db.session, stream, "private")
+    db.session.commit()
+    auth.login(owner.email)
+    html = client.get(f"/watch/{stream.public_id}").get_data(as_text=True)
+    assert "data-whep-url" not in html
+    assert client.get(f"/watch/{stream.public_id}/ice-servers").status_code == 404
