@@ -196,7 +196,7 @@ class Studio:
         )
         runner.migrate(self.env, var)
         self.handles["web"] = runner.start_gunicorn(self.env, var, port)
-        self.handles["sockets"] = runner.start_sockets(self.env, var, sockets_port)
+        self.handles["sockets"] = runner.start_gunicorn(self.env, var, sockets_port, tier="sockets")
         self.handles["workers"] = runner.start_workers(self.env, var, 2)
         self.handles["watcher"] = runner.start_watcher(self.env, var)
         runner.wait_for_workers(self.env, 2)

@@ -107,12 +107,17 @@ class Studio:
             self.env, VAR, web_port, config=ROOT / "gunicorn.conf.py", name="bench-web"
         )
         self.cleanup.insert(0, self.web.stop)
-        self.sockets = runner.start_sockets(
-            self.env, VAR, sockets_port, workers=socket_workers, name="bench-sockets"
+        self.sockets = runner.start_gunicorn(
+            self.env,
+            VAR,
+            sockets_port,
+            workers=socket_workers,
+            name="bench-sockets",
+            tier="sockets",
         )
         self.cleanup.insert(0, self.sockets.stop)
-        self.hooks = runner.start_hooks(
-            self.env, VAR, self.hooks_port, workers=2, threads=8, name="bench-hooks"
+        self.hooks = runner.start_gunicorn(
+            self.env, VAR, self.hooks_port, workers=2, threads=8, name="bench-hooks", tier="hooks"
         )
         self.cleanup.insert(0, self.hooks.stop)
 

@@ -1,32 +1,18 @@
-"""nginx for devtools/stack.py: RTMP ingest with HLS, the control/stat API,
-the CDN edge in front of the Cloud Storage emulator and the optional HTTPS
-site, rendered from nginx/*.conf.template.
-
-Standard library only: it runs before the virtualenv exists.
-"""
+"""nginx under mirakuru: RTMP ingest with HLS, the control/stat API, the CDN
+edge in front of the Cloud Storage emulator and the optional HTTP and HTTPS
+sites, rendered from nginx/*.conf.template."""
 
 from __future__ import annotations
 
 import os
 import pwd
 import shutil
-import signal
 import string
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.gcs import DEFAULT_BUCKET
-from devtools.process import (
-    ROOT,
-    Service,
-    StackError,
-    _require,
-    free_port,
-    spawn,
-    terminate,
-    wait_for_port,
-)
+from devtools.process import ROOT, Service, StackError, Tcp, executor, free_port, start
 
 NGINX_TEMPLATES = ROOT / "nginx"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
@@ -100,7 +86,6 @@ def start_nginx(
     with `front`, over HTTP (`front_url`).
     Returns once every port accepts.
     """
-    started = time.monotonic()
     nginx_dir = (var_dir / "nginx").resolve()
     hls_dir = (hls_dir or var_dir / "hls").resolve()
     for sub in ("conf", "logs", "tmp", "cache"):
@@ -124,15 +109,10 @@ def start_nginx(
     )
     render_sites(nginx_dir, tls, ports["EDGE_PORT"], front)
     argv = [_nginx_binary(), "-p", str(nginx_dir), "-c", str(conf), "-g", "daemon off;"]
-    process, log_path = spawn(f"nginx-{ports['RTMP_PORT']}", argv, var_dir)
-    try:
-        sites = [site.port for site in (tls, front) if site is not None]
-        for port in [*ports.values(), *sites]:
-            wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
-    except BaseException:
-        # SIGTERM, not SIGKILL: the master takes its workers down with it.
-        terminate(process, signal.SIGTERM, timeout=5)
-        raise
+    # nginx binds every listening socket before it serves: one port tells.
+    log_path = var_dir / "logs" / f"nginx-{ports['RTMP_PORT']}.log"
+    server = executor(Tcp, argv, log_path, host="127.0.0.1", port=ports["HTTP_PORT"], timeout=30)
+    start(server, "nginx")
     return NginxService(
         name="nginx",
         url=f"http://127.0.0.1:{ports['HTTP_PORT']}",
@@ -145,8 +125,7 @@ def start_nginx(
         front_url=f"http://127.0.0.1:{front.port}" if front else "",
         hls_fragment=hls_fragment,
         log_path=log_path,
-        process=process,
-        started_in=time.monotonic() - started,
+        executor=server,
     )
 
 
@@ -246,4 +225,7 @@ def _nginx_binary() -> str:
     """The nginx executable, once the RTMP module is known to be installed."""
     if not RTMP_MODULE.exists():
         raise StackError(f"{RTMP_MODULE} missing: apt-get install libnginx-mod-rtmp")
-    return shutil.which("nginx") or _require("/usr/sbin/nginx")
+    found = shutil.which("nginx") or shutil.which("/usr/sbin/nginx")
+    if found is None:
+        raise StackError("nginx not found: run devtools/bootstrap.sh")
+    return found

@@ -283,7 +283,7 @@ def _start_stack(var_dir: Path) -> StudioStack:
         )
         runner.migrate(env, var_dir)
         handles["gunicorn"] = runner.start_gunicorn(env, var_dir, port, workers=2, threads=16)
-        handles["sockets"] = runner.start_sockets(env, var_dir, sockets_port)
+        handles["sockets"] = runner.start_gunicorn(env, var_dir, sockets_port, tier="sockets")
         handles["rq-workers"] = runner.start_workers(env, var_dir, count=2)
         handles["watcher"] = runner.start_watcher(env, var_dir)
         runner.wait_for_workers(env, 2)

@@ -67,7 +67,7 @@ def tiers(app, services) -> Iterator[dict[str, runner.Handle | int]]:
     }
     with (
         runner.start_gunicorn(env, var_dir, web_port, workers=1, threads=4) as web,
-        runner.start_hooks(env, var_dir, hooks_port) as hooks,
+        runner.start_gunicorn(env, var_dir, hooks_port, tier="hooks") as hooks,
     ):
         yield {"web": web, "hooks": hooks, "hooks_port": hooks_port}
 

@@ -54,8 +54,8 @@ def run_gunicorn(
         "STUDIO_LOG_LEVEL": "WARNING",
         **(extra_env or {}),
     }
-    with runner.start_sockets(
-        env, VAR, port, workers=1, graceful_timeout=20, name=f"sockets-live-{port}"
+    with runner.start_gunicorn(
+        env, VAR, port, workers=1, graceful_timeout=20, name=f"sockets-live-{port}", tier="sockets"
     ) as sockets:
         yield sockets.url, sockets.process
 

@@ -62,7 +62,7 @@ def front(app, services) -> Iterator[str]:
     try:
         with (
             runner.start_gunicorn(env, var_dir, web_port, workers=1, threads=WEB_THREADS),
-            runner.start_sockets(env, var_dir, sockets_port),
+            runner.start_gunicorn(env, var_dir, sockets_port, tier="sockets"),
         ):
             yield base
     finally:

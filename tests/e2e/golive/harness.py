@@ -95,8 +95,12 @@ def run_studio(
             runner.start_gunicorn(
                 full_env, var_dir, port, workers=1, threads=16, name=f"gunicorn-golive-{port}"
             ) as gunicorn,
-            runner.start_sockets(
-                full_env, var_dir, sockets_port, name=f"sockets-golive-{sockets_port}"
+            runner.start_gunicorn(
+                full_env,
+                var_dir,
+                sockets_port,
+                name=f"sockets-golive-{sockets_port}",
+                tier="sockets",
             ) as socket_tier,
         ):
             yield Studio(
