@@ -1,7 +1,7 @@
 """Many open watch-page sockets against the real stack (`make bench-sockets`).
 
 Starts what production runs, on this machine: a throwaway PostgreSQL
-database and a private Redis (devtools.stack), migrations, the web tier
+database and a private Redis (devtools/postgres.py, redis_server.py), migrations, the web tier
 (gunicorn gthread with gunicorn.conf.py's defaults: 2 workers x 16 threads),
 the socket tier (gunicorn gevent, gunicorn_sockets.conf.py), the callback
 tier (gunicorn_hooks.conf.py's defaults: 2 workers x 8 threads) and nginx's
@@ -48,13 +48,17 @@ sys.path.insert(0, str(ROOT))
 from websockets.asyncio.client import connect  # noqa: E402
 
 from bench.api_latency import Phase, machine, run_phase, timed  # noqa: E402
-from devtools import runner, stack  # noqa: E402
+from devtools import runner  # noqa: E402
+from devtools.nginx import FrontSite, start_nginx  # noqa: E402
+from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
+from devtools.process import free_port  # noqa: E402
+from devtools.redis_server import start_redis  # noqa: E402
 
 VAR = ROOT / "var" / "bench-sockets"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Websockets"
 HOOK_TOKEN = secrets.token_urlsafe(16)
-PER_ADDRESS = stack.FrontSite.ws_per_address
+PER_ADDRESS = FrontSite.ws_per_address
 WATCHED_STREAMS = 10
 
 
@@ -67,16 +71,16 @@ class Studio:
     def __init__(self, socket_workers: int):
         VAR.mkdir(parents=True, exist_ok=True)
         self.cleanup: list = []
-        postgres = stack.ensure_postgres(VAR, database="postgres")
+        postgres = ensure_postgres(VAR, database="postgres")
         name = f"studio_bench_{secrets.token_hex(4)}"
-        stack.create_database(postgres.server_url, name)
-        self.cleanup.append(lambda: stack.drop_database(postgres.server_url, name))
-        redis = stack.start_redis(VAR)
+        create_database(postgres.server_url, name)
+        self.cleanup.append(lambda: drop_database(postgres.server_url, name))
+        redis = start_redis(VAR)
         self.cleanup.append(redis.stop)
-        web_port, sockets_port = stack.free_port(), stack.free_port()
-        self.hooks_port = stack.free_port()
-        front = stack.FrontSite(
-            port=stack.free_port(),
+        web_port, sockets_port = free_port(), free_port()
+        self.hooks_port = free_port()
+        front = FrontSite(
+            port=free_port(),
             web_url=f"http://127.0.0.1:{web_port}",
             sockets_url=f"http://127.0.0.1:{sockets_port}",
         )
@@ -95,7 +99,7 @@ class Studio:
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         runner.migrate(self.env, VAR)
-        self.nginx = stack.start_nginx(
+        self.nginx = start_nginx(
             VAR,
             hook_url=runner.hook_url(self.hooks_port, "nginx-rtmp", HOOK_TOKEN),
             gcs_url="http://127.0.0.1:9",

@@ -9,6 +9,7 @@ signal, a wait, then SIGKILL to everything it started.
 from __future__ import annotations
 
 import contextlib
+import os
 import pwd
 import subprocess
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Self, TypeVar
 
 import port_for
 from mirakuru import HTTPExecutor, SimpleExecutor, TCPExecutor
+from mirakuru.base import ENV_UUID
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,13 +28,20 @@ E = TypeVar("E", bound=SimpleExecutor)
 
 class _Started:
     """A devtools executor: `with` on one already started only stops it at
-    the end; `.log_path` is where its output goes, `.url` its address."""
+    the end; the environment given is the whole environment (mirakuru would
+    add it to this process's); `.log_path` is where its output goes, `.url`
+    its address."""
 
     log_path: Path | None = None
     url: str = ""
 
     def __enter__(self) -> Self:
         return self if self.running() else super().__enter__()
+
+    @property
+    def envvars(self) -> dict[str, str]:
+        # mirakuru's marker lets it find and stop the process's children.
+        return {**(self._envvars or os.environ), ENV_UUID: self._uuid}
 
 
 class Simple(_Started, SimpleExecutor):

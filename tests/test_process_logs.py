@@ -11,7 +11,7 @@ import requests
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from devtools import stack
+from devtools.process import free_port
 from tests.conftest import load_fixture
 from tests.deploy.test_entrypoint import fresh_database, role_env, run_role  # noqa: F401
 from tests.polling import poll
@@ -42,7 +42,7 @@ def assert_structured(records: list[dict]) -> None:
 def test_web_process_logs_json_with_the_request_id(services, fresh_database):  # noqa: F811
     """gunicorn's own lines and the app's are JSON; a hook's line carries the
     caller's X-Request-Id."""
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         fresh_database,
@@ -71,7 +71,7 @@ def test_web_process_logs_json_with_the_request_id(services, fresh_database):  #
 def test_worker_process_logs_json_with_the_job_id(services, fresh_database, redis):  # noqa: F811
     """The RQ worker's own lines and a job's lines are JSON; the job's line
     carries its job id."""
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         fresh_database,

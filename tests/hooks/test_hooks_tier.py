@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.process import free_port
 from studio.models import Stream
 from tests.conftest import VAR, load_fixture
 
@@ -54,7 +55,7 @@ def frozen(master: int) -> Iterator[list[int]]:
 def tiers(app, services) -> Iterator[dict[str, runner.Handle | int]]:
     """The web tier and the callback tier, as `make dev` runs them."""
     var_dir = VAR / "hooks-tier"
-    web_port, hooks_port = stack.free_port(), stack.free_port()
+    web_port, hooks_port = free_port(), free_port()
     env = {
         **os.environ,
         "DATABASE_URL": services["database_url"],

@@ -14,7 +14,8 @@ import pytest
 import requests
 import simple_websocket
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.process import free_port
 from tests.conftest import VAR
 from tests.e2e.golive.harness import cookie_header
 
@@ -42,7 +43,7 @@ def run_gunicorn(
     port, with `extra_env` settings; yields its base URL and process. The
     media server's control port is closed, so ingest stats fail the way an
     unreachable engine does."""
-    port = stack.free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": services["database_url"],

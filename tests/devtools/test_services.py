@@ -1,16 +1,24 @@
-"""devtools/stack.py against the real services it starts."""
+"""The services devtools starts (devtools/postgres.py, redis_server.py,
+gcs.py, nginx.py), against the real servers."""
 
 from __future__ import annotations
 
-import json
+import socket
 import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+import redis
+import requests
 
-from devtools import stack
-from devtools.nginx import hls_values
+from devtools.gcs import GcsService
+from devtools.nginx import NginxService, hls_values, render_nginx_conf
+from devtools.postgres import create_database, drop_database, ensure_postgres, start_postgres
+from devtools.process import StackError, free_port
+from devtools.redis_server import start_redis
+from tests.devtools.conftest import upload
 
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 
@@ -20,14 +28,38 @@ def unique(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
 
 
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def query(url: str, sql: str) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as connection:
+        cursor = connection.execute(sql)
+        return [row[0] for row in cursor] if cursor.description else []
+
+
 # --------------------------------------------------------------------------
 # Ports, templates, PostgreSQL, Redis
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
-    ports = {stack.free_port() for _ in range(20)}
+    ports = {free_port() for _ in range(20)}
     assert len(ports) == 20
-    assert not any(stack.port_open("127.0.0.1", port) for port in ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+
+
+def test_a_preferred_port_in_use_is_not_handed_out() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        taken = sock.getsockname()[1]
+        assert free_port(taken) != taken
 
 
 def test_rendered_nginx_conf_fills_placeholders_and_keeps_nginx_variables(
@@ -43,7 +75,7 @@ def test_rendered_nginx_conf_fills_placeholders_and_keeps_nginx_variables(
         "GCS_URL": "http://g",
         "BUCKET": "b",
     }
-    stack.render_nginx_conf(tmp_path, values)
+    render_nginx_conf(tmp_path, values)
     text = "".join(p.read_text() for p in (tmp_path / "conf").glob("*.conf"))
     assert "${" not in text
     assert "$upstream_cache_status" in text
@@ -66,81 +98,91 @@ def test_nginx_rtmp_fragments_follow_the_studio_setting(tmp_path: Path) -> None:
         "BUCKET": "b",
         **hls_values(1.0),
     }
-    stack.render_nginx_conf(tmp_path, values)
+    render_nginx_conf(tmp_path, values)
     text = (tmp_path / "conf" / "rtmp.conf").read_text()
     assert "hls_fragment 1000ms;" in text
     assert "hls_playlist_length 6000ms;" in text
-    with pytest.raises(stack.StackError):
+    with pytest.raises(StackError):
         hls_values(0)
 
 
 def test_private_redis_answers_and_stops(tmp_path: Path) -> None:
-    redis = stack.start_redis(tmp_path)
-    port = int(redis.url.rsplit(":", 1)[1].split("/")[0])
-    assert stack.redis_ping("127.0.0.1", port)
-    redis.stop()
-    assert not stack.port_open("127.0.0.1", port)
+    service = start_redis(tmp_path)
+    port = int(service.url.rsplit(":", 1)[1].split("/")[0])
+    assert redis.Redis.from_url(service.url).ping()
+    service.stop()
+    assert not listening(port)
 
 
 def test_throwaway_database_is_created_and_dropped(tmp_path: Path) -> None:
-    postgres = stack.ensure_postgres(tmp_path)
+    postgres = ensure_postgres(tmp_path)
     name = unique("studio_test_")
     try:
-        stack.create_database(postgres.server_url, name)
-        stack.create_database(postgres.server_url, name)  # already there: fine
-        listed = stack._psql(postgres.server_url, "SELECT datname FROM pg_database")
-        assert name in listed.split()
-        stack.drop_database(postgres.server_url, name)
-        listed = stack._psql(postgres.server_url, "SELECT datname FROM pg_database")
-        assert name not in listed.split()
+        create_database(postgres.server_url, name)
+        create_database(postgres.server_url, name)  # already there: fine
+        assert name in query(postgres.server_url, "SELECT datname FROM pg_database")
+        drop_database(postgres.server_url, name)
+        assert name not in query(postgres.server_url, "SELECT datname FROM pg_database")
     finally:
         postgres.stop()
 
 
 def test_private_postgres_cluster_starts_and_stops(tmp_path: Path) -> None:
-    postgres = stack.start_postgres(tmp_path, database="studio", ephemeral=True)
-    port = int(postgres.url.rsplit(":", 1)[1].split("/")[0])
+    postgres = start_postgres(tmp_path, database="studio", ephemeral=True)
+    port = int(postgres.server_url.rsplit(":", 1)[1].split("/")[0])
     assert port != 5432
-    assert stack._psql(postgres.url, "SELECT current_database()").strip() == "studio"
-    home = postgres.remove_on_stop
+    assert query(postgres.url, "SELECT current_database()") == ["studio"]
+    home = postgres.home
     postgres.stop()
-    assert not stack.port_open("127.0.0.1", port)
+    assert not listening(port)
     assert home is not None and not home.exists()
+
+
+def test_a_kept_cluster_is_reused_while_it_runs_and_keeps_its_data(tmp_path: Path) -> None:
+    """make dev's cluster (var/pg): a second start while it runs uses it; a
+    start after a stop finds the data of the run before."""
+    first = start_postgres(tmp_path, database="studio")
+    try:
+        query(first.url, "CREATE TABLE kept AS SELECT 7 AS n")
+        again = start_postgres(tmp_path, database="studio")
+        assert (again.url, again.owned) == (first.url, False)
+        first.stop()
+        first = start_postgres(tmp_path, database="studio")
+        assert first.owned
+        assert query(first.url, "SELECT n FROM kept") == [7]
+    finally:
+        first.stop()
+    assert not (first.home / "data" / "postmaster.pid").exists()
 
 
 def test_database_names_must_be_plain_identifiers() -> None:
     with pytest.raises(ValueError):
-        stack.create_database("postgresql://unused/postgres", 'x"; DROP DATABASE studio; --')
+        create_database("postgresql://unused/postgres", 'x"; DROP DATABASE studio; --')
 
 
 # --------------------------------------------------------------------------
 # fake-gcs-server and the CDN edge
 
 
-def test_fake_gcs_has_the_bucket_and_serves_objects_publicly(gcs: stack.GcsService) -> None:
-    status, _, body = stack.http_request("GET", f"{gcs.url}/storage/v1/b/{gcs.bucket}")
-    assert status == 200
-    assert json.loads(body)["name"] == gcs.bucket
+def test_fake_gcs_has_the_bucket_and_serves_objects_publicly(gcs: GcsService) -> None:
+    reply = requests.get(f"{gcs.url}/storage/v1/b/{gcs.bucket}", timeout=10)
+    assert reply.status_code == 200
+    assert reply.json()["name"] == gcs.bucket
 
     name = unique("probe/") + ".txt"
-    stack.upload_object(gcs.url, gcs.bucket, name, b"hello", "text/plain", "max-age=60")
-    status, headers, body = stack.http_request("GET", f"{gcs.url}/{gcs.bucket}/{name}")
-    assert (status, body) == (200, b"hello")
-    assert headers["Content-Type"] == "text/plain"
-    assert headers["Cache-Control"] == "max-age=60"
+    upload(gcs, name, b"hello", "text/plain", "max-age=60")
+    reply = requests.get(f"{gcs.url}/{gcs.bucket}/{name}", timeout=10)
+    assert (reply.status_code, reply.content) == (200, b"hello")
+    assert reply.headers["Content-Type"] == "text/plain"
+    assert reply.headers["Cache-Control"] == "max-age=60"
 
 
-def test_edge_caches_as_long_as_the_origin_says(
-    gcs: stack.GcsService, nginx: stack.NginxService
-) -> None:
+def test_edge_caches_as_long_as_the_origin_says(gcs: GcsService, nginx: NginxService) -> None:
     stream = unique("live/")
-    stack.upload_object(
-        gcs.url, gcs.bucket, f"{stream}/1/0.ts", b"T" * 1000, "video/mp2t", SEGMENT_CACHE
-    )
+    upload(gcs, f"{stream}/1/0.ts", b"T" * 1000, "video/mp2t", SEGMENT_CACHE)
     playlist = f"{stream}/index.m3u8"
-    stack.upload_object(
-        gcs.url,
-        gcs.bucket,
+    upload(
+        gcs,
         playlist,
         b"#EXTM3U\n",
         "application/vnd.apple.mpegurl",
@@ -148,8 +190,8 @@ def test_edge_caches_as_long_as_the_origin_says(
     )
 
     def get(name: str) -> tuple[int, dict[str, str]]:
-        status, headers, _ = stack.http_request("GET", f"{nginx.edge_url}/{name}")
-        return status, headers
+        reply = requests.get(f"{nginx.edge_url}/{name}", timeout=10)
+        return reply.status_code, reply.headers
 
     status, first = get(f"{stream}/1/0.ts")
     assert status == 200
@@ -168,25 +210,21 @@ def test_edge_caches_as_long_as_the_origin_says(
     assert refreshed["Content-Type"] == "application/vnd.apple.mpegurl"
 
 
-def test_edge_does_not_cache_missing_objects(
-    gcs: stack.GcsService, nginx: stack.NginxService
-) -> None:
+def test_edge_does_not_cache_missing_objects(gcs: GcsService, nginx: NginxService) -> None:
     name = unique("live/") + "/index.m3u8"
-    status, _, _ = stack.http_request("GET", f"{nginx.edge_url}/{name}")
-    assert status == 404
-    stack.upload_object(gcs.url, gcs.bucket, name, b"#EXTM3U\n", "application/vnd.apple.mpegurl")
-    status, _, body = stack.http_request("GET", f"{nginx.edge_url}/{name}")
-    assert (status, body) == (200, b"#EXTM3U\n")
+    assert requests.get(f"{nginx.edge_url}/{name}", timeout=10).status_code == 404
+    upload(gcs, name, b"#EXTM3U\n", "application/vnd.apple.mpegurl")
+    reply = requests.get(f"{nginx.edge_url}/{name}", timeout=10)
+    assert (reply.status_code, reply.content) == (200, b"#EXTM3U\n")
 
 
-def test_edge_answers_cors_preflight_and_refuses_writes(nginx: stack.NginxService) -> None:
+def test_edge_answers_cors_preflight_and_refuses_writes(nginx: NginxService) -> None:
     preflight = {"Origin": "http://127.0.0.1:5000", "Access-Control-Request-Method": "GET"}
-    status, headers, _ = stack.http_request("OPTIONS", f"{nginx.edge_url}/x.ts", None, preflight)
-    assert status == 204
-    assert headers["Access-Control-Allow-Origin"] == "*"
-    assert "Range" in headers["Access-Control-Allow-Headers"]
-    status, _, _ = stack.http_request("POST", f"{nginx.edge_url}/x.ts", b"data")
-    assert status == 403
+    reply = requests.options(f"{nginx.edge_url}/x.ts", headers=preflight, timeout=10)
+    assert reply.status_code == 204
+    assert reply.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Range" in reply.headers["Access-Control-Allow-Headers"]
+    assert requests.post(f"{nginx.edge_url}/x.ts", b"data", timeout=10).status_code == 403
 
 
 # --------------------------------------------------------------------------
@@ -194,7 +232,7 @@ def test_edge_answers_cors_preflight_and_refuses_writes(nginx: stack.NginxServic
 
 
 def test_publish_accepted_on_2xx_sends_hooks_and_writes_hls(
-    nginx: stack.NginxService, hook, publish
+    nginx: NginxService, hook, publish
 ) -> None:
     name = unique("cam")
     ffmpeg = publish(f"{nginx.rtmp_url}/{name}?secret=s3cret", seconds=3)
@@ -214,7 +252,7 @@ def test_publish_accepted_on_2xx_sends_hooks_and_writes_hls(
     assert (live / f"{name}-0.ts").stat().st_size > 0
 
 
-def test_publish_refused_on_403(nginx: stack.NginxService, hook, publish) -> None:
+def test_publish_refused_on_403(nginx: NginxService, hook, publish) -> None:
     hook.status = 403
     name = unique("cam")
     ffmpeg = publish(f"{nginx.rtmp_url}/{name}?secret=wrong", seconds=5)
@@ -225,13 +263,13 @@ def test_publish_refused_on_403(nginx: stack.NginxService, hook, publish) -> Non
     assert not (nginx.hls_dir / "live" / f"{name}.m3u8").exists()
 
 
-def test_control_drops_a_publisher(nginx: stack.NginxService, hook, publish) -> None:
+def test_control_drops_a_publisher(nginx: NginxService, hook, publish) -> None:
     name = unique("cam")
     ffmpeg = publish(f"{nginx.rtmp_url}/{name}", seconds=60)
     try:
         hook.wait_for(name, "publish")
         url = f"{nginx.control_url}/control/drop/publisher?app=live&name={name}"
-        assert stack.http_request("GET", url)[2] == b"1"
+        assert requests.get(url, timeout=10).content == b"1"
         ffmpeg.communicate(timeout=10)
         assert ffmpeg.returncode != 0
         hook.wait_for(name, "publish_done")
