@@ -2,8 +2,9 @@
 
 Starts everything it needs (a throwaway PostgreSQL database and a private
 Redis via devtools/postgres.py and redis_server.py, migrations, gunicorn
-serving `wsgi:app` on a free port), seeds a user, an API token and streams, then drives keep-alive load
-from client threads at three endpoints, one phase each, in the same run:
+serving `wsgi:app` on a free port), seeds a user, an API token and
+streams, then drives keep-alive load from client threads at three
+endpoints, one phase each, in the same run:
 
 - `GET /healthz`: does no I/O; the floor (HTTP, gunicorn, Flask, middleware);
 - `GET /api/v1/streams/{id}`: token lookup, stream query, JSON;

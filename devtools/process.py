@@ -29,11 +29,11 @@ E = TypeVar("E", bound=SimpleExecutor)
 class _Started:
     """A devtools executor: `with` on one already started only stops it at
     the end; the environment given is the whole environment (mirakuru would
-    add it to this process's); `.log_path` is where its output goes, `.url`
-    its address."""
+    add it to this process's); `.log_path` is where its output goes,
+    `.base_url` its address."""
 
     log_path: Path | None = None
-    url: str = ""
+    base_url: str = ""
 
     def __enter__(self) -> Self:
         return self if self.running() else super().__enter__()

@@ -2,7 +2,7 @@
 workers, the HLS watcher and the reconciler. The command lines serve
 `make dev` (devtools/dev.py runs them under honcho); the starters serve the
 tests and benchmarks and return mirakuru executors (`.stop()`, `.kill()` as
-a crash would, `.start()` again, `.process`, plus `.log_path` and `.url`).
+a crash would, `.start()` again, `.process`, plus `.log_path`, `.base_url`).
 """
 
 from __future__ import annotations
@@ -166,12 +166,12 @@ def start_gunicorn(
 ) -> Http:
     """A gunicorn tier (`gunicorn_argv`), returned once its app answers the
     liveness route: the master binds before its workers have imported the
-    app. One that never answers is killed and named. `.url` is its address."""
+    app. One that never answers is killed and named. `.base_url` is its address."""
     url = f"http://127.0.0.1:{port}"
     log_path = var_dir / "logs" / f"{name or f'{tier}-{port}'}.log"
     argv = gunicorn_argv(port, tier=tier, **options)
     server = executor(Http, argv, log_path, env=env, url=url + LIVENESS_PATH, timeout=start_timeout)
-    server.url = url
+    server.base_url = url
     return start(server, f"{url}{LIVENESS_PATH} did not answer")
 
 

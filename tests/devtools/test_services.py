@@ -3,6 +3,7 @@ gcs.py, nginx.py), against the real servers."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import time
 import uuid
@@ -152,7 +153,8 @@ def test_a_kept_cluster_is_reused_while_it_runs_and_keeps_its_data(tmp_path: Pat
         assert query(first.url, "SELECT n FROM kept") == [7]
     finally:
         first.stop()
-    assert not (first.home / "data" / "postmaster.pid").exists()
+        assert not (first.home / "data" / "postmaster.pid").exists()
+        shutil.rmtree(first.home)
 
 
 def test_database_names_must_be_plain_identifiers() -> None:

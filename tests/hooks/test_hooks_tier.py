@@ -103,10 +103,10 @@ def test_on_publish_is_accepted_while_the_web_tier_is_frozen(tiers, db, make_str
     web = tiers["web"]
     with frozen(web.pid):
         with pytest.raises(requests.exceptions.Timeout):
-            requests.get(f"{web.url}/healthz", timeout=FROZEN_PROBE)
+            requests.get(f"{web.base_url}/healthz", timeout=FROZEN_PROBE)
         reply = on_publish(engine, url, stream)
         assert reply.status_code == 200, reply.text
         assert reply.json()["code"] == 0, reply.text
         db.session.refresh(stream)
         assert stream.status == "live"
-    assert requests.get(f"{web.url}/healthz", timeout=ANSWER_WITHIN).status_code == 200
+    assert requests.get(f"{web.base_url}/healthz", timeout=ANSWER_WITHIN).status_code == 200

@@ -58,7 +58,7 @@ def run_gunicorn(
     with runner.start_gunicorn(
         env, VAR, port, workers=1, graceful_timeout=20, name=f"sockets-live-{port}", tier="sockets"
     ) as sockets:
-        yield sockets.url, sockets.process
+        yield sockets.base_url, sockets.process
 
 
 @pytest.fixture(scope="module")
