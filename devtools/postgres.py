@@ -1,7 +1,6 @@
 """PostgreSQL for development and tests: DATABASE_URL, the machine's server,
 or a private cluster run by pytest-postgresql's executor (pg_ctl under
-mirakuru); databases created and dropped by its DatabaseJanitor.
-"""
+mirakuru); databases created and dropped by its DatabaseJanitor."""
 
 from __future__ import annotations
 
@@ -19,10 +18,9 @@ from mirakuru.exceptions import ExecutorError
 from pytest_postgresql.executors import PostgreSQLExecutor
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from devtools.process import START_TIMEOUT, Service, StackError, free_port, log_tail, stop
+from devtools.process import Service, StackError, free_port, log_tail, stop
 
-# pg_ctl, run as user postgres when we are root.
-PG_CTL = Path(__file__).resolve().parent / "pg_ctl"
+PG_CTL = Path(__file__).resolve().parent / "pg_ctl"  # as user postgres when root
 
 
 @dataclass(kw_only=True)
@@ -42,8 +40,8 @@ class PostgresService(Service):
 
 
 class _Cluster(PostgreSQLExecutor):
-    """pytest-postgresql's executor, but a cluster that is `kept` is not
-    initialised again or deleted: make dev's data lives on in var/pg."""
+    """pytest-postgresql's executor, but a `kept` cluster is neither
+    initialised again nor deleted: make dev's data lives on in var/pg."""
 
     kept = True
 
@@ -69,7 +67,7 @@ def ensure_postgres(
         return PostgresService(
             name="postgres", url=url, server_url=server_url, database=parts.path.lstrip("/")
         )
-    if use_system and pg_ready("127.0.0.1", 5432):
+    if use_system and pg_ready(5432):
         return _attach(5432, database)
     return start_postgres(var_dir, database)
 
@@ -77,26 +75,24 @@ def ensure_postgres(
 def _attach(port: int, database: str, **fields: object) -> PostgresService:
     base = f"postgresql://postgres@127.0.0.1:{port}"
     create_database(f"{base}/postgres", database)
+    url, server_url = f"{base}/{database}", f"{base}/postgres"
     return PostgresService(
-        name="postgres",
-        url=f"{base}/{database}",
-        server_url=f"{base}/postgres",
-        database=database,
-        **fields,
+        name="postgres", url=url, server_url=server_url, database=database, **fields
     )
 
 
 def start_postgres(
     var_dir: Path, database: str = "studio", port: int | None = None, *, ephemeral: bool = False
 ) -> PostgresService:
-    """The private cluster of var_dir (initdb on first use; its data kept
-    across runs), or a fresh one deleted by stop() if `ephemeral`. A cluster
-    of var_dir that is already running (another fixture, a crashed run) is
-    used as it is. fsync is off: development and test data only."""
+    """The private cluster of var_dir (initdb on first use, its data kept), or
+    a fresh one that stop() deletes if `ephemeral`. One of var_dir already
+    running (another fixture, a crashed run) is used as it is. fsync is off:
+    development and test data only."""
     home = _pg_home(var_dir, ephemeral)
-    running = _running_port(home / "data")
-    if running:
-        return _attach(running, database)
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        running = int((home / "data" / "postmaster.pid").read_text().splitlines()[3])
+        if pg_ready(running):
+            return _attach(running, database)
     port = port or free_port(55432)
     log_path = home / "postgres.log"
     cluster = _Cluster(
@@ -108,28 +104,17 @@ def start_postgres(
         logfile=str(log_path),
         startparams="-w",
         dbname=database,
-        timeout=int(START_TIMEOUT * 2),
+        timeout=60,
         postgres_options="-c fsync=off -c listen_addresses=127.0.0.1",
     )
     cluster.kept = not ephemeral
     try:
         cluster.start()
-        return _attach(
-            port, database, log_path=log_path, executor=cluster, home=home, ephemeral=ephemeral
-        )
+        fields = {"log_path": log_path, "home": home, "ephemeral": ephemeral}
+        return _attach(port, database, executor=cluster, **fields)
     except (ExecutorError, OSError, psycopg.Error) as error:
         stop(cluster)
         raise StackError(f"postgres: {error}{log_tail(log_path)}") from None
-
-
-def _running_port(datadir: Path) -> int | None:
-    """The port of the server running on datadir (postmaster.pid), if any."""
-    try:
-        lines = (datadir / "postmaster.pid").read_text().splitlines()
-        port = int(lines[3])
-    except (OSError, IndexError, ValueError):
-        return None
-    return port if pg_ready("127.0.0.1", port) else None
 
 
 def _pg_home(var_dir: Path, ephemeral: bool = False) -> Path:
@@ -138,8 +123,7 @@ def _pg_home(var_dir: Path, ephemeral: bool = False) -> Path:
     Ephemeral clusters get a new temporary directory."""
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
-    home = var_dir / "pg"
-    root = os.geteuid() == 0
+    home, root = var_dir / "pg", os.geteuid() == 0
     if ephemeral:
         home = Path(tempfile.mkdtemp(prefix="studio-pg-"))
     elif root and not all(p.stat().st_mode & 0o001 for p in [var_dir, *var_dir.parents]):
@@ -151,23 +135,19 @@ def _pg_home(var_dir: Path, ephemeral: bool = False) -> Path:
     return home
 
 
-def pg_ready(host: str, port: int) -> bool:
-    """True if user postgres can connect to the server on host:port."""
+def pg_ready(port: int) -> bool:
+    """True if user postgres can connect to a server on 127.0.0.1:port."""
     try:
-        psycopg.connect(
-            host=host, port=port, user="postgres", dbname="postgres", connect_timeout=2
-        ).close()
+        psycopg.connect(host="127.0.0.1", port=port, user="postgres", connect_timeout=2).close()
     except psycopg.Error:
         return False
     return True
 
 
-_DB_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-
-
 def _janitor(server_url: str, name: str) -> DatabaseJanitor:
-    """pytest-postgresql's janitor for database `name` on the server of `server_url`."""
-    if not name or not set(name) <= _DB_NAME_CHARS or name[0].isdigit():
+    """pytest-postgresql's janitor for database `name` (a plain identifier)
+    on the server of `server_url`."""
+    if not (name.isidentifier() and name.isascii()):
         raise ValueError(f"not a plain database name: {name!r}")
     parts = urllib.parse.urlsplit(server_url)
     return DatabaseJanitor(
@@ -183,11 +163,9 @@ def _janitor(server_url: str, name: str) -> DatabaseJanitor:
 
 def create_database(server_url: str, name: str) -> None:
     """CREATE DATABASE name on the server of `server_url` (any database URL);
-    one that exists already is fine."""
-    janitor = _janitor(server_url, name)
-    # There already, or created meanwhile by another process.
+    one that exists (already, or created meanwhile elsewhere) is fine."""
     with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-        janitor.init()
+        _janitor(server_url, name).init()
 
 
 def drop_database(server_url: str, name: str) -> None:

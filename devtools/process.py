@@ -2,15 +2,14 @@
 executors whose output goes to a log file, and the `Service` they return.
 
 mirakuru starts a process in its own session (a terminal's Ctrl-C does not
-reach it), waits until it is ready (a port, a URL), and stops it: its
-signal, a wait, then SIGKILL to everything it started.
+reach it), waits until it is ready (a port, a URL), and stops it: its signal,
+a wait, then SIGKILL to everything it started.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,15 +21,28 @@ from mirakuru.base import ENV_UUID
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 30.0
 E = TypeVar("E", bound=SimpleExecutor)
+_handed_out: set[int] = set()  # so that ports picked before any server binds differ
+
+
+class StackError(RuntimeError):
+    """A service could not be found, started or prepared."""
+
+
+def free_port(preferred: int | None = None) -> int:
+    """A TCP port free on 127.0.0.1: `preferred` if it is free, else any."""
+    if preferred and preferred not in _handed_out and not port_for.port_is_used(preferred):
+        port = preferred
+    else:
+        port = port_for.select_random(exclude_ports=_handed_out)
+    _handed_out.add(port)
+    return port
 
 
 class _Started:
-    """A devtools executor: `with` on one already started only stops it at
-    the end; the environment given is the whole environment (mirakuru would
-    add it to this process's); `.log_path` is where its output goes,
-    `.base_url` its address."""
+    """A devtools executor: `with` on one already started only stops it at the
+    end; the environment given is the whole environment (mirakuru would add
+    it to this process's); `.log_path` is its log, `.base_url` its address."""
 
     log_path: Path | None = None
     base_url: str = ""
@@ -56,25 +68,6 @@ class Http(_Started, HTTPExecutor):
     """A process that is ready when its URL answers 2xx."""
 
 
-# Ports handed out in this process: several picked before any server binds
-# them are all different.
-_handed_out: set[int] = set()
-
-
-class StackError(RuntimeError):
-    """A service could not be found, started or prepared."""
-
-
-def free_port(preferred: int | None = None) -> int:
-    """A TCP port free on 127.0.0.1: `preferred` if it is free, else any."""
-    if preferred and preferred not in _handed_out and not port_for.port_is_used(preferred):
-        port = preferred
-    else:
-        port = port_for.select_random(exclude_ports=_handed_out)
-    _handed_out.add(port)
-    return port
-
-
 def executor(
     kind: type[E],
     argv: list[str],
@@ -82,25 +75,14 @@ def executor(
     *,
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
-    user: str | None = None,
     **options: object,
 ) -> E:
-    """A mirakuru executor of `kind` for argv, its output appended to
-    log_path (kept as `.log_path`); `user` (when root) drops privileges."""
+    """An executor of `kind` for argv (not started), its output appended to
+    log_path; `env` is its whole environment (default: this process's)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    identity = {}
-    if user is not None:
-        identity = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
-    runner = kind(
-        argv,
-        cwd=str(cwd),
-        envvars=env,
-        stdin=subprocess.DEVNULL,
-        stdout=open(log_path, "ab"),  # noqa: SIM115 - open for the executor's life
-        stderr=subprocess.STDOUT,
-        popen_kwargs=identity,
-        **options,
-    )
+    log = open(log_path, "ab")  # noqa: SIM115 - open for the executor's life
+    output = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
+    runner = kind(argv, cwd=str(cwd), envvars=env, **output, **options)
     runner.log_path = log_path
     return runner
 
@@ -111,7 +93,7 @@ def start(runner: E, what: str) -> E:
     try:
         return runner.start()
     except ExecutorError as error:
-        raise StackError(f"{what}: {error}{log_tail(getattr(runner, 'log_path', None))}") from None
+        raise StackError(f"{what}: {error}{log_tail(runner.log_path)}") from None
 
 
 def stop(runner: SimpleExecutor) -> None:

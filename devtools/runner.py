@@ -92,39 +92,31 @@ def migrate(env: dict[str, str], var_dir: Path, timeout: float = 120) -> None:
 # Command lines (`make dev` runs them under honcho)
 
 
+# The gunicorn tiers: config file (besides `config` for the web tier, e.g.
+# gunicorn.conf.py with its server hooks) and default options.
+TIERS = {
+    "web": (None, {"worker_class": "gthread", "workers": 2, "threads": 16, "timeout": 60}),
+    "hooks": ("gunicorn_hooks.conf.py", {"workers": 1, "threads": 8}),
+    "sockets": ("gunicorn_sockets.conf.py", {"workers": 1, "worker_connections": 5000}),
+}
+
+
 def gunicorn_argv(
-    port: int,
-    *,
-    tier: str = "web",
-    config: Path | None = None,
-    workers: int | None = None,
-    threads: int | None = None,
-    connections: int = 5000,
-    graceful_timeout: int = 5,
-    control_socket: Path | None = None,
+    port: int, *, tier: str = "web", config: Path | None = None, **options: object
 ) -> list[str]:
-    """gunicorn `wsgi:app` on 127.0.0.1:port for a tier: "web" (gthread, 2x16;
-    with `config`, e.g. gunicorn.conf.py, its server hooks run too), "hooks"
-    (gunicorn_hooks.conf.py, 1x8) or "sockets" (gunicorn_sockets.conf.py:
-    gevent, a greenlet per websocket). Options given here override the file's.
-    `control_socket` moves gunicorn's control socket away from
-    ~/.gunicorn/gunicorn.ctl, which every gunicorn of the user would share."""
-    web = tier == "web"
-    options = ["--workers", str(workers or (2 if web else 1))]
-    options += ["--graceful-timeout", str(graceful_timeout)]
-    if web:
-        options += ["--worker-class", "gthread", "--threads", str(threads or 16), "--timeout", "60"]
-    elif tier == "hooks":
-        config, options = (
-            ROOT / "gunicorn_hooks.conf.py",
-            [*options, "--threads", str(threads or 8)],
-        )
-    else:
-        config = ROOT / "gunicorn_sockets.conf.py"
-        options += ["--worker-connections", str(connections)]
+    """gunicorn `wsgi:app` on 127.0.0.1:port for a tier of TIERS: "web"
+    (gthread), "hooks" (the media servers' callbacks) or "sockets" (gevent, a
+    greenlet per websocket). `options` (workers=1, graceful_timeout=20,
+    control_socket=PATH, ...) win over the defaults and the file's; a
+    control socket of its own keeps it away from ~/.gunicorn/gunicorn.ctl,
+    which every gunicorn of the user would share."""
+    file, defaults = TIERS[tier]
+    config = ROOT / file if file else config
     argv = [sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else [])]
-    argv += ["wsgi:app", "--bind", f"127.0.0.1:{port}", *options]
-    return argv + (["--control-socket", str(control_socket)] if control_socket else [])
+    argv += ["wsgi:app", "--bind", f"127.0.0.1:{port}"]
+    for key, value in {**defaults, "graceful_timeout": 5, **options}.items():
+        argv += [f"--{key.replace('_', '-')}", str(value)]
+    return argv
 
 
 def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS) -> list[str]:

@@ -2,7 +2,8 @@
 
 `srs_launch` builds everything SRS is handed: the command line, the working
 directory and the environment (srs/srs.conf reads its ports, paths, hook URLs
-and `$CANDIDATE` from there, srs5-contract.md §5.3). `start_srs` runs it.
+and `$CANDIDATE` from there, srs5-contract.md §5.3); make dev runs it
+under honcho.
 
 SRS resolves what the config leaves relative against its working directory:
 the pid file (`./objs/srs.pid` unless `SRS_PID` or a `pid` line says

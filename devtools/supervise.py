@@ -1,12 +1,9 @@
-"""The processes `make dev` runs in the foreground, supervised by honcho.
-
-honcho's `Manager` starts each child in its own session, prints its output
-prefixed with its name, and when any child exits it stops all the others
-(SIGTERM to each process group, SIGKILL after `kill_wait` seconds). On top
-of it: each child's output is also appended to var/logs/NAME.log; the first
-child to exit is reported at once with its exit code and log; services
-started before (mirakuru executors: nginx, Redis, a private PostgreSQL) are
-watched, and one that dies stops everything the same way.
+"""The processes `make dev` runs in the foreground, under honcho's Manager:
+each in its own session, its output prefixed with its name; when one exits,
+the others get SIGTERM, then SIGKILL after `kill_wait` seconds. On top: each
+child's output also goes to var/logs/NAME.log; the first child to exit is
+named at once with its exit code and log; services started before (mirakuru
+executors: nginx, Redis, ...) are watched, and one that dies does the same.
 """
 
 from __future__ import annotations
