@@ -40,15 +40,22 @@ def free_port(preferred: int | None = None) -> int:
 
 
 class _Started:
-    """A devtools executor: `with` on one already started only stops it at the
-    end; the environment given is the whole environment (mirakuru would add
-    it to this process's); `.log_path` is its log, `.base_url` its address."""
+    """A devtools executor: `with` on one already started only stops it at
+    the end; a stop does not check the exit code; the environment given is
+    the whole environment (mirakuru would add it to this process's);
+    `.log_path` is its log, `.base_url` its address."""
 
     log_path: Path | None = None
     base_url: str = ""
 
     def __enter__(self) -> Self:
         return self if self.running() else super().__enter__()
+
+    def stop(self, *args: object, **kwargs: object) -> Self:
+        """Stopped, whatever the exit code of a process asked to stop."""
+        with contextlib.suppress(ProcessFinishedWithError):
+            super().stop(*args, **kwargs)
+        return self
 
     @property
     def envvars(self) -> dict[str, str]:

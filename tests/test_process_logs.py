@@ -52,7 +52,7 @@ def test_web_process_logs_json_with_the_request_id(services, fresh_database):  #
     )
     env["STUDIO_LOG_LEVEL"] = "INFO"
     body = {**load_fixture("on_publish.json"), "stream": "nosuchstream0001"}
-    with run_role("web", env, port, start_timeout=60, stop_timeout=30) as (_process, log_path):
+    with run_role("web", env, port, timeout=60) as (_process, log_path):
         reply = requests.post(
             f"http://127.0.0.1:{port}/hooks/srs?token=log-test-token",
             json=body,
@@ -81,7 +81,7 @@ def test_worker_process_logs_json_with_the_job_id(services, fresh_database, redi
     )
     queue = Queue("logtest", connection=redis, serializer=JSONSerializer)
     job = queue.enqueue("tests.log_jobs.say", "hello-logs")
-    with run_role("worker", env, port, start_timeout=30, stop_timeout=20) as (process, log_path):
+    with run_role("worker", env, port, timeout=30) as (process, log_path):
 
         def finished() -> bool:
             assert process.poll() is None, log_path.read_text()

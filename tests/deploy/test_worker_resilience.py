@@ -40,7 +40,7 @@ def test_retries_resume_soon_after_a_redis_restart(services, fresh_database):  #
         STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
     )
     try:
-        with run_role("worker", env, port, start_timeout=60, stop_timeout=30) as (process, log):
+        with run_role("worker", env, port, timeout=60) as (process, log):
             connection = redis_lib.Redis.from_url(redis_server.url)
             wait_until(lambda: scheduler_running(connection), 60, "RQ's scheduler")
 
@@ -89,7 +89,7 @@ def test_worker_exits_0_on_sigterm_during_start_up(services, fresh_database, red
         STUDIO_RQ_QUEUES=QUEUE,
         STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
     )
-    with run_role("worker", env, port, start_timeout=60, stop_timeout=30) as (process, log):
+    with run_role("worker", env, port, timeout=60) as (process, log):
         if moment == "metrics_port":
             assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok
         elif moment == "registered":

@@ -53,6 +53,7 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from mirakuru import SimpleExecutor
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -137,7 +138,7 @@ class StudioStack:
     app: Flask
     nginx: NginxService = field(repr=False)
     env: dict[str, str] = field(repr=False)
-    handles: dict[str, runner.Handle] = field(default_factory=dict, repr=False)
+    handles: dict[str, SimpleExecutor] = field(default_factory=dict, repr=False)
     services: list = field(default_factory=list, repr=False)
     hook_url: str = ""  # the engine's callback URL (with its token)
 
@@ -248,7 +249,7 @@ class StudioStack:
 
 def _start_stack(var_dir: Path) -> StudioStack:
     started: list = []
-    handles: dict[str, runner.Handle] = {}
+    handles: dict[str, SimpleExecutor] = {}
     try:
         postgres = ensure_postgres(VAR, database="postgres")
         name = f"studio_e2e_{secrets.token_hex(4)}"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from mirakuru import SimpleExecutor
 
 from devtools import runner
 from devtools.process import free_port
@@ -52,7 +53,7 @@ def frozen(master: int) -> Iterator[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def tiers(app, services) -> Iterator[dict[str, runner.Handle | int]]:
+def tiers(app, services) -> Iterator[dict[str, SimpleExecutor | int]]:
     """The web tier and the callback tier, as `make dev` runs them."""
     var_dir = VAR / "hooks-tier"
     web_port, hooks_port = free_port(), free_port()
@@ -101,7 +102,7 @@ def test_on_publish_is_accepted_while_the_web_tier_is_frozen(tiers, db, make_str
     stream = make_stream()
     url = runner.hook_url(tiers["hooks_port"], engine, app.config["HOOK_TOKEN"])
     web = tiers["web"]
-    with frozen(web.pid):
+    with frozen(web.process.pid):
         with pytest.raises(requests.exceptions.Timeout):
             requests.get(f"{web.base_url}/healthz", timeout=FROZEN_PROBE)
         reply = on_publish(engine, url, stream)
