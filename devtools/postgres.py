@@ -31,27 +31,18 @@ class PostgresService(Service):
     server_url: str
     database: str
     home: Path | None = None  # a private cluster's directory
-    ephemeral: bool = False  # removed by stop()
-
-    def stop(self) -> None:
-        super().stop()
-        if self.ephemeral and self.home is not None:
-            shutil.rmtree(self.home, ignore_errors=True)
 
 
 class _Cluster(PostgreSQLExecutor):
-    """pytest-postgresql's executor, but a `kept` cluster is neither
-    initialised again nor deleted: make dev's data lives on in var/pg."""
-
-    kept = True
+    """pytest-postgresql's executor, but the cluster is neither initialised
+    again nor deleted: make dev's data lives on in var/pg."""
 
     def init_directory(self) -> None:
-        if not (self.kept and Path(self.datadir, "PG_VERSION").exists()):
+        if not Path(self.datadir, "PG_VERSION").exists():
             super().init_directory()
 
     def clean_directory(self) -> None:
-        if not self.kept:
-            super().clean_directory()
+        pass
 
 
 def ensure_postgres(
@@ -82,13 +73,12 @@ def _attach(port: int, database: str, **fields: object) -> PostgresService:
 
 
 def start_postgres(
-    var_dir: Path, database: str = "studio", port: int | None = None, *, ephemeral: bool = False
+    var_dir: Path, database: str = "studio", port: int | None = None
 ) -> PostgresService:
-    """The private cluster of var_dir (initdb on first use, its data kept), or
-    a fresh one that stop() deletes if `ephemeral`. One of var_dir already
-    running (another fixture, a crashed run) is used as it is. fsync is off:
-    development and test data only."""
-    home = _pg_home(var_dir, ephemeral)
+    """The private cluster of var_dir (initdb on first use, its data kept).
+    One already running (another fixture, a crashed run) is used as it is.
+    fsync is off: development and test data only."""
+    home = _pg_home(var_dir)
     with contextlib.suppress(OSError, IndexError, ValueError):
         running = int((home / "data" / "postmaster.pid").read_text().splitlines()[3])
         if pg_ready(running):
@@ -107,26 +97,21 @@ def start_postgres(
         timeout=60,
         postgres_options="-c fsync=off -c listen_addresses=127.0.0.1",
     )
-    cluster.kept = not ephemeral
     try:
         cluster.start()
-        fields = {"log_path": log_path, "home": home, "ephemeral": ephemeral}
-        return _attach(port, database, executor=cluster, **fields)
+        return _attach(port, database, executor=cluster, log_path=log_path, home=home)
     except (ExecutorError, OSError, psycopg.Error) as error:
         stop(cluster)
         raise StackError(f"postgres: {error}{log_tail(log_path)}") from None
 
 
-def _pg_home(var_dir: Path, ephemeral: bool = False) -> Path:
+def _pg_home(var_dir: Path) -> Path:
     """The cluster's directory: var_dir/pg, unless user postgres (when we are
-    root) cannot reach it; then one under /tmp named after var_dir.
-    Ephemeral clusters get a new temporary directory."""
+    root) cannot reach it; then one under /tmp named after var_dir."""
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     home, root = var_dir / "pg", os.geteuid() == 0
-    if ephemeral:
-        home = Path(tempfile.mkdtemp(prefix="studio-pg-"))
-    elif root and not all(p.stat().st_mode & 0o001 for p in [var_dir, *var_dir.parents]):
+    if root and not all(p.stat().st_mode & 0o001 for p in [var_dir, *var_dir.parents]):
         digest = sha256(str(var_dir).encode()).hexdigest()[:10]
         home = Path(tempfile.gettempdir()) / f"studio-pg-{digest}"
     home.mkdir(parents=True, exist_ok=True)

@@ -40,38 +40,17 @@ class _LogPrinter(Printer):
         super().write(message)
 
 
-class _Manager(Manager):
-    """honcho's Manager, telling which child ended the run."""
-
-    def __init__(self, printer: Printer, supervisor: Supervisor) -> None:
-        super().__init__(printer)
-        self._supervisor = supervisor
-        self._reported: set[str] = set()
-
-    def _start(self) -> None:
-        super()._start()
-        self._supervisor._start_threads()  # only after honcho's forks
-
-    def _system_print(self, data: str) -> None:
-        super()._system_print(data)
-        # honcho records a child's return code just before printing "stopped".
-        for name, state in self._processes.items():
-            if "returncode" in state and name not in self._reported:
-                self._reported.add(name)
-                if not self._terminating:
-                    self._supervisor._child_exited(name, state["returncode"])
-
-
-class Supervisor:
-    """Run children in the foreground until one exits or SIGINT/SIGTERM/SIGHUP."""
+class Supervisor(Manager):
+    """honcho's Manager: children in the foreground until one exits or
+    SIGINT/SIGTERM/SIGHUP; `exited` is (name, exit code) of the first."""
 
     def __init__(self, log_dir: Path, *, output: TextIO = sys.stdout, kill_wait: int = 25) -> None:
-        self.log_dir = log_dir
+        self.log_dir, self.log_paths = log_dir, {}
+        super().__init__(_LogPrinter(output, self.log_paths))
         # Longer than the slowest graceful stop (an RQ worker finishing an upload).
         self.kill_wait = kill_wait
-        self.log_paths: dict[str, Path] = {}
         self.exited: tuple[str, int] | None = None
-        self._manager = _Manager(_LogPrinter(output, self.log_paths), self)
+        self._reported: set[str] = set()
         self._watched: list[tuple[str, SimpleExecutor, Path | None]] = []
         self._stop = threading.Event()
         self._on_started: Callable[[], None] | None = None
@@ -82,7 +61,7 @@ class Supervisor:
         self.log_paths[name] = self.log_dir / f"{name}.log"
         self.log_paths[name].touch()
         # exec: the shell honcho starts becomes the program (signals, exit code).
-        self._manager.add_process(name, "exec " + shlex.join(argv), env=dict(env), cwd=str(cwd))
+        self.add_process(name, "exec " + shlex.join(argv), env=dict(env), cwd=str(cwd))
         return self.log_paths[name]
 
     def watch(self, name: str, service: SimpleExecutor | None, log_path: Path | None) -> None:
@@ -96,14 +75,27 @@ class Supervisor:
         honcho.manager.KILL_WAIT = self.kill_wait
         self._on_started = on_started
         try:
-            self._manager.loop()
+            self.loop()
         finally:
             self._stop.set()
-        return self._manager.returncode or 0
+        return self.returncode or 0
 
-    def stop(self) -> None:
-        """Stop every child (as SIGTERM to make dev does)."""
-        self._manager.terminate()
+    def _start(self) -> None:
+        super()._start()
+        # Not before honcho's forks: its per-child processes must not act on a hangup.
+        signal.signal(signal.SIGHUP, lambda *_: self.terminate())
+        threading.Thread(target=self._watch_services, daemon=True).start()
+        if self._on_started is not None:
+            threading.Thread(target=self._on_started, daemon=True).start()
+
+    def _system_print(self, data: str) -> None:
+        super()._system_print(data)
+        # honcho records a child's return code just before printing "stopped".
+        for name, state in self._processes.items():
+            if "returncode" in state and name not in self._reported:
+                self._reported.add(name)
+                if not self._terminating:
+                    self._child_exited(name, state["returncode"])
 
     def _child_exited(self, name: str, code: int) -> None:
         self.exited = (name, code)
@@ -111,29 +103,21 @@ class Supervisor:
             how = f"was killed by {signal.Signals(-code).name} (exit code {code})"
         else:
             how = f"exited with code {code}"
-        self._manager._system_print(
+        super()._system_print(
             f"{name} {how}; its log: {self.log_paths.get(name)}\n"
             "Stopping everything; fix what the log shows and run `make dev` again.\n"
         )
 
-    def _start_threads(self) -> None:
-        # Not before honcho's forks: its per-child processes must not act on a hangup.
-        signal.signal(signal.SIGHUP, lambda *_: self._manager.terminate())
-        threading.Thread(target=self._watch_services, daemon=True).start()
-        if self._on_started is not None:
-            threading.Thread(target=self._on_started, daemon=True).start()
-
     def _watch_services(self) -> None:
         while not self._stop.wait(1.0):
             for name, service, log_path in self._watched:
-                if service.running() or self.exited or self._manager._terminating:
+                if service.running() or self.exited or self._terminating:
                     continue
-                process = service.process
-                code = process.returncode if process is not None else None
+                # A PostgreSQL cluster's process is pg_ctl, which exited with 0.
+                code = (service.process.returncode if service.process else None) or 1
                 if log_path is not None:
                     self.log_paths.setdefault(name, log_path)
-                # A PostgreSQL cluster's process is pg_ctl, which exited with 0.
-                self._child_exited(name, code or 1)
-                self._manager.returncode = code or 1
-                self._manager.terminate()
+                self._child_exited(name, code)
+                self.returncode = code
+                self.terminate()
                 return

@@ -176,10 +176,12 @@ def test_supervisor_reports_a_child_that_dies_and_stops_the_others(tmp_path: Pat
         pids: dict[str, int] = {}
 
         def kill_victim() -> None:
-            wait_until(lambda: victim_log.exists() and "up" in victim_log.read_text(), timeout=30)
-            pids.update(
-                {name: state["pid"] for name, state in supervisor._manager._processes.items()}
-            )
+            def ready() -> bool:  # its output written, every child's pid recorded
+                started = all("pid" in state for state in supervisor._processes.values())
+                return started and "up" in victim_log.read_text()
+
+            wait_until(ready, timeout=30)
+            pids.update({name: state["pid"] for name, state in supervisor._processes.items()})
             os.kill(pids["victim"], signal.SIGKILL)
 
         supervisor.run(kill_victim)

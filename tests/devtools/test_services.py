@@ -128,22 +128,15 @@ def test_throwaway_database_is_created_and_dropped(tmp_path: Path) -> None:
         postgres.stop()
 
 
-def test_private_postgres_cluster_starts_and_stops(tmp_path: Path) -> None:
-    postgres = start_postgres(tmp_path, database="studio", ephemeral=True)
-    port = int(postgres.server_url.rsplit(":", 1)[1].split("/")[0])
-    assert port != 5432
-    assert query(postgres.url, "SELECT current_database()") == ["studio"]
-    home = postgres.home
-    postgres.stop()
-    assert not listening(port)
-    assert home is not None and not home.exists()
-
-
-def test_a_kept_cluster_is_reused_while_it_runs_and_keeps_its_data(tmp_path: Path) -> None:
-    """make dev's cluster (var/pg): a second start while it runs uses it; a
-    start after a stop finds the data of the run before."""
+def test_private_cluster_is_reused_while_it_runs_and_keeps_its_data(tmp_path: Path) -> None:
+    """make dev's cluster (var/pg) when no server listens on 5432: it starts
+    on another port; a second start while it runs uses it; after a stop, a
+    start finds the data of the run before."""
     first = start_postgres(tmp_path, database="studio")
+    port = int(first.server_url.rsplit(":", 1)[1].split("/")[0])
     try:
+        assert port != 5432
+        assert query(first.url, "SELECT current_database()") == ["studio"]
         query(first.url, "CREATE TABLE kept AS SELECT 7 AS n")
         again = start_postgres(tmp_path, database="studio")
         assert (again.url, again.owned) == (first.url, False)
@@ -153,6 +146,7 @@ def test_a_kept_cluster_is_reused_while_it_runs_and_keeps_its_data(tmp_path: Pat
         assert query(first.url, "SELECT n FROM kept") == [7]
     finally:
         first.stop()
+        assert not listening(port)
         assert not (first.home / "data" / "postmaster.pid").exists()
         shutil.rmtree(first.home)
 
