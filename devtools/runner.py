@@ -160,7 +160,8 @@ def start_gunicorn(
     liveness route: the master binds before its workers have imported the
     app. One that never answers is killed and named. `.base_url` is its address."""
     url = f"http://127.0.0.1:{port}"
-    log_path = var_dir / "logs" / f"{name or f'{tier}-{port}'}.log"
+    name = name or f"{'gunicorn' if tier == 'web' else tier}-{port}"
+    log_path = var_dir / "logs" / f"{name}.log"
     argv = gunicorn_argv(port, tier=tier, **options)
     server = executor(Http, argv, log_path, env=env, url=url + LIVENESS_PATH, timeout=start_timeout)
     server.base_url = url
