@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
         chat_stream, others = streams[0], streams[1:]
         go_live(studio.hooks_port, chat_stream)
         memory = {
-            "sockets_before": pss_kib(studio.sockets.pid),
-            "nginx_before": pss_kib(studio.nginx.process.pid),
+            "sockets_before": pss_kib(studio.sockets.process.pid),
+            "nginx_before": pss_kib(studio.nginx.executor.process.pid),
         }
         conn, child = multiprocessing.Pipe()
         process = multiprocessing.Process(
@@ -360,8 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         opened = _answer(conn, process)
         print(f"{opened['open']} chatters in {opened['seconds']:.1f}s", file=sys.stderr)
         time.sleep(2)  # let the servers settle before reading their memory
-        memory["sockets_after"] = pss_kib(studio.sockets.pid)
-        memory["nginx_after"] = pss_kib(studio.nginx.process.pid)
+        memory["sockets_after"] = pss_kib(studio.sockets.process.pid)
+        memory["nginx_after"] = pss_kib(studio.nginx.executor.process.pid)
         held = max(opened["open"], 1)
         memory["sockets"] = (memory["sockets_after"] - memory["sockets_before"]) / held
         memory["nginx"] = (memory["nginx_after"] - memory["nginx_before"]) / held
@@ -370,13 +370,13 @@ def main(argv: list[str] | None = None) -> int:
         timer = threading.Thread(
             target=time_callbacks, args=(studio.hooks_port, others, stop, hooks), daemon=True
         )
-        cpu_before, cpu_from = cpu_seconds(studio.sockets.pid), time.monotonic()
+        cpu_before, cpu_from = cpu_seconds(studio.sockets.process.pid), time.monotonic()
         timer.start()
         conn.send("go")
         result = _answer(conn, process)
         stop.set()
         timer.join(timeout=60)
-        cpu = (cpu_seconds(studio.sockets.pid) - cpu_before) / (time.monotonic() - cpu_from)
+        cpu = (cpu_seconds(studio.sockets.process.pid) - cpu_before) / (time.monotonic() - cpu_from)
         results = {
             **result,
             "open": opened["open"],
