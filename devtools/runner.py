@@ -1,8 +1,9 @@
 """The studio's own processes: migrations, the gunicorn tiers, the RQ
-workers, the HLS watcher, the reconciler and the multistream relays. The command lines serve
-`make dev` (devtools/dev.py runs them under honcho); the starters serve the
-tests and benchmarks and return mirakuru executors (`.stop()`, `.kill()` as
-a crash would, `.start()` again, `.process`, plus `.log_path`, `.base_url`).
+workers, the HLS watcher, the reconciler and the multistream relays. The
+command lines serve `make dev` (devtools/dev.py runs them under honcho); the
+starters serve the tests and benchmarks and return mirakuru executors
+(`.stop()`, `.kill()` as a crash would, `.start()` again, `.process`, plus
+`.log_path`, `.base_url`).
 """
 
 from __future__ import annotations
