@@ -115,7 +115,7 @@ def test_socket_tier_logs_json_and_loads_no_flask_before_gevent(
     env["STUDIO_LOG_LEVEL"] = "INFO"
     url = f"ws://127.0.0.1:{port}/ws/streams/{stream.public_id}"
     with (
-        run_role("sockets", env, port, start_timeout=60, stop_timeout=30) as (_, log_path),
+        run_role("sockets", env, port, timeout=60) as (_, log_path),
         connect(url, proxy=None) as socket,
     ):
         assert json.loads(socket.recv(timeout=20))["type"] == "status"
