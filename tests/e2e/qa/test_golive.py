@@ -29,7 +29,7 @@ def test_creator_goes_live_from_the_browser_and_stops(qa_target, creator, contex
     expect(golive.status).to_have_text("LIVE", timeout=seconds(30) * 1000)
     wait_for_status(creator, stream["id"], "live", within=20)
 
-    golive.stop_button.click()
+    golive.stop()  # a dialog confirms Stop while live
     expect(golive.path).to_have_text("Not live.")
     wait_for_status(creator, stream["id"], "ended", within=20)
 
