@@ -74,5 +74,5 @@ def test_switching_to_the_screen_while_live_keeps_the_broadcast(
     assert ffmpeg_pids(stream.public_id) == relay
     assert len(studio_stack.stream_row(stream.public_id)["broadcasts"]) == 1
 
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.status).to_have_text("ended", timeout=20_000)

@@ -175,5 +175,5 @@ def test_switching_source_while_live_keeps_the_whip_session(
     wait_until(lambda: session.frames["video"] > before + 30, 20, "frames after the switch")
     assert len(double.sessions) == sessions and not session.deleted
     assert [b.protocol for b in broadcasts(db, stream)] == ["webrtc"]
-    golive.stop_button.click()
+    golive.stop()
     expect(golive.status).to_have_text("ended")

@@ -51,7 +51,7 @@ def test_whip_negotiates_h264(qa_target, creator, context: BrowserContext):
     expect(golive.status).to_have_text("LIVE", timeout=seconds(30) * 1000)
     assert first_video_codec(sdp.get("offer", "")) == "H264", "the offer does not lead with H.264"
     assert first_video_codec(sdp.get("answer", "")) == "H264", "the answer did not pick H.264"
-    golive.stop_button.click()
+    golive.stop()
     wait_for_status(creator, stream["id"], "ended", within=20)
 
 
