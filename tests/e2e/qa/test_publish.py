@@ -17,7 +17,8 @@ def test_obs_publish_plays_live_and_then_as_a_replay(
 ):
     """A stream published like OBS goes live, plays on the watch page,
     counts its viewer, ends when the publisher stops, and its replay plays."""
-    stream = creator.create_stream("OBS publish")
+    # No reconnect window: the broadcast ends as soon as the publisher stops.
+    stream = creator.create_stream("OBS publish", reconnect_window=0)
     publisher = rtmp_publisher(publish_url(stream))
     wait_for_status(creator, stream["id"], "live", within=20)
 
