@@ -67,5 +67,5 @@ bench-latency: setup
 	@$(PY) bench/latency.py --fragments 2 1 --whep
 
 clean:
-	@$(PY) devtools/stack.py stop-all 2>/dev/null || true
+	@devtools/pg_ctl stop -D var/pg/data -m fast 2>/dev/null || true  # a private cluster
 	rm -rf var/

@@ -1,9 +1,10 @@
 """API latency under concurrent load, against gunicorn (`make bench`).
 
 Starts everything it needs (a throwaway PostgreSQL database and a private
-Redis via devtools.stack, migrations, gunicorn serving `wsgi:app` on a free
-port), seeds a user, an API token and streams, then drives keep-alive load
-from client threads at three endpoints, one phase each, in the same run:
+Redis via devtools/postgres.py and redis_server.py, migrations, gunicorn
+serving `wsgi:app` on a free port), seeds a user, an API token and
+streams, then drives keep-alive load from client threads at three
+endpoints, one phase each, in the same run:
 
 - `GET /healthz`: does no I/O; the floor (HTTP, gunicorn, Flask, middleware);
 - `GET /api/v1/streams/{id}`: token lookup, stream query, JSON;
@@ -40,7 +41,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devtools import stack  # noqa: E402
+from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
+from devtools.process import Tcp, executor, free_port, start, stop  # noqa: E402
+from devtools.redis_server import start_redis  # noqa: E402
 
 VAR = ROOT / "var" / "bench"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -74,12 +77,12 @@ class Phase:
 def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
     """Database, Redis, migrations, gunicorn; returns (env, things to stop, port)."""
     VAR.mkdir(parents=True, exist_ok=True)
-    postgres = stack.ensure_postgres(VAR, database="postgres")
+    postgres = ensure_postgres(VAR, database="postgres")
     name = f"studio_bench_{secrets.token_hex(4)}"
-    stack.create_database(postgres.server_url, name)
-    redis = stack.start_redis(VAR)
-    cleanup = [lambda: stack.drop_database(postgres.server_url, name), redis.stop, postgres.stop]
-    port = stack.free_port()
+    create_database(postgres.server_url, name)
+    redis = start_redis(VAR)
+    cleanup = [lambda: drop_database(postgres.server_url, name), redis.stop, postgres.stop]
+    port = free_port()
     env = os.environ | {
         "DATABASE_URL": postgres.url.rsplit("/", 1)[0] + "/" + name,
         "REDIS_URL": redis.url,
@@ -120,13 +123,9 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
         "wsgi:app",
     ]
     log_path = VAR / "logs" / f"gunicorn-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        # Its own process group, so stack.terminate can kill the whole group if
-        # the graceful stop hangs.
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=log, process_group=0)
-    cleanup.insert(0, lambda: stack.terminate(process, 15))
-    stack.wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
+    server = executor(Tcp, argv, log_path, env=env, host="127.0.0.1", port=port, timeout=30)
+    cleanup.insert(0, lambda: stop(server))
+    start(server, "gunicorn")
     return env, cleanup, port
 
 

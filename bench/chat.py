@@ -249,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         chat_stream, others = streams[0], streams[1:]
         go_live(studio.hooks_port, chat_stream)
         memory = {
-            "sockets_before": pss_kib(studio.sockets.pid),
-            "nginx_before": pss_kib(studio.nginx.process.pid),
+            "sockets_before": pss_kib(studio.sockets.process.pid),
+            "nginx_before": pss_kib(studio.nginx.executor.process.pid),
         }
         processes = []
         share = args.chatters // args.client_processes
@@ -280,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"{opened['open']} chatters in {opened['seconds']:.1f}s", file=sys.stderr)
         time.sleep(2)  # let the servers settle before reading their memory
-        memory["sockets_after"] = pss_kib(studio.sockets.pid)
-        memory["nginx_after"] = pss_kib(studio.nginx.process.pid)
+        memory["sockets_after"] = pss_kib(studio.sockets.process.pid)
+        memory["nginx_after"] = pss_kib(studio.nginx.executor.process.pid)
         held = max(opened["open"], 1)
         memory["sockets"] = (memory["sockets_after"] - memory["sockets_before"]) / held
         memory["nginx"] = (memory["nginx_after"] - memory["nginx_before"]) / held
@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         timer = threading.Thread(
             target=time_callbacks, args=(studio.hooks_port, others, stop, hooks), daemon=True
         )
-        cpu_before, cpu_from = cpu_seconds(studio.sockets.pid), time.monotonic()
+        cpu_before, cpu_from = cpu_seconds(studio.sockets.process.pid), time.monotonic()
         timer.start()
         for conn, _ in processes:
             conn.send("go")
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         timer.join(timeout=60)
         seconds = time.monotonic() - cpu_from
-        cpu = (cpu_seconds(studio.sockets.pid) - cpu_before) / seconds
+        cpu = (cpu_seconds(studio.sockets.process.pid) - cpu_before) / seconds
         results = {
             **result,
             "open": opened["open"],

@@ -40,7 +40,12 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import sync_playwright  # noqa: E402
 
 from bench.latency_report import VIEWERS, section, summary, write_section  # noqa: E402
-from devtools import runner, stack  # noqa: E402
+from devtools import runner  # noqa: E402
+from devtools.gcs import start_fake_gcs  # noqa: E402
+from devtools.nginx import FrontSite, start_nginx  # noqa: E402
+from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
+from devtools.process import free_port  # noqa: E402
+from devtools.redis_server import start_redis  # noqa: E402
 
 VAR = ROOT / "var" / "bench-latency"
 FPS = 30
@@ -166,22 +171,22 @@ class Studio:
     def __init__(self, var: Path, fragment: float, extra: dict[str, str] | None = None):
         var.mkdir(parents=True, exist_ok=True)
         self.var, self.services, self.handles = var, [], {}
-        postgres = stack.ensure_postgres(var, database="postgres")
+        postgres = ensure_postgres(var, database="postgres")
         self.server_url = postgres.url
         self.dbname = f"bench_{secrets.token_hex(4)}"
-        stack.create_database(postgres.url, self.dbname)
-        redis_service = stack.start_redis(var)
-        gcs = stack.start_fake_gcs(var, backend="memory")
+        create_database(postgres.url, self.dbname)
+        redis_service = start_redis(var)
+        gcs = start_fake_gcs(var, backend="memory")
         self.services += [redis_service, gcs]
-        port, sockets_port = stack.free_port(), stack.free_port()
-        front = stack.FrontSite(
-            port=stack.free_port(),
+        port, sockets_port = free_port(), free_port()
+        front = FrontSite(
+            port=free_port(),
             web_url=f"http://127.0.0.1:{port}",
             sockets_url=f"http://127.0.0.1:{sockets_port}",
         )
         self.base_url = f"http://127.0.0.1:{front.port}"
         token = self.hook_token = secrets.token_urlsafe(16)
-        self.nginx = stack.start_nginx(
+        self.nginx = start_nginx(
             var,
             hook_url=f"{front.web_url}/hooks/nginx-rtmp?token={token}",
             gcs_url=gcs.url,
@@ -202,7 +207,7 @@ class Studio:
         )
         runner.migrate(self.env, var)
         self.handles["web"] = runner.start_gunicorn(self.env, var, port)
-        self.handles["sockets"] = runner.start_sockets(self.env, var, sockets_port)
+        self.handles["sockets"] = runner.start_gunicorn(self.env, var, sockets_port, tier="sockets")
         self.handles["workers"] = runner.start_workers(self.env, var, 2)
         self.handles["watcher"] = runner.start_watcher(self.env, var)
         runner.wait_for_workers(self.env, 2)
@@ -231,7 +236,7 @@ class Studio:
             handle.stop()
         for service in reversed(self.services):
             service.stop()
-        stack.drop_database(self.server_url, self.dbname)
+        drop_database(self.server_url, self.dbname)
 
 
 def measure(fragment: float, samples: int, browser) -> dict:

@@ -34,10 +34,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import requests  # noqa: E402
 from inotify_simple import INotify  # noqa: E402
 from inotify_simple import flags as iflags  # noqa: E402
 
-from devtools import runner, stack  # noqa: E402
+from devtools import runner  # noqa: E402
+from devtools.gcs import start_fake_gcs  # noqa: E402
+from devtools.nginx import start_nginx  # noqa: E402
+from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
+from devtools.process import free_port  # noqa: E402
+from devtools.redis_server import start_redis  # noqa: E402
 
 SAMPLE = 5  # streams probed through the edge (every 100 ms: the probe costs CPU too)
 
@@ -93,21 +99,21 @@ class Studio:
 
     def __init__(self, var: Path, workers: int, engine: str = "nginx-rtmp"):
         self.var, self.services, self.handles = var, [], {}
-        postgres = stack.ensure_postgres(var, database="postgres")
+        postgres = ensure_postgres(var, database="postgres")
         self.dbname = f"bench_{secrets.token_hex(4)}"
         self.server_url = postgres.url
-        stack.create_database(postgres.url, self.dbname)
-        redis_service = stack.start_redis(var)
+        create_database(postgres.url, self.dbname)
+        redis_service = start_redis(var)
         # Memory backend: the filesystem one slows down as objects pile up
         # (about 130 ms per upload after a few thousand), which measures the
         # emulator, not the pipeline.
-        gcs = stack.start_fake_gcs(var, backend="memory")
+        gcs = start_fake_gcs(var, backend="memory")
         self.services += [redis_service, gcs]
-        port = stack.free_port()
+        port = free_port()
         token = secrets.token_urlsafe(16)
         hook_url = f"http://127.0.0.1:{port}/hooks/{engine}?token={token}"
         self.hook_url = hook_url
-        self.nginx = stack.start_nginx(var, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket)
+        self.nginx = start_nginx(var, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket)
         self.services.append(self.nginx)
         self.env = runner.studio_env(
             database_url=postgres.url.rsplit("/", 1)[0] + "/" + self.dbname,
@@ -193,7 +199,7 @@ class Studio:
             from studio.extensions import db
 
             db.engine.dispose()
-        stack.drop_database(self.server_url, self.dbname)
+        drop_database(self.server_url, self.dbname)
 
 
 class DiskWatch(threading.Thread):
@@ -224,7 +230,7 @@ class Sampler(threading.Thread):
         import redis
 
         self.redis = redis.Redis.from_url(studio.env["REDIS_URL"])
-        self.pgid = studio.handles["workers"].pid
+        self.pgid = studio.handles["workers"].process.pid
         self.depths: list[int] = []
         self.running = True
 
@@ -265,8 +271,8 @@ class EdgeProbe(threading.Thread):
         while self.running:
             for public_id, started in self.sample.items():
                 if public_id not in self.first_playable:
-                    status, _, _ = stack.http_request("GET", f"{edge}/live/{public_id}/index.m3u8")
-                    if status == 200:
+                    playlist = requests.get(f"{edge}/live/{public_id}/index.m3u8", timeout=10)
+                    if playlist.status_code == 200:
                         self.first_playable[public_id] = time.time() - started
                 self._segments(edge, public_id)
             time.sleep(0.1)
@@ -282,7 +288,7 @@ class EdgeProbe(threading.Thread):
                 continue
             number = name[len(public_id) + 1 : -3]
             url = f"{edge}/live/{public_id}/{self.broadcast[public_id]}/{number}.ts"
-            if stack.http_request("HEAD", url)[0] == 200:
+            if requests.head(url, timeout=10).status_code == 200:
                 self.seen.add(name)
                 self.lags.append(time.time() - self.disk.closed[name])
 

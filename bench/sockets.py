@@ -1,7 +1,8 @@
 """Many open watch-page sockets against the real stack (`make bench-sockets`).
 
 Starts what production runs, on this machine: a throwaway PostgreSQL
-database and a private Redis (devtools.stack), migrations, the web tier
+database and a private Redis (devtools/postgres.py, redis_server.py),
+migrations, the web tier
 (gunicorn gthread with gunicorn.conf.py's defaults: 2 workers x 16 threads),
 the socket tier (gunicorn gevent, gunicorn_sockets.conf.py), the callback
 tier (gunicorn_hooks.conf.py's defaults: 2 workers x 8 threads) and nginx's
@@ -48,13 +49,17 @@ sys.path.insert(0, str(ROOT))
 from websockets.asyncio.client import connect  # noqa: E402
 
 from bench.api_latency import Phase, machine, run_phase, timed  # noqa: E402
-from devtools import runner, stack  # noqa: E402
+from devtools import runner  # noqa: E402
+from devtools.nginx import FrontSite, start_nginx  # noqa: E402
+from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
+from devtools.process import free_port  # noqa: E402
+from devtools.redis_server import start_redis  # noqa: E402
 
 VAR = ROOT / "var" / "bench-sockets"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Websockets"
 HOOK_TOKEN = secrets.token_urlsafe(16)
-PER_ADDRESS = stack.FrontSite.ws_per_address
+PER_ADDRESS = FrontSite.ws_per_address
 WATCHED_STREAMS = 10
 
 
@@ -67,16 +72,16 @@ class Studio:
     def __init__(self, socket_workers: int, extra_env: dict[str, str] | None = None):
         VAR.mkdir(parents=True, exist_ok=True)
         self.cleanup: list = []
-        postgres = stack.ensure_postgres(VAR, database="postgres")
+        postgres = ensure_postgres(VAR, database="postgres")
         name = f"studio_bench_{secrets.token_hex(4)}"
-        stack.create_database(postgres.server_url, name)
-        self.cleanup.append(lambda: stack.drop_database(postgres.server_url, name))
-        redis = stack.start_redis(VAR)
+        create_database(postgres.server_url, name)
+        self.cleanup.append(lambda: drop_database(postgres.server_url, name))
+        redis = start_redis(VAR)
         self.cleanup.append(redis.stop)
-        web_port, sockets_port = stack.free_port(), stack.free_port()
-        self.hooks_port = stack.free_port()
-        front = stack.FrontSite(
-            port=stack.free_port(),
+        web_port, sockets_port = free_port(), free_port()
+        self.hooks_port = free_port()
+        front = FrontSite(
+            port=free_port(),
             web_url=f"http://127.0.0.1:{web_port}",
             sockets_url=f"http://127.0.0.1:{sockets_port}",
         )
@@ -98,7 +103,7 @@ class Studio:
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         runner.migrate(self.env, VAR)
-        self.nginx = stack.start_nginx(
+        self.nginx = start_nginx(
             VAR,
             hook_url=runner.hook_url(self.hooks_port, "nginx-rtmp", HOOK_TOKEN),
             gcs_url="http://127.0.0.1:9",
@@ -110,12 +115,17 @@ class Studio:
             self.env, VAR, web_port, config=ROOT / "gunicorn.conf.py", name="bench-web"
         )
         self.cleanup.insert(0, self.web.stop)
-        self.sockets = runner.start_sockets(
-            self.env, VAR, sockets_port, workers=socket_workers, name="bench-sockets"
+        self.sockets = runner.start_gunicorn(
+            self.env,
+            VAR,
+            sockets_port,
+            workers=socket_workers,
+            name="bench-sockets",
+            tier="sockets",
         )
         self.cleanup.insert(0, self.sockets.stop)
-        self.hooks = runner.start_hooks(
-            self.env, VAR, self.hooks_port, workers=2, threads=8, name="bench-hooks"
+        self.hooks = runner.start_gunicorn(
+            self.env, VAR, self.hooks_port, workers=2, threads=8, name="bench-hooks", tier="hooks"
         )
         self.cleanup.insert(0, self.hooks.stop)
 
@@ -516,22 +526,23 @@ def main(argv: list[str] | None = None) -> int:
         watched, unwatched = streams[:WATCHED_STREAMS], streams[WATCHED_STREAMS:]
         idle = measure(studio.port, studio.hooks_port, unwatched, args.duration, clients)
         memory = {
-            "sockets_before": pss_kib(studio.sockets.pid),
-            "nginx_before": pss_kib(studio.nginx.process.pid),
+            "sockets_before": pss_kib(studio.sockets.process.pid),
+            "nginx_before": pss_kib(studio.nginx.executor.process.pid),
         }
         viewers = ViewersProcess(studio.port, [p for p, _ in watched], args.sockets)
         open_seconds = viewers.start()
         held = viewers.open
         print(f"{held} sockets open in {open_seconds:.1f}s", file=sys.stderr)
         time.sleep(2)  # let the servers settle before reading their memory
-        memory["sockets_after"] = pss_kib(studio.sockets.pid)
-        memory["nginx_after"] = pss_kib(studio.nginx.process.pid)
+        memory["sockets_after"] = pss_kib(studio.sockets.process.pid)
+        memory["nginx_after"] = pss_kib(studio.nginx.executor.process.pid)
         memory["sockets"] = (memory["sockets_after"] - memory["sockets_before"]) / max(held, 1)
         memory["nginx"] = (memory["nginx_after"] - memory["nginx_before"]) / max(held, 1)
         # What holding idle sockets costs (server pings, the handlers' ticks).
-        cpu_before, idle_from = cpu_seconds(studio.sockets.pid), time.monotonic()
+        sockets_pid = studio.sockets.process.pid
+        cpu_before, idle_from = cpu_seconds(sockets_pid), time.monotonic()
         time.sleep(args.duration)
-        idle_cpu = (cpu_seconds(studio.sockets.pid) - cpu_before) / (time.monotonic() - idle_from)
+        idle_cpu = (cpu_seconds(sockets_pid) - cpu_before) / (time.monotonic() - idle_from)
         loaded = measure(studio.port, studio.hooks_port, unwatched, args.duration, clients)
         still_open = viewers.open
         watchers = len(range(0, args.sockets, WATCHED_STREAMS))

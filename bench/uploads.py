@@ -24,7 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devtools import runner, stack  # noqa: E402
+from devtools import runner  # noqa: E402
+from devtools.gcs import start_fake_gcs  # noqa: E402
+from devtools.postgres import create_database, ensure_postgres  # noqa: E402
+from devtools.redis_server import start_redis  # noqa: E402
 
 
 def make_segment(directory: Path) -> Path:
@@ -134,11 +137,11 @@ def main() -> int:
     var = Path(tempfile.mkdtemp(prefix="bench-uploads-", dir=ROOT / "var"))
     services = []
     try:
-        postgres = stack.ensure_postgres(var, database="postgres")
+        postgres = ensure_postgres(var, database="postgres")
         dbname = f"bench_{secrets.token_hex(4)}"
-        stack.create_database(postgres.url, dbname)
-        services.append(stack.start_redis(var))
-        gcs = stack.start_fake_gcs(var)
+        create_database(postgres.url, dbname)
+        services.append(start_redis(var))
+        gcs = start_fake_gcs(var)
         services.append(gcs)
         env = runner.studio_env(
             database_url=postgres.url.rsplit("/", 1)[0] + "/" + dbname,

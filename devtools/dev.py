@@ -1,19 +1,12 @@
 """`make dev`: the whole studio on this machine, in the foreground.
 
-PostgreSQL (the checkout's own database on the machine's server, else a
-private cluster) and a private Redis, fake-gcs-server as the bucket (objects
-kept under var/gcs), nginx (RTMP ingest with HLS, its control/stat API, the
-CDN edge, and the front site that routes /ws/ to the socket tier),
-migrations, then what production runs: gunicorn's web tier with
-gunicorn.conf.py, the socket tier, the callback tier (where the media
-engine's hook URL points), the upload workers, the HLS watcher and the
-reconciler,
-supervised by devtools/supervise.py (a process that exits is reported and
-stops everything). Ctrl-C or SIGTERM stops everything this started.
-
-With `SRS_BIN=/path/to/srs` SRS 5 (srs/srs.conf, devtools/srs.py) is the
-ingest instead of nginx-rtmp; nginx still runs as the CDN edge. Secrets are
-generated on the first run and kept in var/secrets.env.
+First the services, each under mirakuru and waited for: PostgreSQL (the
+checkout's own database), a private Redis, fake-gcs-server (objects kept in
+var/gcs) and nginx (RTMP ingest with HLS, its control API, the CDN edge, the
+front and HTTPS sites). Then the migrations, then what production runs, under
+honcho (devtools/supervise.py). A process that exits stops everything; so do
+Ctrl-C and SIGTERM. With `SRS_BIN=/path/to/srs`, SRS 5 (devtools/srs.py) is
+the ingest. Secrets are generated once and kept in var/secrets.env.
 """
 
 from __future__ import annotations
@@ -23,14 +16,24 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sys
-import urllib.parse
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from devtools import runner, srs, stack, tls
+import requests
+from dotenv import dotenv_values
+from sqlalchemy.engine import make_url
+
+from devtools import runner, srs, tls
+from devtools.gcs import start_fake_gcs
+from devtools.nginx import FrontSite, TlsSite, start_nginx
+from devtools.postgres import PostgresService, ensure_postgres
+from devtools.process import ROOT, Service, free_port
+from devtools.redis_server import ensure_redis
 from devtools.supervise import Supervisor
 
-ROOT = stack.ROOT
 # Another state directory (tests run a whole `make dev` in a temporary one).
 VAR = Path(os.environ.get("STUDIO_DEV_VAR") or ROOT / "var")
 
@@ -39,24 +42,14 @@ def load_secrets(var_dir: Path) -> dict[str, str]:
     """STUDIO_SECRET_KEY and STUDIO_HOOK_TOKEN: from the environment, else
     var/secrets.env, generated (and saved, mode 600) on the first run."""
     path = var_dir / "secrets.env"
-    saved: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key and value:
-                saved[key.strip()] = value.strip()
-    changed = False
-    for key in ("STUDIO_SECRET_KEY", "STUDIO_HOOK_TOKEN"):
-        if os.environ.get(key):
-            saved[key] = os.environ[key]
-        elif key not in saved:
-            saved[key] = secrets.token_urlsafe(32)
-            changed = True
-    if changed:
+    saved = {k: v for k, v in dotenv_values(path).items() if v} if path.exists() else {}
+    missing = [key for key in ("STUDIO_SECRET_KEY", "STUDIO_HOOK_TOKEN") if key not in saved]
+    saved.update({key: secrets.token_urlsafe(32) for key in missing})
+    if missing:
         var_dir.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{k}={v}\n" for k, v in saved.items()))
         path.chmod(0o600)
-    return saved
+    return {**saved, **{k: os.environ[k] for k in saved if os.environ.get(k)}}
 
 
 def checkout_database(root: Path) -> str:
@@ -68,70 +61,60 @@ def checkout_database(root: Path) -> str:
     return f"studio_{slug}_{digest}" if slug else f"studio_{digest}"
 
 
-def checkout_backends(root: Path, var_dir: Path) -> tuple[stack.PostgresService, stack.Service]:
+def checkout_backends(root: Path, var_dir: Path) -> tuple[PostgresService, Service]:
     """PostgreSQL and Redis for one checkout: DATABASE_URL / REDIS_URL when
     set; else the database checkout_database(root) (on the machine's
-    PostgreSQL, or a private cluster under var_dir) and a private Redis under
-    var_dir (RQ queues, rate limits and pub/sub are all in Redis db 0, so a
-    shared server would mix checkouts)."""
-    postgres = stack.ensure_postgres(var_dir, checkout_database(root))
+    PostgreSQL, or the private cluster of var_dir) and a private Redis."""
+    postgres = ensure_postgres(var_dir, checkout_database(root))
     try:
-        redis = stack.ensure_redis(var_dir, use_system=False)
+        return postgres, ensure_redis(var_dir)
     except BaseException:
         postgres.stop()
         raise
-    return postgres, redis
 
 
 def main() -> int:
-    VAR.mkdir(parents=True, exist_ok=True)
-    (VAR / "logs").mkdir(exist_ok=True)
-    keys = load_secrets(VAR)
-    srs_bin = os.environ.get("SRS_BIN")
-    services: list = []
-    _stop_on_signals()
+    (VAR / "logs").mkdir(parents=True, exist_ok=True)
+    keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
+    engine = "srs" if srs_bin else "nginx-rtmp"
+    services: list[Service] = []
+    # Started by make in the background, Python may inherit SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: sys.exit(0))
     try:
-        postgres, redis = checkout_backends(ROOT, VAR)
-        services += [postgres, redis]
-        gcs = stack.start_fake_gcs(VAR, stack.free_port(4443), backend="filesystem")
+        services += checkout_backends(ROOT, VAR)
+        postgres, redis = services
+        gcs = start_fake_gcs(VAR, free_port(4443), backend="filesystem")
         services.append(gcs)
-        # nginx's front site is the studio's address: /ws/ to the socket
-        # tier, the rest to the web tier, as in production.
-        front_port, port, sockets_port, hooks_port = (
-            stack.free_port(p) for p in (5000, 5001, 5002, 5003)
-        )
-        front = stack.FrontSite(
-            port=front_port,
-            web_url=f"http://127.0.0.1:{port}",
-            sockets_url=f"http://127.0.0.1:{sockets_port}",
-        )
+        front_port, port, sockets_port, hooks_port = map(free_port, (5000, 5001, 5002, 5003))
+        # nginx's front site is the studio's address, routed as in production.
+        web_url, sockets_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sockets_port}"
+        front = FrontSite(port=front_port, web_url=web_url, sockets_url=sockets_url)
         public_url = os.environ.get("STUDIO_PUBLIC_URL", f"http://127.0.0.1:{front_port}")
         # The engine's callbacks go to the callback tier, never behind pages.
-        engine = "srs" if srs_bin else "nginx-rtmp"
         hook_url = runner.hook_url(hooks_port, engine, keys["STUDIO_HOOK_TOKEN"])
-        hls_dir = VAR / "hls"
+        hls_dir = VAR.resolve() / "hls"
         # HTTPS (self-signed) so the go-live page may use the camera on
-        # https://<machine name>:8443; SRS's WebRTC endpoints (WHIP, ...) go to its API.
-        srs_api = stack.free_port(1985) if srs_bin else 9
-        cert = tls.self_signed_cert(VAR)
-        site = stack.TlsSite(
-            port=stack.free_port(8443),
+        # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
+        srs_api, cert = free_port(1985) if srs_bin else 9, tls.self_signed_cert(VAR)
+        site = TlsSite(
+            port=free_port(8443),
             cert=cert.cert,
             key=cert.key,
             host="0.0.0.0",  # noqa: S104
-            name=cert.names[0],  # the machine's name: WebRTC URLs work from other devices too
-            studio_url=f"http://127.0.0.1:{port}",
+            name=cert.names[0],  # the machine's name: WebRTC URLs work from other devices
+            studio_url=web_url,
             srs_api_url=f"http://127.0.0.1:{srs_api}",
-            sockets_url=front.sockets_url,
+            sockets_url=sockets_url,
         )
-        nginx = stack.start_nginx(
+        nginx = start_nginx(
             VAR,
             hook_url=hook_url,
             gcs_url=gcs.url,
             bucket=gcs.bucket,
-            rtmp_port=stack.free_port(1935 if not srs_bin else None),
-            http_port=stack.free_port(8080),
-            edge_port=stack.free_port(8081),
+            rtmp_port=free_port(None if srs_bin else 1935),
+            http_port=free_port(8080),
+            edge_port=free_port(8081),
             hls_dir=hls_dir,
             tls=site,
             front=front,
@@ -141,7 +124,7 @@ def main() -> int:
         services.append(nginx)
         supervisor = Supervisor(VAR / "logs")
         for service in services:
-            supervisor.watch(service.name, service.process, service.log_path)
+            supervisor.watch(service.name, service.executor, service.log_path)
         extra = {
             "STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
             "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1"),
@@ -152,8 +135,7 @@ def main() -> int:
         if srs_bin:
             launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
             supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
-            rtmp_url = launch.rtmp_url
-            ready.append(launch.rtmp_port)
+            rtmp_url, ready = launch.rtmp_url, [launch.rtmp_port]
             extra.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
         env = runner.studio_env(
             database_url=postgres.url,
@@ -163,28 +145,27 @@ def main() -> int:
             public_url=public_url,
             secret_key=keys["STUDIO_SECRET_KEY"],
             hook_token=keys["STUDIO_HOOK_TOKEN"],
-            engine="srs" if srs_bin else "nginx-rtmp",
-            hls_dir=hls_dir.resolve(),
+            engine=engine,
+            hls_dir=hls_dir,
             extra=extra,
         )
         print(f"migrating the database {postgres.database} ...", flush=True)
         runner.migrate(env, VAR)
         add_studio_processes(supervisor, env, port, sockets_port, hooks_port)
-        https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
 
         def started() -> None:
-            # The gunicorn tiers are ready when their app answers, not when
-            # the master binds (its workers may still be importing the app).
-            tiers = (port, sockets_port, hooks_port)
-            try:
-                for tier_port in tiers:
-                    url = f"http://127.0.0.1:{tier_port}{runner.LIVENESS_PATH}"
-                    stack.wait_for_http(url, runner.SERVE_TIMEOUT)
-                for ready_port in ready:
-                    stack.wait_for_port("127.0.0.1", ready_port, 90)
-            except stack.StackError:
-                return  # the supervisor reports a child that died
-            _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis)
+            # A tier is ready when its app answers, not when its master binds.
+            urls = [
+                f"http://127.0.0.1:{p}{runner.LIVENESS_PATH}"
+                for p in (port, sockets_port, hooks_port)
+            ]
+            checks = [lambda url=url: requests.get(url, timeout=30) for url in urls]
+            checks += [
+                lambda p=p: socket.create_connection(("127.0.0.1", p), 2).close() for p in ready
+            ]
+            if all(_ready(check) for check in checks):
+                https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
+                _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis)
 
         supervisor.run(started)
         if supervisor.exited is None:
@@ -203,34 +184,42 @@ def add_studio_processes(
     supervisor: Supervisor, env: dict[str, str], port: int, sockets_port: int, hooks_port: int
 ) -> None:
     """The studio's own processes, as the containers run them
-    (docker-compose.yml, deploy/entrypoint.sh): gunicorn with gunicorn.conf.py
-    (its graceful-shutdown hooks), the socket tier, the callback tier, the
-    upload workers, the HLS watcher, the reconciler and the multistream
-    relays. A new process is one
-    more line here."""
-    web = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "web")}
+    (docker-compose.yml, deploy/entrypoint.sh), the multistream relays
+    included. A new process is one more line."""
+    run, metrics = VAR.resolve() / "run", VAR.resolve() / "metrics"
+    run.mkdir(parents=True, exist_ok=True)
+    for name, tier, tier_port, config in (
+        ("gunicorn", "web", port, ROOT / "gunicorn.conf.py"),  # its graceful-shutdown hooks
+        ("sockets", "sockets", sockets_port, None),
+        ("hooks", "hooks", hooks_port, None),
+    ):
+        control = run / ("gunicorn.ctl" if tier == "web" else f"{tier}.ctl")
+        argv = runner.gunicorn_argv(tier_port, tier=tier, config=config, control_socket=control)
+        supervisor.add(name, argv, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics / tier)})
     # Like the entrypoint: one metrics registry per process outside gunicorn.
     background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    config, control = ROOT / "gunicorn.conf.py", VAR.resolve() / "run" / "gunicorn.ctl"
-    control.parent.mkdir(parents=True, exist_ok=True)
-    argv = runner.gunicorn_argv(port, config=config, control_socket=control)
-    supervisor.add("gunicorn", argv, web)
-    sockets_control = control.with_name("sockets.ctl")
-    sockets = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "sockets")}
-    supervisor.add(
-        "sockets", runner.sockets_argv(sockets_port, control_socket=sockets_control), sockets
-    )
-    hooks = {**env, "PROMETHEUS_MULTIPROC_DIR": str(VAR.resolve() / "metrics" / "hooks")}
-    hooks_control = control.with_name("hooks.ctl")
-    supervisor.add("hooks", runner.hooks_argv(hooks_port, control_socket=hooks_control), hooks)
     supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
     supervisor.add("watcher", runner.watcher_argv(), background)
-    supervisor.add("reconciler", runner.reconciler_argv(stack.free_port()), background)
+    supervisor.add("reconciler", runner.reconciler_argv(free_port()), background)
     supervisor.add("multistream", runner.multistream_argv(), background)
+
+
+def _ready(check: Callable[[], object], timeout: float = runner.SERVE_TIMEOUT) -> bool:
+    """Whether `check` (a request, a connection) succeeds within `timeout`
+    seconds: honcho has no readiness checks, so the banner waits itself."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            check()
+            return True
+        except OSError:  # refused, reset, timed out (requests' errors too)
+            time.sleep(0.2)
+    return False
 
 
 def _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis) -> None:
     engine = f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp"
+    database, redis_url = (make_url(s.url).render_as_string() for s in (postgres, redis))
     print(
         f"""
 Live Studio is running.
@@ -243,31 +232,13 @@ Live Studio is running.
                   "{rtmp_url}/<stream id>?secret=<key>"
   CDN edge      {nginx.edge_url}/live/<stream id>/index.m3u8
   Bucket        {gcs.url}/{gcs.bucket}/   (fake-gcs-server, objects in var/gcs)
-  Database      {_without_password(postgres.url)}
-  Redis         {_without_password(redis.url)}
+  Database      {database}
+  Redis         {redis_url}
   Logs          {VAR / "logs"}/   (one file per process)
 A process that exits stops everything (its name, exit code and log are shown).
 Ctrl-C stops everything.""",
         flush=True,
     )
-
-
-def _without_password(url: str) -> str:
-    """A service URL fit for the terminal (DATABASE_URL may hold a password)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
-
-
-def _stop_on_signals() -> None:
-    # Started by make in the background, Python may inherit SIGINT ignored.
-    def leave(signum, _frame):
-        raise SystemExit(0)
-
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, leave)
 
 
 if __name__ == "__main__":

@@ -1,83 +1,49 @@
-"""Redis for devtools/stack.py: the machine's server or a private one.
-
-Standard library only: it runs before the virtualenv exists.
-"""
+"""Redis for development and tests: REDIS_URL, or a private server run by
+pytest-redis's executor (redis-server under mirakuru)."""
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import time
+import shutil
+import tempfile
+from hashlib import sha256
 from pathlib import Path
 
-from devtools.process import (
-    Service,
-    _require,
-    free_port,
-    recall,
-    spawn,
-    terminate,
-    wait_for_port,
-)
+from pytest_redis.executor import RedisExecutor
+
+from devtools.process import Service, StackError, free_port, start
 
 
-def ensure_redis(var_dir: Path, *, use_system: bool = True) -> Service:
-    """Redis: REDIS_URL if set; else 127.0.0.1:6379 (unless `use_system` is
-    false); else a private server, reusing one an earlier command line run
-    left running."""
+def ensure_redis(var_dir: Path) -> Service:
+    """REDIS_URL if set, else a private server: RQ queues, rate limits and
+    pub/sub all live in db 0, so a shared server would mix checkouts."""
     url = os.environ.get("REDIS_URL")
-    if url:
-        return Service(name="redis", url=url)
-    if use_system and redis_ping("127.0.0.1", 6379):
-        return Service(name="redis", url="redis://127.0.0.1:6379/0")
-    state = recall(var_dir, "redis")
-    if state is not None:
-        return Service(name="redis", url=state["url"])
-    return start_redis(var_dir)
+    return Service(name="redis", url=url) if url else start_redis(var_dir)
 
 
 def start_redis(var_dir: Path, port: int | None = None) -> Service:
-    """Always start a private, non-persistent redis-server on a free port."""
-    started = time.monotonic()
+    """A private, non-persistent redis-server on 127.0.0.1 (a free port)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise StackError("redis-server not found: run devtools/bootstrap.sh")
     port = port or free_port()
-    data_dir = var_dir / "redis"
+    data_dir = (var_dir / "redis").resolve()
+    if len(str(data_dir)) > 80:  # the Unix socket path must stay short
+        digest = sha256(str(data_dir).encode()).hexdigest()[:10]
+        data_dir = Path(tempfile.gettempdir()) / f"studio-redis-{digest}"
     data_dir.mkdir(parents=True, exist_ok=True)
-    argv = [
-        _require("redis-server"),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--daemonize",
-        "no",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-        "--dir",
-        str(data_dir.resolve()),
-    ]
-    process, log_path = spawn(f"redis-{port}", argv, var_dir)
-    try:
-        wait_for_port("127.0.0.1", port, process=process, log_path=log_path)
-    except BaseException:
-        terminate(process, signal.SIGKILL)
-        raise
-    return Service(
-        name="redis",
-        url=f"redis://127.0.0.1:{port}/0",
-        log_path=log_path,
-        process=process,
-        started_in=time.monotonic() - started,
+    server = RedisExecutor(
+        executable,
+        databases=16,
+        redis_timeout=0,  # never close idle clients (RQ, connection pools)
+        loglevel="notice",
+        host="127.0.0.1",
+        port=port,
+        startup_timeout=30,
+        datadir=data_dir,
     )
-
-
-def redis_ping(host: str, port: int) -> bool:
-    """True if a Redis server on host:port answers PING."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+    server.log_path = data_dir / f"redis-server.{port}.log"
+    start(server, "redis-server")
+    return Service(
+        name="redis", url=f"redis://127.0.0.1:{port}/0", log_path=server.log_path, executor=server
+    )

@@ -2,7 +2,8 @@
 
 `srs_launch` builds everything SRS is handed: the command line, the working
 directory and the environment (srs/srs.conf reads its ports, paths, hook URLs
-and `$CANDIDATE` from there, srs5-contract.md §5.3). `start_srs` runs it.
+and `$CANDIDATE` from there, srs5-contract.md §5.3); make dev runs it
+under honcho.
 
 SRS resolves what the config leaves relative against its working directory:
 the pid file (`./objs/srs.pid` unless `SRS_PID` or a `pid` line says
@@ -18,11 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools import stack
+from devtools.process import ROOT, free_port
 
-CONF = stack.ROOT / "srs" / "srs.conf"
+CONF = ROOT / "srs" / "srs.conf"
 # SRS through a filter that takes secrets out of its console log (compose too).
-REDACTED_RUN = stack.ROOT / "srs" / "run-redacted.sh"
+REDACTED_RUN = ROOT / "srs" / "run-redacted.sh"
 HOOK_EVENTS = ("CONNECT", "CLOSE", "PUBLISH", "UNPUBLISH", "PLAY", "STOP", "DVR", "HLS")
 # At `trace` (SRS's default) every callback's URL (with the hook token) and
 # body (with the publisher's secret) is logged; `error` keeps them out of the
@@ -73,8 +74,8 @@ def srs_launch(
     cwd, run_dir, log_dir = var_dir / "srs", var_dir / "run", var_dir / "logs"
     for directory in (cwd, run_dir, log_dir, hls_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    rtmp, rtc = stack.free_port(1935), stack.free_port(8000)
-    api, exporter = api_port or stack.free_port(1985), stack.free_port(9972)
+    rtmp, rtc = free_port(1935), free_port(8000)
+    api, exporter = api_port or free_port(1985), free_port(9972)
     candidate = environ.get("CANDIDATE") or "127.0.0.1"
     # A v2 level (log4j names) would win over srs_log_level in SRS 5.
     ignored = {"SRS_SRS_LOG_LEVEL_V2", "SRS_LOG_LEVEL_V2"}

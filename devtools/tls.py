@@ -5,7 +5,7 @@
 var_dir/tls/, creating them with openssl on first use and again when the
 machine's name changed or the certificate is about to expire. The names in
 it (subjectAltName): the machine's host name and FQDN, localhost and
-127.0.0.1. Standard library only.
+127.0.0.1.
 
 Production uses real certificates: see docs/tls.md.
 """
@@ -34,13 +34,8 @@ class TlsFiles:
 
 def machine_names() -> tuple[str, ...]:
     """DNS names the certificate covers: host name, FQDN, localhost."""
-    names = [socket.gethostname(), socket.getfqdn(), "localhost"]
-    unique = []
-    for name in names:
-        name = name.strip().lower()
-        if name and name not in unique:
-            unique.append(name)
-    return tuple(unique)
+    names = (name.strip().lower() for name in (socket.gethostname(), socket.getfqdn()))
+    return tuple(dict.fromkeys(name for name in (*names, "localhost") if name))
 
 
 def self_signed_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> TlsFiles:
@@ -53,26 +48,11 @@ def self_signed_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> Tls
         return TlsFiles(cert, key, names)
     tls_dir.mkdir(parents=True, exist_ok=True)
     san = ",".join([*(f"DNS:{name}" for name in names), "IP:127.0.0.1"])
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-sha256",
-        "-nodes",
-        "-days",
-        str(DAYS),
-        "-subj",
-        f"/CN={names[0]}/O=Live Studio development",
-        "-addext",
-        f"subjectAltName={san}",
-        "-addext",
-        "extendedKeyUsage=serverAuth",
-        "-keyout",
-        str(key),
-        "-out",
-        str(cert),
-    )
+    subject = f"/CN={names[0]}/O=Live Studio development"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes", "-days", str(DAYS)]
+    request += ["-subj", subject, "-addext", f"subjectAltName={san}"]
+    request += ["-addext", "extendedKeyUsage=serverAuth", "-keyout", str(key), "-out", str(cert)]
+    _openssl(*request)
     key.chmod(0o600)
     return TlsFiles(cert, key, names)
 

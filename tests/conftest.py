@@ -15,7 +15,8 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from devtools import stack
+from devtools.postgres import create_database, drop_database, ensure_postgres
+from devtools.redis_server import start_redis
 from studio import config as studio_config
 from studio import create_app
 from studio.auth import service as accounts
@@ -32,14 +33,14 @@ PASSWORD = "correct horse battery"
 def services():
     """PostgreSQL (a throwaway database) and a private Redis for this test run."""
     VAR.mkdir(parents=True, exist_ok=True)
-    postgres = stack.ensure_postgres(VAR, database="postgres")
+    postgres = ensure_postgres(VAR, database="postgres")
     name = f"studio_test_{secrets.token_hex(4)}"
-    stack.create_database(postgres.url, name)
-    redis_service = stack.start_redis(VAR)
+    create_database(postgres.url, name)
+    redis_service = start_redis(VAR)
     database_url = postgres.url.rsplit("/", 1)[0] + "/" + name
     yield {"database_url": database_url, "redis_url": redis_service.url}
     redis_service.stop()
-    stack.drop_database(postgres.url, name)
+    drop_database(postgres.url, name)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from devtools import stack
+from devtools.postgres import create_database, drop_database, ensure_postgres
 from studio import config as studio_config
 from studio import create_app
 from studio.extensions import db
@@ -22,9 +22,9 @@ HEAD = "0010"
 @pytest.fixture()
 def empty_app(services):
     """The app on a throwaway database of its own, with no schema in it."""
-    postgres = stack.ensure_postgres(VAR, database="postgres")
+    postgres = ensure_postgres(VAR, database="postgres")
     name = f"studio_migrations_{secrets.token_hex(4)}"
-    stack.create_database(postgres.url, name)
+    create_database(postgres.url, name)
     url = postgres.url.rsplit("/", 1)[0] + "/" + name
     app = create_app(
         studio_config.testing(
@@ -37,7 +37,7 @@ def empty_app(services):
     yield app
     with app.app_context():
         db.engine.dispose()
-    stack.drop_database(postgres.url, name)
+    drop_database(postgres.url, name)
 
 
 def _flask_db(app, *args: str) -> None:

@@ -12,7 +12,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from websockets.sync.client import connect
 
-from devtools import stack
+from devtools.process import free_port
 from tests.conftest import load_fixture
 from tests.deploy.test_entrypoint import fresh_database, role_env, run_role  # noqa: F401
 from tests.polling import poll
@@ -43,7 +43,7 @@ def assert_structured(records: list[dict]) -> None:
 def test_web_process_logs_json_with_the_request_id(services, fresh_database):  # noqa: F811
     """gunicorn's own lines and the app's are JSON; a hook's line carries the
     caller's X-Request-Id."""
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         fresh_database,
@@ -53,7 +53,7 @@ def test_web_process_logs_json_with_the_request_id(services, fresh_database):  #
     )
     env["STUDIO_LOG_LEVEL"] = "INFO"
     body = {**load_fixture("on_publish.json"), "stream": "nosuchstream0001"}
-    with run_role("web", env, port, start_timeout=60, stop_timeout=30) as (_process, log_path):
+    with run_role("web", env, port, timeout=60) as (_process, log_path):
         reply = requests.post(
             f"http://127.0.0.1:{port}/hooks/srs?token=log-test-token",
             json=body,
@@ -72,7 +72,7 @@ def test_web_process_logs_json_with_the_request_id(services, fresh_database):  #
 def test_worker_process_logs_json_with_the_job_id(services, fresh_database, redis):  # noqa: F811
     """The RQ worker's own lines and a job's lines are JSON; the job's line
     carries its job id."""
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         fresh_database,
@@ -82,7 +82,7 @@ def test_worker_process_logs_json_with_the_job_id(services, fresh_database, redi
     )
     queue = Queue("logtest", connection=redis, serializer=JSONSerializer)
     job = queue.enqueue("tests.log_jobs.say", "hello-logs")
-    with run_role("worker", env, port, start_timeout=30, stop_timeout=20) as (process, log_path):
+    with run_role("worker", env, port, timeout=30) as (process, log_path):
 
         def finished() -> bool:
             assert process.poll() is None, log_path.read_text()
@@ -104,7 +104,7 @@ def test_socket_tier_logs_json_and_loads_no_flask_before_gevent(
     and its master formats them without importing the app, so gevent patches
     the standard library before anything else uses it (no MonkeyPatchWarning)."""
     stream = make_stream()
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         services["database_url"],
@@ -115,7 +115,7 @@ def test_socket_tier_logs_json_and_loads_no_flask_before_gevent(
     env["STUDIO_LOG_LEVEL"] = "INFO"
     url = f"ws://127.0.0.1:{port}/ws/streams/{stream.public_id}"
     with (
-        run_role("sockets", env, port, start_timeout=60, stop_timeout=30) as (_, log_path),
+        run_role("sockets", env, port, timeout=60) as (_, log_path),
         connect(url, proxy=None) as socket,
     ):
         assert json.loads(socket.recv(timeout=20))["type"] == "status"

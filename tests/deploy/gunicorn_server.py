@@ -4,14 +4,13 @@ database and Redis, with helpers to watch its worker processes."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools import stack
-from tests.conftest import ROOT, VAR
+from devtools.process import Tcp, executor, free_port, start, stop
+from tests.conftest import VAR
 from tests.polling import poll
 
 # Worker processes of the `server` fixture (tests/deploy/conftest.py): more
@@ -21,10 +20,14 @@ WORKERS = 2
 
 @dataclass
 class GunicornServer:
-    process: subprocess.Popen
+    executor: Tcp
     url: str
     log_path: Path
     metrics_dir: Path
+
+    @property
+    def process(self) -> subprocess.Popen:
+        return self.executor.process
 
     def workers(self) -> set[int]:
         """PIDs of the master's live worker processes (from /proc)."""
@@ -60,7 +63,7 @@ class GunicornServer:
 def start_gunicorn(services: dict, hook_token: str, workers: int = WORKERS, **env: str):
     """Start `gunicorn -c gunicorn.conf.py wsgi:app` on a free port; returns a
     GunicornServer once it listens. Stop it with `stop_gunicorn`."""
-    port = stack.free_port()
+    port = free_port()
     metrics_dir = VAR / f"prometheus-{port}"
     metrics_dir.mkdir(parents=True, exist_ok=True)
     environment = {
@@ -81,19 +84,14 @@ def start_gunicorn(services: dict, hook_token: str, workers: int = WORKERS, **en
         **env,
     }
     log_path = VAR / "logs" / f"gunicorn-deploy-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+    # 30 s to start, and to stop: longer than the graceful timeout of 20.
+    process = executor(
+        Tcp, argv, log_path, env=environment, host="127.0.0.1", port=port, timeout=30
+    )
     server = GunicornServer(process, f"http://127.0.0.1:{port}", log_path, metrics_dir)
+    start(process, "gunicorn")
     try:
-        stack.wait_for_port("127.0.0.1", port, 30, process, log_path)
         server.wait_for_workers(workers, exclude=set())
     except BaseException:
         stop_gunicorn(server)
@@ -102,4 +100,4 @@ def start_gunicorn(services: dict, hook_token: str, workers: int = WORKERS, **en
 
 
 def stop_gunicorn(server: GunicornServer) -> None:
-    stack.terminate(server.process, signal.SIGTERM, timeout=25)
+    stop(server.executor)

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,8 @@ import requests
 from rq import Worker
 from websockets.sync.client import connect
 
-from devtools import stack
+from devtools.postgres import create_database, drop_database
+from devtools.process import Tcp, executor, free_port, start, stop
 from tests.conftest import ROOT, VAR, load_fixture
 from tests.metrics_helpers import value
 from tests.polling import poll
@@ -35,9 +35,9 @@ def fresh_database(services):
     """An empty database of its own (the entrypoint migrates it)."""
     server = services["database_url"].rsplit("/", 1)[0] + "/postgres"
     name = f"studio_entry_{secrets.token_hex(4)}"
-    stack.create_database(server, name)
+    create_database(server, name)
     yield server.rsplit("/", 1)[0] + "/" + name
-    stack.drop_database(server, name)
+    drop_database(server, name)
 
 
 def role_env(services, database_url: str, **extra: str) -> dict[str, str]:
@@ -55,27 +55,21 @@ def role_env(services, database_url: str, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def run_role(
-    role: str, env: dict[str, str], port: int, *, start_timeout: float, stop_timeout: float
+    role: str, env: dict[str, str], port: int, *, timeout: float
 ) -> Iterator[tuple[subprocess.Popen, Path]]:
-    """`entrypoint.sh <role>` until the block ends, once it listens on `port`;
-    yields its process and log. Then SIGTERM: it must exit 0 within
-    `stop_timeout` (a clean stop), else it is killed and the test fails."""
+    """`entrypoint.sh <role>` until the block ends, once it listens on `port`
+    (within `timeout`); yields its process and log. Then SIGTERM: it must exit
+    0 within `timeout` (a clean stop), else it is killed and the test fails."""
     log_path = VAR / "logs" / f"entrypoint-{role}-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            ["sh", str(ENTRYPOINT), role],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    argv = ["sh", str(ENTRYPOINT), role]
+    role_process = executor(
+        Tcp, argv, log_path, env=env, host="127.0.0.1", port=port, timeout=timeout
+    )
+    process = start(role_process, f"entrypoint.sh {role}").process
     try:
-        stack.wait_for_port("127.0.0.1", port, start_timeout, process, log_path)
         yield process, log_path
     finally:
-        stack.terminate(process, signal.SIGTERM, stop_timeout)
+        stop(role_process)
     assert process.returncode == 0, log_path.read_text()
 
 
@@ -119,7 +113,7 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
     metrics port, and stops on SIGTERM."""
     from studio.media import pipeline
 
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         fresh_database,
@@ -128,7 +122,7 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
         # The bucket client must not look for Google credentials here.
         STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
     )
-    with run_role("worker", env, port, start_timeout=30, stop_timeout=20) as (process, log_path):
+    with run_role("worker", env, port, timeout=30) as (process, log_path):
         assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).status_code == 200
 
         def registered() -> list[Worker]:
@@ -142,7 +136,7 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
 def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
     """`entrypoint.sh web` upgrades the empty database, then gunicorn (with
     gunicorn.conf.py) answers /readyz; SIGTERM stops it cleanly."""
-    port = stack.free_port()
+    port = free_port()
     metrics_dir = str(tmp_path / "metrics")
     env = role_env(
         services,
@@ -151,7 +145,7 @@ def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
         STUDIO_WEB_WORKERS="1",
         PROMETHEUS_MULTIPROC_DIR=metrics_dir,
     )
-    with run_role("web", env, port, start_timeout=60, stop_timeout=30):
+    with run_role("web", env, port, timeout=60):
         reply = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert reply.status_code == 200, reply.text
         assert schema_version(fresh_database) == head_revision()
@@ -164,7 +158,7 @@ def test_sockets_role_serves_websockets(services, db, make_stream, tmp_path):
     counts it on its /metrics (what Prometheus scrapes on sockets:8001);
     SIGTERM stops it cleanly."""
     stream = make_stream()
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         services["database_url"],
@@ -173,7 +167,7 @@ def test_sockets_role_serves_websockets(services, db, make_stream, tmp_path):
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path),
     )
     with (
-        run_role("sockets", env, port, start_timeout=60, stop_timeout=30),
+        run_role("sockets", env, port, timeout=60),
         connect(f"ws://127.0.0.1:{port}/ws/streams/{stream.public_id}", proxy=None) as socket,
     ):
         event = json.loads(socket.recv(timeout=20))
@@ -188,7 +182,7 @@ def test_hooks_role_answers_callbacks(services, db, make_stream, tmp_path):
     its /metrics (what Prometheus scrapes on hooks:8002); SIGTERM stops it
     cleanly."""
     stream = make_stream()
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         services["database_url"],
@@ -202,7 +196,7 @@ def test_hooks_role_answers_callbacks(services, db, make_stream, tmp_path):
         "stream": stream.public_id,
         "param": f"?secret={stream.stream_key}",
     }
-    with run_role("hooks", env, port, start_timeout=60, stop_timeout=30):
+    with run_role("hooks", env, port, timeout=60):
         reply = requests.post(
             f"http://127.0.0.1:{port}/hooks/srs?token=entrypoint-hooks", json=body, timeout=60
         )

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools import stack
+from devtools.process import Tcp, executor, free_port, start
 from studio import config as studio_config
 from studio.media import engines
 from studio.models import Stream
@@ -152,21 +152,16 @@ def running_nginx(tmp: Path, conf: str, port: int) -> Iterator[None]:
         [NGINX, "-t", "-p", str(tmp), "-c", str(tmp / "nginx.conf")], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stderr
-    process = subprocess.Popen(
-        [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        stack.wait_for_port("127.0.0.1", port, 10, process)
+    argv = [NGINX, "-p", str(tmp), "-c", str(tmp / "nginx.conf"), "-g", "daemon off;"]
+    with start(
+        executor(Tcp, argv, tmp / "nginx.log", host="127.0.0.1", port=port, timeout=10), "nginx"
+    ):
         yield
-    finally:
-        stack.terminate(process, 15, timeout=5)
 
 
 def gone_replica() -> str:
     """A replica being replaced refuses connections: nothing listens on this port."""
-    return f"127.0.0.1:{stack.free_port()}"
+    return f"127.0.0.1:{free_port()}"
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +170,7 @@ def edge(tmp_path_factory):
     self_signed(tmp)
     web, sockets, srs = Upstream("web"), Upstream("sockets"), Upstream("srs")
     hooks = Upstream("hooks")
-    ports = {name: stack.free_port() for name in ("http", "https", "private")}
+    ports = {name: free_port() for name in ("http", "https", "private")}
     http_port, https_port = ports["http"], ports["https"]
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
     conf = render(
@@ -411,7 +406,7 @@ def test_private_hook_port_falls_back_to_the_web_tier_without_hooks_replicas(tmp
     tier instead of failing."""
     self_signed(tmp_path)
     web, others = Upstream("web"), Upstream("others")
-    ports = {name: stack.free_port() for name in ("http", "https", "private")}
+    ports = {name: free_port() for name in ("http", "https", "private")}
     template = (ROOT / "deploy" / "nginx" / "studio.conf").read_text()
     conf = render(
         template,

@@ -17,7 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from devtools import stack, tls
+from devtools import tls
+from devtools.process import free_port
 from tests.conftest import VAR
 from tests.e2e.golive.harness import run_studio
 from tests.srs_sdk import sdk_api_url
@@ -70,7 +71,7 @@ class SrsApiRecorder:
 
             do_POST = do_GET = do_DELETE = _record
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", stack.free_port()), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

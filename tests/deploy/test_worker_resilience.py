@@ -11,7 +11,8 @@ import requests
 from rq import Queue, Retry, Worker
 from rq.job import Job, JobStatus
 
-from devtools import stack
+from devtools.process import free_port
+from devtools.redis_server import start_redis
 from tests.conftest import VAR
 from tests.deploy.test_entrypoint import fresh_database, role_env, run_role  # noqa: F401
 from tests.polling import wait_until
@@ -28,9 +29,9 @@ def test_retries_resume_soon_after_a_redis_restart(services, fresh_database):  #
     """Redis restarts under an idle worker (RQ's scheduler dies with the
     connection); a job that fails once with Retry(interval=1) then runs its
     retry within seconds, not at RQ's next 10-minute maintenance pass."""
-    redis_server = stack.start_redis(VAR)
+    redis_server = start_redis(VAR)
     redis_port = int(redis_server.url.rsplit(":", 1)[1].split("/")[0])
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         {**services, "redis_url": redis_server.url},
         fresh_database,
@@ -39,7 +40,7 @@ def test_retries_resume_soon_after_a_redis_restart(services, fresh_database):  #
         STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
     )
     try:
-        with run_role("worker", env, port, start_timeout=60, stop_timeout=30) as (process, log):
+        with run_role("worker", env, port, timeout=60) as (process, log):
             connection = redis_lib.Redis.from_url(redis_server.url)
             wait_until(lambda: scheduler_running(connection), 60, "RQ's scheduler")
 
@@ -49,7 +50,7 @@ def test_retries_resume_soon_after_a_redis_restart(services, fresh_database):  #
                 60,
                 "the scheduler to die with its Redis connection",
             )
-            redis_server = stack.start_redis(VAR, port=redis_port)
+            redis_server = start_redis(VAR, port=redis_port)
             connection = redis_lib.Redis.from_url(redis_server.url)
 
             queue = Queue(QUEUE, connection=connection, serializer="rq.serializers.JSONSerializer")
@@ -80,7 +81,7 @@ def test_worker_exits_0_on_sigterm_during_start_up(services, fresh_database, red
     """SIGTERM as soon as the metrics port answers (imports and warm-up still
     running), right after the worker registered in Redis (before RQ installs
     its signal handlers), and once its scheduler runs: each a clean exit 0."""
-    port = stack.free_port()
+    port = free_port()
     env = role_env(
         services,
         fresh_database,
@@ -88,7 +89,7 @@ def test_worker_exits_0_on_sigterm_during_start_up(services, fresh_database, red
         STUDIO_RQ_QUEUES=QUEUE,
         STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
     )
-    with run_role("worker", env, port, start_timeout=60, stop_timeout=30) as (process, log):
+    with run_role("worker", env, port, timeout=60) as (process, log):
         if moment == "metrics_port":
             assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok
         elif moment == "registered":

@@ -1,4 +1,4 @@
-"""Fixtures for the tests of devtools/stack.py: real services, started once."""
+"""Fixtures for the tests of devtools: real services, started once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools import stack
+from devtools.gcs import GcsService, start_fake_gcs
+from devtools.nginx import NginxService, start_nginx
+from studio.storage.gcs import make_client
 from tests.polling import poll
 
 
@@ -112,6 +114,15 @@ def _publish(rtmp_url: str, seconds: float) -> subprocess.Popen:
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def upload(
+    gcs: GcsService, name: str, data: bytes, content_type: str, cache_control: str | None = None
+) -> None:
+    """One object into the emulator's bucket, through the storage client."""
+    blob = make_client(gcs.url).bucket(gcs.bucket).blob(name)
+    blob.cache_control = cache_control
+    blob.upload_from_string(data, content_type=content_type)
+
+
 @pytest.fixture
 def publish() -> Callable[[str, float], subprocess.Popen]:
     """Start an ffmpeg publisher: publish(rtmp_url, seconds) -> Popen."""
@@ -125,9 +136,9 @@ def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gcs(var_dir: Path) -> Iterator[stack.GcsService]:
+def gcs(var_dir: Path) -> Iterator[GcsService]:
     """fake-gcs-server (memory backend) with the default bucket."""
-    with stack.start_fake_gcs(var_dir) as service:
+    with start_fake_gcs(var_dir) as service:
         yield service
 
 
@@ -147,11 +158,9 @@ def hook(hooks: HookReceiver) -> Iterator[HookReceiver]:
 
 
 @pytest.fixture(scope="session")
-def nginx(
-    var_dir: Path, gcs: stack.GcsService, hooks: HookReceiver
-) -> Iterator[stack.NginxService]:
+def nginx(var_dir: Path, gcs: GcsService, hooks: HookReceiver) -> Iterator[NginxService]:
     """nginx-rtmp + control + CDN edge, hooks going to `hooks`."""
-    service = stack.start_nginx(
+    service = start_nginx(
         var_dir, hook_url=hooks.url + hooks.path, gcs_url=gcs.url, bucket=gcs.bucket
     )
     with service:

@@ -7,19 +7,23 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.parse
 from pathlib import Path
 
+import psutil
+import psycopg
 import yaml
 
-from devtools import dev, srs, stack
+from devtools import dev, srs
+from devtools.postgres import drop_database
+from devtools.process import ROOT, Simple, Tcp, executor, start, stop
 from devtools.supervise import Supervisor
 from tests.media.test_srs_conf import parse, values
 from tests.polling import wait_until
 
-ROOT = stack.ROOT
 SRS_DOUBLE = Path(__file__).resolve().parent / "srs_start_double.py"
 HOOK = "http://127.0.0.1:5000/hooks/srs?token=dev-hook-token"
 
@@ -104,22 +108,26 @@ def test_srs_starts_with_what_make_dev_hands_it(tmp_path: Path) -> None:
         tmp_path / "hls",
         environ={**os.environ, "SRS_LOG_LEVEL": "trace"},
     )
-    with open(launch.log_path, "wb") as log:
-        process = subprocess.Popen(
-            launch.argv, cwd=launch.cwd, env=launch.env, stdout=log, stderr=subprocess.STDOUT
-        )
+    # The double listens on the RTMP port, then on the API port.
+    double = executor(
+        Tcp,
+        launch.argv,
+        launch.log_path,
+        env=launch.env,
+        cwd=launch.cwd,
+        host="127.0.0.1",
+        port=launch.api_port,
+        timeout=30,
+    )
+    process = start(double, "SRS").process
     try:
-        stack.wait_for_port("127.0.0.1", launch.rtmp_port, 30, process, launch.log_path)
-        stack.wait_for_port("127.0.0.1", launch.api_port, 30, process, launch.log_path)
+        socket.create_connection(("127.0.0.1", launch.rtmp_port), timeout=5).close()
         assert launch.pid_path.read_text() == str(process.pid)
         output = launch.log_path.read_text()
         assert "[Trace]" in output and "[Warn]" not in output, output
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(double)
+    assert process.returncode == 0
 
 
 # --------------------------------------------------------------------------
@@ -168,10 +176,12 @@ def test_supervisor_reports_a_child_that_dies_and_stops_the_others(tmp_path: Pat
         pids: dict[str, int] = {}
 
         def kill_victim() -> None:
-            wait_until(lambda: victim_log.exists() and "up" in victim_log.read_text(), timeout=30)
-            pids.update(
-                {name: state["pid"] for name, state in supervisor._manager._processes.items()}
-            )
+            def ready() -> bool:  # its output written, every child's pid recorded
+                started = all("pid" in state for state in supervisor._processes.values())
+                return started and "up" in victim_log.read_text()
+
+            wait_until(ready, timeout=30)
+            pids.update({name: state["pid"] for name, state in supervisor._processes.items()})
             os.kill(pids["victim"], signal.SIGKILL)
 
         supervisor.run(kill_victim)
@@ -179,7 +189,7 @@ def test_supervisor_reports_a_child_that_dies_and_stops_the_others(tmp_path: Pat
     assert supervisor.exited == ("victim", -9)
     assert f"victim was killed by SIGKILL (exit code -9); its log: {victim_log}" in text
     assert "bystander stopped" in text
-    assert not any(stack._alive(pid) for pid in pids.values())
+    assert not any(psutil.pid_exists(pid) for pid in pids.values())
 
 
 def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path) -> None:
@@ -187,7 +197,7 @@ def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path)
     that dies is reported like a child, and the children are stopped."""
     output = tmp_path / "terminal.txt"
     service_log = tmp_path / "nginx-1.log"
-    service = subprocess.Popen(["sleep", "120"])
+    service = executor(Simple, ["sleep", "120"], service_log).start()
     try:
         with open(output, "w") as terminal:
             supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
@@ -195,10 +205,9 @@ def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path)
             supervisor.add(
                 "gunicorn", [sys.executable, "-c", "import time; time.sleep(120)"], os.environ
             )
-            supervisor.run(service.kill)
+            supervisor.run(lambda: os.kill(service.process.pid, signal.SIGKILL))
     finally:
         service.kill()
-        service.wait()
     text = output.read_text()
     assert supervisor.exited == ("nginx-1", -9)
     assert f"nginx-1 was killed by SIGKILL (exit code -9); its log: {service_log}" in text
@@ -217,7 +226,7 @@ def test_two_checkouts_get_different_databases() -> None:
     assert first != second
     assert first == dev.checkout_database(Path("/work/wt/devstack"))
     for name in (first, second, dev.checkout_database(Path("/"))):
-        stack._check_db_name(name)
+        assert re.fullmatch(r"[a-z_][a-z0-9_]*", name)
         assert name.startswith("studio_") and len(name) <= 63
 
 
@@ -233,13 +242,15 @@ def test_two_checkouts_get_their_own_database_and_redis(tmp_path: Path, monkeypa
         pg_one, redis_one, pg_two, redis_two = started
         assert pg_one.database != pg_two.database
         assert pg_one.url.endswith("/" + pg_one.database)
-        assert stack._psql(pg_one.url, "SELECT current_database()").strip() == pg_one.database
+        with psycopg.connect(pg_one.url) as connection:
+            [(database,)] = connection.execute("SELECT current_database()")
+        assert database == pg_one.database
         assert redis_one.url != redis_two.url
         assert "6379" not in redis_one.url and "6379" not in redis_two.url
     finally:
         for service in started[::2]:
-            if service.process is None:  # the machine's server: drop what we made
-                stack.drop_database(service.server_url, service.database)
+            if not service.owned:  # the machine's server: drop what we made
+                drop_database(service.server_url, service.database)
         for service in reversed(started):
             service.stop()
 
@@ -251,7 +262,7 @@ def test_database_url_and_redis_url_win(tmp_path: Path, monkeypatch) -> None:
     postgres, redis = dev.checkout_backends(tmp_path / "checkout", tmp_path)
     assert postgres.url == "postgresql://u@db.example:5432/mine"
     assert redis.url == "redis://cache.example:6379/5"
-    assert postgres.process is None and redis.process is None
+    assert not postgres.owned and not redis.owned
 
 
 # --------------------------------------------------------------------------
@@ -361,13 +372,13 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         assert f"srs was killed by SIGKILL (exit code -9); its log: {var / 'logs' / 'srs.log'}" in (
             text
         ), text
-        wait_until(lambda: not any(stack._alive(pid) for pid in children), timeout=30)
+        wait_until(lambda: not any(psutil.pid_exists(pid) for pid in children), timeout=30)
     finally:
         if make_dev.poll() is None:
             make_dev.send_signal(signal.SIGTERM)
             make_dev.wait(timeout=60)
         for pid in children:
-            if stack._alive(pid):
+            if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGKILL)
 
 

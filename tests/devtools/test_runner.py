@@ -6,13 +6,15 @@ request may wait."""
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from pathlib import Path
 
 import pytest
 import requests
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.process import StackError, free_port
 from tests.polling import wait_until
 
 # Workers of this configuration import the app, then wait for `release`
@@ -26,6 +28,14 @@ def post_worker_init(worker):
     while not release.exists():
         time.sleep(0.05)
 """
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
 
 
 def studio_env(services, port: int, release: Path) -> dict[str, str]:
@@ -48,7 +58,7 @@ def test_start_gunicorn_returns_only_once_its_workers_answer(tmp_path: Path, ser
     request is served at once."""
     config, release = tmp_path / "slow.conf.py", tmp_path / "release"
     config.write_text(SLOW_WORKERS)
-    port = stack.free_port()
+    port = free_port()
     env = studio_env(services, port, release)
     started: dict = {}
 
@@ -64,7 +74,7 @@ def test_start_gunicorn_returns_only_once_its_workers_answer(tmp_path: Path, ser
     thread = threading.Thread(target=start, daemon=True)
     thread.start()
     try:
-        wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=120, what="the master")
+        wait_until(lambda: listening(port), timeout=120, what="the master")
         assert "handle" not in started and "error" not in started, started
         release.touch()
         thread.join(timeout=runner.SERVE_TIMEOUT + 30)
@@ -84,8 +94,8 @@ def test_start_gunicorn_names_a_server_that_never_answers(tmp_path: Path, servic
     URL, after the deadline given, instead of being handed out."""
     config = tmp_path / "slow.conf.py"
     config.write_text(SLOW_WORKERS)
-    port = stack.free_port()
+    port = free_port()
     env = studio_env(services, port, tmp_path / "never")
-    with pytest.raises(stack.StackError, match=f"127.0.0.1:{port}/healthz did not answer"):
+    with pytest.raises(StackError, match=f"127.0.0.1:{port}/healthz did not answer"):
         runner.start_gunicorn(env, tmp_path, port, workers=1, config=config, start_timeout=3)
-    wait_until(lambda: not stack.port_open("127.0.0.1", port), timeout=30, what="port closed")
+    wait_until(lambda: not listening(port), timeout=30, what="port closed")

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.gcs import GcsService
+from devtools.nginx import NginxService
 from studio import config as studio_config
 from studio.media import engines
 from studio.models import Stream
@@ -17,7 +19,7 @@ from studio.streams import urls
 def studio_env_with(tls_url: str, monkeypatch, **environ: str) -> dict[str, str]:
     for key, value in environ.items():
         monkeypatch.setenv(key, value)
-    nginx = stack.NginxService(
+    nginx = NginxService(
         name="nginx",
         url="http://127.0.0.1:8080",
         rtmp_url="rtmp://127.0.0.1:1935/live",
@@ -27,7 +29,7 @@ def studio_env_with(tls_url: str, monkeypatch, **environ: str) -> dict[str, str]
         conf_path=Path("var/nginx/conf/dev.conf"),
         tls_url=tls_url,
     )
-    gcs = stack.GcsService(name="gcs", url="http://127.0.0.1:4443", bucket="b", port=4443)
+    gcs = GcsService(name="gcs", url="http://127.0.0.1:4443", bucket="b", port=4443)
     return runner.studio_env(
         database_url="postgresql://x/y",
         redis_url="redis://x",

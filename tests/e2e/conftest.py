@@ -54,10 +54,16 @@ from pathlib import Path
 import pytest
 import requests
 from flask import Flask
+from mirakuru import SimpleExecutor
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.gcs import GcsService, start_fake_gcs
+from devtools.nginx import FrontSite, NginxService, start_nginx
+from devtools.postgres import create_database, drop_database, ensure_postgres
+from devtools.process import free_port
+from devtools.redis_server import start_redis
 from studio import config as studio_config
 from studio import create_app
 from studio.auth import service as accounts
@@ -102,6 +108,11 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+def _get(url: str) -> tuple[int, dict, bytes]:
+    reply = requests.get(url, timeout=10)
+    return reply.status_code, reply.headers, reply.content
+
+
 @dataclass(frozen=True)
 class StreamInfo:
     public_id: str
@@ -126,9 +137,9 @@ class StudioStack:
     redis_url: str
     var_dir: Path
     app: Flask
-    nginx: stack.NginxService = field(repr=False)
+    nginx: NginxService = field(repr=False)
     env: dict[str, str] = field(repr=False)
-    handles: dict[str, runner.Handle] = field(default_factory=dict, repr=False)
+    handles: dict[str, SimpleExecutor] = field(default_factory=dict, repr=False)
     services: list = field(default_factory=list, repr=False)
     hook_url: str = ""  # the engine's callback URL (with its token)
 
@@ -196,10 +207,10 @@ class StudioStack:
         return session
 
     def bucket_get(self, name: str) -> tuple[int, dict, bytes]:
-        return stack.http_request("GET", f"{self.gcs_url}/{self.bucket}/{name}")
+        return _get(f"{self.gcs_url}/{self.bucket}/{name}")
 
     def edge_get(self, name: str) -> tuple[int, dict, bytes]:
-        return stack.http_request("GET", f"{self.edge_url}/{name}")
+        return _get(f"{self.edge_url}/{name}")
 
     # --- fault injection --------------------------------------------------------
 
@@ -224,12 +235,12 @@ class StudioStack:
         """Bring the bucket back on the same port with the same objects."""
         index = self.services.index(self._gcs())
         old = self.services[index]
-        self.services[index] = stack.start_fake_gcs(
+        self.services[index] = start_fake_gcs(
             self.var_dir, port=old.port, bucket=old.bucket, backend="filesystem"
         )
 
-    def _gcs(self) -> stack.GcsService:
-        return next(s for s in self.services if isinstance(s, stack.GcsService))
+    def _gcs(self) -> GcsService:
+        return next(s for s in self.services if isinstance(s, GcsService))
 
     def log_text(self, name: str) -> str:
         path = self.nginx.log_path if name == "nginx" else self.handles[name].log_path
@@ -244,26 +255,26 @@ class StudioStack:
 
 def _start_stack(var_dir: Path) -> StudioStack:
     started: list = []
-    handles: dict[str, runner.Handle] = {}
+    handles: dict[str, SimpleExecutor] = {}
     try:
-        postgres = stack.ensure_postgres(VAR, database="postgres")
+        postgres = ensure_postgres(VAR, database="postgres")
         name = f"studio_e2e_{secrets.token_hex(4)}"
-        stack.create_database(postgres.url, name)
+        create_database(postgres.url, name)
         database_url = postgres.url.rsplit("/", 1)[0] + "/" + name
-        redis_service = stack.start_redis(var_dir)
+        redis_service = start_redis(var_dir)
         started.append(redis_service)
         # On disk, so the bucket can be stopped and started again (fault tests).
-        gcs = stack.start_fake_gcs(var_dir, backend="filesystem")
+        gcs = start_fake_gcs(var_dir, backend="filesystem")
         started.append(gcs)
-        port, sockets_port = stack.free_port(), stack.free_port()
-        front = stack.FrontSite(
-            port=stack.free_port(),
+        port, sockets_port = free_port(), free_port()
+        front = FrontSite(
+            port=free_port(),
             web_url=f"http://127.0.0.1:{port}",
             sockets_url=f"http://127.0.0.1:{sockets_port}",
         )
         base_url = f"http://127.0.0.1:{front.port}"
         hook_token = secrets.token_urlsafe(16)
-        nginx = stack.start_nginx(
+        nginx = start_nginx(
             var_dir,
             hook_url=f"{front.web_url}/hooks/nginx-rtmp?token={hook_token}",
             gcs_url=gcs.url,
@@ -292,7 +303,7 @@ def _start_stack(var_dir: Path) -> StudioStack:
         )
         runner.migrate(env, var_dir)
         handles["gunicorn"] = runner.start_gunicorn(env, var_dir, port, workers=2, threads=16)
-        handles["sockets"] = runner.start_sockets(env, var_dir, sockets_port)
+        handles["sockets"] = runner.start_gunicorn(env, var_dir, sockets_port, tier="sockets")
         handles["rq-workers"] = runner.start_workers(env, var_dir, count=2)
         handles["watcher"] = runner.start_watcher(env, var_dir)
         runner.wait_for_workers(env, 2)
@@ -339,7 +350,7 @@ class _Dropper:
     log_path: Path | None = None
 
     def stop(self) -> None:
-        stack.drop_database(self.server_url, self.name)
+        drop_database(self.server_url, self.name)
 
 
 @pytest.fixture(scope="session")

@@ -5,14 +5,15 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 
-from devtools import stack
+import requests
+
 from tests.polling import poll
 
 
 def _publishing(studio_stack, public_id: str) -> bool:
-    status, _, body = stack.http_request("GET", f"{studio_stack.control_url}/stat")
-    assert status == 200
-    for stream in ET.fromstring(body).iter("stream"):  # noqa: S314 (our own nginx)
+    reply = requests.get(f"{studio_stack.control_url}/stat", timeout=10)
+    assert reply.status_code == 200
+    for stream in ET.fromstring(reply.content).iter("stream"):  # noqa: S314 (our own nginx)
         if stream.findtext("name") == public_id and stream.find("publishing") is not None:
             return True
     return False

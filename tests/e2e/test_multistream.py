@@ -11,8 +11,11 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
+from mirakuru import SimpleExecutor
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.nginx import start_rtmp_target
+from devtools.process import free_port
 from studio.auth import service as accounts
 from studio.extensions import db
 from studio.models import Target
@@ -38,7 +41,7 @@ def multistream(studio_stack):
 
 @pytest.fixture()
 def target_server(studio_stack):
-    server = stack.start_rtmp_target(studio_stack.var_dir)
+    server = start_rtmp_target(studio_stack.var_dir)
     yield server
     server.stop()
 
@@ -107,7 +110,7 @@ def test_a_live_stream_reaches_its_targets_and_a_dead_one_only_retries(
     The keys are encrypted in the database."""
     created = api.post(f"{api.base}/streams", json={"title": "Simulcast"}, timeout=5).json()
     stream_id = created["id"]
-    closed_port = stack.free_port()
+    closed_port = free_port()
     for name, url, key in (
         ("Good", target_server.rtmp_url, GOOD_KEY),
         ("Dead", f"rtmp://127.0.0.1:{closed_port}/live", DEAD_KEY),
@@ -253,7 +256,7 @@ def test_a_target_that_goes_away_mid_broadcast_retries_and_comes_back(
     wait_until(lambda: publishing(engine_stat)[stream_id] > before, 15, "the broadcast going on")
     assert studio_stack.stream_row(stream_id)["status"] == "live"
 
-    back = stack.start_rtmp_target(
+    back = start_rtmp_target(
         studio_stack.var_dir, "rtmp-target-back", rtmp_port=rtmp_port, http_port=http_port
     )
     try:
@@ -274,7 +277,7 @@ def test_a_second_multistream_process_waits_and_takes_over(
     env = {**studio_stack.env, "STUDIO_TARGET_RETRY_MAX": "2", "STUDIO_TARGET_ALLOW_PRIVATE": "1"}
     standby = runner.start_multistream(env, studio_stack.var_dir, name="multistream-standby")
     # The logs outlive the processes of earlier tests: only what follows counts.
-    seen = {handle.name: len(_log(handle)) for handle in (multistream, standby)}
+    seen = {handle.log_path: len(_log(handle)) for handle in (multistream, standby)}
     try:
         created = api.post(f"{api.base}/streams", json={"title": "Failover"}, timeout=5).json()
         stream_id = created["id"]
@@ -289,14 +292,13 @@ def test_a_second_multistream_process_waits_and_takes_over(
         wait_until(
             lambda: target_states(api, stream_id)["Main"]["state"] == "live", 15, "target live"
         )
-        relaying = [h for h in (multistream, standby) if "started" in _log(h)[seen[h.name] :]]
-        assert len(relaying) == 1, [h.name for h in relaying]
+        relaying = [h for h in (multistream, standby) if "started" in _log(h)[seen[h.log_path] :]]
+        assert len(relaying) == 1, [h.log_path.name for h in relaying]
         waiting = standby if relaying[0] is multistream else multistream
 
         relaying[0].stop()
-        wait_until(
-            lambda: "started" in _log(waiting)[seen[waiting.name] :], 45, "the other taking over"
-        )
+        offset = seen[waiting.log_path]
+        wait_until(lambda: "started" in _log(waiting)[offset:], 45, "the other taking over")
         wait_until(lambda: GOOD_KEY in publishing(target_server.stat_url), 30, "relayed again")
         wait_until(
             lambda: target_states(api, stream_id)["Main"]["state"] == "live", 30, "live again"
@@ -305,5 +307,5 @@ def test_a_second_multistream_process_waits_and_takes_over(
         standby.stop()
 
 
-def _log(handle: runner.Handle) -> str:
+def _log(handle: SimpleExecutor) -> str:
     return handle.log_path.read_text(errors="replace") if handle.log_path else ""

@@ -12,10 +12,10 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
-from devtools import stack
 from studio.extensions import db
 from studio.models import Stream
 from studio.storage import signing
+from studio.storage.gcs import make_client
 from studio.streams import access
 from tests.conftest import PASSWORD
 from tests.e2e.pages import LoginPage, WatchPage
@@ -41,7 +41,9 @@ def share_link(studio_stack, public_id: str) -> str:
 
 
 def put(studio_stack, name: str, data: bytes, content_type: str, cache: str) -> None:
-    stack.upload_object(studio_stack.gcs_url, studio_stack.bucket, name, data, content_type, cache)
+    blob = make_client(studio_stack.gcs_url).bucket(studio_stack.bucket).blob(name)
+    blob.cache_control = cache
+    blob.upload_from_string(data, content_type=content_type)
 
 
 def edge(studio_stack, name: str, cookie: str | None = None, origin: str | None = None):

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
+from mirakuru import SimpleExecutor
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.process import free_port
 from studio.models import Stream
 from tests.conftest import VAR, load_fixture
 
@@ -51,10 +53,10 @@ def frozen(master: int) -> Iterator[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def tiers(app, services) -> Iterator[dict[str, runner.Handle | int]]:
+def tiers(app, services) -> Iterator[dict[str, SimpleExecutor | int]]:
     """The web tier and the callback tier, as `make dev` runs them."""
     var_dir = VAR / "hooks-tier"
-    web_port, hooks_port = stack.free_port(), stack.free_port()
+    web_port, hooks_port = free_port(), free_port()
     env = {
         **os.environ,
         "DATABASE_URL": services["database_url"],
@@ -67,7 +69,7 @@ def tiers(app, services) -> Iterator[dict[str, runner.Handle | int]]:
     }
     with (
         runner.start_gunicorn(env, var_dir, web_port, workers=1, threads=4) as web,
-        runner.start_hooks(env, var_dir, hooks_port) as hooks,
+        runner.start_gunicorn(env, var_dir, hooks_port, tier="hooks") as hooks,
     ):
         yield {"web": web, "hooks": hooks, "hooks_port": hooks_port}
 
@@ -100,12 +102,12 @@ def test_on_publish_is_accepted_while_the_web_tier_is_frozen(tiers, db, make_str
     stream = make_stream()
     url = runner.hook_url(tiers["hooks_port"], engine, app.config["HOOK_TOKEN"])
     web = tiers["web"]
-    with frozen(web.pid):
+    with frozen(web.process.pid):
         with pytest.raises(requests.exceptions.Timeout):
-            requests.get(f"{web.url}/healthz", timeout=FROZEN_PROBE)
+            requests.get(f"{web.base_url}/healthz", timeout=FROZEN_PROBE)
         reply = on_publish(engine, url, stream)
         assert reply.status_code == 200, reply.text
         assert reply.json()["code"] == 0, reply.text
         db.session.refresh(stream)
         assert stream.status == "live"
-    assert requests.get(f"{web.url}/healthz", timeout=ANSWER_WITHIN).status_code == 200
+    assert requests.get(f"{web.base_url}/healthz", timeout=ANSWER_WITHIN).status_code == 200

@@ -16,7 +16,8 @@ import requests
 import simple_websocket
 from werkzeug.serving import make_server
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.process import free_port
 from studio.live.hub import get_hub
 from tests.conftest import VAR
 from tests.e2e.golive.harness import cookie_header
@@ -45,7 +46,7 @@ def run_gunicorn(
     port, with `extra_env` settings; yields its base URL and process. The
     media server's control port is closed, so ingest stats fail the way an
     unreachable engine does."""
-    port = stack.free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": services["database_url"],
@@ -59,10 +60,10 @@ def run_gunicorn(
         "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
         **(extra_env or {}),
     }
-    with runner.start_sockets(
-        env, VAR, port, workers=1, graceful_timeout=20, name=f"sockets-live-{port}"
+    with runner.start_gunicorn(
+        env, VAR, port, workers=1, graceful_timeout=20, name=f"sockets-live-{port}", tier="sockets"
     ) as sockets:
-        yield sockets.url, sockets.process
+        yield sockets.base_url, sockets.process
 
 
 @pytest.fixture(scope="module")

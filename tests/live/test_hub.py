@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import redis as redis_lib
 
-from devtools import stack
+from devtools.redis_server import start_redis
 from studio.fanout import channel
 from studio.live.hub import RESYNC, Hub, Watch, Writer, _write_direct, take, text_frame
 from tests.conftest import VAR
@@ -34,7 +34,7 @@ def next_real_event(events: queue.Queue) -> dict:
 @pytest.fixture()
 def private_redis():
     """A Redis of this test's own, so it can be stopped and restarted."""
-    service = stack.start_redis(VAR)
+    service = start_redis(VAR)
     yield service
     service.stop()
 
@@ -72,7 +72,7 @@ def test_a_lost_subscription_ends_in_a_resync(private_redis):
         assert next_event(events) is RESYNC
         port = int(private_redis.url.rsplit(":", 1)[1].split("/")[0])
         private_redis.stop()
-        restarted = stack.start_redis(VAR, port=port)
+        restarted = start_redis(VAR, port=port)
         try:
             assert next_event(events, timeout=15) is RESYNC
             publisher = redis_lib.Redis.from_url(restarted.url)

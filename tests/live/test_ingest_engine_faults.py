@@ -12,7 +12,7 @@ import threading
 import pytest
 from simple_websocket import ConnectionClosed
 
-from devtools import stack
+from devtools.process import free_port
 from tests.conftest import VAR
 from tests.e2e.golive.harness import camera_recording, ffmpeg_pids, login, run_studio
 from tests.live.test_ingest_socket import closed_with, connect, next_message
@@ -75,7 +75,7 @@ def test_stalled_engine_drops_the_socket_instead_of_buffering(
 
 @pytest.fixture(scope="module")
 def unreachable_studio(app, services):
-    env = {"STUDIO_INGEST_RTMP_URL": f"rtmp://127.0.0.1:{stack.free_port()}/live"}
+    env = {"STUDIO_INGEST_RTMP_URL": f"rtmp://127.0.0.1:{free_port()}/live"}
     var_dir = VAR / "golive-unreachable"
     with run_studio(var_dir, services, app.config["HOOK_TOKEN"], env) as running:
         yield running

@@ -16,7 +16,9 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from devtools import runner, stack
+from devtools import runner
+from devtools.nginx import FrontSite, start_nginx
+from devtools.process import free_port
 from tests.conftest import VAR, load_fixture
 from tests.polling import wait_until
 
@@ -34,9 +36,9 @@ ANSWER_WITHIN = 20
 def front(app, services) -> Iterator[str]:
     """nginx's front site over both tiers; yields its base URL."""
     var_dir = VAR / "socket-tier"
-    web_port, sockets_port = stack.free_port(), stack.free_port()
-    site = stack.FrontSite(
-        port=stack.free_port(),
+    web_port, sockets_port = free_port(), free_port()
+    site = FrontSite(
+        port=free_port(),
         web_url=f"http://127.0.0.1:{web_port}",
         sockets_url=f"http://127.0.0.1:{sockets_port}",
         ws_per_address=PER_ADDRESS,
@@ -54,7 +56,7 @@ def front(app, services) -> Iterator[str]:
         # Every socket here comes from 127.0.0.1: nginx's cap is what is tested.
         "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
     }
-    nginx = stack.start_nginx(
+    nginx = start_nginx(
         var_dir,
         hook_url=f"{site.web_url}/hooks/nginx-rtmp?token=unused",
         gcs_url="http://127.0.0.1:9",
@@ -64,7 +66,7 @@ def front(app, services) -> Iterator[str]:
     try:
         with (
             runner.start_gunicorn(env, var_dir, web_port, workers=1, threads=WEB_THREADS),
-            runner.start_sockets(env, var_dir, sockets_port),
+            runner.start_gunicorn(env, var_dir, sockets_port, tier="sockets"),
         ):
             yield base
     finally:

@@ -13,8 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 
-from devtools import stack
+from devtools.gcs import create_bucket, start_fake_gcs
 from studio.storage import gcs
 from studio.streams import service as streams
 from tests.conftest import FIXTURES, VAR
@@ -24,7 +25,7 @@ SEGMENT_SECONDS = 2
 
 @pytest.fixture(scope="session")
 def fake_gcs():
-    service = stack.start_fake_gcs(VAR)
+    service = start_fake_gcs(VAR)
     yield service
     service.stop()
 
@@ -127,7 +128,7 @@ def pipeline_app(app, db, redis, fake_gcs, tmp_path, monkeypatch):
     a fresh local HLS directory. Upload retries are cut to one second so a
     bucket that is down fails fast."""
     bucket = f"media-{os.urandom(4).hex()}"
-    stack.create_bucket(fake_gcs.url, bucket)
+    create_bucket(fake_gcs.url, bucket)
     monkeypatch.setitem(app.config, "STORAGE_EMULATOR_HOST", fake_gcs.url)
     monkeypatch.setitem(app.config, "GCS_BUCKET", bucket)
     monkeypatch.setitem(app.config, "HLS_DIR", str(tmp_path / "hls"))
@@ -145,10 +146,13 @@ def bucket(pipeline_app, fake_gcs):
         name = pipeline_app.config["GCS_BUCKET"]
 
         def get(self, object_name: str):
-            return stack.http_request("GET", f"{fake_gcs.url}/{self.name}/{object_name}")
+            reply = requests.get(f"{fake_gcs.url}/{self.name}/{object_name}", timeout=10)
+            return reply.status_code, reply.headers, reply.content
 
         def put(self, object_name: str, data: bytes):
-            return stack.upload_object(fake_gcs.url, self.name, object_name, data)
+            blob = gcs.make_client(fake_gcs.url).bucket(self.name).blob(object_name)
+            blob.upload_from_string(data)
+            return blob
 
     return Bucket()
 

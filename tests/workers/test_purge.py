@@ -3,16 +3,15 @@ HLS files, and nothing of any other stream."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import urllib.parse
 
 import pytest
+import requests
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from devtools import stack
 from studio.chat import limits as chat_limits
 from studio.media import pipeline
 from studio.redis_client import get_redis
@@ -26,9 +25,9 @@ from workers.pipeline import purge
 def _object_names(fake_gcs, bucket, prefix: str = "live/") -> list[str]:
     query = urllib.parse.urlencode({"prefix": prefix})
     url = f"{fake_gcs.url}/storage/v1/b/{bucket.name}/o?{query}"
-    status, _, body = stack.http_request("GET", url)
-    assert status == 200, body
-    return sorted(item["name"] for item in json.loads(body).get("items", []))
+    reply = requests.get(url, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return sorted(item["name"] for item in reply.json().get("items", []))
 
 
 def _fill(bucket, public_id: str) -> list[str]:

@@ -10,9 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,10 +17,13 @@ import requests
 from flask_migrate import upgrade
 
 from devtools import postgres as pg
-from devtools import stack
+from devtools import runner
+from devtools.postgres import start_postgres
+from devtools.process import Tcp, executor, free_port, start, stop
+from devtools.redis_server import start_redis
 from studio import config as studio_config
 from studio import create_app
-from tests.conftest import ROOT, VAR
+from tests.conftest import VAR
 from tests.metrics_helpers import value
 from tests.polling import wait_until
 from tests.srs_api_double import SrsApiTestDouble
@@ -32,7 +32,7 @@ from tests.srs_api_double import SrsApiTestDouble
 @contextlib.contextmanager
 def reconciler(database_url: str, redis_url: str, srs: SrsApiTestDouble) -> Iterator[dict]:
     """The reconciler role as a process; yields {"process", "metrics", "log"}."""
-    port = stack.free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -46,29 +46,14 @@ def reconciler(database_url: str, redis_url: str, srs: SrsApiTestDouble) -> Iter
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = VAR / "logs" / f"reconciler-outage-{port}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [
-        sys.executable,
-        "-m",
-        "studio.metrics_exporter",
-        "--port",
-        str(port),
-        "--addr",
-        "127.0.0.1",
-        "workers.reconcile",
-        "--loop",
-    ]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    argv = runner.reconciler_argv(port)
+    role = executor(Tcp, argv, log_path, env=env, host="127.0.0.1", port=port, timeout=30)
+    process = start(role, "reconciler").process
     try:
-        stack.wait_for_port("127.0.0.1", port, 30, process, log_path)
         yield {"process": process, "metrics": f"http://127.0.0.1:{port}/metrics", "log": log_path}
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=15) == 0, log_path.read_text()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop(role)
+    assert process.returncode == 0, log_path.read_text()
 
 
 def failed_passes(proc: dict) -> float:
@@ -85,7 +70,7 @@ def kicks(srs: SrsApiTestDouble, client_id: str, proc: dict) -> bool:
 def test_reconciler_survives_a_redis_restart(app, services):
     """Redis goes away under the running reconciler: the process stays up,
     counts failed passes, and drops an unknown publisher once Redis is back."""
-    redis_server = stack.start_redis(VAR)
+    redis_server = start_redis(VAR)
     redis_port = int(redis_server.url.rsplit(":", 1)[1].split("/")[0])
     srs = SrsApiTestDouble()
     try:
@@ -97,7 +82,7 @@ def test_reconciler_survives_a_redis_restart(app, services):
             wait_until(lambda: failed_passes(proc) >= 3, 30, "failed passes during the outage")
             assert proc["process"].poll() is None, proc["log"].read_text()
 
-            redis_server = stack.start_redis(VAR, port=redis_port)
+            redis_server = start_redis(VAR, port=redis_port)
             srs.publish("intruder2", "cid-after")
             wait_until(lambda: kicks(srs, "cid-after", proc), 30, "a pass after Redis came back")
         assert "reconcile passes resumed" in proc["log"].read_text()
@@ -111,7 +96,7 @@ def test_reconciler_survives_a_postgres_restart(services):
     up, and passes (which read the open broadcasts) resume once it is back."""
     var_dir = VAR / f"reconcile-pg-{os.getpid()}"
     home: Path = pg._pg_home(var_dir)
-    database = stack.start_postgres(var_dir, database="studio")
+    database = start_postgres(var_dir, database="studio")
     pg_port = int(database.server_url.rsplit(":", 1)[1].split("/")[0])
     srs = SrsApiTestDouble()
     try:
@@ -136,7 +121,7 @@ def test_reconciler_survives_a_postgres_restart(services):
             wait_until(lambda: failed_passes(proc) >= 3, 30, "failed passes during the outage")
             assert proc["process"].poll() is None, proc["log"].read_text()
 
-            database = stack.start_postgres(var_dir, database="studio", port=pg_port)
+            database = start_postgres(var_dir, database="studio", port=pg_port)
             srs.publish("intruder4", "cid-pg-after")
             wait_until(lambda: kicks(srs, "cid-pg-after", proc), 30, "a pass after PostgreSQL")
     finally:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,9 @@ from pathlib import Path
 
 import requests
 
-from devtools import runner, stack, tls
+from devtools import runner, tls
+from devtools.nginx import FrontSite, NginxService, TlsSite, start_nginx
+from devtools.process import Tcp, executor, free_port, start
 from tests.conftest import PASSWORD, ROOT, csrf_token
 
 
@@ -24,7 +25,7 @@ class Studio:
     url: str
     rtmp_url: str
     log_path: Path
-    nginx: stack.NginxService
+    nginx: NginxService
     tls_url: str = ""
     cert: Path | None = None
     sockets_log_path: Path | None = None
@@ -49,15 +50,15 @@ def run_studio(
     `srs_api_url`, nginx also serves the studio over HTTPS (dev certificate
     for localhost) with SRS's WebRTC endpoints going to that URL:
     `studio.tls_url`, which the studio hands out in its WebRTC URLs."""
-    port, sockets_port = stack.free_port(), stack.free_port()
+    port, sockets_port = free_port(), free_port()
     web, sockets = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sockets_port}"
-    front = stack.FrontSite(port=stack.free_port(), web_url=web, sockets_url=sockets)
+    front = FrontSite(port=free_port(), web_url=web, sockets_url=sockets)
     base = f"http://127.0.0.1:{front.port}"
     site = None
     if srs_api_url is not None:
         files = tls.self_signed_cert(var_dir, ("localhost",))
-        site = stack.TlsSite(
-            port=stack.free_port(),
+        site = TlsSite(
+            port=free_port(),
             cert=files.cert,
             key=files.key,
             studio_url=web,
@@ -65,7 +66,7 @@ def run_studio(
             sockets_url=sockets,
             name="localhost",
         )
-    nginx = stack.start_nginx(
+    nginx = start_nginx(
         var_dir,
         hook_url=f"{web}/hooks/nginx-rtmp?token={hook_token}",
         gcs_url="http://127.0.0.1:9",  # the CDN edge is not used here
@@ -97,8 +98,12 @@ def run_studio(
             runner.start_gunicorn(
                 full_env, var_dir, port, workers=1, threads=16, name=f"gunicorn-golive-{port}"
             ) as gunicorn,
-            runner.start_sockets(
-                full_env, var_dir, sockets_port, name=f"sockets-golive-{sockets_port}"
+            runner.start_gunicorn(
+                full_env,
+                var_dir,
+                sockets_port,
+                name=f"sockets-golive-{sockets_port}",
+                tier="sockets",
             ) as socket_tier,
         ):
             yield Studio(
@@ -201,7 +206,7 @@ class Coturn:
 @contextlib.contextmanager
 def run_coturn(var_dir: Path, secret: str) -> Iterator[Coturn]:
     """turnserver with deploy/coturn/turnserver.conf, on loopback."""
-    port, relay = stack.free_port(), stack.free_port()
+    port, relay = free_port(), free_port()
     argv = [
         "turnserver",
         "-c",
@@ -215,10 +220,6 @@ def run_coturn(var_dir: Path, secret: str) -> Iterator[Coturn]:
         "--realm=studio.test",
         f"--pidfile={(var_dir / f'turn-{port}.pid').resolve()}",
     ]
-    var_dir.mkdir(parents=True, exist_ok=True)
-    process, log_path = stack.spawn(f"coturn-{port}", argv, var_dir)
-    try:
-        stack.wait_for_port("127.0.0.1", port, 15, process, log_path)
+    log_path = var_dir / "logs" / f"coturn-{port}.log"
+    with start(executor(Tcp, argv, log_path, host="127.0.0.1", port=port, timeout=15), "coturn"):
         yield Coturn("127.0.0.1", port, range(relay, relay + 21), secret)
-    finally:
-        stack.terminate(process, signal.SIGTERM, 5)

@@ -54,7 +54,7 @@ from aiortc import (
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import MediaStreamError
 
-from devtools import stack
+from devtools.process import free_port
 
 ALPHABET = string.ascii_lowercase + string.digits
 
@@ -108,7 +108,7 @@ class SrsWhipDouble:
         self.hook_replies: list[dict] = []
         self.server_id = "vid-dbl" + secrets.choice(ALPHABET)
         self.service_id = "".join(secrets.choice(ALPHABET) for _ in range(8))
-        self.port = stack.free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.whip_url = f"{self.url}/rtc/v1/whip/"
         self.whep_url = f"{self.url}/rtc/v1/whep/"

@@ -155,8 +155,9 @@ class Creator:
             )
         return reply.json() if reply.content else None
 
-    def create_stream(self, what: str) -> dict:
-        stream = self.call("POST", "/streams", expect=201, json={"title": self.target.label(what)})
+    def create_stream(self, what: str, **fields: object) -> dict:
+        body = {"title": self.target.label(what), **fields}
+        stream = self.call("POST", "/streams", expect=201, json=body)
         self.streams.append(stream["id"])
         return stream
 
