@@ -224,7 +224,7 @@ class Studio:
             user = accounts.create_user(
                 db.session, f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
             )
-            stream = service.create_stream(db.session, user, "latency")
+            stream = service.create_stream(db.session, user, "latency", reconnect_window=0)
             db.session.commit()
             found = (stream.public_id, f"{stream.public_id}?secret={stream.stream_key}")
             db.session.remove()

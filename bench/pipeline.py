@@ -149,7 +149,12 @@ class Studio:
             user = accounts.create_user(
                 db.session, f"bench-{secrets.token_hex(4)}@example.com", secrets.token_urlsafe(12)
             )
-            streams = [service.create_stream(db.session, user, f"bench {i}") for i in range(count)]
+            # No reconnect window: each broadcast ends (and its replay is
+            # written) when its publisher stops, as the benchmark measures.
+            streams = [
+                service.create_stream(db.session, user, f"bench {i}", reconnect_window=0)
+                for i in range(count)
+            ]
             db.session.commit()
             return [(s.public_id, s.stream_key) for s in streams]
 
