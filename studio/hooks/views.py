@@ -20,7 +20,7 @@ from studio.core import refusals
 from studio.core.commands import Command, Publish, SegmentReady, Unpublish
 from studio.extensions import csrf, db
 from studio.media import engines, pipeline
-from studio.redis_client import get_redis
+from studio.redis_client import batched_writes, get_redis
 from studio.storage import layout, signing
 from studio.streams import service
 
@@ -82,7 +82,7 @@ def _decide(command: Command) -> str | None:
         return _on_publish(command)
     if isinstance(command, Unpublish):
         service.end_broadcast(db.session, command.stream, command.client_id, command.server_id)
-        db.session.commit()
+        _commit()
     elif isinstance(command, SegmentReady):
         # Handing it on is always safe to accept (engines ignore failures here).
         pipeline.segment_ready(get_redis(), command)
@@ -123,7 +123,7 @@ def _on_publish(command: Publish) -> str | None:
     # Read before commit: afterwards the row is expired and reading its id
     # would cost another connection checkout and query.
     broadcast_id = broadcast.id
-    db.session.commit()
+    _commit()
     log.info(
         "publish accepted stream=%s client=%s broadcast=%s",
         command.stream,
@@ -131,6 +131,13 @@ def _on_publish(command: Publish) -> str | None:
         broadcast_id,
     )
     return None
+
+
+def _commit() -> None:
+    """Commit; what follows it in Redis (the status message, queued jobs)
+    goes in one round trip."""
+    with batched_writes():
+        db.session.commit()
 
 
 def _record_refusal(command: Publish, kind: str) -> None:
