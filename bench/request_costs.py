@@ -4,9 +4,10 @@ Counted in-process, through the whole WSGI app (Flask's test client: the
 same middleware, views and extensions gunicorn runs, minus the socket), by
 listeners on the app's own clients:
 
-- PostgreSQL: every statement SQLAlchemy sends, the pool's pre-ping
-  (`SELECT 1` on checkout, in autocommit, sent outside SQLAlchemy's
-  statement events), the
+- PostgreSQL: every statement SQLAlchemy sends, every liveness ping
+  (`SELECT 1` in autocommit, outside SQLAlchemy's statement events: the
+  pool's `pool_pre_ping` on every checkout, or `studio.database`'s ping of
+  a connection that sat idle), the
   `BEGIN` psycopg2 sends before the first statement of a transaction, each
   `COMMIT`, and each `ROLLBACK` (a session closed at the end of a request
   rolls back what it read). A commit or rollback with no transaction open
@@ -74,6 +75,14 @@ def counting(engine):
         counts["pings"] += 1  # in autocommit (SQLAlchemy's psycopg2 dialect): no BEGIN
         return original_ping(dbapi_connection)
 
+    from studio import database  # the web processes' ping of idle connections
+
+    original_idle_ping = database.ping
+
+    def idle_ping(dbapi_connection):
+        counts["pings"] += 1
+        return original_idle_ping(dbapi_connection)
+
     original_send = redis.connection.AbstractConnection.send_packed_command
 
     def send(self, command, check_health=True):
@@ -89,12 +98,14 @@ def counting(engine):
     for target, name, listener in listeners:
         event.listen(target, name, listener)
     dialect.do_ping = ping
+    database.ping = idle_ping
     redis.connection.AbstractConnection.send_packed_command = send
     try:
         yield counts
     finally:
         redis.connection.AbstractConnection.send_packed_command = original_send
         dialect.do_ping = original_ping
+        database.ping = original_idle_ping
         for target, name, listener in listeners:
             event.remove(target, name, listener)
 

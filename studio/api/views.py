@@ -31,7 +31,7 @@ from studio.api.schemas import (
     StreamUpdate,
 )
 from studio.core import refusals
-from studio.errors import StudioError
+from studio.errors import NotFound, StudioError
 from studio.extensions import csrf, db
 from studio.media import engines
 from studio.models import Broadcast, PublishRefusal, ShareLink, Stream, User
@@ -211,7 +211,11 @@ def list_streams():
 @bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})
 def get_stream(path: StreamPath):
     """Get one of your streams."""
-    return reply(stream_out(service.get_owned_stream(db.session, caller(), path.stream_id)))
+    found = refusals.owned_stream_with_last_refusal(db.session, caller().id, path.stream_id)
+    if found is None:
+        raise NotFound("Stream not found.")
+    stream, refusal = found
+    return reply(stream_out(stream, last_refusals={stream.id: refusal} if refusal else {}))
 
 
 @bp.patch(
