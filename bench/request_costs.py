@@ -8,7 +8,8 @@ listeners on the app's own clients:
   (`SELECT 1` in autocommit, outside SQLAlchemy's statement events: the
   pool's `pool_pre_ping` on every checkout, or `studio.database`'s ping of
   a connection that sat idle), the
-  `BEGIN` psycopg2 sends before the first statement of a transaction, each
+  `BEGIN` psycopg2 sends before the first statement of a transaction (none
+  in autocommit), each
   `COMMIT`, and each `ROLLBACK` (a session closed at the end of a request
   rolls back what it read). A commit or rollback with no transaction open
   sends nothing and is not counted.
@@ -53,7 +54,7 @@ def counting(engine):
 
     def before_execute(conn, cursor, statement, parameters, context, executemany):
         counts["statements"] += 1
-        if idle(cursor.connection):
+        if idle(cursor.connection) and not cursor.connection.autocommit:
             counts["begins"] += 1
 
     def on_commit(conn):

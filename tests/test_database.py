@@ -4,6 +4,7 @@ is used as it is (no round trip)."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import create_engine, text
 
 from studio import database
@@ -63,3 +64,28 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(app, db, monkeypatch):
         assert pings == [1]
     finally:
         engine.dispose()
+
+
+def test_a_read_only_unit_of_work_runs_in_autocommit_and_refuses_writes(app, db, make_user):
+    """`read_only`: queries run without a transaction (nothing to roll back),
+    a write is refused before it reaches the database, and the next unit of
+    work of the session is an ordinary transaction again."""
+    from sqlalchemy.orm import Session
+
+    from studio.models import User
+    from studio.transactions import read_only
+
+    user = make_user()
+    with Session(db.engine) as session:
+        read_only(session)
+        assert session.get(User, user.id).email == user.email
+        dbapi = session.connection().connection.dbapi_connection
+        assert dbapi.autocommit and dbapi.get_transaction_status() == 0  # idle: no BEGIN
+        session.get(User, user.id).display_name = "Changed"
+        with pytest.raises(RuntimeError, match="read-only"):
+            session.flush()
+        session.rollback()
+        session.get(User, user.id).display_name = "Changed"
+        session.commit()
+    db.session.expire_all()
+    assert db.session.get(User, user.id).display_name == "Changed"
