@@ -41,6 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import request_costs  # noqa: E402 (bench/, next to this file)
+
 from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import Tcp, executor, free_port, start, stop  # noqa: E402
 from devtools.redis_server import start_redis  # noqa: E402
@@ -129,10 +131,10 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
     return env, cleanup, port
 
 
-def seed(env: dict, streams: int) -> tuple[str, list[tuple[str, str]]]:
+def seed(env: dict, streams: int) -> tuple[object, str, list[tuple[str, str]]]:
     """`streams` creators with one stream each (so the per-creator live limit
     is checked but never reached) and an API token for the last one; returns
-    (token, [(public id, key)])."""
+    (the app, in this process, token, [(public id, key)])."""
     os.environ.update(env)
     from studio import create_app
     from studio.auth import service as accounts
@@ -144,10 +146,12 @@ def seed(env: dict, streams: int) -> tuple[str, list[tuple[str, str]]]:
         rows = []
         for i in range(streams):
             user = accounts.create_user(db.session, f"bench{i}@example.com", "bench-password-1")
-            rows.append(service.create_stream(db.session, user, f"Bench {i}"))
+            # No reconnect window: every unpublish ends its broadcast (the write
+            # path this benchmark measures), as in the other benchmarks.
+            rows.append(service.create_stream(db.session, user, f"Bench {i}", reconnect_window=0))
         _, token = accounts.create_api_token(db.session, user, "bench")
         db.session.commit()
-        return token, [(s.public_id, s.stream_key) for s in rows]
+        return app, token, [(s.public_id, s.stream_key) for s in rows]
 
 
 # --- load ---------------------------------------------------------------------
@@ -235,24 +239,31 @@ def api_iteration(port: int, token: str, stream_id: str):
     return make
 
 
-def hook_iteration(port: int, streams: list[tuple[str, str]]):
+HOOK_PATH = f"/hooks/srs?token={HOOK_TOKEN}"
+
+
+def publish_body(stream: tuple[str, str], client_id: str) -> dict:
+    """SRS 5's on_publish for `stream` (public id, key) from `client_id`."""
     fixture = json.loads((ROOT / "tests/fixtures/srs5/on_publish.json").read_text())
-    path = f"/hooks/srs?token={HOOK_TOKEN}"
+    public_id, key = stream
+    return fixture | {
+        "stream": public_id,
+        "param": f"?secret={key}",
+        "stream_url": f"/live/{public_id}",
+        "client_id": client_id,
+    }
+
+
+def hook_iteration(port: int, streams: list[tuple[str, str]]):
+    path = HOOK_PATH
 
     def make(index: int):
         client = Client(port)
-        public_id, key = streams[index]
         counter = iter(range(10**9))
         run = secrets.token_hex(3)  # client ids never repeat across phases
 
         def pair():
-            client_id = f"b{run}-{index}-{next(counter)}"
-            body = fixture | {
-                "stream": public_id,
-                "param": f"?secret={key}",
-                "stream_url": f"/live/{public_id}",
-                "client_id": client_id,
-            }
+            body = publish_body(streams[index], f"b{run}-{index}-{next(counter)}")
             publish = timed(client, "POST", path, body, check=expect(200, code_zero=True))
             body = body | {"action": "on_unpublish"}
             unpublish = timed(client, "POST", path, body, check=expect(200, code_zero=True))
@@ -261,6 +272,34 @@ def hook_iteration(port: int, streams: list[tuple[str, str]]):
         return pair
 
     return make
+
+
+def cost_calls(token: str, streams: list[tuple[str, str]]) -> list:
+    """The three endpoints as in-process calls for `request_costs.measure`."""
+    api_path = f"/api/v1/streams/{streams[-1][0]}"
+    auth = {"Authorization": f"Bearer {token}"}
+    run = secrets.token_hex(3)
+
+    def noop(client, i: int) -> int:
+        assert client.get("/healthz").status_code == 200
+        return 1
+
+    def api(client, i: int) -> int:
+        assert client.get(api_path, headers=auth).status_code == 200
+        return 1
+
+    def hooks(client, i: int) -> int:
+        body = publish_body(streams[0], f"c{run}-{i}")
+        for action in ("on_publish", "on_unpublish"):
+            reply = client.post(HOOK_PATH, json=body | {"action": action})
+            assert reply.status_code == 200 and reply.json["code"] == 0, reply.text
+        return 2
+
+    return [
+        ("GET /healthz (no-op)", noop),
+        ("GET /api/v1/streams/{id}", api),
+        ("POST /hooks/srs (publish+unpublish)", hooks),
+    ]
 
 
 # --- report -------------------------------------------------------------------
@@ -309,7 +348,12 @@ def write_section(text: str) -> None:
     DOC.write_text(updated.rstrip("\n") + "\n")
 
 
-def report(phases: list[Phase], args: argparse.Namespace, load: tuple[float, float]) -> str:
+def report(
+    phases: list[Phase],
+    costs: list[request_costs.Cost],
+    args: argparse.Namespace,
+    load: tuple[float, float],
+) -> str:
     gunicorn_conf = "with gunicorn.conf.py" if (ROOT / "gunicorn.conf.py").exists() else ""
     return f"""{SECTION}
 
@@ -330,6 +374,12 @@ Latency is measured by the client (so it includes the client's own time).
 {table(phases)}
 
 Floor: p95 < 100 ms; aim: p95 < 20 ms.
+
+What one request costs, counted in-process after the load (`bench/request_costs.py`:
+listeners on the app's SQLAlchemy engine and Redis connections, through the
+whole WSGI app; averages over 200 requests; a hook request is one callback):
+
+{request_costs.table(costs)}
 
 Where the time goes (profiled in-process): `GET /api/v1/streams/{{id}}` is a
 connection checkout with its pre-ping, one query for the token joined to its
@@ -356,11 +406,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
+    parser.add_argument(
+        "--costs-only", action="store_true", help="only count round trips per request (no load)"
+    )
     args = parser.parse_args(argv)
 
     env, cleanup, port = start_stack(args.workers, args.threads)
     try:
-        token, streams = seed(env, args.concurrency + 1)
+        app, token, streams = seed(env, args.concurrency + 1)
+        if args.costs_only:
+            print(request_costs.table(request_costs.measure(app, cost_calls(token, streams))))
+            return 0
         endpoints = [
             ("GET /healthz (no-op)", noop_iteration(port)),
             ("GET /api/v1/streams/{id}", api_iteration(port, token, streams[-1][0])),
@@ -377,7 +433,10 @@ def main(argv: list[str] | None = None) -> int:
                 run_phase(phase, clients, args.duration, iteration)
                 plan.append(phase)
                 print(f"{name} x{clients}: {len(phase.latencies)} requests", file=sys.stderr)
-        text = report(plan, args, (load_before, os.getloadavg()[0]))
+        load = (load_before, os.getloadavg()[0])
+        # After the load: counting slows the calls it counts.
+        costs = request_costs.measure(app, cost_calls(token, streams))
+        text = report(plan, costs, args, load)
     finally:
         for stop in cleanup:
             stop()

@@ -33,6 +33,9 @@ def create_app(config: Mapping | None = None) -> Flask:
     configure_logging(app)
 
     db.init_app(app)
+    from studio import database
+
+    database.init_app(app)  # the idle-connection ping; no I/O
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", _migrations())))
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

@@ -331,7 +331,9 @@ def flask_config(settings: Settings) -> dict:
     return {
         "SECRET_KEY": settings.secret_key,
         "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(settings.database_url),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pool_pre_ping: connections idle for a while are pinged instead
+        # (studio.database), not every checkout.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "REDIS_URL": settings.redis_url,
         "HOOK_TOKEN": settings.hook_token,
         "PUBLIC_URL": settings.public_url,

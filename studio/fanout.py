@@ -14,7 +14,7 @@ import logging
 from flask import Flask
 
 from studio.core import events
-from studio.redis_client import get_redis
+from studio.redis_client import batch, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,11 @@ def targets_message(event: events.TargetsChanged | events.TargetStateChanged) ->
 
 def publish(app: Flask | None, public_id: str, message: dict) -> None:
     """Publish a message on the stream's channel (the current app's Redis
-    when `app` is None); Redis being down is logged, not raised."""
+    when `app` is None, in the enclosing batch of writes if there is one);
+    Redis being down is logged, not raised."""
+    target = batch() if app is None else None
     try:
-        get_redis(app).publish(channel(public_id), json.dumps(message))
+        (target or get_redis(app)).publish(channel(public_id), json.dumps(message))
     except Exception:
         log.warning("could not publish %s event for stream %s", message.get("type"), public_id)
 

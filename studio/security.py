@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Iterable
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+import redis
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger(__name__)
@@ -106,23 +109,136 @@ def _install_limiter(app: Flask) -> Limiter:
         error_message="Too many accounts created from this address. Try again later.",
     )
     if "api" in app.blueprints:
-        limiter.limit(
-            lambda: current_app.config["RATELIMIT_API"],
-            key_func=_api_key,
-            error_message="Rate limit exceeded for this API token.",
-        )(app.blueprints["api"])
-        # Bogus tokens each have a key of their own above: failed
-        # authentications are also counted per address, and once an address
-        # is over the limit it is refused before its token is looked up.
-        limiter.limit(
-            lambda: current_app.config["RATELIMIT_API_AUTH_FAILURES"],
-            key_func=_failed_auth_key,
-            deduct_when=lambda response: response.status_code == 401,
-            error_message="Too many requests with an invalid API token from this address. "
-            "Wait a minute and try again.",
-        )(app.blueprints["api"])
+        # The API's limits cost one Redis round trip per call (`_limit_api`),
+        # where Flask-Limiter's two limits and headers cost four.
+        limiter.exempt(app.blueprints["api"])
+        app.before_request(_limit_api)
+        app.after_request(_count_failed_auth)
     app.extensions["studio_limiter"] = limiter
     return limiter
+
+
+# One call per API request. KEYS: the address's windows of failed
+# authentications, then the token's windows. ARGV[1]: how many of KEYS are
+# failure windows; ARGV[1 + i]: the limit of KEYS[i]; ARGV[1 + #KEYS + i]:
+# its window in seconds. An address over a failure limit is refused first
+# ({-i, ttl}) and its token not counted; else each token window is counted
+# and read back: {used, ttl, used, ttl, ...}.
+_API_LIMIT_SCRIPT = """
+local failures = tonumber(ARGV[1])
+local n = #KEYS
+for i = 1, failures do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if used >= tonumber(ARGV[1 + i]) then
+    return {-i, redis.call('TTL', KEYS[i])}
+  end
+end
+local reply = {}
+for i = failures + 1, n do
+  local used = redis.call('INCR', KEYS[i])
+  if used == 1 then
+    redis.call('EXPIRE', KEYS[i], ARGV[1 + n + i])
+  end
+  reply[#reply + 1] = used
+  reply[#reply + 1] = redis.call('TTL', KEYS[i])
+end
+return reply
+"""
+_API_LIMITED = "Rate limit exceeded for this API token."
+_AUTH_FAILURES_LIMITED = (
+    "Too many requests with an invalid API token from this address. Wait a minute and try again."
+)
+
+
+def _api_limits_on() -> bool:
+    limiter = current_app.extensions.get("studio_limiter")
+    return (
+        bool(limiter and limiter.enabled) and request.blueprint == "api" and bool(request.endpoint)
+    )
+
+
+def _failure_windows() -> list[tuple[RateLimitItem, str]]:
+    items = parse_many(current_app.config["RATELIMIT_API_AUTH_FAILURES"])
+    return [(item, item.key_for("studio-limits", "api", _failed_auth_key())) for item in items]
+
+
+def _limit_api() -> Response | None:
+    """Count an API call against its token (per address without one) and
+    refuse it with a JSON 429 over RATELIMIT_API, or before its token is
+    looked up when its address is over RATELIMIT_API_AUTH_FAILURES. Sets the
+    X-RateLimit-* headers of the tightest window. Redis down: served (logged)."""
+    if not _api_limits_on():
+        return None
+    from studio.api.errors import error_reply
+
+    failures = _failure_windows()
+    tokens = [
+        (item, item.key_for("studio-limits", "api", _api_key()))
+        for item in parse_many(current_app.config["RATELIMIT_API"])
+    ]
+    windows = failures + tokens
+    args = [len(failures)] + [item.amount for item, _ in windows]
+    args += [item.get_expiry() for item, _ in windows]
+    try:
+        reply = _api_limit_script()(keys=[key for _, key in windows], args=args)
+    except redis.RedisError:
+        log.warning("API rate limit not checked (Redis unavailable)", exc_info=True)
+        return None
+    if reply and reply[0] < 0:
+        return error_reply(429, _AUTH_FAILURES_LIMITED, headers={"Retry-After": _seconds(reply[1])})
+    counted = [
+        (item, used, ttl)
+        for (item, _), used, ttl in zip(tokens, reply[::2], reply[1::2], strict=True)
+    ]
+    if not counted:
+        return None
+    # The window to report: one that refused the call, else the one with the fewest left.
+    item, used, ttl = min(counted, key=lambda c: (c[1] <= c[0].amount, c[0].amount - c[1]))
+    g.api_rate_limit_headers = {
+        "X-RateLimit-Limit": str(item.amount),
+        "X-RateLimit-Remaining": str(max(0, item.amount - used)),
+        "X-RateLimit-Reset": str(int(time.time() + max(ttl, 0)) + 1),
+    }
+    if used > item.amount:
+        return error_reply(429, _API_LIMITED, headers={"Retry-After": _seconds(ttl)})
+    return None
+
+
+def _api_limit_script():
+    """The script, registered once per app (EVALSHA: its text is sent once)."""
+    from studio.redis_client import get_redis
+
+    script = current_app.extensions.get("studio_api_limit_script")
+    if script is None:
+        script = get_redis().register_script(_API_LIMIT_SCRIPT)
+        current_app.extensions["studio_api_limit_script"] = script
+    return script
+
+
+def _seconds(ttl: int) -> str:
+    return str(max(1, int(ttl)))
+
+
+def _count_failed_auth(response: Response) -> Response:
+    """A 401 from the API counts against its address's failure windows
+    (one round trip); every API reply carries its X-RateLimit-* headers."""
+    headers = g.pop("api_rate_limit_headers", None)
+    if headers:
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+    if response.status_code != 401 or not _api_limits_on():
+        return response
+    from studio.redis_client import get_redis
+
+    try:
+        pipeline = get_redis().pipeline(transaction=False)
+        for item, key in _failure_windows():
+            pipeline.set(key, 0, ex=item.get_expiry(), nx=True)
+            pipeline.incr(key)
+        pipeline.execute()
+    except redis.RedisError:
+        log.warning("failed API authentication not counted (Redis unavailable)", exc_info=True)
+    return response
 
 
 def _limit_view(app: Flask, limiter: Limiter, endpoint: str, rate, **options) -> None:

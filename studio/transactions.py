@@ -31,3 +31,37 @@ def _run_actions(session: Session) -> None:
 @event.listens_for(Session, "after_rollback")
 def _drop_actions(session: Session) -> None:
     session.info.pop(_KEY, None)
+
+
+_READ_ONLY = "studio_read_only"
+
+
+def read_only(session: Session) -> None:
+    """Run the rest of this unit of work in autocommit (no BEGIN, no
+    ROLLBACK: a PostgreSQL round trip saved on each) for a request that only
+    reads; a flush in it raises RuntimeError. A session already inside a
+    transaction is left as it is. The connection returns to the pool in its
+    usual isolation level."""
+    if session.in_transaction():
+        return
+    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    session.info[_READ_ONLY] = True
+
+
+def end_read_only(session: Session) -> None:
+    """End a `read_only` unit of work (nothing to roll back: no round trip);
+    the session's next one is an ordinary transaction."""
+    if session.info.get(_READ_ONLY):
+        session.rollback()
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_writes(session: Session, flush_context, instances) -> None:
+    if session.info.get(_READ_ONLY) and (session.new or session.dirty or session.deleted):
+        raise RuntimeError("a read-only unit of work tried to write")
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _end_read_only(session: Session, previous_transaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_READ_ONLY, None)

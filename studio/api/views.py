@@ -31,11 +31,12 @@ from studio.api.schemas import (
     StreamUpdate,
 )
 from studio.core import refusals
-from studio.errors import StudioError
+from studio.errors import NotFound, StudioError
 from studio.extensions import csrf, db
 from studio.media import engines
 from studio.models import Broadcast, PublishRefusal, ShareLink, Stream, User
 from studio.streams import access, reconnect, service, urls
+from studio.transactions import end_read_only, read_only
 
 INVALID_BODY = openapi.error_response(
     "Invalid input (a NUL character, a lone surrogate or JSON nested too deeply "
@@ -80,6 +81,22 @@ def _reaches_a_view() -> bool:
     # Flask answers OPTIONS itself (the Allow header) without running the view:
     # like the description of the API, that needs no token and has no body.
     return request.method != "OPTIONS" and request.endpoint not in PUBLIC_ENDPOINTS
+
+
+@bp.before_request
+def read_in_autocommit() -> None:
+    """A GET of the API only reads: its statements run in autocommit, which
+    spares a BEGIN and a ROLLBACK (two of the four PostgreSQL round trips of
+    `GET /api/v1/streams/{id}`); each sees the latest committed data. A
+    write in such a request would not be atomic, so it is refused
+    (`studio.transactions.read_only`)."""
+    if request.method in ("GET", "HEAD") and _reaches_a_view():
+        read_only(db.session())
+
+
+@bp.teardown_request
+def end_reading(exc: BaseException | None) -> None:
+    end_read_only(db.session())
 
 
 @bp.before_request
@@ -212,7 +229,11 @@ def list_streams():
 @bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})
 def get_stream(path: StreamPath):
     """Get one of your streams."""
-    return reply(stream_out(service.get_owned_stream(db.session, caller(), path.stream_id)))
+    found = refusals.owned_stream_with_last_refusal(db.session, caller().id, path.stream_id)
+    if found is None:
+        raise NotFound("Stream not found.")
+    stream, refusal = found
+    return reply(stream_out(stream, last_refusals={stream.id: refusal} if refusal else {}))
 
 
 @bp.patch(

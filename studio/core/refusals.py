@@ -16,9 +16,9 @@ import ipaddress
 import logging
 
 from redis import Redis, RedisError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, true
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from studio.core import events
 from studio.models import PublishRefusal, Stream, utcnow
@@ -101,6 +101,27 @@ def last_refusals(session: Session, stream_ids: list[int]) -> dict[int, PublishR
         .ext(distinct_on(PublishRefusal.stream_id))
     )
     return {refusal.stream_id: refusal for refusal in session.scalars(query)}
+
+
+def owned_stream_with_last_refusal(
+    session: Session, owner_id: int, public_id: str
+) -> tuple[Stream, PublishRefusal | None] | None:
+    """The owner's stream and its newest recorded refusal, in one query (a
+    stream's page in the API reads both); None if it is not the owner's."""
+    newest = (
+        select(PublishRefusal)
+        .where(PublishRefusal.stream_id == Stream.id)
+        .order_by(PublishRefusal.refused_at.desc(), PublishRefusal.id.desc())
+        .limit(1)
+        .lateral()
+    )
+    refusal = aliased(PublishRefusal, newest)
+    row = session.execute(
+        select(Stream, refusal)
+        .outerjoin(newest, true())
+        .where(Stream.public_id == public_id, Stream.owner_id == owner_id)
+    ).first()
+    return None if row is None else (row[0], row[1])
 
 
 def describe(refusal: PublishRefusal) -> str:

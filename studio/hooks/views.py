@@ -26,7 +26,7 @@ from studio.core.commands import Command, Publish, SegmentReady, Unpublish
 from studio.errors import StudioError
 from studio.extensions import csrf, db
 from studio.media import engines, nodes, pipeline
-from studio.redis_client import get_redis
+from studio.redis_client import batched_writes, get_redis
 from studio.storage import layout, signing
 from studio.streams import service
 
@@ -108,7 +108,7 @@ def _decide(command: Command, node_id: str) -> str | None:
         service.end_broadcast(
             db.session, command.stream, command.client_id, command.server_id, node_id=node_id
         )
-        db.session.commit()
+        _commit()
     elif isinstance(command, SegmentReady):
         # Handing it on is always safe to accept (engines ignore failures here).
         pipeline.segment_ready(get_redis(), command)
@@ -125,7 +125,9 @@ def _on_publish(command: Publish, node_id: str) -> str | None:
     except nodes.NodeDraining as exc:
         db.session.rollback()
         return _refused(command, exc.message)
-    db.session.commit()  # a configured node seen for the first time is now a row
+    # A configured node seen for the first time is a row from here on; it is
+    # committed with the broadcast (a refusal rolls both back: the next
+    # callback or reconcile pass adds it again).
     redeemed = False
     if command.ticket:
         try:
@@ -157,7 +159,7 @@ def _on_publish(command: Publish, node_id: str) -> str | None:
     # Read before commit: afterwards the row is expired and reading its id
     # would cost another connection checkout and query.
     broadcast_id = broadcast.id
-    db.session.commit()
+    _commit()
     log.info(
         "publish accepted stream=%s client=%s broadcast=%s node=%s",
         command.stream,
@@ -166,6 +168,13 @@ def _on_publish(command: Publish, node_id: str) -> str | None:
         node_id,
     )
     return None
+
+
+def _commit() -> None:
+    """Commit; what follows it in Redis (the status message, queued jobs)
+    goes in one round trip."""
+    with batched_writes():
+        db.session.commit()
 
 
 def _record_refusal(command: Publish, kind: str) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
+from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
@@ -46,8 +47,9 @@ class JobSpec:
     failure_ttl: int = 86400
     description: str = ""
 
-    def enqueue(self, connection: redis.Redis, *args: Any) -> Job:
-        """Queue one run of the job with `args` (JSON-serializable)."""
+    def enqueue(self, connection: redis.Redis, *args: Any, pipeline: Pipeline | None = None) -> Job:
+        """Queue one run of the job with `args` (JSON-serializable); with a
+        `pipeline`, its writes join it (sent when the pipeline is executed)."""
         queue = Queue(self.queue, connection=connection, serializer=JSONSerializer)
         retry = None
         if self.retry_intervals:
@@ -60,13 +62,15 @@ class JobSpec:
             failure_ttl=self.failure_ttl,
             retry=retry,
             description=(self.description or self.name.rsplit(".", 1)[-1] + "({})").format(*args),
+            pipeline=pipeline,
         )
 
     def delay(self, *args: Any) -> Job:
-        """`enqueue` on the current app's Redis."""
-        from studio.redis_client import get_redis
+        """`enqueue` on the current app's Redis, in the enclosing batch of
+        writes if there is one (`studio.redis_client.batched_writes`)."""
+        from studio.redis_client import batch, get_redis
 
-        return self.enqueue(get_redis(), *args)
+        return self.enqueue(get_redis(), *args, pipeline=batch())
 
     def implements(self, func: F) -> F:
         """Bind the job function to this spec (its dotted name must be the

@@ -23,13 +23,14 @@ from pathlib import PurePosixPath
 
 import redis
 from flask import Flask
+from redis.client import Pipeline
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from studio.core import events
 from studio.core.commands import SegmentReady
 from studio.media import jobs
-from studio.redis_client import get_redis
+from studio.redis_client import batch, get_redis
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +116,12 @@ def request_sync(connection: redis.Redis, stream: str) -> bool:
     return True
 
 
-def request_finalize(connection: redis.Redis, broadcast_id: int) -> None:
-    """Enqueue the replay job of an ended broadcast (idempotent job)."""
-    jobs.FINALIZE_BROADCAST.enqueue(connection, int(broadcast_id))
+def request_finalize(
+    connection: redis.Redis, broadcast_id: int, pipeline: Pipeline | None = None
+) -> None:
+    """Enqueue the replay job of an ended broadcast (idempotent job), on
+    `pipeline` if given."""
+    jobs.FINALIZE_BROADCAST.enqueue(connection, int(broadcast_id), pipeline=pipeline)
 
 
 def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
@@ -203,7 +207,7 @@ def _broadcast_ended(event: events.BroadcastEnded) -> None:
     """Queue the replay of an ended broadcast. Redis being down is logged;
     the watcher's sweep finalizes ended broadcasts later."""
     try:
-        request_finalize(get_redis(), event.broadcast_id)
+        request_finalize(get_redis(), event.broadcast_id, pipeline=batch())
     except redis.RedisError:
         log.warning("could not queue the replay of broadcast %s (Redis down)", event.broadcast_id)
 

@@ -1,0 +1,91 @@
+"""Pooled database connections: a connection that sat idle is pinged before
+use, and a dead one is replaced before a request sees it; one just returned
+is used as it is (no round trip)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from studio import database
+
+
+def _engine(app):
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=0)
+    database.ping_when_idle(engine)
+    return engine
+
+
+def _pings(monkeypatch) -> list[int]:
+    pings: list[int] = []
+    original = database.ping
+
+    def counted(dbapi_connection):
+        pings.append(1)
+        return original(dbapi_connection)
+
+    monkeypatch.setattr(database, "ping", counted)
+    return pings
+
+
+def test_a_dead_idle_connection_is_replaced_before_use(app, db, monkeypatch):
+    """A pooled connection the server ended while it sat idle is found dead by
+    the ping and replaced: the next query succeeds on a new backend."""
+    engine = _engine(app)
+    pings = _pings(monkeypatch)
+    try:
+        with engine.connect() as connection:
+            first = connection.scalar(text("SELECT pg_backend_pid()"))
+        db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        db.session.commit()
+        monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
+        with engine.connect() as connection:
+            second = connection.scalar(text("SELECT pg_backend_pid()"))
+        assert second != first
+        assert pings == [1]
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_used_a_moment_ago_is_not_pinged(app, db, monkeypatch):
+    """Back-to-back checkouts cost no ping; no transaction is left open by one."""
+    engine = _engine(app)
+    pings = _pings(monkeypatch)
+    monkeypatch.setattr(database, "IDLE_BEFORE_PING", 3600.0)
+    try:
+        for _ in range(3):
+            with engine.connect() as connection:
+                assert connection.scalar(text("SELECT 1")) == 1
+        assert pings == []
+        monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
+        with engine.connect() as connection:
+            status = connection.connection.dbapi_connection.get_transaction_status()
+            assert status == 0  # TRANSACTION_STATUS_IDLE: the ping opened none
+        assert pings == [1]
+    finally:
+        engine.dispose()
+
+
+def test_a_read_only_unit_of_work_runs_in_autocommit_and_refuses_writes(app, db, make_user):
+    """`read_only`: queries run without a transaction (nothing to roll back),
+    a write is refused before it reaches the database, and the next unit of
+    work of the session is an ordinary transaction again."""
+    from sqlalchemy.orm import Session
+
+    from studio.models import User
+    from studio.transactions import read_only
+
+    user = make_user()
+    with Session(db.engine) as session:
+        read_only(session)
+        assert session.get(User, user.id).email == user.email
+        dbapi = session.connection().connection.dbapi_connection
+        assert dbapi.autocommit and dbapi.get_transaction_status() == 0  # idle: no BEGIN
+        session.get(User, user.id).display_name = "Changed"
+        with pytest.raises(RuntimeError, match="read-only"):
+            session.flush()
+        session.rollback()
+        session.get(User, user.id).display_name = "Changed"
+        session.commit()
+    db.session.expire_all()
+    assert db.session.get(User, user.id).display_name == "Changed"
