@@ -22,6 +22,8 @@ from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from studio.config import NODE_ID_PATTERN
+
 # Workers take jobs from their queues in this order: replays wait behind live
 # segments.
 UPLOADS = "uploads"
@@ -36,7 +38,7 @@ QUEUES = (UPLOADS, REPLAYS, WEBHOOKS)
 # bucket). The `default` node (one machine, STUDIO_MEDIA_NODES empty) keeps
 # the queues above.
 DEFAULT_NODE = "default"
-NODE_ID = re.compile(r"^[a-z0-9-]{1,32}$")
+NODE_ID = re.compile(NODE_ID_PATTERN)
 # Today's queue -> the name of node X's own (`segments.X`, `replays.X`).
 NODE_QUEUE_KINDS = {UPLOADS: "segments", REPLAYS: "replays"}
 
@@ -47,7 +49,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def check_node_id(node_id: str) -> str:
     """`node_id` if it is a media node's id (1-32 of `a-z 0-9 -`); raises
     ValueError naming it otherwise."""
-    if not isinstance(node_id, str) or not NODE_ID.match(node_id):
+    if not isinstance(node_id, str) or not NODE_ID.fullmatch(node_id):
         raise ValueError(f"not a media node id (1-32 of a-z, 0-9, -): {node_id!r}")
     return node_id
 
