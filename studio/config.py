@@ -352,7 +352,9 @@ def flask_config(settings: Settings) -> dict:
         "MEDIA_ENGINE": settings.media_engine,
         "SRS_API_URL": settings.srs_api_url,
         "NGINX_CONTROL_URL": settings.nginx_control_url,
-        "MEDIA_NODES": media_nodes(settings),
+        # Only the configured pool; empty means the one implicit node `default`
+        # (studio.media.nodes.configured).
+        "MEDIA_NODES": [node.model_dump() for node in settings.media_nodes],
         "NODE_ID": settings.node_id,
         "OPERATORS": [email.lower() for email in _words(settings.operators)],
         "SESSION_COOKIE_SECURE": secure,
@@ -408,15 +410,6 @@ def flask_config(settings: Settings) -> dict:
         "WEBHOOK_ALLOWED_NETWORKS": _words(settings.webhook_allowed_networks),
         "WEBHOOK_TIMEOUT": settings.webhook_timeout,
     }
-
-
-def media_nodes(settings: Settings) -> list[dict]:
-    """The configured media nodes as plain dicts; without MEDIA_NODES, the
-    single implicit node `default` at the engine's API URL (no limit)."""
-    if settings.media_nodes:
-        return [node.model_dump() for node in settings.media_nodes]
-    api_url = settings.srs_api_url if settings.media_engine == "srs" else settings.nginx_control_url
-    return [{"id": "default", "api_url": api_url, "ingest_host": "", "capacity": 0}]
 
 
 def sqlalchemy_url(database_url: str) -> str:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from studio.errors import NotFound, StudioError, ValidationError
@@ -76,6 +77,15 @@ class NodeView:
             "live": self.live,
             "capacity": self.capacity,
         }
+
+
+def configured(config: Mapping) -> list[dict]:
+    """The nodes the settings name: STUDIO_MEDIA_NODES, or else the one
+    implicit node `default` at the engine's API URL (no capacity limit)."""
+    if config.get("MEDIA_NODES"):
+        return list(config["MEDIA_NODES"])
+    key = "SRS_API_URL" if config.get("MEDIA_ENGINE") == "srs" else "NGINX_CONTROL_URL"
+    return [{"id": DEFAULT_NODE, "api_url": config[key], "ingest_host": "", "capacity": 0}]
 
 
 def clean_node_id(value: object) -> str:
@@ -144,16 +154,16 @@ def sync(session: Session, configured: Iterable[Mapping]) -> list[MediaNode]:
             "ingest_host": clean_ingest_host(entry.get("ingest_host", "")),
             "capacity": clean_capacity(entry.get("capacity", 0)),
         }
-        node = session.get(MediaNode, node_id, with_for_update=True)
-        if node is None:
-            node = MediaNode(id=node_id, draining=False, created_at=utcnow(), **values)
-            session.add(node)
-        else:
-            for name, value in values.items():
-                setattr(node, name, value)
-        rows.append(node)
-    session.flush()
-    return rows
+        # One statement, so that two callbacks naming a new node at once
+        # cannot both try to insert it.
+        session.execute(
+            insert(MediaNode)
+            .values(id=node_id, draining=False, created_at=utcnow(), **values)
+            .on_conflict_do_update(index_elements=[MediaNode.id], set_=values)
+        )
+        rows.append(node_id)
+    session.expire_all()  # rows loaded before see the new values
+    return [session.get(MediaNode, node_id) for node_id in rows]
 
 
 def resolve(session: Session, node_id: object, configured: Iterable[Mapping]) -> MediaNode:
