@@ -14,6 +14,7 @@ from devtools import runner
 from studio.media import jobs, pipeline
 from studio.storage import layout
 from studio.streams import service as streams
+from tests.conftest import load_fixture
 from workers.watcher import Watcher
 
 
@@ -170,3 +171,20 @@ def test_node_workers_command_line_names_the_node():
     assert runner.node_queues({"REDIS_URL": env["REDIS_URL"]}) == jobs.QUEUES
     hook = runner.node_hook_url("http://127.0.0.1:5000/hooks/nginx-rtmp?token=t-1", "node-2")
     assert hook == "http://127.0.0.1:5000/hooks/nginx-rtmp?token=t-1&node=node-2"
+
+
+def test_srs_on_hls_naming_a_node_queues_the_sync_there(
+    pipeline_app, client, redis, live_stream, monkeypatch
+):
+    """SRS on node-1 reports a segment (its hook URL says `node=node-1`):
+    the sync waits in segments.node-1 for node-1's workers, not in `uploads`."""
+    stream, _, _ = live_stream
+    nodes = [{"id": "node-1", "api_url": "http://127.0.0.1:9", "ingest_host": "", "capacity": 0}]
+    monkeypatch.setitem(pipeline_app.config, "MEDIA_NODES", nodes)
+    body = load_fixture("on_hls.json")
+    body.update(stream=stream.public_id, url=f"live/{stream.public_id}-0.ts")
+    token = pipeline_app.config["HOOK_TOKEN"]
+
+    reply = client.post(f"/hooks/srs?token={token}&node=node-1", json=body)
+    assert reply.status_code == 200 and reply.get_json() == {"code": 0}
+    assert _all_queued(redis) == {"segments.node-1": [(pipeline.SYNC_JOB, [stream.public_id])]}
