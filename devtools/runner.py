@@ -278,10 +278,17 @@ def node_env(env: dict[str, str], node_id: str, nginx: NginxService) -> dict[str
 
 
 def start_node(
-    env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, workers: int = 2
+    env: dict[str, str],
+    var_dir: Path,
+    node_id: str,
+    *,
+    hook_url: str,
+    workers: int = 2,
+    **ports: int | None,
 ) -> LocalNode:
-    """Start media node `node_id` under var_dir/nodes/<id>/ (free ports): its
-    nginx-rtmp calling back `hook_url` with `node=<id>`, then its watcher and
+    """Start media node `node_id` under var_dir/nodes/<id>/: its nginx-rtmp
+    (`ports`: rtmp_port, http_port, edge_port of `start_nginx`, free ones by
+    default) calling back `hook_url` with `node=<id>`, then its watcher and
     `workers` upload workers with STUDIO_NODE_ID and STUDIO_HLS_DIR set;
     returns once the workers are registered. `env` is the studio's
     (`studio_env`); the node's edge fronts the same bucket."""
@@ -294,6 +301,7 @@ def start_node(
         gcs_url=env["STORAGE_EMULATOR_HOST"],
         bucket=env["STUDIO_GCS_BUCKET"],
         hls_fragment=float(env.get("STUDIO_HLS_FRAGMENT", 2.0)),
+        **ports,
     )
     started: list = [nginx]
     try:

@@ -11,11 +11,10 @@ way: workers depend on studio, never the reverse.)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
-
-import re
 
 import redis
 from rq import Queue, Retry

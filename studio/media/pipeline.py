@@ -201,9 +201,10 @@ def segment_ready(
     sync of its stream.
 
     A segment of another app or of a name that is no stream name is ignored
-    (False); a bad node id raises ValueError before anything is written. Redis being down is logged (engines ignore failures of this
-    callback anyway; the watcher's sweep picks the file up and derives the
-    length itself).
+    (False); a bad node id raises ValueError before anything is written.
+    Redis being down is logged (engines ignore failures of this callback
+    anyway; the watcher's sweep picks the file up and derives the length
+    itself).
     """
     jobs.check_node_id(node_id)
     if segment.app != "live" or not STREAM_NAME.match(segment.stream or ""):
