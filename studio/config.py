@@ -355,6 +355,10 @@ def flask_config(settings: Settings) -> dict:
         # Only the configured pool; empty means the one implicit node `default`
         # (studio.media.nodes.configured).
         "MEDIA_NODES": [node.model_dump() for node in settings.media_nodes],
+        # The implicit node's API URL: the chosen engine's.
+        "ENGINE_API_URL": (
+            settings.srs_api_url if settings.media_engine == "srs" else settings.nginx_control_url
+        ),
         "NODE_ID": settings.node_id,
         "OPERATORS": [email.lower() for email in _words(settings.operators)],
         "SESSION_COOKIE_SECURE": secure,

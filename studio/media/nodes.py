@@ -84,8 +84,8 @@ def configured(config: Mapping) -> list[dict]:
     implicit node `default` at the engine's API URL (no capacity limit)."""
     if config.get("MEDIA_NODES"):
         return list(config["MEDIA_NODES"])
-    key = "SRS_API_URL" if config.get("MEDIA_ENGINE") == "srs" else "NGINX_CONTROL_URL"
-    return [{"id": DEFAULT_NODE, "api_url": config[key], "ingest_host": "", "capacity": 0}]
+    api_url = config["ENGINE_API_URL"]
+    return [{"id": DEFAULT_NODE, "api_url": api_url, "ingest_host": "", "capacity": 0}]
 
 
 def clean_node_id(value: object) -> str:
@@ -267,6 +267,20 @@ def pick(session: Session) -> MediaNode | None:
         if best is None or load < best[0]:
             best = (load, node.id)
     return session.get(MediaNode, best[1]) if best else None
+
+
+def is_up(node: NodeView, now: datetime, max_age: float) -> bool:
+    """Whether the node's engine answered the reconciler in the last
+    `max_age` seconds (never answered: not up)."""
+    seen = node.last_seen_at
+    return seen is not None and (now - seen).total_seconds() <= max_age
+
+
+def up_max_age(config: Mapping) -> float:
+    """How old a node's last answer may be for it to count as up: a few
+    reconcile intervals, and at least the grace period."""
+    interval = float(config.get("RECONCILE_INTERVAL", 15))
+    return max(3 * interval, float(config.get("RECONCILE_GRACE_SECONDS", 30)))
 
 
 def mark_seen(session: Session, node_ids: Iterable[str], when: datetime | None = None) -> None:
