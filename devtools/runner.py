@@ -14,10 +14,12 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.gcs import GcsService
-from devtools.nginx import NginxService
+from devtools.nginx import NginxService, start_nginx
 from devtools.process import ROOT, Http, Simple, StackError, executor, start
 
 # Seconds a gunicorn may take until its app answers: importing the app in
@@ -134,15 +136,16 @@ def gunicorn_argv(
     return argv
 
 
-def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS) -> list[str]:
+def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS, queues=None) -> list[str]:
     """`rq worker-pool` of `count` UploadWorker (SimpleWorker: jobs run in the
     worker process, which keeps its storage client and database pool) on
-    the uploads queue, then the replays queue, then the webhooks queue."""
-    from studio.media.pipeline import QUEUES
+    `queues` in order: by default the uploads queue, then the replays queue,
+    then the webhooks queue (a media node's: `studio.media.jobs.node_queues`)."""
+    from studio.media.jobs import QUEUES
 
     argv = [sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count)]
     argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--serializer", "json"]
-    return [*argv, "--url", redis_url, "--logging-level", "WARNING", *QUEUES]
+    return [*argv, "--url", redis_url, "--logging-level", "WARNING", *(queues or QUEUES)]
 
 
 def watcher_argv() -> list[str]:
@@ -189,25 +192,33 @@ def start_gunicorn(
     return start(server, f"{url}{LIVENESS_PATH} did not answer")
 
 
-def start_workers(env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers") -> Simple:
-    """The upload workers (`workers_argv`); `.stop()` lets a running upload finish."""
-    argv = workers_argv(env["REDIS_URL"], count)
+def node_queues(env: dict[str, str]) -> tuple[str, ...]:
+    """The queues of the media node that `env` serves (STUDIO_NODE_ID)."""
+    from studio.media.jobs import DEFAULT_NODE, node_queues
+
+    return node_queues(env.get("STUDIO_NODE_ID") or DEFAULT_NODE)
+
+
+def start_workers(env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers", queues=None) -> Simple:
+    """The upload workers (`workers_argv`) on `queues`, by default those of
+    the node `env` serves; `.stop()` lets a running upload finish."""
+    argv = workers_argv(env["REDIS_URL"], count, queues or node_queues(env))
     log_path = var_dir / "logs" / f"{name}.log"
     return executor(Simple, argv, log_path, env=env, timeout=20).start()
 
 
-def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60) -> None:
-    """Until `count` upload workers are registered in Redis (they register
-    after warming up: app, database, storage client)."""
+def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60, queue=None) -> None:
+    """Until `count` workers on `queue` (by default the live segments queue
+    of the node `env` serves) are registered in Redis (they register after
+    warming up: app, database, storage client)."""
     import redis
     from rq import Worker
 
-    from studio.media.pipeline import QUEUE_NAME
-
+    queue = queue or node_queues(env)[0]
     connection = redis.Redis.from_url(env["REDIS_URL"])
     deadline = time.monotonic() + timeout
     while True:
-        ready = [w for w in Worker.all(connection=connection) if QUEUE_NAME in w.queue_names()]
+        ready = [w for w in Worker.all(connection=connection) if queue in w.queue_names()]
         if len(ready) >= count:
             return
         if time.monotonic() > deadline:
@@ -225,3 +236,81 @@ def start_multistream(env, var_dir, *, name="multistream") -> Simple:
     """The multistream relay process (workers/multistream.py)."""
     log_path = var_dir / "logs" / f"{name}.log"
     return executor(Simple, multistream_argv(), log_path, env=env, timeout=10).start()
+
+
+# --------------------------------------------------------------------------
+# Media nodes: nginx-rtmp + the HLS watcher + upload workers, per node
+
+
+@dataclass
+class LocalNode:
+    """A media node on this machine, under `var_dir` (var/nodes/<id>/):
+    its nginx-rtmp (HLS into its own directory, callbacks naming the node),
+    its watcher and its upload workers (on the node's queues only)."""
+
+    id: str
+    var_dir: Path
+    env: dict[str, str]
+    nginx: NginxService
+    watcher: Simple
+    workers: Simple
+
+    def stop(self) -> None:
+        for process in (self.workers, self.watcher, self.nginx):
+            process.stop()
+
+
+def node_hook_url(hook_url: str, node_id: str) -> str:
+    """The callback URL of node `node_id`: `hook_url` with `node=<id>` added."""
+    parts = urllib.parse.urlsplit(hook_url)
+    query = urllib.parse.urlencode([*urllib.parse.parse_qsl(parts.query), ("node", node_id)])
+    return urllib.parse.urlunsplit(parts._replace(query=query))
+
+
+def node_env(env: dict[str, str], node_id: str, nginx: NginxService) -> dict[str, str]:
+    """The environment of node `node_id`'s own processes (watcher, workers)."""
+    return {
+        **env,
+        "STUDIO_NODE_ID": node_id,
+        "STUDIO_HLS_DIR": str(nginx.hls_dir),
+        "STUDIO_NGINX_CONTROL_URL": nginx.control_url,
+    }
+
+
+def start_node(
+    env: dict[str, str],
+    var_dir: Path,
+    node_id: str,
+    *,
+    hook_url: str,
+    workers: int = 2,
+    **ports: int | None,
+) -> LocalNode:
+    """Start media node `node_id` under var_dir/nodes/<id>/: its nginx-rtmp
+    (`ports`: rtmp_port, http_port, edge_port of `start_nginx`, free ones by
+    default) calling back `hook_url` with `node=<id>`, then its watcher and
+    `workers` upload workers with STUDIO_NODE_ID and STUDIO_HLS_DIR set;
+    returns once the workers are registered. `env` is the studio's
+    (`studio_env`); the node's edge fronts the same bucket."""
+    from studio.media.jobs import check_node_id
+
+    node_dir = (var_dir / "nodes" / check_node_id(node_id)).resolve()
+    nginx = start_nginx(
+        node_dir,
+        hook_url=node_hook_url(hook_url, node_id),
+        gcs_url=env["STORAGE_EMULATOR_HOST"],
+        bucket=env["STUDIO_GCS_BUCKET"],
+        hls_fragment=float(env.get("STUDIO_HLS_FRAGMENT", 2.0)),
+        **ports,
+    )
+    started: list = [nginx]
+    try:
+        own = node_env(env, node_id, nginx)
+        started.append(start_watcher(own, node_dir, name=f"watcher-{node_id}"))
+        started.append(start_workers(own, node_dir, workers, name=f"rq-workers-{node_id}"))
+        wait_for_workers(own, workers)
+    except BaseException:
+        for process in reversed(started):
+            process.stop()
+        raise
+    return LocalNode(node_id, node_dir, own, nginx, started[1], started[2])

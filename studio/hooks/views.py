@@ -111,7 +111,7 @@ def _decide(command: Command, node_id: str) -> str | None:
         _commit()
     elif isinstance(command, SegmentReady):
         # Handing it on is always safe to accept (engines ignore failures here).
-        pipeline.segment_ready(get_redis(), command)
+        pipeline.segment_ready(get_redis(), command, node_id)
     # Anything else (connect, close, play, stop, dvr): nothing to decide.
     return None
 
