@@ -23,6 +23,7 @@ from pathlib import PurePosixPath
 
 import redis
 from flask import Flask
+from redis.commands.core import Script
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -101,15 +102,38 @@ def media_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
+# One atomic step, so that a trigger never sees the lock of a job that has
+# already made its last check of the dirty flag: mark the stream dirty; with
+# its lock held, nothing else; otherwise claim the "queued" flag (1: the
+# caller enqueues the job).
+TRIGGER_SCRIPT = """
+redis.call('SET', KEYS[1], 1)
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[1]) then return 1 end
+return 0
+"""
+_scripts: dict[str, Script] = {}
+
+
+def _trigger_script(connection: redis.Redis) -> Script:
+    script = _scripts.get("trigger")
+    if script is None:
+        script = _scripts["trigger"] = connection.register_script(TRIGGER_SCRIPT)
+    return script
+
+
 def request_sync(connection: redis.Redis, stream: str) -> bool:
     """Ask for the stream's local HLS files to be synced to the bucket.
 
     Marks the stream dirty, then enqueues a job unless one is already
-    waiting. Returns True if a job was enqueued. Raises redis errors (callers
-    that must not fail catch them: the local directory is the buffer).
+    waiting or running: a running job holds the stream's lock and looks at
+    the dirty flag again after each pass and after releasing the lock, so
+    it picks the new files up without another job (and its bookkeeping).
+    Returns True if a job was enqueued. Raises redis errors (callers that
+    must not fail catch them: the local directory is the buffer).
     """
-    connection.set(Keys.dirty(stream), 1)
-    if not connection.set(Keys.queued(stream), 1, nx=True, ex=QUEUED_TTL):
+    keys = [Keys.dirty(stream), Keys.lock(stream), Keys.queued(stream)]
+    if not _trigger_script(connection)(keys=keys, args=[QUEUED_TTL], client=connection):
         return False
     jobs.SYNC_STREAM.enqueue(connection, stream)
     return True
