@@ -97,7 +97,7 @@ def make_source(var: Path) -> Path:
 class Studio:
     """Redis, fake-gcs (on disk), nginx, gunicorn, workers, watcher."""
 
-    def __init__(self, var: Path, workers: int, engine: str = "nginx-rtmp"):
+    def __init__(self, var: Path, workers: int, engine: str = "nginx-rtmp", fragment: float = 2.0):
         self.var, self.services, self.handles = var, [], {}
         postgres = ensure_postgres(var, database="postgres")
         self.dbname = f"bench_{secrets.token_hex(4)}"
@@ -113,7 +113,9 @@ class Studio:
         token = secrets.token_urlsafe(16)
         hook_url = f"http://127.0.0.1:{port}/hooks/{engine}?token={token}"
         self.hook_url = hook_url
-        self.nginx = start_nginx(var, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket)
+        self.nginx = start_nginx(
+            var, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket, hls_fragment=fragment
+        )
         self.services.append(self.nginx)
         self.env = runner.studio_env(
             database_url=postgres.url.rsplit("/", 1)[0] + "/" + self.dbname,
