@@ -2,9 +2,12 @@
 upload workers (`workers/`), through one RQ queue.
 
 Triggers are cheap and may repeat or get lost: each one marks the stream
-dirty and enqueues at most one pending sync job per stream; the job syncs
-until the stream is clean (see `workers.pipeline.sync`). A periodic sweep in the
-watcher re-triggers anything left behind.
+dirty and enqueues a sync job only if none is waiting and none is running
+for the stream (a running one holds the stream's lock and looks at the dirty
+flag again before it ends); the job syncs until the stream is clean (see
+`workers.pipeline.sync`). So a stream costs one RQ job per segment at most,
+fewer when segments wait. A periodic sweep in the watcher re-triggers
+anything left behind.
 
 Jobs are declared (queue, timeout, retries) in `studio.media.jobs`; the web
 process never imports the worker code, the pipeline or the storage client. An engine
