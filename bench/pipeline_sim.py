@@ -99,6 +99,16 @@ def cpu_by_group(database: str) -> dict[str, float]:
     return totals
 
 
+def jobs_done(redis_url: str) -> int:
+    """Jobs the RQ workers have finished (successfully or not) so far."""
+    import redis
+    from rq import Worker
+
+    connection = redis.Redis.from_url(redis_url)
+    workers = Worker.all(connection=connection)
+    return sum(w.successful_job_count + w.failed_job_count for w in workers)
+
+
 class Closed:
     """What EdgeProbe needs of a disk watch: segment name -> moment complete."""
 
@@ -147,6 +157,7 @@ def run(count: int, fragment: float, seconds: float, workers: int, dialect: str)
             time.sleep(1)
         elapsed = time.time() - began
         after = cpu_by_group(studio.dbname)
+        jobs = jobs_done(studio.env["REDIS_URL"])
         probe.running = sampler.running = False
         state = studio.broadcasts()
         lags, lost, first = [], 0, []
@@ -180,6 +191,7 @@ def run(count: int, fragment: float, seconds: float, workers: int, dialect: str)
             "first_bucket_max": max(first or [0]),
             "first_edge_max": max(probe.first_playable.values() or [0]),
             "queue_max": max(sampler.depths or [0]),
+            "jobs_per_segment": jobs / segments,
             "engine_cores": engine.cpu_seconds / elapsed,
             "load_before": load_before,
             "load_after": os.getloadavg()[0],
@@ -209,9 +221,9 @@ def capacity_rows(results: list[dict]) -> list[str]:
     """The capacity table of docs/benchmarks.md, one Markdown row per run."""
     rows = [
         "| Fragment | Streams | Segments | Lost | Replays | Upload lag p50 / p95 / max"
-        " | Edge lag p95 | First segment in bucket (p50 / max) | Queue max | Engine (cores)"
-        " | Goal | Load avg |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | Edge lag p95 | First segment in bucket (p50 / max) | Queue max | RQ jobs per segment"
+        " | Engine (cores) | Goal | Load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         rows.append(
@@ -220,7 +232,7 @@ def capacity_rows(results: list[dict]) -> list[str]:
             f" | {r['lag_p50']:.2f} / {r['lag_p95']:.2f} / {r['lag_max']:.2f} s"
             f" | {r['edge_lag_p95']:.2f} s"
             f" | {r['first_bucket_p50']:.2f} / {r['first_bucket_max']:.2f} s"
-            f" | {r['queue_max']} | {r['engine_cores']:.2f}"
+            f" | {r['queue_max']} | {r['jobs_per_segment']:.2f} | {r['engine_cores']:.2f}"
             f" | {'met' if meets_goal(r) else 'missed'}"
             f" | {r['load_before']:.1f} -> {r['load_after']:.1f} |"
         )
