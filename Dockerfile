@@ -22,8 +22,9 @@ RUN /opt/venv/bin/pip install --no-cache-dir -r /tmp/requirements.txt
 # --- runtime -------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
 # ffmpeg: the websocket ingest re-muxes browser MediaRecorder chunks to RTMP;
-# the workers cut thumbnails from segments with it; the multistream relays
-# copy live streams to their targets with it (RTMPS through its TLS support).
+# the multistream relays copy live streams to their targets with it (RTMPS
+# through its TLS support). Thumbnails are cut in the workers by PyAV (`av`,
+# whose wheel carries FFmpeg's libraries).
 # tini: PID 1 that forwards signals (gunicorn HUP/TERM) and reaps children.
 # Debian package versions move with security updates; the base image tag pins the release.
 # hadolint ignore=DL3008

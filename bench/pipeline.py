@@ -102,7 +102,14 @@ class Studio:
     (`runner.start_node`); then the studio's own workers (one) take the
     shared queues only and its nginx is the edge."""
 
-    def __init__(self, var: Path, workers: int, engine: str = "nginx-rtmp", nodes: int = 0):
+    def __init__(
+        self,
+        var: Path,
+        workers: int,
+        engine: str = "nginx-rtmp",
+        fragment: float = 2.0,
+        nodes: int = 0,
+    ):
         self.var, self.services, self.handles = var, [], {}
         self.node_ids = [f"node-{n}" for n in range(1, nodes + 1)]
         postgres = ensure_postgres(var, database="postgres")
@@ -119,7 +126,9 @@ class Studio:
         token = secrets.token_urlsafe(16)
         hook_url = f"http://127.0.0.1:{port}/hooks/{engine}?token={token}"
         self.hook_url = hook_url
-        self.nginx = start_nginx(var, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket)
+        self.nginx = start_nginx(
+            var, hook_url=hook_url, gcs_url=gcs.url, bucket=gcs.bucket, hls_fragment=fragment
+        )
         self.services.append(self.nginx)
         self.env = runner.studio_env(
             database_url=postgres.url.rsplit("/", 1)[0] + "/" + self.dbname,

@@ -1,16 +1,22 @@
 """The pipeline alone, fed by the simulated engine (bench/sim_engine.py).
 
-    .venv/bin/python bench/pipeline_sim.py --streams 100 300 --fragments 2 1 \\
-        [--dialect srs|nginx-rtmp] [--seconds 60] [--workers 4] [--nodes 2]
+    .venv/bin/python bench/pipeline_sim.py --streams 100 200 300 400 --fragments 2 1 \\
+        [--until-broken] [--dialect srs|nginx-rtmp] [--seconds 45] [--workers 4] [--nodes 2]
 
-For each (N, fragment): the studio as `make dev` runs it (throwaway database,
+For each (fragment, N): the studio as `make dev` runs it (throwaway database,
 private Redis, fake-gcs-server, nginx's CDN edge, gunicorn, the RQ workers,
-the watcher), N simulated streams for `--seconds`, then unpublish and drain.
-Reports upload lag (segment complete on disk -> its row committed after the
-upload), edge lag for a sample of streams, first segment at the bucket and at
-the edge, lost segments, replay completeness, queue depth, and the CPU
-seconds per segment of each process group (the engine's own included, to
-show it stays small).
+the watcher, STUDIO_HLS_FRAGMENT = the fragment), N simulated streams for
+`--seconds`, then unpublish and drain. Reports upload lag (segment complete
+on disk -> its row committed after the upload), edge lag for a sample of
+streams, first segment at the bucket and at the edge, lost segments, replay
+completeness, queue depth, and the CPU seconds per segment of each process
+group (the engine's own included, to show it stays small).
+
+`--until-broken` sweeps each fragment's N in the order given and stops after
+the first N that misses the goal (upload lag p95 < 1 s, nothing lost, every
+replay written): the breaking point. Each run prints its key=value line as
+it ends; at the end the capacity and per-segment CPU tables are printed as
+the Markdown rows of docs/benchmarks.md ("Media pipeline, simulated engine").
 
 `--nodes N`: N media nodes (STUDIO_MEDIA_NODES), each with its own HLS
 directory, simulated engine (callbacks naming the node), watcher and
@@ -98,6 +104,16 @@ def cpu_by_group(database: str) -> dict[str, float]:
     return totals
 
 
+def jobs_done(redis_url: str) -> int:
+    """Jobs the RQ workers have finished (successfully or not) so far."""
+    import redis
+    from rq import Worker
+
+    connection = redis.Redis.from_url(redis_url)
+    workers = Worker.all(connection=connection)
+    return sum(w.successful_job_count + w.failed_job_count for w in workers)
+
+
 class Pool:
     """The simulated engines (one per media node) seen as one: what
     EdgeProbe needs of a disk watch (segment name -> moment complete) and
@@ -154,7 +170,8 @@ def run(
     var = ROOT / "var" / f"bench-sim-{count}-{fragment:g}-{secrets.token_hex(2)}"
     var.mkdir(parents=True)
     source = make_source(ROOT / "var", fragment)
-    studio = Studio(var, workers, engine=dialect, nodes=nodes)
+    load_before = os.getloadavg()[0]
+    studio = Studio(var, workers, engine=dialect, fragment=fragment, nodes=nodes)
     try:
         streams = studio.seed(count)
         engine = Pool(engines_of(studio, dialect, source))
@@ -179,6 +196,7 @@ def run(
             time.sleep(1)
         elapsed = time.time() - began
         after = cpu_by_group(studio.dbname)
+        jobs = jobs_done(studio.env["REDIS_URL"])
         probe.running = sampler.running = False
         state = studio.broadcasts()
         lags, lost, first = [], 0, []
@@ -216,7 +234,10 @@ def run(
             "first_bucket_max": max(first or [0]),
             "first_edge_max": max(probe.first_playable.values() or [0]),
             "queue_max": max(sampler.depths or [0]),
+            "jobs_per_segment": jobs / segments,
             "engine_cores": sum(e.cpu_seconds for e in engines) / elapsed,
+            "load_before": load_before,
+            "load_after": os.getloadavg()[0],
         }
         if nodes:
             for node_id, values in node_lags.items():
@@ -230,6 +251,53 @@ def run(
         shutil.rmtree(var, ignore_errors=True)
 
 
+GOAL_LAG_P95 = 1.0  # seconds
+
+
+def meets_goal(result: dict) -> bool:
+    """Upload lag p95 under a second, nothing lost, every replay written."""
+    return (
+        result["lag_p95"] < GOAL_LAG_P95
+        and result["lost"] == 0
+        and result["replays"] == result["streams"]
+        and result["callback_errors"] == 0
+    )
+
+
+def capacity_rows(results: list[dict]) -> list[str]:
+    """The capacity table of docs/benchmarks.md, one Markdown row per run."""
+    rows = [
+        "| Fragment | Streams | Segments | Lost | Replays | Upload lag p50 / p95 / max"
+        " | Edge lag p95 | First segment in bucket (p50 / max) | Queue max | RQ jobs per segment"
+        " | Engine (cores) | Goal | Load avg |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r['fragment']:g} s | {r['streams']} | {r['segments']:,} | {r['lost']}"
+            f" | {r['replays']}/{r['streams']}"
+            f" | {r['lag_p50']:.2f} / {r['lag_p95']:.2f} / {r['lag_max']:.2f} s"
+            f" | {r['edge_lag_p95']:.2f} s"
+            f" | {r['first_bucket_p50']:.2f} / {r['first_bucket_max']:.2f} s"
+            f" | {r['queue_max']} | {r['jobs_per_segment']:.2f} | {r['engine_cores']:.2f}"
+            f" | {'met' if meets_goal(r) else 'missed'}"
+            f" | {r['load_before']:.1f} -> {r['load_after']:.1f} |"
+        )
+    return rows
+
+
+def cpu_rows(results: list[dict]) -> list[str]:
+    """CPU milliseconds per segment of each process group, one row per run."""
+    names = {"workers": "RQ workers", "web+hooks": "web + callbacks", "bucket": "bucket emulator"}
+    header = " | ".join(names.get(group, group) for group in GROUPS)
+    rows = [f"| Fragment | Streams | {header} | total |", "|---|---|" + "---|" * (len(GROUPS) + 1)]
+    for r in results:
+        costs = [r[f"cpu_ms_per_segment_{group}"] for group in GROUPS]
+        cells = " | ".join(f"{cost:.1f}" for cost in costs)
+        rows.append(f"| {r['fragment']:g} s | {r['streams']} | {cells} | {sum(costs):.1f} |")
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, nargs="+", default=[100, 300])
@@ -238,13 +306,23 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=runner.DEFAULT_WORKERS)
     parser.add_argument("--dialect", choices=["srs", "nginx-rtmp"], default="srs")
     parser.add_argument("--nodes", type=int, default=0, help="media nodes (0: one machine)")
+    parser.add_argument(
+        "--until-broken",
+        action="store_true",
+        help="per fragment, stop after the first N that misses the goal",
+    )
     args = parser.parse_args()
+    if any(n <= 0 for n in args.streams) or any(f <= 0 for f in args.fragments):
+        parser.error("--streams and --fragments must be positive")
     if not 0 <= args.nodes <= 8:
         parser.error("--nodes must be between 0 and 8")
     (ROOT / "var").mkdir(exist_ok=True)
+    began = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results = []
     for fragment in args.fragments:
         for count in args.streams:
             result = run(count, fragment, args.seconds, args.workers, args.dialect, args.nodes)
+            results.append(result)
             print(
                 " ".join(
                     f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
@@ -252,6 +330,15 @@ def main() -> int:
                 ),
                 flush=True,
             )
+            if args.until_broken and not meets_goal(result):
+                break
+    print(
+        f"\nMeasured {began}, {args.seconds:g} s of streaming, {args.workers} workers,"
+        f" {args.dialect} callbacks, on {os.cpu_count()} cores:\n"
+    )
+    print("\n".join(capacity_rows(results)))
+    print("\nCPU per segment (ms):\n")
+    print("\n".join(cpu_rows(results)))
     return 0
 
 

@@ -36,6 +36,9 @@ from rq.worker import SimpleWorker
 log = logging.getLogger(__name__)
 
 SCHEDULER_CHECK_SECONDS = 5
+# At most one heartbeat of the worker, and one look at `rq suspend`, per this
+# many seconds (outside jobs).
+HEARTBEAT_SECONDS = 1.0
 # How long a stopping worker waits for its scheduler process after SIGTERM.
 SCHEDULER_STOP_SECONDS = 5.0
 T = TypeVar("T")
@@ -44,6 +47,8 @@ T = TypeVar("T")
 class UploadWorker(SimpleWorker):
     _early_stop_signal: int | None = None
     _scheduler_checked_at = 0.0
+    _heartbeat_at = float("-inf")
+    _suspension_checked_at = float("-inf")
 
     def bootstrap(self, *args, **kwargs):
         # RQ gives its own loggers plain-text handlers of their own unless a
@@ -85,11 +90,20 @@ class UploadWorker(SimpleWorker):
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             return
-        self._through_outages(super().heartbeat, timeout)
+        # RQ beats up to four times per job, three round trips each; the
+        # worker's key lives at least a minute, so one beat a second is plenty.
+        if time.monotonic() - self._heartbeat_at >= HEARTBEAT_SECONDS:
+            self._through_outages(super().heartbeat, timeout)
+            self._heartbeat_at = time.monotonic()
         self._through_outages(self.revive_scheduler)
 
     def check_for_suspension(self, burst: bool) -> None:
+        # Asked before every job (a pipeline and a heartbeat each time):
+        # `rq suspend` taking effect within a second is soon enough.
+        if time.monotonic() - self._suspension_checked_at < HEARTBEAT_SECONDS:
+            return
         self._through_outages(super().check_for_suspension, burst)
+        self._suspension_checked_at = time.monotonic()
 
     def run_maintenance_tasks(self) -> None:
         self._through_outages(super().run_maintenance_tasks)

@@ -2,9 +2,12 @@
 upload workers (`workers/`), through one RQ queue.
 
 Triggers are cheap and may repeat or get lost: each one marks the stream
-dirty and enqueues at most one pending sync job per stream; the job syncs
-until the stream is clean (see `workers.pipeline.sync`). A periodic sweep in the
-watcher re-triggers anything left behind.
+dirty and enqueues a sync job only if none is waiting and none is running
+for the stream (a running one holds the stream's lock and looks at the dirty
+flag again before it ends); the job syncs until the stream is clean (see
+`workers.pipeline.sync`). So a stream costs one RQ job per segment at most,
+fewer when segments wait. A periodic sweep in the watcher re-triggers
+anything left behind.
 
 Jobs are declared (queue, timeout, retries) in `studio.media.jobs`; the web
 process never imports the worker code, the pipeline or the storage client. An engine
@@ -31,6 +34,7 @@ from pathlib import PurePosixPath
 import redis
 from flask import Flask
 from redis.client import Pipeline
+from redis.commands.core import Script
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -119,18 +123,41 @@ def media_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
+# One atomic step, so that a trigger never sees the lock of a job that has
+# already made its last check of the dirty flag: mark the stream dirty; with
+# its lock held, nothing else; otherwise claim the "queued" flag (1: the
+# caller enqueues the job).
+TRIGGER_SCRIPT = """
+redis.call('SET', KEYS[1], 1)
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[1]) then return 1 end
+return 0
+"""
+_scripts: dict[str, Script] = {}
+
+
+def _trigger_script(connection: redis.Redis) -> Script:
+    script = _scripts.get("trigger")
+    if script is None:
+        script = _scripts["trigger"] = connection.register_script(TRIGGER_SCRIPT)
+    return script
+
+
 def request_sync(connection: redis.Redis, stream: str, node_id: str = DEFAULT_NODE) -> bool:
     """Ask for the stream's local HLS files on media node `node_id` to be
     synced to the bucket (by that node's workers).
 
     Marks the stream dirty, then enqueues a job unless one is already
-    waiting. Returns True if a job was enqueued. Raises ValueError for a bad
-    node id, redis errors (callers that must not fail catch them: the local
+    waiting or running: a running job holds the stream's lock and looks at
+    the dirty flag again after each pass and after releasing the lock, so
+    it picks the new files up without another job (and its bookkeeping).
+    Returns True if a job was enqueued. Raises ValueError for a bad node
+    id, redis errors (callers that must not fail catch them: the local
     directory is the buffer).
     """
     queue = jobs.node_queue(jobs.UPLOADS, node_id)
-    connection.set(Keys.dirty(stream), 1)
-    if not connection.set(Keys.queued(stream), 1, nx=True, ex=QUEUED_TTL):
+    keys = [Keys.dirty(stream), Keys.lock(stream), Keys.queued(stream)]
+    if not _trigger_script(connection)(keys=keys, args=[QUEUED_TTL], client=connection):
         return False
     if node_id != DEFAULT_NODE:
         connection.set(Keys.node(stream), node_id, ex=NODE_TTL)

@@ -233,6 +233,26 @@ def test_a_trigger_during_a_pass_is_not_lost(pipeline_app, db, redis, live_strea
     assert redis.get(Keys.dirty(stream.public_id)) is None
 
 
+def test_a_second_ask_after_an_upload_finds_nothing_new(pipeline_app, db, redis, live_stream):
+    """A pass right after one that uploaded is skipped when nothing changed on
+    disk; a new segment in the meantime gets its pass."""
+    stream, broadcast, hls = live_stream
+    hls.add_segment(1)
+    hls.write_playlist([1])
+    redis.set(Keys.dirty(stream.public_id), 1)
+    first = sync.drain(pipeline_app, redis, stream.public_id)
+    assert first.uploaded == 1 and first.playlist_written
+    assert sync.nothing_new(pipeline_app, redis, stream.public_id)
+
+    hls.add_segment(2)
+    hls.write_playlist([1, 2])
+
+    assert not sync.nothing_new(pipeline_app, redis, stream.public_id)
+    redis.set(Keys.dirty(stream.public_id), 1)
+    assert sync.drain(pipeline_app, redis, stream.public_id).uploaded == 1
+    assert hls.local_names() == []
+
+
 def test_unknown_stream_files_are_left_alone(pipeline_app, db, ts_segments, tmp_path):
     """Files of a stream the studio does not know are neither uploaded nor deleted."""
     path = tmp_path / "hls" / "live" / "nosuchstream-1.ts"

@@ -192,3 +192,27 @@ def test_an_on_hls_for_another_file_name_does_not_set_the_length(
 
     segment = db.session.scalars(select(Segment).where(Segment.broadcast_id == broadcast.id)).one()
     assert segment.duration == 2.0
+
+
+def test_on_hls_while_the_streams_sync_runs_queues_nothing(
+    pipeline_app, client, redis, bucket, live_stream
+):
+    """While a sync job holds the stream's lock, on_hls only marks the stream
+    dirty (no job queued behind it); once the lock is free, the next one
+    queues a job again."""
+    stream, broadcast, hls = live_stream
+    hls.add_segment(0)
+    hls.write_playlist([0])
+    token = pipeline_app.config["HOOK_TOKEN"]
+    running = redis.lock(pipeline.Keys.lock(stream.public_id), timeout=30)
+    assert running.acquire(blocking=False)
+
+    reply = client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
+
+    assert reply.status_code == 200 and reply.get_json() == {"code": 0}
+    assert _queued(redis) == []
+    assert redis.get(pipeline.Keys.dirty(stream.public_id)) == b"1"
+    assert redis.get(pipeline.Keys.queued(stream.public_id)) is None
+    running.release()
+    client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
+    assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]

@@ -44,7 +44,7 @@ def remember(
 ) -> None:
     """Note where segment `number` of `stream` started and how long it is."""
     key = _key(stream)
-    pipe = connection.pipeline()
+    pipe = connection.pipeline(transaction=False)
     pipe.hset(key, str(number), f"{first}:{duration}")
     pipe.expire(key, REMEMBER_SECONDS)
     pipe.execute()

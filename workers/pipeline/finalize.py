@@ -14,7 +14,7 @@ from studio.redis_client import get_redis
 from workers.pipeline import local_hls
 from workers.pipeline.broadcasts import Window, broadcast_for
 from workers.pipeline.replay import write_replay
-from workers.pipeline.sync import sync_now
+from workers.pipeline.sync import nothing_new, sync_now
 
 log = logging.getLogger(__name__)
 POLL = 0.25
@@ -46,11 +46,14 @@ def finalize(app: Flask, broadcast_id: int) -> dict:
     deadline = time.monotonic() + max(30.0, 5 * fragment)
     connection = get_redis(app)
     stream = broadcast.stream.public_id
+    result = None
     while True:
         # Each pass reads the stream's broadcasts afresh, and tells who owns
-        # the files it left on disk.
+        # the files it left on disk. While waiting for the end to settle, a
+        # pass is made only when the directory shows something new.
         db.session.expire_all()
-        result = sync_now(app, connection, stream)
+        if result is None or not nothing_new(app, connection, stream):
+            result = sync_now(app, connection, stream)
         pending = pending_segments(app, stream, broadcast.id, result.windows)
         settled = (utcnow() - broadcast.ended_at).total_seconds() >= SETTLE
         if (not pending and settled) or time.monotonic() > deadline:

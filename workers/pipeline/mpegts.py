@@ -127,6 +127,7 @@ def tracks(data: bytes) -> Tracks:
             audio_pids |= _pmt_audio_pids(payload)
         elif pid in audio_pids and starts and payload[:3] == b"\x00\x00\x01":
             audio_samples = True
+            break  # all there is to know: the rest of the file is not read
     return Tracks(audio_declared=bool(audio_pids), audio_samples=audio_samples)
 
 

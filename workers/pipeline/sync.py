@@ -100,10 +100,35 @@ def drain(app: Flask, connection: redis.Redis, stream: str, dirty: bool = False)
         locks.acquired(lock)
         try:
             while connection.getdel(Keys.dirty(stream)):
-                total.add(sync_once(app, stream, lock))
+                if not total.uploaded or not nothing_new(app, connection, stream):
+                    total.add(sync_once(app, stream, lock))
         finally:
             locks.release(lock)
     return total
+
+
+def nothing_new(app: Flask, connection: redis.Redis, stream: str) -> bool:
+    """Whether a pass right after one that uploaded would find nothing to
+    do: no segment on disk, the local playlist already in the bucket, nothing
+    left behind for `tidy_local`. (A stream's on_hls and the watcher both ask
+    for a sync of each segment: the second ask finds it done.) Decided from
+    the directory and one Redis read, without the database."""
+    hls_dir = app.config["HLS_DIR"]
+    if local_hls.local_segments(hls_dir, stream):
+        return False
+    playlist = local_hls.read_playlist(hls_dir, stream)
+    if playlist is None:
+        return False
+    now = time.time()
+    age = local_hls.leftover_age(
+        float(app.config["HLS_FRAGMENT"]), app.config["HLS_LEFTOVER_SECONDS"]
+    )
+    if now - playlist.mtime >= age:
+        return False  # maybe the playlist of an ended broadcast, to tidy
+    if any(now - temp.mtime >= age for temp in local_hls.temp_segments(hls_dir, stream)):
+        return False
+    synced = connection.hget(Keys.playlist(stream), "mtime")
+    return synced is not None and float(synced) + 1e-3 >= playlist.mtime
 
 
 def sync_now(app: Flask, connection: redis.Redis, stream: str, wait: float = 60) -> SyncResult:
