@@ -12,6 +12,7 @@ syncs go to that node's queue, for the workers beside the files.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -175,7 +176,22 @@ class Watcher:
         self.stopping = True
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Watch a media node's HLS directory.")
+    parser.add_argument(
+        "--node",
+        help="the media node served (default: STUDIO_NODE_ID); on the command line, so "
+        "that an operator can tell each node's watcher",
+    )
+    node = parser.parse_args(argv).node
+    if node is not None:
+        own = os.environ.get("STUDIO_NODE_ID")
+        if own and own != node:
+            parser.error(f"--node {node!r} differs from STUDIO_NODE_ID {own!r}")
+        try:
+            os.environ["STUDIO_NODE_ID"] = jobs.check_node_id(node)
+        except ValueError as exc:
+            parser.error(str(exc))
     configure_process_logging(os.environ.get("STUDIO_LOG_LEVEL", "INFO"))
     watcher = Watcher(process_app())
     signal.signal(signal.SIGTERM, watcher.stop)

@@ -4,6 +4,9 @@ directory) take it; the default node keeps today's queues."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -232,3 +235,27 @@ def test_the_replay_sweep_finalizes_on_the_node_then_on_the_shared_workers(
     assert (pipeline.FINALIZE_JOB, [recent.id]) not in shared
     assert (pipeline.FINALIZE_JOB, [orphaned.id]) in shared
     assert (pipeline.FINALIZE_JOB, [orphaned.id]) not in on_node
+
+
+@pytest.mark.parametrize(
+    ("argv", "env_node", "message"),
+    [
+        (["--node", "node 1"], "", "not a media node id"),
+        (["--node", "node-1"], "node-2", "differs from STUDIO_NODE_ID"),
+    ],
+)
+def test_a_watcher_named_a_bad_node_on_its_command_line_does_not_start(argv, env_node, message):
+    """`python -m workers.watcher --node ID` names the node it serves (an
+    operator tells the nodes' watchers apart by it); a malformed id, or one
+    that contradicts STUDIO_NODE_ID, stops it before it touches anything."""
+    env = {**os.environ, "STUDIO_NODE_ID": env_node}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers.watcher", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
