@@ -98,7 +98,7 @@ def remove_node(node_id: str) -> None:
 
 
 @nodes.command("nginx-map")
-def nginx_map() -> None:
+def proxy_map() -> None:
     """Print the node map nginx routes WebRTC playback by (`?node=<id>` to
     that node's engine): write it to the file deploy/nginx/studio.conf
     includes and reload nginx after every `add` or `remove` (docs/deploy.md).
