@@ -48,7 +48,8 @@ SETTINGS = ROOT / "studio" / "config.py"
 ENGINE_NAME = re.compile(r"srs|nginx", re.IGNORECASE)
 # Names operators already depend on (alert rules, dashboards, Redis state of
 # running reconcilers): kept as they are.
-STABLE_PUBLIC_NAMES = {"studio_srs_restarts_total", "studio:reconcile:srs-service"}
+# `flask nodes nginx-map` names the proxy (nginx), not an engine.
+STABLE_PUBLIC_NAMES = {"studio_srs_restarts_total", "studio:reconcile:srs-service", "nginx-map"}
 
 
 @pytest.fixture(scope="module")

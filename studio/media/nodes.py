@@ -36,6 +36,13 @@ API_URL_MAX = 500
 INGEST_HOST_MAX = 255
 CAPACITY_MAX = 1_000_000
 LIVE_STATUSES = ("live", "reconnecting")
+# An engine's API origin as the proxy's node map may hold it: scheme, host
+# name or [IPv6] address, port; nothing nginx would read as syntax.
+PROXY_ORIGIN_RE = re.compile(
+    r"https?://(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+)
+# Words the proxy's `map` block (nginx) reads as its own parameters unless escaped.
+PROXY_MAP_WORDS = ("default", "hostnames", "include", "volatile")
 
 
 class UnknownNode(NotFound):
@@ -300,6 +307,34 @@ def live_streams_on(session: Session, node_id: str) -> list[Stream]:
             select(Stream).where(Stream.node_id == node_id, Stream.status.in_(LIVE_STATUSES))
         )
     )
+
+
+def proxy_map(session: Session, configured: Iterable[Mapping]) -> str:
+    """The body of nginx's `map $arg_node ...` (deploy/nginx/studio.conf):
+    one `<id> <api origin>;` line per node, the configured ones (as the next
+    sync would store them) and those in the table, by id. Draining nodes are
+    in it: their live streams still have viewers. Raises ValidationError,
+    naming the node, when an id or API URL is not plainly safe to write into
+    nginx's configuration (an API URL must be an origin: no path, query,
+    user or quote)."""
+    origins = {node.id: node.api_url for node in session.scalars(select(MediaNode))}
+    for entry in configured:
+        origins[clean_node_id(entry.get("id"))] = entry.get("api_url")
+    lines = [
+        "# Media node id -> its engine's API origin, written by `flask nodes`: the",
+        "# proxy sends WebRTC requests with ?node=<id> there (docs/deploy.md).",
+    ]
+    for node_id in sorted(origins):
+        clean_node_id(node_id)
+        origin = origins[node_id]
+        if not isinstance(origin, str) or not PROXY_ORIGIN_RE.fullmatch(origin.rstrip("/")):
+            raise ValidationError(
+                "Invalid node.",
+                {"api_url": f"Node '{node_id}': the API URL must be http(s)://host[:port]."},
+            )
+        key = f"\\{node_id}" if node_id in PROXY_MAP_WORDS else node_id
+        lines.append(f"{key} {origin.rstrip('/')};")
+    return "\n".join(lines) + "\n"
 
 
 def _view(node: MediaNode, live: int) -> NodeView:

@@ -1,5 +1,5 @@
 """Operator commands for the pool of media nodes: `flask --app studio nodes
-sync|list|add|drain|undrain|remove` (studio.media.nodes holds the rules)."""
+sync|list|add|drain|undrain|remove|nginx-map` (studio.media.nodes holds the rules)."""
 
 from __future__ import annotations
 
@@ -95,3 +95,17 @@ def remove_node(node_id: str) -> None:
         _fail(exc)
     db.session.commit()
     click.echo(f"Removed node {node_id}.")
+
+
+@nodes.command("nginx-map")
+def proxy_map() -> None:
+    """Print the node map nginx routes WebRTC playback by (`?node=<id>` to
+    that node's engine): write it to the file deploy/nginx/studio.conf
+    includes and reload nginx after every `add` or `remove` (docs/deploy.md).
+    Prints nothing and fails when a node's id or API URL is unsafe in it."""
+    try:
+        text = pool.proxy_map(db.session, pool.configured(current_app.config))
+    except StudioError as exc:
+        _fail(exc)
+    db.session.rollback()
+    click.echo(text, nl=False)

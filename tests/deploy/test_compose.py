@@ -147,6 +147,7 @@ def test_compose_references_files_that_exist():
     for path in (
         "deploy/nginx/studio.conf",
         "deploy/nginx/nginx.conf",
+        "deploy/nginx/media-nodes",
         "deploy/prometheus/prometheus.yml",
         "deploy/prometheus/alerts.yml",
         "deploy/entrypoint.sh",

@@ -108,6 +108,8 @@ def render(
     conf = conf.replace("listen 443 ssl", f"listen 127.0.0.1:{https_port} ssl")
     conf = conf.replace(f"/etc/nginx/certs/live/{DOMAIN}", str(tmp))
     conf = conf.replace("/var/log/nginx/access.log", str(tmp / "access.log"))
+    # The media-node map `flask nodes nginx-map` writes (none: a single SRS).
+    conf = conf.replace("/etc/nginx/media-nodes/", f"{tmp}/media-nodes/")
     return conf
 
 
@@ -443,6 +445,7 @@ def test_rendering_left_no_compose_names():
         "server web:8000 max_fails=0 backup;",
         "${STUDIO_WS_PER_ADDRESS}",
         "http://srs:1985",
+        "/etc/nginx/media-nodes/",
         "listen 8088;",
         "listen 80;",
         "listen 443 ssl",

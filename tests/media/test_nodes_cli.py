@@ -170,3 +170,81 @@ def test_pick_prefers_the_least_loaded_node_that_takes_publishers(db, make_strea
     assert nodes.pick(db.session).id == "half"
     nodes.set_draining(db.session, "half", True)
     assert nodes.pick(db.session) is None
+
+
+def test_nginx_map_lists_configured_and_added_nodes(app, db, monkeypatch):
+    """`nodes nginx-map`: one `<id> <origin>;` line per node, configured
+    (as the next sync stores them) and added by an operator, draining ones
+    too, by id; ids nginx's map reads as parameters are escaped."""
+    monkeypatch.setitem(
+        app.config,
+        "MEDIA_NODES",
+        [{"id": "node-1", "api_url": "http://10.0.0.5:1985", "ingest_host": "", "capacity": 0}],
+    )
+    nodes.add(db.session, "node-1", "http://10.0.0.99:1985")  # the configured URL wins
+    nodes.add(db.session, "edge", "https://edge.example.com:8443/")
+    nodes.add(db.session, "default", "http://[fd00::5]:1985")
+    nodes.set_draining(db.session, "edge", True)
+    db.session.commit()
+    result = flask_nodes(app, "nginx-map")
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if not line.startswith("#")]
+    assert lines == [
+        "\\default http://[fd00::5]:1985;",
+        "edge https://edge.example.com:8443;",
+        "node-1 http://10.0.0.5:1985;",
+    ]
+
+
+def test_nginx_map_of_a_single_machine_names_the_implicit_node(app, db, monkeypatch):
+    """Without STUDIO_MEDIA_NODES the map holds the implicit `default` node."""
+    monkeypatch.setitem(app.config, "MEDIA_NODES", [])
+    monkeypatch.setitem(app.config, "ENGINE_API_URL", "http://srs:1985")
+    result = flask_nodes(app, "nginx-map")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "\\default http://srs:1985;"
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "http://10.0.0.5:1985;}",
+        "http://10.0.0.5:1985/$host",
+        "http://10.0.0.5:1985/api",
+        "http://x:1985'",
+        'http://x:1985"',
+        "http://user@x:1985",
+        "http://x:1985?a=b",
+        "http://x:1985#include",
+        "http://x:1985\\",
+        "http://-x:1985",
+    ],
+)
+def test_nginx_map_refuses_an_api_url_nginx_could_read_as_syntax(app, db, monkeypatch, api_url):
+    """A registered node whose API URL is not a plain origin (anything nginx
+    could read as syntax, a variable, a path) makes `nodes nginx-map` fail
+    naming the node, printing no map (nothing half-written) and changing
+    nothing."""
+    monkeypatch.setitem(app.config, "MEDIA_NODES", [])
+    nodes.add(db.session, "good", "http://10.0.0.1:1985")
+    nodes.add(db.session, "odd", api_url)  # `add` takes any printable http(s) URL
+    db.session.commit()
+    before = snapshot(db)
+    result = flask_nodes(app, "nginx-map")
+    assert result.exit_code != 0
+    assert "Error: Invalid node." in result.output
+    assert "Node 'odd'" in result.output
+    assert result.output.startswith("Error:")  # no map line before it
+    assert snapshot(db) == before
+
+
+def test_nginx_map_refuses_a_bad_configured_url(app, db, monkeypatch):
+    """A configured node's URL is checked the same way."""
+    monkeypatch.setitem(
+        app.config,
+        "MEDIA_NODES",
+        [{"id": "a", "api_url": "http://10.0.0.5:1985/x;y", "ingest_host": "", "capacity": 0}],
+    )
+    result = flask_nodes(app, "nginx-map")
+    assert result.exit_code != 0
+    assert "Node 'a'" in result.output
