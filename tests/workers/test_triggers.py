@@ -212,7 +212,8 @@ def test_on_hls_while_the_streams_sync_runs_queues_nothing(
     assert reply.status_code == 200 and reply.get_json() == {"code": 0}
     assert _queued(redis) == []
     assert redis.get(pipeline.Keys.dirty(stream.public_id)) == b"1"
-    assert redis.get(pipeline.Keys.queued(stream.public_id)) is None
+    assert redis.get(pipeline.Keys.queued(pipeline.DEFAULT_NODE)) is None
+    assert redis.zscore(pipeline.Keys.dirty_streams("default"), stream.public_id) is None
     running.release()
     client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
     assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
