@@ -65,6 +65,10 @@ QUEUED_TTL = 60
 # A sync job drains its node's dirty streams for this long, then queues
 # another job if streams are left (fairness with replays; a bounded job).
 DRAIN_SECONDS = 2.0
+# With the set empty a drainer waits this long (blocked in Redis, no CPU) for
+# the next dirty stream before it leaves: on a busy node one job takes the
+# segments of many streams instead of one job each.
+DRAIN_WAIT_SECONDS = 0.5
 # A drainer renews its registration at each stream; one killed mid-drain
 # stops counting after this many seconds (the sync lock's TTL).
 DRAINING_TTL = 20
@@ -236,6 +240,17 @@ def next_dirty_stream(connection: redis.Redis, node_id: str, stop: bool = False)
     keys = [Keys.dirty_streams(node_id), Keys.draining(node_id)]
     args = [DRAINING_TTL, "1" if stop else "0"]
     stream = _script(connection, "next", NEXT_SCRIPT)(keys=keys, args=args, client=connection)
+    return stream.decode() if isinstance(stream, bytes) else stream
+
+
+def wait_dirty_stream(connection: redis.Redis, node_id: str, seconds: float) -> str | None:
+    """The next dirty stream of the node, waiting up to `seconds` for one
+    (the caller stays a drainer: triggers meanwhile count on it); None if
+    none came. Raises redis errors."""
+    popped = connection.bzpopmin(Keys.dirty_streams(node_id), timeout=max(seconds, 0.01))
+    if popped is None:
+        return None
+    stream = popped[1]
     return stream.decode() if isinstance(stream, bytes) else stream
 
 

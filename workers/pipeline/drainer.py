@@ -4,7 +4,8 @@ Triggers add a stream to its node's set of dirty streams (see
 `studio.media.pipeline.request_sync`) and queue a sync job only when no job
 waits and the running drainers are fewer than the set's streams. A job syncs
 the stream it was queued for, then takes the set's streams one by one, each
-under its own lock (`sync.drain`), until the set is empty or DRAIN_SECONDS
+under its own lock (`sync.drain`), waiting up to DRAIN_WAIT_SECONDS for
+the next one when the set is empty, until nothing came or DRAIN_SECONDS
 have passed; with streams left it queues the next job. Leaving the set
 empty and no longer counting as a drainer is one atomic step, so a trigger
 is never left without a job to take it.
@@ -36,6 +37,14 @@ def sync_requested(app: Flask, stream: str, node_id: str) -> sync.SyncResult:
         while current is not None:
             total.add(sync.drain(app, connection, current, dirty=current == stream))
             current = None
+            left = deadline - time.monotonic()
+            if left > 0:
+                wait = min(left, pipeline.DRAIN_WAIT_SECONDS)
+                current = pipeline.wait_dirty_stream(connection, node_id, wait)
+                if current is not None:
+                    continue
+            # Nothing came (or time is up): take what a trigger added just
+            # now, or leave, in one step.
             out_of_time = time.monotonic() >= deadline
             current = pipeline.next_dirty_stream(connection, node_id, stop=out_of_time)
             if out_of_time:
