@@ -12,6 +12,7 @@ through `studio.media.jobs` and never imports this module.
 from __future__ import annotations
 
 from studio.media.jobs import (  # noqa: F401 (the declarations, for callers of this module)
+    DEFAULT_NODE,
     DELIVER_TEST_WEBHOOK,
     DELIVER_WEBHOOK,
     DISPATCH_WEBHOOK_EVENT,
@@ -26,6 +27,7 @@ from studio.media.jobs import (  # noqa: F401 (the declarations, for callers of 
     UPLOADS,
     WEBHOOKS,
     JobSpec,
+    queue_node,
 )
 from workers.context import job_app
 
@@ -34,17 +36,23 @@ from workers.context import job_app
 
 @SYNC_STREAM.implements
 def sync_stream(stream: str) -> dict:
-    """Sync one stream's local HLS files to the bucket until it is clean.
+    """Sync one stream's local HLS files to the bucket until it is clean,
+    then the other dirty streams of the node whose queue it was taken from
+    (see `workers.pipeline.drainer`).
 
-    Idempotent and safe to run concurrently (the second runner only marks the
-    stream dirty). Returns counts; raises ValueError for an invalid name.
+    Idempotent and safe to run concurrently (a second runner of a stream only
+    marks it dirty). Returns counts; raises ValueError for an invalid name.
     A long backlog gets its timeout: it is uploaded in parallel.
     """
-    from workers.pipeline import local_hls, sync
+    from rq import get_current_job
+
+    from workers.pipeline import drainer, local_hls
 
     local_hls.check_stream_name(stream)
+    job = get_current_job()
+    node_id = queue_node(job.origin) if job is not None else DEFAULT_NODE
     with job_app() as app:
-        return sync.sync_requested(app, stream).as_dict()
+        return drainer.sync_requested(app, stream, node_id).as_dict()
 
 
 @FINALIZE_BROADCAST.implements

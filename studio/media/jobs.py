@@ -66,6 +66,15 @@ def node_queue(kind: str, node_id: str = DEFAULT_NODE) -> str:
     return f"{NODE_QUEUE_KINDS[kind]}.{node_id}"
 
 
+def queue_node(queue: str) -> str:
+    """The media node whose segment work `queue` takes (the inverse of
+    `node_queue` for UPLOADS); the default node for any other queue."""
+    prefix = NODE_QUEUE_KINDS[UPLOADS] + "."
+    if queue.startswith(prefix) and NODE_ID.fullmatch(queue.removeprefix(prefix)):
+        return queue.removeprefix(prefix)
+    return DEFAULT_NODE
+
+
 def node_queues(node_id: str = DEFAULT_NODE) -> tuple[str, ...]:
     """The queues the upload workers of `node_id` listen on, in order: live
     segments first. The default node's workers also take the shared queues

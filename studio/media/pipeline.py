@@ -2,12 +2,15 @@
 upload workers (`workers/`), through one RQ queue.
 
 Triggers are cheap and may repeat or get lost: each one marks the stream
-dirty and enqueues a sync job only if none is waiting and none is running
-for the stream (a running one holds the stream's lock and looks at the dirty
-flag again before it ends); the job syncs until the stream is clean (see
-`workers.pipeline.sync`). So a stream costs one RQ job per segment at most,
-fewer when segments wait. A periodic sweep in the watcher re-triggers
-anything left behind.
+dirty and, unless the stream's sync runs (its lock is held: the holder looks
+at the dirty flag again before it ends), adds it to its node's set of dirty
+streams. A sync job drains that set, stream by stream under each stream's
+lock, for up to DRAIN_SECONDS (see `workers.pipeline.sync`); a trigger
+enqueues a job only if none is waiting on the node's queue and the running
+drainers are fewer than the streams in the set. So segments of many streams
+share one RQ job, and a busy node runs about one job per drainer every
+DRAIN_SECONDS instead of one per segment. A periodic sweep in the watcher
+re-triggers anything left behind.
 
 Jobs are declared (queue, timeout, retries) in `studio.media.jobs`; the web
 process never imports the worker code, the pipeline or the storage client. An engine
@@ -28,6 +31,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -58,6 +62,16 @@ THUMBNAIL_JOB = jobs.MAKE_THUMBNAIL.name
 DEFAULT_NODE = jobs.DEFAULT_NODE
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60
+# A sync job drains its node's dirty streams for this long, then queues
+# another job if streams are left (fairness with replays; a bounded job).
+DRAIN_SECONDS = 2.0
+# With the set empty a drainer waits this long (blocked in Redis, no CPU) for
+# the next dirty stream before it leaves: on a busy node one job takes the
+# segments of many streams instead of one job each.
+DRAIN_WAIT_SECONDS = 0.5
+# A drainer renews its registration at each stream; one killed mid-drain
+# stops counting after this many seconds (the sync lock's TTL).
+DRAINING_TTL = 20
 # At most one thumbnail job per broadcast in this many seconds.
 THUMBNAIL_INTERVAL = 10
 # Reported segments wait this long for the sync job (a stream idle for an
@@ -76,8 +90,20 @@ class Keys:
         return f"studio:media:dirty:{stream}"
 
     @staticmethod
-    def queued(stream: str) -> str:
-        return f"studio:media:queued:{stream}"
+    def dirty_streams(node_id: str) -> str:
+        """The node's streams whose sync was asked for and not yet taken
+        (a sorted set: by the time of the first ask, oldest taken first)."""
+        return f"studio:media:dirty-streams:{node_id}"
+
+    @staticmethod
+    def queued(node_id: str) -> str:
+        """Set while a sync job waits on the node's queue (it drains the set)."""
+        return f"studio:media:queued:{node_id}"
+
+    @staticmethod
+    def draining(node_id: str) -> str:
+        """How many sync jobs are draining the node's set of dirty streams."""
+        return f"studio:media:draining:{node_id}"
 
     @staticmethod
     def lock(stream: str) -> str:
@@ -124,22 +150,44 @@ def media_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
 
 
 # One atomic step, so that a trigger never sees the lock of a job that has
-# already made its last check of the dirty flag: mark the stream dirty; with
-# its lock held, nothing else; otherwise claim the "queued" flag (1: the
-# caller enqueues the job).
+# already made its last check of the dirty flag, nor a drainer that has
+# already found the set empty: mark the stream dirty; with its lock held,
+# nothing else; otherwise add it to the node's set (and remember the node
+# of its files), then claim the node's "queued" flag (1: the caller enqueues
+# a job) unless a job waits already or the running drainers outnumber the
+# set. KEYS: dirty, lock, dirty streams, queued, draining, node of the files.
 TRIGGER_SCRIPT = """
 redis.call('SET', KEYS[1], 1)
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-if redis.call('SET', KEYS[3], 1, 'NX', 'EX', ARGV[1]) then return 1 end
-return 0
+redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[2])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[6], ARGV[3], 'EX', ARGV[4]) end
+if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
+local draining = tonumber(redis.call('GET', KEYS[5]) or '0')
+if draining > 0 and redis.call('ZCARD', KEYS[3]) <= draining then return 0 end
+redis.call('SET', KEYS[4], 1, 'EX', ARGV[1])
+return 1
+"""
+# A drainer takes the longest waiting dirty stream, or, with the set empty (or its time
+# up: ARGV[2] = 1), stops counting as a drainer in the same step, so that a
+# trigger after it enqueues a job. KEYS: dirty streams, draining.
+NEXT_SCRIPT = """
+if ARGV[2] == '0' then
+  local oldest = redis.call('ZPOPMIN', KEYS[1])
+  if oldest[1] then
+    redis.call('EXPIRE', KEYS[2], ARGV[1])
+    return oldest[1]
+  end
+end
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return false
 """
 _scripts: dict[str, Script] = {}
 
 
-def _trigger_script(connection: redis.Redis) -> Script:
-    script = _scripts.get("trigger")
+def _script(connection: redis.Redis, name: str, text: str) -> Script:
+    script = _scripts.get(name)
     if script is None:
-        script = _scripts["trigger"] = connection.register_script(TRIGGER_SCRIPT)
+        script = _scripts[name] = connection.register_script(text)
     return script
 
 
@@ -147,21 +195,74 @@ def request_sync(connection: redis.Redis, stream: str, node_id: str = DEFAULT_NO
     """Ask for the stream's local HLS files on media node `node_id` to be
     synced to the bucket (by that node's workers).
 
-    Marks the stream dirty, then enqueues a job unless one is already
-    waiting or running: a running job holds the stream's lock and looks at
-    the dirty flag again after each pass and after releasing the lock, so
-    it picks the new files up without another job (and its bookkeeping).
-    Returns True if a job was enqueued. Raises ValueError for a bad node
-    id, redis errors (callers that must not fail catch them: the local
-    directory is the buffer).
+    Marks the stream dirty and, unless its sync runs, adds it to the node's
+    dirty streams; enqueues a job only if none is waiting on the node's
+    queue and the running drainers are fewer than the dirty streams (a
+    running sync looks at the dirty flag again after each pass and after
+    releasing the lock; a running drainer takes the set's streams until it
+    is empty). Returns True if a job was enqueued. Raises ValueError for a
+    bad node id, redis errors (callers that must not fail catch them: the
+    local directory is the buffer).
     """
     queue = jobs.node_queue(jobs.UPLOADS, node_id)
-    keys = [Keys.dirty(stream), Keys.lock(stream), Keys.queued(stream)]
-    if not _trigger_script(connection)(keys=keys, args=[QUEUED_TTL], client=connection):
+    keys = [
+        Keys.dirty(stream),
+        Keys.lock(stream),
+        Keys.dirty_streams(node_id),
+        Keys.queued(node_id),
+        Keys.draining(node_id),
+        Keys.node(stream),
+    ]
+    node_arg = "" if node_id == DEFAULT_NODE else node_id
+    args = [QUEUED_TTL, stream, node_arg, NODE_TTL, time.time()]
+    if not _script(connection, "trigger", TRIGGER_SCRIPT)(keys=keys, args=args, client=connection):
         return False
-    if node_id != DEFAULT_NODE:
-        connection.set(Keys.node(stream), node_id, ex=NODE_TTL)
     jobs.SYNC_STREAM.enqueue(connection, stream, queue=queue)
+    return True
+
+
+def start_draining(connection: redis.Redis, node_id: str, stream: str) -> None:
+    """A sync job of `node_id` starts: no job waits on its queue any more (a
+    trigger from now on may queue the next one), and it counts as a drainer
+    of the node's dirty streams; its own stream is marked dirty and taken
+    out of the set. Raises redis errors."""
+    draining = Keys.draining(node_id)
+    with connection.pipeline(transaction=False) as pipe:
+        pipe.delete(Keys.queued(node_id)).incr(draining).expire(draining, DRAINING_TTL)
+        pipe.set(Keys.dirty(stream), 1).zrem(Keys.dirty_streams(node_id), stream)
+        pipe.execute()
+
+
+def next_dirty_stream(connection: redis.Redis, node_id: str, stop: bool = False) -> str | None:
+    """The next dirty stream of the node for a drainer; None once the set is
+    empty (or with `stop`), and then the caller is no longer a drainer.
+    Raises redis errors."""
+    keys = [Keys.dirty_streams(node_id), Keys.draining(node_id)]
+    args = [DRAINING_TTL, "1" if stop else "0"]
+    stream = _script(connection, "next", NEXT_SCRIPT)(keys=keys, args=args, client=connection)
+    return stream.decode() if isinstance(stream, bytes) else stream
+
+
+def wait_dirty_stream(connection: redis.Redis, node_id: str, seconds: float) -> str | None:
+    """The next dirty stream of the node, waiting up to `seconds` for one
+    (the caller stays a drainer: triggers meanwhile count on it); None if
+    none came. Raises redis errors."""
+    popped = connection.bzpopmin(Keys.dirty_streams(node_id), timeout=max(seconds, 0.01))
+    if popped is None:
+        return None
+    stream = popped[1]
+    return stream.decode() if isinstance(stream, bytes) else stream
+
+
+def requeue_drain(connection: redis.Redis, node_id: str) -> bool:
+    """After a drainer stopped with streams left in the set: queue a sync
+    job for them unless one waits already. Returns True if one was queued.
+    Raises redis errors."""
+    left = next(iter(connection.zrange(Keys.dirty_streams(node_id), 0, 0)), None)
+    if left is None or not connection.set(Keys.queued(node_id), 1, nx=True, ex=QUEUED_TTL):
+        return False
+    stream = left.decode() if isinstance(left, bytes) else left
+    jobs.SYNC_STREAM.enqueue(connection, stream, queue=jobs.node_queue(jobs.UPLOADS, node_id))
     return True
 
 

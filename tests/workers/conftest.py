@@ -119,7 +119,8 @@ class HlsDir:
         (self.live / f"{self.stream}.m3u8").write_text("\n".join(lines) + "\n")
 
     def local_names(self) -> list[str]:
-        return sorted(p.name for p in self.live.glob("*.ts"))
+        """The stream's segments on disk (other streams share the directory)."""
+        return sorted(p.name for p in self.live.glob(f"{self.stream}-*.ts"))
 
 
 @pytest.fixture()
@@ -158,21 +159,31 @@ def bucket(pipeline_app, fake_gcs):
 
 
 @pytest.fixture()
-def live_stream(pipeline_app, db, make_stream, ts_segments, tmp_path):
+def make_live_stream(pipeline_app, db, make_stream, ts_segments, tmp_path):
+    """Streams with an open broadcast and an empty local HLS directory."""
+
+    def factory():
+        stream = make_stream()
+        broadcast = streams.start_broadcast(
+            db.session,
+            streams.PublishAttempt(
+                stream_name=stream.public_id,
+                secret=stream.stream_key,
+                client_id="client-1",
+                protocol="rtmp",
+                server_id="nginx-rtmp",
+            ),
+        )
+        # It went live a minute ago: the test's segments were written since.
+        broadcast.started_at = broadcast.started_at - timedelta(minutes=1)
+        db.session.commit()
+        hls = HlsDir(tmp_path / "hls", stream.public_id, ts_segments)
+        return stream, broadcast, hls
+
+    return factory
+
+
+@pytest.fixture()
+def live_stream(make_live_stream):
     """A stream with an open broadcast and an empty local HLS directory."""
-    stream = make_stream()
-    broadcast = streams.start_broadcast(
-        db.session,
-        streams.PublishAttempt(
-            stream_name=stream.public_id,
-            secret=stream.stream_key,
-            client_id="client-1",
-            protocol="rtmp",
-            server_id="nginx-rtmp",
-        ),
-    )
-    # It went live a minute ago: the test's segments were written since.
-    broadcast.started_at = broadcast.started_at - timedelta(minutes=1)
-    db.session.commit()
-    hls = HlsDir(tmp_path / "hls", stream.public_id, ts_segments)
-    return stream, broadcast, hls
+    return make_live_stream()

@@ -65,7 +65,7 @@ LAYERS = [
     {"playlists"},
     {"live", "replay", "thumbnails"},
     {"sync"},
-    {"finalize", "purge", "visibility"},
+    {"drainer", "finalize", "purge", "visibility"},
 ]
 
 

@@ -107,7 +107,8 @@ def test_watcher_sweep_triggers_the_tidy_up_of_leftovers(pipeline_app, db, redis
     watcher = Watcher(pipeline_app)
     try:
         assert watcher.sweep() == 1
-        assert redis.exists(Keys.queued(stream.public_id))
+        assert redis.zscore(Keys.dirty_streams("default"), stream.public_id) is not None
+        assert redis.exists(Keys.queued("default"))
         assert watcher.sweep() == 0  # not again before the leftover age passed
     finally:
         watcher.inotify.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
@@ -212,7 +213,99 @@ def test_on_hls_while_the_streams_sync_runs_queues_nothing(
     assert reply.status_code == 200 and reply.get_json() == {"code": 0}
     assert _queued(redis) == []
     assert redis.get(pipeline.Keys.dirty(stream.public_id)) == b"1"
-    assert redis.get(pipeline.Keys.queued(stream.public_id)) is None
+    assert redis.get(pipeline.Keys.queued(pipeline.DEFAULT_NODE)) is None
+    assert redis.zscore(pipeline.Keys.dirty_streams("default"), stream.public_id) is None
     running.release()
     client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
     assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
+
+
+def test_triggers_of_several_streams_share_one_job(
+    pipeline_app, client, redis, bucket, make_live_stream
+):
+    """on_hls of three streams queues one sync job while it waits; one run
+    of it uploads every stream's segment and leaves no dirty stream."""
+    token = pipeline_app.config["HOOK_TOKEN"]
+    live = [make_live_stream() for _ in range(3)]
+    for stream, _, hls in live:
+        hls.add_segment(0)
+        hls.write_playlist([0])
+        reply = client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
+        assert reply.status_code == 200
+
+    assert _queued(redis) == [(pipeline.SYNC_JOB, [live[0][0].public_id])]
+    _run_worker(redis)
+    for stream, broadcast, hls in live:
+        assert bucket.get(layout.segment(stream.public_id, broadcast.id, 0))[0] == 200
+        assert hls.local_names() == []
+    assert redis.zcard(pipeline.Keys.dirty_streams(pipeline.DEFAULT_NODE)) == 0
+    assert redis.get(pipeline.Keys.draining(pipeline.DEFAULT_NODE)) == b"0"
+
+
+def test_a_trigger_while_a_job_drains_is_taken_by_it(pipeline_app, client, redis, live_stream):
+    """While a sync job drains the node's dirty streams, on_hls of another
+    stream queues no job: the drainer takes it next. Once the drainer has
+    found the set empty, the next on_hls queues a job again."""
+    stream, _, hls = live_stream
+    token = pipeline_app.config["HOOK_TOKEN"]
+    pipeline.start_draining(redis, pipeline.DEFAULT_NODE, "otherstream")
+
+    client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
+
+    assert _queued(redis) == []
+    assert pipeline.next_dirty_stream(redis, pipeline.DEFAULT_NODE) == stream.public_id
+    assert pipeline.next_dirty_stream(redis, pipeline.DEFAULT_NODE) is None
+    client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
+    assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
+
+
+def test_a_drainer_out_of_time_queues_the_next_job(
+    pipeline_app, redis, make_live_stream, monkeypatch
+):
+    """A sync job stops draining after DRAIN_SECONDS and queues one job for
+    the streams left, which uploads them."""
+    from workers.pipeline import drainer
+
+    first, second = make_live_stream(), make_live_stream()
+    for stream, _, hls in (first, second):
+        hls.add_segment(1, mtime=time.time() - 60)
+        hls.write_playlist([1])
+        pipeline.request_sync(redis, stream.public_id)
+    monkeypatch.setattr(pipeline, "DRAIN_SECONDS", 0.0)
+    drainer.sync_requested(pipeline_app, first[0].public_id, pipeline.DEFAULT_NODE)
+
+    assert first[2].local_names() == []
+    assert second[2].local_names() != []
+    queued = _queued(redis)
+    assert len(queued) == 2 and queued[-1] == (pipeline.SYNC_JOB, [second[0].public_id])
+    _run_worker(redis)
+    assert second[2].local_names() == []
+
+
+def test_a_failed_pass_puts_its_stream_back(pipeline_app, redis, make_live_stream, monkeypatch):
+    """A pass of a stream taken from the node's set that fails puts the stream
+    back in the set, dirty, and the job fails (RQ retries it); the job
+    no longer counts as a drainer."""
+    from workers.pipeline import drainer, sync
+
+    first, second = make_live_stream(), make_live_stream()
+    for stream, _, hls in (first, second):
+        hls.add_segment(1, mtime=time.time() - 60)
+        hls.write_playlist([1])
+        pipeline.request_sync(redis, stream.public_id)
+    real = sync.sync_once
+
+    def failing(app, name, lock=None):
+        if name == second[0].public_id:
+            raise RuntimeError("database gone")
+        return real(app, name, lock)
+
+    monkeypatch.setattr(sync, "sync_once", failing)
+    with pytest.raises(RuntimeError):
+        drainer.sync_requested(pipeline_app, first[0].public_id, pipeline.DEFAULT_NODE)
+
+    node = pipeline.DEFAULT_NODE
+    assert redis.zrange(pipeline.Keys.dirty_streams(node), 0, -1) == [second[0].public_id.encode()]
+    assert redis.get(pipeline.Keys.dirty(second[0].public_id)) == b"1"
+    assert redis.get(pipeline.Keys.draining(node)) == b"0"
+    assert first[2].local_names() == []

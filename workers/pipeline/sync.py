@@ -78,17 +78,6 @@ class SyncResult:
         }
 
 
-def sync_requested(app: Flask, stream: str) -> SyncResult:
-    """Sync a stream whose sync was requested until it is clean (the body of
-    the `workers.jobs.sync_stream` job). Safe to run concurrently: a second
-    runner only marks the stream dirty for the lock holder."""
-    connection = get_redis(app)
-    # One round trip: under load every one costs a wait for the CPU.
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.set(Keys.dirty(stream), 1).delete(Keys.queued(stream)).execute()
-    return drain(app, connection, stream, dirty=True)
-
-
 def drain(app: Flask, connection: redis.Redis, stream: str, dirty: bool = False) -> SyncResult:
     """Run passes while the stream is dirty and nobody else holds its lock."""
     total = SyncResult()
