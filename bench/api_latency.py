@@ -354,6 +354,8 @@ def report(
     args: argparse.Namespace,
     load: tuple[float, float],
 ) -> str:
+    from studio import database
+
     gunicorn_conf = "with gunicorn.conf.py" if (ROOT / "gunicorn.conf.py").exists() else ""
     return f"""{SECTION}
 
@@ -377,25 +379,28 @@ Floor: p95 < 100 ms; aim: p95 < 20 ms.
 
 What one request costs, counted in-process after the load (`bench/request_costs.py`:
 listeners on the app's SQLAlchemy engine and Redis connections, through the
-whole WSGI app; averages over 200 requests; a hook request is one callback):
+whole WSGI app; averages over 200 requests; a hook request is one callback;
+app CPU ms is the process's CPU time per request, the app's share only):
 
 {request_costs.table(costs)}
 
-Where the time goes (profiled in-process): `GET /api/v1/streams/{{id}}` is a
-connection checkout with its pre-ping, one query for the token joined to its
-user, one for the stream, and the JSON, plus the per-token rate limit (a
-Redis round trip: about 0.5 of the ~2.3 ms measured in-process with one
-client). `on_publish` locks the stream row,
-looks up the publisher and the open broadcast, locks the owner and counts their
-live streams (the live limit), inserts the broadcast, updates the stream,
-commits (an fsync on this PostgreSQL) and publishes the status on Redis;
-`on_unpublish` locks, looks up, updates twice, commits, publishes and queues
-the replay job. With 1 client the numbers are service time; with more, the
-client, gunicorn, PostgreSQL and Redis share 2 cores (and the machine's other
-work), so most of the difference is waiting for a CPU. Fixed after profiling:
-the token lookup was two queries (token, then a lazy load of its user), and the
-publish hook read the broadcast id after commit, which cost a second connection
-checkout and query per publish.
+Where the time goes (profiled in-process, counted above): `GET
+/api/v1/streams/{{id}}` is one Redis call for the rate limits (a Lua script:
+the address's failed authentications, then the token's window, which also
+gives the X-RateLimit headers), a pooled connection (pinged only after
+{database.IDLE_BEFORE_PING:.0f} s idle), the token joined to its user and the stream joined to
+its last refused publish, both in autocommit (no BEGIN, no ROLLBACK), the
+viewer count (a Redis ZCOUNT) and the JSON. `on_publish` locks the stream
+and its owner (one statement), looks up the publisher and the open
+broadcast, counts the owner's live streams (the live limit), updates the
+stream, inserts the broadcast and commits; `on_unpublish` locks, looks up,
+updates twice and commits. What follows a callback's commit (the status
+message, the replay job, the webhook job) goes to Redis in one MULTI/EXEC.
+This PostgreSQL runs with fsync off, so a commit is not a disk flush here.
+With 1 client the numbers are service time; with more, the client,
+gunicorn, PostgreSQL and Redis share 2 cores (and the machine's other work),
+so most of the difference is waiting for a CPU, and every round trip is a
+wait for another process to be scheduled.
 """
 
 
