@@ -348,11 +348,36 @@ def write_section(text: str) -> None:
     DOC.write_text(updated.rstrip("\n") + "\n")
 
 
+def server_facts(app) -> str:
+    """The PostgreSQL server as the benchmark found it: version, durability
+    settings, and whether it is the machine's own (shared) server."""
+    from sqlalchemy import text
+
+    from studio.extensions import db
+
+    with app.app_context():
+        settings = dict(
+            db.session.execute(
+                text(
+                    "SELECT name, setting FROM pg_settings WHERE name IN"
+                    " ('server_version', 'fsync', 'synchronous_commit', 'port')"
+                )
+            ).all()
+        )
+        db.session.remove()
+    where = "the machine's server, shared" if settings["port"] == "5432" else "a private cluster"
+    return (
+        f"PostgreSQL {settings['server_version'].split()[0]} ({where}; fsync "
+        f"{settings['fsync']}, synchronous_commit {settings['synchronous_commit']})"
+    )
+
+
 def report(
     phases: list[Phase],
     costs: list[request_costs.Cost],
     args: argparse.Namespace,
     load: tuple[float, float],
+    server: str,
 ) -> str:
     from studio import database
 
@@ -360,7 +385,7 @@ def report(
     return f"""{SECTION}
 
 `make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` {gunicorn_conf}, gthread,
-{args.workers} workers x {args.threads} threads, against PostgreSQL 15 and Redis on the
+{args.workers} workers x {args.threads} threads, against {server} and Redis on the
 same machine; 1 and {args.concurrency} client threads with keep-alive connections
 (http.client), {args.duration:.0f} s per endpoint and client count, one at a time,
 in one run.
@@ -396,7 +421,9 @@ broadcast, counts the owner's live streams (the live limit), updates the
 stream, inserts the broadcast and commits; `on_unpublish` locks, looks up,
 updates twice and commits. What follows a callback's commit (the status
 message, the replay job, the webhook job) goes to Redis in one MULTI/EXEC.
-This PostgreSQL runs with fsync off, so a commit is not a disk flush here.
+A commit waits for its WAL to reach the disk when fsync and
+synchronous_commit are on (see above), shared with whatever else the
+server is writing.
 With 1 client the numbers are service time; with more, the client,
 gunicorn, PostgreSQL and Redis share 2 cores (and the machine's other work),
 so most of the difference is waiting for a CPU, and every round trip is a
@@ -441,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         load = (load_before, os.getloadavg()[0])
         # After the load: counting slows the calls it counts.
         costs = request_costs.measure(app, cost_calls(token, streams))
-        text = report(plan, costs, args, load)
+        text = report(plan, costs, args, load, server_facts(app))
     finally:
         for stop in cleanup:
             stop()
