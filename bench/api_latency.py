@@ -405,7 +405,8 @@ Floor: p95 < 100 ms; aim: p95 < 20 ms.
 What one request costs, counted in-process after the load (`bench/request_costs.py`:
 listeners on the app's SQLAlchemy engine and Redis connections, through the
 whole WSGI app; averages over 200 requests; a hook request is one callback;
-app CPU ms is the process's CPU time per request, the app's share only):
+app CPU ms is the process's CPU time per request: the app and the test client,
+not PostgreSQL, Redis or gunicorn):
 
 {request_costs.table(costs)}
 

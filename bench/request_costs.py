@@ -19,7 +19,7 @@ listeners on the app's own clients:
 Counts are averaged over `repeat` requests after a warm-up, so a
 connection opened once per process does not count; so is the process's CPU
 time (`time.process_time`: less disturbed by the machine's other work than
-wall time, and only the app's share: no PostgreSQL, Redis or gunicorn).
+wall time; the app and the test client, not PostgreSQL, Redis or gunicorn).
 """
 
 from __future__ import annotations
