@@ -348,17 +348,44 @@ def write_section(text: str) -> None:
     DOC.write_text(updated.rstrip("\n") + "\n")
 
 
+def server_facts(app) -> str:
+    """The PostgreSQL server as the benchmark found it: version, durability
+    settings, and whether it is the machine's own (shared) server."""
+    from sqlalchemy import text
+
+    from studio.extensions import db
+
+    with app.app_context():
+        settings = dict(
+            db.session.execute(
+                text(
+                    "SELECT name, setting FROM pg_settings WHERE name IN"
+                    " ('server_version', 'fsync', 'synchronous_commit', 'port')"
+                )
+            ).all()
+        )
+        db.session.remove()
+    where = "the machine's server, shared" if settings["port"] == "5432" else "a private cluster"
+    return (
+        f"PostgreSQL {settings['server_version'].split()[0]} ({where}; fsync "
+        f"{settings['fsync']}, synchronous_commit {settings['synchronous_commit']})"
+    )
+
+
 def report(
     phases: list[Phase],
     costs: list[request_costs.Cost],
     args: argparse.Namespace,
     load: tuple[float, float],
+    server: str,
 ) -> str:
+    from studio import database
+
     gunicorn_conf = "with gunicorn.conf.py" if (ROOT / "gunicorn.conf.py").exists() else ""
     return f"""{SECTION}
 
 `make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` {gunicorn_conf}, gthread,
-{args.workers} workers x {args.threads} threads, against PostgreSQL 15 and Redis on the
+{args.workers} workers x {args.threads} threads, against {server} and Redis on the
 same machine; 1 and {args.concurrency} client threads with keep-alive connections
 (http.client), {args.duration:.0f} s per endpoint and client count, one at a time,
 in one run.
@@ -377,25 +404,31 @@ Floor: p95 < 100 ms; aim: p95 < 20 ms.
 
 What one request costs, counted in-process after the load (`bench/request_costs.py`:
 listeners on the app's SQLAlchemy engine and Redis connections, through the
-whole WSGI app; averages over 200 requests; a hook request is one callback):
+whole WSGI app; averages over 200 requests; a hook request is one callback;
+app CPU ms is the process's CPU time per request: the app and the test client,
+not PostgreSQL, Redis or gunicorn):
 
 {request_costs.table(costs)}
 
-Where the time goes (profiled in-process): `GET /api/v1/streams/{{id}}` is a
-connection checkout with its pre-ping, one query for the token joined to its
-user, one for the stream, and the JSON, plus the per-token rate limit (a
-Redis round trip: about 0.5 of the ~2.3 ms measured in-process with one
-client). `on_publish` locks the stream row,
-looks up the publisher and the open broadcast, locks the owner and counts their
-live streams (the live limit), inserts the broadcast, updates the stream,
-commits (an fsync on this PostgreSQL) and publishes the status on Redis;
-`on_unpublish` locks, looks up, updates twice, commits, publishes and queues
-the replay job. With 1 client the numbers are service time; with more, the
-client, gunicorn, PostgreSQL and Redis share 2 cores (and the machine's other
-work), so most of the difference is waiting for a CPU. Fixed after profiling:
-the token lookup was two queries (token, then a lazy load of its user), and the
-publish hook read the broadcast id after commit, which cost a second connection
-checkout and query per publish.
+Where the time goes (profiled in-process, counted above): `GET
+/api/v1/streams/{{id}}` is one Redis call for the rate limits (a Lua script:
+the address's failed authentications, then the token's window, which also
+gives the X-RateLimit headers), a pooled connection (pinged only after
+{database.IDLE_BEFORE_PING:.0f} s idle), the token joined to its user and the stream joined to
+its last refused publish, both in autocommit (no BEGIN, no ROLLBACK), the
+viewer count (a Redis ZCOUNT) and the JSON. `on_publish` locks the stream
+and its owner (one statement), looks up the publisher and the open
+broadcast, counts the owner's live streams (the live limit), updates the
+stream, inserts the broadcast and commits; `on_unpublish` locks, looks up,
+updates twice and commits. What follows a callback's commit (the status
+message, the replay job, the webhook job) goes to Redis in one MULTI/EXEC.
+A commit waits for its WAL to reach the disk when fsync and
+synchronous_commit are on (see above), shared with whatever else the
+server is writing.
+With 1 client the numbers are service time; with more, the client,
+gunicorn, PostgreSQL and Redis share 2 cores (and the machine's other work),
+so most of the difference is waiting for a CPU, and every round trip is a
+wait for another process to be scheduled.
 """
 
 
@@ -436,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         load = (load_before, os.getloadavg()[0])
         # After the load: counting slows the calls it counts.
         costs = request_costs.measure(app, cost_calls(token, streams))
-        text = report(plan, costs, args, load)
+        text = report(plan, costs, args, load, server_facts(app))
     finally:
         for stop in cleanup:
             stop()

@@ -17,7 +17,9 @@ listeners on the app's own clients:
   each: `send_packed_command`).
 
 Counts are averaged over `repeat` requests after a warm-up, so a
-connection opened once per process does not count.
+connection opened once per process does not count; so is the process's CPU
+time (`time.process_time`: less disturbed by the machine's other work than
+wall time; the app and the test client, not PostgreSQL, Redis or gunicorn).
 """
 
 from __future__ import annotations
@@ -142,8 +144,8 @@ def measure(
 def table(costs: list[Cost]) -> str:
     """Markdown table, one row per endpoint."""
     lines = [
-        "| endpoint | SQL statements | pre-pings | BEGIN | COMMIT | ROLLBACK "
-        "| PostgreSQL round trips | Redis round trips | in-process ms |",
+        "| endpoint | SQL statements | pings | BEGIN | COMMIT | ROLLBACK "
+        "| PostgreSQL round trips | Redis round trips | app CPU ms |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cost in costs:

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 
-from flask import Flask, Response, abort, jsonify, request
+from flask import Flask, Response, abort, has_request_context, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 
 # Studio bodies are flat objects; a few levels spare for any future shape.
@@ -25,6 +25,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 # An unterminated string runs to the end, so the scan stays linear.
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)', re.DOTALL)
 _BRACKETS = re.compile(r"[\[\]{}]")
+# The body as the guard parsed it, for the view's first `request.get_json()`.
+_PARSED = "studio.parsed_json"
 
 
 class BadInput(ValueError):
@@ -91,11 +93,13 @@ def _check_json_body() -> None:
     if not request.is_json or not data:
         return
     try:
-        load_json(data)
+        value = load_json(data)
     except BadInput:
         raise
     except ValueError:
-        pass  # not JSON at all: the view says so in its own words
+        return  # not JSON at all: the view says so in its own words
+    # The view's `request.get_json()` takes this instead of parsing again.
+    request.environ[_PARSED] = (data, value)
 
 
 def guard_request() -> Response | None:
@@ -132,6 +136,10 @@ class GuardedJSONProvider(DefaultJSONProvider):
     """`request.get_json()` everywhere uses the depth-limited loader."""
 
     def loads(self, s: str | bytes, **kwargs) -> object:
+        if has_request_context():
+            parsed = request.environ.pop(_PARSED, None)
+            if parsed is not None and parsed[0] is s:
+                return parsed[1]  # the request's body, checked and parsed by the guard
         return load_json(s)
 
 

@@ -1,5 +1,6 @@
 """Work that must happen only once a database transaction has committed
-(notifying websockets, dropping a publisher at the media server)."""
+(notifying websockets, dropping a publisher at the media server), and
+read-only units of work that need no transaction at all."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from studio import database
+from tests.polling import wait_until
 
 
 def _engine(app):
@@ -28,6 +29,15 @@ def _pings(monkeypatch) -> list[int]:
     return pings
 
 
+def _backend_alive(engine, pid: int) -> bool:
+    # A connection of its own per look: a transaction keeps its first view of pg_stat_activity.
+    with engine.connect() as connection:
+        found = connection.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+        )
+    return bool(found)
+
+
 def test_a_dead_idle_connection_is_replaced_before_use(app, db, monkeypatch):
     """A pooled connection the server ended while it sat idle is found dead by
     the ping and replaced: the next query succeeds on a new backend."""
@@ -38,6 +48,7 @@ def test_a_dead_idle_connection_is_replaced_before_use(app, db, monkeypatch):
             first = connection.scalar(text("SELECT pg_backend_pid()"))
         db.session.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
         db.session.commit()
+        wait_until(lambda: not _backend_alive(db.engine, first), what="the backend to exit")
         monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
         with engine.connect() as connection:
             second = connection.scalar(text("SELECT pg_backend_pid()"))

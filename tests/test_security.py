@@ -103,6 +103,21 @@ def test_api_limited_per_token_with_a_json_429(limited, make_user, make_token):
     assert other.status_code == 200
 
 
+def test_api_replies_say_what_is_left_of_the_tokens_window(limited, make_user, make_token):
+    """Every API reply carries the token's limit, what is left of it and when
+    the window resets; the refusal past it says when to retry."""
+    token = make_token(make_user())
+    replies = [
+        limited.get("/api/v1/streams", headers={"Authorization": f"Bearer {token}"})
+        for _ in range(6)
+    ]
+    assert [r.headers["X-RateLimit-Remaining"] for r in replies[:5]] == ["4", "3", "2", "1", "0"]
+    assert {r.headers["X-RateLimit-Limit"] for r in replies} == {"5"}
+    assert all(int(r.headers["X-RateLimit-Reset"]) > 0 for r in replies)
+    assert replies[5].status_code == 429
+    assert 1 <= int(replies[5].headers["Retry-After"]) <= 60
+
+
 def test_failed_api_auth_limited_per_address_before_the_database(
     app, db, redis, make_user, make_token
 ):

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -116,9 +116,12 @@ def user_for_token(session: Session, token: str) -> User | None:
     """The owner of a valid, unrevoked token, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    # One query (not token, then user): this runs on every API request.
-    return session.scalar(
-        select(User)
-        .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_hash == hash_token(token), ApiToken.revoked_at.is_(None))
-    )
+    return session.scalar(_TOKEN_OWNER, {"token_hash": hash_token(token)})
+
+
+# One query (not token, then user), built once: this runs on every API request.
+_TOKEN_OWNER = (
+    select(User)
+    .join(ApiToken, ApiToken.user_id == User.id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+)

@@ -16,7 +16,7 @@ import ipaddress
 import logging
 
 from redis import Redis, RedisError
-from sqlalchemy import delete, select, true
+from sqlalchemy import bindparam, delete, select, true
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, aliased
 
@@ -103,11 +103,7 @@ def last_refusals(session: Session, stream_ids: list[int]) -> dict[int, PublishR
     return {refusal.stream_id: refusal for refusal in session.scalars(query)}
 
 
-def owned_stream_with_last_refusal(
-    session: Session, owner_id: int, public_id: str
-) -> tuple[Stream, PublishRefusal | None] | None:
-    """The owner's stream and its newest recorded refusal, in one query (a
-    stream's page in the API reads both); None if it is not the owner's."""
+def _owned_stream_with_last_refusal():
     newest = (
         select(PublishRefusal)
         .where(PublishRefusal.stream_id == Stream.id)
@@ -115,11 +111,24 @@ def owned_stream_with_last_refusal(
         .limit(1)
         .lateral()
     )
-    refusal = aliased(PublishRefusal, newest)
-    row = session.execute(
-        select(Stream, refusal)
+    return (
+        select(Stream, aliased(PublishRefusal, newest))
         .outerjoin(newest, true())
-        .where(Stream.public_id == public_id, Stream.owner_id == owner_id)
+        .where(Stream.public_id == bindparam("public_id"), Stream.owner_id == bindparam("owner"))
+    )
+
+
+# Built once: this runs on every `GET /api/v1/streams/{id}`.
+_OWNED_STREAM_WITH_LAST_REFUSAL = _owned_stream_with_last_refusal()
+
+
+def owned_stream_with_last_refusal(
+    session: Session, owner_id: int, public_id: str
+) -> tuple[Stream, PublishRefusal | None] | None:
+    """The owner's stream and its newest recorded refusal, in one query (a
+    stream's page in the API reads both); None if it is not the owner's."""
+    row = session.execute(
+        _OWNED_STREAM_WITH_LAST_REFUSAL, {"public_id": public_id, "owner": owner_id}
     ).first()
     return None if row is None else (row[0], row[1])
 

@@ -241,9 +241,12 @@ def start_broadcast(
     """
     if attempt.protocol not in INGEST_PROTOCOLS:
         raise PublishRefused("unknown ingest protocol")
-    stream = session.scalar(
-        select(Stream).where(Stream.public_id == attempt.stream_name).with_for_update()
-    )
+    query = select(Stream).where(Stream.public_id == attempt.stream_name)
+    if limits.max_live_per_user > 0:
+        # The owner's row is locked with the stream's, in one statement: the
+        # live limit (`_check_live_limit`) counts under that lock.
+        query = query.join(User, User.id == Stream.owner_id)
+    stream = session.scalar(query.with_for_update())
     if stream is None:
         raise PublishRefused("unknown stream")
     if not attempt.ticket_redeemed and not hmac.compare_digest(
@@ -337,11 +340,12 @@ def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
 def _check_live_limit(session: Session, stream: Stream, limit: int) -> None:
     """Refuse a publish that would put the owner over `limit` live streams
     (the cost guard; 0 = no limit; a reconnecting stream keeps its place).
-    The owner's row is locked so that two of their streams going live at
-    once cannot both slip under the limit."""
+    The caller holds the owner's row lock (taken with the stream's in
+    `start_broadcast`) so that two of their streams going live at once
+    cannot both slip under the limit: this count, a statement of its own,
+    sees what the other one committed."""
     if limit <= 0:
         return
-    session.execute(select(User.id).where(User.id == stream.owner_id).with_for_update())
     live = session.scalar(
         select(func.count(Stream.id)).where(
             Stream.owner_id == stream.owner_id,

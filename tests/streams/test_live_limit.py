@@ -4,11 +4,16 @@ MAX_LIVE_PER_USER streams live at once."""
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from studio.models import Broadcast
+from studio.streams import service
 from tests.conftest import load_fixture
+from tests.polling import wait_until
 
 HOOK = "/hooks/srs?token=test-hook-token"
 
@@ -71,3 +76,53 @@ def test_zero_means_no_limit(app, client, db, make_user, make_stream):
             assert publish(client, make_stream(owner=owner), f"z{n}") == {"code": 0}
     finally:
         app.config["MAX_LIVE_PER_USER"] = saved
+
+
+def _attempt(stream, client_id: str) -> service.PublishAttempt:
+    return service.PublishAttempt(
+        stream_name=stream.public_id,
+        secret=stream.stream_key,
+        client_id=client_id,
+        protocol="rtmp",
+        service_id="s1",
+    )
+
+
+def test_two_streams_going_live_at_once_cannot_both_slip_under_the_limit(
+    app, db, make_user, make_stream
+):
+    """A publish waits for the owner's row while another of their streams is
+    going live, then counts that one as live: with a limit of 1 it is refused."""
+    owner = make_user()
+    first, second = make_stream(owner=owner), make_stream(owner=owner)
+    limits = service.PublishLimits(max_live_per_user=1)
+    outcome: dict[str, str] = {}
+
+    def publish_second() -> None:
+        with app.app_context(), Session(db.engine) as session:
+            try:
+                service.start_broadcast(session, _attempt(second, "c2"), limits)
+                session.commit()
+                outcome["second"] = "accepted"
+            except service.PublishRefused as exc:
+                outcome["second"] = exc.reason
+
+    def waiting_on_a_lock() -> int:
+        with db.engine.connect() as monitor:
+            return monitor.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+            )
+
+    with Session(db.engine) as holder:
+        service.start_broadcast(holder, _attempt(first, "c1"), limits)  # holds the locks
+        thread = threading.Thread(target=publish_second)
+        thread.start()
+        try:
+            wait_until(waiting_on_a_lock, what="the second publish to wait for the owner")
+            holder.commit()
+        finally:
+            thread.join(timeout=30)
+    assert outcome == {"second": "live stream limit reached (1 at a time)"}
