@@ -205,7 +205,7 @@ class Studio:
             hook_token=token,
             extra={"STUDIO_LOG_LEVEL": "WARNING", **(extra or {})},
         )
-        runner.migrate(self.env, var)
+        runner.migrate(self.env)
         self.handles["web"] = runner.start_gunicorn(self.env, var, port)
         self.handles["sockets"] = runner.start_gunicorn(self.env, var, sockets_port, tier="sockets")
         self.handles["workers"] = runner.start_workers(self.env, var, 2)

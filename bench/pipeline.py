@@ -131,7 +131,7 @@ class Studio:
                 "STUDIO_SRS_API_URL": "http://127.0.0.1:9",
             },
         )
-        runner.migrate(self.env, var)
+        runner.migrate(self.env)
         self.handles["gunicorn"] = runner.start_gunicorn(self.env, var, port, threads=32)
         self.handles["workers"] = runner.start_workers(self.env, var, workers)
         self.handles["watcher"] = runner.start_watcher(self.env, var)

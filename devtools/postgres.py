@@ -34,8 +34,8 @@ class PostgresService(Service):
 
 
 class _Cluster(PostgreSQLExecutor):
-    """pytest-postgresql's executor, but the cluster is neither initialised
-    again nor deleted: make dev's data lives on in var/pg."""
+    """pytest-postgresql's executor, but make dev's data lives on in var/pg:
+    the cluster is neither initialised again nor deleted."""
 
     def init_directory(self) -> None:
         if not Path(self.datadir, "PG_VERSION").exists():
@@ -51,40 +51,27 @@ def ensure_postgres(
     """PostgreSQL with `database` in it: DATABASE_URL if set (nothing is
     created); else the server on 127.0.0.1:5432 (trust auth, user postgres)
     unless `use_system` is false; else the private cluster of var_dir."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
+    if url := os.environ.get("DATABASE_URL"):
         parts = urllib.parse.urlsplit(url)
         server_url = parts._replace(path="/postgres").geturl()
-        return PostgresService(
-            name="postgres", url=url, server_url=server_url, database=parts.path.lstrip("/")
-        )
+        database = parts.path.lstrip("/")
+        return PostgresService(name="postgres", url=url, server_url=server_url, database=database)
     if use_system and pg_ready(5432):
         return _attach(5432, database)
     return start_postgres(var_dir, database)
 
 
-def _attach(port: int, database: str, **fields: object) -> PostgresService:
-    base = f"postgresql://postgres@127.0.0.1:{port}"
-    create_database(f"{base}/postgres", database)
-    url, server_url = f"{base}/{database}", f"{base}/postgres"
-    return PostgresService(
-        name="postgres", url=url, server_url=server_url, database=database, **fields
-    )
-
-
 def start_postgres(
     var_dir: Path, database: str = "studio", port: int | None = None
 ) -> PostgresService:
-    """The private cluster of var_dir (initdb on first use, its data kept).
-    One already running (another fixture, a crashed run) is used as it is.
-    fsync is off: development and test data only."""
+    """The private cluster of var_dir (initdb on first use, its data kept),
+    fsync off; one already running (another fixture, a crashed run) is used."""
     home = _pg_home(var_dir)
     with contextlib.suppress(OSError, IndexError, ValueError):
         running = int((home / "data" / "postmaster.pid").read_text().splitlines()[3])
         if pg_ready(running):
             return _attach(running, database)
-    port = port or free_port(55432)
-    log_path = home / "postgres.log"
+    port, log_path = port or free_port(55432), home / "postgres.log"
     cluster = _Cluster(
         executable=str(PG_CTL),
         host="127.0.0.1",
@@ -103,6 +90,18 @@ def start_postgres(
     except (ExecutorError, OSError, psycopg.Error) as error:
         stop(cluster)
         raise StackError(f"postgres: {error}{log_tail(log_path)}") from None
+
+
+def _attach(port: int, database: str, **fields: object) -> PostgresService:
+    server = f"postgresql://postgres@127.0.0.1:{port}"
+    create_database(f"{server}/postgres", database)
+    return PostgresService(
+        name="postgres",
+        url=f"{server}/{database}",
+        server_url=f"{server}/postgres",
+        database=database,
+        **fields,
+    )
 
 
 def _pg_home(var_dir: Path) -> Path:
@@ -130,8 +129,7 @@ def pg_ready(port: int) -> bool:
 
 
 def _janitor(server_url: str, name: str) -> DatabaseJanitor:
-    """pytest-postgresql's janitor for database `name` (a plain identifier)
-    on the server of `server_url`."""
+    """pytest-postgresql's janitor for database `name` (a plain identifier)."""
     if not (name.isidentifier() and name.isascii()):
         raise ValueError(f"not a plain database name: {name!r}")
     parts = urllib.parse.urlsplit(server_url)
@@ -147,8 +145,8 @@ def _janitor(server_url: str, name: str) -> DatabaseJanitor:
 
 
 def create_database(server_url: str, name: str) -> None:
-    """CREATE DATABASE name on the server of `server_url` (any database URL);
-    one that exists (already, or created meanwhile elsewhere) is fine."""
+    """CREATE DATABASE on the server of `server_url` (any database URL); one
+    that exists (already, or created meanwhile elsewhere) is fine."""
     with contextlib.suppress(psycopg.errors.DuplicateDatabase):
         _janitor(server_url, name).init()
 

@@ -1,15 +1,13 @@
 """What every devtools starter shares: free ports (port-for), mirakuru
-executors whose output goes to a log file, and the `Service` they return.
-
-mirakuru starts a process in its own session (a terminal's Ctrl-C does not
-reach it), waits until it is ready (a port, a URL), and stops it: its signal,
-a wait, then SIGKILL to everything it started.
-"""
+executors logging to a file, and the `Service` they return. mirakuru starts
+each process in its own session, waits until it is ready (a port, a URL) and
+stops it: its signal, a wait, then SIGKILL to everything it started."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import string
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,10 +38,9 @@ def free_port(preferred: int | None = None) -> int:
 
 
 class _Started:
-    """A devtools executor: `with` on one already started only stops it at
-    the end; a stop does not check the exit code; the environment given is
-    the whole environment (mirakuru would add it to this process's);
-    `.log_path` is its log, `.base_url` its address."""
+    """mirakuru's executor, except: `with` on one already started only stops
+    it at the end; a stop accepts any exit code; the environment given is
+    the whole environment, not additions to this process's."""
 
     log_path: Path | None = None
     base_url: str = ""
@@ -52,7 +49,6 @@ class _Started:
         return self if self.running() else super().__enter__()
 
     def stop(self, *args: object, **kwargs: object) -> Self:
-        """Stopped, whatever the exit code of a process asked to stop."""
         with contextlib.suppress(ProcessFinishedWithError):
             super().stop(*args, **kwargs)
         return self
@@ -95,8 +91,8 @@ def executor(
 
 
 def start(runner: E, what: str) -> E:
-    """runner.start(); a process that dies or never gets ready is a
-    StackError naming `what` and ending with its log."""
+    """runner.start(); one that dies or never gets ready is a StackError
+    naming `what` and ending with its log."""
     try:
         return runner.start()
     except ExecutorError as error:
@@ -107,6 +103,18 @@ def stop(runner: SimpleExecutor) -> None:
     """runner.stop(), whatever the exit code of a process asked to stop."""
     with contextlib.suppress(ProcessFinishedWithError):
         runner.stop()
+
+
+def render(template: Path, values: dict[str, object]) -> str:
+    """A config template filled in: safe_substitute leaves nginx's own
+    `$variables` alone; a `${NAME}` left over is a placeholder nobody
+    filled, an error. URLs lose a trailing slash."""
+    values = {k: v.rstrip("/") if isinstance(v, str) else v for k, v in values.items()}
+    text = string.Template(template.read_text()).safe_substitute(values)
+    if "${" in text:
+        missing = text[text.index("${") :].split("}", 1)[0] + "}"
+        raise StackError(f"{template.name}: no value for {missing}")
+    return text
 
 
 def log_tail(log_path: Path | None, lines: int = 15) -> str:

@@ -1,10 +1,7 @@
-"""The studio's own processes: migrations, the gunicorn tiers, the RQ
-workers, the HLS watcher, the reconciler and the multistream relays. The
-command lines serve `make dev` (devtools/dev.py runs them under honcho); the
-starters serve the tests and benchmarks and return mirakuru executors
-(`.stop()`, `.kill()` as a crash would, `.start()` again, `.process`, plus
-`.log_path`, `.base_url`).
-"""
+"""The studio's own processes: their environment, their command lines (make
+dev runs them under honcho) and starters for tests and benchmarks, which
+return mirakuru executors (`.stop()`, `.kill()` as a crash would, `.start()`
+again, `.process`, plus `.log_path` and `.base_url`)."""
 
 from __future__ import annotations
 
@@ -23,10 +20,14 @@ from devtools.process import ROOT, Http, Simple, StackError, executor, start
 # Seconds a gunicorn may take until its app answers: importing the app in
 # each worker takes well over 10 s when the machine is busy.
 SERVE_TIMEOUT = 120.0
-# The liveness route (studio/health.py): no database, no Redis.
-LIVENESS_PATH = "/healthz"
-# Upload worker processes (SimpleWorker), measured in docs/benchmarks.md.
-DEFAULT_WORKERS = 4
+LIVENESS_PATH = "/healthz"  # studio/health.py: no database, no Redis
+DEFAULT_WORKERS = 4  # upload worker processes, measured in docs/benchmarks.md
+# The gunicorn tiers: their config file and default options.
+TIERS = {
+    "web": (None, {"worker_class": "gthread", "workers": 2, "threads": 16, "timeout": 60}),
+    "hooks": ("gunicorn_hooks.conf.py", {"workers": 1, "threads": 8}),
+    "sockets": ("gunicorn_sockets.conf.py", {"workers": 1, "worker_connections": 5000}),
+}
 
 
 def studio_env(
@@ -55,30 +56,26 @@ def studio_env(
         "STUDIO_HOOK_TOKEN": hook_token,
         "STUDIO_PUBLIC_URL": public_url,
         "STUDIO_MEDIA_ENGINE": engine,
-        # The development signed-cookie key of private streams (the edge asks
-        # the studio to check it): derived from the secret key, so it stays
-        # the same across restarts; the environment's own key wins.
+        # The signed-cookie key of private streams, derived from the secret
+        # key so it survives restarts; the environment's own key wins.
         "STUDIO_CDN_SIGNING_KEY_NAME": os.environ.get("STUDIO_CDN_SIGNING_KEY_NAME") or "dev-key",
         "STUDIO_CDN_SIGNING_KEY": os.environ.get("STUDIO_CDN_SIGNING_KEY")
         or dev_signing_key(secret_key),
     }
+    if hls_dir is not None or nginx is not None:
+        env["STUDIO_HLS_DIR"] = str(hls_dir or nginx.hls_dir)
     if nginx is not None:
         env.update(
             STUDIO_CDN_URL=nginx.edge_url,
             STUDIO_RTMP_URL=nginx.rtmp_url,
             STUDIO_NGINX_CONTROL_URL=nginx.control_url,
-            STUDIO_HLS_DIR=str(hls_dir or nginx.hls_dir),
             # The playlists' target duration and Cache-Control follow nginx's.
             STUDIO_HLS_FRAGMENT=str(nginx.hls_fragment),
         )
         if nginx.tls_url and not os.environ.get("STUDIO_WEBRTC_ORIGIN"):
-            # WebRTC URLs handed out must name the HTTPS site: only there does
-            # nginx pass /rtc/v1/ to SRS (gunicorn's plain port answers 404).
+            # Only the HTTPS site passes /rtc/v1/ to SRS: WebRTC URLs name it.
             env["STUDIO_WEBRTC_ORIGIN"] = nginx.tls_url
-    elif hls_dir is not None:
-        env["STUDIO_HLS_DIR"] = str(hls_dir)
-    env.update(extra or {})
-    return env
+    return env | (extra or {})
 
 
 def dev_signing_key(secret_key: str) -> str:
@@ -88,14 +85,14 @@ def dev_signing_key(secret_key: str) -> str:
 
 
 def hook_url(hooks_port: int, engine: str, token: str) -> str:
-    """The callback URL a media engine is given: the callback tier on
-    127.0.0.1:hooks_port, the route of `engine` ("srs" or "nginx-rtmp")."""
+    """The callback URL of a media engine ("srs" or "nginx-rtmp"): the
+    callback tier on 127.0.0.1:hooks_port."""
     return f"http://127.0.0.1:{hooks_port}/hooks/{engine}?token={token}"
 
 
-def migrate(env: dict[str, str], var_dir: Path, timeout: float = 120) -> None:
+def migrate(env: dict[str, str], timeout: float = 120) -> None:
     """`flask --app studio db upgrade`; raises StackError with its output on failure."""
-    argv = [sys.executable, "-m", "flask", "--app", "studio", "db", "upgrade"]
+    argv = python("flask", "--app", "studio", "db", "upgrade")
     result = subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
@@ -103,31 +100,16 @@ def migrate(env: dict[str, str], var_dir: Path, timeout: float = 120) -> None:
         raise StackError(f"migrations failed:\n{result.stdout}{result.stderr}")
 
 
-# --------------------------------------------------------------------------
-# Command lines (`make dev` runs them under honcho)
-
-
-# The gunicorn tiers: config file (besides `config` for the web tier, e.g.
-# gunicorn.conf.py with its server hooks) and default options.
-TIERS = {
-    "web": (None, {"worker_class": "gthread", "workers": 2, "threads": 16, "timeout": 60}),
-    "hooks": ("gunicorn_hooks.conf.py", {"workers": 1, "threads": 8}),
-    "sockets": ("gunicorn_sockets.conf.py", {"workers": 1, "worker_connections": 5000}),
-}
-
-
 def gunicorn_argv(
     port: int, *, tier: str = "web", config: Path | None = None, **options: object
 ) -> list[str]:
-    """gunicorn `wsgi:app` on 127.0.0.1:port for a tier of TIERS: "web"
-    (gthread), "hooks" (the media servers' callbacks) or "sockets" (gevent, a
-    greenlet per websocket). `options` (workers=1, graceful_timeout=20,
-    control_socket=PATH, ...) win over the defaults and the file's; a
-    control socket of its own keeps it away from ~/.gunicorn/gunicorn.ctl,
-    which every gunicorn of the user would share."""
+    """gunicorn `wsgi:app` on 127.0.0.1:port for a tier of TIERS. `options`
+    (workers=1, control_socket=PATH, ...) win over the defaults and the
+    file's; a control socket of its own keeps it away from
+    ~/.gunicorn/gunicorn.ctl, which every gunicorn of the user shares."""
     file, defaults = TIERS[tier]
     config = ROOT / file if file else config
-    argv = [sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else [])]
+    argv = python("gunicorn", *(["-c", str(config)] if config else []))
     argv += ["wsgi:app", "--bind", f"127.0.0.1:{port}"]
     for key, value in {**defaults, "graceful_timeout": 5, **options}.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
@@ -137,34 +119,25 @@ def gunicorn_argv(
 def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS) -> list[str]:
     """`rq worker-pool` of `count` UploadWorker (SimpleWorker: jobs run in the
     worker process, which keeps its storage client and database pool) on
-    the uploads queue, then the replays queue, then the webhooks queue."""
+    the uploads, replays and webhooks queues, in that order."""
     from studio.media.pipeline import QUEUES
 
-    argv = [sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count)]
-    argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--serializer", "json"]
-    return [*argv, "--url", redis_url, "--logging-level", "WARNING", *QUEUES]
-
-
-def watcher_argv() -> list[str]:
-    """The HLS directory watcher + periodic sweep (workers/watcher.py)."""
-    return [sys.executable, "-m", "workers.watcher"]
-
-
-def multistream_argv() -> list[str]:
-    """The `multistream` container role: relays to multistream targets
-    (workers/multistream.py)."""
-    return [sys.executable, "-m", "workers.multistream"]
+    argv = python("rq.cli", "worker-pool", "--num-workers", str(count), "--serializer", "json")
+    argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--url", redis_url]
+    return [*argv, "--logging-level", "WARNING", *QUEUES]
 
 
 def reconciler_argv(metrics_port: int) -> list[str]:
-    """The `reconciler` container role (deploy/entrypoint.sh): reconcile
-    passes every STUDIO_RECONCILE_INTERVAL seconds, metrics on its own port."""
-    argv = [sys.executable, "-m", "studio.metrics_exporter", "--port", str(metrics_port)]
-    return [*argv, "--addr", "127.0.0.1", "workers.reconcile", "--loop"]
+    """Reconcile passes every STUDIO_RECONCILE_INTERVAL seconds, metrics on
+    their own port (the entrypoint's `reconciler` role)."""
+    exporter = ["--port", str(metrics_port), "--addr", "127.0.0.1"]
+    return python("studio.metrics_exporter", *exporter, "workers.reconcile", "--loop")
 
 
-# --------------------------------------------------------------------------
-# Starters (tests, benchmarks)
+def python(module: str, *args: str) -> list[str]:
+    """`python -m module args`: workers.watcher (the HLS directory watcher),
+    workers.multistream (relays to multistream targets), ..."""
+    return [sys.executable, "-m", module, *args]
 
 
 def start_gunicorn(
@@ -178,22 +151,33 @@ def start_gunicorn(
     **options: object,
 ) -> Http:
     """A gunicorn tier (`gunicorn_argv`), returned once its app answers the
-    liveness route: the master binds before its workers have imported the
-    app. One that never answers is killed and named. `.base_url` is its address."""
+    liveness route (the master binds before its workers have imported the
+    app); one that never answers is killed and named."""
     url = f"http://127.0.0.1:{port}"
     name = name or f"{'gunicorn' if tier == 'web' else tier}-{port}"
-    log_path = var_dir / "logs" / f"{name}.log"
     argv = gunicorn_argv(port, tier=tier, **options)
+    log_path = var_dir / "logs" / f"{name}.log"
     server = executor(Http, argv, log_path, env=env, url=url + LIVENESS_PATH, timeout=start_timeout)
     server.base_url = url
     return start(server, f"{url}{LIVENESS_PATH} did not answer")
 
 
+def start_process(argv: list[str], env: dict[str, str], var_dir: Path, name: str) -> Simple:
+    """A background process logging to var_dir/logs/NAME.log; its stop
+    waits 20 s (a running upload finishes) before SIGKILL."""
+    return executor(Simple, argv, var_dir / "logs" / f"{name}.log", env=env, timeout=20).start()
+
+
 def start_workers(env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers") -> Simple:
-    """The upload workers (`workers_argv`); `.stop()` lets a running upload finish."""
-    argv = workers_argv(env["REDIS_URL"], count)
-    log_path = var_dir / "logs" / f"{name}.log"
-    return executor(Simple, argv, log_path, env=env, timeout=20).start()
+    return start_process(workers_argv(env["REDIS_URL"], count), env, var_dir, name)
+
+
+def start_watcher(env, var_dir, *, name="watcher") -> Simple:
+    return start_process(python("workers.watcher"), env, var_dir, name)
+
+
+def start_multistream(env, var_dir, *, name="multistream") -> Simple:
+    return start_process(python("workers.multistream"), env, var_dir, name)
 
 
 def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60) -> None:
@@ -213,15 +197,3 @@ def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60) -> No
         if time.monotonic() > deadline:
             raise StackError(f"{len(ready)} of {count} upload workers ready after {timeout}s")
         time.sleep(0.1)
-
-
-def start_watcher(env, var_dir, *, name="watcher") -> Simple:
-    """The HLS directory watcher + periodic sweep (workers/watcher.py)."""
-    log_path = var_dir / "logs" / f"{name}.log"
-    return executor(Simple, watcher_argv(), log_path, env=env, timeout=10).start()
-
-
-def start_multistream(env, var_dir, *, name="multistream") -> Simple:
-    """The multistream relay process (workers/multistream.py)."""
-    log_path = var_dir / "logs" / f"{name}.log"
-    return executor(Simple, multistream_argv(), log_path, env=env, timeout=10).start()

@@ -1,10 +1,9 @@
-"""The processes `make dev` runs in the foreground, under honcho's Manager:
-each in its own session, its output prefixed with its name; when one exits,
-the others get SIGTERM, then SIGKILL after `kill_wait` seconds. On top: each
-child's output also goes to var/logs/NAME.log; the first child to exit is
-named at once with its exit code and log; services started before (mirakuru
-executors: nginx, Redis, ...) are watched, and one that dies does the same.
-"""
+"""`make dev`'s foreground processes under honcho's Manager: each in its own
+session, its output prefixed with its name; when one exits the others get
+SIGTERM, then SIGKILL after `kill_wait` seconds. Added here: each child's
+output also goes to var/logs/NAME.log; the first to exit is named with its
+exit code and log; services started before (mirakuru executors) are
+watched, and one that dies stops everything the same way."""
 
 from __future__ import annotations
 
@@ -32,17 +31,16 @@ class _LogPrinter(Printer):
         self.log_paths = log_paths
 
     def write(self, message: Message) -> None:
-        path = self.log_paths.get(message.name)
-        if path is not None:
+        if message.name in self.log_paths:
             data = message.data if isinstance(message.data, bytes) else message.data.encode()
-            with open(path, "ab") as log:
+            with open(self.log_paths[message.name], "ab") as log:
                 log.write(data)
         super().write(message)
 
 
 class Supervisor(Manager):
-    """honcho's Manager: children in the foreground until one exits or
-    SIGINT/SIGTERM/SIGHUP; `exited` is (name, exit code) of the first."""
+    """Children in the foreground until one exits or SIGINT/SIGTERM/SIGHUP;
+    `exited` is (name, exit code) of the first."""
 
     def __init__(self, log_dir: Path, *, output: TextIO = sys.stdout, kill_wait: int = 25) -> None:
         self.log_dir, self.log_paths = log_dir, {}
@@ -50,13 +48,12 @@ class Supervisor(Manager):
         # Longer than the slowest graceful stop (an RQ worker finishing an upload).
         self.kill_wait = kill_wait
         self.exited: tuple[str, int] | None = None
-        self._reported: set[str] = set()
         self._watched: list[tuple[str, SimpleExecutor, Path | None]] = []
         self._stop = threading.Event()
         self._on_started: Callable[[], None] | None = None
 
     def add(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Path:
-        """A child to start with run(); returns its log path (var/logs/NAME.log)."""
+        """A child to start with run(); returns its log path (log_dir/NAME.log)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_paths[name] = self.log_dir / f"{name}.log"
         self.log_paths[name].touch()
@@ -84,25 +81,24 @@ class Supervisor(Manager):
         super()._start()
         # Not before honcho's forks: its per-child processes must not act on a hangup.
         signal.signal(signal.SIGHUP, lambda *_: self.terminate())
-        threading.Thread(target=self._watch_services, daemon=True).start()
-        if self._on_started is not None:
-            threading.Thread(target=self._on_started, daemon=True).start()
+        for target in (self._watch_services, self._on_started):
+            if target is not None:
+                threading.Thread(target=target, daemon=True).start()
 
     def _system_print(self, data: str) -> None:
         super()._system_print(data)
         # honcho records a child's return code just before printing "stopped".
-        for name, state in self._processes.items():
-            if "returncode" in state and name not in self._reported:
-                self._reported.add(name)
-                if not self._terminating:
+        if self.exited is None and not self._terminating:
+            for name, state in self._processes.items():
+                if "returncode" in state:
                     self._child_exited(name, state["returncode"])
+                    break
 
     def _child_exited(self, name: str, code: int) -> None:
         self.exited = (name, code)
+        how = f"exited with code {code}"
         if code < 0:
             how = f"was killed by {signal.Signals(-code).name} (exit code {code})"
-        else:
-            how = f"exited with code {code}"
         super()._system_print(
             f"{name} {how}; its log: {self.log_paths.get(name)}\n"
             "Stopping everything; fix what the log shows and run `make dev` again.\n"
