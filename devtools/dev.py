@@ -19,6 +19,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -36,6 +37,7 @@ from devtools.supervise import Supervisor
 # Another state directory (tests run a whole `make dev` in a temporary one).
 VAR = Path(os.environ.get("STUDIO_DEV_VAR") or ROOT / "var")
 BANNER = Path(__file__).with_name("banner.txt")
+SETTINGS = Path(__file__).with_name("dev.env")
 
 
 def load_secrets(var_dir: Path) -> dict[str, str]:
@@ -75,100 +77,12 @@ def checkout_backends(root: Path, var_dir: Path) -> tuple[PostgresService, Servi
 
 def main() -> int:
     (VAR / "logs").mkdir(parents=True, exist_ok=True)
-    keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
-    engine = "srs" if srs_bin else "nginx-rtmp"
     services: list[Service] = []
     # Started by make in the background, Python may inherit SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: sys.exit(0))
     try:
-        services += checkout_backends(ROOT, VAR)
-        postgres, redis = services
-        services.append(gcs := start_fake_gcs(VAR, free_port(4443), backend="filesystem"))
-        names = ("front", "web", "sockets", "hooks")
-        ports = dict(zip(names, map(free_port, (5000, 5001, 5002, 5003)), strict=True))
-        url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        public_url = os.environ.get("STUDIO_PUBLIC_URL", url["front"])
-        # The engine's callbacks go to the callback tier, never behind pages.
-        hook_url = runner.hook_url(ports["hooks"], engine, keys["STUDIO_HOOK_TOKEN"])
-        hls_dir = VAR.resolve() / "hls"
-        # HTTPS (self-signed) so the go-live page may use the camera on
-        # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
-        srs_api, cert = free_port(1985) if srs_bin else 9, tls.self_signed_cert(VAR)
-        site = TlsSite(
-            port=free_port(8443),
-            cert=cert.cert,
-            key=cert.key,
-            host="0.0.0.0",  # noqa: S104 - WebRTC URLs work from other devices
-            name=cert.names[0],
-            studio_url=url["web"],
-            srs_api_url=f"http://127.0.0.1:{srs_api}",
-            sockets_url=url["sockets"],
-        )
-        nginx = start_nginx(
-            VAR,
-            hook_url=hook_url,
-            gcs_url=gcs.url,
-            bucket=gcs.bucket,
-            rtmp_port=free_port(None if srs_bin else 1935),
-            http_port=free_port(8080),
-            edge_port=free_port(8081),
-            hls_dir=hls_dir,
-            tls=site,
-            front=FrontSite(port=ports["front"], web_url=url["web"], sockets_url=url["sockets"]),
-            hls_fragment=float(os.environ.get("STUDIO_HLS_FRAGMENT", "2")),
-            studio_origin=public_url,  # hls.js sends private streams' cookies from there
-        )
-        services.append(nginx)
-        supervisor = Supervisor(VAR / "logs")
-        for service in services:
-            supervisor.watch(service.name, service.executor, service.log_path)
-        extra = {
-            "STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
-            "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1"),
-            # A second local nginx-rtmp may stand in for YouTube here.
-            "STUDIO_TARGET_ALLOW_PRIVATE": os.environ.get("STUDIO_TARGET_ALLOW_PRIVATE", "1"),
-        }
-        rtmp_url, ingest_ports = nginx.rtmp_url, []
-        if srs_bin:
-            launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
-            supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
-            rtmp_url, ingest_ports = launch.rtmp_url, [launch.rtmp_port]
-            extra.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
-        env = runner.studio_env(
-            database_url=postgres.url,
-            redis_url=redis.url,
-            gcs=gcs,
-            nginx=nginx,
-            public_url=public_url,
-            secret_key=keys["STUDIO_SECRET_KEY"],
-            hook_token=keys["STUDIO_HOOK_TOKEN"],
-            engine=engine,
-            hls_dir=hls_dir,
-            extra=extra,
-        )
-        print(f"migrating the database {postgres.database} ...", flush=True)
-        runner.migrate(env)
-        add_studio_processes(supervisor, env, ports)
-
-        def announce() -> None:
-            tiers = [url[name] + runner.LIVENESS_PATH for name in ("web", "sockets", "hooks")]
-            if _ready(tiers, ingest_ports):
-                database, redis_url = (make_url(s.url).render_as_string() for s in services[:2])
-                https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
-                text = BANNER.read_text().format(
-                    public_url=public_url,
-                    https=https,
-                    rtmp_url=rtmp_url,
-                    engine=f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp",
-                    edge_url=nginx.edge_url,
-                    bucket_url=f"{gcs.url}/{gcs.bucket}",
-                    database=database,
-                    redis=redis_url,
-                    logs=VAR / "logs",
-                )
-                print(text, end="", flush=True)
-
+        supervisor, announce = start(services)
         supervisor.run(announce)
         if supervisor.exited is None:
             return 0  # stopped by Ctrl-C / SIGTERM
@@ -180,6 +94,95 @@ def main() -> int:
         print("\nstopping ...", file=sys.stderr)
         for service in reversed(services):
             service.stop()
+
+
+def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
+    """The services (appended to `services` as they start), the migrations,
+    the supervisor with the studio's processes, and what prints the banner
+    once they answer."""
+    keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
+    engine = "srs" if srs_bin else "nginx-rtmp"
+    settings = {key: os.environ.get(key, value) for key, value in dotenv_values(SETTINGS).items()}
+    services += checkout_backends(ROOT, VAR)
+    postgres, redis = services
+    services.append(gcs := start_fake_gcs(VAR, free_port(4443), backend="filesystem"))
+    names = ("front", "web", "sockets", "hooks")
+    ports = dict(zip(names, map(free_port, (5000, 5001, 5002, 5003)), strict=True))
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    public_url = os.environ.get("STUDIO_PUBLIC_URL", url["front"])
+    # The engine's callbacks go to the callback tier, never behind pages.
+    hook_url = runner.hook_url(ports["hooks"], engine, keys["STUDIO_HOOK_TOKEN"])
+    hls_dir = VAR.resolve() / "hls"
+    # HTTPS (self-signed) so the go-live page may use the camera on
+    # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
+    srs_api, cert = free_port(1985) if srs_bin else 9, tls.self_signed_cert(VAR)
+    site = TlsSite(
+        port=free_port(8443),
+        cert=cert.cert,
+        key=cert.key,
+        host="0.0.0.0",  # noqa: S104 - WebRTC URLs work from other devices
+        name=cert.names[0],
+        studio_url=url["web"],
+        srs_api_url=f"http://127.0.0.1:{srs_api}",
+        sockets_url=url["sockets"],
+    )
+    nginx = start_nginx(
+        VAR,
+        hook_url=hook_url,
+        gcs_url=gcs.url,
+        bucket=gcs.bucket,
+        rtmp_port=free_port(None if srs_bin else 1935),
+        http_port=free_port(8080),
+        edge_port=free_port(8081),
+        hls_dir=hls_dir,
+        tls=site,
+        front=FrontSite(port=ports["front"], web_url=url["web"], sockets_url=url["sockets"]),
+        hls_fragment=float(settings["STUDIO_HLS_FRAGMENT"]),
+        studio_origin=public_url,  # hls.js sends private streams' cookies from there
+    )
+    services.append(nginx)
+    supervisor = Supervisor(VAR / "logs")
+    for service in services:
+        supervisor.watch(service.name, service.executor, service.log_path)
+    rtmp_url, ingest_ports = nginx.rtmp_url, []
+    if srs_bin:
+        launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
+        supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
+        rtmp_url, ingest_ports = launch.rtmp_url, [launch.rtmp_port]
+        settings.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
+    env = runner.studio_env(
+        database_url=postgres.url,
+        redis_url=redis.url,
+        gcs=gcs,
+        nginx=nginx,
+        public_url=public_url,
+        secret_key=keys["STUDIO_SECRET_KEY"],
+        hook_token=keys["STUDIO_HOOK_TOKEN"],
+        engine=engine,
+        hls_dir=hls_dir,
+        extra=settings,
+    )
+    print(f"migrating the database {postgres.database} ...", flush=True)
+    runner.migrate(env)
+    add_studio_processes(supervisor, env, ports)
+    banner = BANNER.read_text().format(
+        public_url=public_url,
+        https=", ".join(f"https://{name}:{site.port}" for name in cert.names),
+        rtmp_url=rtmp_url,
+        engine=f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp",
+        edge_url=nginx.edge_url,
+        bucket_url=f"{gcs.url}/{gcs.bucket}",
+        database=make_url(postgres.url).render_as_string(),
+        redis=make_url(redis.url).render_as_string(),
+        logs=VAR / "logs",
+    )
+    tiers = [url[name] + runner.LIVENESS_PATH for name in ("web", "sockets", "hooks")]
+
+    def announce() -> None:
+        if _ready(tiers, ingest_ports):
+            print(banner, end="", flush=True)
+
+    return supervisor, announce
 
 
 def add_studio_processes(supervisor: Supervisor, env: dict[str, str], ports: dict) -> None:

@@ -21,7 +21,7 @@ RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
 
 @dataclass(kw_only=True)
 class NginxService(Service):
-    """nginx-rtmp ingest, its control/stat API (`control_url`) and the CDN edge."""
+    """nginx-rtmp ingest, its control/stat API and the CDN edge."""
 
     rtmp_url: str
     control_url: str
@@ -80,11 +80,10 @@ def start_nginx(
     hls_fragment: float = 2.0,
     studio_origin: str = "",
 ) -> NginxService:
-    """Render the templates into var_dir/nginx/conf and run nginx; returns
-    once it listens. Ports default to free ones; HLS goes to hls_dir/live
-    (default var_dir/hls). The edge asks the studio behind `hook_url` about
-    private objects' signed cookies, and lets `studio_origin` (default: the
-    front site's) read with credentials."""
+    """nginx from the templates (rendered into var_dir/nginx/conf), once it
+    listens; free ports unless given, HLS in hls_dir/live (default var_dir/hls).
+    The edge lets `studio_origin` (default: the front site's) read with
+    credentials and asks the studio behind `hook_url` about signed cookies."""
     nginx_dir = (var_dir / "nginx").resolve()
     hls_dir = (hls_dir or var_dir / "hls").resolve()
     for sub in ("conf/sites", "logs", "tmp", "cache"):
@@ -103,7 +102,6 @@ def start_nginx(
             site_values = {key.upper(): value for key, value in asdict(site).items()}
             site_values["EDGE_PORT"] = edge_port
             _render(f"sites/{name}.conf", nginx_dir / "conf", site_values)
-    # nginx binds every listening socket before it serves: one port tells.
     server = _nginx(nginx_dir, conf, var_dir / "logs" / f"nginx-{rtmp_port}.log", http_port)
     return NginxService(
         name="nginx",
@@ -134,8 +132,8 @@ def start_rtmp_target(
     rtmp_port: int | None = None,
     http_port: int | None = None,
 ) -> RtmpTargetService:
-    """nginx/standalone/rtmp-target.conf under var_dir/NAME on free ports
-    unless given (the same ones bring a stopped target back)."""
+    """nginx/standalone/rtmp-target.conf in var_dir/NAME; free ports unless
+    given (the same ones bring a stopped target back)."""
     target_dir = (var_dir / name).resolve()
     for sub in ("logs", "tmp"):
         (target_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -154,8 +152,7 @@ def start_rtmp_target(
 
 
 def edge_auth_url(hook_url: str) -> str:
-    """The studio's signed-cookie check for the edge: the hook URL's
-    origin and token, path /hooks/cdn-auth."""
+    """The edge's signed-cookie check: the hook URL's path -> /hooks/cdn-auth."""
     if not hook_url.startswith("http://") or any(c in hook_url for c in ' "\t\n;'):
         raise ValueError(f"hook URL must be a plain http:// URL: {hook_url!r}")
     parts = urllib.parse.urlsplit(hook_url)
@@ -183,8 +180,7 @@ def hls_values(fragment: float) -> dict[str, str]:
 
 
 def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
-    """Every nginx/*.conf.template, filled in, into nginx_dir/conf/; returns
-    the main file (dev.conf)."""
+    """nginx/*.conf.template filled in, into nginx_dir/conf/; returns dev.conf."""
     values = {
         "NGINX_DIR": nginx_dir,
         "EDGE_AUTH_URL": "http://127.0.0.1:9/hooks/cdn-auth",
@@ -199,9 +195,8 @@ def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
 
 
 def _common_values() -> dict[str, object]:
-    """Workers run as the user who starts nginx: as root they would be
-    `nobody`, who can neither write HLS into var/ nor delete what the
-    uploader is done with."""
+    """Workers run as the user who starts nginx (as root: `nobody`, who can
+    neither write HLS into var/ nor delete what the uploader is done with)."""
     user = pwd.getpwuid(os.geteuid()).pw_name
     return {
         "USER_DIRECTIVE": f"user {user};" if os.geteuid() == 0 else "# not root",
@@ -210,7 +205,7 @@ def _common_values() -> dict[str, object]:
 
 
 def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> Tcp:
-    """An executor for nginx in the foreground, ready once `port` accepts."""
+    """nginx in the foreground, ready once `port` accepts (all are bound by then)."""
     if not RTMP_MODULE.exists():
         raise StackError(f"{RTMP_MODULE} missing: apt-get install libnginx-mod-rtmp")
     binary = shutil.which("nginx") or shutil.which("/usr/sbin/nginx") or "nginx"

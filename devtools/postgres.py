@@ -45,18 +45,16 @@ class _Cluster(PostgreSQLExecutor):
         pass
 
 
-def ensure_postgres(
-    var_dir: Path, database: str = "studio", *, use_system: bool = True
-) -> PostgresService:
+def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
     """PostgreSQL with `database` in it: DATABASE_URL if set (nothing is
-    created); else the server on 127.0.0.1:5432 (trust auth, user postgres)
-    unless `use_system` is false; else the private cluster of var_dir."""
+    created); else the server on 127.0.0.1:5432 (trust auth, user postgres);
+    else the private cluster of var_dir."""
     if url := os.environ.get("DATABASE_URL"):
         parts = urllib.parse.urlsplit(url)
         server_url = parts._replace(path="/postgres").geturl()
         database = parts.path.lstrip("/")
         return PostgresService(name="postgres", url=url, server_url=server_url, database=database)
-    if use_system and pg_ready(5432):
+    if pg_ready(5432):
         return _attach(5432, database)
     return start_postgres(var_dir, database)
 
