@@ -20,6 +20,7 @@ Reports, per N:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -95,10 +96,15 @@ def make_source(var: Path) -> Path:
 
 
 class Studio:
-    """Redis, fake-gcs (on disk), nginx, gunicorn, workers, watcher."""
+    """Redis, fake-gcs (on disk), nginx, gunicorn, workers, watcher. With
+    `nodes`: media nodes node-1..node-N (STUDIO_MEDIA_NODES), each with its
+    own nginx-rtmp, HLS directory, watcher and `workers` upload workers
+    (`runner.start_node`); then the studio's own workers (one) take the
+    shared queues only and its nginx is the edge."""
 
-    def __init__(self, var: Path, workers: int, engine: str = "nginx-rtmp"):
+    def __init__(self, var: Path, workers: int, engine: str = "nginx-rtmp", nodes: int = 0):
         self.var, self.services, self.handles = var, [], {}
+        self.node_ids = [f"node-{n}" for n in range(1, nodes + 1)]
         postgres = ensure_postgres(var, database="postgres")
         self.dbname = f"bench_{secrets.token_hex(4)}"
         self.server_url = postgres.url
@@ -129,16 +135,36 @@ class Studio:
                 "STUDIO_MAX_LIVE_PER_USER": "0",
                 # No SRS API behind the simulated engine: drops fail fast.
                 "STUDIO_SRS_API_URL": "http://127.0.0.1:9",
+                **self._nodes_setting(),
             },
         )
         runner.migrate(self.env)
         self.handles["gunicorn"] = runner.start_gunicorn(self.env, var, port, threads=32)
-        self.handles["workers"] = runner.start_workers(self.env, var, workers)
-        self.handles["watcher"] = runner.start_watcher(self.env, var)
-        runner.wait_for_workers(self.env, workers)
+        shared = 1 if self.node_ids else workers
+        self.handles["workers"] = runner.start_workers(self.env, var, shared)
+        if not self.node_ids:
+            self.handles["watcher"] = runner.start_watcher(self.env, var)
+        runner.wait_for_workers(self.env, shared)
+        self.nodes = [
+            runner.start_node(self.env, var, node_id, hook_url=hook_url, workers=workers)
+            for node_id in self.node_ids
+        ]
+        self.services += self.nodes
+        # Where live segments wait: every node's queue, or the one queue.
+        self.segment_queues = [runner.node_queues(n.env)[0] for n in self.nodes] or ["uploads"]
         from studio import config, create_app
 
         self.app = create_app(config.from_environ(self.env))
+
+    def _nodes_setting(self) -> dict[str, str]:
+        """STUDIO_MEDIA_NODES for the nodes (no engine API behind them)."""
+        if not self.node_ids:
+            return {}
+        pool = [
+            {"id": n, "api_url": "http://127.0.0.1:9", "ingest_host": "", "capacity": 0}
+            for n in self.node_ids
+        ]
+        return {"STUDIO_MEDIA_NODES": json.dumps(pool)}
 
     def seed(self, count: int) -> list[tuple[str, str]]:
         from studio.auth import service as accounts
@@ -234,6 +260,7 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         import redis
 
+        self.studio = studio
         self.redis = redis.Redis.from_url(studio.env["REDIS_URL"])
         self.pgid = studio.handles["workers"].process.pid
         self.depths: list[int] = []
@@ -254,7 +281,8 @@ class Sampler(threading.Thread):
 
     def run(self) -> None:
         while self.running:
-            self.depths.append(self.redis.llen("rq:queue:uploads"))
+            queues = self.studio.segment_queues
+            self.depths.append(sum(self.redis.llen(f"rq:queue:{q}") for q in queues))
             time.sleep(0.5)
 
 

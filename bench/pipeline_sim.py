@@ -1,7 +1,7 @@
 """The pipeline alone, fed by the simulated engine (bench/sim_engine.py).
 
     .venv/bin/python bench/pipeline_sim.py --streams 100 300 --fragments 2 1 \\
-        [--dialect srs|nginx-rtmp] [--seconds 60] [--workers 4]
+        [--dialect srs|nginx-rtmp] [--seconds 60] [--workers 4] [--nodes 2]
 
 For each (N, fragment): the studio as `make dev` runs it (throwaway database,
 private Redis, fake-gcs-server, nginx's CDN edge, gunicorn, the RQ workers,
@@ -11,6 +11,11 @@ upload), edge lag for a sample of streams, first segment at the bucket and at
 the edge, lost segments, replay completeness, queue depth, and the CPU
 seconds per segment of each process group (the engine's own included, to
 show it stays small).
+
+`--nodes N`: N media nodes (STUDIO_MEDIA_NODES), each with its own HLS
+directory, simulated engine (callbacks naming the node), watcher and
+`--workers` upload workers on its own queues; streams are spread over the
+nodes in turn, and upload lag is also reported per node.
 """
 
 from __future__ import annotations
@@ -93,43 +98,77 @@ def cpu_by_group(database: str) -> dict[str, float]:
     return totals
 
 
-class Closed:
-    """What EdgeProbe needs of a disk watch: segment name -> moment complete."""
+class Pool:
+    """The simulated engines (one per media node) seen as one: what
+    EdgeProbe needs of a disk watch (segment name -> moment complete) and
+    what the report reads."""
 
-    def __init__(self, engine: SimulatedEngine):
-        self.engine = engine
+    def __init__(self, engines: dict[str, SimulatedEngine]):
+        self.engines = engines  # node id -> its engine
+        self.node_of: dict[str, str] = {}  # public id -> node id
 
     @property
     def closed(self) -> dict[str, float]:
-        return self.engine.closed
+        return {k: v for e in self.engines.values() for k, v in list(e.closed.items())}
+
+    @property
+    def started(self) -> dict[str, float]:
+        return {k: v for e in self.engines.values() for k, v in list(e.started.items())}
 
     @property
     def by_stream(self) -> dict[str, list[str]]:
         grouped: dict[str, list[str]] = {}
-        for name in list(self.engine.closed):
+        for name in self.closed:
             grouped.setdefault(segment_number(name)[0], []).append(name)
         return grouped
 
+    def run(self, streams: list[tuple[str, str]], seconds: float) -> None:
+        """Spread the streams over the engines in turn; run them all."""
+        drivers = []
+        for index, (node_id, engine) in enumerate(self.engines.items()):
+            own = streams[index :: len(self.engines)]
+            self.node_of.update({public_id: node_id for public_id, _ in own})
+            drivers.append(threading.Thread(target=engine.run, args=(own, seconds), daemon=True))
+        for driver in drivers:
+            driver.start()
+        for driver in drivers:
+            driver.join()
 
-def run(count: int, fragment: float, seconds: float, workers: int, dialect: str) -> dict:
+
+def engines_of(studio: Studio, dialect: str, source) -> dict[str, SimulatedEngine]:
+    """One simulated engine per media node (or the single one): its HLS
+    directory, its callbacks naming it."""
+    if not studio.nodes:
+        return {"default": SimulatedEngine(studio.nginx.hls_dir, dialect, studio.hook_url, source)}
+    return {
+        node.id: SimulatedEngine(
+            node.nginx.hls_dir, dialect, runner.node_hook_url(studio.hook_url, node.id), source
+        )
+        for node in studio.nodes
+    }
+
+
+def run(
+    count: int, fragment: float, seconds: float, workers: int, dialect: str, nodes: int = 0
+) -> dict:
     var = ROOT / "var" / f"bench-sim-{count}-{fragment:g}-{secrets.token_hex(2)}"
     var.mkdir(parents=True)
     source = make_source(ROOT / "var", fragment)
-    studio = Studio(var, workers, engine=dialect)
+    studio = Studio(var, workers, engine=dialect, nodes=nodes)
     try:
         streams = studio.seed(count)
-        engine = SimulatedEngine(studio.nginx.hls_dir, dialect, studio.hook_url, source)
+        engine = Pool(engines_of(studio, dialect, source))
         sampler = Sampler(studio)
         sampler.start()
         before = cpu_by_group(studio.dbname)
         began = time.time()
         driver = threading.Thread(target=engine.run, args=(streams, seconds), daemon=True)
         driver.start()
-        while len(engine.started) < min(SAMPLE, count):
+        sample = [public_id for public_id, _ in streams[:SAMPLE]]
+        while not all(public_id in engine.started for public_id in sample):
             time.sleep(0.05)
-        probe = EdgeProbe(
-            studio, Closed(engine), {p: engine.started[p] for p, _ in streams[:SAMPLE]}
-        )
+        started = engine.started
+        probe = EdgeProbe(studio, engine, {public_id: started[public_id] for public_id in sample})
         probe.start()
         driver.join()
         deadline = time.time() + 180
@@ -143,6 +182,7 @@ def run(count: int, fragment: float, seconds: float, workers: int, dialect: str)
         probe.running = sampler.running = False
         state = studio.broadcasts()
         lags, lost, first = [], 0, []
+        node_lags: dict[str, list[float]] = {node_id: [] for node_id in engine.engines}
         for name, closed in engine.closed.items():
             public_id, number = segment_number(name)
             uploaded = state.get(public_id, {}).get("segments", {}).get(number)
@@ -150,13 +190,16 @@ def run(count: int, fragment: float, seconds: float, workers: int, dialect: str)
                 lost += 1
             else:
                 lags.append(max(0.0, uploaded - closed))
+                node_lags[engine.node_of[public_id]].append(lags[-1])
         for public_id, broadcast in state.items():
             numbers = sorted(broadcast["segments"])
             if numbers:
                 first.append(broadcast["segments"][numbers[0]] - engine.started[public_id])
         segments = max(1, len(engine.closed))
+        engines = engine.engines.values()
         result = {
             "dialect": dialect,
+            "nodes": nodes,
             "streams": count,
             "fragment": fragment,
             "seconds": seconds,
@@ -164,7 +207,7 @@ def run(count: int, fragment: float, seconds: float, workers: int, dialect: str)
             "segments": len(engine.closed),
             "lost": lost,
             "replays": sum(b["replay_ready"] for b in state.values()),
-            "callback_errors": len(engine.callback_errors),
+            "callback_errors": sum(len(e.callback_errors) for e in engines),
             "lag_p50": pct(lags, 0.5),
             "lag_p95": pct(lags, 0.95),
             "lag_max": max(lags or [0]),
@@ -173,8 +216,12 @@ def run(count: int, fragment: float, seconds: float, workers: int, dialect: str)
             "first_bucket_max": max(first or [0]),
             "first_edge_max": max(probe.first_playable.values() or [0]),
             "queue_max": max(sampler.depths or [0]),
-            "engine_cores": engine.cpu_seconds / elapsed,
+            "engine_cores": sum(e.cpu_seconds for e in engines) / elapsed,
         }
+        if nodes:
+            for node_id, values in node_lags.items():
+                result[f"segments_{node_id}"] = len(values)
+                result[f"lag_p95_{node_id}"] = pct(values, 0.95)
         for group in GROUPS:
             result[f"cpu_ms_per_segment_{group}"] = (after[group] - before[group]) * 1000 / segments
         return result
@@ -190,11 +237,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=runner.DEFAULT_WORKERS)
     parser.add_argument("--dialect", choices=["srs", "nginx-rtmp"], default="srs")
+    parser.add_argument("--nodes", type=int, default=0, help="media nodes (0: one machine)")
     args = parser.parse_args()
+    if not 0 <= args.nodes <= 8:
+        parser.error("--nodes must be between 0 and 8")
     (ROOT / "var").mkdir(exist_ok=True)
     for fragment in args.fragments:
         for count in args.streams:
-            result = run(count, fragment, args.seconds, args.workers, args.dialect)
+            result = run(count, fragment, args.seconds, args.workers, args.dialect, args.nodes)
             print(
                 " ".join(
                     f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"

@@ -25,6 +25,9 @@ metrics_port="${STUDIO_METRICS_PORT:-9101}"
 
 migrate() {
     flask --app studio db upgrade
+    # The media nodes STUDIO_MEDIA_NODES names (the reconciler and the
+    # callbacks add them too, but the health route should know them at once).
+    flask --app studio nodes sync
 }
 
 case "$role" in

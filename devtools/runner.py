@@ -11,10 +11,12 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.gcs import GcsService
-from devtools.nginx import NginxService
+from devtools.nginx import NginxService, start_nginx
 from devtools.process import ROOT, Http, Simple, StackError, executor, start
 
 # Seconds a gunicorn may take until its app answers: importing the app in
@@ -116,15 +118,16 @@ def gunicorn_argv(
     return argv
 
 
-def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS) -> list[str]:
+def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS, queues=None) -> list[str]:
     """`rq worker-pool` of `count` UploadWorker (SimpleWorker: jobs run in the
     worker process, which keeps its storage client and database pool) on
-    the uploads, replays and webhooks queues, in that order."""
-    from studio.media.pipeline import QUEUES
+    `queues` in order: by default uploads, replays, webhooks (a media node's:
+    `studio.media.jobs.node_queues`)."""
+    from studio.media.jobs import QUEUES
 
     argv = python("rq.cli", "worker-pool", "--num-workers", str(count), "--serializer", "json")
     argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--url", redis_url]
-    return [*argv, "--logging-level", "WARNING", *QUEUES]
+    return [*argv, "--logging-level", "WARNING", *(queues or QUEUES)]
 
 
 def reconciler_argv(metrics_port: int) -> list[str]:
@@ -168,8 +171,10 @@ def start_process(argv: list[str], env: dict[str, str], var_dir: Path, name: str
     return executor(Simple, argv, var_dir / "logs" / f"{name}.log", env=env, timeout=20).start()
 
 
-def start_workers(env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers") -> Simple:
-    return start_process(workers_argv(env["REDIS_URL"], count), env, var_dir, name)
+def start_workers(env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers", queues=None) -> Simple:
+    """Upload workers on `queues`, by default those of the node `env` serves."""
+    argv = workers_argv(env["REDIS_URL"], count, queues or node_queues(env))
+    return start_process(argv, env, var_dir, name)
 
 
 def start_watcher(env, var_dir, *, name="watcher") -> Simple:
@@ -180,20 +185,106 @@ def start_multistream(env, var_dir, *, name="multistream") -> Simple:
     return start_process(python("workers.multistream"), env, var_dir, name)
 
 
-def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60) -> None:
-    """Until `count` upload workers are registered in Redis (they register
-    after warming up: app, database, storage client)."""
+def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60, queue=None) -> None:
+    """Until `count` workers on `queue` (by default the live segments queue
+    of the node `env` serves) are registered in Redis (they register after
+    warming up: app, database, storage client)."""
     import redis
     from rq import Worker
 
-    from studio.media.pipeline import QUEUE_NAME
-
+    queue = queue or node_queues(env)[0]
     connection = redis.Redis.from_url(env["REDIS_URL"])
     deadline = time.monotonic() + timeout
     while True:
-        ready = [w for w in Worker.all(connection=connection) if QUEUE_NAME in w.queue_names()]
+        ready = [w for w in Worker.all(connection=connection) if queue in w.queue_names()]
         if len(ready) >= count:
             return
         if time.monotonic() > deadline:
             raise StackError(f"{len(ready)} of {count} upload workers ready after {timeout}s")
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------
+# Media nodes: nginx-rtmp + the HLS watcher + upload workers, per node
+
+
+@dataclass
+class LocalNode:
+    """A media node on this machine, under `var_dir` (var/nodes/<id>/):
+    its nginx-rtmp (HLS into its own directory, callbacks naming the node),
+    its watcher and its upload workers (on the node's queues only)."""
+
+    id: str
+    var_dir: Path
+    env: dict[str, str]
+    nginx: NginxService
+    watcher: Simple
+    workers: Simple
+
+    def stop(self) -> None:
+        for process in (self.workers, self.watcher, self.nginx):
+            process.stop()
+
+
+def node_queues(env: dict[str, str]) -> tuple[str, ...]:
+    """The queues of the media node that `env` serves (STUDIO_NODE_ID)."""
+    from studio.media.jobs import DEFAULT_NODE, node_queues
+
+    return node_queues(env.get("STUDIO_NODE_ID") or DEFAULT_NODE)
+
+
+def node_hook_url(hook_url: str, node_id: str) -> str:
+    """The callback URL of node `node_id`: `hook_url` with `node=<id>` added."""
+    parts = urllib.parse.urlsplit(hook_url)
+    query = urllib.parse.urlencode([*urllib.parse.parse_qsl(parts.query), ("node", node_id)])
+    return urllib.parse.urlunsplit(parts._replace(query=query))
+
+
+def start_node_nginx(
+    env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, **ports: int | None
+) -> tuple[NginxService, dict[str, str]]:
+    """Node `node_id`'s nginx-rtmp under var_dir/nodes/<id>/ (`ports` of
+    `start_nginx`, free ones by default) calling back `hook_url` with
+    `node=<id>`, its edge on the studio's bucket; and the environment of the
+    node's own processes (`env`, the studio's, with STUDIO_NODE_ID,
+    STUDIO_HLS_DIR and STUDIO_NGINX_CONTROL_URL of the node)."""
+    from studio.media.jobs import check_node_id
+
+    nginx = start_nginx(
+        (var_dir / "nodes" / check_node_id(node_id)).resolve(),
+        hook_url=node_hook_url(hook_url, node_id),
+        gcs_url=env["STORAGE_EMULATOR_HOST"],
+        bucket=env["STUDIO_GCS_BUCKET"],
+        hls_fragment=float(env.get("STUDIO_HLS_FRAGMENT", 2.0)),
+        **ports,
+    )
+    own = {"STUDIO_NODE_ID": node_id, "STUDIO_NGINX_CONTROL_URL": nginx.control_url}
+    return nginx, {**env, **own, "STUDIO_HLS_DIR": str(nginx.hls_dir)}
+
+
+def node_processes(node_env: dict[str, str], workers: int) -> dict[str, list[str]]:
+    """The processes beside a node's engine, by name: its HLS watcher and
+    `workers` upload workers on its own queues."""
+    node_id, redis_url = node_env["STUDIO_NODE_ID"], node_env["REDIS_URL"]
+    return {
+        f"watcher-{node_id}": python("workers.watcher"),
+        f"rq-workers-{node_id}": workers_argv(redis_url, workers, node_queues(node_env)),
+    }
+
+
+def start_node(
+    env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, workers: int = 2, **ports
+) -> LocalNode:
+    """Media node `node_id` (`start_node_nginx`, then `node_processes`),
+    returned once its workers are registered."""
+    nginx, own = start_node_nginx(env, var_dir, node_id, hook_url=hook_url, **ports)
+    node_dir, started = nginx.hls_dir.parent, [nginx]
+    try:
+        for name, argv in node_processes(own, workers).items():
+            started.append(start_process(argv, own, node_dir, name))
+        wait_for_workers(own, workers)
+    except BaseException:
+        for process in reversed(started):
+            process.stop()
+        raise
+    return LocalNode(node_id, node_dir, own, nginx, started[1], started[2])

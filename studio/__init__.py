@@ -75,6 +75,7 @@ def _register_blueprints(app: OpenAPI) -> None:
     from studio.hooks.views import bp as hooks_bp
     from studio.live.ingest import bp as ingest_bp
     from studio.live.views import bp as live_bp
+    from studio.ops.views import bp as ops_bp
     from studio.streams import (
         golive,  # noqa: F401 (adds the go-live routes to streams)
         multistream,  # noqa: F401 (adds the multistream routes)
@@ -83,7 +84,16 @@ def _register_blueprints(app: OpenAPI) -> None:
     from studio.watch.views import bp as watch_bp
     from studio.webhooks.views import bp as webhooks_bp
 
-    for blueprint in (auth_bp, streams_bp, watch_bp, hooks_bp, live_bp, health_bp, webhooks_bp):
+    for blueprint in (
+        auth_bp,
+        streams_bp,
+        watch_bp,
+        hooks_bp,
+        live_bp,
+        health_bp,
+        webhooks_bp,
+        ops_bp,
+    ):
         app.register_blueprint(blueprint)
     app.register_api(api_bp)  # registers the blueprint and adds it to the document
     app.register_blueprint(ingest_bp)

@@ -49,8 +49,10 @@ def create_token(email: str, name: str) -> None:
 
 
 def register(app: Flask) -> None:
+    from studio.media.nodes_cli import nodes
     from studio.storage.cdn_cli import cdn
 
+    app.cli.add_command(nodes)
     app.cli.add_command(users)
     app.cli.add_command(tokens)
     app.cli.add_command(cdn)

@@ -11,6 +11,7 @@ The Flask config the app uses is derived from it by `flask_config`.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -18,7 +19,9 @@ from cryptography.fernet import Fernet
 from limits import parse_many
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
@@ -26,7 +29,7 @@ from pydantic import (
     PositiveInt,
     ValidationError,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class SettingsError(ValueError):
@@ -76,6 +79,60 @@ def _no_trailing_slash(value: str) -> str:
 
 Url = Annotated[str, AfterValidator(_no_trailing_slash)]
 RateLimit = Annotated[str, AfterValidator(_rate_limit)]
+# A media node's id: in hook URLs, queue names, metric labels and paths.
+NODE_ID_PATTERN = r"^[a-z0-9-]{1,32}$"
+NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
+MAX_MEDIA_NODES = 1000
+
+
+class MediaNode(BaseModel):
+    """One media node of STUDIO_MEDIA_NODES (an engine with its own HLS directory)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: NodeId
+    # SRS's HTTP API, or nginx-rtmp's control/stat origin.
+    api_url: Annotated[Url, Field(min_length=1, max_length=500, pattern=r"^https?://[^\s\x00]+$")]
+    # The node's own ingest host name (shown to operators; the pool's one
+    # address stays RTMP_URL).
+    ingest_host: Annotated[str, Field(max_length=255, pattern=r"^[^\s\x00]*$")] = ""
+    # Live streams it should hold; 0: no limit.
+    capacity: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+
+
+def _json_list(value: object) -> object:
+    if isinstance(value, str):
+        if not value.strip():
+            return []
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not JSON: {exc.msg} at character {exc.pos}") from None
+    return value
+
+
+def _distinct_ids(nodes: list[MediaNode]) -> list[MediaNode]:
+    ids = [node.id for node in nodes]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ValueError(f"node ids must be distinct; repeated: {', '.join(repeated)}")
+    return nodes
+
+
+def _emails(value: str) -> str:
+    for word in _words(value):
+        if "@" not in word or len(word) > 254 or "\x00" in word:
+            raise ValueError(f"not an e-mail address: {word[:60]!r}")
+    return value
+
+
+MediaNodes = Annotated[
+    list[MediaNode],
+    NoDecode,
+    BeforeValidator(_json_list),
+    Field(max_length=MAX_MEDIA_NODES),
+    AfterValidator(_distinct_ids),
+]
 
 
 class Settings(BaseSettings):
@@ -124,6 +181,14 @@ class Settings(BaseSettings):
     media_engine: Annotated[Literal["nginx-rtmp", "srs"], BeforeValidator(_lower)] = "nginx-rtmp"
     srs_api_url: Url = "http://127.0.0.1:1985"
     nginx_control_url: Url = "http://127.0.0.1:8080"
+    # The pool of media nodes (JSON list of {"id", "api_url", "ingest_host",
+    # "capacity"}); empty: one node `default` at SRS_API_URL or
+    # NGINX_CONTROL_URL (studio.media.nodes).
+    media_nodes: MediaNodes = []
+    # On a media node's own processes (upload workers, watcher): the node they serve.
+    node_id: NodeId = "default"
+    # E-mail addresses of the operators (space/comma separated): they see /ops/.
+    operators: Annotated[str, AfterValidator(_emails)] = ""
     # Empty: Secure cookies exactly when PUBLIC_URL is https.
     secure_cookies: bool | None = None
     log_level: Annotated[
@@ -237,9 +302,19 @@ def _explain(exc: ValidationError) -> str:
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "settings"
         hidden = any(word in name for word in ("SECRET", "TOKEN", "KEYS", "SIGNING_KEY"))
-        shown = "" if hidden else f" (got {error['input']!r})"
-        problems.append(f"{name}: {error['msg']}{shown}")
+        shown = "" if hidden else f" (got {_shortened(repr(error['input']))})"
+        # Where inside a structured value (STUDIO_MEDIA_NODES[1].id).
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"][1:]
+        )
+        problems.append(f"{name}{where}: {error['msg']}{shown}")
+    if len(problems) > 5:
+        problems[5:] = [f"and {len(problems) - 5} more"]
     return "invalid settings: " + "; ".join(problems)
+
+
+def _shortened(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def from_environ(environ: Mapping[str, str] | None = None) -> dict:
@@ -277,6 +352,15 @@ def flask_config(settings: Settings) -> dict:
         "MEDIA_ENGINE": settings.media_engine,
         "SRS_API_URL": settings.srs_api_url,
         "NGINX_CONTROL_URL": settings.nginx_control_url,
+        # Only the configured pool; empty means the one implicit node `default`
+        # (studio.media.nodes.configured).
+        "MEDIA_NODES": [node.model_dump() for node in settings.media_nodes],
+        # The implicit node's API URL: the chosen engine's.
+        "ENGINE_API_URL": (
+            settings.srs_api_url if settings.media_engine == "srs" else settings.nginx_control_url
+        ),
+        "NODE_ID": settings.node_id,
+        "OPERATORS": [email.lower() for email in _words(settings.operators)],
         "SESSION_COOKIE_SECURE": secure,
         "REMEMBER_COOKIE_SECURE": secure,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -134,6 +134,11 @@ class Stream(Base):
     )
     chat_slow_mode: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     chat_blocklist: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
+    # The media node holding the live stream: set on an accepted publish,
+    # cleared when the broadcast ends (studio.media.nodes).
+    node_id: Mapped[str | None] = mapped_column(
+        ForeignKey("media_nodes.id", ondelete="SET NULL"), index=True
+    )
 
     owner: Mapped[User] = relationship(back_populates="streams")
     broadcasts: Mapped[list[Broadcast]] = relationship(
@@ -158,6 +163,29 @@ class Stream(Base):
     @property
     def private(self) -> bool:
         return self.visibility == "private"
+
+
+class MediaNode(Base):
+    """A media node: one engine (SRS or nginx-rtmp) with its own HLS directory
+    and upload workers. Rows come from STUDIO_MEDIA_NODES (`flask nodes sync`)
+    or an operator (`flask nodes add`); a draining node takes no new publish."""
+
+    __tablename__ = "media_nodes"
+    __table_args__ = (
+        CheckConstraint("id ~ '^[a-z0-9-]{1,32}$'", name="ck_media_nodes_id"),
+        CheckConstraint("capacity >= 0", name="ck_media_nodes_capacity"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # SRS's HTTP API, or nginx-rtmp's control/stat origin.
+    api_url: Mapped[str] = mapped_column(String(500))
+    ingest_host: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # Live streams it should hold; 0: no limit.
+    capacity: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    draining: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When its engine last answered the reconciler.
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ShareLink(Base):

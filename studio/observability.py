@@ -33,7 +33,7 @@ from sqlalchemy import text
 
 from studio import metrics
 from studio.extensions import db
-from studio.media import engines
+from studio.media import engines, nodes
 from studio.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ class StudioStateCollector(Collector):
         self.app = app
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        for source in (self._database, self._queues, self._hls_dir):
+        for source in (self._database, self._nodes, self._queues, self._hls_dir):
             try:
                 yield from source()
             except Exception:  # a scrape must never fail because one source is down
@@ -171,6 +171,43 @@ class StudioStateCollector(Collector):
             f"{int(stale_after.total_seconds())} s (and older than that).",
             value=stale,
         )
+
+    def _nodes(self) -> Iterator[GaugeMetricFamily]:
+        """Per media node: live streams, capacity, draining, engine answering."""
+        try:
+            rows = nodes.listing(db.session)
+        finally:
+            db.session.remove()
+        now = utcnow()
+        max_age = nodes.up_max_age(self.app.config)
+        families = {
+            "live": GaugeMetricFamily(
+                "studio_media_node_live_streams",
+                "Live and reconnecting streams held by each media node.",
+                labels=["node"],
+            ),
+            "capacity": GaugeMetricFamily(
+                "studio_media_node_capacity",
+                "Live streams each media node should hold (0: no limit).",
+                labels=["node"],
+            ),
+            "draining": GaugeMetricFamily(
+                "studio_media_node_draining",
+                "1 while a media node is draining (takes no new publisher).",
+                labels=["node"],
+            ),
+            "up": GaugeMetricFamily(
+                "studio_media_node_up",
+                "1 while a media node's engine answers the reconciler.",
+                labels=["node"],
+            ),
+        }
+        for node in rows:
+            families["live"].add_metric([node.id], node.live)
+            families["capacity"].add_metric([node.id], node.capacity)
+            families["draining"].add_metric([node.id], int(node.draining))
+            families["up"].add_metric([node.id], int(nodes.is_up(node, now, max_age)))
+        yield from families.values()
 
     def _queues(self) -> Iterator[GaugeMetricFamily]:
         from rq import Queue

@@ -34,6 +34,7 @@ CORE = (
     "studio.chat.moderation",
     "studio.streams.reconnect",
     "studio.streams.tickets",
+    "studio.media.nodes",
     "studio.errors",
     "studio.transactions",
 )

@@ -16,7 +16,7 @@ from studio import create_app
 from studio.extensions import db
 from tests.conftest import VAR
 
-HEAD = "0010"
+HEAD = "0011"
 
 
 @pytest.fixture()

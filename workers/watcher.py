@@ -5,6 +5,9 @@ playlist (a segment closed); a sweep every few seconds re-triggers any stream
 with files left behind (a lost trigger, Redis or the bucket having been
 down) and queues the replay of ended broadcasts that never got one. Triggers
 are idempotent, so doubled ones cost one cheap job at most.
+
+On a media node (STUDIO_NODE_ID, STUDIO_HLS_DIR the node's own directory) the
+syncs go to that node's queue, for the workers beside the files.
 """
 
 from __future__ import annotations
@@ -24,8 +27,8 @@ from sqlalchemy import exists, select
 
 from studio.extensions import db
 from studio.logging_setup import configure_process_logging
-from studio.media import pipeline
-from studio.models import Broadcast, Segment, utcnow
+from studio.media import jobs, pipeline
+from studio.models import Broadcast, Segment, Stream, utcnow
 from studio.redis_client import get_redis
 from workers.context import process_app
 from workers.pipeline import local_hls
@@ -48,6 +51,7 @@ class Watcher:
     def __init__(self, app: Flask):
         self.app = app
         self.hls_dir = app.config["HLS_DIR"]
+        self.node_id = jobs.check_node_id(app.config.get("NODE_ID") or jobs.DEFAULT_NODE)
         self.fragment = float(app.config["HLS_FRAGMENT"])
         self.sweep_interval = float(app.config.get("SWEEP_INTERVAL", 3.0))
         self.stopping = False
@@ -77,7 +81,7 @@ class Watcher:
         if not local_hls.STREAM_NAME.match(stream):
             return
         try:
-            pipeline.request_sync(get_redis(self.app), stream)
+            pipeline.request_sync(get_redis(self.app), stream, self.node_id)
         except redis.RedisError as exc:
             # The files wait on disk; the sweep retries once Redis is back.
             log.warning("could not queue a sync of %s: %s", stream, exc)
@@ -130,10 +134,13 @@ class Watcher:
             return False
 
     def sweep_replays(self) -> int:
-        """Queue the replay of ended broadcasts with segments but no replay."""
+        """Queue the replay of ended broadcasts with segments but no replay
+        (each on the node holding its stream's files: see
+        `pipeline.request_finalize`)."""
         now = utcnow()
         query = (
-            select(Broadcast.id)
+            select(Broadcast.id, Stream.public_id)
+            .join(Stream, Stream.id == Broadcast.stream_id)
             .where(
                 Broadcast.ended_at < now - timedelta(seconds=60),
                 Broadcast.ended_at > now - timedelta(days=1),
@@ -144,12 +151,12 @@ class Watcher:
         )
         try:
             with self.app.app_context():
-                ids = list(db.session.scalars(query))
+                ids = list(db.session.execute(query))
                 db.session.remove()
             connection = get_redis(self.app)
-            for broadcast_id in ids:
+            for broadcast_id, stream in ids:
                 if connection.set(pipeline.Keys.finalize_queued(broadcast_id), 1, nx=True, ex=300):
-                    pipeline.request_finalize(connection, broadcast_id)
+                    pipeline.request_finalize(connection, broadcast_id, stream)
         except Exception as exc:  # the database or Redis being down must not stop the watcher
             log.warning("replay sweep failed: %s", exc)
             return 0
@@ -164,7 +171,7 @@ def main() -> int:
     watcher = Watcher(process_app())
     signal.signal(signal.SIGTERM, watcher.stop)
     signal.signal(signal.SIGINT, watcher.stop)
-    log.info("watching %s", local_hls.live_dir(watcher.hls_dir))
+    log.info("watching %s for node %s", local_hls.live_dir(watcher.hls_dir), watcher.node_id)
     watcher.run()
     return 0
 

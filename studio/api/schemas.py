@@ -235,6 +235,13 @@ class StreamOut(BaseModel):
             "counted across every server; a closed page stops counting within about 30 s."
         ),
     )
+    node: str | None = Field(
+        description=(
+            "The media node holding the broadcast while `live` or `reconnecting` "
+            "(`default` on a single machine); null otherwise."
+        ),
+        pattern=r"^[a-z0-9-]{1,32}$",
+    )
     ingest: Ingest
     playback: Playback
     last_refused_publish: RefusedPublishOut | None = Field(

@@ -160,6 +160,7 @@ def stream_out(
         created_at=stream.created_at,
         thumbnail_url=urls.thumbnail_url(stream, config),
         viewers=viewers,
+        node=urls.live_node(stream),
         ingest=urls.ingest(stream, config, engines.current().ingest_protocols),
         playback=urls.playback(stream, config, engines.current().playback_protocols),
         last_refused_publish=refused_out(refusal) if refusal else None,

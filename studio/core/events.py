@@ -120,6 +120,8 @@ class PublisherRevoked:
     stream: str
     client_id: str
     server_id: str = ""
+    # The media node holding it (None: the single node `default`).
+    node_id: str | None = None
 
 
 @dataclass(frozen=True)

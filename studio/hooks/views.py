@@ -1,6 +1,11 @@
 """Media-server callbacks, one URL per engine dialect (`/hooks/<dialect>`:
 SRS 5 `http_hooks`, nginx-rtmp `on_publish`/`on_publish_done`).
 
+Each media node's engine names itself in the query (`&node=<id>`; missing:
+`default`): an accepted publish records the node on the stream, a draining
+node's publish is refused, an unknown node is refused like a bad token. The
+load balancer in front of the pool asks `/hooks/nodes/<id>/health`.
+
 The engine's dialect turns a callback into a domain command; the rules live
 in `studio.streams.service` and the upload pipeline. What the view decided
 (event and outcome) is left on `g.hook` for the metrics.
@@ -18,8 +23,9 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from studio.core import refusals
 from studio.core.commands import Command, Publish, SegmentReady, Unpublish
+from studio.errors import StudioError
 from studio.extensions import csrf, db
-from studio.media import engines, pipeline
+from studio.media import engines, nodes, pipeline
 from studio.redis_client import get_redis
 from studio.storage import layout, signing
 from studio.streams import service
@@ -37,6 +43,8 @@ class HookDecision:
     event: str = "other"
     # accepted / refused / invalid / unauthorized; None until decided.
     outcome: str | None = None
+    # The media node the callback came from.
+    node: str = nodes.DEFAULT_NODE
 
 
 def _authorized() -> bool:
@@ -59,10 +67,16 @@ def callback(dialect: str):
     if not _authorized():
         return _reply(decision, "unauthorized", 403, "Invalid or missing hook token.")
     try:
+        decision.node = _known_node(request.args.get("node"))
+    except nodes.UnknownNode as exc:
+        return _reply(decision, "unauthorized", 403, exc.message)
+    except StudioError as exc:
+        return _reply(decision, "invalid", 400, f"{exc.message} {exc.fields.get('node', '')}")
+    try:
         command = callbacks.parse(request)
     except engines.CallbackError as exc:
         return _reply(decision, "invalid", 400, str(exc))
-    refusal = _decide(command)
+    refusal = _decide(command, decision.node)
     if refusal is not None:
         return _reply(decision, "refused", callbacks.refusal_status, f"Publish refused: {refusal}.")
     decision.outcome = "accepted"
@@ -76,23 +90,42 @@ def _reply(decision: HookDecision, outcome: str, status: int, message: str):
     return jsonify(code=code, error=message), status
 
 
-def _decide(command: Command) -> str | None:
+def _known_node(value: str | None) -> str:
+    """The node a callback names: a configured one is taken on its word (no
+    query for the many segment callbacks), any other must have a row.
+    Raises ValidationError (malformed) or UnknownNode."""
+    node_id = nodes.DEFAULT_NODE if value is None else nodes.clean_node_id(value)
+    if any(node["id"] == node_id for node in nodes.configured(current_app.config)):
+        return node_id
+    return nodes.get(db.session, node_id).id
+
+
+def _decide(command: Command, node_id: str) -> str | None:
     """Carry out the command; the reason a publish is refused, else None."""
     if isinstance(command, Publish):
-        return _on_publish(command)
+        return _on_publish(command, node_id)
     if isinstance(command, Unpublish):
-        service.end_broadcast(db.session, command.stream, command.client_id, command.server_id)
+        service.end_broadcast(
+            db.session, command.stream, command.client_id, command.server_id, node_id=node_id
+        )
         db.session.commit()
     elif isinstance(command, SegmentReady):
         # Handing it on is always safe to accept (engines ignore failures here).
-        pipeline.segment_ready(get_redis(), command)
+        pipeline.segment_ready(get_redis(), command, node_id)
     # Anything else (connect, close, play, stop, dvr): nothing to decide.
     return None
 
 
-def _on_publish(command: Publish) -> str | None:
+def _on_publish(command: Publish, node_id: str) -> str | None:
     if command.app != "live":
         return _refused(command, f"unknown app '{command.app}'")
+    try:
+        node = nodes.resolve(db.session, node_id, nodes.configured(current_app.config))
+        nodes.check_accepts_publish(node)
+    except nodes.NodeDraining as exc:
+        db.session.rollback()
+        return _refused(command, exc.message)
+    db.session.commit()  # a configured node seen for the first time is now a row
     redeemed = False
     if command.ticket:
         try:
@@ -112,6 +145,7 @@ def _on_publish(command: Publish) -> str | None:
         service_id=command.service_id,
         ip=command.ip,
         ticket_redeemed=redeemed,
+        node_id=node_id,
     )
     limits = service.PublishLimits(int(current_app.config.get("MAX_LIVE_PER_USER", 0) or 0))
     try:
@@ -125,10 +159,11 @@ def _on_publish(command: Publish) -> str | None:
     broadcast_id = broadcast.id
     db.session.commit()
     log.info(
-        "publish accepted stream=%s client=%s broadcast=%s",
+        "publish accepted stream=%s client=%s broadcast=%s node=%s",
         command.stream,
         command.client_id,
         broadcast_id,
+        node_id,
     )
     return None
 
@@ -154,6 +189,21 @@ def _refused(command: Publish, reason: str) -> str:
         reason,
     )
     return reason
+
+
+@bp.get("/nodes/<node_id>/health")
+def node_health(node_id: str):
+    """The load balancer's check of a media node: 200 with its live count
+    while it takes publishers, 503 while it drains or when nobody knows it."""
+    try:
+        node = nodes.view(db.session, node_id)
+    except nodes.UnknownNode as exc:
+        return jsonify(node=None, error=exc.message), 503
+    except StudioError as exc:
+        return jsonify(node=None, error=exc.message, fields=exc.fields), 400
+    finally:
+        db.session.rollback()
+    return jsonify(node.as_dict()), 503 if node.draining else 200
 
 
 @bp.get("/cdn-auth")

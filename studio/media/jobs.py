@@ -11,6 +11,7 @@ way: workers depend on studio, never the reverse.)
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -19,6 +20,8 @@ import redis
 from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
+
+from studio.config import NODE_ID_PATTERN
 
 # Workers take jobs from their queues in this order: replays wait behind live
 # segments.
@@ -29,7 +32,46 @@ REPLAYS = "replays"
 WEBHOOKS = "webhooks"
 QUEUES = (UPLOADS, REPLAYS, WEBHOOKS)
 
+# Media nodes: segment work for node X is done by X's own workers, beside the
+# HLS directory its engine writes (segments never cross machines before the
+# bucket). The `default` node (one machine, STUDIO_MEDIA_NODES empty) keeps
+# the queues above.
+DEFAULT_NODE = "default"
+NODE_ID = re.compile(NODE_ID_PATTERN)
+# Today's queue -> the name of node X's own (`segments.X`, `replays.X`).
+NODE_QUEUE_KINDS = {UPLOADS: "segments", REPLAYS: "replays"}
+
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_node_id(node_id: str) -> str:
+    """`node_id` if it is a media node's id (1-32 of `a-z 0-9 -`); raises
+    ValueError naming it otherwise."""
+    if not isinstance(node_id, str) or not NODE_ID.fullmatch(node_id):
+        raise ValueError(f"not a media node id (1-32 of a-z, 0-9, -): {node_id!r}")
+    return node_id
+
+
+def node_queue(kind: str, node_id: str = DEFAULT_NODE) -> str:
+    """The queue of node `node_id` that takes the work of `kind` (UPLOADS:
+    live segments, `segments.<id>`; REPLAYS: replays and purges, which read
+    the node's disk, `replays.<id>`); `kind` itself for the default node.
+    Raises ValueError for a bad node id or a kind with no node queue."""
+    if kind not in NODE_QUEUE_KINDS:
+        raise ValueError(f"{kind!r} has no queue per media node")
+    if check_node_id(node_id) == DEFAULT_NODE:
+        return kind
+    return f"{NODE_QUEUE_KINDS[kind]}.{node_id}"
+
+
+def node_queues(node_id: str = DEFAULT_NODE) -> tuple[str, ...]:
+    """The queues the upload workers of `node_id` listen on, in order: live
+    segments first. The default node's workers also take the shared queues
+    (today's single machine); another node's take their own and nothing else."""
+    if check_node_id(node_id) == DEFAULT_NODE:
+        return QUEUES
+    return tuple(node_queue(kind, node_id) for kind in NODE_QUEUE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -46,9 +88,10 @@ class JobSpec:
     failure_ttl: int = 86400
     description: str = ""
 
-    def enqueue(self, connection: redis.Redis, *args: Any) -> Job:
-        """Queue one run of the job with `args` (JSON-serializable)."""
-        queue = Queue(self.queue, connection=connection, serializer=JSONSerializer)
+    def enqueue(self, connection: redis.Redis, *args: Any, queue: str | None = None) -> Job:
+        """Queue one run of the job with `args` (JSON-serializable), on its
+        spec's queue unless `queue` names another (a media node's)."""
+        queue = Queue(queue or self.queue, connection=connection, serializer=JSONSerializer)
         retry = None
         if self.retry_intervals:
             retry = Retry(max=len(self.retry_intervals), interval=list(self.retry_intervals))

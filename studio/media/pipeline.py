@@ -11,6 +11,13 @@ process never imports the worker code, the pipeline or the storage client. An en
 that reports its segments (`SegmentReady`) has its numbers, lengths and
 files kept for the sync job, which uses them as given instead of deriving
 them from the playlist or the files.
+
+Media nodes: a stream's files sit on the node whose engine holds it, so its
+sync goes to that node's queue (`jobs.node_queue`): the watcher of node X and
+on_hls of a hook URL naming X pass X. The node last asked to sync a stream is
+kept in Redis (`Keys.node`) so that its replay and its purge, which read the
+local files too, go to the same node's replays queue. The default node keeps
+today's queues and writes no such key.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ SYNC_JOB = jobs.SYNC_STREAM.name
 FINALIZE_JOB = jobs.FINALIZE_BROADCAST.name
 PURGE_JOB = jobs.PURGE_STREAM.name
 THUMBNAIL_JOB = jobs.MAKE_THUMBNAIL.name
+DEFAULT_NODE = jobs.DEFAULT_NODE
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60
 # At most one thumbnail job per broadcast in this many seconds.
@@ -50,6 +58,9 @@ THUMBNAIL_INTERVAL = 10
 # Reported segments wait this long for the sync job (a stream idle for an
 # hour has had its segments synced, or they are orphans).
 REPORTED_TTL = 3600
+# How long the node of a stream's last sync is remembered (the watcher's
+# sweep finalizes broadcasts ended up to a day ago).
+NODE_TTL = 86400
 
 
 class Keys:
@@ -87,6 +98,12 @@ class Keys:
         """Segments the engine reported (sequence number -> length and file)."""
         return f"studio:media:reported:{stream}"
 
+    @staticmethod
+    def node(stream: str) -> str:
+        """The media node (other than the default) whose files the stream's
+        last sync was queued for."""
+        return f"studio:media:node:{stream}"
+
 
 @dataclass(frozen=True)
 class ReportedSegment:
@@ -101,23 +118,39 @@ def media_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
-def request_sync(connection: redis.Redis, stream: str) -> bool:
-    """Ask for the stream's local HLS files to be synced to the bucket.
+def request_sync(connection: redis.Redis, stream: str, node_id: str = DEFAULT_NODE) -> bool:
+    """Ask for the stream's local HLS files on media node `node_id` to be
+    synced to the bucket (by that node's workers).
 
     Marks the stream dirty, then enqueues a job unless one is already
-    waiting. Returns True if a job was enqueued. Raises redis errors (callers
-    that must not fail catch them: the local directory is the buffer).
+    waiting. Returns True if a job was enqueued. Raises ValueError for a bad
+    node id, redis errors (callers that must not fail catch them: the local
+    directory is the buffer).
     """
+    queue = jobs.node_queue(jobs.UPLOADS, node_id)
     connection.set(Keys.dirty(stream), 1)
     if not connection.set(Keys.queued(stream), 1, nx=True, ex=QUEUED_TTL):
         return False
-    jobs.SYNC_STREAM.enqueue(connection, stream)
+    if node_id != DEFAULT_NODE:
+        connection.set(Keys.node(stream), node_id, ex=NODE_TTL)
+    jobs.SYNC_STREAM.enqueue(connection, stream, queue=queue)
     return True
 
 
-def request_finalize(connection: redis.Redis, broadcast_id: int) -> None:
-    """Enqueue the replay job of an ended broadcast (idempotent job)."""
-    jobs.FINALIZE_BROADCAST.enqueue(connection, int(broadcast_id))
+def files_node(connection: redis.Redis, stream: str) -> str:
+    """The media node holding the stream's local files: the one its last
+    sync was queued for, else the default node. Raises redis errors."""
+    node_id = connection.get(Keys.node(stream))
+    return node_id.decode() if isinstance(node_id, bytes) else node_id or DEFAULT_NODE
+
+
+def request_finalize(connection: redis.Redis, broadcast_id: int, stream: str | None = None) -> None:
+    """Enqueue the replay job of an ended broadcast (idempotent job), on the
+    replays queue of the node holding `stream`'s files (it waits for them to
+    reach the bucket). Raises redis errors."""
+    node_id = files_node(connection, stream) if stream else DEFAULT_NODE
+    queue = jobs.node_queue(jobs.REPLAYS, node_id)
+    jobs.FINALIZE_BROADCAST.enqueue(connection, int(broadcast_id), queue=queue)
 
 
 def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
@@ -132,8 +165,10 @@ def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
 
 
 def request_purge(connection: redis.Redis, stream: str) -> None:
-    """Enqueue the purge of a deleted stream's media (idempotent job)."""
-    jobs.PURGE_STREAM.enqueue(connection, stream)
+    """Enqueue the purge of a deleted stream's media (idempotent job), on
+    the replays queue of the node holding its local files."""
+    queue = jobs.node_queue(jobs.REPLAYS, files_node(connection, stream))
+    jobs.PURGE_STREAM.enqueue(connection, stream, queue=queue)
 
 
 def request_move(connection: redis.Redis, stream: str) -> None:
@@ -158,15 +193,20 @@ def recheck_visibility(connection: redis.Redis, stream, private: bool) -> None:
         log.error("could not queue the move of stream %s's objects (Redis down)", stream.public_id)
 
 
-def segment_ready(connection: redis.Redis, segment: SegmentReady) -> bool:
-    """An engine reported a complete segment: keep what it said (number,
-    length, file) for the sync job and ask for a sync of its stream.
+def segment_ready(
+    connection: redis.Redis, segment: SegmentReady, node_id: str = DEFAULT_NODE
+) -> bool:
+    """Media node `node_id`'s engine reported a complete segment: keep what
+    it said (number, length, file) for the sync job and ask that node for a
+    sync of its stream.
 
     A segment of another app or of a name that is no stream name is ignored
-    (False). Redis being down is logged (engines ignore failures of this
-    callback anyway; the watcher's sweep picks the file up and derives the
-    length itself).
+    (False); a bad node id raises ValueError before anything is written.
+    Redis being down is logged (engines ignore failures of this callback
+    anyway; the watcher's sweep picks the file up and derives the length
+    itself).
     """
+    jobs.check_node_id(node_id)
     if segment.app != "live" or not STREAM_NAME.match(segment.stream or ""):
         log.warning("segment of unknown app/stream ignored: %r/%r", segment.app, segment.stream)
         return False
@@ -176,7 +216,7 @@ def segment_ready(connection: redis.Redis, segment: SegmentReady) -> bool:
         with connection.pipeline(transaction=False) as pipe:
             pipe.hset(key, str(segment.seq), json.dumps(reported)).expire(key, REPORTED_TTL)
             pipe.execute()
-        request_sync(connection, segment.stream)
+        request_sync(connection, segment.stream, node_id)
     except redis.RedisError:
         log.warning("could not queue a sync of %s (Redis down)", segment.stream)
         return False
@@ -203,7 +243,7 @@ def _broadcast_ended(event: events.BroadcastEnded) -> None:
     """Queue the replay of an ended broadcast. Redis being down is logged;
     the watcher's sweep finalizes ended broadcasts later."""
     try:
-        request_finalize(get_redis(), event.broadcast_id)
+        request_finalize(get_redis(), event.broadcast_id, event.stream)
     except redis.RedisError:
         log.warning("could not queue the replay of broadcast %s (Redis down)", event.broadcast_id)
 

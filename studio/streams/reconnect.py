@@ -34,9 +34,13 @@ RECONNECT_WINDOW_DEFAULT = 60  # seconds
 RECONNECT_WINDOW_MAX = 1800
 # Why a broadcast ended when nobody came back within the window.
 TIMED_OUT = "reconnect_timeout"
-# The unpublish reasons a publisher may come back from (the engine saw it go);
-# the reconciler's and the cost guard's ends are final.
-RECONNECTABLE = frozenset({"unpublish"})
+# Why a broadcast ended when its media node stopped answering for longer
+# than the grace period (workers/reconcile.py).
+NODE_DOWN = "node_down"
+# The unpublish reasons a publisher may come back from (the engine saw it go,
+# or the node holding it died: the encoder reconnects through the pool's
+# address to another node); the reconciler's and the cost guard's ends are final.
+RECONNECTABLE = frozenset({"unpublish", NODE_DOWN})
 
 
 def clean_reconnect_window(value: object) -> int:
@@ -89,6 +93,7 @@ def resume(
     service_id: str,
     protocol: str,
     ip: str,
+    node_id: str | None = None,
 ) -> Broadcast:
     """A publisher (already checked by the caller) continues the stream's
     reconnecting `broadcast`: it becomes the broadcast's publisher (its
@@ -101,6 +106,8 @@ def resume(
     broadcast.ip = ip[:64]
     stream.status = "live"
     stream.reconnect_deadline = None
+    # It may come back through another media node.
+    stream.node_id = node_id
     session.flush()
     events.raise_event(session, events.stream_changed(stream, broadcast))
     events.raise_event(session, events.BroadcastResumed(stream.public_id, broadcast.id, protocol))
@@ -121,6 +128,7 @@ def close_broadcast(session: Session, stream: Stream, broadcast: Broadcast, reas
     broadcast.end_reason = reason
     stream.status = "ended"
     stream.reconnect_deadline = None
+    stream.node_id = None
     session.flush()
     events.raise_event(session, events.stream_changed(stream, broadcast))
     events.raise_event(session, events.BroadcastEnded(stream.public_id, broadcast.id, reason))
@@ -135,6 +143,7 @@ def end_waiting(session: Session, stream: Stream, reason: str) -> Broadcast | No
     if broadcast is None:  # not expected; the status alone is repaired
         stream.status = "ended"
         stream.reconnect_deadline = None
+        stream.node_id = None
         events.raise_event(session, events.stream_changed(stream))
         return None
     close_broadcast(session, stream, broadcast, reason)

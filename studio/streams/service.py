@@ -179,7 +179,9 @@ def _drop_live_publisher(session: Session, stream: Stream) -> None:
         return  # a reconnecting broadcast has nobody to drop
     events.raise_event(
         session,
-        events.PublisherRevoked(stream.public_id, broadcast.client_id, broadcast.server_id),
+        events.PublisherRevoked(
+            stream.public_id, broadcast.client_id, broadcast.server_id, stream.node_id
+        ),
     )
 
 
@@ -203,6 +205,8 @@ class PublishAttempt:
     service_id: str = ""
     ip: str = ""
     ticket_redeemed: bool = False
+    # The media node whose engine asks (None: a caller that knows no node).
+    node_id: str | None = None
 
 
 class PublishRefused(Exception):
@@ -270,6 +274,12 @@ def start_broadcast(
     for broadcast in relevant:
         if _is_publisher(broadcast, attempt):
             if broadcast.ended_at is None:
+                if attempt.node_id is not None and stream.node_id != attempt.node_id:
+                    # Another node with the same client ids (nginx-rtmp numbers
+                    # its clients from 1): not the live publisher after all.
+                    raise PublishRefused(
+                        "stream already live with another publisher", "already live"
+                    )
                 return broadcast  # a repeated on_publish of the live publisher
             raise PublishRefused("publisher already ended")
     if any(broadcast.ended_at is None for broadcast in relevant):
@@ -286,6 +296,7 @@ def start_broadcast(
     )
     session.add(broadcast)
     stream.status = "live"
+    stream.node_id = attempt.node_id
     session.flush()
     events.raise_event(session, events.stream_changed(stream, broadcast))
     events.raise_event(
@@ -304,6 +315,7 @@ def _continue_or_end(session: Session, stream: Stream, attempt: PublishAttempt) 
             session,
             stream,
             broadcast,
+            node_id=attempt.node_id,
             client_id=attempt.client_id,
             server_id=attempt.server_id,
             service_id=attempt.service_id,
@@ -347,18 +359,22 @@ def end_broadcast(
     client_id: str,
     server_id: str = "",
     reason: str = "unpublish",
+    node_id: str | None = None,
 ) -> Broadcast | None:
     """End the open broadcast of this publisher; status `ended` if it was the
     stream's current one. An unpublish (`reason` "unpublish") of a stream
     with a reconnect window makes it `reconnecting` instead: the broadcast
     stays open until the deadline (returned all the same).
 
-    Duplicates, unknown client ids and late unpublishes of an older publisher
-    change nothing and return None.
+    Duplicates, unknown client ids, late unpublishes of an older publisher
+    and unpublishes from a media node (`node_id`) other than the one holding
+    the stream change nothing and return None.
     """
     stream = session.scalar(select(Stream).where(Stream.public_id == stream_name).with_for_update())
     if stream is None:
         return None
+    if node_id is not None and stream.node_id is not None and stream.node_id != node_id:
+        return None  # engines number their clients alike: another node's publisher
     broadcast = session.scalar(
         select(Broadcast).where(
             Broadcast.stream_id == stream.id,

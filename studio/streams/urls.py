@@ -67,9 +67,22 @@ def whip_url(stream: Stream, config: Mapping) -> str:
 def whep_url(stream: Stream, config: Mapping) -> str:
     """WebRTC playback (WHEP, srs5-contract.md §4.2):
     `{WEBRTC_ORIGIN}/rtc/v1/whep/?app=live&stream={id}` (STUDIO_WHEP_URL
-    replaces the endpoint). No secret: anyone may watch."""
+    replaces the endpoint). No secret: anyone may watch. A stream live on a
+    media node of a pool adds `&node={id}`: the proxy in front of the pool
+    sends the request to that node's engine (docs/architecture.md, "Media
+    nodes")."""
     endpoint = config.get("WHEP_URL") or config["WEBRTC_ORIGIN"] + "/rtc/v1/whep/"
-    return f"{endpoint}?app=live&stream={quote(stream.public_id, safe='')}"
+    url = f"{endpoint}?app=live&stream={quote(stream.public_id, safe='')}"
+    node = live_node(stream)
+    if node is not None and node != "default":
+        url += f"&node={quote(node, safe='')}"
+    return url
+
+
+def live_node(stream: Stream) -> str | None:
+    """The media node holding the stream's broadcast (None unless it is live
+    or reconnecting)."""
+    return stream.node_id if stream.status in ("live", "reconnecting") else None
 
 
 def _secret(stream: Stream) -> str:

@@ -21,6 +21,7 @@ STREAM_FIELDS = {
     "created_at",
     "thumbnail_url",
     "viewers",
+    "node",
     "ingest",
     "playback",
     "last_refused_publish",

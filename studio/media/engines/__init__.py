@@ -6,6 +6,11 @@ rest of the studio asks `current()` to drop a publisher, list publishers or
 say which ingest protocols it offers, and hands a callback to the engine's
 dialect (`dialect(name)`) to get a domain command back. Only the modules of
 this package know an engine's API or callback format.
+
+With a pool of media nodes (STUDIO_MEDIA_NODES, `studio.media.nodes`) every
+node runs the same engine at its own API URL: `for_node(node_id)` is the
+engine of one node (what a stream's drop, stats and reconcile go to);
+`current()` stays the engine of the implicit single node `default`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Mapping
 from flask import Flask, current_app
 
 from studio.core import events
+from studio.extensions import db
 from studio.media.engines import nginx_rtmp, srs
 from studio.media.engines.base import (
     CallbackDialect,
@@ -38,10 +44,13 @@ __all__ = [
     "build",
     "current",
     "dialect",
+    "for_node",
     "init_app",
 ]
 log = logging.getLogger(__name__)
 EXTENSION = "studio_media_engine"
+NODE_ENGINES = "studio_media_node_engines"  # (engine name, api_url) -> engine
+DEFAULT_NODE = "default"
 # Every engine's callbacks are accepted whichever engine runs: a callback
 # names its dialect in its URL (`/hooks/<name>`).
 _DIALECTS: dict[str, CallbackDialect] = {
@@ -50,11 +59,38 @@ _DIALECTS: dict[str, CallbackDialect] = {
 }
 
 
-def build(config: Mapping) -> MediaEngine:
-    """The engine MEDIA_ENGINE names, configured from `config`."""
+def build(config: Mapping, api_url: str | None = None) -> MediaEngine:
+    """The engine MEDIA_ENGINE names, at `api_url` (default: SRS_API_URL or
+    NGINX_CONTROL_URL from `config`)."""
     if config["MEDIA_ENGINE"] == srs.NAME:
-        return srs.Engine(config["SRS_API_URL"])
-    return nginx_rtmp.Engine(config["NGINX_CONTROL_URL"])
+        return srs.Engine(api_url or config["SRS_API_URL"])
+    return nginx_rtmp.Engine(api_url or config["NGINX_CONTROL_URL"])
+
+
+def for_node(node_id: str | None, app: Flask | None = None) -> MediaEngine:
+    """The engine of media node `node_id` (None: a stream live before nodes
+    existed, on `default`). Without STUDIO_MEDIA_NODES that is `current()`.
+    A node's API URL comes from STUDIO_MEDIA_NODES, else from its row (a node
+    an operator added); engines are cached per URL. Raises EngineError for a
+    node nobody knows."""
+    app = app or current_app
+    configured = app.config.get("MEDIA_NODES") or []
+    node_id = node_id or DEFAULT_NODE
+    if not configured and node_id == DEFAULT_NODE:
+        return current(app)
+    api_url = next((node["api_url"] for node in configured if node["id"] == node_id), None)
+    if api_url is None:
+        from studio.models import MediaNode
+
+        row = db.session.get(MediaNode, node_id)
+        if row is None:
+            raise EngineError(f"unknown media node '{node_id}'")
+        api_url = row.api_url
+    cache = app.extensions.setdefault(NODE_ENGINES, {})
+    key = (app.config["MEDIA_ENGINE"], api_url)
+    if key not in cache:
+        cache[key] = build(app.config, api_url)
+    return cache[key]
 
 
 def current(app: Flask | None = None) -> MediaEngine:
@@ -68,7 +104,8 @@ def dialect(name: str) -> CallbackDialect | None:
 
 
 def _drop_revoked(event: events.PublisherRevoked) -> None:
-    current().drop_publisher(Publisher(event.stream, event.client_id, event.server_id))
+    engine = for_node(event.node_id)
+    engine.drop_publisher(Publisher(event.stream, event.client_id, event.server_id))
 
 
 def init_app(app: Flask) -> None:
