@@ -12,6 +12,7 @@ Secrets are generated once and kept in var/secrets.env.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -28,9 +29,9 @@ from sqlalchemy.engine import make_url
 
 from devtools import runner, srs, tls
 from devtools.gcs import start_fake_gcs
-from devtools.nginx import FrontSite, TlsSite, start_nginx
+from devtools.nginx import FrontSite, NginxService, TlsSite, start_nginx, start_rtmp_proxy
 from devtools.postgres import PostgresService, ensure_postgres
-from devtools.process import ROOT, Service, free_port
+from devtools.process import ROOT, Service, StackError, free_port
 from devtools.redis_server import ensure_redis
 from devtools.supervise import Supervisor
 
@@ -38,6 +39,7 @@ from devtools.supervise import Supervisor
 VAR = Path(os.environ.get("STUDIO_DEV_VAR") or ROOT / "var")
 BANNER = Path(__file__).with_name("banner.txt")
 SETTINGS = Path(__file__).with_name("dev.env")
+NODE_WORKERS = 2  # upload workers per media node
 
 
 def load_secrets(var_dir: Path) -> dict[str, str]:
@@ -90,6 +92,9 @@ def main() -> int:
         return 128 - code if code < 0 else code or 1
     except (KeyboardInterrupt, SystemExit):
         return 0
+    except StackError as error:
+        print(f"make dev: {error}", file=sys.stderr)
+        return 1
     finally:
         print("\nstopping ...", file=sys.stderr)
         for service in reversed(services):
@@ -101,7 +106,7 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
     the supervisor with the studio's processes, and what prints the banner
     once they answer."""
     keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
-    engine = "srs" if srs_bin else "nginx-rtmp"
+    engine, node_count = "srs" if srs_bin else "nginx-rtmp", media_node_count(srs_bin)
     settings = {key: os.environ.get(key, value) for key, value in dotenv_values(SETTINGS).items()}
     services += checkout_backends(ROOT, VAR)
     postgres, redis = services
@@ -131,7 +136,7 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
         hook_url=hook_url,
         gcs_url=gcs.url,
         bucket=gcs.bucket,
-        rtmp_port=free_port(None if srs_bin else 1935),
+        rtmp_port=free_port(None if srs_bin or node_count else 1935),
         http_port=free_port(8080),
         edge_port=free_port(8081),
         hls_dir=hls_dir,
@@ -142,14 +147,12 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
     )
     services.append(nginx)
     supervisor = Supervisor(VAR / "logs")
-    for service in services:
-        supervisor.watch(service.name, service.executor, service.log_path)
-    rtmp_url, ingest_ports = nginx.rtmp_url, []
+    ingest_ports = []
     if srs_bin:
         launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
         supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
-        rtmp_url, ingest_ports = launch.rtmp_url, [launch.rtmp_port]
-        settings.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
+        ingest_ports = [launch.rtmp_port]
+        settings.update(STUDIO_RTMP_URL=launch.rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
     env = runner.studio_env(
         database_url=postgres.url,
         redis_url=redis.url,
@@ -162,13 +165,21 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
         hls_dir=hls_dir,
         extra=settings,
     )
+    nodes = start_media_nodes(node_count, services, supervisor, env, hook_url)
     print(f"migrating the database {postgres.database} ...", flush=True)
     runner.migrate(env)
-    add_studio_processes(supervisor, env, ports)
+    if nodes:
+        runner.run_flask(env, "nodes", "sync")
+    add_studio_processes(supervisor, env, ports, watcher=not nodes)
+    for service in services:
+        supervisor.watch(service.name, service.executor, service.log_path)
     banner = BANNER.read_text().format(
         public_url=public_url,
         https=", ".join(f"https://{name}:{site.port}" for name in cert.names),
-        rtmp_url=rtmp_url,
+        rtmp_url=env["STUDIO_RTMP_URL"],
+        nodes="".join(
+            f"\n  Media node    {n}: {node.rtmp_url}  {node.hls_dir}" for n, node in nodes.items()
+        ),
         engine=f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp",
         edge_url=nginx.edge_url,
         bucket_url=f"{gcs.url}/{gcs.bucket}",
@@ -185,7 +196,51 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
     return supervisor, announce
 
 
-def add_studio_processes(supervisor: Supervisor, env: dict[str, str], ports: dict) -> None:
+def media_node_count(srs_bin: str | None) -> int:
+    """MEDIA_NODES: how many local media nodes (0 or unset: none, as before)."""
+    value = os.environ.get("MEDIA_NODES") or "0"
+    if not value.isdigit() or int(value) > 8:
+        raise StackError(f"MEDIA_NODES must be a number of nodes from 0 to 8, not {value!r}")
+    if int(value) and srs_bin:
+        raise StackError("MEDIA_NODES runs nginx-rtmp media nodes: unset SRS_BIN")
+    return int(value)
+
+
+def start_media_nodes(
+    count: int, services: list[Service], supervisor: Supervisor, env: dict, hook_url: str
+) -> dict[str, NginxService]:
+    """Nodes node-1 .. node-<count>, each an nginx-rtmp under var/nodes/<id>/
+    with its own HLS directory, watcher and upload workers, and one RTMP
+    address in front of them; `env` (the studio's) learns the pool
+    (STUDIO_MEDIA_NODES) and that address (STUDIO_RTMP_URL)."""
+    nodes = {}
+    for node_id in (f"node-{number}" for number in range(1, count + 1)):
+        nodes[node_id] = runner.start_node_nginx(env, VAR, node_id, hook_url=hook_url)
+        nodes[node_id].name = f"nginx-{node_id}"
+        services.append(nodes[node_id])
+    if nodes:
+        urls = [node.rtmp_url for node in nodes.values()]
+        services.append(proxy := start_rtmp_proxy(VAR, urls, free_port(1935)))
+        pool = [{"id": node_id, "api_url": node.control_url} for node_id, node in nodes.items()]
+        env.update(STUDIO_MEDIA_NODES=json.dumps(pool), STUDIO_RTMP_URL=proxy.url)
+    for name, (argv, node_env) in node_plan(env, nodes).items():
+        supervisor.add(name, argv, node_env)
+    return nodes
+
+
+def node_plan(env: dict[str, str], nodes: dict[str, NginxService]) -> dict[str, tuple]:
+    """Each node's processes by name: (command line, environment)."""
+    plan = {}
+    for node_id, nginx in nodes.items():
+        node_env = runner.node_env(env, node_id, nginx)
+        for name, argv in runner.node_processes(node_env, NODE_WORKERS).items():
+            plan[name] = (argv, node_env)
+    return plan
+
+
+def add_studio_processes(
+    supervisor: Supervisor, env: dict[str, str], ports: dict, *, watcher: bool = True
+) -> None:
     """The studio's own processes as the containers run them
     (docker-compose.yml, deploy/entrypoint.sh). A new process is one more line."""
     run, metrics = VAR.resolve() / "run", VAR.resolve() / "metrics"
@@ -199,7 +254,8 @@ def add_studio_processes(supervisor: Supervisor, env: dict[str, str], ports: dic
     # Like the entrypoint: one metrics registry per process outside gunicorn.
     background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
-    supervisor.add("watcher", runner.python("workers.watcher"), background)
+    if watcher:  # with media nodes, each node has its own
+        supervisor.add("watcher", runner.python("workers.watcher"), background)
     supervisor.add("reconciler", runner.reconciler_argv(free_port()), background)
     supervisor.add("multistream", runner.python("workers.multistream"), background)
 

@@ -1,7 +1,8 @@
 """nginx under mirakuru, from nginx/*.conf.template: RTMP ingest with HLS, the
 control/stat API, the CDN edge in front of the Cloud Storage emulator, and
-the studio's HTTP (front) and HTTPS sites when asked for; and a bare
-nginx-rtmp standing in for a multistream target (nginx/standalone/)."""
+the studio's HTTP (front) and HTTPS sites when asked for; and, from
+nginx/standalone/, a bare nginx-rtmp standing in for a multistream target
+and the RTMP proxy in front of local media nodes."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from devtools.process import ROOT, Service, StackError, Tcp, executor, free_port
 
 TEMPLATES = ROOT / "nginx"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 
 
 @dataclass(kw_only=True)
@@ -134,21 +136,45 @@ def start_rtmp_target(
 ) -> RtmpTargetService:
     """nginx/standalone/rtmp-target.conf in var_dir/NAME; free ports unless
     given (the same ones bring a stopped target back)."""
-    target_dir = (var_dir / name).resolve()
-    for sub in ("logs", "tmp"):
-        (target_dir / sub).mkdir(parents=True, exist_ok=True)
     rtmp_port, http_port = rtmp_port or free_port(), http_port or free_port()
-    values = {"NGINX_DIR": target_dir, "RTMP_PORT": rtmp_port, "HTTP_PORT": http_port}
-    conf = _render("standalone/rtmp-target.conf", target_dir, values | _common_values())
-    server = _nginx(target_dir, conf, var_dir / "logs" / f"{name}-{rtmp_port}.log", rtmp_port)
+    values = {"RTMP_PORT": rtmp_port, "HTTP_PORT": http_port, "RTMP_MODULE": RTMP_MODULE}
+    server = _start_standalone("rtmp-target", var_dir, name, values, rtmp_port)
     return RtmpTargetService(
         name=name,
         url=f"http://127.0.0.1:{http_port}",
         rtmp_url=f"rtmp://127.0.0.1:{rtmp_port}/live",
         stat_url=f"http://127.0.0.1:{http_port}/stat",
         log_path=server.log_path,
-        executor=start(server, name),
+        executor=server,
     )
+
+
+def start_rtmp_proxy(
+    var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None, name: str = "rtmp-proxy"
+) -> Service:
+    """One RTMP address (`.url`, rtmp://127.0.0.1:PORT/live) passing each
+    connection to one of `rtmp_urls`, the media nodes' ingest
+    (nginx/standalone/rtmp-proxy.conf: nginx's stream module)."""
+    if not STREAM_MODULE.exists():
+        raise StackError(f"{STREAM_MODULE} missing: apt-get install libnginx-mod-stream")
+    rtmp_port = rtmp_port or free_port()
+    hosts = (urllib.parse.urlsplit(url).netloc for url in rtmp_urls)
+    upstreams = "\n".join(f"        server {host} max_fails=1 fail_timeout=10s;" for host in hosts)
+    values = {"RTMP_PORT": rtmp_port, "UPSTREAMS": upstreams, "STREAM_MODULE": STREAM_MODULE}
+    server = _start_standalone("rtmp-proxy", var_dir, name, values, rtmp_port)
+    url = f"rtmp://127.0.0.1:{rtmp_port}/live"
+    return Service(name=name, url=url, log_path=server.log_path, executor=server)
+
+
+def _start_standalone(template: str, var_dir: Path, name: str, values: dict, port: int) -> Tcp:
+    """nginx/standalone/TEMPLATE.conf.template run in var_dir/NAME, started
+    once `port` accepts."""
+    home = (var_dir / name).resolve()
+    for sub in ("logs", "tmp"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    values = {"NGINX_DIR": home, "USER_DIRECTIVE": _user_directive(), **values}
+    conf = _render(f"standalone/{template}.conf", home, values)
+    return start(_nginx(home, conf, var_dir / "logs" / f"{name}-{port}.log", port), name)
 
 
 def edge_auth_url(hook_url: str) -> str:
@@ -185,8 +211,9 @@ def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
         "NGINX_DIR": nginx_dir,
         "EDGE_AUTH_URL": "http://127.0.0.1:9/hooks/cdn-auth",
         "STUDIO_ORIGIN": "-",
+        "RTMP_MODULE": RTMP_MODULE,
+        "USER_DIRECTIVE": _user_directive(),
         **hls_values(2.0),
-        **_common_values(),
         **values,
     }
     for template in sorted(TEMPLATES.glob("*.conf.template")):
@@ -194,14 +221,11 @@ def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
     return nginx_dir / "conf" / "dev.conf"
 
 
-def _common_values() -> dict[str, object]:
+def _user_directive() -> str:
     """Workers run as the user who starts nginx (as root: `nobody`, who can
     neither write HLS into var/ nor delete what the uploader is done with)."""
     user = pwd.getpwuid(os.geteuid()).pw_name
-    return {
-        "USER_DIRECTIVE": f"user {user};" if os.geteuid() == 0 else "# not root",
-        "RTMP_MODULE": RTMP_MODULE,
-    }
+    return f"user {user};" if os.geteuid() == 0 else "# not root"
 
 
 def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> Tcp:

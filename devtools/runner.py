@@ -92,14 +92,19 @@ def hook_url(hooks_port: int, engine: str, token: str) -> str:
     return f"http://127.0.0.1:{hooks_port}/hooks/{engine}?token={token}"
 
 
-def migrate(env: dict[str, str], timeout: float = 120) -> None:
-    """`flask --app studio db upgrade`; raises StackError with its output on failure."""
-    argv = python("flask", "--app", "studio", "db", "upgrade")
+def migrate(env: dict[str, str]) -> None:
+    """The database's schema up to date (`flask db upgrade`)."""
+    run_flask(env, "db", "upgrade")
+
+
+def run_flask(env: dict[str, str], *command: str, timeout: float = 120) -> None:
+    """`flask --app studio COMMAND`; raises StackError with its output on failure."""
+    argv = python("flask", "--app", "studio", *command)
     result = subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     if result.returncode != 0:
-        raise StackError(f"migrations failed:\n{result.stdout}{result.stderr}")
+        raise StackError(f"flask {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
 
 
 def gunicorn_argv(
@@ -242,15 +247,13 @@ def node_hook_url(hook_url: str, node_id: str) -> str:
 
 def start_node_nginx(
     env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, **ports: int | None
-) -> tuple[NginxService, dict[str, str]]:
+) -> NginxService:
     """Node `node_id`'s nginx-rtmp under var_dir/nodes/<id>/ (`ports` of
     `start_nginx`, free ones by default) calling back `hook_url` with
-    `node=<id>`, its edge on the studio's bucket; and the environment of the
-    node's own processes (`env`, the studio's, with STUDIO_NODE_ID,
-    STUDIO_HLS_DIR and STUDIO_NGINX_CONTROL_URL of the node)."""
+    `node=<id>`; its edge fronts the bucket of `env` (the studio's)."""
     from studio.media.jobs import check_node_id
 
-    nginx = start_nginx(
+    return start_nginx(
         (var_dir / "nodes" / check_node_id(node_id)).resolve(),
         hook_url=node_hook_url(hook_url, node_id),
         gcs_url=env["STORAGE_EMULATOR_HOST"],
@@ -258,8 +261,12 @@ def start_node_nginx(
         hls_fragment=float(env.get("STUDIO_HLS_FRAGMENT", 2.0)),
         **ports,
     )
+
+
+def node_env(env: dict[str, str], node_id: str, nginx: NginxService) -> dict[str, str]:
+    """The environment of node `node_id`'s own processes (watcher, workers)."""
     own = {"STUDIO_NODE_ID": node_id, "STUDIO_NGINX_CONTROL_URL": nginx.control_url}
-    return nginx, {**env, **own, "STUDIO_HLS_DIR": str(nginx.hls_dir)}
+    return {**env, **own, "STUDIO_HLS_DIR": str(nginx.hls_dir)}
 
 
 def node_processes(node_env: dict[str, str], workers: int) -> dict[str, list[str]]:
@@ -277,8 +284,8 @@ def start_node(
 ) -> LocalNode:
     """Media node `node_id` (`start_node_nginx`, then `node_processes`),
     returned once its workers are registered."""
-    nginx, own = start_node_nginx(env, var_dir, node_id, hook_url=hook_url, **ports)
-    node_dir, started = nginx.hls_dir.parent, [nginx]
+    nginx = start_node_nginx(env, var_dir, node_id, hook_url=hook_url, **ports)
+    own, node_dir, started = node_env(env, node_id, nginx), nginx.hls_dir.parent, [nginx]
     try:
         for name, argv in node_processes(own, workers).items():
             started.append(start_process(argv, own, node_dir, name))
