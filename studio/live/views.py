@@ -288,9 +288,10 @@ def _bound_sending(ws) -> None:
 
 
 def _health_event(public_id: str) -> dict:
-    """What the media engine sees of the publisher, for the owner only."""
+    """What the media engine of the stream's node sees of the publisher, for
+    the owner only."""
     try:
-        publishers = _publisher_cache().get()
+        publishers = _publisher_cache(_node_of(public_id)).get()
         stats = next((p for p in publishers if p.stream_name == public_id), None)
     except engines.EngineError as exc:
         log.info("ingest stats unavailable for %s: %s", public_id, exc)
@@ -306,8 +307,9 @@ class _PublisherCache:
     watch, instead of one per socket (the engine's list covers every stream,
     and at hundreds of streams it is not small)."""
 
-    def __init__(self, ttl: float):
+    def __init__(self, ttl: float, node_id: str | None = None):
         self._ttl = ttl
+        self._node_id = node_id
         self._lock = threading.Lock()
         self._at = float("-inf")
         self._value: list[engines.IngestStats] | engines.EngineError = []
@@ -317,7 +319,7 @@ class _PublisherCache:
         with self._lock:  # one fetch at a time; the others wait and share it
             if time.monotonic() - self._at >= self._ttl:
                 try:
-                    fetched = engines.current().publishers()
+                    fetched = engines.for_node(self._node_id).publishers()
                     self._value = self._rates.measure(fetched, time.monotonic())
                 except engines.EngineError as exc:
                     self._value = exc  # a down engine is asked once per interval too
@@ -361,9 +363,20 @@ class IngestRates:
         return measured
 
 
-def _publisher_cache() -> _PublisherCache:
-    extensions = current_app.extensions
-    return extensions.setdefault("studio_publisher_cache", _PublisherCache(HEALTH_INTERVAL * 0.75))
+def _publisher_cache(node_id: str | None = None) -> _PublisherCache:
+    """This process's publisher list of one media node's engine."""
+    caches = current_app.extensions.setdefault("studio_publisher_caches", {})
+    if node_id not in caches:
+        caches[node_id] = _PublisherCache(HEALTH_INTERVAL * 0.75, node_id)
+    return caches[node_id]
+
+
+def _node_of(public_id: str) -> str | None:
+    """The media node holding the stream's broadcast (None: `default`)."""
+    try:
+        return db.session.scalar(select(Stream.node_id).where(Stream.public_id == public_id))
+    finally:
+        db.session.remove()
 
 
 def _same_origin_user() -> User | None:

@@ -149,3 +149,24 @@ def test_node_settings_parse():
     assert flask["OPERATORS"] == ["ops@example.com", "b@example.com"]
     assert config.from_environ({})["MEDIA_NODES"] == []
     assert nodes.configured(config.from_environ({}))[0]["id"] == "default"
+
+
+def test_pick_prefers_the_least_loaded_node_that_takes_publishers(db, make_stream):
+    """`pick`: never a draining or full node; the lowest live/capacity share
+    (no capacity: no load); None when no node takes publishers."""
+    nodes.add(db.session, "full", "http://10.0.0.1:1985", capacity=1)
+    nodes.add(db.session, "half", "http://10.0.0.2:1985", capacity=4)
+    nodes.add(db.session, "idle", "http://10.0.0.3:1985", capacity=10)
+    for node_id, count in (("full", 1), ("half", 2), ("idle", 1)):
+        for i in range(count):
+            stream = make_stream()
+            attempt = service.PublishAttempt(
+                stream.public_id, stream.stream_key, f"c{node_id}{i}", "rtmp", node_id=node_id
+            )
+            service.start_broadcast(db.session, attempt)
+    db.session.commit()
+    assert nodes.pick(db.session).id == "idle"
+    nodes.set_draining(db.session, "idle", True)
+    assert nodes.pick(db.session).id == "half"
+    nodes.set_draining(db.session, "half", True)
+    assert nodes.pick(db.session) is None
