@@ -47,10 +47,15 @@ hooks)
 worker)
     # One metrics registry per process: no multiprocess directory for workers.
     unset PROMETHEUS_MULTIPROC_DIR
+    # A media node's workers take its own queues and nothing else
+    # (studio.media.jobs.node_queues); the shared ones everything else.
+    queues="uploads replays webhooks default"
+    node="${STUDIO_NODE_ID:-default}"
+    [ "$node" = default ] || queues="segments.$node replays.$node"
     # shellcheck disable=SC2086 # the queue list is meant to split into words
     exec python -m studio.metrics_exporter --port "$metrics_port" \
         rq.cli worker --url "$REDIS_URL" --serializer json --with-scheduler \
-        --worker-class workers.rq_worker.UploadWorker "$@" ${STUDIO_RQ_QUEUES:-uploads replays webhooks default}
+        --worker-class workers.rq_worker.UploadWorker "$@" ${STUDIO_RQ_QUEUES:-$queues}
     ;;
 watcher)
     unset PROMETHEUS_MULTIPROC_DIR

@@ -133,6 +133,30 @@ def test_worker_role_serves_metrics_and_consumes_the_pipeline_queue(
         assert [worker.queue_names() for worker in workers] == [[pipeline.QUEUE_NAME]]
 
 
+def test_worker_role_of_a_media_node_takes_only_its_queues(services, fresh_database, redis):
+    """`entrypoint.sh worker` with STUDIO_NODE_ID=node-7 (no queue list
+    given) listens on node-7's own queues and nothing else."""
+    from studio.media import jobs
+
+    port = free_port()
+    env = role_env(
+        services,
+        fresh_database,
+        STUDIO_METRICS_PORT=str(port),
+        STUDIO_NODE_ID="node-7",
+        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
+    )
+    env.pop("STUDIO_RQ_QUEUES", None)
+    with run_role("worker", env, port, timeout=30) as (process, log_path):
+
+        def registered() -> list[Worker]:
+            assert process.poll() is None, log_path.read_text()
+            return Worker.all(connection=redis)
+
+        workers = poll(registered, timeout=30)
+        assert [worker.queue_names() for worker in workers] == [list(jobs.node_queues("node-7"))]
+
+
 def test_web_role_migrates_then_serves(services, fresh_database, tmp_path):
     """`entrypoint.sh web` upgrades the empty database, then gunicorn (with
     gunicorn.conf.py) answers /readyz; SIGTERM stops it cleanly."""
