@@ -121,7 +121,7 @@ def _start(var_dir: Path) -> NodesStack:
                 "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
             },
         )
-        runner.migrate(env, var_dir)
+        runner.migrate(env)
         handles = {"gunicorn": runner.start_gunicorn(env, var_dir, port, workers=1, threads=8)}
         started.append(handles["gunicorn"])
         # Replays of the default node, thumbnails, webhooks: shared queues.
