@@ -34,8 +34,7 @@ class PostgresService(Service):
 
 
 class _Cluster(PostgreSQLExecutor):
-    """pytest-postgresql's executor, but make dev's data lives on in var/pg:
-    the cluster is neither initialised again nor deleted."""
+    """pytest-postgresql's executor, but the data lives on (make dev's var/pg)."""
 
     def init_directory(self) -> None:
         if not Path(self.datadir, "PG_VERSION").exists():

@@ -1,7 +1,6 @@
-"""What every devtools starter shares: free ports (port-for), mirakuru
-executors logging to a file, and the `Service` they return. mirakuru starts
-each process in its own session, waits until it is ready (a port, a URL) and
-stops it: its signal, a wait, then SIGKILL to everything it started."""
+"""What every starter shares: free ports (port-for), mirakuru executors (a
+session of their own, ready on a port or URL, stopped with a signal, a wait,
+then SIGKILL to all they started) logging to a file, the `Service` returned."""
 
 from __future__ import annotations
 
@@ -80,8 +79,7 @@ def executor(
     cwd: Path = ROOT,
     **options: object,
 ) -> E:
-    """An executor of `kind` for argv (not started), its output appended to
-    log_path; `env` is its whole environment (default: this process's)."""
+    """An executor of `kind` for argv (not started), its output appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - open for the executor's life
     output = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}

@@ -1,9 +1,7 @@
-"""`make dev`'s foreground processes under honcho's Manager: each in its own
-session, its output prefixed with its name; when one exits the others get
-SIGTERM, then SIGKILL after `kill_wait` seconds. Added here: each child's
-output also goes to var/logs/NAME.log; the first to exit is named with its
-exit code and log; services started before (mirakuru executors) are
-watched, and one that dies stops everything the same way."""
+"""`make dev`'s foreground processes under honcho's Manager (prefixed output;
+when one exits, SIGTERM to the others, SIGKILL after `kill_wait` seconds),
+plus: each child's output in var/logs/NAME.log, the first to exit named with
+its exit code and log, and services started before (mirakuru) watched."""
 
 from __future__ import annotations
 
@@ -39,8 +37,7 @@ class _LogPrinter(Printer):
 
 
 class Supervisor(Manager):
-    """Children in the foreground until one exits or SIGINT/SIGTERM/SIGHUP;
-    `exited` is (name, exit code) of the first."""
+    """Until a child exits or SIGINT/SIGTERM/SIGHUP; `exited`: (name, code) of the first."""
 
     def __init__(self, log_dir: Path, *, output: TextIO = sys.stdout, kill_wait: int = 25) -> None:
         self.log_dir, self.log_paths = log_dir, {}
