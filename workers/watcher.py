@@ -36,6 +36,10 @@ from workers.pipeline import local_hls
 log = logging.getLogger("workers.watcher")
 
 FINALIZE_SWEEP_INTERVAL = 30.0
+# Seconds after its end when a broadcast's replay, still not written by the
+# node holding its files (whose finalize retries span about 8 minutes), is
+# written by the shared workers instead.
+ORPHANED_REPLAY = 600
 WATCH_FLAGS = iflags.CLOSE_WRITE | iflags.MOVED_TO
 TIDY_KEY = "studio:hls:tidy:{}"
 
@@ -134,12 +138,15 @@ class Watcher:
             return False
 
     def sweep_replays(self) -> int:
-        """Queue the replay of ended broadcasts with segments but no replay
-        (each on the node holding its stream's files: see
-        `pipeline.request_finalize`)."""
+        """Queue the replay of ended broadcasts with segments but no replay,
+        each on the node holding its stream's files (`pipeline.
+        request_finalize`); one still without a replay ORPHANED_REPLAY
+        seconds after its end (that node is gone, or its job gave up) on the
+        shared replays queue, from what the bucket has (a node coming back
+        rewrites it with the rest)."""
         now = utcnow()
         query = (
-            select(Broadcast.id, Stream.public_id)
+            select(Broadcast.id, Stream.public_id, Broadcast.ended_at)
             .join(Stream, Stream.id == Broadcast.stream_id)
             .where(
                 Broadcast.ended_at < now - timedelta(seconds=60),
@@ -154,9 +161,11 @@ class Watcher:
                 ids = list(db.session.execute(query))
                 db.session.remove()
             connection = get_redis(self.app)
-            for broadcast_id, stream in ids:
+            orphaned = now - timedelta(seconds=ORPHANED_REPLAY)
+            for broadcast_id, stream, ended_at in ids:
                 if connection.set(pipeline.Keys.finalize_queued(broadcast_id), 1, nx=True, ex=300):
-                    pipeline.request_finalize(connection, broadcast_id, stream)
+                    on_node = stream if ended_at > orphaned else None
+                    pipeline.request_finalize(connection, broadcast_id, on_node)
         except Exception as exc:  # the database or Redis being down must not stop the watcher
             log.warning("replay sweep failed: %s", exc)
             return 0

@@ -5,6 +5,7 @@ directory) take it; the default node keeps today's queues."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from rq import SimpleWorker
@@ -12,6 +13,7 @@ from rq.serializers import JSONSerializer
 
 from devtools import runner
 from studio.media import jobs, pipeline
+from studio.models import Segment, utcnow
 from studio.storage import layout
 from studio.streams import service as streams
 from tests.conftest import load_fixture
@@ -188,3 +190,45 @@ def test_srs_on_hls_naming_a_node_queues_the_sync_there(
     reply = client.post(f"/hooks/srs?token={token}&node=node-1", json=body)
     assert reply.status_code == 200 and reply.get_json() == {"code": 0}
     assert _all_queued(redis) == {"segments.node-1": [(pipeline.SYNC_JOB, [stream.public_id])]}
+
+
+def _ended_broadcast(db, make_stream, seconds_ago: int):
+    """A stream whose broadcast (with one segment in the bucket, no replay)
+    ended `seconds_ago`."""
+    stream = make_stream()
+    attempt = streams.PublishAttempt(
+        stream_name=stream.public_id,
+        secret=stream.stream_key,
+        client_id="c1",
+        protocol="rtmp",
+        server_id="nginx-rtmp",
+    )
+    broadcast = streams.start_broadcast(db.session, attempt)
+    streams.end_broadcast(db.session, stream.public_id, "c1", "nginx-rtmp")
+    broadcast.ended_at = utcnow() - timedelta(seconds=seconds_ago)
+    db.session.add(Segment(broadcast_id=broadcast.id, sequence=0, duration=2.0, object_name="x"))
+    db.session.commit()
+    return stream, broadcast
+
+
+def test_the_replay_sweep_finalizes_on_the_node_then_on_the_shared_workers(
+    pipeline_app, db, redis, make_stream
+):
+    """The watcher's sweep queues a missing replay on the replays queue of
+    the node holding the stream's files; one still missing ten minutes after
+    the end (the node is gone) goes to the shared workers, who write it from
+    what the bucket has."""
+    recent_stream, recent = _ended_broadcast(db, make_stream, 120)
+    old_stream, orphaned = _ended_broadcast(db, make_stream, 1200)
+    for stream in (recent_stream, old_stream):
+        pipeline.request_sync(redis, stream.public_id, "node-2")
+    for name in ("replays", "segments.node-2"):
+        pipeline.media_queue(redis, name).empty()
+
+    Watcher(pipeline_app).sweep_replays()
+    on_node = _queued(redis, "replays.node-2")
+    shared = _queued(redis, "replays")
+    assert (pipeline.FINALIZE_JOB, [recent.id]) in on_node
+    assert (pipeline.FINALIZE_JOB, [recent.id]) not in shared
+    assert (pipeline.FINALIZE_JOB, [orphaned.id]) in shared
+    assert (pipeline.FINALIZE_JOB, [orphaned.id]) not in on_node
