@@ -144,7 +144,6 @@ class Studio:
         self.handles["workers"] = runner.start_workers(self.env, var, shared)
         if not self.node_ids:
             self.handles["watcher"] = runner.start_watcher(self.env, var)
-        runner.wait_for_workers(self.env, shared)
         self.nodes = [
             runner.start_node(self.env, var, node_id, hook_url=hook_url, workers=workers)
             for node_id in self.node_ids

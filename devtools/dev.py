@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from devtools import runner, srs, tls
 from devtools.gcs import start_fake_gcs
-from devtools.nginx import FrontSite, NginxService, TlsSite, start_nginx, start_rtmp_proxy
+from devtools.nginx import FrontSite, TlsSite, start_nginx, start_rtmp_proxy
 from devtools.postgres import PostgresService, ensure_postgres
 from devtools.process import ROOT, Service, StackError, free_port
 from devtools.redis_server import ensure_redis
@@ -178,7 +178,7 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
         https=", ".join(f"https://{name}:{site.port}" for name in cert.names),
         rtmp_url=env["STUDIO_RTMP_URL"],
         nodes="".join(
-            f"\n  Media node    {n}: {node.rtmp_url}  {node.hls_dir}" for n, node in nodes.items()
+            f"\n  Media node    {n.id}: {n.nginx.rtmp_url}  {n.nginx.hls_dir}" for n in nodes
         ),
         engine=f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp",
         edge_url=nginx.edge_url,
@@ -197,7 +197,7 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
 
 
 def media_node_count(srs_bin: str | None) -> int:
-    """MEDIA_NODES: how many local media nodes (0 or unset: none, as before)."""
+    """MEDIA_NODES: how many local media nodes (0 or unset: none)."""
     value = os.environ.get("MEDIA_NODES") or "0"
     if not value.isdigit() or int(value) > 8:
         raise StackError(f"MEDIA_NODES must be a number of nodes from 0 to 8, not {value!r}")
@@ -208,34 +208,24 @@ def media_node_count(srs_bin: str | None) -> int:
 
 def start_media_nodes(
     count: int, services: list[Service], supervisor: Supervisor, env: dict, hook_url: str
-) -> dict[str, NginxService]:
-    """Nodes node-1 .. node-<count>, each an nginx-rtmp under var/nodes/<id>/
-    with its own HLS directory, watcher and upload workers, and one RTMP
-    address in front of them; `env` (the studio's) learns the pool
-    (STUDIO_MEDIA_NODES) and that address (STUDIO_RTMP_URL)."""
-    nodes = {}
+) -> list[runner.LocalNode]:
+    """Nodes node-1 .. node-<count> (runner.LocalNode), their watchers and
+    upload workers under honcho, and one RTMP address in front of them; `env`
+    (the studio's) learns the pool (STUDIO_MEDIA_NODES) and that address."""
+    nodes = []
     for node_id in (f"node-{number}" for number in range(1, count + 1)):
-        nodes[node_id] = runner.start_node_nginx(env, VAR, node_id, hook_url=hook_url)
-        nodes[node_id].name = f"nginx-{node_id}"
-        services.append(nodes[node_id])
+        nodes.append(node := runner.start_node_nginx(env, VAR, node_id, hook_url=hook_url))
+        node.nginx.name = f"nginx-{node_id}"
+        services.append(node.nginx)
+        supervisor.add(f"watcher-{node_id}", runner.python("workers.watcher"), node.env)
+        workers = runner.workers_argv(node.env, NODE_WORKERS)
+        supervisor.add(f"rq-workers-{node_id}", workers, node.env)
     if nodes:
-        urls = [node.rtmp_url for node in nodes.values()]
-        services.append(proxy := start_rtmp_proxy(VAR, urls, free_port(1935)))
-        pool = [{"id": node_id, "api_url": node.control_url} for node_id, node in nodes.items()]
+        proxy = start_rtmp_proxy(VAR, [node.nginx.rtmp_url for node in nodes], free_port(1935))
+        services.append(proxy)
+        pool = [{"id": node.id, "api_url": node.nginx.control_url} for node in nodes]
         env.update(STUDIO_MEDIA_NODES=json.dumps(pool), STUDIO_RTMP_URL=proxy.url)
-    for name, (argv, node_env) in node_plan(env, nodes).items():
-        supervisor.add(name, argv, node_env)
     return nodes
-
-
-def node_plan(env: dict[str, str], nodes: dict[str, NginxService]) -> dict[str, tuple]:
-    """Each node's processes by name: (command line, environment)."""
-    plan = {}
-    for node_id, nginx in nodes.items():
-        node_env = runner.node_env(env, node_id, nginx)
-        for name, argv in runner.node_processes(node_env, NODE_WORKERS).items():
-            plan[name] = (argv, node_env)
-    return plan
 
 
 def add_studio_processes(
@@ -246,14 +236,11 @@ def add_studio_processes(
     run, metrics = VAR.resolve() / "run", VAR.resolve() / "metrics"
     run.mkdir(parents=True, exist_ok=True)
     for name, tier in (("gunicorn", "web"), ("sockets", "sockets"), ("hooks", "hooks")):
-        control = run / f"{name}.ctl"
-        # The web tier's gunicorn.conf.py holds its graceful-shutdown hooks.
-        config = ROOT / "gunicorn.conf.py" if tier == "web" else None
-        argv = runner.gunicorn_argv(ports[tier], tier=tier, config=config, control_socket=control)
+        argv = runner.gunicorn_argv(ports[tier], tier=tier, control_socket=run / f"{name}.ctl")
         supervisor.add(name, argv, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics / tier)})
     # Like the entrypoint: one metrics registry per process outside gunicorn.
     background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
+    supervisor.add("rq-workers", runner.workers_argv(env), background)
     if watcher:  # with media nodes, each node has its own
         supervisor.add("watcher", runner.python("workers.watcher"), background)
     supervisor.add("reconciler", runner.reconciler_argv(free_port()), background)

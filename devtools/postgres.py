@@ -1,6 +1,6 @@
 """PostgreSQL for development and tests: DATABASE_URL, the machine's server,
 or a private cluster run by pytest-postgresql's executor (pg_ctl under
-mirakuru); databases created and dropped by its DatabaseJanitor."""
+mirakuru)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 from mirakuru.exceptions import ExecutorError
+from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from devtools.process import Service, StackError, free_port, log_tail, stop
 
@@ -49,18 +49,15 @@ def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
     created); else the server on 127.0.0.1:5432 (trust auth, user postgres);
     else the private cluster of var_dir."""
     if url := os.environ.get("DATABASE_URL"):
-        parts = urllib.parse.urlsplit(url)
-        server_url = parts._replace(path="/postgres").geturl()
-        database = parts.path.lstrip("/")
+        server_url = urllib.parse.urlsplit(url)._replace(path="/postgres").geturl()
+        database = urllib.parse.urlsplit(url).path.lstrip("/")
         return PostgresService(name="postgres", url=url, server_url=server_url, database=database)
     if pg_ready(5432):
         return _attach(5432, database)
     return start_postgres(var_dir, database)
 
 
-def start_postgres(
-    var_dir: Path, database: str = "studio", port: int | None = None
-) -> PostgresService:
+def start_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
     """The private cluster of var_dir (initdb on first use, its data kept),
     fsync off; one already running (another fixture, a crashed run) is used."""
     home = _pg_home(var_dir)
@@ -68,7 +65,7 @@ def start_postgres(
         running = int((home / "data" / "postmaster.pid").read_text().splitlines()[3])
         if pg_ready(running):
             return _attach(running, database)
-    port, log_path = port or free_port(55432), home / "postgres.log"
+    port, log_path = free_port(55432), home / "postgres.log"
     cluster = _Cluster(
         executable=str(PG_CTL),
         host="127.0.0.1",
@@ -78,7 +75,6 @@ def start_postgres(
         logfile=str(log_path),
         startparams="-w",
         dbname=database,
-        timeout=60,
         postgres_options="-c fsync=off -c listen_addresses=127.0.0.1",
     )
     try:
@@ -92,12 +88,9 @@ def start_postgres(
 def _attach(port: int, database: str, **fields: object) -> PostgresService:
     server = f"postgresql://postgres@127.0.0.1:{port}"
     create_database(f"{server}/postgres", database)
+    url, server_url = f"{server}/{database}", f"{server}/postgres"
     return PostgresService(
-        name="postgres",
-        url=f"{server}/{database}",
-        server_url=f"{server}/postgres",
-        database=database,
-        **fields,
+        name="postgres", url=url, server_url=server_url, database=database, **fields
     )
 
 
@@ -125,29 +118,20 @@ def pg_ready(port: int) -> bool:
     return True
 
 
-def _janitor(server_url: str, name: str) -> DatabaseJanitor:
-    """pytest-postgresql's janitor for database `name` (a plain identifier)."""
-    if not (name.isidentifier() and name.isascii()):
-        raise ValueError(f"not a plain database name: {name!r}")
-    parts = urllib.parse.urlsplit(server_url)
-    return DatabaseJanitor(
-        user=parts.username or "postgres",
-        password=parts.password,
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        dbname=name,
-        maintenance_dbname=parts.path.lstrip("/") or "postgres",
-        connection_timeout=10,
-    )
-
-
 def create_database(server_url: str, name: str) -> None:
     """CREATE DATABASE on the server of `server_url` (any database URL); one
     that exists (already, or created meanwhile elsewhere) is fine."""
     with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-        _janitor(server_url, name).init()
+        _execute(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def drop_database(server_url: str, name: str) -> None:
     """DROP DATABASE name if it exists, disconnecting its clients."""
-    _janitor(server_url, name).drop()
+    _execute(
+        server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    )
+
+
+def _execute(server_url: str, statement: sql.Composed) -> None:
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as connection:
+        connection.execute(statement)

@@ -36,7 +36,7 @@ def free_port(preferred: int | None = None) -> int:
     return port
 
 
-class _Started:
+class Started:
     """mirakuru's executor, except: `with` on one already started only stops
     it at the end; a stop accepts any exit code; the environment given is
     the whole environment, not additions to this process's."""
@@ -58,15 +58,15 @@ class _Started:
         return {**(self._envvars or os.environ), ENV_UUID: self._uuid}
 
 
-class Simple(_Started, SimpleExecutor):
+class Simple(Started, SimpleExecutor):
     """A process that is started, not waited for."""
 
 
-class Tcp(_Started, TCPExecutor):
+class Tcp(Started, TCPExecutor):
     """A process that is ready when its port accepts connections."""
 
 
-class Http(_Started, HTTPExecutor):
+class Http(Started, HTTPExecutor):
     """A process that is ready when its URL answers 2xx."""
 
 

@@ -10,24 +10,27 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+from mirakuru import Executor
+from rq import Worker
+
 from devtools.gcs import GcsService
 from devtools.nginx import NginxService, start_nginx
-from devtools.process import ROOT, Http, Simple, StackError, executor, start
+from devtools.process import ROOT, Http, Simple, StackError, Started, executor, start
 
 # Seconds a gunicorn may take until its app answers: importing the app in
 # each worker takes well over 10 s when the machine is busy.
 SERVE_TIMEOUT = 120.0
 LIVENESS_PATH = "/healthz"  # studio/health.py: no database, no Redis
 DEFAULT_WORKERS = 4  # upload worker processes, measured in docs/benchmarks.md
-# The gunicorn tiers: their config file and default options.
+# The gunicorn tiers: their config file, and fewer workers than production's.
 TIERS = {
-    "web": (None, {"worker_class": "gthread", "workers": 2, "threads": 16, "timeout": 60}),
-    "hooks": ("gunicorn_hooks.conf.py", {"workers": 1, "threads": 8}),
-    "sockets": ("gunicorn_sockets.conf.py", {"workers": 1, "worker_connections": 5000}),
+    "web": ("gunicorn.conf.py", {}),
+    "hooks": ("gunicorn_hooks.conf.py", {"workers": 1}),
+    "sockets": ("gunicorn_sockets.conf.py", {"workers": 1}),
 }
 
 
@@ -86,13 +89,11 @@ def dev_signing_key(secret_key: str) -> str:
 
 
 def hook_url(hooks_port: int, engine: str, token: str) -> str:
-    """The callback URL of a media engine ("srs" or "nginx-rtmp"): the
-    callback tier on 127.0.0.1:hooks_port."""
+    """The callback URL of engine "srs" or "nginx-rtmp" on the callback tier."""
     return f"http://127.0.0.1:{hooks_port}/hooks/{engine}?token={token}"
 
 
 def migrate(env: dict[str, str]) -> None:
-    """The database's schema up to date (`flask db upgrade`)."""
     run_flask(env, "db", "upgrade")
 
 
@@ -106,45 +107,44 @@ def run_flask(env: dict[str, str], *command: str, timeout: float = 120) -> None:
         raise StackError(f"flask {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
 
 
-def gunicorn_argv(
-    port: int, *, tier: str = "web", config: Path | None = None, **options: object
-) -> list[str]:
-    """gunicorn `wsgi:app` on 127.0.0.1:port for a tier of TIERS. `options`
-    (workers=1, control_socket=PATH, ...) win over the defaults and the
-    file's; a control socket of its own keeps it away from
-    ~/.gunicorn/gunicorn.ctl, which every gunicorn of the user shares."""
+def gunicorn_argv(port: int, *, tier: str = "web", **options: object) -> list[str]:
+    """gunicorn `wsgi:app` on 127.0.0.1:port with the tier's config file (or
+    `config`); `options` (workers=1, ...) win over TIERS' and the file's. A
+    control socket of its own keeps it off ~/.gunicorn/gunicorn.ctl, which
+    every gunicorn of the user shares."""
     file, defaults = TIERS[tier]
-    config = ROOT / file if file else config
-    argv = python("gunicorn", *(["-c", str(config)] if config else []))
-    argv += ["wsgi:app", "--bind", f"127.0.0.1:{port}"]
+    config = options.pop("config", None) or ROOT / file
+    argv = python("gunicorn", "-c", str(config), "wsgi:app", "--bind", f"127.0.0.1:{port}")
     for key, value in {**defaults, "graceful_timeout": 5, **options}.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     return argv
 
 
-def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS, queues=None) -> list[str]:
+def workers_argv(env: dict[str, str], count: int = DEFAULT_WORKERS, queues=None) -> list[str]:
     """`rq worker-pool` of `count` UploadWorker (SimpleWorker: jobs run in the
     worker process, which keeps its storage client and database pool) on
-    `queues` in order: by default uploads, replays, webhooks (a media node's:
-    `studio.media.jobs.node_queues`)."""
-    from studio.media.jobs import QUEUES
-
+    `queues` in order, by default those of the node `env` serves."""
     argv = python("rq.cli", "worker-pool", "--num-workers", str(count), "--serializer", "json")
-    argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--url", redis_url]
-    return [*argv, "--logging-level", "WARNING", *(queues or QUEUES)]
+    argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--url", env["REDIS_URL"]]
+    return [*argv, "--logging-level", "WARNING", *(queues or node_queues(env))]
 
 
 def reconciler_argv(metrics_port: int) -> list[str]:
-    """Reconcile passes every STUDIO_RECONCILE_INTERVAL seconds, metrics on
-    their own port (the entrypoint's `reconciler` role)."""
+    """The entrypoint's `reconciler` role: passes every
+    STUDIO_RECONCILE_INTERVAL seconds, metrics on their own port."""
     exporter = ["--port", str(metrics_port), "--addr", "127.0.0.1"]
     return python("studio.metrics_exporter", *exporter, "workers.reconcile", "--loop")
 
 
 def python(module: str, *args: str) -> list[str]:
-    """`python -m module args`: workers.watcher (the HLS directory watcher),
-    workers.multistream (relays to multistream targets), ..."""
     return [sys.executable, "-m", module, *args]
+
+
+def node_queues(env: dict[str, str]) -> tuple[str, ...]:
+    """The queues of the media node that `env` serves (STUDIO_NODE_ID)."""
+    from studio.media.jobs import DEFAULT_NODE, node_queues
+
+    return node_queues(env.get("STUDIO_NODE_ID") or DEFAULT_NODE)
 
 
 def start_gunicorn(
@@ -157,9 +157,8 @@ def start_gunicorn(
     start_timeout: float = SERVE_TIMEOUT,
     **options: object,
 ) -> Http:
-    """A gunicorn tier (`gunicorn_argv`), returned once its app answers the
-    liveness route (the master binds before its workers have imported the
-    app); one that never answers is killed and named."""
+    """A gunicorn tier, returned once its app answers the liveness route
+    (the master binds before its workers have imported the app)."""
     url = f"http://127.0.0.1:{port}"
     name = name or f"{'gunicorn' if tier == 'web' else tier}-{port}"
     argv = gunicorn_argv(port, tier=tier, **options)
@@ -175,10 +174,40 @@ def start_process(argv: list[str], env: dict[str, str], var_dir: Path, name: str
     return executor(Simple, argv, var_dir / "logs" / f"{name}.log", env=env, timeout=20).start()
 
 
-def start_workers(env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers", queues=None) -> Simple:
-    """Upload workers on `queues`, by default those of the node `env` serves."""
-    argv = workers_argv(env["REDIS_URL"], count, queues or node_queues(env))
-    return start_process(argv, env, var_dir, name)
+class Workers(Started, Executor):
+    """An RQ worker pool, started once `count` of its workers on `queue` are
+    registered in Redis (they register after warming up: app, database,
+    storage client)."""
+
+    def __init__(self, argv: list[str], *, redis_url: str, count: int, queue: str, **options):
+        super().__init__(argv, **options)
+        self.redis, self.count, self.queue = redis.Redis.from_url(redis_url), count, queue
+
+    def pre_start_check(self) -> bool:
+        return False
+
+    def after_start_check(self) -> bool:
+        workers = Worker.all(connection=self.redis)
+        return sum(self.queue in worker.queue_names() for worker in workers) >= self.count
+
+
+def start_workers(
+    env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers", queues=None
+) -> Workers:
+    """Upload workers (`workers_argv`), returned once they are registered."""
+    queues = queues or node_queues(env)
+    log_path, redis_url = var_dir / "logs" / f"{name}.log", env["REDIS_URL"]
+    pool = executor(
+        Workers,
+        workers_argv(env, count, queues),
+        log_path,
+        env=env,
+        timeout=60,
+        redis_url=redis_url,
+        count=count,
+        queue=queues[0],
+    )
+    return start(pool, f"{count} upload workers on {queues[0]}")
 
 
 def start_watcher(env, var_dir, *, name="watcher") -> Simple:
@@ -189,69 +218,39 @@ def start_multistream(env, var_dir, *, name="multistream") -> Simple:
     return start_process(python("workers.multistream"), env, var_dir, name)
 
 
-def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60, queue=None) -> None:
-    """Until `count` workers on `queue` (by default the live segments queue
-    of the node `env` serves) are registered in Redis (they register after
-    warming up: app, database, storage client)."""
-    import redis
-    from rq import Worker
-
-    queue = queue or node_queues(env)[0]
-    connection = redis.Redis.from_url(env["REDIS_URL"])
-    deadline = time.monotonic() + timeout
-    while True:
-        ready = [w for w in Worker.all(connection=connection) if queue in w.queue_names()]
-        if len(ready) >= count:
-            return
-        if time.monotonic() > deadline:
-            raise StackError(f"{len(ready)} of {count} upload workers ready after {timeout}s")
-        time.sleep(0.1)
-
-
-# --------------------------------------------------------------------------
-# Media nodes: nginx-rtmp + the HLS watcher + upload workers, per node
-
-
 @dataclass
 class LocalNode:
-    """A media node on this machine, under `var_dir` (var/nodes/<id>/):
-    its nginx-rtmp (HLS into its own directory, callbacks naming the node),
-    its watcher and its upload workers (on the node's queues only)."""
+    """Media node `id` on this machine, under var/nodes/<id>/: its nginx-rtmp
+    (HLS in its own directory, callbacks naming the node) and `env`, that of
+    its HLS watcher and upload workers (on its own queues): start_node starts
+    them, make dev has honcho run them."""
 
     id: str
-    var_dir: Path
-    env: dict[str, str]
     nginx: NginxService
-    watcher: Simple
-    workers: Simple
+    env: dict[str, str]
+    watcher: Simple | None = None
+    workers: Workers | None = None
 
     def stop(self) -> None:
         for process in (self.workers, self.watcher, self.nginx):
-            process.stop()
-
-
-def node_queues(env: dict[str, str]) -> tuple[str, ...]:
-    """The queues of the media node that `env` serves (STUDIO_NODE_ID)."""
-    from studio.media.jobs import DEFAULT_NODE, node_queues
-
-    return node_queues(env.get("STUDIO_NODE_ID") or DEFAULT_NODE)
+            if process is not None:
+                process.stop()
 
 
 def node_hook_url(hook_url: str, node_id: str) -> str:
-    """The callback URL of node `node_id`: `hook_url` with `node=<id>` added
-    (an id is URL-safe: `studio.media.jobs.check_node_id`)."""
+    """`hook_url` naming node `node_id` (an id is URL-safe: `check_node_id`)."""
     return f"{hook_url}{'&' if '?' in hook_url else '?'}node={node_id}"
 
 
 def start_node_nginx(
     env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, **ports: int | None
-) -> NginxService:
-    """Node `node_id`'s nginx-rtmp under var_dir/nodes/<id>/ (`ports` of
-    `start_nginx`, free ones by default) calling back `hook_url` with
-    `node=<id>`; its edge fronts the bucket of `env` (the studio's)."""
+) -> LocalNode:
+    """Node `node_id` with its nginx-rtmp started under var_dir/nodes/<id>/
+    (`ports` of start_nginx, free ones by default), its edge in front of the
+    bucket of `env` (the studio's)."""
     from studio.media.jobs import check_node_id
 
-    return start_nginx(
+    nginx = start_nginx(
         (var_dir / "nodes" / check_node_id(node_id)).resolve(),
         hook_url=node_hook_url(hook_url, node_id),
         gcs_url=env["STORAGE_EMULATOR_HOST"],
@@ -259,37 +258,19 @@ def start_node_nginx(
         hls_fragment=float(env.get("STUDIO_HLS_FRAGMENT", 2.0)),
         **ports,
     )
-
-
-def node_env(env: dict[str, str], node_id: str, nginx: NginxService) -> dict[str, str]:
-    """The environment of node `node_id`'s own processes (watcher, workers)."""
     own = {"STUDIO_NODE_ID": node_id, "STUDIO_NGINX_CONTROL_URL": nginx.control_url}
-    return {**env, **own, "STUDIO_HLS_DIR": str(nginx.hls_dir)}
+    return LocalNode(node_id, nginx, {**env, **own, "STUDIO_HLS_DIR": str(nginx.hls_dir)})
 
 
-def node_processes(node_env: dict[str, str], workers: int) -> dict[str, list[str]]:
-    """The processes beside a node's engine, by name: its HLS watcher and
-    `workers` upload workers on its own queues."""
-    node_id, redis_url = node_env["STUDIO_NODE_ID"], node_env["REDIS_URL"]
-    return {
-        f"watcher-{node_id}": python("workers.watcher"),
-        f"rq-workers-{node_id}": workers_argv(redis_url, workers, node_queues(node_env)),
-    }
-
-
-def start_node(
-    env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, workers: int = 2, **ports
-) -> LocalNode:
-    """Media node `node_id` (`start_node_nginx`, then `node_processes`),
-    returned once its workers are registered."""
-    nginx = start_node_nginx(env, var_dir, node_id, hook_url=hook_url, **ports)
-    own, node_dir, started = node_env(env, node_id, nginx), nginx.hls_dir.parent, [nginx]
+def start_node(env, var_dir, node_id, *, hook_url: str, workers: int = 2, **ports) -> LocalNode:
+    """Node `node_id` (start_node_nginx) with its watcher and `workers` upload
+    workers running, returned once they are registered."""
+    node = start_node_nginx(env, var_dir, node_id, hook_url=hook_url, **ports)
+    node_dir = node.nginx.hls_dir.parent
     try:
-        for name, argv in node_processes(own, workers).items():
-            started.append(start_process(argv, own, node_dir, name))
-        wait_for_workers(own, workers)
+        node.watcher = start_watcher(node.env, node_dir, name=f"watcher-{node_id}")
+        node.workers = start_workers(node.env, node_dir, workers, name=f"rq-workers-{node_id}")
     except BaseException:
-        for process in reversed(started):
-            process.stop()
+        node.stop()
         raise
-    return LocalNode(node_id, node_dir, own, nginx, started[1], started[2])
+    return node

@@ -127,7 +127,6 @@ def _start(var_dir: Path) -> NodesStack:
         # Replays of the default node, thumbnails, webhooks: shared queues.
         handles["rq-workers"] = runner.start_workers(env, var_dir, 1)
         started.append(handles["rq-workers"])
-        runner.wait_for_workers(env, 1)
         nodes = {}
         for node_id in NODES:
             nodes[node_id] = runner.start_node(
