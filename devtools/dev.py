@@ -151,7 +151,7 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
     if srs_bin:
         launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
         supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
-        ingest_ports = [launch.rtmp_port]
+        ingest_ports = [launch.ports["RTMP_PORT"]]
         settings.update(STUDIO_RTMP_URL=launch.rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
     env = runner.studio_env(
         database_url=postgres.url,

@@ -88,22 +88,14 @@ def start_nginx(
     credentials and asks the studio behind `hook_url` about signed cookies."""
     nginx_dir = (var_dir / "nginx").resolve()
     hls_dir = (hls_dir or var_dir / "hls").resolve()
-    for sub in ("conf/sites", "logs", "tmp", "cache"):
-        (nginx_dir / sub).mkdir(parents=True, exist_ok=True)
     (hls_dir / "live").mkdir(parents=True, exist_ok=True)
     rtmp_port, http_port, edge_port = (p or free_port() for p in (rtmp_port, http_port, edge_port))
     origin = _origin(studio_origin) or (f"http://127.0.0.1:{front.port}" if front else "-")
     values = {"RTMP_PORT": rtmp_port, "HTTP_PORT": http_port, "EDGE_PORT": edge_port}
     values |= {"HLS_DIR": hls_dir, "HOOK_URL": hook_url, "GCS_URL": gcs_url, "BUCKET": bucket}
     values |= {"EDGE_AUTH_URL": edge_auth_url(hook_url), "STUDIO_ORIGIN": origin}
-    conf = render_nginx_conf(nginx_dir, values | hls_values(hls_fragment))
-    for old in (nginx_dir / "conf" / "sites").glob("*.conf"):
-        old.unlink()
-    for name, site in (("front", front), ("tls", tls)):
-        if site is not None:
-            site_values = {key.upper(): value for key, value in asdict(site).items()}
-            site_values["EDGE_PORT"] = edge_port
-            _render(f"sites/{name}.conf", nginx_dir / "conf", site_values)
+    sites = {name: site for name, site in (("front", front), ("tls", tls)) if site}
+    conf = render_nginx_conf(nginx_dir, values | hls_values(hls_fragment), sites)
     server = _nginx(nginx_dir, conf, var_dir / "logs" / f"nginx-{rtmp_port}.log", http_port)
     return NginxService(
         name="nginx",
@@ -205,20 +197,23 @@ def hls_values(fragment: float) -> dict[str, str]:
     return {"HLS_FRAGMENT": f"{milliseconds}ms", "HLS_PLAYLIST_LENGTH": f"{6 * milliseconds}ms"}
 
 
-def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
-    """nginx/*.conf.template filled in, into nginx_dir/conf/; returns dev.conf."""
-    values = {
-        "NGINX_DIR": nginx_dir,
-        "EDGE_AUTH_URL": "http://127.0.0.1:9/hooks/cdn-auth",
-        "STUDIO_ORIGIN": "-",
-        "RTMP_MODULE": RTMP_MODULE,
-        "USER_DIRECTIVE": _user_directive(),
-        **hls_values(2.0),
-        **values,
-    }
-    for template in sorted(TEMPLATES.glob("*.conf.template")):
-        _render(template.name.removesuffix(".template"), nginx_dir / "conf", values)
-    return nginx_dir / "conf" / "dev.conf"
+def render_nginx_conf(nginx_dir: Path, values: dict[str, object], sites=None) -> Path:
+    """nginx/*.conf.template filled in, and sites/NAME.conf.template of each
+    site (FrontSite, TlsSite: their fields), into nginx_dir/conf/; returns
+    dev.conf."""
+    conf = nginx_dir / "conf"
+    for sub in ("conf/sites", "logs", "tmp", "cache"):
+        (nginx_dir / sub).mkdir(parents=True, exist_ok=True)
+    for old in (conf / "sites").glob("*.conf"):
+        old.unlink()
+    values = {"NGINX_DIR": nginx_dir, "RTMP_MODULE": RTMP_MODULE, **values}
+    values["USER_DIRECTIVE"] = _user_directive()
+    for template in TEMPLATES.glob("*.conf.template"):
+        _render(template.name.removesuffix(".template"), conf, values)
+    for name, site in (sites or {}).items():
+        site_values = {key.upper(): value for key, value in asdict(site).items()}
+        _render(f"sites/{name}.conf", conf, site_values | {"EDGE_PORT": values["EDGE_PORT"]})
+    return conf / "dev.conf"
 
 
 def _user_directive() -> str:

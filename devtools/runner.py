@@ -179,9 +179,10 @@ class Workers(Started, Executor):
     registered in Redis (they register after warming up: app, database,
     storage client)."""
 
-    def __init__(self, argv: list[str], *, redis_url: str, count: int, queue: str, **options):
+    def __init__(self, argv: list[str], *, count: int, queue: str, **options) -> None:
         super().__init__(argv, **options)
-        self.redis, self.count, self.queue = redis.Redis.from_url(redis_url), count, queue
+        self.redis = redis.Redis.from_url(options["envvars"]["REDIS_URL"])
+        self.count, self.queue = count, queue
 
     def pre_start_check(self) -> bool:
         return False
@@ -195,19 +196,10 @@ def start_workers(
     env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers", queues=None
 ) -> Workers:
     """Upload workers (`workers_argv`), returned once they are registered."""
-    queues = queues or node_queues(env)
-    log_path, redis_url = var_dir / "logs" / f"{name}.log", env["REDIS_URL"]
-    pool = executor(
-        Workers,
-        workers_argv(env, count, queues),
-        log_path,
-        env=env,
-        timeout=60,
-        redis_url=redis_url,
-        count=count,
-        queue=queues[0],
-    )
-    return start(pool, f"{count} upload workers on {queues[0]}")
+    queue = (queues or node_queues(env))[0]
+    argv, log_path = workers_argv(env, count, queues), var_dir / "logs" / f"{name}.log"
+    pool = executor(Workers, argv, log_path, env=env, timeout=60, count=count, queue=queue)
+    return start(pool, f"{count} upload workers on {queue}")
 
 
 def start_watcher(env, var_dir, *, name="watcher") -> Simple:

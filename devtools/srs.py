@@ -27,25 +27,21 @@ IGNORED = ("SRS_SRS_LOG_LEVEL_V2", "SRS_LOG_LEVEL_V2")
 
 @dataclass(frozen=True, kw_only=True)
 class SrsLaunch:
-    """What SRS is started with, and where it listens and writes."""
+    """What SRS is started with, and its ports by name (RTMP_PORT, API_PORT,
+    RTC_PORT, EXPORTER_PORT)."""
 
     argv: list[str]
     env: dict[str, str]
     cwd: Path
-    pid_path: Path
-    log_path: Path
-    rtmp_port: int
-    api_port: int
-    rtc_port: int
-    exporter_port: int
+    ports: dict[str, int]
 
     @property
     def rtmp_url(self) -> str:
-        return f"rtmp://127.0.0.1:{self.rtmp_port}/live"
+        return f"rtmp://127.0.0.1:{self.ports['RTMP_PORT']}/live"
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"http://127.0.0.1:{self.ports['API_PORT']}"
 
 
 def srs_launch(
@@ -63,8 +59,8 @@ def srs_launch(
     `error`) are read from it."""
     environ = os.environ if environ is None else environ
     var_dir = var_dir.resolve()
-    cwd, run_dir, log_dir = var_dir / "srs", var_dir / "run", var_dir / "logs"
-    for directory in (cwd, run_dir, log_dir, hls_dir):
+    cwd, run_dir = var_dir / "srs", var_dir / "run"
+    for directory in (cwd, run_dir, hls_dir):
         directory.mkdir(parents=True, exist_ok=True)
     ports = {"RTMP_PORT": free_port(1935), "RTC_PORT": free_port(8000)}
     ports |= {"API_PORT": api_port or free_port(1985), "EXPORTER_PORT": free_port(9972)}
@@ -77,10 +73,5 @@ def srs_launch(
         argv=["bash", str(REDACTED_RUN), "-c", str(CONF)],
         env={**passed_on, **settings, "SRS_BIN": srs_bin},  # SRS_BIN: for run-redacted.sh
         cwd=cwd,
-        pid_path=run_dir / "srs.pid",
-        log_path=log_dir / "srs.log",
-        rtmp_port=ports["RTMP_PORT"],
-        api_port=ports["API_PORT"],
-        rtc_port=ports["RTC_PORT"],
-        exporter_port=ports["EXPORTER_PORT"],
+        ports=ports,
     )
