@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from devtools import runner, srs, tls
 from devtools.gcs import start_fake_gcs
 from devtools.nginx import FrontSite, TlsSite, start_nginx, start_rtmp_proxy
-from devtools.postgres import PostgresService, ensure_postgres
+from devtools.postgres import ensure_postgres
 from devtools.process import ROOT, Service, StackError, free_port
 from devtools.redis_server import ensure_redis
 from devtools.supervise import Supervisor
@@ -65,18 +65,6 @@ def checkout_database(root: Path) -> str:
     return f"studio_{slug}_{digest}" if slug else f"studio_{digest}"
 
 
-def checkout_backends(root: Path, var_dir: Path) -> tuple[PostgresService, Service]:
-    """PostgreSQL and Redis for one checkout: DATABASE_URL / REDIS_URL when
-    set; else checkout_database(root) (on the machine's PostgreSQL or the
-    private cluster of var_dir) and a private Redis."""
-    postgres = ensure_postgres(var_dir, checkout_database(root))
-    try:
-        return postgres, ensure_redis(var_dir)
-    except BaseException:
-        postgres.stop()
-        raise
-
-
 def main() -> int:
     (VAR / "logs").mkdir(parents=True, exist_ok=True)
     services: list[Service] = []
@@ -108,8 +96,10 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
     keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
     engine, node_count = "srs" if srs_bin else "nginx-rtmp", media_node_count(srs_bin)
     settings = {key: os.environ.get(key, value) for key, value in dotenv_values(SETTINGS).items()}
-    services += checkout_backends(ROOT, VAR)
-    postgres, redis = services
+    # DATABASE_URL / REDIS_URL when set; else this checkout's own database
+    # (on the machine's PostgreSQL, or var/pg) and a private Redis.
+    services.append(postgres := ensure_postgres(VAR, checkout_database(ROOT)))
+    services.append(redis := ensure_redis(VAR))
     services.append(gcs := start_fake_gcs(VAR, free_port(4443), backend="filesystem"))
     names = ("front", "web", "sockets", "hooks")
     ports = dict(zip(names, map(free_port, (5000, 5001, 5002, 5003)), strict=True))

@@ -18,8 +18,9 @@ import psycopg
 import yaml
 
 from devtools import dev, srs
-from devtools.postgres import drop_database
+from devtools.postgres import drop_database, ensure_postgres
 from devtools.process import ROOT, Simple, Tcp, executor, start, stop
+from devtools.redis_server import ensure_redis
 from devtools.supervise import Supervisor
 from tests.media.test_srs_conf import parse, values
 from tests.polling import wait_until
@@ -230,7 +231,8 @@ def test_two_checkouts_get_their_own_database_and_redis(tmp_path: Path, monkeypa
     started = []
     try:
         for name in ("one", "two"):
-            started += dev.checkout_backends(tmp_path / name / "live-studio", tmp_path / name)
+            database = dev.checkout_database(tmp_path / name / "live-studio")
+            started += [ensure_postgres(tmp_path / name, database), ensure_redis(tmp_path / name)]
         pg_one, redis_one, pg_two, redis_two = started
         assert pg_one.database != pg_two.database
         assert pg_one.url.endswith("/" + pg_one.database)
@@ -251,7 +253,7 @@ def test_database_url_and_redis_url_win(tmp_path: Path, monkeypatch) -> None:
     """DATABASE_URL and REDIS_URL are used as given."""
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example:5432/mine")
     monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/5")
-    postgres, redis = dev.checkout_backends(tmp_path / "checkout", tmp_path)
+    postgres, redis = ensure_postgres(tmp_path, "ignored"), ensure_redis(tmp_path)
     assert postgres.url == "postgresql://u@db.example:5432/mine"
     assert redis.url == "redis://cache.example:6379/5"
     assert not postgres.owned and not redis.owned
