@@ -26,7 +26,8 @@ from devtools.process import ROOT, Http, Simple, StackError, Started, executor, 
 SERVE_TIMEOUT = 120.0
 LIVENESS_PATH = "/healthz"  # studio/health.py: no database, no Redis
 DEFAULT_WORKERS = 4  # upload worker processes, measured in docs/benchmarks.md
-# The gunicorn tiers: their config file, and fewer workers than production's.
+# The gunicorn tiers: their config file (as in production), and one worker here
+# for the callback and socket tiers.
 TIERS = {
     "web": ("gunicorn.conf.py", {}),
     "hooks": ("gunicorn_hooks.conf.py", {"workers": 1}),
