@@ -207,14 +207,16 @@ def start_media_nodes(
         nodes.append(node := runner.start_node_nginx(env, VAR, node_id, hook_url=hook_url))
         node.nginx.name = f"nginx-{node_id}"
         services.append(node.nginx)
-        supervisor.add(f"watcher-{node_id}", runner.python("workers.watcher"), node.env)
-        workers = runner.workers_argv(node.env, NODE_WORKERS)
-        supervisor.add(f"rq-workers-{node_id}", workers, node.env)
     if nodes:
         proxy = start_rtmp_proxy(VAR, [node.nginx.rtmp_url for node in nodes], free_port(1935))
         services.append(proxy)
         pool = [{"id": node.id, "api_url": node.nginx.control_url} for node in nodes]
         env.update(STUDIO_MEDIA_NODES=json.dumps(pool), STUDIO_RTMP_URL=proxy.url)
+    for node in nodes:
+        node.env.update({key: env[key] for key in ("STUDIO_MEDIA_NODES", "STUDIO_RTMP_URL")})
+        supervisor.add(f"watcher-{node.id}", runner.python("workers.watcher"), node.env)
+        workers = runner.workers_argv(node.env, NODE_WORKERS)
+        supervisor.add(f"rq-workers-{node.id}", workers, node.env)
     return nodes
 
 

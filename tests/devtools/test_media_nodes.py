@@ -39,8 +39,8 @@ def test_make_dev_runs_each_node_under_its_name_behind_one_rtmp_address(
 ) -> None:
     """make dev's two nodes: each node's watcher and upload workers (on the
     node's own queues) are named after it and get an environment naming the
-    node, its HLS directory and its nginx's control API; the studio learns
-    the pool and the proxy's address. An ffmpeg publish to that address is
+    node, its HLS directory, its nginx's control API and the pool; the
+    studio learns the pool and the proxy's address. An ffmpeg publish to that address is
     announced by one node (its id in the callback URL) and that node, and
     only that one, writes the stream's HLS segments."""
     monkeypatch.setattr(dev, "VAR", tmp_path)
@@ -64,6 +64,7 @@ def test_make_dev_runs_each_node_under_its_name_behind_one_rtmp_address(
                 assert own["STUDIO_NODE_ID"] == node_id
                 assert own["STUDIO_HLS_DIR"] == str(nginx.hls_dir)
                 assert own["STUDIO_NGINX_CONTROL_URL"] == nginx.control_url
+                assert own["STUDIO_MEDIA_NODES"] == env["STUDIO_MEDIA_NODES"]
 
         name = unique("cam")
         ffmpeg = publish(f"{env['STUDIO_RTMP_URL']}/{name}?secret=s3cret", seconds=5)
