@@ -9,12 +9,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.process import StackError
+
 DAYS = 825  # the longest validity Apple platforms accept for a TLS certificate
 RENEW_SECONDS = 30 * 24 * 3600
-
-
-class TlsError(RuntimeError):
-    """openssl is missing or failed."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ def _still_good(files: TlsFiles) -> bool:
     try:
         _openssl("x509", "-in", str(files.cert), "-noout", "-checkend", str(RENEW_SECONDS))
         text = _openssl("x509", "-in", str(files.cert), "-noout", "-ext", "subjectAltName")
-    except TlsError:
+    except StackError:
         return False
     return all(f"DNS:{name}" in text for name in files.names) and "IP Address:127.0.0.1" in text
 
@@ -63,7 +61,7 @@ def _openssl(*args: str) -> str:
             ["openssl", *args], capture_output=True, text=True, timeout=60, check=False
         )
     except FileNotFoundError as exc:
-        raise TlsError("openssl not found: apt-get install openssl") from exc
+        raise StackError("openssl not found: apt-get install openssl") from exc
     if done.returncode != 0:
-        raise TlsError(f"openssl {args[0]} failed: {done.stderr.strip()[-500:]}")
+        raise StackError(f"openssl {args[0]} failed: {done.stderr.strip()[-500:]}")
     return done.stdout
