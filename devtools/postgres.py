@@ -57,15 +57,16 @@ def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
     return start_postgres(var_dir, database)
 
 
-def start_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
-    """The private cluster of var_dir (initdb on first use, its data kept),
-    fsync off; one already running (another fixture, a crashed run) is used."""
+def start_postgres(var_dir: Path, database: str = "studio", port: int = 0) -> PostgresService:
+    """The private cluster of var_dir (initdb on first use, its data kept) on
+    `port` (any free one by default), fsync off; one already running
+    (another fixture, a crashed run) is used."""
     home = _pg_home(var_dir)
     with contextlib.suppress(OSError, IndexError, ValueError):
         running = int((home / "data" / "postmaster.pid").read_text().splitlines()[3])
         if pg_ready(running):
             return _attach(running, database)
-    port, log_path = free_port(55432), home / "postgres.log"
+    port, log_path = port or free_port(55432), home / "postgres.log"
     cluster = _Cluster(
         executable=str(PG_CTL),
         host="127.0.0.1",
