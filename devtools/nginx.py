@@ -7,7 +7,6 @@ and the RTMP proxy in front of local media nodes."""
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import urllib.parse
 from dataclasses import asdict, dataclass
@@ -90,7 +89,9 @@ def start_nginx(
     hls_dir = (hls_dir or var_dir / "hls").resolve()
     (hls_dir / "live").mkdir(parents=True, exist_ok=True)
     rtmp_port, http_port, edge_port = (p or free_port() for p in (rtmp_port, http_port, edge_port))
-    origin = _origin(studio_origin) or (f"http://127.0.0.1:{front.port}" if front else "-")
+    front_origin = f"http://127.0.0.1:{front.port}" if front else "-"
+    parts = urllib.parse.urlsplit(studio_origin)
+    origin = _plain(f"{parts.scheme}://{parts.netloc}") if studio_origin else front_origin
     values = {"RTMP_PORT": rtmp_port, "HTTP_PORT": http_port, "EDGE_PORT": edge_port}
     values |= {"HLS_DIR": hls_dir, "HOOK_URL": hook_url, "GCS_URL": gcs_url, "BUCKET": bucket}
     values |= {"EDGE_AUTH_URL": edge_auth_url(hook_url), "STUDIO_ORIGIN": origin}
@@ -171,21 +172,17 @@ def _start_standalone(template: str, var_dir: Path, name: str, values: dict, por
 
 def edge_auth_url(hook_url: str) -> str:
     """The edge's signed-cookie check: the hook URL's path -> /hooks/cdn-auth."""
-    if not hook_url.startswith("http://") or any(c in hook_url for c in ' "\t\n;'):
-        raise ValueError(f"hook URL must be a plain http:// URL: {hook_url!r}")
-    parts = urllib.parse.urlsplit(hook_url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/hooks/cdn-auth", parts.query, ""))
+    parts = urllib.parse.urlsplit(_plain(hook_url))
+    if parts.scheme != "http":
+        raise ValueError(f"hook URL must be an http:// URL: {hook_url!r}")
+    return urllib.parse.urlunsplit(("http", parts.netloc, "/hooks/cdn-auth", parts.query, ""))
 
 
-def _origin(url: str) -> str:
-    """scheme://host[:port] of a URL ("" for ""), safe between quotes in nginx.conf."""
-    if not url:
-        return ""
-    parts = urllib.parse.urlsplit(url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    if any(c in origin for c in ' "\t\n;$'):
-        raise ValueError(f"not a plain origin: {url!r}")
-    return origin
+def _plain(url: str) -> str:
+    """`url`, refused if it would not stay one value between quotes in nginx.conf."""
+    if any(c in url for c in ' "\t\n;$'):
+        raise ValueError(f"not a plain URL: {url!r}")
+    return url
 
 
 def hls_values(fragment: float) -> dict[str, str]:
@@ -219,8 +216,7 @@ def render_nginx_conf(nginx_dir: Path, values: dict[str, object], sites=None) ->
 def _user_directive() -> str:
     """Workers run as the user who starts nginx (as root: `nobody`, who can
     neither write HLS into var/ nor delete what the uploader is done with)."""
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    return f"user {user};" if os.geteuid() == 0 else "# not root"
+    return "user root;" if os.geteuid() == 0 else "# not root"
 
 
 def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> Tcp:
