@@ -205,12 +205,11 @@ class Studio:
             hook_token=token,
             extra={"STUDIO_LOG_LEVEL": "WARNING", **(extra or {})},
         )
-        runner.migrate(self.env, var)
+        runner.migrate(self.env)
         self.handles["web"] = runner.start_gunicorn(self.env, var, port)
         self.handles["sockets"] = runner.start_gunicorn(self.env, var, sockets_port, tier="sockets")
         self.handles["workers"] = runner.start_workers(self.env, var, 2)
         self.handles["watcher"] = runner.start_watcher(self.env, var)
-        runner.wait_for_workers(self.env, 2)
 
     def stream(self) -> tuple[str, str]:
         """A new stream: (public id, stream key as the encoder sends it)."""

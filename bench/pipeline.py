@@ -147,13 +147,12 @@ class Studio:
                 **self._nodes_setting(),
             },
         )
-        runner.migrate(self.env, var)
+        runner.migrate(self.env)
         self.handles["gunicorn"] = runner.start_gunicorn(self.env, var, port, threads=32)
         shared = 1 if self.node_ids else workers
         self.handles["workers"] = runner.start_workers(self.env, var, shared)
         if not self.node_ids:
             self.handles["watcher"] = runner.start_watcher(self.env, var)
-        runner.wait_for_workers(self.env, shared)
         self.nodes = [
             runner.start_node(self.env, var, node_id, hook_url=hook_url, workers=workers)
             for node_id in self.node_ids

@@ -102,7 +102,7 @@ class Studio:
             **(extra_env or {}),
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        runner.migrate(self.env, VAR)
+        runner.migrate(self.env)
         self.nginx = start_nginx(
             VAR,
             hook_url=runner.hook_url(self.hooks_port, "nginx-rtmp", HOOK_TOKEN),

@@ -154,7 +154,7 @@ def main() -> int:
             hls_dir=var / "hls",
             extra={"STUDIO_LOG_LEVEL": "WARNING", "STUDIO_MAX_LIVE_PER_USER": "0"},
         )
-        runner.migrate(env, var)
+        runner.migrate(env)
         names = seed(env, args.streams)
         files = lay_out(var / "hls", names, args.segments, make_segment(var))
         import redis as redis_lib

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PACKAGES=(
-    postgresql redis-server nginx libnginx-mod-rtmp ffmpeg chromium coturn
+    postgresql redis-server nginx libnginx-mod-rtmp libnginx-mod-stream ffmpeg chromium coturn
     prometheus openssl
 )
 

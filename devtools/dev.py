@@ -1,17 +1,18 @@
 """`make dev`: the whole studio on this machine, in the foreground.
 
-First the services, each under mirakuru and waited for: PostgreSQL (the
+The services first, each under mirakuru and waited for: PostgreSQL (the
 checkout's own database), a private Redis, fake-gcs-server (objects kept in
 var/gcs) and nginx (RTMP ingest with HLS, its control API, the CDN edge, the
-front and HTTPS sites). Then the migrations, then what production runs, under
-honcho (devtools/supervise.py). A process that exits stops everything; so do
-Ctrl-C and SIGTERM. With `SRS_BIN=/path/to/srs`, SRS 5 (devtools/srs.py) is
-the ingest. Secrets are generated once and kept in var/secrets.env.
+front and HTTPS sites). Then the migrations, then what production runs,
+under honcho (devtools/supervise.py): a process that exits stops everything,
+so do Ctrl-C and SIGTERM. With `SRS_BIN=/path/to/srs`, SRS 5 is the ingest.
+Secrets are generated once and kept in var/secrets.env.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -28,14 +29,17 @@ from sqlalchemy.engine import make_url
 
 from devtools import runner, srs, tls
 from devtools.gcs import start_fake_gcs
-from devtools.nginx import FrontSite, TlsSite, start_nginx
-from devtools.postgres import PostgresService, ensure_postgres
-from devtools.process import ROOT, Service, free_port
+from devtools.nginx import FrontSite, TlsSite, start_nginx, start_rtmp_proxy
+from devtools.postgres import ensure_postgres
+from devtools.process import ROOT, Service, StackError, free_port
 from devtools.redis_server import ensure_redis
 from devtools.supervise import Supervisor
 
 # Another state directory (tests run a whole `make dev` in a temporary one).
 VAR = Path(os.environ.get("STUDIO_DEV_VAR") or ROOT / "var")
+BANNER = Path(__file__).with_name("banner.txt")
+SETTINGS = Path(__file__).with_name("dev.env")
+NODE_WORKERS = 2  # upload workers per media node
 
 
 def load_secrets(var_dir: Path) -> dict[str, str]:
@@ -53,192 +57,201 @@ def load_secrets(var_dir: Path) -> dict[str, str]:
 
 
 def checkout_database(root: Path) -> str:
-    """The PostgreSQL database of the checkout at `root`: `studio_<folder>_<hash
-    of its path>`, so two checkouts on one machine never share one."""
+    """The database of the checkout at `root`: `studio_<folder>_<hash of its
+    path>`, so two checkouts on one machine never share one."""
     path = str(root.resolve())
     slug = re.sub(r"[^a-z0-9]+", "_", Path(path).name.lower()).strip("_")[:24]
     digest = hashlib.sha256(path.encode()).hexdigest()[:8]
     return f"studio_{slug}_{digest}" if slug else f"studio_{digest}"
 
 
-def checkout_backends(root: Path, var_dir: Path) -> tuple[PostgresService, Service]:
-    """PostgreSQL and Redis for one checkout: DATABASE_URL / REDIS_URL when
-    set; else the database checkout_database(root) (on the machine's
-    PostgreSQL, or the private cluster of var_dir) and a private Redis."""
-    postgres = ensure_postgres(var_dir, checkout_database(root))
-    try:
-        return postgres, ensure_redis(var_dir)
-    except BaseException:
-        postgres.stop()
-        raise
-
-
 def main() -> int:
     (VAR / "logs").mkdir(parents=True, exist_ok=True)
-    keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
-    engine = "srs" if srs_bin else "nginx-rtmp"
     services: list[Service] = []
     # Started by make in the background, Python may inherit SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: sys.exit(0))
     try:
-        services += checkout_backends(ROOT, VAR)
-        postgres, redis = services
-        gcs = start_fake_gcs(VAR, free_port(4443), backend="filesystem")
-        services.append(gcs)
-        front_port, port, sockets_port, hooks_port = map(free_port, (5000, 5001, 5002, 5003))
-        # nginx's front site is the studio's address, routed as in production.
-        web_url, sockets_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sockets_port}"
-        front = FrontSite(port=front_port, web_url=web_url, sockets_url=sockets_url)
-        public_url = os.environ.get("STUDIO_PUBLIC_URL", f"http://127.0.0.1:{front_port}")
-        # The engine's callbacks go to the callback tier, never behind pages.
-        hook_url = runner.hook_url(hooks_port, engine, keys["STUDIO_HOOK_TOKEN"])
-        hls_dir = VAR.resolve() / "hls"
-        # HTTPS (self-signed) so the go-live page may use the camera on
-        # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
-        srs_api, cert = free_port(1985) if srs_bin else 9, tls.self_signed_cert(VAR)
-        site = TlsSite(
-            port=free_port(8443),
-            cert=cert.cert,
-            key=cert.key,
-            host="0.0.0.0",  # noqa: S104
-            name=cert.names[0],  # the machine's name: WebRTC URLs work from other devices
-            studio_url=web_url,
-            srs_api_url=f"http://127.0.0.1:{srs_api}",
-            sockets_url=sockets_url,
-        )
-        nginx = start_nginx(
-            VAR,
-            hook_url=hook_url,
-            gcs_url=gcs.url,
-            bucket=gcs.bucket,
-            rtmp_port=free_port(None if srs_bin else 1935),
-            http_port=free_port(8080),
-            edge_port=free_port(8081),
-            hls_dir=hls_dir,
-            tls=site,
-            front=front,
-            hls_fragment=float(os.environ.get("STUDIO_HLS_FRAGMENT", "2")),
-            studio_origin=public_url,  # hls.js sends private streams' cookies from there
-        )
-        services.append(nginx)
-        supervisor = Supervisor(VAR / "logs")
-        for service in services:
-            supervisor.watch(service.name, service.executor, service.log_path)
-        extra = {
-            "STUDIO_LOG_LEVEL": os.environ.get("STUDIO_LOG_LEVEL", "INFO"),
-            "STUDIO_PROXY_HOPS": os.environ.get("STUDIO_PROXY_HOPS", "1"),
-            # A second local nginx-rtmp may stand in for YouTube here.
-            "STUDIO_TARGET_ALLOW_PRIVATE": os.environ.get("STUDIO_TARGET_ALLOW_PRIVATE", "1"),
-        }
-        rtmp_url, ready = nginx.rtmp_url, []
-        if srs_bin:
-            launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
-            supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
-            rtmp_url, ready = launch.rtmp_url, [launch.rtmp_port]
-            extra.update(STUDIO_RTMP_URL=rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
-        env = runner.studio_env(
-            database_url=postgres.url,
-            redis_url=redis.url,
-            gcs=gcs,
-            nginx=nginx,
-            public_url=public_url,
-            secret_key=keys["STUDIO_SECRET_KEY"],
-            hook_token=keys["STUDIO_HOOK_TOKEN"],
-            engine=engine,
-            hls_dir=hls_dir,
-            extra=extra,
-        )
-        print(f"migrating the database {postgres.database} ...", flush=True)
-        runner.migrate(env, VAR)
-        add_studio_processes(supervisor, env, port, sockets_port, hooks_port)
-
-        def started() -> None:
-            # A tier is ready when its app answers, not when its master binds.
-            urls = [
-                f"http://127.0.0.1:{p}{runner.LIVENESS_PATH}"
-                for p in (port, sockets_port, hooks_port)
-            ]
-            checks = [lambda url=url: requests.get(url, timeout=30) for url in urls]
-            checks += [
-                lambda p=p: socket.create_connection(("127.0.0.1", p), 2).close() for p in ready
-            ]
-            if all(_ready(check) for check in checks):
-                https = ", ".join(f"https://{name}:{site.port}" for name in cert.names)
-                _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis)
-
-        supervisor.run(started)
+        supervisor, announce = start(services)
+        supervisor.run(announce)
         if supervisor.exited is None:
             return 0  # stopped by Ctrl-C / SIGTERM
         code = supervisor.exited[1]
         return 128 - code if code < 0 else code or 1
     except (KeyboardInterrupt, SystemExit):
         return 0
+    except StackError as error:
+        print(f"make dev: {error}", file=sys.stderr)
+        return 1
     finally:
         print("\nstopping ...", file=sys.stderr)
         for service in reversed(services):
             service.stop()
 
 
+def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
+    """The services (appended to `services` as they start), the migrations,
+    the supervisor with the studio's processes, and what prints the banner
+    once they answer."""
+    keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
+    engine, node_count = "srs" if srs_bin else "nginx-rtmp", media_node_count(srs_bin)
+    settings = {key: os.environ.get(key, value) for key, value in dotenv_values(SETTINGS).items()}
+    # DATABASE_URL / REDIS_URL when set; else this checkout's own database
+    # (on the machine's PostgreSQL, or var/pg) and a private Redis.
+    services.append(postgres := ensure_postgres(VAR, checkout_database(ROOT)))
+    services.append(redis := ensure_redis(VAR))
+    services.append(gcs := start_fake_gcs(VAR, free_port(4443), backend="filesystem"))
+    names = ("front", "web", "sockets", "hooks")
+    ports = dict(zip(names, map(free_port, (5000, 5001, 5002, 5003)), strict=True))
+    url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    public_url = os.environ.get("STUDIO_PUBLIC_URL", url["front"])
+    # The engine's callbacks go to the callback tier, never behind pages.
+    hook_url = runner.hook_url(ports["hooks"], engine, keys["STUDIO_HOOK_TOKEN"])
+    hls_dir = VAR.resolve() / "hls"
+    # HTTPS (self-signed) so the go-live page may use the camera on
+    # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
+    srs_api, cert = free_port(1985) if srs_bin else 9, tls.self_signed_cert(VAR)
+    site = TlsSite(
+        port=free_port(8443),
+        cert=cert.cert,
+        key=cert.key,
+        host="0.0.0.0",  # noqa: S104 - WebRTC URLs work from other devices
+        name=cert.names[0],
+        studio_url=url["web"],
+        srs_api_url=f"http://127.0.0.1:{srs_api}",
+        sockets_url=url["sockets"],
+    )
+    nginx = start_nginx(
+        VAR,
+        hook_url=hook_url,
+        gcs_url=gcs.url,
+        bucket=gcs.bucket,
+        rtmp_port=free_port(None if srs_bin or node_count else 1935),
+        http_port=free_port(8080),
+        edge_port=free_port(8081),
+        hls_dir=hls_dir,
+        tls=site,
+        front=FrontSite(port=ports["front"], web_url=url["web"], sockets_url=url["sockets"]),
+        hls_fragment=float(settings["STUDIO_HLS_FRAGMENT"]),
+        studio_origin=public_url,  # hls.js sends private streams' cookies from there
+    )
+    services.append(nginx)
+    supervisor = Supervisor(VAR / "logs")
+    ingest_ports = []
+    if srs_bin:
+        launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
+        supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
+        ingest_ports = [launch.ports["RTMP_PORT"]]
+        settings.update(STUDIO_RTMP_URL=launch.rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
+    env = runner.studio_env(
+        database_url=postgres.url,
+        redis_url=redis.url,
+        gcs=gcs,
+        nginx=nginx,
+        public_url=public_url,
+        secret_key=keys["STUDIO_SECRET_KEY"],
+        hook_token=keys["STUDIO_HOOK_TOKEN"],
+        engine=engine,
+        hls_dir=hls_dir,
+        extra=settings,
+    )
+    nodes = start_media_nodes(node_count, services, supervisor, env, hook_url)
+    print(f"migrating the database {postgres.database} ...", flush=True)
+    runner.migrate(env)
+    if nodes:
+        runner.run_flask(env, "nodes", "sync")
+    add_studio_processes(supervisor, env, ports, watcher=not nodes)
+    for service in services:
+        supervisor.watch(service.name, service.executor, service.log_path)
+    banner = BANNER.read_text().format(
+        public_url=public_url,
+        https=", ".join(f"https://{name}:{site.port}" for name in cert.names),
+        rtmp_url=env["STUDIO_RTMP_URL"],
+        nodes="".join(
+            f"\n  Media node    {n.id}: {n.nginx.rtmp_url}  {n.nginx.hls_dir}" for n in nodes
+        ),
+        engine=f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp",
+        edge_url=nginx.edge_url,
+        bucket_url=f"{gcs.url}/{gcs.bucket}",
+        database=make_url(postgres.url).render_as_string(),
+        redis=make_url(redis.url).render_as_string(),
+        logs=VAR / "logs",
+    )
+    tiers = [url[name] + runner.LIVENESS_PATH for name in ("web", "sockets", "hooks")]
+
+    def announce() -> None:
+        if _ready(tiers, ingest_ports):
+            print(banner, end="", flush=True)
+
+    return supervisor, announce
+
+
+def media_node_count(srs_bin: str | None) -> int:
+    """MEDIA_NODES: how many local media nodes (0 or unset: none)."""
+    value = os.environ.get("MEDIA_NODES") or "0"
+    if not value.isdigit() or int(value) > 8:
+        raise StackError(f"MEDIA_NODES must be a number of nodes from 0 to 8, not {value!r}")
+    if int(value) and srs_bin:
+        raise StackError("MEDIA_NODES runs nginx-rtmp media nodes: unset SRS_BIN")
+    return int(value)
+
+
+def start_media_nodes(
+    count: int, services: list[Service], supervisor: Supervisor, env: dict, hook_url: str
+) -> list[runner.LocalNode]:
+    """Nodes node-1 .. node-<count> (runner.LocalNode), their watchers and
+    upload workers under honcho, and one RTMP address in front of them; `env`
+    (the studio's) learns the pool (STUDIO_MEDIA_NODES) and that address."""
+    nodes = []
+    for node_id in (f"node-{number}" for number in range(1, count + 1)):
+        nodes.append(node := runner.start_node_nginx(env, VAR, node_id, hook_url=hook_url))
+        node.nginx.name = f"nginx-{node_id}"
+        services.append(node.nginx)
+    if nodes:
+        proxy = start_rtmp_proxy(VAR, [node.nginx.rtmp_url for node in nodes], free_port(1935))
+        services.append(proxy)
+        pool = [{"id": node.id, "api_url": node.nginx.control_url} for node in nodes]
+        env.update(STUDIO_MEDIA_NODES=json.dumps(pool), STUDIO_RTMP_URL=proxy.url)
+    for node in nodes:
+        node.env.update({key: env[key] for key in ("STUDIO_MEDIA_NODES", "STUDIO_RTMP_URL")})
+        supervisor.add(f"watcher-{node.id}", runner.python("workers.watcher"), node.env)
+        workers = runner.workers_argv(node.env, NODE_WORKERS)
+        supervisor.add(f"rq-workers-{node.id}", workers, node.env)
+    return nodes
+
+
 def add_studio_processes(
-    supervisor: Supervisor, env: dict[str, str], port: int, sockets_port: int, hooks_port: int
+    supervisor: Supervisor, env: dict[str, str], ports: dict, *, watcher: bool = True
 ) -> None:
-    """The studio's own processes, as the containers run them
-    (docker-compose.yml, deploy/entrypoint.sh), the multistream relays
-    included. A new process is one more line."""
+    """The studio's own processes as the containers run them
+    (docker-compose.yml, deploy/entrypoint.sh). A new process is one more line."""
     run, metrics = VAR.resolve() / "run", VAR.resolve() / "metrics"
     run.mkdir(parents=True, exist_ok=True)
-    for name, tier, tier_port, config in (
-        ("gunicorn", "web", port, ROOT / "gunicorn.conf.py"),  # its graceful-shutdown hooks
-        ("sockets", "sockets", sockets_port, None),
-        ("hooks", "hooks", hooks_port, None),
-    ):
-        control = run / ("gunicorn.ctl" if tier == "web" else f"{tier}.ctl")
-        argv = runner.gunicorn_argv(tier_port, tier=tier, config=config, control_socket=control)
+    for name, tier in (("gunicorn", "web"), ("sockets", "sockets"), ("hooks", "hooks")):
+        argv = runner.gunicorn_argv(ports[tier], tier=tier, control_socket=run / f"{name}.ctl")
         supervisor.add(name, argv, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics / tier)})
     # Like the entrypoint: one metrics registry per process outside gunicorn.
     background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    supervisor.add("rq-workers", runner.workers_argv(env["REDIS_URL"]), background)
-    supervisor.add("watcher", runner.watcher_argv(), background)
+    supervisor.add("rq-workers", runner.workers_argv(env), background)
+    if watcher:  # with media nodes, each node has its own
+        supervisor.add("watcher", runner.python("workers.watcher"), background)
     supervisor.add("reconciler", runner.reconciler_argv(free_port()), background)
-    supervisor.add("multistream", runner.multistream_argv(), background)
+    supervisor.add("multistream", runner.python("workers.multistream"), background)
 
 
-def _ready(check: Callable[[], object], timeout: float = runner.SERVE_TIMEOUT) -> bool:
-    """Whether `check` (a request, a connection) succeeds within `timeout`
+def _ready(urls: list[str], ports: list[int], timeout: float = runner.SERVE_TIMEOUT) -> bool:
+    """Whether every URL answers and every port accepts within `timeout`
     seconds: honcho has no readiness checks, so the banner waits itself."""
+    checks = [lambda u=u: requests.get(u, timeout=30) for u in urls]
+    checks += [lambda p=p: socket.create_connection(("127.0.0.1", p), 2).close() for p in ports]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while checks and time.monotonic() < deadline:
         try:
-            check()
-            return True
+            checks[0]()
+            checks.pop(0)
         except OSError:  # refused, reset, timed out (requests' errors too)
             time.sleep(0.2)
-    return False
-
-
-def _banner(public_url, https, rtmp_url, nginx, gcs, srs_bin, postgres, redis) -> None:
-    engine = f"SRS ({srs_bin})" if srs_bin else "nginx-rtmp"
-    database, redis_url = (make_url(s.url).render_as_string() for s in (postgres, redis))
-    print(
-        f"""
-Live Studio is running.
-  Studio        {public_url}   (create an account at /register)
-  HTTPS         {https}
-                (camera/go-live; self-signed: accept it once, see docs/tls.md)
-  RTMP ingest   {rtmp_url}   ({engine}; stream key = "<stream id>?secret=<key>")
-  Try it        ffmpeg -re -f lavfi -i testsrc=size=1280x720:rate=30 -f lavfi -i sine \\
-                  -c:v libx264 -preset veryfast -g 60 -c:a aac -f flv \\
-                  "{rtmp_url}/<stream id>?secret=<key>"
-  CDN edge      {nginx.edge_url}/live/<stream id>/index.m3u8
-  Bucket        {gcs.url}/{gcs.bucket}/   (fake-gcs-server, objects in var/gcs)
-  Database      {database}
-  Redis         {redis_url}
-  Logs          {VAR / "logs"}/   (one file per process)
-A process that exits stops everything (its name, exit code and log are shown).
-Ctrl-C stops everything.""",
-        flush=True,
-    )
+    return not checks
 
 
 if __name__ == "__main__":

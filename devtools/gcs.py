@@ -18,28 +18,24 @@ DEFAULT_BUCKET = "studio-media"
 
 @dataclass(kw_only=True)
 class GcsService(Service):
-    """fake-gcs-server: `url` is what STORAGE_EMULATOR_HOST wants; objects are
-    publicly readable at `{url}/{bucket}/{object name}`."""
+    """`url` is what STORAGE_EMULATOR_HOST wants; objects are publicly
+    readable at `{url}/{bucket}/{object name}`."""
 
     bucket: str
     port: int
 
 
 def start_fake_gcs(
-    var_dir: Path,
-    port: int | None = None,
-    bucket: str = DEFAULT_BUCKET,
-    backend: str = "memory",
-    log_level: str = "warn",
+    var_dir: Path, port: int | None = None, bucket: str = DEFAULT_BUCKET, backend: str = "memory"
 ) -> GcsService:
-    """fake-gcs-server ($FAKE_GCS_BIN, else the bundled one) on 127.0.0.1 with
-    `bucket` in it. Backend "memory" forgets everything on stop;
-    "filesystem" keeps objects in var_dir/gcs."""
+    """fake-gcs-server ($FAKE_GCS_BIN, else the bundled one) with `bucket`
+    in it. Backend "memory" forgets everything on stop; "filesystem" keeps
+    objects in var_dir/gcs."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [os.environ.get("FAKE_GCS_BIN") or str(_get_binary_path()), "-scheme", "http"]
     argv += ["-host", "127.0.0.1", "-port", str(port), "-public-host", f"127.0.0.1:{port}"]
-    argv += ["-external-url", url, "-backend", backend, "-log-level", log_level]
+    argv += ["-external-url", url, "-backend", backend, "-log-level", "warn"]
     if backend == "filesystem":
         argv += ["-filesystem-root", str((var_dir / "gcs").resolve())]
     log_path = var_dir / "logs" / f"fake-gcs-{port}.log"

@@ -1,22 +1,23 @@
 """nginx under mirakuru, from nginx/*.conf.template: RTMP ingest with HLS, the
 control/stat API, the CDN edge in front of the Cloud Storage emulator, and
-the studio's HTTP (front) and HTTPS sites when asked for."""
+the studio's HTTP (front) and HTTPS sites when asked for; and, from
+nginx/standalone/, a bare nginx-rtmp standing in for a multistream target
+and the RTMP proxy in front of local media nodes."""
 
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
-import string
 import urllib.parse
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from devtools.gcs import DEFAULT_BUCKET
-from devtools.process import ROOT, Service, StackError, Tcp, executor, free_port, start
+from devtools.process import ROOT, Service, StackError, Tcp, executor, free_port, render, start
 
 TEMPLATES = ROOT / "nginx"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
+STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 
 
 @dataclass(kw_only=True)
@@ -27,28 +28,8 @@ class NginxService(Service):
     control_url: str
     edge_url: str
     hls_dir: Path
-    conf_path: Path
     tls_url: str = ""  # https://HOST:PORT when started with a TlsSite
-    front_url: str = ""  # http://127.0.0.1:PORT when started with a FrontSite
     hls_fragment: float = 2.0  # seconds: STUDIO_HLS_FRAGMENT of the studio behind it
-
-
-@dataclass(kw_only=True)
-class TlsSite:
-    """HTTPS in front of the studio (sites/tls.conf.template): pages and
-    websockets to `studio_url` (/ws/ to `sockets_url` if given), SRS's WebRTC
-    endpoints (/rtc/v1/) to `srs_api_url`, /cdn/ to the edge. The certificate
-    comes from devtools/tls.py; `name` is the host name in the site's URL."""
-
-    port: int
-    cert: Path
-    key: Path
-    studio_url: str
-    srs_api_url: str = "http://127.0.0.1:1985"
-    host: str = "127.0.0.1"
-    name: str = ""
-    sockets_url: str = ""
-    ws_per_address: int = 32
 
 
 @dataclass(kw_only=True)
@@ -61,6 +42,28 @@ class FrontSite:
     web_url: str
     sockets_url: str
     ws_per_address: int = 32
+
+
+@dataclass(kw_only=True)
+class TlsSite:
+    """HTTPS in front of the studio (sites/tls.conf.template): pages and
+    websockets to `studio_url` (/ws/ to `sockets_url` if given), SRS's WebRTC
+    endpoints to `srs_api_url`, /cdn/ to the edge; `name` is the host name
+    in the site's URL, the certificate comes from devtools/tls.py."""
+
+    port: int
+    cert: Path
+    key: Path
+    studio_url: str
+    srs_api_url: str = "http://127.0.0.1:1985"
+    host: str = "127.0.0.1"
+    name: str = ""
+    sockets_url: str = ""
+    ws_per_address: int = 32
+
+    def __post_init__(self) -> None:
+        self.cert, self.key = Path(self.cert).resolve(), Path(self.key).resolve()
+        self.sockets_url = self.sockets_url or self.studio_url
 
 
 def start_nginx(
@@ -78,91 +81,44 @@ def start_nginx(
     hls_fragment: float = 2.0,
     studio_origin: str = "",
 ) -> NginxService:
-    """Render the templates into var_dir/nginx/conf and run nginx; returns
-    once it listens. Ports default to free ones; HLS goes to hls_dir/live
-    (default var_dir/hls) in fragments of `hls_fragment` seconds. The edge
-    asks the studio behind `hook_url` whether a private object's signed
-    cookie is valid, and lets `studio_origin` (default: the front site's)
-    read with credentials."""
+    """nginx from the templates (rendered into var_dir/nginx/conf), once it
+    listens; free ports unless given, HLS in hls_dir/live (default var_dir/hls).
+    The edge lets `studio_origin` (default: the front site's) read with
+    credentials and asks the studio behind `hook_url` about signed cookies."""
     nginx_dir = (var_dir / "nginx").resolve()
     hls_dir = (hls_dir or var_dir / "hls").resolve()
-    for sub in ("conf/sites", "logs", "tmp", "cache"):
-        (nginx_dir / sub).mkdir(parents=True, exist_ok=True)
     (hls_dir / "live").mkdir(parents=True, exist_ok=True)
-    ports = {
-        "RTMP_PORT": rtmp_port or free_port(),
-        "HTTP_PORT": http_port or free_port(),
-        "EDGE_PORT": edge_port or free_port(),
-    }
-    values = {"HLS_DIR": hls_dir, "HOOK_URL": hook_url, "GCS_URL": gcs_url.rstrip("/")}
-    values |= {
-        "EDGE_AUTH_URL": edge_auth_url(hook_url),
-        "STUDIO_ORIGIN": _origin(studio_origin)
-        or (f"http://127.0.0.1:{front.port}" if front else "-"),
-    }
-    conf = render_nginx_conf(
-        nginx_dir, {**ports, **values, "BUCKET": bucket, **hls_values(hls_fragment)}
-    )
-    _render_sites(nginx_dir / "conf" / "sites", tls, front, ports["EDGE_PORT"])
-    argv = [_binary(), "-p", str(nginx_dir), "-c", str(conf), "-g", "daemon off;"]
-    # nginx binds every listening socket before it serves: one port tells.
-    log_path = var_dir / "logs" / f"nginx-{ports['RTMP_PORT']}.log"
-    server = executor(Tcp, argv, log_path, host="127.0.0.1", port=ports["HTTP_PORT"], timeout=30)
+    rtmp_port, http_port, edge_port = (p or free_port() for p in (rtmp_port, http_port, edge_port))
+    front_origin = f"http://127.0.0.1:{front.port}" if front else "-"
+    parts = urllib.parse.urlsplit(studio_origin)
+    origin = _plain(f"{parts.scheme}://{parts.netloc}") if studio_origin else front_origin
+    values = {"RTMP_PORT": rtmp_port, "HTTP_PORT": http_port, "EDGE_PORT": edge_port}
+    values |= {"HLS_DIR": hls_dir, "HOOK_URL": hook_url, "GCS_URL": gcs_url, "BUCKET": bucket}
+    values |= {"EDGE_AUTH_URL": edge_auth_url(hook_url), "STUDIO_ORIGIN": origin}
+    sites = {name: site for name, site in (("front", front), ("tls", tls)) if site}
+    conf = render_nginx_conf(nginx_dir, values | hls_values(hls_fragment), sites)
+    server = _nginx(nginx_dir, conf, var_dir / "logs" / f"nginx-{rtmp_port}.log", http_port)
     return NginxService(
         name="nginx",
-        url=f"http://127.0.0.1:{ports['HTTP_PORT']}",
-        rtmp_url=f"rtmp://127.0.0.1:{ports['RTMP_PORT']}/live",
-        control_url=f"http://127.0.0.1:{ports['HTTP_PORT']}",
-        edge_url=f"http://127.0.0.1:{ports['EDGE_PORT']}",
+        url=f"http://127.0.0.1:{http_port}",
+        rtmp_url=f"rtmp://127.0.0.1:{rtmp_port}/live",
+        control_url=f"http://127.0.0.1:{http_port}",
+        edge_url=f"http://127.0.0.1:{edge_port}",
         hls_dir=hls_dir,
-        conf_path=conf,
         tls_url=f"https://{tls.name or tls.host}:{tls.port}" if tls else "",
-        front_url=f"http://127.0.0.1:{front.port}" if front else "",
         hls_fragment=hls_fragment,
-        log_path=log_path,
+        log_path=server.log_path,
         executor=start(server, "nginx"),
     )
 
 
 @dataclass(kw_only=True)
 class RtmpTargetService(Service):
-    """A bare nginx-rtmp server standing in for YouTube or Twitch: it takes
-    any publish on `rtmp_url` (no callbacks, no HLS) and reports what it
-    receives on `stat_url` (rtmp_stat XML)."""
+    """A multistream target: takes any publish on `rtmp_url`, reports what
+    it receives on `stat_url` (rtmp_stat XML)."""
 
     rtmp_url: str
     stat_url: str
-
-
-TARGET_CONF = """\
-# A multistream target for development and tests (devtools/nginx.py).
-load_module {module};
-worker_processes 1;
-{user}
-error_log {dir}/logs/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 256; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{rtmp_port};
-        chunk_size 4096;
-        application live {{
-            live on;
-            record off;
-            allow play 127.0.0.1;
-            deny play all;
-        }}
-    }}
-}}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/tmp;
-    server {{
-        listen 127.0.0.1:{http_port};
-        location /stat {{ rtmp_stat all; }}
-    }}
-}}
-"""
 
 
 def start_rtmp_target(
@@ -171,48 +127,62 @@ def start_rtmp_target(
     rtmp_port: int | None = None,
     http_port: int | None = None,
 ) -> RtmpTargetService:
-    """Run a second nginx-rtmp under var_dir/NAME that accepts every publish
-    to rtmp://127.0.0.1:PORT/live/<key> (free ports unless given: the same
-    ones bring a stopped target back). Returns once both ports accept."""
-    target_dir = (var_dir / name).resolve()
-    for sub in ("logs", "tmp"):
-        (target_dir / sub).mkdir(parents=True, exist_ok=True)
+    """nginx/standalone/rtmp-target.conf in var_dir/NAME; free ports unless
+    given (the same ones bring a stopped target back)."""
     rtmp_port, http_port = rtmp_port or free_port(), http_port or free_port()
-    conf = target_dir / "nginx.conf"
-    values = {"module": RTMP_MODULE, "user": _user_directive(), "dir": target_dir}
-    conf.write_text(TARGET_CONF.format(**values, rtmp_port=rtmp_port, http_port=http_port))
-    argv = [_binary(), "-p", str(target_dir), "-c", str(conf), "-g", "daemon off;"]
-    # Both ports are bound before nginx serves: one tells.
-    log_path = var_dir / "logs" / f"{name}-{rtmp_port}.log"
-    server = executor(Tcp, argv, log_path, host="127.0.0.1", port=rtmp_port, timeout=30)
+    values = {"RTMP_PORT": rtmp_port, "HTTP_PORT": http_port, "RTMP_MODULE": RTMP_MODULE}
+    server = _start_standalone("rtmp-target", var_dir, name, values, rtmp_port)
     return RtmpTargetService(
         name=name,
         url=f"http://127.0.0.1:{http_port}",
         rtmp_url=f"rtmp://127.0.0.1:{rtmp_port}/live",
         stat_url=f"http://127.0.0.1:{http_port}/stat",
-        log_path=log_path,
-        executor=start(server, name),
+        log_path=server.log_path,
+        executor=server,
     )
 
 
+def start_rtmp_proxy(
+    var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None, name: str = "rtmp-proxy"
+) -> Service:
+    """One RTMP address (`.url`, rtmp://127.0.0.1:PORT/live) passing each
+    connection to one of `rtmp_urls`, the media nodes' ingest
+    (nginx/standalone/rtmp-proxy.conf: nginx's stream module)."""
+    if not STREAM_MODULE.exists():
+        raise StackError(f"{STREAM_MODULE} missing: apt-get install libnginx-mod-stream")
+    rtmp_port = rtmp_port or free_port()
+    hosts = (urllib.parse.urlsplit(url).netloc for url in rtmp_urls)
+    upstreams = "\n".join(f"        server {host} max_fails=1 fail_timeout=10s;" for host in hosts)
+    values = {"RTMP_PORT": rtmp_port, "UPSTREAMS": upstreams, "STREAM_MODULE": STREAM_MODULE}
+    server = _start_standalone("rtmp-proxy", var_dir, name, values, rtmp_port)
+    url = f"rtmp://127.0.0.1:{rtmp_port}/live"
+    return Service(name=name, url=url, log_path=server.log_path, executor=server)
+
+
+def _start_standalone(template: str, var_dir: Path, name: str, values: dict, port: int) -> Tcp:
+    """nginx/standalone/TEMPLATE.conf.template run in var_dir/NAME, started
+    once `port` accepts."""
+    home = (var_dir / name).resolve()
+    for sub in ("logs", "tmp"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    values = {"NGINX_DIR": home, "USER_DIRECTIVE": _user_directive(), **values}
+    conf = _render(f"standalone/{template}.conf", home, values)
+    return start(_nginx(home, conf, var_dir / "logs" / f"{name}-{port}.log", port), name)
+
+
 def edge_auth_url(hook_url: str) -> str:
-    """The studio's signed-cookie check for the edge: the hook URL's
-    origin and token, path /hooks/cdn-auth."""
-    if not hook_url.startswith("http://") or any(c in hook_url for c in ' "\t\n;'):
-        raise ValueError(f"hook URL must be a plain http:// URL: {hook_url!r}")
-    parts = urllib.parse.urlsplit(hook_url)
-    return urllib.parse.urlunsplit((parts.scheme, parts.netloc, "/hooks/cdn-auth", parts.query, ""))
+    """The edge's signed-cookie check: the hook URL's path -> /hooks/cdn-auth."""
+    parts = urllib.parse.urlsplit(_plain(hook_url))
+    if parts.scheme != "http":
+        raise ValueError(f"hook URL must be an http:// URL: {hook_url!r}")
+    return urllib.parse.urlunsplit(("http", parts.netloc, "/hooks/cdn-auth", parts.query, ""))
 
 
-def _origin(url: str) -> str:
-    """scheme://host[:port] of a URL ("" for ""), safe between quotes in nginx.conf."""
-    if not url:
-        return ""
-    parts = urllib.parse.urlsplit(url)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    if any(c in origin for c in ' "\t\n;$'):
-        raise ValueError(f"not a plain origin: {url!r}")
-    return origin
+def _plain(url: str) -> str:
+    """`url`, refused if it would not stay one value between quotes in nginx.conf."""
+    if any(c in url for c in ' "\t\n;$'):
+        raise ValueError(f"not a plain URL: {url!r}")
+    return url
 
 
 def hls_values(fragment: float) -> dict[str, str]:
@@ -224,67 +194,43 @@ def hls_values(fragment: float) -> dict[str, str]:
     return {"HLS_FRAGMENT": f"{milliseconds}ms", "HLS_PLAYLIST_LENGTH": f"{6 * milliseconds}ms"}
 
 
-def render_nginx_conf(nginx_dir: Path, values: dict[str, object]) -> Path:
-    """Every nginx/*.conf.template, filled in, into nginx_dir/conf/; returns
-    the main file. Workers run as the user who starts nginx (as root they
-    would be `nobody`, who can neither write HLS into var/ nor be the
-    uploader that deletes those files)."""
-    values = {
-        "NGINX_DIR": nginx_dir,
-        "USER_DIRECTIVE": _user_directive(),
-        "EDGE_AUTH_URL": "http://127.0.0.1:9/hooks/cdn-auth",
-        "STUDIO_ORIGIN": "-",
-        **hls_values(2.0),
-        **values,
-    }
-    for template in sorted(TEMPLATES.glob("*.conf.template")):
-        _render(template, nginx_dir / "conf" / template.name.removesuffix(".template"), values)
-    return nginx_dir / "conf" / "dev.conf"
+def render_nginx_conf(nginx_dir: Path, values: dict[str, object], sites=None) -> Path:
+    """nginx/*.conf.template filled in, and sites/NAME.conf.template of each
+    site (FrontSite, TlsSite: their fields), into nginx_dir/conf/; returns
+    dev.conf."""
+    conf = nginx_dir / "conf"
+    for sub in ("conf/sites", "logs", "tmp", "cache"):
+        (nginx_dir / sub).mkdir(parents=True, exist_ok=True)
+    for old in (conf / "sites").glob("*.conf"):
+        old.unlink()
+    values = {"NGINX_DIR": nginx_dir, "RTMP_MODULE": RTMP_MODULE, **values}
+    values["USER_DIRECTIVE"] = _user_directive()
+    for template in TEMPLATES.glob("*.conf.template"):
+        _render(template.name.removesuffix(".template"), conf, values)
+    for name, site in (sites or {}).items():
+        site_values = {key.upper(): value for key, value in asdict(site).items()}
+        _render(f"sites/{name}.conf", conf, site_values | {"EDGE_PORT": values["EDGE_PORT"]})
+    return conf / "dev.conf"
 
 
 def _user_directive() -> str:
-    user = pwd.getpwuid(os.geteuid()).pw_name
-    return f"user {user};" if os.geteuid() == 0 else "# not root"
+    """Workers run as the user who starts nginx (as root: `nobody`, who can
+    neither write HLS into var/ nor delete what the uploader is done with)."""
+    return "user root;" if os.geteuid() == 0 else "# not root"
 
 
-def _binary() -> str:
-    """nginx, with the RTMP module it loads."""
+def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> Tcp:
+    """nginx in the foreground, ready once `port` accepts (all are bound by then)."""
     if not RTMP_MODULE.exists():
         raise StackError(f"{RTMP_MODULE} missing: apt-get install libnginx-mod-rtmp")
-    return shutil.which("nginx") or shutil.which("/usr/sbin/nginx") or "nginx"
+    binary = shutil.which("nginx") or shutil.which("/usr/sbin/nginx") or "nginx"
+    argv = [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]
+    return executor(Tcp, argv, log_path, host="127.0.0.1", port=port, timeout=30)
 
 
-def _render_sites(
-    sites: Path, tls: TlsSite | None, front: FrontSite | None, edge_port: int
-) -> None:
-    """conf/sites/*.conf (included by dev.conf): the sites asked for, no other."""
-    for old in sites.glob("*.conf"):
-        old.unlink()
-    if front is not None:
-        values = {"FRONT_LISTEN": f"127.0.0.1:{front.port}", "WEB_UPSTREAM": front.web_url}
-        values |= {"SOCKETS_UPSTREAM": front.sockets_url, "WS_PER_ADDRESS": front.ws_per_address}
-        _render(TEMPLATES / "sites" / "front.conf.template", sites / "front.conf", values)
-    if tls is not None:
-        values = {
-            "TLS_LISTEN": f"{tls.host}:{tls.port}",
-            "TLS_CERT": Path(tls.cert).resolve(),
-            "TLS_KEY": Path(tls.key).resolve(),
-            "STUDIO_UPSTREAM": tls.studio_url,
-            "WHIP_UPSTREAM": tls.srs_api_url,
-            "CDN_UPSTREAM": f"http://127.0.0.1:{edge_port}",
-            "SOCKETS_UPSTREAM": tls.sockets_url or tls.studio_url,
-            "WS_PER_ADDRESS": tls.ws_per_address,
-        }
-        _render(TEMPLATES / "sites" / "tls.conf.template", sites / "tls.conf", values)
-
-
-def _render(template: Path, target: Path, values: dict[str, object]) -> None:
-    """safe_substitute leaves nginx's own `$variables` alone; a `${NAME}` left
-    over is a placeholder nobody filled, which is an error. URLs lose a
-    trailing slash."""
-    values = {k: v.rstrip("/") if isinstance(v, str) else v for k, v in values.items()}
-    text = string.Template(template.read_text()).safe_substitute(values)
-    if "${" in text:
-        missing = text[text.index("${") :].split("}", 1)[0] + "}"
-        raise StackError(f"{template.name}: no value for {missing}")
-    target.write_text(text)
+def _render(name: str, target_dir: Path, values: dict[str, object]) -> Path:
+    """TEMPLATES/NAME.template filled in, written to target_dir/NAME."""
+    target = target_dir / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render(TEMPLATES / f"{name}.template", values))
+    return target

@@ -1,6 +1,6 @@
 """PostgreSQL for development and tests: DATABASE_URL, the machine's server,
 or a private cluster run by pytest-postgresql's executor (pg_ctl under
-mirakuru); databases created and dropped by its DatabaseJanitor."""
+mirakuru)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 from mirakuru.exceptions import ExecutorError
+from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
-from pytest_postgresql.janitor import DatabaseJanitor
 
 from devtools.process import Service, StackError, free_port, log_tail, stop
 
@@ -34,8 +34,7 @@ class PostgresService(Service):
 
 
 class _Cluster(PostgreSQLExecutor):
-    """pytest-postgresql's executor, but the cluster is neither initialised
-    again nor deleted: make dev's data lives on in var/pg."""
+    """pytest-postgresql's executor, but the data lives on (make dev's var/pg)."""
 
     def init_directory(self) -> None:
         if not Path(self.datadir, "PG_VERSION").exists():
@@ -45,46 +44,29 @@ class _Cluster(PostgreSQLExecutor):
         pass
 
 
-def ensure_postgres(
-    var_dir: Path, database: str = "studio", *, use_system: bool = True
-) -> PostgresService:
+def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
     """PostgreSQL with `database` in it: DATABASE_URL if set (nothing is
-    created); else the server on 127.0.0.1:5432 (trust auth, user postgres)
-    unless `use_system` is false; else the private cluster of var_dir."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        parts = urllib.parse.urlsplit(url)
-        server_url = parts._replace(path="/postgres").geturl()
-        return PostgresService(
-            name="postgres", url=url, server_url=server_url, database=parts.path.lstrip("/")
-        )
-    if use_system and pg_ready(5432):
+    created); else the server on 127.0.0.1:5432 (trust auth, user postgres);
+    else the private cluster of var_dir."""
+    if url := os.environ.get("DATABASE_URL"):
+        server_url = urllib.parse.urlsplit(url)._replace(path="/postgres").geturl()
+        database = urllib.parse.urlsplit(url).path.lstrip("/")
+        return PostgresService(name="postgres", url=url, server_url=server_url, database=database)
+    if pg_ready(5432):
         return _attach(5432, database)
     return start_postgres(var_dir, database)
 
 
-def _attach(port: int, database: str, **fields: object) -> PostgresService:
-    base = f"postgresql://postgres@127.0.0.1:{port}"
-    create_database(f"{base}/postgres", database)
-    url, server_url = f"{base}/{database}", f"{base}/postgres"
-    return PostgresService(
-        name="postgres", url=url, server_url=server_url, database=database, **fields
-    )
-
-
-def start_postgres(
-    var_dir: Path, database: str = "studio", port: int | None = None
-) -> PostgresService:
-    """The private cluster of var_dir (initdb on first use, its data kept).
-    One already running (another fixture, a crashed run) is used as it is.
-    fsync is off: development and test data only."""
+def start_postgres(var_dir: Path, database: str = "studio", port: int = 0) -> PostgresService:
+    """The private cluster of var_dir (initdb on first use, its data kept) on
+    `port` (any free one by default), fsync off; one already running
+    (another fixture, a crashed run) is used."""
     home = _pg_home(var_dir)
     with contextlib.suppress(OSError, IndexError, ValueError):
         running = int((home / "data" / "postmaster.pid").read_text().splitlines()[3])
         if pg_ready(running):
             return _attach(running, database)
-    port = port or free_port(55432)
-    log_path = home / "postgres.log"
+    port, log_path = port or free_port(55432), home / "postgres.log"
     cluster = _Cluster(
         executable=str(PG_CTL),
         host="127.0.0.1",
@@ -94,7 +76,6 @@ def start_postgres(
         logfile=str(log_path),
         startparams="-w",
         dbname=database,
-        timeout=60,
         postgres_options="-c fsync=off -c listen_addresses=127.0.0.1",
     )
     try:
@@ -103,6 +84,15 @@ def start_postgres(
     except (ExecutorError, OSError, psycopg.Error) as error:
         stop(cluster)
         raise StackError(f"postgres: {error}{log_tail(log_path)}") from None
+
+
+def _attach(port: int, database: str, **fields: object) -> PostgresService:
+    server = f"postgresql://postgres@127.0.0.1:{port}"
+    create_database(f"{server}/postgres", database)
+    url, server_url = f"{server}/{database}", f"{server}/postgres"
+    return PostgresService(
+        name="postgres", url=url, server_url=server_url, database=database, **fields
+    )
 
 
 def _pg_home(var_dir: Path) -> Path:
@@ -129,30 +119,20 @@ def pg_ready(port: int) -> bool:
     return True
 
 
-def _janitor(server_url: str, name: str) -> DatabaseJanitor:
-    """pytest-postgresql's janitor for database `name` (a plain identifier)
-    on the server of `server_url`."""
-    if not (name.isidentifier() and name.isascii()):
-        raise ValueError(f"not a plain database name: {name!r}")
-    parts = urllib.parse.urlsplit(server_url)
-    return DatabaseJanitor(
-        user=parts.username or "postgres",
-        password=parts.password,
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or 5432,
-        dbname=name,
-        maintenance_dbname=parts.path.lstrip("/") or "postgres",
-        connection_timeout=10,
-    )
-
-
 def create_database(server_url: str, name: str) -> None:
-    """CREATE DATABASE name on the server of `server_url` (any database URL);
-    one that exists (already, or created meanwhile elsewhere) is fine."""
+    """CREATE DATABASE on the server of `server_url` (any database URL); one
+    that exists (already, or created meanwhile elsewhere) is fine."""
     with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-        _janitor(server_url, name).init()
+        _execute(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def drop_database(server_url: str, name: str) -> None:
     """DROP DATABASE name if it exists, disconnecting its clients."""
-    _janitor(server_url, name).drop()
+    _execute(
+        server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    )
+
+
+def _execute(server_url: str, statement: sql.Composed) -> None:
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as connection:
+        connection.execute(statement)

@@ -1,15 +1,12 @@
-"""What every devtools starter shares: free ports (port-for), mirakuru
-executors whose output goes to a log file, and the `Service` they return.
-
-mirakuru starts a process in its own session (a terminal's Ctrl-C does not
-reach it), waits until it is ready (a port, a URL), and stops it: its signal,
-a wait, then SIGKILL to everything it started.
-"""
+"""What every starter shares: free ports (port-for), mirakuru executors (a
+session of their own, ready on a port or URL, stopped with a signal, a wait,
+then SIGKILL to all they started) logging to a file, the `Service` returned."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import string
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +36,10 @@ def free_port(preferred: int | None = None) -> int:
     return port
 
 
-class _Started:
-    """A devtools executor: `with` on one already started only stops it at
-    the end; a stop does not check the exit code; the environment given is
-    the whole environment (mirakuru would add it to this process's);
-    `.log_path` is its log, `.base_url` its address."""
+class Started:
+    """mirakuru's executor, except: `with` on one already started only stops
+    it at the end; a stop accepts any exit code; the environment given is
+    the whole environment, not additions to this process's."""
 
     log_path: Path | None = None
     base_url: str = ""
@@ -52,7 +48,6 @@ class _Started:
         return self if self.running() else super().__enter__()
 
     def stop(self, *args: object, **kwargs: object) -> Self:
-        """Stopped, whatever the exit code of a process asked to stop."""
         with contextlib.suppress(ProcessFinishedWithError):
             super().stop(*args, **kwargs)
         return self
@@ -63,15 +58,15 @@ class _Started:
         return {**(self._envvars or os.environ), ENV_UUID: self._uuid}
 
 
-class Simple(_Started, SimpleExecutor):
+class Simple(Started, SimpleExecutor):
     """A process that is started, not waited for."""
 
 
-class Tcp(_Started, TCPExecutor):
+class Tcp(Started, TCPExecutor):
     """A process that is ready when its port accepts connections."""
 
 
-class Http(_Started, HTTPExecutor):
+class Http(Started, HTTPExecutor):
     """A process that is ready when its URL answers 2xx."""
 
 
@@ -84,8 +79,7 @@ def executor(
     cwd: Path = ROOT,
     **options: object,
 ) -> E:
-    """An executor of `kind` for argv (not started), its output appended to
-    log_path; `env` is its whole environment (default: this process's)."""
+    """An executor of `kind` for argv (not started), its output appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - open for the executor's life
     output = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
@@ -95,8 +89,8 @@ def executor(
 
 
 def start(runner: E, what: str) -> E:
-    """runner.start(); a process that dies or never gets ready is a
-    StackError naming `what` and ending with its log."""
+    """runner.start(); one that dies or never gets ready is a StackError
+    naming `what` and ending with its log."""
     try:
         return runner.start()
     except ExecutorError as error:
@@ -107,6 +101,18 @@ def stop(runner: SimpleExecutor) -> None:
     """runner.stop(), whatever the exit code of a process asked to stop."""
     with contextlib.suppress(ProcessFinishedWithError):
         runner.stop()
+
+
+def render(template: Path, values: dict[str, object]) -> str:
+    """A config template filled in: safe_substitute leaves nginx's own
+    `$variables` alone; a `${NAME}` left over is a placeholder nobody
+    filled, an error. URLs lose a trailing slash."""
+    values = {k: v.rstrip("/") if isinstance(v, str) else v for k, v in values.items()}
+    text = string.Template(template.read_text()).safe_substitute(values)
+    if "${" in text:
+        missing = text[text.index("${") :].split("}", 1)[0] + "}"
+        raise StackError(f"{template.name}: no value for {missing}")
+    return text
 
 
 def log_tail(log_path: Path | None, lines: int = 15) -> str:

@@ -26,8 +26,7 @@ def start_redis(var_dir: Path, port: int | None = None) -> Service:
     executable = shutil.which("redis-server")
     if executable is None:
         raise StackError("redis-server not found: run devtools/bootstrap.sh")
-    port = port or free_port()
-    data_dir = (var_dir / "redis").resolve()
+    port, data_dir = port or free_port(), (var_dir / "redis").resolve()
     if len(str(data_dir)) > 80:  # the Unix socket path must stay short
         digest = sha256(str(data_dir).encode()).hexdigest()[:10]
         data_dir = Path(tempfile.gettempdir()) / f"studio-redis-{digest}"
@@ -44,6 +43,5 @@ def start_redis(var_dir: Path, port: int | None = None) -> Service:
     )
     server.log_path = data_dir / f"redis-server.{port}.log"
     start(server, "redis-server")
-    return Service(
-        name="redis", url=f"redis://127.0.0.1:{port}/0", log_path=server.log_path, executor=server
-    )
+    url = f"redis://127.0.0.1:{port}/0"
+    return Service(name="redis", url=url, log_path=server.log_path, executor=server)

@@ -1,10 +1,7 @@
-"""The studio's own processes: migrations, the gunicorn tiers, the RQ
-workers, the HLS watcher, the reconciler and the multistream relays. The
-command lines serve `make dev` (devtools/dev.py runs them under honcho); the
-starters serve the tests and benchmarks and return mirakuru executors
-(`.stop()`, `.kill()` as a crash would, `.start()` again, `.process`, plus
-`.log_path`, `.base_url`).
-"""
+"""The studio's own processes: their environment, their command lines (make
+dev runs them under honcho) and starters for tests and benchmarks, which
+return mirakuru executors (`.stop()`, `.kill()` as a crash would, `.start()`
+again, `.process`, plus `.log_path` and `.base_url`)."""
 
 from __future__ import annotations
 
@@ -13,22 +10,29 @@ import hashlib
 import os
 import subprocess
 import sys
-import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+from mirakuru import Executor
+from rq import Worker
+
 from devtools.gcs import GcsService
 from devtools.nginx import NginxService, start_nginx
-from devtools.process import ROOT, Http, Simple, StackError, executor, start
+from devtools.process import ROOT, Http, Simple, StackError, Started, executor, start
 
 # Seconds a gunicorn may take until its app answers: importing the app in
 # each worker takes well over 10 s when the machine is busy.
 SERVE_TIMEOUT = 120.0
-# The liveness route (studio/health.py): no database, no Redis.
-LIVENESS_PATH = "/healthz"
-# Upload worker processes (SimpleWorker), measured in docs/benchmarks.md.
-DEFAULT_WORKERS = 4
+LIVENESS_PATH = "/healthz"  # studio/health.py: no database, no Redis
+DEFAULT_WORKERS = 4  # upload worker processes, measured in docs/benchmarks.md
+# The gunicorn tiers: their config file (as in production), and one worker here
+# for the callback and socket tiers.
+TIERS = {
+    "web": ("gunicorn.conf.py", {}),
+    "hooks": ("gunicorn_hooks.conf.py", {"workers": 1}),
+    "sockets": ("gunicorn_sockets.conf.py", {"workers": 1}),
+}
 
 
 def studio_env(
@@ -57,30 +61,26 @@ def studio_env(
         "STUDIO_HOOK_TOKEN": hook_token,
         "STUDIO_PUBLIC_URL": public_url,
         "STUDIO_MEDIA_ENGINE": engine,
-        # The development signed-cookie key of private streams (the edge asks
-        # the studio to check it): derived from the secret key, so it stays
-        # the same across restarts; the environment's own key wins.
+        # The signed-cookie key of private streams, derived from the secret
+        # key so it survives restarts; the environment's own key wins.
         "STUDIO_CDN_SIGNING_KEY_NAME": os.environ.get("STUDIO_CDN_SIGNING_KEY_NAME") or "dev-key",
         "STUDIO_CDN_SIGNING_KEY": os.environ.get("STUDIO_CDN_SIGNING_KEY")
         or dev_signing_key(secret_key),
     }
+    if hls_dir is not None or nginx is not None:
+        env["STUDIO_HLS_DIR"] = str(hls_dir or nginx.hls_dir)
     if nginx is not None:
         env.update(
             STUDIO_CDN_URL=nginx.edge_url,
             STUDIO_RTMP_URL=nginx.rtmp_url,
             STUDIO_NGINX_CONTROL_URL=nginx.control_url,
-            STUDIO_HLS_DIR=str(hls_dir or nginx.hls_dir),
             # The playlists' target duration and Cache-Control follow nginx's.
             STUDIO_HLS_FRAGMENT=str(nginx.hls_fragment),
         )
         if nginx.tls_url and not os.environ.get("STUDIO_WEBRTC_ORIGIN"):
-            # WebRTC URLs handed out must name the HTTPS site: only there does
-            # nginx pass /rtc/v1/ to SRS (gunicorn's plain port answers 404).
+            # Only the HTTPS site passes /rtc/v1/ to SRS: WebRTC URLs name it.
             env["STUDIO_WEBRTC_ORIGIN"] = nginx.tls_url
-    elif hls_dir is not None:
-        env["STUDIO_HLS_DIR"] = str(hls_dir)
-    env.update(extra or {})
-    return env
+    return env | (extra or {})
 
 
 def dev_signing_key(secret_key: str) -> str:
@@ -90,84 +90,62 @@ def dev_signing_key(secret_key: str) -> str:
 
 
 def hook_url(hooks_port: int, engine: str, token: str) -> str:
-    """The callback URL a media engine is given: the callback tier on
-    127.0.0.1:hooks_port, the route of `engine` ("srs" or "nginx-rtmp")."""
+    """The callback URL of engine "srs" or "nginx-rtmp" on the callback tier."""
     return f"http://127.0.0.1:{hooks_port}/hooks/{engine}?token={token}"
 
 
-def migrate(env: dict[str, str], var_dir: Path, timeout: float = 120) -> None:
-    """`flask --app studio db upgrade`; raises StackError with its output on failure."""
-    argv = [sys.executable, "-m", "flask", "--app", "studio", "db", "upgrade"]
+def migrate(env: dict[str, str]) -> None:
+    run_flask(env, "db", "upgrade")
+
+
+def run_flask(env: dict[str, str], *command: str, timeout: float = 120) -> None:
+    """`flask --app studio COMMAND`; raises StackError with its output on failure."""
+    argv = python("flask", "--app", "studio", *command)
     result = subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
     )
     if result.returncode != 0:
-        raise StackError(f"migrations failed:\n{result.stdout}{result.stderr}")
+        raise StackError(f"flask {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
 
 
-# --------------------------------------------------------------------------
-# Command lines (`make dev` runs them under honcho)
-
-
-# The gunicorn tiers: config file (besides `config` for the web tier, e.g.
-# gunicorn.conf.py with its server hooks) and default options.
-TIERS = {
-    "web": (None, {"worker_class": "gthread", "workers": 2, "threads": 16, "timeout": 60}),
-    "hooks": ("gunicorn_hooks.conf.py", {"workers": 1, "threads": 8}),
-    "sockets": ("gunicorn_sockets.conf.py", {"workers": 1, "worker_connections": 5000}),
-}
-
-
-def gunicorn_argv(
-    port: int, *, tier: str = "web", config: Path | None = None, **options: object
-) -> list[str]:
-    """gunicorn `wsgi:app` on 127.0.0.1:port for a tier of TIERS: "web"
-    (gthread), "hooks" (the media servers' callbacks) or "sockets" (gevent, a
-    greenlet per websocket). `options` (workers=1, graceful_timeout=20,
-    control_socket=PATH, ...) win over the defaults and the file's; a
-    control socket of its own keeps it away from ~/.gunicorn/gunicorn.ctl,
-    which every gunicorn of the user would share."""
+def gunicorn_argv(port: int, *, tier: str = "web", **options: object) -> list[str]:
+    """gunicorn `wsgi:app` on 127.0.0.1:port with the tier's config file (or
+    `config`); `options` (workers=1, ...) win over TIERS' and the file's. A
+    control socket of its own keeps it off ~/.gunicorn/gunicorn.ctl, which
+    every gunicorn of the user shares."""
     file, defaults = TIERS[tier]
-    config = ROOT / file if file else config
-    argv = [sys.executable, "-m", "gunicorn", *(["-c", str(config)] if config else [])]
-    argv += ["wsgi:app", "--bind", f"127.0.0.1:{port}"]
+    config = options.pop("config", None) or ROOT / file
+    argv = python("gunicorn", "-c", str(config), "wsgi:app", "--bind", f"127.0.0.1:{port}")
     for key, value in {**defaults, "graceful_timeout": 5, **options}.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
     return argv
 
 
-def workers_argv(redis_url: str, count: int = DEFAULT_WORKERS, queues=None) -> list[str]:
+def workers_argv(env: dict[str, str], count: int = DEFAULT_WORKERS, queues=None) -> list[str]:
     """`rq worker-pool` of `count` UploadWorker (SimpleWorker: jobs run in the
     worker process, which keeps its storage client and database pool) on
-    `queues` in order: by default the uploads queue, then the replays queue,
-    then the webhooks queue (a media node's: `studio.media.jobs.node_queues`)."""
-    from studio.media.jobs import QUEUES
-
-    argv = [sys.executable, "-m", "rq.cli", "worker-pool", "--num-workers", str(count)]
-    argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--serializer", "json"]
-    return [*argv, "--url", redis_url, "--logging-level", "WARNING", *(queues or QUEUES)]
-
-
-def watcher_argv() -> list[str]:
-    """The HLS directory watcher + periodic sweep (workers/watcher.py)."""
-    return [sys.executable, "-m", "workers.watcher"]
-
-
-def multistream_argv() -> list[str]:
-    """The `multistream` container role: relays to multistream targets
-    (workers/multistream.py)."""
-    return [sys.executable, "-m", "workers.multistream"]
+    `queues` in order, by default those of the node `env` serves."""
+    argv = python("rq.cli", "worker-pool", "--num-workers", str(count), "--serializer", "json")
+    argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--url", env["REDIS_URL"]]
+    return [*argv, "--logging-level", "WARNING", *(queues or node_queues(env))]
 
 
 def reconciler_argv(metrics_port: int) -> list[str]:
-    """The `reconciler` container role (deploy/entrypoint.sh): reconcile
-    passes every STUDIO_RECONCILE_INTERVAL seconds, metrics on its own port."""
-    argv = [sys.executable, "-m", "studio.metrics_exporter", "--port", str(metrics_port)]
-    return [*argv, "--addr", "127.0.0.1", "workers.reconcile", "--loop"]
+    """The entrypoint's `reconciler` role: passes every
+    STUDIO_RECONCILE_INTERVAL seconds, metrics on their own port."""
+    exporter = ["--port", str(metrics_port), "--addr", "127.0.0.1"]
+    return python("studio.metrics_exporter", *exporter, "workers.reconcile", "--loop")
 
 
-# --------------------------------------------------------------------------
-# Starters (tests, benchmarks)
+def python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def node_queues(env: dict[str, str]) -> tuple[str, ...]:
+    """The queues of the media node that `env` serves (STUDIO_NODE_ID)."""
+    from studio.media.jobs import DEFAULT_NODE, node_queues
+
+    return node_queues(env.get("STUDIO_NODE_ID") or DEFAULT_NODE)
 
 
 def start_gunicorn(
@@ -180,137 +158,112 @@ def start_gunicorn(
     start_timeout: float = SERVE_TIMEOUT,
     **options: object,
 ) -> Http:
-    """A gunicorn tier (`gunicorn_argv`), returned once its app answers the
-    liveness route: the master binds before its workers have imported the
-    app. One that never answers is killed and named. `.base_url` is its address."""
+    """A gunicorn tier, returned once its app answers the liveness route
+    (the master binds before its workers have imported the app)."""
     url = f"http://127.0.0.1:{port}"
     name = name or f"{'gunicorn' if tier == 'web' else tier}-{port}"
-    log_path = var_dir / "logs" / f"{name}.log"
     argv = gunicorn_argv(port, tier=tier, **options)
+    log_path = var_dir / "logs" / f"{name}.log"
     server = executor(Http, argv, log_path, env=env, url=url + LIVENESS_PATH, timeout=start_timeout)
     server.base_url = url
     return start(server, f"{url}{LIVENESS_PATH} did not answer")
 
 
-def node_queues(env: dict[str, str]) -> tuple[str, ...]:
-    """The queues of the media node that `env` serves (STUDIO_NODE_ID)."""
-    from studio.media.jobs import DEFAULT_NODE, node_queues
-
-    return node_queues(env.get("STUDIO_NODE_ID") or DEFAULT_NODE)
-
-
-def start_workers(env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers", queues=None) -> Simple:
-    """The upload workers (`workers_argv`) on `queues`, by default those of
-    the node `env` serves; `.stop()` lets a running upload finish."""
-    argv = workers_argv(env["REDIS_URL"], count, queues or node_queues(env))
-    log_path = var_dir / "logs" / f"{name}.log"
-    return executor(Simple, argv, log_path, env=env, timeout=20).start()
+def start_process(argv: list[str], env: dict[str, str], var_dir: Path, name: str) -> Simple:
+    """A background process logging to var_dir/logs/NAME.log; its stop
+    waits 20 s (a running upload finishes) before SIGKILL."""
+    return executor(Simple, argv, var_dir / "logs" / f"{name}.log", env=env, timeout=20).start()
 
 
-def wait_for_workers(env: dict[str, str], count: int, timeout: float = 60, queue=None) -> None:
-    """Until `count` workers on `queue` (by default the live segments queue
-    of the node `env` serves) are registered in Redis (they register after
-    warming up: app, database, storage client)."""
-    import redis
-    from rq import Worker
+class Workers(Started, Executor):
+    """An RQ worker pool, started once `count` of its workers on `queue` are
+    registered in Redis (they register after warming up: app, database,
+    storage client)."""
 
-    queue = queue or node_queues(env)[0]
-    connection = redis.Redis.from_url(env["REDIS_URL"])
-    deadline = time.monotonic() + timeout
-    while True:
-        ready = [w for w in Worker.all(connection=connection) if queue in w.queue_names()]
-        if len(ready) >= count:
-            return
-        if time.monotonic() > deadline:
-            raise StackError(f"{len(ready)} of {count} upload workers ready after {timeout}s")
-        time.sleep(0.1)
+    def __init__(self, argv: list[str], *, count: int, queue: str, **options) -> None:
+        super().__init__(argv, **options)
+        self.redis = redis.Redis.from_url(options["envvars"]["REDIS_URL"])
+        self.count, self.queue = count, queue
+
+    def pre_start_check(self) -> bool:
+        return False
+
+    def after_start_check(self) -> bool:
+        workers = Worker.all(connection=self.redis)
+        return sum(self.queue in worker.queue_names() for worker in workers) >= self.count
+
+
+def start_workers(
+    env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers", queues=None
+) -> Workers:
+    """Upload workers (`workers_argv`), returned once they are registered."""
+    queue = (queues or node_queues(env))[0]
+    argv, log_path = workers_argv(env, count, queues), var_dir / "logs" / f"{name}.log"
+    pool = executor(Workers, argv, log_path, env=env, timeout=60, count=count, queue=queue)
+    return start(pool, f"{count} upload workers on {queue}")
 
 
 def start_watcher(env, var_dir, *, name="watcher") -> Simple:
-    """The HLS directory watcher + periodic sweep (workers/watcher.py)."""
-    log_path = var_dir / "logs" / f"{name}.log"
-    return executor(Simple, watcher_argv(), log_path, env=env, timeout=10).start()
+    return start_process(python("workers.watcher"), env, var_dir, name)
 
 
 def start_multistream(env, var_dir, *, name="multistream") -> Simple:
-    """The multistream relay process (workers/multistream.py)."""
-    log_path = var_dir / "logs" / f"{name}.log"
-    return executor(Simple, multistream_argv(), log_path, env=env, timeout=10).start()
-
-
-# --------------------------------------------------------------------------
-# Media nodes: nginx-rtmp + the HLS watcher + upload workers, per node
+    return start_process(python("workers.multistream"), env, var_dir, name)
 
 
 @dataclass
 class LocalNode:
-    """A media node on this machine, under `var_dir` (var/nodes/<id>/):
-    its nginx-rtmp (HLS into its own directory, callbacks naming the node),
-    its watcher and its upload workers (on the node's queues only)."""
+    """Media node `id` on this machine, under var/nodes/<id>/: its nginx-rtmp
+    (HLS in its own directory, callbacks naming the node) and `env`, that of
+    its HLS watcher and upload workers (on its own queues): start_node starts
+    them, make dev has honcho run them."""
 
     id: str
-    var_dir: Path
-    env: dict[str, str]
     nginx: NginxService
-    watcher: Simple
-    workers: Simple
+    env: dict[str, str]
+    watcher: Simple | None = None
+    workers: Workers | None = None
 
     def stop(self) -> None:
         for process in (self.workers, self.watcher, self.nginx):
-            process.stop()
+            if process is not None:
+                process.stop()
 
 
 def node_hook_url(hook_url: str, node_id: str) -> str:
-    """The callback URL of node `node_id`: `hook_url` with `node=<id>` added."""
-    parts = urllib.parse.urlsplit(hook_url)
-    query = urllib.parse.urlencode([*urllib.parse.parse_qsl(parts.query), ("node", node_id)])
-    return urllib.parse.urlunsplit(parts._replace(query=query))
+    """`hook_url` naming node `node_id` (an id is URL-safe: `check_node_id`)."""
+    return f"{hook_url}{'&' if '?' in hook_url else '?'}node={node_id}"
 
 
-def node_env(env: dict[str, str], node_id: str, nginx: NginxService) -> dict[str, str]:
-    """The environment of node `node_id`'s own processes (watcher, workers)."""
-    return {
-        **env,
-        "STUDIO_NODE_ID": node_id,
-        "STUDIO_HLS_DIR": str(nginx.hls_dir),
-        "STUDIO_NGINX_CONTROL_URL": nginx.control_url,
-    }
-
-
-def start_node(
-    env: dict[str, str],
-    var_dir: Path,
-    node_id: str,
-    *,
-    hook_url: str,
-    workers: int = 2,
-    **ports: int | None,
+def start_node_nginx(
+    env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, **ports: int | None
 ) -> LocalNode:
-    """Start media node `node_id` under var_dir/nodes/<id>/: its nginx-rtmp
-    (`ports`: rtmp_port, http_port, edge_port of `start_nginx`, free ones by
-    default) calling back `hook_url` with `node=<id>`, then its watcher and
-    `workers` upload workers with STUDIO_NODE_ID and STUDIO_HLS_DIR set;
-    returns once the workers are registered. `env` is the studio's
-    (`studio_env`); the node's edge fronts the same bucket."""
+    """Node `node_id` with its nginx-rtmp started under var_dir/nodes/<id>/
+    (`ports` of start_nginx, free ones by default), its edge in front of the
+    bucket of `env` (the studio's)."""
     from studio.media.jobs import check_node_id
 
-    node_dir = (var_dir / "nodes" / check_node_id(node_id)).resolve()
     nginx = start_nginx(
-        node_dir,
+        (var_dir / "nodes" / check_node_id(node_id)).resolve(),
         hook_url=node_hook_url(hook_url, node_id),
         gcs_url=env["STORAGE_EMULATOR_HOST"],
         bucket=env["STUDIO_GCS_BUCKET"],
         hls_fragment=float(env.get("STUDIO_HLS_FRAGMENT", 2.0)),
         **ports,
     )
-    started: list = [nginx]
+    own = {"STUDIO_NODE_ID": node_id, "STUDIO_NGINX_CONTROL_URL": nginx.control_url}
+    return LocalNode(node_id, nginx, {**env, **own, "STUDIO_HLS_DIR": str(nginx.hls_dir)})
+
+
+def start_node(env, var_dir, node_id, *, hook_url: str, workers: int = 2, **ports) -> LocalNode:
+    """Node `node_id` (start_node_nginx) with its watcher and `workers` upload
+    workers running, returned once they are registered."""
+    node = start_node_nginx(env, var_dir, node_id, hook_url=hook_url, **ports)
+    node_dir = node.nginx.hls_dir.parent
     try:
-        own = node_env(env, node_id, nginx)
-        started.append(start_watcher(own, node_dir, name=f"watcher-{node_id}"))
-        started.append(start_workers(own, node_dir, workers, name=f"rq-workers-{node_id}"))
-        wait_for_workers(own, workers)
+        node.watcher = start_watcher(node.env, node_dir, name=f"watcher-{node_id}")
+        node.workers = start_workers(node.env, node_dir, workers, name=f"rq-workers-{node_id}")
     except BaseException:
-        for process in reversed(started):
-            process.stop()
+        node.stop()
         raise
-    return LocalNode(node_id, node_dir, own, nginx, started[1], started[2])
+    return node

@@ -1,10 +1,7 @@
-"""The processes `make dev` runs in the foreground, under honcho's Manager:
-each in its own session, its output prefixed with its name; when one exits,
-the others get SIGTERM, then SIGKILL after `kill_wait` seconds. On top: each
-child's output also goes to var/logs/NAME.log; the first child to exit is
-named at once with its exit code and log; services started before (mirakuru
-executors: nginx, Redis, ...) are watched, and one that dies does the same.
-"""
+"""`make dev`'s foreground processes under honcho's Manager (prefixed output;
+when one exits, SIGTERM to the others, SIGKILL after `kill_wait` seconds),
+plus: each child's output in var/logs/NAME.log, the first to exit named with
+its exit code and log, and services started before (mirakuru) watched."""
 
 from __future__ import annotations
 
@@ -12,6 +9,7 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
@@ -32,17 +30,15 @@ class _LogPrinter(Printer):
         self.log_paths = log_paths
 
     def write(self, message: Message) -> None:
-        path = self.log_paths.get(message.name)
-        if path is not None:
+        if self.log_paths.get(message.name):
             data = message.data if isinstance(message.data, bytes) else message.data.encode()
-            with open(path, "ab") as log:
+            with open(self.log_paths[message.name], "ab") as log:
                 log.write(data)
         super().write(message)
 
 
 class Supervisor(Manager):
-    """honcho's Manager: children in the foreground until one exits or
-    SIGINT/SIGTERM/SIGHUP; `exited` is (name, exit code) of the first."""
+    """Until a child exits or SIGINT/SIGTERM/SIGHUP; `exited`: (name, code) of the first."""
 
     def __init__(self, log_dir: Path, *, output: TextIO = sys.stdout, kill_wait: int = 25) -> None:
         self.log_dir, self.log_paths = log_dir, {}
@@ -50,13 +46,11 @@ class Supervisor(Manager):
         # Longer than the slowest graceful stop (an RQ worker finishing an upload).
         self.kill_wait = kill_wait
         self.exited: tuple[str, int] | None = None
-        self._reported: set[str] = set()
-        self._watched: list[tuple[str, SimpleExecutor, Path | None]] = []
-        self._stop = threading.Event()
-        self._on_started: Callable[[], None] | None = None
+        self._watched: list[tuple[str, SimpleExecutor]] = []
+        self._threads: list[Callable[[], None]] = [self._watch_services]
 
     def add(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Path:
-        """A child to start with run(); returns its log path (var/logs/NAME.log)."""
+        """A child to start with run(); returns its log path (log_dir/NAME.log)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_paths[name] = self.log_dir / f"{name}.log"
         self.log_paths[name].touch()
@@ -67,57 +61,47 @@ class Supervisor(Manager):
     def watch(self, name: str, service: SimpleExecutor | None, log_path: Path | None) -> None:
         """A service started before (a mirakuru executor): if it dies, everything stops."""
         if service is not None:
-            self._watched.append((name, service, log_path))
+            self.log_paths.setdefault(name, log_path)
+            self._watched.append((name, service))
 
-    def run(self, on_started: Callable[[], None] | None = None) -> int:
-        """Start every child and block until all have stopped; returns the
-        first exit code. `on_started` runs in a thread once they are started."""
+    def run(self, on_started: Callable[[], None] | None = None) -> None:
+        """Start every child and block until all have stopped; `on_started`
+        runs in a thread once they are started."""
         honcho.manager.KILL_WAIT = self.kill_wait
-        self._on_started = on_started
-        try:
-            self.loop()
-        finally:
-            self._stop.set()
-        return self.returncode or 0
+        self._threads += [on_started] if on_started else []
+        self.loop()
 
     def _start(self) -> None:
         super()._start()
-        # Not before honcho's forks: its per-child processes must not act on a hangup.
+        # Not before honcho's forks: its per-child processes must not act on
+        # a hangup, nor inherit a thread's lock.
         signal.signal(signal.SIGHUP, lambda *_: self.terminate())
-        threading.Thread(target=self._watch_services, daemon=True).start()
-        if self._on_started is not None:
-            threading.Thread(target=self._on_started, daemon=True).start()
+        for target in self._threads:
+            threading.Thread(target=target, daemon=True).start()
 
-    def _system_print(self, data: str) -> None:
-        super()._system_print(data)
-        # honcho records a child's return code just before printing "stopped".
-        for name, state in self._processes.items():
-            if "returncode" in state and name not in self._reported:
-                self._reported.add(name)
-                if not self._terminating:
-                    self._child_exited(name, state["returncode"])
+    def terminate(self) -> None:
+        # honcho terminates the others as soon as a child has exited.
+        stopped = [name for name, state in self._processes.items() if "returncode" in state]
+        if stopped and not self._terminating and self.exited is None:
+            self._report(stopped[0], self._processes[stopped[0]]["returncode"])
+        super().terminate()
 
-    def _child_exited(self, name: str, code: int) -> None:
+    def _report(self, name: str, code: int) -> None:
         self.exited = (name, code)
+        how = f"exited with code {code}"
         if code < 0:
             how = f"was killed by {signal.Signals(-code).name} (exit code {code})"
-        else:
-            how = f"exited with code {code}"
-        super()._system_print(
+        self._system_print(
             f"{name} {how}; its log: {self.log_paths.get(name)}\n"
             "Stopping everything; fix what the log shows and run `make dev` again.\n"
         )
 
     def _watch_services(self) -> None:
-        while not self._stop.wait(1.0):
-            for name, service, log_path in self._watched:
-                if service.running() or self.exited or self._terminating:
-                    continue
-                # A PostgreSQL cluster's process is pg_ctl, which exited with 0.
-                code = (service.process.returncode if service.process else None) or 1
-                if log_path is not None:
-                    self.log_paths.setdefault(name, log_path)
-                self._child_exited(name, code)
-                self.returncode = code
-                self.terminate()
-                return
+        while not self._terminating:
+            time.sleep(1)
+            for name, service in self._watched:
+                if not (service.running() or self._terminating):
+                    # A PostgreSQL cluster's process is pg_ctl, which exited with 0.
+                    self._report(name, (service.process and service.process.returncode) or 1)
+                    self.terminate()
+                    return

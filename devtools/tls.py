@@ -1,14 +1,6 @@
-"""A self-signed certificate for development, so that a camera works on
-`https://<machine name>` (browsers only allow getUserMedia on a secure page).
-
-`self_signed_cert(var_dir)` returns the certificate and key under
-var_dir/tls/, creating them with openssl on first use and again when the
-machine's name changed or the certificate is about to expire. The names in
-it (subjectAltName): the machine's host name and FQDN, localhost and
-127.0.0.1.
-
-Production uses real certificates: see docs/tls.md.
-"""
+"""The development certificate, so a camera works on `https://<machine name>`
+(browsers allow getUserMedia on secure pages only). Production uses real
+certificates: see docs/tls.md."""
 
 from __future__ import annotations
 
@@ -17,12 +9,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.process import StackError
+
 DAYS = 825  # the longest validity Apple platforms accept for a TLS certificate
 RENEW_SECONDS = 30 * 24 * 3600
-
-
-class TlsError(RuntimeError):
-    """openssl is missing or failed."""
 
 
 @dataclass(frozen=True)
@@ -39,31 +29,30 @@ def machine_names() -> tuple[str, ...]:
 
 
 def self_signed_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> TlsFiles:
-    """The development certificate, (re)generated when missing, expiring or
-    not covering `names` (default: machine_names())."""
+    """var_dir/tls/dev-{cert,key}.pem for `names` (default machine_names())
+    and 127.0.0.1, made with openssl when missing, expiring within
+    RENEW_SECONDS or not covering them."""
     names = names or machine_names()
-    tls_dir = var_dir / "tls"
-    cert, key = tls_dir / "dev-cert.pem", tls_dir / "dev-key.pem"
-    if cert.exists() and key.exists() and _still_good(cert, names):
-        return TlsFiles(cert, key, names)
-    tls_dir.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(var_dir / "tls" / "dev-cert.pem", var_dir / "tls" / "dev-key.pem", names)
+    if files.cert.exists() and files.key.exists() and _still_good(files):
+        return files
+    files.cert.parent.mkdir(parents=True, exist_ok=True)
     san = ",".join([*(f"DNS:{name}" for name in names), "IP:127.0.0.1"])
-    subject = f"/CN={names[0]}/O=Live Studio development"
     request = ["req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes", "-days", str(DAYS)]
-    request += ["-subj", subject, "-addext", f"subjectAltName={san}"]
-    request += ["-addext", "extendedKeyUsage=serverAuth", "-keyout", str(key), "-out", str(cert)]
-    _openssl(*request)
-    key.chmod(0o600)
-    return TlsFiles(cert, key, names)
+    request += ["-subj", f"/CN={names[0]}/O=Live Studio development"]
+    request += ["-addext", f"subjectAltName={san}", "-addext", "extendedKeyUsage=serverAuth"]
+    _openssl(*request, "-keyout", str(files.key), "-out", str(files.cert))
+    files.key.chmod(0o600)
+    return files
 
 
-def _still_good(cert: Path, names: tuple[str, ...]) -> bool:
+def _still_good(files: TlsFiles) -> bool:
     try:
-        _openssl("x509", "-in", str(cert), "-noout", "-checkend", str(RENEW_SECONDS))
-        text = _openssl("x509", "-in", str(cert), "-noout", "-ext", "subjectAltName")
-    except TlsError:
+        _openssl("x509", "-in", str(files.cert), "-noout", "-checkend", str(RENEW_SECONDS))
+        text = _openssl("x509", "-in", str(files.cert), "-noout", "-ext", "subjectAltName")
+    except StackError:
         return False
-    return all(f"DNS:{name}" in text for name in names) and "IP Address:127.0.0.1" in text
+    return all(f"DNS:{name}" in text for name in files.names) and "IP Address:127.0.0.1" in text
 
 
 def _openssl(*args: str) -> str:
@@ -72,12 +61,7 @@ def _openssl(*args: str) -> str:
             ["openssl", *args], capture_output=True, text=True, timeout=60, check=False
         )
     except FileNotFoundError as exc:
-        raise TlsError("openssl not found: apt-get install openssl") from exc
+        raise StackError("openssl not found: apt-get install openssl") from exc
     if done.returncode != 0:
-        raise TlsError(f"openssl {args[0]} failed: {done.stderr.strip()[-500:]}")
+        raise StackError(f"openssl {args[0]} failed: {done.stderr.strip()[-500:]}")
     return done.stdout
-
-
-if __name__ == "__main__":
-    files = self_signed_cert(Path(__file__).resolve().parent.parent / "var")
-    print(f"{files.cert}\n{files.key}\nnames: {', '.join(files.names)}, 127.0.0.1")

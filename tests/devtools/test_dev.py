@@ -18,8 +18,9 @@ import psycopg
 import yaml
 
 from devtools import dev, srs
-from devtools.postgres import drop_database
+from devtools.postgres import drop_database, ensure_postgres
 from devtools.process import ROOT, Simple, Tcp, executor, start, stop
+from devtools.redis_server import ensure_redis
 from devtools.supervise import Supervisor
 from tests.media.test_srs_conf import parse, values
 from tests.polling import wait_until
@@ -50,8 +51,8 @@ def test_srs_gets_a_writable_pid_path_working_directory_and_every_config_variabl
     tmp_path: Path,
 ) -> None:
     """SRS runs in var/srs with its pid file in var/run (not ./objs of the
-    project root, where SRS 5 exits with PidFileAcquire), logs to
-    var/logs/srs.log, and finds every `$VAR` of srs/srs.conf set."""
+    project root, where SRS 5 exits with PidFileAcquire) and finds every
+    `$VAR` of srs/srs.conf set."""
     launch = srs.srs_launch(
         tmp_path / "var", "/opt/srs/objs/srs", HOOK, tmp_path / "hls", environ={"PATH": "/usr/bin"}
     )
@@ -60,22 +61,21 @@ def test_srs_gets_a_writable_pid_path_working_directory_and_every_config_variabl
     assert launch.env["SRS_BIN"] == "/opt/srs/objs/srs"
     assert launch.cwd == (tmp_path / "var" / "srs").resolve() and launch.cwd.is_dir()
     pid_path = Path(launch.env["SRS_PID"])
-    assert pid_path == launch.pid_path and pid_path.is_absolute()
+    assert pid_path == (tmp_path / "var" / "run" / "srs.pid").resolve()
     assert pid_path.parent.is_dir() and os.access(pid_path.parent, os.W_OK)
-    assert launch.log_path.parent.is_dir() and os.access(launch.log_path.parent, os.W_OK)
     assert launch.env["SRS_SRS_LOG_TANK"] == "console" and launch.env["SRS_DAEMON"] == "off"
     variables = conf_variables()
     assert variables == {"CANDIDATE"}  # if the config reads more, make dev must set them
     assert all(launch.env.get(name) for name in variables)
     hls = Path(launch.env["SRS_VHOST_HLS_HLS_PATH"])
     assert hls.is_dir() and os.access(hls, os.W_OK)
-    for event in srs.HOOK_EVENTS:
-        assert launch.env[f"SRS_VHOST_HTTP_HOOKS_ON_{event}"] == HOOK
-    ports = {launch.rtmp_port, launch.api_port, launch.rtc_port, launch.exporter_port}
-    assert len(ports) == 4
-    assert launch.env["SRS_LISTEN"] == str(launch.rtmp_port)
-    assert launch.env["SRS_HTTP_API_LISTEN"] == str(launch.api_port)
-    assert launch.env["SRS_RTC_SERVER_TCP_LISTEN"] == str(launch.rtc_port)
+    hooks = {key: value for key, value in launch.env.items() if "_HOOKS_ON_" in key}
+    events = {"CONNECT", "CLOSE", "PUBLISH", "UNPUBLISH", "PLAY", "STOP", "DVR", "HLS"}
+    assert hooks == {f"SRS_VHOST_HTTP_HOOKS_ON_{event}": HOOK for event in events}
+    assert len(set(launch.ports.values())) == 4
+    assert launch.env["SRS_LISTEN"] == str(launch.ports["RTMP_PORT"])
+    assert launch.env["SRS_HTTP_API_LISTEN"] == str(launch.ports["API_PORT"])
+    assert launch.env["SRS_RTC_SERVER_TCP_LISTEN"] == str(launch.ports["RTC_PORT"])
 
 
 def test_srs_start_double_refuses_a_pid_file_it_cannot_open(tmp_path: Path) -> None:
@@ -109,21 +109,14 @@ def test_srs_starts_with_what_make_dev_hands_it(tmp_path: Path) -> None:
         environ={**os.environ, "SRS_LOG_LEVEL": "trace"},
     )
     # The double listens on the RTMP port, then on the API port.
-    double = executor(
-        Tcp,
-        launch.argv,
-        launch.log_path,
-        env=launch.env,
-        cwd=launch.cwd,
-        host="127.0.0.1",
-        port=launch.api_port,
-        timeout=30,
-    )
+    log_path, api_port = tmp_path / "srs.log", launch.ports["API_PORT"]
+    options = {"env": launch.env, "cwd": launch.cwd, "host": "127.0.0.1", "timeout": 30}
+    double = executor(Tcp, launch.argv, log_path, port=api_port, **options)
     process = start(double, "SRS").process
     try:
-        socket.create_connection(("127.0.0.1", launch.rtmp_port), timeout=5).close()
-        assert launch.pid_path.read_text() == str(process.pid)
-        output = launch.log_path.read_text()
+        socket.create_connection(("127.0.0.1", launch.ports["RTMP_PORT"]), timeout=5).close()
+        assert Path(launch.env["SRS_PID"]).read_text() == str(process.pid)
+        output = log_path.read_text()
         assert "[Trace]" in output and "[Warn]" not in output, output
     finally:
         stop(double)
@@ -238,7 +231,8 @@ def test_two_checkouts_get_their_own_database_and_redis(tmp_path: Path, monkeypa
     started = []
     try:
         for name in ("one", "two"):
-            started += dev.checkout_backends(tmp_path / name / "live-studio", tmp_path / name)
+            database = dev.checkout_database(tmp_path / name / "live-studio")
+            started += [ensure_postgres(tmp_path / name, database), ensure_redis(tmp_path / name)]
         pg_one, redis_one, pg_two, redis_two = started
         assert pg_one.database != pg_two.database
         assert pg_one.url.endswith("/" + pg_one.database)
@@ -259,7 +253,7 @@ def test_database_url_and_redis_url_win(tmp_path: Path, monkeypatch) -> None:
     """DATABASE_URL and REDIS_URL are used as given."""
     monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example:5432/mine")
     monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/5")
-    postgres, redis = dev.checkout_backends(tmp_path / "checkout", tmp_path)
+    postgres, redis = ensure_postgres(tmp_path, "ignored"), ensure_redis(tmp_path)
     assert postgres.url == "postgresql://u@db.example:5432/mine"
     assert redis.url == "redis://cache.example:6379/5"
     assert not postgres.owned and not redis.owned

@@ -26,7 +26,6 @@ def studio_env_with(tls_url: str, monkeypatch, **environ: str) -> dict[str, str]
         control_url="http://127.0.0.1:8080",
         edge_url="http://127.0.0.1:8081",
         hls_dir=Path("var/hls"),
-        conf_path=Path("var/nginx/conf/dev.conf"),
         tls_url=tls_url,
     )
     gcs = GcsService(name="gcs", url="http://127.0.0.1:4443", bucket="b", port=4443)

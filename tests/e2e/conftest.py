@@ -301,12 +301,11 @@ def _start_stack(var_dir: Path) -> StudioStack:
                 "STUDIO_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             },
         )
-        runner.migrate(env, var_dir)
+        runner.migrate(env)
         handles["gunicorn"] = runner.start_gunicorn(env, var_dir, port, workers=2, threads=16)
         handles["sockets"] = runner.start_gunicorn(env, var_dir, sockets_port, tier="sockets")
         handles["rq-workers"] = runner.start_workers(env, var_dir, count=2)
         handles["watcher"] = runner.start_watcher(env, var_dir)
-        runner.wait_for_workers(env, 2)
         app = create_app(_app_config(env))
         return StudioStack(
             base_url=base_url,

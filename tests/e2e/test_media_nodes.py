@@ -121,13 +121,12 @@ def _start(var_dir: Path) -> NodesStack:
                 "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
             },
         )
-        runner.migrate(env, var_dir)
+        runner.migrate(env)
         handles = {"gunicorn": runner.start_gunicorn(env, var_dir, port, workers=1, threads=8)}
         started.append(handles["gunicorn"])
         # Replays of the default node, thumbnails, webhooks: shared queues.
         handles["rq-workers"] = runner.start_workers(env, var_dir, 1)
         started.append(handles["rq-workers"])
-        runner.wait_for_workers(env, 1)
         nodes = {}
         for node_id in NODES:
             nodes[node_id] = runner.start_node(

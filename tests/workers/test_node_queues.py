@@ -170,7 +170,7 @@ def test_a_watcher_with_a_bad_node_id_does_not_start(pipeline_app, monkeypatch):
 def test_node_workers_command_line_names_the_node():
     """A node's upload workers listen on its queues and nothing else."""
     env = {"REDIS_URL": "redis://127.0.0.1:6379/0", "STUDIO_NODE_ID": "node-2"}
-    argv = runner.workers_argv(env["REDIS_URL"], 2, runner.node_queues(env))
+    argv = runner.workers_argv(env, 2)
     assert argv[-2:] == ["segments.node-2", "replays.node-2"]
     assert "uploads" not in argv and "webhooks" not in argv
     assert runner.node_queues({"REDIS_URL": env["REDIS_URL"]}) == jobs.QUEUES
