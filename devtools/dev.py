@@ -214,7 +214,7 @@ def start_media_nodes(
         env.update(STUDIO_MEDIA_NODES=json.dumps(pool), STUDIO_RTMP_URL=proxy.url)
     for node in nodes:
         node.env.update({key: env[key] for key in ("STUDIO_MEDIA_NODES", "STUDIO_RTMP_URL")})
-        supervisor.add(f"watcher-{node.id}", runner.python("workers.watcher"), node.env)
+        supervisor.add(f"watcher-{node.id}", runner.watcher_argv(node.env), node.env)
         workers = runner.workers_argv(node.env, NODE_WORKERS)
         supervisor.add(f"rq-workers-{node.id}", workers, node.env)
     return nodes
@@ -234,7 +234,7 @@ def add_studio_processes(
     background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     supervisor.add("rq-workers", runner.workers_argv(env), background)
     if watcher:  # with media nodes, each node has its own
-        supervisor.add("watcher", runner.python("workers.watcher"), background)
+        supervisor.add("watcher", runner.watcher_argv(background), background)
     supervisor.add("reconciler", runner.reconciler_argv(free_port()), background)
     supervisor.add("multistream", runner.python("workers.multistream"), background)
 

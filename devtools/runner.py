@@ -203,8 +203,14 @@ def start_workers(
     return start(pool, f"{count} upload workers on {queue}")
 
 
+def watcher_argv(env: dict[str, str]) -> list[str]:
+    """The HLS watcher; a media node's names the node on its command line."""
+    node = env.get("STUDIO_NODE_ID")
+    return python("workers.watcher", *(["--node", node] if node else []))
+
+
 def start_watcher(env, var_dir, *, name="watcher") -> Simple:
-    return start_process(python("workers.watcher"), env, var_dir, name)
+    return start_process(watcher_argv(env), env, var_dir, name)
 
 
 def start_multistream(env, var_dir, *, name="multistream") -> Simple:

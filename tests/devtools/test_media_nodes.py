@@ -59,7 +59,7 @@ def test_make_dev_runs_each_node_under_its_name_behind_one_rtmp_address(
             workers = supervisor._processes[f"rq-workers-{node_id}"]["obj"]
             watcher = supervisor._processes[f"watcher-{node_id}"]["obj"]
             assert workers.cmd.endswith(f" segments.{node_id} replays.{node_id}"), workers.cmd
-            assert watcher.cmd.endswith(" -m workers.watcher"), watcher.cmd
+            assert watcher.cmd.endswith(f" -m workers.watcher --node {node_id}"), watcher.cmd
             for own in (workers.env, watcher.env):
                 assert own["STUDIO_NODE_ID"] == node_id
                 assert own["STUDIO_HLS_DIR"] == str(nginx.hls_dir)
