@@ -123,13 +123,15 @@ class Pool:
         self.engines = engines  # node id -> its engine
         self.node_of: dict[str, str] = {}  # public id -> node id
 
+    # dict.copy() is one step under the GIL; iterating the engines' own dicts
+    # while their threads add to them is not.
     @property
     def closed(self) -> dict[str, float]:
-        return {k: v for e in self.engines.values() for k, v in list(e.closed.items())}
+        return {k: v for e in self.engines.values() for k, v in e.closed.copy().items()}
 
     @property
     def started(self) -> dict[str, float]:
-        return {k: v for e in self.engines.values() for k, v in list(e.started.items())}
+        return {k: v for e in self.engines.values() for k, v in e.started.copy().items()}
 
     @property
     def by_stream(self) -> dict[str, list[str]]:
