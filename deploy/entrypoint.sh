@@ -27,7 +27,7 @@ migrate() {
     flask --app studio db upgrade
     # The media nodes STUDIO_MEDIA_NODES names (the reconciler and the
     # callbacks add them too, but the health route should know them at once).
-    flask --app studio nodes sync
+    flask --app studio nodes sync --quiet
 }
 
 case "$role" in

@@ -3,6 +3,8 @@ sync|list|add|drain|undrain|remove|nginx-map` (studio.media.nodes holds the rule
 
 from __future__ import annotations
 
+import logging
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -12,6 +14,7 @@ from studio.extensions import db
 from studio.media import nodes as pool
 
 nodes = AppGroup("nodes", help="Manage the media nodes.")
+log = logging.getLogger(__name__)
 
 
 def _fail(exc: StudioError) -> None:
@@ -21,14 +24,18 @@ def _fail(exc: StudioError) -> None:
 
 
 @nodes.command("sync")
-def sync_nodes() -> None:
+@click.option("--quiet", is_flag=True, help="Only the process log (start-up's JSON lines).")
+def sync_nodes(quiet: bool) -> None:
     """Add or update the nodes STUDIO_MEDIA_NODES names (start-up runs it)."""
     try:
         synced = pool.sync(db.session, pool.configured(current_app.config))
     except StudioError as exc:
         _fail(exc)
     db.session.commit()
-    click.echo(f"Synced {len(synced)} node(s): {', '.join(node.id for node in synced)}.")
+    names = ", ".join(node.id for node in synced)
+    log.info("media nodes synced: %s", names)
+    if not quiet:
+        click.echo(f"Synced {len(synced)} node(s): {names}.")
 
 
 @nodes.command("list")
