@@ -46,6 +46,7 @@ from devtools.nginx import FrontSite, start_nginx  # noqa: E402
 from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import free_port  # noqa: E402
 from devtools.redis_server import start_redis  # noqa: E402
+from tests import stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-latency"
 FPS = 30
@@ -206,10 +207,10 @@ class Studio:
             extra={"STUDIO_LOG_LEVEL": "WARNING", **(extra or {})},
         )
         runner.migrate(self.env)
-        self.handles["web"] = runner.start_gunicorn(self.env, var, port)
-        self.handles["sockets"] = runner.start_gunicorn(self.env, var, sockets_port, tier="sockets")
-        self.handles["workers"] = runner.start_workers(self.env, var, 2)
-        self.handles["watcher"] = runner.start_watcher(self.env, var)
+        self.handles["web"] = stack.start_gunicorn(self.env, var, port)
+        self.handles["sockets"] = stack.start_gunicorn(self.env, var, sockets_port, tier="sockets")
+        self.handles["workers"] = stack.start_workers(self.env, var, 2)
+        self.handles["watcher"] = stack.start_watcher(self.env, var)
 
     def stream(self) -> tuple[str, str]:
         """A new stream: (public id, stream key as the encoder sends it)."""

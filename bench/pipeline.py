@@ -45,6 +45,7 @@ from devtools.nginx import start_nginx  # noqa: E402
 from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import free_port  # noqa: E402
 from devtools.redis_server import start_redis  # noqa: E402
+from tests import stack  # noqa: E402
 
 SAMPLE = 5  # streams probed through the edge (every 100 ms: the probe costs CPU too)
 
@@ -99,7 +100,7 @@ class Studio:
     """Redis, fake-gcs (on disk), nginx, gunicorn, workers, watcher. With
     `nodes`: media nodes node-1..node-N (STUDIO_MEDIA_NODES), each with its
     own nginx-rtmp, HLS directory, watcher and `workers` upload workers
-    (`runner.start_node`); then the studio's own workers (one) take the
+    (`stack.start_node`); then the studio's own workers (one) take the
     shared queues only and its nginx is the edge."""
 
     def __init__(
@@ -148,13 +149,13 @@ class Studio:
             },
         )
         runner.migrate(self.env)
-        self.handles["gunicorn"] = runner.start_gunicorn(self.env, var, port, threads=32)
+        self.handles["gunicorn"] = stack.start_gunicorn(self.env, var, port, threads=32)
         shared = 1 if self.node_ids else workers
-        self.handles["workers"] = runner.start_workers(self.env, var, shared)
+        self.handles["workers"] = stack.start_workers(self.env, var, shared)
         if not self.node_ids:
-            self.handles["watcher"] = runner.start_watcher(self.env, var)
+            self.handles["watcher"] = stack.start_watcher(self.env, var)
         self.nodes = [
-            runner.start_node(self.env, var, node_id, hook_url=hook_url, workers=workers)
+            stack.start_node(self.env, var, node_id, hook_url=hook_url, workers=workers)
             for node_id in self.node_ids
         ]
         self.services += self.nodes

@@ -54,6 +54,7 @@ from devtools.nginx import FrontSite, start_nginx  # noqa: E402
 from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import free_port  # noqa: E402
 from devtools.redis_server import start_redis  # noqa: E402
+from tests import stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-sockets"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -111,11 +112,11 @@ class Studio:
             front=front,
         )
         self.cleanup.insert(0, self.nginx.stop)
-        self.web = runner.start_gunicorn(
+        self.web = stack.start_gunicorn(
             self.env, VAR, web_port, config=ROOT / "gunicorn.conf.py", name="bench-web"
         )
         self.cleanup.insert(0, self.web.stop)
-        self.sockets = runner.start_gunicorn(
+        self.sockets = stack.start_gunicorn(
             self.env,
             VAR,
             sockets_port,
@@ -124,7 +125,7 @@ class Studio:
             tier="sockets",
         )
         self.cleanup.insert(0, self.sockets.stop)
-        self.hooks = runner.start_gunicorn(
+        self.hooks = stack.start_gunicorn(
             self.env, VAR, self.hooks_port, workers=2, threads=8, name="bench-hooks", tier="hooks"
         )
         self.cleanup.insert(0, self.hooks.stop)

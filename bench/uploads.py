@@ -28,6 +28,7 @@ from devtools import runner  # noqa: E402
 from devtools.gcs import start_fake_gcs  # noqa: E402
 from devtools.postgres import create_database, ensure_postgres  # noqa: E402
 from devtools.redis_server import start_redis  # noqa: E402
+from tests import stack  # noqa: E402
 
 
 def make_segment(directory: Path) -> Path:
@@ -163,7 +164,7 @@ def main() -> int:
 
         connection = redis_lib.Redis.from_url(env["REDIS_URL"])
         live = var / "hls" / "live"
-        workers = runner.start_workers(env, var, args.workers)
+        workers = stack.start_workers(env, var, args.workers)
         services.append(workers)
         wait_for_workers(connection, args.workers, var / "hls")
         started = time.monotonic()

@@ -1,8 +1,8 @@
 """nginx under mirakuru, from nginx/*.conf.template: RTMP ingest with HLS, the
 control/stat API, the CDN edge in front of the Cloud Storage emulator, and
-the studio's HTTP (front) and HTTPS sites when asked for; and, from
-nginx/standalone/, a bare nginx-rtmp standing in for a multistream target
-and the RTMP proxy in front of local media nodes."""
+the studio's HTTP (front) and HTTPS sites when asked for; and a
+nginx/standalone/ config run on its own (the RTMP proxy in front of local
+media nodes; tests' stand-in for a multistream target)."""
 
 from __future__ import annotations
 
@@ -112,36 +112,6 @@ def start_nginx(
     )
 
 
-@dataclass(kw_only=True)
-class RtmpTargetService(Service):
-    """A multistream target: takes any publish on `rtmp_url`, reports what
-    it receives on `stat_url` (rtmp_stat XML)."""
-
-    rtmp_url: str
-    stat_url: str
-
-
-def start_rtmp_target(
-    var_dir: Path,
-    name: str = "rtmp-target",
-    rtmp_port: int | None = None,
-    http_port: int | None = None,
-) -> RtmpTargetService:
-    """nginx/standalone/rtmp-target.conf in var_dir/NAME; free ports unless
-    given (the same ones bring a stopped target back)."""
-    rtmp_port, http_port = rtmp_port or free_port(), http_port or free_port()
-    values = {"RTMP_PORT": rtmp_port, "HTTP_PORT": http_port, "RTMP_MODULE": RTMP_MODULE}
-    server = _start_standalone("rtmp-target", var_dir, name, values, rtmp_port)
-    return RtmpTargetService(
-        name=name,
-        url=f"http://127.0.0.1:{http_port}",
-        rtmp_url=f"rtmp://127.0.0.1:{rtmp_port}/live",
-        stat_url=f"http://127.0.0.1:{http_port}/stat",
-        log_path=server.log_path,
-        executor=server,
-    )
-
-
 def start_rtmp_proxy(
     var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None, name: str = "rtmp-proxy"
 ) -> Service:
@@ -154,12 +124,12 @@ def start_rtmp_proxy(
     hosts = (urllib.parse.urlsplit(url).netloc for url in rtmp_urls)
     upstreams = "\n".join(f"        server {host} max_fails=1 fail_timeout=10s;" for host in hosts)
     values = {"RTMP_PORT": rtmp_port, "UPSTREAMS": upstreams, "STREAM_MODULE": STREAM_MODULE}
-    server = _start_standalone("rtmp-proxy", var_dir, name, values, rtmp_port)
+    server = start_standalone("rtmp-proxy", var_dir, name, values, rtmp_port)
     url = f"rtmp://127.0.0.1:{rtmp_port}/live"
     return Service(name=name, url=url, log_path=server.log_path, executor=server)
 
 
-def _start_standalone(template: str, var_dir: Path, name: str, values: dict, port: int) -> Tcp:
+def start_standalone(template: str, var_dir: Path, name: str, values: dict, port: int) -> Tcp:
     """nginx/standalone/TEMPLATE.conf.template run in var_dir/NAME, started
     once `port` accepts."""
     home = (var_dir / name).resolve()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Self, TypeVar
 
 import port_for
-from mirakuru import HTTPExecutor, SimpleExecutor, TCPExecutor
+from mirakuru import SimpleExecutor, TCPExecutor
 from mirakuru.base import ENV_UUID
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
@@ -64,10 +64,6 @@ class Simple(Started, SimpleExecutor):
 
 class Tcp(Started, TCPExecutor):
     """A process that is ready when its port accepts connections."""
-
-
-class Http(Started, HTTPExecutor):
-    """A process that is ready when its URL answers 2xx."""
 
 
 def executor(

@@ -1,7 +1,6 @@
-"""The studio's own processes: their environment, their command lines (make
-dev runs them under honcho) and starters for tests and benchmarks, which
-return mirakuru executors (`.stop()`, `.kill()` as a crash would, `.start()`
-again, `.process`, plus `.log_path` and `.base_url`)."""
+"""The studio's own processes: their environment and their command lines
+(make dev runs them under honcho; tests/stack.py starts them for tests and
+benchmarks)."""
 
 from __future__ import annotations
 
@@ -13,13 +12,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-from mirakuru import Executor
-from rq import Worker
-
 from devtools.gcs import GcsService
 from devtools.nginx import NginxService, start_nginx
-from devtools.process import ROOT, Http, Simple, StackError, Started, executor, start
+from devtools.process import ROOT, StackError
 
 # Seconds a gunicorn may take until its app answers: importing the app in
 # each worker takes well over 10 s when the machine is busy.
@@ -148,92 +143,25 @@ def node_queues(env: dict[str, str]) -> tuple[str, ...]:
     return node_queues(env.get("STUDIO_NODE_ID") or DEFAULT_NODE)
 
 
-def start_gunicorn(
-    env: dict[str, str],
-    var_dir: Path,
-    port: int,
-    *,
-    tier: str = "web",
-    name: str | None = None,
-    start_timeout: float = SERVE_TIMEOUT,
-    **options: object,
-) -> Http:
-    """A gunicorn tier, returned once its app answers the liveness route
-    (the master binds before its workers have imported the app)."""
-    url = f"http://127.0.0.1:{port}"
-    name = name or f"{'gunicorn' if tier == 'web' else tier}-{port}"
-    argv = gunicorn_argv(port, tier=tier, **options)
-    log_path = var_dir / "logs" / f"{name}.log"
-    server = executor(Http, argv, log_path, env=env, url=url + LIVENESS_PATH, timeout=start_timeout)
-    server.base_url = url
-    return start(server, f"{url}{LIVENESS_PATH} did not answer")
-
-
-def start_process(argv: list[str], env: dict[str, str], var_dir: Path, name: str) -> Simple:
-    """A background process logging to var_dir/logs/NAME.log; its stop
-    waits 20 s (a running upload finishes) before SIGKILL."""
-    return executor(Simple, argv, var_dir / "logs" / f"{name}.log", env=env, timeout=20).start()
-
-
-class Workers(Started, Executor):
-    """An RQ worker pool, started once `count` of its workers on `queue` are
-    registered in Redis (they register after warming up: app, database,
-    storage client)."""
-
-    def __init__(self, argv: list[str], *, count: int, queue: str, **options) -> None:
-        super().__init__(argv, **options)
-        self.redis = redis.Redis.from_url(options["envvars"]["REDIS_URL"])
-        self.count, self.queue = count, queue
-
-    def pre_start_check(self) -> bool:
-        return False
-
-    def after_start_check(self) -> bool:
-        workers = Worker.all(connection=self.redis)
-        return sum(self.queue in worker.queue_names() for worker in workers) >= self.count
-
-
-def start_workers(
-    env, var_dir, count=DEFAULT_WORKERS, *, name="rq-workers", queues=None
-) -> Workers:
-    """Upload workers (`workers_argv`), returned once they are registered."""
-    queue = (queues or node_queues(env))[0]
-    argv, log_path = workers_argv(env, count, queues), var_dir / "logs" / f"{name}.log"
-    pool = executor(Workers, argv, log_path, env=env, timeout=60, count=count, queue=queue)
-    return start(pool, f"{count} upload workers on {queue}")
-
-
 def watcher_argv(env: dict[str, str]) -> list[str]:
     """The HLS watcher; a media node's names the node on its command line."""
     node = env.get("STUDIO_NODE_ID")
     return python("workers.watcher", *(["--node", node] if node else []))
 
 
-def start_watcher(env, var_dir, *, name="watcher") -> Simple:
-    return start_process(watcher_argv(env), env, var_dir, name)
-
-
-def start_multistream(env, var_dir, *, name="multistream") -> Simple:
-    return start_process(python("workers.multistream"), env, var_dir, name)
-
-
 @dataclass
 class LocalNode:
     """Media node `id` on this machine, under var/nodes/<id>/: its nginx-rtmp
     (HLS in its own directory, callbacks naming the node) and `env`, that of
-    its HLS watcher and upload workers (on its own queues): start_node starts
-    them, make dev has honcho run them."""
+    its HLS watcher and upload workers (on its own queues): make dev has
+    honcho run them, tests/stack.py's start_node starts them."""
 
     id: str
     nginx: NginxService
     env: dict[str, str]
-    watcher: Simple | None = None
-    workers: Workers | None = None
 
     def stop(self) -> None:
-        for process in (self.workers, self.watcher, self.nginx):
-            if process is not None:
-                process.stop()
+        self.nginx.stop()
 
 
 def node_hook_url(hook_url: str, node_id: str) -> str:
@@ -259,17 +187,3 @@ def start_node_nginx(
     )
     own = {"STUDIO_NODE_ID": node_id, "STUDIO_NGINX_CONTROL_URL": nginx.control_url}
     return LocalNode(node_id, nginx, {**env, **own, "STUDIO_HLS_DIR": str(nginx.hls_dir)})
-
-
-def start_node(env, var_dir, node_id, *, hook_url: str, workers: int = 2, **ports) -> LocalNode:
-    """Node `node_id` (start_node_nginx) with its watcher and `workers` upload
-    workers running, returned once they are registered."""
-    node = start_node_nginx(env, var_dir, node_id, hook_url=hook_url, **ports)
-    node_dir = node.nginx.hls_dir.parent
-    try:
-        node.watcher = start_watcher(node.env, node_dir, name=f"watcher-{node_id}")
-        node.workers = start_workers(node.env, node_dir, workers, name=f"rq-workers-{node_id}")
-    except BaseException:
-        node.stop()
-        raise
-    return node

@@ -15,6 +15,7 @@ import requests
 
 from devtools import runner
 from devtools.process import StackError, free_port
+from tests import stack
 from tests.polling import wait_until
 
 # Workers of this configuration import the app, then wait for `release`
@@ -64,7 +65,7 @@ def test_start_gunicorn_returns_only_once_its_workers_answer(tmp_path: Path, ser
 
     def start() -> None:
         try:
-            started["handle"] = runner.start_gunicorn(
+            started["handle"] = stack.start_gunicorn(
                 env, tmp_path, port, workers=1, threads=2, config=config
             )
             started["released_before_return"] = release.exists()
@@ -97,5 +98,5 @@ def test_start_gunicorn_names_a_server_that_never_answers(tmp_path: Path, servic
     port = free_port()
     env = studio_env(services, port, tmp_path / "never")
     with pytest.raises(StackError, match=f"127.0.0.1:{port}/healthz did not answer"):
-        runner.start_gunicorn(env, tmp_path, port, workers=1, config=config, start_timeout=3)
+        stack.start_gunicorn(env, tmp_path, port, workers=1, config=config, start_timeout=3)
     wait_until(lambda: not listening(port), timeout=30, what="port closed")

@@ -70,6 +70,7 @@ from studio.auth import service as accounts
 from studio.extensions import db
 from studio.models import Broadcast, Stream
 from studio.streams import service as streams
+from tests import stack
 from tests.conftest import PASSWORD, VAR, csrf_token
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -302,10 +303,10 @@ def _start_stack(var_dir: Path) -> StudioStack:
             },
         )
         runner.migrate(env)
-        handles["gunicorn"] = runner.start_gunicorn(env, var_dir, port, workers=2, threads=16)
-        handles["sockets"] = runner.start_gunicorn(env, var_dir, sockets_port, tier="sockets")
-        handles["rq-workers"] = runner.start_workers(env, var_dir, count=2)
-        handles["watcher"] = runner.start_watcher(env, var_dir)
+        handles["gunicorn"] = stack.start_gunicorn(env, var_dir, port, workers=2, threads=16)
+        handles["sockets"] = stack.start_gunicorn(env, var_dir, sockets_port, tier="sockets")
+        handles["rq-workers"] = stack.start_workers(env, var_dir, count=2)
+        handles["watcher"] = stack.start_watcher(env, var_dir)
         app = create_app(_app_config(env))
         return StudioStack(
             base_url=base_url,

@@ -1,5 +1,5 @@
 """Two media nodes on this machine, each a real nginx-rtmp with its own HLS
-directory, watcher and upload workers (`devtools.runner.start_node`), behind
+directory, watcher and upload workers (`devtools.stack.start_node`), behind
 one studio (STUDIO_MEDIA_NODES): ffmpeg publishers land on both; each
 stream's segments reach the bucket through its own node's workers; drops,
 stats and the reconciler reach the right node; a dead node ends only its
@@ -30,6 +30,7 @@ from studio.media import nodes as media_nodes
 from studio.models import Stream
 from studio.storage import layout
 from studio.streams import service as streams
+from tests import stack
 from tests.conftest import VAR
 from tests.e2e.conftest import Publishers, StreamInfo, StudioStack, _app_config, _Dropper
 from tests.polling import poll, wait_until
@@ -46,7 +47,7 @@ class NodesStack:
     shared workers) and the media nodes by id."""
 
     studio: StudioStack
-    nodes: dict[str, runner.LocalNode]
+    nodes: dict[str, stack.RunningNode]
 
     def publish_url(self, node_id: str, stream: StreamInfo) -> str:
         rtmp_url = self.nodes[node_id].nginx.rtmp_url
@@ -122,14 +123,14 @@ def _start(var_dir: Path) -> NodesStack:
             },
         )
         runner.migrate(env)
-        handles = {"gunicorn": runner.start_gunicorn(env, var_dir, port, workers=1, threads=8)}
+        handles = {"gunicorn": stack.start_gunicorn(env, var_dir, port, workers=1, threads=8)}
         started.append(handles["gunicorn"])
         # Replays of the default node, thumbnails, webhooks: shared queues.
-        handles["rq-workers"] = runner.start_workers(env, var_dir, 1)
+        handles["rq-workers"] = stack.start_workers(env, var_dir, 1)
         started.append(handles["rq-workers"])
         nodes = {}
         for node_id in NODES:
-            nodes[node_id] = runner.start_node(
+            nodes[node_id] = stack.start_node(
                 env,
                 var_dir,
                 node_id,

@@ -13,12 +13,11 @@ import pytest
 import requests
 from mirakuru import SimpleExecutor
 
-from devtools import runner
-from devtools.nginx import start_rtmp_target
 from devtools.process import free_port
 from studio.auth import service as accounts
 from studio.extensions import db
 from studio.models import Target
+from tests import stack
 from tests.polling import wait_until
 
 GOOD_KEY = "good-target-key-1234"
@@ -34,14 +33,14 @@ def multistream(studio_stack):
         # The targets here are local nginx-rtmp servers (refused in production).
         "STUDIO_TARGET_ALLOW_PRIVATE": "1",
     }
-    handle = runner.start_multistream(env, studio_stack.var_dir)
+    handle = stack.start_multistream(env, studio_stack.var_dir)
     yield handle
     handle.stop()
 
 
 @pytest.fixture()
 def target_server(studio_stack):
-    server = start_rtmp_target(studio_stack.var_dir)
+    server = stack.start_rtmp_target(studio_stack.var_dir)
     yield server
     server.stop()
 
@@ -256,7 +255,7 @@ def test_a_target_that_goes_away_mid_broadcast_retries_and_comes_back(
     wait_until(lambda: publishing(engine_stat)[stream_id] > before, 15, "the broadcast going on")
     assert studio_stack.stream_row(stream_id)["status"] == "live"
 
-    back = start_rtmp_target(
+    back = stack.start_rtmp_target(
         studio_stack.var_dir, "rtmp-target-back", rtmp_port=rtmp_port, http_port=http_port
     )
     try:
@@ -275,7 +274,7 @@ def test_a_second_multistream_process_waits_and_takes_over(
     publisher and the target stays `live`); when it stops, the other takes
     over by itself and the target is live again."""
     env = {**studio_stack.env, "STUDIO_TARGET_RETRY_MAX": "2", "STUDIO_TARGET_ALLOW_PRIVATE": "1"}
-    standby = runner.start_multistream(env, studio_stack.var_dir, name="multistream-standby")
+    standby = stack.start_multistream(env, studio_stack.var_dir, name="multistream-standby")
     # The logs outlive the processes of earlier tests: only what follows counts.
     seen = {handle.log_path: len(_log(handle)) for handle in (multistream, standby)}
     try:

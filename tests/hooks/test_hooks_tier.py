@@ -19,6 +19,7 @@ from mirakuru import SimpleExecutor
 from devtools import runner
 from devtools.process import free_port
 from studio.models import Stream
+from tests import stack
 from tests.conftest import VAR, load_fixture
 
 pytestmark = pytest.mark.e2e
@@ -68,8 +69,8 @@ def tiers(app, services) -> Iterator[dict[str, SimpleExecutor | int]]:
         "STUDIO_LOG_LEVEL": "WARNING",
     }
     with (
-        runner.start_gunicorn(env, var_dir, web_port, workers=1, threads=4) as web,
-        runner.start_gunicorn(env, var_dir, hooks_port, tier="hooks") as hooks,
+        stack.start_gunicorn(env, var_dir, web_port, workers=1, threads=4) as web,
+        stack.start_gunicorn(env, var_dir, hooks_port, tier="hooks") as hooks,
     ):
         yield {"web": web, "hooks": hooks, "hooks_port": hooks_port}
 

@@ -16,9 +16,9 @@ import requests
 import simple_websocket
 from werkzeug.serving import make_server
 
-from devtools import runner
 from devtools.process import free_port
 from studio.live.hub import get_hub
+from tests import stack
 from tests.conftest import VAR
 from tests.e2e.golive.harness import cookie_header
 
@@ -60,7 +60,7 @@ def run_gunicorn(
         "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
         **(extra_env or {}),
     }
-    with runner.start_gunicorn(
+    with stack.start_gunicorn(
         env, VAR, port, workers=1, graceful_timeout=20, name=f"sockets-live-{port}", tier="sockets"
     ) as sockets:
         yield sockets.base_url, sockets.process

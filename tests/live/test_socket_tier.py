@@ -16,9 +16,9 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from devtools import runner
 from devtools.nginx import FrontSite, start_nginx
 from devtools.process import free_port
+from tests import stack
 from tests.conftest import VAR, load_fixture
 from tests.polling import wait_until
 
@@ -65,8 +65,8 @@ def front(app, services) -> Iterator[str]:
     )
     try:
         with (
-            runner.start_gunicorn(env, var_dir, web_port, workers=1, threads=WEB_THREADS),
-            runner.start_gunicorn(env, var_dir, sockets_port, tier="sockets"),
+            stack.start_gunicorn(env, var_dir, web_port, workers=1, threads=WEB_THREADS),
+            stack.start_gunicorn(env, var_dir, sockets_port, tier="sockets"),
         ):
             yield base
     finally:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import requests
 
-from devtools import runner, tls
+from devtools import tls
 from devtools.nginx import FrontSite, NginxService, TlsSite, start_nginx
 from devtools.process import Tcp, executor, free_port, start
+from tests import stack
 from tests.conftest import PASSWORD, ROOT, csrf_token
 
 
@@ -95,10 +96,10 @@ def run_studio(
     }
     try:
         with (
-            runner.start_gunicorn(
+            stack.start_gunicorn(
                 full_env, var_dir, port, workers=1, threads=16, name=f"gunicorn-golive-{port}"
             ) as gunicorn,
-            runner.start_gunicorn(
+            stack.start_gunicorn(
                 full_env,
                 var_dir,
                 sockets_port,
