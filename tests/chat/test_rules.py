@@ -33,6 +33,16 @@ def test_names_and_anonymous_ids():
         assert code(rules.clean_anon, bad) == "invalid", repr(bad)
 
 
+def test_text_direction_overrides_are_refused_but_rtl_marks_are_kept():
+    """An override or isolate would reorder what is shown after it; the
+    marks right-to-left writing uses are fine."""
+    for control in ("\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2069"):
+        assert code(rules.clean_text, f"hello {control}olleh") == "invalid", repr(control)
+        assert code(rules.clean_name, f"admin{control}") == "invalid", repr(control)
+    assert rules.clean_text("שלום \u200fworld\u200e") == "שלום \u200fworld\u200e"
+    assert rules.clean_name("مرحبا\u200f") == "مرحبا\u200f"
+
+
 def test_participant_ids_are_opaque_per_stream_and_kind():
     anon = "x" * 20
     first = rules.participant_id("secret", "stream1", user_id=None, anon=anon)
