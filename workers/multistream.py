@@ -29,6 +29,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask
 from redis.backoff import EqualJitterBackoff
@@ -38,6 +39,7 @@ from studio.extensions import db
 from studio.fanout import channel
 from studio.redis_client import get_redis
 from studio.streams import targets
+from studio.streams.tickets import mint_play_grant
 from workers.context import process_app
 from workers.relays import RelayRunner
 
@@ -50,6 +52,14 @@ POLL_INTERVAL = 2.0
 WAKE_TYPES = frozenset({"status", "targets"})
 
 
+def playback_source(base: str, secret_key: str, stream: str) -> Callable[[], str]:
+    """The engine's RTMP playback URL of `stream`, a fresh one per relay
+    attempt: the media server asks the studio (on_play) before it plays a
+    private stream to anyone, and the relay proves itself with a play grant,
+    which expires soon."""
+    return lambda: f"{base}/{stream}?grant={mint_play_grant(secret_key, stream)}"
+
+
 class Multistream:
     """The relays this process runs, kept in line with the database."""
 
@@ -57,6 +67,7 @@ class Multistream:
         self.app = app
         self.running: dict[int, RelayRunner] = {}
         self.source_base = app.config["RTMP_PLAYBACK_URL"].rstrip("/")
+        self.secret_key = app.config["SECRET_KEY"]
         self.retry_max = float(app.config.get("TARGET_RETRY_MAX", 30.0))
         self.allow_private = bool(app.config.get("TARGET_ALLOW_PRIVATE", False))
         self.box = secretbox.from_config(app.config)
@@ -100,7 +111,7 @@ class Multistream:
                 db.session.remove()
 
     def _start(self, relay: targets.Relay) -> None:
-        source = f"{self.source_base}/{relay.stream}"
+        source = playback_source(self.source_base, self.secret_key, relay.stream)
         runner = RelayRunner(
             relay, source, self._recorder(relay), self.retry_max, allow_private=self.allow_private
         )

@@ -90,7 +90,7 @@ class RelayRunner:
     def __init__(
         self,
         relay: Relay,
-        source: str,
+        source: str | Callable[[], str],
         on_state: StateCallback,
         retry_max: float = 30.0,
         ffmpeg: str = "ffmpeg",
@@ -175,7 +175,9 @@ class RelayRunner:
             problem = private_address_problem(self.relay.url)
             if problem:
                 return False, problem
-        argv = ffmpeg_argv(self.source, self.relay.destination, self.ffmpeg)
+        # A callable source gives each attempt a fresh URL (its play grant expires).
+        source = self.source() if callable(self.source) else self.source
+        argv = ffmpeg_argv(source, self.relay.destination, self.ffmpeg)
         try:
             process = subprocess.Popen(  # noqa: S603 (argv list, no shell)
                 argv,

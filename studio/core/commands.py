@@ -47,10 +47,22 @@ class SegmentReady:
 
 
 @dataclass(frozen=True)
+class Play:
+    """A player asks the media server for `stream` (RTMP or WebRTC playback
+    straight from the engine); `grant` is a play grant of the studio's own
+    multistream relay, if it carries one."""
+
+    stream: str
+    client_id: str
+    app: str = ""
+    grant: str = ""
+
+
+@dataclass(frozen=True)
 class Notice:
-    """A callback with nothing to decide (connect, play, stop, ...)."""
+    """A callback with nothing to decide (connect, stop, ...)."""
 
     action: str
 
 
-Command = Publish | Unpublish | SegmentReady | Notice
+Command = Publish | Unpublish | SegmentReady | Play | Notice

@@ -22,13 +22,13 @@ import redis
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from studio.core import refusals
-from studio.core.commands import Command, Publish, SegmentReady, Unpublish
+from studio.core.commands import Command, Play, Publish, SegmentReady, Unpublish
 from studio.errors import StudioError
 from studio.extensions import csrf, db
 from studio.media import engines, nodes, pipeline
 from studio.redis_client import batched_writes, get_redis
 from studio.storage import layout, signing
-from studio.streams import service
+from studio.streams import direct_play, service
 
 log = logging.getLogger(__name__)
 bp = Blueprint("hooks", __name__, url_prefix="/hooks")
@@ -78,7 +78,8 @@ def callback(dialect: str):
         return _reply(decision, "invalid", 400, str(exc))
     refusal = _decide(command, decision.node)
     if refusal is not None:
-        return _reply(decision, "refused", callbacks.refusal_status, f"Publish refused: {refusal}.")
+        what = "Play" if isinstance(command, Play) else "Publish"
+        return _reply(decision, "refused", callbacks.refusal_status, f"{what} refused: {refusal}.")
     decision.outcome = "accepted"
     return jsonify(code=0), 200
 
@@ -112,7 +113,9 @@ def _decide(command: Command, node_id: str) -> str | None:
     elif isinstance(command, SegmentReady):
         # Handing it on is always safe to accept (engines ignore failures here).
         pipeline.segment_ready(get_redis(), command, node_id)
-    # Anything else (connect, close, play, stop, dvr): nothing to decide.
+    elif isinstance(command, Play):
+        return direct_play.play_refusal(db.session, command, current_app.config["SECRET_KEY"])
+    # Anything else (connect, close, stop, dvr): nothing to decide.
     return None
 
 

@@ -1,10 +1,13 @@
 """Publish tickets: the studio's own ingest relay publishes with one
-instead of the stream secret."""
+instead of the stream secret; play grants: its multistream relay plays a
+private stream back from the media server with one."""
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
+import time
 
 from redis import Redis
 
@@ -49,3 +52,37 @@ def redeem_publish_ticket(redis: Redis, stream_name: str, ticket: str, client_id
         return False
     key = _ticket_key(ticket)
     return bool(redis.eval(_REDEEM_TICKET, 1, key, stream_name, client_id))
+
+
+# A play grant lets the studio's multistream relay play a private stream back
+# from the media server (SRS asks on_play), where nobody else may: viewers of
+# a private stream watch through the studio's signed CDN cookies. The grant is
+# on the relay's ffmpeg command line, so it expires soon (each relay attempt
+# mints its own); it is an HMAC of the secret key, so no state is kept.
+PLAY_GRANT_TTL = 300  # seconds; ffmpeg connects, and SRS asks, within seconds
+
+
+def mint_play_grant(secret_key: str, stream_name: str, *, now: float | None = None) -> str:
+    """`<expiry>.<signature>`: lets its holder play `stream_name` from the
+    media server for PLAY_GRANT_TTL seconds."""
+    expires = int(time.time() if now is None else now) + PLAY_GRANT_TTL
+    return f"{expires}.{_play_signature(secret_key, stream_name, expires)}"
+
+
+def check_play_grant(
+    secret_key: str, stream_name: str, grant: str, *, now: float | None = None
+) -> bool:
+    """True if `grant` was minted for `stream_name` with `secret_key` and has
+    not expired."""
+    expires, _, signature = grant.partition(".")
+    if not expires.isdigit() or len(expires) > 12 or not signature:
+        return False
+    if int(expires) < (time.time() if now is None else now):
+        return False
+    expected = _play_signature(secret_key, stream_name, int(expires))
+    return hmac.compare_digest(signature.encode(), expected.encode())
+
+
+def _play_signature(secret_key: str, stream_name: str, expires: int) -> str:
+    message = f"studio-play:{stream_name}:{expires}".encode()
+    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()[:32]

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs
 
 import requests
 
-from studio.core.commands import Command, Notice, Publish, SegmentReady, Unpublish
+from studio.core.commands import Command, Notice, Play, Publish, SegmentReady, Unpublish
 from studio.media.engines.base import (
     TIMEOUT,
     CallbackError,
@@ -46,6 +46,7 @@ SRS_ACTIONS = {
 SRS_REQUIRED = {
     "on_publish": ("app", "stream", "param"),
     "on_unpublish": ("app", "stream"),
+    "on_play": ("app", "stream"),
     "on_hls": ("app", "stream", "file", "m3u8", "seq_no", "duration"),
 }
 # Events counted by name in the metrics (SRS 5 also sends update_publish).
@@ -129,6 +130,8 @@ def srs_callback(body: Mapping) -> Command:
         return Unpublish(stream, client_id, app, server_id)
     if action == "on_hls":
         return _segment_ready(body, stream, client_id, app)
+    if action == "on_play":
+        return Play(stream, client_id, app, grant=secret_from_param(param, "grant"))
     return Notice(action)
 
 
