@@ -59,9 +59,11 @@ bench-pipeline: setup
 	@$(PY) bench/uploads.py && $(PY) bench/pipeline.py --publishers 50 100 200
 
 ## The pipeline alone, fed by a simulated engine (SRS dialect): capacity at 2 s and 1 s fragments,
-## N raised until the goal (upload lag p95 < 1 s, nothing lost) is missed; prints the tables' rows.
+## N raised until the goal (upload lag p95 < 1 s, nothing lost) is missed; prints the tables' rows;
+## then what the bucket emulator costs per upload as the objects it holds grow.
 bench-pipeline-sim: setup
 	@$(PY) bench/pipeline_sim.py --streams 100 150 200 300 400 500 --fragments 2 1 --seconds 45 --until-broken
+	@$(PY) bench/bucket_emulator.py
 
 ## Glass-to-glass latency in Chromium, 2 s and 1 s fragments (about 3 minutes).
 bench-latency: setup
