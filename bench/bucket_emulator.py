@@ -4,8 +4,9 @@
 
 fake-gcs-server stands in for Cloud Storage in every benchmark of the media
 pipeline, on the same two cores, so its CPU counts against the pipeline's.
-This uploads one real MPEG-TS segment (the simulated engine's, about 200 KB)
-again and again under new names, as the pipeline does, to a fresh
+This uploads one real MPEG-TS segment (the simulated engine's, about 95 KB)
+again and again under new names spread over 300 streams' folders, as the
+pipeline does, to a fresh
 fake-gcs-server with each backend (`memory`: the benchmarks'; `filesystem`:
 `make dev`'s), and prints per step of `--step` objects the server's CPU per
 upload (its process's CPU time) and the client's: google-cloud-storage's
@@ -83,7 +84,7 @@ def measure(backend: str, data: bytes, objects: int, step: int) -> list[dict]:
                     server_before = sum(server.cpu_times()[:2])
                     client_before, wall_before = time.process_time(), time.monotonic()
                     for number in range(held, held + count):
-                        upload(f"live/bench/{number}.ts")
+                        upload(f"live/s{number % 300}/{number}.ts")
                     rows.append(
                         {
                             "backend": backend,
