@@ -1,5 +1,5 @@
 """Who may play a stream straight from the media server (RTMP playback, or
-WebRTC/WHEP), which SRS asks in its on_play callback.
+WebRTC/WHEP), which the media server asks before it plays (a `Play` command).
 
 Viewers watch over HLS from the bucket behind the CDN, where a private
 stream needs the studio's signed cookies; the media server's own playback
