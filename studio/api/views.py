@@ -9,15 +9,19 @@ returns a response model. The rules live in `studio.streams.service`.
 
 from __future__ import annotations
 
+import re
+
 from flask import Response, current_app, g, jsonify, render_template, request, url_for
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel
 
+from studio import security
 from studio import viewers as live_viewers
 from studio.api import openapi
 from studio.api.auth import bearer_user
 from studio.api.errors import body_model, error_reply, json_object_problem
 from studio.api.schemas import (
+    PUBLIC_ID_PATTERN,
     BroadcastList,
     BroadcastOut,
     RefusedPublishOut,
@@ -233,7 +237,24 @@ def get_stream(path: StreamPath):
     if found is None:
         raise NotFound("Stream not found.")
     stream, refusal = found
-    return reply(stream_out(stream, last_refusals={stream.id: refusal} if refusal else {}))
+    reads = security.api_reads()
+    viewers = reads[0] if reads and isinstance(reads[0], int) else None
+    last = {stream.id: refusal} if refusal else {}
+    return reply(stream_out(stream, viewers, last_refusals=last))
+
+
+PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
+
+
+def _queue_viewer_count(pipeline) -> None:
+    # The viewer count rides on the rate-limit call (one Redis round trip);
+    # read before the stream is known to be the caller's, shown only if it is.
+    public_id = (request.view_args or {}).get("stream_id", "")
+    if PUBLIC_ID.fullmatch(public_id):
+        live_viewers.queue_count(pipeline, current_app, public_id)
+
+
+security.read_with_limits("api.get_stream", _queue_viewer_count)
 
 
 @bp.patch(
