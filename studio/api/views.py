@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from studio import security
 from studio import viewers as live_viewers
 from studio.api import openapi
-from studio.api.auth import bearer_user
+from studio.api.auth import bearer_user, bearer_user_and_stream
 from studio.api.errors import body_model, error_reply, json_object_problem
 from studio.api.schemas import (
     PUBLIC_ID_PATTERN,
@@ -79,6 +79,7 @@ csrf.exempt(bp)
 # The description of the API itself is public.
 # A stream's chat is public too (studio/api/chat.py).
 PUBLIC_ENDPOINTS = {"api.openapi_json", "api.docs", "api.chat_history"}
+PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 
 
 def _reaches_a_view() -> bool:
@@ -108,7 +109,16 @@ def authenticate() -> Response | None:
     """Refuse a request without a valid bearer token (401); remember its owner."""
     if not _reaches_a_view():
         return None
-    user = bearer_user(request.headers.get("Authorization", ""))
+    header = request.headers.get("Authorization", "")
+    stream_id = (request.view_args or {}).get("stream_id", "")
+    if request.endpoint == "api.get_stream" and PUBLIC_ID.fullmatch(stream_id):
+        # The token and the stream it asks for, one query: see `get_stream`.
+        found = bearer_user_and_stream(header, stream_id)
+        user = found[0] if found else None
+        if found:
+            g.api_stream = found[1:]
+    else:
+        user = bearer_user(header)
     if user is None:
         return error_reply(
             401,
@@ -233,17 +243,17 @@ def list_streams():
 @bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})
 def get_stream(path: StreamPath):
     """Get one of your streams."""
-    found = refusals.owned_stream_with_last_refusal(db.session, caller().id, path.stream_id)
-    if found is None:
+    # Read with the token (`authenticate`), else here.
+    stream, refusal = g.pop("api_stream", None) or (
+        refusals.owned_stream_with_last_refusal(db.session, caller().id, path.stream_id)
+        or (None, None)
+    )
+    if stream is None:
         raise NotFound("Stream not found.")
-    stream, refusal = found
     reads = security.api_reads()
     viewers = reads[0] if reads and isinstance(reads[0], int) else None
     last = {stream.id: refusal} if refusal else {}
     return reply(stream_out(stream, viewers, last_refusals=last))
-
-
-PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 
 
 def _queue_viewer_count(pipeline) -> None:
