@@ -114,8 +114,28 @@ def _install_limiter(app: Flask) -> Limiter:
         limiter.exempt(app.blueprints["api"])
         app.before_request(_limit_api)
         app.after_request(_count_failed_auth)
+    _skip_limiter_for_exempt(app, limiter)
     app.extensions["studio_limiter"] = limiter
     return limiter
+
+
+def _skip_limiter_for_exempt(app: Flask, limiter: Limiter) -> None:
+    """Flask-Limiter's own check runs before every request, also for the
+    blueprints it has just been told to exempt, where it only works out
+    that nothing applies (about a tenth of a millisecond of CPU per API
+    call, callback and probe). Those requests skip it."""
+    exempt = {name for name in (*EXEMPT_BLUEPRINTS, "api") if name in app.blueprints}
+    hooks = app.before_request_funcs.setdefault(None, [])
+    check = limiter._check_request_limit
+    if check not in hooks:  # another Flask-Limiter: leave its hook alone
+        log.warning("Flask-Limiter's check not found; it runs for every request")
+        return
+
+    def check_unless_exempt() -> None:
+        if request.blueprint not in exempt:
+            check()
+
+    hooks[hooks.index(check)] = check_unless_exempt
 
 
 # One call per API request. KEYS: the address's windows of failed
