@@ -342,3 +342,17 @@ def test_login_still_served_when_the_limit_store_is_down(app, db, make_user):
     assert reply.status_code == 503
     assert "Logging in is unavailable right now" in reply.get_data(as_text=True)
     assert client.get("/tokens").status_code == 302  # not logged in
+
+
+def test_flask_limiter_checks_only_what_it_may_limit(app, db, redis):
+    """Flask-Limiter's per-request check is replaced by one that skips the
+    blueprints it exempts (API, callbacks, probes); the login page keeps it."""
+    limited = limited_app(app)
+    limiter = limited.extensions["studio_limiter"]
+    hooks = limited.before_request_funcs[None]
+    assert limiter._check_request_limit not in hooks
+    assert any(getattr(hook, "__name__", "") == "check_unless_exempt" for hook in hooks)
+    client = limited.test_client()
+    for _ in range(3):
+        post_login(client, "nobody@example.com")
+    assert post_login(client, "nobody@example.com").status_code == 429
