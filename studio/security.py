@@ -124,10 +124,12 @@ def _skip_limiter_for_exempt(app: Flask, limiter: Limiter) -> None:
     blueprints it has just been told to exempt, where it only works out
     that nothing applies (about a tenth of a millisecond of CPU per API
     call, callback and probe). Those requests skip it."""
+    if not limiter.enabled:
+        return  # RATELIMIT_ENABLED off: Flask-Limiter installs no check at all
     exempt = {name for name in (*EXEMPT_BLUEPRINTS, "api") if name in app.blueprints}
     hooks = app.before_request_funcs.setdefault(None, [])
     check = limiter._check_request_limit
-    if check not in hooks:  # another Flask-Limiter: leave its hook alone
+    if check not in hooks:  # another Flask-Limiter version: its hook is left alone
         log.warning("Flask-Limiter's check not found; it runs for every request")
         return
 
