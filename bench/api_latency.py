@@ -411,16 +411,18 @@ not PostgreSQL, Redis or gunicorn):
 {request_costs.table(costs)}
 
 Where the time goes (profiled in-process, counted above): `GET
-/api/v1/streams/{{id}}` is one Redis call for the rate limits (a Lua script:
-the address's failed authentications, then the token's window, which also
-gives the X-RateLimit headers), a pooled connection (pinged only after
-{database.IDLE_BEFORE_PING:.0f} s idle), the token joined to its user and the stream joined to
-its last refused publish, both in autocommit (no BEGIN, no ROLLBACK), the
-viewer count (a Redis ZCOUNT) and the JSON. `on_publish` locks the stream
-and its owner (one statement), looks up the publisher and the open
-broadcast, counts the owner's live streams (the live limit), updates the
-stream, inserts the broadcast and commits; `on_unpublish` locks, looks up,
-updates twice and commits. What follows a callback's commit (the status
+/api/v1/streams/{{id}}` is one Redis round trip (a pipeline: the rate-limit
+Lua script, the address's failed authentications then the token's window,
+which also gives the X-RateLimit headers, and the stream's viewer count, a
+ZCOUNT), a pooled connection (pinged only after
+{database.IDLE_BEFORE_PING:.0f} s idle) put in autocommit (no BEGIN, no
+ROLLBACK, no SET), one query (the token joined to its user, that user's
+stream and the stream's last refused publish) and the JSON. `on_publish`
+reads its media node (a draining node refuses), locks the stream and its
+owner (one statement), reads the publisher's and the open broadcasts with
+the owner's live count (the live limit; one statement, after the lock),
+updates the stream, inserts the broadcast and commits; `on_unpublish`
+locks, looks up, updates twice and commits. What follows a callback's commit (the status
 message, the replay job, the webhook job) goes to Redis in one MULTI/EXEC.
 A commit waits for its WAL to reach the disk when fsync and
 synchronous_commit are on (see above), shared with whatever else the

@@ -13,6 +13,12 @@ listeners on the app's own clients:
   `COMMIT`, and each `ROLLBACK` (a session closed at the end of a request
   rolls back what it read). A commit or rollback with no transaction open
   sends nothing and is not counted.
+- isolation SETs: a connection put in AUTOCOMMIT through SQLAlchemy's
+  isolation level (`set_isolation_level`): once the pool has set a
+  connection's level back on return, psycopg2 sends `SET
+  default_transaction_isolation` each time it enters autocommit (seen with
+  strace: one per such request). Neither a statement nor a ping; counted in
+  PostgreSQL round trips too.
 - Redis: each command or pipeline written to a connection (one round trip
   each: `send_packed_command`).
 
@@ -34,7 +40,16 @@ import redis.connection
 from psycopg2.extensions import STATUS_READY
 from sqlalchemy import event
 
-COLUMNS = ("statements", "pings", "begins", "commits", "rollbacks", "pg round trips", "redis")
+COLUMNS = (
+    "statements",
+    "pings",
+    "isolation",
+    "begins",
+    "commits",
+    "rollbacks",
+    "pg round trips",
+    "redis",
+)
 
 
 @dataclass
@@ -73,6 +88,12 @@ def counting(engine):
 
     dialect = engine.dialect
     original_ping = dialect.do_ping
+    original_isolation = dialect.set_isolation_level
+
+    def set_isolation_level(dbapi_connection, level):
+        if level == "AUTOCOMMIT":
+            counts["isolation"] += 1
+        return original_isolation(dbapi_connection, level)
 
     def ping(dbapi_connection):
         counts["pings"] += 1  # in autocommit (SQLAlchemy's psycopg2 dialect): no BEGIN
@@ -101,6 +122,7 @@ def counting(engine):
     for target, name, listener in listeners:
         event.listen(target, name, listener)
     dialect.do_ping = ping
+    dialect.set_isolation_level = set_isolation_level
     database.ping = idle_ping
     redis.connection.AbstractConnection.send_packed_command = send
     try:
@@ -108,6 +130,7 @@ def counting(engine):
     finally:
         redis.connection.AbstractConnection.send_packed_command = original_send
         dialect.do_ping = original_ping
+        dialect.set_isolation_level = original_isolation
         database.ping = original_idle_ping
         for target, name, listener in listeners:
             event.remove(target, name, listener)
@@ -134,7 +157,8 @@ def measure(
                 requests += call(client, i)
             elapsed = time.process_time() - started
         counts["pg round trips"] = sum(
-            counts[key] for key in ("statements", "pings", "begins", "commits", "rollbacks")
+            counts[key]
+            for key in ("statements", "pings", "isolation", "begins", "commits", "rollbacks")
         )
         average = {key: counts[key] / requests for key in COLUMNS}
         costs.append(Cost(name, average, elapsed / requests * 1000))
@@ -144,9 +168,9 @@ def measure(
 def table(costs: list[Cost]) -> str:
     """Markdown table, one row per endpoint."""
     lines = [
-        "| endpoint | SQL statements | pings | BEGIN | COMMIT | ROLLBACK "
+        "| endpoint | SQL statements | pings | isolation SETs | BEGIN | COMMIT | ROLLBACK "
         "| PostgreSQL round trips | Redis round trips | app CPU ms |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for cost in costs:
         cells = " | ".join(_number(cost.counts[key]) for key in COLUMNS)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import Pool
 
 log = logging.getLogger(__name__)
 _KEY = "studio_after_commit"
@@ -35,17 +36,27 @@ def _drop_actions(session: Session) -> None:
 
 
 _READ_ONLY = "studio_read_only"
+_AUTOCOMMIT = "studio_autocommit"
 
 
 def read_only(session: Session) -> None:
     """Run the rest of this unit of work in autocommit (no BEGIN, no
     ROLLBACK: a PostgreSQL round trip saved on each) for a request that only
     reads; a flush in it raises RuntimeError. A session already inside a
-    transaction is left as it is. The connection returns to the pool in its
-    usual isolation level."""
+    transaction is left as it is. The connection returns to the pool out of
+    autocommit.
+
+    The driver's connection is switched directly, not through SQLAlchemy's
+    AUTOCOMMIT isolation level: that one has psycopg2 send a `SET
+    default_transaction_isolation` to the server when it is set and again
+    when the pool resets it (round trips of their own, not statements).
+    Switching psycopg2's `autocommit` on a connection at the server's
+    default isolation level sends nothing."""
     if session.in_transaction():
         return
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    proxied = session.connection().connection
+    proxied.dbapi_connection.autocommit = True
+    proxied.info[_AUTOCOMMIT] = True
     session.info[_READ_ONLY] = True
 
 
@@ -66,3 +77,12 @@ def _refuse_writes(session: Session, flush_context, instances) -> None:
 def _end_read_only(session: Session, previous_transaction) -> None:
     if previous_transaction.parent is None:
         session.info.pop(_READ_ONLY, None)
+
+
+@event.listens_for(Pool, "checkin")
+def _leave_autocommit(dbapi_connection, record) -> None:
+    # After the pool's reset (a rollback, nothing to do in autocommit): the
+    # next checkout gets an ordinary transaction again.
+    switched = record is not None and record.info.pop(_AUTOCOMMIT, False)
+    if switched and dbapi_connection is not None and not dbapi_connection.closed:
+        dbapi_connection.autocommit = False

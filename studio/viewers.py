@@ -83,6 +83,12 @@ def counts(app: Flask, public_ids: Iterable[str]) -> dict[str, int]:
     return {public_id: int(n) for public_id, n in zip(ids, found, strict=True)}
 
 
+def queue_count(pipeline, app: Flask, public_id: str) -> None:
+    """Queue the read of one stream's viewer count on `pipeline` (the reply:
+    what `count` returns, as an int)."""
+    pipeline.zcount(key(public_id), time.time() - app.config["VIEWER_EXPIRY"], "+inf")
+
+
 def count(app: Flask, public_id: str) -> int:
     """How many live viewers one stream has now."""
     return counts(app, [public_id])[public_id]

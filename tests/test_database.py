@@ -100,6 +100,43 @@ def test_a_read_only_unit_of_work_runs_in_autocommit_and_refuses_writes(app, db,
             session.flush()
         session.rollback()
         session.get(User, user.id).display_name = "Changed"
+        assert not session.connection().connection.dbapi_connection.autocommit
         session.commit()
     db.session.expire_all()
     assert db.session.get(User, user.id).display_name == "Changed"
+
+
+def test_a_read_only_unit_of_work_changes_no_session_setting(app, db, make_user, monkeypatch):
+    """Entering and leaving `read_only` never changes the connection's
+    isolation level (psycopg2 sends a `SET default_transaction_isolation`
+    for that, a round trip of its own), and the connection goes back to the
+    pool out of autocommit: its next user gets a transaction."""
+    from sqlalchemy.orm import Session
+
+    from studio.models import User
+    from studio.transactions import end_read_only, read_only
+
+    user = make_user()
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=0)
+    changes = []
+    original = engine.dialect.set_isolation_level
+    monkeypatch.setattr(
+        engine.dialect,
+        "set_isolation_level",
+        lambda conn, level: (changes.append(level), original(conn, level))[1],
+    )
+    try:
+        for _ in range(3):
+            with Session(engine) as session:
+                read_only(session)
+                assert session.get(User, user.id).email == user.email
+                end_read_only(session)
+        with engine.connect() as connection:
+            dbapi = connection.connection.dbapi_connection
+            assert not dbapi.autocommit
+            connection.execute(text("SELECT 1"))
+            assert dbapi.get_transaction_status() != 0  # in a transaction
+            connection.rollback()
+        assert changes == []
+    finally:
+        engine.dispose()

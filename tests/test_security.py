@@ -118,6 +118,36 @@ def test_api_replies_say_what_is_left_of_the_tokens_window(limited, make_user, m
     assert 1 <= int(replies[5].headers["Retry-After"]) <= 60
 
 
+def test_a_stream_read_under_limits_shows_its_viewers_and_survives_lost_scripts(
+    limited, redis, make_user, make_token, make_stream
+):
+    """With limits on, `GET /streams/{id}` still shows the stream's live
+    viewers and the token's window; after Redis forgets its scripts (a
+    restart, SCRIPT FLUSH) the next call is counted and served as before;
+    another creator's stream stays a 404."""
+    import time
+
+    from studio import viewers
+
+    owner = make_user()
+    token = make_token(owner)
+    stream, foreign = make_stream(owner), make_stream()
+    now = time.time()
+    redis.zadd(viewers.key(stream.public_id), {"socket-a": now, "socket-b": now})
+    redis.zadd(viewers.key(stream.public_id), {"socket-gone": now - 3600})
+    auth = {"Authorization": f"Bearer {token}"}
+    first = limited.get(f"/api/v1/streams/{stream.public_id}", headers=auth)
+    assert first.status_code == 200 and first.get_json()["viewers"] == 2
+    assert first.headers["X-RateLimit-Remaining"] == "4"
+    redis.script_flush()
+    again = limited.get(f"/api/v1/streams/{stream.public_id}", headers=auth)
+    assert again.status_code == 200 and again.get_json()["viewers"] == 2
+    assert again.headers["X-RateLimit-Remaining"] == "3"
+    other = limited.get(f"/api/v1/streams/{foreign.public_id}", headers=auth)
+    assert other.status_code == 404 and "viewers" not in other.get_json()
+    assert other.headers["X-RateLimit-Remaining"] == "2"
+
+
 def test_failed_api_auth_limited_per_address_before_the_database(
     app, db, redis, make_user, make_token
 ):
@@ -312,3 +342,17 @@ def test_login_still_served_when_the_limit_store_is_down(app, db, make_user):
     assert reply.status_code == 503
     assert "Logging in is unavailable right now" in reply.get_data(as_text=True)
     assert client.get("/tokens").status_code == 302  # not logged in
+
+
+def test_flask_limiter_checks_only_what_it_may_limit(app, db, redis):
+    """Flask-Limiter's per-request check is replaced by one that skips the
+    blueprints it exempts (API, callbacks, probes); the login page keeps it."""
+    limited = limited_app(app)
+    limiter = limited.extensions["studio_limiter"]
+    hooks = limited.before_request_funcs[None]
+    assert limiter._check_request_limit not in hooks
+    assert any(getattr(hook, "__name__", "") == "check_unless_exempt" for hook in hooks)
+    client = limited.test_client()
+    for _ in range(3):
+        post_login(client, "nobody@example.com")
+    assert post_login(client, "nobody@example.com").status_code == 429

@@ -9,15 +9,19 @@ returns a response model. The rules live in `studio.streams.service`.
 
 from __future__ import annotations
 
+import re
+
 from flask import Response, current_app, g, jsonify, render_template, request, url_for
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel
 
+from studio import security
 from studio import viewers as live_viewers
 from studio.api import openapi
-from studio.api.auth import bearer_user
+from studio.api.auth import bearer_user, bearer_user_and_stream
 from studio.api.errors import body_model, error_reply, json_object_problem
 from studio.api.schemas import (
+    PUBLIC_ID_PATTERN,
     BroadcastList,
     BroadcastOut,
     RefusedPublishOut,
@@ -75,6 +79,7 @@ csrf.exempt(bp)
 # The description of the API itself is public.
 # A stream's chat is public too (studio/api/chat.py).
 PUBLIC_ENDPOINTS = {"api.openapi_json", "api.docs", "api.chat_history"}
+PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 
 
 def _reaches_a_view() -> bool:
@@ -104,7 +109,16 @@ def authenticate() -> Response | None:
     """Refuse a request without a valid bearer token (401); remember its owner."""
     if not _reaches_a_view():
         return None
-    user = bearer_user(request.headers.get("Authorization", ""))
+    header = request.headers.get("Authorization", "")
+    stream_id = (request.view_args or {}).get("stream_id", "")
+    if request.endpoint == "api.get_stream" and PUBLIC_ID.fullmatch(stream_id):
+        # The token and the stream it asks for, one query: see `get_stream`.
+        found = bearer_user_and_stream(header, stream_id)
+        user = found[0] if found else None
+        if found:
+            g.api_stream = found[1:]
+    else:
+        user = bearer_user(header)
     if user is None:
         return error_reply(
             401,
@@ -229,11 +243,28 @@ def list_streams():
 @bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})
 def get_stream(path: StreamPath):
     """Get one of your streams."""
-    found = refusals.owned_stream_with_last_refusal(db.session, caller().id, path.stream_id)
-    if found is None:
+    # Read with the token (`authenticate`), else here.
+    stream, refusal = g.pop("api_stream", None) or (
+        refusals.owned_stream_with_last_refusal(db.session, caller().id, path.stream_id)
+        or (None, None)
+    )
+    if stream is None:
         raise NotFound("Stream not found.")
-    stream, refusal = found
-    return reply(stream_out(stream, last_refusals={stream.id: refusal} if refusal else {}))
+    reads = security.api_reads()
+    viewers = reads[0] if reads and isinstance(reads[0], int) else None
+    last = {stream.id: refusal} if refusal else {}
+    return reply(stream_out(stream, viewers, last_refusals=last))
+
+
+def _queue_viewer_count(pipeline) -> None:
+    # The viewer count rides on the rate-limit call (one Redis round trip);
+    # read before the stream is known to be the caller's, shown only if it is.
+    public_id = (request.view_args or {}).get("stream_id", "")
+    if PUBLIC_ID.fullmatch(public_id):
+        live_viewers.queue_count(pipeline, current_app, public_id)
+
+
+security.read_with_limits("api.get_stream", _queue_viewer_count)
 
 
 @bp.patch(

@@ -6,12 +6,13 @@ import hashlib
 import secrets
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, func, select, true
+from sqlalchemy.orm import Session, aliased
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from studio.core import refusals
 from studio.errors import NotFound, ValidationError
-from studio.models import ApiToken, User, utcnow
+from studio.models import ApiToken, PublishRefusal, Stream, User, utcnow
 
 PASSWORD_MIN = 10
 PASSWORD_MAX = 256
@@ -119,9 +120,42 @@ def user_for_token(session: Session, token: str) -> User | None:
     return session.scalar(_TOKEN_OWNER, {"token_hash": hash_token(token)})
 
 
+def user_and_stream_for_token(
+    session: Session, token: str, public_id: str
+) -> tuple[User, Stream | None, PublishRefusal | None] | None:
+    """`user_for_token`, and in the same query that user's stream `public_id`
+    with its newest refused publish (what the API's read of a stream needs).
+    None for a token that is not valid (unknown, revoked); the stream and
+    refusal are None when the owner has no such stream."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.execute(
+        _TOKEN_OWNER_AND_STREAM, {"token_hash": hash_token(token), "public_id": public_id}
+    ).first()
+    return None if row is None else (row[0], row[1], row[2])
+
+
 # One query (not token, then user), built once: this runs on every API request.
 _TOKEN_OWNER = (
     select(User)
     .join(ApiToken, ApiToken.user_id == User.id)
     .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
 )
+
+
+def _token_owner_and_stream():
+    newest = refusals.newest_refusal_of_stream()
+    return (
+        select(User, Stream, aliased(PublishRefusal, newest))
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .outerjoin(
+            Stream,
+            and_(Stream.owner_id == User.id, Stream.public_id == bindparam("public_id")),
+        )
+        .outerjoin(newest, true())
+        .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None))
+    )
+
+
+# Built once: this runs on every `GET /api/v1/streams/{id}`.
+_TOKEN_OWNER_AND_STREAM = _token_owner_and_stream()

@@ -103,14 +103,21 @@ def last_refusals(session: Session, stream_ids: list[int]) -> dict[int, PublishR
     return {refusal.stream_id: refusal for refusal in session.scalars(query)}
 
 
-def _owned_stream_with_last_refusal():
-    newest = (
+def newest_refusal_of_stream():
+    """A LATERAL subquery: the newest refusal of the `streams` row beside it
+    (outer-join it `ON true` after `Stream`; select it as
+    `aliased(PublishRefusal, subquery)`)."""
+    return (
         select(PublishRefusal)
         .where(PublishRefusal.stream_id == Stream.id)
         .order_by(PublishRefusal.refused_at.desc(), PublishRefusal.id.desc())
         .limit(1)
         .lateral()
     )
+
+
+def _owned_stream_with_last_refusal():
+    newest = newest_refusal_of_stream()
     return (
         select(Stream, aliased(PublishRefusal, newest))
         .outerjoin(newest, true())

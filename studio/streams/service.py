@@ -244,7 +244,7 @@ def start_broadcast(
     query = select(Stream).where(Stream.public_id == attempt.stream_name)
     if limits.max_live_per_user > 0:
         # The owner's row is locked with the stream's, in one statement: the
-        # live limit (`_check_live_limit`) counts under that lock.
+        # live limit (`_broadcasts_and_live_count`) counts under that lock.
         query = query.join(User, User.id == Stream.owner_id)
     stream = session.scalar(query.with_for_update())
     if stream is None:
@@ -268,12 +268,15 @@ def start_broadcast(
         Broadcast.server_id == attempt.server_id,
         Broadcast.service_id == attempt.service_id,
     )
-    relevant = session.scalars(
-        select(Broadcast).where(
+    relevant, live = _broadcasts_and_live_count(
+        session,
+        stream,
+        and_(
             Broadcast.stream_id == stream.id,
             or_(Broadcast.ended_at.is_(None), and_(same_publisher, Broadcast.service_id != "")),
-        )
-    ).all()
+        ),
+        count_live=limits.max_live_per_user > 0,
+    )
     for broadcast in relevant:
         if _is_publisher(broadcast, attempt):
             if broadcast.ended_at is None:
@@ -287,7 +290,7 @@ def start_broadcast(
             raise PublishRefused("publisher already ended")
     if any(broadcast.ended_at is None for broadcast in relevant):
         raise PublishRefused("stream already live with another publisher", "already live")
-    _check_live_limit(session, stream, limits.max_live_per_user)
+    _check_live_limit(live, limits.max_live_per_user)
     broadcast = Broadcast(
         stream=stream,
         client_id=attempt.client_id,
@@ -337,23 +340,40 @@ def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
     )
 
 
-def _check_live_limit(session: Session, stream: Stream, limit: int) -> None:
-    """Refuse a publish that would put the owner over `limit` live streams
-    (the cost guard; 0 = no limit; a reconnecting stream keeps its place).
-    The caller holds the owner's row lock (taken with the stream's in
-    `start_broadcast`) so that two of their streams going live at once
-    cannot both slip under the limit: this count, a statement of its own,
-    sees what the other one committed."""
-    if limit <= 0:
-        return
-    live = session.scalar(
-        select(func.count(Stream.id)).where(
+def _broadcasts_and_live_count(
+    session: Session, stream: Stream, condition, count_live: bool
+) -> tuple[list[Broadcast], int]:
+    """The stream's broadcasts matching `condition` and, with `count_live`,
+    how many of the owner's other streams are live or reconnecting, in one
+    statement. The caller holds the owner's row lock (taken with the
+    stream's in `start_broadcast`) so that two of their streams going live
+    at once cannot both slip under the limit: this statement comes after
+    the lock, so its count sees what the other one committed (a count in
+    the locking statement itself would use the snapshot taken before
+    waiting for the lock)."""
+    if not count_live:
+        return list(session.scalars(select(Broadcast).where(condition))), 0
+    live = (
+        select(func.count(Stream.id))
+        .where(
             Stream.owner_id == stream.owner_id,
             Stream.status.in_(("live", "reconnecting")),
             Stream.id != stream.id,
         )
+        .scalar_subquery()
     )
-    if live >= limit:
+    counted = select(live.label("live")).subquery()
+    rows = session.execute(
+        select(counted.c.live, Broadcast).select_from(counted).outerjoin(Broadcast, condition)
+    ).all()
+    return [broadcast for _, broadcast in rows if broadcast is not None], rows[0].live
+
+
+def _check_live_limit(live: int, limit: int) -> None:
+    """Refuse a publish that would put the owner over `limit` live streams
+    (the cost guard; 0 = no limit; a reconnecting stream keeps its place);
+    `live`: their other streams live now (`_broadcasts_and_live_count`)."""
+    if limit > 0 and live >= limit:
         raise PublishRefused(f"live stream limit reached ({limit} at a time)", "live limit")
 
 

@@ -43,3 +43,44 @@ def test_a_bad_name_is_refused_and_changes_nothing(client, auth, db, make_user):
 
 def test_the_account_page_needs_a_login(client):
     assert client.get("/account").status_code == 302
+
+
+def test_a_token_and_its_owners_stream_are_read_together(db, make_user, make_stream, make_token):
+    """`user_and_stream_for_token`: the owner with their stream and its newest
+    refused publish; another creator's stream or an unknown id reads as no
+    stream; an unknown or revoked token reads as nothing."""
+    from datetime import timedelta
+
+    from studio.auth import service as accounts
+    from studio.models import ApiToken, PublishRefusal, utcnow
+
+    owner = make_user()
+    token = make_token(owner)
+    stream, foreign = make_stream(owner), make_stream()
+    now = utcnow()
+    db.session.add_all(
+        [
+            PublishRefusal(stream_id=stream.id, refused_at=now - timedelta(minutes=5), reason="x"),
+            PublishRefusal(stream_id=stream.id, refused_at=now, ip="192.0.2.7", reason="old key"),
+            PublishRefusal(stream_id=foreign.id, refused_at=now, reason="live limit"),
+        ]
+    )
+    db.session.commit()
+
+    user, found, refusal = accounts.user_and_stream_for_token(db.session, token, stream.public_id)
+    assert user.id == owner.id and found.id == stream.id
+    assert (refusal.reason, refusal.ip) == ("old key", "192.0.2.7")
+    assert accounts.user_and_stream_for_token(db.session, token, foreign.public_id) == (
+        owner,
+        None,
+        None,
+    )
+    assert accounts.user_and_stream_for_token(db.session, token, "doesnotexist0000")[1:] == (
+        None,
+        None,
+    )
+    assert accounts.user_and_stream_for_token(db.session, token + "x", stream.public_id) is None
+    row = db.session.query(ApiToken).filter_by(user_id=owner.id).one()
+    accounts.revoke_api_token(db.session, owner, row.id)
+    db.session.commit()
+    assert accounts.user_and_stream_for_token(db.session, token, stream.public_id) is None
