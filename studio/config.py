@@ -247,6 +247,9 @@ class Settings(BaseSettings):
     ratelimit_api: RateLimit = "600 per minute"
     # API requests with a missing or invalid token, per client address.
     ratelimit_api_auth_failures: RateLimit = "30 per minute"
+    # TURN credentials handed out (viewers' and creators' ice-servers), per
+    # client address: each is a relay any holder can use until it expires.
+    ratelimit_ice: RateLimit = "30 per minute"
     # Chat (studio.chat.limits): messages per participant of a stream, per
     # client address (all its participants and streams), and sockets opened
     # per client address.
@@ -406,6 +409,7 @@ def flask_config(settings: Settings) -> dict:
         "RATELIMIT_REGISTER": settings.ratelimit_register,
         "RATELIMIT_API": settings.ratelimit_api,
         "RATELIMIT_API_AUTH_FAILURES": settings.ratelimit_api_auth_failures,
+        "RATELIMIT_ICE": settings.ratelimit_ice,
         "CHAT_RATE_PARTICIPANT": settings.chat_rate_participant,
         "CHAT_RATE_ADDRESS": settings.chat_rate_address,
         "CHAT_JOIN_RATE_ADDRESS": settings.chat_join_rate_address,

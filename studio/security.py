@@ -2,7 +2,8 @@
 every response, and X-Forwarded-* headers, trusted only from the proxies in front.
 
 Rate limits: login (per client IP and e-mail), registration (per client IP),
-the JSON API (per token) and failed API authentication (per client IP).
+TURN credentials (per client IP), the JSON API (per token) and failed API
+authentication (per client IP).
 Media-server callbacks, probes and metrics are never limited: refusing SRS a
 callback would refuse a publish.
 """
@@ -108,6 +109,17 @@ def _install_limiter(app: Flask) -> Limiter:
         key_func=get_remote_address,
         error_message="Too many accounts created from this address. Try again later.",
     )
+    for endpoint in ("watch.ice_servers", "streams.ice_servers"):
+        _limit_view(
+            app,
+            limiter,
+            endpoint,
+            lambda: current_app.config["RATELIMIT_ICE"],
+            methods=("GET",),
+            key_func=get_remote_address,
+            shared="ice-servers",  # one budget per address across both views
+            error_message="Too many requests for relay credentials. Wait a minute.",
+        )
     if "api" in app.blueprints:
         # The API's limits cost one Redis round trip per call (`_limit_api`),
         # where Flask-Limiter's two limits and headers cost four.
@@ -301,12 +313,20 @@ def _count_failed_auth(response: Response) -> Response:
     return response
 
 
-def _limit_view(app: Flask, limiter: Limiter, endpoint: str, rate, **options) -> None:
+def _limit_view(
+    app: Flask, limiter: Limiter, endpoint: str, rate, methods=("POST",), shared="", **options
+) -> None:
+    """Limit `endpoint`'s `methods`; views limited with the same `shared`
+    scope count against one budget."""
     view = app.view_functions.get(endpoint)
     if view is None:
         log.warning("no view %s to rate-limit", endpoint)
         return
-    app.view_functions[endpoint] = limiter.limit(rate, methods=["POST"], **options)(view)
+    options["methods"] = list(methods)
+    limit = (
+        limiter.shared_limit(rate, shared, **options) if shared else limiter.limit(rate, **options)
+    )
+    app.view_functions[endpoint] = limit(view)
 
 
 def _digest(value: str) -> str:

@@ -356,3 +356,23 @@ def test_flask_limiter_checks_only_what_it_may_limit(app, db, redis):
     for _ in range(3):
         post_login(client, "nobody@example.com")
     assert post_login(client, "nobody@example.com").status_code == 429
+
+
+def test_turn_credentials_limited_per_address_across_both_pages(
+    app, db, redis, make_user, make_stream
+):
+    """Each ice-servers answer is a relay credential: an address gets at most
+    RATELIMIT_ICE of them a minute, watch and go-live pages together; another
+    address is still served."""
+    client = limited_app(app, RATELIMIT_ICE="2 per minute").test_client()
+    owner = make_user()
+    stream = make_stream(owner=owner)
+    assert post_login(client, owner.email, PASSWORD).status_code == 302
+    watch, golive = (f"/{page}/{stream.public_id}/ice-servers" for page in ("watch", "streams"))
+    assert client.get(golive).status_code == 200
+    # Answered (404 here: no WebRTC playback on nginx-rtmp), and counted.
+    assert client.get(watch).status_code == 404
+    assert client.get(watch).status_code == 429
+    assert client.get(golive).status_code == 429
+    other = {"REMOTE_ADDR": "198.51.100.20"}
+    assert client.get(watch, environ_base=other).status_code == 404
