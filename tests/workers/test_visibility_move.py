@@ -109,7 +109,8 @@ def test_move_is_idempotent_and_refuses_bad_names(pipeline_app, db, bucket, live
     stream.visibility = "private"
     db.session.commit()
     first = jobs.move_stream(stream.public_id)
-    assert first["status"] == "moved" and first["copied"] == 2  # segment and playlist
+    # the segment, the playlist and the two thumbnails
+    assert first["status"] == "moved" and first["copied"] == 4
     again = jobs.move_stream(stream.public_id)
     assert again == {
         "status": "moved",

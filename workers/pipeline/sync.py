@@ -160,6 +160,7 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
     connection = get_redis(app)
     reported = pipeline.reported_segments(connection, stream) if complete else {}
+    frames: list[thumbnails.Frame] = []
     uploaded = _upload_segments(
         storage,
         pool,
@@ -173,6 +174,7 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         reported,
         connection,
         publishing,
+        (thumbnails.wanted(broadcasts), frames),
     )
     pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
     if playlist is not None:
@@ -180,8 +182,9 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
             app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
         )
     _refresh_replays(app, broadcasts, result)
+    if frames:
+        thumbnails.write_frames(storage, stream_row, frames)
     tidy_local(app, stream, publishing, result)
-    thumbnails.request_after_sync(app, broadcasts, result.broadcasts)
     return result
 
 
@@ -220,6 +223,7 @@ def tidy_local(app: Flask, stream: str, publishing: bool, result: SyncResult) ->
 class _Pending:
     segment: local_hls.LocalSegment
     broadcast: Broadcast
+    broadcast_id: int  # read before the pass commits (the row expires then)
     duration: float
     discontinuity: bool
     object_name: str
@@ -248,8 +252,11 @@ def _upload_segments(
     reported,
     connection,
     publishing,
+    thumbnail_wanted: tuple[set[int], list[thumbnails.Frame]],
 ):
-    """Upload complete segments (in parallel), record them, delete local files.
+    """Upload complete segments (in parallel), record them, cut thumbnails
+    from the local files (`thumbnails.cut_from_pass`: the wanted broadcasts,
+    the frames cut), delete the files.
 
     A segment's length is the one the engine reported (`reported`), else the
     playlist's, else measured from its timestamps. The engine's discontinuity
@@ -259,6 +266,8 @@ def _upload_segments(
     """
     listed = playlist.by_number() if playlist else {}
     pending = []
+    # Where each segment of this pass started: the next one compares against it.
+    starts: dict[int, tuple[int, float]] = {}
     for segment in complete:
         broadcast = broadcast_for(broadcasts, segment.mtime)
         if broadcast is None:
@@ -276,7 +285,7 @@ def _upload_segments(
         else:
             duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
         try:
-            started = any(item.broadcast.id == broadcast.id for item in pending)
+            started = any(item.broadcast_id == broadcast.id for item in pending)
             leave_out = continuity.silent_start(
                 segment, on_disk, broadcast.id, publishing, earlier_in_pass=started
             )
@@ -294,14 +303,15 @@ def _upload_segments(
             segment.number,
             timestamps,
             bool(entry and entry.discontinuity),
+            starts,
         )
         object_name = layout.segment(stream.public_id, broadcast.id, segment.number, stream.private)
-        pending.append(_Pending(segment, broadcast, duration, flagged, object_name))
+        pending.append(_Pending(segment, broadcast, broadcast.id, duration, flagged, object_name))
         if timestamps is not None:
-            # The next segment (maybe in this very pass) compares against it.
-            continuity.remember(
-                connection, stream.public_id, segment.number, timestamps.first, duration
-            )
+            starts[segment.number] = (timestamps.first, duration)
+    # One round trip for the pass, before any upload: the next pass compares against them.
+    continuity.remember(connection, stream.public_id, starts)
+    wanted, frames = thumbnail_wanted
     uploaded: dict[int, PlaylistSegment] = {}
     for start in range(0, len(pending), BATCH):
         if start and lock is not None and not locks.still_ours(lock):
@@ -309,16 +319,23 @@ def _upload_segments(
         done, failed = _upload_all(storage, pool, pending[start : start + BATCH], result)
         if done:
             _record(done)
+            cut = thumbnails.cut_from_pass(
+                connection,
+                wanted,
+                [(item.broadcast_id, item.segment.number, item.segment.path) for item in done],
+            )
+            wanted -= {frame.broadcast_id for frame in cut}
+            frames.extend(cut)
             _forget_local(done)
         result.uploaded += len(done)
-        result.broadcasts |= {item.broadcast.id for item in done}
+        result.broadcasts |= {item.broadcast_id for item in done}
         uploaded.update(
             (
                 item.segment.number,
                 PlaylistSegment(
                     item.segment.number,
                     item.duration,
-                    item.broadcast.id,
+                    item.broadcast_id,
                     item.discontinuity,
                     item.started_at,
                 ),
@@ -373,7 +390,7 @@ def _record(done: list[_Pending]) -> None:
     local file is deleted."""
     uploaded = [
         UploadedSegment(
-            item.broadcast.id,
+            item.broadcast_id,
             item.segment.number,
             item.duration,
             item.object_name,

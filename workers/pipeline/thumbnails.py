@@ -4,19 +4,25 @@ about every 10 s; the first one of each broadcast is also kept as that
 broadcast's thumbnail (`live/{id}/{broadcast}/thumbnail.jpg`, immutable),
 the poster of its replay.
 
-Sync passes ask for one (`request_after_sync`); `studio.media.pipeline.
-request_thumbnail` lets at most one job per broadcast through every
-THUMBNAIL_INTERVAL seconds. The frame is cut from the segment in the bucket
-(the local file is deleted once uploaded), so any worker can make it. The
-images are static objects on the CDN: viewers never reach the web tier for them.
+The sync pass makes them (`cut_from_pass`, `write_frames`): at most one
+per broadcast every THUMBNAIL_INTERVAL seconds (a Redis key,
+`studio.media.pipeline.claim_thumbnail`), cut from the local file of the
+latest segment it has just uploaded, before that file is deleted: no job, no
+download. The pass holds the stream's sync lock, so the objects land under
+the prefix of the stream's visibility as the move job leaves it. The
+`make_thumbnail` job (from the bucket's copy) stays for jobs queued by an
+earlier version. The images are static objects on the CDN: viewers never
+reach the web tier for them.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import redis
@@ -26,7 +32,7 @@ from sqlalchemy import select
 
 from studio.extensions import db
 from studio.media import pipeline
-from studio.models import Broadcast, Segment
+from studio.models import Broadcast, Segment, Stream
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 
@@ -83,16 +89,17 @@ def make_thumbnail(app: Flask, broadcast_id: int) -> dict:
     return {"status": "ok", "segment": segment.sequence, "written": written}
 
 
-def frame_jpeg(video: bytes) -> bytes:
+def frame_jpeg(video: bytes | Path) -> bytes:
     """The first keyframe of an MPEG-TS segment as a JPEG at most WIDTH wide.
 
     Decoded in this process with PyAV (FFmpeg's libraries): only keyframes,
     on one thread. About 4 ms of CPU, where an ffmpeg process spent ~60 ms
     starting up for every thumbnail. Raises ThumbnailError if the segment
-    holds no decodable picture.
+    holds no decodable picture (FileNotFoundError if the file is gone).
     """
+    source = str(video) if isinstance(video, Path) else io.BytesIO(video)
     try:
-        with av.open(io.BytesIO(video), format="mpegts") as container:
+        with av.open(source, format="mpegts") as container:
             if not container.streams.video:
                 raise ThumbnailError("the segment has no video track")
             track = container.streams.video[0]
@@ -102,6 +109,8 @@ def frame_jpeg(video: bytes) -> bytes:
             if frame is None:
                 raise ThumbnailError("the segment has no keyframe")
             return _encode_jpeg(frame)
+    except FileNotFoundError:
+        raise
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise ThumbnailError(f"no picture in the segment: {exc}") from exc
 
@@ -123,20 +132,76 @@ def _encode_jpeg(frame: av.VideoFrame) -> bytes:
     return jpeg
 
 
-def request_after_sync(app: Flask, broadcasts: list[Broadcast], uploaded: set[int]) -> None:
-    """After a sync pass: ask for a thumbnail of every broadcast that got a
-    segment and is live (or has none yet). Redis being down is logged: a
-    later pass asks again."""
-    wanted = [
-        b.id
-        for b in broadcasts
-        if b.id in uploaded and (b.ended_at is None or b.thumbnail_at is None)
-    ]
-    if not wanted:
-        return
-    try:
-        connection = get_redis(app)
-        for broadcast_id in wanted:
-            pipeline.request_thumbnail(connection, broadcast_id)
-    except redis.RedisError:
-        log.warning("could not queue thumbnails of broadcasts %s (Redis down)", wanted)
+@dataclass
+class Frame:
+    """A JPEG cut during a sync pass, to be written once the pass's
+    playlist is out."""
+
+    broadcast_id: int
+    sequence: int
+    jpeg: bytes
+
+
+def wanted(broadcasts: list[Broadcast]) -> set[int]:
+    """The broadcasts a sync pass may cut a frame of: live ones, and ended
+    ones without a thumbnail yet. Read before the pass commits (after it
+    the rows would be loaded again)."""
+    return {b.id for b in broadcasts if b.ended_at is None or b.thumbnail_at is None}
+
+
+def cut_from_pass(
+    connection: redis.Redis, wanted: set[int], uploaded: list[tuple[int, int, Path]]
+) -> list[Frame]:
+    """Frames of the `wanted` broadcasts that got segments in this batch of
+    a sync pass (`uploaded`: broadcast id, segment number, local file not yet
+    deleted): at most one per broadcast every THUMBNAIL_INTERVAL seconds,
+    from its latest segment.
+
+    Never raises for a thumbnail: a segment without a picture or Redis down
+    is logged and the segments' sync goes on; a later pass cuts the next."""
+    latest: dict[int, tuple[int, Path]] = {}
+    for broadcast_id, number, path in uploaded:
+        if broadcast_id in wanted and number > latest.get(broadcast_id, (-1, path))[0]:
+            latest[broadcast_id] = (number, path)
+    frames = []
+    for broadcast_id, (number, path) in latest.items():
+        try:
+            if not pipeline.claim_thumbnail(connection, broadcast_id):
+                continue
+        except redis.RedisError:
+            log.warning("no thumbnail of broadcast %s this pass (Redis down)", broadcast_id)
+            return frames
+        try:
+            frames.append(Frame(broadcast_id, number, frame_jpeg(path)))
+        except (ThumbnailError, FileNotFoundError) as exc:
+            log.warning("no thumbnail from segment %s: %s", path.name, exc)
+    return frames
+
+
+def write_frames(storage: gcs.Storage, stream: Stream, frames: list[Frame]) -> list[str]:
+    """Write the pass's frames (see `make_thumbnail` for which objects) and
+    record when; commits. The caller holds the stream's sync lock. A bucket
+    failure is logged: the next interval brings another frame. Returns what
+    was written ("live", "broadcast")."""
+    written = []
+    now = datetime.now(UTC)
+    for frame in frames:
+        broadcast = db.session.get(Broadcast, frame.broadcast_id)
+        if broadcast is None:
+            continue
+        try:
+            if broadcast.ended_at is None:
+                name = layout.live_thumbnail(stream.public_id, stream.private)
+                storage.upload_live_thumbnail(name, frame.jpeg)
+                stream.thumbnail_at = now
+                written.append("live")
+            if broadcast.thumbnail_at is None:
+                name = layout.broadcast_thumbnail(stream.public_id, broadcast.id, stream.private)
+                storage.upload_broadcast_thumbnail(name, frame.jpeg)
+                broadcast.thumbnail_at = now
+                written.append("broadcast")
+        except gcs.StorageError as exc:
+            log.error("thumbnail of broadcast %s not written: %s", broadcast.id, exc)
+    if written:
+        db.session.commit()
+    return written
