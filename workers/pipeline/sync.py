@@ -139,6 +139,8 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     result = SyncResult()
     config = app.config
     hls_dir = config["HLS_DIR"]
+    # Rows kept from an earlier pass of this job are read afresh by the query.
+    db.session.expire_all()
     stream_row, broadcasts = stream_and_broadcasts(stream)
     result.windows = windows(broadcasts)
     playlist = local_hls.read_playlist(hls_dir, stream)
@@ -387,7 +389,9 @@ def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
 
 def _record(done: list[_Pending]) -> None:
     """Record the segments (see `record_segments`) and commit before any
-    local file is deleted."""
+    local file is deleted. The commit keeps the pass's rows as it read them
+    at its start (its view of the stream), instead of loading each again
+    for the playlist and the replays; the next pass reads them afresh."""
     uploaded = [
         UploadedSegment(
             item.broadcast_id,
@@ -401,7 +405,12 @@ def _record(done: list[_Pending]) -> None:
         for item in done
     ]
     record_segments(db.session, uploaded)
-    db.session.commit()
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def _duration_from_pts(segment: local_hls.LocalSegment, on_disk) -> float:
