@@ -256,9 +256,9 @@ def _upload_segments(
     publishing,
     thumbnail_wanted: tuple[set[int], list[thumbnails.Frame]],
 ):
-    """Upload complete segments (in parallel), record them, cut thumbnails
-    from the local files (`thumbnails.cut_from_pass`: the wanted broadcasts,
-    the frames cut), delete the files.
+    """Upload complete segments (in parallel), record them, read the
+    thumbnails' segments from the local files (`thumbnails.cut_from_pass`:
+    the wanted broadcasts, the frames taken), delete the files.
 
     A segment's length is the one the engine reported (`reported`), else the
     playlist's, else measured from its timestamps. The engine's discontinuity

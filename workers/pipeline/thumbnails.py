@@ -6,13 +6,13 @@ the poster of its replay.
 
 The sync pass makes them (`cut_from_pass`, `write_frames`): at most one
 per broadcast every THUMBNAIL_INTERVAL seconds (a Redis key,
-`studio.media.pipeline.claim_thumbnail`), cut from the local file of the
-latest segment it has just uploaded, before that file is deleted: no job, no
-download. The pass holds the stream's sync lock, so the objects land under
-the prefix of the stream's visibility as the move job leaves it. The
-`make_thumbnail` job (from the bucket's copy) stays for jobs queued by an
-earlier version. The images are static objects on the CDN: viewers never
-reach the web tier for them.
+`studio.media.pipeline.claim_thumbnail`), cut from the latest segment it
+has just uploaded, read before the local file is deleted and decoded once
+the pass's playlist is out: no job, no download. The pass holds the
+stream's sync lock, so the objects land under the prefix of the stream's
+visibility as the move job leaves it. The `make_thumbnail` job (from the
+bucket's copy) stays for jobs queued by an earlier version. The images are
+static objects on the CDN: viewers never reach the web tier for them.
 """
 
 from __future__ import annotations
@@ -89,17 +89,16 @@ def make_thumbnail(app: Flask, broadcast_id: int) -> dict:
     return {"status": "ok", "segment": segment.sequence, "written": written}
 
 
-def frame_jpeg(video: bytes | Path) -> bytes:
+def frame_jpeg(video: bytes) -> bytes:
     """The first keyframe of an MPEG-TS segment as a JPEG at most WIDTH wide.
 
     Decoded in this process with PyAV (FFmpeg's libraries): only keyframes,
     on one thread. About 4 ms of CPU, where an ffmpeg process spent ~60 ms
     starting up for every thumbnail. Raises ThumbnailError if the segment
-    holds no decodable picture (FileNotFoundError if the file is gone).
+    holds no decodable picture.
     """
-    source = str(video) if isinstance(video, Path) else io.BytesIO(video)
     try:
-        with av.open(source, format="mpegts") as container:
+        with av.open(io.BytesIO(video), format="mpegts") as container:
             if not container.streams.video:
                 raise ThumbnailError("the segment has no video track")
             track = container.streams.video[0]
@@ -109,8 +108,6 @@ def frame_jpeg(video: bytes | Path) -> bytes:
             if frame is None:
                 raise ThumbnailError("the segment has no keyframe")
             return _encode_jpeg(frame)
-    except FileNotFoundError:
-        raise
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise ThumbnailError(f"no picture in the segment: {exc}") from exc
 
@@ -134,12 +131,12 @@ def _encode_jpeg(frame: av.VideoFrame) -> bytes:
 
 @dataclass
 class Frame:
-    """A JPEG cut during a sync pass, to be written once the pass's
-    playlist is out."""
+    """A segment's bytes read during a sync pass (before its local file is
+    deleted), to be cut and written once the pass's playlist is out."""
 
     broadcast_id: int
     sequence: int
-    jpeg: bytes
+    video: bytes
 
 
 def wanted(broadcasts: list[Broadcast]) -> set[int]:
@@ -157,8 +154,9 @@ def cut_from_pass(
     deleted): at most one per broadcast every THUMBNAIL_INTERVAL seconds,
     from its latest segment.
 
-    Never raises for a thumbnail: a segment without a picture or Redis down
-    is logged and the segments' sync goes on; a later pass cuts the next."""
+    Only reads the file (the decoding waits for `write_frames`, after the
+    playlist). Never raises for a thumbnail: a file gone or Redis down is
+    logged and the segments' sync goes on; a later pass takes the next."""
     latest: dict[int, tuple[int, Path]] = {}
     for broadcast_id, number, path in uploaded:
         if broadcast_id in wanted and number > latest.get(broadcast_id, (-1, path))[0]:
@@ -172,17 +170,18 @@ def cut_from_pass(
             log.warning("no thumbnail of broadcast %s this pass (Redis down)", broadcast_id)
             return frames
         try:
-            frames.append(Frame(broadcast_id, number, frame_jpeg(path)))
-        except (ThumbnailError, FileNotFoundError) as exc:
+            frames.append(Frame(broadcast_id, number, path.read_bytes()))
+        except OSError as exc:
             log.warning("no thumbnail from segment %s: %s", path.name, exc)
     return frames
 
 
 def write_frames(storage: gcs.Storage, stream: Stream, frames: list[Frame]) -> list[str]:
-    """Write the pass's frames (see `make_thumbnail` for which objects) and
-    record when; commits. The caller holds the stream's sync lock. A bucket
-    failure is logged: the next interval brings another frame. Returns what
-    was written ("live", "broadcast")."""
+    """Cut the pass's frames into JPEGs and write them (see `make_thumbnail`
+    for which objects), record when; commits. The caller holds the stream's
+    sync lock. A segment without a picture or a bucket failure is logged:
+    the next interval brings another frame. Returns what was written
+    ("live", "broadcast")."""
     written = []
     now = datetime.now(UTC)
     for frame in frames:
@@ -190,14 +189,19 @@ def write_frames(storage: gcs.Storage, stream: Stream, frames: list[Frame]) -> l
         if broadcast is None:
             continue
         try:
+            jpeg = frame_jpeg(frame.video)
+        except ThumbnailError as exc:
+            log.warning("no thumbnail from segment %s of %s: %s", frame.sequence, broadcast.id, exc)
+            continue
+        try:
             if broadcast.ended_at is None:
                 name = layout.live_thumbnail(stream.public_id, stream.private)
-                storage.upload_live_thumbnail(name, frame.jpeg)
+                storage.upload_live_thumbnail(name, jpeg)
                 stream.thumbnail_at = now
                 written.append("live")
             if broadcast.thumbnail_at is None:
                 name = layout.broadcast_thumbnail(stream.public_id, broadcast.id, stream.private)
-                storage.upload_broadcast_thumbnail(name, frame.jpeg)
+                storage.upload_broadcast_thumbnail(name, jpeg)
                 broadcast.thumbnail_at = now
                 written.append("broadcast")
         except gcs.StorageError as exc:
