@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -55,6 +56,16 @@ def _thumbnail_jobs(redis) -> list[list]:
         for job in pipeline.media_queue(redis, name).get_jobs()
         if job.func_name == pipeline.THUMBNAIL_JOB
     ]
+
+
+@pytest.fixture()
+def live_stream(live_stream, db):
+    """A live stream whose broadcast started long enough ago for its first
+    thumbnail (see `thumbnails.first_delay`)."""
+    _, broadcast, _ = live_stream
+    broadcast.started_at -= timedelta(seconds=pipeline.THUMBNAIL_INTERVAL)
+    db.session.commit()
+    return live_stream
 
 
 def _sync(hls, stream, numbers, source=None):
@@ -180,3 +191,32 @@ def test_a_segment_the_job_cannot_read_fails_it(pipeline_app, db, redis, bucket,
     with pytest.raises(thumbnails.ThumbnailError):
         jobs.make_thumbnail(broadcast.id)
     assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
+
+
+def test_the_first_thumbnail_waits_for_its_delay_after_the_start(
+    pipeline_app, db, redis, bucket, live_stream
+):
+    """A broadcast that has just started gets no thumbnail before its
+    `first_delay` (spread over the interval by its id); the first pass
+    after it cuts one."""
+    stream, broadcast, hls = live_stream
+    delay = thumbnails.first_delay(broadcast.id)
+    broadcast.started_at = datetime.now(UTC) - timedelta(seconds=delay) + timedelta(seconds=60)
+    db.session.commit()
+    _sync(hls, stream, [1])
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
+
+    broadcast = db.session.get(Broadcast, broadcast.id)
+    broadcast.started_at -= timedelta(seconds=61)
+    db.session.commit()
+    _sync(hls, stream, [2])
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 200
+    assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[0] == 200
+
+
+def test_first_delays_are_spread_over_the_interval():
+    """Consecutive broadcasts' first frames fall at different moments of
+    the interval."""
+    delays = [thumbnails.first_delay(n) for n in range(1, 11)]
+    assert all(0 <= d < pipeline.THUMBNAIL_INTERVAL for d in delays)
+    assert min(abs(a - b) for i, a in enumerate(delays) for b in delays[i + 1 :]) > 0.5

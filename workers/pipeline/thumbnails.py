@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
 
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 WIDTH = 640  # pixels; enough for a card, a poster and a link preview
 QUALITY = 5  # JPEG quantizer scale (ffmpeg's -q:v), 2 best .. 31 worst
+GOLDEN = 0.6180339887498949  # spreads consecutive ids evenly over an interval
 QP2LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA: global_quality is a quantizer in lambda units
 
 
@@ -139,11 +140,31 @@ class Frame:
     video: bytes
 
 
-def wanted(broadcasts: list[Broadcast]) -> set[int]:
+def wanted(broadcasts: list[Broadcast], now: datetime | None = None) -> set[int]:
     """The broadcasts a sync pass may cut a frame of: live ones, and ended
-    ones without a thumbnail yet. Read before the pass commits (after it
-    the rows would be loaded again)."""
-    return {b.id for b in broadcasts if b.ended_at is None or b.thumbnail_at is None}
+    ones without a thumbnail yet. A live broadcast's first frame waits for
+    its `first_delay` after the start. Read before the pass commits (after
+    it the rows would be loaded again)."""
+    now = now or datetime.now(UTC)
+    return {
+        b.id
+        for b in broadcasts
+        if (b.ended_at is None or b.thumbnail_at is None)
+        and not (
+            b.ended_at is None
+            and b.thumbnail_at is None
+            and now < b.started_at + timedelta(seconds=first_delay(b.id))
+        )
+    }
+
+
+def first_delay(broadcast_id: int) -> float:
+    """Seconds after its start before a live broadcast's first frame, spread
+    over THUMBNAIL_INTERVAL by its id (golden-ratio steps): streams that
+    start together (an engine restarted, a simulated load) do not all cut
+    a frame in the same pass, and their later frames, THUMBNAIL_INTERVAL
+    apart, stay spread."""
+    return (broadcast_id * GOLDEN) % 1.0 * pipeline.THUMBNAIL_INTERVAL
 
 
 def cut_from_pass(
