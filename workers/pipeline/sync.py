@@ -179,13 +179,15 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         (thumbnails.wanted(broadcasts), frames),
     )
     pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
+    # Thumbnails are cut and uploaded on the pool while the playlist is written.
+    writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
     if playlist is not None:
         live.write_live_playlist(
             app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
         )
     _refresh_replays(app, broadcasts, result)
-    if frames:
-        thumbnails.write_frames(storage, stream_row, frames)
+    if writing:
+        thumbnails.finish_writing(stream_row, writing)
     tidy_local(app, stream, publishing, result)
     return result
 

@@ -4,21 +4,23 @@ about every 10 s; the first one of each broadcast is also kept as that
 broadcast's thumbnail (`live/{id}/{broadcast}/thumbnail.jpg`, immutable),
 the poster of its replay.
 
-The sync pass makes them (`cut_from_pass`, `write_frames`): at most one
+The sync pass makes them (`cut_from_pass`, `start_writing`): at most one
 per broadcast every THUMBNAIL_INTERVAL seconds (a Redis key,
 `studio.media.pipeline.claim_thumbnail`), cut from the latest segment it
-has just uploaded, read before the local file is deleted and decoded once
-the pass's playlist is out: no job, no download. The pass holds the
-stream's sync lock, so the objects land under the prefix of the stream's
-visibility as the move job leaves it. The `make_thumbnail` job (from the
-bucket's copy) stays for jobs queued by an earlier version. The images are
-static objects on the CDN: viewers never reach the web tier for them.
+has just uploaded, read before the local file is deleted, decoded and
+uploaded on the pass's upload threads while it writes its playlist: no job,
+no download. The pass holds the stream's sync lock, so the objects land
+under the prefix of the stream's visibility as the move job leaves it. The
+`make_thumbnail` job (from the bucket's copy) stays for jobs queued by an
+earlier version. The images are static objects on the CDN: viewers never
+reach the web tier for them.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -133,7 +135,7 @@ def _encode_jpeg(frame: av.VideoFrame) -> bytes:
 @dataclass
 class Frame:
     """A segment's bytes read during a sync pass (before its local file is
-    deleted), to be cut and written once the pass's playlist is out."""
+    deleted), to be cut and written while the pass writes its playlist."""
 
     broadcast_id: int
     sequence: int
@@ -175,9 +177,9 @@ def cut_from_pass(
     deleted): at most one per broadcast every THUMBNAIL_INTERVAL seconds,
     from its latest segment.
 
-    Only reads the file (the decoding waits for `write_frames`, after the
-    playlist). Never raises for a thumbnail: a file gone or Redis down is
-    logged and the segments' sync goes on; a later pass takes the next."""
+    Only reads the file (the decoding waits for `start_writing`). Never
+    raises for a thumbnail: a file gone or Redis down is logged and the
+    segments' sync goes on; a later pass takes the next."""
     latest: dict[int, tuple[int, Path]] = {}
     for broadcast_id, number, path in uploaded:
         if broadcast_id in wanted and number > latest.get(broadcast_id, (-1, path))[0]:
@@ -197,36 +199,65 @@ def cut_from_pass(
     return frames
 
 
-def write_frames(storage: gcs.Storage, stream: Stream, frames: list[Frame]) -> list[str]:
-    """Cut the pass's frames into JPEGs and write them (see `make_thumbnail`
-    for which objects), record when; commits. The caller holds the stream's
-    sync lock. A segment without a picture or a bucket failure is logged:
-    the next interval brings another frame. Returns what was written
-    ("live", "broadcast")."""
-    written = []
-    now = datetime.now(UTC)
+def start_writing(
+    storage: gcs.Storage, pool: Executor, stream: Stream, broadcasts: list[Broadcast], frames
+) -> list[tuple[Broadcast, Future]]:
+    """Cut the pass's frames into JPEGs and upload them on `pool` (see
+    `make_thumbnail` for which objects), while the pass writes its
+    playlist; `finish_writing` records them. The caller holds the stream's
+    sync lock. Reads the rows as the pass read them (no query)."""
+    by_id = {b.id: b for b in broadcasts}
+    started = []
     for frame in frames:
-        broadcast = db.session.get(Broadcast, frame.broadcast_id)
+        broadcast = by_id.get(frame.broadcast_id)
         if broadcast is None:
             continue
+        live = None
+        if broadcast.ended_at is None:
+            live = layout.live_thumbnail(stream.public_id, stream.private)
+        own = None
+        if broadcast.thumbnail_at is None:
+            own = layout.broadcast_thumbnail(stream.public_id, broadcast.id, stream.private)
+        future = pool.submit(_cut_and_write, storage, frame, live, own)
+        started.append((broadcast, future))
+    return started
+
+
+def _cut_and_write(storage: gcs.Storage, frame: Frame, live: str | None, own: str | None):
+    """The frame as a JPEG in the live and/or the broadcast's thumbnail.
+    Returns what was written; raises ThumbnailError, gcs.StorageError."""
+    jpeg = frame_jpeg(frame.video)
+    written = []
+    if live is not None:
+        storage.upload_live_thumbnail(live, jpeg)
+        written.append("live")
+    if own is not None:
+        storage.upload_broadcast_thumbnail(own, jpeg)  # False: an earlier run's stays
+        written.append("broadcast")
+    return written
+
+
+def finish_writing(stream: Stream, started: list[tuple[Broadcast, Future]]) -> list[str]:
+    """Wait for `start_writing`'s thumbnails and record when each was
+    written; commits. A segment without a picture or a bucket failure is
+    logged: the next interval brings another frame. Returns what was
+    written ("live", "broadcast")."""
+    written = []
+    now = datetime.now(UTC)
+    for broadcast, future in started:
         try:
-            jpeg = frame_jpeg(frame.video)
+            done = future.result()
         except ThumbnailError as exc:
-            log.warning("no thumbnail from segment %s of %s: %s", frame.sequence, broadcast.id, exc)
+            log.warning("no thumbnail of broadcast %s: %s", broadcast.id, exc)
             continue
-        try:
-            if broadcast.ended_at is None:
-                name = layout.live_thumbnail(stream.public_id, stream.private)
-                storage.upload_live_thumbnail(name, jpeg)
-                stream.thumbnail_at = now
-                written.append("live")
-            if broadcast.thumbnail_at is None:
-                name = layout.broadcast_thumbnail(stream.public_id, broadcast.id, stream.private)
-                storage.upload_broadcast_thumbnail(name, jpeg)
-                broadcast.thumbnail_at = now
-                written.append("broadcast")
         except gcs.StorageError as exc:
             log.error("thumbnail of broadcast %s not written: %s", broadcast.id, exc)
+            continue
+        if "live" in done:
+            stream.thumbnail_at = now
+        if "broadcast" in done:
+            broadcast.thumbnail_at = now
+        written += done
     if written:
         db.session.commit()
     return written
