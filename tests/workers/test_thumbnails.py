@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -58,16 +57,6 @@ def _thumbnail_jobs(redis) -> list[list]:
     ]
 
 
-@pytest.fixture()
-def live_stream(live_stream, db):
-    """A live stream whose broadcast started long enough ago for its first
-    thumbnail (see `thumbnails.first_delay`)."""
-    _, broadcast, _ = live_stream
-    broadcast.started_at -= timedelta(seconds=pipeline.THUMBNAIL_INTERVAL)
-    db.session.commit()
-    return live_stream
-
-
 def _sync(hls, stream, numbers, source=None):
     for number in numbers:
         hls.add_segment(number, source=source)
@@ -83,9 +72,9 @@ def test_sync_writes_a_live_and_a_broadcast_thumbnail_without_a_job(
     live/{id}/{broadcast}/thumbnail.jpg (immutable), records when, and
     queues no thumbnail job; the local files are gone."""
     stream, broadcast, hls = live_stream
-    result = _sync(hls, stream, [1, 2, 3])
+    result = _sync(hls, stream, [1])
 
-    assert result["uploaded"] == 3
+    assert result["uploaded"] == 1
     status, headers, live = bucket.get(layout.live_thumbnail(stream.public_id))
     assert status == 200
     assert headers["Content-Type"] == "image/jpeg"
@@ -97,7 +86,7 @@ def test_sync_writes_a_live_and_a_broadcast_thumbnail_without_a_job(
     assert headers["Cache-Control"] == IMMUTABLE
     assert own == live
     assert _thumbnail_jobs(redis) == []
-    assert not any(hls.segment_path(n).exists() for n in (1, 2, 3))
+    assert not hls.segment_path(1).exists()
     db.session.expire_all()
     assert db.session.get(Stream, stream.id).thumbnail_at is not None
     assert db.session.get(Broadcast, broadcast.id).thumbnail_at is not None
@@ -194,21 +183,17 @@ def test_a_segment_the_job_cannot_read_fails_it(pipeline_app, db, redis, bucket,
 
 
 def test_the_first_thumbnail_waits_for_its_delay_after_the_start(
-    pipeline_app, db, redis, bucket, live_stream
+    pipeline_app, db, redis, bucket, live_stream, monkeypatch
 ):
-    """A broadcast that has just started gets no thumbnail before its
-    `first_delay` (spread over the interval by its id); the first pass
-    after it cuts one."""
+    """A broadcast that started less than its `first_delay` ago gets no
+    thumbnail; the first pass after the delay cuts one."""
     stream, broadcast, hls = live_stream
-    delay = thumbnails.first_delay(broadcast.id)
-    broadcast.started_at = datetime.now(UTC) - timedelta(seconds=delay) + timedelta(seconds=60)
-    db.session.commit()
-    _sync(hls, stream, [1])
+    with monkeypatch.context() as patch:
+        patch.setattr(thumbnails, "first_delay", lambda _id: 3600.0)
+        _sync(hls, stream, [1])
     assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
 
-    broadcast = db.session.get(Broadcast, broadcast.id)
-    broadcast.started_at -= timedelta(seconds=61)
-    db.session.commit()
+    # The fixture's broadcast started a minute ago: past any real delay.
     _sync(hls, stream, [2])
     assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 200
     assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[0] == 200
@@ -220,3 +205,14 @@ def test_first_delays_are_spread_over_the_interval():
     delays = [thumbnails.first_delay(n) for n in range(1, 11)]
     assert all(0 <= d < pipeline.THUMBNAIL_INTERVAL for d in delays)
     assert min(abs(a - b) for i, a in enumerate(delays) for b in delays[i + 1 :]) > 0.5
+
+
+def test_a_stream_behind_gets_its_segments_first(pipeline_app, db, redis, bucket, live_stream):
+    """A pass that finds several segments waiting (the stream is behind)
+    uploads them and cuts no thumbnail; a pass that keeps up cuts one."""
+    stream, broadcast, hls = live_stream
+    assert _sync(hls, stream, [1, 2, 3])["uploaded"] == 3
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
+
+    assert _sync(hls, stream, [4])["uploaded"] == 1
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 200

@@ -316,6 +316,9 @@ def _upload_segments(
     # One round trip for the pass, before any upload: the next pass compares against them.
     continuity.remember(connection, stream.public_id, starts)
     wanted, frames = thumbnail_wanted
+    if len(pending) > 1:
+        # The stream is behind: its segments first, a thumbnail once it keeps up.
+        wanted = set()
     uploaded: dict[int, PlaylistSegment] = {}
     for start in range(0, len(pending), BATCH):
         if start and lock is not None and not locks.still_ours(lock):
