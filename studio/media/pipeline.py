@@ -72,7 +72,7 @@ DRAIN_WAIT_SECONDS = 0.5
 # A drainer renews its registration at each stream; one killed mid-drain
 # stops counting after this many seconds (the sync lock's TTL).
 DRAINING_TTL = 20
-# At most one thumbnail job per broadcast in this many seconds.
+# At most one live thumbnail per broadcast in this many seconds (cut by a sync pass).
 THUMBNAIL_INTERVAL = 10
 # Reported segments wait this long for the sync job (a stream idle for an
 # hour has had its segments synced, or they are orphans).
@@ -116,7 +116,7 @@ class Keys:
 
     @staticmethod
     def thumbnail(broadcast_id: int) -> str:
-        """Set for THUMBNAIL_INTERVAL seconds after a thumbnail job is queued."""
+        """Set for THUMBNAIL_INTERVAL seconds after a sync pass claimed a thumbnail."""
         return f"studio:media:thumbnail:{broadcast_id}"
 
     @staticmethod
@@ -287,15 +287,11 @@ def request_finalize(
     jobs.FINALIZE_BROADCAST.enqueue(connection, int(broadcast_id), queue=queue, pipeline=pipeline)
 
 
-def request_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
-    """Queue a thumbnail of the broadcast's latest segment, unless one was
-    queued in the last THUMBNAIL_INTERVAL seconds. On the replays queue:
-    behind live segments, and consumed by every worker role. Returns True if
-    a job was queued; raises redis errors."""
-    if not connection.set(Keys.thumbnail(broadcast_id), 1, nx=True, ex=THUMBNAIL_INTERVAL):
-        return False
-    jobs.MAKE_THUMBNAIL.enqueue(connection, int(broadcast_id))
-    return True
+def claim_thumbnail(connection: redis.Redis, broadcast_id: int) -> bool:
+    """Whether the caller (a sync pass) may cut the broadcast's next
+    thumbnail: True at most once every THUMBNAIL_INTERVAL seconds per
+    broadcast. Raises redis errors."""
+    return bool(connection.set(Keys.thumbnail(broadcast_id), 1, nx=True, ex=THUMBNAIL_INTERVAL))
 
 
 def request_purge(connection: redis.Redis, stream: str) -> None:

@@ -1,10 +1,12 @@
-"""Thumbnails: a frame of the latest uploaded segment, cut by ffmpeg in a job,
-written to the bucket as the stream's live thumbnail and the broadcast's own."""
+"""Thumbnails: a frame of the latest uploaded segment, cut with PyAV by the
+sync pass from the local file, written to the bucket as the stream's live
+thumbnail and the broadcast's own; no job."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -46,25 +48,33 @@ def _picture_size(jpeg: bytes) -> tuple[int, int]:
 
 
 def _thumbnail_jobs(redis) -> list[list]:
-    queue = pipeline.media_queue(redis, pipeline.REPLAY_QUEUE_NAME)
-    return [job.args for job in queue.get_jobs() if job.func_name == pipeline.THUMBNAIL_JOB]
+    """Thumbnail jobs waiting on any queue."""
+    return [
+        job.args
+        for name in pipeline.QUEUES
+        for job in pipeline.media_queue(redis, name).get_jobs()
+        if job.func_name == pipeline.THUMBNAIL_JOB
+    ]
 
 
-def test_live_broadcast_gets_a_live_and_a_broadcast_thumbnail(
+def _sync(hls, stream, numbers, source=None):
+    for number in numbers:
+        hls.add_segment(number, source=source)
+    hls.write_playlist(list(range(1, numbers[-1] + 1)))
+    return jobs.sync_stream(stream.public_id)
+
+
+def test_sync_writes_a_live_and_a_broadcast_thumbnail_without_a_job(
     pipeline_app, db, redis, bucket, live_stream
 ):
-    """After segments are synced, the job writes a JPEG of the stream as
-    live/{id}/thumbnail.jpg (cached 10 s) and live/{id}/{broadcast}/thumbnail.jpg
-    (immutable), and records when."""
+    """The sync pass that uploads a live broadcast's segments writes a JPEG
+    of its latest one as live/{id}/thumbnail.jpg (cached 10 s) and
+    live/{id}/{broadcast}/thumbnail.jpg (immutable), records when, and
+    queues no thumbnail job; the local files are gone."""
     stream, broadcast, hls = live_stream
-    for number in range(1, 4):
-        hls.add_segment(number)
-    hls.write_playlist([1, 2, 3])
-    jobs.sync_stream(stream.public_id)
+    result = _sync(hls, stream, [1])
 
-    result = jobs.make_thumbnail(broadcast.id)
-
-    assert result == {"status": "ok", "segment": 3, "written": ["live", "broadcast"]}
+    assert result["uploaded"] == 1
     status, headers, live = bucket.get(layout.live_thumbnail(stream.public_id))
     assert status == 200
     assert headers["Content-Type"] == "image/jpeg"
@@ -75,79 +85,134 @@ def test_live_broadcast_gets_a_live_and_a_broadcast_thumbnail(
     assert headers["Content-Type"] == "image/jpeg"
     assert headers["Cache-Control"] == IMMUTABLE
     assert own == live
+    assert _thumbnail_jobs(redis) == []
+    assert not hls.segment_path(1).exists()
     db.session.expire_all()
     assert db.session.get(Stream, stream.id).thumbnail_at is not None
     assert db.session.get(Broadcast, broadcast.id).thumbnail_at is not None
 
 
-def test_rerun_refreshes_the_live_thumbnail_and_keeps_the_broadcasts_first(
-    pipeline_app, db, bucket, live_stream
+def test_one_live_thumbnail_per_interval_and_the_broadcasts_first_stays(
+    pipeline_app, db, redis, bucket, live_stream
 ):
-    """A later run takes the newest segment for the live thumbnail; the
-    broadcast's thumbnail stays its first frame."""
+    """Passes within THUMBNAIL_INTERVAL leave the live thumbnail alone; the
+    first pass after it writes the newest segment's frame; the broadcast's
+    thumbnail stays its first frame."""
     stream, broadcast, hls = live_stream
-    hls.add_segment(1, source=0)
-    hls.write_playlist([1])
-    jobs.sync_stream(stream.public_id)
-    jobs.make_thumbnail(broadcast.id)
+    _sync(hls, stream, [1], source=0)
     first = bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[2]
+    assert 0 < redis.ttl(pipeline.Keys.thumbnail(broadcast.id)) <= pipeline.THUMBNAIL_INTERVAL
 
-    hls.add_segment(2, source=5)  # a later moment of the test pattern
-    hls.write_playlist([1, 2])
-    jobs.sync_stream(stream.public_id)
-    result = jobs.make_thumbnail(broadcast.id)
+    _sync(hls, stream, [2], source=5)  # a later moment of the test pattern
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[2] == first
 
-    assert result["segment"] == 2 and result["written"] == ["live"]
+    redis.delete(pipeline.Keys.thumbnail(broadcast.id))  # the interval is over
+    _sync(hls, stream, [3], source=5)
     assert bucket.get(layout.live_thumbnail(stream.public_id))[2] != first
     assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[2] == first
+    assert _thumbnail_jobs(redis) == []
 
 
 def test_ended_broadcast_does_not_replace_the_live_thumbnail(pipeline_app, db, bucket, live_stream):
-    """A job that runs after its broadcast ended writes only the broadcast's
-    missing thumbnail: the stream's live one may already show a newer broadcast."""
+    """Segments synced after their broadcast ended give it its missing
+    thumbnail only: the stream's live one may already show a newer broadcast."""
     stream, broadcast, hls = live_stream
-    hls.add_segment(1)
+    hls.add_segment(1, mtime=time.time() - 1)
     hls.write_playlist([1])
-    jobs.sync_stream(stream.public_id)
     streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
     db.session.commit()
 
-    assert jobs.make_thumbnail(broadcast.id)["written"] == ["broadcast"]
+    assert jobs.sync_stream(stream.public_id)["uploaded"] == 1
     assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
     assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[0] == 200
 
 
+def test_a_segment_without_a_picture_is_still_synced(pipeline_app, db, redis, bucket, live_stream):
+    """A local segment PyAV cannot read: the segment is uploaded and
+    recorded all the same, and no thumbnail is written."""
+    stream, broadcast, hls = live_stream
+    hls.segment_path(1).write_bytes(b"not video" * 100)
+    hls.write_playlist([1])
+
+    assert jobs.sync_stream(stream.public_id)["uploaded"] == 1
+    assert bucket.get(layout.segment(stream.public_id, broadcast.id, 1))[0] == 200
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
+    assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[0] == 404
+
+
+def test_a_queued_thumbnail_job_writes_from_the_bucket(
+    pipeline_app, db, redis, bucket, live_stream
+):
+    """A thumbnail job (queued by an earlier version) cuts the newest
+    segment in the bucket and rewrites the live thumbnail; the broadcast's
+    first stays."""
+    stream, broadcast, hls = live_stream
+    _sync(hls, stream, [1], source=0)
+    first = bucket.get(layout.live_thumbnail(stream.public_id))[2]
+    redis.delete(pipeline.Keys.thumbnail(broadcast.id))
+    bucket.put(
+        layout.segment(stream.public_id, broadcast.id, 1),
+        (hls.segments[5]).read_bytes(),
+    )
+
+    result = jobs.make_thumbnail(broadcast.id)
+
+    assert result == {"status": "ok", "segment": 1, "written": ["live"]}
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[2] != first
+    assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[2] == first
+
+
 def test_no_segment_yet_or_unknown_broadcast_writes_nothing(pipeline_app, db, bucket, live_stream):
-    """Before the first segment is in the bucket there is nothing to cut."""
+    """Before the first segment is in the bucket the job has nothing to cut."""
     stream, broadcast, _ = live_stream
     assert jobs.make_thumbnail(broadcast.id) == {"status": "no segment"}
     assert jobs.make_thumbnail(999_999) == {"status": "missing"}
     assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
 
 
-def test_sync_queues_at_most_one_thumbnail_per_interval(pipeline_app, db, redis, live_stream):
-    """A sync pass that uploads a live broadcast's segments queues a thumbnail
-    job (JSON args: the broadcast id); passes within the interval queue no more."""
+def test_a_segment_the_job_cannot_read_fails_it(pipeline_app, db, redis, bucket, live_stream):
+    """Garbage in the bucket: the job raises (RQ retries it) and writes nothing new."""
     stream, broadcast, hls = live_stream
-    hls.add_segment(1)
+    hls.segment_path(1).write_bytes(b"not video" * 100)
     hls.write_playlist([1])
     jobs.sync_stream(stream.public_id)
-    hls.add_segment(2)
-    hls.write_playlist([1, 2])
-    jobs.sync_stream(stream.public_id)
-
-    assert _thumbnail_jobs(redis) == [[broadcast.id]]
-    assert 0 < redis.ttl(pipeline.Keys.thumbnail(broadcast.id)) <= pipeline.THUMBNAIL_INTERVAL
-
-
-def test_a_segment_ffmpeg_cannot_read_fails_the_job(pipeline_app, db, bucket, live_stream):
-    """Garbage in the bucket: the job raises (RQ retries it) and writes nothing."""
-    stream, broadcast, hls = live_stream
-    hls.add_segment(1)
-    hls.write_playlist([1])
-    jobs.sync_stream(stream.public_id)
-    bucket.put(layout.segment(stream.public_id, broadcast.id, 1), b"not video" * 100)
 
     with pytest.raises(thumbnails.ThumbnailError):
         jobs.make_thumbnail(broadcast.id)
     assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
+
+
+def test_the_first_thumbnail_waits_for_its_delay_after_the_start(
+    pipeline_app, db, redis, bucket, live_stream, monkeypatch
+):
+    """A broadcast that started less than its `first_delay` ago gets no
+    thumbnail; the first pass after the delay cuts one."""
+    stream, broadcast, hls = live_stream
+    with monkeypatch.context() as patch:
+        patch.setattr(thumbnails, "first_delay", lambda _id: 3600.0)
+        _sync(hls, stream, [1])
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
+
+    # The fixture's broadcast started a minute ago: past any real delay.
+    _sync(hls, stream, [2])
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 200
+    assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[0] == 200
+
+
+def test_first_delays_are_spread_over_the_interval():
+    """Consecutive broadcasts' first frames fall at different moments of
+    the interval."""
+    delays = [thumbnails.first_delay(n) for n in range(1, 11)]
+    assert all(0 <= d < pipeline.THUMBNAIL_INTERVAL for d in delays)
+    assert min(abs(a - b) for i, a in enumerate(delays) for b in delays[i + 1 :]) > 0.5
+
+
+def test_a_stream_behind_gets_its_segments_first(pipeline_app, db, redis, bucket, live_stream):
+    """A pass that finds several segments waiting (the stream is behind)
+    uploads them and cuts no thumbnail; a pass that keeps up cuts one."""
+    stream, broadcast, hls = live_stream
+    assert _sync(hls, stream, [1, 2, 3])["uploaded"] == 3
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
+
+    assert _sync(hls, stream, [4])["uploaded"] == 1
+    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 200

@@ -39,13 +39,16 @@ def _key(stream: str) -> str:
     return f"studio:media:timestamps:{stream}"
 
 
-def remember(
-    connection: redis.Redis, stream: str, number: int, first: int, duration: float
-) -> None:
-    """Note where segment `number` of `stream` started and how long it is."""
+def remember(connection: redis.Redis, stream: str, starts: dict[int, tuple[int, float]]) -> None:
+    """Note where segments of `stream` started and how long they are
+    ({number: (first timestamp, duration)}), in one round trip."""
+    if not starts:
+        return
     key = _key(stream)
     pipe = connection.pipeline(transaction=False)
-    pipe.hset(key, str(number), f"{first}:{duration}")
+    pipe.hset(
+        key, mapping={str(n): f"{first}:{duration}" for n, (first, duration) in starts.items()}
+    )
     pipe.expire(key, REMEMBER_SECONDS)
     pipe.execute()
 
@@ -64,13 +67,16 @@ def discontinuity(
     number: int,
     this: mpegts.PtsRange | None,
     flagged: bool,
+    in_pass: dict[int, tuple[int, float]] | None = None,
 ) -> bool:
     """Whether segment `number` really starts a discontinuity: the engine
-    flagged it and its timestamps do not continue segment `number - 1`'s.
-    Unknown (no timestamps, previous segment not seen) keeps the flag."""
+    flagged it and its timestamps do not continue segment `number - 1`'s
+    (from `in_pass`, the starts seen earlier in this pass, else as
+    remembered). Unknown (no timestamps, previous segment not seen) keeps
+    the flag."""
     if not flagged or this is None:
         return flagged
-    previous = _remembered(connection, stream, number - 1)
+    previous = (in_pass or {}).get(number - 1) or _remembered(connection, stream, number - 1)
     if previous is None:
         return True
     return not mpegts.continues(previous[0], previous[1], this)

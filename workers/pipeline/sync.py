@@ -139,6 +139,8 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     result = SyncResult()
     config = app.config
     hls_dir = config["HLS_DIR"]
+    # Rows kept from an earlier pass of this job are read afresh by the query.
+    db.session.expire_all()
     stream_row, broadcasts = stream_and_broadcasts(stream)
     result.windows = windows(broadcasts)
     playlist = local_hls.read_playlist(hls_dir, stream)
@@ -160,6 +162,7 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
     connection = get_redis(app)
     reported = pipeline.reported_segments(connection, stream) if complete else {}
+    frames: list[thumbnails.Frame] = []
     uploaded = _upload_segments(
         storage,
         pool,
@@ -173,15 +176,19 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         reported,
         connection,
         publishing,
+        (thumbnails.wanted(broadcasts), frames),
     )
     pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
+    # Thumbnails are cut and uploaded on the pool while the playlist is written.
+    writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
     if playlist is not None:
         live.write_live_playlist(
             app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
         )
     _refresh_replays(app, broadcasts, result)
+    if writing:
+        thumbnails.finish_writing(stream_row, writing)
     tidy_local(app, stream, publishing, result)
-    thumbnails.request_after_sync(app, broadcasts, result.broadcasts)
     return result
 
 
@@ -220,6 +227,7 @@ def tidy_local(app: Flask, stream: str, publishing: bool, result: SyncResult) ->
 class _Pending:
     segment: local_hls.LocalSegment
     broadcast: Broadcast
+    broadcast_id: int  # read before the pass commits (the row expires then)
     duration: float
     discontinuity: bool
     object_name: str
@@ -248,8 +256,11 @@ def _upload_segments(
     reported,
     connection,
     publishing,
+    thumbnail_wanted: tuple[set[int], list[thumbnails.Frame]],
 ):
-    """Upload complete segments (in parallel), record them, delete local files.
+    """Upload complete segments (in parallel), record them, read the
+    thumbnails' segments from the local files (`thumbnails.cut_from_pass`:
+    the wanted broadcasts, the frames taken), delete the files.
 
     A segment's length is the one the engine reported (`reported`), else the
     playlist's, else measured from its timestamps. The engine's discontinuity
@@ -259,6 +270,8 @@ def _upload_segments(
     """
     listed = playlist.by_number() if playlist else {}
     pending = []
+    # Where each segment of this pass started: the next one compares against it.
+    starts: dict[int, tuple[int, float]] = {}
     for segment in complete:
         broadcast = broadcast_for(broadcasts, segment.mtime)
         if broadcast is None:
@@ -276,7 +289,7 @@ def _upload_segments(
         else:
             duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
         try:
-            started = any(item.broadcast.id == broadcast.id for item in pending)
+            started = any(item.broadcast_id == broadcast.id for item in pending)
             leave_out = continuity.silent_start(
                 segment, on_disk, broadcast.id, publishing, earlier_in_pass=started
             )
@@ -294,14 +307,18 @@ def _upload_segments(
             segment.number,
             timestamps,
             bool(entry and entry.discontinuity),
+            starts,
         )
         object_name = layout.segment(stream.public_id, broadcast.id, segment.number, stream.private)
-        pending.append(_Pending(segment, broadcast, duration, flagged, object_name))
+        pending.append(_Pending(segment, broadcast, broadcast.id, duration, flagged, object_name))
         if timestamps is not None:
-            # The next segment (maybe in this very pass) compares against it.
-            continuity.remember(
-                connection, stream.public_id, segment.number, timestamps.first, duration
-            )
+            starts[segment.number] = (timestamps.first, duration)
+    # One round trip for the pass, before any upload: the next pass compares against them.
+    continuity.remember(connection, stream.public_id, starts)
+    wanted, frames = thumbnail_wanted
+    if len(pending) > 1:
+        # The stream is behind: its segments first, a thumbnail once it keeps up.
+        wanted = set()
     uploaded: dict[int, PlaylistSegment] = {}
     for start in range(0, len(pending), BATCH):
         if start and lock is not None and not locks.still_ours(lock):
@@ -309,16 +326,23 @@ def _upload_segments(
         done, failed = _upload_all(storage, pool, pending[start : start + BATCH], result)
         if done:
             _record(done)
+            cut = thumbnails.cut_from_pass(
+                connection,
+                wanted,
+                [(item.broadcast_id, item.segment.number, item.segment.path) for item in done],
+            )
+            wanted -= {frame.broadcast_id for frame in cut}
+            frames.extend(cut)
             _forget_local(done)
         result.uploaded += len(done)
-        result.broadcasts |= {item.broadcast.id for item in done}
+        result.broadcasts |= {item.broadcast_id for item in done}
         uploaded.update(
             (
                 item.segment.number,
                 PlaylistSegment(
                     item.segment.number,
                     item.duration,
-                    item.broadcast.id,
+                    item.broadcast_id,
                     item.discontinuity,
                     item.started_at,
                 ),
@@ -370,10 +394,12 @@ def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
 
 def _record(done: list[_Pending]) -> None:
     """Record the segments (see `record_segments`) and commit before any
-    local file is deleted."""
+    local file is deleted. The commit keeps the pass's rows as it read them
+    at its start (its view of the stream), instead of loading each again
+    for the playlist and the replays; the next pass reads them afresh."""
     uploaded = [
         UploadedSegment(
-            item.broadcast.id,
+            item.broadcast_id,
             item.segment.number,
             item.duration,
             item.object_name,
@@ -384,7 +410,12 @@ def _record(done: list[_Pending]) -> None:
         for item in done
     ]
     record_segments(db.session, uploaded)
-    db.session.commit()
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
 
 
 def _duration_from_pts(segment: local_hls.LocalSegment, on_disk) -> float:

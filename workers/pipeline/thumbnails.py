@@ -4,19 +4,27 @@ about every 10 s; the first one of each broadcast is also kept as that
 broadcast's thumbnail (`live/{id}/{broadcast}/thumbnail.jpg`, immutable),
 the poster of its replay.
 
-Sync passes ask for one (`request_after_sync`); `studio.media.pipeline.
-request_thumbnail` lets at most one job per broadcast through every
-THUMBNAIL_INTERVAL seconds. The frame is cut from the segment in the bucket
-(the local file is deleted once uploaded), so any worker can make it. The
-images are static objects on the CDN: viewers never reach the web tier for them.
+The sync pass makes them (`cut_from_pass`, `start_writing`): at most one
+per broadcast every THUMBNAIL_INTERVAL seconds (a Redis key,
+`studio.media.pipeline.claim_thumbnail`), cut from the latest segment it
+has just uploaded, read before the local file is deleted, decoded and
+uploaded on the pass's upload threads while it writes its playlist: no job,
+no download. The pass holds the stream's sync lock, so the objects land
+under the prefix of the stream's visibility as the move job leaves it. The
+`make_thumbnail` job (from the bucket's copy) stays for jobs queued by an
+earlier version. The images are static objects on the CDN: viewers never
+reach the web tier for them.
 """
 
 from __future__ import annotations
 
 import io
 import logging
-from datetime import UTC, datetime
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import redis
@@ -26,7 +34,7 @@ from sqlalchemy import select
 
 from studio.extensions import db
 from studio.media import pipeline
-from studio.models import Broadcast, Segment
+from studio.models import Broadcast, Segment, Stream
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 
@@ -34,6 +42,7 @@ log = logging.getLogger(__name__)
 
 WIDTH = 640  # pixels; enough for a card, a poster and a link preview
 QUALITY = 5  # JPEG quantizer scale (ffmpeg's -q:v), 2 best .. 31 worst
+GOLDEN = 0.6180339887498949  # spreads consecutive ids evenly over an interval
 QP2LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA: global_quality is a quantizer in lambda units
 
 
@@ -123,20 +132,132 @@ def _encode_jpeg(frame: av.VideoFrame) -> bytes:
     return jpeg
 
 
-def request_after_sync(app: Flask, broadcasts: list[Broadcast], uploaded: set[int]) -> None:
-    """After a sync pass: ask for a thumbnail of every broadcast that got a
-    segment and is live (or has none yet). Redis being down is logged: a
-    later pass asks again."""
-    wanted = [
+@dataclass
+class Frame:
+    """A segment's bytes read during a sync pass (before its local file is
+    deleted), to be cut and written while the pass writes its playlist."""
+
+    broadcast_id: int
+    sequence: int
+    video: bytes
+
+
+def wanted(broadcasts: list[Broadcast], now: datetime | None = None) -> set[int]:
+    """The broadcasts a sync pass may cut a frame of: live ones, and ended
+    ones without a thumbnail yet. A live broadcast's first frame waits for
+    its `first_delay` after the start. Read before the pass commits (after
+    it the rows would be loaded again)."""
+    now = now or datetime.now(UTC)
+    return {
         b.id
         for b in broadcasts
-        if b.id in uploaded and (b.ended_at is None or b.thumbnail_at is None)
-    ]
-    if not wanted:
-        return
-    try:
-        connection = get_redis(app)
-        for broadcast_id in wanted:
-            pipeline.request_thumbnail(connection, broadcast_id)
-    except redis.RedisError:
-        log.warning("could not queue thumbnails of broadcasts %s (Redis down)", wanted)
+        if (b.ended_at is None or b.thumbnail_at is None)
+        and not (
+            b.ended_at is None
+            and b.thumbnail_at is None
+            and now < b.started_at + timedelta(seconds=first_delay(b.id))
+        )
+    }
+
+
+def first_delay(broadcast_id: int) -> float:
+    """Seconds after its start before a live broadcast's first frame, spread
+    over THUMBNAIL_INTERVAL by its id (golden-ratio steps): streams that
+    start together (an engine restarted, a simulated load) do not all cut
+    a frame in the same pass, and their later frames, THUMBNAIL_INTERVAL
+    apart, stay spread."""
+    return (broadcast_id * GOLDEN) % 1.0 * pipeline.THUMBNAIL_INTERVAL
+
+
+def cut_from_pass(
+    connection: redis.Redis, wanted: set[int], uploaded: list[tuple[int, int, Path]]
+) -> list[Frame]:
+    """Frames of the `wanted` broadcasts that got segments in this batch of
+    a sync pass (`uploaded`: broadcast id, segment number, local file not yet
+    deleted): at most one per broadcast every THUMBNAIL_INTERVAL seconds,
+    from its latest segment.
+
+    Only reads the file (the decoding waits for `start_writing`). Never
+    raises for a thumbnail: a file gone or Redis down is logged and the
+    segments' sync goes on; a later pass takes the next."""
+    latest: dict[int, tuple[int, Path]] = {}
+    for broadcast_id, number, path in uploaded:
+        if broadcast_id in wanted and number > latest.get(broadcast_id, (-1, path))[0]:
+            latest[broadcast_id] = (number, path)
+    frames = []
+    for broadcast_id, (number, path) in latest.items():
+        try:
+            if not pipeline.claim_thumbnail(connection, broadcast_id):
+                continue
+        except redis.RedisError:
+            log.warning("no thumbnail of broadcast %s this pass (Redis down)", broadcast_id)
+            return frames
+        try:
+            frames.append(Frame(broadcast_id, number, path.read_bytes()))
+        except OSError as exc:
+            log.warning("no thumbnail from segment %s: %s", path.name, exc)
+    return frames
+
+
+def start_writing(
+    storage: gcs.Storage, pool: Executor, stream: Stream, broadcasts: list[Broadcast], frames
+) -> list[tuple[Broadcast, Future]]:
+    """Cut the pass's frames into JPEGs and upload them on `pool` (see
+    `make_thumbnail` for which objects), while the pass writes its
+    playlist; `finish_writing` records them. The caller holds the stream's
+    sync lock. Reads the rows as the pass read them (no query)."""
+    by_id = {b.id: b for b in broadcasts}
+    started = []
+    for frame in frames:
+        broadcast = by_id.get(frame.broadcast_id)
+        if broadcast is None:
+            continue
+        live = None
+        if broadcast.ended_at is None:
+            live = layout.live_thumbnail(stream.public_id, stream.private)
+        own = None
+        if broadcast.thumbnail_at is None:
+            own = layout.broadcast_thumbnail(stream.public_id, broadcast.id, stream.private)
+        future = pool.submit(_cut_and_write, storage, frame, live, own)
+        started.append((broadcast, future))
+    return started
+
+
+def _cut_and_write(storage: gcs.Storage, frame: Frame, live: str | None, own: str | None):
+    """The frame as a JPEG in the live and/or the broadcast's thumbnail.
+    Returns what was written; raises ThumbnailError, gcs.StorageError."""
+    jpeg = frame_jpeg(frame.video)
+    written = []
+    if live is not None:
+        storage.upload_live_thumbnail(live, jpeg)
+        written.append("live")
+    if own is not None:
+        storage.upload_broadcast_thumbnail(own, jpeg)  # False: an earlier run's stays
+        written.append("broadcast")
+    return written
+
+
+def finish_writing(stream: Stream, started: list[tuple[Broadcast, Future]]) -> list[str]:
+    """Wait for `start_writing`'s thumbnails and record when each was
+    written; commits. A segment without a picture or a bucket failure is
+    logged: the next interval brings another frame. Returns what was
+    written ("live", "broadcast")."""
+    written = []
+    now = datetime.now(UTC)
+    for broadcast, future in started:
+        try:
+            done = future.result()
+        except ThumbnailError as exc:
+            log.warning("no thumbnail of broadcast %s: %s", broadcast.id, exc)
+            continue
+        except gcs.StorageError as exc:
+            log.error("thumbnail of broadcast %s not written: %s", broadcast.id, exc)
+            continue
+        if "live" in done:
+            stream.thumbnail_at = now
+        if "broadcast" in done:
+            broadcast.thumbnail_at = now
+        written += done
+    if written:
+        db.session.commit()
+    return written
