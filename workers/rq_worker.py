@@ -16,6 +16,11 @@ within seconds:
   after a job) is waited out with backoff instead of ending the worker.
 - SIGTERM before RQ has installed its handlers (imports, warm-up, start-up)
   ends the worker cleanly with exit status 0 instead of killing it.
+- A warm stop is never lost: RQ raises StopRequested from its signal handler
+  in whatever the idle worker is doing, and when that is a logging call, the
+  logging module swallows it (and the worker would idle on until a second
+  signal). The request is also remembered, and the next heartbeat (at least
+  every SCHEDULER_CHECK_SECONDS) raises it again.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from typing import TypeVar
 
 import redis.exceptions
 from redis.client import Pipeline
-from rq.worker import SimpleWorker
+from rq.exceptions import StopRequested
+from rq.worker import SimpleWorker, WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +92,17 @@ class UploadWorker(SimpleWorker):
         # scheduler is noticed without waiting for a job.
         return min(super().dequeue_timeout, SCHEDULER_CHECK_SECONDS)
 
+    def _shutdown(self) -> None:
+        if self.get_state() != WorkerStatus.BUSY:
+            self._stop_requested = True  # in case what RQ raises next is swallowed
+        super()._shutdown()
+
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         if pipeline is not None:
             super().heartbeat(timeout, pipeline)
             return
+        if self._stop_requested and self.get_state() != WorkerStatus.BUSY:
+            raise StopRequested()
         # RQ beats up to four times per job, three round trips each; the
         # worker's key lives at least a minute, so one beat a second is plenty.
         if time.monotonic() - self._heartbeat_at >= HEARTBEAT_SECONDS:

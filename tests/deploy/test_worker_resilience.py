@@ -133,3 +133,45 @@ def test_a_stopping_worker_does_not_wait_for_ever_on_its_scheduler(redis):
     worker.scheduler._process = process
     worker.stop_scheduler()
     assert not process.is_alive()
+
+
+def test_a_warm_stop_swallowed_by_a_logging_call_is_raised_again(redis):
+    """RQ raises StopRequested from its SIGTERM handler in whatever an idle
+    worker runs; inside a logging call, logging swallows it ("--- Logging
+    error ---") and RQ's idle loop never looks at the stop flag. The worker
+    remembers the stop and its next heartbeat (at least every 5 s when idle)
+    raises it again, so the warm stop is not lost."""
+    from rq.exceptions import StopRequested
+    from rq.worker import WorkerStatus
+
+    from workers import rq_worker
+
+    worker = rq_worker.UploadWorker([Queue("resilience", connection=redis)], connection=redis)
+    worker.set_state(WorkerStatus.IDLE)
+    try:
+        worker.request_stop(signal.SIGTERM, None)
+    except StopRequested:
+        pass  # what logging.Handler.handleError does with it
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    with pytest.raises(StopRequested):
+        worker.heartbeat()
+
+
+def test_a_busy_worker_finishes_its_job_before_the_heartbeat_stops_it(redis):
+    """A stop during a job waits for the job (RQ's rule): the heartbeats sent
+    while it runs do not raise."""
+    from rq.worker import WorkerStatus
+
+    from workers import rq_worker
+
+    worker = rq_worker.UploadWorker([Queue("resilience", connection=redis)], connection=redis)
+    worker.set_state(WorkerStatus.BUSY)
+    try:
+        worker.request_stop(signal.SIGTERM, None)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert worker._stop_requested
+    worker.heartbeat()  # does not raise while busy
