@@ -1,8 +1,7 @@
-"""nginx under mirakuru, from nginx/*.conf.template: RTMP ingest with HLS, the
-control/stat API, the CDN edge in front of the Cloud Storage emulator, and
-the studio's HTTP (front) and HTTPS sites when asked for; and a
-nginx/standalone/ config run on its own (the RTMP proxy in front of local
-media nodes; tests' stand-in for a multistream target)."""
+"""nginx under mirakuru from nginx/*.conf.template: RTMP ingest with HLS, its
+control/stat API, the CDN edge, the studio's HTTP (front) and HTTPS sites;
+and nginx/standalone/ configs run on their own (the RTMP proxy in front of
+local media nodes, tests' stand-in multistream target)."""
 
 from __future__ import annotations
 
@@ -135,8 +134,7 @@ def start_standalone(template: str, var_dir: Path, name: str, values: dict, port
     home = (var_dir / name).resolve()
     for sub in ("logs", "tmp"):
         (home / sub).mkdir(parents=True, exist_ok=True)
-    values = {"NGINX_DIR": home, "USER_DIRECTIVE": _user_directive(), **values}
-    conf = _render(f"standalone/{template}.conf", home, values)
+    conf = _render(f"standalone/{template}.conf", home, {"NGINX_DIR": home, **values})
     return start(_nginx(home, conf, var_dir / "logs" / f"{name}-{port}.log", port), name)
 
 
@@ -174,19 +172,12 @@ def render_nginx_conf(nginx_dir: Path, values: dict[str, object], sites=None) ->
     for old in (conf / "sites").glob("*.conf"):
         old.unlink()
     values = {"NGINX_DIR": nginx_dir, "RTMP_MODULE": RTMP_MODULE, **values}
-    values["USER_DIRECTIVE"] = _user_directive()
     for template in TEMPLATES.glob("*.conf.template"):
         _render(template.name.removesuffix(".template"), conf, values)
     for name, site in (sites or {}).items():
         site_values = {key.upper(): value for key, value in asdict(site).items()}
         _render(f"sites/{name}.conf", conf, site_values | {"EDGE_PORT": values["EDGE_PORT"]})
     return conf / "dev.conf"
-
-
-def _user_directive() -> str:
-    """Workers run as the user who starts nginx (as root: `nobody`, who can
-    neither write HLS into var/ nor delete what the uploader is done with)."""
-    return "user root;" if os.geteuid() == 0 else "# not root"
 
 
 def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> Tcp:
@@ -199,8 +190,11 @@ def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> Tcp:
 
 
 def _render(name: str, target_dir: Path, values: dict[str, object]) -> Path:
-    """TEMPLATES/NAME.template filled in, written to target_dir/NAME."""
+    """TEMPLATES/NAME.template filled in, written to target_dir/NAME. nginx's
+    workers run as the user who starts it (as root: `nobody`, who can neither
+    write HLS into var/ nor delete what the uploader is done with)."""
     target = target_dir / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(render(TEMPLATES / f"{name}.template", values))
+    user = "user root;" if os.geteuid() == 0 else "# not root"
+    target.write_text(render(TEMPLATES / f"{name}.template", {"USER_DIRECTIVE": user, **values}))
     return target

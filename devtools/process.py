@@ -1,6 +1,6 @@
-"""What every starter shares: free ports (port-for), mirakuru executors (a
-session of their own, ready on a port or URL, stopped with a signal, a wait,
-then SIGKILL to all they started) logging to a file, the `Service` returned."""
+"""What every starter shares: free ports (port-for), mirakuru executors
+logging to a file (a session of their own, stopped with a signal, a wait,
+then SIGKILL to all they started), config templates, the `Service` returned."""
 
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ class Started:
     the whole environment, not additions to this process's."""
 
     log_path: Path | None = None
-    base_url: str = ""
 
     def __enter__(self) -> Self:
         return self if self.running() else super().__enter__()
@@ -66,20 +65,12 @@ class Tcp(Started, TCPExecutor):
     """A process that is ready when its port accepts connections."""
 
 
-def executor(
-    kind: type[E],
-    argv: list[str],
-    log_path: Path,
-    *,
-    env: dict[str, str] | None = None,
-    cwd: Path = ROOT,
-    **options: object,
-) -> E:
+def executor(kind: type[E], argv: list[str], log_path: Path, *, env=None, cwd=ROOT, **opts) -> E:
     """An executor of `kind` for argv (not started), its output appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - open for the executor's life
     output = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
-    runner = kind(argv, cwd=str(cwd), envvars=env, **output, **options)
+    runner = kind(argv, cwd=str(cwd), envvars=env, **output, **opts)
     runner.log_path = log_path
     return runner
 
@@ -100,9 +91,9 @@ def stop(runner: SimpleExecutor) -> None:
 
 
 def render(template: Path, values: dict[str, object]) -> str:
-    """A config template filled in: safe_substitute leaves nginx's own
-    `$variables` alone; a `${NAME}` left over is a placeholder nobody
-    filled, an error. URLs lose a trailing slash."""
+    """A config template filled in (safe_substitute leaves nginx's own
+    `$variables` alone); a `${NAME}` left over is an error. URLs lose a
+    trailing slash."""
     values = {k: v.rstrip("/") if isinstance(v, str) else v for k, v in values.items()}
     text = string.Template(template.read_text()).safe_substitute(values)
     if "${" in text:
