@@ -1,10 +1,12 @@
 """Watch the local HLS directory and trigger syncs (nginx-rtmp has no on_hls).
 
 `python -m workers.watcher`: inotify tells us when an engine rewrites a
-playlist (a segment closed); a sweep every few seconds re-triggers any stream
-with files left behind (a lost trigger, Redis or the bucket having been
-down) and queues the replay of ended broadcasts that never got one. Triggers
-are idempotent, so doubled ones cost one cheap job at most.
+playlist (a segment closed), unless the engine announces each segment itself
+(SRS's on_hls queues the sync); a sweep every few seconds re-triggers any
+stream with files left behind (a lost trigger or callback, Redis or the
+bucket having been down) and queues the replay of ended broadcasts that
+never got one. Triggers are idempotent, so doubled ones cost one cheap job
+at most.
 
 On a media node (STUDIO_NODE_ID, STUDIO_HLS_DIR the node's own directory) the
 syncs go to that node's queue, for the workers beside the files.
@@ -28,7 +30,7 @@ from sqlalchemy import exists, select
 
 from studio.extensions import db
 from studio.logging_setup import configure_process_logging
-from studio.media import jobs, pipeline
+from studio.media import engines, jobs, pipeline
 from studio.models import Broadcast, Segment, Stream, utcnow
 from studio.redis_client import get_redis
 from workers.context import process_app
@@ -63,7 +65,10 @@ class Watcher:
         self.inotify = INotify()
         directory = local_hls.live_dir(self.hls_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        self.inotify.add_watch(str(directory), WATCH_FLAGS)
+        # An engine that announces its segments has already queued each sync.
+        self.on_write = not engines.current(app).announces_segments
+        if self.on_write:
+            self.inotify.add_watch(str(directory), WATCH_FLAGS)
 
     def run(self) -> None:
         next_sweep = next_finalize = 0.0
@@ -196,7 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     watcher = Watcher(process_app())
     signal.signal(signal.SIGTERM, watcher.stop)
     signal.signal(signal.SIGINT, watcher.stop)
-    log.info("watching %s for node %s", local_hls.live_dir(watcher.hls_dir), watcher.node_id)
+    how = "on every write and" if watcher.on_write else "(the engine announces segments)"
+    log.info(
+        "watching %s %s every %gs for node %s",
+        local_hls.live_dir(watcher.hls_dir),
+        how,
+        watcher.sweep_interval,
+        watcher.node_id,
+    )
     watcher.run()
     return 0
 

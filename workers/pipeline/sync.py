@@ -99,8 +99,8 @@ def drain(app: Flask, connection: redis.Redis, stream: str, dirty: bool = False)
 def nothing_new(app: Flask, connection: redis.Redis, stream: str) -> bool:
     """Whether a pass right after one that uploaded would find nothing to
     do: no segment on disk, the local playlist already in the bucket, nothing
-    left behind for `tidy_local`. (A stream's on_hls and the watcher both ask
-    for a sync of each segment: the second ask finds it done.) Decided from
+    left behind for `tidy_local`. (A trigger that came during a pass, for a
+    segment that pass already took, finds it done.) Decided from
     the directory and one Redis read, without the database."""
     hls_dir = app.config["HLS_DIR"]
     if local_hls.local_segments(hls_dir, stream):

@@ -97,6 +97,10 @@ class MediaEngine(Protocol):
     # How viewers can watch ("hls" from the CDN on every engine; "webrtc":
     # WHEP from the media server itself).
     playback_protocols: tuple[str, ...]
+    # Whether it calls back for every segment it closes (SRS's on_hls): then
+    # the callback queues the sync, and the HLS watcher only sweeps for what
+    # a lost callback left behind instead of also reacting to every write.
+    announces_segments: bool
 
     def drop_publisher(self, publisher: Publisher) -> bool:
         """Disconnect a publisher now; False if it was already gone. Raises EngineError."""

@@ -86,6 +86,7 @@ class Engine:
     name = NAME
     ingest_protocols = ("rtmp",)
     playback_protocols = ("hls",)
+    announces_segments = False
 
     def __init__(self, control_url: str):
         self.control_url = control_url

@@ -177,6 +177,7 @@ class Engine:
     ingest_protocols = ("rtmp", "webrtc", "srt")
     # WHEP: `rtmp_to_rtc on` in srs/srs.conf (RTMP and WHIP streams alike).
     playback_protocols = ("hls", "webrtc")
+    announces_segments = True  # on_hls
 
     def __init__(self, api_url: str):
         self.api_url = api_url
