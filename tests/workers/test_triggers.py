@@ -11,7 +11,7 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
-from studio.media import pipeline
+from studio.media import engines, pipeline
 from studio.models import Segment
 from studio.storage import layout
 from studio.streams import service as streams
@@ -92,6 +92,25 @@ def test_watcher_turns_a_playlist_write_into_a_sync(pipeline_app, redis, live_st
     names = {event.name for event in events}
     assert f"{stream.public_id}.m3u8" in names
     watcher.trigger(stream.public_id)
+    assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
+
+
+def test_with_an_engine_that_announces_segments_the_watcher_only_sweeps(
+    pipeline_app, redis, live_stream, monkeypatch
+):
+    """Under SRS each segment's on_hls queues its sync, so the watcher does
+    not also react to the playlist write; its sweep still catches what a
+    lost callback left behind."""
+    srs = engines.build({"MEDIA_ENGINE": "srs", "SRS_API_URL": "http://127.0.0.1:9"})
+    monkeypatch.setitem(pipeline_app.extensions, engines.EXTENSION, srs)
+    stream, _, hls = live_stream
+    watcher = Watcher(pipeline_app)
+    hls.add_segment(1, mtime=time.time() - 60)
+    hls.write_playlist([1])
+
+    assert not watcher.on_write
+    assert watcher.inotify.read(timeout=500) == []
+    assert watcher.sweep() == 1
     assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
 
 
