@@ -413,7 +413,9 @@ class PublishRefusal(Base):
 
 class WebhookEndpoint(Base):
     """A creator's webhook: a URL that hears the events it chose, signed with
-    its own secret. Disabled by the delivery worker after persistent failure."""
+    its own secret, stored encrypted (`studio.secretbox`: the studio must
+    read it back to sign). Disabled by the delivery worker after persistent
+    failure."""
 
     __tablename__ = "webhook_endpoints"
 
@@ -421,7 +423,7 @@ class WebhookEndpoint(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2048))
     events: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
-    secret: Mapped[str] = mapped_column(String(64))
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     disabled_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

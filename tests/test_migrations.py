@@ -12,11 +12,11 @@ from sqlalchemy import text
 
 from devtools.postgres import create_database, drop_database, ensure_postgres
 from studio import config as studio_config
-from studio import create_app
+from studio import create_app, secretbox
 from studio.extensions import db
 from tests.conftest import VAR
 
-HEAD = "0011"
+HEAD = "0012"
 
 
 @pytest.fixture()
@@ -91,3 +91,35 @@ def test_models_and_migrations_agree(empty_app):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, db.metadata)
     assert diff == []
+
+
+def test_webhook_secrets_are_sealed_on_upgrade_and_opened_on_downgrade(empty_app):
+    """0012 seals the signing secrets stored in clear before it (the
+    delivery worker opens them to sign), and its downgrade gives them back."""
+    _flask_db(empty_app, "upgrade", "0011")
+    with empty_app.app_context(), db.engine.begin() as connection:
+        owner = connection.scalar(
+            text(
+                "INSERT INTO users (email, display_name, password_hash, created_at)"
+                " VALUES ('hook@example.com', 'Hook', 'x', now()) RETURNING id"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO webhook_endpoints (owner_id, url, events, secret, enabled, created_at)"
+                " VALUES (:owner, 'https://example.com/in', ARRAY['stream.live'], 'whsec_old',"
+                " true, now())"
+            ),
+            {"owner": owner},
+        )
+
+    _flask_db(empty_app, "upgrade")
+    box = secretbox.from_config(empty_app.config)
+    with empty_app.app_context(), db.engine.connect() as connection:
+        sealed = connection.scalar(text("SELECT secret_encrypted FROM webhook_endpoints"))
+    assert b"whsec_old" not in bytes(sealed)
+    assert box.open(sealed) == "whsec_old"
+
+    _flask_db(empty_app, "downgrade", "0011")
+    with empty_app.app_context(), db.engine.connect() as connection:
+        assert connection.scalar(text("SELECT secret FROM webhook_endpoints")) == "whsec_old"

@@ -22,7 +22,7 @@ from flask import Flask
 from rq import get_current_job
 from sqlalchemy import select
 
-from studio import metrics
+from studio import metrics, secretbox
 from studio.extensions import db
 from studio.media import jobs
 from studio.models import Broadcast, Stream, WebhookEndpoint
@@ -32,6 +32,10 @@ from studio.webhooks import addresses, service
 
 log = logging.getLogger(__name__)
 USER_AGENT = "LiveStudio-Webhooks/1"
+CANNOT_SIGN = (
+    "The stored signing secret cannot be decrypted (STUDIO_TARGET_KEYS no longer has "
+    "its key): delete this webhook and add it again."
+)
 
 
 class DeliveryFailed(Exception):
@@ -163,13 +167,20 @@ def deliver(app: Flask, endpoint_id: int, event: dict, *, test: bool = False) ->
     if not endpoint.enabled and not test:
         return {"skipped": "endpoint disabled"}
     attempt, last = _attempt()
-    outcome = send(
-        endpoint.url,
-        endpoint.secret,
-        event,
-        addresses.networks(app.config.get("WEBHOOK_ALLOWED_NETWORKS", [])),
-        float(app.config.get("WEBHOOK_TIMEOUT", 5.0)),
-    )
+    try:
+        secret = secretbox.from_config(app.config).open(endpoint.secret_encrypted)
+    except secretbox.InvalidToken:
+        # Sealed with a key no longer in STUDIO_TARGET_KEYS: no retry helps.
+        secret, last = None, True
+        outcome = Outcome(None, CANNOT_SIGN, 0)
+    if secret is not None:
+        outcome = send(
+            endpoint.url,
+            secret,
+            event,
+            addresses.networks(app.config.get("WEBHOOK_ALLOWED_NETWORKS", [])),
+            float(app.config.get("WEBHOOK_TIMEOUT", 5.0)),
+        )
     was_enabled = endpoint.enabled
     service.record_delivery(
         db.session,
@@ -180,6 +191,7 @@ def deliver(app: Flask, endpoint_id: int, event: dict, *, test: bool = False) ->
         error=outcome.error,
         duration_ms=outcome.duration_ms,
         last_attempt=last or test,
+        disable_reason=CANNOT_SIGN if secret is None else None,
     )
     db.session.commit()
     metrics.WEBHOOK_DELIVERIES.labels(outcome.kind).inc()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import current_app, url_for
 from flask_openapi3 import Tag
 
+from studio import secretbox
 from studio.api import openapi
 from studio.api.errors import error_reply
 from studio.api.schemas import (
@@ -75,8 +76,9 @@ def delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
 )
 def create_webhook(body: WebhookCreate):
     """Register a webhook endpoint."""
+    box = secretbox.from_config(current_app.config)
     endpoint, secret = service.create_endpoint(
-        db.session, caller(), body.url, list(body.events), allowed_networks()
+        db.session, box, caller(), body.url, list(body.events), allowed_networks()
     )
     db.session.commit()
     created = WebhookCreated(**webhook_fields(endpoint), secret=secret)

@@ -4,7 +4,8 @@ Rules (no Flask; the caller commits):
 - a creator has at most MAX_ENDPOINTS endpoints; each names one or more of
   EVENT_TYPES and a URL that `addresses.check_url` allows;
 - the signing secret is made here and shown once (the caller returns it on
-  creation only; it is never listed again);
+  creation only; it is never listed again); it is stored sealed by the
+  caller's box (`studio.secretbox`), which the delivery worker opens to sign;
 - every delivery attempt is logged, the last LOG_KEEP per endpoint;
 - an endpoint is disabled when one event could not be delivered by any of
   its attempts (RQ retries it with exponential backoff for about a day:
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from studio.errors import NotFound, ValidationError
 from studio.models import User, WebhookDelivery, WebhookEndpoint, utcnow
+from studio.streams.targets import Sealer
 from studio.webhooks import addresses
 
 EVENT_TYPES = (
@@ -74,13 +76,15 @@ def clean_url(url: object, allowed: Iterable[addresses.Network] = ()) -> str:
 
 def create_endpoint(
     session: Session,
+    box: Sealer,
     owner: User,
     url: object,
     events: object,
     allowed: Iterable[addresses.Network] = (),
 ) -> tuple[WebhookEndpoint, str]:
-    """A new endpoint and its signing secret (to show once). Raises
-    ValidationError for a bad URL or event list, or one endpoint too many."""
+    """A new endpoint and its signing secret (to show once; stored sealed by
+    `box`). Raises ValidationError for a bad URL or event list, or one
+    endpoint too many."""
     chosen = clean_events(events)
     checked = clean_url(url, allowed)
     count = session.scalar(
@@ -93,7 +97,7 @@ def create_endpoint(
         owner_id=owner.id,
         url=checked,
         events=chosen,
-        secret=secret,
+        secret_encrypted=box.seal(secret),
         enabled=True,
         created_at=utcnow(),
     )
@@ -184,10 +188,12 @@ def record_delivery(
     error: str | None,
     duration_ms: int,
     last_attempt: bool,
+    disable_reason: str | None = None,
 ) -> WebhookDelivery:
     """Log one attempt (keeping the last LOG_KEEP) and apply the disable rule:
-    the last attempt of a real event failing disables the endpoint; a test
-    event that succeeds enables it again."""
+    the last attempt of a real event failing disables the endpoint (saying
+    `disable_reason`, else that every attempt failed); a test event that
+    succeeds enables it again."""
     now = utcnow()
     ok = status_code is not None and 200 <= status_code < 300
     delivery = WebhookDelivery(
@@ -213,7 +219,8 @@ def record_delivery(
             endpoint.enabled = False
             outcome = f"HTTP {status_code}" if status_code is not None else (error or "no answer")
             endpoint.disabled_reason = (
-                f"Every attempt to deliver {delivery.event_type} failed for a day "
+                disable_reason
+                or f"Every attempt to deliver {delivery.event_type} failed for a day "
                 f"(last: {outcome})."
             )[:200]
     session.flush()

@@ -7,6 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from studio import secretbox
 from studio.errors import NotFound, ValidationError
 from studio.extensions import db
 from studio.redis_client import get_redis
@@ -57,8 +58,9 @@ def index():
         return _index(form), 400
     allowed = addresses.networks(current_app.config.get("WEBHOOK_ALLOWED_NETWORKS", []))
     try:
+        box = secretbox.from_config(current_app.config)
         endpoint, secret = service.create_endpoint(
-            db.session, current_user, form.url.data, form.events.data or [], allowed
+            db.session, box, current_user, form.url.data, form.events.data or [], allowed
         )
     except ValidationError as exc:
         db.session.rollback()

@@ -10,6 +10,7 @@ import threading
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from studio import secretbox
 from studio.core import replays
 from studio.media import jobs
 from studio.models import Broadcast, WebhookDelivery, WebhookEndpoint
@@ -178,6 +179,27 @@ def test_persistent_failure_disables_the_endpoint_and_a_good_test_enables_it(
     assert api.get("/webhooks").get_json()["webhooks"][0]["enabled"] is True
 
 
+def test_a_secret_no_configured_key_opens_disables_the_endpoint_at_once(
+    webhook_app, client, db, redis, receiver, creator_api, make_stream, monkeypatch
+):
+    """A signing secret sealed under a key since dropped from
+    STUDIO_TARGET_KEYS cannot sign: nothing is sent, no retry is planned,
+    and the endpoint is disabled saying why and what to do."""
+    user, api = creator_api()
+    register(api, receiver.url, ["stream.live"])
+    other_key = secretbox.derived_key("another installation's secret key")
+    monkeypatch.setitem(webhook_app.config, "TARGET_KEYS", [other_key])
+    publish(client, make_stream(user))
+
+    run_worker(redis)
+    assert release_retries(redis) == []
+    assert receiver.requests == []
+    listed = api.get("/webhooks").get_json()["webhooks"][0]
+    assert listed["enabled"] is False
+    assert "cannot be decrypted" in listed["disabled_reason"]
+    assert "add it again" in listed["disabled_reason"]
+
+
 def test_a_failed_test_event_is_logged_once_and_never_retried(
     webhook_app, db, redis, receiver, creator_api
 ):
@@ -274,8 +296,9 @@ def test_the_delivery_log_keeps_the_last_50_attempts(webhook_app, db, redis, cre
     """An endpoint's log is bounded: its newest 50 attempts are kept."""
     user, _ = creator_api()
     loopback = addresses.networks(["127.0.0.0/8"])
+    box = secretbox.from_config(webhook_app.config)
     endpoint, _ = service.create_endpoint(
-        db.session, user, "http://127.0.0.1:9/x", ["stream.live"], loopback
+        db.session, box, user, "http://127.0.0.1:9/x", ["stream.live"], loopback
     )
     for number in range(60):
         service.record_delivery(

@@ -7,6 +7,7 @@ import re
 
 from sqlalchemy import select
 
+from studio import secretbox
 from studio.models import WebhookEndpoint
 from tests.conftest import csrf_token
 from tests.webhooks.conftest import run_worker
@@ -31,7 +32,10 @@ def test_add_shows_the_secret_once_and_lists_the_webhook(webhook_app, client, db
     page = reply.get_data(as_text=True)
     secret = re.search(r'id="new-secret-value">(whsec_[^<]+)<', page).group(1)
     endpoint = db.session.scalar(select(WebhookEndpoint))
-    assert endpoint.secret == secret and endpoint.events == ["stream.live", "publish.refused"]
+    assert endpoint.events == ["stream.live", "publish.refused"]
+    # Stored sealed: the database alone does not give the secret away.
+    assert secret.encode() not in endpoint.secret_encrypted
+    assert secretbox.from_config(webhook_app.config).open(endpoint.secret_encrypted) == secret
     assert "http://127.0.0.1:8000/in" in page
 
     again = client.get("/webhooks").get_data(as_text=True)
