@@ -85,12 +85,14 @@ def private_address_problem(url: str) -> str | None:
 
 
 class RelayRunner:
-    """Runs and re-runs the ffmpeg of one relay in a thread until `stop()`."""
+    """Runs and re-runs the ffmpeg of one relay in a thread until `stop()`;
+    `source()` gives each attempt the URL to read (a fresh play grant: it
+    expires)."""
 
     def __init__(
         self,
         relay: Relay,
-        source: str | Callable[[], str],
+        source: Callable[[], str],
         on_state: StateCallback,
         retry_max: float = 30.0,
         ffmpeg: str = "ffmpeg",
@@ -175,9 +177,7 @@ class RelayRunner:
             problem = private_address_problem(self.relay.url)
             if problem:
                 return False, problem
-        # A callable source gives each attempt a fresh URL (its play grant expires).
-        source = self.source() if callable(self.source) else self.source
-        argv = ffmpeg_argv(source, self.relay.destination, self.ffmpeg)
+        argv = ffmpeg_argv(self.source(), self.relay.destination, self.ffmpeg)
         try:
             process = subprocess.Popen(  # noqa: S603 (argv list, no shell)
                 argv,
