@@ -27,31 +27,28 @@ endpoints = sa.table(
 
 def upgrade():
     op.add_column("webhook_endpoints", sa.Column("secret_encrypted", sa.LargeBinary()))
-    connection = op.get_bind()
-    rows = connection.execute(sa.select(endpoints.c.id, endpoints.c.secret)).all()
-    if rows:
-        box = secretbox.from_config(current_app.config)
-        for row in rows:
-            connection.execute(
-                endpoints.update()
-                .where(endpoints.c.id == row.id)
-                .values(secret_encrypted=box.seal(row.secret))
-            )
+    _copy(endpoints.c.secret, endpoints.c.secret_encrypted, lambda box, value: box.seal(value))
     op.alter_column("webhook_endpoints", "secret_encrypted", nullable=False)
     op.drop_column("webhook_endpoints", "secret")
 
 
 def downgrade():
     op.add_column("webhook_endpoints", sa.Column("secret", sa.String(length=64)))
-    connection = op.get_bind()
-    rows = connection.execute(sa.select(endpoints.c.id, endpoints.c.secret_encrypted)).all()
-    if rows:
-        box = secretbox.from_config(current_app.config)
-        for row in rows:
-            connection.execute(
-                endpoints.update()
-                .where(endpoints.c.id == row.id)
-                .values(secret=box.open(row.secret_encrypted))
-            )
+    _copy(endpoints.c.secret_encrypted, endpoints.c.secret, lambda box, value: box.open(value))
     op.alter_column("webhook_endpoints", "secret", nullable=False)
     op.drop_column("webhook_endpoints", "secret_encrypted")
+
+
+def _copy(source, target, convert):
+    """Every row's `source`, converted with the app's box, into `target`."""
+    connection = op.get_bind()
+    rows = connection.execute(sa.select(endpoints.c.id, source)).all()
+    if not rows:
+        return
+    box = secretbox.from_config(current_app.config)
+    for row_id, value in rows:
+        connection.execute(
+            endpoints.update()
+            .where(endpoints.c.id == row_id)
+            .values({target.name: convert(box, value)})
+        )
