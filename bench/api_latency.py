@@ -275,7 +275,8 @@ def hook_iteration(port: int, streams: list[tuple[str, str]]):
 
 
 def cost_calls(token: str, streams: list[tuple[str, str]]) -> list:
-    """The three endpoints as in-process calls for `request_costs.measure`."""
+    """The three endpoints as in-process calls for `request_costs.measure`,
+    and SRS's on_hls (one per segment: counted, not load-tested)."""
     api_path = f"/api/v1/streams/{streams[-1][0]}"
     auth = {"Authorization": f"Bearer {token}"}
     run = secrets.token_hex(3)
@@ -295,10 +296,21 @@ def cost_calls(token: str, streams: list[tuple[str, str]]) -> list:
             assert reply.status_code == 200 and reply.json["code"] == 0, reply.text
         return 2
 
+    on_hls = json.loads((ROOT / "tests/fixtures/srs5/on_hls.json").read_text())
+    public_id = streams[1][0]
+
+    def segment(client, i: int) -> int:
+        name = f"{public_id}-{i}.ts"
+        body = on_hls | {"stream": public_id, "seq_no": i, "url": f"live/{name}"}
+        reply = client.post(HOOK_PATH, json=body | {"file": f"/data/hls/live/{name}"})
+        assert reply.status_code == 200 and reply.json["code"] == 0, reply.text
+        return 1
+
     return [
         ("GET /healthz (no-op)", noop),
         ("GET /api/v1/streams/{id}", api),
         ("POST /hooks/srs (publish+unpublish)", hooks),
+        ("POST /hooks/srs (on_hls)", segment),
     ]
 
 
@@ -424,6 +436,8 @@ the owner's live count (the live limit; one statement, after the lock),
 updates the stream, inserts the broadcast and commits; `on_unpublish`
 locks, looks up, updates twice and commits. What follows a callback's commit (the status
 message, the replay job, the webhook job) goes to Redis in one MULTI/EXEC.
+`on_hls` (SRS, once per segment: counted, not load-tested) keeps what SRS
+said of the segment and asks for a sync (the trigger script), in Redis only.
 A commit waits for its WAL to reach the disk when fsync and
 synchronous_commit are on (see above), shared with whatever else the
 server is writing.
