@@ -70,6 +70,7 @@ def begin_reconnect(session: Session, stream: Stream, broadcast: Broadcast) -> d
     until the deadline it returns (status `reconnecting`; the broadcast stays
     open). Raises StreamChanged and StreamReconnecting."""
     deadline = utcnow() + timedelta(seconds=stream.reconnect_window)
+    webhooks = stream.owner_webhooks is not False  # a flush forgets it
     stream.status = "reconnecting"
     stream.reconnect_deadline = deadline
     session.flush()
@@ -77,7 +78,11 @@ def begin_reconnect(session: Session, stream: Stream, broadcast: Broadcast) -> d
     events.raise_event(
         session,
         events.StreamReconnecting(
-            stream.public_id, broadcast.id, deadline, stream.reconnect_window
+            stream.public_id,
+            broadcast.id,
+            deadline,
+            stream.reconnect_window,
+            webhooks=webhooks,
         ),
     )
     return deadline
@@ -124,6 +129,7 @@ def close_broadcast(session: Session, stream: Stream, broadcast: Broadcast, reas
     """End `broadcast` of `stream` for `reason`: status `ended`, no deadline.
     Raises StreamChanged and BroadcastEnded (its replay is written once
     committed)."""
+    webhooks = stream.owner_webhooks is not False  # a flush forgets it
     broadcast.ended_at = utcnow()
     broadcast.end_reason = reason
     stream.status = "ended"
@@ -131,7 +137,10 @@ def close_broadcast(session: Session, stream: Stream, broadcast: Broadcast, reas
     stream.node_id = None
     session.flush()
     events.raise_event(session, events.stream_changed(stream, broadcast))
-    events.raise_event(session, events.BroadcastEnded(stream.public_id, broadcast.id, reason))
+    events.raise_event(
+        session,
+        events.BroadcastEnded(stream.public_id, broadcast.id, reason, webhooks=webhooks),
+    )
 
 
 def end_waiting(session: Session, stream: Stream, reason: str) -> Broadcast | None:

@@ -22,11 +22,11 @@ import string
 from dataclasses import dataclass
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, with_expression
 
 from studio.core import events
 from studio.errors import NotFound, ValidationError
-from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, utcnow
+from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, WebhookEndpoint, utcnow
 from studio.streams import reconnect
 from studio.streams.tickets import (  # noqa: F401 (the publish control's API)
     PUBLISH_TICKET_TTL,
@@ -241,7 +241,7 @@ def start_broadcast(
     """
     if attempt.protocol not in INGEST_PROTOCOLS:
         raise PublishRefused("unknown ingest protocol")
-    query = select(Stream).where(Stream.public_id == attempt.stream_name)
+    query = _locking(attempt.stream_name)
     if limits.max_live_per_user > 0:
         # The owner's row is locked with the stream's, in one statement: the
         # live limit (`_broadcasts_and_live_count`) counts under that lock.
@@ -249,6 +249,7 @@ def start_broadcast(
     stream = session.scalar(query.with_for_update())
     if stream is None:
         raise PublishRefused("unknown stream")
+    webhooks = stream.owner_webhooks is not False  # a flush forgets it
     if not attempt.ticket_redeemed and not hmac.compare_digest(
         attempt.secret.encode(), stream.stream_key.encode()
     ):
@@ -306,9 +307,33 @@ def start_broadcast(
     session.flush()
     events.raise_event(session, events.stream_changed(stream, broadcast))
     events.raise_event(
-        session, events.BroadcastStarted(stream.public_id, broadcast.id, attempt.protocol)
+        session,
+        events.BroadcastStarted(
+            stream.public_id,
+            broadcast.id,
+            attempt.protocol,
+            webhooks=webhooks,
+        ),
     )
     return broadcast
+
+
+def _locking(stream_name: str):
+    """The stream by name, read with whether its owner has an enabled
+    webhook endpoint (`Stream.owner_webhooks`: without one, the events of
+    this unit of work queue no webhook job, which would find nobody to
+    deliver to); the caller adds the lock. A stream already in the session
+    is read again (what the lock guards is the row as it is now, and the
+    expression is loaded only with the row)."""
+    endpoints = select(WebhookEndpoint.id).where(
+        WebhookEndpoint.owner_id == Stream.owner_id, WebhookEndpoint.enabled.is_(True)
+    )
+    return (
+        select(Stream)
+        .where(Stream.public_id == stream_name)
+        .options(with_expression(Stream.owner_webhooks, endpoints.exists()))
+        .execution_options(populate_existing=True)
+    )
 
 
 def _continue_or_end(session: Session, stream: Stream, attempt: PublishAttempt) -> Broadcast | None:
@@ -394,7 +419,7 @@ def end_broadcast(
     and unpublishes from a media node (`node_id`) other than the one holding
     the stream change nothing and return None.
     """
-    stream = session.scalar(select(Stream).where(Stream.public_id == stream_name).with_for_update())
+    stream = session.scalar(_locking(stream_name).with_for_update())
     if stream is None:
         return None
     if node_id is not None and stream.node_id is not None and stream.node_id != node_id:
