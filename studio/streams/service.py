@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, with_expression
 
-from studio.core import events
+from studio.core import events, writes
 from studio.errors import NotFound, ValidationError
 from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, WebhookEndpoint, utcnow
 from studio.streams import reconnect
@@ -292,19 +292,20 @@ def start_broadcast(
     if any(broadcast.ended_at is None for broadcast in relevant):
         raise PublishRefused("stream already live with another publisher", "already live")
     _check_live_limit(live, limits.max_live_per_user)
-    broadcast = Broadcast(
-        stream=stream,
-        client_id=attempt.client_id,
-        server_id=attempt.server_id,
-        service_id=attempt.service_id,
-        protocol=attempt.protocol,
-        ip=attempt.ip[:64],
-        started_at=utcnow(),
+    broadcast = writes.insert_row(
+        session,
+        Broadcast,
+        {
+            "stream_id": stream.id,
+            "client_id": attempt.client_id,
+            "server_id": attempt.server_id,
+            "service_id": attempt.service_id,
+            "protocol": attempt.protocol,
+            "ip": attempt.ip[:64],
+            "started_at": utcnow(),
+        },
+        (stream, {"status": "live", "node_id": attempt.node_id}),
     )
-    session.add(broadcast)
-    stream.status = "live"
-    stream.node_id = attempt.node_id
-    session.flush()
     events.raise_event(session, events.stream_changed(stream, broadcast))
     events.raise_event(
         session,
@@ -419,19 +420,20 @@ def end_broadcast(
     and unpublishes from a media node (`node_id`) other than the one holding
     the stream change nothing and return None.
     """
-    stream = session.scalar(_locking(stream_name).with_for_update())
-    if stream is None:
+    # The stream, locked, with this publisher's open broadcast (if any).
+    publishers = and_(
+        Broadcast.stream_id == Stream.id,
+        Broadcast.client_id == client_id,
+        Broadcast.server_id == server_id,
+        Broadcast.ended_at.is_(None),
+    )
+    query = _locking(stream_name).add_columns(Broadcast).outerjoin(Broadcast, publishers)
+    row = session.execute(query.with_for_update(of=Stream)).first()
+    if row is None:
         return None
+    stream, broadcast = row
     if node_id is not None and stream.node_id is not None and stream.node_id != node_id:
         return None  # engines number their clients alike: another node's publisher
-    broadcast = session.scalar(
-        select(Broadcast).where(
-            Broadcast.stream_id == stream.id,
-            Broadcast.client_id == client_id,
-            Broadcast.server_id == server_id,
-            Broadcast.ended_at.is_(None),
-        )
-    )
     if broadcast is None:
         return None
     if reason in reconnect.RECONNECTABLE:
