@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, insert, inspect, update
+from sqlalchemy import Table, bindparam, insert, inspect, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import Insert, Update
@@ -33,7 +33,11 @@ def update_rows(session: Session, *changes: Change) -> None:
     session.flush()  # anything pending goes first (nothing is sent when clean)
     changes = tuple((row, _filled(_table(row), values, "onupdate")) for row, values in changes)
     (row, values), *others = changes
-    session.execute(_with_ctes(_update(row, values), others))
+    shape = ("update", *_shapes(changes))
+    statement = _statements.get(shape)
+    if statement is None:
+        statement = _statements[shape] = _with_ctes(_update(row, values, 0), others, first=1)
+    session.execute(statement, _parameters(changes))
     _record(changes)
 
 
@@ -45,13 +49,36 @@ def insert_row(session: Session, model: type[Row], values: dict[str, Any], *chan
     changes = tuple((row, _filled(_table(row), values, "onupdate")) for row, values in changes)
     table: Table = inspect(model).local_table
     values = _filled(table, values, "default")
-    statement = _with_ctes(insert(table).values(**values).returning(*table.c), changes)
-    inserted = session.execute(statement).one()
+    shape = ("insert", table, tuple(values), *_shapes(changes))
+    statement = _statements.get(shape)
+    if statement is None:
+        inserting = insert(table).values({key: bindparam(f"new_{key}") for key in values})
+        statement = _statements[shape] = _with_ctes(inserting.returning(*table.c), changes)
+    parameters = _parameters(changes) | {f"new_{key}": value for key, value in values.items()}
+    inserted = session.execute(statement, parameters).one()
     row = model(**inserted._asdict())
     make_transient_to_detached(row)  # as if loaded: persistent once added, never inserted again
     session.add(row)
     _record(changes)
     return row
+
+
+# Statements by the shape of their writes (tables and columns), built once:
+# building one costs more CPU than executing it from SQLAlchemy's cache.
+_statements: dict[tuple, Insert | Update] = {}
+
+
+def _shapes(changes) -> list[tuple]:
+    return [(_table(row), tuple(values)) for row, values in changes]
+
+
+def _parameters(changes) -> dict[str, Any]:
+    """The bound values of `changes` (the names `_update` gives them)."""
+    parameters = {}
+    for index, (row, values) in enumerate(changes):
+        parameters[f"row_{index}"] = inspect(row).identity[0]
+        parameters.update((f"set_{index}_{key}", value) for key, value in values.items())
+    return parameters
 
 
 def _table(row: object) -> Table:
@@ -77,15 +104,18 @@ def _filled(table: Table, values: dict[str, Any], which: str) -> dict[str, Any]:
     return filled
 
 
-def _update(row: object, values: dict[str, Any]) -> Update:
-    state = inspect(row)
-    [key] = state.mapper.primary_key
-    return update(state.mapper.local_table).where(key == state.identity[0]).values(**values)
+def _update(row: object, values: dict[str, Any], index: int) -> Update:
+    """UPDATE of `row`'s table by primary key, its values bound as the
+    `index`-th change's (`_parameters`)."""
+    mapper = inspect(row).mapper
+    [key] = mapper.primary_key
+    setting = {name: bindparam(f"set_{index}_{name}") for name in values}
+    return update(mapper.local_table).where(key == bindparam(f"row_{index}")).values(setting)
 
 
-def _with_ctes(statement: Insert | Update, changes) -> Insert | Update:
-    for index, (row, values) in enumerate(changes):
-        statement = statement.add_cte(_update(row, values).cte(f"written_{index}"))
+def _with_ctes(statement: Insert | Update, changes, first: int = 0) -> Insert | Update:
+    for index, (row, values) in enumerate(changes, start=first):
+        statement = statement.add_cte(_update(row, values, index).cte(f"written_{index}"))
     return statement
 
 
