@@ -343,11 +343,9 @@ _LOCK_WITH_PUBLISHER = (
     )
     .with_for_update(of=Stream)
 )
-# The stream's (`stream_id`) open broadcasts and those of this publisher
-# (`client_id`, `server_id`, `service_id`): is it already known, and is
-# another one live? Engines that reuse client ids after a restart
-# (nginx-rtmp) send no service id; an ended broadcast only proves "this
-# publisher left" when a service id scopes its client id.
+# The stream's (`stream_id`) open broadcasts, and the ended ones of the
+# publisher `client_id`, `server_id`, `service_id` when a service id scopes
+# its client id (see `start_broadcast`).
 _RELEVANT = and_(
     Broadcast.stream_id == bindparam("stream_id"),
     or_(
