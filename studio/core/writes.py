@@ -7,8 +7,9 @@ one UPDATE or INSERT with the other rows' UPDATEs in data-modifying CTEs
 (PostgreSQL runs them all, in one round trip). The written values are then
 recorded on the row objects as loaded (`set_committed_value`), so the
 session's objects match the database and its next flush has nothing to send
-for them. A column's Python `default` and `onupdate` values are computed here and
-written with the rest; a new row's id comes back with RETURNING.
+for them. A column's Python `default` and `onupdate` values are computed
+here and written with the rest; a new row's id comes back with RETURNING.
+The statements are built once per shape (tables and columns written).
 
 Values are keyed by attribute name, which is the column's name in this
 schema. Like the services that call them, these never commit.
@@ -100,7 +101,7 @@ def _filled(table: Table, values: dict[str, Any], which: str) -> dict[str, Any]:
         elif default.is_scalar:
             filled[column.key] = default.arg  # type: ignore[attr-defined]
         else:
-            raise ValueError(f"{table.name}.{column.key}: a SQL onupdate is not supported here")
+            raise ValueError(f"{table.name}.{column.key}: a SQL {which} is not supported here")
     return filled
 
 
