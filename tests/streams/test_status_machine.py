@@ -51,8 +51,10 @@ def broadcasts(db, stream):
 def test_publish_and_unpublish_write_their_rows_in_one_statement_each(db, stream):
     """A publish writes the new broadcast and the stream's status in one
     statement, an unpublish the ended broadcast and the stream's status in
-    one; what the session holds afterwards is what the database holds."""
+    one; what the session holds afterwards is what the database holds
+    (the stream's last-changed time included)."""
     writes: list[str] = []
+    created_at = stream.updated_at
 
     def record(conn, cursor, statement, *args):
         if not statement.lstrip().startswith("SELECT"):
@@ -68,13 +70,14 @@ def test_publish_and_unpublish_write_their_rows_in_one_statement_each(db, stream
         ended = service.end_broadcast(db.session, stream.public_id, "c1", "vid-1")
         assert (len(writes), stream.status) == (1, "ended")
         assert ended is broadcast and ended.end_reason == "unpublish"
-        ended_at = ended.ended_at
+        ended_at, changed_at = ended.ended_at, stream.updated_at  # as the session holds them
         db.session.commit()
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
     [row] = broadcasts(db, stream)
     assert (row.ended_at, row.end_reason, row.client_id) == (ended_at, "unpublish", "c1")
-    assert stream.status == "ended"
+    assert (stream.status, stream.updated_at) == ("ended", changed_at)
+    assert changed_at > created_at
 
 
 def test_new_stream_is_created(stream):
