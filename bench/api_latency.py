@@ -431,11 +431,15 @@ ZCOUNT), a pooled connection (pinged only after
 ROLLBACK, no SET), one query (the token joined to its user, that user's
 stream and the stream's last refused publish) and the JSON. `on_publish`
 reads its media node (a draining node refuses), locks the stream and its
-owner (one statement), reads the publisher's and the open broadcasts with
+owner (one statement, which also reads whether the owner has an enabled
+webhook endpoint), reads the publisher's and the open broadcasts with
 the owner's live count (the live limit; one statement, after the lock),
-updates the stream, inserts the broadcast and commits; `on_unpublish`
-locks, looks up, updates twice and commits. What follows a callback's commit (the status
-message, the replay job, the webhook job) goes to Redis in one MULTI/EXEC.
+inserts the broadcast and updates the stream (one statement: the update in
+a CTE, no ORM flush: `studio/core/writes.py`) and commits; `on_unpublish`
+locks the stream with the publisher's open broadcast (one statement),
+updates both (one statement) and commits. What follows a callback's commit
+(the status message, the replay job, the webhook job when the owner has an
+enabled endpoint: none here) goes to Redis in one MULTI/EXEC.
 `on_hls` (SRS, once per segment: counted, not load-tested) keeps what SRS
 said of the segment and asks for a sync (the trigger script), in Redis only.
 A commit waits for its WAL to reach the disk when fsync and

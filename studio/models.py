@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_expression, relationship
 
 STREAM_STATUSES = ("created", "live", "reconnecting", "ended")
 INGEST_PROTOCOLS = ("rtmp", "webrtc", "websocket", "srt")
@@ -139,6 +139,10 @@ class Stream(Base):
     node_id: Mapped[str | None] = mapped_column(
         ForeignKey("media_nodes.id", ondelete="SET NULL"), index=True
     )
+    # Not a column: whether the owner had an enabled webhook endpoint, read
+    # only by a query that asks (`with_expression`, the publish control);
+    # None otherwise (unknown: webhooks are queued as always).
+    owner_webhooks: Mapped[bool | None] = query_expression()
 
     owner: Mapped[User] = relationship(back_populates="streams")
     broadcasts: Mapped[list[Broadcast]] = relationship(

@@ -27,6 +27,7 @@ CORE = (
     "studio.core.replays",
     "studio.core.segments",
     "studio.core.refusals",
+    "studio.core.writes",
     "studio.streams.service",
     "studio.chat",
     "studio.chat.rules",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -49,6 +49,16 @@ class StreamChanged:
     reconnect_deadline: datetime | None = None
 
 
+def webhooks_hint() -> bool:
+    """The `webhooks` field of the events a creator's webhooks may hear:
+    False when the raiser knew that the stream's owner had no enabled
+    webhook endpoint (read in the same statement that locked the stream), so
+    no webhook job is queued for nobody; True (the default) when it did not
+    ask. A hint to listeners, not part of what happened: events compare
+    equal without it."""
+    return field(default=True, compare=False)
+
+
 @dataclass(frozen=True)
 class BroadcastStarted:
     """A publisher was accepted and a broadcast opened."""
@@ -56,6 +66,7 @@ class BroadcastStarted:
     stream: str
     broadcast_id: int
     protocol: str
+    webhooks: bool = webhooks_hint()
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class StreamReconnecting:
     broadcast_id: int
     deadline: datetime
     window: int
+    webhooks: bool = webhooks_hint()
 
 
 @dataclass(frozen=True)
@@ -86,6 +98,7 @@ class BroadcastEnded:
     stream: str
     broadcast_id: int
     reason: str
+    webhooks: bool = webhooks_hint()
 
 
 @dataclass(frozen=True)

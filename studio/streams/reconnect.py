@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from studio.core import events
+from studio.core import events, writes
 from studio.errors import ValidationError
 from studio.models import Broadcast, Stream, utcnow
 
@@ -70,14 +70,19 @@ def begin_reconnect(session: Session, stream: Stream, broadcast: Broadcast) -> d
     until the deadline it returns (status `reconnecting`; the broadcast stays
     open). Raises StreamChanged and StreamReconnecting."""
     deadline = utcnow() + timedelta(seconds=stream.reconnect_window)
-    stream.status = "reconnecting"
-    stream.reconnect_deadline = deadline
-    session.flush()
+    webhooks = stream.owner_webhooks is not False  # a flush forgets it
+    writes.update_rows(
+        session, (stream, {"status": "reconnecting", "reconnect_deadline": deadline})
+    )
     events.raise_event(session, events.stream_changed(stream, broadcast))
     events.raise_event(
         session,
         events.StreamReconnecting(
-            stream.public_id, broadcast.id, deadline, stream.reconnect_window
+            stream.public_id,
+            broadcast.id,
+            deadline,
+            stream.reconnect_window,
+            webhooks=webhooks,
         ),
     )
     return deadline
@@ -99,16 +104,16 @@ def resume(
     reconnecting `broadcast`: it becomes the broadcast's publisher (its
     unpublish, drop and the reconciler address it from now on), the stream is
     `live` again. Raises StreamChanged and BroadcastResumed."""
-    broadcast.client_id = client_id
-    broadcast.server_id = server_id
-    broadcast.service_id = service_id
-    broadcast.protocol = protocol
-    broadcast.ip = ip[:64]
-    stream.status = "live"
-    stream.reconnect_deadline = None
+    publisher = {
+        "client_id": client_id,
+        "server_id": server_id,
+        "service_id": service_id,
+        "protocol": protocol,
+        "ip": ip[:64],
+    }
     # It may come back through another media node.
-    stream.node_id = node_id
-    session.flush()
+    live = {"status": "live", "reconnect_deadline": None, "node_id": node_id}
+    writes.update_rows(session, (stream, live), (broadcast, publisher))
     events.raise_event(session, events.stream_changed(stream, broadcast))
     events.raise_event(session, events.BroadcastResumed(stream.public_id, broadcast.id, protocol))
     return broadcast
@@ -124,14 +129,17 @@ def close_broadcast(session: Session, stream: Stream, broadcast: Broadcast, reas
     """End `broadcast` of `stream` for `reason`: status `ended`, no deadline.
     Raises StreamChanged and BroadcastEnded (its replay is written once
     committed)."""
-    broadcast.ended_at = utcnow()
-    broadcast.end_reason = reason
-    stream.status = "ended"
-    stream.reconnect_deadline = None
-    stream.node_id = None
-    session.flush()
+    webhooks = stream.owner_webhooks is not False  # a flush forgets it
+    writes.update_rows(
+        session,
+        (stream, {"status": "ended", "reconnect_deadline": None, "node_id": None}),
+        (broadcast, {"ended_at": utcnow(), "end_reason": reason}),
+    )
     events.raise_event(session, events.stream_changed(stream, broadcast))
-    events.raise_event(session, events.BroadcastEnded(stream.public_id, broadcast.id, reason))
+    events.raise_event(
+        session,
+        events.BroadcastEnded(stream.public_id, broadcast.id, reason, webhooks=webhooks),
+    )
 
 
 def end_waiting(session: Session, stream: Stream, reason: str) -> Broadcast | None:

@@ -21,12 +21,12 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy.orm import Session, with_expression
 
-from studio.core import events
+from studio.core import events, writes
 from studio.errors import NotFound, ValidationError
-from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, utcnow
+from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, WebhookEndpoint, utcnow
 from studio.streams import reconnect
 from studio.streams.tickets import (  # noqa: F401 (the publish control's API)
     PUBLISH_TICKET_TTL,
@@ -241,14 +241,13 @@ def start_broadcast(
     """
     if attempt.protocol not in INGEST_PROTOCOLS:
         raise PublishRefused("unknown ingest protocol")
-    query = select(Stream).where(Stream.public_id == attempt.stream_name)
-    if limits.max_live_per_user > 0:
-        # The owner's row is locked with the stream's, in one statement: the
-        # live limit (`_broadcasts_and_live_count`) counts under that lock.
-        query = query.join(User, User.id == Stream.owner_id)
-    stream = session.scalar(query.with_for_update())
+    # With a live limit, the owner's row is locked with the stream's, in one
+    # statement: the limit (`_broadcasts_and_live_count`) counts under that lock.
+    query = _LOCK_WITH_OWNER if limits.max_live_per_user > 0 else _LOCK
+    stream = session.scalar(query, {"stream_name": attempt.stream_name})
     if stream is None:
         raise PublishRefused("unknown stream")
+    webhooks = stream.owner_webhooks is not False  # a flush forgets it
     if not attempt.ticket_redeemed and not hmac.compare_digest(
         attempt.secret.encode(), stream.stream_key.encode()
     ):
@@ -263,19 +262,8 @@ def start_broadcast(
     # another one live? Engines that reuse client ids after a restart
     # (nginx-rtmp) send no service id; an ended broadcast only proves "this
     # publisher left" when a service id scopes its client id.
-    same_publisher = and_(
-        Broadcast.client_id == attempt.client_id,
-        Broadcast.server_id == attempt.server_id,
-        Broadcast.service_id == attempt.service_id,
-    )
     relevant, live = _broadcasts_and_live_count(
-        session,
-        stream,
-        and_(
-            Broadcast.stream_id == stream.id,
-            or_(Broadcast.ended_at.is_(None), and_(same_publisher, Broadcast.service_id != "")),
-        ),
-        count_live=limits.max_live_per_user > 0,
+        session, stream, attempt, count_live=limits.max_live_per_user > 0
     )
     for broadcast in relevant:
         if _is_publisher(broadcast, attempt):
@@ -291,24 +279,101 @@ def start_broadcast(
     if any(broadcast.ended_at is None for broadcast in relevant):
         raise PublishRefused("stream already live with another publisher", "already live")
     _check_live_limit(live, limits.max_live_per_user)
-    broadcast = Broadcast(
-        stream=stream,
-        client_id=attempt.client_id,
-        server_id=attempt.server_id,
-        service_id=attempt.service_id,
-        protocol=attempt.protocol,
-        ip=attempt.ip[:64],
-        started_at=utcnow(),
+    broadcast = writes.insert_row(
+        session,
+        Broadcast,
+        {
+            "stream_id": stream.id,
+            "client_id": attempt.client_id,
+            "server_id": attempt.server_id,
+            "service_id": attempt.service_id,
+            "protocol": attempt.protocol,
+            "ip": attempt.ip[:64],
+            "started_at": utcnow(),
+        },
+        (stream, {"status": "live", "node_id": attempt.node_id}),
     )
-    session.add(broadcast)
-    stream.status = "live"
-    stream.node_id = attempt.node_id
-    session.flush()
     events.raise_event(session, events.stream_changed(stream, broadcast))
     events.raise_event(
-        session, events.BroadcastStarted(stream.public_id, broadcast.id, attempt.protocol)
+        session,
+        events.BroadcastStarted(
+            stream.public_id,
+            broadcast.id,
+            attempt.protocol,
+            webhooks=webhooks,
+        ),
     )
     return broadcast
+
+
+# The publish path's statements, built once with their parameters bound at
+# each call (building one costs more CPU than running it from SQLAlchemy's
+# cache).
+#
+# The stream named `stream_name`, locked, read with whether its owner has an
+# enabled webhook endpoint (`Stream.owner_webhooks`: without one, the events
+# of this unit of work queue no webhook job, which would find nobody to
+# deliver to). A stream already in the session is read again: what the lock
+# guards is the row as it is now, and the expression is loaded only with it.
+_OWNER_WEBHOOKS = (
+    select(WebhookEndpoint.id)
+    .where(WebhookEndpoint.owner_id == Stream.owner_id, WebhookEndpoint.enabled.is_(True))
+    .exists()
+)
+_STREAM = (
+    select(Stream)
+    .where(Stream.public_id == bindparam("stream_name"))
+    .options(with_expression(Stream.owner_webhooks, _OWNER_WEBHOOKS))
+    .execution_options(populate_existing=True)
+)
+_LOCK = _STREAM.with_for_update()
+# ... with its owner's row (the live limit).
+_LOCK_WITH_OWNER = _STREAM.join(User, User.id == Stream.owner_id).with_for_update()
+# ... with the open broadcast of the publisher `client_id`, `server_id` (None if none).
+_LOCK_WITH_PUBLISHER = (
+    _STREAM.add_columns(Broadcast)
+    .outerjoin(
+        Broadcast,
+        and_(
+            Broadcast.stream_id == Stream.id,
+            Broadcast.client_id == bindparam("client_id"),
+            Broadcast.server_id == bindparam("server_id"),
+            Broadcast.ended_at.is_(None),
+        ),
+    )
+    .with_for_update(of=Stream)
+)
+# The stream's (`stream_id`) open broadcasts, and the ended ones of the
+# publisher `client_id`, `server_id`, `service_id` when a service id scopes
+# its client id (see `start_broadcast`).
+_RELEVANT = and_(
+    Broadcast.stream_id == bindparam("stream_id"),
+    or_(
+        Broadcast.ended_at.is_(None),
+        and_(
+            Broadcast.client_id == bindparam("client_id"),
+            Broadcast.server_id == bindparam("server_id"),
+            Broadcast.service_id == bindparam("service_id"),
+            Broadcast.service_id != "",
+        ),
+    ),
+)
+_RELEVANT_BROADCASTS = select(Broadcast).where(_RELEVANT)
+# ... with how many other streams (not `stream_id`) of the owner (`owner_id`)
+# are live or reconnecting.
+_LIVE = (
+    select(func.count(Stream.id))
+    .where(
+        Stream.owner_id == bindparam("owner_id"),
+        Stream.status.in_(("live", "reconnecting")),
+        Stream.id != bindparam("stream_id"),
+    )
+    .scalar_subquery()
+)
+_COUNTED = select(_LIVE.label("live")).subquery()
+_RELEVANT_AND_LIVE = (
+    select(_COUNTED.c.live, Broadcast).select_from(_COUNTED).outerjoin(Broadcast, _RELEVANT)
+)
 
 
 def _continue_or_end(session: Session, stream: Stream, attempt: PublishAttempt) -> Broadcast | None:
@@ -341,9 +406,10 @@ def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
 
 
 def _broadcasts_and_live_count(
-    session: Session, stream: Stream, condition, count_live: bool
+    session: Session, stream: Stream, attempt: PublishAttempt, count_live: bool
 ) -> tuple[list[Broadcast], int]:
-    """The stream's broadcasts matching `condition` and, with `count_live`,
+    """The stream's open broadcasts and those of the publisher of `attempt`
+    (`_RELEVANT`) and, with `count_live`,
     how many of the owner's other streams are live or reconnecting, in one
     statement. The caller holds the owner's row lock (taken with the
     stream's in `start_broadcast`) so that two of their streams going live
@@ -351,21 +417,16 @@ def _broadcasts_and_live_count(
     the lock, so its count sees what the other one committed (a count in
     the locking statement itself would use the snapshot taken before
     waiting for the lock)."""
+    parameters = {
+        "stream_id": stream.id,
+        "client_id": attempt.client_id,
+        "server_id": attempt.server_id,
+        "service_id": attempt.service_id,
+    }
     if not count_live:
-        return list(session.scalars(select(Broadcast).where(condition))), 0
-    live = (
-        select(func.count(Stream.id))
-        .where(
-            Stream.owner_id == stream.owner_id,
-            Stream.status.in_(("live", "reconnecting")),
-            Stream.id != stream.id,
-        )
-        .scalar_subquery()
-    )
-    counted = select(live.label("live")).subquery()
-    rows = session.execute(
-        select(counted.c.live, Broadcast).select_from(counted).outerjoin(Broadcast, condition)
-    ).all()
+        return list(session.scalars(_RELEVANT_BROADCASTS, parameters)), 0
+    parameters["owner_id"] = stream.owner_id
+    rows = session.execute(_RELEVANT_AND_LIVE, parameters).all()
     return [broadcast for _, broadcast in rows if broadcast is not None], rows[0].live
 
 
@@ -394,19 +455,14 @@ def end_broadcast(
     and unpublishes from a media node (`node_id`) other than the one holding
     the stream change nothing and return None.
     """
-    stream = session.scalar(select(Stream).where(Stream.public_id == stream_name).with_for_update())
-    if stream is None:
+    # The stream, locked, with this publisher's open broadcast (if any).
+    parameters = {"stream_name": stream_name, "client_id": client_id, "server_id": server_id}
+    row = session.execute(_LOCK_WITH_PUBLISHER, parameters).first()
+    if row is None:
         return None
+    stream, broadcast = row
     if node_id is not None and stream.node_id is not None and stream.node_id != node_id:
         return None  # engines number their clients alike: another node's publisher
-    broadcast = session.scalar(
-        select(Broadcast).where(
-            Broadcast.stream_id == stream.id,
-            Broadcast.client_id == client_id,
-            Broadcast.server_id == server_id,
-            Broadcast.ended_at.is_(None),
-        )
-    )
     if broadcast is None:
         return None
     if reason in reconnect.RECONNECTABLE:

@@ -33,6 +33,8 @@ def facts(event: Any) -> dict:
     """A domain event's fields as webhook data (its `stream` as `{"id"}`)."""
     data: dict[str, Any] = {}
     for field in dataclasses.fields(event):
+        if field.name == "webhooks":
+            continue  # a hint to listeners (`events.webhooks_hint`), not a fact
         value = getattr(event, field.name)
         if field.name == "stream":
             value = {"id": value}
@@ -87,7 +89,11 @@ WEBHOOK_EVENTS: dict[type, tuple[str, Callable[[Any], dict]]] = {
 
 def announce(event: Any) -> None:
     """Queue the webhook event of a committed domain event. Redis being down
-    is logged: the webhook is lost, the domain change is not."""
+    is logged: the webhook is lost, the domain change is not. An event whose
+    raiser knew the owner had no enabled endpoint (`webhooks` False) queues
+    nothing: the job would find nobody to deliver to."""
+    if not getattr(event, "webhooks", True):
+        return
     event_type, data = WEBHOOK_EVENTS[type(event)]
     envelope = service.new_event(event_type, data(event))
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from studio.models import Broadcast
 from studio.streams import service
@@ -46,6 +46,38 @@ def broadcasts(db, stream):
     return db.session.scalars(
         select(Broadcast).where(Broadcast.stream_id == stream.id).order_by(Broadcast.id)
     ).all()
+
+
+def test_publish_and_unpublish_write_their_rows_in_one_statement_each(db, stream):
+    """A publish writes the new broadcast and the stream's status in one
+    statement, an unpublish the ended broadcast and the stream's status in
+    one; what the session holds afterwards is what the database holds
+    (the stream's last-changed time included)."""
+    writes: list[str] = []
+    created_at = stream.updated_at
+
+    def record(conn, cursor, statement, *args):
+        if not statement.lstrip().startswith("SELECT"):
+            writes.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        broadcast = service.start_broadcast(db.session, attempt(stream))
+        assert (len(writes), stream.status) == (1, "live")
+        assert broadcast.id is not None and broadcast.ended_at is None
+        db.session.commit()
+        writes.clear()
+        ended = service.end_broadcast(db.session, stream.public_id, "c1", "vid-1")
+        assert (len(writes), stream.status) == (1, "ended")
+        assert ended is broadcast and ended.end_reason == "unpublish"
+        ended_at, changed_at = ended.ended_at, stream.updated_at  # as the session holds them
+        db.session.commit()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    [row] = broadcasts(db, stream)
+    assert (row.ended_at, row.end_reason, row.client_id) == (ended_at, "unpublish", "c1")
+    assert (stream.status, stream.updated_at) == ("ended", changed_at)
+    assert changed_at > created_at
 
 
 def test_new_stream_is_created(stream):

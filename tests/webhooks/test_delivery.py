@@ -17,7 +17,7 @@ from studio.models import Broadcast, WebhookDelivery, WebhookEndpoint
 from studio.webhooks import addresses, service
 from tests.conftest import load_fixture
 from tests.webhook_receiver import documented_verify
-from tests.webhooks.conftest import release_retries, run_worker
+from tests.webhooks.conftest import queue, release_retries, run_worker
 
 HOOK = "/hooks/srs?token=test-hook-token"
 
@@ -102,6 +102,30 @@ def test_only_the_chosen_events_of_the_owners_streams_are_sent(
     run_worker(redis)
     assert [r.json()["type"] for r in receiver.requests] == ["stream.ended"]
     assert receiver.requests[0].json()["data"]["broadcast"]["end_reason"] == "unpublish"
+
+
+def test_no_webhook_job_is_queued_for_an_owner_without_an_enabled_endpoint(
+    webhook_app, client, db, redis, receiver, creator_api, make_stream
+):
+    """A publish and an unpublish of a creator with no endpoint, or with
+    only a disabled one, queue no webhook job (it would reach nobody); those
+    of a creator with an enabled endpoint queue theirs as always."""
+    listener, api = creator_api()
+    register(api, receiver.url, ["stream.live", "stream.ended"])
+    quiet, _ = creator_api()
+    disabled, disabled_api = creator_api()
+    endpoint = register(disabled_api, receiver.url, ["stream.live", "stream.ended"])
+    db.session.get(WebhookEndpoint, endpoint["id"]).enabled = False
+    db.session.commit()
+    streams = {owner.id: make_stream(owner) for owner in (quiet, disabled, listener)}
+    for stream in streams.values():
+        assert publish(client, stream)["code"] == 0
+        body = load_fixture("on_unpublish.json") | {"stream": stream.public_id, "client_id": "c1"}
+        client.post(HOOK, data=json.dumps(body), content_type="application/json")
+    queued = queue(redis).get_jobs()
+    assert [job.args[0] for job in queued] == [streams[listener.id].public_id] * 2
+    run_worker(redis)
+    assert [r.json()["type"] for r in receiver.requests] == ["stream.live", "stream.ended"]
 
 
 def test_a_500_is_retried_with_growing_backoff_until_it_succeeds(
