@@ -100,10 +100,10 @@ def _reads_one_stream() -> bool:
 @bp.before_request
 def read_in_autocommit() -> None:
     """A GET of the API only reads: its statements run in autocommit, which
-    spares a BEGIN and a ROLLBACK (two of the four PostgreSQL round trips of
-    `GET /api/v1/streams/{id}`); each sees the latest committed data. A
-    write in such a request would not be atomic, so it is refused
-    (`studio.transactions.read_only`)."""
+    spares a BEGIN and a ROLLBACK (two PostgreSQL round trips); each sees the
+    latest committed data. A write in such a request would not be atomic, so
+    it is refused (`studio.transactions.read_only`). `get_stream` reads on a
+    connection of its own, likewise in autocommit."""
     if request.method in ("GET", "HEAD") and _reaches_a_view() and not _reads_one_stream():
         read_only(db.session())
 
@@ -252,7 +252,7 @@ def list_streams():
 def get_stream(path: StreamPath):
     """Get one of your streams."""
     # Read with the token, as one row (`authenticate`: `bearer_stream`).
-    stream = g.api_stream
+    stream = g.pop("api_stream")
     if stream.id is None:
         raise NotFound("Stream not found.")
     reads = security.api_reads()
