@@ -21,6 +21,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_expression, relationship
 
 STREAM_STATUSES = ("created", "live", "reconnecting", "ended")
@@ -164,8 +165,9 @@ class Stream(Base):
         passive_deletes=True,
     )
 
-    @property
+    @hybrid_property
     def private(self) -> bool:
+        # Also an SQL expression (`Stream.private`): the API's plain-row read selects it.
         return self.visibility == "private"
 
 

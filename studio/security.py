@@ -10,6 +10,7 @@ callback would refuse a publish.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -22,6 +23,7 @@ from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse_many
+from werkzeug.datastructures import Headers
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 log = logging.getLogger(__name__)
@@ -191,8 +193,15 @@ def _api_limits_on() -> bool:
     )
 
 
+@functools.lru_cache(maxsize=16)
+def _windows(setting: str) -> tuple[RateLimitItem, ...]:
+    # A limit setting ("600 per minute; 10000 per day") parsed once, not on
+    # every API call; keyed by its text, so a changed setting is parsed anew.
+    return tuple(parse_many(setting))
+
+
 def _failure_windows() -> list[tuple[RateLimitItem, str]]:
-    items = parse_many(current_app.config["RATELIMIT_API_AUTH_FAILURES"])
+    items = _windows(current_app.config["RATELIMIT_API_AUTH_FAILURES"])
     return [(item, item.key_for("studio-limits", "api", _failed_auth_key())) for item in items]
 
 
@@ -208,7 +217,7 @@ def _limit_api() -> Response | None:
     failures = _failure_windows()
     tokens = [
         (item, item.key_for("studio-limits", "api", _api_key()))
-        for item in parse_many(current_app.config["RATELIMIT_API"])
+        for item in _windows(current_app.config["RATELIMIT_API"])
     ]
     windows = failures + tokens
     args = [len(failures)] + [item.amount for item, _ in windows]
@@ -296,8 +305,7 @@ def _count_failed_auth(response: Response) -> Response:
     (one round trip); every API reply carries its X-RateLimit-* headers."""
     headers = g.pop("api_rate_limit_headers", None)
     if headers:
-        for name, value in headers.items():
-            response.headers.setdefault(name, value)
+        _add_missing(response.headers, headers.items())
     if response.status_code != 401 or not _api_limits_on():
         return response
     from studio.redis_client import get_redis
@@ -402,13 +410,23 @@ def _security_headers(response: Response) -> Response:
     if policy is None:
         ancestors = "*" if frameable else "'none'"
         policy = app.extensions[key] = content_security_policy(app, frame_ancestors=ancestors)
-    headers = response.headers
-    headers.setdefault("Content-Security-Policy", policy)
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    headers = [
+        ("Content-Security-Policy", policy),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "strict-origin-when-cross-origin"),
+    ]
     # X-Frame-Options has no "any site" value: a frameable page goes without it.
     if not frameable:
-        headers.setdefault("X-Frame-Options", "DENY")
+        headers.append(("X-Frame-Options", "DENY"))
     # The go-live page needs the camera and microphone; nothing else does.
-    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
+    headers.append(("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()"))
+    _add_missing(response.headers, headers)
     return response
+
+
+def _add_missing(headers: Headers, defaults: Iterable[tuple[str, str]]) -> None:
+    """`headers.setdefault(name, value)` for each of `defaults`, reading the
+    headers once: werkzeug's are a list, which each setdefault scans twice
+    (on every response, for five names)."""
+    present = {name.lower() for name, _ in headers}
+    headers.extend([(name, value) for name, value in defaults if name.lower() not in present])

@@ -5,9 +5,10 @@ read-only units of work that need no transaction at all."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import Pool
 
@@ -58,6 +59,18 @@ def read_only(session: Session) -> None:
     proxied.dbapi_connection.autocommit = True
     proxied.info[_AUTOCOMMIT] = True
     session.info[_READ_ONLY] = True
+
+
+@contextmanager
+def read_only_connection(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection in autocommit, as `read_only` gives a session,
+    for a read without the ORM (no session to set up and end: the API's
+    read of one stream). Back in the pool out of autocommit."""
+    with engine.connect() as connection:
+        proxied = connection.connection
+        proxied.dbapi_connection.autocommit = True
+        proxied.info[_AUTOCOMMIT] = True
+        yield connection
 
 
 def end_read_only(session: Session) -> None:

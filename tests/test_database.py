@@ -140,3 +140,40 @@ def test_a_read_only_unit_of_work_changes_no_session_setting(app, db, make_user,
         assert changes == []
     finally:
         engine.dispose()
+
+
+def test_a_read_only_connection_runs_in_autocommit_and_returns_to_transactions(
+    app, db, make_user, monkeypatch
+):
+    """`read_only_connection`: its statements run without a transaction (no
+    BEGIN, nothing to roll back) and without an isolation-level SET; the
+    connection goes back to the pool out of autocommit, so its next user
+    gets a transaction."""
+    from studio.transactions import read_only_connection
+
+    user = make_user()
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=0)
+    changes = []
+    original = engine.dialect.set_isolation_level
+    monkeypatch.setattr(
+        engine.dialect,
+        "set_isolation_level",
+        lambda conn, level: (changes.append(level), original(conn, level))[1],
+    )
+    try:
+        with read_only_connection(engine) as connection:
+            email = connection.execute(
+                text("SELECT email FROM users WHERE id = :id"), {"id": user.id}
+            ).scalar()
+            dbapi = connection.connection.dbapi_connection
+            assert email == user.email
+            assert dbapi.autocommit and dbapi.get_transaction_status() == 0  # idle: no BEGIN
+        with engine.connect() as connection:
+            dbapi = connection.connection.dbapi_connection
+            assert not dbapi.autocommit
+            connection.execute(text("SELECT 1"))
+            assert dbapi.get_transaction_status() != 0  # in a transaction
+            connection.rollback()
+        assert changes == []
+    finally:
+        engine.dispose()

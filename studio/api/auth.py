@@ -6,9 +6,12 @@ authenticates an API call, which is why the API needs no CSRF token.
 
 from __future__ import annotations
 
-from studio.auth.service import user_and_stream_for_token, user_for_token
+from sqlalchemy import Row
+
+from studio.auth.service import stream_for_token, user_for_token
 from studio.extensions import db
-from studio.models import PublishRefusal, Stream, User
+from studio.models import User
+from studio.transactions import read_only_connection
 
 
 def bearer_user(header: str) -> User | None:
@@ -19,12 +22,12 @@ def bearer_user(header: str) -> User | None:
     return user_for_token(db.session, token.strip())
 
 
-def bearer_user_and_stream(
-    header: str, public_id: str
-) -> tuple[User, Stream | None, PublishRefusal | None] | None:
-    """`bearer_user`, with the owner's stream `public_id` and its newest
-    refused publish read in the same query; None without a valid token."""
+def bearer_stream(header: str, public_id: str) -> Row | None:
+    """The owner's stream `public_id` for the token in the header, read
+    without the ORM in autocommit (`studio.auth.service.stream_for_token`);
+    None without a valid token."""
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
-    return user_and_stream_for_token(db.session, token.strip(), public_id)
+    with read_only_connection(db.engine) as connection:
+        return stream_for_token(connection, token.strip(), public_id)

@@ -14,11 +14,12 @@ import re
 from flask import Response, current_app, g, jsonify, render_template, request, url_for
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel
+from sqlalchemy import Row
 
 from studio import security
 from studio import viewers as live_viewers
 from studio.api import openapi
-from studio.api.auth import bearer_user, bearer_user_and_stream
+from studio.api.auth import bearer_stream, bearer_user
 from studio.api.errors import body_model, error_reply, json_object_problem
 from studio.api.schemas import (
     PUBLIC_ID_PATTERN,
@@ -88,45 +89,51 @@ def _reaches_a_view() -> bool:
     return request.method != "OPTIONS" and request.endpoint not in PUBLIC_ENDPOINTS
 
 
+def _reads_one_stream() -> bool:
+    # `get_stream` of a well-formed id: its stream is read with the token, in
+    # one query on a connection of its own (`bearer_stream`); it never opens
+    # the session. Any other id is refused by the view's path validation.
+    stream_id = (request.view_args or {}).get("stream_id", "")
+    return request.endpoint == "api.get_stream" and bool(PUBLIC_ID.fullmatch(stream_id))
+
+
 @bp.before_request
 def read_in_autocommit() -> None:
     """A GET of the API only reads: its statements run in autocommit, which
-    spares a BEGIN and a ROLLBACK (two of the four PostgreSQL round trips of
-    `GET /api/v1/streams/{id}`); each sees the latest committed data. A
-    write in such a request would not be atomic, so it is refused
-    (`studio.transactions.read_only`)."""
-    if request.method in ("GET", "HEAD") and _reaches_a_view():
+    spares a BEGIN and a ROLLBACK (two PostgreSQL round trips); each sees the
+    latest committed data. A write in such a request would not be atomic, so
+    it is refused (`studio.transactions.read_only`). `get_stream` reads on a
+    connection of its own, likewise in autocommit."""
+    if request.method in ("GET", "HEAD") and _reaches_a_view() and not _reads_one_stream():
         read_only(db.session())
 
 
 @bp.teardown_request
 def end_reading(exc: BaseException | None) -> None:
-    end_read_only(db.session())
+    if db.session.registry.has():  # else the request never opened the session
+        end_read_only(db.session())
 
 
 @bp.before_request
 def authenticate() -> Response | None:
-    """Refuse a request without a valid bearer token (401); remember its owner."""
+    """Refuse a request without a valid bearer token (401); remember its owner
+    (`get_stream`: the stream it asks for, read with the token)."""
     if not _reaches_a_view():
         return None
     header = request.headers.get("Authorization", "")
-    stream_id = (request.view_args or {}).get("stream_id", "")
-    if request.endpoint == "api.get_stream" and PUBLIC_ID.fullmatch(stream_id):
-        # The token and the stream it asks for, one query: see `get_stream`.
-        found = bearer_user_and_stream(header, stream_id)
-        user = found[0] if found else None
-        if found:
-            g.api_stream = found[1:]
+    if _reads_one_stream():
+        g.api_stream = bearer_stream(header, request.view_args["stream_id"])
+        authenticated = g.api_stream is not None
     else:
-        user = bearer_user(header)
-    if user is None:
+        g.api_user = bearer_user(header)
+        authenticated = g.api_user is not None
+    if not authenticated:
         return error_reply(
             401,
             "Missing or invalid API token. Send 'Authorization: Bearer lst_...'; "
             "create a token on the API tokens page.",
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
-    g.api_user = user
     return None
 
 
@@ -167,13 +174,14 @@ def reply(
 
 
 def stream_out(
-    stream: Stream,
+    stream: Stream | Row,
     viewers: int | None = None,
-    last_refusals: dict[int, PublishRefusal] | None = None,
+    last_refusals: dict[int, PublishRefusal | None] | None = None,
 ) -> StreamOut:
-    """The owner's view of a stream (with the secret key in `ingest`);
-    `viewers` read from Redis and its last refused publish from the database
-    unless the caller has them already (`last_refusals` by stream row id)."""
+    """The owner's view of a stream (with the secret key in `ingest`): a
+    `Stream`, or a row with its columns (`get_stream`); `viewers` read from
+    Redis and its last refused publish from the database unless the caller
+    has them already (`last_refusals` by stream row id)."""
     config = current_app.config
     if viewers is None:
         viewers = live_viewers.count(current_app, stream.public_id)
@@ -243,17 +251,18 @@ def list_streams():
 @bp.get("/streams/<stream_id>", responses={200: StreamOut, 404: NOT_FOUND})
 def get_stream(path: StreamPath):
     """Get one of your streams."""
-    # Read with the token (`authenticate`), else here.
-    stream, refusal = g.pop("api_stream", None) or (
-        refusals.owned_stream_with_last_refusal(db.session, caller().id, path.stream_id)
-        or (None, None)
-    )
-    if stream is None:
+    # Read with the token, as one row (`authenticate`: `bearer_stream`).
+    stream = g.pop("api_stream")
+    if stream.id is None:
         raise NotFound("Stream not found.")
     reads = security.api_reads()
     viewers = reads[0] if reads and isinstance(reads[0], int) else None
-    last = {stream.id: refusal} if refusal else {}
-    return reply(stream_out(stream, viewers, last_refusals=last))
+    refusal = None
+    if stream.refused_at is not None:  # the newest refused publish, in the same row
+        refusal = PublishRefusal(
+            refused_at=stream.refused_at, ip=stream.refused_ip, reason=stream.refused_reason
+        )
+    return reply(stream_out(stream, viewers, last_refusals={stream.id: refusal}))
 
 
 def _queue_viewer_count(pipeline) -> None:

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import and_, bindparam, func, select, true
+from sqlalchemy import Connection, Row, and_, bindparam, func, select, true
 from sqlalchemy.orm import Session, aliased
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -120,19 +120,20 @@ def user_for_token(session: Session, token: str) -> User | None:
     return session.scalar(_TOKEN_OWNER, {"token_hash": hash_token(token)})
 
 
-def user_and_stream_for_token(
-    session: Session, token: str, public_id: str
-) -> tuple[User, Stream | None, PublishRefusal | None] | None:
-    """`user_for_token`, and in the same query that user's stream `public_id`
-    with its newest refused publish (what the API's read of a stream needs).
-    None for a token that is not valid (unknown, revoked); the stream and
-    refusal are None when the owner has no such stream."""
+def stream_for_token(connection: Connection, token: str, public_id: str) -> Row | None:
+    """The API's read of one stream: for a valid, unrevoked token, its owner's
+    stream `public_id` with its newest refused publish, in one query and as
+    one plain row (no ORM entities: this runs on every `GET
+    /api/v1/streams/{id}`). None for a token that is not valid (unknown,
+    revoked). The row's `owner_id` is the token's owner; its other columns
+    are the stream's, named as `Stream`'s attributes (`id` None: the owner
+    has no such stream), and the refusal's, `refused_at` (None: no refusal),
+    `refused_ip`, `refused_reason`."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = session.execute(
-        _TOKEN_OWNER_AND_STREAM, {"token_hash": hash_token(token), "public_id": public_id}
+    return connection.execute(
+        _STREAM_FOR_TOKEN, {"token_hash": hash_token(token), "public_id": public_id}
     ).first()
-    return None if row is None else (row[0], row[1], row[2])
 
 
 # One query (not token, then user), built once: this runs on every API request.
@@ -143,10 +144,29 @@ _TOKEN_OWNER = (
 )
 
 
-def _token_owner_and_stream():
-    newest = refusals.newest_refusal_of_stream()
+def _stream_for_token():
+    newest = aliased(PublishRefusal, refusals.newest_refusal_of_stream())
     return (
-        select(User, Stream, aliased(PublishRefusal, newest))
+        select(
+            User.id.label("owner_id"),
+            # What the API shows of a stream (`studio.api.views.stream_out`).
+            Stream.id,
+            Stream.public_id,
+            Stream.title,
+            Stream.stream_key,
+            Stream.status,
+            Stream.disabled,
+            Stream.visibility,
+            Stream.private.label("private"),
+            Stream.reconnect_window,
+            Stream.reconnect_deadline,
+            Stream.created_at,
+            Stream.thumbnail_at,
+            Stream.node_id,
+            newest.refused_at.label("refused_at"),
+            newest.ip.label("refused_ip"),
+            newest.reason.label("refused_reason"),
+        )
         .join(ApiToken, ApiToken.user_id == User.id)
         .outerjoin(
             Stream,
@@ -158,4 +178,4 @@ def _token_owner_and_stream():
 
 
 # Built once: this runs on every `GET /api/v1/streams/{id}`.
-_TOKEN_OWNER_AND_STREAM = _token_owner_and_stream()
+_STREAM_FOR_TOKEN = _stream_for_token()

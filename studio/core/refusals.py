@@ -16,9 +16,9 @@ import ipaddress
 import logging
 
 from redis import Redis, RedisError
-from sqlalchemy import bindparam, delete, select, true
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from studio.core import events
 from studio.models import PublishRefusal, Stream, utcnow
@@ -114,30 +114,6 @@ def newest_refusal_of_stream():
         .limit(1)
         .lateral()
     )
-
-
-def _owned_stream_with_last_refusal():
-    newest = newest_refusal_of_stream()
-    return (
-        select(Stream, aliased(PublishRefusal, newest))
-        .outerjoin(newest, true())
-        .where(Stream.public_id == bindparam("public_id"), Stream.owner_id == bindparam("owner"))
-    )
-
-
-# Built once: this runs on every `GET /api/v1/streams/{id}`.
-_OWNED_STREAM_WITH_LAST_REFUSAL = _owned_stream_with_last_refusal()
-
-
-def owned_stream_with_last_refusal(
-    session: Session, owner_id: int, public_id: str
-) -> tuple[Stream, PublishRefusal | None] | None:
-    """The owner's stream and its newest recorded refusal, in one query (a
-    stream's page in the API reads both); None if it is not the owner's."""
-    row = session.execute(
-        _OWNED_STREAM_WITH_LAST_REFUSAL, {"public_id": public_id, "owner": owner_id}
-    ).first()
-    return None if row is None else (row[0], row[1])
 
 
 def describe(refusal: PublishRefusal) -> str:

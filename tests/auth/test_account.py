@@ -46,9 +46,9 @@ def test_the_account_page_needs_a_login(client):
 
 
 def test_a_token_and_its_owners_stream_are_read_together(db, make_user, make_stream, make_token):
-    """`user_and_stream_for_token`: the owner with their stream and its newest
-    refused publish; another creator's stream or an unknown id reads as no
-    stream; an unknown or revoked token reads as nothing."""
+    """`stream_for_token`: one row with the token's owner, their stream and its
+    newest refused publish; another creator's stream or an unknown id reads as
+    no stream; an unknown or revoked token reads as nothing."""
     from datetime import timedelta
 
     from studio.auth import service as accounts
@@ -57,6 +57,7 @@ def test_a_token_and_its_owners_stream_are_read_together(db, make_user, make_str
     owner = make_user()
     token = make_token(owner)
     stream, foreign = make_stream(owner), make_stream()
+    stream.visibility = "private"
     now = utcnow()
     db.session.add_all(
         [
@@ -67,20 +68,20 @@ def test_a_token_and_its_owners_stream_are_read_together(db, make_user, make_str
     )
     db.session.commit()
 
-    user, found, refusal = accounts.user_and_stream_for_token(db.session, token, stream.public_id)
-    assert user.id == owner.id and found.id == stream.id
-    assert (refusal.reason, refusal.ip) == ("old key", "192.0.2.7")
-    assert accounts.user_and_stream_for_token(db.session, token, foreign.public_id) == (
-        owner,
-        None,
-        None,
-    )
-    assert accounts.user_and_stream_for_token(db.session, token, "doesnotexist0000")[1:] == (
-        None,
-        None,
-    )
-    assert accounts.user_and_stream_for_token(db.session, token + "x", stream.public_id) is None
-    row = db.session.query(ApiToken).filter_by(user_id=owner.id).one()
-    accounts.revoke_api_token(db.session, owner, row.id)
+    def read(token: str, public_id: str):
+        return accounts.stream_for_token(db.session.connection(), token, public_id)
+
+    row = read(token, stream.public_id)
+    assert (row.owner_id, row.id, row.public_id) == (owner.id, stream.id, stream.public_id)
+    assert (row.title, row.stream_key, row.status) == (stream.title, stream.stream_key, "created")
+    assert row.private is True and row.visibility == "private"
+    assert (row.refused_at, row.refused_ip, row.refused_reason) == (now, "192.0.2.7", "old key")
+    for other in (foreign.public_id, "doesnotexist0000"):
+        row = read(token, other)
+        assert row.owner_id == owner.id
+        assert (row.id, row.refused_at) == (None, None)
+    assert read(token + "x", stream.public_id) is None
+    token_row = db.session.query(ApiToken).filter_by(user_id=owner.id).one()
+    accounts.revoke_api_token(db.session, owner, token_row.id)
     db.session.commit()
-    assert accounts.user_and_stream_for_token(db.session, token, stream.public_id) is None
+    assert read(token, stream.public_id) is None
