@@ -7,7 +7,8 @@ playlist never names a missing segment.
 
 Passes of one stream never overlap: a Redis lock serializes them, and a dirty
 flag makes sure no trigger is lost (a trigger during a pass marks the stream
-dirty again; the lock holder re-checks after its pass and after releasing).
+dirty again; after its pass the lock holder takes that flag for another pass
+or releases the lock, in one step: `locks.finish_pass`).
 """
 
 from __future__ import annotations
@@ -78,21 +79,29 @@ class SyncResult:
         }
 
 
-def drain(app: Flask, connection: redis.Redis, stream: str, dirty: bool = False) -> SyncResult:
-    """Run passes while the stream is dirty and nobody else holds its lock."""
+def drain(app: Flask, connection: redis.Redis, stream: str) -> SyncResult:
+    """Run passes while the stream is dirty and nobody else holds its lock.
+
+    Taking the lock takes the dirty flag with it, and after each pass one
+    step either takes a flag set meanwhile (another pass) or releases the
+    lock (`locks.finish_pass`): two Redis round trips around a pass."""
     total = SyncResult()
-    while dirty or connection.get(Keys.dirty(stream)):
-        dirty = False
-        lock = connection.lock(Keys.lock(stream), timeout=locks.LOCK_TTL)
-        if not lock.acquire(blocking=False):
-            return total  # the holder re-checks the dirty flag after its pass
+    lock = locks.dirty_stream_lock(connection, stream)
+    # Not acquired: the stream is clean, or the holder's finish_pass sees the flag.
+    while lock.acquire(blocking=False):
         locks.acquired(lock)
         try:
-            while connection.getdel(Keys.dirty(stream)):
+            finished = locks.Finished.DIRTY
+            while finished is locks.Finished.DIRTY:
                 if not total.uploaded or not nothing_new(app, connection, stream):
                     total.add(sync_once(app, stream, lock))
-        finally:
-            locks.release(lock)
+                finished = locks.finish_pass(lock)
+        except BaseException:
+            if lock.local.token is not None:
+                locks.release(lock)
+            raise
+        if finished is locks.Finished.RELEASED:
+            break
     return total
 
 
