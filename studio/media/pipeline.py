@@ -32,6 +32,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -353,18 +354,53 @@ def segment_ready(
     return True
 
 
-def reported_segments(connection: redis.Redis, stream: str) -> dict[int, ReportedSegment]:
-    """The segments of `stream` the engine reported and the sync has not
-    recorded yet, by sequence number. Raises redis errors."""
+@dataclass(frozen=True)
+class PassFacts:
+    """What a sync pass of a stream starts from (`pass_facts`)."""
+
+    reported: dict[int, ReportedSegment]
+    # The digest of the live playlist last put in the bucket (None if none).
+    playlist_digest: bytes | None
+    # Broadcasts whose thumbnail was claimed within THUMBNAIL_INTERVAL.
+    thumbnails_claimed: set[int]
+
+
+def pass_facts(
+    connection: redis.Redis, stream: str, reported: bool = True, thumbnails: Iterable[int] = ()
+) -> PassFacts:
+    """What a sync pass of `stream` starts from, in one round trip: the
+    segments the engine reported and the sync has not recorded yet, by
+    sequence number (skipped, empty, without `reported`), the digest of
+    the live playlist last put in the bucket, and which of the broadcasts
+    `thumbnails` had a thumbnail claimed recently (`claim_thumbnail` would
+    refuse). Raises redis errors."""
+    thumbnails = list(thumbnails)
+    with connection.pipeline(transaction=False) as pipe:
+        if reported:
+            pipe.hgetall(Keys.reported(stream))
+        pipe.hget(Keys.playlist(stream), "digest")
+        for broadcast_id in thumbnails:
+            pipe.exists(Keys.thumbnail(broadcast_id))
+        replies = pipe.execute()
+    if reported:
+        facts, replies = _parse_reported(replies[0]), replies[1:]
+    else:
+        facts = {}
+    claimed = {b for b, exists in zip(thumbnails, replies[1:], strict=True) if exists}
+    return PassFacts(facts, replies[0], claimed)
+
+
+def _parse_reported(values: dict) -> dict[int, ReportedSegment]:
     reported = {}
-    for seq, value in connection.hgetall(Keys.reported(stream)).items():
+    for seq, value in values.items():
         facts = json.loads(value)
         reported[int(seq)] = ReportedSegment(float(facts["duration"]), str(facts["file"]))
     return reported
 
 
-def forget_reported(connection: redis.Redis, stream: str, seqs: list[int]) -> None:
-    """Drop reported segments once recorded. Raises redis errors."""
+def forget_reported(connection: redis.Redis | Pipeline, stream: str, seqs: list[int]) -> None:
+    """Drop reported segments once recorded (queued on `connection` when it
+    is a pipeline). Raises redis errors."""
     if seqs:
         connection.hdel(Keys.reported(stream), *(str(seq) for seq in seqs))
 

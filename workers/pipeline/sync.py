@@ -170,7 +170,9 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     storage = gcs.get_storage(config)
     pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
     connection = get_redis(app)
-    reported = pipeline.reported_segments(connection, stream) if complete else {}
+    wanted = thumbnails.wanted(broadcasts)
+    facts = pipeline.pass_facts(connection, stream, reported=bool(complete), thumbnails=wanted)
+    reported = facts.reported
     frames: list[thumbnails.Frame] = []
     uploaded = _upload_segments(
         storage,
@@ -185,15 +187,30 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         reported,
         connection,
         publishing,
-        (thumbnails.wanted(broadcasts), frames),
+        (wanted - facts.thumbnails_claimed, frames),
     )
-    pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
-    # Thumbnails are cut and uploaded on the pool while the playlist is written.
-    writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
-    if playlist is not None:
-        live.write_live_playlist(
-            app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
-        )
+    # What the pass leaves in Redis goes in one round trip once the playlist
+    # is written: the reported facts of the recorded segments (a pass that
+    # fails before that finds them again, unused) and the playlist's digest.
+    with connection.pipeline(transaction=False) as written:
+        pipeline.forget_reported(written, stream, [n for n in uploaded if n in reported])
+        # Thumbnails are cut and uploaded on the pool while the playlist is written.
+        writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
+        if playlist is not None:
+            live.write_live_playlist(
+                app,
+                storage,
+                stream_row,
+                broadcasts,
+                playlist,
+                uploaded,
+                lock,
+                result,
+                facts.playlist_digest,
+                written,
+            )
+        if len(written):
+            written.execute()
     _refresh_replays(app, broadcasts, result)
     if writing:
         thumbnails.finish_writing(stream_row, writing)
