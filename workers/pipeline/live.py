@@ -7,7 +7,7 @@ import hashlib
 import logging
 import time
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from studio import metrics
 from studio.extensions import db
@@ -63,20 +63,25 @@ def write_live_playlist(
     result.playlist_written = True
 
 
+# Built once (a pass runs it every time): only the parameters change.
+_IN_BUCKET = select(
+    Segment.sequence,
+    Segment.duration,
+    Segment.broadcast_id,
+    Segment.discontinuity,
+    Segment.started_at,
+).where(
+    Segment.broadcast_id.in_(bindparam("broadcasts", expanding=True)),
+    Segment.sequence.in_(bindparam("numbers", expanding=True)),
+)
+
+
 def _segments_in_bucket(broadcasts, numbers) -> dict[int, PlaylistSegment]:
     """Recorded segments among `numbers` (newest broadcast wins a number)."""
     if not numbers or not broadcasts:
         return {}
     order = {b.id: i for i, b in enumerate(broadcasts)}  # 0 = newest
-    rows = db.session.execute(
-        select(
-            Segment.sequence,
-            Segment.duration,
-            Segment.broadcast_id,
-            Segment.discontinuity,
-            Segment.started_at,
-        ).where(Segment.broadcast_id.in_(order), Segment.sequence.in_(numbers))
-    ).all()
+    rows = db.session.execute(_IN_BUCKET, {"broadcasts": list(order), "numbers": numbers}).all()
     found: dict[int, PlaylistSegment] = {}
     for sequence, duration, broadcast_id, discontinuity, started_at in rows:
         current = found.get(sequence)
