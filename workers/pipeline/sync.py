@@ -174,25 +174,27 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     facts = pipeline.pass_facts(connection, stream, reported=bool(complete), thumbnails=wanted)
     reported = facts.reported
     frames: list[thumbnails.Frame] = []
-    uploaded = _upload_segments(
-        storage,
-        pool,
-        stream_row,
-        broadcasts,
-        complete,
-        on_disk,
-        playlist,
-        result,
-        lock,
-        reported,
-        connection,
-        publishing,
-        (wanted - facts.thumbnails_claimed, frames),
-    )
     # What the pass leaves in Redis goes in one round trip once the playlist
-    # is written: the reported facts of the recorded segments (a pass that
-    # fails before that finds them again, unused) and the playlist's digest.
+    # is written: where its segments started (`continuity`), the reported
+    # facts of the recorded segments (a pass that fails before that finds
+    # them again, unused) and the playlist's digest.
     with connection.pipeline(transaction=False) as written:
+        uploaded = _upload_segments(
+            storage,
+            pool,
+            stream_row,
+            broadcasts,
+            complete,
+            on_disk,
+            playlist,
+            result,
+            lock,
+            reported,
+            connection,
+            written,
+            publishing,
+            (wanted - facts.thumbnails_claimed, frames),
+        )
         pipeline.forget_reported(written, stream, [n for n in uploaded if n in reported])
         # Thumbnails are cut and uploaded on the pool while the playlist is written.
         writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
@@ -281,6 +283,7 @@ def _upload_segments(
     lock,
     reported,
     connection,
+    written,
     publishing,
     thumbnail_wanted: tuple[set[int], list[thumbnails.Frame]],
 ):
@@ -291,7 +294,8 @@ def _upload_segments(
     A segment's length is the one the engine reported (`reported`), else the
     playlist's, else measured from its timestamps. The engine's discontinuity
     flag is kept only where the timestamps jump, and a broadcast's first
-    segment without audio samples is left out (`continuity`). Returns
+    segment without audio samples is left out (`continuity`; where the
+    segments started is queued on the Redis pipeline `written`). Returns
     {number: PlaylistSegment} for what was uploaded in this pass.
     """
     listed = playlist.by_number() if playlist else {}
@@ -339,8 +343,8 @@ def _upload_segments(
         pending.append(_Pending(segment, broadcast, broadcast.id, duration, flagged, object_name))
         if timestamps is not None:
             starts[segment.number] = (timestamps.first, duration)
-    # One round trip for the pass, before any upload: the next pass compares against them.
-    continuity.remember(connection, stream.public_id, starts)
+    # Written with the pass's other notes (`written`): the next pass compares against them.
+    continuity.remember(written, stream.public_id, starts)
     wanted, frames = thumbnail_wanted
     if len(pending) > 1:
         # The stream is behind: its segments first, a thumbnail once it keeps up.
