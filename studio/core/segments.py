@@ -25,6 +25,12 @@ class UploadedSegment:
     started_at: datetime | None = None  # wall clock of its first frame
 
 
+# On the table, not the ORM entity, with the rows as parameters: one statement
+# compiled once for any number of rows (SQLAlchemy sends them as one
+# multi-row INSERT) instead of an ORM insert built and compiled per batch.
+_INSERT = insert(Segment.__table__).on_conflict_do_nothing(constraint="uq_segments_sequence")
+
+
 def record_segments(
     session: Session, segments: list[UploadedSegment], uploaded_at: datetime | None = None
 ) -> None:
@@ -46,7 +52,4 @@ def record_segments(
         }
         for segment in segments
     ]
-    statement = (
-        insert(Segment).values(rows).on_conflict_do_nothing(constraint="uq_segments_sequence")
-    )
-    session.execute(statement)
+    session.execute(_INSERT, rows)

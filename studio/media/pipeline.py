@@ -32,6 +32,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -155,8 +156,14 @@ def media_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
 # nothing else; otherwise add it to the node's set (and remember the node
 # of its files), then claim the node's "queued" flag (1: the caller enqueues
 # a job) unless a job waits already or the running drainers outnumber the
-# set. KEYS: dirty, lock, dirty streams, queued, draining, node of the files.
+# set. KEYS: dirty, lock, dirty streams, queued, draining, node of the files,
+# and (with a segment the engine reported, ARGV[6..8]: its number, its facts,
+# their TTL) the stream's reported segments, written first.
 TRIGGER_SCRIPT = """
+if ARGV[6] then
+  redis.call('HSET', KEYS[7], ARGV[6], ARGV[7])
+  redis.call('EXPIRE', KEYS[7], ARGV[8])
+end
 redis.call('SET', KEYS[1], 1)
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[2])
@@ -191,9 +198,15 @@ def _script(connection: redis.Redis, name: str, text: str) -> Script:
     return script
 
 
-def request_sync(connection: redis.Redis, stream: str, node_id: str = DEFAULT_NODE) -> bool:
+def request_sync(
+    connection: redis.Redis,
+    stream: str,
+    node_id: str = DEFAULT_NODE,
+    reported: tuple[int, ReportedSegment] | None = None,
+) -> bool:
     """Ask for the stream's local HLS files on media node `node_id` to be
-    synced to the bucket (by that node's workers).
+    synced to the bucket (by that node's workers), keeping first, in the same
+    round trip, what the engine `reported` of a segment (number, facts).
 
     Marks the stream dirty and, unless its sync runs, adds it to the node's
     dirty streams; enqueues a job only if none is waiting on the node's
@@ -215,6 +228,11 @@ def request_sync(connection: redis.Redis, stream: str, node_id: str = DEFAULT_NO
     ]
     node_arg = "" if node_id == DEFAULT_NODE else node_id
     args = [QUEUED_TTL, stream, node_arg, NODE_TTL, time.time()]
+    if reported is not None:
+        seq, facts = reported
+        keys.append(Keys.reported(stream))
+        args += [str(seq), json.dumps({"duration": facts.duration, "file": facts.file_name})]
+        args.append(REPORTED_TTL)
     if not _script(connection, "trigger", TRIGGER_SCRIPT)(keys=keys, args=args, client=connection):
         return False
     jobs.SYNC_STREAM.enqueue(connection, stream, queue=queue)
@@ -340,31 +358,62 @@ def segment_ready(
     if segment.app != "live" or not STREAM_NAME.match(segment.stream or ""):
         log.warning("segment of unknown app/stream ignored: %r/%r", segment.app, segment.stream)
         return False
-    reported = {"duration": segment.duration, "file": PurePosixPath(segment.path).name}
-    key = Keys.reported(segment.stream)
+    reported = ReportedSegment(segment.duration, PurePosixPath(segment.path).name)
     try:
-        with connection.pipeline(transaction=False) as pipe:
-            pipe.hset(key, str(segment.seq), json.dumps(reported)).expire(key, REPORTED_TTL)
-            pipe.execute()
-        request_sync(connection, segment.stream, node_id)
+        request_sync(connection, segment.stream, node_id, reported=(segment.seq, reported))
     except redis.RedisError:
         log.warning("could not queue a sync of %s (Redis down)", segment.stream)
         return False
     return True
 
 
-def reported_segments(connection: redis.Redis, stream: str) -> dict[int, ReportedSegment]:
-    """The segments of `stream` the engine reported and the sync has not
-    recorded yet, by sequence number. Raises redis errors."""
+@dataclass(frozen=True)
+class PassFacts:
+    """What a sync pass of a stream starts from (`pass_facts`)."""
+
+    reported: dict[int, ReportedSegment]
+    # The digest of the live playlist last put in the bucket (None if none).
+    playlist_digest: bytes | None
+    # Broadcasts whose thumbnail was claimed within THUMBNAIL_INTERVAL.
+    thumbnails_claimed: set[int]
+
+
+def pass_facts(
+    connection: redis.Redis, stream: str, reported: bool = True, thumbnails: Iterable[int] = ()
+) -> PassFacts:
+    """What a sync pass of `stream` starts from, in one round trip: the
+    segments the engine reported and the sync has not recorded yet, by
+    sequence number (skipped, empty, without `reported`), the digest of
+    the live playlist last put in the bucket, and which of the broadcasts
+    `thumbnails` had a thumbnail claimed recently (`claim_thumbnail` would
+    refuse). Raises redis errors."""
+    thumbnails = list(thumbnails)
+    with connection.pipeline(transaction=False) as pipe:
+        if reported:
+            pipe.hgetall(Keys.reported(stream))
+        pipe.hget(Keys.playlist(stream), "digest")
+        for broadcast_id in thumbnails:
+            pipe.exists(Keys.thumbnail(broadcast_id))
+        replies = pipe.execute()
+    if reported:
+        facts, replies = _parse_reported(replies[0]), replies[1:]
+    else:
+        facts = {}
+    claimed = {b for b, exists in zip(thumbnails, replies[1:], strict=True) if exists}
+    return PassFacts(facts, replies[0], claimed)
+
+
+def _parse_reported(values: dict) -> dict[int, ReportedSegment]:
     reported = {}
-    for seq, value in connection.hgetall(Keys.reported(stream)).items():
+    for seq, value in values.items():
         facts = json.loads(value)
         reported[int(seq)] = ReportedSegment(float(facts["duration"]), str(facts["file"]))
     return reported
 
 
-def forget_reported(connection: redis.Redis, stream: str, seqs: list[int]) -> None:
-    """Drop reported segments once recorded. Raises redis errors."""
+def forget_reported(connection: redis.Redis | Pipeline, stream: str, seqs: list[int]) -> None:
+    """Drop reported segments once recorded (queued on `connection` when it
+    is a pipeline). Raises redis errors."""
     if seqs:
         connection.hdel(Keys.reported(stream), *(str(seq) for seq in seqs))
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from studio.extensions import db
 from studio.models import Broadcast, Stream
@@ -32,15 +32,19 @@ class Window:
 B = TypeVar("B", Broadcast, Window)
 
 
+# Built once (every sync pass runs it): only the parameter changes.
+_STREAM_AND_BROADCASTS = (
+    select(Stream, Broadcast)
+    .outerjoin(Broadcast, Broadcast.stream_id == Stream.id)
+    .where(Stream.public_id == bindparam("public_id"))
+    .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
+    .limit(RECENT)
+)
+
+
 def stream_and_broadcasts(public_id: str) -> tuple[Stream | None, list[Broadcast]]:
     """The stream and its RECENT newest broadcasts (newest first), in one query."""
-    rows = db.session.execute(
-        select(Stream, Broadcast)
-        .outerjoin(Broadcast, Broadcast.stream_id == Stream.id)
-        .where(Stream.public_id == public_id)
-        .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
-        .limit(RECENT)
-    ).all()
+    rows = db.session.execute(_STREAM_AND_BROADCASTS, {"public_id": public_id}).all()
     if not rows:
         return None, []
     return rows[0][0], [broadcast for _, broadcast in rows if broadcast is not None]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 
 import redis
+from redis.client import Pipeline
 from sqlalchemy import exists, select
 
 from studio.extensions import db
@@ -39,18 +40,18 @@ def _key(stream: str) -> str:
     return f"studio:media:timestamps:{stream}"
 
 
-def remember(connection: redis.Redis, stream: str, starts: dict[int, tuple[int, float]]) -> None:
+def remember(pipe: Pipeline, stream: str, starts: dict[int, tuple[int, float]]) -> None:
     """Note where segments of `stream` started and how long they are
-    ({number: (first timestamp, duration)}), in one round trip."""
+    ({number: (first timestamp, duration)}), queued on `pipe` (the pass's
+    writes, sent in one round trip after its playlist: the stream's next
+    pass cannot start before)."""
     if not starts:
         return
     key = _key(stream)
-    pipe = connection.pipeline(transaction=False)
     pipe.hset(
         key, mapping={str(n): f"{first}:{duration}" for n, (first, duration) in starts.items()}
     )
     pipe.expire(key, REMEMBER_SECONDS)
-    pipe.execute()
 
 
 def _remembered(connection: redis.Redis, stream: str, number: int) -> tuple[int, float] | None:

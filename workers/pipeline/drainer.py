@@ -35,7 +35,7 @@ def sync_requested(app: Flask, stream: str, node_id: str) -> sync.SyncResult:
     current: str | None = stream
     try:
         while current is not None:
-            total.add(sync.drain(app, connection, current, dirty=current == stream))
+            total.add(sync.drain(app, connection, current))
             current = None
             left = deadline - time.monotonic()
             if left > 0:

@@ -7,13 +7,12 @@ import hashlib
 import logging
 import time
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from studio import metrics
 from studio.extensions import db
 from studio.media.pipeline import Keys
 from studio.models import Segment
-from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 from workers.pipeline import locks
 from workers.pipeline.playlists import PlaylistSegment, live_window, render_live
@@ -21,8 +20,13 @@ from workers.pipeline.playlists import PlaylistSegment, live_window, render_live
 log = logging.getLogger(__name__)
 
 
-def write_live_playlist(app, storage, stream, broadcasts, playlist, uploaded, lock, result):
-    """Rewrite the engine's window for the bucket and upload it if it changed."""
+def write_live_playlist(
+    app, storage, stream, broadcasts, playlist, uploaded, lock, result, synced_digest, written
+):
+    """Rewrite the engine's window for the bucket and upload it if it
+    changed (its digest differs from `synced_digest`, the last one
+    uploaded); what the bucket now has is noted on the Redis pipeline
+    `written`, which the caller executes."""
     numbers = [entry.number for entry in playlist.entries]
     available = dict(_segments_in_bucket(broadcasts, numbers))
     available.update(uploaded)
@@ -37,11 +41,10 @@ def write_live_playlist(app, storage, stream, broadcasts, playlist, uploaded, lo
     text = render_live(stream.public_id, window, float(app.config["HLS_FRAGMENT"]), ended)
     if text is None:
         return
-    connection = get_redis(app)
     digest = hashlib.sha256(text.encode()).hexdigest()
     key = Keys.playlist(stream.public_id)
-    if connection.hget(key, "digest") == digest.encode():
-        connection.hset(key, "mtime", playlist.mtime)  # seen: the sweep can rest
+    if synced_digest == digest.encode():
+        written.hset(key, "mtime", playlist.mtime)  # seen: the sweep can rest
         return
     if lock is not None and not locks.still_ours(lock):
         return  # a newer pass owns the stream, and its playlist
@@ -56,8 +59,21 @@ def write_live_playlist(app, storage, stream, broadcasts, playlist, uploaded, lo
         log.error("live playlist of %s not uploaded: %s", stream.public_id, exc)
         return
     metrics.UPLOAD_LAG.labels("playlist").observe(max(0.0, started - playlist.mtime))
-    connection.hset(key, mapping={"digest": digest, "mtime": playlist.mtime})
+    written.hset(key, mapping={"digest": digest, "mtime": playlist.mtime})
     result.playlist_written = True
+
+
+# Built once (a pass runs it every time): only the parameters change.
+_IN_BUCKET = select(
+    Segment.sequence,
+    Segment.duration,
+    Segment.broadcast_id,
+    Segment.discontinuity,
+    Segment.started_at,
+).where(
+    Segment.broadcast_id.in_(bindparam("broadcasts", expanding=True)),
+    Segment.sequence.in_(bindparam("numbers", expanding=True)),
+)
 
 
 def _segments_in_bucket(broadcasts, numbers) -> dict[int, PlaylistSegment]:
@@ -65,15 +81,7 @@ def _segments_in_bucket(broadcasts, numbers) -> dict[int, PlaylistSegment]:
     if not numbers or not broadcasts:
         return {}
     order = {b.id: i for i, b in enumerate(broadcasts)}  # 0 = newest
-    rows = db.session.execute(
-        select(
-            Segment.sequence,
-            Segment.duration,
-            Segment.broadcast_id,
-            Segment.discontinuity,
-            Segment.started_at,
-        ).where(Segment.broadcast_id.in_(order), Segment.sequence.in_(numbers))
-    ).all()
+    rows = db.session.execute(_IN_BUCKET, {"broadcasts": list(order), "numbers": numbers}).all()
     found: dict[int, PlaylistSegment] = {}
     for sequence, duration, broadcast_id, discontinuity, started_at in rows:
         current = found.get(sequence)

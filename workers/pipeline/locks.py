@@ -2,16 +2,100 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import time
 
+import redis
 from redis.exceptions import LockError
+from redis.lock import Lock
+
+from studio.media.pipeline import Keys
 
 log = logging.getLogger(__name__)
 
 # Seconds; renewed between upload batches and before the playlist is written,
 # so a worker killed mid-pass blocks its stream for this long at most.
 LOCK_TTL = 20
+
+# Take the stream's lock only if the stream is dirty, and clear the flag in
+# the same step (a trigger after it sees the lock, and the holder's
+# `finish_pass` sees its flag). KEYS: lock, dirty. ARGV: token, TTL in ms.
+_TAKE = """
+if redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+# After a pass: dirty again -> clear the flag and keep (renew) the lock, 1;
+# else release it, 0 (one step: a trigger either comes before and is seen
+# here, or after and finds the lock free); -1 if the lock is no longer ours.
+# KEYS: lock, dirty. ARGV: token, TTL in ms.
+_FINISH = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if redis.call('DEL', KEYS[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+redis.call('DEL', KEYS[1])
+return 0
+"""
+
+
+class Finished(enum.Enum):
+    DIRTY = 1  # asked for again during the pass: the lock is kept for the next one
+    RELEASED = 0  # clean: the lock is released
+    LOST = -1  # the lock expired during the pass (another pass may own the stream)
+
+
+class DirtyStreamLock(Lock):
+    """A stream's sync lock that is taken only while the stream is dirty,
+    taking the dirty flag with it (one round trip instead of reading the
+    flag, taking the lock, then clearing the flag)."""
+
+    lua_take = None
+    lua_finish = None
+
+    def register_scripts(self) -> None:
+        super().register_scripts()
+        cls = type(self)
+        if cls.lua_take is None:
+            cls.lua_take = self.redis.register_script(_TAKE)
+        if cls.lua_finish is None:
+            cls.lua_finish = self.redis.register_script(_FINISH)
+
+    def do_acquire(self, token: bytes) -> bool:
+        keys = [self.name, Keys.dirty(self.stream)]
+        return bool(
+            self.lua_take(keys=keys, args=[token, int(self.timeout * 1000)], client=self.redis)
+        )
+
+    @property
+    def stream(self) -> str:
+        return self.name.removeprefix(Keys.lock(""))
+
+
+def dirty_stream_lock(connection: redis.Redis, stream: str) -> DirtyStreamLock:
+    """The sync lock of `stream`, acquired (without blocking) only while the
+    stream is dirty; see `finish_pass`."""
+    return connection.lock(Keys.lock(stream), timeout=LOCK_TTL, lock_class=DirtyStreamLock)
+
+
+def finish_pass(lock: DirtyStreamLock) -> Finished:
+    """After a pass under `lock`: keep it for another pass if the stream was
+    asked for again meanwhile (the flag is cleared), else release it, in one
+    step. Raises redis errors."""
+    token = lock.local.token
+    keys = [lock.name, Keys.dirty(lock.stream)]
+    args = [token, int(LOCK_TTL * 1000)]
+    finished = Finished(int(lock.lua_finish(keys=keys, args=args, client=lock.redis)))
+    if finished is Finished.DIRTY:
+        acquired(lock)
+    else:
+        lock.local.token = None
+        if finished is Finished.LOST:
+            log.warning("sync lock %s expired before release", lock.name)
+    return finished
 
 
 def acquired(lock) -> None:

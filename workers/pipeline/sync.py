@@ -7,7 +7,8 @@ playlist never names a missing segment.
 
 Passes of one stream never overlap: a Redis lock serializes them, and a dirty
 flag makes sure no trigger is lost (a trigger during a pass marks the stream
-dirty again; the lock holder re-checks after its pass and after releasing).
+dirty again; after its pass the lock holder takes that flag for another pass
+or releases the lock, in one step: `locks.finish_pass`).
 """
 
 from __future__ import annotations
@@ -78,21 +79,29 @@ class SyncResult:
         }
 
 
-def drain(app: Flask, connection: redis.Redis, stream: str, dirty: bool = False) -> SyncResult:
-    """Run passes while the stream is dirty and nobody else holds its lock."""
+def drain(app: Flask, connection: redis.Redis, stream: str) -> SyncResult:
+    """Run passes while the stream is dirty and nobody else holds its lock.
+
+    Taking the lock takes the dirty flag with it, and after each pass one
+    step either takes a flag set meanwhile (another pass) or releases the
+    lock (`locks.finish_pass`): two Redis round trips around a pass."""
     total = SyncResult()
-    while dirty or connection.get(Keys.dirty(stream)):
-        dirty = False
-        lock = connection.lock(Keys.lock(stream), timeout=locks.LOCK_TTL)
-        if not lock.acquire(blocking=False):
-            return total  # the holder re-checks the dirty flag after its pass
+    lock = locks.dirty_stream_lock(connection, stream)
+    # Not acquired: the stream is clean, or the holder's finish_pass sees the flag.
+    while lock.acquire(blocking=False):
         locks.acquired(lock)
         try:
-            while connection.getdel(Keys.dirty(stream)):
+            finished = locks.Finished.DIRTY
+            while finished is locks.Finished.DIRTY:
                 if not total.uploaded or not nothing_new(app, connection, stream):
                     total.add(sync_once(app, stream, lock))
-        finally:
-            locks.release(lock)
+                finished = locks.finish_pass(lock)
+        except BaseException:
+            if lock.local.token is not None:
+                locks.release(lock)
+            raise
+        if finished is locks.Finished.RELEASED:
+            break
     return total
 
 
@@ -161,30 +170,49 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     storage = gcs.get_storage(config)
     pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
     connection = get_redis(app)
-    reported = pipeline.reported_segments(connection, stream) if complete else {}
+    wanted = thumbnails.wanted(broadcasts)
+    facts = pipeline.pass_facts(connection, stream, reported=bool(complete), thumbnails=wanted)
+    reported = facts.reported
     frames: list[thumbnails.Frame] = []
-    uploaded = _upload_segments(
-        storage,
-        pool,
-        stream_row,
-        broadcasts,
-        complete,
-        on_disk,
-        playlist,
-        result,
-        lock,
-        reported,
-        connection,
-        publishing,
-        (thumbnails.wanted(broadcasts), frames),
-    )
-    pipeline.forget_reported(connection, stream, [n for n in uploaded if n in reported])
-    # Thumbnails are cut and uploaded on the pool while the playlist is written.
-    writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
-    if playlist is not None:
-        live.write_live_playlist(
-            app, storage, stream_row, broadcasts, playlist, uploaded, lock, result
+    # What the pass leaves in Redis goes in one round trip once the playlist
+    # is written: where its segments started (`continuity`), the reported
+    # facts of the recorded segments (a pass that fails before that finds
+    # them again, unused) and the playlist's digest.
+    with connection.pipeline(transaction=False) as written:
+        uploaded = _upload_segments(
+            storage,
+            pool,
+            stream_row,
+            broadcasts,
+            complete,
+            on_disk,
+            playlist,
+            result,
+            lock,
+            reported,
+            connection,
+            written,
+            publishing,
+            (wanted - facts.thumbnails_claimed, frames),
         )
+        pipeline.forget_reported(written, stream, [n for n in uploaded if n in reported])
+        # Thumbnails are cut and uploaded on the pool while the playlist is written.
+        writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
+        if playlist is not None:
+            live.write_live_playlist(
+                app,
+                storage,
+                stream_row,
+                broadcasts,
+                playlist,
+                uploaded,
+                lock,
+                result,
+                facts.playlist_digest,
+                written,
+            )
+        if len(written):
+            written.execute()
     _refresh_replays(app, broadcasts, result)
     if writing:
         thumbnails.finish_writing(stream_row, writing)
@@ -255,6 +283,7 @@ def _upload_segments(
     lock,
     reported,
     connection,
+    written,
     publishing,
     thumbnail_wanted: tuple[set[int], list[thumbnails.Frame]],
 ):
@@ -265,7 +294,8 @@ def _upload_segments(
     A segment's length is the one the engine reported (`reported`), else the
     playlist's, else measured from its timestamps. The engine's discontinuity
     flag is kept only where the timestamps jump, and a broadcast's first
-    segment without audio samples is left out (`continuity`). Returns
+    segment without audio samples is left out (`continuity`; where the
+    segments started is queued on the Redis pipeline `written`). Returns
     {number: PlaylistSegment} for what was uploaded in this pass.
     """
     listed = playlist.by_number() if playlist else {}
@@ -313,8 +343,8 @@ def _upload_segments(
         pending.append(_Pending(segment, broadcast, broadcast.id, duration, flagged, object_name))
         if timestamps is not None:
             starts[segment.number] = (timestamps.first, duration)
-    # One round trip for the pass, before any upload: the next pass compares against them.
-    continuity.remember(connection, stream.public_id, starts)
+    # Written with the pass's other notes (`written`): the next pass compares against them.
+    continuity.remember(written, stream.public_id, starts)
     wanted, frames = thumbnail_wanted
     if len(pending) > 1:
         # The stream is behind: its segments first, a thumbnail once it keeps up.
