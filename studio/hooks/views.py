@@ -123,8 +123,7 @@ def _on_publish(command: Publish, node_id: str) -> str | None:
     if command.app != "live":
         return _refused(command, f"unknown app '{command.app}'")
     try:
-        node = nodes.resolve(db.session, node_id, nodes.configured(current_app.config))
-        nodes.check_accepts_publish(node)
+        nodes.check_accepts_publish(db.session, node_id, nodes.configured(current_app.config))
     except nodes.NodeDraining as exc:
         db.session.rollback()
         return _refused(command, exc.message)

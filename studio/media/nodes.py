@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -234,10 +234,21 @@ def remove(session: Session, node_id: object) -> None:
     session.flush()
 
 
-def check_accepts_publish(node: MediaNode) -> None:
-    """Raises NodeDraining when `node` takes no new publisher."""
-    if node.draining:
-        raise NodeDraining(f"media node '{node.id}' is draining")
+# Built once: a publish callback reads one column of its node.
+_DRAINING = select(MediaNode.draining).where(MediaNode.id == bindparam("node_id"))
+
+
+def check_accepts_publish(session: Session, node_id: object, configured: Iterable[Mapping]) -> None:
+    """Whether the node a publish callback names takes new publishers: raises
+    NodeDraining when it is draining, and what `resolve` raises (a node
+    neither in the table nor configured). A configured node not yet in the
+    table is added on the way, as by `resolve`."""
+    node_id = DEFAULT_NODE if node_id is None else clean_node_id(node_id)
+    draining = session.scalar(_DRAINING, {"node_id": node_id})
+    if draining is None:
+        draining = resolve(session, node_id, configured).draining
+    if draining:
+        raise NodeDraining(f"media node '{node_id}' is draining")
 
 
 def live_counts(session: Session) -> dict[str, int]:
