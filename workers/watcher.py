@@ -106,6 +106,8 @@ class Watcher:
         names = sorted(on_disk)
         try:
             connection = get_redis(self.app)
+            for what in pipeline.repair_coalescing(connection, self.node_id):
+                log.warning("sweep: repaired the sync triggers of node %s: %s", self.node_id, what)
             with connection.pipeline(transaction=False) as pipe:
                 for name in names:
                     pipe.hget(pipeline.Keys.playlist(name), "mtime")

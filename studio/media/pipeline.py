@@ -41,6 +41,7 @@ from flask import Flask
 from redis.client import Pipeline
 from redis.commands.core import Script
 from rq import Queue
+from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from studio.core import events
@@ -188,6 +189,14 @@ end
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
 return false
 """
+# The drainer count, lowered to the sync jobs actually running (ARGV[1]) if
+# it says more. KEYS: draining.
+REPAIR_SCRIPT = """
+local counted = tonumber(redis.call('GET', KEYS[1]) or '0')
+if counted <= tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+return counted - tonumber(ARGV[1])
+"""
 _scripts: dict[str, Script] = {}
 
 
@@ -237,6 +246,29 @@ def request_sync(
         return False
     jobs.SYNC_STREAM.enqueue(connection, stream, queue=queue)
     return True
+
+
+def repair_coalescing(connection: redis.Redis, node_id: str = DEFAULT_NODE) -> list[str]:
+    """Set right what a killed worker leaves behind in the node's trigger
+    bookkeeping (the watcher's sweep calls it): a "queued" flag with no job
+    on the node's queue (the job was lost with its worker) and a drainer
+    count above the sync jobs running (a drainer killed mid-job). Either
+    makes triggers enqueue nothing until it expires (QUEUED_TTL; DRAINING_TTL,
+    which every live drainer renews), so segments would wait that long.
+    Returns what was repaired. Raises redis errors."""
+    queue = media_queue(connection, jobs.node_queue(jobs.UPLOADS, node_id))
+    repaired = []
+    # A job enqueued just now may not be in the queue yet: at worst its
+    # stream's next trigger queues a second one, which finds little to do.
+    stale = connection.exists(Keys.queued(node_id)) and queue.count == 0
+    if stale and connection.delete(Keys.queued(node_id)):
+        repaired.append("queued flag without a job")
+    running = StartedJobRegistry(queue=queue).count
+    args = [running]
+    keys = [Keys.draining(node_id)]
+    if _script(connection, "repair", REPAIR_SCRIPT)(keys=keys, args=args, client=connection):
+        repaired.append(f"drainer count above the {running} sync jobs running")
+    return repaired
 
 
 def start_draining(connection: redis.Redis, node_id: str, stream: str) -> None:

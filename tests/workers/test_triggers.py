@@ -81,6 +81,29 @@ def test_sweep_triggers_streams_with_files_left_behind(pipeline_app, redis, live
     assert watcher.sweep() == 0
 
 
+def test_the_sweep_repairs_what_a_killed_worker_left_and_the_stream_syncs(
+    pipeline_app, redis, live_stream
+):
+    """A worker killed between taking a sync job and starting it leaves the
+    node's "queued" flag with no job; one killed while draining leaves the
+    drainer count too high. Either made every trigger (the sweep's too)
+    enqueue nothing until it expired, while segments waited. The sweep sets
+    both right, and its trigger queues the sync."""
+    stream, _, hls = live_stream
+    redis.set(pipeline.Keys.queued("default"), 1, ex=60)
+    redis.set(pipeline.Keys.draining("default"), 3, ex=20)
+    hls.add_segment(1, mtime=time.time() - 60)
+    hls.write_playlist([1])
+
+    assert pipeline.request_sync(redis, stream.public_id) is False  # stalled
+    assert _queued(redis) == []
+    assert Watcher(pipeline_app).sweep() == 1
+    assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
+    assert int(redis.get(pipeline.Keys.draining("default"))) == 0
+    _run_worker(redis)
+    assert hls.local_names() == []
+
+
 def test_watcher_turns_a_playlist_write_into_a_sync(pipeline_app, redis, live_stream):
     """An engine rewriting `<stream>.m3u8` (inotify) queues a sync of that stream."""
     stream, _, hls = live_stream
