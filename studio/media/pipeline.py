@@ -64,6 +64,8 @@ THUMBNAIL_JOB = jobs.MAKE_THUMBNAIL.name
 DEFAULT_NODE = jobs.DEFAULT_NODE
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60
+# Seconds after which a queued flag with no job on the queue is taken for lost.
+QUEUED_STALE = 10
 # A sync job drains its node's dirty streams for this long, then queues
 # another job if streams are left (fairness with replays; a bounded job).
 DRAIN_SECONDS = 2.0
@@ -258,9 +260,11 @@ def repair_coalescing(connection: redis.Redis, node_id: str = DEFAULT_NODE) -> l
     Returns what was repaired. Raises redis errors."""
     queue = media_queue(connection, jobs.node_queue(jobs.UPLOADS, node_id))
     repaired = []
-    # A job enqueued just now may not be in the queue yet: at worst its
-    # stream's next trigger queues a second one, which finds little to do.
-    stale = connection.exists(Keys.queued(node_id)) and queue.count == 0
+    # Set with QUEUED_TTL when a job is enqueued, dropped when it starts: one
+    # older than QUEUED_STALE with the queue empty is not a job being taken
+    # from the queue right now (milliseconds), but one lost.
+    left = connection.ttl(Keys.queued(node_id))
+    stale = left >= 0 and QUEUED_TTL - left >= QUEUED_STALE and queue.count == 0
     if stale and connection.delete(Keys.queued(node_id)):
         repaired.append("queued flag without a job")
     running = StartedJobRegistry(queue=queue).count

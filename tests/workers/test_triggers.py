@@ -90,7 +90,8 @@ def test_the_sweep_repairs_what_a_killed_worker_left_and_the_stream_syncs(
     enqueue nothing until it expired, while segments waited. The sweep sets
     both right, and its trigger queues the sync."""
     stream, _, hls = live_stream
-    redis.set(pipeline.Keys.queued("default"), 1, ex=60)
+    stale = pipeline.QUEUED_TTL - pipeline.QUEUED_STALE
+    redis.set(pipeline.Keys.queued("default"), 1, ex=stale)
     redis.set(pipeline.Keys.draining("default"), 3, ex=20)
     hls.add_segment(1, mtime=time.time() - 60)
     hls.write_playlist([1])
@@ -102,6 +103,15 @@ def test_the_sweep_repairs_what_a_killed_worker_left_and_the_stream_syncs(
     assert int(redis.get(pipeline.Keys.draining("default"))) == 0
     _run_worker(redis)
     assert hls.local_names() == []
+
+
+def test_a_fresh_queued_flag_is_a_job_being_taken_not_a_lost_one(pipeline_app, redis):
+    """A worker takes a job off the queue some milliseconds before the job
+    drops the node's queued flag: a flag younger than QUEUED_STALE is left
+    alone."""
+    redis.set(pipeline.Keys.queued("default"), 1, ex=pipeline.QUEUED_TTL)
+    assert pipeline.repair_coalescing(redis) == []
+    assert redis.exists(pipeline.Keys.queued("default"))
 
 
 def test_watcher_turns_a_playlist_write_into_a_sync(pipeline_app, redis, live_stream):
