@@ -5,7 +5,8 @@ per stream, `studio:viewers:<public_id>`, scored by the time it was last
 marked alive. One thread per socket process re-marks all of its open sockets
 in a single pipeline every VIEWER_HEARTBEAT seconds; a member older than
 VIEWER_EXPIRY no longer counts, so the sockets of a killed process drop out
-on their own. A closed socket is removed at once.
+on their own. A closed socket is removed at once (if Redis fails then, the
+thread removes it on its next pass, not after VIEWER_EXPIRY).
 
 The same thread pushes a `viewers` event on the stream's channel when the
 count has changed, at most once per VIEWER_PUSH_INTERVAL per stream across
@@ -109,6 +110,8 @@ class ViewerCounter:
         # Sockets that hear the count without being counted (the owner's pages).
         self._following: dict[str, int] = defaultdict(int)
         self._dirty: set[str] = set()
+        # Sockets closed while Redis failed: removed on the thread's next pass.
+        self._gone: dict[str, set[str]] = defaultdict(set)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -141,7 +144,9 @@ class ViewerCounter:
         try:
             get_redis(self._app).zrem(key(public_id), member)
         except Exception:
-            log.warning("could not uncount a viewer of %s", public_id, exc_info=True)
+            log.warning("could not uncount a viewer of %s; retrying", public_id, exc_info=True)
+            with self._lock:
+                self._gone[public_id].add(member)
         self._wake.set()
 
     def follow(self, public_id: str) -> None:
@@ -208,11 +213,14 @@ class ViewerCounter:
         """Drop expired viewers of the streams this process serves (or just
         saw a socket leave), push changed counts and raise the peaks."""
         with self._lock:
-            streams = sorted(set(self._open) | set(self._following) | self._dirty)
+            gone, self._gone = self._gone, defaultdict(set)
+            streams = sorted(set(self._open) | set(self._following) | self._dirty | set(gone))
             self._dirty.clear()
         if not streams:
             return
         redis = get_redis(self._app)
+        if gone:
+            self._remove_gone(redis, gone)
         since = time.time() - self._expiry
         pipe = redis.pipeline(transaction=False)
         for public_id in streams:
@@ -248,6 +256,19 @@ class ViewerCounter:
         self._seen = current
         if peaks:
             self._raise_peaks(peaks)
+
+    def _remove_gone(self, redis, gone: dict[str, set[str]]) -> None:
+        """Remove the sockets whose removal failed; on failure, keep them for the next pass."""
+        pipe = redis.pipeline(transaction=False)
+        for public_id, members in gone.items():
+            pipe.zrem(key(public_id), *members)
+        try:
+            pipe.execute()
+        except Exception:
+            with self._lock:
+                for public_id, members in gone.items():
+                    self._gone[public_id] |= members
+            raise
 
     def _raise_peaks(self, peaks: dict[str, int]) -> None:
         """Raise each open broadcast's peak to its stream's count (one statement)."""

@@ -167,7 +167,11 @@ def test_over_the_cap_a_viewer_starts_in_hls(
         assert len(double.players) == sessions  # the second viewer never asked for WebRTC
 
         first.page.close()
-        expect(second.viewers).to_have_text("1 watching", timeout=20_000)
+        try:
+            expect(second.viewers).to_have_text("1 watching", timeout=20_000)
+        except AssertionError:
+            print(srs_studio.log_text()[-20_000:])  # what the sockets tier saw
+            raise
         expect(second.playback_switch).to_be_enabled()
         second.playback_switch.click()
         expect(second.playback_mode).to_have_text(WEBRTC, timeout=20_000)
