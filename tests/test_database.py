@@ -106,7 +106,33 @@ def test_a_read_only_unit_of_work_runs_in_autocommit_and_refuses_writes(app, db,
     assert db.session.get(User, user.id).display_name == "Changed"
 
 
-def test_a_read_only_unit_of_work_changes_no_session_setting(app, db, make_user, monkeypatch):
+@pytest.fixture()
+def one_connection(app, monkeypatch):
+    """An engine of one connection, and the isolation levels it is set to
+    (each is a `SET default_transaction_isolation` round trip)."""
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=0)
+    changes = []
+    original = engine.dialect.set_isolation_level
+    monkeypatch.setattr(
+        engine.dialect,
+        "set_isolation_level",
+        lambda conn, level: (changes.append(level), original(conn, level))[1],
+    )
+    yield engine, changes
+    engine.dispose()
+
+
+def assert_next_user_gets_a_transaction(engine) -> None:
+    """The pooled connection is out of autocommit: a statement opens a transaction."""
+    with engine.connect() as connection:
+        dbapi = connection.connection.dbapi_connection
+        assert not dbapi.autocommit
+        connection.execute(text("SELECT 1"))
+        assert dbapi.get_transaction_status() != 0  # in a transaction
+        connection.rollback()
+
+
+def test_a_read_only_unit_of_work_changes_no_session_setting(db, make_user, one_connection):
     """Entering and leaving `read_only` never changes the connection's
     isolation level (psycopg2 sends a `SET default_transaction_isolation`
     for that, a round trip of its own), and the connection goes back to the
@@ -117,33 +143,18 @@ def test_a_read_only_unit_of_work_changes_no_session_setting(app, db, make_user,
     from studio.transactions import end_read_only, read_only
 
     user = make_user()
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=0)
-    changes = []
-    original = engine.dialect.set_isolation_level
-    monkeypatch.setattr(
-        engine.dialect,
-        "set_isolation_level",
-        lambda conn, level: (changes.append(level), original(conn, level))[1],
-    )
-    try:
-        for _ in range(3):
-            with Session(engine) as session:
-                read_only(session)
-                assert session.get(User, user.id).email == user.email
-                end_read_only(session)
-        with engine.connect() as connection:
-            dbapi = connection.connection.dbapi_connection
-            assert not dbapi.autocommit
-            connection.execute(text("SELECT 1"))
-            assert dbapi.get_transaction_status() != 0  # in a transaction
-            connection.rollback()
-        assert changes == []
-    finally:
-        engine.dispose()
+    engine, changes = one_connection
+    for _ in range(3):
+        with Session(engine) as session:
+            read_only(session)
+            assert session.get(User, user.id).email == user.email
+            end_read_only(session)
+    assert_next_user_gets_a_transaction(engine)
+    assert changes == []
 
 
 def test_a_read_only_connection_runs_in_autocommit_and_returns_to_transactions(
-    app, db, make_user, monkeypatch
+    db, make_user, one_connection
 ):
     """`read_only_connection`: its statements run without a transaction (no
     BEGIN, nothing to roll back) and without an isolation-level SET; the
@@ -152,28 +163,13 @@ def test_a_read_only_connection_runs_in_autocommit_and_returns_to_transactions(
     from studio.transactions import read_only_connection
 
     user = make_user()
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, max_overflow=0)
-    changes = []
-    original = engine.dialect.set_isolation_level
-    monkeypatch.setattr(
-        engine.dialect,
-        "set_isolation_level",
-        lambda conn, level: (changes.append(level), original(conn, level))[1],
-    )
-    try:
-        with read_only_connection(engine) as connection:
-            email = connection.execute(
-                text("SELECT email FROM users WHERE id = :id"), {"id": user.id}
-            ).scalar()
-            dbapi = connection.connection.dbapi_connection
-            assert email == user.email
-            assert dbapi.autocommit and dbapi.get_transaction_status() == 0  # idle: no BEGIN
-        with engine.connect() as connection:
-            dbapi = connection.connection.dbapi_connection
-            assert not dbapi.autocommit
-            connection.execute(text("SELECT 1"))
-            assert dbapi.get_transaction_status() != 0  # in a transaction
-            connection.rollback()
-        assert changes == []
-    finally:
-        engine.dispose()
+    engine, changes = one_connection
+    with read_only_connection(engine) as connection:
+        email = connection.execute(
+            text("SELECT email FROM users WHERE id = :id"), {"id": user.id}
+        ).scalar()
+        dbapi = connection.connection.dbapi_connection
+        assert email == user.email
+        assert dbapi.autocommit and dbapi.get_transaction_status() == 0  # idle: no BEGIN
+    assert_next_user_gets_a_transaction(engine)
+    assert changes == []
