@@ -1,17 +1,27 @@
-"""Operator commands: `flask --app studio users create`, `tokens create`."""
+"""Operator commands: `flask --app studio users create`, `tokens create`,
+`secrets reseal`."""
 
 from __future__ import annotations
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
+from sqlalchemy import select, update
 
+from studio import secretbox
 from studio.auth import service as accounts
 from studio.errors import StudioError
 from studio.extensions import db
+from studio.models import Target, WebhookEndpoint
 
 users = AppGroup("users", help="Manage creator accounts.")
 tokens = AppGroup("tokens", help="Manage API tokens.")
+secrets = AppGroup("secrets", help="The secrets stored encrypted (STUDIO_TARGET_KEYS).")
+# Each stored secret: its table's id and sealed columns.
+SEALED = {
+    "multistream target keys": (Target.id, Target.key_encrypted),
+    "webhook signing secrets": (WebhookEndpoint.id, WebhookEndpoint.secret_encrypted),
+}
 
 
 def _fail(exc: StudioError) -> None:
@@ -48,6 +58,35 @@ def create_token(email: str, name: str) -> None:
     click.echo(token)
 
 
+@secrets.command("reseal")
+def reseal() -> None:
+    """Seal every stored secret with the first of STUDIO_TARGET_KEYS (after a
+    rotation: then the old keys can be dropped). One that no configured key
+    opens is left as it is and named; the exit code is then 1."""
+    box = secretbox.from_config(current_app.config)
+    unreadable = []
+    for what, (id_column, sealed_column) in SEALED.items():
+        rows = db.session.execute(select(id_column, sealed_column).order_by(id_column)).all()
+        resealed = 0
+        for row_id, sealed in rows:
+            try:
+                fresh = box.reseal(sealed)
+            except secretbox.InvalidToken:
+                unreadable.append(f"{what} #{row_id}")
+                continue
+            db.session.execute(
+                update(id_column.class_).where(id_column == row_id).values({sealed_column: fresh})
+            )
+            resealed += 1
+        click.echo(f"Resealed {resealed} of {len(rows)} {what}.")
+    db.session.commit()
+    if unreadable:
+        raise click.ClickException(
+            "No configured key opens: " + ", ".join(unreadable) + ". Keep the key that "
+            "sealed them, or have their owners enter them again."
+        )
+
+
 def register(app: Flask) -> None:
     from studio.media.nodes_cli import nodes
     from studio.storage.cdn_cli import cdn
@@ -55,4 +94,5 @@ def register(app: Flask) -> None:
     app.cli.add_command(nodes)
     app.cli.add_command(users)
     app.cli.add_command(tokens)
+    app.cli.add_command(secrets)
     app.cli.add_command(cdn)

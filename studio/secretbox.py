@@ -2,9 +2,11 @@
 rest with Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`).
 
 The keys come from STUDIO_TARGET_KEYS: the first encrypts, every one decrypts
-(MultiFernet), so a key can be rotated by putting a new one first. Without
+(MultiFernet), so a key can be rotated by putting a new one first; `flask
+secrets reseal` then seals every stored secret with it, and the old key can go. Without
 it, one key is derived from SECRET_KEY (HKDF-SHA256), which ties the stored
-secrets to that setting: production sets STUDIO_TARGET_KEYS.
+secrets to that setting: production sets STUDIO_TARGET_KEYS (the derived key
+then comes last, opening what it sealed until `secrets reseal`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,11 @@ class SecretBox:
         """The secret back; raises InvalidToken if no key opens it."""
         return self._fernet.decrypt(bytes(sealed)).decode()
 
+    def reseal(self, sealed: bytes) -> bytes:
+        """The same secret sealed with the first key (after a rotation);
+        raises InvalidToken if no key opens it."""
+        return self._fernet.rotate(bytes(sealed))
+
 
 def derived_key(secret_key: str) -> str:
     """A Fernet key derived from SECRET_KEY (for installations without TARGET_KEYS)."""
@@ -43,9 +50,11 @@ def derived_key(secret_key: str) -> str:
 
 
 def from_config(config: Mapping) -> SecretBox:
-    """The box of the app's TARGET_KEYS (else derived from SECRET_KEY);
-    raises ValueError when neither is set."""
+    """The box of the app's TARGET_KEYS, then the key derived from SECRET_KEY
+    (the only one without TARGET_KEYS; after them it only opens what was
+    sealed before they were set, until `secrets reseal`); raises ValueError
+    when neither is set."""
     keys = list(config.get("TARGET_KEYS") or [])
-    if not keys and config.get("SECRET_KEY"):
-        keys = [derived_key(config["SECRET_KEY"])]
+    if config.get("SECRET_KEY"):
+        keys.append(derived_key(config["SECRET_KEY"]))
     return SecretBox(keys)

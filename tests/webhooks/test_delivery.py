@@ -213,6 +213,8 @@ def test_a_secret_no_configured_key_opens_disables_the_endpoint_at_once(
     register(api, receiver.url, ["stream.live"])
     other_key = secretbox.derived_key("another installation's secret key")
     monkeypatch.setitem(webhook_app.config, "TARGET_KEYS", [other_key])
+    # Sealed with the key derived from the secret key, which is rotated too.
+    monkeypatch.setitem(webhook_app.config, "SECRET_KEY", "a rotated secret key")
     publish(client, make_stream(user))
 
     run_worker(redis)
