@@ -3,8 +3,8 @@ rest with Fernet (AES-128-CBC + HMAC-SHA256, from `cryptography`).
 
 The keys come from STUDIO_TARGET_KEYS: the first encrypts, every one decrypts
 (MultiFernet), so a key can be rotated by putting a new one first; `flask
-secrets reseal` then seals every stored secret with it, and the old key can go. Without
-it, one key is derived from SECRET_KEY (HKDF-SHA256), which ties the stored
+secrets reseal` then seals every stored secret with it, and the old key can
+go. Without it, one key is derived from SECRET_KEY (HKDF-SHA256), which ties the stored
 secrets to that setting: production sets STUDIO_TARGET_KEYS (the derived key
 then comes last, opening what it sealed until `secrets reseal`).
 """
