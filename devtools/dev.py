@@ -144,7 +144,6 @@ def start(services: list[Service]) -> Supervisor:
         secret_key=keys["STUDIO_SECRET_KEY"],
         hook_token=keys["STUDIO_HOOK_TOKEN"],
         engine=engine,
-        hls_dir=hls_dir,
         extra=settings,
     )
     nodes = start_media_nodes(node_count, services, supervisor, env, hook_url)
@@ -216,6 +215,7 @@ def add_studio_processes(
     run, metrics = VAR.resolve() / "run", VAR.resolve() / "metrics"
     run.mkdir(parents=True, exist_ok=True)
     for name, tier in (("gunicorn", "web"), ("sockets", "sockets"), ("hooks", "hooks")):
+        # Not ~/.gunicorn/gunicorn.ctl, which every gunicorn of the user shares.
         argv = runner.gunicorn_argv(ports[tier], tier=tier, control_socket=run / f"{name}.ctl")
         supervisor.add(name, argv, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics / tier)})
     # Like the entrypoint: one metrics registry per process outside gunicorn.

@@ -133,7 +133,7 @@ class RunningNode(runner.LocalNode):
         for process in (self.workers, self.watcher):
             if process is not None:
                 process.stop()
-        super().stop()
+        self.nginx.stop()
 
 
 def start_node(env, var_dir, node_id, *, hook_url: str, workers: int = 2, **ports) -> RunningNode:
