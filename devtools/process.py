@@ -52,10 +52,10 @@ def start(runner: E, what: str) -> E:
         raise StackError(f"{what}: {error}{log_tail(runner.log_path)}") from None
 
 
-def stop(runner: SimpleExecutor, *args: object, **kwargs: object) -> None:
+def stop(runner: SimpleExecutor) -> None:
     """runner.stop(), whatever the exit code of a process asked to stop."""
     with contextlib.suppress(ProcessFinishedWithError):
-        runner.stop(*args, **kwargs)
+        runner.stop()
 
 
 def render(template: Path, values: dict[str, object]) -> str:
