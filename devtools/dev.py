@@ -94,14 +94,12 @@ def start(services: list[Service]) -> Supervisor:
     services.append(postgres := ensure_postgres(VAR, checkout_database(ROOT)))
     services.append(redis := ensure_redis(VAR))
     services.append(gcs := start_fake_gcs(VAR, free_port(4443), backend="filesystem"))
-    ports = {
-        name: free_port(5000 + n) for n, name in enumerate(("front", "web", "sockets", "hooks"))
-    }
+    names = ("front", "web", "sockets", "hooks")
+    ports = {name: free_port(5000 + n) for n, name in enumerate(names)}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     public_url = os.environ.get("STUDIO_PUBLIC_URL", url["front"])
     # The engine's callbacks go to the callback tier, never behind pages.
     hook_url = runner.hook_url(ports["hooks"], engine, keys["STUDIO_HOOK_TOKEN"])
-    hls_dir = VAR.resolve() / "hls"
     # HTTPS (self-signed) so the go-live page may use the camera on
     # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
     srs_api, cert = free_port(1985) if srs_bin else 9, tls.self_signed_cert(VAR)
@@ -122,7 +120,6 @@ def start(services: list[Service]) -> Supervisor:
         rtmp_port=free_port(None if srs_bin or node_count else 1935),
         http_port=free_port(8080),
         edge_port=free_port(8081),
-        hls_dir=hls_dir,
         front=front,
         hls_fragment=float(settings["STUDIO_HLS_FRAGMENT"]),
         studio_origin=public_url,  # hls.js sends private streams' cookies from there
@@ -130,7 +127,7 @@ def start(services: list[Service]) -> Supervisor:
     services.append(nginx)
     supervisor, ingest_ports = Supervisor(VAR / "logs"), []
     if srs_bin:
-        launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
+        launch = srs.srs_launch(VAR, srs_bin, hook_url, nginx.hls_dir, api_port=srs_api)
         supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
         ingest_ports = [launch.ports["RTMP_PORT"]]
         settings["STUDIO_RTMP_URL"] = f"rtmp://127.0.0.1:{ingest_ports[0]}/live"
