@@ -145,7 +145,7 @@ def start(services: list[Service]) -> Supervisor:
     )
     nodes = start_media_nodes(node_count, services, supervisor, env, hook_url)
     print(f"migrating the database {postgres.database} ...", flush=True)
-    runner.run_flask(env, "db", "upgrade")
+    runner.migrate(env)
     if nodes:
         runner.run_flask(env, "nodes", "sync")
     add_studio_processes(supervisor, env, ports, watcher=not nodes)
