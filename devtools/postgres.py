@@ -83,9 +83,9 @@ def start_postgres(var_dir: Path, database: str = "studio", port: int = 0) -> Po
 
 
 def _attach(port: int, database: str, **fields: object) -> PostgresService:
-    server = f"postgresql://postgres@127.0.0.1:{port}"
-    create_database(f"{server}/postgres", database)
-    url, server_url = f"{server}/{database}", f"{server}/postgres"
+    server_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    create_database(server_url, database)
+    url = server_url.removesuffix("postgres") + database
     return PostgresService(
         name="postgres", url=url, server_url=server_url, database=database, **fields
     )

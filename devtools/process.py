@@ -8,7 +8,7 @@ import string
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import TypeVar
 
 import port_for
 from mirakuru import SimpleExecutor
@@ -87,17 +87,7 @@ class Service:
     log_path: Path | None = None
     executor: SimpleExecutor | None = field(default=None, repr=False)
 
-    @property
-    def owned(self) -> bool:
-        return self.executor is not None
-
     def stop(self) -> None:
         if self.executor is not None:
             stop(self.executor)
             self.executor = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

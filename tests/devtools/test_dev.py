@@ -246,7 +246,7 @@ def test_two_checkouts_get_their_own_database_and_redis(tmp_path: Path, monkeypa
         assert "6379" not in redis_one.url and "6379" not in redis_two.url
     finally:
         for service in started[::2]:
-            if not service.owned:  # the machine's server: drop what we made
+            if service.executor is None:  # the machine's server: drop what we made
                 drop_database(service.server_url, service.database)
         for service in reversed(started):
             service.stop()
@@ -259,7 +259,7 @@ def test_database_url_and_redis_url_win(tmp_path: Path, monkeypatch) -> None:
     postgres, redis = ensure_postgres(tmp_path, "ignored"), ensure_redis(tmp_path)
     assert postgres.url == "postgresql://u@db.example:5432/mine"
     assert redis.url == "redis://cache.example:6379/5"
-    assert not postgres.owned and not redis.owned
+    assert postgres.executor is None and redis.executor is None
 
 
 # --------------------------------------------------------------------------
