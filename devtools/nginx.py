@@ -96,9 +96,7 @@ def start_nginx(
     )
 
 
-def start_rtmp_proxy(
-    var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None, name: str = "rtmp-proxy"
-) -> Service:
+def start_rtmp_proxy(var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None) -> Service:
     """One RTMP address (rtmp://127.0.0.1:PORT/live) passing each connection
     to one of `rtmp_urls`, the media nodes' ingest (nginx's stream module)."""
     if not STREAM_MODULE.exists():
@@ -107,9 +105,9 @@ def start_rtmp_proxy(
     hosts = (urllib.parse.urlsplit(url).netloc for url in rtmp_urls)
     upstreams = "\n".join(f"        server {host} max_fails=1 fail_timeout=10s;" for host in hosts)
     values = {"RTMP_PORT": rtmp_port, "UPSTREAMS": upstreams, "STREAM_MODULE": STREAM_MODULE}
-    server = start_standalone("rtmp-proxy", var_dir, name, values, rtmp_port)
+    server = start_standalone("rtmp-proxy", var_dir, "rtmp-proxy", values, rtmp_port)
     url = f"rtmp://127.0.0.1:{rtmp_port}/live"
-    return Service(name=name, url=url, log_path=server.log_path, executor=server)
+    return Service(name="rtmp-proxy", url=url, log_path=server.log_path, executor=server)
 
 
 def start_standalone(
