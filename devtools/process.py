@@ -1,20 +1,17 @@
 """What every starter shares: free ports (port-for), mirakuru executors
-logging to a file (a session of their own, stopped with a signal, a wait,
-then SIGKILL to all they started), config templates, the `Service` returned."""
+logging to a file, config templates, the `Service` returned."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import string
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self, TypeVar
+from typing import TypeVar
 
 import port_for
-from mirakuru import SimpleExecutor, TCPExecutor
-from mirakuru.base import ENV_UUID
+from mirakuru import SimpleExecutor
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,37 +33,9 @@ def free_port(preferred: int | None = None) -> int:
     return port
 
 
-class Started:
-    """mirakuru's executor, except: `with` on one already started only stops
-    it at the end; a stop accepts any exit code; the environment given is
-    the whole environment, not additions to this process's."""
-
-    log_path: Path | None = None
-
-    def __enter__(self) -> Self:
-        return self if self.running() else super().__enter__()
-
-    def stop(self, *args: object, **kwargs: object) -> Self:
-        with contextlib.suppress(ProcessFinishedWithError):
-            super().stop(*args, **kwargs)
-        return self
-
-    @property
-    def envvars(self) -> dict[str, str]:
-        # mirakuru's marker lets it find and stop the process's children.
-        return {**(self._envvars or os.environ), ENV_UUID: self._uuid}
-
-
-class Simple(Started, SimpleExecutor):
-    """A process that is started, not waited for."""
-
-
-class Tcp(Started, TCPExecutor):
-    """A process that is ready when its port accepts connections."""
-
-
 def executor(kind: type[E], argv: list[str], log_path: Path, *, env=None, cwd=ROOT, **opts) -> E:
-    """An executor of `kind` for argv (not started), its output appended to log_path."""
+    """A mirakuru executor of `kind` for argv (not started), its output
+    appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - open for the executor's life
     output = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
@@ -76,8 +45,7 @@ def executor(kind: type[E], argv: list[str], log_path: Path, *, env=None, cwd=RO
 
 
 def start(runner: E, what: str) -> E:
-    """runner.start(); one that dies or never gets ready is a StackError
-    naming `what` and ending with its log."""
+    """runner.start(), or a StackError naming `what` and ending with its log."""
     try:
         return runner.start()
     except ExecutorError as error:
@@ -112,25 +80,14 @@ def log_tail(log_path: Path | None, lines: int = 15) -> str:
 
 @dataclass(kw_only=True)
 class Service:
-    """A running service; `.stop()` ends it only if devtools started it
-    (`executor` is None for a server that was already there)."""
+    """A running service; `executor` is None for one that was already there."""
 
     name: str
     url: str
     log_path: Path | None = None
     executor: SimpleExecutor | None = field(default=None, repr=False)
 
-    @property
-    def owned(self) -> bool:
-        return self.executor is not None
-
     def stop(self) -> None:
         if self.executor is not None:
             stop(self.executor)
             self.executor = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -15,8 +15,8 @@ from devtools.process import Service, StackError, free_port, start
 
 
 def ensure_redis(var_dir: Path) -> Service:
-    """REDIS_URL if set, else a private server: RQ queues, rate limits and
-    pub/sub all live in db 0, so a shared server would mix checkouts."""
+    """REDIS_URL if set, else a private server (RQ queues, rate limits and
+    pub/sub all live in db 0: a shared server would mix checkouts)."""
     url = os.environ.get("REDIS_URL")
     return Service(name="redis", url=url) if url else start_redis(var_dir)
 

@@ -1,6 +1,5 @@
-"""The studio's own processes: their environment and their command lines
-(make dev runs them under honcho; tests/stack.py starts them for tests and
-benchmarks)."""
+"""The studio's processes: their environment and command lines (make dev
+runs them under honcho; tests/stack.py starts them for tests and benchmarks)."""
 
 from __future__ import annotations
 
@@ -44,6 +43,7 @@ def studio_env(
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment every studio process gets (see README's table)."""
+    cdn_key_seed = b"studio-dev-cdn-key:" + secret_key.encode()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -56,11 +56,12 @@ def studio_env(
         "STUDIO_HOOK_TOKEN": hook_token,
         "STUDIO_PUBLIC_URL": public_url,
         "STUDIO_MEDIA_ENGINE": engine,
-        # The signed-cookie key of private streams, derived from the secret
-        # key so it survives restarts; the environment's own key wins.
+        # The signed-cookie key of private streams (Cloud CDN's form: 16
+        # bytes, base64url), derived from the secret key so it survives
+        # restarts; the environment's own key wins.
         "STUDIO_CDN_SIGNING_KEY_NAME": os.environ.get("STUDIO_CDN_SIGNING_KEY_NAME") or "dev-key",
         "STUDIO_CDN_SIGNING_KEY": os.environ.get("STUDIO_CDN_SIGNING_KEY")
-        or dev_signing_key(secret_key),
+        or base64.urlsafe_b64encode(hashlib.sha256(cdn_key_seed).digest()[:16]).decode(),
     }
     if hls_dir is not None or nginx is not None:
         env["STUDIO_HLS_DIR"] = str(hls_dir or nginx.hls_dir)
@@ -76,12 +77,6 @@ def studio_env(
             # Only the HTTPS site passes /rtc/v1/ to SRS: WebRTC URLs name it.
             env["STUDIO_WEBRTC_ORIGIN"] = nginx.tls_url
     return env | (extra or {})
-
-
-def dev_signing_key(secret_key: str) -> str:
-    """A 16-byte base64url key (Cloud CDN's form) derived from `secret_key`."""
-    digest = hashlib.sha256(b"studio-dev-cdn-key:" + secret_key.encode()).digest()
-    return base64.urlsafe_b64encode(digest[:16]).decode()
 
 
 def hook_url(hooks_port: int, engine: str, token: str) -> str:
@@ -105,9 +100,8 @@ def run_flask(env: dict[str, str], *command: str, timeout: float = 120) -> None:
 
 def gunicorn_argv(port: int, *, tier: str = "web", **options: object) -> list[str]:
     """gunicorn `wsgi:app` on 127.0.0.1:port with the tier's config file (or
-    `config`); `options` (workers=1, ...) win over TIERS' and the file's. A
-    control socket of its own keeps it off ~/.gunicorn/gunicorn.ctl, which
-    every gunicorn of the user shares."""
+    `config`); `options` (workers=1, control_socket=...) win over TIERS' and
+    the file's."""
     file, defaults = TIERS[tier]
     config = options.pop("config", None) or ROOT / file
     argv = python("gunicorn", "-c", str(config), "wsgi:app", "--bind", f"127.0.0.1:{port}")
@@ -153,15 +147,11 @@ def watcher_argv(env: dict[str, str]) -> list[str]:
 class LocalNode:
     """Media node `id` on this machine, under var/nodes/<id>/: its nginx-rtmp
     (HLS in its own directory, callbacks naming the node) and `env`, that of
-    its HLS watcher and upload workers (on its own queues): make dev has
-    honcho run them, tests/stack.py's start_node starts them."""
+    its HLS watcher and upload workers (on its own queues)."""
 
     id: str
     nginx: NginxService
     env: dict[str, str]
-
-    def stop(self) -> None:
-        self.nginx.stop()
 
 
 def node_hook_url(hook_url: str, node_id: str) -> str:
@@ -173,8 +163,7 @@ def start_node_nginx(
     env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, **ports: int | None
 ) -> LocalNode:
     """Node `node_id` with its nginx-rtmp started under var_dir/nodes/<id>/
-    (`ports` of start_nginx, free ones by default), its edge in front of the
-    bucket of `env` (the studio's)."""
+    (`ports` of start_nginx), its edge in front of the bucket of `env`."""
     from studio.media.jobs import check_node_id
 
     nginx = start_nginx(

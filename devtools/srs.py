@@ -1,17 +1,17 @@
 """How `make dev` starts SRS 5 (`SRS_BIN=/path/to/objs/srs make dev`): its
-command line, working directory and environment (srs/dev.env.template,
-read by srs/srs.conf). SRS resolves its pid file (`./objs/srs.pid` unless
-SRS_PID says otherwise: it exits with `code=1034(PidFileAcquire)` when it
-cannot open it) against its working directory: so SRS runs in var/srs and
-its pid file lives in var/run."""
+command line, working directory and environment (srs/dev.env.template, read
+by srs/srs.conf). SRS opens its pid file (`./objs/srs.pid` unless SRS_PID
+says otherwise; it exits with `code=1034(PidFileAcquire)` when it cannot)
+relative to its working directory: so SRS runs in var/srs, its pid file in
+var/run."""
 
 from __future__ import annotations
 
 import io
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from dotenv import dotenv_values
 
@@ -25,23 +25,11 @@ REDACTED_RUN = ROOT / "srs" / "run-redacted.sh"
 IGNORED = ("SRS_SRS_LOG_LEVEL_V2", "SRS_LOG_LEVEL_V2")
 
 
-@dataclass(frozen=True, kw_only=True)
-class SrsLaunch:
-    """What SRS is started with, and its ports by name (RTMP_PORT, API_PORT,
-    RTC_PORT, EXPORTER_PORT)."""
-
+class SrsLaunch(NamedTuple):
     argv: list[str]
     env: dict[str, str]
     cwd: Path
-    ports: dict[str, int]
-
-    @property
-    def rtmp_url(self) -> str:
-        return f"rtmp://127.0.0.1:{self.ports['RTMP_PORT']}/live"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['API_PORT']}"
+    ports: dict[str, int]  # RTMP_PORT, API_PORT, RTC_PORT, EXPORTER_PORT
 
 
 def srs_launch(
@@ -69,9 +57,5 @@ def srs_launch(
     values |= {"LOG_LEVEL": environ.get("SRS_LOG_LEVEL") or "error"}
     settings = dotenv_values(stream=io.StringIO(render(ENV_TEMPLATE, values)), interpolate=False)
     passed_on = {key: value for key, value in environ.items() if key not in IGNORED}
-    return SrsLaunch(
-        argv=["bash", str(REDACTED_RUN), "-c", str(CONF)],
-        env={**passed_on, **settings, "SRS_BIN": srs_bin},  # SRS_BIN: for run-redacted.sh
-        cwd=cwd,
-        ports=ports,
-    )
+    env = {**passed_on, **settings, "SRS_BIN": srs_bin}  # SRS_BIN: for run-redacted.sh
+    return SrsLaunch(["bash", str(REDACTED_RUN), "-c", str(CONF)], env, cwd, ports)

@@ -1,7 +1,7 @@
-"""`make dev`'s foreground processes under honcho's Manager (prefixed output;
-when one exits, SIGTERM to the others, SIGKILL after `kill_wait` seconds),
-plus: each child's output in var/logs/NAME.log, the first to exit named with
-its exit code and log, and services started before (mirakuru) watched."""
+"""`make dev`'s processes under honcho's Manager (prefixed output; when one
+exits, SIGTERM to the others, SIGKILL after `kill_wait` seconds), plus each
+child's output in var/logs/NAME.log, the first to exit named with its exit
+code and log, and the services started before (mirakuru) watched."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ class _LogPrinter(Printer):
         self.log_paths = log_paths
 
     def write(self, message: Message) -> None:
-        if self.log_paths.get(message.name):
+        if path := self.log_paths.get(message.name):
             data = message.data if isinstance(message.data, bytes) else message.data.encode()
-            with open(self.log_paths[message.name], "ab") as log:
+            with open(path, "ab") as log:
                 log.write(data)
         super().write(message)
 
@@ -44,10 +44,10 @@ class Supervisor(Manager):
         self.log_dir, self.log_paths = log_dir, {}
         super().__init__(_LogPrinter(output, self.log_paths))
         # Longer than the slowest graceful stop (an RQ worker finishing an upload).
-        self.kill_wait = kill_wait
+        honcho.manager.KILL_WAIT = kill_wait
         self.exited: tuple[str, int] | None = None
         self._watched: list[tuple[str, SimpleExecutor]] = []
-        self._threads: list[Callable[[], None]] = [self._watch_services]
+        self._threads: list[Callable[[], object]] = [self._watch_services]
 
     def add(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Path:
         """A child to start with run(); returns its log path (log_dir/NAME.log)."""
@@ -64,11 +64,9 @@ class Supervisor(Manager):
             self.log_paths.setdefault(name, log_path)
             self._watched.append((name, service))
 
-    def run(self, on_started: Callable[[], None] | None = None) -> None:
-        """Start every child and block until all have stopped; `on_started`
-        runs in a thread once they are started."""
-        honcho.manager.KILL_WAIT = self.kill_wait
-        self._threads += [on_started] if on_started else []
+    def run(self, on_started: Callable[[], object] = lambda: None) -> None:
+        """Start every child, run `on_started` in a thread, block until all have stopped."""
+        self._threads.append(on_started)
         self.loop()
 
     def _start(self) -> None:

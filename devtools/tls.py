@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from devtools.process import StackError
 
@@ -15,8 +15,7 @@ DAYS = 825  # the longest validity Apple platforms accept for a TLS certificate
 RENEW_SECONDS = 30 * 24 * 3600
 
 
-@dataclass(frozen=True)
-class TlsFiles:
+class TlsFiles(NamedTuple):
     cert: Path
     key: Path
     names: tuple[str, ...]
@@ -30,8 +29,7 @@ def machine_names() -> tuple[str, ...]:
 
 def self_signed_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> TlsFiles:
     """var_dir/tls/dev-{cert,key}.pem for `names` (default machine_names())
-    and 127.0.0.1, made with openssl when missing, expiring within
-    RENEW_SECONDS or not covering them."""
+    and 127.0.0.1, made anew when missing, expiring soon or not covering them."""
     names = names or machine_names()
     files = TlsFiles(var_dir / "tls" / "dev-cert.pem", var_dir / "tls" / "dev-key.pem", names)
     if files.cert.exists() and files.key.exists() and _still_good(files):

@@ -7,16 +7,50 @@ come from devtools/runner.py, as `make dev`'s do."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import redis
-from mirakuru import Executor, HTTPExecutor
+from mirakuru import Executor, HTTPExecutor, SimpleExecutor, TCPExecutor
+from mirakuru.base import ENV_UUID
+from mirakuru.exceptions import ProcessFinishedWithError
 from rq import Worker
 
 from devtools import runner
 from devtools.nginx import RTMP_MODULE, start_standalone
-from devtools.process import Service, Simple, Started, executor, free_port, start
+from devtools.process import Service, executor, free_port, start
+
+
+class Started:
+    """mirakuru's executor, except: `with` on one already started only stops
+    it at the end; a stop accepts any exit code; the environment given is
+    the whole environment, not additions to this process's."""
+
+    log_path: Path | None = None
+
+    def __enter__(self) -> Self:
+        return self if self.running() else super().__enter__()
+
+    def stop(self, *args: object, **kwargs: object) -> Self:
+        with contextlib.suppress(ProcessFinishedWithError):
+            super().stop(*args, **kwargs)
+        return self
+
+    @property
+    def envvars(self) -> dict[str, str]:
+        # mirakuru's marker lets it find and stop the process's children.
+        return {**(self._envvars or os.environ), ENV_UUID: self._uuid}
+
+
+class Simple(Started, SimpleExecutor):
+    """A process that is started, not waited for."""
+
+
+class Tcp(Started, TCPExecutor):
+    """A process that is ready when its port accepts connections."""
 
 
 class Http(Started, HTTPExecutor):
@@ -99,7 +133,7 @@ class RunningNode(runner.LocalNode):
         for process in (self.workers, self.watcher):
             if process is not None:
                 process.stop()
-        super().stop()
+        self.nginx.stop()
 
 
 def start_node(env, var_dir, node_id, *, hook_url: str, workers: int = 2, **ports) -> RunningNode:

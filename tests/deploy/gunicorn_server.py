@@ -9,9 +9,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.process import Tcp, executor, free_port, start, stop
+from devtools.process import executor, free_port, start, stop
 from tests.conftest import VAR
 from tests.polling import poll
+from tests.stack import Tcp
 
 # Worker processes of the `server` fixture (tests/deploy/conftest.py): more
 # than one, so counts must add up across workers and a reload turns several over.

@@ -22,10 +22,11 @@ from rq import Worker
 from websockets.sync.client import connect
 
 from devtools.postgres import create_database, drop_database
-from devtools.process import Tcp, executor, free_port, start, stop
+from devtools.process import executor, free_port, start, stop
 from tests.conftest import ROOT, VAR, load_fixture
 from tests.metrics_helpers import value
 from tests.polling import poll
+from tests.stack import Tcp
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 

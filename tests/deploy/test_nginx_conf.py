@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools.process import Tcp, executor, free_port, start
+from devtools.process import executor, free_port, start
 from studio import config as studio_config
 from studio.media import engines
 from studio.models import Stream
@@ -34,6 +34,7 @@ from studio.streams import urls
 from tests.deploy.envfiles import ROOT
 from tests.polling import wait_until
 from tests.srs_sdk import sdk_api_url
+from tests.stack import Tcp
 
 NGINX = "/usr/sbin/nginx"
 DOMAIN = "studio.test"

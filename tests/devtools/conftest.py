@@ -138,8 +138,9 @@ def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def gcs(var_dir: Path) -> Iterator[GcsService]:
     """fake-gcs-server (memory backend) with the default bucket."""
-    with start_fake_gcs(var_dir) as service:
-        yield service
+    service = start_fake_gcs(var_dir)
+    yield service
+    service.stop()
 
 
 @pytest.fixture(scope="session")
@@ -163,5 +164,5 @@ def nginx(var_dir: Path, gcs: GcsService, hooks: HookReceiver) -> Iterator[Nginx
     service = start_nginx(
         var_dir, hook_url=hooks.url + hooks.path, gcs_url=gcs.url, bucket=gcs.bucket
     )
-    with service:
-        yield service
+    yield service
+    service.stop()

@@ -125,10 +125,10 @@ def test_private_cluster_is_reused_while_it_runs_and_keeps_its_data(tmp_path: Pa
         assert query(first.url, "SELECT current_database()") == ["studio"]
         query(first.url, "CREATE TABLE kept AS SELECT 7 AS n")
         again = start_postgres(tmp_path, database="studio")
-        assert (again.url, again.owned) == (first.url, False)
+        assert (again.url, again.executor) == (first.url, None)
         first.stop()
         first = start_postgres(tmp_path, database="studio")
-        assert first.owned
+        assert first.executor is not None
         assert query(first.url, "SELECT n FROM kept") == [7]
     finally:
         first.stop()

@@ -28,7 +28,7 @@ def studio_env_with(tls_url: str, monkeypatch, **environ: str) -> dict[str, str]
         hls_dir=Path("var/hls"),
         tls_url=tls_url,
     )
-    gcs = GcsService(name="gcs", url="http://127.0.0.1:4443", bucket="b", port=4443)
+    gcs = GcsService(name="gcs", url="http://127.0.0.1:4443", bucket="b")
     return runner.studio_env(
         database_url="postgresql://x/y",
         redis_url="redis://x",

@@ -19,7 +19,7 @@ from flask_migrate import upgrade
 from devtools import postgres as pg
 from devtools import runner
 from devtools.postgres import start_postgres
-from devtools.process import Tcp, executor, free_port, start, stop
+from devtools.process import executor, free_port, start, stop
 from devtools.redis_server import start_redis
 from studio import config as studio_config
 from studio import create_app
@@ -27,6 +27,7 @@ from tests.conftest import VAR
 from tests.metrics_helpers import value
 from tests.polling import wait_until
 from tests.srs_api_double import SrsApiTestDouble
+from tests.stack import Tcp
 
 
 @contextlib.contextmanager

@@ -15,10 +15,11 @@ from pathlib import Path
 import requests
 
 from devtools import tls
-from devtools.nginx import FrontSite, NginxService, TlsSite, start_nginx
-from devtools.process import Tcp, executor, free_port, start
+from devtools.nginx import FrontSite, NginxService, start_nginx
+from devtools.process import executor, free_port, start
 from tests import stack
 from tests.conftest import PASSWORD, ROOT, csrf_token
+from tests.stack import Tcp
 
 
 @dataclass
@@ -55,24 +56,14 @@ def run_studio(
     web, sockets = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sockets_port}"
     front = FrontSite(port=free_port(), web_url=web, sockets_url=sockets)
     base = f"http://127.0.0.1:{front.port}"
-    site = None
     if srs_api_url is not None:
-        files = tls.self_signed_cert(var_dir, ("localhost",))
-        site = TlsSite(
-            port=free_port(),
-            cert=files.cert,
-            key=files.key,
-            studio_url=web,
-            srs_api_url=srs_api_url,
-            sockets_url=sockets,
-            name="localhost",
-        )
+        front.tls, front.tls_port = tls.self_signed_cert(var_dir, ("localhost",)), free_port()
+        front.srs_api_url = srs_api_url
     nginx = start_nginx(
         var_dir,
         hook_url=f"{web}/hooks/nginx-rtmp?token={hook_token}",
         gcs_url="http://127.0.0.1:9",  # the CDN edge is not used here
         hls_dir=var_dir / f"hls-{port}",
-        tls=site,
         front=front,
     )
     full_env = {
@@ -89,9 +80,9 @@ def run_studio(
         # Every page's socket comes from 127.0.0.1 here.
         "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
         # nginx's X-Forwarded-* are trusted when it is in front (HTTPS).
-        "STUDIO_PROXY_HOPS": "1" if site else "0",
+        "STUDIO_PROXY_HOPS": "1" if front.tls else "0",
         # As `make dev` (devtools.runner.studio_env): WebRTC URLs name the HTTPS site.
-        **({"STUDIO_WEBRTC_ORIGIN": nginx.tls_url} if site else {}),
+        **({"STUDIO_WEBRTC_ORIGIN": nginx.tls_url} if front.tls else {}),
         **(env or {}),
     }
     try:
@@ -113,7 +104,7 @@ def run_studio(
                 log_path=gunicorn.log_path,
                 nginx=nginx,
                 tls_url=nginx.tls_url,
-                cert=site.cert if site else None,
+                cert=front.tls.cert if front.tls else None,
                 sockets_log_path=socket_tier.log_path,
             )
     finally:
