@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pipeline_sim.py --streams 100 200 300 400 --fragments 2 1 \\
         [--until-broken] [--dialect srs|nginx-rtmp] [--seconds 45] [--workers 4] [--nodes 2]
+        [--bucket filesystem|memory]
 
 For each (fragment, N): the studio as `make dev` runs it (throwaway database,
 private Redis, fake-gcs-server, nginx's CDN edge, gunicorn, the RQ workers,
@@ -22,6 +23,12 @@ the Markdown rows of docs/benchmarks.md ("Media pipeline, simulated engine").
 directory, simulated engine (callbacks naming the node), watcher and
 `--workers` upload workers on its own queues; streams are spread over the
 nodes in turn, and upload lag is also reported per node.
+
+`--bucket`: fake-gcs-server's backend, "filesystem" by default: its cost per
+upload stays flat, where the "memory" backend's grows with the objects it
+holds (`bench/bucket_emulator.py`) and, at a few hundred streams, charges the
+pipeline for several ms of emulator CPU per segment that Cloud Storage does
+not cost our machines.
 """
 
 from __future__ import annotations
@@ -167,13 +174,19 @@ def engines_of(studio: Studio, dialect: str, source) -> dict[str, SimulatedEngin
 
 
 def run(
-    count: int, fragment: float, seconds: float, workers: int, dialect: str, nodes: int = 0
+    count: int,
+    fragment: float,
+    seconds: float,
+    workers: int,
+    dialect: str,
+    nodes: int = 0,
+    bucket: str = "filesystem",
 ) -> dict:
     var = ROOT / "var" / f"bench-sim-{count}-{fragment:g}-{secrets.token_hex(2)}"
     var.mkdir(parents=True)
     source = make_source(ROOT / "var", fragment)
     load_before = os.getloadavg()[0]
-    studio = Studio(var, workers, engine=dialect, fragment=fragment, nodes=nodes)
+    studio = Studio(var, workers, engine=dialect, fragment=fragment, nodes=nodes, bucket=bucket)
     try:
         streams = studio.seed(count)
         engine = Pool(engines_of(studio, dialect, source))
@@ -219,6 +232,7 @@ def run(
         engines = engine.engines.values()
         result = {
             "dialect": dialect,
+            "bucket": bucket,
             "nodes": nodes,
             "streams": count,
             "fragment": fragment,
@@ -309,6 +323,12 @@ def main() -> int:
     parser.add_argument("--dialect", choices=["srs", "nginx-rtmp"], default="srs")
     parser.add_argument("--nodes", type=int, default=0, help="media nodes (0: one machine)")
     parser.add_argument(
+        "--bucket",
+        choices=["filesystem", "memory"],
+        default="filesystem",
+        help="the bucket emulator's backend (memory's cost per upload grows with what it holds)",
+    )
+    parser.add_argument(
         "--until-broken",
         action="store_true",
         help="per fragment, stop after the first N that misses the goal",
@@ -323,7 +343,9 @@ def main() -> int:
     results = []
     for fragment in args.fragments:
         for count in args.streams:
-            result = run(count, fragment, args.seconds, args.workers, args.dialect, args.nodes)
+            result = run(
+                count, fragment, args.seconds, args.workers, args.dialect, args.nodes, args.bucket
+            )
             results.append(result)
             print(
                 " ".join(
@@ -336,7 +358,8 @@ def main() -> int:
                 break
     print(
         f"\nMeasured {began}, {args.seconds:g} s of streaming, {args.workers} workers,"
-        f" {args.dialect} callbacks, on {os.cpu_count()} cores:\n"
+        f" {args.dialect} callbacks, bucket emulator on {args.bucket},"
+        f" on {os.cpu_count()} cores:\n"
     )
     print("\n".join(capacity_rows(results)))
     print("\nCPU per segment (ms):\n")
