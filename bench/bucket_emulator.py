@@ -7,24 +7,23 @@ pipeline, on the same two cores, so its CPU counts against the pipeline's.
 This uploads one real MPEG-TS segment (the simulated engine's, about 95 KB)
 again and again under new names spread over 300 streams' folders, as the
 pipeline does, to a fresh
-fake-gcs-server with each backend (`memory`: the benchmarks'; `filesystem`:
-`make dev`'s), and prints per step of `--step` objects the server's CPU per
-upload (its process's CPU time) and the client's: google-cloud-storage's
-`upload_from_string` (what the studio's storage adapter calls) and one bare
-multipart POST of the same JSON API on a pooled session.
+fake-gcs-server with each backend (`memory`: bench/pipeline.py's;
+`filesystem`: `make dev`'s and bench/pipeline_sim.py's), and prints per step
+of `--step` objects the server's CPU per upload (its process's CPU time) and
+the client's: google-cloud-storage's `Blob.upload_from_string`, and the
+studio's storage adapter (`Storage.upload_segment`: one multipart upload on
+the client's session, without a Blob per call).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
-import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
@@ -35,24 +34,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from sim_engine import make_source  # noqa: E402
 
 from devtools.gcs import start_fake_gcs  # noqa: E402
+from studio.storage.gcs import Storage, make_client  # noqa: E402
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"
-
-
-def bare_upload(session: requests.Session, url: str, bucket: str, name: str, data: bytes) -> None:
-    """One multipart upload of the JSON API (metadata + media), no library."""
-    boundary = "studio-bench-boundary"
-    meta = json.dumps({"name": name, "contentType": "video/mp2t", "cacheControl": CACHE_CONTROL})
-    head = f"--{boundary}\r\nContent-Type: application/json\r\n\r\n{meta}\r\n"
-    head += f"--{boundary}\r\nContent-Type: video/mp2t\r\n\r\n"
-    body = head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
-    reply = session.post(
-        f"{url}/upload/storage/v1/b/{bucket}/o?uploadType=multipart",
-        data=body,
-        headers={"Content-Type": f"multipart/related; boundary={boundary}"},
-        timeout=30,
-    )
-    reply.raise_for_status()
 
 
 def measure(backend: str, data: bytes, objects: int, step: int) -> list[dict]:
@@ -60,7 +44,9 @@ def measure(backend: str, data: bytes, objects: int, step: int) -> list[dict]:
         gcs = start_fake_gcs(Path(var), backend=backend)
         try:
             server = psutil.Process(gcs.executor.process.pid)
-            session = requests.Session()
+            segment = Path(var) / "segment.ts"
+            segment.write_bytes(data)
+            studio = Storage(make_client(gcs.url), gcs.bucket)
             client = storage.Client(
                 project="bench",
                 credentials=AnonymousCredentials(),
@@ -75,7 +61,7 @@ def measure(backend: str, data: bytes, objects: int, step: int) -> list[dict]:
 
             uploads = {
                 "google-cloud-storage": library,
-                "bare POST": lambda name: bare_upload(session, gcs.url, gcs.bucket, name, data),
+                "studio adapter": lambda name: studio.upload_segment(name, segment),
             }
             rows, held = [], 0
             while held < objects:

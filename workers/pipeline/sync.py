@@ -28,7 +28,7 @@ from studio.core.segments import UploadedSegment, record_segments
 from studio.extensions import db
 from studio.media import pipeline
 from studio.media.pipeline import Keys
-from studio.models import Broadcast
+from studio.models import Broadcast, Stream
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 from workers.pipeline import continuity, live, local_hls, locks, mpegts, replay, thumbnails
@@ -179,21 +179,17 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     # facts of the recorded segments (a pass that fails before that finds
     # them again, unused) and the playlist's digest.
     with connection.pipeline(transaction=False) as written:
+        this_pass = _Pass(
+            storage, pool, connection, written, lock, stream_row, broadcasts, publishing, result
+        )
         uploaded = _upload_segments(
-            storage,
-            pool,
-            stream_row,
-            broadcasts,
+            this_pass,
             complete,
             on_disk,
             playlist,
-            result,
-            lock,
             reported,
-            connection,
-            written,
-            publishing,
-            (wanted - facts.thumbnails_claimed, frames),
+            wanted - facts.thumbnails_claimed,
+            frames,
         )
         pipeline.forget_reported(written, stream, [n for n in uploaded if n in reported])
         # Thumbnails are cut and uploaded on the pool while the playlist is written.
@@ -271,25 +267,36 @@ class _Pending:
         return datetime.fromtimestamp(self.segment.mtime - self.duration, tz=UTC)
 
 
+@dataclass
+class _Pass:
+    """What one pass over a stream works with: the bucket, the upload threads,
+    Redis (and the pipeline `written` of what the pass leaves there), the
+    lock, the stream's row and broadcasts, and the result it adds to."""
+
+    storage: gcs.Storage
+    pool: ThreadPoolExecutor
+    connection: redis.Redis
+    written: redis.client.Pipeline
+    lock: object
+    stream: Stream
+    broadcasts: list[Broadcast]
+    publishing: bool
+    result: SyncResult
+
+
 def _upload_segments(
-    storage,
-    pool,
-    stream,
-    broadcasts,
-    complete,
-    on_disk,
+    this_pass: _Pass,
+    complete: list[local_hls.LocalSegment],
+    on_disk: list[local_hls.LocalSegment],
     playlist,
-    result,
-    lock,
-    reported,
-    connection,
-    written,
-    publishing,
-    thumbnail_wanted: tuple[set[int], list[thumbnails.Frame]],
-):
+    reported: dict,
+    wanted: set[int],
+    frames: list[thumbnails.Frame],
+) -> dict[int, PlaylistSegment]:
     """Upload complete segments (in parallel), record them, read the
     thumbnails' segments from the local files (`thumbnails.cut_from_pass`:
-    the wanted broadcasts, the frames taken), delete the files.
+    the `wanted` broadcasts; the frames taken are added to `frames`), delete
+    the files.
 
     A segment's length is the one the engine reported (`reported`), else the
     playlist's, else measured from its timestamps. The engine's discontinuity
@@ -298,6 +305,8 @@ def _upload_segments(
     segments started is queued on the Redis pipeline `written`). Returns
     {number: PlaylistSegment} for what was uploaded in this pass.
     """
+    stream, broadcasts, result = this_pass.stream, this_pass.broadcasts, this_pass.result
+    connection, lock = this_pass.connection, this_pass.lock
     listed = playlist.by_number() if playlist else {}
     pending = []
     # Where each segment of this pass started: the next one compares against it.
@@ -321,7 +330,7 @@ def _upload_segments(
         try:
             started = any(item.broadcast_id == broadcast.id for item in pending)
             leave_out = continuity.silent_start(
-                segment, on_disk, broadcast.id, publishing, earlier_in_pass=started
+                segment, on_disk, broadcast.id, this_pass.publishing, earlier_in_pass=started
             )
             timestamps = mpegts.read_range(segment.path)
         except FileNotFoundError:
@@ -344,8 +353,7 @@ def _upload_segments(
         if timestamps is not None:
             starts[segment.number] = (timestamps.first, duration)
     # Written with the pass's other notes (`written`): the next pass compares against them.
-    continuity.remember(written, stream.public_id, starts)
-    wanted, frames = thumbnail_wanted
+    continuity.remember(this_pass.written, stream.public_id, starts)
     if len(pending) > 1:
         # The stream is behind: its segments first, a thumbnail once it keeps up.
         wanted = set()
@@ -353,7 +361,9 @@ def _upload_segments(
     for start in range(0, len(pending), BATCH):
         if start and lock is not None and not locks.still_ours(lock):
             break  # our lock expired: another pass owns the stream now
-        done, failed = _upload_all(storage, pool, pending[start : start + BATCH], result)
+        done, failed = _upload_all(
+            this_pass.storage, this_pass.pool, pending[start : start + BATCH], result
+        )
         if done:
             _record(done)
             cut = thumbnails.cut_from_pass(
