@@ -48,6 +48,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -236,8 +237,9 @@ class StudioStack:
         """Bring the bucket back on the same port with the same objects."""
         index = self.services.index(self._gcs())
         old = self.services[index]
+        port = urllib.parse.urlsplit(old.url).port
         self.services[index] = start_fake_gcs(
-            self.var_dir, port=old.port, bucket=old.bucket, backend="filesystem"
+            self.var_dir, port=port, bucket=old.bucket, backend="filesystem"
         )
 
     def _gcs(self) -> GcsService:
