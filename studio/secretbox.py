@@ -12,6 +12,7 @@ then comes last, opening what it sealed until `secrets reseal`).
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping, Sequence
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -43,8 +44,10 @@ class SecretBox:
         return self._fernet.rotate(bytes(sealed))
 
 
+@functools.lru_cache(maxsize=4)
 def derived_key(secret_key: str) -> str:
-    """A Fernet key derived from SECRET_KEY (for installations without TARGET_KEYS)."""
+    """A Fernet key derived from SECRET_KEY (for installations without
+    TARGET_KEYS); derived once per secret key and process."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"studio target keys")
     return base64.urlsafe_b64encode(hkdf.derive(secret_key.encode())).decode()
 
