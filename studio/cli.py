@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from studio import secretbox
 from studio.auth import service as accounts
@@ -66,19 +66,22 @@ def reseal() -> None:
     box = secretbox.from_config(current_app.config)
     unreadable = []
     for what, (id_column, sealed_column) in SEALED.items():
-        rows = db.session.execute(select(id_column, sealed_column).order_by(id_column)).all()
-        resealed = 0
+        # Locked until the commit: a secret changed meanwhile (a creator
+        # entering a new key) waits, instead of being overwritten with the old.
+        query = select(id_column, sealed_column).order_by(id_column).with_for_update()
+        rows = db.session.execute(query).all()
+        fresh = []
         for row_id, sealed in rows:
             try:
-                fresh = box.reseal(sealed)
+                fresh.append({"row_id": row_id, "sealed": box.reseal(sealed)})
             except secretbox.InvalidToken:
                 unreadable.append(f"{what} #{row_id}")
-                continue
-            db.session.execute(
-                update(id_column.class_).where(id_column == row_id).values({sealed_column: fresh})
-            )
-            resealed += 1
-        click.echo(f"Resealed {resealed} of {len(rows)} {what}.")
+        if fresh:
+            table = id_column.class_.__table__  # Core: one executemany, no ORM
+            statement = update(table).where(table.c[id_column.key] == bindparam("row_id"))
+            values = {table.c[sealed_column.key]: bindparam("sealed")}
+            db.session.execute(statement.values(values), fresh)
+        click.echo(f"Resealed {len(fresh)} of {len(rows)} {what}.")
     db.session.commit()
     if unreadable:
         raise click.ClickException(

@@ -4,6 +4,8 @@ secret sealed with the new key, so the old one can be dropped."""
 from __future__ import annotations
 
 from cryptography.fernet import Fernet
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from studio import secretbox
 from studio.models import Target, WebhookEndpoint
@@ -102,3 +104,41 @@ def test_setting_target_keys_then_resealing_frees_the_secrets_from_the_secret_ke
     db.session.expire_all()
     box = secretbox.from_config(app.config)
     assert box.open(db.session.get(Target, target.id).key_encrypted) == "live-key-1"
+
+
+def test_a_secret_changed_while_resealing_waits_instead_of_being_overwritten(
+    app, db, make_stream, monkeypatch
+):
+    """The rows are locked from the read to the commit: a creator saving a
+    new key meanwhile waits (here: gives up after its lock timeout) rather
+    than having the reseal write the old key back over it."""
+    target = targets.add_target(
+        db.session,
+        make_stream(),
+        secretbox.SecretBox([OLD]),
+        name="YouTube",
+        url="rtmp://a.example.com/live",
+        key="live-key-1",
+    )
+    db.session.commit()
+    refused = []
+    reseal = secretbox.SecretBox.reseal
+
+    def meanwhile(box, sealed):
+        with db.engine.connect() as other:
+            other.execute(text("SET lock_timeout = '200ms'"))
+            try:
+                other.execute(
+                    text("UPDATE stream_targets SET key_encrypted = :new WHERE id = :id"),
+                    {"new": secretbox.SecretBox([NEW]).seal("live-key-2"), "id": target.id},
+                )
+            except OperationalError as error:
+                refused.append(error.orig.pgcode)
+            other.rollback()
+        return reseal(box, sealed)
+
+    monkeypatch.setattr(secretbox.SecretBox, "reseal", meanwhile)
+    monkeypatch.setitem(app.config, "TARGET_KEYS", [NEW, OLD])
+    result = app.test_cli_runner().invoke(args=["secrets", "reseal"])
+    assert result.exit_code == 0, result.output
+    assert refused == ["55P03"]  # lock_not_available
