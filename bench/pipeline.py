@@ -40,11 +40,15 @@ from inotify_simple import INotify  # noqa: E402
 from inotify_simple import flags as iflags  # noqa: E402
 
 from devtools import runner  # noqa: E402
-from devtools.gcs import start_fake_gcs  # noqa: E402
 from devtools.nginx import start_nginx  # noqa: E402
-from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import free_port  # noqa: E402
-from devtools.redis_server import start_redis  # noqa: E402
+from devtools.services import (  # noqa: E402
+    create_database,
+    drop_database,
+    ensure_postgres,
+    start_fake_gcs,  # noqa: E402
+    start_redis,  # noqa: E402
+)
 from tests import stack  # noqa: E402
 
 SAMPLE = 5  # streams probed through the edge (every 100 ms: the probe costs CPU too)

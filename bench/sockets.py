@@ -51,9 +51,13 @@ from websockets.asyncio.client import connect  # noqa: E402
 from bench.api_latency import Phase, machine, run_phase, timed  # noqa: E402
 from devtools import runner  # noqa: E402
 from devtools.nginx import FrontSite, start_nginx  # noqa: E402
-from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import free_port  # noqa: E402
-from devtools.redis_server import start_redis  # noqa: E402
+from devtools.services import (  # noqa: E402
+    create_database,
+    drop_database,
+    ensure_postgres,
+    start_redis,  # noqa: E402
+)
 from tests import stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-sockets"

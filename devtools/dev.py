@@ -25,11 +25,9 @@ from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 
 from devtools import runner, srs, tls
-from devtools.gcs import start_fake_gcs
 from devtools.nginx import FrontSite, start_nginx, start_rtmp_proxy
-from devtools.postgres import ensure_postgres
 from devtools.process import ROOT, Service, StackError, free_port
-from devtools.redis_server import ensure_redis
+from devtools.services import ensure_postgres, ensure_redis, start_fake_gcs
 from devtools.supervise import Supervisor
 
 # Another state directory (tests run a whole `make dev` in a temporary one).

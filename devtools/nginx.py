@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mirakuru import TCPExecutor
 
-from devtools.gcs import DEFAULT_BUCKET
 from devtools.process import ROOT, Service, StackError, executor, free_port, render, start
+from devtools.services import DEFAULT_BUCKET
 from devtools.tls import TlsFiles
 
 TEMPLATES = ROOT / "nginx"

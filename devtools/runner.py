@@ -11,9 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.gcs import GcsService
 from devtools.nginx import NginxService, start_nginx
 from devtools.process import ROOT, StackError
+from devtools.services import GcsService
 
 # Seconds a gunicorn may take until its app answers: importing the app in
 # each worker takes well over 10 s when the machine is busy.

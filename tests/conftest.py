@@ -15,8 +15,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from devtools.postgres import create_database, drop_database, ensure_postgres
-from devtools.redis_server import start_redis
+from devtools.services import create_database, drop_database, ensure_postgres, start_redis
 from studio import config as studio_config
 from studio import create_app
 from studio.auth import service as accounts

@@ -21,8 +21,8 @@ import requests
 from rq import Worker
 from websockets.sync.client import connect
 
-from devtools.postgres import create_database, drop_database
 from devtools.process import executor, free_port, start, stop
+from devtools.services import create_database, drop_database
 from tests.conftest import ROOT, VAR, load_fixture
 from tests.metrics_helpers import value
 from tests.polling import poll

@@ -18,9 +18,8 @@ import psycopg
 import yaml
 
 from devtools import dev, srs
-from devtools.postgres import drop_database, ensure_postgres
 from devtools.process import ROOT, executor, start, stop
-from devtools.redis_server import ensure_redis
+from devtools.services import drop_database, ensure_postgres, ensure_redis
 from devtools.supervise import Supervisor
 from tests.media.test_srs_conf import parse, values
 from tests.polling import wait_until

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from devtools import dev
-from devtools.gcs import GcsService
 from devtools.process import StackError
+from devtools.services import GcsService
 from devtools.supervise import Supervisor
 from tests.devtools.test_services import unique
 from tests.polling import wait_until

@@ -14,11 +14,16 @@ import pytest
 import redis
 import requests
 
-from devtools.gcs import GcsService
 from devtools.nginx import NginxService, hls_values, render_nginx_conf
-from devtools.postgres import create_database, drop_database, ensure_postgres, start_postgres
 from devtools.process import StackError, free_port
-from devtools.redis_server import start_redis
+from devtools.services import (
+    GcsService,
+    create_database,
+    drop_database,
+    ensure_postgres,
+    start_postgres,
+    start_redis,
+)
 from tests.devtools.conftest import upload
 
 SEGMENT_CACHE = "public, max-age=31536000, immutable"

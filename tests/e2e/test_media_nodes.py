@@ -19,10 +19,8 @@ import requests
 from sqlalchemy import select
 
 from devtools import runner
-from devtools.gcs import start_fake_gcs
-from devtools.postgres import create_database, ensure_postgres
 from devtools.process import free_port
-from devtools.redis_server import start_redis
+from devtools.services import create_database, ensure_postgres, start_fake_gcs, start_redis
 from studio import create_app, ingest_history
 from studio.extensions import db
 from studio.media import engines
