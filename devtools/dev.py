@@ -3,13 +3,14 @@
 The services under mirakuru (PostgreSQL: the checkout's own database; a
 private Redis; fake-gcs-server, objects in var/gcs; nginx), the migrations,
 then what production runs under honcho (supervise.py): a process that exits
-stops everything, so do Ctrl-C and SIGTERM. SRS_BIN=/path/to/srs: SRS 5 is the
-ingest. Secrets are generated once and kept in var/secrets.env.
+stops everything, so do Ctrl-C and SIGTERM. SRS_BIN=/path/to/objs/srs: SRS 5 is
+the ingest. Secrets are generated once and kept in var/secrets.env.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
@@ -18,15 +19,17 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import requests
 from dotenv import dotenv_values
 from sqlalchemy.engine import make_url
 
-from devtools import runner, srs, tls
+from devtools import runner, tls
 from devtools.nginx import FrontSite, start_nginx, start_rtmp_proxy
-from devtools.process import ROOT, Service, StackError, free_port
+from devtools.process import ROOT, Service, StackError, free_port, render
 from devtools.services import ensure_postgres, ensure_redis, start_fake_gcs
 from devtools.supervise import Supervisor
 
@@ -35,6 +38,9 @@ VAR = Path(os.environ.get("STUDIO_DEV_VAR") or ROOT / "var")
 BANNER = Path(__file__).with_name("banner.txt")
 SETTINGS = Path(__file__).with_name("dev.env")
 NODE_WORKERS = 2  # upload workers per media node
+SRS_CONF = ROOT / "srs" / "srs.conf"
+# SRS through a filter that takes secrets out of its console log (compose too).
+REDACTED_RUN = ROOT / "srs" / "run-redacted.sh"
 
 
 def load_secrets(var_dir: Path) -> dict[str, str]:
@@ -125,7 +131,7 @@ def start(services: list[Service]) -> Supervisor:
     services.append(nginx)
     supervisor, ingest_ports = Supervisor(VAR / "logs"), []
     if srs_bin:
-        launch = srs.srs_launch(VAR, srs_bin, hook_url, nginx.hls_dir, api_port=srs_api)
+        launch = srs_launch(VAR, srs_bin, hook_url, nginx.hls_dir, api_port=srs_api)
         supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
         ingest_ports = [launch.ports["RTMP_PORT"]]
         settings["STUDIO_RTMP_URL"] = f"rtmp://127.0.0.1:{ingest_ports[0]}/live"
@@ -220,6 +226,49 @@ def add_studio_processes(
         supervisor.add("watcher", runner.watcher_argv(background), background)
     supervisor.add("reconciler", runner.reconciler_argv(free_port()), background)
     supervisor.add("multistream", runner.python("workers.multistream"), background)
+
+
+class SrsLaunch(NamedTuple):
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    ports: dict[str, int]  # RTMP_PORT, API_PORT, RTC_PORT, EXPORTER_PORT
+
+
+def srs_launch(
+    var_dir: Path,
+    srs_bin: str,
+    hook_url: str,
+    hls_dir: Path,
+    *,
+    api_port: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SrsLaunch:
+    """SRS 5 with srs/srs.conf and srs/dev.env.template's environment, in
+    var/srs with its pid file in var/run (SRS opens `./objs/srs.pid` unless
+    SRS_PID says otherwise, and exits with `code=1034(PidFileAcquire)` when it
+    cannot); creates the directories SRS writes to. `environ` (default
+    os.environ) is passed on; CANDIDATE (the address browsers reach for
+    WebRTC, default 127.0.0.1) and SRS_LOG_LEVEL (default `error`) are read
+    from it."""
+    environ = os.environ if environ is None else environ
+    var_dir = var_dir.resolve()
+    cwd, run_dir = var_dir / "srs", var_dir / "run"
+    for directory in (cwd, run_dir, hls_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    ports = {"RTMP_PORT": free_port(1935), "RTC_PORT": free_port(8000)}
+    ports |= {"API_PORT": api_port or free_port(1985), "EXPORTER_PORT": free_port(9972)}
+    values = {"RUN_DIR": run_dir, "HLS_DIR": hls_dir.resolve(), "HOOK_URL": hook_url, **ports}
+    values |= {"CANDIDATE": environ.get("CANDIDATE") or "127.0.0.1"}
+    values |= {"LOG_LEVEL": environ.get("SRS_LOG_LEVEL") or "error"}
+    text = render(ROOT / "srs" / "dev.env.template", values)
+    settings = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    # A v2 level (log4j names) would win over srs_log_level in SRS 5.
+    passed_on = {
+        k: v for k, v in environ.items() if k not in ("SRS_SRS_LOG_LEVEL_V2", "SRS_LOG_LEVEL_V2")
+    }
+    env = {**passed_on, **settings, "SRS_BIN": srs_bin}  # SRS_BIN: for run-redacted.sh
+    return SrsLaunch(["bash", str(REDACTED_RUN), "-c", str(SRS_CONF)], env, cwd, ports)
 
 
 def _ready(urls: list[str], ports: list[int], timeout: float = runner.SERVE_TIMEOUT) -> bool:

@@ -110,9 +110,9 @@ def _start(var_dir: Path) -> NodesStack:
             public_url=f"http://127.0.0.1:{port}",
             secret_key=secrets.token_urlsafe(32),
             hook_token=token,
-            # The control plane has no media directory of its own.
-            hls_dir=var_dir / "hls-control-plane",
             extra={
+                # The control plane has no media directory of its own.
+                "STUDIO_HLS_DIR": str(var_dir / "hls-control-plane"),
                 "STUDIO_LOG_LEVEL": "INFO",
                 "STUDIO_MEDIA_NODES": json.dumps(pool),
                 # No engine at the implicit node's address: whatever asks
