@@ -47,7 +47,7 @@ class Supervisor(Manager):
         honcho.manager.KILL_WAIT = kill_wait
         self.exited: tuple[str, int] | None = None
         self._watched: list[tuple[str, SimpleExecutor]] = []
-        self._threads: list[Callable[[], object]] = [self._watch_services]
+        self._on_started: Callable[[], object] = lambda: None
 
     def add(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Path:
         """A child to start with run(); returns its log path (log_dir/NAME.log)."""
@@ -66,7 +66,7 @@ class Supervisor(Manager):
 
     def run(self, on_started: Callable[[], object] = lambda: None) -> None:
         """Start every child, run `on_started` in a thread, block until all have stopped."""
-        self._threads.append(on_started)
+        self._on_started = on_started
         self.loop()
 
     def _start(self) -> None:
@@ -74,7 +74,7 @@ class Supervisor(Manager):
         # Not before honcho's forks: its per-child processes must not act on
         # a hangup, nor inherit a thread's lock.
         signal.signal(signal.SIGHUP, lambda *_: self.terminate())
-        for target in self._threads:
+        for target in (self._watch_services, self._on_started):
             threading.Thread(target=target, daemon=True).start()
 
     def terminate(self) -> None:
