@@ -1,7 +1,7 @@
 """API latency under concurrent load, against gunicorn (`make bench`).
 
 Starts everything it needs (a throwaway PostgreSQL database and a private
-Redis via devtools/postgres.py and redis_server.py, migrations, gunicorn
+Redis via devtools/services.py, migrations, gunicorn
 serving `wsgi:app` on a free port), seeds a user, an API token and
 streams, then drives keep-alive load from client threads at three
 endpoints, one phase each, in the same run:

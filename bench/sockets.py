@@ -1,7 +1,7 @@
 """Many open watch-page sockets against the real stack (`make bench-sockets`).
 
 Starts what production runs, on this machine: a throwaway PostgreSQL
-database and a private Redis (devtools/postgres.py, redis_server.py),
+database and a private Redis (devtools/services.py),
 migrations, the web tier
 (gunicorn gthread with gunicorn.conf.py's defaults: 2 workers x 16 threads),
 the socket tier (gunicorn gevent, gunicorn_sockets.conf.py), the callback

@@ -1,5 +1,5 @@
-"""The services devtools starts (devtools/postgres.py, redis_server.py,
-gcs.py, nginx.py), against the real servers."""
+"""The services devtools starts (devtools/services.py, nginx.py), against
+the real servers."""
 
 from __future__ import annotations
 
