@@ -44,13 +44,8 @@ sys.path.insert(0, str(ROOT))
 import request_costs  # noqa: E402 (bench/, next to this file)
 
 from devtools.process import executor, free_port, start, stop  # noqa: E402
-from devtools.services import (  # noqa: E402
-    create_database,
-    drop_database,
-    ensure_postgres,
-    start_redis,  # noqa: E402
-)
-from tests.stack import Tcp  # noqa: E402
+from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
+from tests.stack import Tcp, drop_database  # noqa: E402
 
 VAR = ROOT / "var" / "bench"
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -45,10 +45,9 @@ from devtools.nginx import FrontSite, start_nginx  # noqa: E402
 from devtools.process import free_port  # noqa: E402
 from devtools.services import (  # noqa: E402
     create_database,
-    drop_database,
     ensure_postgres,
-    start_fake_gcs,  # noqa: E402
-    start_redis,  # noqa: E402
+    start_fake_gcs,
+    start_redis,
 )
 from tests import stack  # noqa: E402
 
@@ -240,7 +239,7 @@ class Studio:
             handle.stop()
         for service in reversed(self.services):
             service.stop()
-        drop_database(self.server_url, self.dbname)
+        stack.drop_database(self.server_url, self.dbname)
 
 
 def measure(fragment: float, samples: int, browser) -> dict:

@@ -44,10 +44,9 @@ from devtools.nginx import start_nginx  # noqa: E402
 from devtools.process import free_port  # noqa: E402
 from devtools.services import (  # noqa: E402
     create_database,
-    drop_database,
     ensure_postgres,
-    start_fake_gcs,  # noqa: E402
-    start_redis,  # noqa: E402
+    start_fake_gcs,
+    start_redis,
 )
 from tests import stack  # noqa: E402
 
@@ -247,7 +246,7 @@ class Studio:
             from studio.extensions import db
 
             db.engine.dispose()
-        drop_database(self.server_url, self.dbname)
+        stack.drop_database(self.server_url, self.dbname)
 
 
 class DiskWatch(threading.Thread):

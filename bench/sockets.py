@@ -52,12 +52,7 @@ from bench.api_latency import Phase, machine, run_phase, timed  # noqa: E402
 from devtools import runner  # noqa: E402
 from devtools.nginx import FrontSite, start_nginx  # noqa: E402
 from devtools.process import free_port  # noqa: E402
-from devtools.services import (  # noqa: E402
-    create_database,
-    drop_database,
-    ensure_postgres,
-    start_redis,  # noqa: E402
-)
+from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
 from tests import stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-sockets"
@@ -80,7 +75,7 @@ class Studio:
         postgres = ensure_postgres(VAR, database="postgres")
         name = f"studio_bench_{secrets.token_hex(4)}"
         create_database(postgres.server_url, name)
-        self.cleanup.append(lambda: drop_database(postgres.server_url, name))
+        self.cleanup.append(lambda: stack.drop_database(postgres.server_url, name))
         redis = start_redis(VAR)
         self.cleanup.append(redis.stop)
         web_port, sockets_port = free_port(), free_port()

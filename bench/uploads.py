@@ -28,8 +28,8 @@ from devtools import runner  # noqa: E402
 from devtools.services import (  # noqa: E402
     create_database,
     ensure_postgres,
-    start_fake_gcs,  # noqa: E402
-    start_redis,  # noqa: E402
+    start_fake_gcs,
+    start_redis,
 )
 from tests import stack  # noqa: E402
 

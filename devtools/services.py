@@ -139,18 +139,12 @@ def pg_ready(port: int) -> bool:
 
 def create_database(server_url: str, name: str) -> None:
     """CREATE DATABASE on the server of `server_url`; one that exists is fine."""
-    with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-        _execute(server_url, "CREATE DATABASE {}", name)
-
-
-def drop_database(server_url: str, name: str) -> None:
-    """DROP DATABASE name if it exists, disconnecting its clients."""
-    _execute(server_url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
-
-
-def _execute(server_url: str, statement: str, name: str) -> None:
-    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as connection:
-        connection.execute(sql.SQL(statement).format(sql.Identifier(name)))
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    with (
+        psycopg.connect(server_url, autocommit=True, connect_timeout=10) as connection,
+        contextlib.suppress(psycopg.errors.DuplicateDatabase),
+    ):
+        connection.execute(statement)
 
 
 def ensure_redis(var_dir: Path) -> Service:

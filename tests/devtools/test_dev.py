@@ -19,11 +19,11 @@ import yaml
 
 from devtools import dev
 from devtools.process import ROOT, executor, start, stop
-from devtools.services import drop_database, ensure_postgres, ensure_redis
+from devtools.services import ensure_postgres, ensure_redis
 from devtools.supervise import Supervisor
 from tests.media.test_srs_conf import parse, values
 from tests.polling import wait_until
-from tests.stack import Simple, Tcp
+from tests.stack import Simple, Tcp, drop_database
 
 SRS_DOUBLE = Path(__file__).resolve().parent / "srs_start_double.py"
 HOOK = "http://127.0.0.1:5000/hooks/srs?token=dev-hook-token"

@@ -19,12 +19,12 @@ from devtools.process import StackError, free_port
 from devtools.services import (
     GcsService,
     create_database,
-    drop_database,
     ensure_postgres,
     start_postgres,
     start_redis,
 )
 from tests.devtools.conftest import upload
+from tests.stack import drop_database
 
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 

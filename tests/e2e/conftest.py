@@ -65,7 +65,6 @@ from devtools.process import free_port
 from devtools.services import (
     GcsService,
     create_database,
-    drop_database,
     ensure_postgres,
     start_fake_gcs,
     start_redis,
@@ -78,6 +77,7 @@ from studio.models import Broadcast, Stream
 from studio.streams import service as streams
 from tests import stack
 from tests.conftest import PASSWORD, VAR, csrf_token
+from tests.stack import drop_database
 
 E2E_DIR = Path(__file__).resolve().parent
 
