@@ -20,7 +20,6 @@ import yaml
 from devtools import dev
 from devtools.process import ROOT, executor, start, stop
 from devtools.services import ensure_postgres, ensure_redis
-from devtools.supervise import Supervisor
 from tests.media.test_srs_conf import parse, values
 from tests.polling import wait_until
 from tests.stack import Simple, Tcp, drop_database
@@ -165,7 +164,7 @@ def test_supervisor_reports_a_child_that_dies_and_stops_the_others(tmp_path: Pat
     output = tmp_path / "terminal.txt"
     script = "import time; print('up', flush=True); time.sleep(120)"
     with open(output, "w") as terminal:
-        supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
+        supervisor = dev.Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
         victim_log = supervisor.add("victim", [sys.executable, "-c", script], os.environ)
         supervisor.add("bystander", [sys.executable, "-c", script], os.environ)
         pids: dict[str, int] = {}
@@ -195,7 +194,7 @@ def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path)
     service = executor(Simple, ["sleep", "120"], service_log).start()
     try:
         with open(output, "w") as terminal:
-            supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
+            supervisor = dev.Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
             supervisor.watch("nginx-1", service, service_log)
             supervisor.add(
                 "gunicorn", [sys.executable, "-c", "import time; time.sleep(120)"], os.environ
