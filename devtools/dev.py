@@ -5,8 +5,8 @@ private Redis; fake-gcs-server, objects in var/gcs; nginx), the migrations,
 then what production runs under honcho (`Supervisor`): each child's output
 also in var/logs/NAME.log; the first process to exit (or service to die) is
 named with its exit code and log and stops everything, so do Ctrl-C, SIGTERM
-and SIGHUP. SRS_BIN=/path/to/objs/srs: SRS 5 is
-the ingest. Secrets are generated once and kept in var/secrets.env.
+and SIGHUP. SRS_BIN=/path/to/objs/srs: SRS 5 is the ingest. Secrets are
+generated once and kept in var/secrets.env.
 """
 
 from __future__ import annotations
