@@ -115,17 +115,12 @@ def _pg_home(var_dir: Path) -> Path:
     var_dir.mkdir(parents=True, exist_ok=True)
     home, root = var_dir / "pg", os.geteuid() == 0
     if root and not all(p.stat().st_mode & 0o001 for p in [var_dir, *var_dir.parents]):
-        home = _temporary_dir("studio-pg", var_dir)
+        digest = sha256(str(var_dir).encode()).hexdigest()[:10]
+        home = Path(tempfile.gettempdir()) / f"studio-pg-{digest}"
     home.mkdir(parents=True, exist_ok=True)
     if root:
         shutil.chown(home, "postgres", "postgres")
     return home
-
-
-def _temporary_dir(prefix: str, for_dir: Path) -> Path:
-    """A directory under /tmp named after `for_dir`."""
-    digest = sha256(str(for_dir).encode()).hexdigest()[:10]
-    return Path(tempfile.gettempdir()) / f"{prefix}-{digest}"
 
 
 def pg_ready(port: int) -> bool:
@@ -161,7 +156,8 @@ def start_redis(var_dir: Path, port: int | None = None) -> Service:
         raise StackError("redis-server not found: run devtools/bootstrap.sh")
     port, data_dir = port or free_port(), (var_dir / "redis").resolve()
     if len(str(data_dir)) > 80:  # the Unix socket path must stay short
-        data_dir = _temporary_dir("studio-redis", data_dir)
+        digest = sha256(str(data_dir).encode()).hexdigest()[:10]
+        data_dir = Path(tempfile.gettempdir()) / f"studio-redis-{digest}"
     data_dir.mkdir(parents=True, exist_ok=True)
     server = RedisExecutor(
         executable,
