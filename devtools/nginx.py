@@ -110,7 +110,9 @@ def start_rtmp_proxy(var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None 
     return Service(name="rtmp-proxy", url=url, log_path=server.log_path, executor=server)
 
 
-def start_standalone(template: str, var_dir: Path, name: str, values: dict, port: int):
+def start_standalone(
+    template: str, var_dir: Path, name: str, values: dict, port: int
+) -> TCPExecutor:
     """nginx/standalone/TEMPLATE.conf.template run in var_dir/NAME, started
     once `port` accepts."""
     home = (var_dir / name).resolve()
