@@ -1,5 +1,5 @@
 """Two media nodes on this machine, each a real nginx-rtmp with its own HLS
-directory, watcher and upload workers (`devtools.stack.start_node`), behind
+directory, watcher and upload workers (`tests/stack.py`, `start_node`), behind
 one studio (STUDIO_MEDIA_NODES): ffmpeg publishers land on both; each
 stream's segments reach the bucket through its own node's workers; drops,
 stats and the reconciler reach the right node; a dead node ends only its
