@@ -1,7 +1,7 @@
 """API latency under concurrent load, against gunicorn (`make bench`).
 
 Starts everything it needs (a throwaway PostgreSQL database and a private
-Redis via devtools/postgres.py and redis_server.py, migrations, gunicorn
+Redis via devtools/services.py, migrations, gunicorn
 serving `wsgi:app` on a free port), seeds a user, an API token and
 streams, then drives keep-alive load from client threads at three
 endpoints, one phase each, in the same run:
@@ -43,10 +43,9 @@ sys.path.insert(0, str(ROOT))
 
 import request_costs  # noqa: E402 (bench/, next to this file)
 
-from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import executor, free_port, start, stop  # noqa: E402
-from devtools.redis_server import start_redis  # noqa: E402
-from tests.stack import Tcp  # noqa: E402
+from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
+from tests.stack import Tcp, drop_database  # noqa: E402
 
 VAR = ROOT / "var" / "bench"
 DOC = ROOT / "docs" / "benchmarks.md"

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from sim_engine import make_source  # noqa: E402
 
-from devtools.gcs import start_fake_gcs  # noqa: E402
+from devtools.services import start_fake_gcs  # noqa: E402
 from studio.storage.gcs import Storage, make_client  # noqa: E402
 
 CACHE_CONTROL = "public, max-age=31536000, immutable"

@@ -41,11 +41,14 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from bench.latency_report import VIEWERS, section, summary, write_section  # noqa: E402
 from devtools import runner  # noqa: E402
-from devtools.gcs import start_fake_gcs  # noqa: E402
 from devtools.nginx import FrontSite, start_nginx  # noqa: E402
-from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import free_port  # noqa: E402
-from devtools.redis_server import start_redis  # noqa: E402
+from devtools.services import (  # noqa: E402
+    create_database,
+    ensure_postgres,
+    start_fake_gcs,
+    start_redis,
+)
 from tests import stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-latency"
@@ -236,7 +239,7 @@ class Studio:
             handle.stop()
         for service in reversed(self.services):
             service.stop()
-        drop_database(self.server_url, self.dbname)
+        stack.drop_database(self.server_url, self.dbname)
 
 
 def measure(fragment: float, samples: int, browser) -> dict:

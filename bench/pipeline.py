@@ -40,11 +40,14 @@ from inotify_simple import INotify  # noqa: E402
 from inotify_simple import flags as iflags  # noqa: E402
 
 from devtools import runner  # noqa: E402
-from devtools.gcs import start_fake_gcs  # noqa: E402
 from devtools.nginx import start_nginx  # noqa: E402
-from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import free_port  # noqa: E402
-from devtools.redis_server import start_redis  # noqa: E402
+from devtools.services import (  # noqa: E402
+    create_database,
+    ensure_postgres,
+    start_fake_gcs,
+    start_redis,
+)
 from tests import stack  # noqa: E402
 
 SAMPLE = 5  # streams probed through the edge (every 100 ms: the probe costs CPU too)
@@ -243,7 +246,7 @@ class Studio:
             from studio.extensions import db
 
             db.engine.dispose()
-        drop_database(self.server_url, self.dbname)
+        stack.drop_database(self.server_url, self.dbname)
 
 
 class DiskWatch(threading.Thread):

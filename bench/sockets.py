@@ -1,7 +1,7 @@
 """Many open watch-page sockets against the real stack (`make bench-sockets`).
 
 Starts what production runs, on this machine: a throwaway PostgreSQL
-database and a private Redis (devtools/postgres.py, redis_server.py),
+database and a private Redis (devtools/services.py),
 migrations, the web tier
 (gunicorn gthread with gunicorn.conf.py's defaults: 2 workers x 16 threads),
 the socket tier (gunicorn gevent, gunicorn_sockets.conf.py), the callback
@@ -51,9 +51,8 @@ from websockets.asyncio.client import connect  # noqa: E402
 from bench.api_latency import Phase, machine, run_phase, timed  # noqa: E402
 from devtools import runner  # noqa: E402
 from devtools.nginx import FrontSite, start_nginx  # noqa: E402
-from devtools.postgres import create_database, drop_database, ensure_postgres  # noqa: E402
 from devtools.process import free_port  # noqa: E402
-from devtools.redis_server import start_redis  # noqa: E402
+from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
 from tests import stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-sockets"
@@ -76,7 +75,7 @@ class Studio:
         postgres = ensure_postgres(VAR, database="postgres")
         name = f"studio_bench_{secrets.token_hex(4)}"
         create_database(postgres.server_url, name)
-        self.cleanup.append(lambda: drop_database(postgres.server_url, name))
+        self.cleanup.append(lambda: stack.drop_database(postgres.server_url, name))
         redis = start_redis(VAR)
         self.cleanup.append(redis.stop)
         web_port, sockets_port = free_port(), free_port()

@@ -25,9 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools import runner  # noqa: E402
-from devtools.gcs import start_fake_gcs  # noqa: E402
-from devtools.postgres import create_database, ensure_postgres  # noqa: E402
-from devtools.redis_server import start_redis  # noqa: E402
+from devtools.services import (  # noqa: E402
+    create_database,
+    ensure_postgres,
+    start_fake_gcs,
+    start_redis,
+)
 from tests import stack  # noqa: E402
 
 

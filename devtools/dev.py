@@ -2,41 +2,51 @@
 
 The services under mirakuru (PostgreSQL: the checkout's own database; a
 private Redis; fake-gcs-server, objects in var/gcs; nginx), the migrations,
-then what production runs under honcho (supervise.py): a process that exits
-stops everything, so do Ctrl-C and SIGTERM. SRS_BIN=/path/to/srs: SRS 5 is the
-ingest. Secrets are generated once and kept in var/secrets.env.
+then what production runs under honcho (`Supervisor`): each child's output
+also in var/logs/NAME.log; the first process to exit (or service to die) is
+named with its exit code and log and stops everything, so do Ctrl-C, SIGTERM
+and SIGHUP. SRS_BIN=/path/to/objs/srs: SRS 5 is the ingest. Secrets are
+generated once and kept in var/secrets.env.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
 import secrets
+import shlex
 import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import NamedTuple, TextIO
 
+import honcho.manager
 import requests
 from dotenv import dotenv_values
+from honcho.printer import Message, Printer
+from mirakuru import SimpleExecutor
 from sqlalchemy.engine import make_url
 
-from devtools import runner, srs, tls
-from devtools.gcs import start_fake_gcs
+from devtools import runner, tls
 from devtools.nginx import FrontSite, start_nginx, start_rtmp_proxy
-from devtools.postgres import ensure_postgres
-from devtools.process import ROOT, Service, StackError, free_port
-from devtools.redis_server import ensure_redis
-from devtools.supervise import Supervisor
+from devtools.process import ROOT, Service, StackError, free_port, render
+from devtools.services import ensure_postgres, ensure_redis, start_fake_gcs
 
 # Another state directory (tests run a whole `make dev` in a temporary one).
 VAR = Path(os.environ.get("STUDIO_DEV_VAR") or ROOT / "var")
 BANNER = Path(__file__).with_name("banner.txt")
 SETTINGS = Path(__file__).with_name("dev.env")
 NODE_WORKERS = 2  # upload workers per media node
+SRS_CONF = ROOT / "srs" / "srs.conf"
+# SRS through a filter that takes secrets out of its console log (compose too).
+REDACTED_RUN = ROOT / "srs" / "run-redacted.sh"
 
 
 def load_secrets(var_dir: Path) -> dict[str, str]:
@@ -127,7 +137,7 @@ def start(services: list[Service]) -> Supervisor:
     services.append(nginx)
     supervisor, ingest_ports = Supervisor(VAR / "logs"), []
     if srs_bin:
-        launch = srs.srs_launch(VAR, srs_bin, hook_url, nginx.hls_dir, api_port=srs_api)
+        launch = srs_launch(VAR, srs_bin, hook_url, nginx.hls_dir, api_port=srs_api)
         supervisor.add("srs", launch.argv, launch.env, cwd=launch.cwd)
         ingest_ports = [launch.ports["RTMP_PORT"]]
         settings["STUDIO_RTMP_URL"] = f"rtmp://127.0.0.1:{ingest_ports[0]}/live"
@@ -224,6 +234,49 @@ def add_studio_processes(
     supervisor.add("multistream", runner.python("workers.multistream"), background)
 
 
+class SrsLaunch(NamedTuple):
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    ports: dict[str, int]  # RTMP_PORT, API_PORT, RTC_PORT, EXPORTER_PORT
+
+
+def srs_launch(
+    var_dir: Path,
+    srs_bin: str,
+    hook_url: str,
+    hls_dir: Path,
+    *,
+    api_port: int | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SrsLaunch:
+    """SRS 5 with srs/srs.conf and srs/dev.env.template's environment, in
+    var/srs with its pid file in var/run (SRS opens `./objs/srs.pid` unless
+    SRS_PID says otherwise, and exits with `code=1034(PidFileAcquire)` when it
+    cannot); creates the directories SRS writes to. `environ` (default
+    os.environ) is passed on; CANDIDATE (the address browsers reach for
+    WebRTC, default 127.0.0.1) and SRS_LOG_LEVEL (default `error`) are read
+    from it."""
+    environ = os.environ if environ is None else environ
+    var_dir = var_dir.resolve()
+    cwd, run_dir = var_dir / "srs", var_dir / "run"
+    for directory in (cwd, run_dir, hls_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    ports = {"RTMP_PORT": free_port(1935), "RTC_PORT": free_port(8000)}
+    ports |= {"API_PORT": api_port or free_port(1985), "EXPORTER_PORT": free_port(9972)}
+    values = {"RUN_DIR": run_dir, "HLS_DIR": hls_dir.resolve(), "HOOK_URL": hook_url, **ports}
+    values |= {"CANDIDATE": environ.get("CANDIDATE") or "127.0.0.1"}
+    values |= {"LOG_LEVEL": environ.get("SRS_LOG_LEVEL") or "error"}
+    text = render(ROOT / "srs" / "dev.env.template", values)
+    settings = dotenv_values(stream=io.StringIO(text), interpolate=False)
+    # A v2 level (log4j names) would win over srs_log_level in SRS 5.
+    passed_on = {
+        k: v for k, v in environ.items() if k not in ("SRS_SRS_LOG_LEVEL_V2", "SRS_LOG_LEVEL_V2")
+    }
+    env = {**passed_on, **settings, "SRS_BIN": srs_bin}  # SRS_BIN: for run-redacted.sh
+    return SrsLaunch(["bash", str(REDACTED_RUN), "-c", str(SRS_CONF)], env, cwd, ports)
+
+
 def _ready(urls: list[str], ports: list[int], timeout: float = runner.SERVE_TIMEOUT) -> bool:
     """Whether every URL answers and every port accepts within `timeout`
     seconds: honcho has no readiness checks, so the banner waits itself."""
@@ -237,6 +290,89 @@ def _ready(urls: list[str], ports: list[int], timeout: float = runner.SERVE_TIME
         except OSError:  # refused, reset, timed out (requests' errors too)
             time.sleep(0.2)
     return not checks
+
+
+class _LogPrinter(Printer):
+    """honcho's prefixed output, plus each child's lines in its log file."""
+
+    def __init__(self, output: TextIO, log_paths: dict[str, Path]) -> None:
+        super().__init__(output)
+        self.log_paths = log_paths
+
+    def write(self, message: Message) -> None:
+        if path := self.log_paths.get(message.name):
+            data = message.data if isinstance(message.data, bytes) else message.data.encode()
+            with open(path, "ab") as log:
+                log.write(data)
+        super().write(message)
+
+
+class Supervisor(honcho.manager.Manager):
+    """Until a child exits or SIGINT/SIGTERM/SIGHUP; `exited`: (name, code) of the first."""
+
+    def __init__(self, log_dir: Path, *, output: TextIO = sys.stdout, kill_wait: int = 25) -> None:
+        self.log_dir, self.log_paths = log_dir, {}
+        super().__init__(_LogPrinter(output, self.log_paths))
+        # Longer than the slowest graceful stop (an RQ worker finishing an upload).
+        honcho.manager.KILL_WAIT = kill_wait
+        self.exited: tuple[str, int] | None = None
+        self._watched: list[tuple[str, SimpleExecutor]] = []
+        self._on_started: Callable[[], object] = lambda: None
+
+    def add(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Path:
+        """A child to start with run(); returns its log path (log_dir/NAME.log)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_paths[name] = self.log_dir / f"{name}.log"
+        self.log_paths[name].touch()
+        # exec: the shell honcho starts becomes the program (signals, exit code).
+        self.add_process(name, "exec " + shlex.join(argv), env=dict(env), cwd=str(cwd))
+        return self.log_paths[name]
+
+    def watch(self, name: str, service: SimpleExecutor | None, log_path: Path | None) -> None:
+        """A service started before (a mirakuru executor): if it dies, everything stops."""
+        if service is not None:
+            self.log_paths.setdefault(name, log_path)
+            self._watched.append((name, service))
+
+    def run(self, on_started: Callable[[], object] = lambda: None) -> None:
+        """Start every child, run `on_started` in a thread, block until all have stopped."""
+        self._on_started = on_started
+        self.loop()
+
+    def _start(self) -> None:
+        super()._start()
+        # Not before honcho's forks: its per-child processes must not act on
+        # a hangup, nor inherit a thread's lock.
+        signal.signal(signal.SIGHUP, lambda *_: self.terminate())
+        for target in (self._watch_services, self._on_started):
+            threading.Thread(target=target, daemon=True).start()
+
+    def terminate(self) -> None:
+        # honcho terminates the others as soon as a child has exited.
+        stopped = [name for name, state in self._processes.items() if "returncode" in state]
+        if stopped and not self._terminating and self.exited is None:
+            self._report(stopped[0], self._processes[stopped[0]]["returncode"])
+        super().terminate()
+
+    def _report(self, name: str, code: int) -> None:
+        self.exited = (name, code)
+        how = f"exited with code {code}"
+        if code < 0:
+            how = f"was killed by {signal.Signals(-code).name} (exit code {code})"
+        self._system_print(
+            f"{name} {how}; its log: {self.log_paths.get(name)}\n"
+            "Stopping everything; fix what the log shows and run `make dev` again.\n"
+        )
+
+    def _watch_services(self) -> None:
+        while not self._terminating:
+            time.sleep(1)
+            for name, service in self._watched:
+                if not (service.running() or self._terminating):
+                    # A PostgreSQL cluster's process is pg_ctl, which exited with 0.
+                    self._report(name, (service.process and service.process.returncode) or 1)
+                    self.terminate()
+                    return
 
 
 if __name__ == "__main__":

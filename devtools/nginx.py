@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mirakuru import TCPExecutor
 
-from devtools.gcs import DEFAULT_BUCKET
 from devtools.process import ROOT, Service, StackError, executor, free_port, render, start
+from devtools.services import DEFAULT_BUCKET
 from devtools.tls import TlsFiles
 
 TEMPLATES = ROOT / "nginx"
@@ -92,7 +92,7 @@ def start_nginx(
         tls_url=f"https://{tls.names[0]}:{front.tls_port}" if tls else "",
         hls_fragment=hls_fragment,
         log_path=server.log_path,
-        executor=start(server, "nginx"),
+        executor=server,
     )
 
 
@@ -116,10 +116,8 @@ def start_standalone(
     """nginx/standalone/TEMPLATE.conf.template run in var_dir/NAME, started
     once `port` accepts."""
     home = (var_dir / name).resolve()
-    for sub in ("logs", "tmp"):
-        (home / sub).mkdir(parents=True, exist_ok=True)
     conf = _render(f"standalone/{template}.conf", home, {"NGINX_DIR": home, **values})
-    return start(_nginx(home, conf, var_dir / "logs" / f"{name}-{port}.log", port), name)
+    return _nginx(home, conf, var_dir / "logs" / f"{name}-{port}.log", port)
 
 
 def edge_auth_url(hook_url: str) -> str:
@@ -150,29 +148,31 @@ def render_nginx_conf(nginx_dir: Path, values: dict, front: FrontSite | None = N
     """nginx/*.conf.template and the front site's sites/ templates filled in,
     into nginx_dir/conf/; returns dev.conf."""
     conf = nginx_dir / "conf"
-    for sub in ("conf/sites", "logs", "tmp", "cache"):
-        (nginx_dir / sub).mkdir(parents=True, exist_ok=True)
     for old in (conf / "sites").glob("*.conf"):
         old.unlink()
     values = {"NGINX_DIR": nginx_dir, "RTMP_MODULE": RTMP_MODULE, **values}
-    for template in TEMPLATES.glob("*.conf.template"):
-        _render(template.name.removesuffix(".template"), conf, values)
+    names = [t.name.removesuffix(".template") for t in TEMPLATES.glob("*.conf.template")]
     if front:
-        site = {key.upper(): value for key, value in vars(front).items()}
-        _render("sites/front.conf", conf, site)
-        if front.tls:
-            files = {"CERT": front.tls.cert.resolve(), "KEY": front.tls.key.resolve()}
-            _render("sites/tls.conf", conf, site | files | {"EDGE_PORT": values["EDGE_PORT"]})
+        values |= {key.upper(): value for key, value in vars(front).items()}
+        names.append("sites/front.conf")
+    if front and front.tls:
+        values |= {"CERT": front.tls.cert.resolve(), "KEY": front.tls.key.resolve()}
+        names.append("sites/tls.conf")
+    for name in names:
+        _render(name, conf, values)
     return conf / "dev.conf"
 
 
 def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> TCPExecutor:
-    """nginx in the foreground, ready once `port` accepts (all are bound by then)."""
+    """nginx in the foreground, started once `port` accepts (all are bound by then)."""
     if not RTMP_MODULE.exists():
         raise StackError(f"{RTMP_MODULE} missing: apt-get install libnginx-mod-rtmp")
+    for sub in ("logs", "tmp", "cache"):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
     binary = shutil.which("nginx") or shutil.which("/usr/sbin/nginx") or "nginx"
     argv = [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"]
-    return executor(TCPExecutor, argv, log_path, host="127.0.0.1", port=port, timeout=30)
+    server = executor(TCPExecutor, argv, log_path, host="127.0.0.1", port=port, timeout=30)
+    return start(server, prefix.name)
 
 
 def _render(name: str, target_dir: Path, values: dict[str, object]) -> Path:

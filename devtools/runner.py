@@ -11,9 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.gcs import GcsService
 from devtools.nginx import NginxService, start_nginx
 from devtools.process import ROOT, StackError
+from devtools.services import GcsService
 
 # Seconds a gunicorn may take until its app answers: importing the app in
 # each worker takes well over 10 s when the machine is busy.
@@ -39,11 +39,20 @@ def studio_env(
     secret_key: str,
     hook_token: str,
     engine: str = "nginx-rtmp",
-    hls_dir: Path | None = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment every studio process gets (see README's table)."""
-    cdn_key_seed = b"studio-dev-cdn-key:" + secret_key.encode()
+    # The signed-cookie key of private streams (Cloud CDN's form: 16 bytes,
+    # base64url), derived from the secret key so it survives restarts; the
+    # environment's own key wins.
+    cdn_key = hashlib.sha256(b"studio-dev-cdn-key:" + secret_key.encode()).digest()[:16]
+    defaults = {
+        "STUDIO_CDN_SIGNING_KEY_NAME": "dev-key",
+        "STUDIO_CDN_SIGNING_KEY": base64.urlsafe_b64encode(cdn_key).decode(),
+    }
+    if nginx is not None and nginx.tls_url:
+        # Only the HTTPS site passes /rtc/v1/ to SRS: WebRTC URLs name it.
+        defaults["STUDIO_WEBRTC_ORIGIN"] = nginx.tls_url
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -56,26 +65,17 @@ def studio_env(
         "STUDIO_HOOK_TOKEN": hook_token,
         "STUDIO_PUBLIC_URL": public_url,
         "STUDIO_MEDIA_ENGINE": engine,
-        # The signed-cookie key of private streams (Cloud CDN's form: 16
-        # bytes, base64url), derived from the secret key so it survives
-        # restarts; the environment's own key wins.
-        "STUDIO_CDN_SIGNING_KEY_NAME": os.environ.get("STUDIO_CDN_SIGNING_KEY_NAME") or "dev-key",
-        "STUDIO_CDN_SIGNING_KEY": os.environ.get("STUDIO_CDN_SIGNING_KEY")
-        or base64.urlsafe_b64encode(hashlib.sha256(cdn_key_seed).digest()[:16]).decode(),
     }
-    if hls_dir is not None or nginx is not None:
-        env["STUDIO_HLS_DIR"] = str(hls_dir or nginx.hls_dir)
+    env |= {key: os.environ.get(key) or value for key, value in defaults.items()}
     if nginx is not None:
         env.update(
+            STUDIO_HLS_DIR=str(nginx.hls_dir),
             STUDIO_CDN_URL=nginx.edge_url,
             STUDIO_RTMP_URL=nginx.rtmp_url,
             STUDIO_NGINX_CONTROL_URL=nginx.control_url,
             # The playlists' target duration and Cache-Control follow nginx's.
             STUDIO_HLS_FRAGMENT=str(nginx.hls_fragment),
         )
-        if nginx.tls_url and not os.environ.get("STUDIO_WEBRTC_ORIGIN"):
-            # Only the HTTPS site passes /rtc/v1/ to SRS: WebRTC URLs name it.
-            env["STUDIO_WEBRTC_ORIGIN"] = nginx.tls_url
     return env | (extra or {})
 
 

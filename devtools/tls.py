@@ -21,16 +21,13 @@ class TlsFiles(NamedTuple):
     names: tuple[str, ...]
 
 
-def machine_names() -> tuple[str, ...]:
-    """DNS names the certificate covers: host name, FQDN, localhost."""
-    names = (name.strip().lower() for name in (socket.gethostname(), socket.getfqdn()))
-    return tuple(dict.fromkeys(name for name in (*names, "localhost") if name))
-
-
 def self_signed_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> TlsFiles:
-    """var_dir/tls/dev-{cert,key}.pem for `names` (default machine_names())
-    and 127.0.0.1, made anew when missing, expiring soon or not covering them."""
-    names = names or machine_names()
+    """var_dir/tls/dev-{cert,key}.pem for `names` (default: host name, FQDN,
+    localhost) and 127.0.0.1, made anew when missing, expiring soon or not
+    covering them."""
+    if not names:
+        found = (name.strip().lower() for name in (socket.gethostname(), socket.getfqdn()))
+        names = tuple(dict.fromkeys(name for name in (*found, "localhost") if name))
     files = TlsFiles(var_dir / "tls" / "dev-cert.pem", var_dir / "tls" / "dev-key.pem", names)
     if files.cert.exists() and files.key.exists() and _still_good(files):
         return files

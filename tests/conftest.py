@@ -15,13 +15,13 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from devtools.postgres import create_database, drop_database, ensure_postgres
-from devtools.redis_server import start_redis
+from devtools.services import create_database, ensure_postgres, start_redis
 from studio import config as studio_config
 from studio import create_app
 from studio.auth import service as accounts
 from studio.extensions import db as _db
 from studio.streams import service as streams
+from tests.stack import drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "srs5"  # recorded from a real SRS 5.0.216

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+import psycopg
 import redis
 from mirakuru import Executor, HTTPExecutor, SimpleExecutor, TCPExecutor
 from mirakuru.base import ENV_UUID
 from mirakuru.exceptions import ProcessFinishedWithError
+from psycopg import sql
 from rq import Worker
 
 from devtools import runner
@@ -179,3 +181,10 @@ def start_rtmp_target(
         log_path=server.log_path,
         executor=server,
     )
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """DROP DATABASE name if it exists, disconnecting its clients."""
+    statement = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as connection:
+        connection.execute(statement)

@@ -10,11 +10,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from devtools.postgres import create_database, drop_database, ensure_postgres
+from devtools.services import create_database, ensure_postgres
 from studio import config as studio_config
 from studio import create_app, secretbox
 from studio.extensions import db
 from tests.conftest import VAR
+from tests.stack import drop_database
 
 HEAD = "0012"
 

@@ -21,12 +21,12 @@ import requests
 from rq import Worker
 from websockets.sync.client import connect
 
-from devtools.postgres import create_database, drop_database
 from devtools.process import executor, free_port, start, stop
+from devtools.services import create_database
 from tests.conftest import ROOT, VAR, load_fixture
 from tests.metrics_helpers import value
 from tests.polling import poll
-from tests.stack import Tcp
+from tests.stack import Tcp, drop_database
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 

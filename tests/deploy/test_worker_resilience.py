@@ -12,7 +12,7 @@ from rq import Queue, Retry, Worker
 from rq.job import Job, JobStatus
 
 from devtools.process import free_port
-from devtools.redis_server import start_redis
+from devtools.services import start_redis
 from tests.conftest import VAR
 from tests.deploy.test_entrypoint import fresh_database, role_env, run_role  # noqa: F401
 from tests.polling import wait_until

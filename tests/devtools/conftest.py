@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from devtools.gcs import GcsService, start_fake_gcs
 from devtools.nginx import NginxService, start_nginx
+from devtools.services import GcsService, start_fake_gcs
 from studio.storage.gcs import make_client
 from tests.polling import poll
 

@@ -17,14 +17,12 @@ import psutil
 import psycopg
 import yaml
 
-from devtools import dev, srs
-from devtools.postgres import drop_database, ensure_postgres
+from devtools import dev
 from devtools.process import ROOT, executor, start, stop
-from devtools.redis_server import ensure_redis
-from devtools.supervise import Supervisor
+from devtools.services import ensure_postgres, ensure_redis
 from tests.media.test_srs_conf import parse, values
 from tests.polling import wait_until
-from tests.stack import Simple, Tcp
+from tests.stack import Simple, Tcp, drop_database
 
 SRS_DOUBLE = Path(__file__).resolve().parent / "srs_start_double.py"
 HOOK = "http://127.0.0.1:5000/hooks/srs?token=dev-hook-token"
@@ -40,7 +38,7 @@ def conf_variables() -> set[str]:
             if children:
                 walk(children)
 
-    walk(parse(srs.CONF.read_text()))
+    walk(parse(dev.SRS_CONF.read_text()))
     return found
 
 
@@ -54,11 +52,11 @@ def test_srs_gets_a_writable_pid_path_working_directory_and_every_config_variabl
     """SRS runs in var/srs with its pid file in var/run (not ./objs of the
     project root, where SRS 5 exits with PidFileAcquire) and finds every
     `$VAR` of srs/srs.conf set."""
-    launch = srs.srs_launch(
+    launch = dev.srs_launch(
         tmp_path / "var", "/opt/srs/objs/srs", HOOK, tmp_path / "hls", environ={"PATH": "/usr/bin"}
     )
     # SRS itself through the script that keeps secrets out of its log.
-    assert launch.argv == ["bash", str(srs.REDACTED_RUN), "-c", str(ROOT / "srs" / "srs.conf")]
+    assert launch.argv == ["bash", str(dev.REDACTED_RUN), "-c", str(ROOT / "srs" / "srs.conf")]
     assert launch.env["SRS_BIN"] == "/opt/srs/objs/srs"
     assert launch.cwd == (tmp_path / "var" / "srs").resolve() and launch.cwd.is_dir()
     pid_path = Path(launch.env["SRS_PID"])
@@ -85,7 +83,7 @@ def test_srs_start_double_refuses_a_pid_file_it_cannot_open(tmp_path: Path) -> N
     assert not (ROOT / "objs").exists()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SRS_")}
     result = subprocess.run(
-        [str(SRS_DOUBLE), "-c", str(srs.CONF)],
+        [str(SRS_DOUBLE), "-c", str(dev.SRS_CONF)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -102,7 +100,7 @@ def test_srs_starts_with_what_make_dev_hands_it(tmp_path: Path) -> None:
     """With make dev's command line, directory and environment, SRS (its
     start-up test double) writes its pid file, listens on the RTMP and API
     ports, warns about no unset variable, and stops on SIGTERM."""
-    launch = srs.srs_launch(
+    launch = dev.srs_launch(
         tmp_path / "var",
         str(SRS_DOUBLE),
         HOOK,
@@ -137,10 +135,10 @@ def test_srs_logs_at_error_level_so_callback_urls_and_bodies_are_not_written(
     request=...`) with srs_trace, and failed unpublish/close/stop/hls
     callbacks with srs_warn: srs/srs.conf, make dev and compose all run SRS at
     `error` (the environment wins over the file, so each must say it)."""
-    settings = values(parse(srs.CONF.read_text()))
+    settings = values(parse(dev.SRS_CONF.read_text()))
     assert settings["srs_log_level"] == ["error"]
     assert "srs_log_level_v2" not in settings  # it would win over srs_log_level
-    launch = srs.srs_launch(
+    launch = dev.srs_launch(
         tmp_path / "var", "srs", HOOK, tmp_path / "hls", environ={"SRS_SRS_LOG_LEVEL_V2": "info"}
     )
     assert launch.env["SRS_SRS_LOG_LEVEL"] == "error"
@@ -166,7 +164,7 @@ def test_supervisor_reports_a_child_that_dies_and_stops_the_others(tmp_path: Pat
     output = tmp_path / "terminal.txt"
     script = "import time; print('up', flush=True); time.sleep(120)"
     with open(output, "w") as terminal:
-        supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
+        supervisor = dev.Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
         victim_log = supervisor.add("victim", [sys.executable, "-c", script], os.environ)
         supervisor.add("bystander", [sys.executable, "-c", script], os.environ)
         pids: dict[str, int] = {}
@@ -196,7 +194,7 @@ def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path)
     service = executor(Simple, ["sleep", "120"], service_log).start()
     try:
         with open(output, "w") as terminal:
-            supervisor = Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
+            supervisor = dev.Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
             supervisor.watch("nginx-1", service, service_log)
             supervisor.add(
                 "gunicorn", [sys.executable, "-c", "import time; time.sleep(120)"], os.environ
@@ -396,7 +394,7 @@ def test_make_dev_srs_log_has_no_hook_token_or_stream_secret(tmp_path: Path) -> 
     """Even the error line of a refused publish reaches srs.log without the
     hook token, the key or a publish ticket (make dev's own command line)."""
     fake = _srs_that_logs_a_refusal(tmp_path / "srs")
-    launch = srs.srs_launch(tmp_path / "var", str(fake), HOOK, tmp_path / "hls", environ={})
+    launch = dev.srs_launch(tmp_path / "var", str(fake), HOOK, tmp_path / "hls", environ={})
     result = subprocess.run(
         launch.argv,
         cwd=launch.cwd,

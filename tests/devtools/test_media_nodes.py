@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from devtools import dev
-from devtools.gcs import GcsService
 from devtools.process import StackError
-from devtools.supervise import Supervisor
+from devtools.services import GcsService
 from tests.devtools.test_services import unique
 from tests.polling import wait_until
 
@@ -46,7 +45,7 @@ def test_make_dev_runs_each_node_under_its_name_behind_one_rtmp_address(
     monkeypatch.setattr(dev, "VAR", tmp_path)
     env = {"STORAGE_EMULATOR_HOST": gcs.url, "STUDIO_GCS_BUCKET": gcs.bucket}
     env["REDIS_URL"] = "redis://127.0.0.1:7/0"
-    supervisor, services = Supervisor(tmp_path / "logs"), []
+    supervisor, services = dev.Supervisor(tmp_path / "logs"), []
     try:
         dev.start_media_nodes(2, services, supervisor, env, hook.url + hook.path)
         nodes = {node_id: services[n] for n, node_id in enumerate(("node-1", "node-2"))}

@@ -1,5 +1,5 @@
-"""The services devtools starts (devtools/postgres.py, redis_server.py,
-gcs.py, nginx.py), against the real servers."""
+"""The services devtools starts (devtools/services.py, nginx.py), against
+the real servers."""
 
 from __future__ import annotations
 
@@ -14,12 +14,17 @@ import pytest
 import redis
 import requests
 
-from devtools.gcs import GcsService
 from devtools.nginx import NginxService, hls_values, render_nginx_conf
-from devtools.postgres import create_database, drop_database, ensure_postgres, start_postgres
 from devtools.process import StackError, free_port
-from devtools.redis_server import start_redis
+from devtools.services import (
+    GcsService,
+    create_database,
+    ensure_postgres,
+    start_postgres,
+    start_redis,
+)
 from tests.devtools.conftest import upload
+from tests.stack import drop_database
 
 SEGMENT_CACHE = "public, max-age=31536000, immutable"
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from devtools import runner
-from devtools.gcs import GcsService
 from devtools.nginx import NginxService
+from devtools.services import GcsService
 from studio import config as studio_config
 from studio.media import engines
 from studio.models import Stream

@@ -60,11 +60,15 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from devtools import runner
-from devtools.gcs import GcsService, start_fake_gcs
 from devtools.nginx import FrontSite, NginxService, start_nginx
-from devtools.postgres import create_database, drop_database, ensure_postgres
 from devtools.process import free_port
-from devtools.redis_server import start_redis
+from devtools.services import (
+    GcsService,
+    create_database,
+    ensure_postgres,
+    start_fake_gcs,
+    start_redis,
+)
 from studio import config as studio_config
 from studio import create_app
 from studio.auth import service as accounts
@@ -73,6 +77,7 @@ from studio.models import Broadcast, Stream
 from studio.streams import service as streams
 from tests import stack
 from tests.conftest import PASSWORD, VAR, csrf_token
+from tests.stack import drop_database
 
 E2E_DIR = Path(__file__).resolve().parent
 

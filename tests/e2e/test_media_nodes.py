@@ -1,5 +1,5 @@
 """Two media nodes on this machine, each a real nginx-rtmp with its own HLS
-directory, watcher and upload workers (`devtools.stack.start_node`), behind
+directory, watcher and upload workers (`tests/stack.py`, `start_node`), behind
 one studio (STUDIO_MEDIA_NODES): ffmpeg publishers land on both; each
 stream's segments reach the bucket through its own node's workers; drops,
 stats and the reconciler reach the right node; a dead node ends only its
@@ -19,10 +19,8 @@ import requests
 from sqlalchemy import select
 
 from devtools import runner
-from devtools.gcs import start_fake_gcs
-from devtools.postgres import create_database, ensure_postgres
 from devtools.process import free_port
-from devtools.redis_server import start_redis
+from devtools.services import create_database, ensure_postgres, start_fake_gcs, start_redis
 from studio import create_app, ingest_history
 from studio.extensions import db
 from studio.media import engines
@@ -112,9 +110,9 @@ def _start(var_dir: Path) -> NodesStack:
             public_url=f"http://127.0.0.1:{port}",
             secret_key=secrets.token_urlsafe(32),
             hook_token=token,
-            # The control plane has no media directory of its own.
-            hls_dir=var_dir / "hls-control-plane",
             extra={
+                # The control plane has no media directory of its own.
+                "STUDIO_HLS_DIR": str(var_dir / "hls-control-plane"),
                 "STUDIO_LOG_LEVEL": "INFO",
                 "STUDIO_MEDIA_NODES": json.dumps(pool),
                 # No engine at the implicit node's address: whatever asks

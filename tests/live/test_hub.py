@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 import redis as redis_lib
 
-from devtools.redis_server import start_redis
+from devtools.services import start_redis
 from studio.fanout import channel
 from studio.live.hub import RESYNC, Hub, Watch, Writer, _write_direct, take, text_frame
 from tests.conftest import VAR

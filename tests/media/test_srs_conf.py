@@ -163,7 +163,7 @@ def test_vhost_rtc_plays_every_stream_over_whep(conf):
     assert rtc["enabled"] == ["on"] and rtc["rtmp_to_rtc"] == ["on"]
     assert values(block(conf, "rtc_server"))["enabled"] == ["on"]
     root = CONF.parents[1]
-    for path in (root / "docker-compose.yml", root / "devtools" / "srs.py"):
+    for path in (root / "docker-compose.yml", root / "devtools" / "dev.py"):
         assert "RTC_RTMP_TO_RTC" not in path.read_text(), path
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools.gcs import create_bucket, start_fake_gcs
+from devtools.services import create_bucket, start_fake_gcs
 from studio.storage import gcs
 from studio.streams import service as streams
 from tests.conftest import FIXTURES, VAR

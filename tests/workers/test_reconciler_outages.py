@@ -16,11 +16,10 @@ from pathlib import Path
 import requests
 from flask_migrate import upgrade
 
-from devtools import postgres as pg
 from devtools import runner
-from devtools.postgres import start_postgres
+from devtools import services as pg
 from devtools.process import executor, free_port, start, stop
-from devtools.redis_server import start_redis
+from devtools.services import start_postgres, start_redis
 from studio import config as studio_config
 from studio import create_app
 from tests.conftest import VAR

@@ -170,7 +170,7 @@ def test_private_objects_go_to_the_private_bucket_when_one_is_set(
 
     import requests
 
-    from devtools.gcs import create_bucket
+    from devtools.services import create_bucket
 
     private_bucket = f"private-{os.urandom(4).hex()}"
     create_bucket(fake_gcs.url, private_bucket)

