@@ -28,7 +28,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import secrets
 import subprocess
 import sys
@@ -42,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import request_costs  # noqa: E402 (bench/, next to this file)
+from machine import machine  # noqa: E402
 
 from devtools.process import executor, free_port, start, stop  # noqa: E402
 from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
@@ -315,19 +315,6 @@ def cost_calls(token: str, streams: list[tuple[str, str]]) -> list:
 
 
 # --- report -------------------------------------------------------------------
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    memory = Path("/proc/meminfo").read_text().split("\n", 1)[0].split()[1]
-    return (
-        f"{model}, {os.cpu_count()} cores, {int(memory) // 1024 // 1024 + 1} GB RAM, "
-        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
-    )
 
 
 def table(phases: list[Phase]) -> str:

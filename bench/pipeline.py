@@ -50,6 +50,9 @@ from devtools.services import (  # noqa: E402
 )
 from tests import stack  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from machine import machine  # noqa: E402
+
 SAMPLE = 5  # streams probed through the edge (every 100 ms: the probe costs CPU too)
 
 
@@ -484,6 +487,7 @@ def main() -> int:
     args = parser.parse_args()
     (ROOT / "var").mkdir(exist_ok=True)
     source = make_source(ROOT / "var")
+    print(machine(), flush=True)
     for count in args.publishers:
         result = run(count, args.seconds, args.workers, source)
         print(

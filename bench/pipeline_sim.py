@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from machine import machine  # noqa: E402
 from pipeline import EdgeProbe, Sampler, Studio, pct  # noqa: E402
 from sim_engine import SimulatedEngine, make_source, segment_number  # noqa: E402
 
@@ -359,7 +360,7 @@ def main() -> int:
     print(
         f"\nMeasured {began}, {args.seconds:g} s of streaming, {args.workers} workers,"
         f" {args.dialect} callbacks, bucket emulator on {args.bucket},"
-        f" on {os.cpu_count()} cores:\n"
+        f" on {machine()}:\n"
     )
     print("\n".join(capacity_rows(results)))
     print("\nCPU per segment (ms):\n")
