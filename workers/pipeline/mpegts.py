@@ -55,6 +55,24 @@ def pts_range(data: bytes) -> PtsRange | None:
     return PtsRange(first=first, low=low, high=high, frame_gap=gap)
 
 
+def first_pts(data: bytes) -> int | None:
+    """`pts_range(data).first` without reading past the first video
+    timestamp (near the start of a segment): the continuity check of every
+    segment needs only this. None if the segment carries no timestamps."""
+    first_any: int | None = None
+    for offset in range(0, len(data) - PACKET + 1, PACKET):
+        if data[offset] != SYNC or not data[offset + 1] & 0x40:
+            continue
+        pts, stream_id = _pes_pts(data, offset)
+        if pts is None:
+            continue
+        if 0xE0 <= stream_id <= 0xEF:
+            return pts
+        if first_any is None:
+            first_any = pts
+    return first_any
+
+
 def _pes_pts(data: bytes, offset: int) -> tuple[int | None, int]:
     header = data[offset : offset + 4]
     adaptation = (header[3] >> 4) & 0x3
@@ -136,11 +154,12 @@ def read_tracks(path: Path) -> Tracks:
     return tracks(path.read_bytes())
 
 
-def continues(previous_first: int, previous_duration: float, this: PtsRange) -> bool:
-    """Whether `this` segment's timestamps carry on where the previous one
-    (first timestamp, length in seconds) ended, i.e. no real discontinuity."""
+def continues(previous_first: int, previous_duration: float, first: int) -> bool:
+    """Whether a segment whose first timestamp is `first` carries on where
+    the previous one (first timestamp, length in seconds) ended, i.e. no
+    real discontinuity."""
     expected = (previous_first + round(previous_duration * CLOCK)) % WRAP
-    gap = (this.first - expected) % WRAP
+    gap = (first - expected) % WRAP
     distance = min(gap, WRAP - gap)
     return distance <= CONTINUITY_TOLERANCE * CLOCK
 
