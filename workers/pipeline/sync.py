@@ -407,16 +407,15 @@ def _forget_local(done: list[_Pending]) -> None:
 
 def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
     """Upload in parallel: (uploaded, failed?). After the first failure the
-    rest are not tried (the bucket is probably unreachable). A single
-    segment (a stream that keeps up) is uploaded in this thread: handing it
-    to another and waiting costs more CPU than its request."""
-    if len(pending) == 1:
-        futures = [(pending[0], _upload_here(storage, pending[0]))]
-    else:
-        futures = [
-            (item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
-            for item in pending
-        ]
+    rest are not tried (the bucket is probably unreachable). The first
+    segment is uploaded in this thread, the others meanwhile on the pool:
+    handing a segment to another thread and waiting for it costs more CPU
+    than its request, and a stream that keeps up has one segment a pass."""
+    futures = [
+        (item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
+        for item in pending[1:]
+    ]
+    futures.insert(0, (pending[0], _upload_here(storage, pending[0])))
     done = []
     failed = False
     for item, future in futures:
