@@ -37,6 +37,7 @@ from studio.media import pipeline
 from studio.models import Broadcast, Segment, Stream
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
+from workers.pipeline import mpegts
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +97,58 @@ def frame_jpeg(video: bytes) -> bytes:
     """The first keyframe of an MPEG-TS segment as a JPEG at most WIDTH wide.
 
     Decoded in this process with PyAV (FFmpeg's libraries): only keyframes,
-    on one thread. About 4 ms of CPU, where an ffmpeg process spent ~60 ms
-    starting up for every thumbnail. Raises ThumbnailError if the segment
-    holds no decodable picture.
+    on one thread. The video track's access units are handed to its decoder
+    straight from the segment (`mpegts.pes_payloads`): opening the segment
+    as a container would first probe every track, decoding frames to do so,
+    which cost twice the keyframe's own decoding. A segment whose video the
+    decoder cannot start from that way is opened as a container. Raises
+    ThumbnailError if the segment holds no decodable picture.
     """
     try:
-        with av.open(io.BytesIO(video), format="mpegts") as container:
-            if not container.streams.video:
-                raise ThumbnailError("the segment has no video track")
-            track = container.streams.video[0]
-            track.thread_type = "NONE"
-            track.codec_context.skip_frame = "NONKEY"
-            frame = next(container.decode(track), None)
-            if frame is None:
-                raise ThumbnailError("the segment has no keyframe")
-            return _encode_jpeg(frame)
+        frame = _first_keyframe(video)
+        if frame is None:
+            frame = _first_keyframe_of_container(video)
+        return _encode_jpeg(frame)
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise ThumbnailError(f"no picture in the segment: {exc}") from exc
+
+
+def _first_keyframe(video: bytes) -> av.VideoFrame | None:
+    """The first keyframe decoded from the video track's elementary stream,
+    or None (no track of a known codec, no keyframe decoded)."""
+    track = mpegts.video_track(video)
+    if track is None:
+        return None
+    decoder = av.CodecContext.create(track.decoder, "r")
+    decoder.thread_type = "NONE"
+    decoder.skip_frame = "NONKEY"
+    for access_unit in mpegts.pes_payloads(video, track.pid):
+        if not access_unit:
+            continue
+        try:
+            frames = decoder.decode(av.Packet(access_unit))
+        except av.FFmpegError:
+            continue  # e.g. the end of the previous GOP, before any parameter set
+        if frames:
+            return frames[0]
+    try:
+        frames = decoder.decode(None)  # what the decoder still holds back
+    except av.FFmpegError:
+        return None
+    return frames[0] if frames else None
+
+
+def _first_keyframe_of_container(video: bytes) -> av.VideoFrame:
+    with av.open(io.BytesIO(video), format="mpegts") as container:
+        if not container.streams.video:
+            raise ThumbnailError("the segment has no video track")
+        track = container.streams.video[0]
+        track.thread_type = "NONE"
+        track.codec_context.skip_frame = "NONKEY"
+        frame = next(container.decode(track), None)
+        if frame is None:
+            raise ThumbnailError("the segment has no keyframe")
+        return frame
 
 
 def _encode_jpeg(frame: av.VideoFrame) -> bytes:
