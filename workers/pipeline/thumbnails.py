@@ -30,7 +30,7 @@ import av
 import redis
 from av.codec.context import Flags
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from studio.extensions import db
 from studio.media import pipeline
@@ -127,6 +127,10 @@ def _first_keyframe(video: bytes) -> av.VideoFrame | None:
             continue
         try:
             frames = decoder.decode(av.Packet(access_unit))
+            if not frames and _holds_idr(track.decoder, access_unit):
+                # A decoder that reorders frames holds it back until the
+                # next ones: ask for it now instead of reading the segment on.
+                frames = decoder.decode(None)
         except av.FFmpegError:
             continue  # e.g. the end of the previous GOP, before any parameter set
         if frames:
@@ -136,6 +140,20 @@ def _first_keyframe(video: bytes) -> av.VideoFrame | None:
     except av.FFmpegError:
         return None
     return frames[0] if frames else None
+
+
+def _holds_idr(decoder: str, access_unit: bytes) -> bool:
+    """Whether an H.264 or HEVC access unit holds an IDR picture (NAL unit
+    types 5; 16-21): its start codes never occur inside a NAL unit."""
+    at = access_unit.find(b"\x00\x00\x01")
+    while at != -1 and at + 3 < len(access_unit):
+        header = access_unit[at + 3]
+        if decoder == "h264" and header & 0x1F == 5:
+            return True
+        if decoder == "hevc" and 16 <= (header >> 1) & 0x3F <= 21:
+            return True
+        at = access_unit.find(b"\x00\x00\x01", at + 3)
+    return False
 
 
 def _first_keyframe_of_container(video: bytes) -> av.VideoFrame:
@@ -290,10 +308,24 @@ def finish_writing(stream: Stream, started: list[tuple[Broadcast, Future]]) -> l
             log.error("thumbnail of broadcast %s not written: %s", broadcast.id, exc)
             continue
         if "live" in done:
-            stream.thumbnail_at = now
+            db.session.execute(_STREAM_THUMBNAIL_AT, {"row": stream.id, "at": now})
         if "broadcast" in done:
-            broadcast.thumbnail_at = now
+            db.session.execute(_BROADCAST_THUMBNAIL_AT, {"row": broadcast.id, "at": now})
         written += done
     if written:
         db.session.commit()
     return written
+
+
+# One statement each, on the tables: the ORM's flush of a changed row cost a
+# sync pass more CPU than the thumbnail's upload. The commit expires the rows.
+_STREAM_THUMBNAIL_AT = (
+    update(Stream.__table__)
+    .where(Stream.__table__.c.id == bindparam("row"))
+    .values(thumbnail_at=bindparam("at"))
+)
+_BROADCAST_THUMBNAIL_AT = (
+    update(Broadcast.__table__)
+    .where(Broadcast.__table__.c.id == bindparam("row"))
+    .values(thumbnail_at=bindparam("at"))
+)
