@@ -5,10 +5,12 @@ objects are written: their Content-Type and Cache-Control (which the CDN
 honours), idempotency, timeouts and retries.
 
 Objects are written by one multipart request each (metadata and bytes),
-built by the library's own upload class on the client's authorized session:
-what Blob.upload_from_* does underneath, without the Blob per call, its
-tracing spans and its response parsing, which cost more CPU than the request
-itself at a few hundred segments a second.
+built by the library's own upload class (what Blob.upload_from_* does
+underneath, without the Blob per call, its tracing spans and its response
+parsing) and sent with urllib3 through google-auth's authorized urllib3
+transport, with the client's credentials: requests' session layer on top of
+urllib3 cost as much CPU as the request itself at a few hundred segments a
+second. Reads, listings, copies and deletes (rare) go through the client.
 
 One client per process (it holds a connection pool and is thread-safe for
 uploads); a forked child builds its own, since sockets must not be shared
@@ -18,19 +20,22 @@ client talks to the emulator anonymously, as the project "test".
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import urllib3
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
 from google.auth.credentials import AnonymousCredentials
+from google.auth.transport.urllib3 import AuthorizedHttp
 from google.cloud import storage
-from google.cloud.storage._media.requests import MultipartUpload
-from google.cloud.storage.exceptions import InvalidResponse
+from google.cloud.storage._media._upload import MultipartUpload
 from google.cloud.storage.retry import _should_retry
 
 from studio import metrics
@@ -53,6 +58,9 @@ LIVE_THUMBNAIL_CACHE_CONTROL = "public, max-age=10"
 BROADCAST_THUMBNAIL_CACHE_CONTROL = SEGMENT_CACHE_CONTROL
 # (connect, read) seconds per HTTP request; a retry policy bounds the total.
 REQUEST_TIMEOUT = (3.05, 15)
+# Connections kept per bucket host: the sync pass uploads on UPLOAD_THREADS
+# threads plus its own.
+UPLOAD_CONNECTIONS = 16
 RETRY_BUDGET = 12.0  # seconds of backoff/retries per upload (5xx, 429, resets); < sync lock TTL
 
 
@@ -100,6 +108,7 @@ class Storage:
         private_bucket_name: str = "",
     ):
         self.client = client
+        self.uploads = _uploads(client)
         self.bucket = client.bucket(bucket_name)
         self.private_bucket = client.bucket(private_bucket_name) if private_bucket_name else None
         self.live_cache_control = live_cache_control(fragment_seconds)
@@ -188,18 +197,25 @@ class Storage:
         if if_generation_match is not None:
             url += f"&ifGenerationMatch={if_generation_match}"
         metadata = {"name": object_name, "contentType": content_type, "cacheControl": cache_control}
-        upload = MultipartUpload(url, checksum="crc32c", retry=_retry(kind))
+        # The library's upload class only builds the request (body, CRC32C, headers).
+        method, url, body, headers = MultipartUpload(url, checksum="crc32c")._prepare_request(
+            data, metadata, content_type
+        )
+        headers["User-Agent"] = self.client._connection.user_agent
+
+        def send() -> bytes:
+            reply = self.uploads.urlopen(
+                method, url, body=body, headers=headers, timeout=_UPLOAD_TIMEOUT, retries=False
+            )
+            if reply.status != 200:
+                raise gexc.from_http_status(reply.status, reply.data.decode(errors="replace"))
+            return reply.data
+
         try:
-            try:
-                reply = upload.transmit(
-                    self.client._http, data, metadata, content_type, timeout=REQUEST_TIMEOUT
-                )
-            except InvalidResponse as exc:
-                raise gexc.from_http_response(exc.response) from None
-            stored = reply.json()
+            stored = json.loads(_retry(kind)(send)())
         except gexc.PreconditionFailed:
             raise StorageConflict(f"{object_name} already exists") from None
-        except (gexc.GoogleAPIError, OSError, ValueError) as exc:
+        except (gexc.GoogleAPIError, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             raise StorageError(f"upload of {object_name} failed: {exc}") from exc
         generation = stored.get("generation")
         return StoredObject(
@@ -297,6 +313,20 @@ class Storage:
 
 _lock = threading.Lock()
 _clients: dict[tuple[int, str, str], storage.Client] = {}
+_UPLOAD_TIMEOUT = urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=REQUEST_TIMEOUT[1])
+_transports: weakref.WeakKeyDictionary[storage.Client, AuthorizedHttp] = weakref.WeakKeyDictionary()
+
+
+def _uploads(client: storage.Client) -> AuthorizedHttp:
+    """The urllib3 transport of `client`'s uploads (its credentials; one
+    connection pool per client, made once)."""
+    with _lock:
+        transport = _transports.get(client)
+        if transport is None:
+            pool = urllib3.PoolManager(maxsize=UPLOAD_CONNECTIONS)
+            transport = AuthorizedHttp(client._credentials, http=pool)
+            _transports[client] = transport
+    return transport
 
 
 def make_client(emulator_host: str = "") -> storage.Client:

@@ -14,6 +14,7 @@ from studio.media import pipeline
 from studio.models import Broadcast, Stream
 from studio.storage import layout
 from studio.streams import service as streams
+from tests.conftest import FIXTURES
 from workers import jobs
 from workers.pipeline import thumbnails
 
@@ -216,3 +217,16 @@ def test_a_stream_behind_gets_its_segments_first(pipeline_app, db, redis, bucket
 
     assert _sync(hls, stream, [4])["uploaded"] == 1
     assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 200
+
+
+def test_the_keyframe_is_the_one_the_container_gives(ts_segments):
+    """The frame decoded from the video track's elementary stream is the
+    one FFmpeg's own demuxing gives, also for SRS's WHIP segments, which
+    begin with the end of the previous GOP."""
+    whip = sorted((FIXTURES / "srs5" / "whip-hls").glob("*.ts"))
+    for path in [*ts_segments, *whip]:
+        video = path.read_bytes()
+        direct = thumbnails._first_keyframe(video)
+        assert direct is not None, path.name
+        demuxed = thumbnails._first_keyframe_of_container(video)
+        assert thumbnails._encode_jpeg(direct) == thumbnails._encode_jpeg(demuxed), path.name

@@ -166,5 +166,27 @@ def test_tracks_and_continuity_of_the_recording():
         assert found == mpegts.Tracks(audio_declared=True, audio_samples=True)
     for number in range(1, 9):
         previous = ranges[number - 1]
-        assert mpegts.continues(previous.first, extinf[number - 1], ranges[number])
-        assert not mpegts.continues(previous.first, extinf[number - 1] + 5, ranges[number])
+        first = ranges[number].first
+        assert mpegts.continues(previous.first, extinf[number - 1], first)
+        assert not mpegts.continues(previous.first, extinf[number - 1] + 5, first)
+
+
+def test_first_timestamp_read_from_the_start_is_the_whole_scans():
+    """The first timestamp the continuity check reads (stopping at the first
+    video one) is the one a scan of the whole segment finds, also for a
+    segment whose audio packets come first or that has no video."""
+    for number in range(9):
+        data = (WHIP / f"whipfix-{number}.ts").read_bytes()
+        assert mpegts.first_pts(data) == mpegts.pts_range(data).first
+    video_first = (WHIP / "whipfix-0.ts").read_bytes()
+    assert (
+        mpegts.first_pts(_only_audio(video_first))
+        == mpegts.pts_range(_only_audio(video_first)).first
+    )
+    assert mpegts.first_pts(b"") is None
+
+
+def _only_audio(data: bytes) -> bytes:
+    """`data` without its packets that start a video PES."""
+    packets = [data[at : at + mpegts.PACKET] for at in range(0, len(data), mpegts.PACKET)]
+    return b"".join(p for p in packets if b"\x00\x00\x01\xe0" not in p[4:40])

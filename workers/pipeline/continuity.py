@@ -66,25 +66,26 @@ def discontinuity(
     connection: redis.Redis,
     stream: str,
     number: int,
-    this: mpegts.PtsRange | None,
+    first: int | None,
     flagged: bool,
     in_pass: dict[int, tuple[int, float]] | None = None,
 ) -> bool:
     """Whether segment `number` really starts a discontinuity: the engine
-    flagged it and its timestamps do not continue segment `number - 1`'s
-    (from `in_pass`, the starts seen earlier in this pass, else as
-    remembered). Unknown (no timestamps, previous segment not seen) keeps
-    the flag."""
-    if not flagged or this is None:
+    flagged it and its timestamps (`first`: its first one) do not continue
+    segment `number - 1`'s (from `in_pass`, the starts seen earlier in this
+    pass, else as remembered). Unknown (no timestamps, previous segment not
+    seen) keeps the flag."""
+    if not flagged or first is None:
         return flagged
     previous = (in_pass or {}).get(number - 1) or _remembered(connection, stream, number - 1)
     if previous is None:
         return True
-    return not mpegts.continues(previous[0], previous[1], this)
+    return not mpegts.continues(previous[0], previous[1], first)
 
 
 def silent_start(
     segment: local_hls.LocalSegment,
+    data: bytes,
     on_disk: list[local_hls.LocalSegment],
     broadcast_id: int,
     publishing: bool,
@@ -93,9 +94,10 @@ def silent_start(
     """Whether `segment` is a broadcast's first and its audio track is
     declared but empty while the next segment carries audio (True: leave it
     out), False to upload it, None when that cannot be told until the next
-    segment is on disk (the engine is still writing it). `earlier_in_pass`:
-    an earlier segment of the broadcast is being uploaded with this one."""
-    found = mpegts.read_tracks(segment.path)
+    segment is on disk (the engine is still writing it). `data`: the
+    segment's bytes. `earlier_in_pass`: an earlier segment of the broadcast
+    is being uploaded with this one."""
+    found = mpegts.tracks(data)
     if not found.audio_declared or found.audio_samples:
         return False
     if earlier_in_pass:

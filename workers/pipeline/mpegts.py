@@ -8,6 +8,7 @@ segment's first PTS, or, for the last one, its own PTS span plus one frame.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +56,24 @@ def pts_range(data: bytes) -> PtsRange | None:
     return PtsRange(first=first, low=low, high=high, frame_gap=gap)
 
 
+def first_pts(data: bytes) -> int | None:
+    """`pts_range(data).first` without reading past the first video
+    timestamp (near the start of a segment): the continuity check of every
+    segment needs only this. None if the segment carries no timestamps."""
+    first_any: int | None = None
+    for offset in range(0, len(data) - PACKET + 1, PACKET):
+        if data[offset] != SYNC or not data[offset + 1] & 0x40:
+            continue
+        pts, stream_id = _pes_pts(data, offset)
+        if pts is None:
+            continue
+        if 0xE0 <= stream_id <= 0xEF:
+            return pts
+        if first_any is None:
+            first_any = pts
+    return first_any
+
+
 def _pes_pts(data: bytes, offset: int) -> tuple[int | None, int]:
     header = data[offset : offset + 4]
     adaptation = (header[3] >> 4) & 0x3
@@ -92,6 +111,8 @@ def duration(this: PtsRange, following: PtsRange | None) -> float:
 
 # PMT stream types of audio: MPEG-1/2 audio, AAC (ADTS, LATM), AC-3.
 AUDIO_STREAM_TYPES = frozenset({0x03, 0x04, 0x0F, 0x11, 0x81})
+# PMT stream types of video FFmpeg decodes from an elementary stream: its decoder's name.
+VIDEO_DECODERS = {0x1B: "h264", 0x24: "hevc"}
 # How far apart (seconds) a segment's first timestamp may be from where the
 # previous one ended for the two to count as one continuous stream.
 CONTINUITY_TOLERANCE = 1.0
@@ -136,13 +157,67 @@ def read_tracks(path: Path) -> Tracks:
     return tracks(path.read_bytes())
 
 
-def continues(previous_first: int, previous_duration: float, this: PtsRange) -> bool:
-    """Whether `this` segment's timestamps carry on where the previous one
-    (first timestamp, length in seconds) ended, i.e. no real discontinuity."""
+def continues(previous_first: int, previous_duration: float, first: int) -> bool:
+    """Whether a segment whose first timestamp is `first` carries on where
+    the previous one (first timestamp, length in seconds) ended, i.e. no
+    real discontinuity."""
     expected = (previous_first + round(previous_duration * CLOCK)) % WRAP
-    gap = (this.first - expected) % WRAP
+    gap = (first - expected) % WRAP
     distance = min(gap, WRAP - gap)
     return distance <= CONTINUITY_TOLERANCE * CLOCK
+
+
+@dataclass(frozen=True)
+class VideoTrack:
+    pid: int
+    decoder: str  # FFmpeg's decoder of its elementary stream (VIDEO_DECODERS)
+
+
+def video_track(data: bytes) -> VideoTrack | None:
+    """The segment's first video track of a codec in VIDEO_DECODERS, from
+    its program map (read up to the first one), or None."""
+    pmt_pids: set[int] = set()
+    for offset in range(0, len(data) - PACKET + 1, PACKET):
+        if data[offset] != SYNC or not data[offset + 1] & 0x40:
+            continue
+        pid = (data[offset + 1] & 0x1F) << 8 | data[offset + 2]
+        payload = _payload(data, offset)
+        if payload is None:
+            continue
+        if pid == 0:
+            pmt_pids |= _pat_pmt_pids(payload)
+        elif pid in pmt_pids:
+            for stream_type, stream_pid in _pmt_streams(payload):
+                if stream_type in VIDEO_DECODERS:
+                    return VideoTrack(stream_pid, VIDEO_DECODERS[stream_type])
+    return None
+
+
+def pes_payloads(data: bytes, pid: int) -> Iterator[bytes]:
+    """The elementary stream of track `pid`, one PES packet (for video: one
+    access unit) at a time, in file order."""
+    parts: list[bytes] = []
+    for offset in range(0, len(data) - PACKET + 1, PACKET):
+        if data[offset] != SYNC or (data[offset + 1] & 0x1F) << 8 | data[offset + 2] != pid:
+            continue
+        payload = _payload(data, offset)
+        if payload is None:
+            continue
+        if data[offset + 1] & 0x40:
+            if parts:
+                yield _pes_data(b"".join(parts))
+            parts = [payload]
+        elif parts:
+            parts.append(payload)
+    if parts:  # ended by the file (as FFmpeg's demuxer hands it on)
+        yield _pes_data(b"".join(parts))
+
+
+def _pes_data(pes: bytes) -> bytes:
+    """A PES packet's data, after its header."""
+    if len(pes) < 9 or pes[0:3] != b"\x00\x00\x01":
+        return b""
+    return pes[9 + pes[8] :]
 
 
 def _payload(data: bytes, offset: int) -> bytes | None:
@@ -176,17 +251,21 @@ def _pat_pmt_pids(payload: bytes) -> set[int]:
 
 
 def _pmt_audio_pids(payload: bytes) -> set[int]:
+    return {pid for stream_type, pid in _pmt_streams(payload) if stream_type in AUDIO_STREAM_TYPES}
+
+
+def _pmt_streams(payload: bytes) -> list[tuple[int, int]]:
+    """(stream type, PID) of each elementary stream a program map lists."""
     section = _section(payload)
     if len(section) < 12:
-        return set()
+        return []
     info_length = (section[10] & 0x0F) << 8 | section[11]
     at = 12 + info_length
-    pids = set()
+    streams = []
     while at + 5 <= len(section):
         stream_type = section[at]
         pid = (section[at + 1] & 0x1F) << 8 | section[at + 2]
         es_info = (section[at + 3] & 0x0F) << 8 | section[at + 4]
-        if stream_type in AUDIO_STREAM_TYPES:
-            pids.add(pid)
+        streams.append((stream_type, pid))
         at += 5 + es_info
-    return pids
+    return streams

@@ -323,18 +323,20 @@ def _upload_segments(
             continue
         entry = listed.get(segment.number)
         facts = reported.get(segment.number)
-        if facts is not None and facts.file_name == segment.path.name:
-            duration = facts.duration
-        else:
-            duration = entry.duration if entry else _duration_from_pts(segment, on_disk)
         try:
+            data = segment.path.read_bytes()  # read once for what follows
+            if facts is not None and facts.file_name == segment.path.name:
+                duration = facts.duration
+            else:
+                duration = entry.duration if entry else _duration_from_pts(data, segment, on_disk)
             started = any(item.broadcast_id == broadcast.id for item in pending)
             leave_out = continuity.silent_start(
-                segment, on_disk, broadcast.id, this_pass.publishing, earlier_in_pass=started
+                segment, data, on_disk, broadcast.id, this_pass.publishing, earlier_in_pass=started
             )
-            timestamps = mpegts.read_range(segment.path)
         except FileNotFoundError:
             continue  # taken care of by an overlapping pass
+        first = mpegts.first_pts(data)
+        del data  # a backlog's files are read again one batch at a time to upload
         if leave_out is None:
             continue  # decided once the next segment is complete
         if leave_out:
@@ -344,14 +346,14 @@ def _upload_segments(
             connection,
             stream.public_id,
             segment.number,
-            timestamps,
+            first,
             bool(entry and entry.discontinuity),
             starts,
         )
         object_name = layout.segment(stream.public_id, broadcast.id, segment.number, stream.private)
         pending.append(_Pending(segment, broadcast, broadcast.id, duration, flagged, object_name))
-        if timestamps is not None:
-            starts[segment.number] = (timestamps.first, duration)
+        if first is not None:
+            starts[segment.number] = (first, duration)
     # Written with the pass's other notes (`written`): the next pass compares against them.
     continuity.remember(this_pass.written, stream.public_id, starts)
     if len(pending) > 1:
@@ -405,11 +407,15 @@ def _forget_local(done: list[_Pending]) -> None:
 
 def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
     """Upload in parallel: (uploaded, failed?). After the first failure the
-    rest are not tried (the bucket is probably unreachable)."""
-    futures: list[tuple[_Pending, Future]] = [
+    rest are not tried (the bucket is probably unreachable). The first
+    segment is uploaded in this thread, the others meanwhile on the pool:
+    handing a segment to another thread and waiting for it costs more CPU
+    than its request, and a stream that keeps up has one segment a pass."""
+    futures = [
         (item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
-        for item in pending
+        for item in pending[1:]
     ]
+    futures.insert(0, (pending[0], _upload_here(storage, pending[0])))
     done = []
     failed = False
     for item, future in futures:
@@ -430,6 +436,16 @@ def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
             continue
         done.append(item)
     return done, failed
+
+
+def _upload_here(storage: gcs.Storage, item: _Pending) -> Future:
+    """`storage.upload_segment` of `item` run now, its outcome as a done Future."""
+    future: Future = Future()
+    try:
+        future.set_result(storage.upload_segment(item.object_name, item.segment.path))
+    except Exception as exc:
+        future.set_exception(exc)
+    return future
 
 
 def _record(done: list[_Pending]) -> None:
@@ -458,9 +474,10 @@ def _record(done: list[_Pending]) -> None:
         session.expire_on_commit = True
 
 
-def _duration_from_pts(segment: local_hls.LocalSegment, on_disk) -> float:
-    """Duration of a segment no longer in the engine's playlist window."""
-    this = mpegts.read_range(segment.path)
+def _duration_from_pts(data: bytes, segment: local_hls.LocalSegment, on_disk) -> float:
+    """Duration of a segment (`data`: its bytes) no longer in the engine's
+    playlist window."""
+    this = mpegts.pts_range(data)
     following = next((s for s in on_disk if s.number == segment.number + 1), None)
     after = mpegts.read_range(following.path) if following else None
     if this is None:

@@ -30,13 +30,14 @@ import av
 import redis
 from av.codec.context import Flags
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 
 from studio.extensions import db
 from studio.media import pipeline
 from studio.models import Broadcast, Segment, Stream
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
+from workers.pipeline import mpegts
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +97,76 @@ def frame_jpeg(video: bytes) -> bytes:
     """The first keyframe of an MPEG-TS segment as a JPEG at most WIDTH wide.
 
     Decoded in this process with PyAV (FFmpeg's libraries): only keyframes,
-    on one thread. About 4 ms of CPU, where an ffmpeg process spent ~60 ms
-    starting up for every thumbnail. Raises ThumbnailError if the segment
-    holds no decodable picture.
+    on one thread. The video track's access units are handed to its decoder
+    straight from the segment (`mpegts.pes_payloads`): opening the segment
+    as a container would first probe every track, decoding frames to do so,
+    which cost twice the keyframe's own decoding. A segment whose video the
+    decoder cannot start from that way is opened as a container. Raises
+    ThumbnailError if the segment holds no decodable picture.
     """
     try:
-        with av.open(io.BytesIO(video), format="mpegts") as container:
-            if not container.streams.video:
-                raise ThumbnailError("the segment has no video track")
-            track = container.streams.video[0]
-            track.thread_type = "NONE"
-            track.codec_context.skip_frame = "NONKEY"
-            frame = next(container.decode(track), None)
-            if frame is None:
-                raise ThumbnailError("the segment has no keyframe")
-            return _encode_jpeg(frame)
+        frame = _first_keyframe(video)
+        if frame is None:
+            frame = _first_keyframe_of_container(video)
+        return _encode_jpeg(frame)
     except (av.FFmpegError, ValueError, OSError) as exc:
         raise ThumbnailError(f"no picture in the segment: {exc}") from exc
+
+
+def _first_keyframe(video: bytes) -> av.VideoFrame | None:
+    """The first keyframe decoded from the video track's elementary stream,
+    or None (no track of a known codec, no keyframe decoded)."""
+    track = mpegts.video_track(video)
+    if track is None:
+        return None
+    decoder = av.CodecContext.create(track.decoder, "r")
+    decoder.thread_type = "NONE"
+    decoder.skip_frame = "NONKEY"
+    for access_unit in mpegts.pes_payloads(video, track.pid):
+        if not access_unit:
+            continue
+        try:
+            frames = decoder.decode(av.Packet(access_unit))
+            if not frames and _holds_idr(track.decoder, access_unit):
+                # A decoder that reorders frames holds it back until the
+                # next ones: ask for it now instead of reading the segment on.
+                frames = decoder.decode(None)
+        except av.FFmpegError:
+            continue  # e.g. the end of the previous GOP, before any parameter set
+        if frames:
+            return frames[0]
+    try:
+        frames = decoder.decode(None)  # what the decoder still holds back
+    except av.FFmpegError:
+        return None
+    return frames[0] if frames else None
+
+
+def _holds_idr(decoder: str, access_unit: bytes) -> bool:
+    """Whether an H.264 or HEVC access unit holds an IDR picture (NAL unit
+    types 5; 16-21): its start codes never occur inside a NAL unit."""
+    at = access_unit.find(b"\x00\x00\x01")
+    while at != -1 and at + 3 < len(access_unit):
+        header = access_unit[at + 3]
+        if decoder == "h264" and header & 0x1F == 5:
+            return True
+        if decoder == "hevc" and 16 <= (header >> 1) & 0x3F <= 21:
+            return True
+        at = access_unit.find(b"\x00\x00\x01", at + 3)
+    return False
+
+
+def _first_keyframe_of_container(video: bytes) -> av.VideoFrame:
+    with av.open(io.BytesIO(video), format="mpegts") as container:
+        if not container.streams.video:
+            raise ThumbnailError("the segment has no video track")
+        track = container.streams.video[0]
+        track.thread_type = "NONE"
+        track.codec_context.skip_frame = "NONKEY"
+        frame = next(container.decode(track), None)
+        if frame is None:
+            raise ThumbnailError("the segment has no keyframe")
+        return frame
 
 
 def _encode_jpeg(frame: av.VideoFrame) -> bytes:
@@ -254,10 +308,24 @@ def finish_writing(stream: Stream, started: list[tuple[Broadcast, Future]]) -> l
             log.error("thumbnail of broadcast %s not written: %s", broadcast.id, exc)
             continue
         if "live" in done:
-            stream.thumbnail_at = now
+            db.session.execute(_STREAM_THUMBNAIL_AT, {"row": stream.id, "at": now})
         if "broadcast" in done:
-            broadcast.thumbnail_at = now
+            db.session.execute(_BROADCAST_THUMBNAIL_AT, {"row": broadcast.id, "at": now})
         written += done
     if written:
         db.session.commit()
     return written
+
+
+# One statement each, on the tables: the ORM's flush of a changed row cost a
+# sync pass more CPU than the thumbnail's upload. The commit expires the rows.
+_STREAM_THUMBNAIL_AT = (
+    update(Stream.__table__)
+    .where(Stream.__table__.c.id == bindparam("row"))
+    .values(thumbnail_at=bindparam("at"))
+)
+_BROADCAST_THUMBNAIL_AT = (
+    update(Broadcast.__table__)
+    .where(Broadcast.__table__.c.id == bindparam("row"))
+    .values(thumbnail_at=bindparam("at"))
+)
