@@ -37,6 +37,9 @@ def create_app(config: Mapping | None = None) -> Flask:
 
     database.init_app(app)  # the idle-connection ping; no I/O
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", _migrations())))
+    from studio.auth.sessions import CookieSessions
+
+    app.session_interface = CookieSessions()
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"

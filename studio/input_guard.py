@@ -49,13 +49,19 @@ def load_json(data: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> object:
     check_text(text, "The JSON text")
     _check_depth(text, max_depth)
     value = json.loads(text)
-    for where, string in _strings(value):
-        check_text(string, where)
+    # Only a \u escape puts a NUL or a surrogate into a parsed string that
+    # the text itself (checked above) did not hold: without one, the walk
+    # over every key and string (most bodies: engine callbacks) is skipped.
+    if "\\u" in text:
+        for where, string in _strings(value):
+            check_text(string, where)
     return value
 
 
 def _check_depth(text: str, max_depth: int) -> None:
     # Checked on the text, before parsing: the parser itself recurses.
+    if text.count("{") + text.count("[") <= max_depth:
+        return  # fewer opening brackets than the limit: no nesting can pass it
     depth = 0
     for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
         depth += 1 if bracket in "[{" else -1

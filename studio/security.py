@@ -126,7 +126,9 @@ def _install_limiter(app: Flask) -> Limiter:
         # The API's limits cost one Redis round trip per call (`_limit_api`),
         # where Flask-Limiter's two limits and headers cost four.
         limiter.exempt(app.blueprints["api"])
-        app.before_request(_limit_api)
+        # The API's own hook, first among the blueprint's (after the app's:
+        # the input guard, CSRF); no other request pays for it.
+        app.before_request_funcs.setdefault("api", []).insert(0, _limit_api)
         app.after_request(_count_failed_auth)
     _skip_limiter_for_exempt(app, limiter)
     app.extensions["studio_limiter"] = limiter
@@ -134,24 +136,53 @@ def _install_limiter(app: Flask) -> Limiter:
 
 
 def _skip_limiter_for_exempt(app: Flask, limiter: Limiter) -> None:
-    """Flask-Limiter's own check runs before every request, also for the
-    blueprints it has just been told to exempt, where it only works out
-    that nothing applies (about a tenth of a millisecond of CPU per API
-    call, callback and probe). Those requests skip it."""
+    """Flask-Limiter's hooks run around every request, also for the
+    blueprints it has just been told to exempt, where they only work out
+    that nothing applies and set up and clear a per-request context (about
+    a tenth of a millisecond of CPU per API call, callback and probe).
+    Those requests skip them: its check before the view, its headers after
+    it, its context's reset at teardown."""
     if not limiter.enabled:
-        return  # RATELIMIT_ENABLED off: Flask-Limiter installs no check at all
+        return  # RATELIMIT_ENABLED off: Flask-Limiter installs no hooks at all
     exempt = {name for name in (*EXEMPT_BLUEPRINTS, "api") if name in app.blueprints}
-    hooks = app.before_request_funcs.setdefault(None, [])
+
     check = limiter._check_request_limit
-    if check not in hooks:  # another Flask-Limiter version: its hook is left alone
-        log.warning("Flask-Limiter's check not found; it runs for every request")
-        return
+    inject_headers = _limiter_hook(app.after_request_funcs, "__inject_headers")
+    release_context = _limiter_hook(app.teardown_request_funcs, "__release_context")
 
     def check_unless_exempt() -> None:
         if request.blueprint not in exempt:
             check()
 
-    hooks[hooks.index(check)] = check_unless_exempt
+    def headers_unless_exempt(response: Response) -> Response:
+        if request.blueprint not in exempt:
+            return inject_headers(response)
+        return response
+
+    def release_unless_exempt(exc: BaseException | None = None) -> None:
+        if request.blueprint not in exempt:
+            release_context(exc)
+
+    for registry, hook, replacement in (
+        (app.before_request_funcs, check, check_unless_exempt),
+        (app.after_request_funcs, inject_headers, headers_unless_exempt),
+        (app.teardown_request_funcs, release_context, release_unless_exempt),
+    ):
+        funcs = registry.setdefault(None, [])
+        if hook not in funcs:  # another Flask-Limiter version: its hook is left alone
+            log.warning("a Flask-Limiter hook not found; it runs for every request")
+            continue
+        funcs[funcs.index(hook)] = replacement
+
+
+def _limiter_hook(registry: dict, name: str) -> Callable | None:
+    """Flask-Limiter's app-wide hook whose function is named `name`, if any
+    (its after-request hook is a partial, its teardown a bound method)."""
+    for hook in registry.get(None, []):
+        func = getattr(hook, "func", hook)
+        if getattr(func, "__name__", "") == name:
+            return hook
+    return None
 
 
 # One call per API request. KEYS: the address's windows of failed

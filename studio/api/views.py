@@ -98,13 +98,25 @@ def _reads_one_stream() -> bool:
 
 
 @bp.before_request
-def read_in_autocommit() -> None:
+def before_view() -> Response | None:
+    """What every API request reaching a view goes through, in this order:
+    autocommit for a GET, the token, a JSON object as the body. Whether the
+    request reaches a view and reads one stream is worked out once here."""
+    if not _reaches_a_view():
+        return None
+    one_stream = _reads_one_stream()
+    read_in_autocommit(one_stream)
+    refusal = authenticate(one_stream)
+    return refusal if refusal is not None else require_json_object()
+
+
+def read_in_autocommit(one_stream: bool) -> None:
     """A GET of the API only reads: its statements run in autocommit, which
     spares a BEGIN and a ROLLBACK (two PostgreSQL round trips); each sees the
     latest committed data. A write in such a request would not be atomic, so
     it is refused (`studio.transactions.read_only`). `get_stream` reads on a
     connection of its own, likewise in autocommit."""
-    if request.method in ("GET", "HEAD") and _reaches_a_view() and not _reads_one_stream():
+    if request.method in ("GET", "HEAD") and not one_stream:
         read_only(db.session())
 
 
@@ -114,14 +126,11 @@ def end_reading(exc: BaseException | None) -> None:
         end_read_only(db.session())
 
 
-@bp.before_request
-def authenticate() -> Response | None:
+def authenticate(one_stream: bool) -> Response | None:
     """Refuse a request without a valid bearer token (401); remember its owner
     (`get_stream`: the stream it asks for, read with the token)."""
-    if not _reaches_a_view():
-        return None
     header = request.headers.get("Authorization", "")
-    if _reads_one_stream():
+    if one_stream:
         g.api_stream = bearer_stream(header, request.view_args["stream_id"])
         authenticated = g.api_stream is not None
     else:
@@ -137,10 +146,9 @@ def authenticate() -> Response | None:
     return None
 
 
-@bp.before_request
 def require_json_object() -> Response | None:
     """Refuse a body that is not a JSON object, for views that take a body (400)."""
-    if not _reaches_a_view() or body_model() is None:
+    if body_model() is None:
         return None
     problem = json_object_problem()
     return error_reply(400, problem) if problem else None

@@ -17,6 +17,7 @@ import secrets
 
 import redis as redis_lib
 from flask import current_app, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from studio.models import User
 from studio.redis_client import get_redis
@@ -28,6 +29,18 @@ SESSION_ID = "_studio_sid"
 
 class SessionStoreDown(Exception):
     """The session store (Redis) is unreachable: nobody can log in right now."""
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, opened without building the signer
+    when the request brings no session cookie (API calls, engine
+    callbacks, probes): there is nothing to verify, and the reply is the
+    same empty session."""
+
+    def open_session(self, app, request) -> SecureCookieSession | None:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
 
 def _key(session_id: str) -> str:
