@@ -54,3 +54,37 @@ def test_creator_reveals_copies_and_rotates_the_stream_key(
     assert rotated.startswith(f"{stream.public_id}?secret=")
     stream.copy_key()
     assert page.evaluate("navigator.clipboard.readText()") == rotated
+
+
+def test_the_key_buttons_wait_for_their_script_and_a_failed_reveal_says_so(
+    studio_stack, page: Page
+):
+    """A click before the page's script has run would do nothing: the reveal
+    and copy buttons stay disabled until it has. A key that cannot be loaded
+    is reported, and the key stays masked; the next try reveals it."""
+    base = studio_stack.base_url
+    RegisterPage(page, base).open().register(new_email(), PASSWORD)
+    stream = StreamsPage(page).create("Night show")
+    reveal = page.get_by_test_id("reveal-key")
+    error = page.get_by_test_id("reveal-error")
+
+    page.route("**/js/stream_page.js*", lambda route: route.abort())
+    page.route("**/js/copy.js*", lambda route: route.abort())
+    page.reload()
+    expect(reveal).to_be_disabled()
+    expect(page.get_by_test_id("copy-stream-key")).to_be_disabled()
+    page.unroute("**/js/stream_page.js*")
+    page.unroute("**/js/copy.js*")
+
+    key_url = page.locator("[data-stream]").get_attribute("data-key-url")
+    assert key_url
+    page.route(f"**{key_url}", lambda route: route.fulfill(status=503, body="busy"))
+    page.reload()
+    expect(page.get_by_test_id("copy-stream-key")).to_be_enabled()
+    reveal.click()
+    expect(error).to_have_text("The key could not be loaded (the server answered 503). Try again.")
+    expect(stream.key).to_have_text(MASK)
+
+    page.unroute(f"**{key_url}")
+    stream.reveal_key()
+    expect(error).to_be_hidden()

@@ -15,4 +15,5 @@ for (const button of document.querySelectorAll("[data-copy]")) {
     }
     setTimeout(() => { button.textContent = "Copy"; }, 1500);
   });
+  button.disabled = false; // rendered disabled: a click before this script ran did nothing
 }

@@ -13,9 +13,22 @@ import {
 const head = document.querySelector("[data-stream]");
 const reveal = document.getElementById("reveal-key");
 
+const revealError = document.getElementById("reveal-error");
+
 async function revealKey() {
-  const reply = await fetch(head.dataset.keyUrl, { credentials: "same-origin" });
-  if (!reply.ok) return;
+  revealError.hidden = true;
+  let reply;
+  try {
+    reply = await fetch(head.dataset.keyUrl, { credentials: "same-origin" });
+  } catch {
+    reply = null;
+  }
+  if (!reply?.ok) {
+    const why = reply ? `the server answered ${reply.status}` : "the server could not be reached";
+    revealError.textContent = `The key could not be loaded (${why}). Try again.`;
+    revealError.hidden = false;
+    return;
+  }
   const settings = await reply.json();
   const fields = {
     "stream-key": settings.stream_key,
@@ -44,7 +57,10 @@ function hideKey() {
   reveal.dataset.revealed = "false";
 }
 
-reveal?.addEventListener("click", () => (reveal.dataset.revealed === "true" ? hideKey() : revealKey()));
+if (reveal) {
+  reveal.addEventListener("click", () => (reveal.dataset.revealed === "true" ? hideKey() : revealKey()));
+  reveal.disabled = false; // rendered disabled: a click before this script ran did nothing
+}
 
 // --- Multistream: presets fill in the form; the list follows the relays ---
 
