@@ -150,29 +150,28 @@ def _skip_limiter_for_exempt(app: Flask, limiter: Limiter) -> None:
     inject_headers = _limiter_hook(app.after_request_funcs, "__inject_headers")
     release_context = _limiter_hook(app.teardown_request_funcs, "__release_context")
 
-    def check_unless_exempt() -> None:
-        if request.blueprint not in exempt:
-            check()
+    def unless_exempt(hook: Callable, name: str) -> Callable:
+        """`hook` for requests outside the exempt blueprints; for those, its
+        argument back (an after-request hook's response) or nothing."""
 
-    def headers_unless_exempt(response: Response) -> Response:
-        if request.blueprint not in exempt:
-            return inject_headers(response)
-        return response
+        def hook_unless_exempt(*args):
+            if request.blueprint not in exempt:
+                return hook(*args)
+            return args[0] if args else None
 
-    def release_unless_exempt(exc: BaseException | None = None) -> None:
-        if request.blueprint not in exempt:
-            release_context(exc)
+        hook_unless_exempt.__name__ = f"{name}_unless_exempt"
+        return hook_unless_exempt
 
-    for registry, hook, replacement in (
-        (app.before_request_funcs, check, check_unless_exempt),
-        (app.after_request_funcs, inject_headers, headers_unless_exempt),
-        (app.teardown_request_funcs, release_context, release_unless_exempt),
+    for registry, hook, name in (
+        (app.before_request_funcs, check, "check"),
+        (app.after_request_funcs, inject_headers, "headers"),
+        (app.teardown_request_funcs, release_context, "release"),
     ):
         funcs = registry.setdefault(None, [])
         if hook not in funcs:  # another Flask-Limiter version: its hook is left alone
             log.warning("a Flask-Limiter hook not found; it runs for every request")
             continue
-        funcs[funcs.index(hook)] = replacement
+        funcs[funcs.index(hook)] = unless_exempt(hook, name)
 
 
 def _limiter_hook(registry: dict, name: str) -> Callable | None:

@@ -30,8 +30,9 @@ import av
 import redis
 from av.codec.context import Flags
 from flask import Flask
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 
+from studio.core import writes
 from studio.extensions import db
 from studio.media import pipeline
 from studio.models import Broadcast, Segment, Stream
@@ -296,7 +297,7 @@ def finish_writing(stream: Stream, started: list[tuple[Broadcast, Future]]) -> l
     written; commits. A segment without a picture or a bucket failure is
     logged: the next interval brings another frame. Returns what was
     written ("live", "broadcast")."""
-    written = []
+    written, changes = [], []
     now = datetime.now(UTC)
     for broadcast, future in started:
         try:
@@ -308,24 +309,13 @@ def finish_writing(stream: Stream, started: list[tuple[Broadcast, Future]]) -> l
             log.error("thumbnail of broadcast %s not written: %s", broadcast.id, exc)
             continue
         if "live" in done:
-            db.session.execute(_STREAM_THUMBNAIL_AT, {"row": stream.id, "at": now})
+            changes.append((stream, {"thumbnail_at": now}))
         if "broadcast" in done:
-            db.session.execute(_BROADCAST_THUMBNAIL_AT, {"row": broadcast.id, "at": now})
+            changes.append((broadcast, {"thumbnail_at": now}))
         written += done
+    if changes:
+        # One statement (no ORM flush: it cost a pass more CPU than the upload).
+        writes.update_rows(db.session, *changes)
     if written:
         db.session.commit()
     return written
-
-
-# One statement each, on the tables: the ORM's flush of a changed row cost a
-# sync pass more CPU than the thumbnail's upload. The commit expires the rows.
-_STREAM_THUMBNAIL_AT = (
-    update(Stream.__table__)
-    .where(Stream.__table__.c.id == bindparam("row"))
-    .values(thumbnail_at=bindparam("at"))
-)
-_BROADCAST_THUMBNAIL_AT = (
-    update(Broadcast.__table__)
-    .where(Broadcast.__table__.c.id == bindparam("row"))
-    .values(thumbnail_at=bindparam("at"))
-)
