@@ -28,7 +28,7 @@ test-fast: setup
 ##   make e2e BASE_URL=https://staging.example.com E2E_EMAIL=... E2E_PASSWORD=...
 ## Without BASE_URL it starts its own stack. E2E_READ_MOSTLY=1 runs only what is
 ## safe against production; E2E_TIMEOUT_SCALE=3 for slow networks; E2E_INSECURE=1
-## accepts a self-signed certificate. Report, JUnit XML and failure traces in var/e2e/.
+## accepts an untrusted (development) certificate. Report, JUnit XML and failure traces in var/e2e/.
 E2E_OUT := var/e2e
 e2e: setup
 	@rm -rf $(E2E_OUT) && mkdir -p $(E2E_OUT)

@@ -110,9 +110,9 @@ def start(services: list[Service]) -> Supervisor:
     public_url = os.environ.get("STUDIO_PUBLIC_URL", url["front"])
     # The engine's callbacks go to the callback tier, never behind pages.
     hook_url = runner.hook_url(ports["hooks"], engine, keys["STUDIO_HOOK_TOKEN"])
-    # HTTPS (self-signed) so the go-live page may use the camera on
+    # HTTPS (development certificate) so the go-live page may use the camera on
     # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
-    srs_api, cert = free_port(1985) if srs_bin else 9, tls.self_signed_cert(VAR)
+    srs_api, cert = free_port(1985) if srs_bin else 9, tls.dev_cert(VAR)
     front = FrontSite(
         port=ports["front"],
         web_url=url["web"],

@@ -1,62 +1,60 @@
 """The development certificate, so a camera works on `https://<machine name>`
-(browsers allow getUserMedia on secure pages only). Production uses real
-certificates: see docs/tls.md."""
+(browsers allow getUserMedia on secure pages only), issued by a development
+authority (trustme). Production uses real certificates: see
+docs/tls.md."""
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import socket
-import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
-from devtools.process import StackError
+import trustme
+from cryptography import x509
 
 DAYS = 825  # the longest validity Apple platforms accept for a TLS certificate
-RENEW_SECONDS = 30 * 24 * 3600
+RENEW = datetime.timedelta(days=30)
+LOOPBACK = ipaddress.ip_address("127.0.0.1")
 
 
 class TlsFiles(NamedTuple):
     cert: Path
     key: Path
     names: tuple[str, ...]
+    authority: Path  # what a browser may be told to trust
 
 
-def self_signed_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> TlsFiles:
+def dev_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> TlsFiles:
     """var_dir/tls/dev-{cert,key}.pem for `names` (default: host name, FQDN,
-    localhost) and 127.0.0.1, made anew when missing, expiring soon or not
-    covering them."""
+    localhost) and 127.0.0.1, issued anew when missing, expiring soon or not
+    covering them, with its authority in var_dir/tls/dev-ca.pem."""
     if not names:
         found = (name.strip().lower() for name in (socket.gethostname(), socket.getfqdn()))
         names = tuple(dict.fromkeys(name for name in (*found, "localhost") if name))
-    files = TlsFiles(var_dir / "tls" / "dev-cert.pem", var_dir / "tls" / "dev-key.pem", names)
-    if files.cert.exists() and files.key.exists() and _still_good(files):
+    home = var_dir / "tls"
+    files = TlsFiles(home / "dev-cert.pem", home / "dev-key.pem", names, home / "dev-ca.pem")
+    if files.key.exists() and files.authority.exists() and _still_good(files):
         return files
-    files.cert.parent.mkdir(parents=True, exist_ok=True)
-    san = ",".join([*(f"DNS:{name}" for name in names), "IP:127.0.0.1"])
-    request = ["req", "-x509", "-newkey", "rsa:2048", "-sha256", "-nodes", "-days", str(DAYS)]
-    request += ["-subj", f"/CN={names[0]}/O=Live Studio development"]
-    request += ["-addext", f"subjectAltName={san}", "-addext", "extendedKeyUsage=serverAuth"]
-    _openssl(*request, "-keyout", str(files.key), "-out", str(files.cert))
+    home.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA(organization_name="Live Studio development")
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=DAYS)
+    leaf = ca.issue_cert(*names, str(LOOPBACK), common_name=names[0], not_after=until)
+    files.key.touch(mode=0o600)
     files.key.chmod(0o600)
+    leaf.private_key_pem.write_to_path(str(files.key))
+    leaf.cert_chain_pems[0].write_to_path(str(files.cert))
+    ca.cert_pem.write_to_path(str(files.authority))
     return files
 
 
 def _still_good(files: TlsFiles) -> bool:
     try:
-        _openssl("x509", "-in", str(files.cert), "-noout", "-checkend", str(RENEW_SECONDS))
-        text = _openssl("x509", "-in", str(files.cert), "-noout", "-ext", "subjectAltName")
-    except StackError:
+        cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (OSError, ValueError, x509.ExtensionNotFound):
         return False
-    return all(f"DNS:{name}" in text for name in files.names) and "IP Address:127.0.0.1" in text
-
-
-def _openssl(*args: str) -> str:
-    try:
-        done = subprocess.run(
-            ["openssl", *args], capture_output=True, text=True, timeout=60, check=False
-        )
-    except FileNotFoundError as exc:
-        raise StackError("openssl not found: apt-get install openssl") from exc
-    if done.returncode != 0:
-        raise StackError(f"openssl {args[0]} failed: {done.stderr.strip()[-500:]}")
-    return done.stdout
+    fresh = cert.not_valid_after_utc - datetime.datetime.now(datetime.UTC) > RENEW
+    named = set(san.get_values_for_type(x509.DNSName)) >= set(files.names)
+    return fresh and named and LOOPBACK in san.get_values_for_type(x509.IPAddress)

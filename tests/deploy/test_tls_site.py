@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import subprocess
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -99,15 +100,24 @@ def studio(app, services, srs_api):
         yield running
 
 
+def _openssl(*args: str) -> str:
+    return subprocess.run(["openssl", *args], capture_output=True, text=True, check=True).stdout
+
+
 def test_dev_certificate_names_the_machine_localhost_and_loopback(tmp_path):
-    files = tls.self_signed_cert(tmp_path, ("studio-box", "localhost"))
-    text = tls._openssl("x509", "-in", str(files.cert), "-noout", "-ext", "subjectAltName")
+    files = tls.dev_cert(tmp_path, ("studio-box", "localhost"))
+    text = _openssl("x509", "-in", str(files.cert), "-noout", "-ext", "subjectAltName")
     assert "DNS:studio-box" in text
     assert "DNS:localhost" in text
     assert "IP Address:127.0.0.1" in text
+    assert "OK" in _openssl("verify", "-CAfile", str(files.authority), str(files.cert))
     assert (files.key.stat().st_mode & 0o777) == 0o600
-    again = tls.self_signed_cert(tmp_path, ("studio-box", "localhost"))
-    assert again.cert.read_bytes() == files.cert.read_bytes()  # kept, not regenerated
+    first = files.cert.read_bytes()
+    assert tls.dev_cert(tmp_path, ("studio-box", "localhost")).cert.read_bytes() == first  # kept
+    renamed = tls.dev_cert(tmp_path, ("studio-box.lan", "localhost"))
+    assert renamed.cert.read_bytes() != first  # the name changed: issued anew
+    text = _openssl("x509", "-in", str(renamed.cert), "-noout", "-ext", "subjectAltName")
+    assert "DNS:studio-box.lan" in text
 
 
 def test_pages_are_served_over_https_with_the_dev_certificate(studio):

@@ -29,7 +29,7 @@ class Studio:
     log_path: Path
     nginx: NginxService
     tls_url: str = ""
-    cert: Path | None = None
+    cert: Path | None = None  # the authority that issued the HTTPS site's certificate
     sockets_log_path: Path | None = None
 
     def log_text(self) -> str:
@@ -57,7 +57,7 @@ def run_studio(
     front = FrontSite(port=free_port(), web_url=web, sockets_url=sockets)
     base = f"http://127.0.0.1:{front.port}"
     if srs_api_url is not None:
-        front.tls, front.tls_port = tls.self_signed_cert(var_dir, ("localhost",)), free_port()
+        front.tls, front.tls_port = tls.dev_cert(var_dir, ("localhost",)), free_port()
         front.srs_api_url = srs_api_url
     nginx = start_nginx(
         var_dir,
@@ -104,7 +104,7 @@ def run_studio(
                 log_path=gunicorn.log_path,
                 nginx=nginx,
                 tls_url=nginx.tls_url,
-                cert=front.tls.cert if front.tls else None,
+                cert=front.tls.authority if front.tls else None,
                 sockets_log_path=socket_tier.log_path,
             )
     finally:
