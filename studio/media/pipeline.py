@@ -134,6 +134,13 @@ class Keys:
         return f"studio:media:reported:{stream}"
 
     @staticmethod
+    def recorded(stream: str) -> str:
+        """Segments of the engine's live window recorded (so in the bucket),
+        as the stream's last sync pass left them (sequence number -> its
+        broadcast, length, discontinuity, start)."""
+        return f"studio:media:recorded:{stream}"
+
+    @staticmethod
     def node(stream: str) -> str:
         """The media node (other than the default) whose files the stream's
         last sync was queued for."""
@@ -412,6 +419,9 @@ class PassFacts:
     playlist_digest: bytes | None
     # Broadcasts whose thumbnail was claimed within THUMBNAIL_INTERVAL.
     thumbnails_claimed: set[int]
+    # The window's recorded segments as the last pass left them (`Keys.recorded`;
+    # raw: the worker that writes them reads them).
+    recorded: dict[bytes, bytes]
 
 
 def pass_facts(
@@ -420,14 +430,16 @@ def pass_facts(
     """What a sync pass of `stream` starts from, in one round trip: the
     segments the engine reported and the sync has not recorded yet, by
     sequence number (skipped, empty, without `reported`), the digest of
-    the live playlist last put in the bucket, and which of the broadcasts
-    `thumbnails` had a thumbnail claimed recently (`claim_thumbnail` would
-    refuse). Raises redis errors."""
+    the live playlist last put in the bucket, the recorded segments of the
+    engine's window as the last pass noted them, and which of the
+    broadcasts `thumbnails` had a thumbnail claimed recently
+    (`claim_thumbnail` would refuse). Raises redis errors."""
     thumbnails = list(thumbnails)
     with connection.pipeline(transaction=False) as pipe:
         if reported:
             pipe.hgetall(Keys.reported(stream))
         pipe.hget(Keys.playlist(stream), "digest")
+        pipe.hgetall(Keys.recorded(stream))
         for broadcast_id in thumbnails:
             pipe.exists(Keys.thumbnail(broadcast_id))
         replies = pipe.execute()
@@ -435,8 +447,9 @@ def pass_facts(
         facts, replies = _parse_reported(replies[0]), replies[1:]
     else:
         facts = {}
-    claimed = {b for b, exists in zip(thumbnails, replies[1:], strict=True) if exists}
-    return PassFacts(facts, replies[0], claimed)
+    digest, recorded, claims = replies[0], replies[1], replies[2:]
+    claimed = {b for b, exists in zip(thumbnails, claims, strict=True) if exists}
+    return PassFacts(facts, digest, claimed, recorded)
 
 
 def _parse_reported(values: dict) -> dict[int, ReportedSegment]:

@@ -88,6 +88,7 @@ def test_purge_deletes_only_the_deleted_streams_media_and_is_idempotent(
     connection = get_redis(pipeline_app)
     connection.set(chat_limits.slow_mode_key(public_id, "a123"), 1, ex=600)
     connection.set(chat_limits.slow_mode_key(public_id + "x", "a123"), 1, ex=600)
+    connection.hset(pipeline.Keys.recorded(public_id), "3", "[1,2.0,false,null]")
     db.session.delete(doomed)
     db.session.commit()
 
@@ -102,6 +103,8 @@ def test_purge_deletes_only_the_deleted_streams_media_and_is_idempotent(
     # The chat's slow-mode waits of that stream only.
     assert not connection.exists(chat_limits.slow_mode_key(public_id, "a123"))
     assert connection.exists(chat_limits.slow_mode_key(public_id + "x", "a123"))
+    # The sync's notes of its window.
+    assert not connection.exists(pipeline.Keys.recorded(public_id))
 
     again = jobs.purge_stream(public_id)
     assert again == {"status": "purged", "objects": 0, "local_files": 0}

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from studio.media.pipeline import Keys
 from studio.models import Segment
 from studio.storage import layout
 from studio.streams import service as streams
 from workers import jobs
-from workers.pipeline import sync
+from workers.pipeline import live, sync
 
 
 def _rows(db, broadcast_id: int) -> list[tuple[int, float]]:
@@ -251,6 +252,93 @@ def test_a_second_ask_after_an_upload_finds_nothing_new(pipeline_app, db, redis,
     redis.set(Keys.dirty(stream.public_id), 1)
     assert sync.drain(pipeline_app, redis, stream.public_id).uploaded == 1
     assert hls.local_names() == []
+
+
+@contextmanager
+def _window_queries(db):
+    """The statements that ask the database which segments of the window are recorded."""
+    asked: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if "FROM segments" in statement and "segments.sequence IN" in statement:
+            asked.append(statement)
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield asked
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+
+
+def test_a_pass_names_recorded_segments_from_its_notes(pipeline_app, db, bucket, live_stream):
+    """A pass knows which segments of the engine's window earlier passes put
+    in the bucket from their notes, without asking the database; the live
+    playlist names every one of them."""
+    stream, broadcast, hls = live_stream
+    for number in (1, 2, 3):
+        hls.add_segment(number)
+    hls.write_playlist([1, 2, 3])
+    jobs.sync_stream(stream.public_id)
+    hls.add_segment(4)
+    hls.write_playlist([1, 2, 3, 4])
+
+    with _window_queries(db) as asked:
+        result = jobs.sync_stream(stream.public_id)
+
+    assert result["uploaded"] == 1 and result["playlist_written"]
+    assert asked == []
+    playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+    assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in (1, 2, 3, 4)]
+    _assert_every_uri_exists(bucket, stream.public_id, playlist)
+
+
+def test_a_worker_killed_before_its_notes_loses_nothing(
+    pipeline_app, db, redis, bucket, live_stream, monkeypatch
+):
+    """A pass killed after its segments were uploaded and recorded but before
+    it noted them: the next pass finds them in the database, the playlist
+    names every recorded segment and nothing missing, and the pass after
+    that is back on its notes. Notes of another stream's broadcast are not
+    taken for this one's."""
+    stream, broadcast, hls = live_stream
+    for number in (1, 2, 3):
+        hls.add_segment(number)
+    hls.write_playlist([1, 2, 3])
+
+    def killed(*args):
+        raise RuntimeError("worker killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(live, "_write_notes", killed)
+        with pytest.raises(RuntimeError):
+            jobs.sync_stream(stream.public_id)
+    assert [n for n, _ in _rows(db, broadcast.id)] == [1, 2, 3]
+    assert hls.local_names() == []
+    # A stale note: segment 4 of a broadcast that is not this stream's.
+    redis.hset(Keys.recorded(stream.public_id), "4", f"[{broadcast.id + 1000},2.0,false,null]")
+    hls.add_segment(5)
+    hls.write_playlist([1, 2, 3, 4, 5])
+
+    with _window_queries(db) as asked:
+        jobs.sync_stream(stream.public_id)
+
+    playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+    assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in (1, 2, 3)]
+    _assert_every_uri_exists(bucket, stream.public_id, playlist)
+    assert len(asked) == 1
+
+    hls.add_segment(4)
+    hls.add_segment(6)
+    hls.write_playlist([2, 3, 4, 5, 6])
+    with _window_queries(db) as asked:
+        jobs.sync_stream(stream.public_id)
+
+    playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+    assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in (2, 3, 4, 5, 6)]
+    _assert_every_uri_exists(bucket, stream.public_id, playlist)
+    assert asked == []
+    assert sorted(redis.hkeys(Keys.recorded(stream.public_id))) == [b"2", b"3", b"4", b"5", b"6"]
 
 
 def test_unknown_stream_files_are_left_alone(pipeline_app, db, ts_segments, tmp_path):

@@ -64,7 +64,7 @@ def purge(app: Flask, stream: str) -> dict:
             storage.delete_prefix(layout.stream_prefix(stream, private))
             for private in (False, True)
         )
-        connection.delete(Keys.playlist(stream), Keys.dirty(stream))
+        connection.delete(Keys.playlist(stream), Keys.dirty(stream), Keys.recorded(stream))
         chat_limits.forget_stream(connection, stream)
     finally:
         locks.release(lock)

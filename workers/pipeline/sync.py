@@ -195,13 +195,22 @@ def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
         # Thumbnails are cut and uploaded on the pool while the playlist is written.
         writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
         if playlist is not None:
+            available = live.in_bucket(
+                written,
+                stream,
+                broadcasts,
+                [entry.number for entry in playlist.entries],
+                uploaded,
+                {segment.number for segment in on_disk},
+                facts.recorded,
+            )
             live.write_live_playlist(
                 app,
                 storage,
                 stream_row,
                 broadcasts,
                 playlist,
-                uploaded,
+                available,
                 lock,
                 result,
                 facts.playlist_digest,
