@@ -141,8 +141,9 @@ class Stream(Base):
         ForeignKey("media_nodes.id", ondelete="SET NULL"), index=True
     )
     # Not a column: whether the owner had an enabled webhook endpoint, read
-    # only by a query that asks (`with_expression`, the publish control);
-    # None otherwise (unknown: webhooks are queued as always).
+    # only by a query that asks (`with_expression`; the publish control reads
+    # it in its plain row of the stream, `service._LOCK`); None otherwise
+    # (unknown: webhooks are queued as always).
     owner_webhooks: Mapped[bool | None] = query_expression()
 
     owner: Mapped[User] = relationship(back_populates="streams")

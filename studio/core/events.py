@@ -268,13 +268,14 @@ def pending_events(session: Session) -> list[Event]:
 
 def stream_changed(stream: Stream, broadcast: Broadcast | None = None) -> StreamChanged:
     """The StreamChanged event of a stream row and its current broadcast row."""
-    view = None
-    if broadcast is not None:
-        view = BroadcastView(
-            broadcast.id, broadcast.started_at, broadcast.ended_at, broadcast.protocol
-        )
+    view = None if broadcast is None else broadcast_view(broadcast)
     deadline = stream.reconnect_deadline if stream.status == "reconnecting" else None
     return StreamChanged(stream.public_id, stream.status, stream.disabled, view, deadline)
+
+
+def broadcast_view(broadcast: Broadcast) -> BroadcastView:
+    """The public facts of `broadcast` (a Broadcast, or a plain row with its columns)."""
+    return BroadcastView(broadcast.id, broadcast.started_at, broadcast.ended_at, broadcast.protocol)
 
 
 @orm_event.listens_for(Session, "after_rollback")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import redis
@@ -84,6 +85,14 @@ def node_queues(node_id: str = DEFAULT_NODE) -> tuple[str, ...]:
     return tuple(node_queue(kind, node_id) for kind in NODE_QUEUE_KINDS)
 
 
+@lru_cache(maxsize=64)
+def _queue(name: str, connection: redis.Redis) -> Queue:
+    """The RQ queue `name` on `connection`, made once (making one costs more
+    CPU than the enqueue's own writes: its serializer is checked each time);
+    a Queue keeps no state of its own between enqueues."""
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """How a job is queued; `description` is formatted with its arguments;
@@ -108,7 +117,7 @@ class JobSpec:
         """Queue one run of the job with `args` (JSON-serializable), on its
         spec's queue unless `queue` names another (a media node's); with a
         `pipeline`, its writes join it (sent when the pipeline is executed)."""
-        queue = Queue(queue or self.queue, connection=connection, serializer=JSONSerializer)
+        queue = _queue(queue or self.queue, connection)
         retry = None
         if self.retry_intervals:
             retry = Retry(max=len(self.retry_intervals), interval=list(self.retry_intervals))

@@ -234,7 +234,8 @@ def remove(session: Session, node_id: object) -> None:
     session.flush()
 
 
-# Built once: a publish callback reads one column of its node.
+# Built once: a publish callback reads one column of its node (a plain
+# value, through the session's connection: no ORM result to set up).
 _DRAINING = select(MediaNode.draining).where(MediaNode.id == bindparam("node_id"))
 
 
@@ -244,7 +245,8 @@ def check_accepts_publish(session: Session, node_id: object, configured: Iterabl
     neither in the table nor configured). A configured node not yet in the
     table is added on the way, as by `resolve`."""
     node_id = DEFAULT_NODE if node_id is None else clean_node_id(node_id)
-    draining = session.scalar(_DRAINING, {"node_id": node_id})
+    session.flush()  # what the session holds goes first (nothing is sent when clean)
+    draining = session.connection().execute(_DRAINING, {"node_id": node_id}).scalar()
     if draining is None:
         draining = resolve(session, node_id, configured).draining
     if draining:

@@ -16,19 +16,27 @@ arriving after the deadline ends it before opening the new one, so the
 deadline is exact for publishers even between two passes.
 
 Like `service`, these functions take a session and plain values, raise
-domain events and never commit.
+domain events and never commit. A stream or broadcast they are given may be
+an entity or a plain row with its columns (the publish path reads them
+without the ORM): they write by primary key (`writes.RowKey`, recorded on
+the session's objects) and build their events from the values written.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from studio.core import events, writes
 from studio.errors import ValidationError
 from studio.models import Broadcast, Stream, utcnow
+
+# A stream or a broadcast: its entity, or a plain row with its columns (and,
+# for a stream, `owner_webhooks`: see `service._LOCK`).
+StreamRow = Stream | Row
+BroadcastRow = Broadcast | Row
 
 RECONNECT_WINDOW_DEFAULT = 60  # seconds
 RECONNECT_WINDOW_MAX = 1800
@@ -41,6 +49,8 @@ NODE_DOWN = "node_down"
 # or the node holding it died: the encoder reconnects through the pool's
 # address to another node); the reconciler's and the cost guard's ends are final.
 RECONNECTABLE = frozenset({"unpublish", NODE_DOWN})
+# What a stream's row holds once its broadcast ended.
+_ENDED = {"status": "ended", "reconnect_deadline": None, "node_id": None}
 
 
 def clean_reconnect_window(value: object) -> int:
@@ -65,16 +75,24 @@ def set_reconnect_window(session: Session, stream: Stream, value: object) -> Str
     return stream
 
 
-def begin_reconnect(session: Session, stream: Stream, broadcast: Broadcast) -> datetime:
+def begin_reconnect(session: Session, stream: StreamRow, broadcast: BroadcastRow) -> datetime:
     """The publisher of the open `broadcast` left: the stream waits for it
     until the deadline it returns (status `reconnecting`; the broadcast stays
     open). Raises StreamChanged and StreamReconnecting."""
     deadline = utcnow() + timedelta(seconds=stream.reconnect_window)
-    webhooks = stream.owner_webhooks is not False  # a flush forgets it
+    webhooks = stream.owner_webhooks is not False
     writes.update_rows(
-        session, (stream, {"status": "reconnecting", "reconnect_deadline": deadline})
+        session,
+        (
+            writes.RowKey(Stream, stream.id),
+            {"status": "reconnecting", "reconnect_deadline": deadline},
+        ),
     )
-    events.raise_event(session, events.stream_changed(stream, broadcast))
+    view = events.broadcast_view(broadcast)
+    changed = events.StreamChanged(
+        stream.public_id, "reconnecting", stream.disabled, view, deadline
+    )
+    events.raise_event(session, changed)
     events.raise_event(
         session,
         events.StreamReconnecting(
@@ -90,7 +108,7 @@ def begin_reconnect(session: Session, stream: Stream, broadcast: Broadcast) -> d
 
 def resume(
     session: Session,
-    stream: Stream,
+    stream: StreamRow,
     broadcast: Broadcast,
     *,
     client_id: str,
@@ -113,46 +131,55 @@ def resume(
     }
     # It may come back through another media node.
     live = {"status": "live", "reconnect_deadline": None, "node_id": node_id}
-    writes.update_rows(session, (stream, live), (broadcast, publisher))
-    events.raise_event(session, events.stream_changed(stream, broadcast))
+    writes.update_rows(session, (writes.RowKey(Stream, stream.id), live), (broadcast, publisher))
+    view = events.BroadcastView(broadcast.id, broadcast.started_at, None, protocol)
+    events.raise_event(
+        session, events.StreamChanged(stream.public_id, "live", stream.disabled, view)
+    )
     events.raise_event(session, events.BroadcastResumed(stream.public_id, broadcast.id, protocol))
     return broadcast
 
 
-def deadline_passed(stream: Stream, now: datetime | None = None) -> bool:
+def deadline_passed(stream: StreamRow, now: datetime | None = None) -> bool:
     """True when a reconnecting stream's deadline is over."""
     deadline = stream.reconnect_deadline
     return deadline is not None and deadline <= (now or utcnow())
 
 
-def close_broadcast(session: Session, stream: Stream, broadcast: Broadcast, reason: str) -> None:
+def close_broadcast(
+    session: Session, stream: StreamRow, broadcast: BroadcastRow, reason: str
+) -> None:
     """End `broadcast` of `stream` for `reason`: status `ended`, no deadline.
     Raises StreamChanged and BroadcastEnded (its replay is written once
     committed)."""
-    webhooks = stream.owner_webhooks is not False  # a flush forgets it
+    webhooks = stream.owner_webhooks is not False
+    ended_at = utcnow()
     writes.update_rows(
         session,
-        (stream, {"status": "ended", "reconnect_deadline": None, "node_id": None}),
-        (broadcast, {"ended_at": utcnow(), "end_reason": reason}),
+        (writes.RowKey(Stream, stream.id), _ENDED),
+        (writes.RowKey(Broadcast, broadcast.id), {"ended_at": ended_at, "end_reason": reason}),
     )
-    events.raise_event(session, events.stream_changed(stream, broadcast))
+    view = events.BroadcastView(broadcast.id, broadcast.started_at, ended_at, broadcast.protocol)
+    events.raise_event(
+        session, events.StreamChanged(stream.public_id, "ended", stream.disabled, view)
+    )
     events.raise_event(
         session,
         events.BroadcastEnded(stream.public_id, broadcast.id, reason, webhooks=webhooks),
     )
 
 
-def end_waiting(session: Session, stream: Stream, reason: str) -> Broadcast | None:
+def end_waiting(session: Session, stream: StreamRow, reason: str) -> Broadcast | None:
     """End the broadcast a reconnecting `stream` waits to continue (nothing
     for a stream in any other status). Returns it, or None."""
     if stream.status != "reconnecting":
         return None
     broadcast = _open_broadcast(session, stream)
     if broadcast is None:  # not expected; the status alone is repaired
-        stream.status = "ended"
-        stream.reconnect_deadline = None
-        stream.node_id = None
-        events.raise_event(session, events.stream_changed(stream))
+        writes.update_rows(session, (writes.RowKey(Stream, stream.id), _ENDED))
+        events.raise_event(
+            session, events.StreamChanged(stream.public_id, "ended", stream.disabled)
+        )
         return None
     close_broadcast(session, stream, broadcast, reason)
     return broadcast
@@ -175,7 +202,7 @@ def expire_reconnects(session: Session, now: datetime | None = None) -> list[str
     return [stream.public_id for stream in due]
 
 
-def _open_broadcast(session: Session, stream: Stream) -> Broadcast | None:
+def _open_broadcast(session: Session, stream: StreamRow) -> Broadcast | None:
     return session.scalar(
         select(Broadcast).where(Broadcast.stream_id == stream.id, Broadcast.ended_at.is_(None))
     )

@@ -21,8 +21,8 @@ import secrets
 import string
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, func, or_, select
-from sqlalchemy.orm import Session, with_expression
+from sqlalchemy import CursorResult, Executable, Row, and_, bindparam, func, or_, select
+from sqlalchemy.orm import Session
 
 from studio.core import events, writes
 from studio.errors import NotFound, ValidationError
@@ -143,8 +143,8 @@ def delete_stream(session: Session, stream: Stream) -> None:
     session.delete(stream)
 
 
-def open_broadcast(session: Session, stream: Stream) -> Broadcast | None:
-    """The stream's broadcast that has not ended, if any."""
+def open_broadcast(session: Session, stream: Stream | Row) -> Broadcast | None:
+    """The broadcast of `stream` (an entity, or a plain row) that has not ended, if any."""
     return session.scalar(
         select(Broadcast).where(Broadcast.stream_id == stream.id, Broadcast.ended_at.is_(None))
     )
@@ -244,10 +244,9 @@ def start_broadcast(
     # With a live limit, the owner's row is locked with the stream's, in one
     # statement: the limit (`_broadcasts_and_live_count`) counts under that lock.
     query = _LOCK_WITH_OWNER if limits.max_live_per_user > 0 else _LOCK
-    stream = session.scalar(query, {"stream_name": attempt.stream_name})
+    stream = _rows(session, query, {"stream_name": attempt.stream_name}).first()
     if stream is None:
         raise PublishRefused("unknown stream")
-    webhooks = stream.owner_webhooks is not False  # a flush forgets it
     if not attempt.ticket_redeemed and not hmac.compare_digest(
         attempt.secret.encode(), stream.stream_key.encode()
     ):
@@ -274,7 +273,8 @@ def start_broadcast(
                     raise PublishRefused(
                         "stream already live with another publisher", "already live"
                     )
-                return broadcast  # a repeated on_publish of the live publisher
+                # A repeated on_publish of the live publisher.
+                return _broadcast(session, broadcast)
             raise PublishRefused("publisher already ended")
     if any(broadcast.ended_at is None for broadcast in relevant):
         raise PublishRefused("stream already live with another publisher", "already live")
@@ -291,16 +291,19 @@ def start_broadcast(
             "ip": attempt.ip[:64],
             "started_at": utcnow(),
         },
-        (stream, {"status": "live", "node_id": attempt.node_id}),
+        (writes.RowKey(Stream, stream.id), {"status": "live", "node_id": attempt.node_id}),
     )
-    events.raise_event(session, events.stream_changed(stream, broadcast))
+    view = events.broadcast_view(broadcast)
+    events.raise_event(
+        session, events.StreamChanged(stream.public_id, "live", stream.disabled, view)
+    )
     events.raise_event(
         session,
         events.BroadcastStarted(
             stream.public_id,
             broadcast.id,
             attempt.protocol,
-            webhooks=webhooks,
+            webhooks=stream.owner_webhooks is not False,
         ),
     )
     return broadcast
@@ -308,30 +311,46 @@ def start_broadcast(
 
 # The publish path's statements, built once with their parameters bound at
 # each call (building one costs more CPU than running it from SQLAlchemy's
-# cache).
+# cache). They read plain rows, not entities (`_rows`): loading entities
+# costs more CPU than the statements; the writes go by primary key
+# (`writes.RowKey`) and the events are built from the values written.
 #
-# The stream named `stream_name`, locked, read with whether its owner has an
-# enabled webhook endpoint (`Stream.owner_webhooks`: without one, the events
-# of this unit of work queue no webhook job, which would find nobody to
-# deliver to). A stream already in the session is read again: what the lock
-# guards is the row as it is now, and the expression is loaded only with it.
+# The stream named `stream_name`, locked: the columns the publish control
+# reads, and whether its owner has an enabled webhook endpoint
+# (`owner_webhooks`: without one, the events of this unit of work queue no
+# webhook job, which would find nobody to deliver to). Read from the row as
+# it is now, under the lock (a stream the session holds is not consulted).
 _OWNER_WEBHOOKS = (
     select(WebhookEndpoint.id)
     .where(WebhookEndpoint.owner_id == Stream.owner_id, WebhookEndpoint.enabled.is_(True))
     .exists()
 )
-_STREAM = (
-    select(Stream)
-    .where(Stream.public_id == bindparam("stream_name"))
-    .options(with_expression(Stream.owner_webhooks, _OWNER_WEBHOOKS))
-    .execution_options(populate_existing=True)
+_STREAM_COLUMNS = (
+    Stream.id,
+    Stream.public_id,
+    Stream.owner_id,
+    Stream.stream_key,
+    Stream.status,
+    Stream.disabled,
+    Stream.node_id,
+    Stream.reconnect_window,
+    Stream.reconnect_deadline,
+    _OWNER_WEBHOOKS.label("owner_webhooks"),
 )
+_STREAM = select(*_STREAM_COLUMNS).where(Stream.public_id == bindparam("stream_name"))
 _LOCK = _STREAM.with_for_update()
 # ... with its owner's row (the live limit).
 _LOCK_WITH_OWNER = _STREAM.join(User, User.id == Stream.owner_id).with_for_update()
-# ... with the open broadcast of the publisher `client_id`, `server_id` (None if none).
+# Every column of a broadcast (`writes.loaded` makes its entity of them).
+_BROADCAST_COLUMNS = tuple(getattr(Broadcast, column.key) for column in Broadcast.__table__.c)
+# The stream, locked, with the open broadcast of the publisher `client_id`,
+# `server_id` (its columns prefixed `broadcast_`; `broadcast_id` None if none).
 _LOCK_WITH_PUBLISHER = (
-    _STREAM.add_columns(Broadcast)
+    select(
+        *_STREAM_COLUMNS,
+        *(column.label(f"broadcast_{column.key}") for column in _BROADCAST_COLUMNS),
+    )
+    .select_from(Stream)
     .outerjoin(
         Broadcast,
         and_(
@@ -341,6 +360,7 @@ _LOCK_WITH_PUBLISHER = (
             Broadcast.ended_at.is_(None),
         ),
     )
+    .where(Stream.public_id == bindparam("stream_name"))
     .with_for_update(of=Stream)
 )
 # The stream's (`stream_id`) open broadcasts, and the ended ones of the
@@ -358,9 +378,9 @@ _RELEVANT = and_(
         ),
     ),
 )
-_RELEVANT_BROADCASTS = select(Broadcast).where(_RELEVANT)
+_RELEVANT_BROADCASTS = select(*_BROADCAST_COLUMNS).where(_RELEVANT)
 # ... with how many other streams (not `stream_id`) of the owner (`owner_id`)
-# are live or reconnecting.
+# are live or reconnecting (`live`; a row with no broadcast when none is relevant).
 _LIVE = (
     select(func.count(Stream.id))
     .where(
@@ -372,11 +392,29 @@ _LIVE = (
 )
 _COUNTED = select(_LIVE.label("live")).subquery()
 _RELEVANT_AND_LIVE = (
-    select(_COUNTED.c.live, Broadcast).select_from(_COUNTED).outerjoin(Broadcast, _RELEVANT)
+    select(_COUNTED.c.live, *_BROADCAST_COLUMNS)
+    .select_from(_COUNTED)
+    .outerjoin(Broadcast, _RELEVANT)
 )
 
 
-def _continue_or_end(session: Session, stream: Stream, attempt: PublishAttempt) -> Broadcast | None:
+def _broadcast(session: Session, row: Row, prefix: str = "") -> Broadcast:
+    """The Broadcast of a plain row read with `_BROADCAST_COLUMNS` (named
+    with `prefix`): the session's object for it, or one made of the row."""
+    mapping = row._mapping
+    values = {column.key: mapping[prefix + column.key] for column in _BROADCAST_COLUMNS}
+    return writes.loaded(session, Broadcast, values)
+
+
+def _rows(session: Session, statement: Executable, parameters: dict) -> CursorResult:
+    """Run `statement` in the session's transaction for plain rows (no
+    entities, no identity map); what the session holds unflushed goes first,
+    as before an ORM query."""
+    session.flush()  # nothing is sent when clean
+    return session.connection().execute(statement, parameters)
+
+
+def _continue_or_end(session: Session, stream: Row, attempt: PublishAttempt) -> Broadcast | None:
     """A publisher of a reconnecting stream (its key or ticket already
     checked): within the deadline it continues the open broadcast (returned);
     after it, that broadcast ends (None: a new one follows)."""
@@ -397,7 +435,7 @@ def _continue_or_end(session: Session, stream: Stream, attempt: PublishAttempt) 
     return None
 
 
-def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
+def _is_publisher(broadcast: Row, attempt: PublishAttempt) -> bool:
     return (broadcast.client_id, broadcast.server_id, broadcast.service_id) == (
         attempt.client_id,
         attempt.server_id,
@@ -406,10 +444,10 @@ def _is_publisher(broadcast: Broadcast, attempt: PublishAttempt) -> bool:
 
 
 def _broadcasts_and_live_count(
-    session: Session, stream: Stream, attempt: PublishAttempt, count_live: bool
-) -> tuple[list[Broadcast], int]:
+    session: Session, stream: Row, attempt: PublishAttempt, count_live: bool
+) -> tuple[list[Row], int]:
     """The stream's open broadcasts and those of the publisher of `attempt`
-    (`_RELEVANT`) and, with `count_live`,
+    (`_RELEVANT`, as plain rows) and, with `count_live`,
     how many of the owner's other streams are live or reconnecting, in one
     statement. The caller holds the owner's row lock (taken with the
     stream's in `start_broadcast`) so that two of their streams going live
@@ -424,10 +462,10 @@ def _broadcasts_and_live_count(
         "service_id": attempt.service_id,
     }
     if not count_live:
-        return list(session.scalars(_RELEVANT_BROADCASTS, parameters)), 0
+        return _rows(session, _RELEVANT_BROADCASTS, parameters).all(), 0
     parameters["owner_id"] = stream.owner_id
-    rows = session.execute(_RELEVANT_AND_LIVE, parameters).all()
-    return [broadcast for _, broadcast in rows if broadcast is not None], rows[0].live
+    rows = _rows(session, _RELEVANT_AND_LIVE, parameters).all()
+    return [row for row in rows if row.id is not None], rows[0].live
 
 
 def _check_live_limit(live: int, limit: int) -> None:
@@ -457,14 +495,14 @@ def end_broadcast(
     """
     # The stream, locked, with this publisher's open broadcast (if any).
     parameters = {"stream_name": stream_name, "client_id": client_id, "server_id": server_id}
-    row = session.execute(_LOCK_WITH_PUBLISHER, parameters).first()
-    if row is None:
+    stream = _rows(session, _LOCK_WITH_PUBLISHER, parameters).first()
+    if stream is None:
         return None
-    stream, broadcast = row
     if node_id is not None and stream.node_id is not None and stream.node_id != node_id:
         return None  # engines number their clients alike: another node's publisher
-    if broadcast is None:
+    if stream.broadcast_id is None:
         return None
+    broadcast = _broadcast(session, stream, prefix="broadcast_")
     if reason in reconnect.RECONNECTABLE:
         if stream.status == "reconnecting":
             return None  # a repeated unpublish: the publisher is gone already
