@@ -13,7 +13,7 @@ from studio.storage import layout
 from tests.conftest import FIXTURES
 from tests.whip_hls import without_audio_samples
 from workers import jobs
-from workers.pipeline import mpegts
+from workers.pipeline import continuity, mpegts
 
 WHIP = FIXTURES / "whip-hls"
 
@@ -190,3 +190,17 @@ def _only_audio(data: bytes) -> bytes:
     """`data` without its packets that start a video PES."""
     packets = [data[at : at + mpegts.PACKET] for at in range(0, len(data), mpegts.PACKET)]
     return b"".join(p for p in packets if b"\x00\x00\x01\xe0" not in p[4:40])
+
+
+def test_a_long_broadcast_keeps_only_its_latest_segment_starts(redis):
+    """Segment starts are remembered for the next pass's comparison; a long
+    broadcast keeps only its latest ones instead of one field a segment."""
+    for number in range(200):
+        pipe = redis.pipeline()
+        continuity.remember(pipe, "abc", {number: (number * 180_000, 2.0)})
+        pipe.execute()
+
+    kept = sorted(int(field) for field in redis.hkeys(continuity._key("abc")))
+    assert kept == list(range(200 - continuity.REMEMBER_SEGMENTS, 200))
+    assert continuity._remembered(redis, "abc", 199) == (199 * 180_000, 2.0)
+    assert continuity.discontinuity(redis, "abc", 200, 200 * 180_000, flagged=True) is False

@@ -32,8 +32,11 @@ from workers.pipeline import local_hls, mpegts
 log = logging.getLogger(__name__)
 
 # Where each uploaded segment started (its first timestamp) and its length:
-# the next segment is compared against it, maybe in a later pass.
+# the next segment is compared against it, maybe in a later pass. Only the
+# latest are kept (a pass compares its first segment with the one before),
+# so a broadcast of many hours does not grow the hash one field a segment.
 REMEMBER_SECONDS = 3600
+REMEMBER_SEGMENTS = 32
 
 
 def _key(stream: str) -> str:
@@ -44,13 +47,16 @@ def remember(pipe: Pipeline, stream: str, starts: dict[int, tuple[int, float]]) 
     """Note where segments of `stream` started and how long they are
     ({number: (first timestamp, duration)}), queued on `pipe` (the pass's
     writes, sent in one round trip after its playlist: the stream's next
-    pass cannot start before)."""
+    pass cannot start before); the segment REMEMBER_SEGMENTS before each
+    is forgotten."""
     if not starts:
         return
     key = _key(stream)
     pipe.hset(
         key, mapping={str(n): f"{first}:{duration}" for n, (first, duration) in starts.items()}
     )
+    forgotten = {str(n - REMEMBER_SEGMENTS) for n in starts} - {str(n) for n in starts}
+    pipe.hdel(key, *forgotten)
     pipe.expire(key, REMEMBER_SECONDS)
 
 
