@@ -7,10 +7,11 @@ honours), idempotency, timeouts and retries.
 Objects are written by one multipart request each (metadata and bytes),
 built by the library's own upload class (what Blob.upload_from_* does
 underneath, without the Blob per call, its tracing spans and its response
-parsing) and sent with urllib3 through google-auth's authorized urllib3
-transport, with the client's credentials: requests' session layer on top of
-urllib3 cost as much CPU as the request itself at a few hundred segments a
-second. Reads, listings, copies and deletes (rare) go through the client.
+parsing) and sent with libcurl (pycurl), one kept-alive handle per thread,
+with the headers of the client's credentials (google-auth): an upload costs
+the worker less than half the CPU it did through urllib3's Python HTTP code
+(docs/benchmarks.md), at a few hundred uploads a second. Reads, listings,
+copies and deletes (rare) go through the client.
 
 One client per process (it holds a connection pool and is thread-safe for
 uploads); a forked child builds its own, since sockets must not be shared
@@ -20,6 +21,7 @@ client talks to the emulator anonymously, as the project "test".
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -29,11 +31,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import certifi
+import pycurl
 import urllib3
 from google.api_core import exceptions as gexc
 from google.api_core.retry import Retry
-from google.auth.credentials import AnonymousCredentials
-from google.auth.transport.urllib3 import AuthorizedHttp
+from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.transport.urllib3 import Request as AuthRequest
 from google.cloud import storage
 from google.cloud.storage._media._upload import MultipartUpload
 from google.cloud.storage.retry import _should_retry
@@ -58,9 +62,6 @@ LIVE_THUMBNAIL_CACHE_CONTROL = "public, max-age=10"
 BROADCAST_THUMBNAIL_CACHE_CONTROL = SEGMENT_CACHE_CONTROL
 # (connect, read) seconds per HTTP request; a retry policy bounds the total.
 REQUEST_TIMEOUT = (3.05, 15)
-# Connections kept per bucket host: the sync pass uploads on UPLOAD_THREADS
-# threads plus its own.
-UPLOAD_CONNECTIONS = 16
 RETRY_BUDGET = 12.0  # seconds of backoff/retries per upload (5xx, 429, resets); < sync lock TTL
 
 
@@ -204,12 +205,10 @@ class Storage:
         headers["User-Agent"] = self.client._connection.user_agent
 
         def send() -> bytes:
-            reply = self.uploads.urlopen(
-                method, url, body=body, headers=headers, timeout=_UPLOAD_TIMEOUT, retries=False
-            )
-            if reply.status != 200:
-                raise gexc.from_http_status(reply.status, reply.data.decode(errors="replace"))
-            return reply.data
+            status, reply = self.uploads.send(method, url, body, headers)
+            if status != 200:
+                raise gexc.from_http_status(status, reply.decode(errors="replace"))
+            return reply
 
         try:
             stored = json.loads(_retry(kind)(send)())
@@ -311,21 +310,79 @@ class Storage:
         return copied
 
 
+class Uploads:
+    """Sends uploads with libcurl: one easy handle (and so one kept-alive
+    connection) per thread and process, the credentials' headers on each
+    request, a refresh and one more try on a 401 (as google-auth's own
+    transports do)."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self.credentials = credentials
+        self._local = threading.local()
+        self._auth_request: AuthRequest | None = None
+
+    def send(self, method: str, url: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+        """(status, body) of the reply. Raises ConnectionError (which the
+        retry rule retries) when no reply came: refused, reset, timed out."""
+        for attempt in range(2):
+            sent = dict(headers)
+            self.credentials.before_request(self._auth(), method, url, sent)
+            status, reply = self._perform(method, url, body, sent)
+            if status != 401 or attempt or isinstance(self.credentials, AnonymousCredentials):
+                break
+            self.credentials.refresh(self._auth())
+        return status, reply
+
+    def _perform(self, method: str, url: str, body: bytes, headers: dict) -> tuple[int, bytes]:
+        handle, reply = self._handle(), io.BytesIO()
+        handle.setopt(pycurl.CUSTOMREQUEST, method)
+        handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.POSTFIELDS, body)
+        # "Expect:" off: curl would wait for a 100 Continue before the body.
+        lines = [f"{k}: {v.decode() if isinstance(v, bytes) else v}" for k, v in headers.items()]
+        handle.setopt(pycurl.HTTPHEADER, [*lines, "Expect:"])
+        handle.setopt(pycurl.WRITEDATA, reply)
+        try:
+            handle.perform()
+        except pycurl.error as exc:
+            raise ConnectionError(f"{method} {url.split('?')[0]}: {exc.args[-1]}") from None
+        return handle.getinfo(pycurl.RESPONSE_CODE), reply.getvalue()
+
+    def _handle(self) -> pycurl.Curl:
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            if hasattr(local, "handle"):
+                # Inherited across a fork: its socket is the parent's; freeing
+                # the handle here would close the parent's connection.
+                _inherited.append(local.handle)
+            handle = pycurl.Curl()
+            handle.setopt(pycurl.NOSIGNAL, 1)  # threads: no SIGALRM for timeouts
+            handle.setopt(pycurl.CAINFO, certifi.where())
+            handle.setopt(pycurl.CONNECTTIMEOUT_MS, int(REQUEST_TIMEOUT[0] * 1000))
+            # Like a read timeout: give up when nothing moved for that long.
+            handle.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+            handle.setopt(pycurl.LOW_SPEED_TIME, int(REQUEST_TIMEOUT[1]))
+            local.handle, local.pid = handle, os.getpid()
+        return local.handle
+
+    def _auth(self) -> AuthRequest:
+        if self._auth_request is None:  # token refreshes only: rare
+            self._auth_request = AuthRequest(urllib3.PoolManager())
+        return self._auth_request
+
+
 _lock = threading.Lock()
 _clients: dict[tuple[int, str, str], storage.Client] = {}
-_UPLOAD_TIMEOUT = urllib3.Timeout(connect=REQUEST_TIMEOUT[0], read=REQUEST_TIMEOUT[1])
-_transports: weakref.WeakKeyDictionary[storage.Client, AuthorizedHttp] = weakref.WeakKeyDictionary()
+_transports: weakref.WeakKeyDictionary[storage.Client, Uploads] = weakref.WeakKeyDictionary()
+_inherited: list[pycurl.Curl] = []
 
 
-def _uploads(client: storage.Client) -> AuthorizedHttp:
-    """The urllib3 transport of `client`'s uploads (its credentials; one
-    connection pool per client, made once)."""
+def _uploads(client: storage.Client) -> Uploads:
+    """The upload transport of `client` (its credentials), made once."""
     with _lock:
         transport = _transports.get(client)
         if transport is None:
-            pool = urllib3.PoolManager(maxsize=UPLOAD_CONNECTIONS)
-            transport = AuthorizedHttp(client._credentials, http=pool)
-            _transports[client] = transport
+            transport = _transports[client] = Uploads(client._credentials)
     return transport
 
 
