@@ -18,6 +18,12 @@ from studio.redis_client import batch, get_redis
 
 log = logging.getLogger(__name__)
 
+# Server-side only (never forwarded to a page): the stream was deleted, so its
+# sockets close; it became private, so each viewer's socket checks again
+# whether its viewer may still watch it (`studio.live.views`).
+GONE = "gone"
+ACCESS = "access"
+
 
 def channel(public_id: str) -> str:
     """Redis pub/sub channel carrying one stream's events."""
@@ -123,11 +129,22 @@ def _targets_changed(event: events.TargetsChanged | events.TargetStateChanged) -
     publish(None, event.stream, targets_message(event))
 
 
+def _stream_deleted(event: events.StreamDeleted) -> None:
+    publish(None, event.stream, {"type": GONE})
+
+
+def _visibility_changed(event: events.VisibilityChanged) -> None:
+    if event.private:  # who could watch a public stream still can
+        publish(None, event.stream, {"type": ACCESS})
+
+
 def init_app(app: Flask) -> None:
     """Publish the domain's stream events on Redis after each commit. No I/O."""
     events.subscribe(events.StreamChanged, _stream_changed)
     events.subscribe(events.TargetsChanged, _targets_changed)
     events.subscribe(events.TargetStateChanged, _targets_changed)
     events.subscribe(events.ReplayReady, _replay_ready)
+    events.subscribe(events.StreamDeleted, _stream_deleted)
+    events.subscribe(events.VisibilityChanged, _visibility_changed)
     for event_type in _CHAT:
         events.subscribe(event_type, _chat_event)

@@ -78,7 +78,7 @@ VIEWER_TICK = 5.0
 
 
 class _StreamGone(Exception):
-    """The stream was deleted while watched."""
+    """The stream was deleted while watched, or its viewer may no longer watch it."""
 
 
 @bp.before_request
@@ -135,6 +135,9 @@ def stream_socket(ws, public_id: str) -> None:
         if SHUTTING_DOWN.is_set():
             ws.close(reason=GOING_AWAY, message="Server restarting.")
     except _StreamGone:
+        # The page stops its player and its chat, and does not come back.
+        with contextlib.suppress(ConnectionClosed, OSError):
+            _send(ws, {"type": "unavailable"})
         ws.close(reason=POLICY_VIOLATION, message="Unknown stream.")
     except chat.Flooding:
         ws.close(reason=POLICY_VIOLATION, message="Too many messages.")
@@ -194,6 +197,11 @@ def _handle(ws, public_id, watching, talker, status, owner: bool) -> str:
             ws.sock.sendall(event)
         elif event is RESYNC:
             status = _send_status(ws, public_id, talker)
+        elif event.get("type") == fanout.GONE:
+            raise _StreamGone(public_id)
+        elif event.get("type") == fanout.ACCESS:
+            if not owner:
+                _check_access(public_id)
         elif event.get("type") in PUBLIC_EVENTS:
             if event["type"] == "status":
                 status = event.get("status", status)
@@ -220,6 +228,17 @@ def _read_input(ws, talker: chat.ChatSocket) -> None:
         reply = talker.handle(data)
         if reply is not None:
             _send(ws, reply)
+
+
+def _check_access(public_id: str) -> None:
+    """Raises _StreamGone unless this socket's viewer (the session and share
+    links of its handshake) may still watch the stream."""
+    try:
+        stream = db.session.scalar(_stream_query(public_id))
+        if stream is None or not grants.allowed(stream):
+            raise _StreamGone(public_id)
+    finally:
+        db.session.remove()
 
 
 def _send_status(ws, public_id: str, talker: chat.ChatSocket) -> str:

@@ -195,7 +195,8 @@ def test_going_private_while_live_keeps_the_owner_playing_and_stops_others(
     """A public stream made private while live: its objects move to the
     private prefix; the owner's player asks the studio where the stream now
     plays (getting the signed cookie) and goes on playing from there, while
-    a stranger's player, refused, says the stream is not available."""
+    a stranger's page, whose socket the studio closes, says the stream is
+    not available in its player and its chat, and shows no status."""
     base = studio_stack.base_url
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(email, "Going private")
@@ -223,5 +224,8 @@ def test_going_private_while_live_keeps_the_owner_playing_and_stops_others(
         expect(stranger.get_by_test_id("player-message")).to_have_text(
             "This stream is not available.", timeout=60_000
         )
+        expect(stranger.get_by_test_id("chat-state")).to_have_text("This stream is not available.")
+        expect(stranger.get_by_test_id("watch-status")).to_be_hidden()
+        expect(stranger.get_by_test_id("chat-messages")).to_be_empty()
     finally:
         stranger_context.close()

@@ -309,3 +309,67 @@ def test_reconnecting_is_pushed_with_its_deadline(live_server, client, make_stre
     viewer.next(is_status("reconnecting"))
     late = sockets(ws_url(live_server, stream.public_id))
     assert late.next(lambda e: e["type"] == "status")["reconnect_deadline"]
+
+
+def _closed_for_good(socket: Socket) -> None:
+    """The socket was told `unavailable` and closed with 1008 (which pages
+    do not retry)."""
+    socket.next(lambda e: e["type"] == "unavailable")
+    with pytest.raises(ConnectionClosed):
+        while True:
+            socket.ws.receive(timeout=10)
+    assert socket.ws.close_reason == 1008
+
+
+def test_made_private_while_watched_closes_the_sockets_of_who_may_not_watch(
+    live_server, db, make_user, make_stream, sockets
+):
+    """A stream made private while watched: a visitor's socket and another
+    creator's hear `unavailable` and are closed with 1008, so neither its
+    status nor its chat reaches them any more; the owner's socket stays and
+    gets what follows. Made public again, nothing is closed."""
+    from studio.streams import access
+
+    owner, stranger = make_user(), make_user()
+    stream = make_stream(owner=owner)
+    url = ws_url(live_server, stream.public_id)
+    visitor = sockets(url)
+    other = sockets(url, browser_headers(login(live_server, stranger.email)))
+    mine = sockets(url, browser_headers(login(live_server, owner.email)))
+    for socket in (visitor, other, mine):
+        socket.next(is_status("created"))
+    access.set_visibility(db.session, stream, "private")
+    db.session.commit()
+    _closed_for_good(visitor)
+    _closed_for_good(other)
+    events.raise_event(db.session, events.ReplayReady(stream.public_id, 1))
+    db.session.commit()
+    mine.next(lambda e: e["type"] == "replay")
+    assert all(json.loads(raw)["type"] != "unavailable" for raw in mine.raw)
+    access.set_visibility(db.session, stream, "public")
+    db.session.commit()
+    later = sockets(url)
+    later.next(is_status("created"))
+    access.set_visibility(db.session, stream, "unlisted")
+    db.session.commit()
+    events.raise_event(db.session, events.ReplayReady(stream.public_id, 2))
+    db.session.commit()
+    later.next(lambda e: e["type"] == "replay")
+
+
+def test_a_deleted_streams_sockets_are_closed(live_server, db, make_user, make_stream, sockets):
+    """Deleting a watched stream tells every socket `unavailable` (its
+    owner's too) and closes it with 1008."""
+    from studio.streams import service
+
+    owner = make_user()
+    stream = make_stream(owner=owner)
+    url = ws_url(live_server, stream.public_id)
+    viewer = sockets(url)
+    mine = sockets(url, browser_headers(login(live_server, owner.email)))
+    for socket in (viewer, mine):
+        socket.next(is_status("created"))
+    service.delete_stream(db.session, stream)
+    db.session.commit()
+    _closed_for_good(viewer)
+    _closed_for_good(mine)

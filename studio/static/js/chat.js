@@ -165,6 +165,7 @@ export function mountChat(panel, { send }) {
   let you = { moderator: false, signed_in: false, name: null };
   let settings = { mode: "everyone", slow_mode: 0 };
   let connected = false;
+  let unavailable = false; // deleted, or no longer this viewer's to watch
   let live = panel.dataset.status ? panel.dataset.status === "live" : true; // the stream's status events say
 
   let waitUntil = 0; // Date.now() before which sending is held (slow mode, time-out)
@@ -194,13 +195,11 @@ export function mountChat(panel, { send }) {
   function render() {
     const off = settings.mode === "off";
     const signInNeeded = settings.mode === "signed_in" && !you.signed_in;
-    ui.state.textContent = !connected
-      ? "Connecting to the chat…"
-      : off
-        ? "Chat is off."
-        : !live
-          ? "The chat opens when the stream goes live."
-          : "";
+    if (unavailable) ui.state.textContent = "This stream is not available.";
+    else if (!connected) ui.state.textContent = "Connecting to the chat…";
+    else if (off) ui.state.textContent = "Chat is off.";
+    else if (!live) ui.state.textContent = "The chat opens when the stream goes live.";
+    else ui.state.textContent = "";
     ui.state.hidden = !ui.state.textContent;
     ui.form.hidden = !connected || !canWrite();
     ui.signIn.hidden = !connected || !live || !signInNeeded;
@@ -282,6 +281,10 @@ export function mountChat(panel, { send }) {
   function onEvent(event) {
     if (event.type === "status") {
       live = event.status === "live";
+      render();
+    } else if (event.type === "unavailable") {
+      unavailable = true;
+      ui.list.replaceChildren(); // what was said there is not this viewer's any more
       render();
     } else if (event.type === "chat.history") {
       you = { moderator: false, signed_in: false, name: null, ...event.you };

@@ -330,7 +330,7 @@ export function mountStreamPlayer(scope = document, extra = {}) {
   let liveBroadcast = player.dataset.broadcast || "";
   // The deployment's HLS fragment length (STUDIO_HLS_FRAGMENT), in seconds.
   const fragment = Number(player.dataset.hlsFragment) || 2;
-  const { play, playWebrtc, stopPlayback } = createPlayer({
+  const { play, playWebrtc, stopPlayback, setMessage } = createPlayer({
     player,
     video,
     message: find("player-message"),
@@ -406,6 +406,21 @@ export function mountStreamPlayer(scope = document, extra = {}) {
     if (status === "ended" && previous !== "ended") refreshReplays();
   }
 
+  // Deleted, or made private to this viewer: the socket closes for good and
+  // nothing of the stream is shown any more.
+  function onUnavailable() {
+    status = "unavailable";
+    player.dataset.status = status;
+    modes.stop();
+    stopPlayback();
+    video.hidden = true;
+    for (const element of [badge, offlineCard, endedCard, reconnecting, latestReplay, replayPending]) {
+      if (element) element.hidden = true;
+    }
+    replayList.hidden = true;
+    setMessage("This stream is not available.");
+  }
+
   latestReplay.addEventListener("click", () => {
     if (latestReplay.dataset.url) playReplay(latestReplay.dataset.url);
   });
@@ -420,6 +435,7 @@ export function mountStreamPlayer(scope = document, extra = {}) {
     onEvent: (event) => {
       if (event.now) offset = serverOffset(event);
       if (event.type === "status") onStatus(event);
+      else if (event.type === "unavailable") onUnavailable();
       else if (event.type === "replay") refreshReplays();
       else if (event.type === "viewers") {
         showViewers(document, event);
