@@ -37,7 +37,11 @@ from typing import TypeVar
 import redis.exceptions
 from redis.client import Pipeline
 from rq.exceptions import StopRequested
+from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 from rq.worker import SimpleWorker, WorkerStatus
+
+from studio.media.jobs import TryAgainLater
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +124,16 @@ class UploadWorker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         self._through_outages(super().run_maintenance_tasks)
+
+    def handle_exception(self, job: Job, *exc_info) -> None:
+        """A job that asked to be tried again later (`TryAgainLater`) and
+        will be is one warning line, not an error with a traceback (alerts
+        watch errors). Out of retries, RQ logs it as any failure."""
+        if isinstance(exc_info[1], TryAgainLater) and job.should_retry:
+            self.log.warning("job %s (%s) tried later: %s", job.id, job.func_name, exc_info[1])
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)
 
     def _through_outages(self, call: Callable[..., T], *args: object) -> T:
         """`call(*args)`, retried with backoff while Redis is unreachable.

@@ -102,6 +102,6 @@ def field_errors(exc: PydanticError, model: type[BaseModel] | None) -> dict[str,
         elif error["type"] == "missing":
             message = "This field is required."
         else:
-            message = error["msg"].removeprefix("Value error, ") + "."
+            message = error["msg"].removeprefix("Value error, ").rstrip(".") + "."
         fields.setdefault(name, message)
     return fields

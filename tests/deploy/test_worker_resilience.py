@@ -3,6 +3,7 @@ its retries intact, and exits 0 on SIGTERM at any point of its start-up."""
 
 from __future__ import annotations
 
+import json
 import signal
 
 import pytest
@@ -175,3 +176,42 @@ def test_a_busy_worker_finishes_its_job_before_the_heartbeat_stops_it(redis):
         signal.signal(signal.SIGINT, signal.default_int_handler)
     assert worker._stop_requested
     worker.heartbeat()  # does not raise while busy
+
+
+def test_a_job_not_ready_yet_is_one_warning_not_an_error(services, fresh_database, redis):  # noqa: F811
+    """A job that raises TryAgainLater (a deleted stream's files still being
+    written) with a retry left is one warning line naming it and its reason,
+    with no traceback, and runs again; out of retries it is an error with
+    its traceback, as any failure (alerts watch errors)."""
+    port = free_port()
+    env = role_env(
+        services,
+        fresh_database,
+        STUDIO_METRICS_PORT=str(port),
+        STUDIO_RQ_QUEUES=QUEUE,
+        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
+    )
+    with run_role("worker", env, port, timeout=60) as (process, log):
+        queue = Queue(QUEUE, connection=redis, serializer="rq.serializers.JSONSerializer")
+        later = queue.enqueue(
+            "tests.deploy.flaky_jobs.not_ready_yet", "later:runs", retry=Retry(max=1, interval=1)
+        )
+        never = queue.enqueue("tests.deploy.flaky_jobs.never_ready")
+
+        def status(job: Job) -> JobStatus:
+            return Job.fetch(job.id, connection=redis).get_status()
+
+        wait_until(
+            lambda: status(later) == JobStatus.FINISHED and status(never) == JobStatus.FAILED,
+            60,
+            "the retried job to finish and the other to fail",
+        )
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    records = [r for r in records if r["severity"] in ("WARNING", "ERROR", "CRITICAL")]
+    about = {job.id: [r for r in records if job.id in r["message"]] for job in (later, never)}
+    assert [r["severity"] for r in about[later.id]] == ["WARNING"]
+    assert "files still being written" in about[later.id][0]["message"]
+    assert "Traceback" not in json.dumps(about[later.id])
+    errors = [r for r in about[never.id] if r["severity"] == "ERROR"]
+    assert errors and "Traceback" in json.dumps(errors)
+    assert int(redis.get("later:runs")) == 2

@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from studio.chat import limits as chat_limits
 from studio.extensions import db
+from studio.media.jobs import TryAgainLater
 from studio.media.pipeline import Keys
 from studio.models import Stream
 from studio.redis_client import get_redis
@@ -35,7 +36,7 @@ QUIET_SECONDS = 5.0
 LOCK_WAIT = 60  # seconds; longer than one sync pass (its lock TTL)
 
 
-class StreamFilesBusy(Exception):
+class StreamFilesBusy(TryAgainLater):
     """Local files of the deleted stream were written a moment ago; RQ
     retries the job and a later run removes them."""
 
