@@ -70,6 +70,7 @@ def test_create_with_invalid_fields_is_400_per_field(api, db, stream, body, fiel
         # A valid change beside an invalid one: neither is applied.
         ({"disabled": True, "title": "   "}, "title", "title is required"),
         ({"title": "Fine", "disabled": "yes"}, "disabled", "valid boolean"),
+        ({}, "body", "Give at least one of: title, disabled, visibility, reconnect_window."),
     ],
 )
 def test_patch_with_invalid_fields_is_400_and_atomic(api, db, stream, body, field, message):
@@ -79,6 +80,7 @@ def test_patch_with_invalid_fields_is_400_and_atomic(api, db, stream, body, fiel
     reply = api.patch(f"/streams/{stream.public_id}", body)
     assert reply.status_code == 400
     assert message in reply.get_json()["fields"][field]
+    assert not reply.get_json()["fields"][field].endswith("..")
     assert snapshot(db) == before
 
 
