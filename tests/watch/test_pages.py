@@ -273,3 +273,17 @@ def test_replay_page_reads_the_broadcast_chat(client, db, make_stream):
     broadcast = add_broadcast(db, stream, ended=True, replay=True)
     html = client.get(f"/watch/{stream.public_id}/replays/{broadcast.id}").get_data(as_text=True)
     assert f'data-url="/api/v1/streams/{stream.public_id}/chat?broadcast={broadcast.id}"' in html
+
+
+def test_pages_link_the_studios_icon(client, make_stream):
+    """The watch page, the embeddable player and the login page name the
+    studio's icon, which is served as SVG (browsers otherwise ask for a
+    /favicon.ico that does not exist)."""
+    stream = make_stream()
+    for path in (f"/watch/{stream.public_id}", f"/embed/{stream.public_id}", "/login"):
+        page = client.get(path).get_data(as_text=True)
+        icon = re.search(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page)
+        assert icon, path
+        reply = client.get(icon.group(1))
+        assert reply.status_code == 200 and reply.mimetype == "image/svg+xml"
+        assert reply.get_data().startswith(b"<svg")
