@@ -60,10 +60,12 @@ bench-pipeline: setup
 
 ## The pipeline alone, fed by a simulated engine (SRS dialect): capacity at 2 s and 1 s fragments,
 ## N raised until the goal (upload lag p95 < 1 s, nothing lost) is missed; prints the tables' rows;
-## then what the bucket emulator costs per upload as the objects it holds grow.
+## then what the bucket emulator costs per upload as the objects it holds grow, and what the
+## storage adapter costs the worker per upload.
 bench-pipeline-sim: setup
 	@$(PY) bench/pipeline_sim.py --streams 100 150 200 300 400 500 --fragments 2 1 --seconds 45 --until-broken
 	@$(PY) bench/bucket_emulator.py
+	@$(PY) bench/upload_client.py
 
 ## Glass-to-glass latency in Chromium, 2 s and 1 s fragments (about 3 minutes).
 bench-latency: setup
