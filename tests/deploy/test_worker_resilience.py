@@ -72,6 +72,17 @@ def test_retries_resume_soon_after_a_redis_restart(services, fresh_database):  #
         redis_server.stop()
 
 
+def worker_env(services, database_url: str, metrics_port: int) -> dict[str, str]:
+    """The worker role on QUEUE, its metrics on `metrics_port`, no bucket."""
+    return role_env(
+        services,
+        database_url,
+        STUDIO_METRICS_PORT=str(metrics_port),
+        STUDIO_RQ_QUEUES=QUEUE,
+        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
+    )
+
+
 def wait_registered(redis_url: str) -> bool:
     connection = redis_lib.Redis.from_url(redis_url)
     return any(QUEUE in worker.queue_names() for worker in Worker.all(connection=connection))
@@ -83,13 +94,7 @@ def test_worker_exits_0_on_sigterm_during_start_up(services, fresh_database, red
     running), right after the worker registered in Redis (before RQ installs
     its signal handlers), and once its scheduler runs: each a clean exit 0."""
     port = free_port()
-    env = role_env(
-        services,
-        fresh_database,
-        STUDIO_METRICS_PORT=str(port),
-        STUDIO_RQ_QUEUES=QUEUE,
-        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
-    )
+    env = worker_env(services, fresh_database, port)
     with run_role("worker", env, port, timeout=60) as (process, log):
         if moment == "metrics_port":
             assert requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).ok
@@ -184,13 +189,7 @@ def test_a_job_not_ready_yet_is_one_warning_not_an_error(services, fresh_databas
     with no traceback, and runs again; out of retries it is an error with
     its traceback, as any failure (alerts watch errors)."""
     port = free_port()
-    env = role_env(
-        services,
-        fresh_database,
-        STUDIO_METRICS_PORT=str(port),
-        STUDIO_RQ_QUEUES=QUEUE,
-        STORAGE_EMULATOR_HOST="http://127.0.0.1:9",
-    )
+    env = worker_env(services, fresh_database, port)
     with run_role("worker", env, port, timeout=60) as (process, log):
         queue = Queue(QUEUE, connection=redis, serializer="rq.serializers.JSONSerializer")
         later = queue.enqueue(
