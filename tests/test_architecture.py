@@ -28,6 +28,7 @@ CORE = (
     "studio.core.segments",
     "studio.core.refusals",
     "studio.core.writes",
+    "studio.core.text",
     "studio.streams.service",
     "studio.chat",
     "studio.chat.rules",

@@ -12,6 +12,7 @@ import hmac
 import re
 import unicodedata
 
+from studio.core import text
 from studio.errors import StudioError
 from studio.models import CHAT_MODES, CHAT_TEXT_MAX, User
 
@@ -23,12 +24,6 @@ SLOW_MODE_MAX = 3600
 TIMEOUT_MINUTES_MAX = 7 * 24 * 60
 ANON_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 PARTICIPANT_PATTERN = re.compile(r"[ua][A-Za-z0-9_-]{1,31}")
-# Control characters other than newline and tab (C0, DEL, C1): never in chat.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-# Bidirectional embeddings, overrides and isolates: one in a name or a message
-# would reorder what is shown after it ("Trojan Source" spoofing). The plain
-# marks (U+200E, U+200F) that right-to-left writing needs stay allowed.
-_BIDI_CONTROL = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 # Error codes a client can act on (the socket's `chat.error` codes) and the
 # HTTP status the API answers them with.
@@ -177,12 +172,11 @@ def display_name(user: User) -> str:
 
 
 def _refuse_unprintable(value: str, what: str) -> None:
-    if _CONTROL.search(value):
-        raise ChatRefused("invalid", f"{what} cannot contain control characters.")
-    if _BIDI_CONTROL.search(value):
-        raise ChatRefused("invalid", f"{what} cannot contain text direction overrides.")
-    if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+    reason = text.unprintable(value)
+    if reason == "invalid Unicode":
         raise ChatRefused("invalid", f"{what} is not valid Unicode text.")
+    if reason is not None:
+        raise ChatRefused("invalid", f"{what} cannot contain {reason}.")
 
 
 def _fold(value: str) -> str:

@@ -9,8 +9,16 @@ from wtforms import (
     StringField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import AnyOf, DataRequired, InputRequired, Length, NumberRange
+from wtforms.validators import (
+    AnyOf,
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    ValidationError,
+)
 
+from studio.core import text
 from studio.models import VISIBILITIES
 from studio.streams.reconnect import RECONNECT_WINDOW_MAX
 from studio.streams.targets import KEY_MAX, NAME_MAX, PRESETS, URL_MAX
@@ -25,8 +33,14 @@ VISIBILITY_LABELS = {
 CHOOSE = "Choose public, unlisted or private."
 
 
+def _printable(form: FlaskForm, field: StringField) -> None:
+    """The title rule of `studio.streams.service.clean_title`, said on the form."""
+    if field.data and (reason := text.unprintable(field.data.strip(), lines=False)):
+        raise ValidationError(f"A title cannot contain {reason}.")
+
+
 class StreamForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=120)])
+    title = StringField("Title", validators=[DataRequired(), Length(max=120), _printable])
 
 
 class VisibilityForm(FlaskForm):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import CursorResult, Executable, Row, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
-from studio.core import events, writes
+from studio.core import events, text, writes
 from studio.errors import NotFound, ValidationError
 from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, WebhookEndpoint, utcnow
 from studio.streams import reconnect
@@ -58,6 +58,8 @@ def clean_title(title: object) -> str:
     title = title.strip()
     if len(title) > TITLE_MAX:
         raise ValidationError("Invalid stream.", {"title": f"At most {TITLE_MAX} characters."})
+    if (reason := text.unprintable(title, lines=False)) is not None:
+        raise ValidationError("Invalid stream.", {"title": f"A title cannot contain {reason}."})
     return title
 
 

@@ -71,6 +71,9 @@ def test_create_with_invalid_fields_is_400_per_field(api, db, stream, body, fiel
         ({"disabled": True, "title": "   "}, "title", "title is required"),
         ({"title": "Fine", "disabled": "yes"}, "disabled", "valid boolean"),
         ({}, "body", "Give at least one of: title, disabled, visibility, reconnect_window."),
+        ({"title": "Live \u202egnp.exe"}, "title", "cannot contain text direction overrides"),
+        ({"title": "two\nlines"}, "title", "cannot contain control characters"),
+        ({"title": "bell\x07"}, "title", "cannot contain control characters"),
     ],
 )
 def test_patch_with_invalid_fields_is_400_and_atomic(api, db, stream, body, field, message):

@@ -110,6 +110,15 @@ def test_on_srs_whep_is_not_offered_when_turned_off(api, app, monkeypatch, use_e
     assert body["ingest"]["whip_url"] is not None  # publishing over WebRTC is unaffected
 
 
+def test_titles_keep_emoji_and_right_to_left_writing(api, db):
+    """A title may hold emoji sequences (joined by U+200D), right-to-left
+    text and its direction marks; only overrides and controls are refused."""
+    for title in ("\U0001f469\u200d\U0001f4bb coding night", "\u05e9\u05dc\u05d5\u05dd \u200fLive"):
+        reply = api.post("/streams", {"title": title})
+        assert reply.status_code == 201, reply.get_json()
+        assert stream_row(db, reply.get_json()["id"]).title == title
+
+
 def test_list_returns_only_the_callers_streams_newest_first(api, owner, make_stream):
     """GET /streams lists the caller's streams, newest first, and nobody else's."""
     first = make_stream(owner, "First")

@@ -123,18 +123,18 @@ def test_every_page_post_without_a_valid_form_token_is_400(
     assert client.get(f"/streams/{stream.public_id}").status_code == 200  # still logged in
 
 
-@pytest.mark.parametrize("title", ["", "   ", "x" * 121])
+@pytest.mark.parametrize("title", ["", "   ", "x" * 121, "Live \u202egnp.exe"])
 def test_create_with_a_bad_title_is_400(client, db, logged_in, title):
     """Creating a stream with an empty or too long title is 400 with a message; no row."""
     before = snapshot(db)
     reply = client.post("/streams", data={"csrf_token": logged_in.form_token(), "title": title})
     assert reply.status_code == 400
     page = reply.get_data(as_text=True)
-    assert "This field is required." in page or "120 characters" in page
+    assert any(m in page for m in ("This field is required.", "120 characters", "cannot contain"))
     assert snapshot(db) == before
 
 
-@pytest.mark.parametrize("title", ["", "   ", "x" * 121])
+@pytest.mark.parametrize("title", ["", "   ", "x" * 121, "Live \u202egnp.exe"])
 def test_rename_with_a_bad_title_is_400(client, db, logged_in, alice, make_stream, title):
     """Renaming to an empty or too long title is 400 with a message; the title stays."""
     stream = make_stream(alice, "Keep me")
@@ -145,7 +145,7 @@ def test_rename_with_a_bad_title_is_400(client, db, logged_in, alice, make_strea
     )
     assert reply.status_code == 400
     page = reply.get_data(as_text=True)
-    assert "This field is required." in page or "120 characters" in page
+    assert any(m in page for m in ("This field is required.", "120 characters", "cannot contain"))
     assert snapshot(db) == before
 
 
