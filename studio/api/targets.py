@@ -79,6 +79,7 @@ def create_target(path: StreamPath, body: TargetCreate):
         key=body.key,
         enabled=body.enabled,
         limit=int(current_app.config.get("MAX_TARGETS", 5)),
+        allow_private=bool(current_app.config.get("TARGET_ALLOW_PRIVATE")),
     )
     db.session.commit()
     location = url_for(".update_target", stream_id=stream.public_id, target_id=target.id)
@@ -97,7 +98,8 @@ def update_target(path: TargetPath, body: TargetUpdate):
     stream = service.get_owned_stream(db.session, caller(), path.stream_id)
     target = targets.get_target(db.session, stream, path.target_id)
     changes = {field: getattr(body, field) for field in body.model_fields_set}
-    targets.update_target(db.session, target, _box(), changes)
+    allow_private = bool(current_app.config.get("TARGET_ALLOW_PRIVATE"))
+    targets.update_target(db.session, target, _box(), changes, allow_private=allow_private)
     db.session.commit()
     return reply(target_out(target))
 

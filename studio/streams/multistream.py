@@ -54,6 +54,7 @@ def add_target(public_id: str):
                 key=form.key.data,
                 enabled=form.enabled.data,
                 limit=int(current_app.config.get("MAX_TARGETS", 5)),
+                allow_private=bool(current_app.config.get("TARGET_ALLOW_PRIVATE")),
             )
         except ValidationError as exc:
             db.session.rollback()

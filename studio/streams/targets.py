@@ -11,8 +11,10 @@ streams and reports each relay's state through `record_state`.
 
 from __future__ import annotations
 
+import ipaddress
 import unicodedata
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -72,13 +74,27 @@ def clean_name(name: object) -> str:
     return name
 
 
-def clean_url(url: object) -> str:
+def clean_url(url: object, *, allow_private: bool = False) -> str:
     """An `rtmp://` or `rtmps://` server URL with a host (no credentials, no
-    spaces, no fragment); raises ValidationError."""
-    problem = _url_problem(url)
+    spaces, no fragment) that is not a loopback, private or link-local
+    address unless `allow_private` (TARGET_ALLOW_PRIVATE); raises
+    ValidationError. A host name is checked when the relay connects
+    (`workers.relays.private_address_problem`): what it resolves to may change."""
+    problem = _url_problem(url) or (None if allow_private else _local_host_problem(str(url)))
     if problem:
         raise ValidationError("Invalid target.", {"url": problem})
     return str(url).strip().rstrip("/")
+
+
+def _local_host_problem(url: str) -> str | None:
+    host = urlsplit(url.strip()).hostname or ""
+    try:
+        local = not ipaddress.ip_address(host).is_global
+    except ValueError:  # a name
+        local = host == "localhost" or host.endswith(".localhost")
+    if local:
+        return f"{host} is a private or local address: targets must be on the internet."
+    return None
 
 
 def _url_problem(url: object) -> str | None:
@@ -150,15 +166,16 @@ def add_target(
     key: object,
     enabled: bool = True,
     limit: int = 5,
+    allow_private: bool = False,
 ) -> Target:
     """Add a target to the stream (relayed at once if the stream is live and
-    the target enabled). Raises ValidationError on bad input or when the
-    stream already has `limit` targets."""
+    the target enabled). Raises ValidationError on bad input (`clean_url`:
+    `allow_private`) or when the stream already has `limit` targets."""
     fields = {}
     values = {}
     for field, clean, value in (
         ("name", clean_name, name),
-        ("url", clean_url, url),
+        ("url", partial(clean_url, allow_private=allow_private), url),
         ("key", clean_key, key),
     ):
         try:
@@ -188,13 +205,19 @@ def add_target(
 
 
 def update_target(
-    session: Session, target: Target, box: Sealer, changes: dict[str, object]
+    session: Session,
+    target: Target,
+    box: Sealer,
+    changes: dict[str, object],
+    *,
+    allow_private: bool = False,
 ) -> Target:
     """Change any of a target's name, url, key and enabled flag. Enabling it
     while the stream is live starts its relay, disabling stops it; a new URL
-    or key restarts it. Raises ValidationError."""
+    or key restarts it. Raises ValidationError (`clean_url`: `allow_private`)."""
     fields = {}
-    cleaners = {"name": clean_name, "url": clean_url, "key": clean_key}
+    url = partial(clean_url, allow_private=allow_private)
+    cleaners = {"name": clean_name, "url": url, "key": clean_key}
     values = {}
     for field, value in changes.items():
         if field in cleaners:

@@ -160,6 +160,37 @@ def test_bad_targets_are_refused_and_change_nothing(api, db, stream, body, field
     assert count_targets(db) == 0
 
 
+LOCAL_URLS = [
+    "rtmp://127.0.0.1/live",
+    "rtmp://127.0.0.1:1935/live",
+    "rtmp://10.0.0.1/live",
+    "rtmp://192.168.1.20/app",
+    "rtmps://169.254.169.254/x",
+    "rtmp://[::1]/live",
+    "rtmp://[fd00::1]/live",
+    "rtmp://localhost/live",
+    "rtmp://0.0.0.0/live",
+]
+
+
+@pytest.mark.parametrize("url", LOCAL_URLS)
+def test_loopback_private_and_link_local_targets_are_refused(
+    api, app, db, stream, url, monkeypatch
+):
+    """A target on a loopback, private or link-local address (or localhost)
+    is refused when added or changed, as webhooks are, unless the operator
+    allows it (STUDIO_TARGET_ALLOW_PRIVATE, for a local stand-in server)."""
+    reply = api.post(f"/streams/{stream.public_id}/targets", twitch(url=url))
+    assert reply.status_code == 400, reply.get_json()
+    assert "private or local address" in reply.get_json()["fields"]["url"]
+    assert count_targets(db) == 0
+    target = api.post(f"/streams/{stream.public_id}/targets", twitch()).get_json()
+    path = f"/streams/{stream.public_id}/targets/{target['id']}"
+    assert api.patch(path, {"url": url}).status_code == 400
+    monkeypatch.setitem(app.config, "TARGET_ALLOW_PRIVATE", True)
+    assert api.patch(path, {"url": url}).status_code == 200
+
+
 def test_nul_bytes_are_refused(api, db, stream):
     """A NUL anywhere (here in the key) is refused before any view runs."""
     raw = json.dumps(twitch(key="abc\u0000def123"))

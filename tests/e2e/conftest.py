@@ -307,6 +307,8 @@ def _start_stack(var_dir: Path) -> StudioStack:
                 "STUDIO_CHAT_JOIN_RATE_ADDRESS": "100000 per minute",
                 # The webhook receivers of the tests listen on loopback.
                 "STUDIO_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+                # So do the multistream targets (local nginx-rtmp servers).
+                "STUDIO_TARGET_ALLOW_PRIVATE": "1",
             },
         )
         runner.migrate(env)

@@ -27,12 +27,9 @@ DEAD_KEY = "dead-target-key-5678"
 @pytest.fixture()
 def multistream(studio_stack):
     """The multistream process on the stack (quick retries for the test)."""
-    env = {
-        **studio_stack.env,
-        "STUDIO_TARGET_RETRY_MAX": "2",
-        # The targets here are local nginx-rtmp servers (refused in production).
-        "STUDIO_TARGET_ALLOW_PRIVATE": "1",
-    }
+    # The stack allows local targets (STUDIO_TARGET_ALLOW_PRIVATE): the
+    # targets here are local nginx-rtmp servers, refused in production.
+    env = {**studio_stack.env, "STUDIO_TARGET_RETRY_MAX": "2"}
     handle = stack.start_multistream(env, studio_stack.var_dir)
     yield handle
     handle.stop()
@@ -273,7 +270,7 @@ def test_a_second_multistream_process_waits_and_takes_over(
     """Two multistream processes: one relays (the target's server sees a single
     publisher and the target stays `live`); when it stops, the other takes
     over by itself and the target is live again."""
-    env = {**studio_stack.env, "STUDIO_TARGET_RETRY_MAX": "2", "STUDIO_TARGET_ALLOW_PRIVATE": "1"}
+    env = {**studio_stack.env, "STUDIO_TARGET_RETRY_MAX": "2"}
     standby = stack.start_multistream(env, studio_stack.var_dir, name="multistream-standby")
     # The logs outlive the processes of earlier tests: only what follows counts.
     seen = {handle.log_path: len(_log(handle)) for handle in (multistream, standby)}

@@ -132,7 +132,7 @@ def test_a_retrying_target_shows_its_last_error(app, client, db, page):
     path, stream = page
     box = secretbox.from_config(app.config)
     target = targets.add_target(
-        db.session, stream, box, name="Dead", url="rtmp://127.0.0.1:9/live", key=KEY
+        db.session, stream, box, name="Dead", url="rtmp://dead.example.com/live", key=KEY
     )
     targets.record_state(db.session, target.id, "retrying", "Connection refused")
     db.session.commit()
