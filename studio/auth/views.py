@@ -5,7 +5,16 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
 from studio.auth import service, sessions
@@ -50,10 +59,22 @@ def _safe_next(target: str | None) -> str:
     return url_for("streams.index")
 
 
+OPERATOR_ADDRESS = (
+    "This address is an operator's: its account is created with "
+    "`flask --app studio users create` on the deployment."
+)
+
+
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     form = RegisterForm()
+    operators = current_app.config.get("OPERATORS") or []
     if form.validate_on_submit():
+        if form.email.data.strip().lower() in operators:
+            # Whoever registered an operator's address first would be an
+            # operator: those accounts come from the command line.
+            form.email.errors.append(OPERATOR_ADDRESS)
+            return render_template("auth/register.html", form=form), 400
         try:
             user = service.create_user(db.session, form.email.data, form.password.data)
         except ValidationError as exc:

@@ -83,6 +83,26 @@ def test_registration_with_bad_input_is_400_and_creates_nothing(
     assert client.get("/streams").status_code == 302
 
 
+def test_an_operators_address_is_not_registered_on_the_web(app, client, db, monkeypatch):
+    """An address STUDIO_OPERATORS lists (in any case) is refused by
+    /register with a message naming the command that creates it, so nobody
+    becomes an operator by registering it first; no account, nobody logged
+    in. The command creates it, and other addresses register as before."""
+    monkeypatch.setitem(app.config, "OPERATORS", ["ops@example.com"])
+    before = snapshot(db)
+    reply = post_form(client, "/register", email="Ops@Example.com", password=PASSWORD)
+    assert reply.status_code == 400
+    assert any("users create" in m for m in errors(reply.get_data(as_text=True)))
+    assert snapshot(db) == before
+    assert client.get("/streams").status_code == 302
+    args = ["users", "create", "--email", "ops@example.com", "--password", PASSWORD]
+    assert app.test_cli_runner().invoke(args=args).exit_code == 0
+    assert (
+        post_form(client, "/register", email="dev@example.com", password=PASSWORD).status_code
+        == 302
+    )
+
+
 def test_registration_creates_a_scrypt_hashed_account_and_logs_in(client, db):
     """A valid registration stores the email lower-cased and an scrypt hash, and logs in."""
     reply = post_form(client, "/register", email="New@Example.com", password=PASSWORD)
