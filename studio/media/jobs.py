@@ -39,14 +39,6 @@ QUEUES = (UPLOADS, REPLAYS, WEBHOOKS)
 # bucket). The `default` node (one machine, STUDIO_MEDIA_NODES empty) keeps
 # the queues above.
 DEFAULT_NODE = "default"
-
-
-class TryAgainLater(Exception):
-    """Raised by a job that found its work not ready yet (files still being
-    written, ...): RQ retries it as declared, and the worker logs one
-    warning line instead of an error with a traceback."""
-
-
 NODE_ID = re.compile(NODE_ID_PATTERN)
 # Today's queue -> the name of node X's own (`segments.X`, `replays.X`).
 NODE_QUEUE_KINDS = {UPLOADS: "segments", REPLAYS: "replays"}
@@ -99,6 +91,12 @@ def _queue(name: str, connection: redis.Redis) -> Queue:
     CPU than the enqueue's own writes: its serializer is checked each time);
     a Queue keeps no state of its own between enqueues."""
     return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+class TryAgainLater(Exception):
+    """Raised by a job that found its work not ready yet (files still being
+    written, ...): RQ retries it as declared, and the worker logs one
+    warning line instead of an error with a traceback."""
 
 
 @dataclass(frozen=True)

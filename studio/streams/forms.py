@@ -18,9 +18,10 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from studio.core import text
+from studio import errors
 from studio.models import VISIBILITIES
 from studio.streams.reconnect import RECONNECT_WINDOW_MAX
+from studio.streams.service import clean_title
 from studio.streams.targets import KEY_MAX, NAME_MAX, PRESETS, URL_MAX
 
 VISIBILITY_LABELS = {
@@ -33,14 +34,16 @@ VISIBILITY_LABELS = {
 CHOOSE = "Choose public, unlisted or private."
 
 
-def _printable(form: FlaskForm, field: StringField) -> None:
-    """The title rule of `studio.streams.service.clean_title`, said on the form."""
-    if field.data and (reason := text.unprintable(field.data.strip(), lines=False)):
-        raise ValidationError(f"A title cannot contain {reason}.")
+def _title_rules(form: FlaskForm, field: StringField) -> None:
+    """`studio.streams.service.clean_title`'s refusal, said on the form."""
+    try:
+        clean_title(field.data)
+    except errors.ValidationError as exc:
+        raise ValidationError(exc.fields["title"]) from None
 
 
 class StreamForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(max=120), _printable])
+    title = StringField("Title", validators=[DataRequired(), Length(max=120), _title_rules])
 
 
 class VisibilityForm(FlaskForm):
