@@ -227,5 +227,7 @@ def test_going_private_while_live_keeps_the_owner_playing_and_stops_others(
         expect(stranger.get_by_test_id("chat-state")).to_have_text("This stream is not available.")
         expect(stranger.get_by_test_id("watch-status")).to_be_hidden()
         expect(stranger.get_by_test_id("chat-messages")).to_be_empty()
+        expect(stranger.get_by_test_id("viewer-count")).to_be_hidden()
+        expect(stranger.get_by_role("heading", name="Past broadcasts")).to_be_hidden()
     finally:
         stranger_context.close()

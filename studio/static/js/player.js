@@ -417,7 +417,8 @@ export function mountStreamPlayer(scope = document, extra = {}) {
     for (const element of [badge, offlineCard, endedCard, reconnecting, latestReplay, replayPending]) {
       if (element) element.hidden = true;
     }
-    replayList.hidden = true;
+    (replayList.closest("section") || replayList).hidden = true;
+    for (const count of document.querySelectorAll("[data-testid='viewer-count']")) count.hidden = true;
     setMessage("This stream is not available.");
   }
 
