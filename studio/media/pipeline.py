@@ -4,11 +4,12 @@ upload workers (`workers/`), through one RQ queue.
 Triggers are cheap and may repeat or get lost: each one marks the stream
 dirty and, unless the stream's sync runs (its lock is held: the holder looks
 at the dirty flag again before it ends), adds it to its node's set of dirty
-streams. A sync job drains that set, stream by stream under each stream's
-lock, for up to DRAIN_SECONDS (see `workers.pipeline.sync`); a trigger
-enqueues a job only if none is waiting on the node's queue and the running
-drainers are fewer than the streams in the set. So segments of many streams
-share one RQ job, and a busy node runs about one job per drainer every
+streams. A sync job drains that set, up to DRAIN_GROUP streams at a time
+(their passes together, each stream under its own lock), for up to
+DRAIN_SECONDS (see `workers.pipeline.drainer`); a trigger enqueues a job
+only if none is waiting on the node's queue and the running drainers cannot
+take the whole set. So segments of many streams share one RQ job, one
+query and one commit, and a busy node runs about one job per drainer every
 DRAIN_SECONDS instead of one per segment. A periodic sweep in the watcher
 re-triggers anything left behind.
 
@@ -35,6 +36,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import NamedTuple
 
 import redis
 from flask import Flask
@@ -76,6 +78,12 @@ DRAIN_WAIT_SECONDS = 0.5
 # A drainer renews its registration at each stream; one killed mid-drain
 # stops counting after this many seconds (the sync lock's TTL).
 DRAINING_TTL = 20
+# A drainer takes up to this many dirty streams at once: their passes share
+# one query, one commit and one Redis round trip (`workers.pipeline.sync`).
+DRAIN_GROUP = 16
+# Once a drainer has its first stream it waits until that stream has waited
+# this long, so that others join its group (on a busy node they have already).
+DRAIN_GATHER_SECONDS = 0.25
 # At most one live thumbnail per broadcast in this many seconds (cut by a sync pass).
 THUMBNAIL_INTERVAL = 10
 # Reported segments wait this long for the sync job (a stream idle for an
@@ -165,14 +173,15 @@ def media_queue(connection: redis.Redis, name: str = QUEUE_NAME) -> Queue:
 # already found the set empty: mark the stream dirty; with its lock held,
 # nothing else; otherwise add it to the node's set (and remember the node
 # of its files), then claim the node's "queued" flag (1: the caller enqueues
-# a job) unless a job waits already or the running drainers outnumber the
-# set. KEYS: dirty, lock, dirty streams, queued, draining, node of the files,
-# and (with a segment the engine reported, ARGV[6..8]: its number, its facts,
-# their TTL) the stream's reported segments, written first.
+# a job) unless a job waits already or the running drainers can take the
+# whole set (each takes DRAIN_GROUP streams at a time: ARGV[6]). KEYS: dirty,
+# lock, dirty streams, queued, draining, node of the files, and (with a
+# segment the engine reported, ARGV[7..9]: its number, its facts, their TTL)
+# the stream's reported segments, written first.
 TRIGGER_SCRIPT = """
-if ARGV[6] then
-  redis.call('HSET', KEYS[7], ARGV[6], ARGV[7])
-  redis.call('EXPIRE', KEYS[7], ARGV[8])
+if ARGV[7] then
+  redis.call('HSET', KEYS[7], ARGV[7], ARGV[8])
+  redis.call('EXPIRE', KEYS[7], ARGV[9])
 end
 redis.call('SET', KEYS[1], 1)
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
@@ -180,23 +189,26 @@ redis.call('ZADD', KEYS[3], 'NX', ARGV[5], ARGV[2])
 if ARGV[3] ~= '' then redis.call('SET', KEYS[6], ARGV[3], 'EX', ARGV[4]) end
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 local draining = tonumber(redis.call('GET', KEYS[5]) or '0')
-if draining > 0 and redis.call('ZCARD', KEYS[3]) <= draining then return 0 end
+if draining > 0 and redis.call('ZCARD', KEYS[3]) <= draining * tonumber(ARGV[6]) then return 0 end
 redis.call('SET', KEYS[4], 1, 'EX', ARGV[1])
 return 1
 """
-# A drainer takes the longest waiting dirty stream, or, with the set empty (or its time
-# up: ARGV[2] = 1), stops counting as a drainer in the same step, so that a
-# trigger after it enqueues a job. KEYS: dirty streams, draining.
+# A drainer takes the longest waiting dirty streams (up to ARGV[3]), or, with
+# the set empty (or its time up: ARGV[2] = 1), stops counting as a drainer in
+# the same step, so that a trigger after it enqueues a job. KEYS: dirty
+# streams, draining.
 NEXT_SCRIPT = """
 if ARGV[2] == '0' then
-  local oldest = redis.call('ZPOPMIN', KEYS[1])
+  local oldest = redis.call('ZPOPMIN', KEYS[1], ARGV[3])
   if oldest[1] then
     redis.call('EXPIRE', KEYS[2], ARGV[1])
-    return oldest[1]
+    local streams = {}
+    for i = 1, #oldest, 2 do streams[#streams + 1] = oldest[i] end
+    return streams
   end
 end
 if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
-return false
+return {}
 """
 # The drainer count, lowered to the sync jobs actually running (ARGV[1]) if
 # it says more. KEYS: draining.
@@ -228,7 +240,7 @@ def request_sync(
 
     Marks the stream dirty and, unless its sync runs, adds it to the node's
     dirty streams; enqueues a job only if none is waiting on the node's
-    queue and the running drainers are fewer than the dirty streams (a
+    queue and the running drainers cannot take the dirty streams (a
     running sync looks at the dirty flag again after each pass and after
     releasing the lock; a running drainer takes the set's streams until it
     is empty). Returns True if a job was enqueued. Raises ValueError for a
@@ -245,7 +257,7 @@ def request_sync(
         Keys.node(stream),
     ]
     node_arg = "" if node_id == DEFAULT_NODE else node_id
-    args = [QUEUED_TTL, stream, node_arg, NODE_TTL, time.time()]
+    args = [QUEUED_TTL, stream, node_arg, NODE_TTL, time.time(), DRAIN_GROUP]
     if reported is not None:
         seq, facts = reported
         keys.append(Keys.reported(stream))
@@ -294,25 +306,38 @@ def start_draining(connection: redis.Redis, node_id: str, stream: str) -> None:
         pipe.execute()
 
 
-def next_dirty_stream(connection: redis.Redis, node_id: str, stop: bool = False) -> str | None:
-    """The next dirty stream of the node for a drainer; None once the set is
-    empty (or with `stop`), and then the caller is no longer a drainer.
-    Raises redis errors."""
+def next_dirty_streams(
+    connection: redis.Redis, node_id: str, count: int = 1, stop: bool = False
+) -> list[str]:
+    """The node's next dirty streams for a drainer, up to `count`, longest
+    waiting first; none once the set is empty (or with `stop`), and then the
+    caller is no longer a drainer. Raises redis errors."""
     keys = [Keys.dirty_streams(node_id), Keys.draining(node_id)]
-    args = [DRAINING_TTL, "1" if stop else "0"]
-    stream = _script(connection, "next", NEXT_SCRIPT)(keys=keys, args=args, client=connection)
-    return stream.decode() if isinstance(stream, bytes) else stream
+    args = [DRAINING_TTL, "1" if stop else "0", count]
+    streams = _script(connection, "next", NEXT_SCRIPT)(keys=keys, args=args, client=connection)
+    return [_text(stream) for stream in streams]
 
 
-def wait_dirty_stream(connection: redis.Redis, node_id: str, seconds: float) -> str | None:
-    """The next dirty stream of the node, waiting up to `seconds` for one
-    (the caller stays a drainer: triggers meanwhile count on it); None if
-    none came. Raises redis errors."""
-    popped = connection.bzpopmin(Keys.dirty_streams(node_id), timeout=max(seconds, 0.01))
+def wait_dirty_streams(
+    connection: redis.Redis, node_id: str, seconds: float, count: int = 1, gather: float = 0.0
+) -> list[str]:
+    """The node's next dirty streams (up to `count`), waiting up to
+    `seconds` for the first (the caller stays a drainer: triggers meanwhile
+    count on it), then until the first has waited `gather` seconds for
+    others to join it; none if none came. Raises redis errors."""
+    key = Keys.dirty_streams(node_id)
+    popped = connection.bzpopmin(key, timeout=max(seconds, 0.01))
     if popped is None:
-        return None
-    stream = popped[1]
-    return stream.decode() if isinstance(stream, bytes) else stream
+        return []
+    _, first, added = popped
+    if count == 1:
+        return [_text(first)]
+    time.sleep(min(gather, max(0.0, gather - (time.time() - added))))
+    return [_text(first)] + [_text(stream) for stream, _ in connection.zpopmin(key, count - 1)]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def requeue_drain(connection: redis.Redis, node_id: str) -> bool:
@@ -424,32 +449,40 @@ class PassFacts:
     recorded: dict[bytes, bytes]
 
 
-def pass_facts(
-    connection: redis.Redis, stream: str, reported: bool = True, thumbnails: Iterable[int] = ()
-) -> PassFacts:
-    """What a sync pass of `stream` starts from, in one round trip: the
-    segments the engine reported and the sync has not recorded yet, by
-    sequence number (skipped, empty, without `reported`), the digest of
-    the live playlist last put in the bucket, the recorded segments of the
-    engine's window as the last pass noted them, and which of the
-    broadcasts `thumbnails` had a thumbnail claimed recently
+class FactsWanted(NamedTuple):
+    """What `pass_facts` reads for one stream."""
+
+    stream: str
+    reported: bool = True  # the engine's reports (skipped: nothing to upload)
+    thumbnails: Iterable[int] = ()  # broadcasts whose thumbnail claim to check
+
+
+def pass_facts(connection: redis.Redis, wanted: list[FactsWanted]) -> list[PassFacts]:
+    """What sync passes of streams start from, in one round trip for all
+    (`wanted`, in order): the segments the engine reported and the sync has
+    not recorded yet, by sequence number (empty without `reported`), the
+    digest of the live playlist last put in the bucket, the recorded
+    segments of the engine's window as the last pass noted them, and which
+    of the broadcasts `thumbnails` had a thumbnail claimed recently
     (`claim_thumbnail` would refuse). Raises redis errors."""
-    thumbnails = list(thumbnails)
+    asked = [(item, list(item.thumbnails)) for item in wanted]
     with connection.pipeline(transaction=False) as pipe:
-        if reported:
-            pipe.hgetall(Keys.reported(stream))
-        pipe.hget(Keys.playlist(stream), "digest")
-        pipe.hgetall(Keys.recorded(stream))
-        for broadcast_id in thumbnails:
-            pipe.exists(Keys.thumbnail(broadcast_id))
-        replies = pipe.execute()
-    if reported:
-        facts, replies = _parse_reported(replies[0]), replies[1:]
-    else:
-        facts = {}
-    digest, recorded, claims = replies[0], replies[1], replies[2:]
-    claimed = {b for b, exists in zip(thumbnails, claims, strict=True) if exists}
-    return PassFacts(facts, digest, claimed, recorded)
+        for item, thumbnails in asked:
+            if item.reported:
+                pipe.hgetall(Keys.reported(item.stream))
+            pipe.hget(Keys.playlist(item.stream), "digest")
+            pipe.hgetall(Keys.recorded(item.stream))
+            for broadcast_id in thumbnails:
+                pipe.exists(Keys.thumbnail(broadcast_id))
+        replies = iter(pipe.execute())
+    facts = []
+    for item, thumbnails in asked:
+        reported = _parse_reported(next(replies)) if item.reported else {}
+        digest, recorded = next(replies), next(replies)
+        claims = [next(replies) for _ in thumbnails]
+        claimed = {b for b, exists in zip(thumbnails, claims, strict=True) if exists}
+        facts.append(PassFacts(reported, digest, claimed, recorded))
+    return facts
 
 
 def _parse_reported(values: dict) -> dict[int, ReportedSegment]:

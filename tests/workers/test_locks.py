@@ -40,11 +40,11 @@ def test_a_trigger_during_the_pass_keeps_the_lock_for_another(redis):
     assert lock.acquire(blocking=False)
     redis.set(Keys.dirty(STREAM), 1)  # a trigger during the pass
 
-    assert locks.finish_pass(lock) is locks.Finished.DIRTY
+    assert locks.finish_pass([lock]) == [locks.Finished.DIRTY]
     assert redis.get(Keys.dirty(STREAM)) is None
     assert redis.get(Keys.lock(STREAM)) is not None
 
-    assert locks.finish_pass(lock) is locks.Finished.RELEASED
+    assert locks.finish_pass([lock]) == [locks.Finished.RELEASED]
     assert redis.get(Keys.lock(STREAM)) is None
 
 
@@ -56,6 +56,22 @@ def test_a_lock_lost_during_the_pass_is_left_to_its_new_holder(redis):
     redis.set(Keys.lock(STREAM), b"another-pass")
     redis.set(Keys.dirty(STREAM), 1)
 
-    assert locks.finish_pass(lock) is locks.Finished.LOST
+    assert locks.finish_pass([lock]) == [locks.Finished.LOST]
     assert redis.get(Keys.lock(STREAM)) == b"another-pass"
     assert redis.get(Keys.dirty(STREAM)) == b"1"
+
+
+def test_a_group_takes_the_locks_of_its_dirty_free_streams_only(redis):
+    """In one round trip: a dirty stream's lock is taken with its flag; a
+    clean stream's and a locked one's are not (the holder keeps the flag)."""
+    redis.set(Keys.dirty("grp_dirty"), 1)
+    redis.set(Keys.dirty("grp_held"), 1)
+    redis.set(Keys.lock("grp_held"), b"another-pass")
+
+    taken = locks.take_dirty(redis, ["grp_dirty", "grp_clean", "grp_held"])
+
+    assert [lock.stream for lock in taken] == ["grp_dirty"]
+    assert redis.get(Keys.dirty("grp_dirty")) is None
+    assert redis.get(Keys.dirty("grp_held")) == b"1"
+    assert locks.finish_pass(taken) == [locks.Finished.RELEASED]
+    assert redis.get(Keys.lock("grp_dirty")) is None

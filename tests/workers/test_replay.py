@@ -80,8 +80,8 @@ def test_finalize_reads_the_broadcast_list_once_per_sync_pass(
     streams.end_broadcast(db.session, stream.public_id, "client-1", "nginx-rtmp")
     db.session.commit()
     passes = []
-    real_pass = sync.sync_once
-    monkeypatch.setattr(sync, "sync_once", lambda *a, **k: passes.append(1) or real_pass(*a, **k))
+    real_pass = sync.sync_group
+    monkeypatch.setattr(sync, "sync_group", lambda *a, **k: passes.append(1) or real_pass(*a, **k))
     listings = []
 
     def count(conn, cursor, statement, parameters, context, executemany):

@@ -229,7 +229,7 @@ def test_a_trigger_during_a_pass_is_not_lost(pipeline_app, db, redis, live_strea
     assert blocked["uploaded"] == 0
     assert redis.get(Keys.dirty(stream.public_id)) == b"1"
     holder.release()
-    drained = sync.drain(pipeline_app, redis, stream.public_id)
+    drained = sync.drain(pipeline_app, redis, [stream.public_id])
     assert drained.uploaded == 1
     assert redis.get(Keys.dirty(stream.public_id)) is None
 
@@ -241,7 +241,7 @@ def test_a_second_ask_after_an_upload_finds_nothing_new(pipeline_app, db, redis,
     hls.add_segment(1)
     hls.write_playlist([1])
     redis.set(Keys.dirty(stream.public_id), 1)
-    first = sync.drain(pipeline_app, redis, stream.public_id)
+    first = sync.drain(pipeline_app, redis, [stream.public_id])
     assert first.uploaded == 1 and first.playlist_written
     assert sync.nothing_new(pipeline_app, redis, stream.public_id)
 
@@ -250,7 +250,7 @@ def test_a_second_ask_after_an_upload_finds_nothing_new(pipeline_app, db, redis,
 
     assert not sync.nothing_new(pipeline_app, redis, stream.public_id)
     redis.set(Keys.dirty(stream.public_id), 1)
-    assert sync.drain(pipeline_app, redis, stream.public_id).uploaded == 1
+    assert sync.drain(pipeline_app, redis, [stream.public_id]).uploaded == 1
     assert hls.local_names() == []
 
 
@@ -357,3 +357,96 @@ def test_invalid_stream_names_are_refused(pipeline_app, db, name):
     """Stream names become file names: anything but [A-Za-z0-9_] is refused."""
     with pytest.raises(ValueError):
         jobs.sync_stream(name)
+
+
+@contextmanager
+def _statements(db):
+    """Every statement sent to the database meanwhile (COMMIT included)."""
+    sent: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    def committed(conn):
+        sent.append("COMMIT")
+
+    engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    event.listen(engine, "commit", committed)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+        event.remove(engine, "commit", committed)
+
+
+def test_a_group_of_streams_shares_one_query_and_one_commit(
+    pipeline_app, db, redis, bucket, make_live_stream
+):
+    """Streams drained together are read in one query, their segments
+    recorded in one statement and one commit, and each gets its own objects
+    and playlist; an unknown stream in the group is left alone."""
+    live = [make_live_stream() for _ in range(3)]
+    for stream, _, hls in live:
+        hls.add_segment(1)
+        hls.add_segment(2)
+        hls.write_playlist([1, 2])
+        redis.set(Keys.dirty(stream.public_id), 1)
+    redis.set(Keys.dirty("nobody_here"), 1)
+    names = [stream.public_id for stream, _, _ in live] + ["nobody_here"]
+
+    with _statements(db) as sent:
+        result = sync.drain(pipeline_app, redis, names)
+
+    assert result.uploaded == 6 and result.failed == 0
+    reads = [s for s in sent if "FROM streams" in s and "LATERAL" in s]
+    inserts = [s for s in sent if s.startswith("INSERT INTO segments")]
+    assert len(reads) == 1 and len(inserts) == 1 and sent.count("COMMIT") == 1
+    for stream, broadcast, hls in live:
+        assert [n for n, _ in _rows(db, broadcast.id)] == [1, 2]
+        playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+        assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in (1, 2)]
+        assert hls.local_names() == []
+        assert redis.get(Keys.lock(stream.public_id)) is None
+    assert redis.get(Keys.dirty("nobody_here")) is None
+
+
+def test_a_failed_upload_in_a_group_keeps_every_stream_whole(
+    pipeline_app, db, redis, bucket, make_live_stream
+):
+    """When one upload of a group fails, what was not uploaded stays on disk
+    and out of its stream's playlist; every playlist names only objects in
+    the bucket, and the next pass completes them all."""
+    live = [make_live_stream() for _ in range(2)]
+    for stream, _, hls in live:
+        for number in (1, 2, 3):
+            hls.add_segment(number)
+        hls.write_playlist([1, 2, 3])
+        redis.set(Keys.dirty(stream.public_id), 1)
+    stream, broadcast, _ = live[1]
+    blocked = layout.segment(stream.public_id, broadcast.id, 2)
+    bucket.put(blocked, b"other content")  # the immutable upload of 2 conflicts
+    names = [stream.public_id for stream, _, _ in live]
+
+    first = sync.drain(pipeline_app, redis, names)
+
+    assert first.failed == 1
+    for stream, _, _ in live:
+        playlist = bucket.get(layout.live_playlist(stream.public_id))
+        if playlist[0] == 200:
+            _assert_every_uri_exists(bucket, stream.public_id, playlist[2].decode())
+    from studio.storage import gcs
+
+    gcs.get_storage(pipeline_app.config).bucket.blob(blocked).delete()
+    for stream, _, hls in live:
+        for name in hls.local_names():
+            hls.add_segment(int(name.removesuffix(".ts").rsplit("-", 1)[1]))  # fresh mtime
+        redis.set(Keys.dirty(stream.public_id), 1)
+    second = sync.drain(pipeline_app, redis, names)
+
+    assert second.failed == 0
+    for stream, broadcast, hls in live:
+        assert [n for n, _ in _rows(db, broadcast.id)] == [1, 2, 3]
+        playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+        assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in (1, 2, 3)]
+        assert hls.local_names() == []

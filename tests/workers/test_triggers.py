@@ -305,10 +305,48 @@ def test_a_trigger_while_a_job_drains_is_taken_by_it(pipeline_app, client, redis
     client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
 
     assert _queued(redis) == []
-    assert pipeline.next_dirty_stream(redis, pipeline.DEFAULT_NODE) == stream.public_id
-    assert pipeline.next_dirty_stream(redis, pipeline.DEFAULT_NODE) is None
+    assert pipeline.next_dirty_streams(redis, pipeline.DEFAULT_NODE) == [stream.public_id]
+    assert pipeline.next_dirty_streams(redis, pipeline.DEFAULT_NODE) == []
     client.post(f"/hooks/srs?token={token}", json=_on_hls(stream.public_id))
     assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
+
+
+def test_a_drainer_counts_for_a_group_of_streams(redis, monkeypatch):
+    """A running drainer takes DRAIN_GROUP streams at a time: triggers queue
+    no job until the set holds more than the drainers can take, and the
+    drainer then takes the oldest streams, a group at a time."""
+    monkeypatch.setattr(pipeline, "DRAIN_GROUP", 2)
+    node = pipeline.DEFAULT_NODE
+    pipeline.start_draining(redis, node, "grp_running")
+
+    assert not pipeline.request_sync(redis, "grp_a")
+    assert not pipeline.request_sync(redis, "grp_b")
+    assert _queued(redis) == []
+    assert pipeline.request_sync(redis, "grp_c")
+    assert _queued(redis) == [(pipeline.SYNC_JOB, ["grp_c"])]
+
+    assert pipeline.next_dirty_streams(redis, node, 2) == ["grp_a", "grp_b"]
+    assert pipeline.next_dirty_streams(redis, node, 2) == ["grp_c"]
+    assert pipeline.next_dirty_streams(redis, node, 2) == []
+    assert redis.get(pipeline.Keys.draining(node)) == b"0"
+
+
+def test_a_waiting_drainer_lets_others_join_its_first_stream(redis):
+    """A drainer that waited for a stream keeps it until it has waited the
+    gather time, and takes with it the streams that came meanwhile."""
+    import threading
+
+    node = pipeline.DEFAULT_NODE
+    pipeline.start_draining(redis, node, "grp_running")
+    pipeline.request_sync(redis, "grp_first")
+    later = threading.Timer(0.2, pipeline.request_sync, (redis, "grp_later"))
+    later.start()
+    try:
+        taken = pipeline.wait_dirty_streams(redis, node, 1.0, count=4, gather=2.0)
+    finally:
+        later.join()
+
+    assert taken == ["grp_first", "grp_later"]
 
 
 def test_a_drainer_out_of_time_queues_the_next_job(
@@ -345,14 +383,14 @@ def test_a_failed_pass_puts_its_stream_back(pipeline_app, redis, make_live_strea
         hls.add_segment(1, mtime=time.time() - 60)
         hls.write_playlist([1])
         pipeline.request_sync(redis, stream.public_id)
-    real = sync.sync_once
+    real = sync.sync_group
 
-    def failing(app, name, lock=None):
-        if name == second[0].public_id:
+    def failing(app, held):
+        if second[0].public_id in held:
             raise RuntimeError("database gone")
-        return real(app, name, lock)
+        return real(app, held)
 
-    monkeypatch.setattr(sync, "sync_once", failing)
+    monkeypatch.setattr(sync, "sync_group", failing)
     with pytest.raises(RuntimeError):
         drainer.sync_requested(pipeline_app, first[0].public_id, pipeline.DEFAULT_NODE)
 

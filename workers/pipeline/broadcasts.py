@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, true
+from sqlalchemy.orm import aliased
 
 from studio.extensions import db
 from studio.models import Broadcast, Stream
@@ -32,22 +34,40 @@ class Window:
 B = TypeVar("B", Broadcast, Window)
 
 
-# Built once (every sync pass runs it): only the parameter changes.
-_STREAM_AND_BROADCASTS = (
-    select(Stream, Broadcast)
-    .outerjoin(Broadcast, Broadcast.stream_id == Stream.id)
-    .where(Stream.public_id == bindparam("public_id"))
+# Built once (every sync pass runs it): only the parameter changes. Each
+# stream's RECENT newest broadcasts (LATERAL: its index on stream_id serves).
+_RECENT = (
+    select(Broadcast)
+    .where(Broadcast.stream_id == Stream.id)
     .order_by(Broadcast.started_at.desc(), Broadcast.id.desc())
     .limit(RECENT)
+    .lateral()
+)
+_RECENT_BROADCAST = aliased(Broadcast, _RECENT)
+_STREAMS_AND_BROADCASTS = (
+    select(Stream, _RECENT_BROADCAST)
+    .outerjoin(_RECENT, true())
+    .where(Stream.public_id.in_(bindparam("public_ids", expanding=True)))
+    .order_by(Stream.id, _RECENT.c.started_at.desc(), _RECENT.c.id.desc())
 )
 
 
-def stream_and_broadcasts(public_id: str) -> tuple[Stream | None, list[Broadcast]]:
-    """The stream and its RECENT newest broadcasts (newest first), in one query."""
-    rows = db.session.execute(_STREAM_AND_BROADCASTS, {"public_id": public_id}).all()
-    if not rows:
-        return None, []
-    return rows[0][0], [broadcast for _, broadcast in rows if broadcast is not None]
+def streams_and_broadcasts(
+    public_ids: Iterable[str],
+) -> dict[str, tuple[Stream, list[Broadcast]]]:
+    """The streams among `public_ids` that exist, each with its RECENT
+    newest broadcasts (newest first), in one query."""
+    found: dict[str, tuple[Stream, list[Broadcast]]] = {}
+    public_ids = list(public_ids)
+    if not public_ids:
+        return found
+    for stream, broadcast in db.session.execute(
+        _STREAMS_AND_BROADCASTS, {"public_ids": public_ids}
+    ):
+        _, broadcasts = found.setdefault(stream.public_id, (stream, []))
+        if broadcast is not None:
+            broadcasts.append(broadcast)
+    return found
 
 
 def windows(broadcasts: list[Broadcast]) -> list[Window]:

@@ -2,13 +2,16 @@
 
 Triggers add a stream to its node's set of dirty streams (see
 `studio.media.pipeline.request_sync`) and queue a sync job only when no job
-waits and the running drainers are fewer than the set's streams. A job syncs
-the stream it was queued for, then takes the set's streams one by one, each
-under its own lock (`sync.drain`), waiting up to DRAIN_WAIT_SECONDS for
-the next one when the set is empty, until nothing came or DRAIN_SECONDS
-have passed; with streams left it queues the next job. Leaving the set
-empty and no longer counting as a drainer is one atomic step, so a trigger
-is never left without a job to take it.
+waits and the running drainers cannot take the whole set (each takes
+DRAIN_GROUP streams at a time). A job syncs the stream it was queued for,
+then takes the set's streams up to DRAIN_GROUP at a time, each under its
+own lock, their passes together (`sync.drain`: one query, one commit per
+batch of uploads, one Redis round trip for the group's facts and one for
+its notes). With the set empty it waits up to DRAIN_WAIT_SECONDS for the
+next stream, then DRAIN_GATHER_SECONDS for others to join it, until nothing
+came or DRAIN_SECONDS have passed; with streams left it queues the next
+job. Leaving the set empty and no longer counting as a drainer is one
+atomic step, so a trigger is never left without a job to take it.
 """
 
 from __future__ import annotations
@@ -27,26 +30,30 @@ def sync_requested(app: Flask, stream: str, node_id: str) -> sync.SyncResult:
     """Sync `stream` until it is clean, then the other dirty streams of
     `node_id` for up to DRAIN_SECONDS (the body of the
     `workers.jobs.sync_stream` job). Raises what a pass raises (RQ retries
-    the job); a stream taken from the set whose pass failed is put back."""
+    the job); streams taken from the set whose pass failed are put back."""
     connection = sync.get_redis(app)
     pipeline.start_draining(connection, node_id, stream)
     total = sync.SyncResult()
     deadline = time.monotonic() + pipeline.DRAIN_SECONDS
-    current: str | None = stream
+    current = [stream]
     try:
-        while current is not None:
+        while current:
             total.add(sync.drain(app, connection, current))
-            current = None
+            current = []
             left = deadline - time.monotonic()
             if left > 0:
                 wait = min(left, pipeline.DRAIN_WAIT_SECONDS)
-                current = pipeline.wait_dirty_stream(connection, node_id, wait)
-                if current is not None:
+                current = pipeline.wait_dirty_streams(
+                    connection, node_id, wait, pipeline.DRAIN_GROUP, pipeline.DRAIN_GATHER_SECONDS
+                )
+                if current:
                     continue
             # Nothing came (or time is up): take what a trigger added just
             # now, or leave, in one step.
             out_of_time = time.monotonic() >= deadline
-            current = pipeline.next_dirty_stream(connection, node_id, stop=out_of_time)
+            current = pipeline.next_dirty_streams(
+                connection, node_id, pipeline.DRAIN_GROUP, stop=out_of_time
+            )
             if out_of_time:
                 pipeline.requeue_drain(connection, node_id)
     except Exception:
@@ -55,15 +62,16 @@ def sync_requested(app: Flask, stream: str, node_id: str) -> sync.SyncResult:
     return total
 
 
-def _give_back(connection: redis.Redis, node_id: str, stream: str | None) -> None:
-    """A pass failed: put its stream back in the set (its job's retry, or the
-    next trigger's job, takes it) and stop counting as a drainer."""
+def _give_back(connection: redis.Redis, node_id: str, streams: list[str]) -> None:
+    """A pass failed: put its streams back in the set (its job's retry, or
+    the next trigger's job, takes them) and stop counting as a drainer."""
     try:
-        if stream is not None:
+        if streams:
             with connection.pipeline(transaction=False) as pipe:
-                pipe.set(Keys.dirty(stream), 1)
-                pipe.zadd(Keys.dirty_streams(node_id), {stream: time.time()}, nx=True)
+                for stream in streams:
+                    pipe.set(Keys.dirty(stream), 1)
+                pipe.zadd(Keys.dirty_streams(node_id), dict.fromkeys(streams, time.time()), nx=True)
                 pipe.execute()
-        pipeline.next_dirty_stream(connection, node_id, stop=True)
+        pipeline.next_dirty_streams(connection, node_id, stop=True)
     except redis.RedisError:
         pass  # the counter expires after DRAINING_TTL; the sweep re-triggers

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import time
+import uuid
 
 import redis
 from redis.exceptions import LockError
@@ -81,20 +82,44 @@ def dirty_stream_lock(connection: redis.Redis, stream: str) -> DirtyStreamLock:
     return connection.lock(Keys.lock(stream), timeout=LOCK_TTL, lock_class=DirtyStreamLock)
 
 
-def finish_pass(lock: DirtyStreamLock) -> Finished:
-    """After a pass under `lock`: keep it for another pass if the stream was
-    asked for again meanwhile (the flag is cleared), else release it, in one
-    step. Raises redis errors."""
-    token = lock.local.token
-    keys = [lock.name, Keys.dirty(lock.stream)]
-    args = [token, int(LOCK_TTL * 1000)]
-    finished = Finished(int(lock.lua_finish(keys=keys, args=args, client=lock.redis)))
-    if finished is Finished.DIRTY:
-        acquired(lock)
-    else:
-        lock.local.token = None
-        if finished is Finished.LOST:
-            log.warning("sync lock %s expired before release", lock.name)
+def take_dirty(connection: redis.Redis, streams: list[str]) -> list[DirtyStreamLock]:
+    """The sync locks of those `streams` that are dirty and not locked,
+    taken (the dirty flag with each, as `DirtyStreamLock` does), in one
+    round trip. Raises redis errors."""
+    held = [dirty_stream_lock(connection, stream) for stream in streams]
+    tokens = [uuid.uuid1().hex.encode() for _ in held]
+    ttl = int(LOCK_TTL * 1000)
+    with connection.pipeline(transaction=False) as pipe:
+        for lock, token in zip(held, tokens, strict=True):
+            lock.lua_take(keys=[lock.name, Keys.dirty(lock.stream)], args=[token, ttl], client=pipe)
+        taken = pipe.execute()
+    for lock, token, ok in zip(held, tokens, taken, strict=True):
+        if ok:
+            lock.local.token = token
+            acquired(lock)
+    return [lock for lock, ok in zip(held, taken, strict=True) if ok]
+
+
+def finish_pass(held: list[DirtyStreamLock]) -> list[Finished]:
+    """After a pass under each lock of `held` (in one round trip): keep it
+    for another pass if its stream was asked for again meanwhile (the flag
+    is cleared), else release it, in one step for each. Raises redis errors."""
+    if not held:
+        return []
+    ttl = int(LOCK_TTL * 1000)
+    with held[0].redis.pipeline(transaction=False) as pipe:
+        for lock in held:
+            keys = [lock.name, Keys.dirty(lock.stream)]
+            lock.lua_finish(keys=keys, args=[lock.local.token, ttl], client=pipe)
+        replies = pipe.execute()
+    finished = [Finished(int(reply)) for reply in replies]
+    for lock, outcome in zip(held, finished, strict=True):
+        if outcome is Finished.DIRTY:
+            acquired(lock)
+        else:
+            lock.local.token = None
+            if outcome is Finished.LOST:
+                log.warning("sync lock %s expired before release", lock.name)
     return finished
 
 

@@ -35,7 +35,7 @@ from workers.pipeline import continuity, live, local_hls, locks, mpegts, replay,
 from workers.pipeline.broadcasts import (
     Window,
     broadcast_for,
-    stream_and_broadcasts,
+    streams_and_broadcasts,
     windows,
 )
 from workers.pipeline.playlists import PlaylistSegment
@@ -79,29 +79,38 @@ class SyncResult:
         }
 
 
-def drain(app: Flask, connection: redis.Redis, stream: str) -> SyncResult:
-    """Run passes while the stream is dirty and nobody else holds its lock.
+def drain(app: Flask, connection: redis.Redis, streams: list[str]) -> SyncResult:
+    """Run passes over those `streams` that are dirty and nobody else holds,
+    together (`sync_group`), while any is dirty again.
 
-    Taking the lock takes the dirty flag with it, and after each pass one
-    step either takes a flag set meanwhile (another pass) or releases the
-    lock (`locks.finish_pass`): two Redis round trips around a pass."""
+    Taking a lock takes the stream's dirty flag with it, and after each pass
+    one step either takes a flag set meanwhile (another pass) or releases
+    the lock (`locks.finish_pass`): for the whole group, two Redis round
+    trips around a pass."""
     total = SyncResult()
-    lock = locks.dirty_stream_lock(connection, stream)
-    # Not acquired: the stream is clean, or the holder's finish_pass sees the flag.
-    while lock.acquire(blocking=False):
-        locks.acquired(lock)
-        try:
-            finished = locks.Finished.DIRTY
-            while finished is locks.Finished.DIRTY:
-                if not total.uploaded or not nothing_new(app, connection, stream):
-                    total.add(sync_once(app, stream, lock))
-                finished = locks.finish_pass(lock)
-        except BaseException:
+    # Not taken: the stream is clean, or the holder's finish_pass sees the flag.
+    held = locks.take_dirty(connection, streams)
+    uploaded: set[str] = set()
+    try:
+        while held:
+            due = {
+                lock.stream: lock
+                for lock in held
+                if lock.stream not in uploaded or not nothing_new(app, connection, lock.stream)
+            }
+            for name, result in sync_group(app, due).items():
+                total.add(result)
+                if result.uploaded:
+                    uploaded.add(name)
+            finished = list(zip(held, locks.finish_pass(held), strict=True))
+            lost = [lock.stream for lock, f in finished if f is locks.Finished.LOST]
+            held = [lock for lock, f in finished if f is locks.Finished.DIRTY]
+            held += locks.take_dirty(connection, lost) if lost else []
+    except BaseException:
+        for lock in held:
             if lock.local.token is not None:
                 locks.release(lock)
-            raise
-        if finished is locks.Finished.RELEASED:
-            break
+        raise
     return total
 
 
@@ -139,90 +148,60 @@ def sync_now(app: Flask, connection: redis.Redis, stream: str, wait: float = 60)
         result = sync_once(app, stream, lock)
     finally:
         locks.release(lock)
-    result.add(drain(app, connection, stream))
+    result.add(drain(app, connection, [stream]))
     return result
 
 
 def sync_once(app: Flask, stream: str, lock=None) -> SyncResult:
     """One pass over the stream's local files (caller holds the lock)."""
-    result = SyncResult()
+    return sync_group(app, {stream: lock})[stream]
+
+
+def sync_group(app: Flask, held: dict[str, object]) -> dict[str, SyncResult]:
+    """One pass over the local files of each stream of `held` ({stream: its
+    lock, held by the caller}), together: one query reads their rows, one
+    Redis round trip their facts, each batch of uploads is recorded in one
+    commit, and what the passes leave in Redis goes in one round trip once
+    their playlists are written. Returns each stream's result."""
     config = app.config
-    hls_dir = config["HLS_DIR"]
     # Rows kept from an earlier pass of this job are read afresh by the query.
     db.session.expire_all()
-    stream_row, broadcasts = stream_and_broadcasts(stream)
-    result.windows = windows(broadcasts)
-    playlist = local_hls.read_playlist(hls_dir, stream)
-    on_disk = local_hls.local_segments(hls_dir, stream)
-    if stream_row is None:
-        if on_disk:
-            result.orphans = len(on_disk)
-            log.warning("%d local segments of unknown stream %s left alone", len(on_disk), stream)
-        if playlist is not None:  # seen: the sweep need not bring it back
-            get_redis(app).hset(Keys.playlist(stream), "mtime", playlist.mtime)
-        return result
-    publishing = any(b.ended_at is None for b in broadcasts)
-    # Engines close their files before they report the unpublish (nginx-rtmp
-    # closes the fragment, then notifies; SRS sends the last on_hls first), so
-    # once nobody publishes a file untouched for half a second is final.
-    quiet = QUIET_AFTER_END
-    complete = local_hls.complete_segments(on_disk, playlist, publishing, time.time(), quiet)
+    rows = streams_and_broadcasts(held)
+    connection = get_redis(app)
     storage = gcs.get_storage(config)
     pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
-    connection = get_redis(app)
-    wanted = thumbnails.wanted(broadcasts)
-    facts = pipeline.pass_facts(connection, stream, reported=bool(complete), thumbnails=wanted)
-    reported = facts.reported
-    frames: list[thumbnails.Frame] = []
-    # What the pass leaves in Redis goes in one round trip once the playlist
-    # is written: where its segments started (`continuity`), the reported
-    # facts of the recorded segments (a pass that fails before that finds
-    # them again, unused) and the playlist's digest.
+    results = {name: SyncResult() for name in held}
+    # What the passes leave in Redis goes in one round trip once the
+    # playlists are written: where their segments started (`continuity`),
+    # the reported facts of the recorded segments (a pass that fails before
+    # that finds them again, unused) and the playlists' digests.
     with connection.pipeline(transaction=False) as written:
-        this_pass = _Pass(
-            storage, pool, connection, written, lock, stream_row, broadcasts, publishing, result
-        )
-        uploaded = _upload_segments(
-            this_pass,
-            complete,
-            on_disk,
-            playlist,
-            reported,
-            wanted - facts.thumbnails_claimed,
-            frames,
-        )
-        pipeline.forget_reported(written, stream, [n for n in uploaded if n in reported])
-        # Thumbnails are cut and uploaded on the pool while the playlist is written.
-        writing = thumbnails.start_writing(storage, pool, stream_row, broadcasts, frames)
-        if playlist is not None:
-            available = live.in_bucket(
-                written,
-                stream,
-                broadcasts,
-                [entry.number for entry in playlist.entries],
-                uploaded,
-                {segment.number for segment in on_disk},
-                facts.recorded,
-            )
-            live.write_live_playlist(
-                app,
-                storage,
-                stream_row,
-                broadcasts,
-                playlist,
-                available,
-                lock,
-                result,
-                facts.playlist_digest,
-                written,
-            )
+        passes = [
+            this_pass
+            for name, lock in held.items()
+            if (this_pass := _open(app, name, lock, rows.get(name), written, results[name]))
+        ]
+        asked = [
+            pipeline.FactsWanted(p.name, bool(p.complete), thumbnails.wanted(p.broadcasts))
+            for p in passes
+        ]
+        for this_pass, wants, facts in zip(
+            passes, asked, pipeline.pass_facts(connection, asked), strict=True
+        ):
+            this_pass.facts = facts
+            this_pass.wanted = set(wants.thumbnails) - facts.thumbnails_claimed
+            _prepare(this_pass, connection)
+        _upload_segments(passes, storage, pool, connection)
+        for this_pass in passes:
+            _write_playlist(app, this_pass, storage, pool)
         if len(written):
             written.execute()
-    _refresh_replays(app, broadcasts, result)
-    if writing:
-        thumbnails.finish_writing(stream_row, writing)
-    tidy_local(app, stream, publishing, result)
-    return result
+    for this_pass in passes:
+        _refresh_replays(app, this_pass.broadcasts, this_pass.result)
+        if this_pass.writing:
+            thumbnails.finish_writing(this_pass.stream, this_pass.writing)
+        tidy_local(app, this_pass.name, this_pass.publishing, this_pass.result)
+    return results
 
 
 def tidy_local(app: Flask, stream: str, publishing: bool, result: SyncResult) -> int:
@@ -277,50 +256,74 @@ class _Pending:
 
 
 @dataclass
-class _Pass:
-    """What one pass over a stream works with: the bucket, the upload threads,
-    Redis (and the pipeline `written` of what the pass leaves there), the
-    lock, the stream's row and broadcasts, and the result it adds to."""
+class _StreamPass:
+    """One stream's part of a group pass: its lock, row and broadcasts (as
+    read at the start), its local files, the Redis pipeline `written` of
+    what the passes leave there, and the result it adds to; then what it
+    found to upload and what it uploaded."""
 
-    storage: gcs.Storage
-    pool: ThreadPoolExecutor
-    connection: redis.Redis
-    written: redis.client.Pipeline
+    name: str
     lock: object
     stream: Stream
     broadcasts: list[Broadcast]
     publishing: bool
+    playlist: local_hls.LocalPlaylist | None
+    on_disk: list[local_hls.LocalSegment]
+    complete: list[local_hls.LocalSegment]
+    written: redis.client.Pipeline
     result: SyncResult
+    facts: pipeline.PassFacts | None = None
+    wanted: set[int] = field(default_factory=set)  # broadcasts a thumbnail may be cut of
+    pending: list[_Pending] = field(default_factory=list)
+    frames: list[thumbnails.Frame] = field(default_factory=list)
+    uploaded: dict[int, PlaylistSegment] = field(default_factory=dict)
+    writing: list = field(default_factory=list)
+    stopped: bool = False  # no more uploads this pass (a failure, or the lock lost)
 
 
-def _upload_segments(
-    this_pass: _Pass,
-    complete: list[local_hls.LocalSegment],
-    on_disk: list[local_hls.LocalSegment],
-    playlist,
-    reported: dict,
-    wanted: set[int],
-    frames: list[thumbnails.Frame],
-) -> dict[int, PlaylistSegment]:
-    """Upload complete segments (in parallel), record them, read the
-    thumbnails' segments from the local files (`thumbnails.cut_from_pass`:
-    the `wanted` broadcasts; the frames taken are added to `frames`), delete
-    the files.
+def _open(app: Flask, name: str, lock, row, written, result: SyncResult) -> _StreamPass | None:
+    """The stream's part of a group pass, from its row and broadcasts (`row`,
+    None if the stream is unknown: then its files are left alone, and None
+    is returned) and its local directory."""
+    hls_dir = app.config["HLS_DIR"]
+    stream, broadcasts = row or (None, [])
+    result.windows = windows(broadcasts)
+    playlist = local_hls.read_playlist(hls_dir, name)
+    on_disk = local_hls.local_segments(hls_dir, name)
+    if stream is None:
+        if on_disk:
+            result.orphans = len(on_disk)
+            log.warning("%d local segments of unknown stream %s left alone", len(on_disk), name)
+        if playlist is not None:  # seen: the sweep need not bring it back
+            written.hset(Keys.playlist(name), "mtime", playlist.mtime)
+        return None
+    publishing = any(b.ended_at is None for b in broadcasts)
+    # Engines close their files before they report the unpublish (nginx-rtmp
+    # closes the fragment, then notifies; SRS sends the last on_hls first), so
+    # once nobody publishes a file untouched for half a second is final.
+    complete = local_hls.complete_segments(
+        on_disk, playlist, publishing, time.time(), QUIET_AFTER_END
+    )
+    return _StreamPass(
+        name, lock, stream, broadcasts, publishing, playlist, on_disk, complete, written, result
+    )
 
-    A segment's length is the one the engine reported (`reported`), else the
-    playlist's, else measured from its timestamps. The engine's discontinuity
-    flag is kept only where the timestamps jump, and a broadcast's first
-    segment without audio samples is left out (`continuity`; where the
-    segments started is queued on the Redis pipeline `written`). Returns
-    {number: PlaylistSegment} for what was uploaded in this pass.
-    """
+
+def _prepare(this_pass: _StreamPass, connection: redis.Redis) -> None:
+    """Decide what of the complete segments to upload (`this_pass.pending`).
+
+    A segment's length is the one the engine reported, else the playlist's,
+    else measured from its timestamps. The engine's discontinuity flag is
+    kept only where the timestamps jump, and a broadcast's first segment
+    without audio samples is left out (`continuity`; where the segments
+    started is queued on `this_pass.written`)."""
     stream, broadcasts, result = this_pass.stream, this_pass.broadcasts, this_pass.result
-    connection, lock = this_pass.connection, this_pass.lock
-    listed = playlist.by_number() if playlist else {}
-    pending = []
+    listed = this_pass.playlist.by_number() if this_pass.playlist else {}
+    reported = this_pass.facts.reported
+    pending = this_pass.pending
     # Where each segment of this pass started: the next one compares against it.
     starts: dict[int, tuple[int, float]] = {}
-    for segment in complete:
+    for segment in this_pass.complete:
         broadcast = broadcast_for(broadcasts, segment.mtime)
         if broadcast is None:
             result.orphans += 1
@@ -332,6 +335,7 @@ def _upload_segments(
             continue
         entry = listed.get(segment.number)
         facts = reported.get(segment.number)
+        on_disk = this_pass.on_disk
         try:
             data = segment.path.read_bytes()  # read once for what follows
             if facts is not None and facts.file_name == segment.path.name:
@@ -363,46 +367,105 @@ def _upload_segments(
         pending.append(_Pending(segment, broadcast, broadcast.id, duration, flagged, object_name))
         if first is not None:
             starts[segment.number] = (first, duration)
-    # Written with the pass's other notes (`written`): the next pass compares against them.
+    # Written with the pass's other notes: the next pass compares against them.
     continuity.remember(this_pass.written, stream.public_id, starts)
     if len(pending) > 1:
         # The stream is behind: its segments first, a thumbnail once it keeps up.
-        wanted = set()
-    uploaded: dict[int, PlaylistSegment] = {}
-    for start in range(0, len(pending), BATCH):
-        if start and lock is not None and not locks.still_ours(lock):
-            break  # our lock expired: another pass owns the stream now
-        done, failed = _upload_all(
-            this_pass.storage, this_pass.pool, pending[start : start + BATCH], result
-        )
+        this_pass.wanted = set()
+
+
+def _upload_segments(
+    passes: list[_StreamPass], storage: gcs.Storage, pool: ThreadPoolExecutor, connection
+) -> None:
+    """Upload the passes' pending segments in parallel, up to BATCH of each
+    stream at a time; record each batch (one commit), read the thumbnails'
+    segments from the local files (`thumbnails.cut_from_pass`), delete the
+    files. A stream whose lock expired stops; a failed upload stops all (the
+    bucket is probably unreachable: the rest waits on disk)."""
+    for start in range(0, max((len(p.pending) for p in passes), default=0), BATCH):
+        batch = []
+        for this_pass in passes:
+            chunk = this_pass.pending[start : start + BATCH]
+            if not chunk or this_pass.stopped:
+                continue
+            if start and this_pass.lock is not None and not locks.still_ours(this_pass.lock):
+                this_pass.stopped = True  # another pass owns the stream now
+                continue
+            batch += [(this_pass, item) for item in chunk]
+        if not batch:
+            return
+        done, failed = _upload_all(storage, pool, batch)
         if done:
-            _record(done)
-            cut = thumbnails.cut_from_pass(
-                connection,
-                wanted,
-                [(item.broadcast_id, item.segment.number, item.segment.path) for item in done],
-            )
-            wanted -= {frame.broadcast_id for frame in cut}
-            frames.extend(cut)
-            _forget_local(done)
-        result.uploaded += len(done)
-        result.broadcasts |= {item.broadcast_id for item in done}
-        uploaded.update(
-            (
+            _record([item for _, item in done])
+        for this_pass in passes:
+            mine = [item for owner, item in done if owner is this_pass]
+            if mine:
+                _uploaded(this_pass, mine, connection)
+            this_pass.stopped |= failed
+
+
+def _uploaded(this_pass: _StreamPass, done: list[_Pending], connection) -> None:
+    """After a batch of the stream's segments was recorded: cut the
+    thumbnails' frames, delete the files, add them to the pass's result."""
+    cut = thumbnails.cut_from_pass(
+        connection,
+        this_pass.wanted,
+        [(item.broadcast_id, item.segment.number, item.segment.path) for item in done],
+    )
+    this_pass.wanted -= {frame.broadcast_id for frame in cut}
+    this_pass.frames.extend(cut)
+    _forget_local(done)
+    result = this_pass.result
+    result.uploaded += len(done)
+    result.broadcasts |= {item.broadcast_id for item in done}
+    this_pass.uploaded.update(
+        (
+            item.segment.number,
+            PlaylistSegment(
                 item.segment.number,
-                PlaylistSegment(
-                    item.segment.number,
-                    item.duration,
-                    item.broadcast_id,
-                    item.discontinuity,
-                    item.started_at,
-                ),
-            )
-            for item in done
+                item.duration,
+                item.broadcast_id,
+                item.discontinuity,
+                item.started_at,
+            ),
         )
-        if failed:
-            break  # the bucket is probably unreachable: the rest waits on disk
-    return uploaded
+        for item in done
+    )
+
+
+def _write_playlist(app: Flask, this_pass: _StreamPass, storage, pool) -> None:
+    """Start the pass's thumbnails, then write its live playlist (naming
+    only segments in the bucket: `live.in_bucket`)."""
+    uploaded, facts, written = this_pass.uploaded, this_pass.facts, this_pass.written
+    pipeline.forget_reported(written, this_pass.name, [n for n in uploaded if n in facts.reported])
+    # Thumbnails are cut and uploaded on the pool while the playlist is written.
+    this_pass.writing = thumbnails.start_writing(
+        storage, pool, this_pass.stream, this_pass.broadcasts, this_pass.frames
+    )
+    playlist = this_pass.playlist
+    if playlist is None:
+        return
+    available = live.in_bucket(
+        written,
+        this_pass.name,
+        this_pass.broadcasts,
+        [entry.number for entry in playlist.entries],
+        uploaded,
+        {segment.number for segment in this_pass.on_disk},
+        facts.recorded,
+    )
+    live.write_live_playlist(
+        app,
+        storage,
+        this_pass.stream,
+        this_pass.broadcasts,
+        playlist,
+        available,
+        this_pass.lock,
+        this_pass.result,
+        facts.playlist_digest,
+        written,
+    )
 
 
 def _forget_local(done: list[_Pending]) -> None:
@@ -414,20 +477,21 @@ def _forget_local(done: list[_Pending]) -> None:
         metrics.UPLOADED_BYTES.labels("segment").inc(item.segment.size)
 
 
-def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
+def _upload_all(storage, pool, batch: list[tuple[_StreamPass, _Pending]]):
     """Upload in parallel: (uploaded, failed?). After the first failure the
     rest are not tried (the bucket is probably unreachable). The first
     segment is uploaded in this thread, the others meanwhile on the pool:
     handing a segment to another thread and waiting for it costs more CPU
     than its request, and a stream that keeps up has one segment a pass."""
+    first_pass, first = batch[0]
     futures = [
-        (item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
-        for item in pending[1:]
+        (owner, item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
+        for owner, item in batch[1:]
     ]
-    futures.insert(0, (pending[0], _upload_here(storage, pending[0])))
+    futures.insert(0, (first_pass, first, _upload_here(storage, first)))
     done = []
     failed = False
-    for item, future in futures:
+    for owner, item, future in futures:
         if failed and future.cancel():
             continue
         try:
@@ -437,13 +501,13 @@ def _upload_all(storage, pool, pending: list[_Pending], result: SyncResult):
             continue
         except gcs.StorageError as exc:
             failed = True
-            result.failed += 1
+            owner.result.failed += 1
             metrics.UPLOAD_FAILURES.labels("segment").inc()
             log.error(
                 "segment %s not uploaded, kept on disk for a retry: %s", item.segment.path.name, exc
             )
             continue
-        done.append(item)
+        done.append((owner, item))
     return done, failed
 
 
