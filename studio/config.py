@@ -263,8 +263,9 @@ class Settings(BaseSettings):
     # any other peer keeps its own address; its headers are ignored).
     proxy_hops: NonNegativeInt = 0
     trusted_proxies: Annotated[str, AfterValidator(_networks)] = "127.0.0.1 ::1"
-    # Parallel segment uploads in one sync pass; seconds between HLS sweeps.
-    upload_threads: PositiveInt = 4
+    # Parallel uploads in one group pass (up to 16 streams: their segments,
+    # then their playlists); seconds between HLS sweeps.
+    upload_threads: PositiveInt = 8
     sweep_interval: PositiveFloat = 3.0
     # Webhooks: networks a webhook URL may point into although they are
     # private, loopback or link-local (refused otherwise), and how long one

@@ -81,8 +81,8 @@ DRAINING_TTL = 20
 # A drainer takes up to this many dirty streams at once: their passes share
 # one query, one commit and one Redis round trip (`workers.pipeline.sync`).
 DRAIN_GROUP = 16
-# Once a drainer has its first stream it waits until that stream has waited
-# this long, so that others join its group (on a busy node they have already).
+# On a busy node a drainer that has its first stream waits until that stream
+# has waited this long, so that others join its group (`workers.pipeline.drainer`).
 DRAIN_GATHER_SECONDS = 0.25
 # At most one live thumbnail per broadcast in this many seconds (cut by a sync pass).
 THUMBNAIL_INTERVAL = 10

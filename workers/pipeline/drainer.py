@@ -8,10 +8,11 @@ then takes the set's streams up to DRAIN_GROUP at a time, each under its
 own lock, their passes together (`sync.drain`: one query, one commit per
 batch of uploads, one Redis round trip for the group's facts and one for
 its notes). With the set empty it waits up to DRAIN_WAIT_SECONDS for the
-next stream, then DRAIN_GATHER_SECONDS for others to join it, until nothing
-came or DRAIN_SECONDS have passed; with streams left it queues the next
-job. Leaving the set empty and no longer counting as a drainer is one
-atomic step, so a trigger is never left without a job to take it.
+next stream, then (on a busy node: `_gather`) DRAIN_GATHER_SECONDS for
+others to join it, until nothing came or DRAIN_SECONDS have passed; with
+streams left it queues the next job. Leaving the set empty and no longer
+counting as a drainer is one atomic step, so a trigger is never left
+without a job to take it.
 """
 
 from __future__ import annotations
@@ -34,17 +35,21 @@ def sync_requested(app: Flask, stream: str, node_id: str) -> sync.SyncResult:
     connection = sync.get_redis(app)
     pipeline.start_draining(connection, node_id, stream)
     total = sync.SyncResult()
-    deadline = time.monotonic() + pipeline.DRAIN_SECONDS
+    began = time.monotonic()
+    deadline = began + pipeline.DRAIN_SECONDS
     current = [stream]
+    taken = 0
     try:
         while current:
             total.add(sync.drain(app, connection, current))
+            taken += len(current)
             current = []
             left = deadline - time.monotonic()
             if left > 0:
                 wait = min(left, pipeline.DRAIN_WAIT_SECONDS)
+                gather = _gather(taken, time.monotonic() - began)
                 current = pipeline.wait_dirty_streams(
-                    connection, node_id, wait, pipeline.DRAIN_GROUP, pipeline.DRAIN_GATHER_SECONDS
+                    connection, node_id, wait, pipeline.DRAIN_GROUP, gather
                 )
                 if current:
                     continue
@@ -60,6 +65,19 @@ def sync_requested(app: Flask, stream: str, node_id: str) -> sync.SyncResult:
         _give_back(connection, node_id, current)
         raise
     return total
+
+
+# The shortest time a drainer's rate of streams is measured over.
+RATE_SECONDS = 1.0
+
+
+def _gather(taken: int, elapsed: float) -> float:
+    """How long a first stream waits for others to join its group: the
+    gather time if, at the rate streams came so far (`taken` in `elapsed`
+    seconds), another one is due within it; else none (a quiet node keeps
+    its lowest latency)."""
+    rate = taken / max(elapsed, RATE_SECONDS)
+    return pipeline.DRAIN_GATHER_SECONDS if rate * pipeline.DRAIN_GATHER_SECONDS >= 1 else 0.0
 
 
 def _give_back(connection: redis.Redis, node_id: str, streams: list[str]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis.client import Pipeline
@@ -28,7 +28,6 @@ from studio.extensions import db
 from studio.media.pipeline import REPORTED_TTL, Keys
 from studio.models import Segment
 from studio.storage import gcs, layout
-from workers.pipeline import locks
 from workers.pipeline.playlists import PlaylistSegment, live_window, render_live
 
 log = logging.getLogger(__name__)
@@ -39,14 +38,25 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def write_live_playlist(
-    app, storage, stream, broadcasts, playlist, available, lock, result, synced_digest, written
-):
-    """Rewrite the engine's window for the bucket, naming only the segments
-    `available` ({number: PlaylistSegment} in the bucket: `in_bucket`), and
-    upload it if it changed (its digest differs from `synced_digest`, the
-    last one uploaded); what the bucket now has is noted on the Redis
-    pipeline `written`, which the caller executes."""
+@dataclass(frozen=True)
+class PlaylistUpload:
+    """A live playlist to put in the bucket (`live_playlist`)."""
+
+    stream: str  # public id
+    object_name: str
+    text: str
+    digest: str
+    mtime: float  # of the local playlist it was rewritten from
+
+
+def live_playlist(
+    app, stream, broadcasts, playlist, available, synced_digest, written
+) -> PlaylistUpload | None:
+    """The engine's window rewritten for the bucket, naming only the
+    segments `available` ({number: PlaylistSegment} in the bucket:
+    `in_bucket`); None if there is nothing to upload (an empty window, or
+    the same digest as `synced_digest`, the last one uploaded: then that the
+    bucket has this playlist is noted on the Redis pipeline `written`)."""
     numbers = [entry.number for entry in playlist.entries]
     window = live_window(numbers, available)
     by_id = {b.id: b for b in broadcasts}
@@ -58,26 +68,48 @@ def write_live_playlist(
     )
     text = render_live(stream.public_id, window, float(app.config["HLS_FRAGMENT"]), ended)
     if text is None:
-        return
+        return None
     digest = hashlib.sha256(text.encode()).hexdigest()
-    key = Keys.playlist(stream.public_id)
     if synced_digest == digest.encode():
-        written.hset(key, "mtime", playlist.mtime)  # seen: the sweep can rest
-        return
-    if lock is not None and not locks.still_ours(lock):
-        return  # a newer pass owns the stream, and its playlist
-    started = time.time()
-    try:
-        storage.upload_live_playlist(layout.live_playlist(stream.public_id, stream.private), text)
-    except gcs.StorageError as exc:
-        # Not marked dirty again (that would spin while the bucket is down):
-        # the sweep sees the local playlist newer than the uploaded one.
+        written.hset(Keys.playlist(stream.public_id), "mtime", playlist.mtime)  # the sweep can rest
+        return None
+    object_name = layout.live_playlist(stream.public_id, stream.private)
+    return PlaylistUpload(stream.public_id, object_name, text, digest, playlist.mtime)
+
+
+def upload_playlists(storage, pool, uploads: list[PlaylistUpload]) -> list[Exception | None]:
+    """Put the playlists in the bucket, in parallel (the first in this
+    thread): for each, None or the StorageError it failed with."""
+    futures = [
+        pool.submit(storage.upload_live_playlist, u.object_name, u.text) for u in uploads[1:]
+    ]
+    outcomes: list[Exception | None] = []
+    for index, upload in enumerate(uploads):
+        try:
+            if index:
+                futures[index - 1].result()
+            else:
+                storage.upload_live_playlist(upload.object_name, upload.text)
+        except gcs.StorageError as exc:
+            outcomes.append(exc)
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
+def playlist_uploaded(upload: PlaylistUpload, error, result, written, started: float) -> None:
+    """Note what the bucket now has on the Redis pipeline `written` (the
+    caller executes it), or log the failure (`error`). A failed playlist is
+    not marked dirty again (that would spin while the bucket is down): the
+    sweep sees the local playlist newer than the uploaded one."""
+    if error is not None:
         result.failed += 1
         metrics.UPLOAD_FAILURES.labels("playlist").inc()
-        log.error("live playlist of %s not uploaded: %s", stream.public_id, exc)
+        log.error("live playlist of %s not uploaded: %s", upload.stream, error)
         return
-    metrics.UPLOAD_LAG.labels("playlist").observe(max(0.0, started - playlist.mtime))
-    written.hset(key, mapping={"digest": digest, "mtime": playlist.mtime})
+    metrics.UPLOAD_LAG.labels("playlist").observe(max(0.0, started - upload.mtime))
+    noted = {"digest": upload.digest, "mtime": upload.mtime}
+    written.hset(Keys.playlist(upload.stream), mapping=noted)
     result.playlist_written = True
 
 

@@ -169,7 +169,7 @@ def sync_group(app: Flask, held: dict[str, object]) -> dict[str, SyncResult]:
     rows = streams_and_broadcasts(held)
     connection = get_redis(app)
     storage = gcs.get_storage(config)
-    pool = _pool(int(config.get("UPLOAD_THREADS", 4)))
+    pool = _pool(int(config.get("UPLOAD_THREADS", 8)))
     results = {name: SyncResult() for name in held}
     # What the passes leave in Redis goes in one round trip once the
     # playlists are written: where their segments started (`continuity`),
@@ -192,8 +192,7 @@ def sync_group(app: Flask, held: dict[str, object]) -> dict[str, SyncResult]:
             this_pass.wanted = set(wants.thumbnails) - facts.thumbnails_claimed
             _prepare(this_pass, connection)
         _upload_segments(passes, storage, pool, connection)
-        for this_pass in passes:
-            _write_playlist(app, this_pass, storage, pool)
+        _write_playlists(app, passes, storage, pool)
         if len(written):
             written.execute()
     for this_pass in passes:
@@ -433,39 +432,48 @@ def _uploaded(this_pass: _StreamPass, done: list[_Pending], connection) -> None:
     )
 
 
-def _write_playlist(app: Flask, this_pass: _StreamPass, storage, pool) -> None:
-    """Start the pass's thumbnails, then write its live playlist (naming
-    only segments in the bucket: `live.in_bucket`)."""
-    uploaded, facts, written = this_pass.uploaded, this_pass.facts, this_pass.written
-    pipeline.forget_reported(written, this_pass.name, [n for n in uploaded if n in facts.reported])
-    # Thumbnails are cut and uploaded on the pool while the playlist is written.
-    this_pass.writing = thumbnails.start_writing(
-        storage, pool, this_pass.stream, this_pass.broadcasts, this_pass.frames
-    )
-    playlist = this_pass.playlist
-    if playlist is None:
+def _write_playlists(app: Flask, passes: list[_StreamPass], storage, pool) -> None:
+    """Start the passes' thumbnails, then write their live playlists, in
+    parallel, each naming only segments in the bucket (`live.in_bucket`)."""
+    uploads: list[tuple[_StreamPass, live.PlaylistUpload]] = []
+    for this_pass in passes:
+        uploaded, facts, written = this_pass.uploaded, this_pass.facts, this_pass.written
+        reported = [n for n in uploaded if n in facts.reported]
+        pipeline.forget_reported(written, this_pass.name, reported)
+        # Thumbnails are cut and uploaded on the pool while the playlist is written.
+        this_pass.writing = thumbnails.start_writing(
+            storage, pool, this_pass.stream, this_pass.broadcasts, this_pass.frames
+        )
+        playlist = this_pass.playlist
+        if playlist is None:
+            continue
+        available = live.in_bucket(
+            written,
+            this_pass.name,
+            this_pass.broadcasts,
+            [entry.number for entry in playlist.entries],
+            uploaded,
+            {segment.number for segment in this_pass.on_disk},
+            facts.recorded,
+        )
+        upload = live.live_playlist(
+            app,
+            this_pass.stream,
+            this_pass.broadcasts,
+            playlist,
+            available,
+            facts.playlist_digest,
+            written,
+        )
+        lock = this_pass.lock
+        if upload is not None and (lock is None or locks.still_ours(lock)):
+            uploads.append((this_pass, upload))  # else a newer pass owns the stream
+    if not uploads:
         return
-    available = live.in_bucket(
-        written,
-        this_pass.name,
-        this_pass.broadcasts,
-        [entry.number for entry in playlist.entries],
-        uploaded,
-        {segment.number for segment in this_pass.on_disk},
-        facts.recorded,
-    )
-    live.write_live_playlist(
-        app,
-        storage,
-        this_pass.stream,
-        this_pass.broadcasts,
-        playlist,
-        available,
-        this_pass.lock,
-        this_pass.result,
-        facts.playlist_digest,
-        written,
-    )
+    started = time.time()
+    errors = live.upload_playlists(storage, pool, [upload for _, upload in uploads])
+    for (this_pass, upload), error in zip(uploads, errors, strict=True):
+        live.playlist_uploaded(upload, error, this_pass.result, this_pass.written, started)
 
 
 def _forget_local(done: list[_Pending]) -> None:
