@@ -399,3 +399,15 @@ def test_a_failed_pass_puts_its_stream_back(pipeline_app, redis, make_live_strea
     assert redis.get(pipeline.Keys.dirty(second[0].public_id)) == b"1"
     assert redis.get(pipeline.Keys.draining(node)) == b"0"
     assert first[2].local_names() == []
+
+
+def test_only_a_busy_node_gathers_streams():
+    """A drainer lets its first stream wait for others only when, at the rate
+    streams came so far, another is due within the gather time: a node with
+    a stream or two keeps its lowest latency."""
+    from workers.pipeline import drainer
+
+    gather = pipeline.DRAIN_GATHER_SECONDS
+    assert drainer._gather(1, 0.01) == 0.0  # the job's own stream, just now
+    assert drainer._gather(2, 2.0) == 0.0  # two streams at 2 s fragments
+    assert drainer._gather(50, 1.0) == gather  # a hundred streams at 2 s fragments
