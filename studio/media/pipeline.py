@@ -82,8 +82,9 @@ DRAINING_TTL = 20
 # one query, one commit and one Redis round trip (`workers.pipeline.sync`).
 DRAIN_GROUP = 16
 # On a busy node a drainer that has its first stream waits until that stream
-# has waited this long, so that others join its group (`workers.pipeline.drainer`).
-DRAIN_GATHER_SECONDS = 0.25
+# has waited this many fragments, so that others join its group
+# (`workers.pipeline.drainer`): 0.25 s at 2 s fragments.
+DRAIN_GATHER_FRAGMENTS = 0.125
 # At most one live thumbnail per broadcast in this many seconds (cut by a sync pass).
 THUMBNAIL_INTERVAL = 10
 # Reported segments wait this long for the sync job (a stream idle for an

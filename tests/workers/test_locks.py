@@ -75,3 +75,19 @@ def test_a_group_takes_the_locks_of_its_dirty_free_streams_only(redis):
     assert redis.get(Keys.dirty("grp_held")) == b"1"
     assert locks.finish_pass(taken) == [locks.Finished.RELEASED]
     assert redis.get(Keys.lock("grp_dirty")) is None
+
+
+def test_a_drainer_puts_a_stream_asked_for_again_back_in_the_set(redis):
+    """Given its node, a stream asked for again during its pass is released
+    and put back at the end of the node's dirty streams, its flag kept, so
+    that a busy stream does not hold its drainer while others wait."""
+    node = "node-locks"
+    redis.set(Keys.dirty(STREAM), 1)
+    redis.zadd(Keys.dirty_streams(node), {"grp_waiting": 1.0})
+    [lock] = locks.take_dirty(redis, [STREAM])
+    redis.set(Keys.dirty(STREAM), 1)  # a trigger during the pass
+
+    assert locks.finish_pass([lock], node) == [locks.Finished.REQUEUED]
+    assert redis.get(Keys.lock(STREAM)) is None
+    assert redis.get(Keys.dirty(STREAM)) == b"1"
+    assert redis.zrange(Keys.dirty_streams(node), 0, -1) == [b"grp_waiting", STREAM.encode()]

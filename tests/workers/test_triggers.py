@@ -407,7 +407,8 @@ def test_only_a_busy_node_gathers_streams():
     a stream or two keeps its lowest latency."""
     from workers.pipeline import drainer
 
-    gather = pipeline.DRAIN_GATHER_SECONDS
-    assert drainer._gather(1, 0.01) == 0.0  # the job's own stream, just now
-    assert drainer._gather(2, 2.0) == 0.0  # two streams at 2 s fragments
-    assert drainer._gather(50, 1.0) == gather  # a hundred streams at 2 s fragments
+    gather = pipeline.DRAIN_GATHER_FRAGMENTS * 2.0
+    assert drainer._gather(1, 0.01, 2.0) == 0.0  # the job's own stream, just now
+    assert drainer._gather(2, 2.0, 2.0) == 0.0  # two streams at 2 s fragments
+    assert drainer._gather(50, 1.0, 2.0) == gather  # a hundred streams at 2 s fragments
+    assert drainer._gather(50, 1.0, 1.0) == gather / 2  # fifty at 1 s: half as long

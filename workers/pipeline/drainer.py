@@ -8,8 +8,8 @@ then takes the set's streams up to DRAIN_GROUP at a time, each under its
 own lock, their passes together (`sync.drain`: one query, one commit per
 batch of uploads, one Redis round trip for the group's facts and one for
 its notes). With the set empty it waits up to DRAIN_WAIT_SECONDS for the
-next stream, then (on a busy node: `_gather`) DRAIN_GATHER_SECONDS for
-others to join it, until nothing came or DRAIN_SECONDS have passed; with
+next stream, then (on a busy node: `_gather`) DRAIN_GATHER_FRAGMENTS of a
+fragment for others to join it, until nothing came or DRAIN_SECONDS have passed; with
 streams left it queues the next job. Leaving the set empty and no longer
 counting as a drainer is one atomic step, so a trigger is never left
 without a job to take it.
@@ -28,26 +28,27 @@ from workers.pipeline import sync
 
 
 def sync_requested(app: Flask, stream: str, node_id: str) -> sync.SyncResult:
-    """Sync `stream` until it is clean, then the other dirty streams of
-    `node_id` for up to DRAIN_SECONDS (the body of the
-    `workers.jobs.sync_stream` job). Raises what a pass raises (RQ retries
+    """Sync `stream`, then the dirty streams of `node_id` (its own again if
+    it was asked for during its pass) for up to DRAIN_SECONDS (the body of
+    the `workers.jobs.sync_stream` job). Raises what a pass raises (RQ retries
     the job); streams taken from the set whose pass failed are put back."""
     connection = sync.get_redis(app)
     pipeline.start_draining(connection, node_id, stream)
     total = sync.SyncResult()
+    fragment = float(app.config["HLS_FRAGMENT"])
     began = time.monotonic()
     deadline = began + pipeline.DRAIN_SECONDS
     current = [stream]
     taken = 0
     try:
         while current:
-            total.add(sync.drain(app, connection, current))
+            total.add(sync.drain(app, connection, current, node_id, total.streams))
             taken += len(current)
             current = []
             left = deadline - time.monotonic()
             if left > 0:
                 wait = min(left, pipeline.DRAIN_WAIT_SECONDS)
-                gather = _gather(taken, time.monotonic() - began)
+                gather = _gather(taken, time.monotonic() - began, fragment)
                 current = pipeline.wait_dirty_streams(
                     connection, node_id, wait, pipeline.DRAIN_GROUP, gather
                 )
@@ -71,13 +72,14 @@ def sync_requested(app: Flask, stream: str, node_id: str) -> sync.SyncResult:
 RATE_SECONDS = 1.0
 
 
-def _gather(taken: int, elapsed: float) -> float:
+def _gather(taken: int, elapsed: float, fragment: float) -> float:
     """How long a first stream waits for others to join its group: the
-    gather time if, at the rate streams came so far (`taken` in `elapsed`
-    seconds), another one is due within it; else none (a quiet node keeps
-    its lowest latency)."""
+    gather time (DRAIN_GATHER_FRAGMENTS of a `fragment`) if, at the rate
+    streams came so far (`taken` in `elapsed` seconds), another one is due
+    within it; else none (a quiet node keeps its lowest latency)."""
+    gather = pipeline.DRAIN_GATHER_FRAGMENTS * fragment
     rate = taken / max(elapsed, RATE_SECONDS)
-    return pipeline.DRAIN_GATHER_SECONDS if rate * pipeline.DRAIN_GATHER_SECONDS >= 1 else 0.0
+    return gather if rate * gather >= 1 else 0.0
 
 
 def _give_back(connection: redis.Redis, node_id: str, streams: list[str]) -> None:

@@ -28,12 +28,19 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 en
 redis.call('DEL', KEYS[2])
 return 1
 """
-# After a pass: dirty again -> clear the flag and keep (renew) the lock, 1;
-# else release it, 0 (one step: a trigger either comes before and is seen
-# here, or after and finds the lock free); -1 if the lock is no longer ours.
-# KEYS: lock, dirty. ARGV: token, TTL in ms.
+# After a pass: dirty again -> clear the flag and keep (renew) the lock, 1,
+# or, given the node's set of dirty streams (KEYS[3]), release the lock and
+# put the stream back at the set's end, its flag kept, 2; else release it, 0
+# (one step: a trigger either comes before and is seen here, or after and
+# finds the lock free); -1 if the lock is no longer ours. KEYS: lock, dirty
+# [, dirty streams]. ARGV: token, TTL in ms [, now, stream].
 _FINISH = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
+if KEYS[3] and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZADD', KEYS[3], 'NX', ARGV[3], ARGV[4])
+  return 2
+end
 if redis.call('DEL', KEYS[2]) == 1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
@@ -45,6 +52,7 @@ return 0
 
 class Finished(enum.Enum):
     DIRTY = 1  # asked for again during the pass: the lock is kept for the next one
+    REQUEUED = 2  # asked for again: released, and back in its node's dirty streams
     RELEASED = 0  # clean: the lock is released
     LOST = -1  # the lock expired during the pass (another pass may own the stream)
 
@@ -100,17 +108,25 @@ def take_dirty(connection: redis.Redis, streams: list[str]) -> list[DirtyStreamL
     return [lock for lock, ok in zip(held, taken, strict=True) if ok]
 
 
-def finish_pass(held: list[DirtyStreamLock]) -> list[Finished]:
-    """After a pass under each lock of `held` (in one round trip): keep it
-    for another pass if its stream was asked for again meanwhile (the flag
-    is cleared), else release it, in one step for each. Raises redis errors."""
+def finish_pass(held: list[DirtyStreamLock], node_id: str | None = None) -> list[Finished]:
+    """After a pass under each lock of `held` (in one round trip): a stream
+    asked for again meanwhile keeps its lock for another pass (its flag is
+    cleared), or, given `node_id`, is released and put back at the end of
+    that node's dirty streams (so that a group's busy streams do not keep
+    the others waiting); else its lock is released; one step for each.
+    Raises redis errors."""
     if not held:
         return []
     ttl = int(LOCK_TTL * 1000)
+    now = time.time()
     with held[0].redis.pipeline(transaction=False) as pipe:
         for lock in held:
             keys = [lock.name, Keys.dirty(lock.stream)]
-            lock.lua_finish(keys=keys, args=[lock.local.token, ttl], client=pipe)
+            args = [lock.local.token, ttl]
+            if node_id is not None:
+                keys.append(Keys.dirty_streams(node_id))
+                args += [now, lock.stream]
+            lock.lua_finish(keys=keys, args=args, client=pipe)
         replies = pipe.execute()
     finished = [Finished(int(reply)) for reply in replies]
     for lock, outcome in zip(held, finished, strict=True):

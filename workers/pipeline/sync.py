@@ -55,6 +55,7 @@ class SyncResult:
     orphans: int = 0
     playlist_written: bool = False
     broadcasts: set[int] = field(default_factory=set)
+    streams: set[str] = field(default_factory=set)  # those that got segments uploaded
     # The stream's recent broadcasts as the latest pass saw them (newest
     # first): who owns what is left on disk, without asking the database again.
     windows: list[Window] = field(default_factory=list)
@@ -66,6 +67,7 @@ class SyncResult:
         self.orphans += other.orphans
         self.playlist_written |= other.playlist_written
         self.broadcasts |= other.broadcasts
+        self.streams |= other.streams
         if other.windows:
             self.windows = other.windows
 
@@ -79,33 +81,43 @@ class SyncResult:
         }
 
 
-def drain(app: Flask, connection: redis.Redis, streams: list[str]) -> SyncResult:
-    """Run passes over those `streams` that are dirty and nobody else holds,
-    together (`sync_group`), while any is dirty again.
+def drain(
+    app: Flask,
+    connection: redis.Redis,
+    streams: list[str],
+    node_id: str | None = None,
+    synced: set[str] = frozenset(),
+) -> SyncResult:
+    """A pass over those `streams` that are dirty and nobody else holds,
+    together (`sync_group`; one that `synced` already uploaded in this job
+    only if it has something new). A stream asked for again during the
+    pass goes back to the end of `node_id`'s dirty streams (a drainer's
+    next group takes it), or, without `node_id`, gets passes until it is
+    clean.
 
-    Taking a lock takes the stream's dirty flag with it, and after each pass
-    one step either takes a flag set meanwhile (another pass) or releases
-    the lock (`locks.finish_pass`): for the whole group, two Redis round
-    trips around a pass."""
+    Taking a lock takes the stream's dirty flag with it, and after the pass
+    one step either takes or requeues a flag set meanwhile, or releases the
+    lock (`locks.finish_pass`): for the whole group, two Redis round trips
+    around a pass. The result's `streams` are those that got uploads."""
     total = SyncResult()
     # Not taken: the stream is clean, or the holder's finish_pass sees the flag.
     held = locks.take_dirty(connection, streams)
-    uploaded: set[str] = set()
     try:
         while held:
             due = {
                 lock.stream: lock
                 for lock in held
-                if lock.stream not in uploaded or not nothing_new(app, connection, lock.stream)
+                if lock.stream not in synced or not nothing_new(app, connection, lock.stream)
             }
-            for name, result in sync_group(app, due).items():
+            for name, result in (sync_group(app, due) if due else {}).items():
                 total.add(result)
                 if result.uploaded:
-                    uploaded.add(name)
-            finished = list(zip(held, locks.finish_pass(held), strict=True))
+                    total.streams.add(name)
+            synced = synced | total.streams
+            finished = list(zip(held, locks.finish_pass(held, node_id), strict=True))
             lost = [lock.stream for lock, f in finished if f is locks.Finished.LOST]
             held = [lock for lock, f in finished if f is locks.Finished.DIRTY]
-            held += locks.take_dirty(connection, lost) if lost else []
+            held += locks.take_dirty(connection, lost) if lost and node_id is None else []
     except BaseException:
         for lock in held:
             if lock.local.token is not None:
