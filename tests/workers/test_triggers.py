@@ -412,3 +412,34 @@ def test_only_a_busy_node_gathers_streams():
     assert drainer._gather(2, 2.0, 2.0) == 0.0  # two streams at 2 s fragments
     assert drainer._gather(50, 1.0, 2.0) == gather  # a hundred streams at 2 s fragments
     assert drainer._gather(50, 1.0, 1.0) == gather / 2  # fifty at 1 s: half as long
+
+
+def test_a_stream_asked_for_during_its_pass_waits_behind_the_others(
+    pipeline_app, redis, make_live_stream, monkeypatch
+):
+    """A stream asked for again during every pass of its drainer does not
+    keep it: it goes back behind the streams already waiting, which the
+    drainer's next group takes."""
+    from workers.pipeline import drainer, sync
+
+    busy, other = make_live_stream(), make_live_stream()
+    for stream, _, hls in (busy, other):
+        hls.add_segment(1, mtime=time.time() - 60)
+        hls.write_playlist([1])
+        pipeline.request_sync(redis, stream.public_id)
+    busy_id, other_id = busy[0].public_id, other[0].public_id
+    groups: list[set[str]] = []
+    real = sync.sync_group
+
+    def asked_again(app, held):
+        groups.append(set(held))
+        if busy_id in held and len(groups) < 5:
+            redis.set(pipeline.Keys.dirty(busy_id), 1)  # a trigger during the pass
+        return real(app, held)
+
+    monkeypatch.setattr(sync, "sync_group", asked_again)
+    drainer.sync_requested(pipeline_app, busy_id, pipeline.DEFAULT_NODE)
+
+    assert groups[0] == {busy_id}
+    assert other_id in groups[1]
+    assert other[2].local_names() == []
