@@ -433,13 +433,18 @@ def test_a_stream_asked_for_during_its_pass_waits_behind_the_others(
 
     def asked_again(app, held):
         groups.append(set(held))
+        results = real(app, held)
         if busy_id in held and len(groups) < 5:
-            redis.set(pipeline.Keys.dirty(busy_id), 1)  # a trigger during the pass
-        return real(app, held)
+            # A new segment and its trigger, late in the pass.
+            number = len(groups) + 1
+            busy[2].add_segment(number, mtime=time.time() - 60 + number)
+            busy[2].write_playlist(list(range(1, number + 1)))
+            redis.set(pipeline.Keys.dirty(busy_id), 1)
+        return results
 
     monkeypatch.setattr(sync, "sync_group", asked_again)
     drainer.sync_requested(pipeline_app, busy_id, pipeline.DEFAULT_NODE)
 
     assert groups[0] == {busy_id}
     assert other_id in groups[1]
-    assert other[2].local_names() == []
+    assert other[2].local_names() == [] and busy[2].local_names() == []
