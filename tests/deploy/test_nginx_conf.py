@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import json
 import re
 import ssl
 import subprocess
@@ -39,6 +40,7 @@ from tests.stack import Tcp
 NGINX = "/usr/sbin/nginx"
 DOMAIN = "studio.test"
 WS_PER_ADDRESS = 2
+API_ERRORS_MOUNT = "/etc/nginx/snippets/api-errors.conf"
 
 
 class Upstream(http.server.ThreadingHTTPServer):
@@ -111,6 +113,8 @@ def render(
     conf = conf.replace("/var/log/nginx/access.log", str(tmp / "access.log"))
     # The media-node map `flask nodes nginx-map` writes (none: a single SRS).
     conf = conf.replace("/etc/nginx/media-nodes/", f"{tmp}/media-nodes/")
+    # Mounted there by docker-compose.yml.
+    conf = conf.replace(API_ERRORS_MOUNT, str(ROOT / "nginx" / "api-errors.conf.template"))
     return conf
 
 
@@ -435,6 +439,44 @@ def test_private_hook_port_falls_back_to_the_web_tier_without_hooks_replicas(tmp
         others.shutdown()
 
 
+def _raw(edge, method: str, path: str, headers: dict[str, str]) -> tuple[int, str, str]:
+    """Send a request line and headers as given (no body): status, type, text."""
+    context = ssl.create_default_context(cafile=str(edge["tmp"] / "fullchain.pem"))
+    host, port = edge["https"].removeprefix("https://").split(":")
+    connection = http.client.HTTPSConnection(host, int(port), context=context, timeout=5)
+    try:
+        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for name, value in {"Host": DOMAIN, **headers}.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        reply = connection.getresponse()
+        return reply.status, reply.getheader("Content-Type", ""), reply.read().decode()
+    finally:
+        connection.close()
+
+
+def test_what_nginx_refuses_for_the_api_is_json(edge):
+    """A request line nginx cannot read (a %00 in the path) and a body over
+    its limit are answered, for /api/, in the API's JSON error shape; pages
+    keep nginx's own page."""
+    status, kind, text = _raw(edge, "GET", "/api/v1/streams/%00", {})
+    assert (status, kind) == (400, "application/json")
+    assert json.loads(text) == {
+        "error": "Malformed request: its path or headers could not be read.",
+        "fields": {},
+    }
+    too_big = {"Content-Type": "application/json", "Content-Length": str(2 * 1024 * 1024)}
+    status, kind, text = _raw(edge, "POST", "/api/v1/streams", too_big)
+    assert (status, kind) == (413, "application/json")
+    assert json.loads(text) == {"error": "Request body too large.", "fields": {}}
+
+    status, kind, text = _raw(edge, "GET", "/watch/%00", {})
+    assert (status, kind) == (400, "text/html") and "<html>" in text
+    status, kind, _ = _raw(edge, "POST", "/streams", too_big)
+    assert (status, kind) == (413, "text/html")
+    assert get(edge, "/_refused/400").status_code == 404  # internal: not reachable from outside
+
+
 def test_rendering_left_no_compose_names():
     """The test's rendering replaced every compose-only name and port (else the
     tests above would not be testing the deployed file's rules)."""
@@ -447,6 +489,7 @@ def test_rendering_left_no_compose_names():
         "${STUDIO_WS_PER_ADDRESS}",
         "http://srs:1985",
         "/etc/nginx/media-nodes/",
+        API_ERRORS_MOUNT,
         "listen 8088;",
         "listen 80;",
         "listen 443 ssl",

@@ -6,6 +6,7 @@ and pages need, and nginx caps the sockets one address may hold."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import re
@@ -152,3 +153,18 @@ def _admitted(viewers, public_id: str) -> bool:
     with contextlib.suppress(ConnectionClosed, InvalidStatus):
         return next_status(viewers(public_id)) == "created"
     return False
+
+
+def test_what_nginx_refuses_for_the_api_is_json(front):
+    """As in production (tests/deploy/test_nginx_conf.py): a path nginx
+    cannot read is answered, for /api/, in the API's JSON error shape."""
+    host, port = front.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=ANSWER_WITHIN)
+    try:
+        connection.request("GET", "/api/v1/streams/%00")
+        reply = connection.getresponse()
+        assert reply.status == 400
+        assert reply.getheader("Content-Type") == "application/json"
+        assert json.loads(reply.read())["fields"] == {}
+    finally:
+        connection.close()
