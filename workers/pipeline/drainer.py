@@ -9,10 +9,10 @@ own lock, their passes together (`sync.drain`: one query, one commit per
 batch of uploads, one Redis round trip for the group's facts and one for
 its notes). With the set empty it waits up to DRAIN_WAIT_SECONDS for the
 next stream, then (on a busy node: `_gather`) DRAIN_GATHER_FRAGMENTS of a
-fragment for others to join it, until nothing came or DRAIN_SECONDS have passed; with
-streams left it queues the next job. Leaving the set empty and no longer
-counting as a drainer is one atomic step, so a trigger is never left
-without a job to take it.
+fragment for others to join it, until nothing came or DRAIN_SECONDS have
+passed; with streams left it queues the next job. Leaving the set empty and
+no longer counting as a drainer is one atomic step, so a trigger is never
+left without a job to take it.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from studio import metrics
 from studio.extensions import db
 from studio.media.pipeline import REPORTED_TTL, Keys
 from studio.models import Segment
-from studio.storage import gcs, layout
+from studio.storage import layout
 from workers.pipeline.playlists import PlaylistSegment, live_window, render_live
 
 log = logging.getLogger(__name__)
@@ -75,26 +75,6 @@ def live_playlist(
         return None
     object_name = layout.live_playlist(stream.public_id, stream.private)
     return PlaylistUpload(stream.public_id, object_name, text, digest, playlist.mtime)
-
-
-def upload_playlists(storage, pool, uploads: list[PlaylistUpload]) -> list[Exception | None]:
-    """Put the playlists in the bucket, in parallel (the first in this
-    thread): for each, None or the StorageError it failed with."""
-    futures = [
-        pool.submit(storage.upload_live_playlist, u.object_name, u.text) for u in uploads[1:]
-    ]
-    outcomes: list[Exception | None] = []
-    for index, upload in enumerate(uploads):
-        try:
-            if index:
-                futures[index - 1].result()
-            else:
-                storage.upload_live_playlist(upload.object_name, upload.text)
-        except gcs.StorageError as exc:
-            outcomes.append(exc)
-        else:
-            outcomes.append(None)
-    return outcomes
 
 
 def playlist_uploaded(upload: PlaylistUpload, error, result, written, started: float) -> None:

@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import redis
 from flask import Flask
@@ -483,8 +485,11 @@ def _write_playlists(app: Flask, passes: list[_StreamPass], storage, pool) -> No
     if not uploads:
         return
     started = time.time()
-    errors = live.upload_playlists(storage, pool, [upload for _, upload in uploads])
-    for (this_pass, upload), error in zip(uploads, errors, strict=True):
+    calls = [partial(storage.upload_live_playlist, u.object_name, u.text) for _, u in uploads]
+    for (this_pass, upload), future in zip(uploads, _in_parallel(pool, calls), strict=True):
+        error = future.exception()
+        if error is not None and not isinstance(error, gcs.StorageError):
+            raise error
         live.playlist_uploaded(upload, error, this_pass.result, this_pass.written, started)
 
 
@@ -498,20 +503,12 @@ def _forget_local(done: list[_Pending]) -> None:
 
 
 def _upload_all(storage, pool, batch: list[tuple[_StreamPass, _Pending]]):
-    """Upload in parallel: (uploaded, failed?). After the first failure the
-    rest are not tried (the bucket is probably unreachable). The first
-    segment is uploaded in this thread, the others meanwhile on the pool:
-    handing a segment to another thread and waiting for it costs more CPU
-    than its request, and a stream that keeps up has one segment a pass."""
-    first_pass, first = batch[0]
-    futures = [
-        (owner, item, pool.submit(storage.upload_segment, item.object_name, item.segment.path))
-        for owner, item in batch[1:]
-    ]
-    futures.insert(0, (first_pass, first, _upload_here(storage, first)))
+    """Upload in parallel (`_in_parallel`): (uploaded, failed?). After the
+    first failure the rest are not tried (the bucket is probably unreachable)."""
+    calls = [partial(storage.upload_segment, i.object_name, i.segment.path) for _, i in batch]
     done = []
     failed = False
-    for owner, item, future in futures:
+    for (owner, item), future in zip(batch, _in_parallel(pool, calls), strict=True):
         if failed and future.cancel():
             continue
         try:
@@ -531,14 +528,18 @@ def _upload_all(storage, pool, batch: list[tuple[_StreamPass, _Pending]]):
     return done, failed
 
 
-def _upload_here(storage: gcs.Storage, item: _Pending) -> Future:
-    """`storage.upload_segment` of `item` run now, its outcome as a done Future."""
-    future: Future = Future()
+def _in_parallel(pool: ThreadPoolExecutor, calls: list[Callable[[], object]]) -> list[Future]:
+    """Each call's outcome as a Future: the first run in this thread, the
+    others meanwhile on the pool (handing an upload to another thread and
+    waiting for it costs more CPU than its request, and a stream that keeps
+    up has one segment and one playlist a pass)."""
+    futures = [pool.submit(call) for call in calls[1:]]
+    here: Future = Future()
     try:
-        future.set_result(storage.upload_segment(item.object_name, item.segment.path))
+        here.set_result(calls[0]())
     except Exception as exc:
-        future.set_exception(exc)
-    return future
+        here.set_exception(exc)
+    return [here, *futures]
 
 
 def _record(done: list[_Pending]) -> None:
