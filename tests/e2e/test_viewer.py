@@ -244,8 +244,8 @@ def phone(browser: Browser):
 
 
 def test_pages_fit_a_phone(studio_stack, phone: Page):
-    """At 390 px wide the home page, a watch page and the creator's stream
-    page scroll only vertically and long URLs wrap on lines of their own
+    """At 390 px wide the home page, a watch page, the API reference and the
+    creator's stream page scroll only vertically and long URLs wrap on lines of their own
     (screenshots are kept in the stack's var directory, under screens/)."""
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(
@@ -256,10 +256,10 @@ def test_pages_fit_a_phone(studio_stack, phone: Page):
     screens.mkdir(exist_ok=True)
     base = studio_stack.base_url
 
-    def check(path: str, shot: str) -> None:
+    def check(path: str, shot: str, full_page: bool = True) -> None:
         phone.goto(f"{base}{path}")
         width = phone.evaluate("() => document.documentElement.scrollWidth")
-        phone.screenshot(path=str(screens / f"{shot}.png"), full_page=True)
+        phone.screenshot(path=str(screens / f"{shot}.png"), full_page=full_page)
         assert width <= 390, f"{path} is {width}px wide"
 
     check("/", "home")
@@ -269,6 +269,11 @@ def test_pages_fit_a_phone(studio_stack, phone: Page):
     local = started.astimezone(ZoneInfo(VIEWER_ZONE))
     shown = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
     expect(phone.get_by_test_id("replays").locator("time")).to_contain_text(shown)
+    check("/api/v1/docs", "api-docs", full_page=False)  # too long to shoot whole
+    # Its tables become one block per row, each cell named.
+    first_cell = phone.get_by_test_id("api-schema").first.locator("td").first
+    expect(first_cell).to_have_css("display", "block")
+    expect(first_cell).to_have_attribute("data-label", "Field")
     LoginPage(phone, base).open().log_in(email, PASSWORD)
     expect(phone.get_by_test_id("my-streams")).to_be_visible()
     check(f"/streams/{stream.public_id}", "stream")
