@@ -257,10 +257,14 @@ def test_reference_page_shows_the_ingest_protocols_and_nullable_urls(client):
     """The reference page spells out the values `protocols` and `modes` take and
     that the WebRTC URLs may be null."""
     page = html.unescape(" ".join(client.get(f"{PREFIX}/docs").get_data(as_text=True).split()))
-    assert '<td><code>protocols</code></td><td>array of "rtmp" | "webrtc" | "srt"</td>' in page
-    assert '<td><code>modes</code></td><td>array of "hls" | "webrtc"</td>' in page
-    assert "<td><code>whep_url</code></td><td>string or null</td>" in page
-    assert "<td><code>whip_url</code></td><td>string or null</td>" in page
+
+    def row(name: str, kind: str) -> str:
+        return f'<td data-label="Field"><code>{name}</code></td><td data-label="Type">{kind}</td>'
+
+    assert row("protocols", 'array of "rtmp" | "webrtc" | "srt"') in page
+    assert row("modes", 'array of "hls" | "webrtc"') in page
+    assert row("whep_url", "string or null") in page
+    assert row("whip_url", "string or null") in page
 
 
 def test_stream_and_broadcast_schemas_document_their_thumbnails(spec):
