@@ -17,8 +17,9 @@ def test_a_viewer_sees_reconnecting_and_then_the_stream_again(
     studio_stack, ffmpeg_publisher, page: Page
 ):
     """The encoder drops: the watch page says "Reconnecting…" over the
-    player it keeps; the encoder returns: the same page (no reload) plays
-    the same broadcast on."""
+    player it keeps, without a "behind live" figure that would only grow;
+    the encoder returns: the same page (no reload) plays the same broadcast
+    on, the figure back. The audience count stays through it all."""
     stream = studio_stack.create_stream(
         studio_stack.create_user(), "Wobbly Wi-Fi", reconnect_window=120
     )
@@ -29,6 +30,9 @@ def test_a_viewer_sees_reconnecting_and_then_the_stream_again(
     page.evaluate("window.sameDocument = true")  # gone if the page reloads
     playing = page.locator("#player").get_attribute("data-playing-broadcast")
     overlay = page.get_by_test_id("reconnecting")
+    latency = page.get_by_test_id("live-latency")
+    expect(latency).to_be_visible(timeout=20_000)
+    expect(watch.viewers).to_be_visible()
 
     first.send_signal(signal.SIGINT)
     first.wait(timeout=15)
@@ -36,6 +40,8 @@ def test_a_viewer_sees_reconnecting_and_then_the_stream_again(
     expect(overlay).to_be_visible()
     expect(overlay).to_contain_text("Reconnecting…")
     expect(watch.video).to_be_visible()  # the player stays
+    expect(latency).to_be_hidden()
+    expect(watch.viewers).to_be_visible()
     expect(watch.ended_card).to_be_hidden()
     assert watch.mode() == "live"
 
@@ -43,6 +49,7 @@ def test_a_viewer_sees_reconnecting_and_then_the_stream_again(
     expect(watch.status).to_have_text("LIVE", timeout=20_000)
     expect(overlay).to_be_hidden()
     watch.wait_until_playing(past_seconds=3.0, timeout_ms=60_000)
+    expect(latency).to_be_visible()
     assert page.evaluate("window.sameDocument") is True
     assert page.locator("#player").get_attribute("data-playing-broadcast") == playing
     assert len(studio_stack.stream_row(stream.public_id)["broadcasts"]) == 1

@@ -269,6 +269,8 @@ def test_pages_fit_a_phone(studio_stack, phone: Page):
     local = started.astimezone(ZoneInfo(VIEWER_ZONE))
     shown = f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
     expect(phone.get_by_test_id("replays").locator("time")).to_contain_text(shown)
+    # The stream has ended: no "1 watching" (the live audience) for this viewer.
+    expect(phone.get_by_test_id("viewer-count")).to_be_hidden()
     check("/api/v1/docs", "api-docs", full_page=False)  # too long to shoot whole
     # Its tables become one block per row, each cell named.
     first_cell = phone.get_by_test_id("api-schema").first.locator("td").first

@@ -67,6 +67,8 @@ export function secondsBehindLive(playingDate, clockOffset = 0, now = Date.now()
 // hls.js on `video` inside `player` (whose data-mode says what plays:
 // "none", "live" or "replay"). `isLive()` says whether the stream is live
 // now: while it is, a live playlist that fails to load is retried.
+// `showsLatency()`: whether "N s behind live" means anything now (not while
+// the publisher reconnects: the picture waits, the figure would only grow).
 export function createPlayer({
   player,
   video,
@@ -74,6 +76,7 @@ export function createPlayer({
   unmute,
   latency = null,
   isLive = () => false,
+  showsLatency = () => true,
   clockOffset = () => 0,
   fragment = 0,
 }) {
@@ -138,7 +141,7 @@ export function createPlayer({
   }
 
   function showLatency() {
-    const behind = hls ? secondsBehindLive(hls.playingDate, clockOffset()) : null;
+    const behind = hls && showsLatency() ? secondsBehindLive(hls.playingDate, clockOffset()) : null;
     if (behind === null) {
       latency.hidden = true;
       return;
@@ -338,6 +341,7 @@ export function mountStreamPlayer(scope = document, extra = {}) {
     latency: scope.querySelector("[data-latency]"),
     // Reconnecting: the broadcast goes on, its playlist too (no ENDLIST).
     isLive: () => status === "live" || status === "reconnecting",
+    showsLatency: () => status === "live",
     clockOffset: () => offset,
     fragment,
   });
@@ -390,6 +394,10 @@ export function mountStreamPlayer(scope = document, extra = {}) {
     // The player stays as it is while the publisher reconnects: hls.js keeps
     // reloading the playlist and plays on once segments follow.
     if (reconnecting) reconnecting.hidden = status !== "reconnecting" || watchingReplay;
+    // "N watching" is the live audience: not shown on an offline or ended page.
+    for (const count of document.querySelectorAll("[data-testid='viewer-count'][data-live-only]")) {
+      count.hidden = !underWay;
+    }
     if (underWay) {
       // A new broadcast (even one whose "ended" this page missed) starts afresh.
       const another = player.dataset.playingBroadcast !== liveBroadcast;
