@@ -317,13 +317,16 @@ class EdgeProbe(threading.Thread):
         self.seen: set[str] = set()
         self.broadcast: dict[str, int] = {}
         self.running = True
+        # One kept-alive connection, as a player has: a new connection per
+        # poll made the probe itself slow on a busy machine.
+        self.http = requests.Session()
 
     def run(self) -> None:
         edge = self.studio.nginx.edge_url
         while self.running:
             for public_id, started in self.sample.items():
                 if public_id not in self.first_playable:
-                    playlist = requests.get(f"{edge}/live/{public_id}/index.m3u8", timeout=10)
+                    playlist = self.http.get(f"{edge}/live/{public_id}/index.m3u8", timeout=10)
                     if playlist.status_code == 200:
                         self.first_playable[public_id] = time.time() - started
                 self._segments(edge, public_id)
@@ -340,7 +343,7 @@ class EdgeProbe(threading.Thread):
                 continue
             number = name[len(public_id) + 1 : -3]
             url = f"{edge}/live/{public_id}/{self.broadcast[public_id]}/{number}.ts"
-            if requests.head(url, timeout=10).status_code == 200:
+            if self.http.head(url, timeout=10).status_code == 200:
                 self.seen.add(name)
                 self.lags.append(time.time() - self.disk.closed[name])
 
