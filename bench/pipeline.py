@@ -324,7 +324,7 @@ class EdgeProbe(threading.Thread):
     def run(self) -> None:
         edge = self.studio.nginx.edge_url
         while self.running:
-            for public_id, started in self.sample.items():
+            for public_id, started in list(self.sample.items()):  # grows at start
                 if public_id not in self.first_playable:
                     playlist = self.http.get(f"{edge}/live/{public_id}/index.m3u8", timeout=10)
                     if playlist.status_code == 200:
@@ -379,6 +379,10 @@ def run(count: int, seconds: float, workers: int, source: Path) -> dict:
         # Real publishers do not start in the same millisecond: spread the
         # starts over one fragment, so segment closes are spread the same way.
         spread = 2.0 / max(1, len(streams))
+        # The probe runs from the first publisher on: started after them all,
+        # it saw its sample's first segments late (and counted that as lag).
+        probe = EdgeProbe(studio, disk, {})
+        probe.start()
         for public_id, key in streams:
             time.sleep(spread)
             argv = [
@@ -399,6 +403,8 @@ def run(count: int, seconds: float, workers: int, source: Path) -> dict:
                 f"{studio.nginx.rtmp_url}/{public_id}?secret={key}",
             ]
             starts[public_id] = time.time()
+            if len(probe.sample) < SAMPLE:
+                probe.sample[public_id] = starts[public_id]
             quiet = {
                 "stdin": subprocess.DEVNULL,
                 "stdout": subprocess.DEVNULL,
@@ -407,8 +413,6 @@ def run(count: int, seconds: float, workers: int, source: Path) -> dict:
             # nice 10: in production publishers are other machines; here they
             # share 2 cores with the pipeline and must not starve it.
             publishers.append(subprocess.Popen(argv, **quiet, preexec_fn=lambda: os.nice(10)))
-        probe = EdgeProbe(studio, disk, dict(list(starts.items())[:SAMPLE]))
-        probe.start()
         time.sleep(seconds)
         cpu_live = sampler.cpu_seconds() - cpu_before
         rig = sum(_cpu_of(p.pid) for p in publishers) / (time.time() - started_at)
