@@ -9,7 +9,9 @@ on their own. A closed socket is removed at once (if Redis fails then, the
 thread removes it on its next pass, not after VIEWER_EXPIRY).
 
 The same thread pushes a `viewers` event on the stream's channel when the
-count has changed, at most once per VIEWER_PUSH_INTERVAL per stream across
+count differs from the one last pushed, or a socket joined or left since
+(a joining socket is shown the count of its joining, which nobody else may
+have been told), at most once per VIEWER_PUSH_INTERVAL per stream across
 all processes (a Redis key taken with SET NX), and raises the open
 broadcast's `peak_viewers` to the count.
 """
@@ -57,6 +59,14 @@ def _pushed_key(public_id: str) -> str:
 
 def _throttle_key(public_id: str) -> str:
     return f"studio:viewers:throttle:{public_id}"
+
+
+def _forget_pushed(pipeline, public_id: str) -> None:
+    """Queue forgetting the count last pushed for the stream: after a join or
+    a leave, the next pass pushes the count even if it equals that one. A
+    socket that joined meanwhile was shown the count of its own joining (two,
+    say), and must hear that it fell back (to one) although nobody was told two."""
+    pipeline.delete(_pushed_key(public_id))
 
 
 def viewers_message(public_id: str, count: int) -> dict:
@@ -126,7 +136,10 @@ class ViewerCounter:
             self._dirty.add(public_id)
             self._ensure_thread()
         try:
-            get_redis(self._app).zadd(key(public_id), {member: time.time()})
+            pipe = get_redis(self._app).pipeline(transaction=False)
+            pipe.zadd(key(public_id), {member: time.time()})
+            _forget_pushed(pipe, public_id)
+            pipe.execute()
         except Exception:
             log.warning("could not count a viewer of %s", public_id, exc_info=True)
         self._wake.set()
@@ -142,7 +155,10 @@ class ViewerCounter:
                     del self._open[public_id]
             self._dirty.add(public_id)
         try:
-            get_redis(self._app).zrem(key(public_id), member)
+            pipe = get_redis(self._app).pipeline(transaction=False)
+            pipe.zrem(key(public_id), member)
+            _forget_pushed(pipe, public_id)
+            pipe.execute()
         except Exception:
             log.warning("could not uncount a viewer of %s; retrying", public_id, exc_info=True)
             with self._lock:
