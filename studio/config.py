@@ -83,6 +83,10 @@ RateLimit = Annotated[str, AfterValidator(_rate_limit)]
 NODE_ID_PATTERN = r"^[a-z0-9-]{1,32}$"
 NodeId = Annotated[str, Field(pattern=NODE_ID_PATTERN)]
 MAX_MEDIA_NODES = 1000
+# A Google Cloud resource name (a URL map's), and a project id (with the
+# `domain:` of older projects).
+GCP_NAME_PATTERN = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
+GCP_PROJECT_PATTERN = r"[a-z][-a-z0-9.:]{4,61}[a-z0-9]"
 
 
 class MediaNode(BaseModel):
@@ -172,6 +176,16 @@ class Settings(BaseSettings):
     cdn_signing_key: Annotated[str, AfterValidator(_signing_key)] = ""
     cdn_cookie_ttl: Annotated[int, Field(ge=30, le=86400)] = 600
     cdn_cookie_domain: str = ""
+    # Invalidate a stream's cached objects on Cloud CDN (Compute API
+    # urlMaps.invalidateCache) when it becomes private or is deleted
+    # (docs/cdn.md); the load balancer's URL map, its project (empty: the
+    # credentials'), and the Compute API's base URL.
+    cdn_invalidate: bool = False
+    cdn_url_map: Annotated[str, Field(pattern=f"^{GCP_NAME_PATTERN}$")] = "studio-cdn"
+    gcp_project: Annotated[str, Field(pattern=f"^(?:{GCP_PROJECT_PATTERN})?$")] = ""
+    compute_api_url: Annotated[Url, Field(pattern=r"^https?://[^\s\x00/]+$")] = (
+        "https://compute.googleapis.com"
+    )
     # Local directory the media engine writes HLS into (never a bucket mount).
     hls_dir: str = "var/hls"
     hls_fragment: PositiveFloat = 2.0
@@ -351,6 +365,10 @@ def flask_config(settings: Settings) -> dict:
         "CDN_SIGNING_KEY": settings.cdn_signing_key,
         "CDN_COOKIE_TTL": settings.cdn_cookie_ttl,
         "CDN_COOKIE_DOMAIN": settings.cdn_cookie_domain,
+        "CDN_INVALIDATE": settings.cdn_invalidate,
+        "CDN_URL_MAP": settings.cdn_url_map,
+        "GCP_PROJECT": settings.gcp_project,
+        "COMPUTE_API_URL": settings.compute_api_url,
         "STORAGE_EMULATOR_HOST": settings.storage_emulator_host,
         "HLS_DIR": settings.hls_dir,
         "HLS_FRAGMENT": settings.hls_fragment,

@@ -50,6 +50,10 @@ def test_an_explicit_mapping_ignores_the_process_environment(monkeypatch):
         ("STUDIO_RATELIMIT_LOGIN", "often"),
         ("STUDIO_SECURE_COOKIES", "maybe"),
         ("STUDIO_LOG_LEVEL", "LOUD"),
+        ("STUDIO_CDN_INVALIDATE", "sometimes"),
+        ("STUDIO_CDN_URL_MAP", "map/../../other"),
+        ("STUDIO_GCP_PROJECT", "p?x=1"),
+        ("STUDIO_COMPUTE_API_URL", "https://evil.example/path"),
     ],
 )
 def test_a_malformed_value_is_refused_naming_the_variable(name, value):

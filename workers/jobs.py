@@ -17,6 +17,7 @@ from studio.media.jobs import (  # noqa: F401 (the declarations, for callers of 
     DELIVER_WEBHOOK,
     DISPATCH_WEBHOOK_EVENT,
     FINALIZE_BROADCAST,
+    INVALIDATE_CDN,
     MAKE_THUMBNAIL,
     MOVE_STREAM,
     PURGE_STREAM,
@@ -88,6 +89,24 @@ def move_stream(stream: str) -> dict:
     local_hls.check_stream_name(stream)
     with job_app() as app:
         return visibility.move(app, stream)
+
+
+@INVALIDATE_CDN.implements
+def invalidate_cdn(stream: str, private_too: bool = False) -> dict:
+    """Ask Cloud CDN to drop the cached objects of the stream's public
+    folder (and, `private_too`, of its private one) (see
+    `studio.storage.cdn`). Raises ValueError for invalid arguments,
+    CdnError (RQ retries)."""
+    from studio.storage import cdn
+    from workers.pipeline import local_hls
+
+    local_hls.check_stream_name(stream)
+    if not isinstance(private_too, bool):
+        raise ValueError(f"private_too must be true or false, not {private_too!r}")
+    with job_app() as app:
+        patterns = [cdn.path_pattern(stream, private) for private in {False, private_too}]
+        operations = [cdn.invalidate(app.config, pattern) for pattern in patterns]
+    return {"invalidated": patterns, "operations": operations}
 
 
 @MAKE_THUMBNAIL.implements

@@ -202,6 +202,17 @@ MOVE_STREAM = JobSpec(
     description="move stream {} objects",
 )
 
+INVALIDATE_CDN = JobSpec(
+    "workers.jobs.invalidate_cdn",
+    REPLAYS,  # not urgent for viewers: behind live segments
+    timeout=120,  # a token exchange and one request, each bounded at 30 s
+    # Google rate-limits invalidations: back off, for about a day in all.
+    retry_intervals=(30, 120, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600),
+    result_ttl=3600,
+    failure_ttl=86400 * 7,
+    description="invalidate stream {} on the CDN (private folder too: {})",
+)
+
 
 def backoff(first: int, factor: int, longest: int, total: int) -> tuple[int, ...]:
     """Retry intervals growing by `factor` from `first` up to `longest`
@@ -247,6 +258,7 @@ REGISTRY: dict[str, JobSpec] = {
         PURGE_STREAM,
         MAKE_THUMBNAIL,
         MOVE_STREAM,
+        INVALIDATE_CDN,
         DISPATCH_WEBHOOK_EVENT,
         DELIVER_WEBHOOK,
         DELIVER_TEST_WEBHOOK,

@@ -394,6 +394,16 @@ def request_move(connection: redis.Redis, stream: str) -> None:
     jobs.MOVE_STREAM.enqueue(connection, stream)
 
 
+def request_cdn_invalidation(
+    app: Flask, connection: redis.Redis, stream: str, private_too: bool = False
+) -> None:
+    """With CDN_INVALIDATE on, enqueue the invalidation of the stream's
+    public folder (and, `private_too`, its private one) on Cloud CDN
+    (`studio.storage.cdn`); without it, nothing."""
+    if app.config["CDN_INVALIDATE"]:
+        jobs.INVALIDATE_CDN.enqueue(connection, stream, private_too)
+
+
 def recheck_visibility(connection: redis.Redis, stream, private: bool) -> None:
     """After a job that does not hold the sync lock (replay, thumbnail) wrote
     under the prefix of `private`: if the stream's visibility changed

@@ -7,24 +7,24 @@ segment, or objects deleted for a takedown that must leave the edge now.
 
 Cloud CDN invalidates by path pattern on the load balancer's URL map; this
 prints the `gcloud` command for `/live/{stream id}/*` and, with `--run`,
-runs it. Invalidation is asynchronous (usually a minute or two) and rate
-limited by Google; it does not delete anything from the bucket.
+asks the Compute API for it (`studio.storage.cdn`, as the pipeline does
+with STUDIO_CDN_INVALIDATE on). Invalidation is asynchronous (usually a
+minute or two) and rate limited by Google; it does not delete anything
+from the bucket.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
-import shutil
-import subprocess
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from studio.extensions import db
 from studio.models import Stream
-from studio.storage import layout
+from studio.storage import cdn as invalidation
 
 cdn = AppGroup("cdn", help="Cloud CDN in front of the media bucket.")
 
@@ -38,7 +38,7 @@ def purge_command(public_id: str, url_map: str, project: str = "") -> list[str]:
         "invalidate-cdn-cache",
         url_map,
         "--path",
-        f"/{layout.stream_prefix(public_id)}*",
+        invalidation.path_pattern(public_id),
         "--async",
     ]
     if project:
@@ -50,32 +50,30 @@ def purge_command(public_id: str, url_map: str, project: str = "") -> list[str]:
 @click.argument("stream")
 @click.option(
     "--url-map",
-    envvar="STUDIO_CDN_URL_MAP",
-    default="studio-cdn",
-    show_default=True,
-    help="URL map of the HTTPS load balancer (env STUDIO_CDN_URL_MAP).",
+    default="",
+    help="URL map of the HTTPS load balancer (default: STUDIO_CDN_URL_MAP, studio-cdn).",
 )
 @click.option(
     "--project",
-    envvar="STUDIO_GCP_PROJECT",
     default="",
-    help="Google Cloud project (env STUDIO_GCP_PROJECT; default: gcloud's).",
+    help="Google Cloud project (default: STUDIO_GCP_PROJECT, else the credentials').",
 )
-@click.option("--run", is_flag=True, help="Run the command instead of printing it.")
+@click.option("--run", is_flag=True, help="Invalidate now instead of printing the command.")
 def purge(stream: str, url_map: str, project: str, run: bool) -> None:
     """Invalidate STREAM's objects (live playlist, segments, replays) on Cloud CDN."""
     if db.session.scalar(select(Stream.id).where(Stream.public_id == stream)) is None:
         raise click.ClickException(f"No stream with id {stream!r}.")
-    argv = purge_command(stream, url_map, project)
+    config = current_app.config
+    url_map, project = url_map or config["CDN_URL_MAP"], project or config["GCP_PROJECT"]
     if not run:
-        click.echo(shlex.join(argv))
+        click.echo(shlex.join(purge_command(stream, url_map, project)))
         click.echo("(printed only; add --run to invalidate now)", err=True)
         return
-    if shutil.which("gcloud") is None:
-        raise click.ClickException(
-            "gcloud is not installed here; run the command elsewhere:\n" + shlex.join(argv)
+    pattern = invalidation.path_pattern(stream)
+    try:
+        operation = invalidation.invalidate(
+            {**config, "CDN_URL_MAP": url_map, "GCP_PROJECT": project}, pattern
         )
-    result = subprocess.run(argv, check=False, env=os.environ.copy())
-    if result.returncode != 0:
-        raise click.ClickException(f"gcloud failed with exit status {result.returncode}.")
-    click.echo(f"Invalidation of /{layout.stream_prefix(stream)}* requested (asynchronous).")
+    except invalidation.CdnError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Invalidation of {pattern} requested (asynchronous): operation {operation}.")

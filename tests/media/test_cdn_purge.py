@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.storage import compute_standin
+
 
 def test_purge_prints_the_invalidation_of_the_stream_prefix(app, make_stream, monkeypatch):
     """For a known stream the gcloud command invalidating /live/{id}/* is printed."""
@@ -28,13 +30,37 @@ def test_purge_of_an_unknown_stream_fails(app, db):
     assert "gcloud" not in result.output
 
 
-def test_purge_run_without_gcloud_says_so(app, make_stream, monkeypatch, tmp_path):
-    """--run on a machine without gcloud fails with the command to run elsewhere."""
-    monkeypatch.setenv("PATH", str(tmp_path))
+def test_purge_run_asks_the_compute_api(app, make_stream, tmp_path, monkeypatch):
+    """--run asks for the invalidation itself (the Compute API's stand-in),
+    on the URL map and project given, with the credentials' token."""
+    standin, server = compute_standin.start(tmp_path)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(standin.credentials_file))
+    monkeypatch.setitem(app.config, "COMPUTE_API_URL", standin.url)
+    stream = make_stream()
+    try:
+        args = ["cdn", "purge", stream.public_id, "--url-map", "edge-map", "--project", "studio-p1"]
+        result = app.test_cli_runner().invoke(args=[*args, "--run"])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert result.exit_code == 0, result.output
+    assert "operation operation-1" in result.output
+    [asked] = standin.invalidations
+    assert (asked.project, asked.url_map, asked.path) == (
+        "studio-p1",
+        "edge-map",
+        f"/live/{stream.public_id}/*",
+    )
+    assert asked.authorization == f"Bearer {standin.tokens[-1]}"
+
+
+def test_purge_run_without_credentials_says_so(app, make_stream, tmp_path, monkeypatch):
+    """--run where there are no Google credentials fails with a message saying so."""
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
     stream = make_stream()
 
     result = app.test_cli_runner().invoke(args=["cdn", "purge", stream.public_id, "--run"])
 
     assert result.exit_code != 0
-    assert "gcloud is not installed" in result.output
-    assert f"/live/{stream.public_id}/*" in result.output
+    assert "no Google Cloud credentials to invalidate the CDN" in result.output

@@ -62,6 +62,7 @@ def test_every_job_is_declared_once_in_the_registry():
         "workers.jobs.purge_stream",
         "workers.jobs.make_thumbnail",
         "workers.jobs.move_stream",
+        "workers.jobs.invalidate_cdn",
         "workers.jobs.dispatch_webhook_event",
         "workers.jobs.deliver_webhook",
         "workers.jobs.deliver_test_webhook",

@@ -9,14 +9,13 @@ import urllib.parse
 
 import pytest
 import requests
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 
 from studio.chat import limits as chat_limits
 from studio.media import pipeline
 from studio.redis_client import get_redis
 from studio.storage import gcs, layout
 from studio.streams import service as streams
+from tests.workers.burst import run_jobs
 from workers import jobs
 from workers.context import job_app
 from workers.pipeline import purge
@@ -46,11 +45,6 @@ def _local(hls_root, name: str, age: float = 60.0):
     stamp = time.time() - age
     os.utime(path, (stamp, stamp))
     return path
-
-
-def _run_worker(redis) -> None:
-    queues = [pipeline.media_queue(redis, name) for name in pipeline.QUEUES]
-    SimpleWorker(queues, connection=redis, serializer=JSONSerializer).work(burst=True)
 
 
 @pytest.fixture()
@@ -166,7 +160,7 @@ def test_deleting_through_the_api_queues_the_purge_a_worker_runs(
     assert [(job.func_name, job.args) for job in queue.get_jobs()] == [
         (pipeline.PURGE_JOB, [doomed.public_id])
     ]
-    _run_worker(redis)
+    run_jobs(redis)
     assert _object_names(fake_gcs, bucket) == kept_objects
     assert not any(p.exists() for p in doomed_files)
     assert all(p.exists() for p in kept_files)
@@ -202,5 +196,5 @@ def test_deleting_through_the_page_queues_the_purge_too(
     reply = client.post(f"/streams/{doomed.public_id}/delete", data={"csrf_token": token})
 
     assert reply.status_code == 302
-    _run_worker(redis)
+    run_jobs(redis)
     assert _object_names(fake_gcs, bucket) == kept_objects

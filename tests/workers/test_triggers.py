@@ -7,8 +7,6 @@ import os
 import time
 
 import pytest
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
 from studio.media import engines, pipeline
@@ -16,18 +14,13 @@ from studio.models import Segment
 from studio.storage import layout
 from studio.streams import service as streams
 from tests.conftest import load_fixture
+from tests.workers.burst import run_jobs
 from workers.watcher import Watcher
 
 
 def _queued(redis, name: str = pipeline.QUEUE_NAME) -> list[tuple[str, list]]:
     queue = pipeline.media_queue(redis, name)
     return [(job.func_name, job.args) for job in queue.get_jobs()]
-
-
-def _run_worker(redis) -> None:
-    queues = [pipeline.media_queue(redis, name) for name in pipeline.QUEUES]
-    worker = SimpleWorker(queues, connection=redis, serializer=JSONSerializer)
-    worker.work(burst=True)
 
 
 def _on_hls(stream: str) -> dict:
@@ -51,7 +44,7 @@ def test_on_hls_enqueues_one_sync_that_a_worker_runs(
         assert reply.status_code == 200 and reply.get_json() == {"code": 0}
 
     assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
-    _run_worker(redis)
+    run_jobs(redis)
     assert bucket.get(layout.segment(stream.public_id, broadcast.id, 0))[0] == 200
     assert hls.local_names() == []
 
@@ -76,7 +69,7 @@ def test_sweep_triggers_streams_with_files_left_behind(pipeline_app, redis, live
 
     assert watcher.sweep() == 1
     assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
-    _run_worker(redis)
+    run_jobs(redis)
     assert hls.local_names() == []
     assert watcher.sweep() == 0
 
@@ -101,7 +94,7 @@ def test_the_sweep_repairs_what_a_killed_worker_left_and_the_stream_syncs(
     assert Watcher(pipeline_app).sweep() == 1
     assert _queued(redis) == [(pipeline.SYNC_JOB, [stream.public_id])]
     assert int(redis.get(pipeline.Keys.draining("default"))) == 0
-    _run_worker(redis)
+    run_jobs(redis)
     assert hls.local_names() == []
 
 
@@ -184,7 +177,7 @@ def test_redis_down_leaves_files_waiting_and_the_sweep_catches_up(
     monkeypatch.setitem(pipeline_app.config, "REDIS_URL", reachable)
     pipeline_app.extensions.pop("studio_redis", None)
     assert watcher.sweep() == 1
-    _run_worker(redis)
+    run_jobs(redis)
     assert hls.local_names() == []
 
 
@@ -200,7 +193,7 @@ def test_sweep_leaves_a_stale_playlist_of_an_unknown_stream_alone(
     watcher = Watcher(pipeline_app)
 
     assert watcher.sweep() == 1
-    _run_worker(redis)
+    run_jobs(redis)
     assert watcher.sweep() == 0
 
 
@@ -220,7 +213,7 @@ def test_on_hls_facts_are_used_as_srs_reported_them(
     }
 
     assert client.post(f"/hooks/srs?token={token}", json=body).get_json() == {"code": 0}
-    _run_worker(redis)
+    run_jobs(redis)
 
     segment = db.session.scalars(select(Segment).where(Segment.broadcast_id == broadcast.id)).one()
     assert (segment.sequence, segment.duration) == (0, 2.37)
@@ -241,7 +234,7 @@ def test_an_on_hls_for_another_file_name_does_not_set_the_length(
     body = _on_hls(stream.public_id) | {"seq_no": 0, "duration": 2.37, "file": "/x/other-0.ts"}
 
     assert client.post(f"/hooks/srs?token={token}", json=body).get_json() == {"code": 0}
-    _run_worker(redis)
+    run_jobs(redis)
 
     segment = db.session.scalars(select(Segment).where(Segment.broadcast_id == broadcast.id)).one()
     assert segment.duration == 2.0
@@ -286,7 +279,7 @@ def test_triggers_of_several_streams_share_one_job(
         assert reply.status_code == 200
 
     assert _queued(redis) == [(pipeline.SYNC_JOB, [live[0][0].public_id])]
-    _run_worker(redis)
+    run_jobs(redis)
     for stream, broadcast, hls in live:
         assert bucket.get(layout.segment(stream.public_id, broadcast.id, 0))[0] == 200
         assert hls.local_names() == []
@@ -368,7 +361,7 @@ def test_a_drainer_out_of_time_queues_the_next_job(
     assert second[2].local_names() != []
     queued = _queued(redis)
     assert len(queued) == 2 and queued[-1] == (pipeline.SYNC_JOB, [second[0].public_id])
-    _run_worker(redis)
+    run_jobs(redis)
     assert second[2].local_names() == []
 
 

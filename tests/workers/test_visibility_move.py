@@ -4,20 +4,14 @@ public (`live/`) and private (`private/`) prefixes, while it is live."""
 from __future__ import annotations
 
 import pytest
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
 from studio.media import pipeline
 from studio.models import Segment
 from studio.storage import layout
 from studio.streams import access
+from tests.workers.burst import run_jobs
 from workers import jobs
-
-
-def _run_worker(redis) -> None:
-    queues = [pipeline.media_queue(redis, name) for name in pipeline.QUEUES]
-    SimpleWorker(queues, connection=redis, serializer=JSONSerializer).work(burst=True)
 
 
 def _object_names(db, broadcast_id: int) -> list[str]:
@@ -50,7 +44,7 @@ def test_going_private_and_back_while_live_moves_every_object(
 
     access.set_visibility(db.session, stream, "private")
     db.session.commit()  # after the commit: the move job is queued
-    _run_worker(redis)
+    run_jobs(redis)
 
     for number in (1, 2, 3):
         assert bucket.get(layout.segment(public_id, broadcast.id, number))[0] == 404
@@ -79,7 +73,7 @@ def test_going_private_and_back_while_live_moves_every_object(
 
     access.set_visibility(db.session, stream, "unlisted")
     db.session.commit()
-    _run_worker(redis)
+    run_jobs(redis)
     db.session.expire_all()
     assert _object_names(db, broadcast.id) == [
         layout.segment(public_id, broadcast.id, n) for n in (1, 2, 3, 4, 5)
@@ -155,7 +149,7 @@ def test_a_replay_written_during_a_move_is_carried_over(
     monkeypatch.setattr(gcs.Storage, "upload_replay_playlist", go_private_then_upload)
     assert jobs.finalize_broadcast(broadcast.id)["status"] == "ready"
     assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[0] == 200  # late
-    _run_worker(redis)
+    run_jobs(redis)
     assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id))[0] == 404
     assert bucket.get(layout.replay_playlist(stream.public_id, broadcast.id, True))[0] == 200
 
@@ -185,7 +179,7 @@ def test_private_objects_go_to_the_private_bucket_when_one_is_set(
     jobs.sync_stream(stream.public_id)
     access.set_visibility(db.session, stream, "private")
     db.session.commit()
-    _run_worker(redis)
+    run_jobs(redis)
     hls.add_segment(2)
     hls.write_playlist([1, 2])
     jobs.sync_stream(stream.public_id)

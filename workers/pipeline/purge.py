@@ -6,7 +6,8 @@ committed (`studio.media.pipeline.request_purge`). The stream's row is gone
 by then, so its publisher was dropped and no new sync pass uploads anything
 for it (a pass for an unknown stream leaves its files alone); the job takes
 the stream's sync lock so a pass that started before the deletion finishes
-before the bucket is emptied.
+before the bucket is emptied. With CDN_INVALIDATE on, it then queues the
+invalidation of the stream's folders on Cloud CDN.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import select
 
 from studio.chat import limits as chat_limits
 from studio.extensions import db
+from studio.media import pipeline
 from studio.media.jobs import TryAgainLater
 from studio.media.pipeline import Keys
 from studio.models import Stream
@@ -72,6 +74,7 @@ def purge(app: Flask, stream: str) -> dict:
     log.info("stream %s purged: %d objects, %d local files", stream, objects, removed)
     if busy:
         raise StreamFilesBusy(f"{len(busy)} local files of {stream} still being written")
+    pipeline.request_cdn_invalidation(app, connection, stream, private_too=True)
     return {"status": "purged", "objects": objects, "local_files": removed}
 
 

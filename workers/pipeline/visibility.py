@@ -12,7 +12,9 @@ recorded segments at their new names, then deletes the old folder. Viewers
 who may still watch lose the old URL and, on their player's next error, ask
 the studio for the new one (with a signed cookie when it is private). Copies
 of public objects already cached by the CDN stay there until their
-Cache-Control expires: `flask cdn purge STREAM` removes them at once.
+Cache-Control expires, unless CDN_INVALIDATE is on: then a move to private
+queues their invalidation (`workers.jobs.invalidate_cdn`); else `flask cdn
+purge STREAM --run` removes them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from flask import Flask
 from sqlalchemy import select
 
 from studio.extensions import db
+from studio.media import pipeline
 from studio.media.pipeline import Keys
 from studio.models import Broadcast, Segment, Stream
 from studio.redis_client import get_redis
@@ -71,4 +74,6 @@ def move(app: Flask, public_id: str) -> dict:
     finally:
         locks.release(lock)
     log.info("stream %s moved to %s: %d objects", public_id, target, copied)
+    if private and (copied or deleted):  # copies cached while public must leave the edge
+        pipeline.request_cdn_invalidation(app, connection, public_id)
     return {"status": "moved", "to": target, "copied": copied, "deleted": deleted}
