@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -450,3 +451,35 @@ def test_a_failed_upload_in_a_group_keeps_every_stream_whole(
         playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
         assert _uris(playlist) == [f"{broadcast.id}/{n}.ts" for n in (1, 2, 3)]
         assert hls.local_names() == []
+
+
+def test_one_streams_failure_after_its_uploads_is_not_its_groups(
+    pipeline_app, db, redis, bucket, make_live_stream, caplog
+):
+    """The first stream of a group cannot finish its pass (a leftover
+    fragment it cannot delete: a directory); the pass still ends without
+    an error, the other stream is finished (its own leftover deleted), and
+    both have their segments and playlists in the bucket."""
+    live = [make_live_stream() for _ in range(2)]
+    stale = time.time() - 600
+    leftovers = []
+    for stream, _, hls in live:
+        hls.add_segment(1)
+        hls.write_playlist([1])
+        redis.set(Keys.dirty(stream.public_id), 1)
+        leftovers.append(hls.live / f"{stream.public_id}-9.ts.tmp")
+    leftovers[0].mkdir()
+    (leftovers[0] / "x").write_bytes(b"")
+    leftovers[1].write_bytes(b"half a fragment")
+    for path in leftovers:
+        os.utime(path, (stale, stale))
+
+    result = sync.drain(pipeline_app, redis, [stream.public_id for stream, _, _ in live])
+
+    assert result.uploaded == 2
+    assert leftovers[0].is_dir() and not leftovers[1].exists()
+    assert f"finishing the pass of stream {live[0][0].public_id} failed" in caplog.text
+    for stream, broadcast, _ in live:
+        playlist = bucket.get(layout.live_playlist(stream.public_id))[2].decode()
+        assert _uris(playlist) == [f"{broadcast.id}/1.ts"]
+        assert redis.get(Keys.lock(stream.public_id)) is None

@@ -210,11 +210,24 @@ def sync_group(app: Flask, held: dict[str, object]) -> dict[str, SyncResult]:
         if len(written):
             written.execute()
     for this_pass in passes:
-        _refresh_replays(app, this_pass.broadcasts, this_pass.result)
-        if this_pass.writing:
-            thumbnails.finish_writing(this_pass.stream, this_pass.writing)
-        tidy_local(app, this_pass.name, this_pass.publishing, this_pass.result)
+        try:
+            _finish(app, this_pass)
+        except Exception:
+            # Its segments and playlist are in the bucket: one stream's
+            # trouble here (a replay, a thumbnail, a leftover file) is not
+            # its group's, and its next pass tries again.
+            db.session.rollback()
+            log.exception("finishing the pass of stream %s failed", this_pass.name)
     return results
+
+
+def _finish(app: Flask, this_pass: _StreamPass) -> None:
+    """What follows a stream's uploads: a late segment's replay rewritten,
+    its thumbnails recorded, what the engine left behind deleted."""
+    _refresh_replays(app, this_pass.broadcasts, this_pass.result)
+    if this_pass.writing:
+        thumbnails.finish_writing(this_pass.stream, this_pass.writing)
+    tidy_local(app, this_pass.name, this_pass.publishing, this_pass.result)
 
 
 def tidy_local(app: Flask, stream: str, publishing: bool, result: SyncResult) -> int:
