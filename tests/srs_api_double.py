@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import copy
 import http.server
-import json
 import threading
 
 from tests.conftest import load_fixture
+from tests.json_http import JsonHandler
 
 
 class SrsApiTestDouble(http.server.ThreadingHTTPServer):
@@ -63,16 +63,8 @@ class SrsApiTestDouble(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: SrsApiTestDouble
-
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         if self.server.down:
@@ -90,6 +82,3 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         found = self.server.kick(self.path[len(prefix) :].strip("/"))
         # SRS answers code 0 for a kicked client, an error code when it has none.
         return self._reply(200, {"code": 0 if found else 2049})
-
-    def log_message(self, *args):
-        pass

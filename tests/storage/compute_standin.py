@@ -12,12 +12,14 @@ import secrets
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
+
+from tests.json_http import JsonHandler
 
 PROJECT = "standin-project"
 # What google-auth puts in a service account's assertion, whatever its token_uri.
@@ -73,7 +75,7 @@ def start(directory: Path) -> tuple[ComputeStandin, ThreadingHTTPServer]:
     return standin, server
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         standin: ComputeStandin = self.server.standin
@@ -95,14 +97,3 @@ class _Handler(BaseHTTPRequestHandler):
             name = f"operation-{len(standin.invalidations)}"
             return self._reply(200, {"kind": "compute#operation", "name": name})
         return self._reply(404, {"error": {"message": f"no such path {self.path}"}})
-
-    def _reply(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args) -> None:
-        pass
