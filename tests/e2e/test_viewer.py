@@ -282,4 +282,10 @@ def test_pages_fit_a_phone(studio_stack, phone: Page):
     # A URL field is as wide as the card, not squeezed beside its label.
     hls = phone.get_by_test_id("hls-url")
     assert hls.bounding_box()["width"] > 300
+    # Each broadcast is a card whose every line shows without sideways scrolling.
+    peak = phone.get_by_test_id("peak-viewers").first
+    expect(peak).to_have_css("display", "block")
+    peak.scroll_into_view_if_needed()
+    box = peak.bounding_box()
+    assert box["x"] + box["width"] <= 390, f"peak viewers end at {box['x'] + box['width']}px"
     check("/streams", "streams")
