@@ -289,3 +289,6 @@ def test_pages_fit_a_phone(studio_stack, phone: Page):
     box = peak.bounding_box()
     assert box["x"] + box["width"] <= 390, f"peak viewers end at {box['x'] + box['width']}px"
     check("/streams", "streams")
+    # Each stream is a card: its title has the card's width, not a squeezed column.
+    title = phone.get_by_test_id("stream-list").get_by_role("link").first
+    assert title.bounding_box()["width"] > 200
