@@ -1,13 +1,7 @@
-"""`make dev`: the whole studio on this machine, in the foreground.
-
-The services under mirakuru (PostgreSQL: the checkout's own database; a
-private Redis; fake-gcs-server, objects in var/gcs; nginx), the migrations,
-then what production runs under honcho (`Supervisor`): each child's output
-also in var/logs/NAME.log; the first process to exit (or service to die) is
-named with its exit code and log and stops everything, so do Ctrl-C, SIGTERM
-and SIGHUP. SRS_BIN=/path/to/objs/srs: SRS 5 is the ingest. Secrets are
-generated once and kept in var/secrets.env.
-"""
+"""`make dev`: the services under mirakuru (PostgreSQL: the checkout's own
+database; a private Redis; fake-gcs-server; nginx), the migrations, then
+production's processes under honcho (`Supervisor`) in the foreground.
+SRS_BIN=/path/to/objs/srs makes SRS 5 the ingest."""
 
 from __future__ import annotations
 
@@ -50,8 +44,8 @@ REDACTED_RUN = ROOT / "srs" / "run-redacted.sh"
 
 
 def load_secrets(var_dir: Path) -> dict[str, str]:
-    """STUDIO_SECRET_KEY and STUDIO_HOOK_TOKEN: from the environment, else
-    var/secrets.env, generated (and saved, mode 600) on the first run."""
+    """STUDIO_SECRET_KEY and STUDIO_HOOK_TOKEN: the environment's, else those
+    generated on the first run into var/secrets.env (mode 600)."""
     path = var_dir / "secrets.env"
     saved = {k: v for k, v in dotenv_values(path).items() if v} if path.exists() else {}
     missing = [key for key in ("STUDIO_SECRET_KEY", "STUDIO_HOOK_TOKEN") if key not in saved]
@@ -94,8 +88,7 @@ def main() -> int:
 
 
 def start(services: list[Service]) -> Supervisor:
-    """The services (appended to `services`), the migrations, then the
-    studio's processes under honcho until they stop."""
+    """The services (into `services`), the migrations, the processes until they stop."""
     keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
     engine, node_count = "srs" if srs_bin else "nginx-rtmp", media_node_count(srs_bin)
     settings = {key: os.environ.get(key, value) for key, value in dotenv_values(SETTINGS).items()}
@@ -193,9 +186,8 @@ def media_node_count(srs_bin: str | None) -> int:
 def start_media_nodes(
     count: int, services: list[Service], supervisor: Supervisor, env: dict, hook_url: str
 ) -> list[runner.LocalNode]:
-    """Nodes node-1 .. node-<count> with their watchers and upload workers,
-    behind one RTMP address; `env` (the studio's) learns the pool
-    (STUDIO_MEDIA_NODES) and that address."""
+    """Nodes node-1 .. node-<count> (watcher, upload workers) behind one RTMP
+    address; `env` (the studio's) learns the pool and that address."""
     nodes = []
     for node_id in (f"node-{number}" for number in range(1, count + 1)):
         nodes.append(node := runner.start_node_nginx(env, VAR, node_id, hook_url=hook_url))
@@ -217,8 +209,7 @@ def start_media_nodes(
 def add_studio_processes(
     supervisor: Supervisor, env: dict[str, str], ports: dict, *, watcher: bool = True
 ) -> None:
-    """The studio's processes as the containers run them (docker-compose.yml,
-    deploy/entrypoint.sh)."""
+    """The studio's processes as the containers run them (deploy/entrypoint.sh)."""
     run, metrics = VAR.resolve() / "run", VAR.resolve() / "metrics"
     run.mkdir(parents=True, exist_ok=True)
     for name, tier in (("gunicorn", "web"), ("sockets", "sockets"), ("hooks", "hooks")):
@@ -251,12 +242,9 @@ def srs_launch(
     environ: Mapping[str, str] | None = None,
 ) -> SrsLaunch:
     """SRS 5 with srs/srs.conf and srs/dev.env.template's environment, in
-    var/srs with its pid file in var/run (SRS opens `./objs/srs.pid` unless
-    SRS_PID says otherwise, and exits with `code=1034(PidFileAcquire)` when it
-    cannot); creates the directories SRS writes to. `environ` (default
-    os.environ) is passed on; CANDIDATE (the address browsers reach for
-    WebRTC, default 127.0.0.1) and SRS_LOG_LEVEL (default `error`) are read
-    from it."""
+    var/srs, its pid file in var/run (else SRS fails on `./objs/srs.pid`).
+    `environ` (default os.environ) is passed on, with CANDIDATE (the address
+    browsers reach for WebRTC) and SRS_LOG_LEVEL."""
     environ = os.environ if environ is None else environ
     var_dir = var_dir.resolve()
     cwd, run_dir = var_dir / "srs", var_dir / "run"
@@ -278,8 +266,8 @@ def srs_launch(
 
 
 def _ready(urls: list[str], ports: list[int], timeout: float = runner.SERVE_TIMEOUT) -> bool:
-    """Whether every URL answers and every port accepts within `timeout`
-    seconds: honcho has no readiness checks, so the banner waits itself."""
+    """Whether every URL answers and every port accepts within `timeout` s
+    (honcho has no readiness checks)."""
     checks = [lambda u=u: requests.get(u, timeout=30) for u in urls]
     checks += [lambda p=p: socket.create_connection(("127.0.0.1", p), 2).close() for p in ports]
     deadline = time.monotonic() + timeout
@@ -320,7 +308,7 @@ class Supervisor(honcho.manager.Manager):
         self._on_started: Callable[[], object] = lambda: None
 
     def add(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Path:
-        """A child to start with run(); returns its log path (log_dir/NAME.log)."""
+        """A child to start with run(), logging to log_dir/NAME.log."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_paths[name] = self.log_dir / f"{name}.log"
         self.log_paths[name].touch()

@@ -1,7 +1,5 @@
-"""nginx under mirakuru from nginx/*.conf.template: RTMP ingest with HLS, its
-control/stat API, the CDN edge and the studio's sites (nginx/sites/); and
-nginx/standalone/ configs run on their own (the RTMP proxy in front of local
-media nodes, tests' stand-in multistream target)."""
+"""nginx under mirakuru from nginx/*.conf.template (RTMP ingest with HLS, its
+control API, the CDN edge, the studio's sites) and from nginx/standalone/."""
 
 from __future__ import annotations
 
@@ -34,12 +32,9 @@ class NginxService(Service):
 
 @dataclass(kw_only=True)
 class FrontSite:
-    """The studio routed as in production: /ws/ to the socket tier (at most
-    `ws_per_address` at once per client address), the rest to the web tier;
-    over HTTP on loopback (sites/front.conf.template) and, with `tls` (a
-    certificate from tls.py), over HTTPS on tls_host:tls_port too
-    (sites/tls.conf.template: SRS's WebRTC endpoints to `srs_api_url`, /cdn/
-    to the edge)."""
+    """The studio routed as in production (/ws/ to the socket tier, the rest to
+    the web tier) over HTTP on loopback and, with `tls`, over HTTPS on
+    tls_host:tls_port too (SRS's WebRTC endpoints to `srs_api_url`)."""
 
     port: int
     web_url: str
@@ -65,10 +60,9 @@ def start_nginx(
     hls_fragment: float = 2.0,
     studio_origin: str = "",
 ) -> NginxService:
-    """nginx from the templates (rendered into var_dir/nginx/conf), once it
-    listens; free ports unless given, HLS in hls_dir/live (default var_dir/hls).
-    The edge lets `studio_origin` (default: the front site's) read with
-    credentials and asks the studio behind `hook_url` about signed cookies."""
+    """nginx from the templates (into var_dir/nginx/conf), once it listens; HLS
+    in hls_dir/live (default var_dir/hls). The edge lets `studio_origin`
+    (default: the front site's) read with credentials."""
     nginx_dir = (var_dir / "nginx").resolve()
     hls_dir = (hls_dir or var_dir / "hls").resolve()
     (hls_dir / "live").mkdir(parents=True, exist_ok=True)
@@ -97,8 +91,8 @@ def start_nginx(
 
 
 def start_rtmp_proxy(var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None) -> Service:
-    """One RTMP address (rtmp://127.0.0.1:PORT/live) passing each connection
-    to one of `rtmp_urls`, the media nodes' ingest (nginx's stream module)."""
+    """One RTMP address passing each connection to one of `rtmp_urls` (the
+    media nodes' ingest), by nginx's stream module."""
     if not STREAM_MODULE.exists():
         raise StackError(f"{STREAM_MODULE} missing: apt-get install libnginx-mod-stream")
     rtmp_port = rtmp_port or free_port()
@@ -113,8 +107,7 @@ def start_rtmp_proxy(var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None 
 def start_standalone(
     template: str, var_dir: Path, name: str, values: dict, port: int
 ) -> TCPExecutor:
-    """nginx/standalone/TEMPLATE.conf.template run in var_dir/NAME, started
-    once `port` accepts."""
+    """nginx/standalone/TEMPLATE.conf.template run in var_dir/NAME."""
     home = (var_dir / name).resolve()
     conf = _render(f"standalone/{template}.conf", home, {"NGINX_DIR": home, **values})
     return _nginx(home, conf, var_dir / "logs" / f"{name}-{port}.log", port)
@@ -136,8 +129,7 @@ def _plain(url: str) -> str:
 
 
 def hls_values(fragment: float) -> dict[str, str]:
-    """nginx-rtmp's hls_fragment and hls_playlist_length (six fragments, as
-    SRS's window) for a fragment of `fragment` seconds."""
+    """nginx-rtmp's hls_fragment and hls_playlist_length (six fragments, as SRS)."""
     if fragment <= 0:
         raise StackError(f"HLS fragment must be positive, not {fragment}")
     milliseconds = round(fragment * 1000)
@@ -145,8 +137,8 @@ def hls_values(fragment: float) -> dict[str, str]:
 
 
 def render_nginx_conf(nginx_dir: Path, values: dict, front: FrontSite | None = None) -> Path:
-    """nginx/*.conf.template and the front site's sites/ templates filled in,
-    into nginx_dir/conf/; returns dev.conf."""
+    """The templates (with the front site's) filled in, into nginx_dir/conf/;
+    returns dev.conf."""
     conf = nginx_dir / "conf"
     for old in (conf / "sites").glob("*.conf"):
         old.unlink()
@@ -177,8 +169,7 @@ def _nginx(prefix: Path, conf: Path, log_path: Path, port: int) -> TCPExecutor:
 
 def _render(name: str, target_dir: Path, values: dict[str, object]) -> Path:
     """TEMPLATES/NAME.template filled in, written to target_dir/NAME. nginx's
-    workers run as the user who starts it (as root: `nobody`, who can neither
-    write HLS into var/ nor delete what the uploader is done with)."""
+    workers run as the user who starts it (not `nobody`, who cannot write var/)."""
     target = target_dir / name
     target.parent.mkdir(parents=True, exist_ok=True)
     user = "user root;" if os.geteuid() == 0 else "# not root"

@@ -1,5 +1,4 @@
-"""What every starter shares: free ports (port-for), mirakuru executors
-logging to a file, config templates, the `Service` returned."""
+"""What every starter shares: free ports, executors logging to a file, templates."""
 
 from __future__ import annotations
 
@@ -34,8 +33,7 @@ def free_port(preferred: int | None = None) -> int:
 
 
 def executor(kind: type[E], argv: list[str], log_path: Path, *, env=None, cwd=ROOT, **opts) -> E:
-    """A mirakuru executor of `kind` for argv (not started), its output
-    appended to log_path."""
+    """A mirakuru executor of `kind` for argv, its output appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab")  # noqa: SIM115 - open for the executor's life
     output = {"stdin": subprocess.DEVNULL, "stdout": log, "stderr": subprocess.STDOUT}
@@ -59,9 +57,8 @@ def stop(runner: SimpleExecutor) -> None:
 
 
 def render(template: Path, values: dict[str, object]) -> str:
-    """A config template filled in (safe_substitute leaves nginx's own
-    `$variables` alone); a `${NAME}` left over is an error. URLs lose a
-    trailing slash."""
+    """A config template filled in (leaving nginx's `$variables` alone); a
+    `${NAME}` left over is an error. URLs lose a trailing slash."""
     values = {k: v.rstrip("/") if isinstance(v, str) else v for k, v in values.items()}
     text = string.Template(template.read_text()).safe_substitute(values)
     if "${" in text:

