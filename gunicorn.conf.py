@@ -12,6 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
+from studio.logging_setup import CHATTY_LOGGERS
+
 bind = os.environ.get("STUDIO_BIND", "0.0.0.0:8000")  # noqa: S104 (inside a container)
 # gthread: pages, API and media-server callbacks, all short requests.
 # Websockets run on the socket tier (gunicorn_sockets.conf.py, gevent).
@@ -41,6 +43,7 @@ logconfig_dict = {
     "loggers": {
         "gunicorn.error": {"level": loglevel.upper(), "handlers": [], "propagate": True},
         "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+        **{name: {"level": "WARNING"} for name in CHATTY_LOGGERS},
     },
     "handlers": {"studio": {"()": "studio.logging_setup.make_handler"}},
     "formatters": {},

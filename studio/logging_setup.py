@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from flask import Flask
 
 TEXT_FORMAT = "%(asctime)s %(severity)s %(logger)s [%(request_id)s%(job_id)s] %(message)s"
+# Loggers whose INFO lines are every process's start-up chatter, not events
+# (alembic names each of its plugins as Flask-Migrate imports it).
+CHATTY_LOGGERS = ("alembic.runtime.plugins",)
 
 
 class ContextFilter(logging.Filter):
@@ -89,6 +92,8 @@ def configure_process_logging(level: str | int = "INFO") -> None:
     if not any(getattr(h, "_studio", False) for h in root.handlers):
         root.addHandler(make_handler())
     root.setLevel(level)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def unify_library_loggers(*names: str) -> None:

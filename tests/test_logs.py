@@ -6,6 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +17,7 @@ from studio.logging_setup import ContextFilter, StudioJsonFormatter
 from tests.conftest import load_fixture
 
 TOKEN = "test-hook-token"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
@@ -68,3 +73,33 @@ def test_publish_flow_logs_request_id_never_the_key(client, db, make_stream, cap
     assert key not in text
     assert wrong not in text
     assert TOKEN not in text
+
+
+@pytest.mark.parametrize("setup", ["process", "gunicorn"])
+def test_start_up_chatter_stays_out_of_the_logs(setup):
+    """At INFO, importing the app's libraries logs nothing: alembic's plugin
+    names (once per process, as Flask-Migrate imports it) are not events."""
+    configure = {
+        "process": "from studio.logging_setup import configure_process_logging as c; c('INFO')",
+        "gunicorn": (
+            "import logging.config, runpy; logging.config.dictConfig("
+            "{'version': 1, **runpy.run_path('gunicorn.conf.py')['logconfig_dict']})"
+        ),
+    }[setup]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "STUDIO_LOG_LEVEL": "info"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"{configure}; import flask_migrate; import logging; "
+            "logging.getLogger('probe').info('still logging')",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "still logging" in result.stderr
+    assert "setup plugin" not in result.stderr
