@@ -43,19 +43,32 @@ def _key(public_id: str) -> str:
     return PREFIX + public_id
 
 
+def measured_kbps(
+    bytes_in: int | None,
+    at: float,
+    before: tuple[int | None, float] | None,
+    engine_kbps: int | None,
+) -> int | None:
+    """A publisher's inbound bitrate at `at`: measured from the bytes received
+    since `before` (bytes, time) when both have a count. The engine's own
+    figure is an average over 10-30 s that reads 0 for the first seconds of a
+    healthy broadcast, so with a byte count but nothing to measure against
+    the rate is unknown (None), never a false 0."""
+    if bytes_in is None:
+        return engine_kbps
+    if before is not None and before[0] is not None and at > before[1] and bytes_in >= before[0]:
+        return round((bytes_in - before[0]) * 8 / 1000 / (at - before[1]))
+    return engine_kbps or None
+
+
 def record(redis: Redis, public_id: str, sample: Sample) -> None:
-    """Add a sample; when the engine gives bytes received but no usable rate,
-    the rate is measured against the previous sample."""
+    """Add a sample, its rate measured against the previous one (`measured_kbps`)."""
     key = _key(public_id)
-    kbps = sample.kbps
-    if sample.bytes_in is not None:
-        previous = redis.lindex(key, 0)
-        if previous:
-            before = json.loads(previous)
-            seconds = sample.at - before["at"]
-            grown = sample.bytes_in - (before.get("bytes_in") or 0)
-            if seconds > 0 and before.get("bytes_in") is not None and grown >= 0:
-                kbps = round(grown * 8 / 1000 / seconds)
+    previous = redis.lindex(key, 0) if sample.bytes_in is not None else None
+    before = json.loads(previous) if previous else None
+    kbps = measured_kbps(
+        sample.bytes_in, sample.at, before and (before.get("bytes_in"), before["at"]), sample.kbps
+    )
     row = json.dumps(
         {
             "at": round(sample.at, 3),

@@ -29,11 +29,22 @@ def test_samples_are_kept_ten_minutes_oldest_first(redis):
 
 def test_bitrate_is_measured_from_bytes_when_the_engine_averages_slowly(redis):
     """nginx-rtmp and SRS report 0 kbit/s for the first seconds; with bytes
-    received the rate is measured between two samples."""
+    received the rate is measured between two samples, and the first is
+    unknown (the chart leaves it out) rather than a drop to 0."""
     now = time.time()
     ingest_history.record(redis, "abc", _sample(now - 10, kbps=0, bytes_in=1_000_000))
     ingest_history.record(redis, "abc", _sample(now, kbps=0, bytes_in=4_125_000))
-    assert [row["kbps"] for row in ingest_history.samples(redis, "abc", now)] == [0, 2500]
+    assert [row["kbps"] for row in ingest_history.samples(redis, "abc", now)] == [None, 2500]
+
+
+def test_a_reconnected_encoder_is_not_measured_against_the_last_one(redis):
+    """Fewer bytes than the previous sample means a new connection: the
+    engine's figure stands (None while it reads 0), not a negative rate."""
+    now = time.time()
+    ingest_history.record(redis, "abc", _sample(now - 20, kbps=0, bytes_in=9_000_000))
+    ingest_history.record(redis, "abc", _sample(now - 10, kbps=0, bytes_in=50_000))
+    ingest_history.record(redis, "abc", _sample(now, kbps=1800, bytes_in=60_000))
+    assert [row["kbps"] for row in ingest_history.samples(redis, "abc", now)] == [None, None, 8]
 
 
 def test_long_segments_warn_about_the_keyframe_interval():

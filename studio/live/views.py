@@ -44,6 +44,7 @@ from studio import fanout, viewers
 from studio.chat import service as chat_service
 from studio.core import events
 from studio.extensions import db, sock
+from studio.ingest_history import measured_kbps
 from studio.live import chat
 from studio.live.hub import RESYNC, SHUTTING_DOWN, Writer, get_hub, take, text_frame
 from studio.media import engines
@@ -350,10 +351,8 @@ class _PublisherCache:
 
 
 class IngestRates:
-    """The inbound bitrate of each publisher, measured from the bytes the
-    engine has received between two samples. The engine's own figure is an
-    average over 10-30 s and reads 0 for the first seconds of a healthy
-    broadcast; until two samples exist the rate is unknown (None), never 0."""
+    """The inbound bitrate of each publisher, measured between this process's
+    samples (`measured_kbps`: unknown until two exist, never a false 0)."""
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, str], tuple[int, float]] = {}
@@ -371,12 +370,7 @@ class IngestRates:
                 continue
             key = (publisher.stream_name, publisher.client_id)
             seen[key] = (publisher.bytes_in, now)
-            previous = self._last.get(key)
-            kbps = None
-            if previous is not None and now > previous[1] and publisher.bytes_in >= previous[0]:
-                kbps = round((publisher.bytes_in - previous[0]) * 8 / 1000 / (now - previous[1]))
-            elif publisher.kbps:
-                kbps = publisher.kbps
+            kbps = measured_kbps(publisher.bytes_in, now, self._last.get(key), publisher.kbps)
             measured.append(dataclasses.replace(publisher, kbps=kbps))
         self._last = seen
         return measured

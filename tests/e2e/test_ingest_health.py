@@ -37,9 +37,9 @@ def test_a_healthy_broadcast_never_shows_zero_kbps(studio_stack, ffmpeg_publishe
     ffmpeg_publisher.start(f"{studio_stack.rtmp_url}/{key}")
     expect(studio.status).to_have_text("LIVE", timeout=15_000)
     expect(studio.ingest_health).to_contain_text("H264", timeout=20_000)
-    expect(studio.ingest_health).to_contain_text(r" kbps", timeout=20_000)
+    expect(studio.ingest_health).to_contain_text(" kbit/s", timeout=20_000)
     publishing = [event for event in health if event.get("publishing")]
     assert publishing, health
     assert all(event["kbps"] is None or event["kbps"] > 0 for event in publishing), publishing
     assert any(event["kbps"] for event in publishing), publishing
-    assert " 0 kbps" not in studio.ingest_health.inner_text()
+    assert " 0 kbit/s" not in studio.ingest_health.inner_text()

@@ -149,7 +149,7 @@ function showHealth(event) {
     line.textContent = "Waiting for the encoder…";
   } else {
     // null: the first sample of a new publisher, before a rate can be measured.
-    const parts = [event.kbps == null ? "measuring bitrate…" : `${event.kbps} kbps`];
+    const parts = [event.kbps == null ? "measuring bitrate…" : `${event.kbps.toLocaleString()} kbit/s`];
     if (event.video_codec) parts.push(event.video_codec);
     if (event.width && event.height) parts.push(`${event.width}×${event.height}`);
     if (event.fps) parts.push(`${Math.round(event.fps)} fps`);
