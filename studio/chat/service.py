@@ -61,7 +61,7 @@ def post_message(
 
     Checked in this order: the text (no I/O), the rate limits (Redis, before
     any query, so a flood costs the database nothing), the stream being
-    live, the chat mode, bans and timeouts, the blocklist, slow mode.
+    live (or waiting for its publisher), the chat mode, bans and timeouts, the blocklist, slow mode.
     Moderators are exempt from slow mode. Raises ChatRefused."""
     text = rules.clean_text(text)
     if author.user is not None:
@@ -81,7 +81,8 @@ def post_message(
             Broadcast,
             (Broadcast.stream_id == Stream.id)
             & Broadcast.ended_at.is_(None)
-            & (Stream.status == "live"),
+            # The reconnect window is the same broadcast: its viewers wait together.
+            & Stream.status.in_(("live", "reconnecting")),
         )
         .where(Stream.public_id == public_id)
     ).first()

@@ -17,6 +17,7 @@ from studio.live.hub import get_hub
 from studio.models import ChatMessage
 from tests.live.chat_client import Chatter, live_stream, signed_in, ws_url
 from tests.live.conftest import Client, run_gunicorn
+from tests.live.test_websocket import publish
 from tests.polling import wait_until
 
 
@@ -92,6 +93,28 @@ def test_chat_is_closed_while_the_stream_is_not_live(live_server, make_stream, c
     assert refused["code"] == "chat_off"
     assert "live" in refused["message"]
     assert stored(db) == 0
+
+
+def test_chat_stays_open_while_the_publisher_reconnects(
+    live_server, client, make_stream, chatters, db
+):
+    """A dropped encoder within the reconnect window is the same broadcast:
+    its viewers keep chatting while they wait; once it has ended, chat closes."""
+    stream = make_stream(reconnect_window=60)
+    viewer = chatters(ws_url(live_server, stream.public_id))
+    publish(client, stream)
+    publish(client, stream, call="publish_done")
+    db.session.expire_all()
+    assert db.session.get(type(stream), stream.id).status == "reconnecting"
+    viewer.say("is it down?")
+    assert viewer.message("is it down?")["text"] == "is it down?"
+    stream.reconnect_window = 0
+    db.session.commit()
+    publish(client, stream, clientid="42")
+    publish(client, stream, call="publish_done", clientid="42")
+    viewer.say("gone?")
+    assert viewer.error()["code"] == "chat_off"
+    assert stored(db) == 1
 
 
 def test_bad_frames_get_an_error_and_change_nothing(live_server, client, make_stream, chatters, db):

@@ -166,7 +166,9 @@ export function mountChat(panel, { send }) {
   let settings = { mode: "everyone", slow_mode: 0 };
   let connected = false;
   let unavailable = false; // deleted, or no longer this viewer's to watch
-  let live = panel.dataset.status ? panel.dataset.status === "live" : true; // the stream's status events say
+  // Open while live and through the reconnect window (the same broadcast).
+  const open = (status) => status === "live" || status === "reconnecting";
+  let live = panel.dataset.status ? open(panel.dataset.status) : true; // the stream's status events say
 
   let waitUntil = 0; // Date.now() before which sending is held (slow mode, time-out)
   let waitError = null;
@@ -280,7 +282,7 @@ export function mountChat(panel, { send }) {
 
   function onEvent(event) {
     if (event.type === "status") {
-      live = event.status === "live";
+      live = open(event.status);
       render();
     } else if (event.type === "unavailable") {
       unavailable = true;
