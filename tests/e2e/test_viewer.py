@@ -23,6 +23,7 @@ from tests.conftest import PASSWORD
 from tests.e2e.pages import HomePage, LoginPage, wait_until_video_plays
 from tests.e2e.test_live_playback import stop_publisher
 from tests.polling import wait_until
+from tests.webhook_receiver import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -244,8 +245,8 @@ def phone(browser: Browser):
 
 
 def test_pages_fit_a_phone(studio_stack, phone: Page):
-    """At 390 px wide the home page, a watch page, the API reference and the
-    creator's stream page scroll only vertically and long URLs wrap on lines of their own
+    """At 390 px wide the home page, a watch page, the API reference, the
+    creator's stream page and a webhook's delivery log scroll only vertically and long URLs wrap on lines of their own
     (screenshots are kept in the stack's var directory, under screens/)."""
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(
@@ -292,3 +293,19 @@ def test_pages_fit_a_phone(studio_stack, phone: Page):
     # Each stream is a card: its title has the card's width, not a squeezed column.
     title = phone.get_by_test_id("stream-list").get_by_role("link").first
     assert title.bounding_box()["width"] > 200
+    # A webhook's delivery log: each attempt is a card too, down to how long it took.
+    with serve() as receiver:
+        phone.goto(f"{base}/webhooks")
+        phone.get_by_label("URL").fill(receiver.url)
+        phone.get_by_label(re.compile(r"^stream\.live")).check()
+        phone.get_by_role("button", name="Add webhook").click()
+        phone.get_by_role("link", name="Open its delivery log").click()
+        phone.get_by_test_id("send-test").click()
+        expect(phone.get_by_test_id("delivery-status").first).to_have_text(
+            "HTTP 200", timeout=20_000
+        )
+    check(phone.url.removeprefix(base), "webhook-log")
+    took = phone.get_by_test_id("delivery-took").first
+    expect(took).to_have_css("display", "block")
+    box = took.bounding_box()
+    assert box["x"] + box["width"] <= 390, f"the time taken ends at {box['x'] + box['width']}px"
