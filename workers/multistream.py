@@ -1,7 +1,7 @@
 """The multistream process: relays each live stream to its enabled targets.
 
-It keeps one relay (`workers/relays.py`, an ffmpeg `-c copy` from the
-engine's RTMP playback to the target) per enabled target of each live
+It keeps one relay (`workers/relays.py`: a process copying the engine's RTMP
+playback to the target, its key never on a command line) per enabled target of each live
 stream, and nothing else:
 
 - it wakes on the streams' Redis channels (`studio.fanout`: a status change,

@@ -1,6 +1,6 @@
-"""One multistream relay: an ffmpeg child that plays a live stream back from
-the media engine over RTMP and publishes it, unchanged (`-c copy`), to one
-target. Each relay is its own process and thread, so a target that fails
+"""One multistream relay: a child process (`workers/relay_child.py`) that
+plays a live stream back from the media engine over RTMP and publishes it,
+unchanged, to one target. Each relay is its own process and thread, so a target that fails
 touches neither the broadcast nor the other targets.
 
 The relay reports its state through `on_state(state, error)`: `connecting`
@@ -15,11 +15,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -31,41 +33,9 @@ from studio.streams.targets import Relay
 log = logging.getLogger("workers.multistream")
 
 STDERR_TAIL_LINES = 20
-# ffmpeg gives up on a target (or on the engine) that accepts the connection
-# but stops reading or sending for this long (microseconds).
-IO_TIMEOUT_US = "10000000"
+# The relay's process; the URLs go to it on stdin, never on its command line.
+RELAY_ARGV = [sys.executable, "-m", "workers.relay_child"]
 StateCallback = Callable[[str, str | None], None]
-
-
-def ffmpeg_argv(source: str, destination: str, ffmpeg: str = "ffmpeg") -> list[str]:
-    """ffmpeg copying the engine's RTMP playback of a stream to a target.
-    `-progress` reports on stdout how much media was sent (how the relay
-    knows the target receives it)."""
-    return [
-        ffmpeg,
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        "-nostats",
-        "-progress",
-        "pipe:1",
-        "-stats_period",
-        "1",
-        "-rw_timeout",
-        IO_TIMEOUT_US,
-        "-i",
-        source,
-        "-map",
-        "0",
-        "-c",
-        "copy",
-        "-rw_timeout",
-        IO_TIMEOUT_US,
-        "-f",
-        "flv",
-        destination,
-    ]
 
 
 def private_address_problem(url: str) -> str | None:
@@ -85,7 +55,7 @@ def private_address_problem(url: str) -> str | None:
 
 
 class RelayRunner:
-    """Runs and re-runs the ffmpeg of one relay in a thread until `stop()`;
+    """Runs and re-runs the process of one relay in a thread until `stop()`;
     `source()` gives each attempt the URL to read (a fresh play grant: it
     expires)."""
 
@@ -95,14 +65,12 @@ class RelayRunner:
         source: Callable[[], str],
         on_state: StateCallback,
         retry_max: float = 30.0,
-        ffmpeg: str = "ffmpeg",
         allow_private: bool = False,
     ):
         self.relay = relay
         self.allow_private = allow_private
         self.source = source
         self.on_state = on_state
-        self.ffmpeg = ffmpeg
         self.backoff = EqualJitterBackoff(cap=retry_max, base=1.0)
         self._stop = threading.Event()
         self._process: subprocess.Popen | None = None
@@ -116,7 +84,7 @@ class RelayRunner:
         return self
 
     def stop(self) -> None:
-        """Ask the relay to end (its ffmpeg is terminated); `join` waits for it."""
+        """Ask the relay to end (its process is terminated); `join` waits for it."""
         self._stop.set()
         with self._lock:
             process = self._process
@@ -124,7 +92,7 @@ class RelayRunner:
             _signal_group(process, signal.SIGTERM)
 
     def join(self, timeout: float = 5.0) -> None:
-        """Wait for the relay to end. ffmpeg blocked reading a stream that no
+        """Wait for the relay to end. A process blocked reading a stream that no
         longer sends (the engine keeps a player waiting) only notices a
         second signal; one that still lingers is killed."""
         self._thread.join(1.0)
@@ -172,22 +140,22 @@ class RelayRunner:
             self._stop.wait(delay)
 
     def _attempt(self) -> tuple[bool, str | None]:
-        """One ffmpeg run: (whether media reached the target, the error or None)."""
+        """One run of the relay's process: (whether media reached the target, the error or None)."""
         if not self.allow_private:
             problem = private_address_problem(self.relay.url)
             if problem:
                 return False, problem
-        argv = ffmpeg_argv(self.source(), self.relay.destination, self.ffmpeg)
+        request = json.dumps({"source": self.source(), "destination": self.relay.destination})
         try:
             process = subprocess.Popen(  # noqa: S603 (argv list, no shell)
-                argv,
-                stdin=subprocess.DEVNULL,
+                RELAY_ARGV,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,  # its own group: stop() signals it alone
             )
         except OSError as exc:
-            return False, f"Cannot start ffmpeg: {exc.strerror or exc}"
+            return False, f"Cannot start the relay: {exc.strerror or exc}"
         with self._lock:
             self._process = process
         tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
@@ -195,9 +163,11 @@ class RelayRunner:
         reader.start()
         went_live = False
         try:
-            for raw in process.stdout:  # -progress: key=value lines
-                key, _, value = raw.decode(errors="replace").strip().partition("=")
-                if not went_live and key == "out_time_us" and _positive(value):
+            with contextlib.suppress(BrokenPipeError):  # it was stopped meanwhile
+                process.stdin.write(request.encode())
+                process.stdin.close()
+            for raw in process.stdout:  # `live` once media reaches the target
+                if not went_live and raw.strip() == b"live":
                     went_live = True
                     self._report("live", None)
         finally:
@@ -208,7 +178,7 @@ class RelayRunner:
         if code == 0:
             return went_live, None
         message = next((line for line in reversed(tail) if line.strip()), "")
-        error = self.relay.redact(message.strip()) or f"ffmpeg exited with status {code}"
+        error = self.relay.redact(message.strip()) or f"the relay exited with status {code}"
         return went_live, error[:500]
 
     def _report(self, state: str, error: str | None) -> None:
@@ -218,13 +188,6 @@ class RelayRunner:
             self.on_state(state, error)
         except Exception:  # the database being down must not end the relay
             log.exception("state of target %s not recorded", self.relay.target_id)
-
-
-def _positive(value: str) -> bool:
-    try:
-        return int(value) > 0
-    except ValueError:
-        return False
 
 
 def _read_lines(pipe, tail: collections.deque[str]) -> None:

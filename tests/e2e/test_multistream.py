@@ -9,6 +9,7 @@ import json
 import subprocess
 import xml.etree.ElementTree as ET
 
+import psutil
 import pytest
 import requests
 from mirakuru import SimpleExecutor
@@ -98,7 +99,8 @@ def test_a_live_stream_reaches_its_targets_and_a_dead_one_only_retries(
     studio_stack, multistream, target_server, api, ffmpeg_publisher
 ):
     """Two enabled targets: the live one receives the stream (its nginx sees a
-    publisher under the target's key and ffprobe finds H.264 and AAC there)
+    publisher under the target's key, a key on no process's command line, and
+    ffprobe finds H.264 and AAC there)
     while the studio's own engine keeps serving the broadcast; the dead one
     (a closed port) reports `retrying` with the error, never the key; the
     broadcast stays live. Disabling the good target stops its relay and
@@ -133,6 +135,9 @@ def test_a_live_stream_reaches_its_targets_and_a_dead_one_only_retries(
         what="the good target live",
     )
     wait_until(lambda: GOOD_KEY in publishing(target_server.stat_url), 15, "target receiving")
+    # Any user of the machine can list command lines: no key is on one.
+    for process in psutil.process_iter(["cmdline"]):
+        assert GOOD_KEY not in " ".join(process.info["cmdline"] or []), process
     codecs = probe(f"{target_server.rtmp_url}/{GOOD_KEY}")
     assert {s["codec_name"] for s in codecs.get("streams", [])} == {"h264", "aac"}, codecs
     dead = wait_until(
