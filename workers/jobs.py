@@ -18,7 +18,6 @@ from studio.media.jobs import (  # noqa: F401 (the declarations, for callers of 
     DISPATCH_WEBHOOK_EVENT,
     FINALIZE_BROADCAST,
     INVALIDATE_CDN,
-    MAKE_THUMBNAIL,
     MOVE_STREAM,
     PURGE_STREAM,
     QUEUES,
@@ -107,17 +106,6 @@ def invalidate_cdn(stream: str, private_too: bool = False) -> dict:
         patterns = [cdn.path_pattern(stream, private) for private in {False, private_too}]
         operations = [cdn.invalidate(app.config, pattern) for pattern in patterns]
     return {"invalidated": patterns, "operations": operations}
-
-
-@MAKE_THUMBNAIL.implements
-def make_thumbnail(broadcast_id: int) -> dict:
-    """Cut the broadcast's thumbnail from its latest segment (see
-    `workers.pipeline.thumbnails.make_thumbnail`). Idempotent; raises
-    ThumbnailError or gcs.StorageError (RQ retries)."""
-    from workers.pipeline import thumbnails
-
-    with job_app() as app:
-        return thumbnails.make_thumbnail(app, int(broadcast_id))
 
 
 @DISPATCH_WEBHOOK_EVENT.implements

@@ -183,14 +183,6 @@ PURGE_STREAM = JobSpec(
     failure_ttl=86400 * 7,
     description="purge stream {}",
 )
-MAKE_THUMBNAIL = JobSpec(
-    "workers.jobs.make_thumbnail",
-    REPLAYS,  # behind live segments, and consumed by every worker role
-    timeout=60,  # one segment download and one ffmpeg run (bounded at 20 s)
-    retry_intervals=(2, 5),
-    result_ttl=0,
-    description="thumbnail of broadcast {}",
-)
 
 MOVE_STREAM = JobSpec(
     "workers.jobs.move_stream",
@@ -256,7 +248,6 @@ REGISTRY: dict[str, JobSpec] = {
         SYNC_STREAM,
         FINALIZE_BROADCAST,
         PURGE_STREAM,
-        MAKE_THUMBNAIL,
         MOVE_STREAM,
         INVALIDATE_CDN,
         DISPATCH_WEBHOOK_EVENT,

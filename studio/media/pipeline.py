@@ -62,7 +62,6 @@ STREAM_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 SYNC_JOB = jobs.SYNC_STREAM.name
 FINALIZE_JOB = jobs.FINALIZE_BROADCAST.name
 PURGE_JOB = jobs.PURGE_STREAM.name
-THUMBNAIL_JOB = jobs.MAKE_THUMBNAIL.name
 DEFAULT_NODE = jobs.DEFAULT_NODE
 # A queued sync older than this is assumed lost and may be enqueued again.
 QUEUED_TTL = 60

@@ -60,7 +60,6 @@ def test_every_job_is_declared_once_in_the_registry():
         "workers.jobs.sync_stream",
         "workers.jobs.finalize_broadcast",
         "workers.jobs.purge_stream",
-        "workers.jobs.make_thumbnail",
         "workers.jobs.move_stream",
         "workers.jobs.invalidate_cdn",
         "workers.jobs.dispatch_webhook_event",

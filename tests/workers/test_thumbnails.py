@@ -8,8 +8,6 @@ import json
 import subprocess
 import time
 
-import pytest
-
 from studio.media import pipeline
 from studio.models import Broadcast, Stream
 from studio.storage import layout
@@ -139,48 +137,6 @@ def test_a_segment_without_a_picture_is_still_synced(pipeline_app, db, redis, bu
     assert bucket.get(layout.segment(stream.public_id, broadcast.id, 1))[0] == 200
     assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
     assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[0] == 404
-
-
-def test_a_queued_thumbnail_job_writes_from_the_bucket(
-    pipeline_app, db, redis, bucket, live_stream
-):
-    """A thumbnail job (queued by an earlier version) cuts the newest
-    segment in the bucket and rewrites the live thumbnail; the broadcast's
-    first stays."""
-    stream, broadcast, hls = live_stream
-    _sync(hls, stream, [1], source=0)
-    first = bucket.get(layout.live_thumbnail(stream.public_id))[2]
-    redis.delete(pipeline.Keys.thumbnail(broadcast.id))
-    bucket.put(
-        layout.segment(stream.public_id, broadcast.id, 1),
-        (hls.segments[5]).read_bytes(),
-    )
-
-    result = jobs.make_thumbnail(broadcast.id)
-
-    assert result == {"status": "ok", "segment": 1, "written": ["live"]}
-    assert bucket.get(layout.live_thumbnail(stream.public_id))[2] != first
-    assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[2] == first
-
-
-def test_no_segment_yet_or_unknown_broadcast_writes_nothing(pipeline_app, db, bucket, live_stream):
-    """Before the first segment is in the bucket the job has nothing to cut."""
-    stream, broadcast, _ = live_stream
-    assert jobs.make_thumbnail(broadcast.id) == {"status": "no segment"}
-    assert jobs.make_thumbnail(999_999) == {"status": "missing"}
-    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
-
-
-def test_a_segment_the_job_cannot_read_fails_it(pipeline_app, db, redis, bucket, live_stream):
-    """Garbage in the bucket: the job raises (RQ retries it) and writes nothing new."""
-    stream, broadcast, hls = live_stream
-    hls.segment_path(1).write_bytes(b"not video" * 100)
-    hls.write_playlist([1])
-    jobs.sync_stream(stream.public_id)
-
-    with pytest.raises(thumbnails.ThumbnailError):
-        jobs.make_thumbnail(broadcast.id)
-    assert bucket.get(layout.live_thumbnail(stream.public_id))[0] == 404
 
 
 def test_the_first_thumbnail_waits_for_its_delay_after_the_start(

@@ -11,9 +11,8 @@ has just uploaded, read before the local file is deleted, decoded and
 uploaded on the pass's upload threads while it writes its playlist: no job,
 no download. The pass holds the stream's sync lock, so the objects land
 under the prefix of the stream's visibility as the move job leaves it. The
-`make_thumbnail` job (from the bucket's copy) stays for jobs queued by an
-earlier version. The images are static objects on the CDN: viewers never
-reach the web tier for them.
+images are static objects on the CDN: viewers never reach the web tier for
+them.
 """
 
 from __future__ import annotations
@@ -29,14 +28,11 @@ from pathlib import Path
 import av
 import redis
 from av.codec.context import Flags
-from flask import Flask
-from sqlalchemy import select
 
 from studio.core import writes
 from studio.extensions import db
 from studio.media import pipeline
-from studio.models import Broadcast, Segment, Stream
-from studio.redis_client import get_redis
+from studio.models import Broadcast, Stream
 from studio.storage import gcs, layout
 from workers.pipeline import mpegts
 
@@ -50,48 +46,6 @@ QP2LAMBDA = 118  # FFmpeg's FF_QP2LAMBDA: global_quality is a quantizer in lambd
 
 class ThumbnailError(Exception):
     """No frame could be cut from the segment (RQ retries the job)."""
-
-
-def make_thumbnail(app: Flask, broadcast_id: int) -> dict:
-    """Cut a JPEG from the broadcast's latest uploaded segment; write it
-    as the stream's live thumbnail while the broadcast is live, and as the
-    broadcast's own thumbnail if it has none yet. Records when each was written.
-
-    Idempotent: a second run rewrites the live thumbnail and keeps the
-    broadcast's first one. Raises ThumbnailError if no frame can be cut and
-    gcs.StorageError if the bucket does; RQ retries both.
-    """
-    broadcast = db.session.get(Broadcast, int(broadcast_id))
-    if broadcast is None:
-        return {"status": "missing"}
-    segment = db.session.scalar(
-        select(Segment)
-        .where(Segment.broadcast_id == broadcast.id)
-        .order_by(Segment.sequence.desc())
-        .limit(1)
-    )
-    storage = gcs.get_storage(app.config)
-    video = storage.read_bytes(segment.object_name) if segment else None
-    if video is None:
-        return {"status": "no segment"}
-    jpeg = frame_jpeg(video)
-    stream = broadcast.stream
-    private = stream.private
-    written = []
-    now = datetime.now(UTC)
-    # An ended broadcast's frame must not replace a newer broadcast's.
-    if broadcast.ended_at is None:
-        storage.upload_live_thumbnail(layout.live_thumbnail(stream.public_id, private), jpeg)
-        stream.thumbnail_at = now
-        written.append("live")
-    if broadcast.thumbnail_at is None:
-        name = layout.broadcast_thumbnail(stream.public_id, broadcast.id, private)
-        storage.upload_broadcast_thumbnail(name, jpeg)  # False: an earlier run's stays
-        broadcast.thumbnail_at = now
-        written.append("broadcast")
-    db.session.commit()
-    pipeline.recheck_visibility(get_redis(app), stream, private)
-    return {"status": "ok", "segment": segment.sequence, "written": written}
 
 
 def frame_jpeg(video: bytes) -> bytes:
