@@ -246,8 +246,9 @@ def phone(browser: Browser):
 
 def test_pages_fit_a_phone(studio_stack, phone: Page):
     """At 390 px wide the home page, a watch page, the API reference, the
-    creator's stream page and a webhook's delivery log scroll only vertically and long URLs wrap on lines of their own
-    (screenshots are kept in the stack's var directory, under screens/)."""
+    creator's stream page and a webhook's delivery log scroll only
+    vertically and long URLs wrap on lines of their own (screenshots are
+    kept in the stack's var directory, under screens/)."""
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(
         email, "A rather long stream title for a small phone screen"

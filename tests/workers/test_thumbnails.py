@@ -46,16 +46,6 @@ def _picture_size(jpeg: bytes) -> tuple[int, int]:
     return picture["width"], picture["height"]
 
 
-def _thumbnail_jobs(redis) -> list[list]:
-    """Thumbnail jobs waiting on any queue."""
-    return [
-        job.args
-        for name in pipeline.QUEUES
-        for job in pipeline.media_queue(redis, name).get_jobs()
-        if job.func_name == pipeline.THUMBNAIL_JOB
-    ]
-
-
 def _sync(hls, stream, numbers, source=None):
     for number in numbers:
         hls.add_segment(number, source=source)
@@ -63,13 +53,11 @@ def _sync(hls, stream, numbers, source=None):
     return jobs.sync_stream(stream.public_id)
 
 
-def test_sync_writes_a_live_and_a_broadcast_thumbnail_without_a_job(
-    pipeline_app, db, redis, bucket, live_stream
-):
+def test_sync_writes_a_live_and_a_broadcast_thumbnail(pipeline_app, db, redis, bucket, live_stream):
     """The sync pass that uploads a live broadcast's segments writes a JPEG
     of its latest one as live/{id}/thumbnail.jpg (cached 10 s) and
-    live/{id}/{broadcast}/thumbnail.jpg (immutable), records when, and
-    queues no thumbnail job; the local files are gone."""
+    live/{id}/{broadcast}/thumbnail.jpg (immutable) and records when; the
+    local files are gone."""
     stream, broadcast, hls = live_stream
     result = _sync(hls, stream, [1])
 
@@ -84,7 +72,6 @@ def test_sync_writes_a_live_and_a_broadcast_thumbnail_without_a_job(
     assert headers["Content-Type"] == "image/jpeg"
     assert headers["Cache-Control"] == IMMUTABLE
     assert own == live
-    assert _thumbnail_jobs(redis) == []
     assert not hls.segment_path(1).exists()
     db.session.expire_all()
     assert db.session.get(Stream, stream.id).thumbnail_at is not None
@@ -109,7 +96,6 @@ def test_one_live_thumbnail_per_interval_and_the_broadcasts_first_stays(
     _sync(hls, stream, [3], source=5)
     assert bucket.get(layout.live_thumbnail(stream.public_id))[2] != first
     assert bucket.get(layout.broadcast_thumbnail(stream.public_id, broadcast.id))[2] == first
-    assert _thumbnail_jobs(redis) == []
 
 
 def test_ended_broadcast_does_not_replace_the_live_thumbnail(pipeline_app, db, bucket, live_stream):

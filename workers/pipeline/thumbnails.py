@@ -211,10 +211,11 @@ def cut_from_pass(
 def start_writing(
     storage: gcs.Storage, pool: Executor, stream: Stream, broadcasts: list[Broadcast], frames
 ) -> list[tuple[Broadcast, Future]]:
-    """Cut the pass's frames into JPEGs and upload them on `pool` (see
-    `make_thumbnail` for which objects), while the pass writes its
-    playlist; `finish_writing` records them. The caller holds the stream's
-    sync lock. Reads the rows as the pass read them (no query)."""
+    """Cut the pass's frames into JPEGs and upload them on `pool` (the
+    stream's live thumbnail while the broadcast is live; the broadcast's own
+    if it has none yet; an ended broadcast's frame never replaces a newer
+    one's), while the pass writes its playlist; `finish_writing` records
+    them. The caller holds the stream's sync lock. Reads the rows as the pass read them (no query)."""
     by_id = {b.id: b for b in broadcasts}
     started = []
     for frame in frames:
