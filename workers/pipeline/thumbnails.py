@@ -215,7 +215,8 @@ def start_writing(
     stream's live thumbnail while the broadcast is live; the broadcast's own
     if it has none yet; an ended broadcast's frame never replaces a newer
     one's), while the pass writes its playlist; `finish_writing` records
-    them. The caller holds the stream's sync lock. Reads the rows as the pass read them (no query)."""
+    them. The caller holds the stream's sync lock. Reads the rows as the
+    pass read them (no query)."""
     by_id = {b.id: b for b in broadcasts}
     started = []
     for frame in frames:
