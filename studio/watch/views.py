@@ -136,15 +136,18 @@ def _player(stream: Stream) -> dict:
 
 @bp.get("/")
 def home():
-    """What is live now and recent replays, for anyone."""
+    """What is live now (with each stream's audience) and recent replays, for anyone."""
     config = current_app.config
+    on_now = catalog.live_now(db.session)
+    audience = viewers.counts(current_app, [stream.public_id for stream, _ in on_now])
     live = [
         {
             "stream": stream,
             "broadcast": broadcast,
             "thumbnail_url": urls.thumbnail_url(stream, config),
+            "viewers": audience[stream.public_id],
         }
-        for stream, broadcast in catalog.live_now(db.session)
+        for stream, broadcast in on_now
     ]
     return render_template(
         "watch/home.html", live=live, replays=_replays(catalog.recent_replays(db.session))

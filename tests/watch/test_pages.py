@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import time
 
+from studio import viewers
 from studio.models import Broadcast, Segment, utcnow
 
 
@@ -128,6 +130,21 @@ def test_home_page_shows_live_streams_and_recent_replays_to_visitors(client, db,
     for stream in (live, replayed, hidden):
         assert stream.stream_key not in html
     assert "Log in" in html  # the top bar still leads creators to their streams
+
+
+def test_live_tiles_show_their_audience(client, db, redis, make_stream):
+    """Each live tile says how many watch it now (the watch pages' sockets
+    counted in Redis); a stream nobody watches shows no count, not 0."""
+    watched, quiet = make_stream(title="Watched"), make_stream(title="Quiet")
+    _go_live(db, watched)
+    _go_live(db, quiet)
+    now = time.time()
+    redis.zadd(viewers.key(watched.public_id), {"socket-1": now, "socket-2": now, "gone": 0})
+
+    html = client.get("/").get_data(as_text=True)
+    tiles = dict(re.findall(r'<li class="tile">.*?tile-title">([^<]+)<(.*?)</li>', html, re.S))
+    assert re.search(r'data-testid="tile-viewers">2 watching<', tiles["Watched"])
+    assert "watching" not in tiles["Quiet"]
 
 
 def test_signed_in_creators_reach_their_streams_from_the_top_bar(client, auth, make_user):
