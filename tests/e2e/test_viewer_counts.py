@@ -67,3 +67,27 @@ def test_open_pages_are_counted_everywhere_and_the_peak_is_kept(
     hook(studio_stack, stream.public_id, stream.stream_key, "publish_done")
     studio = StreamPage(page).open(base, stream.public_id)
     expect(studio.broadcasts.get_by_test_id("peak-viewers")).to_have_text("3")
+
+
+def test_the_creators_preview_follows_the_stream_and_is_not_counted(
+    studio_stack, page: Page, visitor: BrowserContext
+):
+    """The stream page's preview is the stream's embeddable player: it
+    follows the stream like any viewer's player, and the creator watching it
+    is not counted (a visitor who joins after it sees "1 watching")."""
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email)
+    base = studio_stack.base_url
+    LoginPage(page, base).open().log_in(email, PASSWORD)
+    expect(TopBar(page).signed_in_as(email)).to_be_visible()
+    studio = StreamPage(page).open(base, stream.public_id)
+    page.get_by_test_id("preview").scroll_into_view_if_needed()
+    preview = page.frame_locator("[data-testid=preview]")
+    expect(preview.get_by_test_id("offline-card")).to_be_visible()
+
+    hook(studio_stack, stream.public_id, stream.stream_key, "publish")
+    expect(preview.get_by_test_id("watch-status")).to_have_text("LIVE", timeout=20_000)
+    watch = WatchPage(visitor.new_page()).open(base, stream.public_id)
+    expect(watch.viewers).to_have_text("1 watching", timeout=20_000)
+    for count in (studio.viewers, preview.get_by_test_id("viewer-count")):
+        expect(count).to_have_text("1 watching", timeout=20_000)
