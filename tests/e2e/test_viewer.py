@@ -77,7 +77,8 @@ def test_live_thumbnail_at_the_edge_previews_the_stream_and_the_embed_plays_else
     """While live, a thumbnail of the stream reaches the CDN edge (a JPEG,
     cached 10 s) and becomes the watch page's og:image and the home page's
     tile; another site's page frames /embed/<id>, which plays the stream
-    muted and unmutes on a tap. The watch page itself cannot be framed."""
+    muted, fits the embed code's size and unmutes on a tap. The watch page
+    itself cannot be framed."""
     email = studio_stack.create_user()
     stream = studio_stack.create_stream(email, "Thumbnail test")
     name = f"live/{stream.public_id}/thumbnail.jpg"
@@ -118,6 +119,12 @@ def test_live_thumbnail_at_the_edge_previews_the_stream_and_the_embed_plays_else
         expect(player.get_by_test_id("watch-status")).to_have_text("LIVE", timeout=15_000)
         frame = page.frame(name="player")
         wait_until_video_plays(frame, past_seconds=2.0)
+        # The embed code's 640x400 holds the whole player, down to its delay line.
+        expect(player.locator("[data-latency]")).to_be_visible()
+        bottom = frame.evaluate(
+            "() => document.querySelector('[data-latency]').getBoundingClientRect().bottom"
+        )
+        assert bottom <= 400, f"the delay line ends at {bottom}px of a 400px frame"
         unmute = player.get_by_test_id("unmute")
         expect(unmute).to_be_visible()
         unmute.click()
