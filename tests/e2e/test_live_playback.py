@@ -125,7 +125,7 @@ def test_rtmp_publish_plays_live_from_the_cdn_then_replays(
         expect(studio.elapsed).to_have_text(re.compile(r"^\d{2}:\d{2}$"))
         # What nginx-rtmp's /stat says of the encoder: bitrate, codec, size, rate.
         # (nginx-rtmp may report the coded height of the 360-line picture, 352.)
-        health = re.compile(r"[1-9]\d* kbps · H264 · 640×3\d\d · 30 fps · audio AAC")
+        health = re.compile(r"[1-9][\d,]* kbit/s · H264 · 640×3\d\d · 30 fps · audio AAC")
         expect(studio.ingest_health).to_contain_text(health, timeout=15_000)
         expect(watch.status).to_have_text("LIVE", timeout=15_000)
         expect(watch.offline_card).to_be_hidden()
