@@ -230,6 +230,12 @@ class ChatPanel:
         self.announcer = self.panel.get_by_test_id("chat-announcer")
         self.moderation = self.panel.get_by_test_id("chat-moderation")
 
+    def empty_note(self) -> str:
+        """What an empty message list says (a CSS note, not a message)."""
+        return self.panel.get_by_test_id("chat-messages").evaluate(
+            "list => getComputedStyle(list, '::before').content"
+        )
+
     def wait_until_ready(self) -> ChatPanel:
         """The history has arrived (the socket is open)."""
         expect(self.panel).to_have_attribute("data-ready", "true")

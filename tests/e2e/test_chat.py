@@ -58,7 +58,8 @@ def _log_in(page: Page, base: str, email: str) -> None:
 
 
 def test_two_viewers_chat_and_see_each_others_messages_as_text(studio_stack, visitors):
-    """The chat opens when the stream goes live. Two anonymous viewers pick a
+    """The chat opens when the stream goes live, its empty list inviting a
+    first message. Two anonymous viewers pick a
     display name once and chat; each sees the
     other's messages as they are sent, announced politely to screen readers.
     Markup in a message is shown as the characters typed (no element made
@@ -70,11 +71,13 @@ def test_two_viewers_chat_and_see_each_others_messages_as_text(studio_stack, vis
     ada = _watch_chat(visitors(), base, stream.public_id)
     expect(ada.state).to_have_text("The chat opens when the stream goes live.")
     expect(ada.input).to_be_hidden()
+    assert ada.empty_note() == "none"  # closed: the state says why, no invitation
     hook(studio_stack, stream.public_id, stream.stream_key, "publish")
     expect(ada.input).to_be_visible()  # opened by the status event, no reload
     expect(ada.state).to_be_hidden()
     bob = _watch_chat(visitors(), base, stream.public_id)
     expect(ada.messages).to_have_count(0)
+    assert ada.empty_note() == '"No messages yet: say hello."'
 
     expect(ada.display_name).to_be_visible()
     count = ada.panel.get_by_test_id("chat-count")
@@ -89,6 +92,7 @@ def test_two_viewers_chat_and_see_each_others_messages_as_text(studio_stack, vis
 
     seen = bob.message("Hello")
     expect(seen).to_be_visible()
+    assert bob.empty_note() == "none"
     expect(seen.get_by_test_id("chat-name")).to_have_text("Ada")
     expect(seen.get_by_test_id("chat-text")).to_have_text(
         f"Hello {markup} https://example.com/page 🎉"

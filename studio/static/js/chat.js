@@ -203,6 +203,7 @@ export function mountChat(panel, { send }) {
     else if (!live) ui.state.textContent = "The chat opens when the stream goes live.";
     else ui.state.textContent = "";
     ui.state.hidden = !ui.state.textContent;
+    panel.toggleAttribute("data-open", connected && canWrite()); // an empty list invites a first message
     ui.form.hidden = !connected || !canWrite();
     ui.signIn.hidden = !connected || !live || !signInNeeded;
     const anonymous = !you.signed_in;

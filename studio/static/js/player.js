@@ -1,6 +1,6 @@
 // The stream player shared by the watch page, the embeddable player and the
 // replay page: hls.js playback from the CDN (live near the edge, or a replay
-// from its start), a "tap to unmute" prompt (autoplay starts muted), and, for
+// from its start), a "turn on sound" prompt (autoplay starts muted), and, for
 // a stream, the live/ended/replay behaviour driven by the stream's websocket.
 import { listRefresher, serverOffset, showViewers, statusLabel, watchStream } from "./live.js";
 import { createPlaybackModes } from "./playback_mode.js";
