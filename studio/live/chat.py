@@ -82,9 +82,11 @@ class ChatSocket:
 
     # --- server -> client ----------------------------------------------------
 
-    def history(self, stream: Stream) -> dict:
-        """The `chat.history` message (call with a live database session)."""
-        messages, _more = chat.history(db.session, stream)
+    def history(self, stream: Stream, broadcast_id: int | None = None) -> dict:
+        """The `chat.history` message (call with a live database session):
+        the conversation of the broadcast on now (`broadcast_id`), else the
+        stream's latest messages (the last broadcast's, on an ended page)."""
+        messages, _more = chat.history(db.session, stream, broadcast=broadcast_id)
         return {
             "type": "chat.history",
             "messages": [chat.message_view(m) for m in messages],

@@ -248,10 +248,9 @@ def _send_status(ws, public_id: str, talker: chat.ChatSocket) -> str:
         stream = db.session.scalar(_stream_query(public_id))
         if stream is None:
             raise _StreamGone(public_id)
-        event = fanout.status_message(
-            events.stream_changed(stream, service.open_broadcast(db.session, stream))
-        )
-        history = talker.history(stream)
+        broadcast = service.open_broadcast(db.session, stream)
+        event = fanout.status_message(events.stream_changed(stream, broadcast))
+        history = talker.history(stream, broadcast.id if broadcast else None)
     finally:
         db.session.remove()
     _send(ws, event)

@@ -418,3 +418,20 @@ def test_a_replay_reads_every_page_of_its_chat(studio_stack, page: Page):
         f"/api/v1/streams/{stream.public_id}/chat?broadcast={ids[0]}",
     )
     assert texts == [f"message {n}" for n in range(205)]
+
+
+def test_a_new_broadcast_starts_a_new_conversation_on_an_open_page(studio_stack, visitors):
+    """A page left open across broadcasts keeps the ended one's messages,
+    and clears them when the next broadcast starts (its replay keeps them)."""
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Two shows")
+    hook(studio_stack, stream.public_id, stream.stream_key, "publish")
+    ada = _watch_chat(visitors(), studio_stack.base_url, stream.public_id)
+    ada.write("see you tomorrow", name="Ada")
+    expect(ada.message("see you tomorrow")).to_be_visible()
+    hook(studio_stack, stream.public_id, stream.stream_key, "publish_done")
+    expect(ada.state).to_have_text("The chat opens when the stream goes live.")
+    expect(ada.message("see you tomorrow")).to_be_visible()
+    hook(studio_stack, stream.public_id, stream.stream_key, "publish")
+    expect(ada.input).to_be_visible()
+    expect(ada.messages).to_have_count(0)

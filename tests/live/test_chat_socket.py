@@ -117,6 +117,23 @@ def test_chat_stays_open_while_the_publisher_reconnects(
     assert stored(db) == 1
 
 
+def test_a_new_broadcast_starts_a_new_conversation(live_server, client, make_stream, chatters):
+    """Joining a live broadcast gives its own conversation, not the last
+    broadcast's; between broadcasts a page shows the last one's."""
+    stream = make_stream(reconnect_window=0)
+    url = ws_url(live_server, stream.public_id)
+    publish(client, stream)
+    chatters(url).said("first show")
+    publish(client, stream, call="publish_done")
+    between = chatters(url).hello["messages"]
+    assert [m["text"] for m in between] == ["first show"]
+    publish(client, stream, clientid="42")
+    viewer = chatters(url)
+    assert viewer.hello["messages"] == []
+    viewer.said("second show")
+    assert [m["text"] for m in chatters(url).hello["messages"]] == ["second show"]
+
+
 def test_bad_frames_get_an_error_and_change_nothing(live_server, client, make_stream, chatters, db):
     """Over-long text, NUL, invalid UTF-8, non-JSON, unknown types, wrong
     shapes and big frames are each refused with a chat.error; nothing is

@@ -169,6 +169,7 @@ export function mountChat(panel, { send }) {
   // Open while live and through the reconnect window (the same broadcast).
   const open = (status) => status === "live" || status === "reconnecting";
   let live = panel.dataset.status ? open(panel.dataset.status) : true; // the stream's status events say
+  let broadcast = null; // the broadcast on now, whose conversation the list shows
 
   let waitUntil = 0; // Date.now() before which sending is held (slow mode, time-out)
   let waitError = null;
@@ -284,6 +285,11 @@ export function mountChat(panel, { send }) {
   function onEvent(event) {
     if (event.type === "status") {
       live = open(event.status);
+      const on = live ? (event.broadcast?.id ?? null) : null;
+      // A new broadcast starts a new conversation (the history that follows
+      // a connection is already that broadcast's).
+      if (on !== null && on !== broadcast) ui.list.replaceChildren();
+      if (on !== null) broadcast = on;
       render();
     } else if (event.type === "unavailable") {
       unavailable = true;
