@@ -23,6 +23,15 @@ def visitor(browser: Browser):
     context.close()
 
 
+def _creator_on_stream_page(studio_stack, page: Page):
+    """A new creator's new stream, and its stream page open in `page`."""
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email)
+    LoginPage(page, studio_stack.base_url).open().log_in(email, PASSWORD)
+    expect(TopBar(page).signed_in_as(email)).to_be_visible()
+    return stream, StreamPage(page).open(studio_stack.base_url, stream.public_id)
+
+
 def test_open_pages_are_counted_everywhere_and_the_peak_is_kept(
     studio_stack, page: Page, context: BrowserContext, visitor: BrowserContext
 ):
@@ -31,12 +40,8 @@ def test_open_pages_are_counted_everywhere_and_the_peak_is_kept(
     not count, nor does the creator's own watch page); two closed, "1
     watching" everywhere; the stream list shows the count and the broadcasts list the
     peak of 3."""
-    email = studio_stack.create_user()
-    stream = studio_stack.create_stream(email)
+    stream, studio = _creator_on_stream_page(studio_stack, page)
     base = studio_stack.base_url
-    LoginPage(page, base).open().log_in(email, PASSWORD)
-    expect(TopBar(page).signed_in_as(email)).to_be_visible()
-    studio = StreamPage(page).open(base, stream.public_id)
     expect(studio.viewers).to_have_text("0 watching")
     hook(studio_stack, stream.public_id, stream.stream_key, "publish")
     expect(studio.status).to_have_text("LIVE")
@@ -75,12 +80,8 @@ def test_the_creators_preview_follows_the_stream_and_is_not_counted(
     """The stream page's preview is the stream's embeddable player: it
     follows the stream like any viewer's player, and the creator watching it
     is not counted (a visitor who joins after it sees "1 watching")."""
-    email = studio_stack.create_user()
-    stream = studio_stack.create_stream(email)
+    stream, studio = _creator_on_stream_page(studio_stack, page)
     base = studio_stack.base_url
-    LoginPage(page, base).open().log_in(email, PASSWORD)
-    expect(TopBar(page).signed_in_as(email)).to_be_visible()
-    studio = StreamPage(page).open(base, stream.public_id)
     page.get_by_test_id("preview").scroll_into_view_if_needed()
     preview = page.frame_locator("[data-testid=preview]")
     expect(preview.get_by_test_id("offline-card")).to_be_visible()
