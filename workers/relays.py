@@ -1,7 +1,7 @@
 """One multistream relay: a child process (`workers/relay_child.py`) that
 plays a live stream back from the media engine over RTMP and publishes it,
-unchanged, to one target. Each relay is its own process and thread, so a target that fails
-touches neither the broadcast nor the other targets.
+unchanged, to one target. Each relay is its own process and thread, so a
+target that fails touches neither the broadcast nor the other targets.
 
 The relay reports its state through `on_state(state, error)`: `connecting`
 on the first attempt, `live` once media reaches the target, `retrying` with
@@ -92,9 +92,8 @@ class RelayRunner:
             _signal_group(process, signal.SIGTERM)
 
     def join(self, timeout: float = 5.0) -> None:
-        """Wait for the relay to end. A process blocked reading a stream that no
-        longer sends (the engine keeps a player waiting) only notices a
-        second signal; one that still lingers is killed."""
+        """Wait for the relay to end; a process that lingers is signalled
+        again, then killed."""
         self._thread.join(1.0)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             if not self._thread.is_alive():
@@ -140,7 +139,8 @@ class RelayRunner:
             self._stop.wait(delay)
 
     def _attempt(self) -> tuple[bool, str | None]:
-        """One run of the relay's process: (whether media reached the target, the error or None)."""
+        """One run of the relay's process: (whether media reached the target,
+        the error or None)."""
         if not self.allow_private:
             problem = private_address_problem(self.relay.url)
             if problem:

@@ -61,8 +61,9 @@ def post_message(
 
     Checked in this order: the text (no I/O), the rate limits (Redis, before
     any query, so a flood costs the database nothing), the stream being
-    live (or waiting for its publisher), the chat mode, bans and timeouts, the blocklist, slow mode.
-    Moderators are exempt from slow mode. Raises ChatRefused."""
+    live (or waiting for its publisher), the chat mode, bans and timeouts,
+    the blocklist, slow mode. Moderators are exempt from slow mode. Raises
+    ChatRefused."""
     text = rules.clean_text(text)
     if author.user is not None:
         participant = rules.participant_id(secret, public_id, user_id=author.user.id, anon=None)
