@@ -103,8 +103,9 @@ def invalidate_cdn(stream: str, private_too: bool = False) -> dict:
     if not isinstance(private_too, bool):
         raise ValueError(f"private_too must be true or false, not {private_too!r}")
     with job_app() as app:
-        patterns = [cdn.path_pattern(stream, private) for private in {False, private_too}]
-        operations = [cdn.invalidate(app.config, pattern) for pattern in patterns]
+        folders = [False, True] if private_too else [False]
+        patterns = [cdn.path_pattern(stream, private) for private in folders]
+        operations = cdn.invalidate(app.config, patterns)
     return {"invalidated": patterns, "operations": operations}
 
 

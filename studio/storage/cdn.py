@@ -17,7 +17,7 @@ project is GCP_PROJECT, else theirs.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import google.auth
 import google.auth.exceptions
@@ -43,10 +43,11 @@ def path_pattern(public_id: str, private: bool = False) -> str:
     return f"/{layout.stream_prefix(public_id, private)}*"
 
 
-def invalidate(config: Mapping, pattern: str) -> str:
-    """Ask Cloud CDN to drop what it cached under `pattern` (a path from
-    `path_pattern`) on the URL map CDN_URL_MAP; returns the name of the
-    Compute operation. Raises CdnError."""
+def invalidate(config: Mapping, patterns: Sequence[str]) -> list[str]:
+    """Ask Cloud CDN to drop what it cached under each of `patterns` (paths
+    from `path_pattern`) on the URL map CDN_URL_MAP, with one credential
+    lookup and one session for all; returns the names of the Compute
+    operations. Raises CdnError."""
     try:
         credentials, found_project = google.auth.default(scopes=[SCOPE])
     except google.auth.exceptions.GoogleAuthError as exc:
@@ -60,13 +61,15 @@ def invalidate(config: Mapping, pattern: str) -> str:
         f"{config['COMPUTE_API_URL']}/compute/v1/projects/{project}"
         f"/global/urlMaps/{url_map}/invalidateCache"
     )
-    session = AuthorizedSession(credentials)
+    with AuthorizedSession(credentials) as session:
+        return [_invalidate_one(session, url, pattern) for pattern in patterns]
+
+
+def _invalidate_one(session: AuthorizedSession, url: str, pattern: str) -> str:
     try:
         reply = session.post(url, json={"path": pattern}, timeout=TIMEOUT)
     except (requests.RequestException, google.auth.exceptions.GoogleAuthError) as exc:
         raise CdnError(f"invalidating {pattern} on the CDN: {exc}") from None
-    finally:
-        session.close()
     if reply.status_code != 200:
         raise CdnError(
             f"invalidating {pattern} on the CDN: HTTP {reply.status_code} {reply.text[:300]}"

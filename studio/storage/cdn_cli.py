@@ -71,8 +71,8 @@ def purge(stream: str, url_map: str, project: str, run: bool) -> None:
         return
     pattern = invalidation.path_pattern(stream)
     try:
-        operation = invalidation.invalidate(
-            {**config, "CDN_URL_MAP": url_map, "GCP_PROJECT": project}, pattern
+        [operation] = invalidation.invalidate(
+            {**config, "CDN_URL_MAP": url_map, "GCP_PROJECT": project}, [pattern]
         )
     except invalidation.CdnError as exc:
         raise click.ClickException(str(exc)) from None
