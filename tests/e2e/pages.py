@@ -197,6 +197,11 @@ class HomePage:
     def live_tile(self, title: str) -> Locator:
         return self.live_now.get_by_test_id("live-tile").filter(has_text=title)
 
+    def live_item(self, title: str) -> Locator:
+        """The whole entry of a live stream: its tile, status, audience and start."""
+        tile = self.page.get_by_test_id("live-tile").filter(has_text=title)
+        return self.live_now.locator("li").filter(has=tile)
+
 
 def wait_until_video_plays(scope, past_seconds: float, timeout_ms: float = 45_000) -> None:
     """Wait until the `#video` of a page or frame has played `past_seconds`

@@ -215,6 +215,27 @@ def test_replay_page_opened_early_starts_once_the_replay_is_written(
     assert page.locator("#player").get_attribute("data-mode") == "replay"
 
 
+def test_live_tiles_say_how_long_ago_the_broadcast_started(studio_stack, phone: Page):
+    """A live tile reads "started 2 hours ago" (its date in the viewer's zone
+    on hover), not the full date."""
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Long broadcast")
+    with studio_stack.app.app_context():
+        row = db.session.scalar(select(Stream).where(Stream.public_id == stream.public_id))
+        started = utcnow() - timedelta(hours=2, minutes=5)
+        db.session.add(
+            Broadcast(stream=row, client_id="seeded", protocol="rtmp", started_at=started)
+        )
+        row.status = "live"
+        db.session.commit()
+        db.session.remove()
+    home = HomePage(phone).open(studio_stack.base_url)
+    started_text = home.live_item("Long broadcast").get_by_test_id("tile-started")
+    expect(started_text).to_have_text("2 hours ago")
+    local = started.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(VIEWER_ZONE))
+    expect(started_text).to_have_attribute("title", re.compile(local.strftime("%b %-d, %Y")))
+
+
 def _seed_replay(studio_stack, public_id: str) -> datetime:
     """An ended broadcast with its replay written (no media: the pages only
     list it); returns when it started."""
