@@ -19,7 +19,8 @@ def test_a_viewer_sees_reconnecting_and_then_the_stream_again(
     """The encoder drops: the watch page says "Reconnecting…" over the
     player it keeps, without a "behind live" figure that would only grow;
     the encoder returns: the same page (no reload) plays the same broadcast
-    on, the figure back. The audience count stays through it all."""
+    on, the figure back. The audience count stays through it all, and the
+    longer badge moves nothing down, whatever the title's length."""
     stream = studio_stack.create_stream(
         studio_stack.create_user(), "Wobbly Wi-Fi", reconnect_window=120
     )
@@ -33,6 +34,7 @@ def test_a_viewer_sees_reconnecting_and_then_the_stream_again(
     latency = page.get_by_test_id("live-latency")
     expect(latency).to_be_visible(timeout=20_000)
     expect(watch.viewers).to_be_visible()
+    tops_while_live = _player_tops(page)
 
     first.send_signal(signal.SIGINT)
     first.wait(timeout=15)
@@ -44,6 +46,7 @@ def test_a_viewer_sees_reconnecting_and_then_the_stream_again(
     expect(watch.viewers).to_be_visible()
     expect(watch.ended_card).to_be_hidden()
     assert watch.mode() == "live"
+    assert _player_tops(page) == tops_while_live
 
     ffmpeg_publisher.start(stream.publish_url)
     expect(watch.status).to_have_text("LIVE", timeout=20_000)
@@ -53,6 +56,22 @@ def test_a_viewer_sees_reconnecting_and_then_the_stream_again(
     assert page.evaluate("window.sameDocument") is True
     assert page.locator("#player").get_attribute("data-playing-broadcast") == playing
     assert len(studio_stack.stream_row(stream.public_id)["broadcasts"]) == 1
+
+
+def _player_tops(page: Page) -> list[float]:
+    """Where the player starts with titles of 5 to 120 characters (the page's
+    own title is put back)."""
+    return page.evaluate(
+        """() => {
+            const title = document.querySelector("h1"), own = title.textContent, tops = [];
+            for (let length = 5; length <= 120; length += 1) {
+                title.textContent = "Sourdough ".repeat(12).slice(0, length);
+                tops.push(document.getElementById("player").getBoundingClientRect().top);
+            }
+            title.textContent = own;
+            return tops;
+        }"""
+    )
 
 
 def test_rotating_the_key_while_live_asks_first(studio_stack, ffmpeg_publisher, page: Page):
