@@ -49,7 +49,7 @@ from devtools.services import (  # noqa: E402
     start_fake_gcs,
     start_redis,
 )
-from tests import stack  # noqa: E402
+from tests import launch, stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-latency"
 FPS = 30
@@ -209,7 +209,7 @@ class Studio:
             hook_token=token,
             extra={"STUDIO_LOG_LEVEL": "WARNING", **(extra or {})},
         )
-        runner.migrate(self.env)
+        launch.migrate(self.env)
         self.handles["web"] = stack.start_gunicorn(self.env, var, port)
         self.handles["sockets"] = stack.start_gunicorn(self.env, var, sockets_port, tier="sockets")
         self.handles["workers"] = stack.start_workers(self.env, var, 2)

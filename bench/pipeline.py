@@ -48,7 +48,7 @@ from devtools.services import (  # noqa: E402
     start_fake_gcs,
     start_redis,
 )
-from tests import stack  # noqa: E402
+from tests import launch, stack  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from machine import machine  # noqa: E402
@@ -158,7 +158,7 @@ class Studio:
                 **self._nodes_setting(),
             },
         )
-        runner.migrate(self.env)
+        launch.migrate(self.env)
         self.handles["gunicorn"] = stack.start_gunicorn(self.env, var, port, threads=32)
         shared = 1 if self.node_ids else workers
         self.handles["workers"] = stack.start_workers(self.env, var, shared)
@@ -170,7 +170,7 @@ class Studio:
         ]
         self.services += self.nodes
         # Where live segments wait: every node's queue, or the one queue.
-        self.segment_queues = [runner.node_queues(n.env)[0] for n in self.nodes] or ["uploads"]
+        self.segment_queues = [launch.node_queues(n.env)[0] for n in self.nodes] or ["uploads"]
         from studio import config, create_app
 
         self.app = create_app(config.from_environ(self.env))
@@ -490,7 +490,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--publishers", type=int, nargs="+", default=[50, 100, 200])
     parser.add_argument("--seconds", type=float, default=40)
-    parser.add_argument("--workers", type=int, default=runner.DEFAULT_WORKERS)
+    parser.add_argument("--workers", type=int, default=launch.DEFAULT_WORKERS)
     args = parser.parse_args()
     (ROOT / "var").mkdir(exist_ok=True)
     source = make_source(ROOT / "var")

@@ -51,6 +51,7 @@ from pipeline import EdgeProbe, Sampler, Studio, pct  # noqa: E402
 from sim_engine import SimulatedEngine, make_source, segment_number  # noqa: E402
 
 from devtools import runner  # noqa: E402
+from tests import launch  # noqa: E402
 
 SAMPLE = 5
 TICK = os.sysconf("SC_CLK_TCK")
@@ -320,7 +321,7 @@ def main() -> int:
     parser.add_argument("--streams", type=int, nargs="+", default=[100, 300])
     parser.add_argument("--fragments", type=float, nargs="+", default=[2.0, 1.0])
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--workers", type=int, default=runner.DEFAULT_WORKERS)
+    parser.add_argument("--workers", type=int, default=launch.DEFAULT_WORKERS)
     parser.add_argument("--dialect", choices=["srs", "nginx-rtmp"], default="srs")
     parser.add_argument("--nodes", type=int, default=0, help="media nodes (0: one machine)")
     parser.add_argument(

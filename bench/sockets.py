@@ -53,7 +53,7 @@ from devtools import runner  # noqa: E402
 from devtools.nginx import FrontSite, start_nginx  # noqa: E402
 from devtools.process import free_port  # noqa: E402
 from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
-from tests import stack  # noqa: E402
+from tests import launch, stack  # noqa: E402
 
 VAR = ROOT / "var" / "bench-sockets"
 DOC = ROOT / "docs" / "benchmarks.md"
@@ -102,7 +102,7 @@ class Studio:
             **(extra_env or {}),
         }
         self.env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        runner.migrate(self.env)
+        launch.migrate(self.env)
         self.nginx = start_nginx(
             VAR,
             hook_url=runner.hook_url(self.hooks_port, "nginx-rtmp", HOOK_TOKEN),

@@ -31,7 +31,7 @@ from devtools.services import (  # noqa: E402
     start_fake_gcs,
     start_redis,
 )
-from tests import stack  # noqa: E402
+from tests import launch, stack  # noqa: E402
 
 
 def make_segment(directory: Path) -> Path:
@@ -136,7 +136,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--streams", type=int, default=400)
     parser.add_argument("--segments", type=int, default=1)
-    parser.add_argument("--workers", type=int, default=runner.DEFAULT_WORKERS)
+    parser.add_argument("--workers", type=int, default=launch.DEFAULT_WORKERS)
     args = parser.parse_args()
     var = Path(tempfile.mkdtemp(prefix="bench-uploads-", dir=ROOT / "var"))
     services = []
@@ -158,7 +158,7 @@ def main() -> int:
             hls_dir=var / "hls",
             extra={"STUDIO_LOG_LEVEL": "WARNING", "STUDIO_MAX_LIVE_PER_USER": "0"},
         )
-        runner.migrate(env)
+        launch.migrate(env)
         names = seed(env, args.streams)
         files = lay_out(var / "hls", names, args.segments, make_segment(var))
         import redis as redis_lib

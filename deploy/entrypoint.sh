@@ -22,6 +22,7 @@ role="${1:-web}"
 [ "$#" -gt 0 ] && shift
 
 metrics_port="${STUDIO_METRICS_PORT:-9101}"
+metrics_addr="${STUDIO_METRICS_ADDR:-0.0.0.0}"
 
 migrate() {
     flask --app studio db upgrade
@@ -53,21 +54,21 @@ worker)
     node="${STUDIO_NODE_ID:-default}"
     [ "$node" = default ] || queues="segments.$node replays.$node"
     # shellcheck disable=SC2086 # the queue list is meant to split into words
-    exec python -m studio.metrics_exporter --port "$metrics_port" \
+    exec python -m studio.metrics_exporter --port "$metrics_port" --addr "$metrics_addr" \
         rq.cli worker --url "$REDIS_URL" --serializer json --with-scheduler \
         --worker-class workers.rq_worker.UploadWorker "$@" ${STUDIO_RQ_QUEUES:-$queues}
     ;;
 watcher)
     unset PROMETHEUS_MULTIPROC_DIR
-    exec python -m studio.metrics_exporter --port "$metrics_port" workers.watcher "$@"
+    exec python -m studio.metrics_exporter --port "$metrics_port" --addr "$metrics_addr" workers.watcher "$@"
     ;;
 reconciler)
     unset PROMETHEUS_MULTIPROC_DIR
-    exec python -m studio.metrics_exporter --port "$metrics_port" workers.reconcile --loop "$@"
+    exec python -m studio.metrics_exporter --port "$metrics_port" --addr "$metrics_addr" workers.reconcile --loop "$@"
     ;;
 multistream)
     unset PROMETHEUS_MULTIPROC_DIR
-    exec python -m studio.metrics_exporter --port "$metrics_port" workers.multistream "$@"
+    exec python -m studio.metrics_exporter --port "$metrics_port" --addr "$metrics_addr" workers.multistream "$@"
     ;;
 migrate)
     migrate

@@ -25,7 +25,6 @@ import honcho.manager
 import requests
 from dotenv import dotenv_values
 from honcho.printer import Message, Printer
-from mirakuru import SimpleExecutor
 from sqlalchemy.engine import make_url
 
 from devtools import runner, tls
@@ -37,7 +36,7 @@ from devtools.services import ensure_postgres, ensure_redis, start_fake_gcs
 VAR = Path(os.environ.get("STUDIO_DEV_VAR") or ROOT / "var")
 BANNER = Path(__file__).with_name("banner.txt")
 SETTINGS = Path(__file__).with_name("dev.env")
-NODE_WORKERS = 2  # upload workers per media node
+WORKERS, NODE_WORKERS = 4, 2  # upload workers (docs/benchmarks.md), and per media node
 SRS_CONF = ROOT / "srs" / "srs.conf"
 # SRS through a filter that takes secrets out of its console log (compose too).
 REDACTED_RUN = ROOT / "srs" / "run-redacted.sh"
@@ -92,8 +91,6 @@ def start(services: list[Service]) -> Supervisor:
     keys, srs_bin = load_secrets(VAR), os.environ.get("SRS_BIN")
     engine, node_count = "srs" if srs_bin else "nginx-rtmp", media_node_count(srs_bin)
     settings = {key: os.environ.get(key, value) for key, value in dotenv_values(SETTINGS).items()}
-    # DATABASE_URL / REDIS_URL when set; else this checkout's own database
-    # (on the machine's PostgreSQL, or var/pg) and a private Redis.
     services.append(postgres := ensure_postgres(VAR, checkout_database(ROOT)))
     services.append(redis := ensure_redis(VAR))
     services.append(gcs := start_fake_gcs(VAR, free_port(4443), backend="filesystem"))
@@ -103,8 +100,7 @@ def start(services: list[Service]) -> Supervisor:
     public_url = os.environ.get("STUDIO_PUBLIC_URL", url["front"])
     # The engine's callbacks go to the callback tier, never behind pages.
     hook_url = runner.hook_url(ports["hooks"], engine, keys["STUDIO_HOOK_TOKEN"])
-    # HTTPS (development certificate) so the go-live page may use the camera on
-    # https://<machine name>:8443; SRS's WebRTC endpoints go to its API.
+    # HTTPS: browsers allow the go-live page's camera on https://<machine name>:8443.
     srs_api, cert = free_port(1985) if srs_bin else 9, tls.dev_cert(VAR)
     front = FrontSite(
         port=ports["front"],
@@ -148,12 +144,10 @@ def start(services: list[Service]) -> Supervisor:
     )
     nodes = start_media_nodes(node_count, services, supervisor, env, hook_url)
     print(f"migrating the database {postgres.database} ...", flush=True)
-    runner.migrate(env)
-    if nodes:
-        runner.run_flask(env, "nodes", "sync")
+    runner.run_role(env, "migrate")
     add_studio_processes(supervisor, env, ports, watcher=not nodes)
     for service in services:
-        supervisor.watch(service.name, service.executor, service.log_path)
+        supervisor.watch(service)
     banner = BANNER.read_text().format(
         public_url=public_url,
         https=", ".join(f"https://{name}:{front.tls_port}" for name in cert.names),
@@ -200,29 +194,34 @@ def start_media_nodes(
         env.update(STUDIO_MEDIA_NODES=json.dumps(pool), STUDIO_RTMP_URL=proxy.url)
     for node in nodes:
         node.env.update({key: env[key] for key in ("STUDIO_MEDIA_NODES", "STUDIO_RTMP_URL")})
-        supervisor.add(f"watcher-{node.id}", runner.watcher_argv(node.env), node.env)
-        workers = runner.workers_argv(node.env, NODE_WORKERS)
-        supervisor.add(f"rq-workers-{node.id}", workers, node.env)
+        add_role(supervisor, f"watcher-{node.id}", node.env, "watcher", "--node", node.id)
+        for number in range(1, NODE_WORKERS + 1):
+            add_role(supervisor, f"rq-worker-{node.id}-{number}", node.env, "worker")
     return nodes
 
 
 def add_studio_processes(
     supervisor: Supervisor, env: dict[str, str], ports: dict, *, watcher: bool = True
 ) -> None:
-    """The studio's processes as the containers run them (deploy/entrypoint.sh)."""
+    """The studio's processes as the containers start them: deploy/entrypoint.sh's roles."""
     run, metrics = VAR.resolve() / "run", VAR.resolve() / "metrics"
     run.mkdir(parents=True, exist_ok=True)
     for name, tier in (("gunicorn", "web"), ("sockets", "sockets"), ("hooks", "hooks")):
         # Not ~/.gunicorn/gunicorn.ctl, which every gunicorn of the user shares.
-        argv = runner.gunicorn_argv(ports[tier], tier=tier, control_socket=run / f"{name}.ctl")
-        supervisor.add(name, argv, {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics / tier)})
-    # Like the entrypoint: one metrics registry per process outside gunicorn.
-    background = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    supervisor.add("rq-workers", runner.workers_argv(env), background)
-    if watcher:  # with media nodes, each node has its own
-        supervisor.add("watcher", runner.watcher_argv(background), background)
-    supervisor.add("reconciler", runner.reconciler_argv(free_port()), background)
-    supervisor.add("multistream", runner.python("workers.multistream"), background)
+        options = ["--bind", f"127.0.0.1:{ports[tier]}", "--control-socket", f"{run}/{name}.ctl"]
+        options += ["--graceful-timeout", "5", *(["--workers", "1"] if tier != "web" else [])]
+        tier_env = {**env, "PROMETHEUS_MULTIPROC_DIR": str(metrics / tier)}
+        supervisor.add(name, runner.role_argv(tier, *options), tier_env)
+    for number in range(1, WORKERS + 1):
+        add_role(supervisor, f"rq-worker-{number}", env, "worker")
+    for role in ["watcher"] * watcher + ["reconciler", "multistream"]:
+        add_role(supervisor, role, env, role)
+
+
+def add_role(supervisor: Supervisor, name: str, env: dict[str, str], role: str, *args) -> None:
+    """A background role, its /metrics on a port of its own."""
+    own_env = {**env, "STUDIO_METRICS_PORT": str(free_port())}
+    supervisor.add(name, runner.role_argv(role, *args), own_env)
 
 
 class SrsLaunch(NamedTuple):
@@ -258,9 +257,7 @@ def srs_launch(
     text = render(ROOT / "srs" / "dev.env.template", values)
     settings = dotenv_values(stream=io.StringIO(text), interpolate=False)
     # A v2 level (log4j names) would win over srs_log_level in SRS 5.
-    passed_on = {
-        k: v for k, v in environ.items() if k not in ("SRS_SRS_LOG_LEVEL_V2", "SRS_LOG_LEVEL_V2")
-    }
+    passed_on = {k: v for k, v in environ.items() if not k.endswith("LOG_LEVEL_V2")}
     env = {**passed_on, **settings, "SRS_BIN": srs_bin}  # SRS_BIN: for run-redacted.sh
     return SrsLaunch(["bash", str(REDACTED_RUN), "-c", str(SRS_CONF)], env, cwd, ports)
 
@@ -304,7 +301,7 @@ class Supervisor(honcho.manager.Manager):
         # Longer than the slowest graceful stop (an RQ worker finishing an upload).
         honcho.manager.KILL_WAIT = kill_wait
         self.exited: tuple[str, int] | None = None
-        self._watched: list[tuple[str, SimpleExecutor]] = []
+        self._watched: list[Service] = []
         self._on_started: Callable[[], object] = lambda: None
 
     def add(self, name: str, argv: list[str], env: Mapping[str, str], cwd: Path = ROOT) -> Path:
@@ -316,11 +313,11 @@ class Supervisor(honcho.manager.Manager):
         self.add_process(name, "exec " + shlex.join(argv), env=dict(env), cwd=str(cwd))
         return self.log_paths[name]
 
-    def watch(self, name: str, service: SimpleExecutor | None, log_path: Path | None) -> None:
-        """A service started before (a mirakuru executor): if it dies, everything stops."""
-        if service is not None:
-            self.log_paths.setdefault(name, log_path)
-            self._watched.append((name, service))
+    def watch(self, service: Service) -> None:
+        """A service started before (by mirakuru): if it dies, everything stops."""
+        if service.executor is not None:
+            self.log_paths.setdefault(service.name, service.log_path)
+            self._watched.append(service)
 
     def run(self, on_started: Callable[[], object] = lambda: None) -> None:
         """Start every child, run `on_started` in a thread, block until all have stopped."""
@@ -355,10 +352,11 @@ class Supervisor(honcho.manager.Manager):
     def _watch_services(self) -> None:
         while not self._terminating:
             time.sleep(1)
-            for name, service in self._watched:
-                if not (service.running() or self._terminating):
+            for service in self._watched:
+                if not (service.executor.running() or self._terminating):
                     # A PostgreSQL cluster's process is pg_ctl, which exited with 0.
-                    self._report(name, (service.process and service.process.returncode) or 1)
+                    process = service.executor.process
+                    self._report(service.name, (process and process.returncode) or 1)
                     self.terminate()
                     return
 

@@ -91,8 +91,7 @@ def start_nginx(
 
 
 def start_rtmp_proxy(var_dir: Path, rtmp_urls: list[str], rtmp_port: int | None = None) -> Service:
-    """One RTMP address passing each connection to one of `rtmp_urls` (the
-    media nodes' ingest), by nginx's stream module."""
+    """One RTMP address in front of the media nodes' `rtmp_urls` (nginx's stream module)."""
     if not STREAM_MODULE.exists():
         raise StackError(f"{STREAM_MODULE} missing: apt-get install libnginx-mod-stream")
     rtmp_port = rtmp_port or free_port()
@@ -137,8 +136,7 @@ def hls_values(fragment: float) -> dict[str, str]:
 
 
 def render_nginx_conf(nginx_dir: Path, values: dict, front: FrontSite | None = None) -> Path:
-    """The templates (with the front site's) filled in, into nginx_dir/conf/;
-    returns dev.conf."""
+    """The templates (and the front site's) filled in under nginx_dir/conf/; returns dev.conf."""
     conf = nginx_dir / "conf"
     for old in (conf / "sites").glob("*.conf"):
         old.unlink()

@@ -1,4 +1,5 @@
-"""The studio's processes' environment and command lines (for make dev and tests/stack.py)."""
+"""The studio's processes' environment (for make dev and tests/stack.py) and
+make dev's way to start them: deploy/entrypoint.sh's roles."""
 
 from __future__ import annotations
 
@@ -18,14 +19,7 @@ from devtools.services import GcsService
 # each worker takes well over 10 s when the machine is busy.
 SERVE_TIMEOUT = 120.0
 LIVENESS_PATH = "/healthz"  # studio/health.py: no database, no Redis
-DEFAULT_WORKERS = 4  # upload worker processes, measured in docs/benchmarks.md
-# The gunicorn tiers: their config file (as in production), and one worker here
-# for the callback and socket tiers.
-TIERS = {
-    "web": ("gunicorn.conf.py", {}),
-    "hooks": ("gunicorn_hooks.conf.py", {"workers": 1}),
-    "sockets": ("gunicorn_sockets.conf.py", {"workers": 1}),
-}
+ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 
 
 def studio_env(
@@ -41,9 +35,8 @@ def studio_env(
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The environment every studio process gets (see README's table)."""
-    # The signed-cookie key of private streams (Cloud CDN's form: 16 bytes,
-    # base64url), derived from the secret key so it survives restarts; the
-    # environment's own key wins.
+    # Private streams' cookie-signing key (Cloud CDN's form), derived from the
+    # secret key so it survives restarts; the environment's own key wins.
     cdn_key = hashlib.sha256(b"studio-dev-cdn-key:" + secret_key.encode()).digest()[:16]
     defaults = {
         "STUDIO_CDN_SIGNING_KEY_NAME": "dev-key",
@@ -55,6 +48,8 @@ def studio_env(
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
+        # The entrypoint runs flask, gunicorn and python: this environment's.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONUNBUFFERED": "1",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
@@ -83,60 +78,24 @@ def hook_url(hooks_port: int, engine: str, token: str) -> str:
     return f"http://127.0.0.1:{hooks_port}/hooks/{engine}?token={token}"
 
 
-def migrate(env: dict[str, str]) -> None:
-    run_flask(env, "db", "upgrade")
+def role_argv(role: str, *args: str) -> list[str]:
+    """deploy/entrypoint.sh's ROLE: a process as the containers start it."""
+    return ["sh", str(ENTRYPOINT), role, *args]
 
 
-def run_flask(env: dict[str, str], *command: str, timeout: float = 120) -> None:
-    """`flask --app studio COMMAND`, or a StackError with its output."""
-    argv = python("flask", "--app", "studio", *command)
+def run_role(env: dict[str, str], role: str, timeout: float = 120) -> None:
+    """A role that runs to its end (`migrate`), or a StackError with its output."""
     result = subprocess.run(
-        argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        role_argv(role),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     if result.returncode != 0:
-        raise StackError(f"flask {' '.join(command)} failed:\n{result.stdout}{result.stderr}")
-
-
-def gunicorn_argv(port: int, *, tier: str = "web", **options: object) -> list[str]:
-    """gunicorn `wsgi:app` on 127.0.0.1:port with the tier's config file (or
-    `config`); `options` win over TIERS' and the file's."""
-    file, defaults = TIERS[tier]
-    config = options.pop("config", None) or ROOT / file
-    argv = python("gunicorn", "-c", str(config), "wsgi:app", "--bind", f"127.0.0.1:{port}")
-    for key, value in {**defaults, "graceful_timeout": 5, **options}.items():
-        argv += [f"--{key.replace('_', '-')}", str(value)]
-    return argv
-
-
-def workers_argv(env: dict[str, str], count: int = DEFAULT_WORKERS, queues=None) -> list[str]:
-    """`rq worker-pool` of `count` UploadWorker (jobs run in the worker process,
-    which keeps its clients) on `queues`, by default those of `env`'s node."""
-    argv = python("rq.cli", "worker-pool", "--num-workers", str(count), "--serializer", "json")
-    argv += ["--worker-class", "workers.rq_worker.UploadWorker", "--url", env["REDIS_URL"]]
-    return [*argv, "--logging-level", "WARNING", *(queues or node_queues(env))]
-
-
-def reconciler_argv(metrics_port: int) -> list[str]:
-    """The entrypoint's `reconciler` role, metrics on their own port."""
-    exporter = ["--port", str(metrics_port), "--addr", "127.0.0.1"]
-    return python("studio.metrics_exporter", *exporter, "workers.reconcile", "--loop")
-
-
-def python(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]
-
-
-def node_queues(env: dict[str, str]) -> tuple[str, ...]:
-    """The queues of the media node that `env` serves (STUDIO_NODE_ID)."""
-    from studio.media.jobs import DEFAULT_NODE, node_queues
-
-    return node_queues(env.get("STUDIO_NODE_ID") or DEFAULT_NODE)
-
-
-def watcher_argv(env: dict[str, str]) -> list[str]:
-    """The HLS watcher; a media node's names the node on its command line."""
-    node = env.get("STUDIO_NODE_ID")
-    return python("workers.watcher", *(["--node", node] if node else []))
+        raise StackError(f"{role} failed:\n{result.stdout}{result.stderr}")
 
 
 @dataclass

@@ -2,8 +2,9 @@
 (`.stop()`, `.kill()` as a crash would, `.start()` again, `.process`, plus
 `.log_path` and `.base_url`): a gunicorn tier, upload workers, the watcher,
 the multistream supervisor, a whole local media node, and a bare nginx-rtmp
-standing in for a multistream target. Their command lines and environment
-come from devtools/runner.py, as `make dev`'s do."""
+standing in for a multistream target. Their environment comes from
+devtools/runner.py, as `make dev`'s does; their command lines from
+tests/launch.py."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from rq import Worker
 from devtools import runner
 from devtools.nginx import RTMP_MODULE, start_standalone
 from devtools.process import Service, executor, free_port, start
+from tests import launch
 
 
 class Started:
@@ -69,12 +71,12 @@ def start_gunicorn(
     start_timeout: float = runner.SERVE_TIMEOUT,
     **options: object,
 ) -> Http:
-    """A gunicorn tier (`runner.gunicorn_argv`), returned once its app
+    """A gunicorn tier (`launch.gunicorn_argv`), returned once its app
     answers the liveness route (the master binds before its workers have
     imported the app)."""
     url = f"http://127.0.0.1:{port}"
     name = name or f"{'gunicorn' if tier == 'web' else tier}-{port}"
-    argv = runner.gunicorn_argv(port, tier=tier, **options)
+    argv = launch.gunicorn_argv(port, tier=tier, **options)
     log_path = var_dir / "logs" / f"{name}.log"
     ready = url + runner.LIVENESS_PATH
     server = executor(Http, argv, log_path, env=env, url=ready, timeout=start_timeout)
@@ -107,21 +109,21 @@ class Workers(Started, Executor):
 
 
 def start_workers(
-    env, var_dir, count=runner.DEFAULT_WORKERS, *, name="rq-workers", queues=None
+    env, var_dir, count=launch.DEFAULT_WORKERS, *, name="rq-workers", queues=None
 ) -> Workers:
-    """Upload workers (`runner.workers_argv`), returned once they are registered."""
-    queue = (queues or runner.node_queues(env))[0]
-    argv, log_path = runner.workers_argv(env, count, queues), var_dir / "logs" / f"{name}.log"
+    """Upload workers (`launch.workers_argv`), returned once they are registered."""
+    queue = (queues or launch.node_queues(env))[0]
+    argv, log_path = launch.workers_argv(env, count, queues), var_dir / "logs" / f"{name}.log"
     pool = executor(Workers, argv, log_path, env=env, timeout=60, count=count, queue=queue)
     return start(pool, f"{count} upload workers on {queue}")
 
 
 def start_watcher(env, var_dir, *, name="watcher") -> Simple:
-    return start_process(runner.watcher_argv(env), env, var_dir, name)
+    return start_process(launch.watcher_argv(env), env, var_dir, name)
 
 
 def start_multistream(env, var_dir, *, name="multistream") -> Simple:
-    return start_process(runner.python("workers.multistream"), env, var_dir, name)
+    return start_process(launch.python("workers.multistream"), env, var_dir, name)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import psycopg
 import yaml
 
 from devtools import dev
-from devtools.process import ROOT, executor, start, stop
+from devtools.process import ROOT, Service, executor, start, stop
 from devtools.services import ensure_postgres, ensure_redis
 from tests.media.test_srs_conf import parse, values
 from tests.polling import wait_until
@@ -195,7 +195,9 @@ def test_supervisor_stops_everything_when_a_watched_service_dies(tmp_path: Path)
     try:
         with open(output, "w") as terminal:
             supervisor = dev.Supervisor(tmp_path / "logs", output=terminal, kill_wait=5)
-            supervisor.watch("nginx-1", service, service_log)
+            supervisor.watch(
+                Service(name="nginx-1", url="", log_path=service_log, executor=service)
+            )
             supervisor.add(
                 "gunicorn", [sys.executable, "-c", "import time; time.sleep(120)"], os.environ
             )
@@ -329,15 +331,23 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         assert make_dev.poll() is None, output.read_text()
         children = _descendants(make_dev.pid)
         commands = _cmdlines(children)
-        assert any(f"-c {ROOT / 'gunicorn.conf.py'} wsgi:app" in c for c in commands), commands
+        # Each as the containers start it: deploy/entrypoint.sh's roles.
+        web_tier = "gunicorn -c gunicorn.conf.py --bind 127.0.0.1:"
+        assert any(web_tier in c for c in commands), commands
         # gunicorn's control socket is the checkout's, not ~/.gunicorn's.
         assert any(
             f"--control-socket {var.resolve() / 'run' / 'gunicorn.ctl'}" in c for c in commands
         ), commands
         assert any("workers.reconcile --loop" in c for c in commands), commands
-        assert any("rq.cli worker-pool" in c for c in commands), commands
+        # Each background process (RQ's scheduler is a fork of its worker) has
+        # metrics on a port of its own, not offered to the network.
+        exporters = [c for c in commands if "studio.metrics_exporter" in c]
+        assert all("--addr 127.0.0.1 " in c for c in exporters), exporters
+        ports = {re.search(r"--port (\d+)", c)[1]: c for c in exporters}
+        assert sum("rq.cli worker --url" in c for c in ports.values()) == dev.WORKERS, commands
+        assert len(ports) == dev.WORKERS + 3, exporters
         assert any("workers.watcher" in c for c in commands), commands
-        assert any("-m workers.multistream" in c for c in commands), commands
+        assert any(" workers.multistream" in c for c in commands), commands
         srs_pid = int((var / "run" / "srs.pid").read_text())
         assert srs_pid in children
         # SRS's callbacks go to the callback tier, not to the web tier's threads.
@@ -348,13 +358,13 @@ def test_make_dev_runs_what_production_runs_and_stops_when_srs_dies(
         )
         hook_url = urllib.parse.urlsplit(srs_env["SRS_VHOST_HTTP_HOOKS_ON_PUBLISH"])
         assert hook_url.path == "/hooks/srs", hook_url
-        hooks_tier = f"-c {ROOT / 'gunicorn_hooks.conf.py'} wsgi:app --bind {hook_url.netloc} "
+        hooks_tier = f"-c gunicorn_hooks.conf.py --bind {hook_url.netloc} "
         assert any(hooks_tier in c for c in commands), commands
         for name in (
             "srs",
             "gunicorn",
             "hooks",
-            "rq-workers",
+            "rq-worker-1",
             "watcher",
             "reconciler",
             "multistream",

@@ -36,8 +36,8 @@ def test_without_media_nodes_make_dev_runs_no_node(monkeypatch) -> None:
 def test_make_dev_runs_each_node_under_its_name_behind_one_rtmp_address(
     tmp_path: Path, gcs: GcsService, hook, publish, monkeypatch
 ) -> None:
-    """make dev's two nodes: each node's watcher and upload workers (on the
-    node's own queues) are named after it and get an environment naming the
+    """make dev's two nodes: each node's watcher and two upload workers are
+    named after it and get an environment naming the
     node, its HLS directory, its nginx's control API and the pool; the
     studio learns the pool and the proxy's address. An ffmpeg publish to that address is
     announced by one node (its id in the callback URL) and that node, and
@@ -55,11 +55,12 @@ def test_make_dev_runs_each_node_under_its_name_behind_one_rtmp_address(
         assert json.loads(env["STUDIO_MEDIA_NODES"]) == pool
         for node_id, nginx in nodes.items():
             assert nginx.hls_dir == (tmp_path / "nodes" / node_id / "hls").resolve()
-            workers = supervisor._processes[f"rq-workers-{node_id}"]["obj"]
+            workers = [supervisor._processes[f"rq-worker-{node_id}-{n}"]["obj"] for n in (1, 2)]
             watcher = supervisor._processes[f"watcher-{node_id}"]["obj"]
-            assert workers.cmd.endswith(f" segments.{node_id} replays.{node_id}"), workers.cmd
-            assert watcher.cmd.endswith(f" -m workers.watcher --node {node_id}"), watcher.cmd
-            for own in (workers.env, watcher.env):
+            # The worker role takes the node's queues from STUDIO_NODE_ID.
+            assert all(w.cmd.endswith("/deploy/entrypoint.sh worker") for w in workers)
+            assert watcher.cmd.endswith(f"/deploy/entrypoint.sh watcher --node {node_id}")
+            for own in (*(w.env for w in workers), watcher.env):
                 assert own["STUDIO_NODE_ID"] == node_id
                 assert own["STUDIO_HLS_DIR"] == str(nginx.hls_dir)
                 assert own["STUDIO_NGINX_CONTROL_URL"] == nginx.control_url

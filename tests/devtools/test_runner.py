@@ -1,4 +1,4 @@
-"""devtools/runner.py's gunicorn starters return once the app answers, not
+"""tests/stack.py's gunicorn starter returns once the app answers, not
 once the port is bound: gunicorn's master binds before its workers have
 imported the app, which on a busy machine takes longer than a test's first
 request may wait."""

@@ -75,7 +75,7 @@ from studio.auth import service as accounts
 from studio.extensions import db
 from studio.models import Broadcast, Stream
 from studio.streams import service as streams
-from tests import stack
+from tests import launch, stack
 from tests.conftest import PASSWORD, VAR, csrf_token
 from tests.stack import drop_database
 
@@ -311,7 +311,7 @@ def _start_stack(var_dir: Path) -> StudioStack:
                 "STUDIO_TARGET_ALLOW_PRIVATE": "1",
             },
         )
-        runner.migrate(env)
+        launch.migrate(env)
         handles["gunicorn"] = stack.start_gunicorn(env, var_dir, port, workers=2, threads=16)
         handles["sockets"] = stack.start_gunicorn(env, var_dir, sockets_port, tier="sockets")
         handles["rq-workers"] = stack.start_workers(env, var_dir, count=2)

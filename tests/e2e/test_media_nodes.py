@@ -28,7 +28,7 @@ from studio.media import nodes as media_nodes
 from studio.models import Stream
 from studio.storage import layout
 from studio.streams import service as streams
-from tests import stack
+from tests import launch, stack
 from tests.conftest import VAR
 from tests.e2e.conftest import Publishers, StreamInfo, StudioStack, _app_config, _Dropper
 from tests.polling import poll, wait_until
@@ -120,7 +120,7 @@ def _start(var_dir: Path) -> NodesStack:
                 "STUDIO_NGINX_CONTROL_URL": "http://127.0.0.1:9",
             },
         )
-        runner.migrate(env)
+        launch.migrate(env)
         handles = {"gunicorn": stack.start_gunicorn(env, var_dir, port, workers=1, threads=8)}
         started.append(handles["gunicorn"])
         # Replays of the default node, thumbnails, webhooks: shared queues.

@@ -19,6 +19,7 @@ from studio.media import jobs, pipeline
 from studio.models import Segment, utcnow
 from studio.storage import layout
 from studio.streams import service as streams
+from tests import launch
 from tests.conftest import load_fixture
 from workers.watcher import Watcher
 
@@ -170,10 +171,10 @@ def test_a_watcher_with_a_bad_node_id_does_not_start(pipeline_app, monkeypatch):
 def test_node_workers_command_line_names_the_node():
     """A node's upload workers listen on its queues and nothing else."""
     env = {"REDIS_URL": "redis://127.0.0.1:6379/0", "STUDIO_NODE_ID": "node-2"}
-    argv = runner.workers_argv(env, 2)
+    argv = launch.workers_argv(env, 2)
     assert argv[-2:] == ["segments.node-2", "replays.node-2"]
     assert "uploads" not in argv and "webhooks" not in argv
-    assert runner.node_queues({"REDIS_URL": env["REDIS_URL"]}) == jobs.QUEUES
+    assert launch.node_queues({"REDIS_URL": env["REDIS_URL"]}) == jobs.QUEUES
     hook = runner.node_hook_url("http://127.0.0.1:5000/hooks/nginx-rtmp?token=t-1", "node-2")
     assert hook == "http://127.0.0.1:5000/hooks/nginx-rtmp?token=t-1&node=node-2"
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import requests
 from flask_migrate import upgrade
 
-from devtools import runner
 from devtools import services as pg
 from devtools.process import executor, free_port, start, stop
 from devtools.services import start_postgres, start_redis
 from studio import config as studio_config
 from studio import create_app
+from tests import launch
 from tests.conftest import VAR
 from tests.metrics_helpers import value
 from tests.polling import wait_until
@@ -46,7 +46,7 @@ def reconciler(database_url: str, redis_url: str, srs: SrsApiTestDouble) -> Iter
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     log_path = VAR / "logs" / f"reconciler-outage-{port}.log"
-    argv = runner.reconciler_argv(port)
+    argv = launch.reconciler_argv(port)
     role = executor(Tcp, argv, log_path, env=env, host="127.0.0.1", port=port, timeout=30)
     process = start(role, "reconciler").process
     try:
