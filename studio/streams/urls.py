@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from flask import url_for
+from markupsafe import escape
 
 from studio.models import Broadcast, ShareLink, Stream
 from studio.storage import layout
@@ -138,6 +139,16 @@ def replay_page_url(broadcast: Broadcast, config: Mapping) -> str:
 def embed_url(stream: Stream, config: Mapping) -> str:
     """The player alone, for an <iframe> on any site."""
     return config["PUBLIC_URL"] + url_for("watch.embed", public_id=stream.public_id)
+
+
+def embed_code(stream: Stream, config: Mapping) -> str:
+    """The <iframe> HTML a creator pastes into a page: the title escaped, so a
+    quote or a bracket in it cannot end the attribute."""
+    return (
+        f'<iframe src="{escape(embed_url(stream, config))}" width="640" height="400" '
+        'allow="autoplay; fullscreen; picture-in-picture" allowfullscreen style="border:0" '
+        f'title="{escape(stream.title)}"></iframe>'
+    )
 
 
 def watch_url(stream: Stream, config: Mapping) -> str:

@@ -107,7 +107,7 @@ def _show_page(
         engine=engines.current().name,
         ingest=urls.ingest(stream, config, engines.current().ingest_protocols),
         playback=urls.playback(stream, config, engines.current().playback_protocols),
-        embed_url=urls.embed_url(stream, config),
+        embed_code=urls.embed_code(stream, config),
         broadcasts=service.list_broadcasts(db.session, stream),
         replay_url=lambda broadcast: urls.replay_url(broadcast, config),
         replay_page_url=lambda broadcast: urls.replay_page_url(broadcast, config),

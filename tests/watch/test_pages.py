@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from html.parser import HTMLParser
 
 from studio import viewers
 from studio.models import Broadcast, Segment, utcnow
@@ -268,6 +269,44 @@ def test_creator_page_links_replay_pages_and_offers_the_embed_code(
     iframe = f"&lt;iframe src=&#34;https://studio.test/embed/{stream.public_id}&#34;"
     assert iframe in html
     assert 'data-copy="#embed-code"' in html
+
+
+class _Elements(HTMLParser):
+    """Each start tag's attributes, and the text inside `<code>` elements."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.code: dict[str, str] = {}
+        self._code: str | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        if tag == "code":
+            self._code = dict(attrs).get("id")
+            self.code[self._code] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "code":
+            self._code = None
+
+    def handle_data(self, data):
+        if self._code:
+            self.code[self._code] += data
+
+
+def test_the_embed_code_keeps_a_title_with_quotes_and_brackets(client, auth, make_stream):
+    """Pasted into a page, the embed code is one <iframe> whose title is the
+    stream's, whatever characters the title has."""
+    title = "Q&A: \"live\" <b>now</b> 'here'"
+    stream = make_stream(title=title)
+    auth.login(stream.owner.email)
+    page = _Elements(client.get(f"/streams/{stream.public_id}").get_data(as_text=True))
+    pasted = _Elements(page.code["embed-code"])
+    assert [tag for tag, _ in pasted.tags] == ["iframe"]
+    assert pasted.tags[0][1]["title"] == title
+    assert pasted.tags[0][1]["src"] == f"https://studio.test/embed/{stream.public_id}"
 
 
 def test_watch_page_has_the_chat_panel(client, make_stream):
