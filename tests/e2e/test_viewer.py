@@ -236,6 +236,33 @@ def test_live_tiles_say_how_long_ago_the_broadcast_started(studio_stack, phone: 
     expect(started_text).to_have_attribute("title", re.compile(local.strftime("%b %-d, %Y")))
 
 
+def test_share_copies_the_pages_link(studio_stack, browser: Browser):
+    """Share on a watch page copies its link (a desktop has no share sheet);
+    on a replay page, the replay's link."""
+    email = studio_stack.create_user()
+    stream = studio_stack.create_stream(email, "Share me")
+    _seed_replay(studio_stack, stream.public_id)
+    context = browser.new_context()
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page = context.new_page()
+    try:
+        watch_url = f"{studio_stack.base_url}/watch/{stream.public_id}"
+        page.goto(watch_url)
+        share = page.get_by_test_id("share")
+        share.click()
+        expect(share).to_have_text("Link copied")
+        assert page.evaluate("navigator.clipboard.readText()") == watch_url
+        expect(share).to_have_text("Share", timeout=5_000)
+
+        page.get_by_test_id("replay-page-link").first.click()
+        expect(page.get_by_test_id("replay-badge")).to_be_visible()
+        share.click()
+        expect(share).to_have_text("Link copied")
+        assert page.evaluate("navigator.clipboard.readText()") == page.url
+    finally:
+        context.close()
+
+
 def _seed_replay(studio_stack, public_id: str) -> datetime:
     """An ended broadcast with its replay written (no media: the pages only
     list it); returns when it started."""

@@ -100,6 +100,17 @@ def test_owner_watches_with_a_signed_cookie_for_the_streams_folder(
     assert not signing.verify(morsel.value, prefix + "index.m3u8", [key], now + 601)
 
 
+def test_only_pages_anyone_can_open_offer_share(client, auth, make_stream, private_stream):
+    """A public stream's page offers Share with its link; a private one's does
+    not, even to its owner: its link alone opens nothing."""
+    public = make_stream()
+    html = client.get(f"/watch/{public.public_id}").get_data(as_text=True)
+    assert f'data-share="https://studio.test/watch/{public.public_id}"' in html
+    auth.login("owner@example.com")
+    html = client.get(f"/watch/{private_stream.public_id}").get_data(as_text=True)
+    assert 'data-testid="share"' not in html
+
+
 def test_access_renews_the_cookie_for_allowed_viewers(client, auth, private_stream):
     auth.login("owner@example.com")
     reply = client.get(f"/watch/{private_stream.public_id}/access")
