@@ -121,6 +121,39 @@ def test_two_viewers_chat_and_see_each_others_messages_as_text(studio_stack, vis
     expect(bob.message("Back again").get_by_test_id("chat-name")).to_have_text("Ada")
 
 
+def test_a_reader_scrolled_back_is_offered_the_latest_not_moved(studio_stack, visitors):
+    """A viewer reading back in a long conversation keeps their place when a
+    message arrives and is offered "New messages" instead; it leads to the
+    latest and goes away. Their own message brings them to the end."""
+    _email, stream = _live_stream(studio_stack)
+    broadcast_id = studio_stack.stream_row(stream.public_id)["broadcasts"][0]["id"]
+    _seed_chat(studio_stack, broadcast_id, {f"Earlier message {n}": n for n in range(40)})
+    base = studio_stack.base_url
+    ada = _watch_chat(visitors(), base, stream.public_id)
+    bob = _watch_chat(visitors(), base, stream.public_id)
+    expect(ada.messages).to_have_count(40)
+    listing = ada.panel.get_by_test_id("chat-messages")
+    at_end = "list => list.scrollHeight - list.scrollTop - list.clientHeight < 40"
+    assert listing.evaluate(at_end)
+    jump = ada.panel.get_by_test_id("chat-jump")
+    expect(jump).to_be_hidden()
+
+    listing.evaluate("list => { list.scrollTop = 0; }")
+    bob.write("Did you see that?", name="Bob")
+    expect(ada.message("Did you see that?")).to_have_count(1)
+    expect(jump).to_be_visible()
+    assert listing.evaluate("list => list.scrollTop") == 0
+    jump.click()
+    expect(jump).to_be_hidden()
+    assert listing.evaluate(at_end)
+    expect(ada.message("Did you see that?")).to_be_in_viewport()
+
+    listing.evaluate("list => { list.scrollTop = 0; }")
+    ada.write("Yes!", name="Ada")
+    expect(ada.message("Yes!")).to_be_in_viewport()
+    expect(jump).to_be_hidden()
+
+
 def test_a_message_deleted_by_the_creator_disappears_for_viewers(
     studio_stack, page: Page, visitors
 ):

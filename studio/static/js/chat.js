@@ -161,6 +161,7 @@ export function mountChat(panel, { send }) {
     sendButton: find("chat-send"),
     error: find("chat-error"),
     signIn: find("chat-sign-in"),
+    jump: find("chat-jump"),
   };
   let you = { moderator: false, signed_in: false, name: null };
   let settings = { mode: "everyone", slow_mode: 0 };
@@ -265,15 +266,25 @@ export function mountChat(panel, { send }) {
     return list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   }
 
-  function addMessages(messages, { announce }) {
-    const follow = isNearBottom();
+  function toLatest() {
+    ui.list.scrollTop = ui.list.scrollHeight;
+    ui.jump.hidden = true;
+  }
+
+  // The list follows new messages while it is at its end; scrolled back to
+  // read, it stays put and offers a way to the latest instead.
+  function addMessages(messages, { announce, own = false }) {
+    const follow = own || isNearBottom();
+    let added = false;
     for (const message of messages) {
       if (ui.list.querySelector(`[data-id='${CSS.escape(String(message.id))}']`)) continue;
       ui.list.append(messageItem(message, { moderator: you.moderator }));
+      added = true;
       if (announce) ui.announcer.textContent = `${message.name}: ${message.text}`;
     }
     while (ui.list.children.length > MAX_SHOWN) ui.list.firstElementChild.remove();
-    if (follow) ui.list.scrollTop = ui.list.scrollHeight;
+    if (follow) toLatest();
+    else if (added) ui.jump.hidden = false;
   }
 
   function applySettings(next) {
@@ -299,12 +310,13 @@ export function mountChat(panel, { send }) {
       you = { moderator: false, signed_in: false, name: null, ...event.you };
       ui.list.replaceChildren();
       addMessages(event.messages || [], { announce: false });
-      ui.list.scrollTop = ui.list.scrollHeight;
+      toLatest();
       applySettings(event.settings || {});
       panel.dataset.ready = "true";
     } else if (event.type === "chat.message" && event.message) {
-      addMessages([event.message], { announce: true });
-      if (event.message.text === pendingText) pendingText = null; // it went through
+      const own = event.message.text === pendingText; // one's own message is shown
+      addMessages([event.message], { announce: true, own });
+      if (own) pendingText = null; // it went through
     } else if (event.type === "chat.deleted") {
       ui.list.querySelector(`[data-id='${CSS.escape(String(event.id))}']`)?.remove();
     } else if (event.type === "chat.settings" && event.settings) {
@@ -395,6 +407,10 @@ export function mountChat(panel, { send }) {
   }
 
   ui.form.addEventListener("submit", submit);
+  ui.jump.addEventListener("click", toLatest);
+  ui.list.addEventListener("scroll", () => {
+    if (isNearBottom()) ui.jump.hidden = true;
+  });
   ui.input.addEventListener("input", updateCount);
   ui.input.addEventListener("keydown", (key) => {
     // Enter sends; Shift+Enter is a new line.
