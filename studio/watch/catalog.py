@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, contains_eager
 from studio.models import Broadcast, Segment, Stream
 
 HOME_LIVE_LIMIT = 24
+LIVE_RANKED = 500  # the newest live streams the home page ranks by audience
 HOME_REPLAYS_LIMIT = 12
 
 

@@ -136,10 +136,13 @@ def _player(stream: Stream) -> dict:
 
 @bp.get("/")
 def home():
-    """What is live now (with each stream's audience) and recent replays, for anyone."""
+    """What is live now, the most watched first (with each stream's audience),
+    and recent replays, for anyone."""
     config = current_app.config
-    on_now = catalog.live_now(db.session)
+    on_now = catalog.live_now(db.session, limit=catalog.LIVE_RANKED)
     audience = viewers.counts(current_app, [stream.public_id for stream, _ in on_now])
+    # The most watched first; among equals, the newest (the query's order: a stable sort).
+    on_now.sort(key=lambda item: -audience[item[0].public_id])
     live = [
         {
             "stream": stream,
@@ -147,7 +150,7 @@ def home():
             "thumbnail_url": urls.thumbnail_url(stream, config),
             "viewers": audience[stream.public_id],
         }
-        for stream, broadcast in on_now
+        for stream, broadcast in on_now[: catalog.HOME_LIVE_LIMIT]
     ]
     return render_template(
         "watch/home.html", live=live, replays=_replays(catalog.recent_replays(db.session))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import timedelta
 from html.parser import HTMLParser
 
 from studio import viewers
@@ -146,6 +147,22 @@ def test_live_tiles_show_their_audience(client, db, redis, make_stream):
     tiles = dict(re.findall(r'<li class="tile">.*?tile-title">([^<]+)<(.*?)</li>', html, re.S))
     assert re.search(r'data-testid="tile-viewers">2 watching<', tiles["Watched"])
     assert "watching" not in tiles["Quiet"]
+
+
+def test_the_most_watched_live_streams_come_first(client, db, redis, make_stream):
+    """Live tiles: the largest audience first; among equal ones, the newest."""
+    titles = ["Oldest, 1 watching", "Older, nobody", "Newer, 3 watching", "Newest, nobody"]
+    streams = {title: make_stream(title=title) for title in titles}
+    now = time.time()
+    for n, (title, stream) in enumerate(streams.items()):
+        _go_live(db, stream).started_at = utcnow() - timedelta(minutes=10 - n)
+        db.session.commit()
+        watching = int(title.split(", ")[1].split()[0]) if "watching" in title else 0
+        if watching:
+            redis.zadd(viewers.key(stream.public_id), {f"s{n}": now for n in range(watching)})
+    html = client.get("/").get_data(as_text=True)
+    shown = re.findall(r'tile-title">([^<]+)<', html.split("recent-replays")[0])
+    assert shown == ["Newer, 3 watching", "Oldest, 1 watching", "Newest, nobody", "Older, nobody"]
 
 
 def test_signed_in_creators_reach_their_streams_from_the_top_bar(client, auth, make_user):
