@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from datetime import datetime, timedelta
 from html import unescape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 import requests
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 
+from studio import viewers
 from studio.extensions import db
 from studio.models import Broadcast, Stream, utcnow
 from tests.conftest import PASSWORD
@@ -215,10 +218,14 @@ def test_replay_page_opened_early_starts_once_the_replay_is_written(
     assert page.locator("#player").get_attribute("data-mode") == "replay"
 
 
-def test_live_tiles_say_how_long_ago_the_broadcast_started(studio_stack, phone: Page):
+def test_tiles_say_how_long_ago_the_broadcast_started(studio_stack, phone: Page):
     """A live tile reads "started 2 hours ago" (its date in the viewer's zone
-    on hover), not the full date."""
+    on hover), not the full date; a replay's tile too."""
     email = studio_stack.create_user()
+    # Ended just now, so that they are among the home page's latest replays.
+    for title, ago in (("Earlier show", timedelta(hours=2)), ("Older show", timedelta(days=22))):
+        public_id = studio_stack.create_stream(email, title).public_id
+        _seed_replay(studio_stack, public_id, ago=ago, length=ago - timedelta(minutes=1))
     stream = studio_stack.create_stream(email, "Long broadcast")
     with studio_stack.app.app_context():
         row = db.session.scalar(select(Stream).where(Stream.public_id == stream.public_id))
@@ -229,11 +236,21 @@ def test_live_tiles_say_how_long_ago_the_broadcast_started(studio_stack, phone: 
         row.status = "live"
         db.session.commit()
         db.session.remove()
+    # Someone watching puts it first, ahead of streams other tests left live.
+    audience = redis.Redis.from_url(studio_stack.redis_url)
+    audience.zadd(viewers.key(stream.public_id), {"a-viewer": time.time()})
     home = HomePage(phone).open(studio_stack.base_url)
+    expect(home.live_item("Long broadcast").get_by_test_id("tile-viewers")).to_have_text(
+        "1 watching"
+    )
     started_text = home.live_item("Long broadcast").get_by_test_id("tile-started")
     expect(started_text).to_have_text("2 hours ago")
     local = started.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo(VIEWER_ZONE))
     expect(started_text).to_have_attribute("title", re.compile(local.strftime("%b %-d, %Y")))
+    replay = home.replays.locator("li").filter(has_text="Earlier show")
+    expect(replay.get_by_test_id("tile-broadcast-at")).to_have_text("2 hours ago")
+    older = home.replays.locator("li").filter(has_text="Older show")
+    expect(older.get_by_test_id("tile-broadcast-at")).to_have_text("3 weeks ago")
 
 
 def test_share_copies_the_pages_link(studio_stack, browser: Browser):
@@ -263,19 +280,21 @@ def test_share_copies_the_pages_link(studio_stack, browser: Browser):
         context.close()
 
 
-def _seed_replay(studio_stack, public_id: str) -> datetime:
+def _seed_replay(
+    studio_stack, public_id: str, ago: timedelta = timedelta(hours=2), length=timedelta(minutes=40)
+) -> datetime:
     """An ended broadcast with its replay written (no media: the pages only
-    list it); returns when it started."""
+    list it), started `ago` and `length` long; returns when it started."""
     with studio_stack.app.app_context():
         stream = db.session.scalar(select(Stream).where(Stream.public_id == public_id))
-        started = (utcnow() - timedelta(hours=2)).replace(second=0, microsecond=0)
+        started = (utcnow() - ago).replace(second=0, microsecond=0)
         db.session.add(
             Broadcast(
                 stream=stream,
                 client_id="seeded",
                 protocol="rtmp",
                 started_at=started,
-                ended_at=started + timedelta(minutes=40),
+                ended_at=started + length,
                 replay_ready_at=utcnow(),
             )
         )
