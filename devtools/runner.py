@@ -85,15 +85,8 @@ def role_argv(role: str, *args: str) -> list[str]:
 
 def run_role(env: dict[str, str], role: str, timeout: float = 120) -> None:
     """A role that runs to its end (`migrate`), or a StackError with its output."""
-    result = subprocess.run(
-        role_argv(role),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    output = {"capture_output": True, "text": True, "check": False}
+    result = subprocess.run(role_argv(role), cwd=ROOT, env=env, timeout=timeout, **output)
     if result.returncode != 0:
         raise StackError(f"{role} failed:\n{result.stdout}{result.stderr}")
 
