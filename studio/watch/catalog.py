@@ -16,7 +16,7 @@ LIVE_RANKED = 500  # the newest live streams the home page ranks by audience
 HOME_REPLAYS_LIMIT = 12
 
 
-def live_now(session: Session, limit: int = HOME_LIVE_LIMIT) -> list[tuple[Stream, Broadcast]]:
+def live_now(session: Session, limit: int = LIVE_RANKED) -> list[tuple[Stream, Broadcast]]:
     """Public streams live now or reconnecting (not disabled) with their open
     broadcast, the most recently started first."""
     query = (

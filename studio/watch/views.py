@@ -139,7 +139,7 @@ def home():
     """What is live now, the most watched first (with each stream's audience),
     and recent replays, for anyone."""
     config = current_app.config
-    on_now = catalog.live_now(db.session, limit=catalog.LIVE_RANKED)
+    on_now = catalog.live_now(db.session)
     audience = viewers.counts(current_app, [stream.public_id for stream, _ in on_now])
     # The most watched first; among equals, the newest (the query's order: a stable sort).
     on_now.sort(key=lambda item: -audience[item[0].public_id])
@@ -168,7 +168,6 @@ def watch(public_id: str):
     page = render_template(
         "watch/watch.html",
         **_player(stream),
-        embed_url=urls.embed_url(stream, current_app.config),
         replays=_replays(service.list_broadcasts(db.session, stream)),
     )
     return _signed(page, stream)
