@@ -40,6 +40,7 @@ import shutil
 import sys
 import threading
 import time
+from collections import ChainMap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,22 +133,20 @@ class Pool:
         self.engines = engines  # node id -> its engine
         self.node_of: dict[str, str] = {}  # public id -> node id
 
-    # dict.copy() is one step under the GIL; iterating the engines' own dicts
-    # while their threads add to them is not.
+    # Views over the engines' own dicts, read while their threads add to
+    # them: the probe looks names up (cheap at any N); the report iterates
+    # only once the engines are done.
     @property
-    def closed(self) -> dict[str, float]:
-        return {k: v for e in self.engines.values() for k, v in e.closed.copy().items()}
+    def closed(self) -> ChainMap:
+        return ChainMap(*(e.closed for e in self.engines.values()))
 
     @property
-    def started(self) -> dict[str, float]:
-        return {k: v for e in self.engines.values() for k, v in e.started.copy().items()}
+    def started(self) -> ChainMap:
+        return ChainMap(*(e.started for e in self.engines.values()))
 
     @property
-    def by_stream(self) -> dict[str, list[str]]:
-        grouped: dict[str, list[str]] = {}
-        for name in self.closed:
-            grouped.setdefault(segment_number(name)[0], []).append(name)
-        return grouped
+    def by_stream(self) -> ChainMap:
+        return ChainMap(*(e.by_stream for e in self.engines.values()))
 
     def run(self, streams: list[tuple[str, str]], seconds: float) -> None:
         """Spread the streams over the engines in turn; run them all."""
@@ -326,8 +325,8 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=0, help="media nodes (0: one machine)")
     parser.add_argument(
         "--bucket",
-        choices=["filesystem", "memory"],
-        default="filesystem",
+        choices=["tmpfs", "filesystem", "memory"],
+        default="tmpfs",
         help="the bucket emulator's backend (memory's cost per upload grows with what it holds)",
     )
     parser.add_argument(

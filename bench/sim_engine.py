@@ -136,6 +136,7 @@ class SimulatedEngine:
         self.hook_url = hook_url
         self.source = source
         self.closed: dict[str, float] = {}
+        self.by_stream: dict[str, list[str]] = {}  # public id -> its segments' names
         self.started: dict[str, float] = {}
         self.callback_errors: list[str] = []
         self.cpu_seconds = 0.0
@@ -212,6 +213,7 @@ class SimulatedEngine:
             out.write(data)
         os.rename(tmp, self.live / name)
         self.closed[name] = time.time()
+        self.by_stream.setdefault(stream.public_id, []).append(name)
         stream.entries.append((stream.number, seconds))
         del stream.entries[:-WINDOW]
         self._write_playlist(stream)
