@@ -28,7 +28,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -54,8 +53,6 @@ from tests import launch, stack  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
 from machine import machine  # noqa: E402
 
-# Where the "tmpfs" bucket keeps its objects (a RAM-backed filesystem).
-TMPFS = "/dev/shm"  # noqa: S108 - only as mkdtemp's parent (a private directory)
 SAMPLE = 5  # streams probed through the edge (every 100 ms: the probe costs CPU too)
 
 
@@ -133,16 +130,9 @@ class Studio:
         # than "filesystem" up to about a thousand objects, but its CPU per
         # upload grows with the objects it holds (about 0.85 ms more per
         # thousand, `bench/bucket_emulator.py`), so larger runs charge the
-        # pipeline for the emulator; "filesystem" stays flat, but on a disk
-        # each upload costs it two fsyncs (about 5 ms of kernel CPU here);
-        # "tmpfs" is the filesystem backend with its objects in /dev/shm:
-        # flat, and no disk (Cloud Storage costs our machines neither).
-        self.bucket_dir = None
-        if bucket == "tmpfs":
-            self.bucket_dir = Path(tempfile.mkdtemp(prefix="bench-bucket-", dir=TMPFS))
-        gcs = start_fake_gcs(
-            self.bucket_dir or var, backend="memory" if bucket == "memory" else "filesystem"
-        )
+        # pipeline for the emulator; "filesystem" stays flat (its objects in
+        # `var`: on a disk each upload costs it two fsyncs).
+        gcs = start_fake_gcs(var, backend=bucket)
         self.services += [redis_service, gcs]
         port = free_port()
         token = secrets.token_urlsafe(16)
@@ -261,8 +251,6 @@ class Studio:
 
             db.engine.dispose()
         stack.drop_database(self.server_url, self.dbname)
-        if self.bucket_dir is not None:
-            shutil.rmtree(self.bucket_dir, ignore_errors=True)
 
 
 class DiskWatch(threading.Thread):

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/pipeline_sim.py --streams 100 200 300 400 --fragments 2 1 \\
         [--until-broken] [--dialect srs|nginx-rtmp] [--seconds 45] [--workers 4] [--nodes 2]
-        [--bucket filesystem|memory]
+        [--bucket filesystem|memory] [--storage tmpfs|disk]
 
 For each (fragment, N): the studio as `make dev` runs it (throwaway database,
 private Redis, fake-gcs-server, nginx's CDN edge, gunicorn, the RQ workers,
@@ -29,6 +29,14 @@ upload stays flat, where the "memory" backend's grows with the objects it
 holds (`bench/bucket_emulator.py`) and, at a few hundred streams, charges the
 pipeline for several ms of emulator CPU per segment that Cloud Storage does
 not cost our machines.
+
+`--storage`: where a run's files live (the engine's HLS directory, the
+bucket's objects, the logs): "tmpfs" (/dev/shm, the default) or "disk"
+(var/). On a disk the writes are the engine's and the emulator's costs, not
+the pipeline's, and they are large: writing 150 segments a second took the
+simulated engine about 0.35 cores of kernel time, and each upload took the
+emulator two fsyncs (about 5 ms of kernel CPU) on the machine of
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -55,6 +63,8 @@ from devtools import runner  # noqa: E402
 from tests import launch  # noqa: E402
 
 SAMPLE = 5
+# A RAM-backed filesystem for a run's files (`--storage tmpfs`).
+TMPFS = "/dev/shm"  # noqa: S108 - the parent of a fresh 0700 directory with a random name
 TICK = os.sysconf("SC_CLK_TCK")
 # Process groups by command line, among the processes this benchmark started
 # (its descendants) and the PostgreSQL backends of its own database.
@@ -182,9 +192,11 @@ def run(
     dialect: str,
     nodes: int = 0,
     bucket: str = "filesystem",
+    storage: str = "tmpfs",
 ) -> dict:
-    var = ROOT / "var" / f"bench-sim-{count}-{fragment:g}-{secrets.token_hex(2)}"
-    var.mkdir(parents=True)
+    base = Path(TMPFS) if storage == "tmpfs" else ROOT / "var"
+    var = base / f"bench-sim-{count}-{fragment:g}-{secrets.token_hex(2)}"
+    var.mkdir(mode=0o700, parents=True)
     source = make_source(ROOT / "var", fragment)
     load_before = os.getloadavg()[0]
     studio = Studio(var, workers, engine=dialect, fragment=fragment, nodes=nodes, bucket=bucket)
@@ -234,6 +246,7 @@ def run(
         result = {
             "dialect": dialect,
             "bucket": bucket,
+            "storage": storage,
             "nodes": nodes,
             "streams": count,
             "fragment": fragment,
@@ -325,9 +338,15 @@ def main() -> int:
     parser.add_argument("--nodes", type=int, default=0, help="media nodes (0: one machine)")
     parser.add_argument(
         "--bucket",
-        choices=["tmpfs", "filesystem", "memory"],
-        default="tmpfs",
+        choices=["filesystem", "memory"],
+        default="filesystem",
         help="the bucket emulator's backend (memory's cost per upload grows with what it holds)",
+    )
+    parser.add_argument(
+        "--storage",
+        choices=["tmpfs", "disk"],
+        default="tmpfs",
+        help="where a run's files live: the engine's HLS directory, the bucket's objects",
     )
     parser.add_argument(
         "--until-broken",
@@ -345,7 +364,14 @@ def main() -> int:
     for fragment in args.fragments:
         for count in args.streams:
             result = run(
-                count, fragment, args.seconds, args.workers, args.dialect, args.nodes, args.bucket
+                count,
+                fragment,
+                args.seconds,
+                args.workers,
+                args.dialect,
+                args.nodes,
+                args.bucket,
+                args.storage,
             )
             results.append(result)
             print(
@@ -360,6 +386,7 @@ def main() -> int:
     print(
         f"\nMeasured {began}, {args.seconds:g} s of streaming, {args.workers} workers,"
         f" {args.dialect} callbacks, bucket emulator on {args.bucket},"
+        f" files on {args.storage},"
         f" on {machine()}:\n"
     )
     print("\n".join(capacity_rows(results)))
