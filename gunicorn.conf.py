@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 from studio.logging_setup import CHATTY_LOGGERS
@@ -32,6 +33,12 @@ keepalive = 75
 preload_app = False
 # The heartbeat file is touched constantly: keep it off overlay/disk filesystems.
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
+# A thread back from PostgreSQL or Redis waits for the interpreter's lock
+# until the thread holding it lets go, after up to 5 ms (Python's default
+# switch interval) when that one is busy: a request making round trips (API,
+# callbacks) can wait that long after each. 1 ms bounds the wait, at the
+# price of more frequent switches (docs/benchmarks.md, "API latency").
+switch_interval = 0.001
 # Werkzeug-style access lines are noise next to the app's own request logs.
 accesslog = None
 errorlog = "-"
@@ -74,12 +81,13 @@ def child_exit(server, worker) -> None:
 
 
 def post_worker_init(worker) -> None:
-    """Websockets hold worker threads: on a graceful stop (TERM, or HUP's
-    replacement of workers) they close at once with 1001 and the pages
-    reconnect to a live worker, instead of pinning this one until
-    graceful_timeout."""
+    """The worker's switch interval (above). Websockets hold worker threads:
+    on a graceful stop (TERM, or HUP's replacement of workers) they close at
+    once with 1001 and the pages reconnect to a live worker, instead of
+    pinning this one until graceful_timeout."""
     import signal
 
+    sys.setswitchinterval(switch_interval)
     from studio.live.hub import close_sockets_on
 
     close_sockets_on(signal.SIGTERM)

@@ -1,0 +1,35 @@
+"""The gthread tiers' workers switch threads every millisecond (Python's
+default is 5 ms): a request back from PostgreSQL or Redis waits less for
+the interpreter's lock (docs/benchmarks.md, "API latency")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from devtools.process import ROOT
+
+PROBE = """
+import runpy, sys
+config = runpy.run_path(sys.argv[1])
+before = sys.getswitchinterval()
+config["post_worker_init"](None)
+print(before, sys.getswitchinterval())
+"""
+
+
+@pytest.mark.parametrize("config", ["gunicorn.conf.py", "gunicorn_hooks.conf.py"])
+def test_a_worker_switches_threads_every_millisecond(config):
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, config],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    before, after = map(float, result.stdout.split())
+    assert before == pytest.approx(0.005)
+    assert after == pytest.approx(0.001)
