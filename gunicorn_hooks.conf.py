@@ -36,10 +36,3 @@ logconfig_dict = _web["logconfig_dict"]
 
 on_starting = _web["on_starting"]
 child_exit = _web["child_exit"]
-
-
-def post_worker_init(worker) -> None:
-    """The web tier's switch interval: each callback makes round trips."""
-    import sys
-
-    sys.setswitchinterval(_web["switch_interval"])
