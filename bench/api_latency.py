@@ -28,6 +28,7 @@ import argparse
 import http.client
 import json
 import os
+import runpy
 import secrets
 import subprocess
 import sys
@@ -380,7 +381,10 @@ def report(
 ) -> str:
     from studio import database
 
-    gunicorn_conf = "with gunicorn.conf.py" if (ROOT / "gunicorn.conf.py").exists() else ""
+    gunicorn_conf = ""
+    if (config := ROOT / "gunicorn.conf.py").exists():
+        switch = runpy.run_path(str(config)).get("switch_interval", sys.getswitchinterval())
+        gunicorn_conf = f"with gunicorn.conf.py (threads switch every {switch * 1000:g} ms)"
     return f"""{SECTION}
 
 `make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` {gunicorn_conf}, gthread,
