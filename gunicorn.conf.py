@@ -35,9 +35,11 @@ preload_app = False
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 # A thread back from PostgreSQL or Redis waits for the interpreter's lock
 # until the thread holding it lets go, after up to 5 ms (Python's default
-# switch interval) when that one is busy: a request making round trips (API,
-# callbacks) can wait that long after each. 1 ms bounds the wait, at the
-# price of more frequent switches (docs/benchmarks.md, "API latency").
+# switch interval) when that one is busy: a request making round trips (the
+# API, pages) can wait that long after each. 1 ms bounds the wait, at the
+# price of more frequent switches (docs/benchmarks.md, "API latency"). The
+# callback tier keeps the default; the socket tier takes this worker hook,
+# where greenlets share one thread and the interval changes nothing.
 switch_interval = 0.001
 # Werkzeug-style access lines are noise next to the app's own request logs.
 accesslog = None
