@@ -4,7 +4,9 @@ Starts everything it needs (a throwaway PostgreSQL database and a private
 Redis via devtools/services.py, migrations, gunicorn
 serving `wsgi:app` on a free port), seeds a user, an API token and
 streams, then drives keep-alive load from client threads at three
-endpoints, one phase each, in the same run:
+endpoints in the same run, taking turns (`--rounds`, 5 by default: each
+endpoint's `--duration` in five 2 s turns, so all three see the same
+stretch of a machine whose speed drifts):
 
 - `GET /healthz`: does no I/O; the floor (HTTP, gunicorn, Flask, middleware);
 - `GET /api/v1/streams/{id}`: token lookup, stream query, JSON;
@@ -18,13 +20,14 @@ writes the table to docs/benchmarks.md (section "API latency").
 Each endpoint runs at 1 client (the service time, no queueing) and at N
 clients (latency under load).
 
-Usage: python bench/api_latency.py [--duration 10] [--concurrency 8]
+Usage: python bench/api_latency.py [--duration 10] [--rounds 5] [--concurrency 8]
        [--workers 2] [--threads 4] [--no-write]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import http.client
 import json
 import os
@@ -172,7 +175,8 @@ class Client:
 
 
 def run_phase(phase: Phase, concurrency: int, duration: float, make_iteration) -> None:
-    """Run `make_iteration(thread index)` callables from `concurrency` threads."""
+    """Run `make_iteration(thread index)` callables from `concurrency` threads
+    for `duration` seconds; adds to what `phase` holds."""
     deadline = time.monotonic() + duration
     lock = threading.Lock()
 
@@ -194,7 +198,7 @@ def run_phase(phase: Phase, concurrency: int, duration: float, make_iteration) -
         thread.start()
     for thread in threads:
         thread.join()
-    phase.elapsed = time.monotonic() - started
+    phase.elapsed += time.monotonic() - started
 
 
 def timed(client: Client, method: str, path: str, body=None, headers=None, check=None):
@@ -243,11 +247,16 @@ def api_iteration(port: int, token: str, stream_id: str):
 HOOK_PATH = f"/hooks/srs?token={HOOK_TOKEN}"
 
 
+@functools.cache
+def _on_publish_fixture() -> dict:
+    return json.loads((ROOT / "tests/fixtures/srs5/on_publish.json").read_text())
+
+
 def publish_body(stream: tuple[str, str], client_id: str) -> dict:
-    """SRS 5's on_publish for `stream` (public id, key) from `client_id`."""
-    fixture = json.loads((ROOT / "tests/fixtures/srs5/on_publish.json").read_text())
+    """SRS 5's on_publish for `stream` (public id, key) from `client_id`
+    (the fixture read once: the client shares the 2 cores it measures)."""
     public_id, key = stream
-    return fixture | {
+    return _on_publish_fixture() | {
         "stream": public_id,
         "param": f"?secret={key}",
         "stream_url": f"/live/{public_id}",
@@ -390,8 +399,9 @@ def report(
 `make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` {gunicorn_conf}, gthread,
 {args.workers} workers x {args.threads} threads, against {server} and Redis on the
 same machine; 1 and {args.concurrency} client threads with keep-alive connections
-(http.client), {args.duration:.0f} s per endpoint and client count, one at a time,
-in one run.
+(http.client), {args.duration:.0f} s per endpoint and client count, in one run: the
+endpoints take turns, {args.rounds} turns of {args.duration / args.rounds:g} s each, so the
+no-op and the others see the same stretch of the machine.
 Latency is measured by the client (so it includes the client's own time).
 
 - Date: {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}
@@ -447,6 +457,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
     parser.add_argument("--concurrency", type=int, default=8, help="client threads")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="each endpoint's time in this many turns, alternating with the others",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
@@ -472,11 +488,16 @@ def main(argv: list[str] | None = None) -> int:
         load_before = os.getloadavg()[0]
         plan = []
         for clients in (1, args.concurrency):
-            for name, iteration in endpoints:
-                phase = Phase(name, clients)
-                run_phase(phase, clients, args.duration, iteration)
-                plan.append(phase)
-                print(f"{name} x{clients}: {len(phase.latencies)} requests", file=sys.stderr)
+            phases = [Phase(name, clients) for name, _ in endpoints]
+            # Round robin: each endpoint's time is spread over the same
+            # stretch of the run as the no-op's, so a slow phase of the
+            # machine lands on all of them, not on whichever ran then.
+            for _ in range(args.rounds):
+                for phase, (_, iteration) in zip(phases, endpoints, strict=True):
+                    run_phase(phase, clients, args.duration / args.rounds, iteration)
+            for phase in phases:
+                print(f"{phase.name} x{clients}: {len(phase.latencies)} requests", file=sys.stderr)
+            plan.extend(phases)
         load = (load_before, os.getloadavg()[0])
         # After the load: counting slows the calls it counts.
         costs = request_costs.measure(app, cost_calls(token, streams))
