@@ -8,7 +8,8 @@ each socket a greenlet (tens of kilobytes), so one process holds thousands,
 and the web tier keeps its threads for short requests.
 
 Per socket the handlers touch the database only on connect and on a resync
-(psycopg2 made cooperative by psycogreen), and Redis not at all: one pattern
+(psycopg waits through gevent once gevent has patched the standard
+library, as gunicorn's gevent worker does), and Redis not at all: one pattern
 subscription per process fans events out (studio/live/hub.py).
 """
 
@@ -43,11 +44,3 @@ logconfig_dict = _web["logconfig_dict"]
 on_starting = _web["on_starting"]
 child_exit = _web["child_exit"]
 post_worker_init = _web["post_worker_init"]
-
-
-def post_fork(server, worker) -> None:
-    """psycopg2 waits through gevent instead of blocking the whole process
-    (gunicorn's gevent worker patches the standard library itself)."""
-    from psycogreen.gevent import patch_psycopg
-
-    patch_psycopg()

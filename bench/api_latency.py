@@ -444,7 +444,9 @@ which also gives the X-RateLimit headers, and the stream's viewer count, a
 ZCOUNT), a pooled connection (pinged only after
 {database.IDLE_BEFORE_PING:.0f} s idle) put in autocommit (no BEGIN, no
 ROLLBACK, no SET), one query (the token joined to its user, that user's
-stream and the stream's last refused publish) and the JSON. `on_publish`
+stream and the stream's last refused publish) and the JSON. Every statement
+here is prepared on its connection once it has run five times there
+(psycopg 3): PostgreSQL plans it once, not on every request. `on_publish`
 reads its media node (a draining node refuses), locks the stream and its
 owner (one statement, which also reads whether the owner has an enabled
 webhook endpoint), reads the publisher's and the open broadcasts with

@@ -8,17 +8,17 @@ listeners on the app's own clients:
   (`SELECT 1` in autocommit, outside SQLAlchemy's statement events: the
   pool's `pool_pre_ping` on every checkout, or `studio.database`'s ping of
   a connection that sat idle), the
-  `BEGIN` psycopg2 sends before the first statement of a transaction (none
+  `BEGIN` psycopg sends before the first statement of a transaction (none
   in autocommit), each
   `COMMIT`, and each `ROLLBACK` (a session closed at the end of a request
   rolls back what it read). A commit or rollback with no transaction open
   sends nothing and is not counted.
 - isolation SETs: a connection put in AUTOCOMMIT through SQLAlchemy's
-  isolation level (`set_isolation_level`): once the pool has set a
-  connection's level back on return, psycopg2 sends `SET
-  default_transaction_isolation` each time it enters autocommit (seen with
-  strace: one per such request). Neither a statement nor a ping; counted in
-  PostgreSQL round trips too.
+  isolation level (`set_isolation_level`). With psycopg2, the driver
+  before psycopg 3, each was a `SET default_transaction_isolation` round
+  trip (seen with strace); psycopg 3 sends nothing for it, and the studio
+  switches `autocommit` on the connection itself (`studio.transactions`),
+  so this stays 0. Counted in PostgreSQL round trips, as before.
 - Redis: each command or pipeline written to a connection (one round trip
   each: `send_packed_command`).
 
@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import redis.connection
-from psycopg2.extensions import STATUS_READY
+from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 
 COLUMNS = (
@@ -67,7 +67,7 @@ def counting(engine):
     counts: Counter = Counter()
 
     def idle(dbapi_connection) -> bool:
-        return dbapi_connection.status == STATUS_READY
+        return dbapi_connection.info.transaction_status == TransactionStatus.IDLE
 
     def before_execute(conn, cursor, statement, parameters, context, executemany):
         counts["statements"] += 1
@@ -96,7 +96,7 @@ def counting(engine):
         return original_isolation(dbapi_connection, level)
 
     def ping(dbapi_connection):
-        counts["pings"] += 1  # in autocommit (SQLAlchemy's psycopg2 dialect): no BEGIN
+        counts["pings"] += 1  # in autocommit: no BEGIN
         return original_ping(dbapi_connection)
 
     from studio import database  # the web processes' ping of idle connections

@@ -148,6 +148,9 @@ class Settings(BaseSettings):
 
     secret_key: str = ""
     database_url: str = Field("postgresql://postgres@127.0.0.1:5432/studio", alias="DATABASE_URL")
+    # Off: psycopg never prepares statements (PostgreSQL plans every query),
+    # for a PgBouncer in transaction mode older than 1.21 (docs/deploy.md).
+    db_prepared_statements: bool = True
     redis_url: str = Field("redis://127.0.0.1:6379/0", alias="REDIS_URL")
     storage_emulator_host: str = Field("", alias="STORAGE_EMULATOR_HOST")
     # Token SRS / nginx-rtmp must put in the hook URL query (?token=...).
@@ -350,8 +353,9 @@ def flask_config(settings: Settings) -> dict:
         "SECRET_KEY": settings.secret_key,
         "SQLALCHEMY_DATABASE_URI": sqlalchemy_url(settings.database_url),
         # No pool_pre_ping: connections idle for a while are pinged instead
-        # (studio.database), not every checkout.
-        "SQLALCHEMY_ENGINE_OPTIONS": {},
+        # (studio.database), not every checkout. psycopg prepares a statement
+        # run 5 times on a connection, unless told not to.
+        "SQLALCHEMY_ENGINE_OPTIONS": engine_options(settings),
         "REDIS_URL": settings.redis_url,
         "HOOK_TOKEN": settings.hook_token,
         "PUBLIC_URL": settings.public_url,
@@ -441,12 +445,18 @@ def flask_config(settings: Settings) -> dict:
     }
 
 
+def engine_options(settings: Settings) -> dict:
+    """SQLAlchemy's engine options for DATABASE_URL."""
+    if settings.db_prepared_statements:
+        return {}
+    return {"connect_args": {"prepare_threshold": None}}
+
+
 def sqlalchemy_url(database_url: str) -> str:
-    """DATABASE_URL as SQLAlchemy needs it: the driver is psycopg2 (SQLAlchemy 2.1
-    would otherwise pick psycopg 3 for a bare postgresql:// URL)."""
+    """DATABASE_URL as SQLAlchemy needs it: the driver named (psycopg 3)."""
     for scheme in ("postgresql://", "postgres://"):
         if database_url.startswith(scheme):
-            return "postgresql+psycopg2://" + database_url[len(scheme) :]
+            return "postgresql+psycopg://" + database_url[len(scheme) :]
     return database_url
 
 

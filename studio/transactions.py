@@ -48,11 +48,8 @@ def read_only(session: Session) -> None:
     autocommit.
 
     The driver's connection is switched directly, not through SQLAlchemy's
-    AUTOCOMMIT isolation level: that one has psycopg2 send a `SET
-    default_transaction_isolation` to the server when it is set and again
-    when the pool resets it (round trips of their own, not statements).
-    Switching psycopg2's `autocommit` on a connection at the server's
-    default isolation level sends nothing."""
+    AUTOCOMMIT isolation level, which the pool would reset on every return;
+    switching psycopg's `autocommit` on an idle connection sends nothing."""
     if session.in_transaction():
         return
     proxied = session.connection().connection

@@ -133,7 +133,7 @@ def test_a_secret_changed_while_resealing_waits_instead_of_being_overwritten(
                     {"new": secretbox.SecretBox([NEW]).seal("live-key-2"), "id": target.id},
                 )
             except OperationalError as error:
-                refused.append(error.orig.pgcode)
+                refused.append(error.orig.sqlstate)
             other.rollback()
         return reseal(box, sealed)
 

@@ -73,7 +73,7 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(app, db, monkeypatch):
         assert pings == []
         monkeypatch.setattr(database, "IDLE_BEFORE_PING", 0.0)
         with engine.connect() as connection:
-            status = connection.connection.dbapi_connection.get_transaction_status()
+            status = connection.connection.dbapi_connection.info.transaction_status
             assert status == 0  # TRANSACTION_STATUS_IDLE: the ping opened none
         assert pings == [1]
     finally:
@@ -94,7 +94,7 @@ def test_a_read_only_unit_of_work_runs_in_autocommit_and_refuses_writes(app, db,
         read_only(session)
         assert session.get(User, user.id).email == user.email
         dbapi = session.connection().connection.dbapi_connection
-        assert dbapi.autocommit and dbapi.get_transaction_status() == 0  # idle: no BEGIN
+        assert dbapi.autocommit and dbapi.info.transaction_status == 0  # idle: no BEGIN
         session.get(User, user.id).display_name = "Changed"
         with pytest.raises(RuntimeError, match="read-only"):
             session.flush()
@@ -128,15 +128,15 @@ def assert_next_user_gets_a_transaction(engine) -> None:
         dbapi = connection.connection.dbapi_connection
         assert not dbapi.autocommit
         connection.execute(text("SELECT 1"))
-        assert dbapi.get_transaction_status() != 0  # in a transaction
+        assert dbapi.info.transaction_status != 0  # in a transaction
         connection.rollback()
 
 
 def test_a_read_only_unit_of_work_changes_no_session_setting(db, make_user, one_connection):
     """Entering and leaving `read_only` never changes the connection's
-    isolation level (psycopg2 sends a `SET default_transaction_isolation`
-    for that, a round trip of its own), and the connection goes back to the
-    pool out of autocommit: its next user gets a transaction."""
+    isolation level (the pool would set it back on every return), and the
+    connection goes back to the pool out of autocommit: its next user gets a
+    transaction."""
     from sqlalchemy.orm import Session
 
     from studio.models import User
@@ -170,6 +170,30 @@ def test_a_read_only_connection_runs_in_autocommit_and_returns_to_transactions(
         ).scalar()
         dbapi = connection.connection.dbapi_connection
         assert email == user.email
-        assert dbapi.autocommit and dbapi.get_transaction_status() == 0  # idle: no BEGIN
+        assert dbapi.autocommit and dbapi.info.transaction_status == 0  # idle: no BEGIN
     assert_next_user_gets_a_transaction(engine)
     assert changes == []
+
+
+@pytest.mark.parametrize(("setting", "prepared"), [("1", True), ("0", False)])
+def test_a_statement_run_again_and_again_is_prepared_unless_turned_off(app, db, setting, prepared):
+    """psycopg prepares a statement once it has run 5 times on a connection
+    (PostgreSQL plans it once); STUDIO_DB_PREPARED_STATEMENTS=0 turns that
+    off, for a PgBouncer that cannot carry prepared statements."""
+    from studio import config
+
+    options = config.flask_config(
+        config.load({"STUDIO_SECRET_KEY": "x", "STUDIO_DB_PREPARED_STATEMENTS": setting})
+    )["SQLALCHEMY_ENGINE_OPTIONS"]
+    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], pool_size=1, **options)
+    try:
+        with engine.connect() as connection:
+            for _ in range(6):
+                connection.execute(text("SELECT count(*) FROM users WHERE id > :n"), {"n": 0})
+            held = connection.scalar(
+                text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :s"),
+                {"s": "%FROM users WHERE id > %"},
+            )
+        assert (held == 1) is prepared
+    finally:
+        engine.dispose()

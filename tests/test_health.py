@@ -6,7 +6,7 @@ from studio import config as studio_config
 from studio import create_app
 
 NOTHING_LISTENS = "127.0.0.1:9"  # the discard port: connections are refused at once
-DOWN_DATABASE = f"postgresql+psycopg2://postgres@{NOTHING_LISTENS}/studio"
+DOWN_DATABASE = f"postgresql+psycopg://postgres@{NOTHING_LISTENS}/studio"
 DOWN_REDIS = f"redis://{NOTHING_LISTENS}/0"
 
 

@@ -22,7 +22,7 @@ def process_app() -> Flask:
         # A worker runs one short job after another: a liveness ping on every
         # connection checkout would be one more round trip per job. A stale
         # connection fails that job, and RQ retries it.
-        settings["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": False, "pool_recycle": 600}
+        settings["SQLALCHEMY_ENGINE_OPTIONS"] |= {"pool_pre_ping": False, "pool_recycle": 600}
         app = create_app(settings)
         _apps[os.getpid()] = app
     return app

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg2
+import psycopg
 import pytest
 import requests
 from rq import Worker
@@ -75,7 +75,7 @@ def run_role(
 
 
 def schema_version(database_url: str) -> str | None:
-    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+    with psycopg.connect(database_url) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('alembic_version')")
         if cursor.fetchone()[0] is None:
             return None
