@@ -13,6 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from gunicorn.glogging import Logger
+
 from studio.logging_setup import CHATTY_LOGGERS
 
 bind = os.environ.get("STUDIO_BIND", "0.0.0.0:8000")  # noqa: S104 (inside a container)
@@ -57,6 +59,19 @@ logconfig_dict = {
     "handlers": {"studio": {"()": "studio.logging_setup.make_handler"}},
     "formatters": {},
 }
+
+
+class StudioLogger(Logger):
+    """gunicorn's logger, minus access lines. With `logconfig_dict` set,
+    gunicorn builds every request's access-log fields only for the
+    `gunicorn.access` logger above to drop them (a few per cent of a
+    callback's CPU in the workers, docs/benchmarks.md)."""
+
+    def access(self, resp, req, environ, request_time) -> None:
+        return None
+
+
+logger_class = StudioLogger
 
 
 def on_starting(server) -> None:

@@ -33,6 +33,7 @@ accesslog = None
 errorlog = "-"
 loglevel = _web["loglevel"]
 logconfig_dict = _web["logconfig_dict"]
+logger_class = _web["logger_class"]
 
 on_starting = _web["on_starting"]
 child_exit = _web["child_exit"]

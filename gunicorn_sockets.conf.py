@@ -40,6 +40,7 @@ loglevel = _web["loglevel"]
 # JSON lines like every process (studio/logging_setup.py): importing it loads
 # no Flask, so the master stays free of modules gevent would patch too late.
 logconfig_dict = _web["logconfig_dict"]
+logger_class = _web["logger_class"]
 
 on_starting = _web["on_starting"]
 child_exit = _web["child_exit"]
