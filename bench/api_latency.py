@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import request_costs  # noqa: E402 (bench/, next to this file)
 from machine import machine  # noqa: E402
+from process_cpu import cpu_by_group  # noqa: E402
 
 from devtools.process import executor, free_port, start, stop  # noqa: E402
 from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
@@ -55,6 +56,8 @@ VAR = ROOT / "var" / "bench"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## API latency"
 HOOK_TOKEN = secrets.token_urlsafe(16)
+# The server's processes by group (process_cpu); the client is this process.
+GROUPS = {"gunicorn": ("gunicorn",), "postgres": ("postgres:",), "redis": ("redis-server",)}
 
 
 @dataclass
@@ -66,6 +69,8 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     elapsed: float = 0.0
+    # CPU seconds spent meanwhile, per group of GROUPS and "client".
+    cpu: dict[str, float] = field(default_factory=dict)
 
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -75,6 +80,14 @@ class Phase:
     @property
     def rate(self) -> float:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def add_cpu(self, before: dict[str, float], after: dict[str, float]) -> None:
+        for group, seconds in after.items():
+            self.cpu[group] = self.cpu.get(group, 0.0) + seconds - before.get(group, 0.0)
+
+    def cpu_ms(self, group: str) -> float:
+        """CPU milliseconds per request of one group."""
+        return self.cpu.get(group, 0.0) / len(self.latencies) * 1000 if self.latencies else 0.0
 
 
 # --- the stack ----------------------------------------------------------------
@@ -199,6 +212,13 @@ def run_phase(phase: Phase, concurrency: int, duration: float, make_iteration) -
     for thread in threads:
         thread.join()
     phase.elapsed += time.monotonic() - started
+
+
+def cpu_now(database: str) -> dict[str, float]:
+    """CPU seconds so far: the server's processes by group, and this process
+    (the client threads)."""
+    times = os.times()
+    return cpu_by_group(database, GROUPS) | {"client": times.user + times.system}
 
 
 def timed(client: Client, method: str, path: str, body=None, headers=None, check=None):
@@ -344,6 +364,23 @@ def table(phases: list[Phase]) -> str:
     return "\n".join(lines)
 
 
+def cpu_table(phases: list[Phase]) -> str:
+    """CPU per request by process group, at the highest client count."""
+    most = max(phase.clients for phase in phases)
+    lines = [
+        "| endpoint | clients | gunicorn | PostgreSQL | Redis | client | total |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for phase in phases:
+        if phase.clients != most:
+            continue
+        groups = [*GROUPS, "client"]
+        costs = [phase.cpu_ms(group) for group in groups]
+        cells = " | ".join(f"{cost:.2f}" for cost in costs)
+        lines.append(f"| {phase.name} | {phase.clients} | {cells} | {sum(costs):.2f} |")
+    return "\n".join(lines)
+
+
 def write_section(text: str) -> None:
     """Replace the "API latency" section of docs/benchmarks.md (others are kept)."""
     current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
@@ -429,6 +466,15 @@ Latency is measured by the client (so it includes the client's own time).
 
 Floor: p95 < 100 ms; aim: p95 < 20 ms.
 
+CPU per request, in ms, over the same runs (`bench/process_cpu.py`: the
+processes' CPU times in /proc before and after each turn; gunicorn's master
+and workers, this database's PostgreSQL backends, Redis, and the
+benchmark's own process, whose threads are the clients). With the client
+count above the cores, the latency follows the total: the clients wait
+for the machine's CPU.
+
+{cpu_table(phases)}
+
 What one request costs, counted in-process after the load (`bench/request_costs.py`:
 listeners on the app's SQLAlchemy engine and Redis connections, through the
 whole WSGI app; averages over 200 requests; a hook request is one callback;
@@ -488,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     env, cleanup, port = start_stack(args.workers, args.threads)
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
     try:
         app, token, streams = seed(env, args.concurrency + 1)
         if args.costs_only:
@@ -511,7 +558,9 @@ def main(argv: list[str] | None = None) -> int:
             # machine lands on all of them, not on whichever ran then.
             for _ in range(args.rounds):
                 for phase, (_, iteration) in zip(phases, endpoints, strict=True):
+                    before = cpu_now(database)
                     run_phase(phase, clients, args.duration / args.rounds, iteration)
+                    phase.add_cpu(before, cpu_now(database))
             for phase in phases:
                 print(f"{phase.name} x{clients}: {len(phase.latencies)} requests", file=sys.stderr)
             plan.extend(phases)

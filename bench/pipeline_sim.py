@@ -57,6 +57,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from machine import machine  # noqa: E402
 from pipeline import EdgeProbe, Sampler, Studio, pct  # noqa: E402
+from process_cpu import cpu_by_group  # noqa: E402
 from sim_engine import SimulatedEngine, make_source, segment_number  # noqa: E402
 
 from devtools import runner  # noqa: E402
@@ -65,7 +66,6 @@ from tests import launch  # noqa: E402
 SAMPLE = 5
 # A RAM-backed filesystem for a run's files (`--storage tmpfs`).
 TMPFS = "/dev/shm"  # noqa: S108 - the parent of a fresh 0700 directory with a random name
-TICK = os.sysconf("SC_CLK_TCK")
 # Process groups by command line, among the processes this benchmark started
 # (its descendants) and the PostgreSQL backends of its own database.
 GROUPS = {
@@ -76,52 +76,6 @@ GROUPS = {
     "redis": ("redis-server",),
     "postgres": ("postgres:",),
 }
-
-
-def _processes() -> dict[int, tuple[int, str, float]]:
-    """pid -> (parent pid, command line, CPU seconds incl. reaped children)."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # utime, stime and the times of its reaped children (a job's
-        # work-horse or a PostgreSQL backend that has exited).
-        found[int(entry.name)] = (int(fields[1]), command, sum(map(int, fields[11:15])) / TICK)
-    return found
-
-
-def cpu_by_group(database: str) -> dict[str, float]:
-    processes = _processes()
-    me = os.getpid()
-
-    def ours(pid: int) -> bool:
-        seen = set()
-        while pid > 1 and pid not in seen:
-            seen.add(pid)
-            if pid == me:
-                return True
-            pid = processes.get(pid, (0, "", 0))[0]
-        return False
-
-    totals = dict.fromkeys(GROUPS, 0.0)
-    for pid, (_, command, seconds) in processes.items():
-        if pid == me:
-            continue
-        if command.startswith("postgres:") and f" {database} " in command:
-            totals["postgres"] += seconds
-            continue
-        if not ours(pid):
-            continue
-        for group, needles in GROUPS.items():
-            if any(needle in command for needle in needles):
-                totals[group] += seconds
-                break
-    return totals
 
 
 def jobs_done(redis_url: str) -> int:
@@ -205,7 +159,7 @@ def run(
         engine = Pool(engines_of(studio, dialect, source))
         sampler = Sampler(studio)
         sampler.start()
-        before = cpu_by_group(studio.dbname)
+        before = cpu_by_group(studio.dbname, GROUPS)
         began = time.time()
         driver = threading.Thread(target=engine.run, args=(streams, seconds), daemon=True)
         driver.start()
@@ -223,7 +177,7 @@ def run(
                 break
             time.sleep(1)
         elapsed = time.time() - began
-        after = cpu_by_group(studio.dbname)
+        after = cpu_by_group(studio.dbname, GROUPS)
         jobs = jobs_done(studio.env["REDIS_URL"])
         probe.running = sampler.running = False
         state = studio.broadcasts()
