@@ -64,8 +64,8 @@ logconfig_dict = {
 class StudioLogger(Logger):
     """gunicorn's logger, minus access lines. With `logconfig_dict` set,
     gunicorn builds every request's access-log fields only for the
-    `gunicorn.access` logger above to drop them (a few per cent of a
-    callback's CPU in the workers, docs/benchmarks.md)."""
+    `gunicorn.access` logger above to drop them (about 2 % of a worker's
+    time on callbacks, docs/benchmarks.md)."""
 
     def access(self, resp, req, environ, request_time) -> None:
         return None
