@@ -367,6 +367,7 @@ def table(phases: list[Phase]) -> str:
 def cpu_table(phases: list[Phase]) -> str:
     """CPU per request by process group, at the highest client count."""
     most = max(phase.clients for phase in phases)
+    groups = [*GROUPS, "client"]
     lines = [
         "| endpoint | clients | gunicorn | PostgreSQL | Redis | client | total |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -374,7 +375,6 @@ def cpu_table(phases: list[Phase]) -> str:
     for phase in phases:
         if phase.clients != most:
             continue
-        groups = [*GROUPS, "client"]
         costs = [phase.cpu_ms(group) for group in groups]
         cells = " | ".join(f"{cost:.2f}" for cost in costs)
         lines.append(f"| {phase.name} | {phase.clients} | {cells} | {sum(costs):.2f} |")

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.process import executor, free_port, start, stop
+from devtools.process import ROOT, executor, free_port, start, stop
 from tests.conftest import VAR
 from tests.polling import poll
 from tests.stack import Tcp
@@ -102,3 +102,19 @@ def start_gunicorn(services: dict, hook_token: str, workers: int = WORKERS, **en
 
 def stop_gunicorn(server: GunicornServer) -> None:
     stop(server.executor)
+
+
+def probe_config(probe: str, config: str) -> str:
+    """What `probe` (Python source, the config file's name in sys.argv[1])
+    prints when run in a fresh interpreter from the project's root: a
+    gunicorn setting applied as gunicorn applies it, away from the tests'
+    own process (logging, the switch interval)."""
+    result = subprocess.run(
+        [sys.executable, "-c", probe, config],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout

@@ -4,12 +4,9 @@ put together every request's access-log fields only to drop them."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from devtools.process import ROOT
+from tests.deploy.gunicorn_server import probe_config
 
 PROBE = """
 import runpy, sys
@@ -31,12 +28,4 @@ print(len(built))
     "config", ["gunicorn.conf.py", "gunicorn_hooks.conf.py", "gunicorn_sockets.conf.py"]
 )
 def test_a_tier_builds_no_access_line(config):
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, config],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    assert result.stdout.split() == ["0"], result.stderr
+    assert probe_config(PROBE, config).split() == ["0"]

@@ -5,12 +5,9 @@ tier keeps the default: the callbacks' latency did not move with it."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from devtools.process import ROOT
+from tests.deploy.gunicorn_server import probe_config
 
 PROBE = """
 import runpy, sys
@@ -22,14 +19,6 @@ print(before, sys.getswitchinterval())
 
 
 def test_a_web_worker_switches_threads_every_millisecond():
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE, "gunicorn.conf.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    before, after = map(float, result.stdout.split())
+    before, after = map(float, probe_config(PROBE, "gunicorn.conf.py").split())
     assert before == pytest.approx(0.005)
     assert after == pytest.approx(0.001)
