@@ -122,14 +122,6 @@ def _decide(command: Command, node_id: str) -> str | None:
 def _on_publish(command: Publish, node_id: str) -> str | None:
     if command.app != "live":
         return _refused(command, f"unknown app '{command.app}'")
-    try:
-        nodes.check_accepts_publish(db.session, node_id, nodes.configured(current_app.config))
-    except nodes.NodeDraining as exc:
-        db.session.rollback()
-        return _refused(command, exc.message)
-    # A configured node seen for the first time is a row from here on; it is
-    # committed with the broadcast (a refusal rolls both back: the next
-    # callback or reconcile pass adds it again).
     redeemed = False
     if command.ticket:
         try:
@@ -152,8 +144,13 @@ def _on_publish(command: Publish, node_id: str) -> str | None:
         node_id=node_id,
     )
     limits = service.PublishLimits(int(current_app.config.get("MAX_LIVE_PER_USER", 0) or 0))
+    # A draining node is refused in the statement that locks the stream. A
+    # configured node seen for the first time is a row from here on; it is
+    # committed with the broadcast (a refusal rolls both back: the next
+    # callback or reconcile pass adds it again).
+    configured = nodes.configured(current_app.config)
     try:
-        broadcast = service.start_broadcast(db.session, attempt, limits)
+        broadcast = service.start_broadcast(db.session, attempt, limits, configured)
     except service.PublishRefused as exc:
         db.session.rollback()
         _record_refusal(command, exc.kind)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -236,17 +236,15 @@ def remove(session: Session, node_id: object) -> None:
 
 # Built once: a publish callback reads one column of its node (a plain
 # value, through the session's connection: no ORM result to set up).
-_DRAINING = select(MediaNode.draining).where(MediaNode.id == bindparam("node_id"))
-
-
-def check_accepts_publish(session: Session, node_id: object, configured: Iterable[Mapping]) -> None:
-    """Whether the node a publish callback names takes new publishers: raises
-    NodeDraining when it is draining, and what `resolve` raises (a node
-    neither in the table nor configured). A configured node not yet in the
-    table is added on the way, as by `resolve`."""
-    node_id = DEFAULT_NODE if node_id is None else clean_node_id(node_id)
-    session.flush()  # what the session holds goes first (nothing is sent when clean)
-    draining = session.connection().execute(_DRAINING, {"node_id": node_id}).scalar()
+def check_accepts_publish(
+    session: Session, node_id: str, configured: Iterable[Mapping], draining: bool | None
+) -> None:
+    """Whether the node a publish callback names (`node_id`, already
+    cleaned) takes new publishers, given its row's `draining` flag as the
+    publish control read it (with the stream's lock; None: no row): raises
+    NodeDraining when it is draining. A configured node not yet in the
+    table is added on the way, as by `resolve` (which raises UnknownNode for
+    a node neither in the table nor configured)."""
     if draining is None:
         draining = resolve(session, node_id, configured).draining
     if draining:

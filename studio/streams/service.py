@@ -19,6 +19,7 @@ import hmac
 import logging
 import secrets
 import string
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import CursorResult, Executable, Row, and_, bindparam, func, or_, select
@@ -26,7 +27,16 @@ from sqlalchemy.orm import Session
 
 from studio.core import events, text, writes
 from studio.errors import NotFound, ValidationError
-from studio.models import INGEST_PROTOCOLS, Broadcast, Stream, User, WebhookEndpoint, utcnow
+from studio.media import nodes
+from studio.models import (
+    INGEST_PROTOCOLS,
+    Broadcast,
+    MediaNode,
+    Stream,
+    User,
+    WebhookEndpoint,
+    utcnow,
+)
 from studio.streams import reconnect
 from studio.streams.tickets import (  # noqa: F401 (the publish control's API)
     PUBLISH_TICKET_TTL,
@@ -207,7 +217,8 @@ class PublishAttempt:
     service_id: str = ""
     ip: str = ""
     ticket_redeemed: bool = False
-    # The media node whose engine asks (None: a caller that knows no node).
+    # The media node whose engine asks, its id cleaned (None: a caller that
+    # knows no node); a draining node refuses.
     node_id: str | None = None
 
 
@@ -231,24 +242,37 @@ class PublishLimits:
 
 
 def start_broadcast(
-    session: Session, attempt: PublishAttempt, limits: PublishLimits = PublishLimits()
+    session: Session,
+    attempt: PublishAttempt,
+    limits: PublishLimits = PublishLimits(),
+    configured_nodes: Iterable[Mapping] = (),
 ) -> Broadcast:
     """Accept a publisher: status `live` and a new broadcast, or the
     broadcast a reconnecting stream waits for when it comes within the
     deadline (after it, that broadcast ends first).
 
     Idempotent for a repeated callback of the same publisher. Raises
-    PublishRefused for an unknown stream, a wrong key, a disabled stream, a
-    second publisher while live, or a publisher that has already left.
+    PublishRefused for an unknown stream, a draining media node, a wrong
+    key, a disabled stream, a second publisher while live, or a publisher
+    that has already left. A node of `configured_nodes` (the settings')
+    publishing for the first time gets its row (`nodes.check_accepts_publish`).
     """
     if attempt.protocol not in INGEST_PROTOCOLS:
         raise PublishRefused("unknown ingest protocol")
     # With a live limit, the owner's row is locked with the stream's, in one
     # statement: the limit (`_broadcasts_and_live_count`) counts under that lock.
     query = _LOCK_WITH_OWNER if limits.max_live_per_user > 0 else _LOCK
-    stream = _rows(session, query, {"stream_name": attempt.stream_name}).first()
+    parameters = {"stream_name": attempt.stream_name, "node_id": attempt.node_id}
+    stream = _rows(session, query, parameters).first()
     if stream is None:
         raise PublishRefused("unknown stream")
+    if attempt.node_id is not None:
+        try:
+            nodes.check_accepts_publish(
+                session, attempt.node_id, configured_nodes, stream.node_draining
+            )
+        except nodes.NodeDraining as exc:
+            raise PublishRefused(exc.message) from None
     if not attempt.ticket_redeemed and not hmac.compare_digest(
         attempt.secret.encode(), stream.stream_key.encode()
     ):
@@ -339,7 +363,13 @@ _STREAM_COLUMNS = (
     Stream.reconnect_deadline,
     _OWNER_WEBHOOKS.label("owner_webhooks"),
 )
-_STREAM = select(*_STREAM_COLUMNS).where(Stream.public_id == bindparam("stream_name"))
+# ... and the `draining` flag of the media node `node_id` (None: no row).
+_NODE_DRAINING = (
+    select(MediaNode.draining).where(MediaNode.id == bindparam("node_id")).scalar_subquery()
+)
+_STREAM = select(*_STREAM_COLUMNS, _NODE_DRAINING.label("node_draining")).where(
+    Stream.public_id == bindparam("stream_name")
+)
 _LOCK = _STREAM.with_for_update()
 # ... with its owner's row (the live limit).
 _LOCK_WITH_OWNER = _STREAM.join(User, User.id == Stream.owner_id).with_for_update()

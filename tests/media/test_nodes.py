@@ -290,3 +290,49 @@ def test_the_nodes_page_is_for_operators_only(client, db, auth, make_user, make_
     db.session.expire_all()
     assert db.session.get(MediaNode, "a").draining is True
     assert client.post("/ops/nodes/zz/drain", data={"csrf_token": token}).status_code == 404
+
+
+def test_a_draining_node_is_the_reason_before_the_key(app, client, db, make_stream, pool):
+    """On a draining node the refusal names the node, even for a wrong key:
+    the creator's page records no refused publish (the key is not the
+    problem there), and nothing else is written."""
+    stream = make_stream()
+    nodes.sync(db.session, app.config["MEDIA_NODES"])
+    nodes.set_draining(db.session, "a", True)
+    db.session.commit()
+    before = snapshot(db)
+    body = {
+        **load_fixture("on_publish.json"),
+        "stream": stream.public_id,
+        "client_id": "cid-wrong",
+        "param": "?secret=not-the-key",
+    }
+    refused = hook(client, body, "a")
+    assert refused.get_json() == {
+        "code": 403,
+        "error": "Publish refused: media node 'a' is draining.",
+    }
+    assert snapshot(db) == before
+
+
+def test_the_publish_control_adds_a_configured_node_and_refuses_unknown_ones(db, make_stream):
+    """`start_broadcast` with a node of the settings that has no row yet adds
+    its row (committed with the broadcast); a node neither in the table nor
+    configured raises UnknownNode and writes nothing."""
+    configured = [{"id": "fresh", "api_url": "http://10.0.0.7:1985", "capacity": 3}]
+    stream = make_stream()
+    attempt = service.PublishAttempt(
+        stream.public_id, stream.stream_key, "c1", "rtmp", node_id="fresh"
+    )
+    service.start_broadcast(db.session, attempt, configured_nodes=configured)
+    db.session.commit()
+    assert db.session.get(MediaNode, "fresh").capacity == 3
+    other = make_stream()
+    before = snapshot(db)
+    stranger = service.PublishAttempt(
+        other.public_id, other.stream_key, "c2", "rtmp", node_id="stranger"
+    )
+    with pytest.raises(nodes.UnknownNode):
+        service.start_broadcast(db.session, stranger, configured_nodes=configured)
+    db.session.rollback()
+    assert snapshot(db) == before
