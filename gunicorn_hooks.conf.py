@@ -24,6 +24,8 @@ worker_class = "gthread"
 # Two processes: one stuck worker (a hung query) leaves the other answering.
 workers = int(os.environ.get("STUDIO_HOOKS_WORKERS", "2"))
 threads = int(os.environ.get("STUDIO_HOOKS_THREADS", "8"))
+# As on the web tier: connections spread over the workers.
+worker_connections = threads + _web["IDLE_KEEPALIVE"]
 timeout = _web["timeout"]
 graceful_timeout = int(os.environ.get("STUDIO_GRACEFUL_TIMEOUT", "30"))
 keepalive = _web["keepalive"]

@@ -37,9 +37,12 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -126,7 +129,9 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
         capture_output=True,
     )
     # gunicorn also reads ./gunicorn.conf.py (the production settings) when it
-    # exists; the flags below override only what a benchmark must pin.
+    # exists; the flags below override only what a benchmark must pin, and
+    # the connection cap follows the threads as that file's rule does.
+    idle = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["IDLE_KEEPALIVE"]
     argv = [
         str(bin_dir / "gunicorn"),
         "--bind",
@@ -137,6 +142,8 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
         "gthread",
         "--threads",
         str(threads),
+        "--worker-connections",
+        str(threads + idle),
         "--keep-alive",
         "75",
         "wsgi:app",
@@ -245,19 +252,47 @@ def expect(status_wanted: int, code_zero: bool = False):
     return check
 
 
-def noop_iteration(port: int):
+def connect(port: int, count: int) -> list[Client]:
+    """`count` keep-alive connections, open: each stays with the gunicorn
+    worker that accepted it (`worker_split`)."""
+    clients = [Client(port) for _ in range(count)]
+    for client in clients:
+        client.connection.connect()
+    return clients
+
+
+def close(clients: list[Client]) -> None:
+    for client in clients:
+        client.connection.close()
+
+
+def worker_split(port: int) -> list[int]:
+    """How many established connections to `port` each accepting process
+    holds (a gunicorn worker; the master only listens), most first."""
+    held = Counter(
+        connection.pid
+        for connection in psutil.net_connections(kind="tcp")
+        if connection.status == psutil.CONN_ESTABLISHED
+        and connection.laddr
+        and connection.laddr.port == port
+        and connection.pid not in (None, os.getpid())
+    )
+    return sorted(held.values(), reverse=True)
+
+
+def noop_iteration(clients: list[Client]):
     def make(index: int):
-        client = Client(port)
+        client = clients[index]
         return lambda: [timed(client, "GET", "/healthz", check=expect(200))]
 
     return make
 
 
-def api_iteration(port: int, token: str, stream_id: str):
+def api_iteration(clients: list[Client], token: str, stream_id: str):
     headers = {"Authorization": f"Bearer {token}"}
 
     def make(index: int):
-        client = Client(port)
+        client = clients[index]
         path = f"/api/v1/streams/{stream_id}"
         return lambda: [timed(client, "GET", path, headers=headers, check=expect(200))]
 
@@ -284,11 +319,11 @@ def publish_body(stream: tuple[str, str], client_id: str) -> dict:
     }
 
 
-def hook_iteration(port: int, streams: list[tuple[str, str]]):
+def hook_iteration(clients: list[Client], streams: list[tuple[str, str]]):
     path = HOOK_PATH
 
     def make(index: int):
-        client = Client(port)
+        client = clients[index]
         counter = iter(range(10**9))
         run = secrets.token_hex(3)  # client ids never repeat across phases
 
@@ -438,17 +473,18 @@ def report(
     args: argparse.Namespace,
     load: tuple[float, float],
     server: str,
+    splits: list[list[int]],
 ) -> str:
     from studio import database
 
-    gunicorn_conf = ""
-    if (config := ROOT / "gunicorn.conf.py").exists():
-        switch = runpy.run_path(str(config)).get("switch_interval", sys.getswitchinterval())
-        gunicorn_conf = f"with gunicorn.conf.py (threads switch every {switch * 1000:g} ms)"
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    switch = settings["switch_interval"]
+    connections = args.threads + settings["IDLE_KEEPALIVE"]
     return f"""{SECTION}
 
-`make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` {gunicorn_conf}, gthread,
-{args.workers} workers x {args.threads} threads, against {server} and Redis on the
+`make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` with gunicorn.conf.py
+(threads switch every {switch * 1000:g} ms), gthread, {args.workers} workers x {args.threads}
+threads, at most {connections} connections each, against {server} and Redis on the
 same machine; 1 and {args.concurrency} client threads with keep-alive connections
 (http.client), {args.duration:.0f} s per endpoint and client count, in one run: the
 endpoints take turns, {args.rounds} turns of {args.duration / args.rounds:g} s each, so the
@@ -465,6 +501,16 @@ Latency is measured by the client (so it includes the client's own time).
 {table(phases)}
 
 Floor: p95 < 100 ms; aim: p95 < 20 ms.
+
+The {args.concurrency} clients' connections per gunicorn worker as each turn began:
+{", ".join("+".join(map(str, split)) for split in splits)}. A keep-alive connection
+stays with the worker that accepted it, and a worker runs one thread at a
+time (the GIL), so an uneven split puts more of the load on one worker
+(one core): the p95 follows the busier one. A worker that holds
+{connections} connections takes no more (gunicorn.conf.py), and past
+{settings["IDLE_KEEPALIVE"]} idle ones it closes a connection after its response, so the
+clients reconnect and spread over the workers. The endpoints of a turn share
+its connections, so the ratios compare like with like.
 
 CPU per request, in ms, over the same runs (`bench/process_cpu.py`: the
 processes' CPU times in /proc before and after each turn; gunicorn's master
@@ -541,33 +587,41 @@ def main(argv: list[str] | None = None) -> int:
             print(request_costs.table(request_costs.measure(app, cost_calls(token, streams))))
             return 0
         endpoints = [
-            ("GET /healthz (no-op)", noop_iteration(port)),
-            ("GET /api/v1/streams/{id}", api_iteration(port, token, streams[-1][0])),
-            ("POST /hooks/srs (publish+unpublish)", hook_iteration(port, streams)),
+            ("GET /healthz (no-op)", noop_iteration),
+            ("GET /api/v1/streams/{id}", lambda c: api_iteration(c, token, streams[-1][0])),
+            ("POST /hooks/srs (publish+unpublish)", lambda c: hook_iteration(c, streams)),
         ]
         # Warm up every worker's imports, pools and caches before measuring.
         for _, iteration in endpoints:
-            run_phase(Phase("warm-up", args.concurrency), args.concurrency, 1.0, iteration)
+            warm = connect(port, args.concurrency)
+            run_phase(Phase("warm-up", args.concurrency), args.concurrency, 1.0, iteration(warm))
+            close(warm)
         analyze(app)
         load_before = os.getloadavg()[0]
-        plan = []
-        for clients in (1, args.concurrency):
-            phases = [Phase(name, clients) for name, _ in endpoints]
+        plan, splits = [], []
+        for count in (1, args.concurrency):
+            phases = [Phase(name, count) for name, _ in endpoints]
             # Round robin: each endpoint's time is spread over the same
             # stretch of the run as the no-op's, so a slow phase of the
-            # machine lands on all of them, not on whichever ran then.
+            # machine lands on all of them, not on whichever ran then. The
+            # endpoints of a turn share its connections, so they see the
+            # same split of the clients between the workers.
             for _ in range(args.rounds):
+                clients = connect(port, count)
+                if count == args.concurrency:
+                    splits.append(worker_split(port))
                 for phase, (_, iteration) in zip(phases, endpoints, strict=True):
                     before = cpu_now(database)
-                    run_phase(phase, clients, args.duration / args.rounds, iteration)
+                    run_phase(phase, count, args.duration / args.rounds, iteration(clients))
                     phase.add_cpu(before, cpu_now(database))
+                close(clients)
             for phase in phases:
-                print(f"{phase.name} x{clients}: {len(phase.latencies)} requests", file=sys.stderr)
+                print(f"{phase.name} x{count}: {len(phase.latencies)} requests", file=sys.stderr)
             plan.extend(phases)
         load = (load_before, os.getloadavg()[0])
         # After the load: counting slows the calls it counts.
         costs = request_costs.measure(app, cost_calls(token, streams))
-        text = report(plan, costs, args, load, server_facts(app))
+        text = report(plan, costs, args, load, server_facts(app), splits)
     finally:
         for stop in cleanup:
             stop()
