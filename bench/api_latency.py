@@ -266,18 +266,23 @@ def close(clients: list[Client]) -> None:
         client.connection.close()
 
 
-def worker_split(port: int) -> list[int]:
+def worker_split(port: int, count: int, timeout: float = 2.0) -> list[int]:
     """How many established connections to `port` each accepting process
-    holds (a gunicorn worker; the master only listens), most first."""
-    held = Counter(
-        connection.pid
-        for connection in psutil.net_connections(kind="tcp")
-        if connection.status == psutil.CONN_ESTABLISHED
-        and connection.laddr
-        and connection.laddr.port == port
-        and connection.pid not in (None, os.getpid())
-    )
-    return sorted(held.values(), reverse=True)
+    holds (a gunicorn worker; the master only listens), most first, once
+    the workers have accepted all `count` (or after `timeout` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        held = Counter(
+            connection.pid
+            for connection in psutil.net_connections(kind="tcp")
+            if connection.status == psutil.CONN_ESTABLISHED
+            and connection.laddr
+            and connection.laddr.port == port
+            and connection.pid not in (None, os.getpid())
+        )
+        if sum(held.values()) >= count or time.monotonic() > deadline:
+            return sorted(held.values(), reverse=True)
+        time.sleep(0.01)
 
 
 def noop_iteration(clients: list[Client]):
@@ -609,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             for _ in range(args.rounds):
                 clients = connect(port, count)
                 if count == args.concurrency:
-                    splits.append(worker_split(port))
+                    splits.append(worker_split(port, count))
                 for phase, (_, iteration) in zip(phases, endpoints, strict=True):
                     before = cpu_now(database)
                     run_phase(phase, count, args.duration / args.rounds, iteration(clients))
