@@ -28,8 +28,8 @@ threads = int(os.environ.get("STUDIO_WEB_THREADS", "16"))
 # closes any more after their response), so connections spread over the
 # workers. Without the cap one worker accepts most of them (whichever wakes
 # first) and keeps them: it serves their requests on one core while the
-# other worker idles. Measured at 8 clients on 2 workers: p95 a quarter
-# lower for the API, a sixth lower for callbacks (docs/benchmarks.md).
+# other worker idles. Measured at 8 clients on 2 workers: p95 20 % lower
+# for the API, 8 % lower for callbacks (docs/benchmarks.md).
 IDLE_KEEPALIVE = 2
 worker_connections = threads + IDLE_KEEPALIVE
 # A worker that stops heart-beating for this long is killed and replaced.

@@ -21,7 +21,7 @@ Each endpoint runs at 1 client (the service time, no queueing) and at N
 clients (latency under load).
 
 Usage: python bench/api_latency.py [--duration 10] [--rounds 5] [--concurrency 8]
-       [--workers 2] [--threads 4] [--no-write]
+       [--workers 2] [--threads 4] [--worker-connections N] [--no-write]
 """
 
 from __future__ import annotations
@@ -96,7 +96,9 @@ class Phase:
 # --- the stack ----------------------------------------------------------------
 
 
-def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
+def start_stack(
+    workers: int, threads: int, connections: int | None = None
+) -> tuple[dict, list, int]:
     """Database, Redis, migrations, gunicorn; returns (env, things to stop, port)."""
     VAR.mkdir(parents=True, exist_ok=True)
     postgres = ensure_postgres(VAR, database="postgres")
@@ -131,7 +133,8 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
     # gunicorn also reads ./gunicorn.conf.py (the production settings) when it
     # exists; the flags below override only what a benchmark must pin, and
     # the connection cap follows the threads as that file's rule does.
-    idle = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["IDLE_KEEPALIVE"]
+    if connections is None:
+        connections = threads + runpy.run_path(str(ROOT / "gunicorn.conf.py"))["IDLE_KEEPALIVE"]
     argv = [
         str(bin_dir / "gunicorn"),
         "--bind",
@@ -143,7 +146,7 @@ def start_stack(workers: int, threads: int) -> tuple[dict, list, int]:
         "--threads",
         str(threads),
         "--worker-connections",
-        str(threads + idle),
+        str(connections),
         "--keep-alive",
         "75",
         "wsgi:app",
@@ -484,7 +487,7 @@ def report(
 
     settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
     switch = settings["switch_interval"]
-    connections = args.threads + settings["IDLE_KEEPALIVE"]
+    connections = args.worker_connections or args.threads + settings["IDLE_KEEPALIVE"]
     return f"""{SECTION}
 
 `make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` with gunicorn.conf.py
@@ -513,7 +516,7 @@ stays with the worker that accepted it, and a worker runs one thread at a
 time (the GIL), so an uneven split puts more of the load on one worker
 (one core): the p95 follows the busier one. A worker that holds
 {connections} connections takes no more (gunicorn.conf.py), and past
-{settings["IDLE_KEEPALIVE"]} idle ones it closes a connection after its response, so the
+{connections - args.threads} idle ones it closes a connection after its response, so the
 clients reconnect and spread over the workers. The endpoints of a turn share
 its connections, so the ratios compare like with like.
 
@@ -578,13 +581,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
+    parser.add_argument(
+        "--worker-connections",
+        type=int,
+        help="connections a worker takes (default: threads + gunicorn.conf.py's IDLE_KEEPALIVE)",
+    )
     parser.add_argument("--no-write", action="store_true", help="do not update the docs")
     parser.add_argument(
         "--costs-only", action="store_true", help="only count round trips per request (no load)"
     )
     args = parser.parse_args(argv)
 
-    env, cleanup, port = start_stack(args.workers, args.threads)
+    env, cleanup, port = start_stack(args.workers, args.threads, args.worker_connections)
     database = env["DATABASE_URL"].rsplit("/", 1)[1]
     try:
         app, token, streams = seed(env, args.concurrency + 1)

@@ -234,8 +234,6 @@ def remove(session: Session, node_id: object) -> None:
     session.flush()
 
 
-# Built once: a publish callback reads one column of its node (a plain
-# value, through the session's connection: no ORM result to set up).
 def check_accepts_publish(
     session: Session, node_id: str, configured: Iterable[Mapping], draining: bool | None
 ) -> None:
