@@ -4,6 +4,7 @@ tier's worker count, an RQ pool's size and its queues."""
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 
@@ -38,6 +39,12 @@ def gunicorn_argv(port: int, *, tier: str = "web", **options: object) -> list[st
     `config`); `options` win over TIERS' and the file's."""
     file, defaults = TIERS[tier]
     config = options.pop("config", None) or ROOT / file
+    if tier != "sockets" and "threads" in options and "worker_connections" not in options:
+        # The gthread tiers cap a worker's connections at its threads plus
+        # IDLE_KEEPALIVE (gunicorn.conf.py); a thread count given here keeps
+        # that rule instead of the file's count.
+        idle = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["IDLE_KEEPALIVE"]
+        options["worker_connections"] = int(options["threads"]) + idle
     argv = python("gunicorn", "-c", str(config), "wsgi:app", "--bind", f"127.0.0.1:{port}")
     for key, value in {**defaults, "graceful_timeout": 5, **options}.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]

@@ -13,6 +13,7 @@ import psutil
 import pytest
 
 from devtools.process import ROOT
+from tests import launch
 from tests.deploy.gunicorn_server import probe_config, start_gunicorn, stop_gunicorn
 from tests.polling import poll
 
@@ -90,3 +91,13 @@ def test_both_gthread_tiers_cap_a_worker_at_its_threads_plus_idle_ones(
     as the operator sets it."""
     monkeypatch.setenv(threads_variable, "3")
     assert probe_config(CAP_PROBE, config).split() == ["3", str(3 + IDLE_KEEPALIVE)]
+
+
+def test_a_test_stack_with_its_own_thread_count_keeps_the_rule():
+    """A stack that asks for more threads than the file's (benchmarks,
+    tests) gets the cap for its count, not the file's: fewer connections
+    than threads would also turn keep-alive off."""
+    argv = launch.gunicorn_argv(8000, threads=32)
+    assert argv[argv.index("--worker-connections") + 1] == str(32 + IDLE_KEEPALIVE)
+    sockets = launch.gunicorn_argv(8000, tier="sockets", threads=4)
+    assert "--worker-connections" not in sockets
