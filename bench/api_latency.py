@@ -37,12 +37,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -51,7 +48,13 @@ import request_costs  # noqa: E402 (bench/, next to this file)
 from machine import machine  # noqa: E402
 from process_cpu import cpu_by_group  # noqa: E402
 
-from devtools.process import executor, free_port, start, stop  # noqa: E402
+from devtools.process import (  # noqa: E402
+    accepted_connections,
+    executor,
+    free_port,
+    start,
+    stop,
+)
 from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
 from tests.stack import Tcp, drop_database  # noqa: E402
 
@@ -275,14 +278,7 @@ def worker_split(port: int, count: int, timeout: float = 2.0) -> list[int]:
     the workers have accepted all `count` (or after `timeout` seconds)."""
     deadline = time.monotonic() + timeout
     while True:
-        held = Counter(
-            connection.pid
-            for connection in psutil.net_connections(kind="tcp")
-            if connection.status == psutil.CONN_ESTABLISHED
-            and connection.laddr
-            and connection.laddr.port == port
-            and connection.pid not in (None, os.getpid())
-        )
+        held = accepted_connections(port, exclude=os.getpid())
         if sum(held.values()) >= count or time.monotonic() > deadline:
             return sorted(held.values(), reverse=True)
         time.sleep(0.01)
@@ -547,9 +543,9 @@ ROLLBACK, no SET), one query (the token joined to its user, that user's
 stream and the stream's last refused publish) and the JSON. Every statement
 here is prepared on its connection once it has run five times there
 (psycopg 3): PostgreSQL plans it once, not on every request. `on_publish`
-reads its media node (a draining node refuses), locks the stream and its
-owner (one statement, which also reads whether the owner has an enabled
-webhook endpoint), reads the publisher's and the open broadcasts with
+locks the stream and its owner (one statement, which also reads whether
+the owner has an enabled webhook endpoint and whether the media node it
+came from is draining: a draining node refuses), reads the publisher's and the open broadcasts with
 the owner's live count (the live limit; one statement, after the lock),
 inserts the broadcast and updates the stream (one statement: the update in
 a CTE, no ORM flush: `studio/core/writes.py`) and commits; `on_unpublish`

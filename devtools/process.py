@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import port_for
+import psutil
 from mirakuru import SimpleExecutor
 from mirakuru.exceptions import ExecutorError, ProcessFinishedWithError
 
@@ -20,6 +21,22 @@ _handed_out: set[int] = set()  # so that ports picked before any server binds di
 
 class StackError(RuntimeError):
     """A service could not be found, started or prepared."""
+
+
+def accepted_connections(port: int, exclude: int | None = None) -> dict[int, int]:
+    """Established TCP connections to local `port`, counted by the process
+    that accepted them (a gunicorn worker: the master only listens), other
+    than the process `exclude` (a client in the same process)."""
+    held: dict[int, int] = {}
+    for connection in psutil.net_connections(kind="tcp"):
+        if (
+            connection.status == psutil.CONN_ESTABLISHED
+            and connection.laddr
+            and connection.laddr.port == port
+            and connection.pid not in (None, exclude)
+        ):
+            held[connection.pid] = held.get(connection.pid, 0) + 1
+    return held
 
 
 def free_port(preferred: int | None = None) -> int:

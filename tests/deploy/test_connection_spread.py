@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import runpy
 import socket
-from collections import Counter
 
-import psutil
 import pytest
 
-from devtools.process import ROOT
+from devtools.process import ROOT, accepted_connections
 from tests import launch
 from tests.deploy.gunicorn_server import probe_config, start_gunicorn, stop_gunicorn
 from tests.polling import poll
@@ -34,15 +32,7 @@ def small_server(app, services, db):
 def held(server, port: int) -> dict[int, int]:
     """Established connections to `port` that each worker has accepted."""
     workers = server.workers()
-    counts = Counter(
-        connection.pid
-        for connection in psutil.net_connections(kind="tcp")
-        if connection.status == psutil.CONN_ESTABLISHED
-        and connection.laddr
-        and connection.laddr.port == port
-        and connection.pid in workers
-    )
-    return dict(counts)
+    return {pid: n for pid, n in accepted_connections(port).items() if pid in workers}
 
 
 def test_a_burst_of_connections_is_shared_by_the_workers(small_server):
