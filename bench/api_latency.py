@@ -56,6 +56,7 @@ from devtools.process import (  # noqa: E402
     stop,
 )
 from devtools.services import create_database, ensure_postgres, start_redis  # noqa: E402
+from tests.launch import connection_cap  # noqa: E402
 from tests.stack import Tcp, drop_database  # noqa: E402
 
 VAR = ROOT / "var" / "bench"
@@ -99,9 +100,7 @@ class Phase:
 # --- the stack ----------------------------------------------------------------
 
 
-def start_stack(
-    workers: int, threads: int, connections: int | None = None
-) -> tuple[dict, list, int]:
+def start_stack(workers: int, threads: int, connections: int) -> tuple[dict, list, int]:
     """Database, Redis, migrations, gunicorn; returns (env, things to stop, port)."""
     VAR.mkdir(parents=True, exist_ok=True)
     postgres = ensure_postgres(VAR, database="postgres")
@@ -134,10 +133,7 @@ def start_stack(
         capture_output=True,
     )
     # gunicorn also reads ./gunicorn.conf.py (the production settings) when it
-    # exists; the flags below override only what a benchmark must pin, and
-    # the connection cap follows the threads as that file's rule does.
-    if connections is None:
-        connections = threads + runpy.run_path(str(ROOT / "gunicorn.conf.py"))["IDLE_KEEPALIVE"]
+    # exists; the flags below override only what a benchmark must pin.
     argv = [
         str(bin_dir / "gunicorn"),
         "--bind",
@@ -481,9 +477,8 @@ def report(
 ) -> str:
     from studio import database
 
-    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
-    switch = settings["switch_interval"]
-    connections = args.worker_connections or args.threads + settings["IDLE_KEEPALIVE"]
+    switch = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["switch_interval"]
+    connections = args.worker_connections
     return f"""{SECTION}
 
 `make bench` (`bench/api_latency.py`): gunicorn `wsgi:app` with gunicorn.conf.py
@@ -587,6 +582,8 @@ def main(argv: list[str] | None = None) -> int:
         "--costs-only", action="store_true", help="only count round trips per request (no load)"
     )
     args = parser.parse_args(argv)
+    # The cap follows the threads as gunicorn.conf.py's rule does, unless given.
+    args.worker_connections = args.worker_connections or connection_cap(args.threads)
 
     env, cleanup, port = start_stack(args.workers, args.threads, args.worker_connections)
     database = env["DATABASE_URL"].rsplit("/", 1)[1]

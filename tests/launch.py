@@ -34,17 +34,21 @@ def migrate(env: dict[str, str], timeout: float = 120) -> None:
         raise StackError(f"flask db upgrade failed:\n{result.stdout}{result.stderr}")
 
 
+def connection_cap(threads: int) -> int:
+    """A gthread worker's `worker_connections` for `threads` threads, by
+    gunicorn.conf.py's rule: its threads plus IDLE_KEEPALIVE idle ones."""
+    return threads + runpy.run_path(str(ROOT / "gunicorn.conf.py"))["IDLE_KEEPALIVE"]
+
+
 def gunicorn_argv(port: int, *, tier: str = "web", **options: object) -> list[str]:
     """gunicorn `wsgi:app` on 127.0.0.1:port with the tier's config file (or
     `config`); `options` win over TIERS' and the file's."""
     file, defaults = TIERS[tier]
     config = options.pop("config", None) or ROOT / file
     if tier != "sockets" and "threads" in options and "worker_connections" not in options:
-        # The gthread tiers cap a worker's connections at its threads plus
-        # IDLE_KEEPALIVE (gunicorn.conf.py); a thread count given here keeps
-        # that rule instead of the file's count.
-        idle = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["IDLE_KEEPALIVE"]
-        options["worker_connections"] = int(options["threads"]) + idle
+        # A thread count given here keeps the gthread tiers' cap rule
+        # instead of the file's count.
+        options["worker_connections"] = connection_cap(int(options["threads"]))
     argv = python("gunicorn", "-c", str(config), "wsgi:app", "--bind", f"127.0.0.1:{port}")
     for key, value in {**defaults, "graceful_timeout": 5, **options}.items():
         argv += [f"--{key.replace('_', '-')}", str(value)]
