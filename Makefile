@@ -42,9 +42,10 @@ e2e: setup
 lint: setup
 	@.venv/bin/ruff check . && .venv/bin/ruff format --check .
 
-## Benchmarks (bench/api_latency.py writes its section of docs/benchmarks.md).
+## Benchmarks (bench/api_latency.py writes its section of docs/benchmarks.md), then the
+## SRS callbacks against their floor (the same statements without Flask or the ORM).
 bench: setup
-	@$(PY) bench/api_latency.py
+	@$(PY) bench/api_latency.py && $(PY) bench/callback_floor.py
 
 ## Websockets: 2,000 watch-page sockets through nginx; callback and page latency meanwhile.
 bench-sockets: setup
