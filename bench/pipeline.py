@@ -11,8 +11,11 @@ Reports, per N:
   bucket (its row committed after the upload), for every segment;
 - edge lag, closed on disk -> object readable through the CDN edge, polled
   every 100 ms for a sample of streams;
-- first playable: publish start -> live playlist readable at the edge (sample)
-  and -> first segment in the bucket (all streams);
+- first playable: publisher's start (the ffmpeg process) -> live playlist
+  readable at the edge (sample) and -> first segment in the bucket (all
+  streams); and publish accepted (the broadcast's start, written by the
+  studio's on_publish) -> first segment in the bucket, the encoder's own
+  start-up left out;
 - worker CPU (the RQ pool, in cores), queue depth, files left on disk;
 - lost segments: closed on disk but never recorded, or a hole in a replay.
 """
@@ -218,7 +221,7 @@ class Studio:
         return found
 
     def broadcasts(self) -> dict[str, dict]:
-        """public_id -> {id, replay_ready, segments: {number: uploaded_at}}."""
+        """public_id -> {id, started, replay_ready, segments: {number: uploaded_at}}."""
         from sqlalchemy import select
 
         from studio.extensions import db
@@ -226,12 +229,18 @@ class Studio:
 
         with self.app.app_context():
             rows = db.session.execute(
-                select(Stream.public_id, Broadcast.id, Broadcast.replay_ready_at).join(
-                    Broadcast, Broadcast.stream_id == Stream.id
-                )
+                select(
+                    Stream.public_id, Broadcast.id, Broadcast.started_at, Broadcast.replay_ready_at
+                ).join(Broadcast, Broadcast.stream_id == Stream.id)
             ).all()
             result = {
-                p: {"id": b, "replay_ready": r is not None, "segments": {}} for p, b, r in rows
+                public_id: {
+                    "id": broadcast,
+                    "started": started.timestamp(),
+                    "replay_ready": ready is not None,
+                    "segments": {},
+                }
+                for public_id, broadcast, started, ready in rows
             }
             by_id = {v["id"]: v for v in result.values()}
             for bid, number, uploaded in db.session.execute(
@@ -444,7 +453,7 @@ def run(count: int, seconds: float, workers: int, source: Path) -> dict:
 
 def report(count, seconds, workers, studio, disk, sampler, probe, starts, cores) -> dict:
     state = studio.broadcasts()
-    lags, lost, first = [], 0, []
+    lags, lost, first, first_accepted = [], 0, [], []
     for name, closed in disk.closed.items():
         public_id, number = name[:-3].rsplit("-", 1)
         uploaded = state.get(public_id, {}).get("segments", {}).get(int(number))
@@ -460,6 +469,7 @@ def report(count, seconds, workers, studio, disk, sampler, probe, starts, cores)
         holes += (numbers[-1] - numbers[0] + 1 - len(numbers)) if numbers else 0
         if numbers:
             first.append(broadcast["segments"][numbers[0]] - starts[public_id])
+            first_accepted.append(broadcast["segments"][numbers[0]] - broadcast["started"])
     left = len(list((studio.nginx.hls_dir / "live").glob("*.ts")))
     return {
         "publishers": count,
@@ -479,6 +489,8 @@ def report(count, seconds, workers, studio, disk, sampler, probe, starts, cores)
         "edge_samples": len(probe.lags),
         "first_bucket_p50": pct(first, 0.5),
         "first_bucket_max": max(first or [0]),
+        "first_after_publish_p50": pct(first_accepted, 0.5),
+        "first_after_publish_max": max(first_accepted or [0]),
         "first_edge_p50": pct(list(probe.first_playable.values()), 0.5),
         "first_edge_max": max(probe.first_playable.values() or [0]),
         "worker_cores": cores,
