@@ -132,10 +132,22 @@ def start_stack(workers: int, threads: int, connections: int) -> tuple[dict, lis
         check=True,
         capture_output=True,
     )
-    # gunicorn also reads ./gunicorn.conf.py (the production settings) when it
-    # exists; the flags below override only what a benchmark must pin.
-    argv = [
-        str(bin_dir / "gunicorn"),
+    argv = gunicorn_argv("wsgi:app", port, workers, threads, connections)
+    log_path = VAR / "logs" / f"gunicorn-{port}.log"
+    server = executor(Tcp, argv, log_path, env=env, host="127.0.0.1", port=port, timeout=30)
+    cleanup.insert(0, lambda: stop(server))
+    start(server, "gunicorn")
+    return env, cleanup, port
+
+
+def gunicorn_argv(app: str, port: int, workers: int, threads: int, connections: int) -> list:
+    """gunicorn serving `app` as the benchmarks pin it. gunicorn also reads
+    ./gunicorn.conf.py (the production settings) when it exists; the flags
+    override only what a benchmark must pin."""
+    return [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "--pythonpath",
+        str(ROOT / "bench"),
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
@@ -148,13 +160,8 @@ def start_stack(workers: int, threads: int, connections: int) -> tuple[dict, lis
         str(connections),
         "--keep-alive",
         "75",
-        "wsgi:app",
+        app,
     ]
-    log_path = VAR / "logs" / f"gunicorn-{port}.log"
-    server = executor(Tcp, argv, log_path, env=env, host="127.0.0.1", port=port, timeout=30)
-    cleanup.insert(0, lambda: stop(server))
-    start(server, "gunicorn")
-    return env, cleanup, port
 
 
 def seed(env: dict, streams: int) -> tuple[object, str, list[tuple[str, str]]]:
@@ -223,11 +230,11 @@ def run_phase(phase: Phase, concurrency: int, duration: float, make_iteration) -
     phase.elapsed += time.monotonic() - started
 
 
-def cpu_now(database: str) -> dict[str, float]:
+def cpu_now(database: str, groups: dict = GROUPS) -> dict[str, float]:
     """CPU seconds so far: the server's processes by group, and this process
     (the client threads)."""
     times = os.times()
-    return cpu_by_group(database, GROUPS) | {"client": times.user + times.system}
+    return cpu_by_group(database, groups) | {"client": times.user + times.system}
 
 
 def timed(client: Client, method: str, path: str, body=None, headers=None, check=None):
@@ -416,17 +423,40 @@ def cpu_table(phases: list[Phase]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace the "API latency" section of docs/benchmarks.md (others are kept)."""
+def write_section(text: str, section: str = SECTION, after: str | None = None) -> None:
+    """Replace `section` ("API latency" by default) of docs/benchmarks.md
+    (others are kept); a missing one goes after the section `after`, else
+    at the end."""
     current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    start = current.find(SECTION)
+    text = text.strip("\n") + "\n\n"
+    start = current.find(section)
     if start == -1:
-        updated = current.rstrip("\n") + "\n\n" + text
+        found = current.find(after) if after else -1
+        follows = current.find("\n## ", found + 1) if found != -1 else -1
+        if follows == -1:
+            updated = current.rstrip("\n") + "\n\n" + text
+        else:
+            updated = current[: follows + 1] + text + current[follows + 1 :]
     else:
-        end = current.find("\n## ", start + len(SECTION))
+        end = current.find("\n## ", start + len(section))
         updated = current[:start] + text + (current[end + 1 :] if end != -1 else "")
     DOC.parent.mkdir(parents=True, exist_ok=True)
     DOC.write_text(updated.rstrip("\n") + "\n")
+
+
+def finish(text: str, errors: list[str], write: bool, section: str = SECTION, after=None) -> int:
+    """Print the report and the first errors; write it to the docs only when
+    no request failed (and `write`). The exit status."""
+    print(text)
+    for error in errors[:10]:
+        print("error:", error, file=sys.stderr)
+    if errors:
+        print(f"{len(errors)} requests failed; docs not updated.", file=sys.stderr)
+        return 1
+    if write:
+        write_section(text, section, after)
+        print(f"Written to {DOC.relative_to(ROOT)}.", file=sys.stderr)
+    return 0
 
 
 def analyze(app) -> None:
@@ -631,17 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for stop in cleanup:
             stop()
-    print(text)
     errors = [error for phase in plan for error in phase.errors]
-    for error in errors[:10]:
-        print("error:", error, file=sys.stderr)
-    if errors:
-        print(f"{len(errors)} requests failed; docs not updated.", file=sys.stderr)
-        return 1
-    if not args.no_write:
-        write_section(text)
-        print(f"Written to {DOC.relative_to(ROOT)}.", file=sys.stderr)
-    return 0
+    return finish(text, errors, not args.no_write)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ sys.path.insert(0, str(ROOT))
 import api_latency  # noqa: E402 (bench/, next to this file)
 import callback_floor_app  # noqa: E402
 from machine import machine  # noqa: E402
-from process_cpu import cpu_by_group  # noqa: E402
 
 from devtools.process import executor, free_port, start, stop  # noqa: E402
 from tests.launch import connection_cap  # noqa: E402
@@ -53,35 +52,12 @@ GROUPS = {
 def start_floor(env: dict, statements: Path, workers: int, threads: int, cap: int):
     """gunicorn serving the floor, as `api_latency.start_stack` serves the studio."""
     port = free_port()
-    bin_dir = Path(sys.executable).parent
-    argv = [
-        str(bin_dir / "gunicorn"),
-        "--pythonpath",
-        str(ROOT / "bench"),
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--workers",
-        str(workers),
-        "--worker-class",
-        "gthread",
-        "--threads",
-        str(threads),
-        "--worker-connections",
-        str(cap),
-        "--keep-alive",
-        "75",
-        FLOOR_APP,
-    ]
+    argv = api_latency.gunicorn_argv(FLOOR_APP, port, workers, threads, cap)
     log_path = api_latency.VAR / "logs" / f"gunicorn-floor-{port}.log"
     environment = env | {"CALLBACK_FLOOR_STATEMENTS": str(statements)}
     server = executor(Tcp, argv, log_path, env=environment, host="127.0.0.1", port=port)
     start(server, "gunicorn (callback floor)")
     return server, port
-
-
-def cpu_now(database: str) -> dict[str, float]:
-    times = os.times()
-    return cpu_by_group(database, GROUPS) | {"client": times.user + times.system}
 
 
 def table(phases: list[tuple[str, api_latency.Phase]]) -> str:
@@ -164,43 +140,19 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.rounds):
             for (_, phase), (_, side_port) in zip(phases, sides, strict=True):
                 clients = api_latency.connect(side_port, args.concurrency)
-                before = cpu_now(database)
+                before = api_latency.cpu_now(database, GROUPS)
                 iteration = api_latency.hook_iteration(clients, streams)
                 api_latency.run_phase(
                     phase, args.concurrency, args.duration / args.rounds, iteration
                 )
-                phase.add_cpu(before, cpu_now(database))
+                phase.add_cpu(before, api_latency.cpu_now(database, GROUPS))
                 api_latency.close(clients)
         text = report(phases, args, (load_before, os.getloadavg()[0]), counts)
     finally:
         for stop_one in cleanup:
             stop_one()
-    print(text)
     errors = [error for _, phase in phases for error in phase.errors]
-    for error in errors[:10]:
-        print("error:", error, file=sys.stderr)
-    if errors:
-        print(f"{len(errors)} requests failed; docs not updated.", file=sys.stderr)
-        return 1
-    if not args.no_write:
-        write_section(text)
-        print(f"Written to {api_latency.DOC.relative_to(ROOT)}.", file=sys.stderr)
-    return 0
-
-
-def write_section(text: str) -> None:
-    """Replace the "Callback floor" section of docs/benchmarks.md, or add it
-    after "API latency"."""
-    current = api_latency.DOC.read_text()
-    start_at = current.find(SECTION)
-    if start_at == -1:
-        after = current.find("\n## ", current.find(api_latency.SECTION) + 1)
-        start_at = end = after + 1 if after != -1 else len(current)
-        updated = current[:start_at] + text + "\n" + current[end:]
-    else:
-        end = current.find("\n## ", start_at + len(SECTION))
-        updated = current[:start_at] + text + (current[end + 1 :] if end != -1 else "")
-    api_latency.DOC.write_text(updated.rstrip("\n") + "\n")
+    return api_latency.finish(text, errors, not args.no_write, SECTION, after=api_latency.SECTION)
 
 
 if __name__ == "__main__":
