@@ -140,14 +140,15 @@ def start_stack(workers: int, threads: int, connections: int) -> tuple[dict, lis
     return env, cleanup, port
 
 
-def gunicorn_argv(app: str, port: int, workers: int, threads: int, connections: int) -> list:
-    """gunicorn serving `app` as the benchmarks pin it. gunicorn also reads
-    ./gunicorn.conf.py (the production settings) when it exists; the flags
-    override only what a benchmark must pin."""
+def gunicorn_argv(
+    app: str, port: int, workers: int, threads: int, connections: int, *flags: str
+) -> list:
+    """gunicorn serving `app` as the benchmarks pin it, with `flags` added.
+    gunicorn also reads ./gunicorn.conf.py (the production settings) when it
+    exists; the flags override only what a benchmark must pin."""
     return [
         str(Path(sys.executable).parent / "gunicorn"),
-        "--pythonpath",
-        str(ROOT / "bench"),
+        *flags,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -2,8 +2,8 @@
 (`make bench`, after `bench/api_latency.py`).
 
 The floor (`bench/callback_floor_app.py`) is a bare WSGI callable that
-sends the studio's own statements for these callbacks (recorded here from
-one publish and one unpublish through the real app) and the same Redis
+sends the studio's own statements for these callbacks (recorded from one
+publish and one unpublish through the real app, `record_statements`) and the same Redis
 writes, with nothing else: no Flask, no SQLAlchemy, no domain code. Both
 run under gunicorn with gunicorn.conf.py's settings and the same workers,
 threads and connection cap, against the same database and Redis, and take
@@ -52,7 +52,8 @@ GROUPS = {
 def start_floor(env: dict, statements: Path, workers: int, threads: int, cap: int):
     """gunicorn serving the floor, as `api_latency.start_stack` serves the studio."""
     port = free_port()
-    argv = api_latency.gunicorn_argv(FLOOR_APP, port, workers, threads, cap)
+    bench = str(ROOT / "bench")
+    argv = api_latency.gunicorn_argv(FLOOR_APP, port, workers, threads, cap, "--pythonpath", bench)
     log_path = api_latency.VAR / "logs" / f"gunicorn-floor-{port}.log"
     environment = env | {"CALLBACK_FLOOR_STATEMENTS": str(statements)}
     server = executor(Tcp, argv, log_path, env=environment, host="127.0.0.1", port=port)

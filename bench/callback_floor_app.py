@@ -8,7 +8,7 @@ one unpublish of the real app) in the same transactions, with psycopg 3 (one
 connection per thread, statements prepared by the driver as in the studio),
 then the same Redis writes in one MULTI/EXEC (the status message; on
 unpublish the files' node read and an RQ-shaped job). It decides nothing:
-no key check beyond the stream's, no events, metrics, logs or RQ objects.
+no key check, no events, metrics, logs or RQ objects.
 What it costs is what any implementation of these round trips in Python
 would cost at least, on this machine.
 
